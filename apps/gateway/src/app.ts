@@ -1,0 +1,147 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import {
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Server } from 'socket.io';
+import { createTokenVerifier } from '@chat/auth';
+import {
+  createDatabase,
+  createMembershipsRepository,
+  createMessagesRepository,
+  createRoomsRepository,
+  createUsersRepository,
+} from '@chat/db';
+import type { GatewayConfig } from './config.ts';
+import { createRequestAuth } from './http/authenticate.ts';
+import { devLoginRoutes } from './http/dev-login.routes.ts';
+import { registerErrorHandling } from './http/error-handler.ts';
+import { healthRoutes } from './http/health.routes.ts';
+import { messagesRoutes } from './http/messages.routes.ts';
+import { roomsRoutes } from './http/rooms.routes.ts';
+import { createLogger } from './logger.ts';
+import { handleConnection } from './realtime/connection.ts';
+import { createHandshakeMiddleware } from './realtime/handshake.ts';
+import { createRoomEventsAdapter } from './realtime/room-events.adapter.ts';
+import { createSocketServer } from './realtime/socket-server.ts';
+import type { ChatNamespace } from './realtime/types.ts';
+import { createRedisClients } from './redis.ts';
+import { createMessageService } from './services/message.service.ts';
+import { MessageWriter } from './services/message-writer.ts';
+import { RoomCache } from './services/room-cache.ts';
+import { createRoomService } from './services/room.service.ts';
+import { createSendRateLimiter } from './services/send-rate-limiter.ts';
+import { createUserAuthService } from './services/user-auth.service.ts';
+
+export interface Gateway {
+  http: FastifyInstance;
+  io: Server;
+  nsp: ChatNamespace;
+  logger: Logger;
+  /** Stops sockets, finishes in-flight writes, then closes HTTP, Redis and Postgres in order. */
+  close(): Promise<void>;
+}
+
+/** Builds a gateway pod: everything wired, nothing listening (main.ts and tests listen). */
+export async function buildGateway(config: Readonly<GatewayConfig>, options: { logger?: Logger } = {}): Promise<Gateway> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel, pod: config.podName });
+  const database = createDatabase({
+    url: config.databaseUrl,
+    maxConnections: config.databasePoolSize,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    applicationName: config.podName,
+  });
+  const redis = createRedisClients(config.redisUrl, logger);
+
+  const users = createUsersRepository(database.db);
+  const rooms = createRoomsRepository(database.db);
+  const memberships = createMembershipsRepository(database.sql);
+  const messages = createMessagesRepository(database.sql);
+
+  const http = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    requestIdHeader: 'x-request-id',
+    bodyLimit: 64 * 1024,
+    trustProxy: true,
+  }).withTypeProvider<ZodTypeProvider>();
+  http.setValidatorCompiler(validatorCompiler);
+  http.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(http);
+
+  const { io, nsp } = createSocketServer({
+    httpServer: http.server,
+    pub: redis.pub,
+    sub: redis.sub,
+    redisPrefix: config.redisPrefix,
+    corsOrigins: config.corsOrigins,
+    logger,
+  });
+
+  const events = createRoomEventsAdapter(nsp);
+  const userAuth = createUserAuthService({ verify: createTokenVerifier(config.jwt), users });
+  const roomCache = new RoomCache(rooms);
+  const writer = new MessageWriter(messages);
+  const roomService = createRoomService({
+    rooms,
+    memberships,
+    roomCache,
+    events,
+    roomTtlSeconds: config.roomTtlSeconds,
+  });
+  const messageService = createMessageService({
+    messages,
+    writer,
+    roomService,
+    events,
+    rateLimiter: createSendRateLimiter({
+      redis: redis.commands,
+      keyPrefix: `${config.redisPrefix}:rl:send`,
+      perMinute: config.messageRateLimitPerMinute,
+    }),
+    isMember: memberships.isMember,
+  });
+
+  nsp.use(createHandshakeMiddleware({ auth: userAuth, memberships, logger }));
+  nsp.on('connection', (socket) => handleConnection(socket, { roomService, messageService, logger }));
+
+  const auth = createRequestAuth(userAuth);
+  await http.register(
+    healthRoutes({
+      isReady: async () => {
+        await Promise.all([database.sql`select 1`, redis.commands.ping()]);
+        return true;
+      },
+    }),
+  );
+  await http.register(roomsRoutes({ roomService, messageService, auth }));
+  await http.register(messagesRoutes({ messageService, auth }));
+  if (config.devLogin && config.jwt.secret) {
+    await http.register(devLoginRoutes({ ...config.jwt, secret: config.jwt.secret }));
+  }
+
+  // Fastify's close() waits for open websockets forever; Socket.IO must go first.
+  http.addHook('preClose', async () => {
+    nsp.disconnectSockets(true);
+    io.local.disconnectSockets(true);
+    await io.close().catch(() => undefined);
+  });
+
+  let closed: Promise<void> | null = null;
+  return {
+    http,
+    io,
+    nsp,
+    logger,
+    close() {
+      closed ??= (async () => {
+        await http.close();
+        await writer.idle();
+        await redis.close();
+        await database.close();
+      })();
+      return closed;
+    },
+  };
+}

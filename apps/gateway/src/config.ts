@@ -1,0 +1,97 @@
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env for the gateway. Parsed once at start into a frozen object;
+ * an invalid value stops the process with one line per problem.
+ */
+const csv = z
+  .string()
+  .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const envSchema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    POD_NAME: z.string().min(1).optional(),
+    DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/chat'),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
+    REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+    REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
+    JWT_SECRET: z.string().min(16, 'JWT_SECRET must be at least 16 characters').optional(),
+    JWT_JWKS_URL: z.string().url().optional(),
+    JWT_ISSUER: z.string().min(1).optional(),
+    JWT_AUDIENCE: z.string().min(1).optional(),
+    CORS_ORIGINS: csv.default([]),
+    ROOM_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
+    MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+    AUTH_DEV_LOGIN: booleanFlag.default(false),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .refine((env) => Boolean(env.JWT_SECRET) !== Boolean(env.JWT_JWKS_URL), {
+    message: 'set exactly one of JWT_SECRET and JWT_JWKS_URL',
+    path: ['JWT_SECRET'],
+  })
+  .refine((env) => !env.AUTH_DEV_LOGIN || Boolean(env.JWT_SECRET), {
+    message: 'AUTH_DEV_LOGIN signs HS256 tokens and needs JWT_SECRET',
+    path: ['AUTH_DEV_LOGIN'],
+  });
+
+export interface GatewayConfig {
+  port: number;
+  host: string;
+  podName: string;
+  databaseUrl: string;
+  databasePoolSize: number;
+  databaseStatementTimeoutMs: number;
+  redisUrl: string;
+  redisPrefix: string;
+  jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string };
+  /** Browser origins allowed to open a socket; `*` allows any. Clients with no Origin pass. */
+  corsOrigins: readonly string[];
+  roomTtlSeconds: number;
+  messageRateLimitPerMinute: number;
+  devLogin: boolean;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((line) => `  - ${line}`).join('\n')}`);
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'env'}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    podName: e.POD_NAME ?? `gateway-${process.pid}`,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    jwt: Object.freeze({
+      ...(e.JWT_SECRET ? { secret: e.JWT_SECRET } : {}),
+      ...(e.JWT_JWKS_URL ? { jwksUrl: e.JWT_JWKS_URL } : {}),
+      ...(e.JWT_ISSUER ? { issuer: e.JWT_ISSUER } : {}),
+      ...(e.JWT_AUDIENCE ? { audience: e.JWT_AUDIENCE } : {}),
+    }),
+    corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
+    roomTtlSeconds: e.ROOM_TTL_SECONDS,
+    messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
+    devLogin: e.AUTH_DEV_LOGIN,
+    logLevel: e.LOG_LEVEL,
+  });
+}

@@ -1,0 +1,29 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { errorBodySchema } from '@chat/protocol';
+import type { MessageService } from '../services/message.service.ts';
+import type { RequestAuth } from './authenticate.ts';
+
+export function messagesRoutes(deps: { messageService: MessageService; auth: RequestAuth }): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.delete(
+      '/api/messages/:messageId',
+      {
+        schema: {
+          tags: ['messages'],
+          params: z.object({ messageId: z.string() }),
+          response: {
+            200: z.object({ success: z.literal(true) }),
+            401: errorBodySchema,
+            403: errorBodySchema,
+            404: errorBodySchema,
+          },
+        },
+      },
+      async (request) => {
+        const user = await deps.auth.requireUser(request);
+        return deps.messageService.deleteOwn(user.id, request.params.messageId);
+      },
+    );
+  };
+}

@@ -1,0 +1,78 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import {
+  createRoomBodySchema,
+  createdRoomSchema,
+  errorBodySchema,
+  historyQuerySchema,
+  historyResponseSchema,
+  roomListQuerySchema,
+  roomListSchema,
+  roomSchema,
+  ROOM_LIST_DEFAULT_LIMIT,
+} from '@chat/protocol';
+import type { MessageService } from '../services/message.service.ts';
+import type { RoomService } from '../services/room.service.ts';
+import type { RequestAuth } from './authenticate.ts';
+
+const roomParams = z.object({ roomId: z.string() });
+
+export function roomsRoutes(deps: {
+  roomService: RoomService;
+  messageService: MessageService;
+  auth: RequestAuth;
+}): FastifyPluginAsyncZod {
+  const { roomService, messageService, auth } = deps;
+  return async (app) => {
+    app.post(
+      '/api/rooms',
+      {
+        schema: {
+          tags: ['rooms'],
+          body: createRoomBodySchema,
+          response: { 201: createdRoomSchema, 400: errorBodySchema, 401: errorBodySchema },
+        },
+      },
+      async (request, reply) => {
+        const user = await auth.requireUser(request);
+        return reply.status(201).send(await roomService.create(user, request.body));
+      },
+    );
+
+    app.get(
+      '/api/rooms',
+      { schema: { tags: ['rooms'], querystring: roomListQuerySchema, response: { 200: roomListSchema } } },
+      async (request) =>
+        roomService.listActive(request.query.limit ?? ROOM_LIST_DEFAULT_LIMIT, request.query.before),
+    );
+
+    app.get(
+      '/api/rooms/:roomId',
+      { schema: { tags: ['rooms'], params: roomParams, response: { 200: roomSchema, 404: errorBodySchema } } },
+      async (request) => roomService.get(request.params.roomId),
+    );
+
+    app.get(
+      '/api/rooms/:roomId/messages',
+      {
+        schema: {
+          tags: ['messages'],
+          params: roomParams,
+          querystring: historyQuerySchema,
+          response: {
+            200: historyResponseSchema,
+            400: errorBodySchema,
+            401: errorBodySchema,
+            404: errorBodySchema,
+            410: errorBodySchema,
+          },
+        },
+      },
+      async (request) => {
+        // Guests may read; a token that is present must be valid.
+        await auth.optionalUser(request);
+        return messageService.history(request.params.roomId, request.query);
+      },
+    );
+  };
+}

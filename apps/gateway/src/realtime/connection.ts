@@ -1,0 +1,99 @@
+import type { Logger } from 'pino';
+import { parseTyping, roomChannel, userChannel } from '@chat/protocol';
+import type { MessageService } from '../services/message.service.ts';
+import type { RoomService } from '../services/room.service.ts';
+import { guardedHandler } from './respond.ts';
+import { TypingThrottle } from './typing-throttle.ts';
+import type { ChatSocket } from './types.ts';
+
+export interface ConnectionDeps {
+  roomService: RoomService;
+  messageService: MessageService;
+  logger: Logger;
+}
+
+// setTimeout holds at most a signed 32-bit delay.
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Wires one authenticated socket: its rooms, its events, its token's end. */
+export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void {
+  const { roomService, messageService, logger } = deps;
+  const user = socket.data.user;
+  void socket.join([userChannel(user.id), ...socket.data.initialRoomIds.map(roomChannel)]);
+
+  const hint = {
+    isInRoom: (roomId: string) => socket.rooms.has(roomChannel(roomId)),
+    enterRoom: (roomId: string) => void socket.join(roomChannel(roomId)),
+  };
+
+  socket.on(
+    'join-room',
+    guardedHandler(socket, 'join-room', logger, async (payload) => {
+      const joined = await roomService.join(user, payload);
+      // The adapter has already put this pod's sockets in; make sure of the caller's own.
+      await socket.join(roomChannel(joined.roomId));
+      socket.emit('room-joined', joined);
+      return joined;
+    }),
+  );
+
+  socket.on(
+    'leave-room',
+    guardedHandler(socket, 'leave-room', logger, async (payload) => {
+      const left = await roomService.leave(user, payload);
+      await socket.leave(roomChannel(left.roomId));
+      socket.data.typingRooms.delete(left.roomId);
+      socket.emit('room-left', left);
+      return left;
+    }),
+  );
+
+  socket.on(
+    'send-message',
+    guardedHandler(socket, 'send-message', logger, (payload) => messageService.send(user, payload, hint)),
+  );
+
+  const throttle = new TypingThrottle();
+  socket.on(
+    'typing',
+    guardedHandler(socket, 'typing', logger, async (payload) => {
+      const typing = parseTyping(payload);
+      if (!typing || !socket.rooms.has(roomChannel(typing.roomId)) || !throttle.take()) return {};
+      if (typing.isTyping) socket.data.typingRooms.add(typing.roomId);
+      else socket.data.typingRooms.delete(typing.roomId);
+      socket.to(roomChannel(typing.roomId)).emit('typing-indicator', {
+        roomId: typing.roomId,
+        userId: user.id,
+        nicknameMask: user.nicknameMask,
+        isTyping: typing.isTyping,
+      });
+      return {};
+    }),
+  );
+
+  const untilExpiry = user.tokenExpiresAtMs - Date.now();
+  const expiryTimer =
+    untilExpiry < MAX_TIMER_MS
+      ? setTimeout(() => {
+          socket.emit('token-expired', {});
+          socket.disconnect(true);
+        }, Math.max(0, untilExpiry))
+      : undefined;
+  expiryTimer?.unref();
+
+  socket.on('disconnect', () => {
+    if (expiryTimer) clearTimeout(expiryTimer);
+    for (const roomId of socket.data.typingRooms) {
+      socket.to(roomChannel(roomId)).emit('typing-indicator', {
+        roomId,
+        userId: user.id,
+        nicknameMask: user.nicknameMask,
+        isTyping: false,
+      });
+    }
+    socket.data.typingRooms.clear();
+  });
+
+  // A socket error (an oversized frame, a parse failure) must never reach the process.
+  socket.on('error', (error) => logger.debug({ err: error, socketId: socket.id }, 'socket error'));
+}

@@ -1,0 +1,65 @@
+import type { IncomingMessage } from 'node:http';
+import { stripBearer } from '@chat/auth';
+import { AppError, ERRORS, type ErrorCode } from '@chat/protocol';
+import type { Logger } from 'pino';
+import type { MembershipsRepository } from '@chat/db';
+import type { UserAuthService } from '../services/user-auth.service.ts';
+import { toAppError } from './respond.ts';
+import type { ChatSocket } from './types.ts';
+
+/**
+ * Socket.IO's `cors` option only sets headers; refusing a browser origin needs this check
+ * before the handshake. Clients that send no Origin (servers, load tests) are not browsers.
+ */
+export function createOriginCheck(allowed: readonly string[]) {
+  const any = allowed.includes('*');
+  const set = new Set(allowed);
+  return (request: IncomingMessage, callback: (error: string | null | undefined, success: boolean) => void) => {
+    const origin = request.headers.origin;
+    callback(null, origin === undefined || any || set.has(origin));
+  };
+}
+
+function handshakeToken(socket: ChatSocket): string | null {
+  const { auth, query, headers } = socket.handshake;
+  const fromAuth = auth && typeof auth === 'object' ? stripBearer((auth as Record<string, unknown>).token) : null;
+  return fromAuth ?? stripBearer(query.token) ?? stripBearer(headers.authorization);
+}
+
+function authError(code: ErrorCode): Error & { data: { code: ErrorCode } } {
+  return Object.assign(new Error(ERRORS[code].message), { data: { code } });
+}
+
+/**
+ * Namespace middleware: authenticates the token (PROTOCOL §1) and loads the user's rooms, so
+ * that by the time the client sees `connect` the socket is already back in all of them.
+ */
+export function createHandshakeMiddleware(deps: {
+  auth: UserAuthService;
+  memberships: MembershipsRepository;
+  logger: Logger;
+}) {
+  return (socket: ChatSocket, next: (error?: Error) => void) => {
+    const token = handshakeToken(socket);
+    if (!token) {
+      next(authError('AUTH_REQUIRED'));
+      return;
+    }
+    (async () => {
+      const user = await deps.auth.authenticate(token);
+      const roomIds = await deps.memberships.activeRoomIdsOf(user.id);
+      socket.data.user = user;
+      socket.data.initialRoomIds = roomIds;
+      socket.data.typingRooms = new Set();
+    })().then(
+      () => next(),
+      (error: unknown) => {
+        const appError = error instanceof AppError ? error : toAppError(error);
+        if (!(error instanceof AppError)) {
+          deps.logger.error({ err: error, socketId: socket.id }, 'handshake failed');
+        }
+        next(authError(appError.code));
+      },
+    );
+  };
+}

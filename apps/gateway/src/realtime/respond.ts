@@ -1,0 +1,69 @@
+import { AppError, ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
+import { isDatabaseUnavailable } from '@chat/db';
+import type { Logger } from 'pino';
+import type { ChatSocket } from './types.ts';
+
+type AnyAck = (response: AckResponse<unknown>) => void;
+
+/** Any thrown value → the protocol error the client should see. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (isDatabaseUnavailable(error) || isRedisUnavailable(error)) return new AppError('UNAVAILABLE');
+  return new AppError('INTERNAL');
+}
+
+function isRedisUnavailable(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : '';
+  return /Connection is closed|Stream isn't writeable|max retries per request|ECONNREFUSED/i.test(message);
+}
+
+function safeAck(ack: AnyAck | undefined, response: AckResponse<unknown>): void {
+  if (typeof ack !== 'function') return;
+  try {
+    ack(response);
+  } catch {
+    // A client-supplied ack can only fail on our side if the socket is gone: nothing to do.
+  }
+}
+
+/**
+ * Wraps one socket event: separates payload and ack whatever the client sent, runs the
+ * handler, and answers success through the ack and failure through `error` + ack. Nothing a
+ * client sends can turn into an unhandled rejection.
+ */
+export function guardedHandler<T>(
+  socket: ChatSocket,
+  event: ClientEventName,
+  logger: Logger,
+  handle: (payload: unknown) => Promise<T>,
+): (...args: unknown[]) => void {
+  return (...args: unknown[]) => {
+    const last = args[args.length - 1];
+    const ack = typeof last === 'function' ? (last as AnyAck) : undefined;
+    const payload = ack && args.length === 1 ? undefined : args[0];
+    handle(payload).then(
+      (data) => safeAck(ack, { ok: true, data }),
+      (error: unknown) => {
+        const appError = toAppError(error);
+        if (appError.code === 'INTERNAL' || appError.code === 'UNAVAILABLE') {
+          logger.error({ err: error, event, socketId: socket.id, userId: socket.data.user?.id }, 'socket event failed');
+        }
+        sendError(socket, event, appError.code, ack, appError.details);
+      },
+    );
+  };
+}
+
+export function sendError(
+  socket: ChatSocket,
+  event: ClientEventName,
+  code: ErrorCode,
+  ack: AnyAck | undefined,
+  details?: Readonly<Record<string, unknown>>,
+): void {
+  const message = ERRORS[code].message;
+  const retryAfterMs = typeof details?.retryAfterMs === 'number' ? details.retryAfterMs : undefined;
+  const extra = retryAfterMs === undefined ? {} : { retryAfterMs };
+  socket.emit('error', { message, code, event, ...extra });
+  safeAck(ack, { ok: false, error: { message, code, ...extra } });
+}

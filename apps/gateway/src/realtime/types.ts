@@ -1,0 +1,17 @@
+import type { Namespace, Socket } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '@chat/protocol';
+import type { AuthenticatedUser } from '../services/user-auth.service.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface InterServerEvents {}
+
+export interface SocketData {
+  user: AuthenticatedUser;
+  /** Rooms of the user at handshake time; the socket enters them on connect. */
+  initialRoomIds: string[];
+  /** Rooms where this socket last said `isTyping: true`, cleared on disconnect. */
+  typingRooms: Set<string>;
+}
+
+export type ChatNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

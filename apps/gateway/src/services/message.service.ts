@@ -1,0 +1,163 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { MessagesRepository, StoredMessage } from '@chat/db';
+import {
+  AppError,
+  HISTORY_DEFAULT_LIMIT,
+  isUuid,
+  nicknameMask,
+  parseMessageBody,
+  readRoomId,
+  type HistoryMessage,
+  type HistoryQuery,
+  type NewMessagePayload,
+} from '@chat/protocol';
+import type { MessageWriter } from './message-writer.ts';
+import type { RoomEvents } from './room-events.ts';
+import type { RoomService } from './room.service.ts';
+import type { SendRateLimiter } from './send-rate-limiter.ts';
+import type { AuthenticatedUser } from './user-auth.service.ts';
+
+/**
+ * How the caller knows the sender's membership without a query: a socket is in
+ * `room:<id>` exactly when its user is a member (see ARCHITECTURE.md).
+ */
+export interface MembershipHint {
+  isInRoom(roomId: string): boolean;
+  /** Called when the database says "member" but the socket was not in the room yet. */
+  enterRoom(roomId: string): void;
+}
+
+export interface MessageServiceDeps {
+  messages: MessagesRepository;
+  writer: MessageWriter;
+  roomService: RoomService;
+  rateLimiter: SendRateLimiter;
+  events: RoomEvents;
+  isMember(roomId: string, userId: string): Promise<boolean>;
+}
+
+function toNewMessagePayload(message: StoredMessage, mask: string): NewMessagePayload {
+  return {
+    messageId: message.id,
+    roomId: message.roomId,
+    userId: message.userId,
+    nicknameMask: mask,
+    type: message.type,
+    content: message.content,
+    imageUrl: message.imageUrl,
+    createdAt: message.createdAt.toISOString(),
+    seq: message.seq,
+    clientMessageId: message.clientMessageId,
+  };
+}
+
+export function createMessageService(deps: MessageServiceDeps) {
+  const { messages, writer, roomService, rateLimiter, events } = deps;
+
+  async function requireMembership(sender: AuthenticatedUser, roomId: string, hint: MembershipHint) {
+    if (hint.isInRoom(roomId)) return;
+    // Slow path only: the membership may have been added on another pod a moment ago.
+    if (!(await deps.isMember(roomId, sender.id))) throw new AppError('NOT_A_MEMBER');
+    hint.enterRoom(roomId);
+  }
+
+  /** A limited sender retrying a message that is already stored gets it back, not an error. */
+  async function consumeOrFindRetry(sender: AuthenticatedUser, clientMessageId: string | null) {
+    try {
+      await rateLimiter.consume(sender.id);
+      return null;
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'RATE_LIMITED' && clientMessageId) {
+        const original = await messages.findByClientMessageId(sender.id, clientMessageId);
+        if (original) return original;
+      }
+      throw error;
+    }
+  }
+
+  return {
+    /**
+     * PROTOCOL §4, in the order of §6: roomId → room → expiry → membership → type → content →
+     * length; then the rate limit, then the group-committed write and the broadcast.
+     */
+    async send(sender: AuthenticatedUser, payload: unknown, hint: MembershipHint) {
+      const roomId = readRoomId(payload);
+      await roomService.requireActiveRoom(roomId);
+      await requireMembership(sender, roomId, hint);
+      const body = parseMessageBody(payload);
+
+      const retried = await consumeOrFindRetry(sender, body.clientMessageId);
+      if (retried) return toNewMessagePayload(retried, sender.nicknameMask);
+
+      const outcome = await writer.write({
+        id: uuidv7(),
+        roomId,
+        userId: sender.id,
+        type: body.type,
+        content: body.content,
+        imageUrl: body.imageUrl,
+        clientMessageId: body.clientMessageId,
+        createdAt: new Date(),
+      });
+      switch (outcome.status) {
+        case 'stored': {
+          const message = toNewMessagePayload(outcome.message, sender.nicknameMask);
+          events.newMessage(message);
+          return message;
+        }
+        case 'duplicate':
+          // Stored before: nothing new was written, so it costs the sender nothing either.
+          await rateLimiter.refund(sender.id);
+          return toNewMessagePayload(outcome.message, sender.nicknameMask);
+        case 'room-expired':
+          throw new AppError('ROOM_EXPIRED');
+        case 'room-missing':
+          throw new AppError('ROOM_NOT_FOUND');
+      }
+    },
+
+    /** PROTOCOL §7 with the [ext] `after`: newest first, or oldest first after a message. */
+    async history(roomId: string, query: HistoryQuery) {
+      await roomService.requireActiveRoom(roomId);
+      const room = roomId.toLowerCase();
+      const limit = query.limit ?? HISTORY_DEFAULT_LIMIT;
+      const beforeSeq = query.before === undefined ? null : await anchorSeq(room, query.before, 'BEFORE_NOT_FOUND');
+      const afterSeq = query.after === undefined ? null : await anchorSeq(room, query.after, 'AFTER_NOT_FOUND');
+      const order = afterSeq !== null ? 'oldest' : 'newest';
+      const rows = await messages.page(room, { afterSeq, beforeSeq, order, limit: limit + 1 });
+      const page: HistoryMessage[] = rows.slice(0, limit).map((row) => ({
+        messageId: row.id,
+        roomId: row.roomId,
+        seq: row.seq,
+        userId: row.userId,
+        nickname: row.nickname,
+        nicknameMask: nicknameMask(row.nickname),
+        type: row.type,
+        content: row.content,
+        imageUrl: row.imageUrl,
+        createdAt: row.createdAt.toISOString(),
+      }));
+      return { messages: page, hasMore: rows.length > limit };
+    },
+
+    /** PROTOCOL §8: soft delete by the author, announced to the room. */
+    async deleteOwn(userId: string, messageId: string) {
+      const message = isUuid(messageId) ? await messages.find(messageId.toLowerCase()) : null;
+      if (!message || message.isDeleted || message.expiresAt.getTime() <= Date.now()) {
+        throw new AppError('MESSAGE_NOT_FOUND');
+      }
+      if (message.userId !== userId) throw new AppError('NOT_MESSAGE_OWNER');
+      if (!(await messages.softDelete(message.id, userId))) throw new AppError('MESSAGE_NOT_FOUND');
+      events.messageDeleted({ roomId: message.roomId, messageId: message.id });
+      return { success: true as const };
+    },
+  };
+
+  async function anchorSeq(roomId: string, messageId: string, missing: 'BEFORE_NOT_FOUND' | 'AFTER_NOT_FOUND') {
+    const anchor = isUuid(messageId) ? await messages.find(messageId.toLowerCase()) : null;
+    if (!anchor || anchor.roomId !== roomId) throw new AppError(missing);
+    return anchor.seq;
+  }
+}
+
+export type MessageService = ReturnType<typeof createMessageService>;

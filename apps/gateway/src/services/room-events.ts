@@ -1,0 +1,21 @@
+import type {
+  MessageDeletedPayload,
+  NewMessagePayload,
+  UserJoinedPayload,
+  UserLeftPayload,
+} from '@chat/protocol';
+
+/**
+ * What the services need from the realtime layer, and nothing more: they say what happened,
+ * the realtime layer decides how it reaches sockets on every pod.
+ */
+export interface RoomEvents {
+  /** Puts every socket of the user, on every pod, into the room. */
+  addUserToRoom(userId: string, roomId: string): void;
+  /** Takes every socket of the user, on every pod, out of the room. */
+  removeUserFromRoom(userId: string, roomId: string): void;
+  userJoined(payload: UserJoinedPayload): void;
+  userLeft(payload: UserLeftPayload): void;
+  newMessage(payload: NewMessagePayload): void;
+  messageDeleted(payload: MessageDeletedPayload): void;
+}

@@ -1,0 +1,122 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { MembershipsRepository, RoomsRepository, StoredRoom } from '@chat/db';
+import {
+  AppError,
+  isUuid,
+  readRoomId,
+  type CreateRoomBody,
+  type RoomJoinedPayload,
+  type RoomLeftPayload,
+  type RoomView,
+} from '@chat/protocol';
+import type { RoomCache, RoomMeta } from './room-cache.ts';
+import type { RoomEvents } from './room-events.ts';
+import type { AuthenticatedUser } from './user-auth.service.ts';
+
+export interface RoomServiceDeps {
+  rooms: RoomsRepository;
+  memberships: MembershipsRepository;
+  roomCache: RoomCache;
+  events: RoomEvents;
+  roomTtlSeconds: number;
+}
+
+const isExpired = (room: Pick<RoomMeta, 'expiresAt'>, now = Date.now()) =>
+  room.expiresAt.getTime() <= now;
+
+function toView(room: StoredRoom): RoomView {
+  return {
+    roomId: room.id,
+    name: room.name,
+    memberCount: room.memberCount,
+    createdAt: room.createdAt.toISOString(),
+    expiresAt: room.expiresAt.toISOString(),
+    expired: isExpired(room),
+  };
+}
+
+export function createRoomService(deps: RoomServiceDeps) {
+  const { rooms, memberships, roomCache, events } = deps;
+
+  /** Room exists → not expired, from the in-process cache (no query once cached). */
+  async function requireActiveRoom(roomId: string): Promise<RoomMeta> {
+    const room = await requireRoom(roomId);
+    if (isExpired(room)) throw new AppError('ROOM_EXPIRED');
+    return room;
+  }
+
+  async function requireRoom(roomId: string): Promise<RoomMeta> {
+    const room = isUuid(roomId) ? await roomCache.get(roomId.toLowerCase()) : null;
+    if (!room) throw new AppError('ROOM_NOT_FOUND');
+    return room;
+  }
+
+  return {
+    requireActiveRoom,
+    requireRoom,
+
+    async create(creator: AuthenticatedUser, body: CreateRoomBody) {
+      const createdAt = new Date();
+      const ttlSeconds = body.ttlSeconds ?? deps.roomTtlSeconds;
+      const room = await rooms.create({
+        id: uuidv7(),
+        name: body.name,
+        createdBy: creator.id,
+        createdAt,
+        expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000),
+      });
+      roomCache.remember(room);
+      return {
+        roomId: room.id,
+        name: room.name,
+        createdBy: room.createdBy,
+        memberCount: room.memberCount,
+        createdAt: room.createdAt.toISOString(),
+        expiresAt: room.expiresAt.toISOString(),
+      };
+    },
+
+    async get(roomId: string): Promise<RoomView> {
+      const room = isUuid(roomId) ? await rooms.find(roomId.toLowerCase()) : null;
+      if (!room) throw new AppError('ROOM_NOT_FOUND');
+      return toView(room);
+    },
+
+    async listActive(limit: number, before: string | undefined) {
+      const anchor = before ? await rooms.find(before) : null;
+      const page = await rooms.listActive(limit + 1, anchor);
+      return { rooms: page.slice(0, limit).map(toView), hasMore: page.length > limit };
+    },
+
+    /** PROTOCOL §2. Idempotent: only a newly added member is announced. */
+    async join(user: AuthenticatedUser, payload: unknown): Promise<RoomJoinedPayload> {
+      const roomId = readRoomId(payload);
+      await requireActiveRoom(roomId);
+      const change = await memberships.add(roomId, user.id);
+      if (!change) throw new AppError('ROOM_EXPIRED');
+      events.addUserToRoom(user.id, roomId);
+      if (change.changed) {
+        events.userJoined({
+          roomId,
+          userId: user.id,
+          nicknameMask: user.nicknameMask,
+          memberCount: change.memberCount,
+        });
+      }
+      return { roomId, memberCount: change.memberCount };
+    },
+
+    /** PROTOCOL §3. Leaving needs no live room: a member may leave an expired one. */
+    async leave(user: AuthenticatedUser, payload: unknown): Promise<RoomLeftPayload> {
+      const roomId = readRoomId(payload);
+      await requireRoom(roomId);
+      const change = await memberships.remove(roomId, user.id);
+      if (!change.changed) throw new AppError('NOT_A_MEMBER_LEAVE');
+      events.removeUserFromRoom(user.id, roomId);
+      events.userLeft({ roomId, userId: user.id, memberCount: change.memberCount });
+      return { roomId };
+    },
+  };
+}
+
+export type RoomService = ReturnType<typeof createRoomService>;

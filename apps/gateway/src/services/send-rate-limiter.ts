@@ -1,0 +1,44 @@
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { AppError } from '@chat/protocol';
+
+export interface SendRateLimiter {
+  /** Takes one send from the user's budget or throws RATE_LIMITED with `retryAfterMs`. */
+  consume(userId: string): Promise<void>;
+  /** Gives one back (a retry that stored nothing new should not cost the user). */
+  refund(userId: string): Promise<void>;
+}
+
+/**
+ * N sends per minute per user, counted in Redis so every pod shares one budget. When Redis
+ * cannot answer, an in-memory limiter with the same budget stands in (per pod, so at worst
+ * N × pods while Redis is away) rather than refusing every send.
+ */
+export function createSendRateLimiter(options: {
+  redis: Redis;
+  keyPrefix: string;
+  perMinute: number;
+}): SendRateLimiter {
+  const limiter = new RateLimiterRedis({
+    storeClient: options.redis,
+    keyPrefix: options.keyPrefix,
+    points: options.perMinute,
+    duration: 60,
+    insuranceLimiter: new RateLimiterMemory({ points: options.perMinute, duration: 60 }),
+  });
+  return {
+    async consume(userId) {
+      try {
+        await limiter.consume(userId, 1);
+      } catch (rejection) {
+        if (rejection instanceof RateLimiterRes) {
+          throw new AppError('RATE_LIMITED', { retryAfterMs: rejection.msBeforeNext });
+        }
+        throw rejection;
+      }
+    },
+    async refund(userId) {
+      await limiter.reward(userId, 1).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
+import postgres, { type Sql } from 'postgres';
+import * as schema from './schema.ts';
+
+export interface DatabaseOptions {
+  url: string;
+  maxConnections?: number;
+  /** A statement running longer than this is cancelled, so a send fails fast, never hangs. */
+  statementTimeoutMs?: number;
+  connectTimeoutSeconds?: number;
+  applicationName?: string;
+}
+
+export type Db = PostgresJsDatabase<typeof schema>;
+
+export interface Database {
+  db: Db;
+  /** The raw postgres.js client, for the few queries that need pipelining or `unnest`. */
+  sql: Sql;
+  close(): Promise<void>;
+}
+
+export function createDatabase(options: DatabaseOptions): Database {
+  const sql = postgres(options.url, {
+    max: options.maxConnections ?? 10,
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    idle_timeout: 60,
+    onnotice: () => {},
+    connection: {
+      application_name: options.applicationName ?? 'chat',
+      statement_timeout: options.statementTimeoutMs ?? 5000,
+      // Keep lock waits bounded too: a locked table must turn into UNAVAILABLE, not a hang.
+      lock_timeout: options.statementTimeoutMs ?? 5000,
+    },
+    // int8 columns (seq, counts) fit comfortably in a double; read them as numbers.
+    types: {
+      bigint: {
+        to: 20,
+        from: [20],
+        serialize: (value: number) => String(value),
+        parse: (value: string) => Number(value),
+      },
+    },
+  });
+  const db = drizzle(sql, { schema });
+  return { db, sql, close: () => sql.end({ timeout: 5 }) };
+}
+
+/** True when the error means the database is unreachable, overloaded or timed out. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  return (
+    code.startsWith('08') || // connection exceptions
+    code === '57014' || // statement timeout / cancelled
+    code === '55P03' || // lock timeout
+    code === '57P01' || // admin shutdown (pg_terminate_backend)
+    code === '57P02' ||
+    code === '57P03' || // cannot connect now (starting up)
+    code === '53300' || // too many connections
+    code === 'CONNECT_TIMEOUT' ||
+    code === 'CONNECTION_CLOSED' ||
+    code === 'CONNECTION_ENDED' ||
+    code === 'CONNECTION_DESTROYED' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'ETIMEDOUT' ||
+    code === 'EPIPE'
+  );
+}

@@ -1,0 +1,69 @@
+import type { Sql } from 'postgres';
+
+export interface MembershipChange {
+  /** False when nothing changed (already a member / not a member). */
+  changed: boolean;
+  memberCount: number;
+}
+
+/**
+ * Membership and the room's `member_count` change in one statement, so the counter can never
+ * drift from the rows. Each is a single round trip and an implicit transaction.
+ */
+export function createMembershipsRepository(sql: Sql) {
+  return {
+    /** Adds the member unless the room is gone or expired (then `null`). */
+    async add(roomId: string, userId: string): Promise<MembershipChange | null> {
+      const [row] = await sql<{ added: boolean; member_count: number | null }[]>`
+        with inserted as (
+          insert into room_members (room_id, user_id)
+          select ${roomId}, ${userId}
+          where exists (select 1 from rooms where id = ${roomId} and expires_at > now())
+          on conflict do nothing
+          returning room_id
+        ), counted as (
+          update rooms set member_count = member_count + 1
+          where id in (select room_id from inserted)
+          returning member_count
+        )
+        select exists (select 1 from inserted) as added,
+               coalesce(
+                 (select member_count from counted),
+                 (select member_count from rooms where id = ${roomId} and expires_at > now())
+               ) as member_count`;
+      if (!row || row.member_count === null) return null;
+      return { changed: row.added, memberCount: row.member_count };
+    },
+
+    async remove(roomId: string, userId: string): Promise<MembershipChange> {
+      const [row] = await sql<{ removed: boolean; member_count: number | null }[]>`
+        with deleted as (
+          delete from room_members where room_id = ${roomId} and user_id = ${userId}
+          returning room_id
+        ), counted as (
+          update rooms set member_count = member_count - 1
+          where id in (select room_id from deleted)
+          returning member_count
+        )
+        select exists (select 1 from deleted) as removed,
+               (select member_count from counted) as member_count`;
+      return { changed: row?.removed ?? false, memberCount: row?.member_count ?? 0 };
+    },
+
+    async isMember(roomId: string, userId: string): Promise<boolean> {
+      const rows = await sql`
+        select 1 from room_members where room_id = ${roomId} and user_id = ${userId}`;
+      return rows.length > 0;
+    },
+
+    /** The rooms a connecting socket must be put into: its user's, still active. */
+    async activeRoomIdsOf(userId: string): Promise<string[]> {
+      const rows = await sql<{ room_id: string }[]>`
+        select m.room_id from room_members m join rooms r on r.id = m.room_id
+        where m.user_id = ${userId} and r.expires_at > now()`;
+      return rows.map((row) => row.room_id);
+    },
+  };
+}
+
+export type MembershipsRepository = ReturnType<typeof createMembershipsRepository>;

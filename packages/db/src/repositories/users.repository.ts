@@ -1,0 +1,36 @@
+import { eq, sql } from 'drizzle-orm';
+import type { Db } from '../client.ts';
+import { users } from '../schema.ts';
+
+export interface StoredUser {
+  id: string;
+  nickname: string;
+}
+
+export function createUsersRepository(db: Db) {
+  return {
+    /** Stores the nickname a token carries; writes nothing when it is unchanged. */
+    async upsert(id: string, nickname: string): Promise<StoredUser> {
+      await db
+        .insert(users)
+        .values({ id, nickname })
+        .onConflictDoUpdate({
+          target: users.id,
+          set: { nickname, updatedAt: sql`now()` },
+          setWhere: sql`${users.nickname} is distinct from excluded.nickname`,
+        });
+      return { id, nickname };
+    },
+
+    async find(id: string): Promise<StoredUser | null> {
+      const rows = await db
+        .select({ id: users.id, nickname: users.nickname })
+        .from(users)
+        .where(eq(users.id, id))
+        .limit(1);
+      return rows[0] ?? null;
+    },
+  };
+}
+
+export type UsersRepository = ReturnType<typeof createUsersRepository>;

@@ -1,0 +1,106 @@
+import { z } from 'zod';
+import { MESSAGE_TYPES } from './message-rules.ts';
+
+/**
+ * REST payloads (PROTOCOL §7–9). Issue messages are error codes from the catalog, so the
+ * HTTP layer can answer with the protocol's exact message for the first failing rule.
+ */
+export const HISTORY_DEFAULT_LIMIT = 50;
+export const HISTORY_MAX_LIMIT = 100;
+export const ROOM_LIST_DEFAULT_LIMIT = 20;
+
+const uuid = z.uuid({ error: 'INVALID_REQUEST' });
+const integerString = (tooLarge: 'LIMIT_TOO_LARGE', invalid: 'INVALID_LIMIT', max: number) =>
+  z
+    .string({ error: invalid })
+    .regex(/^\d{1,9}$/, { error: invalid })
+    .transform(Number)
+    .pipe(z.number().int().min(1, { error: invalid }).max(max, { error: tooLarge }));
+
+export const historyQuerySchema = z.object({
+  limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
+  before: z.string({ error: 'BEFORE_NOT_FOUND' }).optional(),
+  after: z.string({ error: 'AFTER_NOT_FOUND' }).optional(),
+});
+export type HistoryQuery = z.infer<typeof historyQuerySchema>;
+
+export const roomListQuerySchema = z.object({
+  limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
+  before: uuid.optional(),
+});
+
+export const createRoomBodySchema = z.object({
+  name: z
+    .string({ error: 'INVALID_ROOM_NAME' })
+    .trim()
+    .min(1, { error: 'INVALID_ROOM_NAME' })
+    .refine((name) => [...name].length <= 50, { error: 'INVALID_ROOM_NAME' }),
+  ttlSeconds: z
+    .number({ error: 'INVALID_TTL' })
+    .int({ error: 'INVALID_TTL' })
+    .min(1, { error: 'INVALID_TTL' })
+    .max(86_400, { error: 'INVALID_TTL' })
+    .optional(),
+});
+export type CreateRoomBody = z.infer<typeof createRoomBodySchema>;
+
+export const devLoginBodySchema = z.object({
+  nickname: z
+    .string({ error: 'INVALID_NICKNAME' })
+    .trim()
+    .min(1, { error: 'INVALID_NICKNAME' })
+    .refine((name) => [...name].length <= 30, { error: 'INVALID_NICKNAME' }),
+});
+
+export const historyMessageSchema = z.object({
+  messageId: z.string(),
+  roomId: z.string(),
+  seq: z.number(),
+  userId: z.string(),
+  nickname: z.string(),
+  nicknameMask: z.string(),
+  type: z.enum(MESSAGE_TYPES),
+  content: z.string().nullable(),
+  imageUrl: z.string().nullable(),
+  createdAt: z.string(),
+});
+export type HistoryMessage = z.infer<typeof historyMessageSchema>;
+
+export const historyResponseSchema = z.object({
+  messages: z.array(historyMessageSchema),
+  hasMore: z.boolean(),
+});
+
+export const roomSchema = z.object({
+  roomId: z.string(),
+  name: z.string(),
+  memberCount: z.number(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  expired: z.boolean(),
+});
+export type RoomView = z.infer<typeof roomSchema>;
+
+export const createdRoomSchema = z.object({
+  roomId: z.string(),
+  name: z.string(),
+  createdBy: z.string(),
+  memberCount: z.number(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+});
+
+export const roomListSchema = z.object({ rooms: z.array(roomSchema), hasMore: z.boolean() });
+
+export const devLoginResponseSchema = z.object({
+  accessToken: z.string(),
+  userId: z.string(),
+  expiresAt: z.string(),
+});
+
+export const errorBodySchema = z.object({
+  statusCode: z.number(),
+  error: z.string(),
+  message: z.string(),
+  code: z.string(),
+});

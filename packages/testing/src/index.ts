@@ -1,0 +1,3 @@
+export * from './clients.ts';
+export * from './cluster.ts';
+export * from './http.ts';

@@ -32,3 +32,4 @@ describe('smoke', () => {
     expect(history.body.messages[0]).toMatchObject({ content: '안녕하세요!', nickname: '김철수' });
   });
 });
+

@@ -1,11 +1,19 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AppError, ERRORS, isErrorCode, type ErrorCode } from '@chat/protocol';
-import { toAppError } from '../realtime/respond.ts';
+import { toAppError } from '../app-errors.ts';
 
 function body(code: ErrorCode) {
   const { status, message } = ERRORS[code];
   return { statusCode: status, error: STATUS_CODES[status] ?? 'Error', message, code };
+}
+
+function isClientError(status: number | undefined): status is number {
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
+function fromValidation(firstIssueMessage: string | undefined): AppError {
+  return new AppError(isErrorCode(firstIssueMessage) ? firstIssueMessage : 'INVALID_REQUEST');
 }
 
 /**
@@ -14,20 +22,13 @@ function body(code: ErrorCode) {
  */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    let appError: AppError;
-    if (error instanceof AppError) {
-      appError = error;
-    } else if (error.validation) {
-      const first = error.validation[0]?.message;
-      appError = new AppError(isErrorCode(first) ? first : 'INVALID_REQUEST');
-    } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      // Fastify's own client errors (bad JSON, body too large, unsupported media type).
-      appError = new AppError('INVALID_REQUEST');
-      const payload = body('INVALID_REQUEST');
-      return reply.status(error.statusCode).send({ ...payload, statusCode: error.statusCode, error: STATUS_CODES[error.statusCode] ?? 'Error' });
-    } else {
-      appError = toAppError(error);
+    if (!(error instanceof AppError) && !error.validation && isClientError(error.statusCode)) {
+      // Fastify's own client errors (malformed JSON, body too large, wrong media type) keep
+      // their status; the body still has the one shape.
+      const status = error.statusCode;
+      return reply.status(status).send({ ...body('INVALID_REQUEST'), statusCode: status, error: STATUS_CODES[status] ?? 'Error' });
     }
+    const appError = error.validation ? fromValidation(error.validation[0]?.message) : toAppError(error);
     if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
     return reply.status(appError.status).send(body(appError.code));
   });

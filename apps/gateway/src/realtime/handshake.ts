@@ -4,7 +4,7 @@ import { AppError, ERRORS, type ErrorCode } from '@chat/protocol';
 import type { Logger } from 'pino';
 import type { MembershipsRepository } from '@chat/db';
 import type { UserAuthService } from '../services/user-auth.service.ts';
-import { toAppError } from './respond.ts';
+import { toAppError } from '../app-errors.ts';
 import type { ChatSocket } from './types.ts';
 
 /**

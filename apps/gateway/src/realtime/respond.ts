@@ -1,21 +1,9 @@
-import { AppError, ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
-import { isDatabaseUnavailable } from '@chat/db';
+import { ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
+import { toAppError } from '../app-errors.ts';
 import type { Logger } from 'pino';
 import type { ChatSocket } from './types.ts';
 
 type AnyAck = (response: AckResponse<unknown>) => void;
-
-/** Any thrown value → the protocol error the client should see. */
-export function toAppError(error: unknown): AppError {
-  if (error instanceof AppError) return error;
-  if (isDatabaseUnavailable(error) || isRedisUnavailable(error)) return new AppError('UNAVAILABLE');
-  return new AppError('INTERNAL');
-}
-
-function isRedisUnavailable(error: unknown): boolean {
-  const message = error instanceof Error ? error.message : '';
-  return /Connection is closed|Stream isn't writeable|max retries per request|ECONNREFUSED/i.test(message);
-}
 
 function safeAck(ack: AnyAck | undefined, response: AckResponse<unknown>): void {
   if (typeof ack !== 'function') return;

@@ -1,0 +1,14 @@
+import { AppError } from '@chat/protocol';
+import { isDatabaseUnavailable } from '@chat/db';
+
+/** Any thrown value → the protocol error the client should see. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (isDatabaseUnavailable(error) || isRedisUnavailable(error)) return new AppError('UNAVAILABLE');
+  return new AppError('INTERNAL');
+}
+
+function isRedisUnavailable(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : '';
+  return /Connection is closed|Stream isn't writeable|max retries per request|ECONNREFUSED/i.test(message);
+}

@@ -21,13 +21,15 @@ import { registerErrorHandling } from './http/error-handler.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { messagesRoutes } from './http/messages.routes.ts';
 import { roomsRoutes } from './http/rooms.routes.ts';
+import { createPresenceStore } from '@chat/presence';
 import { createLogger } from './logger.ts';
+import { createPresenceTracker } from './realtime/presence-tracker.ts';
 import { handleConnection } from './realtime/connection.ts';
 import { createHandshakeMiddleware } from './realtime/handshake.ts';
 import { createRoomEventsAdapter } from './realtime/room-events.adapter.ts';
 import { createSocketServer } from './realtime/socket-server.ts';
 import type { ChatNamespace } from './realtime/types.ts';
-import { createRedisClients } from './redis.ts';
+import { createRedisClients, waitReady } from './redis.ts';
 import { createMessageService } from './services/message.service.ts';
 import { MessageWriter } from './services/message-writer.ts';
 import { RoomCache } from './services/room-cache.ts';
@@ -54,6 +56,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     applicationName: config.podName,
   });
   const redis = createRedisClients(config.redisUrl, logger);
+  await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
 
   const users = createUsersRepository(database.db);
   const rooms = createRoomsRepository(database.db);
@@ -80,12 +83,14 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   });
 
   const events = createRoomEventsAdapter(nsp);
+  const presenceStore = createPresenceStore(redis.commands, config.redisPrefix);
   const userAuth = createUserAuthService({ verify: createTokenVerifier(config.jwt), users });
   const roomCache = new RoomCache(rooms);
   const writer = new MessageWriter(messages);
   const roomService = createRoomService({
     rooms,
     memberships,
+    onlineUsers: (userIds) => presenceStore.onlineUsers(userIds),
     roomCache,
     events,
     roomTtlSeconds: config.roomTtlSeconds,
@@ -103,8 +108,11 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     isMember: memberships.isMember,
   });
 
+  const presence = createPresenceTracker({ store: presenceStore, nsp, logger, podName: config.podName });
+  presence.start();
+
   nsp.use(createHandshakeMiddleware({ auth: userAuth, memberships, logger }));
-  nsp.on('connection', (socket) => handleConnection(socket, { roomService, messageService, logger }));
+  nsp.on('connection', (socket) => handleConnection(socket, { roomService, messageService, presence, logger }));
 
   const auth = createRequestAuth(userAuth);
   await http.register(
@@ -137,6 +145,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     close() {
       closed ??= (async () => {
         await http.close();
+        await presence.stop();
         await writer.idle();
         await redis.close();
         await database.close();

@@ -1,7 +1,7 @@
 import { buildGateway } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, type GatewayConfig } from './config.ts';
 
-let config;
+let config: Readonly<GatewayConfig>;
 try {
   config = loadConfig(process.env);
 } catch (error) {

@@ -1,6 +1,22 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
+/** Waits for a client to be ready, up to `timeoutMs`; a Redis that is down must not block boot. */
+export function waitReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    client.once('ready', onReady);
+  });
+}
+
 export interface RedisClients {
   /** Commands (rate limits, readiness): fails fast while Redis is away, never queues. */
   commands: Redis;

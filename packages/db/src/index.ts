@@ -5,3 +5,4 @@ export * from './repositories/memberships.repository.ts';
 export * from './repositories/messages.repository.ts';
 export * from './repositories/rooms.repository.ts';
 export * from './repositories/users.repository.ts';
+export * from './repositories/room-expiry.repository.ts';

@@ -35,11 +35,19 @@ export const rooms = pgTable(
     lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
     createdAt: timestamps('created_at').notNull(),
     expiresAt: timestamps('expires_at').notNull(),
+    /** Set by the expiry sweep once its rows are purged; the row stays as a tombstone. */
+    expiredAt: timestamps('expired_at'),
+    /** Set once `room-expiring` has been announced. */
+    expiringNotifiedAt: timestamps('expiring_notified_at'),
+    /** Advanced with `last_seq` in the message transaction: no extra write per message. */
+    lastMessageAt: timestamps('last_message_at'),
   },
   (table) => [
     // Room listing (active rooms, newest first) is a keyset read on this index.
     index('rooms_created_at_id_idx').on(table.createdAt.desc(), table.id.desc()),
-    index('rooms_expires_at_idx').on(table.expiresAt),
+    // The expiry sweep reads only rooms not yet purged.
+    index('rooms_unexpired_expires_at_idx').on(table.expiresAt).where(sql`${table.expiredAt} is null`),
+    index('rooms_expired_at_idx').on(table.expiredAt).where(sql`${table.expiredAt} is not null`),
     check('rooms_member_count_non_negative', sql`${table.memberCount} >= 0`),
   ],
 );

@@ -21,6 +21,8 @@ export const SERVER_EVENTS = {
   typingIndicator: 'typing-indicator',
   messageDeleted: 'message-deleted',
   roomExpired: 'room-expired',
+  roomExpiring: 'room-expiring',
+  presence: 'presence',
   tokenExpired: 'token-expired',
   error: 'error',
 } as const;
@@ -71,6 +73,16 @@ export interface MessageDeletedPayload {
 export interface RoomExpiredPayload {
   roomId: string;
 }
+export interface RoomExpiringPayload {
+  roomId: string;
+  expiresAt: string;
+}
+export interface PresencePayload {
+  roomId: string;
+  userId: string;
+  nicknameMask: string;
+  online: boolean;
+}
 export interface ErrorPayload {
   message: string;
   code: ErrorCode;
@@ -100,6 +112,8 @@ export interface ServerToClientEvents {
   'typing-indicator': (payload: TypingIndicatorPayload) => void;
   'message-deleted': (payload: MessageDeletedPayload) => void;
   'room-expired': (payload: RoomExpiredPayload) => void;
+  'room-expiring': (payload: RoomExpiringPayload) => void;
+  presence: (payload: PresencePayload) => void;
   'token-expired': (payload: Record<string, never>) => void;
   error: (payload: ErrorPayload) => void;
 }

@@ -78,6 +78,8 @@ export const roomSchema = z.object({
   createdAt: z.string(),
   expiresAt: z.string(),
   expired: z.boolean(),
+  messageCount: z.number(),
+  lastMessageAt: z.string().nullable(),
 });
 export type RoomView = z.infer<typeof roomSchema>;
 
@@ -103,4 +105,16 @@ export const errorBodySchema = z.object({
   error: z.string(),
   message: z.string(),
   code: z.string(),
+});
+
+export const roomMemberSchema = z.object({
+  userId: z.string(),
+  nicknameMask: z.string(),
+  joinedAt: z.string(),
+  online: z.boolean(),
+});
+
+export const roomMembersSchema = z.object({
+  members: z.array(roomMemberSchema),
+  memberCount: z.number(),
 });

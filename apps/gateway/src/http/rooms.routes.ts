@@ -8,6 +8,7 @@ import {
   historyResponseSchema,
   roomListQuerySchema,
   roomListSchema,
+  roomMembersSchema,
   roomSchema,
   ROOM_LIST_DEFAULT_LIMIT,
 } from '@chat/protocol';
@@ -50,6 +51,12 @@ export function roomsRoutes(deps: {
       '/api/rooms/:roomId',
       { schema: { tags: ['rooms'], params: roomParams, response: { 200: roomSchema, 404: errorBodySchema } } },
       async (request) => roomService.get(request.params.roomId),
+    );
+
+    app.get(
+      '/api/rooms/:roomId/members',
+      { schema: { tags: ['rooms'], params: roomParams, response: { 200: roomMembersSchema, 404: errorBodySchema } } },
+      async (request) => roomService.members(request.params.roomId),
     );
 
     app.get(

@@ -3,12 +3,14 @@ import { parseTyping, roomChannel, userChannel } from '@chat/protocol';
 import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
 import { guardedHandler } from './respond.ts';
+import type { PresenceTracker } from './presence-tracker.ts';
 import { TypingThrottle } from './typing-throttle.ts';
 import type { ChatSocket } from './types.ts';
 
 export interface ConnectionDeps {
   roomService: RoomService;
   messageService: MessageService;
+  presence: PresenceTracker;
   logger: Logger;
 }
 
@@ -17,9 +19,11 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** Wires one authenticated socket: its rooms, its events, its token's end. */
 export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void {
-  const { roomService, messageService, logger } = deps;
+  const { roomService, messageService, presence, logger } = deps;
   const user = socket.data.user;
   void socket.join([userChannel(user.id), ...socket.data.initialRoomIds.map(roomChannel)]);
+  presence.onConnect(socket);
+  socket.on('disconnecting', () => presence.onDisconnecting(socket));
 
   const hint = {
     isInRoom: (roomId: string) => socket.rooms.has(roomChannel(roomId)),

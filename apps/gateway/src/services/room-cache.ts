@@ -1,6 +1,6 @@
 import type { RoomsRepository, StoredRoom } from '@chat/db';
 
-export type RoomMeta = Omit<StoredRoom, 'memberCount'>;
+export type RoomMeta = Pick<StoredRoom, 'id' | 'name' | 'createdBy' | 'createdAt' | 'expiresAt'>;
 
 /**
  * A room's id, name, creator and lifetime never change, so the hot path reads them from this

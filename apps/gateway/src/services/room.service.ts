@@ -3,6 +3,7 @@ import type { MembershipsRepository, RoomsRepository, StoredRoom } from '@chat/d
 import {
   AppError,
   isUuid,
+  nicknameMask,
   readRoomId,
   type CreateRoomBody,
   type RoomJoinedPayload,
@@ -19,6 +20,8 @@ export interface RoomServiceDeps {
   roomCache: RoomCache;
   events: RoomEvents;
   roomTtlSeconds: number;
+  /** Which of these users have a socket on any pod right now. */
+  onlineUsers(userIds: readonly string[]): Promise<Set<string>>;
 }
 
 const isExpired = (room: Pick<RoomMeta, 'expiresAt'>, now = Date.now()) =>
@@ -32,6 +35,8 @@ function toView(room: StoredRoom): RoomView {
     createdAt: room.createdAt.toISOString(),
     expiresAt: room.expiresAt.toISOString(),
     expired: isExpired(room),
+    messageCount: room.messageCount,
+    lastMessageAt: room.lastMessageAt?.toISOString() ?? null,
   };
 }
 
@@ -86,6 +91,22 @@ export function createRoomService(deps: RoomServiceDeps) {
       const anchor = before ? await rooms.find(before) : null;
       const page = await rooms.listActive(limit + 1, anchor);
       return { rooms: page.slice(0, limit).map(toView), hasMore: page.length > limit };
+    },
+
+    /** Members with their live status; a room that expired has none left. */
+    async members(roomId: string) {
+      await requireRoom(roomId);
+      const members = await memberships.listMembers(roomId.toLowerCase());
+      const online = await deps.onlineUsers(members.map((member) => member.userId)).catch(() => new Set<string>());
+      return {
+        members: members.map((member) => ({
+          userId: member.userId,
+          nicknameMask: nicknameMask(member.nickname),
+          joinedAt: member.joinedAt.toISOString(),
+          online: online.has(member.userId),
+        })),
+        memberCount: members.length,
+      };
     },
 
     /** PROTOCOL §2. Idempotent: only a newly added member is announced. */

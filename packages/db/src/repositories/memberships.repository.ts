@@ -56,6 +56,18 @@ export function createMembershipsRepository(sql: Sql) {
       return rows.length > 0;
     },
 
+    /** Members of a room in joining order, with their current nickname. */
+    async listMembers(roomId: string): Promise<{ userId: string; nickname: string; joinedAt: Date }[]> {
+      const rows = await sql<{ user_id: string; nickname: string; joined_at: Date | string }[]>`
+        select m.user_id, u.nickname, m.joined_at from room_members m join users u on u.id = m.user_id
+        where m.room_id = ${roomId} order by m.joined_at, m.user_id`;
+      return rows.map((row) => ({
+        userId: row.user_id,
+        nickname: row.nickname,
+        joinedAt: row.joined_at instanceof Date ? row.joined_at : new Date(row.joined_at),
+      }));
+    },
+
     /** The rooms a connecting socket must be put into: its user's, still active. */
     async activeRoomIdsOf(userId: string): Promise<string[]> {
       const rows = await sql<{ room_id: string }[]>`

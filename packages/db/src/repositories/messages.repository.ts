@@ -163,7 +163,7 @@ export function createMessagesRepository(sql: Sql) {
             id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
             client_message_id text, seq bigint, created_at timestamptz, expires_at timestamptz)`,
         tx`
-          update rooms set last_seq = v.last_seq
+          update rooms set last_seq = v.last_seq, last_message_at = now()
           from jsonb_to_recordset(${asJson(seqs.map(([id, seq]) => ({ id, last_seq: seq })))}::text::jsonb)
             as v(id uuid, last_seq bigint)
           where rooms.id = v.id`,

@@ -9,6 +9,9 @@ export interface StoredRoom {
   memberCount: number;
   createdAt: Date;
   expiresAt: Date;
+  /** Messages ever sent in the room (its last `seq`; deleted ones count). */
+  messageCount: number;
+  lastMessageAt: Date | null;
 }
 
 const columns = {
@@ -18,11 +21,13 @@ const columns = {
   memberCount: rooms.memberCount,
   createdAt: rooms.createdAt,
   expiresAt: rooms.expiresAt,
+  messageCount: rooms.lastSeq,
+  lastMessageAt: rooms.lastMessageAt,
 };
 
 export function createRoomsRepository(db: Db) {
   return {
-    async create(room: Omit<StoredRoom, 'memberCount'>): Promise<StoredRoom> {
+    async create(room: Omit<StoredRoom, 'memberCount' | 'messageCount' | 'lastMessageAt'>): Promise<StoredRoom> {
       const [row] = await db.insert(rooms).values(room).returning(columns);
       if (!row) throw new Error('room insert returned no row');
       return row;

@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { PresenceStore } from '@chat/presence';
+import { roomChannel } from '@chat/protocol';
+import type { ChatNamespace, ChatSocket } from './types.ts';
+
+const HEARTBEAT_MS = 5000;
+const ROOM_PREFIX = 'room:';
+
+/**
+ * Live presence (issue: "a member is online while at least one of their sockets is connected
+ * to any pod"). This pod counts its own sockets per user, mirrors the counts to Redis with a
+ * heartbeat, and announces only the first connect and the last disconnect of a user.
+ */
+export function createPresenceTracker(deps: {
+  store: PresenceStore;
+  nsp: ChatNamespace;
+  logger: Logger;
+  podName: string;
+}) {
+  const { store, nsp, logger } = deps;
+  // Unique per process: a restarted pod with the same name must not inherit a dead one's counts.
+  const podId = `${deps.podName}:${randomBytes(4).toString('hex')}`;
+  const localCounts = new Map<string, number>();
+  let timer: NodeJS.Timeout | undefined;
+
+  function announce(socket: ChatSocket, roomIds: Iterable<string>, online: boolean) {
+    const { user } = socket.data;
+    for (const roomId of roomIds) {
+      nsp.to(roomChannel(roomId)).emit('presence', {
+        roomId,
+        userId: user.id,
+        nicknameMask: user.nicknameMask,
+        online,
+      });
+    }
+  }
+
+  function roomsOf(socket: ChatSocket): string[] {
+    return [...socket.rooms].filter((room) => room.startsWith(ROOM_PREFIX)).map((room) => room.slice(ROOM_PREFIX.length));
+  }
+
+  const beat = () =>
+    store.heartbeat(podId, localCounts).catch((error: unknown) => logger.warn({ err: error }, 'presence heartbeat failed'));
+
+  return {
+    podId,
+    start() {
+      void beat();
+      timer = setInterval(() => void beat(), HEARTBEAT_MS);
+      timer.unref();
+    },
+
+    onConnect(socket: ChatSocket) {
+      const userId = socket.data.user.id;
+      localCounts.set(userId, (localCounts.get(userId) ?? 0) + 1);
+      store.connect(podId, userId).then(
+        (firstSocket) => {
+          if (firstSocket) announce(socket, roomsOf(socket), true);
+        },
+        (error: unknown) => logger.warn({ err: error, userId }, 'presence connect failed'),
+      );
+    },
+
+    /** Called on `disconnecting`, while the socket still knows its rooms. */
+    onDisconnecting(socket: ChatSocket) {
+      const userId = socket.data.user.id;
+      const rooms = roomsOf(socket);
+      const left = (localCounts.get(userId) ?? 1) - 1;
+      if (left > 0) localCounts.set(userId, left);
+      else localCounts.delete(userId);
+      store.disconnect(podId, userId).then(
+        (lastSocket) => {
+          if (lastSocket) announce(socket, rooms, false);
+        },
+        (error: unknown) => logger.warn({ err: error, userId }, 'presence disconnect failed'),
+      );
+    },
+
+    async stop() {
+      if (timer) clearInterval(timer);
+      await store.removePod(podId).catch(() => undefined);
+    },
+  };
+}
+
+export type PresenceTracker = ReturnType<typeof createPresenceTracker>;

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+
+/** The only reader of process.env for the worker; parsed once, frozen, fails loudly. */
+const envSchema = z.object({
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/chat'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
+  ROOM_EXPIRING_NOTICE_SECONDS: z.coerce.number().int().min(0).default(300),
+  ROOM_TOMBSTONE_TTL_SECONDS: z.coerce.number().int().min(0).default(7 * 86_400),
+  SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(2000),
+  SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).default(1000),
+  PRESENCE_GC_INTERVAL_MS: z.coerce.number().int().min(100).default(5000),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  POD_NAME: z.string().min(1).optional(),
+});
+
+export interface WorkerConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  expiringNoticeMs: number;
+  tombstoneTtlMs: number;
+  sweepIntervalMs: number;
+  sweepBatchSize: number;
+  presenceGcIntervalMs: number;
+  concurrency: number;
+  shutdownTimeoutMs: number;
+  logLevel: string;
+  podName: string;
+}
+
+export class WorkerConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((line) => `  - ${line}`).join('\n')}`);
+  }
+}
+
+export function loadWorkerConfig(env: Record<string, string | undefined>): Readonly<WorkerConfig> {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new WorkerConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    expiringNoticeMs: e.ROOM_EXPIRING_NOTICE_SECONDS * 1000,
+    tombstoneTtlMs: e.ROOM_TOMBSTONE_TTL_SECONDS * 1000,
+    sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+    sweepBatchSize: e.SWEEP_BATCH_SIZE,
+    presenceGcIntervalMs: e.PRESENCE_GC_INTERVAL_MS,
+    concurrency: e.WORKER_CONCURRENCY,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+    podName: e.POD_NAME ?? `worker-${process.pid}`,
+  });
+}

@@ -1,0 +1,118 @@
+import { Emitter } from '@socket.io/redis-emitter';
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import pino, { type Logger } from 'pino';
+import {
+  createDatabase,
+  createMembershipsRepository,
+  createRoomExpiryRepository,
+  createUsersRepository,
+} from '@chat/db';
+import { JOB_CATALOG, JOB_KEYS, bullPrefix, type JobKey, type JobPayload } from '@chat/jobs';
+import { createPresenceStore } from '@chat/presence';
+import type { WorkerConfig } from './config.ts';
+import { runPresenceGc } from './jobs/presence-gc.job.ts';
+import { runRoomSweep } from './jobs/room-sweep.job.ts';
+
+/** A gateway pod's heartbeat older than this means the pod is gone. */
+export const PRESENCE_STALE_AFTER_MS = 15_000;
+
+type Handlers = { [K in JobKey]: (payload: JobPayload<K>) => Promise<unknown> };
+
+export interface WorkerApp {
+  logger: Logger;
+  /** Lets the current jobs finish, then closes workers, queues, Redis and Postgres. */
+  close(): Promise<void>;
+}
+
+export async function startWorker(config: Readonly<WorkerConfig>, options: { logger?: Logger } = {}): Promise<WorkerApp> {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { pod: config.podName } });
+  const database = createDatabase({ url: config.databaseUrl, maxConnections: 4, applicationName: config.podName });
+  const retryStrategy = (attempt: number) => Math.min(200 * attempt, 2000);
+  // Workers block on Redis and must wait out an outage; producers and emitters fail fast.
+  const workerConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: null, retryStrategy });
+  const producerConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, retryStrategy });
+  const emitterConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, retryStrategy });
+  for (const [name, client] of Object.entries({ workerConnection, producerConnection, emitterConnection })) {
+    let last = 0;
+    client.on('error', (error: Error) => {
+      if (Date.now() - last < 5000) return;
+      last = Date.now();
+      logger.warn({ err: error, client: name }, 'redis client error');
+    });
+  }
+
+  const emitter = new Emitter(emitterConnection, { key: `${config.redisPrefix}:socket.io` });
+  const memberships = createMembershipsRepository(database.sql);
+  const users = createUsersRepository(database.db);
+  const expiry = createRoomExpiryRepository(database.sql);
+  const presence = createPresenceStore(emitterConnection, config.redisPrefix);
+
+  const handlers: Handlers = {
+    roomSweep: () =>
+      runRoomSweep({
+        expiry,
+        emitter,
+        logger,
+        expiringNoticeMs: config.expiringNoticeMs,
+        tombstoneTtlMs: config.tombstoneTtlMs,
+        batchSize: config.sweepBatchSize,
+      }),
+    presenceGc: () =>
+      runPresenceGc({ presence, memberships, users, emitter, logger, staleAfterMs: PRESENCE_STALE_AFTER_MS }),
+  };
+  const intervals: Record<JobKey, number> = {
+    roomSweep: config.sweepIntervalMs,
+    presenceGc: config.presenceGcIntervalMs,
+  };
+
+  const prefix = bullPrefix(config.redisPrefix);
+  const queues = JOB_KEYS.map((key) => new Queue(JOB_CATALOG[key].queue, { connection: producerConnection, prefix }));
+
+  // Idempotent: every boot, and every reconnect (a Redis that lost its data loses schedulers).
+  async function upsertSchedulers(): Promise<void> {
+    await Promise.all(
+      JOB_KEYS.map((key, index) =>
+        queues[index]!.upsertJobScheduler(
+          `${JOB_CATALOG[key].queue}-every`,
+          { every: intervals[key] },
+          { name: JOB_CATALOG[key].jobName, data: {}, opts: JOB_CATALOG[key].options },
+        ),
+      ),
+    );
+  }
+  await upsertSchedulers();
+  producerConnection.on('ready', () => {
+    upsertSchedulers().catch((error: unknown) => logger.warn({ err: error }, 'scheduler upsert failed'));
+  });
+
+  const workers = JOB_KEYS.map((key) => {
+    const entry = JOB_CATALOG[key];
+    const worker = new Worker(
+      entry.queue,
+      async (job: Job) => {
+        const payload = entry.payload.parse(job.data);
+        return (handlers[key] as (payload: unknown) => Promise<unknown>)(payload);
+      },
+      { connection: workerConnection, prefix, concurrency: config.concurrency, autorun: true },
+    );
+    worker.on('failed', (job, error) => logger.error({ err: error, queue: entry.queue, jobId: job?.id }, 'job failed'));
+    worker.on('error', (error) => logger.warn({ err: error, queue: entry.queue }, 'worker error'));
+    return worker;
+  });
+  logger.info({ queues: JOB_KEYS.map((key) => JOB_CATALOG[key].queue) }, 'worker started');
+
+  let closing: Promise<void> | null = null;
+  return {
+    logger,
+    close() {
+      closing ??= (async () => {
+        await Promise.all(workers.map((worker) => worker.close()));
+        await Promise.all(queues.map((queue) => queue.close()));
+        await Promise.allSettled([workerConnection.quit(), producerConnection.quit(), emitterConnection.quit()]);
+        await database.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * `pnpm start`: the whole cluster on this machine — migrations, two gateway pods on
+ * 127.0.0.1:3000 and :3001, and the worker — stopped cleanly with Ctrl-C.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import postgres from 'postgres';
+import { ensureDatabase, runMigrations } from '@chat/db';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/chat';
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const generatedSecret = !process.env.JWT_SECRET;
+const jwtSecret = process.env.JWT_SECRET ?? randomBytes(32).toString('base64url');
+const ports = [Number(process.env.GATEWAY_PORT_A ?? 3000), Number(process.env.GATEWAY_PORT_B ?? 3001)];
+const host = '127.0.0.1';
+
+function redact(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
+function unreachable(what: string, url: string, error: unknown): never {
+  const reason = error instanceof Error ? error.message : String(error);
+  console.error(`
+Cannot reach ${what} at ${redact(url)} (${reason}).
+The local cluster needs PostgreSQL and Redis. Either start them with Docker —
+  docker compose -f infra/docker-compose.yml up -d postgres redis
+— or install your distribution's packages (Debian/Ubuntu: apt-get install postgresql redis-server;
+macOS: brew install postgresql redis) and start them, then run \`pnpm start\` again. To use
+other servers, set DATABASE_URL and REDIS_URL.`);
+  process.exit(1);
+}
+
+async function checkPostgres(): Promise<void> {
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const sql = postgres(admin.toString(), { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await sql`select 1`;
+  } catch (error) {
+    unreachable('PostgreSQL', databaseUrl, error);
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+  }
+}
+
+async function checkRedis(): Promise<void> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    await redis.ping();
+    // BullMQ loses jobs if Redis evicts keys; the cluster's Redis must not.
+    await redis.config('SET', 'maxmemory-policy', 'noeviction').catch(() => {
+      console.warn('warning: could not set maxmemory-policy noeviction on Redis; set it in redis.conf');
+    });
+  } catch (error) {
+    unreachable('Redis', redisUrl, error);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const children: { name: string; child: ChildProcess }[] = [];
+let stopping = false;
+
+function run(name: string, entry: string, env: Record<string, string>): void {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const prefix = `[${name}] `;
+  const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream) => {
+    let buffered = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) out.write(prefix + line + '\n');
+    });
+  };
+  forward(child.stdout!, process.stdout);
+  forward(child.stderr!, process.stderr);
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`${prefix}exited unexpectedly (${signal ?? code}); stopping the cluster`);
+      void stop(1);
+    }
+  });
+  children.push({ name, child });
+}
+
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log('\nstopping the cluster…');
+  await Promise.all(
+    children.map(
+      ({ child }) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+  console.log('stopped.');
+  process.exit(code);
+}
+
+async function waitReady(url: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !stopping) {
+    try {
+      const response = await fetch(`${url}/readyz`);
+      if (response.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return false;
+}
+
+process.once('SIGINT', () => void stop(0));
+process.once('SIGTERM', () => void stop(0));
+
+await checkPostgres();
+await checkRedis();
+await ensureDatabase(databaseUrl);
+await runMigrations(databaseUrl);
+console.log(`database ${new URL(databaseUrl).pathname.slice(1)} migrated`);
+
+const origins = ports.flatMap((port) => [`http://127.0.0.1:${port}`, `http://localhost:${port}`]).join(',');
+const shared = {
+  DATABASE_URL: databaseUrl,
+  REDIS_URL: redisUrl,
+  REDIS_PREFIX: process.env.REDIS_PREFIX ?? 'chat',
+  JWT_SECRET: jwtSecret,
+  LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+};
+ports.forEach((port, index) =>
+  run(`gateway-${'ab'[index]}`, 'apps/gateway/src/main.ts', {
+    ...shared,
+    PORT: String(port),
+    HOST: host,
+    POD_NAME: `gateway-${'ab'[index]}`,
+    AUTH_DEV_LOGIN: 'true',
+    CORS_ORIGINS: process.env.CORS_ORIGINS ?? origins,
+  }),
+);
+run('worker', 'apps/worker/src/main.ts', { ...shared, POD_NAME: 'worker' });
+
+const urls = ports.map((port) => `http://${host}:${port}`);
+const ready = await Promise.all(urls.map((url) => waitReady(url, 30_000)));
+if (!ready.every(Boolean)) {
+  console.error('the gateway pods did not become ready within 30 s; see their logs above');
+  await stop(1);
+}
+
+console.log(`
+Chat cluster is up.
+  gateway pods : ${urls.join('  ')}   (Socket.IO namespace /socket, REST under /api)
+  worker       : running (room expiry, presence clean-up)
+  JWT_SECRET   : ${generatedSecret ? `${jwtSecret}   (generated for this run; set JWT_SECRET to keep one)` : '(from the environment)'}
+
+Try it (Node 20+, in another terminal, with socket.io-client installed):
+
+  const { io } = require('socket.io-client');
+  const base = '${urls[0]}';
+  const login = await (await fetch(base + '/api/auth/token', { method: 'POST',
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ nickname: '김철수' }) })).json();
+  const room = await (await fetch(base + '/api/rooms', { method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer ' + login.accessToken },
+    body: JSON.stringify({ name: '첫 방' }) })).json();
+  const socket = io('${urls[1]}/socket', { auth: { token: login.accessToken }, transports: ['websocket'] });
+  socket.on('new-message', (m) => console.log('new-message', m));
+  socket.on('error', (e) => console.log('error', e));
+  socket.emit('join-room', { roomId: room.roomId }, (ack) => {
+    socket.emit('send-message', { roomId: room.roomId, type: 'text', content: '안녕하세요!' });
+  });
+
+Ctrl-C stops everything.
+`);

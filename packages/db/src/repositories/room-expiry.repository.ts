@@ -1,0 +1,75 @@
+import type { Sql } from 'postgres';
+import { asDate } from './messages.repository.ts';
+
+export interface ExpiringRoom {
+  id: string;
+  expiresAt: Date;
+}
+
+/**
+ * The queries of the expiry sweep. Every step is idempotent and bounded: running it twice, late
+ * or from two workers at once converges on the same state, and a sweep killed midway leaves
+ * rows that the next one finishes (reads already refuse them: `expires_at > now()`).
+ */
+export function createRoomExpiryRepository(sql: Sql) {
+  return {
+    /** Rooms inside the warning window that were not announced yet. */
+    async dueForWarning(windowMs: number, limit: number): Promise<ExpiringRoom[]> {
+      const rows = await sql<{ id: string; expires_at: Date | string }[]>`
+        select id, expires_at from rooms
+        where expired_at is null and expiring_notified_at is null
+          and expires_at > now() and expires_at <= now() + ${windowMs}::bigint * interval '1 millisecond'
+        order by expires_at limit ${limit}`;
+      return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at) }));
+    },
+
+    async markWarned(roomIds: string[]): Promise<void> {
+      if (roomIds.length === 0) return;
+      await sql`update rooms set expiring_notified_at = now() where id in ${sql(roomIds)}`;
+    },
+
+    /** Rooms past `expires_at` whose rows are not purged yet, oldest first. */
+    async dueForExpiry(limit: number): Promise<ExpiringRoom[]> {
+      const rows = await sql<{ id: string; expires_at: Date | string }[]>`
+        select id, expires_at from rooms
+        where expired_at is null and expires_at <= now()
+        order by expires_at limit ${limit}`;
+      return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at) }));
+    },
+
+    /** Deletes up to `batch` of the room's messages (soft-deleted ones too); returns how many. */
+    async purgeMessages(roomId: string, batch: number): Promise<number> {
+      const result = await sql`
+        delete from messages where id in (
+          select id from messages where room_id = ${roomId} limit ${batch})`;
+      return result.count;
+    },
+
+    async purgeMembers(roomId: string, batch: number): Promise<number> {
+      const result = await sql`
+        delete from room_members where (room_id, user_id) in (
+          select room_id, user_id from room_members where room_id = ${roomId} limit ${batch})`;
+      return result.count;
+    },
+
+    /** The last step: the room becomes a tombstone. False if another sweep got there first. */
+    async markExpired(roomId: string): Promise<boolean> {
+      const result = await sql`
+        update rooms set expired_at = now(), member_count = 0
+        where id = ${roomId} and expired_at is null`;
+      return result.count > 0;
+    },
+
+    /** Removes tombstones older than `keepMs`; returns how many. */
+    async deleteTombstones(keepMs: number, limit: number): Promise<number> {
+      const result = await sql`
+        delete from rooms where id in (
+          select id from rooms
+          where expired_at is not null and expired_at < now() - ${keepMs}::bigint * interval '1 millisecond'
+          limit ${limit})`;
+      return result.count;
+    },
+  };
+}
+
+export type RoomExpiryRepository = ReturnType<typeof createRoomExpiryRepository>;

@@ -1,0 +1,144 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * Who is online, across pods, in Redis. Each pod keeps a hash `userId → sockets on this pod`
+ * and a heartbeat score in a sorted set; a user is online while any live pod counts them.
+ * Every transition is decided inside one Lua script, so two pods (or a pod and the worker)
+ * can never both announce the same change or miss it.
+ *
+ * Keys: `<p>:presence:pods` (zset podId → last heartbeat ms), `<p>:presence:pod:<podId>`.
+ */
+
+// KEYS[1] pods zset, KEYS[2] this pod's hash; ARGV[1] userId, ARGV[2] key prefix of pod hashes,
+// ARGV[3] this podId. Returns 1 when the user had no socket on any other pod (now online).
+const CONNECT = `
+local mine = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('ZADD', KEYS[1], 'NX', redis.call('TIME')[1] * 1000, ARGV[3])
+if mine > 1 then return 0 end
+for _, pod in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if pod ~= ARGV[3] then
+    local n = tonumber(redis.call('HGET', ARGV[2] .. pod, ARGV[1]) or '0')
+    if n > 0 then return 0 end
+  end
+end
+return 1`;
+
+// Same keys/args. Returns 1 when this was the user's last socket anywhere (now offline).
+const DISCONNECT = `
+local mine = redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+if mine > 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if mine < 0 then return 0 end
+for _, pod in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if pod ~= ARGV[3] then
+    local n = tonumber(redis.call('HGET', ARGV[2] .. pod, ARGV[1]) or '0')
+    if n > 0 then return 0 end
+  end
+end
+return 1`;
+
+// KEYS[1] pods zset, KEYS[2] this pod's hash; ARGV[1] podId, ARGV[2..] user/count pairs.
+// Rewrites the pod's hash from its own truth (self-heals after a Redis restart) and beats.
+const HEARTBEAT = `
+redis.call('ZADD', KEYS[1], redis.call('TIME')[1] * 1000, ARGV[1])
+redis.call('DEL', KEYS[2])
+if #ARGV > 1 then redis.call('HSET', KEYS[2], unpack(ARGV, 2)) end
+redis.call('PEXPIRE', KEYS[2], 86400000)
+return 1`;
+
+// KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2] stale-after ms, ARGV[3] max pods.
+// Heartbeats and staleness both use Redis's clock, so pod clocks never matter.
+// Removes dead pods; returns a flat list podId, n, user1..usern for users now offline.
+const COLLECT = `
+local out = {}
+local now = redis.call('TIME')
+local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[2])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, pod in ipairs(dead) do
+  redis.call('ZREM', KEYS[1], pod)
+  local users = redis.call('HKEYS', ARGV[1] .. pod)
+  redis.call('DEL', ARGV[1] .. pod)
+  local gone = {}
+  local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+  for _, user in ipairs(users) do
+    local online = false
+    for _, other in ipairs(live) do
+      if tonumber(redis.call('HGET', ARGV[1] .. other, user) or '0') > 0 then online = true break end
+    end
+    if not online then table.insert(gone, user) end
+  end
+  table.insert(out, pod)
+  table.insert(out, #gone)
+  for _, user in ipairs(gone) do table.insert(out, user) end
+end
+return out`;
+
+// KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2..] userIds. Returns 1/0 per user.
+const ONLINE = `
+local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+for i = 2, #ARGV do
+  local online = 0
+  for _, pod in ipairs(live) do
+    if tonumber(redis.call('HGET', ARGV[1] .. pod, ARGV[i]) or '0') > 0 then online = 1 break end
+  end
+  out[i - 1] = online
+end
+return out`;
+
+export interface DeadPod {
+  podId: string;
+  /** Users whose last socket was on the dead pod. */
+  offlineUserIds: string[];
+}
+
+export function createPresenceStore(redis: Redis, prefix: string) {
+  const podsKey = `${prefix}:presence:pods`;
+  const podHashPrefix = `${prefix}:presence:pod:`;
+  const run = (script: string, keys: string[], args: (string | number)[]) =>
+    redis.eval(script, keys.length, ...keys, ...args);
+
+  return {
+    async connect(podId: string, userId: string): Promise<boolean> {
+      return (await run(CONNECT, [podsKey, podHashPrefix + podId], [userId, podHashPrefix, podId])) === 1;
+    },
+
+    async disconnect(podId: string, userId: string): Promise<boolean> {
+      return (await run(DISCONNECT, [podsKey, podHashPrefix + podId], [userId, podHashPrefix, podId])) === 1;
+    },
+
+    async heartbeat(podId: string, counts: ReadonlyMap<string, number>): Promise<void> {
+      const pairs: (string | number)[] = [];
+      for (const [userId, count] of counts) if (count > 0) pairs.push(userId, count);
+      await run(HEARTBEAT, [podsKey, podHashPrefix + podId], [podId, ...pairs]);
+    },
+
+    /** Takes a pod out at shutdown; its users' offline events were sent as sockets closed. */
+    async removePod(podId: string): Promise<void> {
+      await redis.multi().zrem(podsKey, podId).del(podHashPrefix + podId).exec();
+    },
+
+    async collectDeadPods(staleAfterMs: number, maxPods = 50): Promise<DeadPod[]> {
+      const flat = (await run(COLLECT, [podsKey], [podHashPrefix, staleAfterMs, maxPods])) as (
+        | string
+        | number
+      )[];
+      const dead: DeadPod[] = [];
+      for (let i = 0; i < flat.length; ) {
+        const podId = String(flat[i]);
+        const count = Number(flat[i + 1]);
+        dead.push({ podId, offlineUserIds: flat.slice(i + 2, i + 2 + count).map(String) });
+        i += 2 + count;
+      }
+      return dead;
+    },
+
+    async onlineUsers(userIds: readonly string[]): Promise<Set<string>> {
+      if (userIds.length === 0) return new Set();
+      const flags = (await run(ONLINE, [podsKey], [podHashPrefix, ...userIds])) as number[];
+      return new Set(userIds.filter((_, index) => flags[index] === 1));
+    },
+  };
+}
+
+export type PresenceStore = ReturnType<typeof createPresenceStore>;

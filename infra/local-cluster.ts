@@ -156,6 +156,8 @@ ports.forEach((port, index) =>
     HOST: host,
     POD_NAME: `gateway-${'ab'[index]}`,
     AUTH_DEV_LOGIN: 'true',
+    // Locally, Ctrl-C should not wait out a production-length drain window.
+    DRAIN_WINDOW_MS: process.env.DRAIN_WINDOW_MS ?? '1000',
     CORS_ORIGINS: process.env.CORS_ORIGINS ?? origins,
   }),
 );

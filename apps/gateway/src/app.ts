@@ -13,6 +13,7 @@ import {
   createMessagesRepository,
   createRoomsRepository,
   createUsersRepository,
+  isDatabaseUnavailable,
 } from '@chat/db';
 import type { GatewayConfig } from './config.ts';
 import { createRequestAuth } from './http/authenticate.ts';
@@ -23,6 +24,10 @@ import { messagesRoutes } from './http/messages.routes.ts';
 import { roomsRoutes } from './http/rooms.routes.ts';
 import { createPresenceStore } from '@chat/presence';
 import { createLogger } from './logger.ts';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
+import { registerApiDocs } from './http/docs.routes.ts';
+import { metricsRoutes } from './http/metrics.routes.ts';
+import { drainSockets } from './realtime/drain.ts';
 import { createPresenceTracker } from './realtime/presence-tracker.ts';
 import { handleConnection } from './realtime/connection.ts';
 import { createHandshakeMiddleware } from './realtime/handshake.ts';
@@ -39,6 +44,9 @@ import { createUserAuthService } from './services/user-auth.service.ts';
 
 export interface Gateway {
   http: FastifyInstance;
+  metrics: GatewayMetrics;
+  /** SIGTERM, step one: readiness off, no new sockets, clients told and closed over the window. */
+  drain(windowMs?: number): Promise<void>;
   io: Server;
   nsp: ChatNamespace;
   logger: Logger;
@@ -55,7 +63,8 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     applicationName: config.podName,
   });
-  const redis = createRedisClients(config.redisUrl, logger);
+  const metrics = createGatewayMetrics();
+  const redis = createRedisClients(config.redisUrl, logger, (client) => metrics.redisErrors.inc({ client }));
   await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
 
   const users = createUsersRepository(database.db);
@@ -72,6 +81,9 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   http.setValidatorCompiler(validatorCompiler);
   http.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(http);
+  await registerApiDocs(http);
+
+  let draining = false;
 
   const { io, nsp } = createSocketServer({
     httpServer: http.server,
@@ -80,13 +92,23 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     redisPrefix: config.redisPrefix,
     corsOrigins: config.corsOrigins,
     logger,
+    isDraining: () => draining,
   });
 
-  const events = createRoomEventsAdapter(nsp);
+  const events = createRoomEventsAdapter(nsp, metrics);
   const presenceStore = createPresenceStore(redis.commands, config.redisPrefix);
   const userAuth = createUserAuthService({ verify: createTokenVerifier(config.jwt), users });
   const roomCache = new RoomCache(rooms);
-  const writer = new MessageWriter(messages);
+  const writer = new MessageWriter(messages, {
+    committed(batchSize, stored, seconds) {
+      metrics.persistBatchSize.observe(batchSize);
+      metrics.persistDuration.observe(seconds);
+      metrics.messagesPersisted.inc(stored);
+    },
+    failed(error) {
+      if (isDatabaseUnavailable(error)) metrics.postgresErrors.inc();
+    },
+  });
   const roomService = createRoomService({
     rooms,
     memberships,
@@ -111,18 +133,29 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   const presence = createPresenceTracker({ store: presenceStore, nsp, logger, podName: config.podName });
   presence.start();
 
-  nsp.use(createHandshakeMiddleware({ auth: userAuth, memberships, logger }));
-  nsp.on('connection', (socket) => handleConnection(socket, { roomService, messageService, presence, logger }));
+  nsp.use(
+    createHandshakeMiddleware({
+      auth: userAuth,
+      memberships,
+      logger,
+      onRefused: (code) => metrics.handshakeFailures.inc({ code }),
+    }),
+  );
+  nsp.on('connection', (socket) =>
+    handleConnection(socket, { roomService, messageService, presence, logger, metrics }),
+  );
 
   const auth = createRequestAuth(userAuth);
   await http.register(
     healthRoutes({
       isReady: async () => {
+        if (draining) return false;
         await Promise.all([database.sql`select 1`, redis.commands.ping()]);
         return true;
       },
     }),
   );
+  await http.register(metricsRoutes(metrics.registry));
   await http.register(roomsRoutes({ roomService, messageService, auth }));
   await http.register(messagesRoutes({ messageService, auth }));
   if (config.devLogin && config.jwt.secret) {
@@ -130,8 +163,10 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   }
 
   // Fastify's close() waits for open websockets forever; Socket.IO must go first.
+  // `local`: a plain disconnectSockets() would travel the adapter and close every pod's sockets.
   http.addHook('preClose', async () => {
-    nsp.disconnectSockets(true);
+    draining = true;
+    nsp.local.disconnectSockets(true);
     io.local.disconnectSockets(true);
     await io.close().catch(() => undefined);
   });
@@ -142,6 +177,12 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     io,
     nsp,
     logger,
+    metrics,
+    async drain(windowMs = config.drainWindowMs) {
+      draining = true;
+      await drainSockets(nsp, windowMs, logger);
+      await writer.idle();
+    },
     close() {
       closed ??= (async () => {
         await http.close();

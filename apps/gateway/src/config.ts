@@ -30,6 +30,8 @@ const envSchema = z
     ROOM_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
     AUTH_DEV_LOGIN: booleanFlag.default(false),
+    DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .refine((env) => Boolean(env.JWT_SECRET) !== Boolean(env.JWT_JWKS_URL), {
@@ -56,6 +58,10 @@ export interface GatewayConfig {
   roomTtlSeconds: number;
   messageRateLimitPerMinute: number;
   devLogin: boolean;
+  /** On SIGTERM, connected sockets are closed in batches spread over this window. */
+  drainWindowMs: number;
+  /** Hard bound on the whole shutdown; keep it under terminationGracePeriodSeconds. */
+  shutdownTimeoutMs: number;
   logLevel: string;
 }
 
@@ -92,6 +98,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
     devLogin: e.AUTH_DEV_LOGIN,
+    drainWindowMs: e.DRAIN_WINDOW_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
   });
 }

@@ -25,8 +25,10 @@ async function stop(signal: string) {
   const timer = setTimeout(() => {
     logger.error('shutdown took too long; exiting');
     process.exit(1);
-  }, 15_000);
+  }, config.shutdownTimeoutMs);
   timer.unref();
+  // Ctrl-C in development skips the drain window; SIGTERM (Kubernetes) drains.
+  await gateway.drain(signal === 'SIGINT' ? 0 : config.drainWindowMs);
   await gateway.close();
   logger.info('stopped');
   process.exit(0);

@@ -26,9 +26,10 @@ export interface RedisClients {
 }
 
 /** Logs a client's errors at most once every few seconds: an outage is one story, not a flood. */
-function watch(client: Redis, name: string, logger: Logger): Redis {
+function watch(client: Redis, name: string, logger: Logger, onError?: (client: string) => void): Redis {
   let lastLogged = 0;
   client.on('error', (error: Error) => {
+    onError?.(name);
     const now = Date.now();
     if (now - lastLogged < 5000) return;
     lastLogged = now;
@@ -37,15 +38,16 @@ function watch(client: Redis, name: string, logger: Logger): Redis {
   return client;
 }
 
-export function createRedisClients(url: string, logger: Logger): RedisClients {
+export function createRedisClients(url: string, logger: Logger, onError?: (client: string) => void): RedisClients {
   const retryStrategy = (attempt: number) => Math.min(100 * attempt, 2000);
   const commands = watch(
     new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy, connectTimeout: 2000 }),
     'commands',
     logger,
+    onError,
   );
-  const pub = watch(new Redis(url, { retryStrategy, connectTimeout: 2000, enableAutoPipelining: true }), 'pub', logger);
-  const sub = watch(pub.duplicate(), 'sub', logger);
+  const pub = watch(new Redis(url, { retryStrategy, connectTimeout: 2000, enableAutoPipelining: true }), 'pub', logger, onError);
+  const sub = watch(pub.duplicate(), 'sub', logger, onError);
   return {
     commands,
     pub,

@@ -24,6 +24,7 @@ export const SERVER_EVENTS = {
   roomExpiring: 'room-expiring',
   presence: 'presence',
   tokenExpired: 'token-expired',
+  serverDraining: 'server-draining',
   error: 'error',
 } as const;
 
@@ -115,6 +116,8 @@ export interface ServerToClientEvents {
   'room-expiring': (payload: RoomExpiringPayload) => void;
   presence: (payload: PresencePayload) => void;
   'token-expired': (payload: Record<string, never>) => void;
+  /** [ext] This pod is shutting down: reconnect (the load balancer picks another pod). */
+  'server-draining': (payload: Record<string, never>) => void;
   error: (payload: ErrorPayload) => void;
 }
 

@@ -3,6 +3,7 @@ import { parseTyping, roomChannel, userChannel } from '@chat/protocol';
 import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
 import { guardedHandler } from './respond.ts';
+import type { GatewayMetrics } from '../metrics.ts';
 import type { PresenceTracker } from './presence-tracker.ts';
 import { TypingThrottle } from './typing-throttle.ts';
 import type { ChatSocket } from './types.ts';
@@ -12,6 +13,7 @@ export interface ConnectionDeps {
   messageService: MessageService;
   presence: PresenceTracker;
   logger: Logger;
+  metrics: GatewayMetrics;
 }
 
 // setTimeout holds at most a signed 32-bit delay.
@@ -19,8 +21,11 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** Wires one authenticated socket: its rooms, its events, its token's end. */
 export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void {
-  const { roomService, messageService, presence, logger } = deps;
+  const { roomService, messageService, presence, logger, metrics } = deps;
+  const context = { logger, metrics };
   const user = socket.data.user;
+  metrics.connections.inc();
+  metrics.connectedSockets.inc();
   void socket.join([userChannel(user.id), ...socket.data.initialRoomIds.map(roomChannel)]);
   presence.onConnect(socket);
   socket.on('disconnecting', () => presence.onDisconnecting(socket));
@@ -32,7 +37,7 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
 
   socket.on(
     'join-room',
-    guardedHandler(socket, 'join-room', logger, async (payload) => {
+    guardedHandler(socket, 'join-room', context, async (payload) => {
       const joined = await roomService.join(user, payload);
       // The adapter has already put this pod's sockets in; make sure of the caller's own.
       await socket.join(roomChannel(joined.roomId));
@@ -43,7 +48,7 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
 
   socket.on(
     'leave-room',
-    guardedHandler(socket, 'leave-room', logger, async (payload) => {
+    guardedHandler(socket, 'leave-room', context, async (payload) => {
       const left = await roomService.leave(user, payload);
       await socket.leave(roomChannel(left.roomId));
       socket.data.typingRooms.delete(left.roomId);
@@ -54,13 +59,13 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
 
   socket.on(
     'send-message',
-    guardedHandler(socket, 'send-message', logger, (payload) => messageService.send(user, payload, hint)),
+    guardedHandler(socket, 'send-message', context, (payload) => messageService.send(user, payload, hint)),
   );
 
   const throttle = new TypingThrottle();
   socket.on(
     'typing',
-    guardedHandler(socket, 'typing', logger, async (payload) => {
+    guardedHandler(socket, 'typing', context, async (payload) => {
       const typing = parseTyping(payload);
       if (!typing || !socket.rooms.has(roomChannel(typing.roomId)) || !throttle.take()) return {};
       if (typing.isTyping) socket.data.typingRooms.add(typing.roomId);
@@ -85,7 +90,9 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
       : undefined;
   expiryTimer?.unref();
 
-  socket.on('disconnect', () => {
+  socket.on('disconnect', (reason) => {
+    metrics.connectedSockets.dec();
+    metrics.disconnections.inc({ reason });
     if (expiryTimer) clearTimeout(expiryTimer);
     for (const roomId of socket.data.typingRooms) {
       socket.to(roomChannel(roomId)).emit('typing-indicator', {

@@ -38,10 +38,12 @@ export function createHandshakeMiddleware(deps: {
   auth: UserAuthService;
   memberships: MembershipsRepository;
   logger: Logger;
+  onRefused?: (code: ErrorCode) => void;
 }) {
   return (socket: ChatSocket, next: (error?: Error) => void) => {
     const token = handshakeToken(socket);
     if (!token) {
+      deps.onRefused?.('AUTH_REQUIRED');
       next(authError('AUTH_REQUIRED'));
       return;
     }
@@ -51,6 +53,7 @@ export function createHandshakeMiddleware(deps: {
       socket.data.user = user;
       socket.data.initialRoomIds = roomIds;
       socket.data.typingRooms = new Set();
+      socket.data.inFlight = 0;
     })().then(
       () => next(),
       (error: unknown) => {
@@ -58,6 +61,7 @@ export function createHandshakeMiddleware(deps: {
         if (!(error instanceof AppError)) {
           deps.logger.error({ err: error, socketId: socket.id }, 'handshake failed');
         }
+        deps.onRefused?.(appError.code);
         next(authError(appError.code));
       },
     );

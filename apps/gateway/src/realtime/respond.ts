@@ -1,5 +1,7 @@
 import { ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
+import { isDatabaseUnavailable } from '@chat/db';
 import { toAppError } from '../app-errors.ts';
+import type { GatewayMetrics } from '../metrics.ts';
 import type { Logger } from 'pino';
 import type { ChatSocket } from './types.ts';
 
@@ -19,24 +21,42 @@ function safeAck(ack: AnyAck | undefined, response: AckResponse<unknown>): void 
  * handler, and answers success through the ack and failure through `error` + ack. Nothing a
  * client sends can turn into an unhandled rejection.
  */
+export interface HandlerContext {
+  logger: Logger;
+  metrics: GatewayMetrics;
+}
+
 export function guardedHandler<T>(
   socket: ChatSocket,
   event: ClientEventName,
-  logger: Logger,
+  context: HandlerContext,
   handle: (payload: unknown) => Promise<T>,
 ): (...args: unknown[]) => void {
+  const { logger, metrics } = context;
   return (...args: unknown[]) => {
     const last = args[args.length - 1];
     const ack = typeof last === 'function' ? (last as AnyAck) : undefined;
     const payload = ack && args.length === 1 ? undefined : args[0];
+    metrics.eventsReceived.inc({ event });
+    const stopTimer = metrics.ackDuration.startTimer({ event });
+    socket.data.inFlight = (socket.data.inFlight ?? 0) + 1;
     handle(payload).then(
-      (data) => safeAck(ack, { ok: true, data }),
+      (data) => {
+        socket.data.inFlight -= 1;
+        safeAck(ack, { ok: true, data });
+        stopTimer();
+      },
       (error: unknown) => {
+        socket.data.inFlight -= 1;
         const appError = toAppError(error);
         if (appError.code === 'INTERNAL' || appError.code === 'UNAVAILABLE') {
           logger.error({ err: error, event, socketId: socket.id, userId: socket.data.user?.id }, 'socket event failed');
         }
+        if (appError.code === 'RATE_LIMITED') metrics.rateLimited.inc();
+        if (appError.code === 'UNAVAILABLE' && isDatabaseUnavailable(error)) metrics.postgresErrors.inc();
+        metrics.errors.inc({ event, code: appError.code });
         sendError(socket, event, appError.code, ack, appError.details);
+        stopTimer();
       },
     );
   };

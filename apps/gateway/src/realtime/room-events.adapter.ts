@@ -1,4 +1,12 @@
-import { roomChannel, userChannel } from '@chat/protocol';
+import {
+  roomChannel,
+  userChannel,
+  type MessageDeletedPayload,
+  type NewMessagePayload,
+  type UserJoinedPayload,
+  type UserLeftPayload,
+} from '@chat/protocol';
+import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
 import type { ChatNamespace } from './types.ts';
 
@@ -6,16 +14,26 @@ import type { ChatNamespace } from './types.ts';
  * RoomEvents over Socket.IO: every call goes through the Redis adapter, so it reaches the
  * sockets of every pod. Membership moves all of a user's sockets via their `user:<id>` room.
  */
-export function createRoomEventsAdapter(nsp: ChatNamespace): RoomEvents {
+export function createRoomEventsAdapter(nsp: ChatNamespace, metrics: GatewayMetrics): RoomEvents {
+  const counted = <T>(event: string, send: (payload: T) => void) => (payload: T) => {
+    metrics.broadcasts.inc({ event });
+    send(payload);
+  };
   return {
     addUserToRoom: (userId, roomId) => nsp.in(userChannel(userId)).socketsJoin(roomChannel(roomId)),
     removeUserFromRoom: (userId, roomId) =>
       nsp.in(userChannel(userId)).socketsLeave(roomChannel(roomId)),
-    userJoined: (payload) =>
+    userJoined: counted('user-joined', (payload: UserJoinedPayload) =>
       nsp.to(roomChannel(payload.roomId)).except(userChannel(payload.userId)).emit('user-joined', payload),
-    userLeft: (payload) =>
+    ),
+    userLeft: counted('user-left', (payload: UserLeftPayload) =>
       nsp.to(roomChannel(payload.roomId)).except(userChannel(payload.userId)).emit('user-left', payload),
-    newMessage: (payload) => nsp.to(roomChannel(payload.roomId)).emit('new-message', payload),
-    messageDeleted: (payload) => nsp.to(roomChannel(payload.roomId)).emit('message-deleted', payload),
+    ),
+    newMessage: counted('new-message', (payload: NewMessagePayload) =>
+      nsp.to(roomChannel(payload.roomId)).emit('new-message', payload),
+    ),
+    messageDeleted: counted('message-deleted', (payload: MessageDeletedPayload) =>
+      nsp.to(roomChannel(payload.roomId)).emit('message-deleted', payload),
+    ),
   };
 }

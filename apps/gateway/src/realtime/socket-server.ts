@@ -18,7 +18,10 @@ export function createSocketServer(options: {
   redisPrefix: string;
   corsOrigins: readonly string[];
   logger: Logger;
+  /** While true, new connections are refused (the pod is draining). */
+  isDraining: () => boolean;
 }): { io: Server; nsp: ChatNamespace } {
+  const originAllowed = createOriginCheck(options.corsOrigins);
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(
     options.httpServer,
     {
@@ -26,7 +29,10 @@ export function createSocketServer(options: {
       // Off, so a broadcast frame is encoded once for all receivers.
       perMessageDeflate: false,
       maxHttpBufferSize: MAX_FRAME_BYTES,
-      allowRequest: createOriginCheck(options.corsOrigins),
+      allowRequest: (request, callback) => {
+        if (options.isDraining()) return callback('server draining', false);
+        originAllowed(request, callback);
+      },
       cors: {
         origin: options.corsOrigins.includes('*') ? true : [...options.corsOrigins],
       },

@@ -11,6 +11,8 @@ export interface SocketData {
   initialRoomIds: string[];
   /** Rooms where this socket last said `isTyping: true`, cleared on disconnect. */
   typingRooms: Set<string>;
+  /** Events of this socket still being handled; a draining pod waits for them. */
+  inFlight: number;
 }
 
 export type ChatNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

@@ -6,6 +6,11 @@ interface Pending {
   reject(error: unknown): void;
 }
 
+export interface BatchObserver {
+  committed?(batchSize: number, stored: number, seconds: number): void;
+  failed?(error: unknown): void;
+}
+
 /**
  * Group commit: the first message is written at once; messages that arrive while that
  * transaction is in flight wait and go together in the next one. No timer, so an idle send
@@ -19,6 +24,7 @@ export class MessageWriter {
 
   constructor(
     private readonly messages: MessagesRepository,
+    private readonly observer: BatchObserver = {},
     private readonly maxBatch = 500,
   ) {}
 
@@ -39,14 +45,17 @@ export class MessageWriter {
     this.flushing = true;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
+      const started = performance.now();
       try {
         const outcomes = await this.messages.insertBatch(batch.map((item) => item.message));
+        this.observer.committed?.(batch.length, outcomes.filter((o) => o.status === 'stored').length, (performance.now() - started) / 1000);
         batch.forEach((item, index) => {
           const outcome = outcomes[index];
           if (outcome) item.resolve(outcome);
           else item.reject(new Error('batch returned fewer outcomes than messages'));
         });
       } catch (error) {
+        this.observer.failed?.(error);
         for (const item of batch) item.reject(error);
       }
     }

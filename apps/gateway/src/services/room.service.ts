@@ -88,7 +88,10 @@ export function createRoomService(deps: RoomServiceDeps) {
     },
 
     async listActive(limit: number, before: string | undefined) {
-      const anchor = before ? await rooms.find(before) : null;
+      const anchor = before ? await rooms.find(before.toLowerCase()) : null;
+      // A cursor naming no room must not silently restart the listing from the newest room:
+      // a pager following `hasMore` would loop forever.
+      if (before && !anchor) throw new AppError('INVALID_REQUEST');
       const page = await rooms.listActive(limit + 1, anchor);
       return { rooms: page.slice(0, limit).map(toView), hasMore: page.length > limit };
     },

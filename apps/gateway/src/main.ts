@@ -37,4 +37,4 @@ process.once('SIGTERM', () => void stop('SIGTERM'));
 process.once('SIGINT', () => void stop('SIGINT'));
 
 await gateway.http.listen({ port: config.port, host: config.host });
-logger.info({ port: config.port, pod: config.podName }, 'gateway listening');
+logger.info({ port: config.port }, 'gateway listening');

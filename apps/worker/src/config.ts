@@ -12,6 +12,8 @@ const envSchema = z.object({
   PRESENCE_GC_INTERVAL_MS: z.coerce.number().int().min(100).default(5000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(9091),
+  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   POD_NAME: z.string().min(1).optional(),
 });
@@ -27,6 +29,9 @@ export interface WorkerConfig {
   presenceGcIntervalMs: number;
   concurrency: number;
   shutdownTimeoutMs: number;
+  /** `/metrics` and `/livez`; port 0 picks a free one (tests). */
+  metricsPort: number;
+  metricsHost: string;
   logLevel: string;
   podName: string;
 }
@@ -54,6 +59,8 @@ export function loadWorkerConfig(env: Record<string, string | undefined>): Reado
     presenceGcIntervalMs: e.PRESENCE_GC_INTERVAL_MS,
     concurrency: e.WORKER_CONCURRENCY,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    metricsPort: e.METRICS_PORT,
+    metricsHost: e.METRICS_HOST,
     logLevel: e.LOG_LEVEL,
     podName: e.POD_NAME ?? `worker-${process.pid}`,
   });

@@ -12,6 +12,7 @@ import { JOB_CATALOG, JOB_KEYS, bullPrefix, type JobKey, type JobPayload } from 
 import { createPresenceStore } from '@chat/presence';
 import type { WorkerConfig } from './config.ts';
 import { runPresenceGc } from './jobs/presence-gc.job.ts';
+import { createWorkerMetrics, serveWorkerMetrics } from './metrics.ts';
 import { runRoomSweep } from './jobs/room-sweep.job.ts';
 
 /** A gateway pod's heartbeat older than this means the pod is gone. */
@@ -48,18 +49,35 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
   const expiry = createRoomExpiryRepository(database.sql);
   const presence = createPresenceStore(emitterConnection, config.redisPrefix);
 
+  const metrics = createWorkerMetrics();
   const handlers: Handlers = {
-    roomSweep: () =>
-      runRoomSweep({
+    roomSweep: async () => {
+      const result = await runRoomSweep({
         expiry,
         emitter,
         logger,
         expiringNoticeMs: config.expiringNoticeMs,
         tombstoneTtlMs: config.tombstoneTtlMs,
         batchSize: config.sweepBatchSize,
-      }),
-    presenceGc: () =>
-      runPresenceGc({ presence, memberships, users, emitter, logger, staleAfterMs: PRESENCE_STALE_AFTER_MS }),
+      });
+      metrics.roomsExpired.inc(result.expired);
+      metrics.rowsPurged.inc({ table: 'messages' }, result.messagesPurged);
+      metrics.rowsPurged.inc({ table: 'room_members' }, result.membersPurged);
+      metrics.rowsPurged.inc({ table: 'rooms' }, result.tombstonesDeleted);
+      return result;
+    },
+    presenceGc: async () => {
+      const result = await runPresenceGc({
+        presence,
+        memberships,
+        users,
+        emitter,
+        logger,
+        staleAfterMs: PRESENCE_STALE_AFTER_MS,
+      });
+      metrics.presenceOffline.inc(result.offline);
+      return result;
+    },
   };
   const intervals: Record<JobKey, number> = {
     roomSweep: config.sweepIntervalMs,
@@ -92,15 +110,35 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
       entry.queue,
       async (job: Job) => {
         const payload = entry.payload.parse(job.data);
-        return (handlers[key] as (payload: unknown) => Promise<unknown>)(payload);
+        const stopTimer = metrics.jobDuration.startTimer({ queue: entry.queue });
+        try {
+          return await (handlers[key] as (payload: unknown) => Promise<unknown>)(payload);
+        } finally {
+          stopTimer();
+        }
       },
       { connection: workerConnection, prefix, concurrency: config.concurrency, autorun: true },
     );
-    worker.on('failed', (job, error) => logger.error({ err: error, queue: entry.queue, jobId: job?.id }, 'job failed'));
+    worker.on('failed', (job, error) => {
+      metrics.jobFailures.inc({ queue: entry.queue });
+      logger.error({ err: error, queue: entry.queue, jobId: job?.id }, 'job failed');
+    });
     worker.on('error', (error) => logger.warn({ err: error, queue: entry.queue }, 'worker error'));
     return worker;
   });
-  logger.info({ queues: JOB_KEYS.map((key) => JOB_CATALOG[key].queue) }, 'worker started');
+  const metricsServer = await serveWorkerMetrics(metrics, config.metricsPort, config.metricsHost, async () => {
+    await Promise.all(
+      queues.map(async (queue) => {
+        const counts = await queue.getJobCounts('waiting', 'delayed', 'prioritized');
+        const depth = Object.values(counts).reduce((sum, count) => sum + count, 0);
+        metrics.queueDepth.set({ queue: queue.name }, depth);
+      }),
+    );
+  });
+  logger.info(
+    { queues: JOB_KEYS.map((key) => JOB_CATALOG[key].queue), metricsPort: metricsServer.port },
+    'worker started',
+  );
 
   let closing: Promise<void> | null = null;
   return {
@@ -108,6 +146,7 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
     close() {
       closing ??= (async () => {
         await Promise.all(workers.map((worker) => worker.close()));
+        await new Promise((resolve) => metricsServer.server.close(resolve));
         await Promise.all(queues.map((queue) => queue.close()));
         await Promise.allSettled([workerConnection.quit(), producerConnection.quit(), emitterConnection.quit()]);
         await database.close();

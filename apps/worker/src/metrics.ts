@@ -1,0 +1,77 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The worker's Prometheus metrics; labels are queue names and table names only. */
+export function createWorkerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    queueDepth: new Gauge({
+      name: 'chat_worker_queue_depth',
+      help: 'Jobs waiting or delayed, by queue (read at scrape time).',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    jobDuration: new Histogram({
+      name: 'chat_worker_job_duration_seconds',
+      help: 'Job run time, by queue.',
+      labelNames: ['queue'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    jobFailures: new Counter({
+      name: 'chat_worker_job_failures_total',
+      help: 'Failed jobs, by queue.',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    roomsExpired: new Counter({
+      name: 'chat_worker_rooms_expired_total',
+      help: 'Rooms expired and purged.',
+      registers: [registry],
+    }),
+    rowsPurged: new Counter({
+      name: 'chat_worker_rows_purged_total',
+      help: 'Rows deleted by the expiry sweep, by table.',
+      labelNames: ['table'] as const,
+      registers: [registry],
+    }),
+    presenceOffline: new Counter({
+      name: 'chat_worker_presence_offline_total',
+      help: 'Users taken offline because their pod stopped heartbeating.',
+      registers: [registry],
+    }),
+  };
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
+
+/** `/metrics` and `/livez` for the worker, which has no other HTTP surface. */
+export async function serveWorkerMetrics(
+  metrics: WorkerMetrics,
+  port: number,
+  host: string,
+  beforeScrape: () => Promise<void>,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer((request, response) => {
+    if (request.url === '/livez') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
+    if (request.url !== '/metrics') {
+      response.writeHead(404).end();
+      return;
+    }
+    beforeScrape()
+      .catch(() => undefined)
+      .then(() => metrics.registry.metrics())
+      .then(
+        (body) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
+        () => response.writeHead(500).end(),
+      );
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}

@@ -25,6 +25,7 @@ export const SERVER_EVENTS = {
   presence: 'presence',
   tokenExpired: 'token-expired',
   serverDraining: 'server-draining',
+  resync: 'resync',
   error: 'error',
 } as const;
 
@@ -118,6 +119,11 @@ export interface ServerToClientEvents {
   'token-expired': (payload: Record<string, never>) => void;
   /** [ext] This pod is shutting down: reconnect (the load balancer picks another pod). */
   'server-draining': (payload: Record<string, never>) => void;
+  /**
+   * [ext] Broadcasts may have been missed (this pod lost its Redis subscription and has just
+   * re-subscribed): fetch `GET …/messages?after=<last messageId>` for every room.
+   */
+  resync: (payload: Record<string, never>) => void;
   error: (payload: ErrorPayload) => void;
 }
 

@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { AppError, isUuid } from '@chat/protocol';
+import { AppError, hasForbiddenCharacters, isUuid } from '@chat/protocol';
 
 export interface VerifierOptions {
   /** HS256 shared secret; exactly one of `secret` and `jwksUrl`. */
@@ -54,7 +54,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       if (typeof nickname !== 'string') throw new AppError('INVALID_TOKEN');
       const trimmed = nickname.trim();
       const length = [...trimmed].length;
-      if (length < 1 || length > 30) throw new AppError('INVALID_TOKEN');
+      // Control characters would reach the users table (Postgres refuses U+0000 outright, a
+      // 500 at the handshake) and every screen that shows the name: not a valid nickname.
+      if (length < 1 || length > 30 || hasForbiddenCharacters(trimmed)) throw new AppError('INVALID_TOKEN');
       name = trimmed;
     }
     return { userId: sub.toLowerCase(), nickname: name, expiresAt: exp };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { hasForbiddenCharacters } from './fields.ts';
 import { MESSAGE_TYPES } from './message-rules.ts';
 
 /**
@@ -49,7 +50,9 @@ export const devLoginBodySchema = z.object({
     .string({ error: 'INVALID_NICKNAME' })
     .trim()
     .min(1, { error: 'INVALID_NICKNAME' })
-    .refine((name) => [...name].length <= 30, { error: 'INVALID_NICKNAME' }),
+    .refine((name) => [...name].length <= 30, { error: 'INVALID_NICKNAME' })
+    // The handshake refuses such a nickname; never sign a token that cannot be used.
+    .refine((name) => !hasForbiddenCharacters(name), { error: 'INVALID_NICKNAME' }),
 });
 
 export const historyMessageSchema = z.object({

@@ -30,8 +30,9 @@ export async function startCluster(
   pods = 2,
   env: Record<string, string> = {},
 ): Promise<TestCluster> {
-  const databaseUrl = inject('databaseUrl');
-  const redisUrl = inject('redisUrl');
+  const databaseUrl = env.DATABASE_URL ?? inject('databaseUrl');
+  // A test may bring its own Redis (one it can restart): REDIS_URL in env wins everywhere.
+  const redisUrl = env.REDIS_URL ?? inject('redisUrl');
   const redisPrefix = env.REDIS_PREFIX ?? uniquePrefix();
   const started: TestPod[] = [];
   for (let index = 0; index < pods; index++) {

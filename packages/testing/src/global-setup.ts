@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { TestProject } from 'vitest/node';
 import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 
@@ -21,8 +22,25 @@ export default async function setup(project: TestProject) {
   await ensureDatabase(databaseUrl);
   await runMigrations(databaseUrl);
   project.provide('databaseUrl', databaseUrl);
-  project.provide('redisUrl', process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  await requireNoEviction(redisUrl);
+  project.provide('redisUrl', redisUrl);
   return async () => {
     await dropDatabase(databaseUrl);
   };
+}
+
+/** BullMQ loses jobs and schedulers if Redis evicts keys: the tests' Redis must not (as in infra/local-cluster.ts). */
+async function requireNoEviction(url: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000 });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    await redis.config('SET', 'maxmemory-policy', 'noeviction').catch(() => undefined);
+    // A Redis that refuses CONFIG SET may still be configured right in redis.conf.
+    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    if (policy !== 'noeviction') throw new Error(`test Redis ${url} has maxmemory-policy ${policy}; BullMQ needs noeviction`);
+  } finally {
+    redis.disconnect();
+  }
 }

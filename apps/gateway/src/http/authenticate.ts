@@ -3,9 +3,15 @@ import { stripBearer } from '@chat/auth';
 import { AppError } from '@chat/protocol';
 import type { AuthenticatedUser, UserAuthService } from '../services/user-auth.service.ts';
 
-/** REST authentication: `Authorization: Bearer <token>`; every failure is 401 `인증이 필요합니다`. */
+/**
+ * REST authentication: `Authorization: Bearer <token>`; every failure is 401 `인증이 필요합니다`.
+ * The hooks run on `onRequest`, before body and query validation, so an anonymous client learns
+ * first that it must authenticate; handlers read the result with `userOf`.
+ */
 export function createRequestAuth(auth: UserAuthService) {
-  async function optionalUser(request: FastifyRequest): Promise<AuthenticatedUser | null> {
+  const users = new WeakMap<FastifyRequest, AuthenticatedUser>();
+
+  async function authenticate(request: FastifyRequest): Promise<AuthenticatedUser | null> {
     const header = request.headers.authorization;
     if (header === undefined) return null;
     const token = stripBearer(header);
@@ -18,13 +24,26 @@ export function createRequestAuth(auth: UserAuthService) {
     }
   }
 
-  async function requireUser(request: FastifyRequest): Promise<AuthenticatedUser> {
-    const user = await optionalUser(request);
-    if (!user) throw new AppError('UNAUTHORIZED');
-    return user;
-  }
+  return {
+    /** Guests pass; a token that is present must be valid. */
+    async optionalUser(request: FastifyRequest): Promise<void> {
+      const user = await authenticate(request);
+      if (user) users.set(request, user);
+    },
 
-  return { optionalUser, requireUser };
+    async requireUser(request: FastifyRequest): Promise<void> {
+      const user = await authenticate(request);
+      if (!user) throw new AppError('UNAUTHORIZED');
+      users.set(request, user);
+    },
+
+    /** The user a `requireUser` hook authenticated for this request. */
+    userOf(request: FastifyRequest): AuthenticatedUser {
+      const user = users.get(request);
+      if (!user) throw new AppError('UNAUTHORIZED');
+      return user;
+    },
+  };
 }
 
 export type RequestAuth = ReturnType<typeof createRequestAuth>;

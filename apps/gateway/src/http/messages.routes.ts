@@ -9,8 +9,10 @@ export function messagesRoutes(deps: { messageService: MessageService; auth: Req
     app.delete(
       '/api/messages/:messageId',
       {
+        onRequest: deps.auth.requireUser,
         schema: {
           tags: ['messages'],
+          security: [{ bearer: [] }],
           params: z.object({ messageId: z.string() }),
           response: {
             200: z.object({ success: z.literal(true) }),
@@ -21,8 +23,7 @@ export function messagesRoutes(deps: { messageService: MessageService; auth: Req
         },
       },
       async (request) => {
-        const user = await deps.auth.requireUser(request);
-        return deps.messageService.deleteOwn(user.id, request.params.messageId);
+        return deps.messageService.deleteOwn(deps.auth.userOf(request).id, request.params.messageId);
       },
     );
   };

@@ -28,15 +28,16 @@ export function roomsRoutes(deps: {
     app.post(
       '/api/rooms',
       {
+        onRequest: auth.requireUser,
         schema: {
           tags: ['rooms'],
+          security: [{ bearer: [] }],
           body: createRoomBodySchema,
           response: { 201: createdRoomSchema, 400: errorBodySchema, 401: errorBodySchema },
         },
       },
       async (request, reply) => {
-        const user = await auth.requireUser(request);
-        return reply.status(201).send(await roomService.create(user, request.body));
+        return reply.status(201).send(await roomService.create(auth.userOf(request), request.body));
       },
     );
 
@@ -62,6 +63,8 @@ export function roomsRoutes(deps: {
     app.get(
       '/api/rooms/:roomId/messages',
       {
+        // Guests may read; a token that is present must be valid.
+        onRequest: auth.optionalUser,
         schema: {
           tags: ['messages'],
           params: roomParams,
@@ -75,11 +78,7 @@ export function roomsRoutes(deps: {
           },
         },
       },
-      async (request) => {
-        // Guests may read; a token that is present must be valid.
-        await auth.optionalUser(request);
-        return messageService.history(request.params.roomId, request.query);
-      },
+      async (request) => messageService.history(request.params.roomId, request.query),
     );
   };
 }

@@ -42,6 +42,8 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
       // The adapter has already put this pod's sockets in; make sure of the caller's own.
       await socket.join(roomChannel(joined.roomId));
       socket.emit('room-joined', joined);
+      // The user's other devices were moved in too (on every pod): let them know.
+      socket.to(userChannel(user.id)).emit('room-joined', joined);
       return joined;
     }),
   );
@@ -53,6 +55,8 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
       await socket.leave(roomChannel(left.roomId));
       socket.data.typingRooms.delete(left.roomId);
       socket.emit('room-left', left);
+      // The user's other devices were taken out too: without this they would just fall silent.
+      socket.to(userChannel(user.id)).emit('room-left', left);
       return left;
     }),
   );
@@ -67,7 +71,12 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
     'typing',
     guardedHandler(socket, 'typing', context, async (payload) => {
       const typing = parseTyping(payload);
-      if (!typing || !socket.rooms.has(roomChannel(typing.roomId)) || !throttle.take()) return {};
+      if (!typing || !socket.rooms.has(roomChannel(typing.roomId))) return {};
+      // The `false` that ends a `true` the room has seen is never throttled: dropping it would
+      // leave "typing…" on the others' screens (a burst of keystrokes, then Enter). It costs
+      // no more than the `true` before it, so the flood bound holds.
+      const endsTyping = !typing.isTyping && socket.data.typingRooms.has(typing.roomId);
+      if (!endsTyping && !throttle.take()) return {};
       if (typing.isTyping) socket.data.typingRooms.add(typing.roomId);
       else socket.data.typingRooms.delete(typing.roomId);
       socket.to(roomChannel(typing.roomId)).emit('typing-indicator', {

@@ -8,7 +8,8 @@ export interface MembershipChange {
 
 /**
  * Membership and the room's `member_count` change in one statement, so the counter can never
- * drift from the rows. Each is a single round trip and an implicit transaction.
+ * drift from the rows. Each is a single round trip and an implicit transaction (an `add` that
+ * finds the member already there reads the count once more, see below).
  */
 export function createMembershipsRepository(sql: Sql) {
   return {
@@ -32,6 +33,15 @@ export function createMembershipsRepository(sql: Sql) {
                  (select member_count from rooms where id = ${roomId} and expires_at > now())
                ) as member_count`;
       if (!row || row.member_count === null) return null;
+      if (!row.added) {
+        // Already a member. If that membership was inserted concurrently (the same user's other
+        // device), ON CONFLICT waited for its commit but this statement's snapshot predates it,
+        // so the count above can miss it: read it again in a fresh snapshot.
+        const [fresh] = await sql<{ member_count: number }[]>`
+          select member_count from rooms where id = ${roomId} and expires_at > now()`;
+        if (!fresh) return null;
+        return { changed: false, memberCount: fresh.member_count };
+      }
       return { changed: row.added, memberCount: row.member_count };
     },
 

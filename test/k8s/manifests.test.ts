@@ -1,0 +1,407 @@
+/**
+ * Renders k8s/ (base, overlays dev and prod, prod with the optional components), schema-validates
+ * every rendered object offline (kubernetes-models / @kubernetes-models/prometheus-operator:
+ * the Kubernetes and Prometheus Operator OpenAPI schemas compiled to validators), and checks the
+ * objects for everything issue 5 asks of them. Where `kubectl kustomize` exists, its output must
+ * equal this test's renderer's. No network, no cluster.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import * as apps from 'kubernetes-models/apps/v1';
+import * as autoscaling from 'kubernetes-models/autoscaling/v2';
+import * as batch from 'kubernetes-models/batch/v1';
+import * as core from 'kubernetes-models/v1';
+import * as networking from 'kubernetes-models/networking.k8s.io/v1';
+import * as policy from 'kubernetes-models/policy/v1';
+import * as monitoring from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { kustomize, kustomizeWith, objectId, type K8sObject } from './kustomize.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const k8s = path.join(root, 'k8s');
+const overlays = ['dev', 'prod'] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Loosely typed views of the rendered objects (the schemas are checked separately).
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Any = any;
+
+const find = (objects: K8sObject[], kind: string, name: string): Any => {
+  const found = objects.filter((object) => object.kind === kind && object.metadata.name === name);
+  expect(found, `${kind}/${name}`).toHaveLength(1);
+  return found[0];
+};
+const ofKind = (objects: K8sObject[], kind: string): Any[] => objects.filter((object) => object.kind === kind);
+const podSpec = (workload: Any): Any => workload.spec.template.spec;
+const container = (workload: Any, name: string): Any => {
+  const found = podSpec(workload).containers.find((c: Any) => c.name === name);
+  expect(found, `container ${name}`).toBeDefined();
+  return found;
+};
+const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
+  Object.entries(selector).every(([key, value]) => labels[key] === value);
+
+const models: Record<string, Record<string, unknown>> = {
+  v1: core,
+  'apps/v1': apps,
+  'autoscaling/v2': autoscaling,
+  'batch/v1': batch,
+  'networking.k8s.io/v1': networking,
+  'policy/v1': policy,
+  'monitoring.coreos.com/v1': monitoring,
+};
+
+function schemaErrors(object: K8sObject): string | undefined {
+  const Model = models[object.apiVersion]?.[object.kind] as (new (data: unknown) => { validate(): void }) | undefined;
+  if (!Model) return `no schema for ${object.apiVersion} ${object.kind}`;
+  try {
+    new Model(object).validate();
+    return undefined;
+  } catch (error) {
+    return `${object.kind}/${object.metadata.name}: ${(error as Error).message}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+const rendered: Record<'base' | (typeof overlays)[number] | 'prod+components', K8sObject[]> = {
+  base: kustomize(path.join(k8s, 'base')),
+  dev: kustomize(path.join(k8s, 'overlays/dev')),
+  prod: kustomize(path.join(k8s, 'overlays/prod')),
+  'prod+components': kustomizeWith(
+    [path.join(k8s, 'overlays/prod')],
+    [path.join(k8s, 'components/ws-affinity'), path.join(k8s, 'components/hpa-connected-sockets')],
+  ),
+};
+
+const secretExample = parseYaml(readFileSync(path.join(k8s, 'base/secret.example.yaml'), 'utf8')) as Any;
+const secretKeys = Object.keys(secretExample.stringData);
+
+describe('k8s manifests render', () => {
+  it('every rendering validates against the Kubernetes / Prometheus Operator schemas', () => {
+    for (const [name, objects] of Object.entries(rendered)) {
+      expect(objects.length, name).toBeGreaterThan(10);
+      const errors = objects.map(schemaErrors).filter(Boolean);
+      expect(errors, name).toEqual([]);
+    }
+  });
+
+  it('has every kind issue 5 asks for, in each overlay', () => {
+    for (const overlay of overlays) {
+      const kinds = new Set(rendered[overlay].map((object) => object.kind));
+      for (const kind of [
+        'Deployment', 'Service', 'Ingress', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Job',
+        'ConfigMap', 'NetworkPolicy', 'ServiceMonitor', 'Namespace', 'ServiceAccount',
+      ]) {
+        expect(kinds.has(kind), `${overlay}: ${kind}`).toBe(true);
+      }
+    }
+  });
+
+  describe('matches `kubectl kustomize` where kubectl exists', () => {
+    let kubectl = false;
+    let scratch = '';
+    beforeAll(async () => {
+      kubectl = await promisify(execFile)('kubectl', ['version', '--client'], { timeout: 10_000 }).then(
+        () => true,
+        () => false,
+      );
+      scratch = mkdtempSync(path.join(tmpdir(), 'chat-kustomize-'));
+    });
+    afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+    async function kubectlKustomize(dir: string): Promise<K8sObject[]> {
+      const { stdout } = await promisify(execFile)('kubectl', ['kustomize', dir], { timeout: 20_000, maxBuffer: 16 << 20 });
+      return parseAllDocuments(stdout)
+        .map((document) => document.toJS() as K8sObject | null)
+        .filter((object): object is K8sObject => object !== null);
+    }
+
+    function bySameIds(objects: K8sObject[]): Record<string, K8sObject> {
+      return Object.fromEntries(objects.map((object) => [objectId(object), object]));
+    }
+
+    it('base, dev, prod and prod with the components', { timeout: 60_000 }, async (context) => {
+      if (!kubectl) {
+        console.warn('kubectl not found: comparison with kubectl kustomize skipped');
+        context.skip();
+      }
+      // The components, on top of prod, through a throwaway kustomization (relative paths:
+      // kustomize refuses absolute ones).
+      const relative = (target: string) => path.relative(scratch, target);
+      writeFileSync(
+        path.join(scratch, 'kustomization.yaml'),
+        [
+          'apiVersion: kustomize.config.k8s.io/v1beta1',
+          'kind: Kustomization',
+          'resources:',
+          `  - ${relative(path.join(k8s, 'overlays/prod'))}`,
+          'components:',
+          `  - ${relative(path.join(k8s, 'components/ws-affinity'))}`,
+          `  - ${relative(path.join(k8s, 'components/hpa-connected-sockets'))}`,
+          '',
+        ].join('\n'),
+      );
+      const dirs = {
+        base: path.join(k8s, 'base'),
+        dev: path.join(k8s, 'overlays/dev'),
+        prod: path.join(k8s, 'overlays/prod'),
+        'prod+components': scratch,
+      } as const;
+      const results = await Promise.all(Object.values(dirs).map(kubectlKustomize));
+      Object.keys(dirs).forEach((name, index) => {
+        expect(bySameIds(rendered[name as keyof typeof dirs]), name).toEqual(bySameIds(results[index]!));
+      });
+    });
+  });
+});
+
+describe.each(overlays)('overlay %s', (overlay) => {
+  const objects = rendered[overlay];
+  const namespace = overlay === 'prod' ? 'chat' : 'chat-dev';
+  const gateway = find(objects, 'Deployment', 'chat-gateway');
+  const worker = find(objects, 'Deployment', 'chat-worker');
+  const gatewayConfig = find(objects, 'ConfigMap', 'chat-gateway-config').data;
+  const workerConfig = find(objects, 'ConfigMap', 'chat-worker-config').data;
+  const gatewayContainer = container(gateway, 'gateway');
+  const workerContainer = container(worker, 'worker');
+
+  it('puts everything in its namespace, which enforces the restricted pod security standard', () => {
+    const ns = find(objects, 'Namespace', namespace);
+    expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    for (const object of objects) {
+      if (object.kind !== 'Namespace') expect(object.metadata.namespace, objectId(object)).toBe(namespace);
+    }
+  });
+
+  it('gateway: readiness /readyz, liveness /livez, on the container port of PORT', () => {
+    const port = gatewayContainer.ports.find((p: Any) => p.name === 'http');
+    expect(port.containerPort).toBe(Number(gatewayConfig.PORT));
+    expect(gatewayContainer.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: 'http' });
+    expect(gatewayContainer.livenessProbe.httpGet).toMatchObject({ path: '/livez', port: 'http' });
+    // Readiness reacts within seconds of a drain; liveness is far more patient than readiness.
+    const readinessWindow = gatewayContainer.readinessProbe.periodSeconds * gatewayContainer.readinessProbe.failureThreshold;
+    expect(readinessWindow).toBeLessThanOrEqual(15);
+    expect(gatewayContainer.livenessProbe.periodSeconds * gatewayContainer.livenessProbe.failureThreshold).toBeGreaterThan(readinessWindow);
+  });
+
+  it('gateway: preStop sleep, and a grace period above preStop + the drain and shutdown timeouts', () => {
+    const command: string[] = gatewayContainer.lifecycle.preStop.exec.command;
+    expect(command[0]).toBe('sleep');
+    const preStopSeconds = Number(command[1]);
+    expect(preStopSeconds).toBeGreaterThanOrEqual(3);
+    const grace = podSpec(gateway).terminationGracePeriodSeconds;
+    const drainSeconds = Number(gatewayConfig.DRAIN_WINDOW_MS) / 1000;
+    const shutdownSeconds = Number(gatewayConfig.SHUTDOWN_TIMEOUT_MS) / 1000;
+    expect(drainSeconds).toBeGreaterThan(0);
+    expect(shutdownSeconds).toBeGreaterThan(drainSeconds);
+    expect(grace).toBeGreaterThan(preStopSeconds + drainSeconds);
+    expect(grace).toBeGreaterThan(preStopSeconds + shutdownSeconds);
+  });
+
+  it('gateway: RollingUpdate with maxUnavailable 0, no replicas (the HPA owns them), spread over zones and nodes', () => {
+    expect(gateway.spec.strategy.type).toBe('RollingUpdate');
+    expect(gateway.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+    expect(gateway.spec.replicas).toBeUndefined();
+    const spread = podSpec(gateway).topologySpreadConstraints as Any[];
+    expect(spread.map((c) => c.topologyKey).sort()).toEqual(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
+    for (const constraint of spread) {
+      expect(matches(constraint.labelSelector.matchLabels, gateway.spec.template.metadata.labels)).toBe(true);
+    }
+  });
+
+  it('every workload: resources, non-root, read-only root filesystem with an emptyDir /tmp, no token', () => {
+    const job = find(objects, 'Job', 'chat-migrate');
+    for (const workload of [gateway, worker, job]) {
+      const spec = podSpec(workload);
+      expect(spec.securityContext.runAsNonRoot, workload.metadata.name).toBe(true);
+      expect(spec.securityContext.runAsUser).toBeGreaterThan(0);
+      expect(spec.securityContext.seccompProfile.type).toBe('RuntimeDefault');
+      expect(spec.automountServiceAccountToken).toBe(false);
+      for (const c of spec.containers) {
+        expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+        expect(c.securityContext.capabilities.drop).toEqual(['ALL']);
+        expect(c.resources.requests.cpu).toBeTruthy();
+        expect(c.resources.requests.memory).toBeTruthy();
+        expect(c.resources.limits.memory).toBeTruthy();
+        const tmp = c.volumeMounts.find((mount: Any) => mount.mountPath === '/tmp');
+        expect(spec.volumes.find((volume: Any) => volume.name === tmp.name).emptyDir).toBeDefined();
+        // A released image, never :latest or an unpinned name.
+        expect(c.image).toMatch(/^registry\.example\.com\/chat\/[a-z]+:[\w.-]+$/);
+        expect(c.image).not.toMatch(/:latest$/);
+      }
+    }
+  });
+
+  it('worker: grace period above SHUTDOWN_TIMEOUT_MS, metrics port from METRICS_PORT', () => {
+    expect(podSpec(worker).terminationGracePeriodSeconds).toBeGreaterThan(Number(workerConfig.SHUTDOWN_TIMEOUT_MS) / 1000);
+    expect(workerContainer.ports.find((p: Any) => p.name === 'metrics').containerPort).toBe(Number(workerConfig.METRICS_PORT));
+  });
+
+  it('configuration: env from the ConfigMaps and Secret keys the example documents; dev login off everywhere', () => {
+    expect(gatewayContainer.envFrom).toEqual([{ configMapRef: { name: 'chat-gateway-config' } }]);
+    expect(workerContainer.envFrom).toEqual([{ configMapRef: { name: 'chat-worker-config' } }]);
+    const job = find(objects, 'Job', 'chat-migrate');
+    for (const c of [gatewayContainer, workerContainer, ...podSpec(job).containers]) {
+      for (const env of c.env ?? []) {
+        const ref = env.valueFrom?.secretKeyRef;
+        if (!ref) continue;
+        expect(ref.name).toBe('chat-secrets');
+        expect(secretKeys).toContain(ref.key);
+      }
+    }
+    const names = (c: Any) => (c.env as Any[]).map((env) => env.name);
+    expect(names(gatewayContainer)).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'POD_NAME']));
+    expect(names(workerContainer)).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'POD_NAME']));
+    // AUTH_DEV_LOGIN: "false" in the ConfigMap, and nowhere anything else.
+    expect(gatewayConfig.AUTH_DEV_LOGIN).toBe('false');
+    const text = JSON.stringify(objects);
+    expect(text.match(/"AUTH_DEV_LOGIN"(:|,"value":)"(?!false")/g)).toBeNull();
+  });
+
+  it('the Secret: never rendered in prod; a placeholder in dev; the example holds no secret', () => {
+    const secrets = ofKind(objects, 'Secret');
+    if (overlay === 'prod') expect(secrets).toEqual([]);
+    else {
+      expect(secrets).toHaveLength(1);
+      expect(Object.keys(secrets[0].stringData).sort()).toEqual([...secretKeys].sort());
+      expect(secrets[0].stringData.JWT_SECRET).toMatch(/not-a-secret/);
+    }
+    for (const value of Object.values(secretExample.stringData) as string[]) expect(value).toMatch(/CHANGE-ME/);
+  });
+
+  it('Service and Ingress: websocket timeouts of an hour, no affinity, only public paths', () => {
+    const service = find(objects, 'Service', 'chat-gateway');
+    expect(matches(service.spec.selector, gateway.spec.template.metadata.labels)).toBe(true);
+    expect(service.spec.sessionAffinity).toBe('None');
+    const targetPort = service.spec.ports.find((p: Any) => p.name === 'http').targetPort;
+    expect(gatewayContainer.ports.map((p: Any) => p.name)).toContain(targetPort);
+
+    const ingress = find(objects, 'Ingress', 'chat-gateway');
+    const annotations = ingress.metadata.annotations;
+    expect(Number(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout'])).toBeGreaterThanOrEqual(3600);
+    expect(Number(annotations['nginx.ingress.kubernetes.io/proxy-send-timeout'])).toBeGreaterThanOrEqual(3600);
+    expect(annotations['nginx.ingress.kubernetes.io/affinity']).toBeUndefined();
+    const paths = ingress.spec.rules.flatMap((rule: Any) => rule.http.paths);
+    expect(paths.map((p: Any) => `${p.pathType} ${p.path}`).sort()).toEqual([
+      'Exact /', 'Exact /favicon.svg', 'Prefix /api', 'Prefix /assets', 'Prefix /docs', 'Prefix /socket.io',
+    ]);
+    // The probes and the metrics are not reachable from outside.
+    for (const internal of ['/metrics', '/livez', '/readyz']) {
+      const routed = paths.some((p: Any) =>
+        p.pathType === 'Exact' ? p.path === internal : internal === p.path || internal.startsWith(`${p.path.replace(/\/$/, '')}/`),
+      );
+      expect(routed, internal).toBe(false);
+    }
+    for (const p of paths) {
+      expect(p.backend.service.name).toBe('chat-gateway');
+      expect(service.spec.ports.map((port: Any) => port.name)).toContain(p.backend.service.port.name);
+    }
+    const source = readFileSync(path.join(k8s, 'base/gateway-ingress.yaml'), 'utf8');
+    expect(source).toMatch(/Why no session affinity/);
+    expect(source).toMatch(/components\/ws-affinity/);
+  });
+
+  it('HPA: CPU, with a scale-down stabilisation window and a gentle scale-down policy', () => {
+    const hpa = find(objects, 'HorizontalPodAutoscaler', 'chat-gateway');
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'chat-gateway' });
+    expect(hpa.spec.metrics).toEqual([
+      { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: expect.any(Number) } } },
+    ]);
+    expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(overlay === 'prod' ? 3 : 1);
+    expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
+    expect(hpa.spec.behavior.scaleDown.stabilizationWindowSeconds).toBeGreaterThanOrEqual(300);
+    expect(hpa.spec.behavior.scaleDown.policies).toEqual([{ type: 'Pods', value: 1, periodSeconds: expect.any(Number) }]);
+    // The documented custom metric.
+    expect(readFileSync(path.join(k8s, 'base/gateway-hpa.yaml'), 'utf8')).toMatch(/chat_connected_sockets/);
+  });
+
+  it('PodDisruptionBudgets cover the gateway and the worker, one pod at a time', () => {
+    for (const workload of [gateway, worker]) {
+      const budgets = ofKind(objects, 'PodDisruptionBudget').filter((pdb) =>
+        matches(pdb.spec.selector.matchLabels, workload.spec.template.metadata.labels),
+      );
+      expect(budgets, workload.metadata.name).toHaveLength(1);
+      expect(budgets[0].spec.maxUnavailable).toBe(1);
+    }
+  });
+
+  it('the migration Job runs before the rollout (Argo CD PreSync / Helm pre-upgrade hook)', () => {
+    const job = find(objects, 'Job', 'chat-migrate');
+    expect(job.metadata.annotations).toMatchObject({
+      'argocd.argoproj.io/hook': 'PreSync',
+      'helm.sh/hook': 'pre-install,pre-upgrade',
+    });
+    expect(podSpec(job).restartPolicy).toBe('Never');
+    expect(job.spec.backoffLimit).toBeGreaterThan(0);
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(0);
+    expect(podSpec(job).containers[0].image).toMatch(/\/migrate:/);
+  });
+
+  it('NetworkPolicy: default deny, then the ingress controller and Prometheus in, Postgres/Redis/DNS out', () => {
+    const policies = ofKind(objects, 'NetworkPolicy');
+    const defaultDeny = policies.find((p) => Object.keys(p.spec.podSelector).length === 0);
+    expect(defaultDeny.spec.policyTypes.sort()).toEqual(['Egress', 'Ingress']);
+    expect(defaultDeny.spec.ingress ?? []).toEqual([]);
+    expect(defaultDeny.spec.egress ?? []).toEqual([]);
+
+    const policyFor = (workload: Any) => {
+      const found = policies.filter((p) => p.spec.podSelector.matchLabels && matches(p.spec.podSelector.matchLabels, workload.spec.template.metadata.labels));
+      expect(found, workload.metadata.name).toHaveLength(1);
+      return found[0];
+    };
+    const egressPorts = (policy: Any) => policy.spec.egress.flatMap((rule: Any) => rule.ports.map((p: Any) => p.port));
+    const ingressFrom = (policy: Any, port: number) =>
+      policy.spec.ingress
+        .filter((rule: Any) => rule.ports.some((p: Any) => p.port === port))
+        .flatMap((rule: Any) => rule.from.map((from: Any) => from.namespaceSelector.matchLabels['kubernetes.io/metadata.name']));
+
+    const gatewayPolicy = policyFor(gateway);
+    expect(ingressFrom(gatewayPolicy, 3000).sort()).toEqual(['ingress-nginx', 'monitoring']);
+    expect(egressPorts(gatewayPolicy)).toEqual(expect.arrayContaining([53, 5432, 6379]));
+    const workerPolicy = policyFor(worker);
+    expect(ingressFrom(workerPolicy, Number(workerConfig.METRICS_PORT))).toEqual(['monitoring']);
+    expect(egressPorts(workerPolicy)).toEqual(expect.arrayContaining([53, 5432, 6379]));
+    const migratePolicy = policyFor(find(objects, 'Job', 'chat-migrate'));
+    expect(egressPorts(migratePolicy)).toEqual(expect.arrayContaining([53, 5432]));
+  });
+
+  it('ServiceMonitors scrape /metrics of the gateway and worker Services, by port name', () => {
+    for (const [name, workload, portName] of [
+      ['chat-gateway', gateway, 'http'],
+      ['chat-worker', worker, 'metrics'],
+    ] as const) {
+      const monitor = find(objects, 'ServiceMonitor', name);
+      const services = ofKind(objects, 'Service').filter((s) => matches(monitor.spec.selector.matchLabels, s.metadata.labels));
+      expect(services, name).toHaveLength(1);
+      expect(matches(services[0].spec.selector, workload.spec.template.metadata.labels)).toBe(true);
+      expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: portName, path: '/metrics' })]);
+      expect(services[0].spec.ports.map((p: Any) => p.name)).toContain(portName);
+      // The Service name is the `job` label the Grafana dashboard filters on.
+      expect(services[0].metadata.name).toBe(name);
+    }
+  });
+});
+
+describe('optional components', () => {
+  const objects = rendered['prod+components'];
+
+  it('hpa-connected-sockets adds chat_connected_sockets per pod and keeps CPU', () => {
+    const hpa = find(objects, 'HorizontalPodAutoscaler', 'chat-gateway');
+    expect(hpa.spec.metrics.map((m: Any) => m.type).sort()).toEqual(['Pods', 'Resource']);
+    const pods = hpa.spec.metrics.find((m: Any) => m.type === 'Pods').pods;
+    expect(pods.metric.name).toBe('chat_connected_sockets');
+    expect(pods.target.type).toBe('AverageValue');
+    expect(hpa.spec.behavior.scaleDown.stabilizationWindowSeconds).toBeGreaterThanOrEqual(300);
+  });
+
+  it('ws-affinity adds cookie affinity and keeps the hour-long timeouts', () => {
+    const annotations = find(objects, 'Ingress', 'chat-gateway').metadata.annotations;
+    expect(annotations['nginx.ingress.kubernetes.io/affinity']).toBe('cookie');
+    expect(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout']).toBe('3600');
+  });
+});

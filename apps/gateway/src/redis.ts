@@ -38,16 +38,31 @@ function watch(client: Redis, name: string, logger: Logger, onError?: (client: s
   return client;
 }
 
+/** Rate limits and readiness answer in well under a millisecond on a healthy Redis. */
+const COMMAND_TIMEOUT_MS = 500;
+
 export function createRedisClients(url: string, logger: Logger, onError?: (client: string) => void): RedisClients {
   const retryStrategy = (attempt: number) => Math.min(100 * attempt, 2000);
   const commands = watch(
-    new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy, connectTimeout: 2000 }),
+    // commandTimeout: a frozen Redis (SIGSTOP, a stalled host) keeps the TCP connection open
+    // and answers nothing; without a bound every rate-limit check would hang with it instead
+    // of failing over to the in-memory insurance limiter.
+    new Redis(url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy,
+      connectTimeout: 2000,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+    }),
     'commands',
     logger,
     onError,
   );
   const pub = watch(new Redis(url, { retryStrategy, connectTimeout: 2000, enableAutoPipelining: true }), 'pub', logger, onError);
-  const sub = watch(pub.duplicate(), 'sub', logger, onError);
+  // No auto-pipelining on the subscriber: ioredis defers auto-pipelined commands to the next
+  // tick, and its exclusion list misspells PUNSUBSCRIBE, so the adapter's PUNSUBSCRIBE at close
+  // could go out after our QUIT and reject, unhandled inside the adapter ("Connection is closed").
+  const sub = watch(pub.duplicate({ enableAutoPipelining: false }), 'sub', logger, onError);
   return {
     commands,
     pub,

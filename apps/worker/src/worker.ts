@@ -85,7 +85,12 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
   };
 
   const prefix = bullPrefix(config.redisPrefix);
-  const queues = JOB_KEYS.map((key) => new Queue(JOB_CATALOG[key].queue, { connection: producerConnection, prefix }));
+  const queues = JOB_KEYS.map((key) => {
+    const queue = new Queue(JOB_CATALOG[key].queue, { connection: producerConnection, prefix });
+    // Without a listener BullMQ prints every connection error of an outage with console.error.
+    queue.on('error', (error) => logger.debug({ err: error, queue: JOB_CATALOG[key].queue }, 'queue error'));
+    return queue;
+  });
 
   // Idempotent: every boot, and every reconnect (a Redis that lost its data loses schedulers).
   async function upsertSchedulers(): Promise<void> {
@@ -117,7 +122,8 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
           stopTimer();
         }
       },
-      { connection: workerConnection, prefix, concurrency: config.concurrency, autorun: true },
+      // `name` is stored on each job as `processedBy`: which replica ran a sweep is visible in Redis.
+      { connection: workerConnection, prefix, concurrency: config.concurrency, autorun: true, name: config.podName },
     );
     worker.on('failed', (job, error) => {
       metrics.jobFailures.inc({ queue: entry.queue });

@@ -6,6 +6,8 @@ import type { ChatNamespace, ChatSocket } from './types.ts';
 
 const HEARTBEAT_MS = 5000;
 const ROOM_PREFIX = 'room:';
+/** stop() waits this long at most for connect/disconnect transitions still in flight. */
+const STOP_WAIT_MS = 2000;
 
 /**
  * Live presence (issue: "a member is online while at least one of their sockets is connected
@@ -23,6 +25,14 @@ export function createPresenceTracker(deps: {
   const podId = `${deps.podName}:${randomBytes(4).toString('hex')}`;
   const localCounts = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
+  // Transitions whose Redis answer (and announcement) is still to come. At shutdown the last
+  // sockets' offline announcements must be published before the Redis clients close: a
+  // publish cut off by quit() rejects inside the adapter, where nobody can catch it.
+  const inFlight = new Set<Promise<void>>();
+  const track = (operation: Promise<void>) => {
+    inFlight.add(operation);
+    void operation.finally(() => inFlight.delete(operation));
+  };
 
   function announce(socket: ChatSocket, roomIds: Iterable<string>, online: boolean) {
     const { user } = socket.data;
@@ -54,11 +64,13 @@ export function createPresenceTracker(deps: {
     onConnect(socket: ChatSocket) {
       const userId = socket.data.user.id;
       localCounts.set(userId, (localCounts.get(userId) ?? 0) + 1);
-      store.connect(podId, userId).then(
-        (firstSocket) => {
-          if (firstSocket) announce(socket, roomsOf(socket), true);
-        },
-        (error: unknown) => logger.warn({ err: error, userId }, 'presence connect failed'),
+      track(
+        store.connect(podId, userId).then(
+          (firstSocket) => {
+            if (firstSocket) announce(socket, roomsOf(socket), true);
+          },
+          (error: unknown) => logger.warn({ err: error, userId }, 'presence connect failed'),
+        ),
       );
     },
 
@@ -69,16 +81,27 @@ export function createPresenceTracker(deps: {
       const left = (localCounts.get(userId) ?? 1) - 1;
       if (left > 0) localCounts.set(userId, left);
       else localCounts.delete(userId);
-      store.disconnect(podId, userId).then(
-        (lastSocket) => {
-          if (lastSocket) announce(socket, rooms, false);
-        },
-        (error: unknown) => logger.warn({ err: error, userId }, 'presence disconnect failed'),
+      track(
+        store.disconnect(podId, userId).then(
+          (lastSocket) => {
+            if (lastSocket) announce(socket, rooms, false);
+          },
+          (error: unknown) => logger.warn({ err: error, userId }, 'presence disconnect failed'),
+        ),
       );
     },
 
+    /** After the sockets closed: lets their transitions finish (bounded), then leaves Redis. */
     async stop() {
       if (timer) clearInterval(timer);
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...inFlight]),
+        new Promise((resolve) => {
+          bound = setTimeout(resolve, STOP_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(bound);
       await store.removePod(podId).catch(() => undefined);
     },
   };

@@ -51,8 +51,15 @@ export function createRoomService(deps: RoomServiceDeps) {
   }
 
   async function requireRoom(roomId: string): Promise<RoomMeta> {
-    const room = isUuid(roomId) ? await roomCache.get(roomId.toLowerCase()) : null;
+    const id = isUuid(roomId) ? roomId.toLowerCase() : null;
+    const room = id ? await roomCache.get(id) : null;
     if (!room) throw new AppError('ROOM_NOT_FOUND');
+    // An expired room is a tombstone that the worker deletes after ROOM_TOMBSTONE_TTL: the
+    // cache cannot tell, so ask the database (only for expired rooms, never on the hot path).
+    if (isExpired(room) && !(await rooms.find(room.id))) {
+      roomCache.forget(room.id);
+      throw new AppError('ROOM_NOT_FOUND');
+    }
     return room;
   }
 

@@ -23,6 +23,8 @@ export interface RoomSweepResult {
 }
 
 const ROOMS_PER_SWEEP = 200;
+/** Bounds one room's share of a sweep; a bigger room is simply continued by the next sweep. */
+const MAX_BATCHES_PER_ROOM = 10_000;
 
 /**
  * One pass of PROTOCOL §10. Each room is announced, emptied on every pod, purged in bounded
@@ -58,11 +60,13 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     result.maxLagMs = Math.max(result.maxLagMs, Date.now() - room.expiresAt.getTime());
     nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id });
     nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
-    for (let purged = batchSize; purged === batchSize; ) {
+    // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
+    // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
+    for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {
       purged = await expiry.purgeMessages(room.id, batchSize);
       result.messagesPurged += purged;
     }
-    for (let purged = batchSize; purged === batchSize; ) {
+    for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {
       purged = await expiry.purgeMembers(room.id, batchSize);
       result.membersPurged += purged;
     }

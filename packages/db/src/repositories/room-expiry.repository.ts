@@ -37,26 +37,38 @@ export function createRoomExpiryRepository(sql: Sql) {
       return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at) }));
     },
 
-    /** Deletes up to `batch` of the room's messages (soft-deleted ones too); returns how many. */
+    /**
+     * Deletes up to `batch` of the room's messages (soft-deleted ones too); returns how many.
+     * `skip locked`: two sweeps purging the same room take disjoint batches instead of one
+     * waiting on the other's rows and then counting a short batch as "done".
+     */
     async purgeMessages(roomId: string, batch: number): Promise<number> {
       const result = await sql`
         delete from messages where id in (
-          select id from messages where room_id = ${roomId} limit ${batch})`;
+          select id from messages where room_id = ${roomId} limit ${batch} for update skip locked)`;
       return result.count;
     },
 
     async purgeMembers(roomId: string, batch: number): Promise<number> {
       const result = await sql`
         delete from room_members where (room_id, user_id) in (
-          select room_id, user_id from room_members where room_id = ${roomId} limit ${batch})`;
+          select room_id, user_id from room_members where room_id = ${roomId}
+          limit ${batch} for update skip locked)`;
       return result.count;
     },
 
-    /** The last step: the room becomes a tombstone. False if another sweep got there first. */
+    /**
+     * The last step: the room becomes a tombstone — only once no message or membership row is
+     * left (another sweep may still hold some in an open batch, or a killed one may have rolled
+     * its batch back). False if rows remain or another sweep got there first: the room stays
+     * due, and the next sweep finishes it.
+     */
     async markExpired(roomId: string): Promise<boolean> {
       const result = await sql`
         update rooms set expired_at = now(), member_count = 0
-        where id = ${roomId} and expired_at is null`;
+        where id = ${roomId} and expired_at is null
+          and not exists (select 1 from messages where room_id = ${roomId})
+          and not exists (select 1 from room_members where room_id = ${roomId})`;
       return result.count > 0;
     },
 

@@ -1,0 +1,199 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  closeAllSockets,
+  closeAllWorkers,
+  connect,
+  createRoom,
+  createTestDatabase,
+  emitAck,
+  killAllProcesses,
+  makeUser,
+  nextEvent,
+  recordFor,
+  request,
+  sleep,
+  spawnGateway,
+  startCluster,
+  startTestWorker,
+  type TestCluster,
+  type TestDatabase,
+  type GatewayProcess,
+  type TestSocket,
+  type TestUser,
+} from '@chat/testing';
+
+/**
+ * Issue 3, presence: `presence` on a member's first connect and last disconnect, on any pod,
+ * never for an extra tab; GET /api/rooms/:roomId/members with live flags; and a gateway
+ * PROCESS killed with SIGKILL whose users the worker's presence GC takes offline.
+ */
+
+let database: TestDatabase;
+let cluster: TestCluster;
+/** The process to be SIGKILLed boots (tsx compiles for seconds) while the first tests run. */
+let doomedGateway: Promise<GatewayProcess>;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  cluster = await startCluster(2, { DATABASE_URL: database.url });
+  doomedGateway = spawnGateway(cluster, { POD_NAME: 'doomed-gateway' });
+  doomedGateway.catch(() => undefined);
+});
+
+afterAll(async () => {
+  closeAllSockets();
+  await killAllProcesses();
+  await closeAllWorkers();
+  await cluster?.close();
+  await database?.drop();
+});
+
+type Members = { members: { userId: string; nicknameMask: string; joinedAt: string; online: boolean }[]; memberCount: number };
+
+async function members(url: string, roomId: string): Promise<Members> {
+  const result = await request<Members>(url, 'GET', `/api/rooms/${roomId}/members`);
+  expect(result.status).toBe(200);
+  return result.body;
+}
+
+const onlineOf = (body: Members) => Object.fromEntries(body.members.map((m) => [m.userId, m.online]));
+
+/** Joins and then disconnects, so the user is a member who is offline. */
+async function joinedOffline(url: string, user: TestUser, roomId: string): Promise<void> {
+  const socket = await connect(url, user.token);
+  expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
+  socket.close();
+}
+
+describe('presence across pods', () => {
+  it('first socket online, last socket offline; extra tabs on any pod say nothing', { timeout: 30_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const room = await createRoom(a!.url, alice);
+    const roomId = room.roomId;
+    const watcher = await connect(a!.url, alice.token);
+    expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+    await joinedOffline(b!.url, bob, roomId);
+    // Bob's socket above closed: the watcher heard him go offline.
+    expect(await nextEvent(watcher, 'presence', 3000)).toEqual({ roomId, userId: bob.userId, nicknameMask: '이**', online: false });
+    expect(onlineOf(await members(b!.url, roomId))).toEqual({ [alice.userId]: true, [bob.userId]: false });
+
+    // First socket (pod B) → online, to the room, seen on pod A.
+    const online = nextEvent(watcher, 'presence', 3000);
+    const tab1 = await connect(b!.url, bob.token);
+    expect(await online).toEqual({ roomId, userId: bob.userId, nicknameMask: '이**', online: true });
+
+    // A second tab on the other pod, then closing the first: nothing at all.
+    const quiet1 = recordFor(watcher, ['presence'], 1200);
+    const tab2 = await connect(a!.url, bob.token);
+    await sleep(300);
+    tab1.close();
+    expect(await quiet1).toEqual([]);
+    expect(onlineOf(await members(a!.url, roomId))[bob.userId]).toBe(true);
+
+    // Two tabs on the same pod, one closed: nothing either.
+    const quiet2 = recordFor(watcher, ['presence'], 1000);
+    const tab3 = await connect(a!.url, bob.token);
+    await sleep(200);
+    tab3.close();
+    expect(await quiet2).toEqual([]);
+
+    // The last tab closes → offline, once.
+    const seen = recordFor(watcher, ['presence'], 1500);
+    tab2.close();
+    expect(await seen).toEqual([{ event: 'presence', payload: { roomId, userId: bob.userId, nicknameMask: '이**', online: false } }]);
+    expect(onlineOf(await members(b!.url, roomId))).toEqual({ [alice.userId]: true, [bob.userId]: false });
+  });
+
+  it('GET /api/rooms/:roomId/members: every member, joining order, masks, live flags from both pods', { timeout: 20_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const users = await Promise.all(['김철수', '이영희', '박', '최지훈'].map((name) => makeUser(name)));
+    const [u0, u1, u2, u3] = users as [TestUser, TestUser, TestUser, TestUser];
+    const room = await createRoom(a!.url, u0);
+    const roomId = room.roomId;
+    const s0 = await connect(a!.url, u0.token);
+    expect(await emitAck(s0, 'join-room', { roomId })).toMatchObject({ ok: true });
+    const s1 = await connect(b!.url, u1.token);
+    expect(await emitAck(s1, 'join-room', { roomId })).toMatchObject({ ok: true });
+    await joinedOffline(a!.url, u2, roomId);
+    const s3 = await connect(b!.url, u3.token);
+    expect(await emitAck(s3, 'join-room', { roomId })).toMatchObject({ ok: true });
+    // u3 leaves the room: no longer a member, whatever its socket does.
+    expect(await emitAck(s3, 'leave-room', { roomId })).toMatchObject({ ok: true });
+    await sleep(200);
+
+    for (const pod of [a!, b!]) {
+      const body = await members(pod.url, roomId);
+      expect(body.memberCount).toBe(3);
+      expect(body.members.map((m) => [m.userId, m.nicknameMask, m.online])).toEqual([
+        [u0.userId, '김**', true],
+        [u1.userId, '이**', true],
+        [u2.userId, '*', false],
+      ]);
+      for (const member of body.members) expect(member.joinedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      const view = await request(pod.url, 'GET', `/api/rooms/${roomId}`);
+      expect(view.body.memberCount).toBe(3);
+    }
+    s1.close();
+    await sleep(300);
+    expect(onlineOf(await members(a!.url, roomId))).toEqual({ [u0.userId]: true, [u1.userId]: false, [u2.userId]: false });
+
+    expect(await request(a!.url, 'GET', '/api/rooms/00000000-0000-4000-8000-000000000000/members')).toMatchObject({
+      status: 404,
+      body: { message: '방을 찾을 수 없습니다' },
+    });
+    expect((await request(a!.url, 'GET', '/api/rooms/not-a-uuid/members')).status).toBe(404);
+  });
+});
+
+describe('a gateway process killed with SIGKILL', () => {
+  it('its users go offline, with presence events, through the worker’s GC', { timeout: 60_000 }, async () => {
+    const [a] = cluster.pods;
+    await startTestWorker(cluster, { PRESENCE_GC_INTERVAL_MS: '500' });
+    const gateway = await doomedGateway;
+    const alice = await makeUser('김철수');
+    const dave = await makeUser('정다운');
+    const erin = await makeUser('한별');
+    const room = await createRoom(a!.url, alice);
+    const roomId = room.roomId;
+    const watcher = await connect(a!.url, alice.token);
+    expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+
+    // Dave is only on the doomed process; Erin has a tab there and one on pod A.
+    const doomed: TestSocket[] = [];
+    for (const user of [dave, erin]) {
+      const socket = await connect(gateway.url, user.token);
+      expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
+      doomed.push(socket);
+    }
+    const erinElsewhere = await connect(a!.url, erin.token);
+    await sleep(300);
+    expect(onlineOf(await members(a!.url, roomId))).toEqual({ [alice.userId]: true, [dave.userId]: true, [erin.userId]: true });
+
+    const events: { payload: unknown; at: number }[] = [];
+    watcher.on('presence', (payload) => events.push({ payload, at: Date.now() }));
+    const killedAt = Date.now();
+    await gateway.kill('SIGKILL');
+    expect(gateway.child.signalCode).toBe('SIGKILL');
+
+    const deadline = killedAt + 30_000;
+    while (Date.now() < deadline && !events.some((e) => (e.payload as { userId: string }).userId === dave.userId)) {
+      await sleep(100);
+    }
+    const offline = events.find((e) => (e.payload as { userId: string }).userId === dave.userId);
+    expect(offline, 'dave went offline within 30 s').toBeDefined();
+    console.log(`presence lag after a gateway SIGKILL (kill → presence offline on another pod): ${offline!.at - killedAt} ms`);
+    expect(offline!.payload).toEqual({ roomId, userId: dave.userId, nicknameMask: '정**', online: false });
+    await sleep(1000);
+    // Erin still has a tab on pod A: she stays online, and nobody said otherwise.
+    expect(events.map((e) => e.payload)).toEqual([offline!.payload]);
+    expect(onlineOf(await members(a!.url, roomId))).toEqual({ [alice.userId]: true, [dave.userId]: false, [erin.userId]: true });
+
+    // When Dave comes back (to any pod) he is announced online again.
+    const back = nextEvent(watcher, 'presence', 3000);
+    await connect(a!.url, dave.token);
+    expect(await back).toEqual({ roomId, userId: dave.userId, nicknameMask: '정**', online: true });
+    erinElsewhere.close();
+  });
+});

@@ -9,6 +9,7 @@ import {
   killAllProcesses,
   makeUser,
   nextEvent,
+  record,
   recordFor,
   request,
   sleep,
@@ -144,6 +145,36 @@ describe('presence across pods', () => {
       body: { message: '방을 찾을 수 없습니다' },
     });
     expect((await request(a!.url, 'GET', '/api/rooms/not-a-uuid/members')).status).toBe(404);
+  });
+});
+
+describe('a pod that Redis forgot', () => {
+  it('re-announces its users online at its next heartbeat (after a Redis restart or a false GC)', { timeout: 30_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const { roomId } = await createRoom(a!.url, alice);
+    const aliceA = await connect(a!.url, alice.token);
+    const bobB = await connect(b!.url, bob.token);
+    await emitAck(aliceA, 'join-room', { roomId });
+    await emitAck(bobB, 'join-room', { roomId });
+    const { Redis } = await import('ioredis');
+    const { createPresenceStore } = await import('@chat/presence');
+    const redis = new Redis(cluster.redisUrl);
+    try {
+      // What the worker's GC does to a pod it believes dead: it is removed with its counts.
+      const collected = await createPresenceStore(redis, cluster.redisPrefix).collectDeadPods(-60_000);
+      expect(collected.length).toBeGreaterThanOrEqual(2);
+      expect((await members(a!.url, roomId)).members.every((m) => !m.online)).toBe(true);
+      const seen = record(aliceA, 'presence');
+      const deadline = Date.now() + 8000;
+      while (!seen.some((event) => event.userId === bob.userId) && Date.now() < deadline) await sleep(100);
+      expect(seen).toContainEqual({ roomId, userId: bob.userId, nicknameMask: '이**', online: true });
+      await sleep(500);
+      expect(onlineOf(await members(a!.url, roomId))).toEqual({ [alice.userId]: true, [bob.userId]: true });
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

@@ -39,12 +39,13 @@ return 1`;
 
 // KEYS[1] pods zset, KEYS[2] this pod's hash; ARGV[1] podId, ARGV[2..] user/count pairs.
 // Rewrites the pod's hash from its own truth (self-heals after a Redis restart) and beats.
+// Returns 1 when the pod was missing from the zset: Redis lost it, or the worker collected it.
 const HEARTBEAT = `
-redis.call('ZADD', KEYS[1], redis.call('TIME')[1] * 1000, ARGV[1])
+local added = redis.call('ZADD', KEYS[1], redis.call('TIME')[1] * 1000, ARGV[1])
 redis.call('DEL', KEYS[2])
 if #ARGV > 1 then redis.call('HSET', KEYS[2], unpack(ARGV, 2)) end
 redis.call('PEXPIRE', KEYS[2], 86400000)
-return 1`;
+return added`;
 
 // KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2] stale-after ms, ARGV[3] max pods.
 // Heartbeats and staleness both use Redis's clock, so pod clocks never matter.
@@ -107,10 +108,11 @@ export function createPresenceStore(redis: Redis, prefix: string) {
       return (await run(DISCONNECT, [podsKey, podHashPrefix + podId], [userId, podHashPrefix, podId])) === 1;
     },
 
-    async heartbeat(podId: string, counts: ReadonlyMap<string, number>): Promise<void> {
+    /** Beats and rewrites the pod's counts; true when the pod had been forgotten by Redis. */
+    async heartbeat(podId: string, counts: ReadonlyMap<string, number>): Promise<boolean> {
       const pairs: (string | number)[] = [];
       for (const [userId, count] of counts) if (count > 0) pairs.push(userId, count);
-      await run(HEARTBEAT, [podsKey, podHashPrefix + podId], [podId, ...pairs]);
+      return (await run(HEARTBEAT, [podsKey, podHashPrefix + podId], [podId, ...pairs])) === 1;
     },
 
     /** Takes a pod out at shutdown; its users' offline events were sent as sockets closed. */

@@ -50,8 +50,27 @@ export function createPresenceTracker(deps: {
     return [...socket.rooms].filter((room) => room.startsWith(ROOM_PREFIX)).map((room) => room.slice(ROOM_PREFIX.length));
   }
 
+  let beats = 0;
   const beat = () =>
-    store.heartbeat(podId, localCounts).catch((error: unknown) => logger.warn({ err: error }, 'presence heartbeat failed'));
+    store.heartbeat(podId, localCounts).then(
+      (forgotten) => {
+        // Redis restarted, or this pod missed heartbeats long enough for the worker to collect
+        // it and announce its users offline: they are online, so say so again (once per user).
+        if (forgotten && beats > 0) reannounceAll();
+        beats += 1;
+      },
+      (error: unknown) => logger.warn({ err: error }, 'presence heartbeat failed'),
+    );
+
+  function reannounceAll() {
+    const seen = new Set<string>();
+    for (const socket of nsp.sockets.values()) {
+      if (!socket.data.user || seen.has(socket.data.user.id)) continue;
+      seen.add(socket.data.user.id);
+      announce(socket, roomsOf(socket), true);
+    }
+    logger.info({ users: seen.size }, 'presence re-announced after Redis forgot this pod');
+  }
 
   return {
     podId,

@@ -43,7 +43,16 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
     });
   }
 
-  const emitter = new Emitter(emitterConnection, { key: `${config.redisPrefix}:socket.io` });
+  // The emitter publishes without awaiting: a publish that fails during a Redis outage would be
+  // an unhandled rejection. Announcements are at-most-once anyway, so log and move on.
+  const emitterClient = {
+    publish: (channel: string, message: string | Buffer) =>
+      emitterConnection.publish(channel, message).catch((error: unknown) => {
+        logger.warn({ err: error }, 'emit lost while Redis is unavailable');
+        return 0;
+      }),
+  };
+  const emitter = new Emitter(emitterClient, { key: `${config.redisPrefix}:socket.io` });
   const memberships = createMembershipsRepository(database.sql);
   const users = createUsersRepository(database.db);
   const expiry = createRoomExpiryRepository(database.sql);

@@ -1,4 +1,4 @@
-import type { Sql, TransactionSql } from 'postgres';
+import type { Sql } from 'postgres';
 import type { MessageType } from '@chat/protocol';
 
 export interface NewMessage {
@@ -81,112 +81,118 @@ function toStored(row: MessageRecord): StoredMessage {
  */
 const asJson = (value: unknown) => JSON.stringify(value);
 
-function toRecord(message: StoredMessage) {
-  return {
-    id: message.id,
-    room_id: message.roomId,
-    user_id: message.userId,
-    type: message.type,
-    content: message.content,
-    image_url: message.imageUrl,
-    client_message_id: message.clientMessageId,
-    seq: message.seq,
-    created_at: message.createdAt.toISOString(),
-    expires_at: message.expiresAt.toISOString(),
-  };
-}
-
 const dedupeKey = (userId: string, clientMessageId: string) => `${userId}\u0000${clientMessageId}`;
 
 export function createMessagesRepository(sql: Sql) {
   /**
-   * One transaction for a whole batch (group commit). It locks the batch's rooms in id order
-   * (two pods never deadlock), drops retries already stored, numbers the rest from each room's
-   * `last_seq` (so `seq` is gap-free in commit order), inserts them with one statement and
-   * advances `last_seq`. Rooms that expired get nothing.
+   * A whole batch (group commit) as ONE statement, so one round trip and one implicit
+   * transaction: lock the batch's rooms in id order (two pods never deadlock), drop retries
+   * already stored (and repeats within the batch), number the rest from each room's `last_seq`
+   * (gap-free in commit order: a statement that fails leaves no number behind), insert them
+   * and advance `last_seq`. Rooms that expired get nothing.
+   *
+   * The dedupe read shares the statement's snapshot, taken before the room lock is granted: a
+   * retry committed by another pod in between is stopped by the unique key (23505), and the
+   * caller runs the batch once more with a fresh snapshot.
    */
-  async function writeBatch(tx: TransactionSql, batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
-    const roomIds = [...new Set(batch.map((m) => m.roomId))].sort();
-    const withClientId = batch.filter((m) => m.clientMessageId !== null);
-    const [lockedRooms, existing] = await Promise.all([
-      tx<{ id: string; last_seq: number; expires_at: Date | string; live: boolean }[]>`
+  async function writeBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
+    const input = batch.map((message, ord) => ({
+      ord,
+      id: message.id,
+      room_id: message.roomId,
+      user_id: message.userId,
+      type: message.type,
+      content: message.content,
+      image_url: message.imageUrl,
+      client_message_id: message.clientMessageId,
+      created_at: message.createdAt.toISOString(),
+    }));
+    const [result] = await sql<
+      {
+        rooms: { id: string; last_seq: number; expires_at: string; live: boolean }[];
+        existing: MessageRecord[];
+        stored: { ord: number; seq: number }[];
+      }[]
+    >`
+      with input as (
+        select * from jsonb_to_recordset(${asJson(input)}::text::jsonb) as x(
+          ord int, id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
+          client_message_id text, created_at timestamptz)
+      ), locked as (
         select id, last_seq, expires_at, expires_at > now() as live
-        from rooms where id in (select value::uuid from jsonb_array_elements_text(${asJson(roomIds)}::text::jsonb))
-        order by id for update`,
-      withClientId.length === 0
-        ? Promise.resolve([] as MessageRecord[])
-        : tx<MessageRecord[]>`
-            select m.* from messages m
-            join jsonb_to_recordset(${asJson(withClientId.map((m) => ({ user_id: m.userId, client_message_id: m.clientMessageId })))}::text::jsonb)
-              as k(user_id uuid, client_message_id text)
-              on m.user_id = k.user_id and m.client_message_id = k.client_message_id`,
-    ]);
+        from rooms where id in (select room_id from input)
+        order by id for update
+      ), existing as (
+        select m.* from messages m
+        where (m.user_id, m.client_message_id) in (
+          select user_id, client_message_id from input where client_message_id is not null)
+      ), fresh as (
+        select distinct on (i.user_id, coalesce(i.client_message_id, i.id::text)) i.*
+        from input i join locked l on l.id = i.room_id
+        where l.live and not exists (
+          select 1 from existing e
+          where e.user_id = i.user_id and e.client_message_id = i.client_message_id)
+        order by i.user_id, coalesce(i.client_message_id, i.id::text), i.ord
+      ), numbered as (
+        select f.*, l.last_seq + row_number() over (partition by f.room_id order by f.ord) as seq,
+               l.expires_at
+        from fresh f join locked l on l.id = f.room_id
+      ), inserted as (
+        insert into messages (id, room_id, user_id, type, content, image_url, client_message_id,
+                              seq, created_at, expires_at)
+        select id, room_id, user_id, type, content, image_url, client_message_id, seq,
+               created_at, expires_at
+        from numbered
+        returning id
+      ), advanced as (
+        update rooms set last_seq = n.last_seq, last_message_at = now()
+        from (select room_id, max(seq) as last_seq from numbered group by room_id) n
+        where rooms.id = n.room_id
+      )
+      select
+        (select coalesce(json_agg(json_build_object(
+           'id', id, 'last_seq', last_seq, 'expires_at', expires_at, 'live', live)), '[]')
+         from locked) as rooms,
+        (select coalesce(json_agg(e), '[]') from existing e) as existing,
+        (select coalesce(json_agg(json_build_object('ord', ord, 'seq', seq)), '[]')
+         from numbered where id in (select id from inserted)) as stored`;
+    if (!result) throw new Error('batch statement returned no row');
 
-    const rooms = new Map(lockedRooms.map((room) => [room.id, room]));
-    const known = new Map(existing.map((row) => [dedupeKey(row.user_id, row.client_message_id ?? ''), toStored(row)]));
-    const outcomes: (BatchOutcome | { status: 'same-as'; key: string })[] = [];
-    const inserts: StoredMessage[] = [];
-    const nextSeq = new Map<string, number>();
+    const rooms = new Map(result.rooms.map((room) => [room.id, room]));
+    const seqByOrd = new Map(result.stored.map((row) => [row.ord, row.seq]));
+    const known = new Map(
+      result.existing.map((row) => [dedupeKey(row.user_id, row.client_message_id ?? ''), toStored(row)]),
+    );
 
-    for (const message of batch) {
+    return batch.map((message, ord): BatchOutcome => {
       const room = rooms.get(message.roomId);
-      if (!room) {
-        outcomes.push({ status: 'room-missing' });
-        continue;
-      }
+      if (!room) return { status: 'room-missing' };
       const key = message.clientMessageId === null ? null : dedupeKey(message.userId, message.clientMessageId);
-      if (key !== null && known.has(key)) {
-        outcomes.push({ status: 'same-as', key });
-        continue;
+      const seq = seqByOrd.get(ord);
+      if (seq !== undefined) {
+        const stored: StoredMessage = { ...message, seq, expiresAt: asDate(room.expires_at), isDeleted: false };
+        if (key !== null) known.set(key, stored);
+        return { status: 'stored', message: stored };
       }
-      if (!room.live) {
-        outcomes.push({ status: 'room-expired' });
-        continue;
-      }
-      const seq = (nextSeq.get(room.id) ?? room.last_seq) + 1;
-      nextSeq.set(room.id, seq);
-      const stored: StoredMessage = { ...message, seq, expiresAt: asDate(room.expires_at), isDeleted: false };
-      inserts.push(stored);
-      if (key !== null) known.set(key, stored);
-      outcomes.push({ status: 'stored', message: stored });
-    }
-
-    if (inserts.length > 0) {
-      const seqs = [...nextSeq];
-      await Promise.all([
-        tx`
-          insert into messages (id, room_id, user_id, type, content, image_url, client_message_id,
-                                seq, created_at, expires_at)
-          select id, room_id, user_id, type, content, image_url, client_message_id, seq,
-                 created_at, expires_at
-          from jsonb_to_recordset(${asJson(inserts.map(toRecord))}::text::jsonb) as x(
-            id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
-            client_message_id text, seq bigint, created_at timestamptz, expires_at timestamptz)`,
-        tx`
-          update rooms set last_seq = v.last_seq, last_message_at = now()
-          from jsonb_to_recordset(${asJson(seqs.map(([id, seq]) => ({ id, last_seq: seq })))}::text::jsonb)
-            as v(id uuid, last_seq bigint)
-          where rooms.id = v.id`,
-      ]);
-    }
-
-    return outcomes.map((outcome) => {
-      if (outcome.status !== 'same-as') return outcome;
-      const original = known.get(outcome.key);
-      if (!original) throw new Error('duplicate without an original');
-      return { status: 'duplicate', message: original };
+      // Not inserted: an earlier original (stored before, or earlier in this batch: `known` is
+      // filled in batch order, and a repeat always comes after its first occurrence)…
+      const original = key === null ? undefined : known.get(key);
+      if (original) return { status: 'duplicate', message: original };
+      // …or a room that had expired.
+      if (!room.live) return { status: 'room-expired' };
+      throw new Error('message neither stored nor explained');
     });
   }
 
   return {
     async insertBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
       try {
-        return await sql.begin((tx) => writeBatch(tx, batch));
+        return await writeBatch(batch);
       } catch (error) {
-        // The same (user, clientMessageId) committed concurrently for another room: the unique
+        // The same (user, clientMessageId) committed concurrently by another pod: the unique
         // key stopped it; once more, and the dedupe read sees the committed original.
         if ((error as { code?: string }).code === '23505') {
-          return await sql.begin((tx) => writeBatch(tx, batch));
+          return await writeBatch(batch);
         }
         throw error;
       }

@@ -22,6 +22,7 @@ import { registerErrorHandling } from './http/error-handler.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { messagesRoutes } from './http/messages.routes.ts';
 import { roomsRoutes } from './http/rooms.routes.ts';
+import { webRoutes } from './http/web.routes.ts';
 import { createPresenceStore } from '@chat/presence';
 import { createLogger } from './logger.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
@@ -33,6 +34,8 @@ import { handleConnection } from './realtime/connection.ts';
 import { createHandshakeMiddleware } from './realtime/handshake.ts';
 import { createRoomEventsAdapter } from './realtime/room-events.adapter.ts';
 import { createSocketServer } from './realtime/socket-server.ts';
+import { resyncAfterResubscribe } from './realtime/resync.ts';
+import { createAfterCommitHook } from './fault-hooks.ts';
 import type { ChatNamespace } from './realtime/types.ts';
 import { createRedisClients, waitReady } from './redis.ts';
 import { createMessageService } from './services/message.service.ts';
@@ -95,6 +98,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     isDraining: () => draining,
   });
 
+  resyncAfterResubscribe(redis.sub, nsp, logger);
   const events = createRoomEventsAdapter(nsp, metrics);
   const presenceStore = createPresenceStore(redis.commands, config.redisPrefix);
   const userAuth = createUserAuthService({ verify: createTokenVerifier(config.jwt), users });
@@ -128,6 +132,10 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
       perMinute: config.messageRateLimitPerMinute,
     }),
     isMember: memberships.isMember,
+    // A frozen Postgres never sends its statement timeout: bound the sender's wait ourselves,
+    // one statement timeout plus a second of slack.
+    writeDeadlineMs: config.databaseStatementTimeoutMs + 1000,
+    afterCommit: createAfterCommitHook(config.faultCrashAfterCommit),
   });
 
   const presence = createPresenceTracker({ store: presenceStore, nsp, logger, podName: config.podName });
@@ -158,6 +166,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   await http.register(metricsRoutes(metrics.registry));
   await http.register(roomsRoutes({ roomService, messageService, auth }));
   await http.register(messagesRoutes({ messageService, auth }));
+  await http.register(webRoutes());
   if (config.devLogin && config.jwt.secret) {
     await http.register(devLoginRoutes({ ...config.jwt, secret: config.jwt.secret }));
   }

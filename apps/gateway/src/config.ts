@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './fault-hooks.ts';
 
 /**
  * The only reader of process.env for the gateway. Parsed once at start into a frozen object;
@@ -33,6 +34,18 @@ const envSchema = z
     DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Fault suite only (test/faults): crash after the Nth (or a fraction of) committed sends. */
+    FAULT_CRASH_AFTER_COMMIT: z
+      .string()
+      .optional()
+      .refine((value) => {
+        try {
+          parseFaultCrashAfterCommit(value);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'an integer N ≥ 1 (crash at the Nth committed message) or a probability 0 < p < 1'),
   })
   .refine((env) => Boolean(env.JWT_SECRET) !== Boolean(env.JWT_JWKS_URL), {
     message: 'set exactly one of JWT_SECRET and JWT_JWKS_URL',
@@ -63,6 +76,8 @@ export interface GatewayConfig {
   /** Hard bound on the whole shutdown; keep it under terminationGracePeriodSeconds. */
   shutdownTimeoutMs: number;
   logLevel: string;
+  /** Fault injection for test/faults; null (off) unless FAULT_CRASH_AFTER_COMMIT is set. */
+  faultCrashAfterCommit: FaultCrashAfterCommit | null;
 }
 
 export class ConfigError extends Error {
@@ -101,5 +116,6 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     drainWindowMs: e.DRAIN_WINDOW_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    faultCrashAfterCommit: parseFaultCrashAfterCommit(e.FAULT_CRASH_AFTER_COMMIT),
   });
 }

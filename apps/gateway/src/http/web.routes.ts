@@ -25,9 +25,12 @@ const CONTENT_SECURITY_POLICY = [
 ].join('; ');
 
 /**
- * The chat page (apps/web) at `/`. Only the files of the build get routes (`wildcard: false`),
- * so nothing here can shadow /api, /socket.io, /docs, /livez or /readyz. Without a build, `/`
- * answers a JSON 503 saying how to make one, and the rest of the gateway works as before.
+ * The chat page (apps/web) at `/`. Its catch-all `GET /*` only gets what no other route
+ * takes: /api, /docs, /livez and /readyz are routes of their own (find-my-way prefers them),
+ * /socket.io is answered by Socket.IO before Fastify sees it, and a path with no file behind
+ * it falls through to the JSON 404 of the error handler. Files are looked up per request, so
+ * a rebuild (`pnpm build:web`, or the browser test) takes effect without a restart. Without a
+ * build at start, `/` answers a JSON 503 saying how to make one; the rest works as before.
  */
 export function webRoutes(options: { root?: string } = {}): FastifyPluginAsync {
   const root = options.root ?? WEB_DIST;
@@ -47,7 +50,7 @@ export function webRoutes(options: { root?: string } = {}): FastifyPluginAsync {
     await app.register(fastifyStatic, {
       root,
       prefix: '/',
-      wildcard: false,
+      wildcard: true,
       index: ['index.html'],
       redirect: false,
       decorateReply: false,

@@ -34,6 +34,10 @@ export interface MessageServiceDeps {
   rateLimiter: SendRateLimiter;
   events: RoomEvents;
   isMember(roomId: string, userId: string): Promise<boolean>;
+  /** The longest a sender waits for the group commit before hearing UNAVAILABLE (0: no bound). */
+  writeDeadlineMs?: number;
+  /** Fault suite only (fault-hooks.ts): runs after COMMIT, before the ack and the broadcast. */
+  afterCommit?: () => void;
 }
 
 function toNewMessagePayload(message: StoredMessage, mask: string): NewMessagePayload {
@@ -49,6 +53,36 @@ function toNewMessagePayload(message: StoredMessage, mask: string): NewMessagePa
     seq: message.seq,
     clientMessageId: message.clientMessageId,
   };
+}
+
+/**
+ * statement_timeout and lock_timeout are enforced by the server, so a server that is frozen
+ * (SIGSTOP, a stalled disk, a network path that drops packets without a RST) never sends them,
+ * and postgres.js has no query timeout of its own: without this bound a send would hang for as
+ * long as the freeze. Past the deadline the sender hears UNAVAILABLE, but the batch may still
+ * commit afterwards; `onLate` then gets the outcome, so a message that did get stored is still
+ * broadcast (a retry with the same clientMessageId returns it without broadcasting again).
+ */
+function withinDeadline<T>(work: Promise<T>, deadlineMs: number, onLate: (value: T) => void): Promise<T> {
+  if (deadlineMs <= 0) return work;
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new AppError('UNAVAILABLE'));
+    }, deadlineMs);
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        if (late) onLate(value);
+        else resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        if (!late) reject(error);
+      },
+    );
+  });
 }
 
 export function createMessageService(deps: MessageServiceDeps) {
@@ -89,7 +123,7 @@ export function createMessageService(deps: MessageServiceDeps) {
       const retried = await consumeOrFindRetry(sender, body.clientMessageId);
       if (retried) return toNewMessagePayload(retried, sender.nicknameMask);
 
-      const outcome = await writer.write({
+      const written = writer.write({
         id: uuidv7(),
         roomId,
         userId: sender.id,
@@ -99,6 +133,16 @@ export function createMessageService(deps: MessageServiceDeps) {
         clientMessageId: body.clientMessageId,
         createdAt: new Date(),
       });
+      const outcome = await withinDeadline(written, deps.writeDeadlineMs ?? 0, (late) => {
+        // Committed after the sender heard UNAVAILABLE: the room still gets it.
+        if (late.status === 'stored') events.newMessage(toNewMessagePayload(late.message, sender.nicknameMask));
+      })
+        .catch(async (error: unknown) => {
+          // Nothing was stored: the client's retry should not be charged twice.
+          await rateLimiter.refund(sender.id);
+          throw error;
+        });
+      deps.afterCommit?.();
       switch (outcome.status) {
         case 'stored': {
           const message = toNewMessagePayload(outcome.message, sender.nicknameMask);

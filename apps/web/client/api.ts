@@ -1,0 +1,79 @@
+import type {
+  createdRoomSchema,
+  devLoginResponseSchema,
+  HistoryMessage,
+  roomMembersSchema,
+  RoomView,
+} from '@chat/protocol';
+
+/** The type a zod schema of @chat/protocol parses to (without a zod import of our own). */
+type Infer<Schema> = Schema extends { _zod: { output: infer Output } } ? Output : never;
+
+export type DevLogin = Infer<typeof devLoginResponseSchema>;
+export type CreatedRoom = Infer<typeof createdRoomSchema>;
+export type RoomMembers = Infer<typeof roomMembersSchema>;
+export type { HistoryMessage, RoomView };
+
+/** A failed REST call: `message` is the server's (Korean) message from the error body. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const NETWORK_ERROR_MESSAGE = '서버에 연결할 수 없습니다';
+
+/** The REST API of PROTOCOL §7–9 on `base` (the page's own origin). */
+export function createApi(base: string, token: () => string | null) {
+  async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const bearer = token();
+    if (bearer) headers.authorization = `Bearer ${bearer}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(base + path, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch {
+      throw new ApiError(NETWORK_ERROR_MESSAGE, 0, 'NETWORK');
+    }
+    const data: unknown = await response.json().catch(() => null);
+    if (!response.ok) {
+      const record = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
+      const message = typeof record.message === 'string' ? record.message : `HTTP ${response.status}`;
+      const code = typeof record.code === 'string' ? record.code : 'HTTP';
+      throw new ApiError(message, response.status, code);
+    }
+    return data as T;
+  }
+
+  const room = (roomId: string) => `/api/rooms/${encodeURIComponent(roomId)}`;
+
+  return {
+    login: (nickname: string) => request<DevLogin>('POST', '/api/auth/token', { nickname }),
+    rooms: () => request<{ rooms: RoomView[]; hasMore: boolean }>('GET', '/api/rooms?limit=50'),
+    createRoom: (name: string, ttlSeconds?: number) =>
+      request<CreatedRoom>('POST', '/api/rooms', ttlSeconds ? { name, ttlSeconds } : { name }),
+    room: (roomId: string) => request<RoomView>('GET', room(roomId)),
+    members: (roomId: string) => request<RoomMembers>('GET', `${room(roomId)}/members`),
+    /** Newest first without `after`; oldest first with it (PROTOCOL §7). */
+    history: (roomId: string, query: { before?: string; after?: string; limit?: number } = {}) => {
+      const params = new URLSearchParams({ limit: String(query.limit ?? 50) });
+      if (query.before) params.set('before', query.before);
+      if (query.after) params.set('after', query.after);
+      return request<{ messages: HistoryMessage[]; hasMore: boolean }>('GET', `${room(roomId)}/messages?${params}`);
+    },
+    deleteMessage: (messageId: string) =>
+      request<{ success: true }>('DELETE', `/api/messages/${encodeURIComponent(messageId)}`),
+  };
+}
+
+export type Api = ReturnType<typeof createApi>;

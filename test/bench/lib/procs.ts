@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export interface Proc {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  exited: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const live = new Set<Proc>();
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns a child of this runner, keeps the tail of its output, stops it by its own pid. */
+export function start(name: string, command: string, args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-50_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+  const proc: Proc = {
+    name,
+    child,
+    pid: child.pid ?? -1,
+    output: () => output,
+    exited,
+    async stop() {
+      live.delete(proc);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  live.add(proc);
+  return proc;
+}
+
+export function startNode(name: string, entry: string, env: Record<string, string>, nodeArgs: string[] = []): Proc {
+  return start(name, process.execPath, [...nodeArgs, '--import', 'tsx', entry], env);
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.allSettled([...live].map((proc) => proc.stop()));
+}
+
+export async function waitHttpOk(proc: Proc, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) break;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (response.ok) return;
+    } catch {
+      // not yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${proc.name}: ${url} not ready in ${timeoutMs} ms\n${proc.output().slice(-3000)}`);
+}
+
+export async function waitOutput(proc: Proc, text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!proc.output().includes(text)) {
+    if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`${proc.name} did not print "${text}":\n${proc.output().slice(-3000)}`);
+    await sleep(50);
+  }
+}

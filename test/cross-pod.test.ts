@@ -205,7 +205,9 @@ describe('membership follows the user to every pod', () => {
         socket.once('connect', resolve);
         socket.once('connect_error', reject);
       });
-      const reconnected = new Promise<void>((resolve) => socket.io.once('reconnect', () => resolve()));
+      // The namespace's own `connect` (after the handshake middleware), not the Manager's
+      // `reconnect`, which fires as soon as the transport is back.
+      const reconnected = new Promise<void>((resolve) => socket.once('connect', () => resolve()));
       socket.io.engine.close(); // the connection drops; the client reconnects by itself
       await reconnected;
       // No join-room after the reconnect.
@@ -283,14 +285,17 @@ describe('room announcements and typing across pods', () => {
     expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, memberCount: 1 });
   });
 
-  it('typing crosses pods, never back to the sender', async () => {
+  it('typing crosses pods, never back to the sender nor to the sender’s other devices', async () => {
     const { alice, roomId, aliceA, bobB } = await twoPodRoom();
+    const aliceB = await connect(B, alice.token); // Alice's second device, already in the room
     const aliceSaw = record(aliceA, 'typing-indicator');
+    const aliceOtherSaw = record(aliceB, 'typing-indicator');
     const bobSaw = nextEvent(bobB, 'typing-indicator');
     expect(await emitAck(aliceA, 'typing', { roomId, isTyping: true })).toEqual({ ok: true, data: {} });
     expect(await bobSaw).toEqual({ roomId, userId: alice.userId, nicknameMask: '김**', isTyping: true });
     await sleep(QUIET_MS);
     expect(aliceSaw).toEqual([]);
+    expect(aliceOtherSaw).toEqual([]);
   });
 
   it('the isTyping:false of a disconnect crosses pods', async () => {

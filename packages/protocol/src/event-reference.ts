@@ -64,12 +64,18 @@ export const CLIENT_EVENT_DOCS: Record<ClientEventName, ClientEventDoc> = {
 };
 
 export const SERVER_EVENT_DOCS: Record<ServerEventName, EventDoc> = {
-  'room-joined': { payload: '{ roomId, memberCount }', description: 'To the caller of `join-room`.' },
+  'room-joined': {
+    payload: '{ roomId, memberCount }',
+    description: "To the caller of `join-room`, and to the user's other devices (they were moved into the room too).",
+  },
   'user-joined': {
     payload: '{ roomId, userId, nicknameMask, memberCount }',
     description: "To the room, except the joining user's sockets, when a member is added.",
   },
-  'room-left': { payload: '{ roomId }', description: 'To the caller of `leave-room`.' },
+  'room-left': {
+    payload: '{ roomId }',
+    description: "To the caller of `leave-room`, and to the user's other devices (they left the room too).",
+  },
   'user-left': { payload: '{ roomId, userId, memberCount }', description: 'To the room when a member leaves.' },
   'new-message': {
     payload:
@@ -78,7 +84,8 @@ export const SERVER_EVENT_DOCS: Record<ServerEventName, EventDoc> = {
   },
   'typing-indicator': {
     payload: '{ roomId, userId, nicknameMask, isTyping }',
-    description: 'To the other sockets of the room; `isTyping: false` is also sent when a typing socket disconnects.',
+    description:
+      "To the room except the typing user's own sockets; `isTyping: false` is also sent when a typing socket disconnects.",
   },
   'message-deleted': { payload: '{ roomId, messageId }', description: 'To the room after a soft delete.' },
   'room-expired': { payload: '{ roomId }', description: 'To the room when it expires; its sockets then leave it.' },

@@ -79,7 +79,8 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
       if (!endsTyping && !throttle.take()) return {};
       if (typing.isTyping) socket.data.typingRooms.add(typing.roomId);
       else socket.data.typingRooms.delete(typing.roomId);
-      socket.to(roomChannel(typing.roomId)).emit('typing-indicator', {
+      // Never to the sender: not to this socket, nor to the same user's other devices.
+      socket.to(roomChannel(typing.roomId)).except(userChannel(user.id)).emit('typing-indicator', {
         roomId: typing.roomId,
         userId: user.id,
         nicknameMask: user.nicknameMask,
@@ -104,7 +105,7 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
     metrics.disconnections.inc({ reason });
     if (expiryTimer) clearTimeout(expiryTimer);
     for (const roomId of socket.data.typingRooms) {
-      socket.to(roomChannel(roomId)).emit('typing-indicator', {
+      socket.to(roomChannel(roomId)).except(userChannel(user.id)).emit('typing-indicator', {
         roomId,
         userId: user.id,
         nicknameMask: user.nicknameMask,

@@ -1,0 +1,113 @@
+/**
+ * The cluster under test: a private Postgres and Redis, two gateway processes on fixed ports
+ * (clients reconnect to the same addresses after a restart) and the worker.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  freePort,
+  spawnGateway,
+  spawnWorker,
+  startPostgres,
+  startRedis,
+  waitFor,
+  waitHttpOk,
+  type GatewayProc,
+  type PrivatePostgres,
+  type PrivateRedis,
+  type Proc,
+  type Services,
+} from './infra.ts';
+
+export class Cluster {
+  gateways: (GatewayProc | null)[] = [null, null];
+  worker: Proc | null = null;
+  workerStarts = 0;
+
+  private constructor(
+    readonly pg: PrivatePostgres,
+    readonly redis: PrivateRedis,
+    readonly services: Services,
+    readonly ports: number[],
+  ) {}
+
+  static async start(workDir: string): Promise<Cluster> {
+    const logDir = join(workDir, 'logs');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(logDir, { recursive: true });
+    const [pgStarted, redisStarted] = await Promise.allSettled([startPostgres(workDir), startRedis(logDir)]);
+    if (pgStarted.status === 'rejected' || redisStarted.status === 'rejected') {
+      if (pgStarted.status === 'fulfilled') await pgStarted.value.close();
+      if (redisStarted.status === 'fulfilled') await redisStarted.value.stop();
+      throw pgStarted.status === 'rejected' ? pgStarted.reason : (redisStarted as PromiseRejectedResult).reason;
+    }
+    const pg = pgStarted.value;
+    const redis = redisStarted.value;
+    const services: Services = {
+      databaseUrl: pg.url,
+      redisUrl: redis.url,
+      redisPrefix: `faults-${randomBytes(3).toString('hex')}`,
+      logDir,
+    };
+    const cluster = new Cluster(pg, redis, services, [await freePort(), await freePort()]);
+    try {
+      await Promise.all([cluster.startGateway(0), cluster.startGateway(1), cluster.startWorker()]);
+    } catch (error) {
+      await cluster.close();
+      throw error;
+    }
+    return cluster;
+  }
+
+  urls = (): string[] => this.ports.map((port) => `http://127.0.0.1:${port}`);
+
+  async startGateway(index: number, env: Record<string, string> = {}): Promise<GatewayProc> {
+    const gateway = await spawnGateway(this.services, `gateway-${index}`, this.ports[index]!, env);
+    this.gateways[index] = gateway;
+    return gateway;
+  }
+
+  async killGateway(index: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.gateways[index]?.kill(signal);
+    this.gateways[index] = null;
+  }
+
+  async startWorker(): Promise<Proc> {
+    this.workerStarts += 1;
+    this.worker = await spawnWorker(this.services, `worker-${this.workerStarts}`);
+    return this.worker;
+  }
+
+  /** Before every scenario: every service up and answering, whatever the last one did. */
+  async ensureHealthy(): Promise<void> {
+    this.redis.freeze(false);
+    if (!this.redis.proc()?.alive()) await this.redis.start();
+    try {
+      this.pg.freeze(false);
+    } catch {
+      // not running
+    }
+    const pgUp = await waitFor(async () => (await this.pg.admin`select 1 as ok`).length === 1, 5000, 200);
+    if (!pgUp) {
+      await this.pg.start();
+      await waitFor(async () => (await this.pg.admin`select 1 as ok`).length === 1, 30_000, 200);
+    }
+    await Promise.all(
+      [0, 1].map(async (index) => {
+        const gateway = this.gateways[index];
+        if (!gateway?.alive()) await this.startGateway(index);
+        else if (!(await waitHttpOk(`${gateway.url}/readyz`, 20_000, gateway))) {
+          await this.killGateway(index);
+          await this.startGateway(index);
+        }
+      }),
+    );
+    if (!this.worker?.alive()) await this.startWorker();
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.gateways.map((gateway) => gateway?.kill('SIGKILL')), this.worker?.kill('SIGKILL')]);
+    await this.redis.stop().catch(() => undefined);
+    await this.pg.close();
+  }
+}

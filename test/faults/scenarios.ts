@@ -1,0 +1,421 @@
+/**
+ * The scenarios. Each one runs a steady load (senders + observers on both pods) around one
+ * fault, stops the load, lets retries finish (bounded), and hands everything to the checker.
+ */
+import { randomUUID } from 'node:crypto';
+import type { NewMessagePayload } from '@chat/protocol';
+import { check, waitObservers, type CheckResult } from './checker.ts';
+import { Client, http, makeUser, Observer, Sender, type SendOp, type User } from './clients.ts';
+import type { Cluster } from './cluster.ts';
+import { sleep, waitFor } from './infra.ts';
+
+export interface ScenarioResult extends CheckResult {
+  name: string;
+  /** Fault lifted (or one-shot fault done) → last failed / unknown send attempt ended. */
+  recoveryMs: number | null;
+  /** Longest time a send waited for an UNAVAILABLE answer during the fault. */
+  maxUnavailableMs: number | null;
+  notes: string[];
+  ok: boolean;
+  durationMs: number;
+}
+
+export interface FaultContext {
+  cluster: Cluster;
+  notes: string[];
+  /** Marks a failed expectation of the fault itself (worker did not resume, …). */
+  fail(note: string): void;
+  owner: User;
+  roomIds: string[];
+  /** Clients of the crowd scenario, to watch their reconnects. */
+  crowd: Client[];
+}
+
+export interface ScenarioSpec {
+  name: string;
+  quick: boolean;
+  rooms?: number;
+  senders?: number;
+  observersPerPod?: number;
+  crowd?: number;
+  intervalMs?: [number, number];
+  warmupMs?: number;
+  recoverMs?: number;
+  before?(cluster: Cluster): Promise<void>;
+  /** Injects the fault and lifts it; returns when it was lifted. */
+  fault(context: FaultContext): Promise<number>;
+}
+
+const ACK_TIMEOUT_MS = 6000;
+
+async function createRooms(url: string, owner: User, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let index = 0; index < count; index++) {
+    const { status, body } = await http(url, 'POST', '/api/rooms', { token: owner.token, body: { name: `fault room ${index}` } });
+    if (status !== 201) throw new Error(`create room: ${status} ${JSON.stringify(body)}`);
+    ids.push(body.roomId as string);
+  }
+  return ids;
+}
+
+async function joinAll(client: Client, roomIds: string[]): Promise<void> {
+  for (const roomId of roomIds) {
+    const joined = await waitFor(async () => {
+      if (!(await client.ready(5000))) return false;
+      const response = await client.emit('join-room', { roomId }, 5000);
+      return response.ok;
+    }, 30_000, 200);
+    if (!joined) throw new Error(`${client.user.nickname} could not join ${roomId}`);
+  }
+}
+
+async function inBatches<T>(items: T[], size: number, task: (item: T) => Promise<void>): Promise<void> {
+  for (let start = 0; start < items.length; start += size) await Promise.all(items.slice(start, start + size).map(task));
+}
+
+export async function runScenario(cluster: Cluster, spec: ScenarioSpec, log: (entry: object) => void): Promise<ScenarioResult> {
+  const started = Date.now();
+  await cluster.ensureHealthy();
+  await spec.before?.(cluster);
+  const urls = cluster.urls;
+  const notes: string[] = [];
+  let faultOk = true;
+  const roomCount = spec.rooms ?? 4;
+  const owner = await makeUser('방장');
+  const roomIds = await createRooms(urls()[0]!, owner, roomCount);
+
+  // Seeds: one acknowledged message per room, the observers' first `after` anchor.
+  const ownerClient = new Client(owner, urls, 0);
+  void ownerClient.start();
+  await joinAll(ownerClient, roomIds);
+  const anchors = new Map<string, { seq: number; messageId: string }>();
+  const seedOps: SendOp[] = [];
+  for (const roomId of roomIds) {
+    const clientMessageId = randomUUID();
+    const response = await ownerClient.emit<NewMessagePayload>('send-message', { roomId, type: 'text', content: 'seed', clientMessageId }, 5000);
+    if (!response.ok) throw new Error(`seed: ${response.error.code}`);
+    anchors.set(roomId, { seq: response.data.seq, messageId: response.data.messageId });
+    seedOps.push({
+      userId: owner.userId,
+      roomId,
+      clientMessageId,
+      content: 'seed',
+      attempts: [],
+      acked: { messageId: response.data.messageId, seq: response.data.seq },
+      conflictingAck: false,
+    });
+  }
+  ownerClient.close();
+
+  // Observers: members of every room, half homed on each pod.
+  const observers: Observer[] = [];
+  for (let index = 0; index < (spec.observersPerPod ?? 2) * 2; index++) {
+    const client = new Client(await makeUser(`관찰${index}`), urls, index % 2);
+    observers.push(new Observer(client, anchors));
+  }
+  await inBatches(observers, 10, async (observer) => {
+    void observer.client.start();
+    await joinAll(observer.client, roomIds);
+  });
+
+  // The crowd (scenario 6): idle members of one room each that follow the recovery rule too.
+  const crowd: Client[] = [];
+  const crowdObservers: Observer[] = [];
+  for (let index = 0; index < (spec.crowd ?? 0); index++) {
+    const roomId = roomIds[index % roomIds.length]!;
+    const client = new Client(await makeUser(`군중${index}`), urls, index % 2, [500, 3000]);
+    crowd.push(client);
+    crowdObservers.push(new Observer(client, new Map([[roomId, anchors.get(roomId)!]])));
+  }
+  await inBatches(crowdObservers, 50, async (observer) => {
+    void observer.client.start();
+    await joinAll(observer.client, [...observer.rooms.keys()]);
+  });
+
+  const senders: Sender[] = [];
+  for (let index = 0; index < (spec.senders ?? 12); index++) {
+    const client = new Client(await makeUser(`보냄${index}`), urls, index % 2);
+    void client.start();
+    await joinAll(client, roomIds);
+    senders.push(new Sender(client, roomIds, { ackTimeoutMs: ACK_TIMEOUT_MS, intervalMs: spec.intervalMs ?? [150, 350] }, log));
+  }
+  for (const sender of senders) sender.start();
+
+  await sleep(spec.warmupMs ?? 3000);
+  const faultAt = Date.now();
+  log({ kind: 'fault', scenario: spec.name, at: faultAt });
+  let liftedAt = faultAt;
+  try {
+    liftedAt = await spec.fault({
+      cluster,
+      notes,
+      fail(note) {
+        faultOk = false;
+        notes.push(`FAIL ${note}`);
+      },
+      owner,
+      roomIds,
+      crowd,
+    });
+  } catch (error) {
+    faultOk = false;
+    notes.push(`FAIL fault step threw: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    liftedAt = Date.now();
+  }
+  log({ kind: 'lifted', scenario: spec.name, at: liftedAt });
+  // Keep the load on until sends succeed again (bounded), then for the recovery window: the
+  // messages after the fault are what reveal a missed broadcast to the observers (a `seq` jump).
+  const healthy = await waitFor(() => {
+    const okSince = senders.flatMap((s) => s.ops).flatMap((op) => op.attempts).filter((a) => a.result === 'ok' && a.startedAt >= liftedAt);
+    return okSince.length >= 20;
+  }, 60_000, 200);
+  if (!healthy) {
+    faultOk = false;
+    notes.push('FAIL sends not acknowledged again within 60 s of lifting the fault');
+  }
+  await sleep(spec.recoverMs ?? 6000);
+  // Stop new messages; those in flight retry (same clientMessageId) for at most 30 s more.
+  await Promise.all(senders.map((sender) => sender.stop(Date.now() + 30_000)));
+
+  const allObservers = [...observers, ...crowdObservers];
+  const converged = await waitObservers(cluster.pg.admin, roomIds, allObservers, 20_000);
+  notes.push(converged >= 0 ? `observers whole ${converged} ms after load stop` : 'observers not whole within 20 s');
+
+  const ops = [...seedOps, ...senders.flatMap((sender) => sender.ops)];
+  const result = await check(cluster.pg.admin, roomIds, ops, allObservers);
+  if (result.seqGaps > 0) faultOk = false;
+
+  const attempts = ops.flatMap((op) => op.attempts);
+  const bad = attempts.filter((attempt) => attempt.result !== 'ok' && attempt.startedAt >= faultAt);
+  const lastBad = Math.max(...bad.map((attempt) => attempt.endedAt), 0);
+  const recoveryMs = bad.length === 0 ? 0 : Math.max(0, lastBad - liftedAt);
+  const unavailable = attempts.filter((attempt) => attempt.detail === 'UNAVAILABLE');
+  const maxUnavailableMs = unavailable.length === 0 ? null : Math.max(...unavailable.map((a) => a.endedAt - a.startedAt));
+  const retriedThenAcked = ops.filter((op) => op.acked && op.attempts.some((a) => a.result !== 'ok')).length;
+  const failures = new Map<string, number>();
+  for (const attempt of bad) failures.set(attempt.detail ?? '?', (failures.get(attempt.detail ?? '?') ?? 0) + 1);
+  notes.push(
+    `attempts ${attempts.length}, not ok ${bad.length} (${[...failures].map(([k, v]) => `${k}: ${v}`).join(', ') || '—'}), retried then acked ${retriedThenAcked}`,
+  );
+  const resyncs = allObservers.reduce((sum, o) => sum + o.resyncs, 0);
+  const fetches = allObservers.reduce((sum, o) => sum + o.fetches, 0);
+  notes.push(`observer catch-up fetches ${fetches}, resync events ${resyncs}`);
+  if (result.unknownStored > 0) notes.push(`${result.unknownStored} never-acked op(s) stored`);
+
+  for (const client of [...senders.map((s) => s.client)]) client.close();
+  for (const observer of allObservers) observer.close();
+
+  const ok = faultOk && result.lost === 0 && result.duplicated === 0 && result.observersIncomplete === 0 && result.seqGaps === 0;
+  return { name: spec.name, ...result, recoveryMs, maxUnavailableMs, notes, ok, durationMs: Date.now() - started };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault helpers
+
+/** The worker resumes by itself: a room that expires now is swept within `timeoutMs`. */
+async function probeWorker(context: FaultContext, timeoutMs = 20_000): Promise<void> {
+  const url = context.cluster.urls()[1]!;
+  const { status, body } = await http(url, 'POST', '/api/rooms', { token: context.owner.token, body: { name: 'probe', ttlSeconds: 1 } });
+  if (status !== 201) {
+    context.fail(`worker probe: room not created (${status})`);
+    return;
+  }
+  const started = Date.now();
+  const swept = await waitFor(async () => {
+    const rows = await context.cluster.pg.admin`select expired_at from rooms where id = ${body.roomId as string}`;
+    return rows[0]?.expired_at !== null && rows[0]?.expired_at !== undefined;
+  }, timeoutMs, 250);
+  if (swept) context.notes.push(`worker resumed: probe room swept ${Date.now() - started} ms after creation`);
+  else context.fail(`worker did not sweep a probe room within ${timeoutMs} ms`);
+}
+
+async function pgTerminateAll(context: FaultContext): Promise<number> {
+  const rows = await context.cluster.pg.admin`
+    select pg_terminate_backend(pid) as killed from pg_stat_activity
+    where datname = 'chat' and pid <> pg_backend_pid() and backend_type = 'client backend'`;
+  return rows.length;
+}
+
+export const SCENARIOS: ScenarioSpec[] = [
+  {
+    name: '1 gateway SIGKILL',
+    quick: true,
+    async fault({ cluster, notes }) {
+      await cluster.killGateway(0, 'SIGKILL');
+      const at = Date.now();
+      await sleep(4000);
+      await cluster.startGateway(0);
+      notes.push('gateway-0 killed, restarted after 4 s');
+      return at;
+    },
+  },
+  {
+    name: '2 crash after COMMIT',
+    quick: true,
+    async before(cluster) {
+      await cluster.killGateway(0, 'SIGTERM');
+      await cluster.startGateway(0, { FAULT_CRASH_AFTER_COMMIT: '150' });
+    },
+    async fault({ cluster, notes, fail }) {
+      const gateway = cluster.gateways[0]!;
+      const crashed = await Promise.race([gateway.exited.then(() => true), sleep(30_000).then(() => false)]);
+      const at = Date.now();
+      if (!crashed) fail('gateway-0 did not crash within 30 s');
+      else notes.push(`gateway-0 crashed after commit #150 (${/crashing after commit #(\d+)/.exec(gateway.tail())?.[1] ?? '?'})`);
+      cluster.gateways[0] = null;
+      await sleep(2000);
+      await cluster.startGateway(0);
+      return at;
+    },
+  },
+  {
+    name: '3a Redis restart (10 s down)',
+    quick: true,
+    async fault(context) {
+      const { cluster, notes } = context;
+      await cluster.redis.stop();
+      await sleep(10_000);
+      await cluster.redis.start();
+      const at = Date.now();
+      notes.push('redis stopped 10 s (data lost), restarted');
+      await probeWorker(context);
+      return at;
+    },
+  },
+  {
+    name: '3b Redis SIGSTOP 10 s',
+    quick: false,
+    async fault(context) {
+      context.cluster.redis.freeze(true);
+      await sleep(10_000);
+      context.cluster.redis.freeze(false);
+      const at = Date.now();
+      await probeWorker(context);
+      return at;
+    },
+  },
+  {
+    name: '3c Redis CLIENT KILL pubsub',
+    quick: false,
+    async fault({ cluster, notes, fail }) {
+      const first = await cluster.redis.killPubSubClients();
+      await sleep(3000);
+      const second = await cluster.redis.killPubSubClients();
+      notes.push(`killed ${first} + ${second} pub/sub connections`);
+      if (first < 2) fail('fewer than 2 pub/sub connections found to kill');
+      return Date.now();
+    },
+  },
+  {
+    name: '4a Postgres stop -m immediate',
+    quick: true,
+    async fault({ cluster, notes }) {
+      await cluster.pg.stopImmediate();
+      await sleep(5000);
+      await cluster.pg.start();
+      notes.push('postgres down 5 s (immediate), restarted with crash recovery');
+      return Date.now();
+    },
+  },
+  {
+    name: '4b Postgres SIGSTOP 10 s',
+    quick: false,
+    async fault({ cluster }) {
+      cluster.pg.freeze(true);
+      await sleep(10_000);
+      cluster.pg.freeze(false);
+      return Date.now();
+    },
+  },
+  {
+    name: '4c pg_terminate_backend',
+    quick: false,
+    async fault(context) {
+      const first = await pgTerminateAll(context);
+      await sleep(2000);
+      const second = await pgTerminateAll(context);
+      context.notes.push(`terminated ${first} + ${second} sessions`);
+      return Date.now();
+    },
+  },
+  {
+    name: '4d LOCK TABLE messages 10 s',
+    quick: false,
+    async fault({ cluster }) {
+      await cluster.pg.admin.begin(async (tx) => {
+        await tx`lock table messages in access exclusive mode`;
+        await sleep(10_000);
+      });
+      return Date.now();
+    },
+  },
+  {
+    name: '5 worker SIGKILL mid-sweep',
+    quick: true,
+    async fault(context) {
+      const { cluster, notes, fail } = context;
+      const sql = cluster.pg.admin;
+      // Four rooms that expired a second ago with 20 000 messages each: a sweep of minutes' worth
+      // of rows in batches of SWEEP_BATCH_SIZE (500), long enough to be killed in the middle.
+      const doomed = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      const perRoom = 20_000;
+      await sql.begin(async (tx) => {
+        for (const id of doomed) {
+          await tx`insert into rooms (id, name, created_by, created_at, expires_at, last_seq)
+                   values (${id}, 'doomed', ${context.owner.userId}, now() - interval '1 hour', now() + interval '2 seconds', ${perRoom})`;
+          await tx`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
+                   select gen_random_uuid(), ${id}, ${context.owner.userId}, 'text', 'doomed', g, now(), now() + interval '2 seconds'
+                   from generate_series(1, ${perRoom}) g`;
+        }
+      });
+      const total = doomed.length * perRoom;
+      const count = async () =>
+        Number((await sql`select count(*)::int as n from messages where room_id in ${sql(doomed)}`)[0]?.n ?? 0);
+      const midSweep = await waitFor(async () => {
+        const left = await count();
+        return left < total && left > 0;
+      }, 20_000, 20);
+      const left = await count();
+      await cluster.worker?.kill('SIGKILL');
+      const at = Date.now();
+      if (!midSweep) fail(`sweep not caught mid-way (rows left ${left} of ${total})`);
+      else notes.push(`worker killed with ${left} of ${total} doomed rows left`);
+      await sleep(1500);
+      const leftAfterKill = await count();
+      await cluster.startWorker();
+      const done = await waitFor(async () => {
+        const rows = await sql`select count(*)::int as n from rooms where id in ${sql(doomed)} and expired_at is null`;
+        return Number(rows[0]?.n) === 0 && (await count()) === 0;
+      }, 60_000, 250);
+      if (done) notes.push(`restarted worker finished the sweep (${leftAfterKill} rows were left) in ${Date.now() - at} ms`);
+      else fail(`doomed rooms not purged 60 s after the worker restart (${await count()} rows left)`);
+      return at;
+    },
+  },
+  {
+    name: '6 both gateways restart + crowd',
+    quick: false,
+    rooms: 10,
+    senders: 8,
+    crowd: 1000,
+    intervalMs: [300, 600],
+    recoverMs: 8000,
+    async fault({ cluster, notes, fail, crowd }) {
+      await Promise.all([cluster.killGateway(0), cluster.killGateway(1)]);
+      const at = Date.now();
+      await sleep(1000);
+      await Promise.all([cluster.startGateway(0), cluster.startGateway(1)]);
+      const upAt = Date.now();
+      const back = await waitFor(() => crowd.every((client) => client.connected), 60_000, 100);
+      const allAt = Date.now();
+      const perPod = [0, 1].map((index) => crowd.filter((c) => c.connected && c.currentUrl === cluster.urls()[index]).length);
+      if (back) {
+        notes.push(
+          `${crowd.length} crowd clients all reconnected ${allAt - at} ms after the kill, ${Math.max(0, allAt - upAt)} ms after both pods answered /readyz (${perPod.join(' / ')} per pod)`,
+        );
+      }
+      else fail(`${crowd.filter((c) => !c.connected).length} of ${crowd.length} crowd clients not back within 60 s`);
+      return at;
+    },
+  },
+];

@@ -735,7 +735,14 @@ function buildReport(input: ReportInput): { table: string; markdown: string } {
   md.push(`- memory: ${m.memGiB} GiB total, ${m.freeGiB} GiB free at start; no swap used by the run`);
   md.push(`- Node ${m.node}; open files limit (soft / hard) ${m.ulimitBoth}; load average at start: ${m.loadavg}`);
   md.push('- everything on 127.0.0.1: Postgres 15 (shared instance, private database `chat_bench_*`, dropped at the end; `synchronous_commit = on`), a private `redis-server` on a free port, the processes below.');
-  md.push('- **The machine was shared**: other sessions were running test suites (vitest, Postgres and Node processes) during this run, so absolute figures are noisy; ratios come from variants measured seconds apart in the same run.', '');
+  // The 1-minute load average at start tells whether something else was running.
+  const busy = Number(String(m.loadavg).split(' ')[0]) > Number(m.nproc);
+  md.push(
+    busy
+      ? '- **The machine was busy** at start (1-minute load average above the number of cores): absolute figures are noisy; ratios come from variants measured seconds apart in the same run.'
+      : '- The machine was otherwise idle at start; ratios still come from variants measured seconds apart in the same run.',
+    '',
+  );
   md.push('## Method', '');
   md.push('- FULL = two real gateway processes (`apps/gateway/src/main.ts`, Redis adapter, group commit, auth) + the worker; every fan-out-10 room has 5 members on each gateway. BARE = two plain Socket.IO 4.8 processes (`test/bench/bare-server.ts`: websocket only, perMessageDeflate off, no auth, no database, no adapter, each room local to one process, same payload shape).');
   md.push('- The load generator (`test/bench/loadgen.ts`) is its own process: a minimal Engine.IO v4 / Socket.IO v5 speaker over `ws`. Each client sends `send-message` with an ack; the offered rate is stepped up and sends are skipped while ' + `${MAX_OUTSTANDING} acks are outstanding, so it paces on what the server takes. Latency = receive time − send time carried in the message content (same process clock), over every delivery.`);

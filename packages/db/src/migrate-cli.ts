@@ -1,6 +1,8 @@
 import { ensureDatabase, runMigrations } from './migrate.ts';
 
 const url = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/chat';
-await ensureDatabase(url);
+// Creating the database needs a connection to the `postgres` maintenance database, which a
+// managed Postgres may not grant the migration role: MIGRATE_CREATE_DATABASE=false skips it.
+if (process.env.MIGRATE_CREATE_DATABASE !== 'false') await ensureDatabase(url);
 await runMigrations(url);
 console.log(`migrations applied to ${new URL(url).pathname.slice(1)}`);

@@ -176,7 +176,7 @@ Chat cluster is up.
   worker       : running (room expiry, presence clean-up)
   JWT_SECRET   : ${generatedSecret ? `${jwtSecret}   (generated for this run; set JWT_SECRET to keep one)` : '(from the environment)'}
 
-Try it (Node 20+, in another terminal, with socket.io-client installed):
+Try it: paste this into a Node 20+ REPL (\`node\`) started in a folder where socket.io-client is installed:
 
   const { io } = require('socket.io-client');
   const base = '${urls[0]}';

@@ -231,7 +231,9 @@ export async function runFuzzer(cluster: Cluster, durationMs: number): Promise<F
             : event === 'typing'
               ? sender === stranger
                 ? { roomId, isTyping: true }
-                : { roomId: chance(0.5) ? roomId : pick(badRoomIds()), isTyping: pick(junkValues()) }
+                : // A boolean isTyping in the member's own room is a valid typing event, which
+                  // the watchers would rightly receive: only non-booleans are hostile here.
+                  { roomId: chance(0.5) ? roomId : pick(badRoomIds()), isTyping: pick(junkValues().filter((v) => typeof v !== 'boolean')) }
               : event === 'leave-room' && sender === stranger
                 ? { roomId }
                 : { roomId: pick(badRoomIds()), extra: pick(junkValues()) };

@@ -19,7 +19,8 @@ import type { StepResult } from './lib/driver.ts';
 import type { LoadgenRequest, LoadgenSpec } from './loadgen.ts';
 import { Inspector, summariseProfile, type CpuProfile, type ProfileSummary } from './lib/cdp.ts';
 import { startCountingProxy } from './lib/pg-proxy.ts';
-import { freePort, ROOT, sleep, start, startNode, stopAll, waitHttpOk, waitOutput, type Proc } from './lib/procs.ts';
+import { freePort } from '@chat/testing/ports';
+import { ROOT, sleep, start, startNode, stopAll, waitHttpOk, waitOutput, type Proc } from './lib/procs.ts';
 import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, spread, type Percentiles } from './lib/stats.ts';
 
 // ---------------------------------------------------------------------------------------------

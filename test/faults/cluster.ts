@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { freePort } from '@chat/testing/ports';
 import {
-  freePort,
   spawnGateway,
   spawnWorker,
   startPostgres,

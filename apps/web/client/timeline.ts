@@ -1,17 +1,10 @@
-import type { MessageType } from '@chat/protocol';
+import type { NewMessagePayload } from '@chat/protocol';
 
-/** What the page keeps of a message: the common part of `new-message` and a history row. */
-export interface TimelineMessage {
-  messageId: string;
-  roomId: string;
-  seq: number;
-  userId: string;
-  nicknameMask: string;
-  type: MessageType;
-  content: string | null;
-  imageUrl: string | null;
-  createdAt: string;
-}
+/**
+ * What the page keeps of a message: the common part of `new-message` and a history row,
+ * derived from the protocol's type so the two cannot drift.
+ */
+export type TimelineMessage = Omit<NewMessagePayload, 'clientMessageId'>;
 
 interface Anchor {
   messageId: string;

@@ -7,3 +7,4 @@ export * from './tokens.ts';
 export * from './processes.ts';
 export * from './worker.ts';
 export * from './database.ts';
+export * from './ports.ts';

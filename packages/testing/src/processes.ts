@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from './ports.ts';
+import { testWorkerEnv } from './worker.ts';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './clients.ts';
 import { TEST_JWT_SECRET, type TestCluster } from './cluster.ts';
@@ -19,18 +20,6 @@ export interface TestProcess {
 
 const running = new Set<TestProcess>();
 
-/** A free TCP port on 127.0.0.1 (bound, read, released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Spawns `command args` with `env` on top of this process's environment. */
 export function spawnProcess(command: string, args: string[], env: Record<string, string> = {}): TestProcess {
@@ -140,12 +129,7 @@ export function spawnWorker(
   env: Record<string, string> = {},
 ): TestProcess {
   return spawnApp('apps/worker/src/main.ts', {
-    DATABASE_URL: cluster.databaseUrl,
-    REDIS_URL: cluster.redisUrl,
-    REDIS_PREFIX: cluster.redisPrefix,
-    METRICS_PORT: '0',
-    SWEEP_INTERVAL_MS: '200',
-    PRESENCE_GC_INTERVAL_MS: '500',
+    ...testWorkerEnv(cluster),
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
     POD_NAME: 'test-worker-process',
     ...env,

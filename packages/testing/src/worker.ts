@@ -3,6 +3,18 @@ import type { TestCluster } from './cluster.ts';
 
 const started = new Set<WorkerApp>();
 
+/** A worker on the cluster's services and prefix, sweeping fast so expiry tests take seconds. */
+export function testWorkerEnv(cluster: Pick<TestCluster, 'databaseUrl' | 'redisUrl' | 'redisPrefix'>): Record<string, string> {
+  return {
+    DATABASE_URL: cluster.databaseUrl,
+    REDIS_URL: cluster.redisUrl,
+    REDIS_PREFIX: cluster.redisPrefix,
+    METRICS_PORT: '0',
+    SWEEP_INTERVAL_MS: '200',
+    PRESENCE_GC_INTERVAL_MS: '500',
+  };
+}
+
 /**
  * The worker app in this process, on the cluster's database, Redis and key prefix, with a
  * fast sweep so expiry tests take seconds. `env` overrides any worker setting.
@@ -12,12 +24,7 @@ export async function startTestWorker(
   env: Record<string, string> = {},
 ): Promise<WorkerApp> {
   const config = loadWorkerConfig({
-    DATABASE_URL: cluster.databaseUrl,
-    REDIS_URL: cluster.redisUrl,
-    REDIS_PREFIX: cluster.redisPrefix,
-    METRICS_PORT: '0',
-    SWEEP_INTERVAL_MS: '200',
-    PRESENCE_GC_INTERVAL_MS: '500',
+    ...testWorkerEnv(cluster),
     SHUTDOWN_TIMEOUT_MS: '5000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     POD_NAME: `test-worker-${started.size}`,

@@ -20,7 +20,7 @@ import type { LoadgenRequest, LoadgenSpec } from './loadgen.ts';
 import { Inspector, summariseProfile, type CpuProfile, type ProfileSummary } from './lib/cdp.ts';
 import { startCountingProxy } from './lib/pg-proxy.ts';
 import { freePort } from '@chat/testing/ports';
-import { ROOT, sleep, start, startNode, stopAll, waitHttpOk, waitOutput, type Proc } from './lib/procs.ts';
+import { ROOT, sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway, type Proc } from './lib/procs.ts';
 import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, spread, type Percentiles } from './lib/stats.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -197,25 +197,9 @@ async function main() {
     redis.on('error', () => undefined);
     const prefix = 'bench';
 
-    const gateways: { proc: Proc; url: string; inspect: number }[] = [];
+    const gateways: BenchGateway[] = [];
     for (let i = 0; i < 2; i++) {
-      const port = await freePort();
-      const inspect = await freePort();
-      const proc = startNode(`gateway-${i}`, 'apps/gateway/src/main.ts', {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        POD_NAME: `bench-gateway-${i}`,
-        DATABASE_URL: proxiedUrl.toString(),
-        REDIS_URL: redisUrl,
-        REDIS_PREFIX: prefix,
-        JWT_SECRET: secret,
-        MESSAGE_RATE_LIMIT_PER_MINUTE: '1000000000',
-        AUTH_DEV_LOGIN: 'false',
-        LOG_LEVEL: 'warn',
-        DRAIN_WINDOW_MS: '0',
-        NODE_ENV: 'production',
-      }, [`--inspect=127.0.0.1:${inspect}`]);
-      gateways.push({ proc, url: `http://127.0.0.1:${port}`, inspect });
+      gateways.push(await startBenchGateway(`bench-gateway-${i}`, { databaseUrl: proxiedUrl.toString(), redisUrl, redisPrefix: prefix, jwtSecret: secret }));
     }
     const worker = startNode('worker', 'apps/worker/src/main.ts', {
       DATABASE_URL: dbUrl,

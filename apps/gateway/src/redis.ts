@@ -53,6 +53,9 @@ export function createRedisClients(url: string, logger: Logger, onError?: (clien
       retryStrategy,
       connectTimeout: 2000,
       commandTimeout: COMMAND_TIMEOUT_MS,
+      // Every send-message runs one rate-limit script: pipelined, the scripts of all sends
+      // handled in one event-loop turn share one write and one read instead of one each.
+      enableAutoPipelining: true,
     }),
     'commands',
     logger,

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@chat/testing/ports';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -77,4 +78,39 @@ export async function waitOutput(proc: Proc, text: string, timeoutMs: number): P
     if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`${proc.name} did not print "${text}":\n${proc.output().slice(-3000)}`);
     await sleep(50);
   }
+}
+
+export interface BenchGateway {
+  proc: Proc;
+  url: string;
+  /** The inspector port (CPU profiles, heap figures). */
+  inspect: number;
+}
+
+/**
+ * One real gateway process (apps/gateway/src/main.ts) as the benchmarks run it: production
+ * mode, quiet logs, a send budget no load reaches, no drain window, the inspector open.
+ */
+export async function startBenchGateway(
+  name: string,
+  env: { databaseUrl: string; redisUrl: string; redisPrefix: string; jwtSecret: string },
+  nodeArgs: string[] = [],
+): Promise<BenchGateway> {
+  const port = await freePort();
+  const inspect = await freePort();
+  const proc = startNode(name, 'apps/gateway/src/main.ts', {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    POD_NAME: name,
+    DATABASE_URL: env.databaseUrl,
+    REDIS_URL: env.redisUrl,
+    REDIS_PREFIX: env.redisPrefix,
+    JWT_SECRET: env.jwtSecret,
+    MESSAGE_RATE_LIMIT_PER_MINUTE: '1000000000',
+    AUTH_DEV_LOGIN: 'false',
+    LOG_LEVEL: 'warn',
+    DRAIN_WINDOW_MS: '0',
+    NODE_ENV: 'production',
+  }, [`--inspect=127.0.0.1:${inspect}`, ...nodeArgs]);
+  return { proc, url: `http://127.0.0.1:${port}`, inspect };
 }

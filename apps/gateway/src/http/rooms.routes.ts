@@ -65,6 +65,11 @@ export function roomsRoutes(deps: {
       {
         // Guests may read; a token that is present must be valid.
         onRequest: auth.optionalUser,
+        // The busiest read: its page is built field by field from typed rows (the type provider
+        // checks it against the schema at compile time), so it is not parsed again by zod on
+        // the way out; that re-parse doubled what each page allocates, and the garbage
+        // collector's pauses were this route's p99.
+        serializerCompiler: () => (data) => JSON.stringify(data),
         schema: {
           tags: ['messages'],
           params: roomParams,

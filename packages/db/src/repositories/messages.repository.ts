@@ -81,6 +81,14 @@ function toStored(row: MessageRecord): StoredMessage {
  */
 const asJson = (value: unknown) => JSON.stringify(value);
 
+/**
+ * The batch's rooms as a Postgres array literal of distinct ids. The room lock reads them as a
+ * plain `id = any(…)`: when a row it waits for was updated by another pod's batch, Postgres
+ * re-checks just that condition, not a join against the whole batch (which costs CPU per
+ * conflicting row). Ids were validated as UUIDs before they reached the writer.
+ */
+const asUuidArray = (ids: readonly string[]) => `{${[...new Set(ids)].join(',')}}`;
+
 const dedupeKey = (userId: string, clientMessageId: string) => `${userId}\u0000${clientMessageId}`;
 
 export function createMessagesRepository(sql: Sql) {
@@ -107,6 +115,7 @@ export function createMessagesRepository(sql: Sql) {
       client_message_id: message.clientMessageId,
       created_at: message.createdAt.toISOString(),
     }));
+    const roomIds = asUuidArray(batch.map((message) => message.roomId));
     const [result] = await sql<
       {
         rooms: { id: string; last_seq: number; expires_at: string; live: boolean }[];
@@ -120,7 +129,7 @@ export function createMessagesRepository(sql: Sql) {
           client_message_id text, created_at timestamptz)
       ), locked as (
         select id, last_seq, expires_at, expires_at > now() as live
-        from rooms where id in (select room_id from input)
+        from rooms where id = any(${roomIds}::text::uuid[])
         order by id for update
       ), existing as (
         select m.* from messages m
@@ -147,7 +156,7 @@ export function createMessagesRepository(sql: Sql) {
       ), advanced as (
         update rooms set last_seq = n.last_seq, last_message_at = now()
         from (select room_id, max(seq) as last_seq from numbered group by room_id) n
-        where rooms.id = n.room_id
+        where rooms.id = n.room_id and rooms.id = any(${roomIds}::text::uuid[])
       )
       select
         (select coalesce(json_agg(json_build_object(

@@ -1,0 +1,295 @@
+/**
+ * `pnpm bench:probe`: the FULL cluster alone at a few fixed offered rates, for working on
+ * the hot path between full `pnpm bench` runs. Prints, per rate, throughput, send→receive
+ * and ack latency, CPU by process and the group-commit batch figures read from /metrics.
+ * `--profile` writes a CPU profile of each gateway at the last rate.
+ * `--history N` then fills a room with N messages and times 1,000 sequential history pages
+ * (and `/livez` and the bare page query, for the machine's own noise); with `--profile` it also
+ * samples what each page allocates. `--home-senders`: only members connected to their room's
+ * "home" gateway send, so no room is written by both pods (isolates row-lock contention).
+ * PROBE_NODE_ARGS passes extra node flags to the gateways (e.g. `--trace-gc`; their output is
+ * then saved to $TMPDIR/probe-gateway-0.out).
+ *
+ *   pnpm bench:probe [--fanout 10] [--rooms 60] [--rates 1000,2000] [--seconds 4] [--profile]
+ *                    [--history 100000] [--home-senders]
+ *
+ * Everything on 127.0.0.1, private database and Redis, bounded in count and time.
+ */
+import { fork } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import postgres from 'postgres';
+import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
+import { freePort } from '@chat/testing/ports';
+import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
+import type { StepResult } from './lib/driver.ts';
+import { ROOT, sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway } from './lib/procs.ts';
+import { cpuMicros, fmt, fmtInt } from './lib/stats.ts';
+import type { LoadgenRequest, LoadgenSpec } from './loadgen.ts';
+
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const at = argv.indexOf(`--${name}`);
+  return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;
+};
+const fanout = Math.max(1, Math.min(50, Number(option('fanout', '10'))));
+const rooms = Math.max(1, Math.min(2000, Number(option('rooms', fanout === 1 ? '300' : '60'))));
+const rates = option('rates', '1000,2000').split(',').map(Number).filter((r) => r > 0 && r <= 50_000).slice(0, 10);
+const windowMs = Math.max(1000, Math.min(20_000, Number(option('seconds', '4')) * 1000));
+const profile = argv.includes('--profile');
+/** Experiment: only the members connected to their room's "home" gateway send (no cross-pod writes to a room). */
+const homeSenders = argv.includes('--home-senders');
+/** After the load steps: a room of this many messages, then sequential history pages timed at the client. */
+const historyRows = Math.max(0, Math.min(2_000_000, Number(option('history', '0'))));
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** CPU µs per thread name of one process (main thread, libuv pool, V8 GC helpers…). */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10_000);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+const log = (line: string) => process.stdout.write(`[probe] ${line}\n`);
+
+async function main() {
+  const secret = randomBytes(24).toString('hex');
+  const dbName = `chat_probe_${randomBytes(4).toString('hex')}`;
+  const dbUrl = new URL(ADMIN_URL);
+  dbUrl.pathname = `/${dbName}`;
+  await ensureDatabase(dbUrl.toString());
+  const sql = postgres(dbUrl.toString(), { max: 2, onnotice: () => {} });
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const loadgen = fork(join(ROOT, 'test/bench/loadgen.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, BENCH_JWT_SECRET: secret },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let nextId = 0;
+  const waiting = new Map<number, (reply: { ok: boolean; result?: unknown; error?: string }) => void>();
+  loadgen.on('message', (raw) => {
+    const reply = raw as { id: number; ok: boolean; result?: unknown; error?: string };
+    waiting.get(reply.id)?.(reply);
+    waiting.delete(reply.id);
+  });
+  type Request = LoadgenRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+  const lg = <T>(request: Request): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const id = ++nextId;
+      const timer = setTimeout(() => reject(new Error(`loadgen ${request.cmd} timed out`)), 120_000);
+      waiting.set(id, (reply) => {
+        clearTimeout(timer);
+        if (reply.ok) resolve(reply.result as T);
+        else reject(new Error(reply.error));
+      });
+      loadgen.send({ ...request, id });
+    });
+
+  try {
+    await runMigrations(dbUrl.toString());
+    const redisPort = await freePort();
+    const redis = start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    await waitOutput(redis, 'Ready to accept connections', 10_000);
+    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+    const gateways: BenchGateway[] = [];
+    const extraNodeArgs = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    for (let i = 0; i < 2; i++) {
+      gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: dbUrl.toString(), redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs));
+    }
+    const worker = startNode('worker', 'apps/worker/src/main.ts', {
+      DATABASE_URL: dbUrl.toString(),
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: 'probe',
+      METRICS_PORT: '0',
+      METRICS_HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+    });
+    await Promise.all(gateways.map((g) => waitHttpOk(g.proc, `${g.url}/readyz`, 120_000)));
+
+    const owner = randomUUID();
+    const users = Array.from({ length: rooms * fanout }, () => randomUUID());
+    const roomIds = Array.from({ length: rooms }, () => randomUUID());
+    await sql`insert into users (id, nickname) select id, 'probe' from jsonb_to_recordset(${JSON.stringify([owner, ...users].map((id) => ({ id })))}::text::jsonb) as x(id uuid)`;
+    await sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+      select id, 'probe', ${owner}, ${fanout}, now(), now() + interval '1 day'
+      from jsonb_to_recordset(${JSON.stringify(roomIds.map((id) => ({ id })))}::text::jsonb) as x(id uuid)`;
+    await sql`insert into room_members (room_id, user_id)
+      select room_id, user_id from jsonb_to_recordset(${JSON.stringify(users.map((user_id, i) => ({ room_id: roomIds[Math.floor(i / fanout)], user_id })))}::text::jsonb) as x(room_id uuid, user_id uuid)`;
+    const specs: LoadgenSpec[] = users.map((sub, i) => {
+      const room = Math.floor(i / fanout);
+      const sends = !homeSenders || i % 2 === room % 2;
+      return { url: gateways[i % 2]!.url, roomId: sends ? roomIds[room]! : null, sub };
+    });
+    const opened = await lg<{ connected: number; failed: number }>({ cmd: 'open', group: 'g', namespace: '/socket', specs, concurrency: 50 });
+    log(`fan-out ${fanout}: ${rooms} rooms, ${opened.connected} clients (${opened.failed} failed), rooms span both gateways`);
+
+    const pgPids = async () =>
+      (await admin<{ pid: number }[]>`select pid from pg_stat_activity where datname = ${dbName} or backend_type = 'walwriter'`).map((r) => r.pid);
+    const metric = async (name: string) => {
+      let total = 0;
+      for (const g of gateways) {
+        const text = await (await fetch(`${g.url}/metrics`)).text();
+        const match = new RegExp(`^${name} (\\S+)`, 'm').exec(text);
+        total += match ? Number(match[1]) : 0;
+      }
+      return total;
+    };
+    const dbFigures = async () => {
+      const [row] = await admin<{ xact: string; returned: string; fetched: string; inserted: string; updated: string }[]>`
+        select xact_commit::text as xact, tup_returned::text as returned, tup_fetched::text as fetched,
+               tup_inserted::text as inserted, tup_updated::text as updated
+        from pg_stat_database where datname = ${dbName}`;
+      return { xact: Number(row?.xact), returned: Number(row?.returned), fetched: Number(row?.fetched), inserted: Number(row?.inserted), updated: Number(row?.updated) };
+    };
+    const batchFigures = async () => ({
+      count: await metric('chat_persist_duration_seconds_count'),
+      seconds: await metric('chat_persist_duration_seconds_sum'),
+      messages: await metric('chat_persist_batch_size_sum'),
+    });
+
+    for (const [index, rate] of rates.entries()) {
+      const last = index === rates.length - 1;
+      await lg({ cmd: 'start', group: 'g', rate, maxOutstanding: 300 });
+      await sleep(800);
+      const pg = await pgPids();
+      const roles = { gw0: [gateways[0]!.proc.pid], gw1: [gateways[1]!.proc.pid], worker: [worker.pid], redis: [redis.pid], pg, loadgen: [loadgen.pid ?? -1] };
+      const cpu = () => Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((s, p) => s + cpuMicros(p), 0)]));
+      const inspectors = last && profile ? await Promise.all(gateways.map((g) => Inspector.attach(g.inspect))) : [];
+      for (const inspector of inspectors) {
+        await inspector.send('Profiler.enable');
+        await inspector.send('Profiler.setSamplingInterval', { interval: 200 });
+        await inspector.send('Profiler.start');
+      }
+      const b0 = await batchFigures();
+      const d0 = await dbFigures();
+      const c0 = cpu();
+      const th0 = threadCpu(gateways[0]!.proc.pid);
+      const t0 = performance.now();
+      await lg({ cmd: 'mark', group: 'g' });
+      await sleep(windowMs);
+      const result = await lg<StepResult>({ cmd: 'stop', group: 'g' });
+      const seconds = (performance.now() - t0) / 1000;
+      const c1 = cpu();
+      const th1 = threadCpu(gateways[0]!.proc.pid);
+      const b1 = await batchFigures();
+      const d1 = await dbFigures();
+      const perMessage = (key: keyof typeof d0) => fmt((d1[key] - d0[key]) / Math.max(1, result.acked), 2);
+      const batches = b1.count - b0.count;
+      const cpuLine = Object.keys(roles).map((role) => `${role} ${fmt((c1[role]! - c0[role]!) / seconds / 1e4, 0)}%`).join(' ');
+      const gwMicros = (c1.gw0! - c0.gw0! + c1.gw1! - c0.gw1!) / Math.max(1, result.delivered);
+      log(
+        `offered ${fmtInt(rate)}/s: acked ${fmtInt(result.ackedPerSec)}/s, deliveries ${fmtInt(result.deliveriesPerSec)}/s, ` +
+          `p50/p99 ${fmt(result.latency.p50, 2)}/${fmt(result.latency.p99, 1)} ms, ack p50/p99 ${fmt(result.ack.p50, 2)}/${fmt(result.ack.p99, 1)} ms, ` +
+          `gateway µs/delivery ${fmt(gwMicros, 1)}; batches ${fmt(batches / seconds, 0)}/s × ${fmt((b1.messages - b0.messages) / Math.max(1, batches), 1)} msgs, ` +
+          `${fmt(((b1.seconds - b0.seconds) / Math.max(1, batches)) * 1000, 2)} ms each; cpu ${cpuLine}; ` +
+          `per message: xact ${perMessage('xact')}, tuples returned ${perMessage('returned')} fetched ${perMessage('fetched')} inserted ${perMessage('inserted')} updated ${perMessage('updated')}` +
+          (result.ackFailed ? `; ack failures ${result.ackFailed} ${JSON.stringify(result.errors)}` : ''),
+      );
+      log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
+      for (const [i, inspector] of inspectors.entries()) {
+        const { profile: raw } = await inspector.send<{ profile: CpuProfile }>('Profiler.stop');
+        inspector.close();
+        const file = join(tmpdir(), `probe-gateway-${i}-${Date.now()}.cpuprofile`);
+        writeFileSync(file, JSON.stringify(raw));
+        const summary = summariseProfile(raw, 25);
+        log(`gateway-${i} profile → ${file}`);
+        for (const entry of summary.byArea) log(`  ${entry.area.padEnd(28)} ${fmt(entry.selfPct, 1)}%`);
+        for (const entry of summary.top) log(`  ${fmt(entry.selfPct, 1).padStart(5)}% ${entry.name} ${entry.where}`);
+      }
+      await sleep(400);
+    }
+    if (historyRows > 0) {
+      const room = roomIds[0]!;
+      await sql`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
+        select gen_random_uuid(), ${room}, ${users[0]!}, 'text', 'history message ' || g, g + 1000000,
+               now() - (${historyRows} - g) * interval '1 millisecond', now() + interval '1 day'
+        from generate_series(1, ${historyRows}) g`;
+      await sql`analyze messages`;
+      const [mid] = await sql<{ id: string }[]>`select id from messages where room_id = ${room} and seq = ${1_000_000 + Math.floor(historyRows / 2)}`;
+      {
+        const times: number[] = [];
+        for (let i = 0; i < 1030; i++) {
+          const t = performance.now();
+          await sql`select m.id, m.room_id, m.seq, m.user_id, u.nickname, m.type, m.content, m.image_url, m.created_at
+            from messages m join users u on u.id = m.user_id
+            where m.room_id = ${room} and m.is_deleted = false order by m.seq desc limit 51`;
+          if (i >= 30) times.push(performance.now() - t);
+        }
+        times.sort((a, b) => a - b);
+        log(`direct page query: p50 ${fmt(times[500]!, 2)} p90 ${fmt(times[900]!, 2)} p99 ${fmt(times[990]!, 2)} max ${fmt(times[999]!, 2)} ms`);
+      }
+      const historyInspector = profile ? await Inspector.attach(gateways[0]!.inspect) : null;
+      if (historyInspector) {
+        await historyInspector.send('Profiler.enable');
+        await historyInspector.send('Profiler.setSamplingInterval', { interval: 100 });
+        await historyInspector.send('Profiler.start');
+        await historyInspector.send('HeapProfiler.enable');
+        await historyInspector.send('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      }
+      for (const path of ['/livez', `/api/rooms/${room}/messages?limit=50`, `/api/rooms/${room}/messages?limit=50&before=${mid!.id}`]) {
+        const times: { ms: number; at: number }[] = [];
+        const faults = () => Number(readFileSync(`/proc/${gateways[0]!.proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[7]);
+        const faults0 = faults();
+        const begun = performance.now();
+        for (let i = 0; i < 1030; i++) {
+          const t = performance.now();
+          // fetch keeps the connection alive, as the benchmark's history client does
+          const response = await fetch(`${gateways[0]!.url}${path}`);
+          await response.arrayBuffer();
+          if (i >= 30) times.push({ ms: performance.now() - t, at: t - begun });
+        }
+        const sorted = [...times].sort((a, b) => a.ms - b.ms);
+        const q = (f: number) => fmt(sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))]!.ms, 2);
+        log(`  gateway-0 minor page faults during the loop: ${fmtInt(faults() - faults0)}`);
+        log(`history ${path} of ${fmtInt(historyRows)}: p50 ${q(0.5)} p90 ${q(0.9)} p99 ${q(0.99)} max ${q(1)} ms; slowest at ${sorted.slice(-8).map((x) => `${fmt(x.at / 1000, 2)}s:${fmt(x.ms, 1)}`).join(' ')}`);
+      }
+      if (historyInspector) {
+        const { profile: raw } = await historyInspector.send<{ profile: CpuProfile }>('Profiler.stop');
+        const mem0 = await historyInspector.memoryAfterGc();
+        interface HeapNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }
+        const { profile: heap } = await historyInspector.send<{ profile: { head: HeapNode } }>('HeapProfiler.stopSampling');
+        const sites = new Map<string, number>();
+        const visit = (node: HeapNode, path: string[]) => {
+          const here = [...path, `${node.callFrame.functionName || '(anon)'}@${node.callFrame.url.split('/').pop()}:${node.callFrame.lineNumber + 1}`];
+          if (node.selfSize) sites.set(here.slice(-3).join(' < '), (sites.get(here.slice(-3).join(' < ')) ?? 0) + node.selfSize);
+          for (const child of node.children) visit(child, here);
+        };
+        visit(heap.head, []);
+        log(`history: heap after GC ${fmt(mem0.heapUsed / 1048576, 1)} MiB; sampled allocations during the loops (collected or not) by site:`);
+        for (const [site, bytes] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, 30)) log(`  ${fmt(bytes / 1024, 0)} KiB ${site}`);
+        const file = join(tmpdir(), `probe-history-${Date.now()}.cpuprofile`);
+        writeFileSync(file, JSON.stringify(raw));
+        log(`history profile → ${file}`);
+        historyInspector.close();
+      }
+    }
+    if (process.env.PROBE_NODE_ARGS) writeFileSync(join(tmpdir(), 'probe-gateway-0.out'), gateways[0]!.proc.output());
+  } finally {
+    await lg({ cmd: 'exit' }).catch(() => undefined);
+    loadgen.kill('SIGKILL');
+    await stopAll();
+    await sql.end({ timeout: 2 });
+    await admin.end({ timeout: 2 });
+    await dropDatabase(dbUrl.toString()).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

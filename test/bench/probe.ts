@@ -42,6 +42,8 @@ const windowMs = Math.max(1000, Math.min(20_000, Number(option('seconds', '4')) 
 const profile = argv.includes('--profile');
 /** Experiment: only the members connected to their room's "home" gateway send (no cross-pod writes to a room). */
 const homeSenders = argv.includes('--home-senders');
+/** The same clients and rates against two BARE processes (test/bench/bare-server.ts) instead. */
+const bare = argv.includes('--bare');
 /** After the load steps: a room of this many messages, then sequential history pages timed at the client. */
 const historyRows = Math.max(0, Math.min(2_000_000, Number(option('history', '0'))));
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -98,13 +100,14 @@ async function main() {
 
   try {
     await runMigrations(dbUrl.toString());
+    if (process.env.PROBE_PG_LOG) await admin.unsafe(`alter database ${dbName} set log_min_duration_statement = 0`);
     const redisPort = await freePort();
     const redis = start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
     await waitOutput(redis, 'Ready to accept connections', 10_000);
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
     const gateways: BenchGateway[] = [];
     const extraNodeArgs = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < 2 && !bare; i++) {
       gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: dbUrl.toString(), redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs));
     }
     const worker = startNode('worker', 'apps/worker/src/main.ts', {
@@ -116,7 +119,13 @@ async function main() {
       LOG_LEVEL: 'warn',
       NODE_ENV: 'production',
     });
-    await Promise.all(gateways.map((g) => waitHttpOk(g.proc, `${g.url}/readyz`, 120_000)));
+    for (let i = 0; i < 2 && bare; i++) {
+      const port = await freePort();
+      const proc = startNode(`bare-${i}`, 'test/bench/bare-server.ts', { PORT: String(port), NODE_ENV: 'production' }, [`--inspect=127.0.0.1:${await freePort()}`]);
+      await waitHttpOk(proc, `http://127.0.0.1:${port}/healthz`, 60_000);
+      gateways.push({ proc, url: `http://127.0.0.1:${port}`, inspect: 0 });
+    }
+    await Promise.all(gateways.map((g) => waitHttpOk(g.proc, `${g.url}/${bare ? 'healthz' : 'readyz'}`, 120_000)));
 
     const owner = randomUUID();
     const users = Array.from({ length: rooms * fanout }, () => randomUUID());
@@ -130,6 +139,7 @@ async function main() {
     const specs: LoadgenSpec[] = users.map((sub, i) => {
       const room = Math.floor(i / fanout);
       const sends = !homeSenders || i % 2 === room % 2;
+      if (bare) return { url: gateways[room % 2]!.url, roomId: `bare-${room}`, bareRoom: `bare-${room}` };
       return { url: gateways[i % 2]!.url, roomId: sends ? roomIds[room]! : null, sub };
     });
     const opened = await lg<{ connected: number; failed: number }>({ cmd: 'open', group: 'g', namespace: '/socket', specs, concurrency: 50 });
@@ -139,6 +149,7 @@ async function main() {
       (await admin<{ pid: number }[]>`select pid from pg_stat_activity where datname = ${dbName} or backend_type = 'walwriter'`).map((r) => r.pid);
     const metric = async (name: string) => {
       let total = 0;
+      if (bare) return 0;
       for (const g of gateways) {
         const text = await (await fetch(`${g.url}/metrics`)).text();
         const match = new RegExp(`^${name} (\\S+)`, 'm').exec(text);
@@ -164,6 +175,10 @@ async function main() {
       await lg({ cmd: 'start', group: 'g', rate, maxOutstanding: 300 });
       await sleep(800);
       const pg = await pgPids();
+      const pgNames = new Map((await admin<{ pid: number; name: string }[]>`
+        select pid, coalesce(nullif(application_name, ''), backend_type) as name from pg_stat_activity
+        where datname = ${dbName} or backend_type in ('walwriter', 'checkpointer', 'background writer', 'autovacuum launcher')`).map((r) => [r.pid, r.name] as const));
+      const pgCpu0 = new Map([...pgNames.keys()].map((pid) => [pid, cpuMicros(pid)] as const));
       const roles = { gw0: [gateways[0]!.proc.pid], gw1: [gateways[1]!.proc.pid], worker: [worker.pid], redis: [redis.pid], pg, loadgen: [loadgen.pid ?? -1] };
       const cpu = () => Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((s, p) => s + cpuMicros(p), 0)]));
       const inspectors = last && profile ? await Promise.all(gateways.map((g) => Inspector.attach(g.inspect))) : [];
@@ -178,7 +193,13 @@ async function main() {
       const th0 = threadCpu(gateways[0]!.proc.pid);
       const t0 = performance.now();
       await lg({ cmd: 'mark', group: 'g' });
+      const strace = process.env.PROBE_STRACE ? start('strace', 'strace', ['-c', '-f', '-p', String(gateways[0]!.proc.pid)]) : null;
       await sleep(windowMs);
+      if (strace) {
+        strace.child.kill('SIGINT');
+        await strace.exited;
+        log(`strace of ${gateways[0]!.proc.name} over the window:\n${strace.output().split('\n').filter((line) => /^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+/.test(line)).slice(0, 10).join('\n')}`);
+      }
       const result = await lg<StepResult>({ cmd: 'stop', group: 'g' });
       const seconds = (performance.now() - t0) / 1000;
       const c1 = cpu();
@@ -197,6 +218,9 @@ async function main() {
           `per message: xact ${perMessage('xact')}, tuples returned ${perMessage('returned')} fetched ${perMessage('fetched')} inserted ${perMessage('inserted')} updated ${perMessage('updated')}` +
           (result.ackFailed ? `; ack failures ${result.ackFailed} ${JSON.stringify(result.errors)}` : ''),
       );
+      const pgByName = new Map<string, number>();
+      for (const [pid, before] of pgCpu0) pgByName.set(pgNames.get(pid)!, (pgByName.get(pgNames.get(pid)!) ?? 0) + (cpuMicros(pid) - before) / seconds / 1e4);
+      log(`  postgres by process: ${[...pgByName].filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 1)}%`).join(', ')}`);
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
       for (const [i, inspector] of inspectors.entries()) {
         const { profile: raw } = await inspector.send<{ profile: CpuProfile }>('Profiler.stop');

@@ -1,8 +1,14 @@
 import type { BatchOutcome, MessagesRepository, NewMessage } from '@chat/db';
 
+/** A batch outcome, or `not-admitted`: the message's admission said no, so it was never written. */
+export type WriteOutcome = BatchOutcome | { status: 'not-admitted' };
+
 interface Pending {
   message: NewMessage;
-  resolve(outcome: BatchOutcome): void;
+  /** Settled admission: true to write, false to drop; undefined while still pending. */
+  admitted: boolean | undefined;
+  admission: Promise<boolean>;
+  resolve(outcome: WriteOutcome): void;
   reject(error: unknown): void;
 }
 
@@ -16,6 +22,11 @@ export interface BatchObserver {
  * transaction is in flight wait and go together in the next one. No timer, so an idle send
  * costs one commit, and a busy pod costs one transaction per batch instead of per message.
  * Each caller's promise settles only after its batch's COMMIT.
+ *
+ * A message is queued together with its admission (the rate-limit check) while that check is
+ * still on its way to Redis: under load its round trip overlaps the transaction in flight
+ * instead of adding to it. A batch takes only messages whose admission has settled, in arrival
+ * order (never one overtaking another), and never writes one whose admission said no.
  */
 export class MessageWriter {
   private queue: Pending[] = [];
@@ -28,9 +39,14 @@ export class MessageWriter {
     private readonly maxBatch = 500,
   ) {}
 
-  write(message: NewMessage): Promise<BatchOutcome> {
+  /** `admission` resolving false (or rejecting) means: do not write it. */
+  write(message: NewMessage, admission: Promise<boolean> = Promise.resolve(true)): Promise<WriteOutcome> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ message, resolve, reject });
+      const pending: Pending = { message, admitted: undefined, admission: admission.catch(() => false), resolve, reject };
+      void pending.admission.then((admitted) => {
+        pending.admitted = admitted;
+      });
+      this.queue.push(pending);
       if (!this.flushing) void this.flush();
     });
   }
@@ -41,10 +57,29 @@ export class MessageWriter {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** The longest run of settled admissions at the head of the queue, at most `maxBatch`. */
+  private takeSettled(): Pending[] {
+    let count = 0;
+    while (count < this.queue.length && count < this.maxBatch && this.queue[count]!.admitted !== undefined) count++;
+    return this.queue.splice(0, count);
+  }
+
   private async flush(): Promise<void> {
     this.flushing = true;
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+      const head = this.queue[0]!;
+      if (head.admitted === undefined) {
+        await head.admission;
+        // The flag is set by a reaction registered before this await, so it has run.
+        continue;
+      }
+      const settled = this.takeSettled();
+      const batch: Pending[] = [];
+      for (const item of settled) {
+        if (item.admitted) batch.push(item);
+        else item.resolve({ status: 'not-admitted' });
+      }
+      if (batch.length === 0) continue;
       const started = performance.now();
       try {
         const outcomes = await this.messages.insertBatch(batch.map((item) => item.message));

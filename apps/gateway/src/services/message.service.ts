@@ -120,19 +120,26 @@ export function createMessageService(deps: MessageServiceDeps) {
       await requireMembership(sender, roomId, hint);
       const body = parseMessageBody(payload);
 
-      const retried = await consumeOrFindRetry(sender, body.clientMessageId);
+      // The rate-limit check and the queued write start together: the writer holds the message
+      // until the check settles and drops it unless admitted, so under load the Redis round trip
+      // overlaps the transaction in flight instead of adding to it.
+      const admission = consumeOrFindRetry(sender, body.clientMessageId);
+      const written = writer.write(
+        {
+          id: uuidv7(),
+          roomId,
+          userId: sender.id,
+          type: body.type,
+          content: body.content,
+          imageUrl: body.imageUrl,
+          clientMessageId: body.clientMessageId,
+          createdAt: new Date(),
+        },
+        admission.then((retried) => retried === null),
+      );
+      const retried = await admission;
       if (retried) return toNewMessagePayload(retried, sender.nicknameMask);
 
-      const written = writer.write({
-        id: uuidv7(),
-        roomId,
-        userId: sender.id,
-        type: body.type,
-        content: body.content,
-        imageUrl: body.imageUrl,
-        clientMessageId: body.clientMessageId,
-        createdAt: new Date(),
-      });
       const outcome = await withinDeadline(written, deps.writeDeadlineMs ?? 0, (late) => {
         // Committed after the sender heard UNAVAILABLE: the room still gets it.
         if (late.status === 'stored') events.newMessage(toNewMessagePayload(late.message, sender.nicknameMask));
@@ -157,6 +164,9 @@ export function createMessageService(deps: MessageServiceDeps) {
           throw new AppError('ROOM_EXPIRED');
         case 'room-missing':
           throw new AppError('ROOM_NOT_FOUND');
+        case 'not-admitted':
+          // Admission was settled true above; a writer that says otherwise is a bug.
+          throw new Error('an admitted message was not written');
       }
     },
 

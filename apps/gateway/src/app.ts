@@ -66,15 +66,6 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     applicationName: config.podName,
   });
-  // The group commit has one transaction in flight at a time: giving it a connection of its own
-  // keeps every batch on one warm backend (its plan and caches hot) instead of rotating
-  // through the pool, and keeps history reads and joins from queueing behind it.
-  const writerDatabase = createDatabase({
-    url: config.databaseUrl,
-    maxConnections: 1,
-    statementTimeoutMs: config.databaseStatementTimeoutMs,
-    applicationName: `${config.podName}:writer`,
-  });
   const metrics = createGatewayMetrics();
   const redis = createRedisClients(config.redisUrl, logger, (client) => metrics.redisErrors.inc({ client }));
   await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
@@ -83,7 +74,6 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   const rooms = createRoomsRepository(database.db);
   const memberships = createMembershipsRepository(database.sql);
   const messages = createMessagesRepository(database.sql);
-  const batchWrites = createMessagesRepository(writerDatabase.sql);
 
   const http = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -113,7 +103,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   const presenceStore = createPresenceStore(redis.commands, config.redisPrefix);
   const userAuth = createUserAuthService({ verify: createTokenVerifier(config.jwt), users });
   const roomCache = new RoomCache(rooms);
-  const writer = new MessageWriter(batchWrites, {
+  const writer = new MessageWriter(messages, {
     committed(batchSize, stored, seconds) {
       metrics.persistBatchSize.observe(batchSize);
       metrics.persistDuration.observe(seconds);
@@ -208,7 +198,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
         await presence.stop();
         await writer.idle();
         await redis.close();
-        await Promise.all([database.close(), writerDatabase.close()]);
+        await database.close();
       })();
       return closed;
     },

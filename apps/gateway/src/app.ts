@@ -39,7 +39,7 @@ import { createAfterCommitHook } from './fault-hooks.ts';
 import type { ChatNamespace } from './realtime/types.ts';
 import { createRedisClients, waitReady } from './redis.ts';
 import { createMessageService } from './services/message.service.ts';
-import { MessageWriter } from './services/message-writer.ts';
+import { BatchStalledError, MessageWriter } from './services/message-writer.ts';
 import { RoomCache } from './services/room-cache.ts';
 import { createRoomService } from './services/room.service.ts';
 import { createSendRateLimiter } from './services/send-rate-limiter.ts';
@@ -110,9 +110,10 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
       metrics.messagesPersisted.inc(stored);
     },
     failed(error) {
-      if (isDatabaseUnavailable(error)) metrics.postgresErrors.inc();
+      if (isDatabaseUnavailable(error) || error instanceof BatchStalledError) metrics.postgresErrors.inc();
+      if (error instanceof BatchStalledError) logger.error({ err: error }, 'group commit stalled: moving on without the batch');
     },
-  });
+  }, { stalledAfterMs: 2 * config.databaseStatementTimeoutMs + 5000 });
   const roomService = createRoomService({
     rooms,
     memberships,

@@ -1,5 +1,16 @@
 import type { BatchOutcome, MessagesRepository, NewMessage } from '@chat/db';
 
+/**
+ * A batch that neither committed nor failed within the writer's bound: its connection is
+ * presumed lost without an error (a client-side hang), and the writer moves on without it.
+ */
+export class BatchStalledError extends Error {
+  constructor(ms: number) {
+    super(`group-commit batch unsettled after ${ms} ms`);
+    this.name = 'BatchStalledError';
+  }
+}
+
 /** A batch outcome, or `not-admitted`: the message's admission said no, so it was never written. */
 export type WriteOutcome = BatchOutcome | { status: 'not-admitted' };
 
@@ -33,10 +44,15 @@ export class MessageWriter {
   private flushing = false;
   private idleWaiters: (() => void)[] = [];
 
+  /**
+   * `stalledAfterMs` (0: unbounded) should be well past the statement timeout: the server
+   * cancels slow statements itself, so a batch still unsettled by then is waiting on a
+   * connection that will never answer, and every later send would queue behind it for good.
+   */
   constructor(
     private readonly messages: MessagesRepository,
     private readonly observer: BatchObserver = {},
-    private readonly maxBatch = 500,
+    private readonly options: { maxBatch?: number; stalledAfterMs?: number } = {},
   ) {}
 
   /** `admission` resolving false (or rejecting) means: do not write it. */
@@ -60,7 +76,8 @@ export class MessageWriter {
   /** The longest run of settled admissions at the head of the queue, at most `maxBatch`. */
   private takeSettled(): Pending[] {
     let count = 0;
-    while (count < this.queue.length && count < this.maxBatch && this.queue[count]!.admitted !== undefined) count++;
+    const max = this.options.maxBatch ?? 500;
+    while (count < this.queue.length && count < max && this.queue[count]!.admitted !== undefined) count++;
     return this.queue.splice(0, count);
   }
 
@@ -82,7 +99,7 @@ export class MessageWriter {
       if (batch.length === 0) continue;
       const started = performance.now();
       try {
-        const outcomes = await this.messages.insertBatch(batch.map((item) => item.message));
+        const outcomes = await this.bounded(this.messages.insertBatch(batch.map((item) => item.message)));
         this.observer.committed?.(batch.length, outcomes.filter((o) => o.status === 'stored').length, (performance.now() - started) / 1000);
         batch.forEach((item, index) => {
           const outcome = outcomes[index];
@@ -96,5 +113,27 @@ export class MessageWriter {
     }
     this.flushing = false;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private bounded<T>(work: Promise<T>): Promise<T> {
+    const ms = this.options.stalledAfterMs ?? 0;
+    if (ms <= 0) return work;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // Whatever it settles to later, nobody waits for it any more.
+        work.catch(() => undefined);
+        reject(new BatchStalledError(ms));
+      }, ms);
+      work.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 }

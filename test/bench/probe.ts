@@ -7,11 +7,13 @@
  * (and `/livez` and the bare page query, for the machine's own noise); with `--profile` it also
  * samples what each page allocates. `--home-senders`: only members connected to their room's
  * "home" gateway send, so no room is written by both pods (isolates row-lock contention).
+ * `--bare`: the same clients against two BARE processes instead (no database figures).
  * PROBE_NODE_ARGS passes extra node flags to the gateways (e.g. `--trace-gc`; their output is
- * then saved to $TMPDIR/probe-gateway-0.out).
+ * then saved to $TMPDIR/probe-gateway-0.out); PROBE_STRACE=1 counts gateway-0's system calls
+ * over each window; PROBE_PG_LOG=1 logs every statement's server-side duration to Postgres's log.
  *
  *   pnpm bench:probe [--fanout 10] [--rooms 60] [--rates 1000,2000] [--seconds 4] [--profile]
- *                    [--history 100000] [--home-senders]
+ *                    [--history 100000] [--home-senders] [--bare]
  *
  * Everything on 127.0.0.1, private database and Redis, bounded in count and time.
  */

@@ -33,12 +33,15 @@ export function guardedHandler<T>(
   handle: (payload: unknown) => Promise<T>,
 ): (...args: unknown[]) => void {
   const { logger, metrics } = context;
+  // Bound once per socket and event: prom-client hashes a label set on every call otherwise.
+  const received = metrics.eventsReceived.labels({ event });
+  const ackDuration = metrics.ackDuration.labels({ event });
   return (...args: unknown[]) => {
     const last = args[args.length - 1];
     const ack = typeof last === 'function' ? (last as AnyAck) : undefined;
     const payload = ack && args.length === 1 ? undefined : args[0];
-    metrics.eventsReceived.inc({ event });
-    const stopTimer = metrics.ackDuration.startTimer({ event });
+    received.inc();
+    const stopTimer = ackDuration.startTimer();
     socket.data.inFlight = (socket.data.inFlight ?? 0) + 1;
     handle(payload).then(
       (data) => {

@@ -15,9 +15,12 @@ import type { ChatNamespace } from './types.ts';
  * sockets of every pod. Membership moves all of a user's sockets via their `user:<id>` room.
  */
 export function createRoomEventsAdapter(nsp: ChatNamespace, metrics: GatewayMetrics): RoomEvents {
-  const counted = <T>(event: string, send: (payload: T) => void) => (payload: T) => {
-    metrics.broadcasts.inc({ event });
-    send(payload);
+  const counted = <T>(event: string, send: (payload: T) => void) => {
+    const sent = metrics.broadcasts.labels({ event });
+    return (payload: T) => {
+      sent.inc();
+      send(payload);
+    };
   };
   return {
     addUserToRoom: (userId, roomId) => nsp.in(userChannel(userId)).socketsJoin(roomChannel(roomId)),

@@ -18,6 +18,7 @@ import {
 import type { GatewayConfig } from './config.ts';
 import { createRequestAuth } from './http/authenticate.ts';
 import { devLoginRoutes } from './http/dev-login.routes.ts';
+import { registerHttpRateLimit } from './http/rate-limit.ts';
 import { registerErrorHandling } from './http/error-handler.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { messagesRoutes } from './http/messages.routes.ts';
@@ -84,6 +85,12 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   http.setValidatorCompiler(validatorCompiler);
   http.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(http);
+  // Before any route: the limit attaches itself to the routes registered after it.
+  await registerHttpRateLimit(http, {
+    redis: redis.commands,
+    keyPrefix: config.redisPrefix,
+    perMinute: config.httpRateLimitPerMinute,
+  });
   await registerApiDocs(http);
 
   let draining = false;

@@ -30,6 +30,8 @@ const envSchema = z
     CORS_ORIGINS: csv.default([]),
     ROOM_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+    /** Requests to /api/* per client address per minute, shared by all pods; 0 turns it off. */
+    HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
     AUTH_DEV_LOGIN: booleanFlag.default(false),
     DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
@@ -70,6 +72,8 @@ export interface GatewayConfig {
   corsOrigins: readonly string[];
   roomTtlSeconds: number;
   messageRateLimitPerMinute: number;
+  /** 0: no HTTP rate limit. */
+  httpRateLimitPerMinute: number;
   devLogin: boolean;
   /** On SIGTERM, connected sockets are closed in batches spread over this window. */
   drainWindowMs: number;
@@ -112,6 +116,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
+    httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
     devLogin: e.AUTH_DEV_LOGIN,
     drainWindowMs: e.DRAIN_WINDOW_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

@@ -89,7 +89,8 @@ export interface BenchGateway {
 
 /**
  * One real gateway process (apps/gateway/src/main.ts) as the benchmarks run it: production
- * mode, quiet logs, a send budget no load reaches, no drain window, the inspector open.
+ * mode, quiet logs, send and HTTP budgets no load reaches (the history figure times pages,
+ * not the limiter), no drain window, the inspector open.
  */
 export async function startBenchGateway(
   name: string,
@@ -107,6 +108,7 @@ export async function startBenchGateway(
     REDIS_PREFIX: env.redisPrefix,
     JWT_SECRET: env.jwtSecret,
     MESSAGE_RATE_LIMIT_PER_MINUTE: '1000000000',
+    HTTP_RATE_LIMIT_PER_MINUTE: '0',
     AUTH_DEV_LOGIN: 'false',
     LOG_LEVEL: 'warn',
     DRAIN_WINDOW_MS: '0',

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERRORS } from '@chat/protocol';
+import { makeUser, openTestDatabase, request, startCluster, type TestCluster } from '@chat/testing';
+
+/**
+ * HTTP rate limit on /api/* (issue 5: probes and /metrics exempt): one budget per token, or per
+ * address for guests, shared by both pods through Redis. A budget of 5 per minute here.
+ */
+
+let cluster: TestCluster;
+let sql: ReturnType<typeof openTestDatabase>;
+const BUDGET = 5;
+
+beforeAll(async () => {
+  cluster = await startCluster(2, { HTTP_RATE_LIMIT_PER_MINUTE: String(BUDGET) });
+  sql = openTestDatabase();
+});
+afterAll(async () => {
+  await Promise.all([cluster?.close(), sql?.end()]);
+});
+
+const pod = (index: number) => cluster.pods[index % 2]!.url;
+
+describe('HTTP rate limit', () => {
+  it('refuses a token past its budget across both pods with 429 TOO_MANY_REQUESTS and Retry-After, and changes nothing', async () => {
+    const user = await makeUser('한도초과');
+    for (let i = 0; i < BUDGET; i++) {
+      expect((await request(pod(i), 'GET', '/api/rooms', { token: user.token })).status).toBe(200);
+    }
+    const name = `limited-${Date.now()}`;
+    const response = await fetch(`${pod(BUDGET)}/api/rooms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${user.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name }),
+    });
+    expect(response.status).toBe(429);
+    expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await response.json()).toEqual({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: ERRORS.TOO_MANY_REQUESTS.message,
+      code: 'TOO_MANY_REQUESTS',
+    });
+    expect(await sql`select 1 from rooms where name = ${name}`).toHaveLength(0);
+  });
+
+  it('gives each token its own budget, apart from the guests of the same address', async () => {
+    const other = await makeUser('다른사용자');
+    expect((await request(pod(0), 'GET', '/api/rooms', { token: other.token })).status).toBe(200);
+    for (let i = 0; i < BUDGET; i++) expect((await request(pod(i), 'GET', '/api/rooms')).status).toBe(200);
+    expect((await request(pod(1), 'GET', '/api/rooms')).status).toBe(429);
+    expect((await request(pod(1), 'GET', '/api/rooms', { token: other.token })).status).toBe(200);
+  });
+
+  it('never limits probes, /metrics or the web page, even for an address past its budget', async () => {
+    expect((await request(pod(0), 'GET', '/api/rooms')).status).toBe(429);
+    for (let i = 0; i < 3 * BUDGET; i++) {
+      for (const path of ['/livez', '/readyz', '/metrics']) {
+        expect((await fetch(`${pod(i)}${path}`)).status, path).toBe(200);
+      }
+      // 200 once `pnpm build:web` has run, 503 before: never 429
+      expect((await fetch(`${pod(i)}/`)).status).not.toBe(429);
+    }
+  });
+});

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS } from '@chat/protocol';
-import { makeUser, openTestDatabase, request, startCluster, type TestCluster } from '@chat/testing';
+import { makeUser, openTestDatabase, request, sleep, startCluster, startPrivateRedis, type TestCluster } from '@chat/testing';
 
 /**
  * HTTP rate limit on /api/* (issue 5: probes and /metrics exempt): one budget per token, or per
@@ -60,6 +60,30 @@ describe('HTTP rate limit', () => {
       }
       // 200 once `pnpm build:web` has run, 503 before: never 429
       expect((await fetch(`${pod(i)}/`)).status).not.toBe(429);
+    }
+  });
+});
+
+describe('HTTP rate limit without Redis', () => {
+  it('serves /api/* while Redis is down rather than refusing everyone, and limits again once it is back', async () => {
+    const redis = await startPrivateRedis();
+    const local = await startCluster(1, { REDIS_URL: redis.url, HTTP_RATE_LIMIT_PER_MINUTE: '2' });
+    try {
+      const url = local.pods[0]!.url;
+      await redis.stop();
+      for (let i = 0; i < 6; i++) expect((await request(url, 'GET', '/api/rooms')).status).toBe(200);
+      await redis.start();
+      // The commands client reconnects with a back-off of up to 2 s.
+      let limited = false;
+      for (let i = 0; i < 60 && !limited; i++) {
+        limited = (await request(url, 'GET', '/api/rooms')).status === 429;
+        if (!limited) await sleep(100);
+      }
+      expect(limited).toBe(true);
+    } finally {
+      await local.close();
+      await sleep(300);
+      await redis.stop();
     }
   });
 });

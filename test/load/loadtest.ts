@@ -124,6 +124,9 @@ async function tokenSource(options: Options): Promise<(nickname: string) => Prom
         body: JSON.stringify({ nickname }),
         signal,
       });
+      if (response.status === 429) {
+        throw new Error('token endpoint answered 429: the target limits /api/* per address (HTTP_RATE_LIMIT_PER_MINUTE, default 600); mint tokens from JWT_SECRET, or raise or turn off (0) the limit on the target for the test');
+      }
       if (!response.ok) throw new Error(`token endpoint answered ${response.status}`);
       const body = (await response.json()) as { accessToken?: unknown };
       if (typeof body.accessToken !== 'string') throw new Error('token endpoint returned no accessToken');

@@ -174,6 +174,18 @@ export async function runScenario(cluster: Cluster, spec: ScenarioSpec, log: (en
     notes.push('FAIL sends not acknowledged again within 60 s of lifting the fault');
   }
   await sleep(spec.recoverMs ?? 6000);
+  // Recovered means every pod, not just enough of them: a pod left wedged (a connection that
+  // never answers again) still lets the other pod's senders reach the count above. Every
+  // sender (half are homed on each pod) must have had a send acknowledged since the fault was
+  // lifted. (Isolated failures later in the window are allowed: in 4a one has been seen to end
+  // 7 s after Postgres came back.)
+  const unanswered = senders.filter(
+    (sender) => !sender.ops.some((op) => op.attempts.some((attempt) => attempt.result === 'ok' && attempt.startedAt >= liftedAt)),
+  );
+  if (unanswered.length > 0) {
+    faultOk = false;
+    notes.push(`FAIL ${unanswered.length} senders had no send acknowledged after the fault was lifted`);
+  }
   // Stop new messages; those in flight retry (same clientMessageId) for at most 30 s more.
   await Promise.all(senders.map((sender) => sender.stop(Date.now() + 30_000)));
 

@@ -17,7 +17,6 @@
  *
  * Everything on 127.0.0.1, private database and Redis, bounded in count and time.
  */
-import { fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,9 +27,10 @@ import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
 import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import type { StepResult } from './lib/driver.ts';
-import { ROOT, sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway } from './lib/procs.ts';
+import { sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway } from './lib/procs.ts';
 import { cpuMicros, fmt, fmtInt } from './lib/stats.ts';
-import type { LoadgenRequest, LoadgenSpec } from './loadgen.ts';
+import type { LoadgenSpec } from './loadgen.ts';
+import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -75,30 +75,8 @@ async function main() {
   await ensureDatabase(dbUrl.toString());
   const sql = postgres(dbUrl.toString(), { max: 2, onnotice: () => {} });
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  const loadgen = fork(join(ROOT, 'test/bench/loadgen.ts'), [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_JWT_SECRET: secret },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  let nextId = 0;
-  const waiting = new Map<number, (reply: { ok: boolean; result?: unknown; error?: string }) => void>();
-  loadgen.on('message', (raw) => {
-    const reply = raw as { id: number; ok: boolean; result?: unknown; error?: string };
-    waiting.get(reply.id)?.(reply);
-    waiting.delete(reply.id);
-  });
-  type Request = LoadgenRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
-  const lg = <T>(request: Request): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const id = ++nextId;
-      const timer = setTimeout(() => reject(new Error(`loadgen ${request.cmd} timed out`)), 120_000);
-      waiting.set(id, (reply) => {
-        clearTimeout(timer);
-        if (reply.ok) resolve(reply.result as T);
-        else reject(new Error(reply.error));
-      });
-      loadgen.send({ ...request, id });
-    });
+  const loadgen = LoadgenClient.start(secret);
+  const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command);
 
   try {
     await runMigrations(dbUrl.toString());
@@ -181,7 +159,7 @@ async function main() {
         select pid, coalesce(nullif(application_name, ''), backend_type) as name from pg_stat_activity
         where datname = ${dbName} or backend_type in ('walwriter', 'checkpointer', 'background writer', 'autovacuum launcher')`).map((r) => [r.pid, r.name] as const));
       const pgCpu0 = new Map([...pgNames.keys()].map((pid) => [pid, cpuMicros(pid)] as const));
-      const roles = { gw0: [gateways[0]!.proc.pid], gw1: [gateways[1]!.proc.pid], worker: [worker.pid], redis: [redis.pid], pg, loadgen: [loadgen.pid ?? -1] };
+      const roles = { gw0: [gateways[0]!.proc.pid], gw1: [gateways[1]!.proc.pid], worker: [worker.pid], redis: [redis.pid], pg, loadgen: [loadgen.pid] };
       const cpu = () => Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((s, p) => s + cpuMicros(p), 0)]));
       const inspectors = last && profile ? await Promise.all(gateways.map((g) => Inspector.attach(g.inspect))) : [];
       for (const inspector of inspectors) {
@@ -303,8 +281,7 @@ async function main() {
     }
     if (process.env.PROBE_NODE_ARGS) writeFileSync(join(tmpdir(), 'probe-gateway-0.out'), gateways[0]!.proc.output());
   } finally {
-    await lg({ cmd: 'exit' }).catch(() => undefined);
-    loadgen.kill('SIGKILL');
+    await loadgen.stop();
     await stopAll();
     await sql.end({ timeout: 2 });
     await admin.end({ timeout: 2 });

@@ -4,7 +4,6 @@
  * offered rate. Prints issue 4's target table and writes BENCHMARKS.md. `--quick` for
  * development (about 2 minutes). Everything on 127.0.0.1; every loop bounded.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
@@ -16,7 +15,8 @@ import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import type { StepResult } from './lib/driver.ts';
-import type { LoadgenRequest, LoadgenSpec } from './loadgen.ts';
+import type { LoadgenSpec } from './loadgen.ts';
+import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { Inspector, summariseProfile, type CpuProfile, type ProfileSummary } from './lib/cdp.ts';
 import { startCountingProxy } from './lib/pg-proxy.ts';
 import { freePort } from '@chat/testing/ports';
@@ -70,31 +70,9 @@ const log = (line: string) => process.stdout.write(`[bench ${((Date.now() - star
 
 // ---------------------------------------------------------------------------------------------
 // Load generator over IPC
-let loadgen: ChildProcess | null = null;
-let requestId = 0;
-const waiting = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
-type Omit2<T> = T extends unknown ? Omit<T, 'id'> : never;
-function lg<T>(request: Omit2<LoadgenRequest>, timeoutMs = 120_000): Promise<T> {
-  const child = loadgen;
-  if (!child) return Promise.reject(new Error('no loadgen'));
-  const id = ++requestId;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      waiting.delete(id);
-      reject(new Error(`loadgen ${request.cmd} timed out`));
-    }, timeoutMs);
-    waiting.set(id, {
-      resolve: (value) => {
-        clearTimeout(timer);
-        resolve(value as T);
-      },
-      reject: (error) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    });
-    child.send({ ...request, id });
-  });
+let loadgen: LoadgenClient | null = null;
+function lg<T>(command: LoadgenCommand, timeoutMs?: number): Promise<T> {
+  return loadgen ? loadgen.request<T>(command, timeoutMs) : Promise.reject(new Error('no loadgen'));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,12 +131,7 @@ async function main() {
   let proxyClose: (() => Promise<void>) | null = null;
   let created = false;
   const cleanup = async () => {
-    try {
-      if (loadgen) await lg({ cmd: 'exit' }, 3000).catch(() => undefined);
-    } catch {
-      /* ignore */
-    }
-    loadgen?.kill('SIGKILL');
+    await loadgen?.stop();
     await stopAll();
     redis?.disconnect();
     await proxyClose?.().catch(() => undefined);
@@ -222,19 +195,7 @@ async function main() {
       ...gateways.map((g) => waitHttpOk(g.proc, `${g.url}/readyz`, 120_000)),
       ...bares.map((b) => waitHttpOk(b.proc, `${b.url}/healthz`, 120_000)),
     ]);
-    loadgen = fork(join(ROOT, 'test/bench/loadgen.ts'), [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, BENCH_JWT_SECRET: secret },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    loadgen.on('message', (raw) => {
-      const reply = raw as { id: number; ok: boolean; result?: unknown; error?: string };
-      const waiter = waiting.get(reply.id);
-      if (!waiter) return;
-      waiting.delete(reply.id);
-      if (reply.ok) waiter.resolve(reply.result);
-      else waiter.reject(new Error(reply.error));
-    });
+    loadgen = LoadgenClient.start(secret);
     log(`up: gateways ${gateways.map((g) => g.proc.pid).join(',')}, worker ${worker.pid}, bare ${bares.map((b) => b.proc.pid).join(',')}, redis ${redisProc.pid}, loadgen ${loadgen.pid}, db ${dbName}`);
 
     const adminSql = admin;
@@ -250,7 +211,7 @@ async function main() {
       bare: bares.map((b) => b.proc.pid),
       redis: [redisProc.pid],
       postgres: await pgPids(),
-      loadgen: [loadgen.pid ?? -1],
+      loadgen: [loadgen.pid],
     };
 
     const redisStats = async (): Promise<Record<string, number>> => {
@@ -689,7 +650,6 @@ function buildReport(input: ReportInput): { table: string; markdown: string } {
   const tx = sat.full10.map((r) => r.txPerMsg).concat(sat.full1.map((r) => r.txPerMsg));
   const lat = (variant: 'FULL' | 'BARE', share: number) => latency.filter((r) => r.variant === variant && r.rate === share);
   const l50 = lat('FULL', 0.5);
-  const l80 = lat('FULL', 0.8);
   const rssKiB = idle.FULL ? idle.FULL.rssPerConn / 1024 : Number.NaN;
   const bigPages = history.filter((h) => !h.label.startsWith('small'));
   const histP99 = Math.max(...bigPages.map((h) => h.p.p99));

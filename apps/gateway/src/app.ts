@@ -18,10 +18,10 @@ import {
 import type { GatewayConfig } from './config.ts';
 import { createRequestAuth } from './http/authenticate.ts';
 import { devLoginRoutes } from './http/dev-login.routes.ts';
-import { registerHttpRateLimit } from './http/rate-limit.ts';
 import { registerErrorHandling } from './http/error-handler.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { messagesRoutes } from './http/messages.routes.ts';
+import { registerHttpRateLimit } from './http/rate-limit.ts';
 import { roomsRoutes } from './http/rooms.routes.ts';
 import { webRoutes } from './http/web.routes.ts';
 import { createPresenceStore } from '@chat/presence';
@@ -117,8 +117,9 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
       metrics.messagesPersisted.inc(stored);
     },
     failed(error) {
-      if (isDatabaseUnavailable(error) || error instanceof BatchStalledError) metrics.postgresErrors.inc();
-      if (error instanceof BatchStalledError) logger.error({ err: error }, 'group commit stalled: moving on without the batch');
+      const stalled = error instanceof BatchStalledError;
+      if (stalled) logger.error({ err: error }, 'group commit stalled: moving on without the batch');
+      if (stalled || isDatabaseUnavailable(error)) metrics.postgresErrors.inc();
     },
   }, { stalledAfterMs: 2 * config.databaseStatementTimeoutMs + 5000 });
   const roomService = createRoomService({

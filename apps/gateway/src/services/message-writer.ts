@@ -1,4 +1,5 @@
 import type { BatchOutcome, MessagesRepository, NewMessage } from '@chat/db';
+import { withinDeadline } from './deadline.ts';
 
 /**
  * A batch that neither committed nor failed within the writer's bound: its connection is
@@ -99,7 +100,12 @@ export class MessageWriter {
       if (batch.length === 0) continue;
       const started = performance.now();
       try {
-        const outcomes = await this.bounded(this.messages.insertBatch(batch.map((item) => item.message)));
+        const stalledAfterMs = this.options.stalledAfterMs ?? 0;
+        const outcomes = await withinDeadline(
+          this.messages.insertBatch(batch.map((item) => item.message)),
+          stalledAfterMs,
+          () => new BatchStalledError(stalledAfterMs),
+        );
         this.observer.committed?.(batch.length, outcomes.filter((o) => o.status === 'stored').length, (performance.now() - started) / 1000);
         batch.forEach((item, index) => {
           const outcome = outcomes[index];
@@ -113,27 +119,5 @@ export class MessageWriter {
     }
     this.flushing = false;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
-  }
-
-  private bounded<T>(work: Promise<T>): Promise<T> {
-    const ms = this.options.stalledAfterMs ?? 0;
-    if (ms <= 0) return work;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // Whatever it settles to later, nobody waits for it any more.
-        work.catch(() => undefined);
-        reject(new BatchStalledError(ms));
-      }, ms);
-      work.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
-    });
   }
 }

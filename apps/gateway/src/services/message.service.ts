@@ -1,4 +1,3 @@
-import { uuidv7 } from './uuidv7.ts';
 import type { MessagesRepository, StoredMessage } from '@chat/db';
 import {
   AppError,
@@ -11,11 +10,13 @@ import {
   type HistoryQuery,
   type NewMessagePayload,
 } from '@chat/protocol';
+import { withinDeadline } from './deadline.ts';
 import type { MessageWriter } from './message-writer.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RoomService } from './room.service.ts';
 import type { SendRateLimiter } from './send-rate-limiter.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
+import { uuidv7 } from './uuidv7.ts';
 
 /**
  * How the caller knows the sender's membership without a query: a socket is in
@@ -53,36 +54,6 @@ function toNewMessagePayload(message: StoredMessage, mask: string): NewMessagePa
     seq: message.seq,
     clientMessageId: message.clientMessageId,
   };
-}
-
-/**
- * statement_timeout and lock_timeout are enforced by the server, so a server that is frozen
- * (SIGSTOP, a stalled disk, a network path that drops packets without a RST) never sends them,
- * and postgres.js has no query timeout of its own: without this bound a send would hang for as
- * long as the freeze. Past the deadline the sender hears UNAVAILABLE, but the batch may still
- * commit afterwards; `onLate` then gets the outcome, so a message that did get stored is still
- * broadcast (a retry with the same clientMessageId returns it without broadcasting again).
- */
-function withinDeadline<T>(work: Promise<T>, deadlineMs: number, onLate: (value: T) => void): Promise<T> {
-  if (deadlineMs <= 0) return work;
-  return new Promise((resolve, reject) => {
-    let late = false;
-    const timer = setTimeout(() => {
-      late = true;
-      reject(new AppError('UNAVAILABLE'));
-    }, deadlineMs);
-    work.then(
-      (value) => {
-        clearTimeout(timer);
-        if (late) onLate(value);
-        else resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        if (!late) reject(error);
-      },
-    );
-  });
 }
 
 export function createMessageService(deps: MessageServiceDeps) {
@@ -140,7 +111,13 @@ export function createMessageService(deps: MessageServiceDeps) {
       const retried = await admission;
       if (retried) return toNewMessagePayload(retried, sender.nicknameMask);
 
-      const outcome = await withinDeadline(written, deps.writeDeadlineMs ?? 0, (late) => {
+      // statement_timeout and lock_timeout are enforced by the server, so a server that is frozen
+      // (SIGSTOP, a stalled disk, a path that drops packets without a RST) never sends them, and
+      // postgres.js has no query timeout of its own: without this bound a send would hang for as
+      // long as the freeze. Past it the sender hears UNAVAILABLE, but the batch may still commit;
+      // a message that did get stored is then still broadcast (a retry with the same
+      // clientMessageId returns it without broadcasting again).
+      const outcome = await withinDeadline(written, deps.writeDeadlineMs ?? 0, () => new AppError('UNAVAILABLE'), (late) => {
         // Committed after the sender heard UNAVAILABLE: the room still gets it.
         if (late.status === 'stored') events.newMessage(toNewMessagePayload(late.message, sender.nicknameMask));
       })

@@ -132,9 +132,13 @@ export function createMessagesRepository(sql: Sql) {
         from rooms where id = any(${roomIds}::text::uuid[])
         order by id for update
       ), existing as (
-        select m.* from messages m
-        where (m.user_id, m.client_message_id) in (
-          select user_id, client_message_id from input where client_message_id is not null)
+        select distinct m.* from input i
+        cross join lateral (
+          select * from messages m
+          where m.user_id = i.user_id and m.client_message_id = i.client_message_id
+          limit 1
+        ) m
+        where i.client_message_id is not null
       ), fresh as (
         select distinct on (i.user_id, coalesce(i.client_message_id, i.id::text)) i.*
         from input i join locked l on l.id = i.room_id

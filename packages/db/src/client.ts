@@ -26,6 +26,11 @@ export function createDatabase(options: DatabaseOptions): Database {
     connect_timeout: options.connectTimeoutSeconds ?? 5,
     idle_timeout: 60,
     onnotice: () => {},
+    // After n failed connection attempts (counted across the pool, reset by the next success)
+    // postgres.js waits (0.5–1) × min(3^n / 100, 20) s before the next one, and a query handed
+    // to a closed connection waits for that timer: after a 5 s outage a pod's writes stayed
+    // parked for up to 20 s with Postgres long back (fault 4a). Retry at least every second.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),
     connection: {
       application_name: options.applicationName ?? 'chat',
       statement_timeout: options.statementTimeoutMs ?? 5000,

@@ -101,7 +101,10 @@ export function createMessagesRepository(sql: Sql) {
    *
    * The dedupe read shares the statement's snapshot, taken before the room lock is granted: a
    * retry committed by another pod in between is stopped by the unique key (23505), and the
-   * caller runs the batch once more with a fresh snapshot.
+   * caller runs the batch once more with a fresh snapshot. The dedupe read is one index probe
+   * per input row (LATERAL … LIMIT 1, which the planner cannot turn into a join): as a plain
+   * semi-join it was planned as a scan of all of `messages` whenever the table's statistics
+   * were small or stale, e.g. in the first minutes of a new database.
    */
   async function writeBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
     const input = batch.map((message, ord) => ({

@@ -1,0 +1,96 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createDatabase, isDatabaseUnavailable, type Database } from '@chat/db';
+
+/**
+ * postgres.js 3.4.9 is patched (patches/postgres@3.4.9.patch, porsager/postgres#1193): a
+ * connection that the server closes cleanly (FIN, no error message) during startup left its
+ * first query pending forever, reconnecting in a loop with no delay. A Postgres killed with
+ * `stop -m immediate` does exactly that to connections it accepted a moment before (fault
+ * scenario 4a: one pod's group commit stalled until its guard gave up). A peer that closes
+ * every connection cleanly after the startup message reproduces it deterministically.
+ */
+describe('postgres driver: a clean close during startup', () => {
+  let server: Server | null = null;
+  let database: Database | null = null;
+
+  afterEach(async () => {
+    await database?.close().catch(() => undefined);
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    server = database = null;
+  });
+
+  it('rejects the query as unavailable, without a reconnect storm', async () => {
+    let connections = 0;
+    server = createServer((socket: Socket) => {
+      connections += 1;
+      socket.once('data', () => socket.end());
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+
+    database = createDatabase({ url: `postgres://postgres@127.0.0.1:${address.port}/none`, maxConnections: 1, connectTimeoutSeconds: 2 });
+    const outcome = await Promise.race([
+      database.sql`select 1`.then(
+        () => 'resolved',
+        (error: unknown) => error,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still pending after 3 s'), 3000)),
+    ]);
+    expect(outcome).toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect(isDatabaseUnavailable(outcome)).toBe(true);
+
+    // The unpatched driver reconnects with no delay for as long as the query is parked.
+    const settledAt = connections;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(connections - settledAt).toBe(0);
+    expect(settledAt).toBeLessThanOrEqual(2);
+  });
+});
+
+/**
+ * After an outage the pool must reach Postgres again within about a second of it being back:
+ * the driver's default backoff grows to 20 s after a handful of refused connections.
+ */
+describe('postgres driver: reconnecting after an outage', () => {
+  let relay: Server | null = null;
+  let database: Database | null = null;
+
+  afterEach(async () => {
+    await database?.close().catch(() => undefined);
+    await new Promise<void>((resolve) => (relay ? relay.close(() => resolve()) : resolve()));
+    relay = database = null;
+  });
+
+  it('answers within ~1 s of Postgres coming back after ten refused connections', async () => {
+    const { freePort } = await import('@chat/testing/ports');
+    const port = await freePort();
+    const target = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    const url = new URL(target);
+    url.host = `127.0.0.1:${port}`;
+    database = createDatabase({ url: url.toString(), maxConnections: 2, connectTimeoutSeconds: 2 });
+
+    // Nothing listens: every attempt is refused, and the driver's retry counter climbs.
+    for (let attempt = 0; attempt < 10; attempt++) {
+      await expect(database.sql`select 1`).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    }
+
+    // "Postgres is back": a relay on that port to the real server.
+    relay = createServer((client: Socket) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay!.listen(port, '127.0.0.1', resolve));
+    const backAt = performance.now();
+    const answeredAfterMs = await Promise.race([
+      database.sql`select 1`.then(() => performance.now() - backAt),
+      new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 4 s'), 4000)),
+    ]);
+    expect(typeof answeredAfterMs).toBe('number');
+    expect(answeredAfterMs).toBeLessThan(2000);
+  });
+});

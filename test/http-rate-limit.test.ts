@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signToken } from '@chat/auth';
 import { ERRORS } from '@chat/protocol';
-import { makeUser, openTestDatabase, request, sleep, startCluster, startPrivateRedis, type TestCluster } from '@chat/testing';
+import { TEST_JWT_SECRET, makeUser, openTestDatabase, request, sleep, startCluster, startPrivateRedis, type TestCluster } from '@chat/testing';
 
 /**
- * HTTP rate limit on /api/* (issue 5: probes and /metrics exempt): one budget per token, or per
- * address for guests, shared by both pods through Redis. A budget of 5 per minute here.
+ * HTTP rate limit on /api/* (issue 5: probes and /metrics exempt): one budget per user (valid
+ * token), or per address for everyone else, shared by both pods through Redis. A budget of 5
+ * per minute here.
  */
 
 let cluster: TestCluster;
@@ -42,14 +44,28 @@ describe('HTTP rate limit', () => {
       code: 'TOO_MANY_REQUESTS',
     });
     expect(await sql`select 1 from rooms where name = ${name}`).toHaveLength(0);
+
+    // The budget is the user's, not the token's: signing in again buys nothing.
+    const { token: fresh } = await signToken({ secret: TEST_JWT_SECRET, userId: user.userId, nickname: user.nickname });
+    expect(fresh).not.toBe(user.token);
+    expect((await request(pod(0), 'GET', '/api/rooms', { token: fresh })).status).toBe(429);
   });
 
-  it('gives each token its own budget, apart from the guests of the same address', async () => {
+  it('gives each user its own budget, apart from the guests of the same address', async () => {
     const other = await makeUser('다른사용자');
     expect((await request(pod(0), 'GET', '/api/rooms', { token: other.token })).status).toBe(200);
     for (let i = 0; i < BUDGET; i++) expect((await request(pod(i), 'GET', '/api/rooms')).status).toBe(200);
     expect((await request(pod(1), 'GET', '/api/rooms')).status).toBe(429);
     expect((await request(pod(1), 'GET', '/api/rooms', { token: other.token })).status).toBe(200);
+  });
+
+  it('charges made-up or expired tokens to the address, so rotating them buys no fresh budget', async () => {
+    // The guests of this address spent its budget in the test above.
+    const forged = await signToken({ secret: 'not-the-cluster-secret-0123456789', userId: crypto.randomUUID(), nickname: '위조' });
+    const expired = await makeUser('만료', { expiresInSeconds: -60 });
+    for (const token of ['made-up-1', 'made-up-2', forged.token, expired.token]) {
+      expect((await request(pod(0), 'GET', '/api/rooms', { token })).status, token).toBe(429);
+    }
   });
 
   it('never limits probes, /metrics or the web page, even for an address past its budget', async () => {

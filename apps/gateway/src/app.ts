@@ -85,8 +85,10 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   http.setValidatorCompiler(validatorCompiler);
   http.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(http);
+  const verifyToken = createTokenVerifier(config.jwt);
   // Before any route: the limit attaches itself to the routes registered after it.
   await registerHttpRateLimit(http, {
+    verify: verifyToken,
     redis: redis.commands,
     keyPrefix: config.redisPrefix,
     perMinute: config.httpRateLimitPerMinute,
@@ -108,7 +110,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   resyncAfterResubscribe(redis.sub, nsp, logger);
   const events = createRoomEventsAdapter(nsp, metrics);
   const presenceStore = createPresenceStore(redis.commands, config.redisPrefix);
-  const userAuth = createUserAuthService({ verify: createTokenVerifier(config.jwt), users });
+  const userAuth = createUserAuthService({ verify: verifyToken, users });
   const roomCache = new RoomCache(rooms);
   const writer = new MessageWriter(messages, {
     committed(batchSize, stored, seconds) {

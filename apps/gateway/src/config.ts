@@ -30,7 +30,7 @@ const envSchema = z
     CORS_ORIGINS: csv.default([]),
     ROOM_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
-    /** Requests to /api/* per minute per token (per address for guests), shared by all pods; 0: off. */
+    /** Requests to /api/* per minute per user (per address for guests and invalid tokens), shared by all pods; 0: off. */
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
     AUTH_DEV_LOGIN: booleanFlag.default(false),
     DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
+import { stripBearer, type TokenVerifier } from '@chat/auth';
 import { AppError } from '@chat/protocol';
 
 /**
@@ -11,25 +11,33 @@ import { AppError } from '@chat/protocol';
 const isLimited = (url: string) => url.startsWith('/api/');
 
 /**
- * Whose budget a request spends: a request with a token spends its token's (users behind one
- * NAT do not share), a guest its address's. The token is not verified here (the route does
- * that, and a made-up token only buys a 401); it is hashed, so no token is ever stored.
+ * Whose budget a request spends: a request with a valid token spends its user's (users behind
+ * one NAT do not share), any other its client address's. The token is verified here (the
+ * signature only: no database), so made-up tokens cannot each buy a fresh budget.
  */
-function budgetKey(request: FastifyRequest): string {
-  const authorization = request.headers.authorization;
-  if (authorization) return `t:${createHash('sha256').update(authorization).digest('base64url').slice(0, 22)}`;
-  return `a:${request.ip}`;
+function budgetKeyOf(verify: TokenVerifier) {
+  return async (request: FastifyRequest): Promise<string> => {
+    const token = stripBearer(request.headers.authorization);
+    if (token) {
+      try {
+        return `u:${(await verify(token)).userId}`;
+      } catch {
+        // Invalid or expired: the route answers 401, on the address's budget.
+      }
+    }
+    return `a:${request.ip}`;
+  };
 }
 
 /**
- * `/api/*` requests per minute per token (or per client address for guests, as the trusted
+ * `/api/*` requests per minute per user (or per client address for guests, as the trusted
  * proxy reports it), counted in Redis so every pod shares one budget. Over the budget: 429
  * `TOO_MANY_REQUESTS` with `Retry-After`. When Redis cannot answer, requests are served rather
  * than all refused.
  */
 export async function registerHttpRateLimit(
   app: FastifyInstance,
-  options: { redis: Redis; keyPrefix: string; perMinute: number },
+  options: { redis: Redis; keyPrefix: string; perMinute: number; verify: TokenVerifier },
 ): Promise<void> {
   if (options.perMinute <= 0) return;
   await app.register(rateLimit, {
@@ -40,7 +48,7 @@ export async function registerHttpRateLimit(
     nameSpace: `${options.keyPrefix}:http-rate:`,
     skipOnError: true,
     allowList: (request) => !isLimited(request.url),
-    keyGenerator: budgetKey,
+    keyGenerator: budgetKeyOf(options.verify),
     errorResponseBuilder: () => new AppError('TOO_MANY_REQUESTS'),
   });
 }

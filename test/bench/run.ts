@@ -707,6 +707,19 @@ function buildReport(input: ReportInput): { table: string; markdown: string } {
     }
   }
   md.push('', `FULL/BARE: fan-out 10 ${ms3(thr10)}, fan-out 1 ${ms3(thr1)}. CPU per delivery FULL÷BARE at fan-out 10: gateways ${ms3(cpuGw10)}, with Redis + Postgres + worker ${ms3(cpuAll10)}; at fan-out 1: gateways ${ms3(sat.full1.map((r, i) => (sat.bare1[i] ? cpuPerDelivery(r, ['gateways']) / cpuPerDelivery(sat.bare1[i]!, ['bare']) : Number.NaN)))}.`, '');
+  // CPU per delivery falls as load rises (more work per wake-up), and BARE saturates at a much
+  // higher rate than FULL: the ratio against BARE's step of about FULL's saturation throughput
+  // separates cost from load level.
+  const sameLoad = sat.full10.flatMap((full) => {
+    const near = (r: StepRecord) => Math.abs(r.lg.deliveriesPerSec - full.lg.deliveriesPerSec);
+    const bare = input.records
+      .filter((r) => r.variant === 'BARE' && r.fanout === 10 && r.round === full.round)
+      .sort((a, b) => near(a) - near(b))[0];
+    return bare ? [{ bare, gw: cpuPerDelivery(full, ['gateways']) / cpuPerDelivery(bare, ['bare']), all: cpuPerDelivery(full, ['gateways', 'worker', 'redis', 'postgres']) / cpuPerDelivery(bare, ['bare']) }] : [];
+  });
+  if (sameLoad.length) {
+    md.push(`The same ratio against BARE at about FULL's saturation throughput (BARE's steps of ${sameLoad.map((r) => fmtInt(r.bare.lg.deliveriesPerSec)).join(', ')} deliveries/s), for comparison only (the verdicts above compare each variant at its own saturation): gateways ${ms3(sameLoad.map((r) => r.gw))}, with Redis + Postgres + worker ${ms3(sameLoad.map((r) => r.all))}.`, '');
+  }
 
   md.push('## Hot path (counted, FULL at saturation)', '');
   md.push(`- database round trips per persisted message: ${ms3(rt, 3)}; transactions per message: ${ms3(tx, 3)} (pg_stat_database xact_commit over the whole fan-out-1 sweep, worker included: ${fmt(input.xactPerMsgFanout1, 3)} per message).`);

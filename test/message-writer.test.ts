@@ -79,3 +79,61 @@ describe('MessageWriter', () => {
     await writer.idle();
   });
 });
+
+/**
+ * The batch statement reads `messages` only through its indexes, whatever the table's
+ * statistics say: its dedupe read used to be planned as a scan of the whole table while the
+ * statistics were small or stale (a new database, or one that grew fast). Counted by Postgres
+ * for one transaction, on a database that has never been analyzed.
+ */
+describe('the batch statement', () => {
+  let testDb: TestDatabase;
+  let database: Database;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = createDatabase({ url: testDb.url, maxConnections: 1 });
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  it('never scans messages sequentially, retries and repeats included', async () => {
+    const userId = randomUUID();
+    const roomIds = [randomUUID(), randomUUID()];
+    await database.sql`insert into users (id, nickname) values (${userId}, '작성자')`;
+    for (const id of roomIds) {
+      await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+        values (${id}, 'plan', ${userId}, 1, now(), now() + interval '1 day')`;
+    }
+    const message = (index: number, clientMessageId: string | null): NewMessage => ({
+      id: randomUUID(),
+      roomId: roomIds[index % 2]!,
+      userId,
+      type: 'text',
+      content: `m${index}`,
+      imageUrl: null,
+      clientMessageId,
+      createdAt: new Date(),
+    });
+    const repository = createMessagesRepository(database.sql);
+    for (let i = 0; i < 40; i++) {
+      await repository.insertBatch(Array.from({ length: 25 }, (_, j) => message(i * 25 + j, randomUUID())));
+    }
+    const retried = randomUUID();
+    await repository.insertBatch([message(0, retried)]);
+
+    const [counts, outcomes] = await database.sql.begin(async (tx) => {
+      const batch = [message(1, retried), message(2, randomUUID()), message(3, null), message(4, retried)];
+      const written = await createMessagesRepository(tx as unknown as typeof database.sql).insertBatch(batch);
+      const [row] = await tx<{ seq_scan: number; idx_scan: number }[]>`
+        select seq_scan, idx_scan from pg_stat_xact_user_tables where relname = 'messages'`;
+      return [row, written] as const;
+    });
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['duplicate', 'stored', 'stored', 'duplicate']);
+    expect(counts).toMatchObject({ seq_scan: 0 });
+    expect(counts!.idx_scan).toBeGreaterThan(0);
+  });
+});

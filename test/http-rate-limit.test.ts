@@ -46,7 +46,8 @@ describe('HTTP rate limit', () => {
     expect(await sql`select 1 from rooms where name = ${name}`).toHaveLength(0);
 
     // The budget is the user's, not the token's: signing in again buys nothing.
-    const { token: fresh } = await signToken({ secret: TEST_JWT_SECRET, userId: user.userId, nickname: user.nickname });
+    // (another lifetime, so never the same token even when signed within the same second)
+    const { token: fresh } = await signToken({ secret: TEST_JWT_SECRET, userId: user.userId, nickname: user.nickname, expiresInSeconds: 1800 });
     expect(fresh).not.toBe(user.token);
     expect((await request(pod(0), 'GET', '/api/rooms', { token: fresh })).status).toBe(429);
   });

@@ -71,6 +71,11 @@ export function createRedisClients(url: string, logger: Logger, onError?: (clien
     pub,
     sub,
     async close() {
+      // Auto-pipelined commands are written on a setImmediate, but QUIT is never pipelined and
+      // goes at once: sent first, it strands what this turn queued (the last sockets' presence
+      // and typing PUBLISHes), which then reject inside the adapter, where nobody catches them
+      // ("Connection is closed"). One turn of the event loop lets them out ahead of it.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       await Promise.allSettled([commands.quit(), pub.quit(), sub.quit()]);
       commands.disconnect();
       pub.disconnect();

@@ -198,6 +198,41 @@ describe('a pod that Redis forgot', () => {
   });
 });
 
+describe('a pod that Redis forgot, and a socket connecting before its next heartbeat', () => {
+  it('still re-announces the pod\'s other users (the connect put the pod back, so its heartbeat alone no longer would)', { timeout: 30_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const watcherUser = await makeUser('관찰자');
+    const bob = await makeUser('이영희');
+    const dave = await makeUser('박민수');
+    const { roomId } = await createRoom(a!.url, watcherUser);
+    const watcher = await connect(a!.url, watcherUser.token);
+    expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+    const wentOffline = record(watcher, 'presence');
+    await joinedOffline(b!.url, bob, roomId);
+    await expect.poll(() => wentOffline.filter((event) => event.userId === bob.userId), { timeout: 3000 }).toHaveLength(1);
+    const cameOnline = record(watcher, 'presence');
+    await connect(b!.url, bob.token);
+    await expect.poll(() => cameOnline.filter((event) => event.userId === bob.userId && event.online), { timeout: 3000 }).toHaveLength(1);
+
+    const { Redis } = await import('ioredis');
+    const { createPresenceStore } = await import('@chat/presence');
+    const redis = new Redis(cluster.redisUrl);
+    try {
+      const reannounced = record(watcher, 'presence');
+      const collected = await createPresenceStore(redis, cluster.redisPrefix).collectDeadPods(-60_000);
+      expect(collected.flatMap((pod) => pod.offlineUserIds)).toContain(bob.userId);
+      // At once, well before pod B's next heartbeat (5 s apart): this connect puts pod B back.
+      await connect(b!.url, dave.token);
+      await expect
+        .poll(() => reannounced.filter((event) => event.userId === bob.userId && event.online), { timeout: 10_000 })
+        .toHaveLength(1);
+      expect((await members(a!.url, roomId)).members.find((member) => member.userId === bob.userId)?.online).toBe(true);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
 describe('a gateway process killed with SIGKILL', () => {
   it('its users go offline, with presence events, through the worker’s GC', { timeout: 60_000 }, async () => {
     const [a] = cluster.pods;

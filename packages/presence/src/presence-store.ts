@@ -10,18 +10,19 @@ import type { Redis } from 'ioredis';
  */
 
 // KEYS[1] pods zset, KEYS[2] this pod's hash; ARGV[1] userId, ARGV[2] key prefix of pod hashes,
-// ARGV[3] this podId. Returns 1 when the user had no socket on any other pod (now online).
+// ARGV[3] this podId. Returns { 1 when the user had no socket on any other pod (now online),
+// 1 when the pod itself was missing from the zset (Redis lost it, or the worker collected it) }.
 const CONNECT = `
 local mine = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('ZADD', KEYS[1], 'NX', redis.call('TIME')[1] * 1000, ARGV[3])
-if mine > 1 then return 0 end
+local added = redis.call('ZADD', KEYS[1], 'NX', redis.call('TIME')[1] * 1000, ARGV[3])
+if mine > 1 then return { 0, added } end
 for _, pod in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if pod ~= ARGV[3] then
     local n = tonumber(redis.call('HGET', ARGV[2] .. pod, ARGV[1]) or '0')
-    if n > 0 then return 0 end
+    if n > 0 then return { 0, added } end
   end
 end
-return 1`;
+return { 1, added }`;
 
 // Same keys/args. Returns 1 when this was the user's last socket anywhere (now offline).
 const DISCONNECT = `
@@ -100,8 +101,14 @@ export function createPresenceStore(redis: Redis, prefix: string) {
     redis.eval(script, keys.length, ...keys, ...args);
 
   return {
-    async connect(podId: string, userId: string): Promise<boolean> {
-      return (await run(CONNECT, [podsKey, podHashPrefix + podId], [userId, podHashPrefix, podId])) === 1;
+    /**
+     * `online`: this was the user's first socket anywhere. `podWasMissing`: Redis had forgotten
+     * this pod, which the connect has just put back with this one user's count: the pod's other
+     * users are missing until it beats, and its next heartbeat would no longer see it forgotten.
+     */
+    async connect(podId: string, userId: string): Promise<{ online: boolean; podWasMissing: boolean }> {
+      const [online, added] = (await run(CONNECT, [podsKey, podHashPrefix + podId], [userId, podHashPrefix, podId])) as [number, number];
+      return { online: online === 1, podWasMissing: added === 1 };
     },
 
     async disconnect(podId: string, userId: string): Promise<boolean> {

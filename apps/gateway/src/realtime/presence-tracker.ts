@@ -51,12 +51,14 @@ export function createPresenceTracker(deps: {
   }
 
   let beats = 0;
-  const beat = () =>
+  /** `forgottenAlready`: a connect found the pod missing (and put it back), so the beat cannot. */
+  const beat = (forgottenAlready = false) =>
     store.heartbeat(podId, localCounts).then(
       (forgotten) => {
         // Redis restarted, or this pod missed heartbeats long enough for the worker to collect
-        // it and announce its users offline: they are online, so say so again (once per user).
-        if (forgotten && beats > 0) reannounceAll();
+        // it and announce its users offline: they are online, so say so again (once per user),
+        // now that the heartbeat has put their counts back.
+        if ((forgotten || forgottenAlready) && beats > 0) reannounceAll();
         beats += 1;
       },
       (error: unknown) => logger.warn({ err: error }, 'presence heartbeat failed'),
@@ -85,8 +87,10 @@ export function createPresenceTracker(deps: {
       localCounts.set(userId, (localCounts.get(userId) ?? 0) + 1);
       track(
         store.connect(podId, userId).then(
-          (firstSocket) => {
-            if (firstSocket) announce(socket, roomsOf(socket), true);
+          ({ online, podWasMissing }) => {
+            if (online) announce(socket, roomsOf(socket), true);
+            // Restore every count and re-announce now rather than never (see connect()).
+            if (podWasMissing && beats > 0) void beat(true);
           },
           (error: unknown) => logger.warn({ err: error, userId }, 'presence connect failed'),
         ),

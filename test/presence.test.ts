@@ -15,6 +15,7 @@ import {
   sleep,
   spawnGateway,
   startCluster,
+  startPrivateRedis,
   startTestWorker,
   type TestCluster,
   type TestDatabase,
@@ -229,6 +230,44 @@ describe('a pod that Redis forgot, and a socket connecting before its next heart
       expect((await members(a!.url, roomId)).members.find((member) => member.userId === bob.userId)?.online).toBe(true);
     } finally {
       redis.disconnect();
+    }
+  });
+});
+
+describe('a heartbeat whose reply is lost', () => {
+  it('re-announces at the next heartbeat all the same (the lost one may have put the forgotten pod back unheard)', { timeout: 45_000 }, async () => {
+    // A Redis of its own: CLIENT PAUSE holds every client's writes, other test files' too.
+    const redis = await startPrivateRedis();
+    const local = await startCluster(1, { REDIS_URL: redis.url, DATABASE_URL: database.url });
+    const { Redis } = await import('ioredis');
+    const { createPresenceStore } = await import('@chat/presence');
+    const admin = new Redis(redis.url);
+    try {
+      const url = local.pods[0]!.url;
+      const watcherUser = await makeUser('관찰자');
+      const bob = await makeUser('이영희');
+      const { roomId } = await createRoom(url, watcherUser);
+      const watcher = await connect(url, watcherUser.token);
+      expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+      await joinedOffline(url, bob, roomId);
+      const cameOnline = record(watcher, 'presence');
+      await connect(url, bob.token);
+      await expect.poll(() => cameOnline.filter((event) => event.userId === bob.userId && event.online), { timeout: 3000 }).toHaveLength(1);
+
+      const reannounced = record(watcher, 'presence');
+      const collected = await createPresenceStore(admin, local.redisPrefix).collectDeadPods(-60_000);
+      expect(collected.flatMap((pod) => pod.offlineUserIds)).toContain(bob.userId);
+      // For 6 s Redis holds writes and scripts: the pod's next heartbeat times out on its side
+      // (500 ms), then runs when the pause ends and puts the pod back without the pod hearing it.
+      await admin.call('CLIENT', 'PAUSE', '6000', 'WRITE');
+      await sleep(6500);
+      await expect
+        .poll(() => reannounced.filter((event) => event.userId === bob.userId && event.online), { timeout: 8000 })
+        .toHaveLength(1);
+    } finally {
+      admin.disconnect();
+      await local.close();
+      await redis.stop();
     }
   });
 });

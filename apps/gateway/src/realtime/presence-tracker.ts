@@ -51,17 +51,25 @@ export function createPresenceTracker(deps: {
   }
 
   let beats = 0;
+  // A heartbeat that failed on our side (a timeout) may still have run in Redis and put a
+  // forgotten pod back unheard: the next one would find the pod present and never re-announce.
+  let lastBeatFailed = false;
   /** `forgottenAlready`: a connect found the pod missing (and put it back), so the beat cannot. */
   const beat = (forgottenAlready = false) =>
     store.heartbeat(podId, localCounts).then(
       (forgotten) => {
         // Redis restarted, or this pod missed heartbeats long enough for the worker to collect
         // it and announce its users offline: they are online, so say so again (once per user),
-        // now that the heartbeat has put their counts back.
-        if ((forgotten || forgottenAlready) && beats > 0) reannounceAll();
+        // now that the heartbeat has put their counts back. After a failed beat it may have
+        // happened unheard, so say it too: a repeated `online` costs less than a lost one.
+        if ((forgotten || forgottenAlready || lastBeatFailed) && beats > 0) reannounceAll();
+        lastBeatFailed = false;
         beats += 1;
       },
-      (error: unknown) => logger.warn({ err: error }, 'presence heartbeat failed'),
+      (error: unknown) => {
+        lastBeatFailed = true;
+        logger.warn({ err: error }, 'presence heartbeat failed');
+      },
     );
 
   function reannounceAll() {

@@ -2,24 +2,24 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDatabase, isDatabaseUnavailable, type Database } from '@chat/db';
 
+/** Each test's pool and its stand-in server (a peer, or a relay to the real Postgres). */
+let server: Server | null = null;
+let database: Database | null = null;
+
+afterEach(async () => {
+  await database?.close().catch(() => undefined);
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = database = null;
+});
+
 /**
  * postgres.js 3.4.9 is patched (patches/postgres@3.4.9.patch, porsager/postgres#1193): a
  * connection that the server closes cleanly (FIN, no error message) during startup left its
- * first query pending forever, reconnecting in a loop with no delay. A Postgres killed with
- * `stop -m immediate` does exactly that to connections it accepted a moment before (fault
- * scenario 4a: one pod's group commit stalled until its guard gave up). A peer that closes
- * every connection cleanly after the startup message reproduces it deterministically.
+ * first query pending forever, reconnecting in a loop with no delay (a server killed mid-startup,
+ * or a proxy, can do that). A peer that closes every connection cleanly after the startup
+ * message reproduces it deterministically.
  */
 describe('postgres driver: a clean close during startup', () => {
-  let server: Server | null = null;
-  let database: Database | null = null;
-
-  afterEach(async () => {
-    await database?.close().catch(() => undefined);
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    server = database = null;
-  });
-
   it('rejects the query as unavailable, without a reconnect storm', async () => {
     let connections = 0;
     server = createServer((socket: Socket) => {
@@ -55,15 +55,6 @@ describe('postgres driver: a clean close during startup', () => {
  * the driver's default backoff grows to 20 s after a handful of refused connections.
  */
 describe('postgres driver: reconnecting after an outage', () => {
-  let relay: Server | null = null;
-  let database: Database | null = null;
-
-  afterEach(async () => {
-    await database?.close().catch(() => undefined);
-    await new Promise<void>((resolve) => (relay ? relay.close(() => resolve()) : resolve()));
-    relay = database = null;
-  });
-
   it('answers within ~1 s of Postgres coming back after ten refused connections', async () => {
     const { freePort } = await import('@chat/testing/ports');
     const port = await freePort();
@@ -78,13 +69,13 @@ describe('postgres driver: reconnecting after an outage', () => {
     }
 
     // "Postgres is back": a relay on that port to the real server.
-    relay = createServer((client: Socket) => {
+    server = createServer((client: Socket) => {
       const upstream = connect(Number(target.port || 5432), target.hostname);
       client.pipe(upstream).pipe(client);
       client.on('error', () => upstream.destroy());
       upstream.on('error', () => client.destroy());
     });
-    await new Promise<void>((resolve) => relay!.listen(port, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
     const backAt = performance.now();
     const answeredAfterMs = await Promise.race([
       database.sql`select 1`.then(() => performance.now() - backAt),

@@ -1,4 +1,6 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPresenceStore } from '@chat/presence';
 import {
   closeAllSockets,
   closeAllWorkers,
@@ -65,6 +67,33 @@ async function joinedOffline(url: string, user: TestUser, roomId: string): Promi
   const socket = await connect(url, user.token);
   expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
   socket.close();
+}
+
+/** What the worker's GC does to pods it believes dead: removes every pod of the prefix with its counts. */
+async function forgetEveryPod(redisUrl: string, prefix: string): Promise<string[]> {
+  const redis = new Redis(redisUrl);
+  try {
+    const collected = await createPresenceStore(redis, prefix).collectDeadPods(-60_000);
+    return collected.flatMap((pod) => pod.offlineUserIds);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+type PresenceEvent = { userId: string; online: boolean };
+const cameOnline = (events: PresenceEvent[], user: TestUser) => events.filter((event) => event.userId === user.userId && event.online);
+
+/** A room watched from `watcherUrl`, and `member`, online on `memberUrl`, heard coming online. */
+async function watchedRoomWithOnlineMember(watcherUrl: string, memberUrl: string, member: TestUser) {
+  const watcherUser = await makeUser('관찰자');
+  const { roomId } = await createRoom(watcherUrl, watcherUser);
+  const watcher = await connect(watcherUrl, watcherUser.token);
+  expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+  await joinedOffline(memberUrl, member, roomId);
+  const heard = record(watcher, 'presence');
+  await connect(memberUrl, member.token);
+  await expect.poll(() => cameOnline(heard, member), { timeout: 3000 }).toHaveLength(1);
+  return { roomId, watcher };
 }
 
 describe('presence across pods', () => {
@@ -170,67 +199,37 @@ describe('a pod that Redis forgot', () => {
     await joinedOffline(b!.url, bob, roomId);
     // A pod announces a user's transitions in order: whatever came before the `offline` is in.
     await expect.poll(() => wentOffline, { timeout: 3000 }).toEqual(expect.arrayContaining([presence(alice, false), presence(bob, false)]));
-    const cameOnline = record(watcher, 'presence');
+    const heardOnline = record(watcher, 'presence');
     await connect(a!.url, alice.token);
     await connect(b!.url, bob.token);
-    await expect.poll(() => cameOnline, { timeout: 3000 }).toEqual(expect.arrayContaining([presence(alice, true), presence(bob, true)]));
+    await expect.poll(() => heardOnline, { timeout: 3000 }).toEqual(expect.arrayContaining([presence(alice, true), presence(bob, true)]));
 
-    const { Redis } = await import('ioredis');
-    const { createPresenceStore } = await import('@chat/presence');
-    const redis = new Redis(cluster.redisUrl);
-    try {
-      // Listening from before the GC: a pod may beat right after it.
-      const reannounced = record(watcher, 'presence');
-      // What the worker's GC does to a pod it believes dead: it is removed with its counts.
-      const collected = await createPresenceStore(redis, cluster.redisPrefix).collectDeadPods(-60_000);
-      expect(collected.flatMap((pod) => pod.offlineUserIds)).toEqual(expect.arrayContaining([carol.userId, alice.userId, bob.userId]));
-      // Each pod re-announces its own users at its own next heartbeat, within 5 s. The pods do
-      // not beat in step: pod B may beat just after the GC and pod A 5 s later, so hearing Bob
-      // says nothing of Alice. Every user, once.
-      const everyone = [presence(carol, true), presence(alice, true), presence(bob, true)];
-      await expect.poll(() => reannounced, { timeout: 10_000 }).toEqual(expect.arrayContaining(everyone));
-      expect(reannounced).toHaveLength(everyone.length);
-      // A pod announces only once its heartbeat has restored its counts in Redis: read after
-      // hearing everyone, the members are all online, with no time to settle.
-      expect(onlineOf(await members(a!.url, roomId))).toEqual({ [carol.userId]: true, [alice.userId]: true, [bob.userId]: true });
-    } finally {
-      redis.disconnect();
-    }
+    // Listening from before the GC: a pod may beat right after it.
+    const reannounced = record(watcher, 'presence');
+    expect(await forgetEveryPod(cluster.redisUrl, cluster.redisPrefix)).toEqual(expect.arrayContaining([carol.userId, alice.userId, bob.userId]));
+    // Each pod re-announces its own users at its own next heartbeat, within 5 s. The pods do
+    // not beat in step: pod B may beat just after the GC and pod A 5 s later, so hearing Bob
+    // says nothing of Alice. Every user, once.
+    const everyone = [presence(carol, true), presence(alice, true), presence(bob, true)];
+    await expect.poll(() => reannounced, { timeout: 10_000 }).toEqual(expect.arrayContaining(everyone));
+    expect(reannounced).toHaveLength(everyone.length);
+    // A pod announces only once its heartbeat has restored its counts in Redis: read after
+    // hearing everyone, the members are all online, with no time to settle.
+    expect(onlineOf(await members(a!.url, roomId))).toEqual({ [carol.userId]: true, [alice.userId]: true, [bob.userId]: true });
   });
 });
 
 describe('a pod that Redis forgot, and a socket connecting before its next heartbeat', () => {
   it('still re-announces the pod\'s other users (the connect put the pod back, so its heartbeat alone no longer would)', { timeout: 30_000 }, async () => {
     const [a, b] = cluster.pods;
-    const watcherUser = await makeUser('관찰자');
     const bob = await makeUser('이영희');
-    const dave = await makeUser('박민수');
-    const { roomId } = await createRoom(a!.url, watcherUser);
-    const watcher = await connect(a!.url, watcherUser.token);
-    expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
-    const wentOffline = record(watcher, 'presence');
-    await joinedOffline(b!.url, bob, roomId);
-    await expect.poll(() => wentOffline.filter((event) => event.userId === bob.userId), { timeout: 3000 }).toHaveLength(1);
-    const cameOnline = record(watcher, 'presence');
-    await connect(b!.url, bob.token);
-    await expect.poll(() => cameOnline.filter((event) => event.userId === bob.userId && event.online), { timeout: 3000 }).toHaveLength(1);
-
-    const { Redis } = await import('ioredis');
-    const { createPresenceStore } = await import('@chat/presence');
-    const redis = new Redis(cluster.redisUrl);
-    try {
-      const reannounced = record(watcher, 'presence');
-      const collected = await createPresenceStore(redis, cluster.redisPrefix).collectDeadPods(-60_000);
-      expect(collected.flatMap((pod) => pod.offlineUserIds)).toContain(bob.userId);
-      // At once, well before pod B's next heartbeat (5 s apart): this connect puts pod B back.
-      await connect(b!.url, dave.token);
-      await expect
-        .poll(() => reannounced.filter((event) => event.userId === bob.userId && event.online), { timeout: 10_000 })
-        .toHaveLength(1);
-      expect((await members(a!.url, roomId)).members.find((member) => member.userId === bob.userId)?.online).toBe(true);
-    } finally {
-      redis.disconnect();
-    }
+    const { roomId, watcher } = await watchedRoomWithOnlineMember(a!.url, b!.url, bob);
+    const reannounced = record(watcher, 'presence');
+    expect(await forgetEveryPod(cluster.redisUrl, cluster.redisPrefix)).toContain(bob.userId);
+    // At once, well before pod B's next heartbeat (5 s apart): this connect puts pod B back.
+    await connect(b!.url, (await makeUser('박민수')).token);
+    await expect.poll(() => cameOnline(reannounced, bob), { timeout: 10_000 }).toHaveLength(1);
+    expect((await members(a!.url, roomId)).members.find((member) => member.userId === bob.userId)?.online).toBe(true);
   });
 });
 
@@ -239,31 +238,18 @@ describe('a heartbeat whose reply is lost', () => {
     // A Redis of its own: CLIENT PAUSE holds every client's writes, other test files' too.
     const redis = await startPrivateRedis();
     const local = await startCluster(1, { REDIS_URL: redis.url, DATABASE_URL: database.url });
-    const { Redis } = await import('ioredis');
-    const { createPresenceStore } = await import('@chat/presence');
     const admin = new Redis(redis.url);
     try {
       const url = local.pods[0]!.url;
-      const watcherUser = await makeUser('관찰자');
       const bob = await makeUser('이영희');
-      const { roomId } = await createRoom(url, watcherUser);
-      const watcher = await connect(url, watcherUser.token);
-      expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
-      await joinedOffline(url, bob, roomId);
-      const cameOnline = record(watcher, 'presence');
-      await connect(url, bob.token);
-      await expect.poll(() => cameOnline.filter((event) => event.userId === bob.userId && event.online), { timeout: 3000 }).toHaveLength(1);
-
+      const { watcher } = await watchedRoomWithOnlineMember(url, url, bob);
       const reannounced = record(watcher, 'presence');
-      const collected = await createPresenceStore(admin, local.redisPrefix).collectDeadPods(-60_000);
-      expect(collected.flatMap((pod) => pod.offlineUserIds)).toContain(bob.userId);
+      expect(await forgetEveryPod(redis.url, local.redisPrefix)).toContain(bob.userId);
       // For 6 s Redis holds writes and scripts: the pod's next heartbeat times out on its side
       // (500 ms), then runs when the pause ends and puts the pod back without the pod hearing it.
       await admin.call('CLIENT', 'PAUSE', '6000', 'WRITE');
       await sleep(6500);
-      await expect
-        .poll(() => reannounced.filter((event) => event.userId === bob.userId && event.online), { timeout: 8000 })
-        .toHaveLength(1);
+      await expect.poll(() => cameOnline(reannounced, bob), { timeout: 8000 }).toHaveLength(1);
     } finally {
       admin.disconnect();
       await local.close();

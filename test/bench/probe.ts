@@ -148,6 +148,9 @@ async function main() {
       count: await metric('chat_persist_duration_seconds_count'),
       seconds: await metric('chat_persist_duration_seconds_sum'),
       messages: await metric('chat_persist_batch_size_sum'),
+      acks: await metric('chat_ack_duration_seconds_count{event="send-message"}'),
+      slowBatches: (await metric('chat_persist_duration_seconds_count')) - (await metric('chat_persist_duration_seconds_bucket{le="0.025"}')),
+      ackSeconds: await metric('chat_ack_duration_seconds_sum{event="send-message"}'),
     });
 
     for (const [index, rate] of rates.entries()) {
@@ -194,7 +197,8 @@ async function main() {
         `offered ${fmtInt(rate)}/s: acked ${fmtInt(result.ackedPerSec)}/s, deliveries ${fmtInt(result.deliveriesPerSec)}/s, ` +
           `p50/p99 ${fmt(result.latency.p50, 2)}/${fmt(result.latency.p99, 1)} ms, ack p50/p99 ${fmt(result.ack.p50, 2)}/${fmt(result.ack.p99, 1)} ms, ` +
           `gateway µs/delivery ${fmt(gwMicros, 1)}; batches ${fmt(batches / seconds, 0)}/s × ${fmt((b1.messages - b0.messages) / Math.max(1, batches), 1)} msgs, ` +
-          `${fmt(((b1.seconds - b0.seconds) / Math.max(1, batches)) * 1000, 2)} ms each; cpu ${cpuLine}; ` +
+          `${fmt(((b1.seconds - b0.seconds) / Math.max(1, batches)) * 1000, 2)} ms each; ` +
+          `over 25 ms ${fmtInt(b1.slowBatches - b0.slowBatches)}; server-side ack mean ${fmt(((b1.ackSeconds - b0.ackSeconds) / Math.max(1, b1.acks - b0.acks)) * 1000, 2)} ms; cpu ${cpuLine}; ` +
           `per message: xact ${perMessage('xact')}, tuples returned ${perMessage('returned')} fetched ${perMessage('fetched')} inserted ${perMessage('inserted')} updated ${perMessage('updated')}` +
           (result.ackFailed ? `; ack failures ${result.ackFailed} ${JSON.stringify(result.errors)}` : ''),
       );

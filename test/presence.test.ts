@@ -69,7 +69,7 @@ async function joinedOffline(url: string, user: TestUser, roomId: string): Promi
   socket.close();
 }
 
-/** What the worker's GC does to pods it believes dead: removes every pod of the prefix with its counts. */
+/** What the worker's GC does to pods it believes dead: removes every pod of the prefix with its counts; returns the users now offline. */
 async function forgetEveryPod(redisUrl: string, prefix: string): Promise<string[]> {
   const redis = new Redis(redisUrl);
   try {

@@ -196,6 +196,11 @@ function connect(forSession: Session): void {
     current.expired = true;
     renderRoomHead(current);
   });
+  // Broadcasts may have been missed: for one room (a pod died mid-send) or all of them.
+  s.on(SERVER_EVENTS.resync, ({ roomId }) => {
+    if (roomId === undefined) void resync();
+    else if (current?.roomId === roomId) void catchUp(current);
+  });
   s.on(SERVER_EVENTS.tokenExpired, () => signOut(ERRORS.TOKEN_EXPIRED.message));
   // Every failed event answers with `error` { message, code, event }: the Korean message is shown.
   s.on(SERVER_EVENTS.error, ({ message }) => toast(message));

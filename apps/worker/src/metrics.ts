@@ -43,6 +43,11 @@ export function createWorkerMetrics() {
       help: 'Users taken offline because their pod stopped heartbeating.',
       registers: [registry],
     }),
+    deadPodResyncs: new Counter({
+      name: 'chat_worker_dead_pod_resync_rooms_total',
+      help: 'Rooms told to resync because a pod with one of their members died.',
+      registers: [registry],
+    }),
   };
 }
 

@@ -85,6 +85,7 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
         staleAfterMs: PRESENCE_STALE_AFTER_MS,
       });
       metrics.presenceOffline.inc(result.offline);
+      metrics.deadPodResyncs.inc(result.resyncedRooms);
       return result;
     },
   };

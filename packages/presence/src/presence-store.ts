@@ -50,7 +50,8 @@ return added`;
 
 // KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2] stale-after ms, ARGV[3] max pods.
 // Heartbeats and staleness both use Redis's clock, so pod clocks never matter.
-// Removes dead pods; returns a flat list podId, n, user1..usern for users now offline.
+// Removes dead pods; returns a flat list podId, n, then n pairs user, 1 when that user is now
+// offline (the dead pod held their last socket) or 0 when another live pod still counts them.
 const COLLECT = `
 local out = {}
 local now = redis.call('TIME')
@@ -60,18 +61,17 @@ for _, pod in ipairs(dead) do
   redis.call('ZREM', KEYS[1], pod)
   local users = redis.call('HKEYS', ARGV[1] .. pod)
   redis.call('DEL', ARGV[1] .. pod)
-  local gone = {}
   local live = redis.call('ZRANGE', KEYS[1], 0, -1)
-  for _, user in ipairs(users) do
-    local online = false
-    for _, other in ipairs(live) do
-      if tonumber(redis.call('HGET', ARGV[1] .. other, user) or '0') > 0 then online = true break end
-    end
-    if not online then table.insert(gone, user) end
-  end
   table.insert(out, pod)
-  table.insert(out, #gone)
-  for _, user in ipairs(gone) do table.insert(out, user) end
+  table.insert(out, #users)
+  for _, user in ipairs(users) do
+    local gone = 1
+    for _, other in ipairs(live) do
+      if tonumber(redis.call('HGET', ARGV[1] .. other, user) or '0') > 0 then gone = 0 break end
+    end
+    table.insert(out, user)
+    table.insert(out, gone)
+  end
 end
 return out`;
 
@@ -90,7 +90,9 @@ return out`;
 
 export interface DeadPod {
   podId: string;
-  /** Users whose last socket was on the dead pod. */
+  /** Every user the dead pod counted a socket of. */
+  userIds: string[];
+  /** Those of them whose last socket was on the dead pod. */
   offlineUserIds: string[];
 }
 
@@ -134,10 +136,15 @@ export function createPresenceStore(redis: Redis, prefix: string) {
       )[];
       const dead: DeadPod[] = [];
       for (let i = 0; i < flat.length; ) {
-        const podId = String(flat[i]);
+        const pod: DeadPod = { podId: String(flat[i]), userIds: [], offlineUserIds: [] };
         const count = Number(flat[i + 1]);
-        dead.push({ podId, offlineUserIds: flat.slice(i + 2, i + 2 + count).map(String) });
-        i += 2 + count;
+        for (let u = 0; u < count; u++) {
+          const userId = String(flat[i + 2 + 2 * u]);
+          pod.userIds.push(userId);
+          if (Number(flat[i + 3 + 2 * u]) === 1) pod.offlineUserIds.push(userId);
+        }
+        dead.push(pod);
+        i += 2 + 2 * count;
       }
       return dead;
     },

@@ -100,9 +100,10 @@ export const SERVER_EVENT_DOCS: Record<ServerEventName, EventDoc> = {
     description: 'This pod is shutting down; reconnect (the load balancer picks another pod).',
   },
   resync: {
-    payload: '{}',
+    payload: '{} or { roomId }',
     description:
-      'This pod lost and regained its Redis subscription, so broadcasts may have been missed: fetch `?after=` for every room.',
+      'Broadcasts may have been missed: fetch `?after=`. `{}`: this pod lost and regained its Redis subscription, so for every room. ' +
+      '`{ roomId }`: a pod with a member of that room died (found by the worker), and may have committed a message it never broadcast, so for that room.',
   },
   error: {
     payload: '{ message, code, event, retryAfterMs? }',

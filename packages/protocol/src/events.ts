@@ -120,10 +120,12 @@ export interface ServerToClientEvents {
   /** [ext] This pod is shutting down: reconnect (the load balancer picks another pod). */
   'server-draining': (payload: Record<string, never>) => void;
   /**
-   * [ext] Broadcasts may have been missed (this pod lost its Redis subscription and has just
-   * re-subscribed): fetch `GET …/messages?after=<last messageId>` for every room.
+   * [ext] Broadcasts may have been missed: fetch `GET …/messages?after=<last messageId>`.
+   * `{}`: this pod lost its Redis subscription and has just re-subscribed, so for every room.
+   * `{ roomId }`: a pod with a sender in that room died, and may have committed a message it
+   * never got to broadcast, so for that room.
    */
-  resync: (payload: Record<string, never>) => void;
+  resync: (payload: { roomId?: string }) => void;
   error: (payload: ErrorPayload) => void;
 }
 

@@ -85,6 +85,21 @@ export function createMembershipsRepository(sql: Sql) {
         where m.user_id = ${userId} and r.expires_at > now()`;
       return rows.map((row) => row.room_id);
     },
+
+    /** `activeRoomIdsOf` for many users in one query: userId → room ids (users without any are absent). */
+    async activeRoomIdsOfUsers(userIds: readonly string[]): Promise<Map<string, string[]>> {
+      const byUser = new Map<string, string[]>();
+      if (userIds.length === 0) return byUser;
+      const rows = await sql<{ user_id: string; room_id: string }[]>`
+        select m.user_id, m.room_id from room_members m join rooms r on r.id = m.room_id
+        where m.user_id = any(${sql.array(userIds as string[])}::uuid[]) and r.expires_at > now()`;
+      for (const row of rows) {
+        const rooms = byUser.get(row.user_id);
+        if (rooms) rooms.push(row.room_id);
+        else byUser.set(row.user_id, [row.room_id]);
+      }
+      return byUser;
+    },
   };
 }
 

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  closeAllSockets,
+  closeAllWorkers,
+  connect,
+  createRoom,
+  createTestDatabase,
+  emitAck,
+  killAllProcesses,
+  makeUser,
+  record,
+  request,
+  sleep,
+  spawnGateway,
+  startCluster,
+  startTestWorker,
+  type GatewayProcess,
+  type TestCluster,
+  type TestDatabase,
+} from '@chat/testing';
+
+/**
+ * A pod that dies between a COMMIT and its broadcast leaves a stored message nobody was told
+ * about. Its own clients catch up when they reconnect; the room's members on other pods would
+ * only notice at the room's next message (the `seq` jump), which in a quiet room may never
+ * come. The worker's presence GC, which finds the dead pod, tells those rooms to resync.
+ */
+
+let database: TestDatabase;
+let cluster: TestCluster;
+/** Crashes (SIGKILL, by the fault hook) right after its first committed message. */
+let doomedGateway: Promise<GatewayProcess>;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  cluster = await startCluster(1, { DATABASE_URL: database.url });
+  doomedGateway = spawnGateway(cluster, { POD_NAME: 'crashes-after-commit', FAULT_CRASH_AFTER_COMMIT: '1' });
+  doomedGateway.catch(() => undefined);
+});
+
+afterAll(async () => {
+  closeAllSockets();
+  await killAllProcesses();
+  await closeAllWorkers();
+  await cluster?.close();
+  await database?.drop();
+});
+
+describe('a pod that dies after COMMIT and before the broadcast', () => {
+  it('the worker tells the rooms of its users to resync, and the message is there to fetch', { timeout: 90_000 }, async () => {
+    const [a] = cluster.pods;
+    await startTestWorker(cluster, { PRESENCE_GC_INTERVAL_MS: '500' });
+    const gateway = await doomedGateway;
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const shared = (await createRoom(a!.url, alice)).roomId;
+    const alicesOwn = (await createRoom(a!.url, alice)).roomId;
+
+    const watcher = await connect(a!.url, alice.token);
+    for (const roomId of [shared, alicesOwn]) expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+    const sender = await connect(gateway.url, bob.token);
+    expect(await emitAck(sender, 'join-room', { roomId: shared })).toMatchObject({ ok: true });
+    const delivered = record(watcher, 'new-message');
+    const resyncs = record(watcher, 'resync');
+
+    sender.emit('send-message', { roomId: shared, type: 'text', content: '마지막 메시지', clientMessageId: 'last-words' });
+    const exit = await Promise.race([gateway.exited, sleep(15_000).then(() => 'still running')]);
+    expect(exit, 'the gateway crashed after its first commit').toBe('SIGKILL');
+    const crashedAt = Date.now();
+
+    // Stored, and never broadcast: the hook killed the process before the broadcast.
+    const history = await request<{ messages: { content: string; seq: number }[] }>(a!.url, 'GET', `/api/rooms/${shared}/messages`, {
+      token: alice.token,
+    });
+    expect(history.body.messages.map((m) => m.content)).toContain('마지막 메시지');
+
+    // The GC declares the pod dead 15 s after its last heartbeat.
+    const deadline = crashedAt + 40_000;
+    while (Date.now() < deadline && resyncs.length === 0) await sleep(200);
+    expect(resyncs, 'a resync for the room within 40 s').toEqual([{ roomId: shared }]);
+    console.log(`resync after a crash between COMMIT and broadcast: ${Date.now() - crashedAt} ms after the crash`);
+    expect(delivered).toEqual([]);
+
+    // Only the rooms of the dead pod's users: Alice's own room is not asked to resync.
+    await sleep(1500);
+    expect(resyncs).toEqual([{ roomId: shared }]);
+  });
+});

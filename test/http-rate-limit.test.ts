@@ -66,6 +66,10 @@ describe('HTTP rate limit', () => {
     const expired = await makeUser('만료', { expiresInSeconds: -60 });
     for (const token of ['made-up-1', 'made-up-2', forged.token, expired.token]) {
       expect((await request(pod(0), 'GET', '/api/rooms', { token })).status, token).toBe(429);
+      // Routes that authenticate too: the limit comes first, so a token stuffer past the budget
+      // is not answered 401 after a signature check (or a user lookup) on every try.
+      expect((await request(pod(1), 'POST', '/api/rooms', { token, body: { name: '방' } })).status, token).toBe(429);
+      expect((await request(pod(0), 'DELETE', `/api/messages/${crypto.randomUUID()}`, { token })).status, token).toBe(429);
     }
   });
 

@@ -6,7 +6,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Server } from 'socket.io';
-import { createTokenVerifier } from '@chat/auth';
+import { createTokenVerifier, type TokenVerifier } from '@chat/auth';
 import {
   createDatabase,
   createMembershipsRepository,
@@ -17,6 +17,7 @@ import {
 } from '@chat/db';
 import type { GatewayConfig } from './config.ts';
 import { createRequestAuth } from './http/authenticate.ts';
+import { createRequestTokens } from './http/request-token.ts';
 import { devLoginRoutes } from './http/dev-login.routes.ts';
 import { registerErrorHandling } from './http/error-handler.ts';
 import { healthRoutes } from './http/health.routes.ts';
@@ -58,8 +59,14 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Defaults to the verifier `config.jwt` describes; tests wrap that one to count verifications. */
+  verifyToken?: TokenVerifier;
+}
+
 /** Builds a gateway pod: everything wired, nothing listening (main.ts and tests listen). */
-export async function buildGateway(config: Readonly<GatewayConfig>, options: { logger?: Logger } = {}): Promise<Gateway> {
+export async function buildGateway(config: Readonly<GatewayConfig>, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, pod: config.podName });
   const database = createDatabase({
     url: config.databaseUrl,
@@ -85,10 +92,12 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
   http.setValidatorCompiler(validatorCompiler);
   http.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(http);
-  const verifyToken = createTokenVerifier(config.jwt);
+  const verifyToken = options.verifyToken ?? createTokenVerifier(config.jwt);
+  // One verification per request, shared by the rate limiter and the routes' authentication.
+  const requestTokens = createRequestTokens(verifyToken);
   // Before any route: the limit attaches itself to the routes registered after it.
   await registerHttpRateLimit(http, {
-    verify: verifyToken,
+    tokens: requestTokens,
     redis: redis.commands,
     keyPrefix: config.redisPrefix,
     perMinute: config.httpRateLimitPerMinute,
@@ -164,7 +173,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: { l
     handleConnection(socket, { roomService, messageService, presence, logger, metrics }),
   );
 
-  const auth = createRequestAuth(userAuth);
+  const auth = createRequestAuth(userAuth, requestTokens);
   await http.register(
     healthRoutes({
       isReady: async () => {

@@ -1,23 +1,27 @@
 import type { FastifyRequest } from 'fastify';
-import { stripBearer } from '@chat/auth';
 import { AppError } from '@chat/protocol';
 import type { AuthenticatedUser, UserAuthService } from '../services/user-auth.service.ts';
+import type { RequestTokens } from './request-token.ts';
 
 /**
  * REST authentication: `Authorization: Bearer <token>`; every failure is 401 `인증이 필요합니다`.
- * The hooks run on `onRequest`, before body and query validation, so an anonymous client learns
- * first that it must authenticate; handlers read the result with `userOf`.
+ * Routes run these hooks on `preParsing`: after the rate limit (an `onRequest` hook), so a
+ * client past its budget costs no signature check or user lookup, and made-up tokens sent to
+ * an authenticated route are limited too; and before the body is read and validated, so an
+ * anonymous client learns first that it must authenticate. Handlers read the result with
+ * `userOf`. The signature is checked through `tokens`, whose one verification per request the
+ * rate limiter shares.
  */
-export function createRequestAuth(auth: UserAuthService) {
+export function createRequestAuth(auth: UserAuthService, tokens: RequestTokens) {
   const users = new WeakMap<FastifyRequest, AuthenticatedUser>();
 
   async function authenticate(request: FastifyRequest): Promise<AuthenticatedUser | null> {
-    const header = request.headers.authorization;
-    if (header === undefined) return null;
-    const token = stripBearer(header);
-    if (!token) throw new AppError('UNAUTHORIZED');
+    if (request.headers.authorization === undefined) return null;
+    const verification = tokens.verifiedTokenOf(request);
+    // A header without a token (`Bearer `) is a failed attempt, not a guest.
+    if (!verification) throw new AppError('UNAUTHORIZED');
     try {
-      return await auth.authenticate(token);
+      return await auth.authenticateVerified(await verification);
     } catch (error) {
       if (error instanceof AppError) throw new AppError('UNAUTHORIZED');
       throw error;

@@ -9,7 +9,7 @@ export function messagesRoutes(deps: { messageService: MessageService; auth: Req
     app.delete(
       '/api/messages/:messageId',
       {
-        onRequest: deps.auth.requireUser,
+        preParsing: deps.auth.requireUser,
         schema: {
           tags: ['messages'],
           security: [{ bearer: [] }],

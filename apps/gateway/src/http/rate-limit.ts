@@ -1,8 +1,8 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { stripBearer, type TokenVerifier } from '@chat/auth';
 import { AppError } from '@chat/protocol';
+import type { RequestTokens } from './request-token.ts';
 
 /**
  * Only the API is limited: probes, `/metrics`, the docs and the web page's files must answer
@@ -13,14 +13,15 @@ const isLimited = (url: string) => url.startsWith('/api/');
 /**
  * Whose budget a request spends: a request with a valid token spends its user's (users behind
  * one NAT do not share), any other its client address's. The token is verified here (the
- * signature only: no database), so made-up tokens cannot each buy a fresh budget.
+ * signature only: no database), so made-up tokens cannot each buy a fresh budget; through
+ * `tokens`, one verification serves both this key and the route's authentication.
  */
-function budgetKeyOf(verify: TokenVerifier) {
+function budgetKeyOf(tokens: RequestTokens) {
   return async (request: FastifyRequest): Promise<string> => {
-    const token = stripBearer(request.headers.authorization);
-    if (token) {
+    const verification = tokens.verifiedTokenOf(request);
+    if (verification) {
       try {
-        return `u:${(await verify(token)).userId}`;
+        return `u:${(await verification).userId}`;
       } catch {
         // Invalid or expired: the route answers 401, on the address's budget.
       }
@@ -37,7 +38,7 @@ function budgetKeyOf(verify: TokenVerifier) {
  */
 export async function registerHttpRateLimit(
   app: FastifyInstance,
-  options: { redis: Redis; keyPrefix: string; perMinute: number; verify: TokenVerifier },
+  options: { redis: Redis; keyPrefix: string; perMinute: number; tokens: RequestTokens },
 ): Promise<void> {
   if (options.perMinute <= 0) return;
   await app.register(rateLimit, {
@@ -48,7 +49,7 @@ export async function registerHttpRateLimit(
     nameSpace: `${options.keyPrefix}:http-rate:`,
     skipOnError: true,
     allowList: (request) => !isLimited(request.url),
-    keyGenerator: budgetKeyOf(options.verify),
+    keyGenerator: budgetKeyOf(options.tokens),
     errorResponseBuilder: () => new AppError('TOO_MANY_REQUESTS'),
   });
 }

@@ -28,7 +28,7 @@ export function roomsRoutes(deps: {
     app.post(
       '/api/rooms',
       {
-        onRequest: auth.requireUser,
+        preParsing: auth.requireUser,
         schema: {
           tags: ['rooms'],
           security: [{ bearer: [] }],
@@ -64,7 +64,7 @@ export function roomsRoutes(deps: {
       '/api/rooms/:roomId/messages',
       {
         // Guests may read; a token that is present must be valid.
-        onRequest: auth.optionalUser,
+        preParsing: auth.optionalUser,
         // The busiest read: its page is built field by field from typed rows (the type provider
         // checks it against the schema at compile time), so it is not parsed again by zod on
         // the way out; that re-parse doubled what each page allocates, and the garbage

@@ -28,13 +28,13 @@ import {
 
 let database: TestDatabase;
 let cluster: TestCluster;
-/** Crashes (SIGKILL, by the fault hook) right after its first committed message. */
+/** Crashes (SIGKILL, by the fault hook) right after its second committed message. */
 let doomedGateway: Promise<GatewayProcess>;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   cluster = await startCluster(1, { DATABASE_URL: database.url });
-  doomedGateway = spawnGateway(cluster, { POD_NAME: 'crashes-after-commit', FAULT_CRASH_AFTER_COMMIT: '1' });
+  doomedGateway = spawnGateway(cluster, { POD_NAME: 'crashes-after-commit', FAULT_CRASH_AFTER_COMMIT: '2' });
   doomedGateway.catch(() => undefined);
 });
 
@@ -47,25 +47,29 @@ afterAll(async () => {
 });
 
 describe('a pod that dies after COMMIT and before the broadcast', () => {
-  it('the worker tells the rooms of its users to resync, and the message is there to fetch', { timeout: 90_000 }, async () => {
+  it('the worker tells the rooms where its message may be the newest to resync, and the message is there to fetch', { timeout: 90_000 }, async () => {
     const [a] = cluster.pods;
     await startTestWorker(cluster, { PRESENCE_GC_INTERVAL_MS: '500' });
     const gateway = await doomedGateway;
     const alice = await makeUser('김철수');
     const bob = await makeUser('이영희');
     const shared = (await createRoom(a!.url, alice)).roomId;
+    const busy = (await createRoom(a!.url, alice)).roomId;
     const alicesOwn = (await createRoom(a!.url, alice)).roomId;
 
     const watcher = await connect(a!.url, alice.token);
-    for (const roomId of [shared, alicesOwn]) expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+    for (const roomId of [shared, busy, alicesOwn]) expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
     const sender = await connect(gateway.url, bob.token);
-    expect(await emitAck(sender, 'join-room', { roomId: shared })).toMatchObject({ ok: true });
+    for (const roomId of [shared, busy]) expect(await emitAck(sender, 'join-room', { roomId })).toMatchObject({ ok: true });
+    // Bob's message in the busy room was broadcast, and Alice has written there since.
+    expect(await emitAck(sender, 'send-message', { roomId: busy, type: 'text', content: '안녕' })).toMatchObject({ ok: true });
+    expect(await emitAck(watcher, 'send-message', { roomId: busy, type: 'text', content: '반가워' })).toMatchObject({ ok: true });
     const delivered = record(watcher, 'new-message');
     const resyncs = record(watcher, 'resync');
 
     sender.emit('send-message', { roomId: shared, type: 'text', content: '마지막 메시지', clientMessageId: 'last-words' });
     const exit = await Promise.race([gateway.exited, sleep(15_000).then(() => 'still running')]);
-    expect(exit, 'the gateway crashed after its first commit').toBe('SIGKILL');
+    expect(exit, 'the gateway crashed after its second commit').toBe('SIGKILL');
     const crashedAt = Date.now();
 
     // Stored, and never broadcast: the hook killed the process before the broadcast.
@@ -81,7 +85,8 @@ describe('a pod that dies after COMMIT and before the broadcast', () => {
     console.log(`resync after a crash between COMMIT and broadcast: ${Date.now() - crashedAt} ms after the crash`);
     expect(delivered).toEqual([]);
 
-    // Only the rooms of the dead pod's users: Alice's own room is not asked to resync.
+    // Only rooms where the dead pod's message may be the newest: not the busy room, whose newest
+    // message came from a live pod, nor Alice's own room, which had none of its users.
     await sleep(1500);
     expect(resyncs).toEqual([{ roomId: shared }]);
   });

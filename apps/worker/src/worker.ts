@@ -5,6 +5,7 @@ import pino, { type Logger } from 'pino';
 import {
   createDatabase,
   createMembershipsRepository,
+  createMessagesRepository,
   createRoomExpiryRepository,
   createUsersRepository,
 } from '@chat/db';
@@ -54,6 +55,7 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
   };
   const emitter = new Emitter(emitterClient, { key: `${config.redisPrefix}:socket.io` });
   const memberships = createMembershipsRepository(database.sql);
+  const messages = createMessagesRepository(database.sql);
   const users = createUsersRepository(database.db);
   const expiry = createRoomExpiryRepository(database.sql);
   const presence = createPresenceStore(emitterConnection, config.redisPrefix);
@@ -79,6 +81,7 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
       const result = await runPresenceGc({
         presence,
         memberships,
+        messages,
         users,
         emitter,
         logger,

@@ -50,19 +50,22 @@ return added`;
 
 // KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2] stale-after ms, ARGV[3] max pods.
 // Heartbeats and staleness both use Redis's clock, so pod clocks never matter.
-// Removes dead pods; returns a flat list podId, n, then n pairs user, 1 when that user is now
-// offline (the dead pod held their last socket) or 0 when another live pod still counts them.
+// Removes dead pods; returns a flat list podId, its last heartbeat (ms, Redis's clock), n, then
+// n pairs user, 1 when that user is now offline (the dead pod held their last socket) or 0 when
+// another live pod still counts them.
 const COLLECT = `
 local out = {}
 local now = redis.call('TIME')
 local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[2])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, pod in ipairs(dead) do
+  local lastBeat = redis.call('ZSCORE', KEYS[1], pod)
   redis.call('ZREM', KEYS[1], pod)
   local users = redis.call('HKEYS', ARGV[1] .. pod)
   redis.call('DEL', ARGV[1] .. pod)
   local live = redis.call('ZRANGE', KEYS[1], 0, -1)
   table.insert(out, pod)
+  table.insert(out, lastBeat)
   table.insert(out, #users)
   for _, user in ipairs(users) do
     local gone = 1
@@ -88,8 +91,13 @@ for i = 2, #ARGV do
 end
 return out`;
 
+/** How often a gateway pod beats (the worker's staleness bound is a few of these). */
+export const PRESENCE_HEARTBEAT_MS = 5000;
+
 export interface DeadPod {
   podId: string;
+  /** Its last heartbeat, ms since the epoch on Redis's clock: the pod died after it. */
+  lastHeartbeatMs: number;
   /** Every user the dead pod counted a socket of. */
   userIds: string[];
   /** Those of them whose last socket was on the dead pod. */
@@ -136,15 +144,15 @@ export function createPresenceStore(redis: Redis, prefix: string) {
       )[];
       const dead: DeadPod[] = [];
       for (let i = 0; i < flat.length; ) {
-        const pod: DeadPod = { podId: String(flat[i]), userIds: [], offlineUserIds: [] };
-        const count = Number(flat[i + 1]);
+        const pod: DeadPod = { podId: String(flat[i]), lastHeartbeatMs: Number(flat[i + 1]), userIds: [], offlineUserIds: [] };
+        const count = Number(flat[i + 2]);
         for (let u = 0; u < count; u++) {
-          const userId = String(flat[i + 2 + 2 * u]);
+          const userId = String(flat[i + 3 + 2 * u]);
           pod.userIds.push(userId);
-          if (Number(flat[i + 3 + 2 * u]) === 1) pod.offlineUserIds.push(userId);
+          if (Number(flat[i + 4 + 2 * u]) === 1) pod.offlineUserIds.push(userId);
         }
         dead.push(pod);
-        i += 2 + 2 * count;
+        i += 3 + 2 * count;
       }
       return dead;
     },

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { PresenceStore } from '@chat/presence';
+import { PRESENCE_HEARTBEAT_MS, type PresenceStore } from '@chat/presence';
 import { roomChannel } from '@chat/protocol';
 import type { ChatNamespace, ChatSocket } from './types.ts';
 
-const HEARTBEAT_MS = 5000;
 const ROOM_PREFIX = 'room:';
 /** stop() waits this long at most for connect/disconnect transitions still in flight. */
 const STOP_WAIT_MS = 2000;
@@ -86,7 +85,7 @@ export function createPresenceTracker(deps: {
     podId,
     start() {
       void beat();
-      timer = setInterval(() => void beat(), HEARTBEAT_MS);
+      timer = setInterval(() => void beat(), PRESENCE_HEARTBEAT_MS);
       timer.unref();
     },
 

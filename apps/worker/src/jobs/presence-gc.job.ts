@@ -1,12 +1,19 @@
 import type { Emitter } from '@socket.io/redis-emitter';
 import type { Logger } from 'pino';
-import type { MembershipsRepository, UsersRepository } from '@chat/db';
+import type { MembershipsRepository, MessagesRepository, UsersRepository } from '@chat/db';
 import { CHAT_NAMESPACE, isUuid, nicknameMask, roomChannel } from '@chat/protocol';
-import type { DeadPod, PresenceStore } from '@chat/presence';
+import { PRESENCE_HEARTBEAT_MS, type DeadPod, type PresenceStore } from '@chat/presence';
+
+/**
+ * A dead pod's messages were created before it died, at most one heartbeat after its last one;
+ * this much more covers the skew between a gateway's clock (`created_at`) and Redis's (beats).
+ */
+const CLOCK_SKEW_ALLOWANCE_MS = 5000;
 
 export interface PresenceGcDeps {
   presence: PresenceStore;
   memberships: MembershipsRepository;
+  messages: MessagesRepository;
   users: UsersRepository;
   emitter: Emitter;
   logger: Logger;
@@ -16,10 +23,14 @@ export interface PresenceGcDeps {
 
 /**
  * A pod killed without cleaning up leaves its users counted online. Its heartbeat stops; this
- * job removes the pod, announces `presence: offline` for users it was the last pod of, and
- * sends `resync { roomId }` to every active room of every user it held: the pod may have died
- * between a COMMIT and its broadcast, and a quiet room's other members would otherwise not
- * learn of that message until the next one (its `seq` jump) or their own reconnect.
+ * job removes the pod and announces `presence: offline` for users it was the last pod of.
+ *
+ * The pod may also have died between a COMMIT and its broadcast. Members elsewhere learn of
+ * such a message at the room's next one (its `seq` jump), which in a quiet room may never come,
+ * so the rooms where it could be the newest get `resync { roomId }`: rooms of the pod's users
+ * whose newest message is one of theirs from before the pod died. Not every room of theirs:
+ * after a pod dies its clients reconnect and catch up anyway, and a resync to every room would
+ * send each member of each of them to the database once more, at the same moment.
  */
 export async function runPresenceGc(deps: PresenceGcDeps): Promise<{ deadPods: number; offline: number; resyncedRooms: number }> {
   const dead = await deps.presence.collectDeadPods(deps.staleAfterMs);
@@ -48,7 +59,8 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ of
     }
     offline += 1;
   }
-  const rooms = new Set([...roomsByUser.values()].flat());
+  const diedBy = new Date(pod.lastHeartbeatMs + PRESENCE_HEARTBEAT_MS + CLOCK_SKEW_ALLOWANCE_MS);
+  const rooms = await deps.messages.roomsLastWrittenBy([...new Set([...roomsByUser.values()].flat())], [...roomsByUser.keys()], diedBy);
   for (const roomId of rooms) nsp.to(roomChannel(roomId)).emit('resync', { roomId });
-  return { offline, resyncedRooms: rooms.size };
+  return { offline, resyncedRooms: rooms.length };
 }

@@ -277,6 +277,22 @@ export function createMessagesRepository(sql: Sql) {
         createdAt: asDate(row.created_at),
       }));
     },
+
+    /**
+     * Of `roomIds`, those whose newest message (deleted or not) was sent by one of `userIds`
+     * no later than `notAfter`: a room with a newer message than that has been broadcast to
+     * since, so its members have seen the `seq` move on. One index probe per room.
+     */
+    async roomsLastWrittenBy(roomIds: readonly string[], userIds: readonly string[], notAfter: Date): Promise<string[]> {
+      if (roomIds.length === 0 || userIds.length === 0) return [];
+      const rows = await sql<{ room_id: string }[]>`
+        select r.room_id from unnest(${sql.array(roomIds as string[])}::uuid[]) as r(room_id)
+        cross join lateral (
+          select m.user_id, m.created_at from messages m where m.room_id = r.room_id order by m.seq desc limit 1
+        ) newest
+        where newest.user_id = any(${sql.array(userIds as string[])}::uuid[]) and newest.created_at <= ${notAfter.toISOString()}::timestamptz`;
+      return rows.map((row) => row.room_id);
+    },
   };
 }
 

@@ -1,15 +1,18 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDatabase, isDatabaseUnavailable, type Database } from '@chat/db';
+import { startPostgresRelay, type PostgresRelay } from '@chat/testing';
 
 /** Each test's pool and its stand-in server (a peer, or a relay to the real Postgres). */
 let server: Server | null = null;
+let relay: PostgresRelay | null = null;
 let database: Database | null = null;
 
 afterEach(async () => {
   await database?.close().catch(() => undefined);
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  server = database = null;
+  await relay?.close();
+  server = relay = database = null;
 });
 
 /**
@@ -56,26 +59,15 @@ describe('postgres driver: a clean close during startup', () => {
  */
 describe('postgres driver: reconnecting after an outage', () => {
   it('answers within ~1 s of Postgres coming back after ten refused connections', async () => {
-    const { freePort } = await import('@chat/testing/ports');
-    const port = await freePort();
-    const target = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-    const url = new URL(target);
-    url.host = `127.0.0.1:${port}`;
-    database = createDatabase({ url: url.toString(), maxConnections: 2, connectTimeoutSeconds: 2 });
-
-    // Nothing listens: every attempt is refused, and the driver's retry counter climbs.
+    // Nothing listens yet: every attempt is refused, and the driver's retry counter climbs.
+    relay = await startPostgresRelay(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', { listening: false });
+    database = createDatabase({ url: relay.url, maxConnections: 2, connectTimeoutSeconds: 2 });
     for (let attempt = 0; attempt < 10; attempt++) {
       await expect(database.sql`select 1`).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     }
 
-    // "Postgres is back": a relay on that port to the real server.
-    server = createServer((client: Socket) => {
-      const upstream = connect(Number(target.port || 5432), target.hostname);
-      client.pipe(upstream).pipe(client);
-      client.on('error', () => upstream.destroy());
-      upstream.on('error', () => client.destroy());
-    });
-    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
+    // "Postgres is back": the relay listens on that port.
+    await relay.restore();
     const backAt = performance.now();
     const answeredAfterMs = await Promise.race([
       database.sql`select 1`.then(() => performance.now() - backAt),

@@ -73,7 +73,10 @@ async function joinedOffline(url: string, user: TestUser, roomId: string): Promi
 async function forgetEveryPod(redisUrl: string, prefix: string): Promise<string[]> {
   const redis = new Redis(redisUrl);
   try {
-    const collected = await createPresenceStore(redis, prefix).collectDeadPods(-60_000);
+    const store = createPresenceStore(redis, prefix);
+    await store.collectDeadPods(-60_000);
+    const collected = await store.collectedDeadPods(1000);
+    for (const pod of collected) await store.settleDeadPod(pod);
     return collected.flatMap((pod) => pod.offlineUserIds);
   } finally {
     redis.disconnect();

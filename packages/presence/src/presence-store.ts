@@ -6,7 +6,8 @@ import type { Redis } from 'ioredis';
  * Every transition is decided inside one Lua script, so two pods (or a pod and the worker)
  * can never both announce the same change or miss it.
  *
- * Keys: `<p>:presence:pods` (zset podId → last heartbeat ms), `<p>:presence:pod:<podId>`.
+ * Keys: `<p>:presence:pods` (zset podId → last heartbeat ms), `<p>:presence:pod:<podId>`,
+ * `<p>:presence:collected` (list of dead pods the worker has yet to announce).
  */
 
 // KEYS[1] pods zset, KEYS[2] this pod's hash; ARGV[1] userId, ARGV[2] key prefix of pod hashes,
@@ -48,35 +49,36 @@ if #ARGV > 1 then redis.call('HSET', KEYS[2], unpack(ARGV, 2)) end
 redis.call('PEXPIRE', KEYS[2], 86400000)
 return added`;
 
-// KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2] stale-after ms, ARGV[3] max pods.
-// Heartbeats and staleness both use Redis's clock, so pod clocks never matter.
-// Removes dead pods; returns a flat list podId, its last heartbeat (ms, Redis's clock), n, then
-// n pairs user, 1 when that user is now offline (the dead pod held their last socket) or 0 when
-// another live pod still counts them.
+/** Dead pods waiting to be announced, at most; beyond it the oldest are dropped unannounced. */
+const COLLECTED_KEPT = 1000;
+
+// KEYS[1] pods zset, KEYS[2] list of collected pods; ARGV[1] pod hash prefix, ARGV[2] stale-after
+// ms, ARGV[3] max pods. Heartbeats and staleness both use Redis's clock, so pod clocks never
+// matter. Moves each dead pod out of the live set, in the same step deciding which of its users
+// are now offline (no live pod counts them), onto the collected list as JSON { podId, lastBeat,
+// users, gone }, where it stays until the worker has announced it. Returns how many it moved.
 const COLLECT = `
-local out = {}
 local now = redis.call('TIME')
 local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[2])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, pod in ipairs(dead) do
-  local lastBeat = redis.call('ZSCORE', KEYS[1], pod)
+  local lastBeat = tonumber(redis.call('ZSCORE', KEYS[1], pod))
   redis.call('ZREM', KEYS[1], pod)
   local users = redis.call('HKEYS', ARGV[1] .. pod)
   redis.call('DEL', ARGV[1] .. pod)
   local live = redis.call('ZRANGE', KEYS[1], 0, -1)
-  table.insert(out, pod)
-  table.insert(out, lastBeat)
-  table.insert(out, #users)
+  local gone = {}
   for _, user in ipairs(users) do
-    local gone = 1
+    local online = false
     for _, other in ipairs(live) do
-      if tonumber(redis.call('HGET', ARGV[1] .. other, user) or '0') > 0 then gone = 0 break end
+      if tonumber(redis.call('HGET', ARGV[1] .. other, user) or '0') > 0 then online = true break end
     end
-    table.insert(out, user)
-    table.insert(out, gone)
+    if not online then table.insert(gone, user) end
   end
+  redis.call('RPUSH', KEYS[2], cjson.encode({ podId = pod, lastBeat = lastBeat, users = users, gone = gone }))
 end
-return out`;
+redis.call('LTRIM', KEYS[2], -${COLLECTED_KEPT}, -1)
+return #dead`;
 
 // KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2..] userIds. Returns 1/0 per user.
 const ONLINE = `
@@ -100,13 +102,19 @@ export interface DeadPod {
   lastHeartbeatMs: number;
   /** Every user the dead pod counted a socket of. */
   userIds: string[];
-  /** Those of them whose last socket was on the dead pod. */
+  /** Those of them whose last socket was on the dead pod, when it was collected. */
   offlineUserIds: string[];
+  /** Hands the pod back to `settleDeadPod` once it has been announced. */
+  receipt: string;
 }
+
+/** cjson writes an empty Lua table as `{}`. */
+const stringsOf = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : []);
 
 export function createPresenceStore(redis: Redis, prefix: string) {
   const podsKey = `${prefix}:presence:pods`;
   const podHashPrefix = `${prefix}:presence:pod:`;
+  const collectedKey = `${prefix}:presence:collected`;
   const run = (script: string, keys: string[], args: (string | number)[]) =>
     redis.eval(script, keys.length, ...keys, ...args);
 
@@ -137,24 +145,33 @@ export function createPresenceStore(redis: Redis, prefix: string) {
       await redis.multi().zrem(podsKey, podId).del(podHashPrefix + podId).exec();
     },
 
-    async collectDeadPods(staleAfterMs: number, maxPods = 50): Promise<DeadPod[]> {
-      const flat = (await run(COLLECT, [podsKey], [podHashPrefix, staleAfterMs, maxPods])) as (
-        | string
-        | number
-      )[];
-      const dead: DeadPod[] = [];
-      for (let i = 0; i < flat.length; ) {
-        const pod: DeadPod = { podId: String(flat[i]), lastHeartbeatMs: Number(flat[i + 1]), userIds: [], offlineUserIds: [] };
-        const count = Number(flat[i + 2]);
-        for (let u = 0; u < count; u++) {
-          const userId = String(flat[i + 3 + 2 * u]);
-          pod.userIds.push(userId);
-          if (Number(flat[i + 4 + 2 * u]) === 1) pod.offlineUserIds.push(userId);
-        }
-        dead.push(pod);
-        i += 3 + 2 * count;
-      }
-      return dead;
+    /**
+     * Moves pods whose heartbeat is older than `staleAfterMs` to the collected list; returns how
+     * many. They leave that list only through `settleDeadPod`, so an announcement that fails
+     * half-way (Postgres away) is made again by the next run rather than lost.
+     */
+    async collectDeadPods(staleAfterMs: number, maxPods = 50): Promise<number> {
+      return Number(await run(COLLECT, [podsKey, collectedKey], [podHashPrefix, staleAfterMs, maxPods]));
+    },
+
+    /** The collected pods not yet settled, oldest first. */
+    async collectedDeadPods(max = 50): Promise<DeadPod[]> {
+      const records = await redis.lrange(collectedKey, 0, max - 1);
+      return records.map((receipt) => {
+        const parsed = JSON.parse(receipt) as { podId: unknown; lastBeat: unknown; users: unknown; gone: unknown };
+        return {
+          podId: String(parsed.podId),
+          lastHeartbeatMs: Number(parsed.lastBeat),
+          userIds: stringsOf(parsed.users),
+          offlineUserIds: stringsOf(parsed.gone),
+          receipt,
+        };
+      });
+    },
+
+    /** Takes an announced pod off the collected list. */
+    async settleDeadPod(pod: Pick<DeadPod, 'receipt'>): Promise<void> {
+      await redis.lrem(collectedKey, 1, pod.receipt);
     },
 
     async onlineUsers(userIds: readonly string[]): Promise<Set<string>> {

@@ -33,11 +33,15 @@ export interface PresenceGcDeps {
  * send each member of each of them to the database once more, at the same moment.
  */
 export async function runPresenceGc(deps: PresenceGcDeps): Promise<{ deadPods: number; offline: number; resyncedRooms: number }> {
-  const dead = await deps.presence.collectDeadPods(deps.staleAfterMs);
+  await deps.presence.collectDeadPods(deps.staleAfterMs);
+  // Collected now or by an earlier run that failed before announcing (Postgres away): a pod
+  // leaves the list only once announced, so a failure here is retried by the next run.
+  const dead = await deps.presence.collectedDeadPods();
   let offline = 0;
   let resyncedRooms = 0;
   for (const pod of dead) {
     const result = await announceDeadPod(deps, pod);
+    await deps.presence.settleDeadPod(pod);
     offline += result.offline;
     resyncedRooms += result.resyncedRooms;
     deps.logger.warn({ podId: pod.podId, users: pod.userIds.length, ...result }, 'dead pod collected');
@@ -49,8 +53,11 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ of
   const nsp = deps.emitter.of(CHAT_NAMESPACE);
   // Presence counts come from the handshake's verified `sub`; anything else is not ours to query.
   const roomsByUser = await deps.memberships.activeRoomIdsOfUsers(pod.userIds.filter(isUuid));
+  // A retried announcement may come late: whoever has reconnected since is not offline.
+  const backOnline = await deps.presence.onlineUsers(pod.offlineUserIds);
   let offline = 0;
   for (const userId of pod.offlineUserIds) {
+    if (backOnline.has(userId)) continue;
     const user = isUuid(userId) ? await deps.users.find(userId) : null;
     if (!user) continue;
     const mask = nicknameMask(user.nickname);

@@ -1,0 +1,49 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { freePort } from './ports.ts';
+
+/**
+ * A TCP relay to the real Postgres on a port of its own, for "Postgres goes away" without
+ * touching the shared server: `cut()` drops every connection and refuses new ones (as a stopped
+ * server does), `restore()` relays again on the same port.
+ */
+export interface PostgresRelay {
+  /** `databaseUrl` with its host and port replaced by the relay's. */
+  url: string;
+  cut(): Promise<void>;
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startPostgresRelay(databaseUrl: string, options: { listening?: boolean } = {}): Promise<PostgresRelay> {
+  const target = new URL(databaseUrl);
+  const port = await freePort();
+  const url = new URL(databaseUrl);
+  url.host = `127.0.0.1:${port}`;
+  const open = new Set<Socket>();
+  let server: Server | null = null;
+
+  const listen = async () => {
+    if (server) return;
+    const relay = createServer((client: Socket) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      for (const socket of [client, upstream]) {
+        open.add(socket);
+        socket.once('close', () => open.delete(socket));
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+    server = relay;
+  };
+  const cut = async () => {
+    const closing = server;
+    server = null;
+    for (const socket of open) socket.destroy();
+    if (closing) await new Promise<void>((resolve) => closing.close(() => resolve()));
+  };
+
+  if (options.listening !== false) await listen();
+  return { url: url.toString(), cut, restore: listen, close: cut };
+}

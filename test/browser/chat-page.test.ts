@@ -342,6 +342,9 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
 
   it('reconnects to the other pod when its pod is killed, and misses nothing', async () => {
     const before = await messageIds(bob);
+    // Bob is typing when his pod goes: after the reconnect his next keystroke must announce it
+    // again on the new connection (the idle timer of the old one has not run out yet).
+    await bob.locator('#message-input').pressSequentially('가', { delay: 0 });
     // Pod B dies without a word; Bob's balancer takes a moment to notice (refuses meanwhile).
     balancerB.refusing = true;
     await podB.kill('SIGKILL');

@@ -130,6 +130,10 @@ function connect(forSession: Session): void {
 
   s.on('connect', () => {
     setStatus('online', '연결됨');
+    // A new connection has told nobody that we are typing: the next keystroke must say so,
+    // rather than wait out the idle timer of what was said on the old one.
+    clearTimeout(typingTimer);
+    typingSent = false;
     // Broadcasts are at-most-once: whatever happened while away comes from the database.
     if (connectedBefore) void resync();
     connectedBefore = true;

@@ -39,13 +39,22 @@ export async function runPresenceGc(deps: PresenceGcDeps): Promise<{ deadPods: n
   const dead = await deps.presence.collectedDeadPods();
   let offline = 0;
   let resyncedRooms = 0;
+  let failure: unknown = null;
   for (const pod of dead) {
-    const result = await announceDeadPod(deps, pod);
-    await deps.presence.settleDeadPod(pod);
-    offline += result.offline;
-    resyncedRooms += result.resyncedRooms;
-    deps.logger.warn({ podId: pod.podId, users: pod.userIds.length, ...result }, 'dead pod collected');
+    // Each pod on its own: one that cannot be announced does not hold back the others.
+    try {
+      const result = await announceDeadPod(deps, pod);
+      await deps.presence.settleDeadPod(pod);
+      offline += result.offline;
+      resyncedRooms += result.resyncedRooms;
+      deps.logger.warn({ podId: pod.podId, users: pod.userIds.length, ...result }, 'dead pod collected');
+    } catch (error) {
+      failure ??= error;
+      deps.logger.error({ err: error, podId: pod.podId }, 'dead pod not announced yet; the next run retries');
+    }
   }
+  // The job fails (and counts as failed) while any pod waits, after every other was announced.
+  if (failure) throw failure;
   return { deadPods: dead.length, offline, resyncedRooms };
 }
 
@@ -55,10 +64,11 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ of
   const roomsByUser = await deps.memberships.activeRoomIdsOfUsers(pod.userIds.filter(isUuid));
   // A retried announcement may come late: whoever has reconnected since is not offline.
   const backOnline = await deps.presence.onlineUsers(pod.offlineUserIds);
+  const gone = pod.offlineUserIds.filter((userId) => isUuid(userId) && !backOnline.has(userId));
+  const users = await deps.users.findMany(gone);
   let offline = 0;
-  for (const userId of pod.offlineUserIds) {
-    if (backOnline.has(userId)) continue;
-    const user = isUuid(userId) ? await deps.users.find(userId) : null;
+  for (const userId of gone) {
+    const user = users.get(userId);
     if (!user) continue;
     const mask = nicknameMask(user.nickname);
     for (const roomId of roomsByUser.get(userId) ?? []) {

@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../client.ts';
 import { users } from '../schema.ts';
 
@@ -29,6 +29,16 @@ export function createUsersRepository(db: Db) {
         .where(eq(users.id, id))
         .limit(1);
       return rows[0] ?? null;
+    },
+
+    /** The stored ones of `ids`, by id, in one query. */
+    async findMany(ids: readonly string[]): Promise<Map<string, StoredUser>> {
+      if (ids.length === 0) return new Map();
+      const rows = await db
+        .select({ id: users.id, nickname: users.nickname })
+        .from(users)
+        .where(inArray(users.id, [...ids]));
+      return new Map(rows.map((row) => [row.id, row]));
     },
   };
 }

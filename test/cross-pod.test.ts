@@ -58,7 +58,11 @@ async function twoPodRoom() {
   const aliceA = await connect(A, alice.token);
   const bobB = await connect(B, bob.token);
   await join(aliceA, roomId);
+  // Bob's ack can come before his `user-joined` has crossed Redis to Alice's pod: wait for it,
+  // so that a test recording Alice's events from here on sees only what it caused itself.
+  const aliceSawBob = nextEvent(aliceA, 'user-joined');
   await join(bobB, roomId);
+  await aliceSawBob;
   return { alice, bob, roomId, aliceA, bobB };
 }
 

@@ -6,11 +6,10 @@
  * with `join-room`; clients are spread over the given URLs (one per pod, or one behind a load
  * balancer), reconnect on their own and are counted. Tokens are never printed.
  */
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ClientGroup, type ClientSpec } from '../bench/lib/driver.ts';
-import { signHs256 } from '../bench/lib/jwt.ts';
+import { pool, tokenSource, withTimeout } from './tokens.ts';
 import { fmt, fmtInt } from '../bench/lib/stats.ts';
 
 const LIMITS = { clients: 20_000, roomSize: 1000, rate: 50_000, duration: 3600, totalMessages: 20_000_000 };
@@ -98,42 +97,6 @@ function openFilesLimit(): number | null {
   }
 }
 
-async function withTimeout<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  return run(AbortSignal.timeout(ms));
-}
-
-/** One token per simulated user: minted locally from JWT_SECRET, or asked from the endpoint. */
-async function tokenSource(options: Options): Promise<(nickname: string) => Promise<string>> {
-  const secret = process.env.JWT_SECRET;
-  if (secret && !options.tokenEndpoint) {
-    const issuer = process.env.JWT_ISSUER;
-    const audience = process.env.JWT_AUDIENCE;
-    if (issuer || audience) {
-      const { signToken } = await import('@chat/auth');
-      return async (nickname) =>
-        (await signToken({ secret, userId: randomUUID(), nickname, expiresInSeconds: options.duration + 900, ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}) })).token;
-    }
-    return async (nickname) => signHs256(secret, { sub: randomUUID(), nickname, expiresInSeconds: options.duration + 900 });
-  }
-  const endpoint = options.tokenEndpoint ?? `${options.urls[0]}/api/auth/token`;
-  return (nickname) =>
-    withTimeout(10_000, async (signal) => {
-      const response = await fetch(endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ nickname }),
-        signal,
-      });
-      if (response.status === 429) {
-        throw new Error('token endpoint answered 429: the target limits /api/* per address (HTTP_RATE_LIMIT_PER_MINUTE, default 600); mint tokens from JWT_SECRET, or raise or turn off (0) the limit on the target for the test');
-      }
-      if (!response.ok) throw new Error(`token endpoint answered ${response.status}`);
-      const body = (await response.json()) as { accessToken?: unknown };
-      if (typeof body.accessToken !== 'string') throw new Error('token endpoint returned no accessToken');
-      return body.accessToken;
-    });
-}
-
 async function createRoom(url: string, token: string, name: string, ttlSeconds: number): Promise<string> {
   return withTimeout(10_000, async (signal) => {
     const response = await fetch(`${url}/api/rooms`, {
@@ -147,20 +110,6 @@ async function createRoom(url: string, token: string, name: string, ttlSeconds: 
     if (typeof body.roomId !== 'string') throw new Error('POST /api/rooms returned no roomId');
     return body.roomId;
   });
-}
-
-async function pool<T>(count: number, concurrency: number, make: (index: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array(count);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) {
-        const index = next++;
-        out[index] = await make(index);
-      }
-    }),
-  );
-  return out;
 }
 
 async function main() {
@@ -178,7 +127,7 @@ async function main() {
     process.stderr.write(`note: ${fmt(perUserPerMinute, 0)} sends per user per minute; the spec's limit is 30 — expect RATE_LIMITED unless the target raised MESSAGE_RATE_LIMIT_PER_MINUTE\n`);
   }
 
-  const mint = await tokenSource(options);
+  const mint = await tokenSource({ urls: options.urls, tokenEndpoint: options.tokenEndpoint, validSeconds: options.duration + 900 });
   process.stderr.write(`tokens: ${options.clients} users…\n`);
   const tokens = await pool(options.clients, 32, (i) => mint(`load${i}`));
   const roomCount = Math.ceil(options.clients / options.roomSize);

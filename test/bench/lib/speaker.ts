@@ -57,7 +57,10 @@ export class Speaker {
         handshakeTimeout: options.timeoutMs ?? 10_000,
       });
       const speaker = new Speaker(ws, namespace);
+      /** Settled: resolved or rejected, once. */
       let connected = false;
+      /** The namespace accepted us: only such a socket's close is a disconnect. */
+      let established = false;
       const timer = setTimeout(() => fail(new Error('connect timeout')), options.timeoutMs ?? 10_000);
       const fail = (error: Error) => {
         clearTimeout(timer);
@@ -71,7 +74,9 @@ export class Speaker {
       ws.on('close', (code) => {
         speaker.closed = true;
         fail(new Error(`closed during connect (${code})`));
-        options.onClose?.(`close ${code}`);
+        // A failed attempt is reported by the rejection alone: telling onClose as well made the
+        // caller start a second retry chain per failure, and every chain ended in a live socket.
+        if (established) options.onClose?.(`close ${code}`);
       });
       ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
         if (isBinary) return;
@@ -88,7 +93,7 @@ export class Speaker {
         if (type !== 52 /* '4' message */) return;
         const packet = frame.charCodeAt(1);
         if (packet === 48 /* CONNECT */ && !connected) {
-          connected = true;
+          connected = established = true;
           clearTimeout(timer);
           resolve(speaker);
           return;

@@ -261,6 +261,30 @@ describe('a heartbeat whose reply is lost', () => {
   });
 });
 
+describe('a heartbeat that fails while nothing was forgotten', () => {
+  it('announces nothing: only a forget (GC or lost Redis data) makes the pod re-announce its users', { timeout: 45_000 }, async () => {
+    const redis = await startPrivateRedis();
+    const local = await startCluster(1, { REDIS_URL: redis.url, DATABASE_URL: database.url });
+    const admin = new Redis(redis.url);
+    try {
+      const url = local.pods[0]!.url;
+      const bob = await makeUser('이영희');
+      const { watcher } = await watchedRoomWithOnlineMember(url, url, bob);
+      const heard = record(watcher, 'presence');
+      // The next heartbeat times out on the pod's side and runs when the pause ends; then one
+      // more (every 5 s) is answered. Re-announcing after every failed heartbeat would put
+      // every user of the pod in front of every room's members again, under Redis trouble.
+      await admin.call('CLIENT', 'PAUSE', '6000', 'WRITE');
+      await sleep(6500 + 6000);
+      expect(heard).toEqual([]);
+    } finally {
+      admin.disconnect();
+      await local.close();
+      await redis.stop();
+    }
+  });
+});
+
 describe('a gateway process killed with SIGKILL', () => {
   it('its users go offline, with presence events, through the worker’s GC', { timeout: 60_000 }, async () => {
     const [a] = cluster.pods;

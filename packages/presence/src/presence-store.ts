@@ -7,7 +7,9 @@ import type { Redis } from 'ioredis';
  * can never both announce the same change or miss it.
  *
  * Keys: `<p>:presence:pods` (zset podId → last heartbeat ms), `<p>:presence:pod:<podId>`,
- * `<p>:presence:collected` (list of dead pods the worker has yet to announce).
+ * `<p>:presence:collected` (list of dead pods the worker has yet to announce),
+ * `<p>:presence:epoch` (made anew when Redis lost its data), `<p>:presence:forgets:<podId>`
+ * (how many times the worker collected that pod).
  */
 
 // KEYS[1] pods zset, KEYS[2] this pod's hash; ARGV[1] userId, ARGV[2] key prefix of pod hashes,
@@ -39,21 +41,33 @@ for _, pod in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return 1`;
 
-// KEYS[1] pods zset, KEYS[2] this pod's hash; ARGV[1] podId, ARGV[2..] user/count pairs.
-// Rewrites the pod's hash from its own truth (self-heals after a Redis restart) and beats.
-// Returns 1 when the pod was missing from the zset: Redis lost it, or the worker collected it.
+// KEYS[1] pods zset, KEYS[2] this pod's hash, KEYS[3] the presence epoch, KEYS[4] this pod's
+// forget count; ARGV[1] podId, ARGV[2..] user/count pairs. Rewrites the pod's hash from its own
+// truth (self-heals after a Redis restart) and beats. Returns { 1 when the pod was missing from
+// the zset, the epoch, the forget count }: the epoch is made anew whenever Redis has lost its
+// data, and the worker counts each time it collects the pod, so a change in either since the
+// pod's last answered heartbeat means its users may have been forgotten, even if the heartbeat
+// that put the pod back was one whose answer never reached it.
 const HEARTBEAT = `
 local added = redis.call('ZADD', KEYS[1], redis.call('TIME')[1] * 1000, ARGV[1])
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  local now = redis.call('TIME')
+  epoch = now[1] .. '.' .. now[2]
+  redis.call('SET', KEYS[3], epoch)
+end
+local forgets = redis.call('GET', KEYS[4]) or '0'
+redis.call('PEXPIRE', KEYS[4], 86400000)
 redis.call('DEL', KEYS[2])
 if #ARGV > 1 then redis.call('HSET', KEYS[2], unpack(ARGV, 2)) end
 redis.call('PEXPIRE', KEYS[2], 86400000)
-return added`;
+return { added, epoch, forgets }`;
 
 /** Dead pods waiting to be announced, at most; beyond it the oldest are dropped unannounced. */
 const COLLECTED_KEPT = 1000;
 
 // KEYS[1] pods zset, KEYS[2] list of collected pods; ARGV[1] pod hash prefix, ARGV[2] stale-after
-// ms, ARGV[3] max pods. Heartbeats and staleness both use Redis's clock, so pod clocks never
+// ms, ARGV[3] max pods, ARGV[4] key prefix of the pods' forget counts. Heartbeats and staleness both use Redis's clock, so pod clocks never
 // matter. Moves each dead pod out of the live set, in the same step deciding which of its users
 // are now offline (no live pod counts them), onto the collected list as JSON { podId, lastBeat,
 // users, gone }, where it stays until the worker has announced it. Returns how many it moved.
@@ -64,6 +78,8 @@ local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, to
 for _, pod in ipairs(dead) do
   local lastBeat = tonumber(redis.call('ZSCORE', KEYS[1], pod))
   redis.call('ZREM', KEYS[1], pod)
+  redis.call('INCR', ARGV[4] .. pod)
+  redis.call('PEXPIRE', ARGV[4] .. pod, 86400000)
   local users = redis.call('HKEYS', ARGV[1] .. pod)
   redis.call('DEL', ARGV[1] .. pod)
   local live = redis.call('ZRANGE', KEYS[1], 0, -1)
@@ -115,6 +131,8 @@ export function createPresenceStore(redis: Redis, prefix: string) {
   const podsKey = `${prefix}:presence:pods`;
   const podHashPrefix = `${prefix}:presence:pod:`;
   const collectedKey = `${prefix}:presence:collected`;
+  const epochKey = `${prefix}:presence:epoch`;
+  const forgetsPrefix = `${prefix}:presence:forgets:`;
   const run = (script: string, keys: string[], args: (string | number)[]) =>
     redis.eval(script, keys.length, ...keys, ...args);
 
@@ -133,11 +151,20 @@ export function createPresenceStore(redis: Redis, prefix: string) {
       return (await run(DISCONNECT, [podsKey, podHashPrefix + podId], [userId, podHashPrefix, podId])) === 1;
     },
 
-    /** Beats and rewrites the pod's counts; true when the pod had been forgotten by Redis. */
-    async heartbeat(podId: string, counts: ReadonlyMap<string, number>): Promise<boolean> {
+    /**
+     * Beats and rewrites the pod's counts. `podWasMissing`: Redis did not have the pod.
+     * `generation` changes whenever Redis lost its data or the worker collected the pod: a
+     * pod that sees it differ from its last answered heartbeat's must re-announce its users.
+     */
+    async heartbeat(podId: string, counts: ReadonlyMap<string, number>): Promise<{ podWasMissing: boolean; generation: string }> {
       const pairs: (string | number)[] = [];
       for (const [userId, count] of counts) if (count > 0) pairs.push(userId, count);
-      return (await run(HEARTBEAT, [podsKey, podHashPrefix + podId], [podId, ...pairs])) === 1;
+      const [added, epoch, forgets] = (await run(HEARTBEAT, [podsKey, podHashPrefix + podId, epochKey, forgetsPrefix + podId], [podId, ...pairs])) as [
+        number,
+        string,
+        string,
+      ];
+      return { podWasMissing: added === 1, generation: `${epoch}/${forgets}` };
     },
 
     /** Takes a pod out at shutdown; its users' offline events were sent as sockets closed. */
@@ -151,7 +178,7 @@ export function createPresenceStore(redis: Redis, prefix: string) {
      * half-way (Postgres away) is made again by the next run rather than lost.
      */
     async collectDeadPods(staleAfterMs: number, maxPods = 50): Promise<number> {
-      return Number(await run(COLLECT, [podsKey, collectedKey], [podHashPrefix, staleAfterMs, maxPods]));
+      return Number(await run(COLLECT, [podsKey, collectedKey], [podHashPrefix, staleAfterMs, maxPods, forgetsPrefix]));
     },
 
     /** The collected pods not yet settled, oldest first. */

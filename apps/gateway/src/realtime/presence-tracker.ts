@@ -50,25 +50,22 @@ export function createPresenceTracker(deps: {
   }
 
   let beats = 0;
-  // A heartbeat that failed on our side (a timeout) may still have run in Redis and put a
-  // forgotten pod back unheard: the next one would find the pod present and never re-announce.
-  let lastBeatFailed = false;
-  /** `forgottenAlready`: a connect found the pod missing (and put it back), so the beat cannot. */
-  const beat = (forgottenAlready = false) =>
+  /** The store's generation at the last answered heartbeat (null before the first). */
+  let generation: string | null = null;
+  const beat = () =>
     store.heartbeat(podId, localCounts).then(
-      (forgotten) => {
-        // Redis restarted, or this pod missed heartbeats long enough for the worker to collect
-        // it and announce its users offline: they are online, so say so again (once per user),
-        // now that the heartbeat has put their counts back. After a failed beat it may have
-        // happened unheard, so say it too: a repeated `online` costs less than a lost one.
-        if ((forgotten || forgottenAlready || lastBeatFailed) && beats > 0) reannounceAll();
-        lastBeatFailed = false;
+      (answer) => {
+        // Redis lost its data, or the worker took this pod for dead (missed heartbeats) and
+        // announced its users offline: they are online, so say so again (once per user), now
+        // that the heartbeat has put their counts back. The generation catches it even when the
+        // heartbeat that put the pod back was one whose answer was lost (a timeout on our side),
+        // and only then: a failed heartbeat alone announces nothing.
+        const forgotten = answer.podWasMissing || (generation !== null && answer.generation !== generation);
+        if (forgotten && beats > 0) reannounceAll();
+        generation = answer.generation;
         beats += 1;
       },
-      (error: unknown) => {
-        lastBeatFailed = true;
-        logger.warn({ err: error }, 'presence heartbeat failed');
-      },
+      (error: unknown) => logger.warn({ err: error }, 'presence heartbeat failed'),
     );
 
   function reannounceAll() {
@@ -96,8 +93,8 @@ export function createPresenceTracker(deps: {
         store.connect(podId, userId).then(
           ({ online, podWasMissing }) => {
             if (online) announce(socket, roomsOf(socket), true);
-            // Restore every count and re-announce now rather than never (see connect()).
-            if (podWasMissing && beats > 0) void beat(true);
+            // Restore every count now; the heartbeat's generation tells whether to re-announce.
+            if (podWasMissing && beats > 0) void beat();
           },
           (error: unknown) => logger.warn({ err: error, userId }, 'presence connect failed'),
         ),

@@ -236,52 +236,50 @@ describe('a pod that Redis forgot, and a socket connecting before its next heart
   });
 });
 
+/**
+ * A one-pod cluster on a Redis of its own (CLIENT PAUSE holds every client's writes, other test
+ * files' too), with Bob online in a watched room; `run` gets what the watcher hears from then on.
+ */
+async function onPausableRedis(run: (context: { bob: TestUser; heard: PresenceEvent[]; admin: Redis; redisUrl: string; prefix: string }) => Promise<void>) {
+  const redis = await startPrivateRedis();
+  const local = await startCluster(1, { REDIS_URL: redis.url, DATABASE_URL: database.url });
+  const admin = new Redis(redis.url);
+  try {
+    const url = local.pods[0]!.url;
+    const bob = await makeUser('이영희');
+    const { watcher } = await watchedRoomWithOnlineMember(url, url, bob);
+    const heard = record(watcher, 'presence') as PresenceEvent[];
+    await run({ bob, heard, admin, redisUrl: redis.url, prefix: local.redisPrefix });
+  } finally {
+    admin.disconnect();
+    await local.close();
+    await redis.stop();
+  }
+}
+
 describe('a heartbeat whose reply is lost', () => {
   it('re-announces at the next heartbeat all the same (the lost one may have put the forgotten pod back unheard)', { timeout: 45_000 }, async () => {
-    // A Redis of its own: CLIENT PAUSE holds every client's writes, other test files' too.
-    const redis = await startPrivateRedis();
-    const local = await startCluster(1, { REDIS_URL: redis.url, DATABASE_URL: database.url });
-    const admin = new Redis(redis.url);
-    try {
-      const url = local.pods[0]!.url;
-      const bob = await makeUser('이영희');
-      const { watcher } = await watchedRoomWithOnlineMember(url, url, bob);
-      const reannounced = record(watcher, 'presence');
-      expect(await forgetEveryPod(redis.url, local.redisPrefix)).toContain(bob.userId);
+    await onPausableRedis(async ({ bob, heard, admin, redisUrl, prefix }) => {
+      expect(await forgetEveryPod(redisUrl, prefix)).toContain(bob.userId);
       // For 6 s Redis holds writes and scripts: the pod's next heartbeat times out on its side
       // (500 ms), then runs when the pause ends and puts the pod back without the pod hearing it.
       await admin.call('CLIENT', 'PAUSE', '6000', 'WRITE');
       await sleep(6500);
-      await expect.poll(() => cameOnline(reannounced, bob), { timeout: 8000 }).toHaveLength(1);
-    } finally {
-      admin.disconnect();
-      await local.close();
-      await redis.stop();
-    }
+      await expect.poll(() => cameOnline(heard, bob), { timeout: 8000 }).toHaveLength(1);
+    });
   });
 });
 
 describe('a heartbeat that fails while nothing was forgotten', () => {
   it('announces nothing: only a forget (GC or lost Redis data) makes the pod re-announce its users', { timeout: 45_000 }, async () => {
-    const redis = await startPrivateRedis();
-    const local = await startCluster(1, { REDIS_URL: redis.url, DATABASE_URL: database.url });
-    const admin = new Redis(redis.url);
-    try {
-      const url = local.pods[0]!.url;
-      const bob = await makeUser('이영희');
-      const { watcher } = await watchedRoomWithOnlineMember(url, url, bob);
-      const heard = record(watcher, 'presence');
+    await onPausableRedis(async ({ heard, admin }) => {
       // The next heartbeat times out on the pod's side and runs when the pause ends; then one
       // more (every 5 s) is answered. Re-announcing after every failed heartbeat would put
       // every user of the pod in front of every room's members again, under Redis trouble.
       await admin.call('CLIENT', 'PAUSE', '6000', 'WRITE');
       await sleep(6500 + 6000);
       expect(heard).toEqual([]);
-    } finally {
-      admin.disconnect();
-      await local.close();
-      await redis.stop();
-    }
+    });
   });
 });
 

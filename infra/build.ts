@@ -10,7 +10,8 @@
  *   dist/web/          apps/web/dist (the chat page; `pnpm build:web` first), copied
  *   dist/vendor/       runtime files of packages that read their own files (see VENDOR_ASSETS)
  *
- * Run with `node --enable-source-maps dist/gateway.mjs` (the images do). Usage: `tsx infra/build.ts`.
+ * Run with `node --enable-source-maps dist/gateway.mjs` (the images do). Usage: `tsx infra/build.ts`;
+ * test/infra/bundle.test.ts runs the bundles from a folder with no node_modules, as the images do.
  */
 import { cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -19,7 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const dist = path.join(root, 'dist');
+/** BUILD_OUT_DIR: elsewhere than dist/ (the bundle test builds into a folder of its own). */
+const dist = process.env.BUILD_OUT_DIR ? path.resolve(process.env.BUILD_OUT_DIR) : path.join(root, 'dist');
+/** BUILD_WITHOUT_WEB=1: no chat page in the bundle (its gateway then answers 503 at `/`). */
+const withoutWeb = process.env.BUILD_WITHOUT_WEB === '1';
 
 const entries = {
   gateway: 'apps/gateway/src/main.ts',
@@ -175,6 +179,7 @@ await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });
 for (const name of Object.keys(entries) as (keyof typeof entries)[]) await bundle(name);
 for (const copy of copies.values()) {
+  if (withoutWeb && copy.to === 'web') continue;
   const source = path.join(root, copy.from);
   if (!(await stat(source).catch(() => null))) throw new Error(`${copy.from} does not exist (${copy.hint})`);
   await cp(source, path.join(dist, copy.to), { recursive: true });

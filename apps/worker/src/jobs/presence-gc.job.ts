@@ -59,13 +59,18 @@ export async function runPresenceGc(deps: PresenceGcDeps): Promise<{ deadPods: n
 }
 
 async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ offline: number; resyncedRooms: number }> {
-  const nsp = deps.emitter.of(CHAT_NAMESPACE);
+  // Every lookup first, every announcement after: a run that fails on a lookup has announced
+  // nothing, so its retry does not announce anything twice.
   // Presence counts come from the handshake's verified `sub`; anything else is not ours to query.
   const roomsByUser = await deps.memberships.activeRoomIdsOfUsers(pod.userIds.filter(isUuid));
   // A retried announcement may come late: whoever has reconnected since is not offline.
   const backOnline = await deps.presence.onlineUsers(pod.offlineUserIds);
   const gone = pod.offlineUserIds.filter((userId) => isUuid(userId) && !backOnline.has(userId));
   const users = await deps.users.findMany(gone);
+  const diedBy = new Date(pod.lastHeartbeatMs + PRESENCE_HEARTBEAT_MS + CLOCK_SKEW_ALLOWANCE_MS);
+  const resyncRooms = await deps.messages.roomsLastWrittenBy([...new Set([...roomsByUser.values()].flat())], [...roomsByUser.keys()], diedBy);
+
+  const nsp = deps.emitter.of(CHAT_NAMESPACE);
   let offline = 0;
   for (const userId of gone) {
     const user = users.get(userId);
@@ -76,8 +81,6 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ of
     }
     offline += 1;
   }
-  const diedBy = new Date(pod.lastHeartbeatMs + PRESENCE_HEARTBEAT_MS + CLOCK_SKEW_ALLOWANCE_MS);
-  const rooms = await deps.messages.roomsLastWrittenBy([...new Set([...roomsByUser.values()].flat())], [...roomsByUser.keys()], diedBy);
-  for (const roomId of rooms) nsp.to(roomChannel(roomId)).emit('resync', { roomId });
-  return { offline, resyncedRooms: rooms.length };
+  for (const roomId of resyncRooms) nsp.to(roomChannel(roomId)).emit('resync', { roomId });
+  return { offline, resyncedRooms: resyncRooms.length };
 }

@@ -175,6 +175,10 @@ async function bundle(name: keyof typeof entries): Promise<void> {
   console.log(`dist/${name}.mjs  ${(bytes / 1024 / 1024).toFixed(2)} MiB from ${inputs} modules`);
 }
 
+// The output folder is emptied first: never one that holds the workspace (or is a drive's root).
+if (!path.relative(dist, root).startsWith('..') || path.parse(dist).root === dist) {
+  throw new Error(`BUILD_OUT_DIR ${dist} would hold the workspace; choose a folder of its own`);
+}
 await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });
 for (const name of Object.keys(entries) as (keyof typeof entries)[]) await bundle(name);

@@ -89,3 +89,28 @@ describe('a pod that dies while Postgres is away from the worker', () => {
     }
   });
 });
+
+describe('the announcing lease', () => {
+  it('lets one GC run at a time announce collected pods, and lapses if its holder dies', async () => {
+    const redis = new Redis(cluster.redisUrl);
+    try {
+      const store = createPresenceStore(redis, `${cluster.redisPrefix}:lease-test`);
+      const release = await store.leaseAnnouncing(800);
+      expect(release).not.toBeNull();
+      expect(await store.leaseAnnouncing(800)).toBeNull();
+      await release!();
+      const next = await store.leaseAnnouncing(800);
+      expect(next).not.toBeNull();
+      // Its holder never releases it (a worker killed mid-run): free again once it lapses.
+      await sleep(900);
+      const after = await store.leaseAnnouncing(800);
+      expect(after).not.toBeNull();
+      // The lapsed holder's late release does not free the new holder's lease.
+      await next!();
+      expect(await store.leaseAnnouncing(800)).toBeNull();
+      await after!();
+    } finally {
+      redis.disconnect();
+    }
+  });
+});

@@ -89,6 +89,8 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
       });
       metrics.presenceOffline.inc(result.offline);
       metrics.deadPodResyncs.inc(result.resyncedRooms);
+      // Counted above even so: the pods that were announced in this run stay announced.
+      if (result.failure) throw result.failure;
       return result;
     },
   };

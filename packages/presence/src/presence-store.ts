@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
  * Keys: `<p>:presence:pods` (zset podId → last heartbeat ms), `<p>:presence:pod:<podId>`,
  * `<p>:presence:collected` (list of dead pods the worker has yet to announce),
  * `<p>:presence:epoch` (made anew when Redis lost its data), `<p>:presence:forgets:<podId>`
- * (how many times the worker collected that pod).
+ * (how many times the worker collected that pod), `<p>:presence:gc-lease` (one GC run at a time).
  */
 
 // KEYS[1] pods zset, KEYS[2] this pod's hash; ARGV[1] userId, ARGV[2] key prefix of pod hashes,
@@ -96,6 +96,11 @@ end
 redis.call('LTRIM', KEYS[2], -${COLLECTED_KEPT}, -1)
 return #dead`;
 
+// KEYS[1] the GC lease; ARGV[1] the holder's token. Deletes the lease only if still that holder's.
+const RELEASE_IF_OWNER = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 // KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2..] userIds. Returns 1/0 per user.
 const ONLINE = `
 local live = redis.call('ZRANGE', KEYS[1], 0, -1)
@@ -132,6 +137,7 @@ export function createPresenceStore(redis: Redis, prefix: string) {
   const podHashPrefix = `${prefix}:presence:pod:`;
   const collectedKey = `${prefix}:presence:collected`;
   const epochKey = `${prefix}:presence:epoch`;
+  const leaseKey = `${prefix}:presence:gc-lease`;
   const forgetsPrefix = `${prefix}:presence:forgets:`;
   const run = (script: string, keys: string[], args: (string | number)[]) =>
     redis.eval(script, keys.length, ...keys, ...args);
@@ -194,6 +200,19 @@ export function createPresenceStore(redis: Redis, prefix: string) {
           receipt,
         };
       });
+    },
+
+    /**
+     * A lease on announcing collected pods, so that two GC runs (two worker replicas, or a run
+     * that outlasts its interval) never announce the same pod twice. Resolves to a release
+     * function, or null when another run holds the lease; it lapses by itself after `ttlMs`.
+     */
+    async leaseAnnouncing(ttlMs: number): Promise<(() => Promise<void>) | null> {
+      const token = `${Date.now()}:${Math.random().toString(36).slice(2)}`;
+      if ((await redis.set(leaseKey, token, 'PX', ttlMs, 'NX')) !== 'OK') return null;
+      return async () => {
+        await run(RELEASE_IF_OWNER, [leaseKey], [token]);
+      };
     },
 
     /** Takes an announced pod off the collected list. */

@@ -7,6 +7,10 @@ import { PRESENCE_HEARTBEAT_MS, type DeadPod, type PresenceStore } from '@chat/p
 /**
  * A dead pod's messages were created before it died, at most one heartbeat after its last one;
  * this much more covers the skew between a gateway's clock (`created_at`) and Redis's (beats).
+ * Not covered: a pod cut off from Redis but not from Postgres, which goes on committing (and
+ * failing to broadcast) without beating, then dies. A bound at the collection instead would
+ * cover it, but would also resync every room where the pod's users wrote again, from other
+ * pods, in the 15 s before the collection: after a pod dies, that is most of them.
  */
 const CLOCK_SKEW_ALLOWANCE_MS = 5000;
 
@@ -32,30 +36,46 @@ export interface PresenceGcDeps {
  * after a pod dies its clients reconnect and catch up anyway, and a resync to every room would
  * send each member of each of them to the database once more, at the same moment.
  */
-export async function runPresenceGc(deps: PresenceGcDeps): Promise<{ deadPods: number; offline: number; resyncedRooms: number }> {
+/** Longer than any run should take: a worker killed mid-run holds the others back this long. */
+const ANNOUNCING_LEASE_MS = 60_000;
+
+export interface PresenceGcResult {
+  deadPods: number;
+  offline: number;
+  resyncedRooms: number;
+  /** Pods left for the next run, and why the first of them failed (null: none left). */
+  failure: unknown;
+}
+
+export async function runPresenceGc(deps: PresenceGcDeps): Promise<PresenceGcResult> {
   await deps.presence.collectDeadPods(deps.staleAfterMs);
-  // Collected now or by an earlier run that failed before announcing (Postgres away): a pod
-  // leaves the list only once announced, so a failure here is retried by the next run.
-  const dead = await deps.presence.collectedDeadPods();
-  let offline = 0;
-  let resyncedRooms = 0;
-  let failure: unknown = null;
-  for (const pod of dead) {
-    // Each pod on its own: one that cannot be announced does not hold back the others.
-    try {
-      const result = await announceDeadPod(deps, pod);
-      await deps.presence.settleDeadPod(pod);
-      offline += result.offline;
-      resyncedRooms += result.resyncedRooms;
-      deps.logger.warn({ podId: pod.podId, users: pod.userIds.length, ...result }, 'dead pod collected');
-    } catch (error) {
-      failure ??= error;
-      deps.logger.error({ err: error, podId: pod.podId }, 'dead pod not announced yet; the next run retries');
+  // One run announces at a time: the pods stay on the list until announced, so two runs at
+  // once (worker replicas, or a run slower than its interval) would both announce them.
+  const release = await deps.presence.leaseAnnouncing(ANNOUNCING_LEASE_MS);
+  if (!release) return { deadPods: 0, offline: 0, resyncedRooms: 0, failure: null };
+  try {
+    // Collected now or by an earlier run that failed before announcing (Postgres away): a pod
+    // leaves the list only once announced, so a failure here is retried by the next run.
+    const dead = await deps.presence.collectedDeadPods();
+    const result: PresenceGcResult = { deadPods: 0, offline: 0, resyncedRooms: 0, failure: null };
+    for (const pod of dead) {
+      // Each pod on its own: one that cannot be announced does not hold back the others.
+      try {
+        const announced = await announceDeadPod(deps, pod);
+        await deps.presence.settleDeadPod(pod);
+        result.deadPods += 1;
+        result.offline += announced.offline;
+        result.resyncedRooms += announced.resyncedRooms;
+        deps.logger.warn({ podId: pod.podId, users: pod.userIds.length, ...announced }, 'dead pod collected');
+      } catch (error) {
+        result.failure ??= error;
+        deps.logger.error({ err: error, podId: pod.podId }, 'dead pod not announced yet; the next run retries');
+      }
     }
+    return result;
+  } finally {
+    await release().catch(() => undefined);
   }
-  // The job fails (and counts as failed) while any pod waits, after every other was announced.
-  if (failure) throw failure;
-  return { deadPods: dead.length, offline, resyncedRooms };
 }
 
 async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ offline: number; resyncedRooms: number }> {
@@ -63,12 +83,13 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ of
   // nothing, so its retry does not announce anything twice.
   // Presence counts come from the handshake's verified `sub`; anything else is not ours to query.
   const roomsByUser = await deps.memberships.activeRoomIdsOfUsers(pod.userIds.filter(isUuid));
-  // A retried announcement may come late: whoever has reconnected since is not offline.
-  const backOnline = await deps.presence.onlineUsers(pod.offlineUserIds);
-  const gone = pod.offlineUserIds.filter((userId) => isUuid(userId) && !backOnline.has(userId));
-  const users = await deps.users.findMany(gone);
+  const users = await deps.users.findMany(pod.offlineUserIds.filter(isUuid));
   const diedBy = new Date(pod.lastHeartbeatMs + PRESENCE_HEARTBEAT_MS + CLOCK_SKEW_ALLOWANCE_MS);
   const resyncRooms = await deps.messages.roomsLastWrittenBy([...new Set([...roomsByUser.values()].flat())], [...roomsByUser.keys()], diedBy);
+  // Last, right before announcing: whoever is online again (reconnected, or the pod was only
+  // slow and has beaten since, re-announcing them) must not be announced offline after that.
+  const backOnline = await deps.presence.onlineUsers(pod.offlineUserIds);
+  const gone = pod.offlineUserIds.filter((userId) => !backOnline.has(userId));
 
   const nsp = deps.emitter.of(CHAT_NAMESPACE);
   let offline = 0;

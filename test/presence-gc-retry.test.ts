@@ -8,6 +8,7 @@ import {
   createRoom,
   createTestDatabase,
   emitAck,
+  joinedOffline,
   makeUser,
   nextEvent,
   record,
@@ -17,7 +18,6 @@ import {
   startTestWorker,
   type TestCluster,
   type TestDatabase,
-  type TestUser,
 } from '@chat/testing';
 
 /**
@@ -39,13 +39,6 @@ afterAll(async () => {
   await cluster?.close();
   await database?.drop();
 });
-
-/** Joins and then disconnects, so the user is a member who is offline. */
-async function joinedOffline(url: string, user: TestUser, roomId: string): Promise<void> {
-  const socket = await connect(url, user.token);
-  expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
-  socket.close();
-}
 
 describe('a pod that dies while Postgres is away from the worker', () => {
   it('is announced once Postgres is back: the collected pod waits in Redis, not lost with the failed run', { timeout: 60_000 }, async () => {

@@ -8,6 +8,7 @@ import {
   createRoom,
   createTestDatabase,
   emitAck,
+  joinedOffline,
   killAllProcesses,
   makeUser,
   nextEvent,
@@ -62,12 +63,6 @@ async function members(url: string, roomId: string): Promise<Members> {
 
 const onlineOf = (body: Members) => Object.fromEntries(body.members.map((m) => [m.userId, m.online]));
 
-/** Joins and then disconnects, so the user is a member who is offline. */
-async function joinedOffline(url: string, user: TestUser, roomId: string): Promise<void> {
-  const socket = await connect(url, user.token);
-  expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
-  socket.close();
-}
 
 /** What the worker's GC does to pods it believes dead: removes every pod of the prefix with its counts; returns the users now offline. */
 async function forgetEveryPod(redisUrl: string, prefix: string): Promise<string[]> {

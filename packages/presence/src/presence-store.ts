@@ -67,10 +67,11 @@ return { added, epoch, forgets }`;
 const COLLECTED_KEPT = 1000;
 
 // KEYS[1] pods zset, KEYS[2] list of collected pods; ARGV[1] pod hash prefix, ARGV[2] stale-after
-// ms, ARGV[3] max pods, ARGV[4] key prefix of the pods' forget counts. Heartbeats and staleness both use Redis's clock, so pod clocks never
-// matter. Moves each dead pod out of the live set, in the same step deciding which of its users
-// are now offline (no live pod counts them), onto the collected list as JSON { podId, lastBeat,
-// users, gone }, where it stays until the worker has announced it. Returns how many it moved.
+// ms, ARGV[3] max pods, ARGV[4] key prefix of the pods' forget counts. Heartbeats and staleness
+// both use Redis's clock, so pod clocks never matter. Moves each dead pod out of the live set
+// (counting the forget), in the same step deciding which of its users are now offline (no live
+// pod counts them), onto the collected list as JSON { podId, lastBeat, users, gone }, where it
+// stays until the worker has announced it. Returns how many it moved.
 const COLLECT = `
 local now = redis.call('TIME')
 local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[2])

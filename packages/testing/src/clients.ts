@@ -104,3 +104,14 @@ export function emitAck<T = unknown>(socket: TestSocket, event: string, payload:
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Joins the room and disconnects, so the user is a member who is offline. */
+export async function joinedOffline(baseUrl: string, user: TestUser, roomId: string): Promise<void> {
+  const socket = await connect(baseUrl, user.token);
+  try {
+    const ack = await emitAck<unknown>(socket, 'join-room', { roomId });
+    if ((ack as { ok?: unknown }).ok !== true) throw new Error(`join-room refused: ${JSON.stringify(ack)}`);
+  } finally {
+    socket.close();
+  }
+}

@@ -5,9 +5,8 @@ import { stripBearer, type TokenVerifier, type VerifiedToken } from '@chat/auth'
  * A request's bearer token, verified at most once however many hooks ask: the rate limiter
  * (whose budget) and the route's authentication (which user) both need it, and the signature
  * check is the costly part. The limiter (`onRequest`) asks first and the route (`preParsing`)
- * reuses its answer. The verification is
- * remembered per request object only, never across requests, so a token that has expired since
- * the last request fails this one.
+ * reuses its answer. The verification is remembered per request object only, never across
+ * requests, so a token that has expired since the last request fails this one.
  */
 export function createRequestTokens(verify: TokenVerifier) {
   // The promise, not its result: both hooks share one check even while it is still running,

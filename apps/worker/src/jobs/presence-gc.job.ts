@@ -25,17 +25,6 @@ export interface PresenceGcDeps {
   staleAfterMs: number;
 }
 
-/**
- * A pod killed without cleaning up leaves its users counted online. Its heartbeat stops; this
- * job removes the pod and announces `presence: offline` for users it was the last pod of.
- *
- * The pod may also have died between a COMMIT and its broadcast. Members elsewhere learn of
- * such a message at the room's next one (its `seq` jump), which in a quiet room may never come,
- * so the rooms where it could be the newest get `resync { roomId }`: rooms of the pod's users
- * whose newest message is one of theirs from before the pod died. Not every room of theirs:
- * after a pod dies its clients reconnect and catch up anyway, and a resync to every room would
- * send each member of each of them to the database once more, at the same moment.
- */
 /** Longer than any run should take: a worker killed mid-run holds the others back this long. */
 const ANNOUNCING_LEASE_MS = 60_000;
 
@@ -47,6 +36,17 @@ export interface PresenceGcResult {
   failure: unknown;
 }
 
+/**
+ * A pod killed without cleaning up leaves its users counted online. Its heartbeat stops; this
+ * job removes the pod and announces `presence: offline` for users it was the last pod of.
+ *
+ * The pod may also have died between a COMMIT and its broadcast. Members elsewhere learn of
+ * such a message at the room's next one (its `seq` jump), which in a quiet room may never come,
+ * so the rooms where it could be the newest get `resync { roomId }`: rooms of the pod's users
+ * whose newest message is one of theirs from before the pod died. Not every room of theirs:
+ * after a pod dies its clients reconnect and catch up anyway, and a resync to every room would
+ * send each member of each of them to the database once more, at the same moment.
+ */
 export async function runPresenceGc(deps: PresenceGcDeps): Promise<PresenceGcResult> {
   await deps.presence.collectDeadPods(deps.staleAfterMs);
   // One run announces at a time: the pods stay on the list until announced, so two runs at

@@ -12,6 +12,21 @@ export interface MembershipChange {
  * finds the member already there reads the count once more, see below).
  */
 export function createMembershipsRepository(sql: Sql) {
+  /** The active rooms of many users in one query: userId → room ids (users without any are absent). */
+  async function activeRoomIdsOfUsers(userIds: readonly string[]): Promise<Map<string, string[]>> {
+    const byUser = new Map<string, string[]>();
+    if (userIds.length === 0) return byUser;
+    const rows = await sql<{ user_id: string; room_id: string }[]>`
+      select m.user_id, m.room_id from room_members m join rooms r on r.id = m.room_id
+      where m.user_id = any(${sql.array(userIds as string[])}::uuid[]) and r.expires_at > now()`;
+    for (const row of rows) {
+      const rooms = byUser.get(row.user_id);
+      if (rooms) rooms.push(row.room_id);
+      else byUser.set(row.user_id, [row.room_id]);
+    }
+    return byUser;
+  }
+
   return {
     /** Adds the member unless the room is gone or expired (then `null`). */
     async add(roomId: string, userId: string): Promise<MembershipChange | null> {
@@ -80,26 +95,11 @@ export function createMembershipsRepository(sql: Sql) {
 
     /** The rooms a connecting socket must be put into: its user's, still active. */
     async activeRoomIdsOf(userId: string): Promise<string[]> {
-      const rows = await sql<{ room_id: string }[]>`
-        select m.room_id from room_members m join rooms r on r.id = m.room_id
-        where m.user_id = ${userId} and r.expires_at > now()`;
-      return rows.map((row) => row.room_id);
+      // Postgres answers uuids in lower case, whatever case they were asked in.
+      return (await activeRoomIdsOfUsers([userId])).get(userId.toLowerCase()) ?? [];
     },
 
-    /** `activeRoomIdsOf` for many users in one query: userId → room ids (users without any are absent). */
-    async activeRoomIdsOfUsers(userIds: readonly string[]): Promise<Map<string, string[]>> {
-      const byUser = new Map<string, string[]>();
-      if (userIds.length === 0) return byUser;
-      const rows = await sql<{ user_id: string; room_id: string }[]>`
-        select m.user_id, m.room_id from room_members m join rooms r on r.id = m.room_id
-        where m.user_id = any(${sql.array(userIds as string[])}::uuid[]) and r.expires_at > now()`;
-      for (const row of rows) {
-        const rooms = byUser.get(row.user_id);
-        if (rooms) rooms.push(row.room_id);
-        else byUser.set(row.user_id, [row.room_id]);
-      }
-      return byUser;
-    },
+    activeRoomIdsOfUsers,
   };
 }
 

@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDatabase, isDatabaseUnavailable, type Database } from '@chat/db';
-import { startPostgresRelay, type PostgresRelay } from '@chat/testing';
+import { createDatabase, createMembershipsRepository, createMessagesRepository, isDatabaseUnavailable, type Database } from '@chat/db';
+import { createTestDatabase, startPostgresRelay, type PostgresRelay } from '@chat/testing';
 
 /** Each test's pool and its stand-in server (a peer, or a relay to the real Postgres). */
 let server: Server | null = null;
@@ -75,5 +75,38 @@ describe('postgres driver: reconnecting after an outage', () => {
     ]);
     expect(typeof answeredAfterMs).toBe('number');
     expect(answeredAfterMs).toBeLessThan(2000);
+  });
+});
+
+/**
+ * postgres.js picks an array parameter's type (`sql.array`) when a query is built, from types
+ * fetched once the client's first connection is up: on a new client the first such query went
+ * out as text and failed ("malformed array literal"). The worker's first query can be the
+ * presence GC's, with a dead pod waiting from before it started.
+ */
+describe('postgres driver: id arrays on a new client', () => {
+  it('answers the GC lookups when they are the first queries of a new client', async () => {
+    const testDatabase = await createTestDatabase();
+    try {
+      for (const lookup of ['memberships', 'messages'] as const) {
+        database = createDatabase({ url: testDatabase.url, maxConnections: 2 });
+        const userId = '00000000-0000-7000-8000-000000000001';
+        const roomId = '00000000-0000-7000-8000-000000000002';
+        const result =
+          lookup === 'memberships'
+            ? [...(await createMembershipsRepository(database.sql).activeRoomIdsOfUsers([userId]))]
+            : await createMessagesRepository(database.sql).roomsLastWrittenBy([roomId, roomId], [userId], new Date());
+        expect(result).toEqual([]);
+        await database.close();
+        database = null;
+      }
+      // Ids are quoted into the literal: one that is not a UUID fails the cast, nothing else.
+      database = createDatabase({ url: testDatabase.url, maxConnections: 1 });
+      await expect(createMembershipsRepository(database.sql).activeRoomIdsOfUsers(['x","y'])).rejects.toMatchObject({ code: '22P02' });
+    } finally {
+      await database?.close();
+      database = null;
+      await testDatabase.drop();
+    }
   });
 });

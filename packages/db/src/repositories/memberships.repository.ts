@@ -1,4 +1,5 @@
 import type { Sql } from 'postgres';
+import { uuidArrayLiteral } from './uuid-array.ts';
 
 export interface MembershipChange {
   /** False when nothing changed (already a member / not a member). */
@@ -18,7 +19,7 @@ export function createMembershipsRepository(sql: Sql) {
     if (userIds.length === 0) return byUser;
     const rows = await sql<{ user_id: string; room_id: string }[]>`
       select m.user_id, m.room_id from room_members m join rooms r on r.id = m.room_id
-      where m.user_id = any(${sql.array(userIds as string[])}::uuid[]) and r.expires_at > now()`;
+      where m.user_id = any(${uuidArrayLiteral(userIds)}::text::uuid[]) and r.expires_at > now()`;
     for (const row of rows) {
       const rooms = byUser.get(row.user_id);
       if (rooms) rooms.push(row.room_id);

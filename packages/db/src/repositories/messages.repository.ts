@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres';
 import type { MessageType } from '@chat/protocol';
+import { uuidArrayLiteral } from './uuid-array.ts';
 
 export interface NewMessage {
   id: string;
@@ -81,14 +82,6 @@ function toStored(row: MessageRecord): StoredMessage {
  */
 const asJson = (value: unknown) => JSON.stringify(value);
 
-/**
- * The batch's rooms as a Postgres array literal of distinct ids. The room lock reads them as a
- * plain `id = any(…)`: when a row it waits for was updated by another pod's batch, Postgres
- * re-checks just that condition, not a join against the whole batch (which costs CPU per
- * conflicting row). Ids were validated as UUIDs before they reached the writer.
- */
-const asUuidArray = (ids: readonly string[]) => `{${[...new Set(ids)].join(',')}}`;
-
 const dedupeKey = (userId: string, clientMessageId: string) => `${userId}\u0000${clientMessageId}`;
 
 export function createMessagesRepository(sql: Sql) {
@@ -118,7 +111,10 @@ export function createMessagesRepository(sql: Sql) {
       client_message_id: message.clientMessageId,
       created_at: message.createdAt.toISOString(),
     }));
-    const roomIds = asUuidArray(batch.map((message) => message.roomId));
+    // The room lock reads the batch's rooms as a plain `id = any(…)`: when a row it waits for was
+    // updated by another pod's batch, Postgres re-checks just that condition, not a join against
+    // the whole batch (which costs CPU per conflicting row).
+    const roomIds = uuidArrayLiteral(batch.map((message) => message.roomId));
     const [result] = await sql<
       {
         rooms: { id: string; last_seq: number; expires_at: string; live: boolean }[];
@@ -286,11 +282,11 @@ export function createMessagesRepository(sql: Sql) {
     async roomsLastWrittenBy(roomIds: readonly string[], userIds: readonly string[], notAfter: Date): Promise<string[]> {
       if (roomIds.length === 0 || userIds.length === 0) return [];
       const rows = await sql<{ room_id: string }[]>`
-        select r.room_id from unnest(${sql.array(roomIds as string[])}::uuid[]) as r(room_id)
+        select r.room_id from unnest(${uuidArrayLiteral(roomIds)}::text::uuid[]) as r(room_id)
         cross join lateral (
           select m.user_id, m.created_at from messages m where m.room_id = r.room_id order by m.seq desc limit 1
         ) newest
-        where newest.user_id = any(${sql.array(userIds as string[])}::uuid[]) and newest.created_at <= ${notAfter.toISOString()}::timestamptz`;
+        where newest.user_id = any(${uuidArrayLiteral(userIds)}::text::uuid[]) and newest.created_at <= ${notAfter.toISOString()}::timestamptz`;
       return rows.map((row) => row.room_id);
     },
   };

@@ -102,6 +102,11 @@ const RELEASE_IF_OWNER = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+// KEYS[1] the GC lease; ARGV[1] the holder's token, ARGV[2] ttl ms. 1 if still held (and extended).
+const RENEW_IF_OWNER = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
 // KEYS[1] pods zset; ARGV[1] pod hash prefix, ARGV[2..] userIds. Returns 1/0 per user.
 const ONLINE = `
 local live = redis.call('ZRANGE', KEYS[1], 0, -1)
@@ -128,6 +133,14 @@ export interface DeadPod {
   offlineUserIds: string[];
   /** Hands the pod back to `settleDeadPod` once it has been announced. */
   receipt: string;
+}
+
+/** A held GC lease (`leaseAnnouncing`). */
+export interface AnnouncingLease {
+  /** Extends the lease by its ttl; false when it lapsed and may be another run's now. */
+  renew(): Promise<boolean>;
+  /** Frees it, unless it already lapsed (then it may be another run's, and stays so). */
+  release(): Promise<void>;
 }
 
 /** cjson writes an empty Lua table as `{}`. */
@@ -205,14 +218,18 @@ export function createPresenceStore(redis: Redis, prefix: string) {
 
     /**
      * A lease on announcing collected pods, so that two GC runs (two worker replicas, or a run
-     * that outlasts its interval) never announce the same pod twice. Resolves to a release
-     * function, or null when another run holds the lease; it lapses by itself after `ttlMs`.
+     * that outlasts its interval) never announce the same pod twice. Resolves to the lease, or
+     * null when another run holds it. It lapses by itself `ttlMs` after it was taken or last
+     * renewed, so a holder that dies holds the others back no longer than that.
      */
-    async leaseAnnouncing(ttlMs: number): Promise<(() => Promise<void>) | null> {
+    async leaseAnnouncing(ttlMs: number): Promise<AnnouncingLease | null> {
       const token = `${Date.now()}:${Math.random().toString(36).slice(2)}`;
       if ((await redis.set(leaseKey, token, 'PX', ttlMs, 'NX')) !== 'OK') return null;
-      return async () => {
-        await run(RELEASE_IF_OWNER, [leaseKey], [token]);
+      return {
+        renew: async () => (await run(RENEW_IF_OWNER, [leaseKey], [token, ttlMs])) === 1,
+        release: async () => {
+          await run(RELEASE_IF_OWNER, [leaseKey], [token]);
+        },
       };
     },
 

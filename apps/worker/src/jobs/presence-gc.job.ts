@@ -2,7 +2,7 @@ import type { Emitter } from '@socket.io/redis-emitter';
 import type { Logger } from 'pino';
 import type { MembershipsRepository, MessagesRepository, UsersRepository } from '@chat/db';
 import { CHAT_NAMESPACE, isUuid, nicknameMask, roomChannel } from '@chat/protocol';
-import { PRESENCE_HEARTBEAT_MS, type DeadPod, type PresenceStore } from '@chat/presence';
+import { PRESENCE_HEARTBEAT_MS, type AnnouncingLease, type DeadPod, type PresenceStore } from '@chat/presence';
 
 /**
  * A dead pod's messages were created before it died, at most one heartbeat after its last one;
@@ -25,8 +25,20 @@ export interface PresenceGcDeps {
   staleAfterMs: number;
 }
 
-/** Longer than any run should take: a worker killed mid-run holds the others back this long. */
-const ANNOUNCING_LEASE_MS = 60_000;
+/**
+ * Renewed before each pod's announcements, so it only has to outlast one pod's lookups (each
+ * query is bounded by the statement timeout, 5 s): a worker killed mid-run holds the others
+ * back no longer than this.
+ */
+const ANNOUNCING_LEASE_MS = 15_000;
+
+/** The run's lease lapsed (a lookup outlasted it): another run may be announcing now. */
+class LeaseLostError extends Error {
+  constructor() {
+    super('presence GC lease lapsed during the run');
+    this.name = 'LeaseLostError';
+  }
+}
 
 export interface PresenceGcResult {
   deadPods: number;
@@ -51,8 +63,8 @@ export async function runPresenceGc(deps: PresenceGcDeps): Promise<PresenceGcRes
   await deps.presence.collectDeadPods(deps.staleAfterMs);
   // One run announces at a time: the pods stay on the list until announced, so two runs at
   // once (worker replicas, or a run slower than its interval) would both announce them.
-  const release = await deps.presence.leaseAnnouncing(ANNOUNCING_LEASE_MS);
-  if (!release) return { deadPods: 0, offline: 0, resyncedRooms: 0, failure: null };
+  const lease = await deps.presence.leaseAnnouncing(ANNOUNCING_LEASE_MS);
+  if (!lease) return { deadPods: 0, offline: 0, resyncedRooms: 0, failure: null };
   try {
     // Collected now or by an earlier run that failed before announcing (Postgres away): a pod
     // leaves the list only once announced, so a failure here is retried by the next run.
@@ -61,7 +73,7 @@ export async function runPresenceGc(deps: PresenceGcDeps): Promise<PresenceGcRes
     for (const pod of dead) {
       // Each pod on its own: one that cannot be announced does not hold back the others.
       try {
-        const announced = await announceDeadPod(deps, pod);
+        const announced = await announceDeadPod(deps, pod, lease);
         await deps.presence.settleDeadPod(pod);
         result.deadPods += 1;
         result.offline += announced.offline;
@@ -70,15 +82,17 @@ export async function runPresenceGc(deps: PresenceGcDeps): Promise<PresenceGcRes
       } catch (error) {
         result.failure ??= error;
         deps.logger.error({ err: error, podId: pod.podId }, 'dead pod not announced yet; the next run retries');
+        // Without the lease every further announcement could be another run's as well.
+        if (error instanceof LeaseLostError) break;
       }
     }
     return result;
   } finally {
-    await release().catch(() => undefined);
+    await lease.release().catch(() => undefined);
   }
 }
 
-async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ offline: number; resyncedRooms: number }> {
+async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod, lease: AnnouncingLease): Promise<{ offline: number; resyncedRooms: number }> {
   // Every lookup first, every announcement after: a run that fails on a lookup has announced
   // nothing, so its retry does not announce anything twice.
   // Presence counts come from the handshake's verified `sub`; anything else is not ours to query.
@@ -90,6 +104,8 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod): Promise<{ of
   // slow and has beaten since, re-announcing them) must not be announced offline after that.
   const backOnline = await deps.presence.onlineUsers(pod.offlineUserIds);
   const gone = pod.offlineUserIds.filter((userId) => !backOnline.has(userId));
+  // The emits below are synchronous: a lease still held here is held while they go out.
+  if (!(await lease.renew())) throw new LeaseLostError();
 
   const nsp = deps.emitter.of(CHAT_NAMESPACE);
   let offline = 0;

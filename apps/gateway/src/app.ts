@@ -37,6 +37,7 @@ import { createHandshakeMiddleware } from './realtime/handshake.ts';
 import { createRoomEventsAdapter } from './realtime/room-events.adapter.ts';
 import { createSocketServer } from './realtime/socket-server.ts';
 import { resyncAfterResubscribe } from './realtime/resync.ts';
+import { dropConnection, queuedBytes, startSlowConsumerSweep } from './realtime/slow-consumers.ts';
 import { createAfterCommitHook } from './fault-hooks.ts';
 import type { ChatNamespace } from './realtime/types.ts';
 import { createRedisClients, waitReady } from './redis.ts';
@@ -64,6 +65,9 @@ export interface GatewayOptions {
   /** Defaults to the verifier `config.jwt` describes; tests wrap that one to count verifications. */
   verifyToken?: TokenVerifier;
 }
+
+/** How often sockets are checked for unread bytes beyond SOCKET_MAX_QUEUED_BYTES. */
+const SLOW_CONSUMER_SWEEP_MS = 1000;
 
 /** Builds a gateway pod: everything wired, nothing listening (main.ts and tests listen). */
 export async function buildGateway(config: Readonly<GatewayConfig>, options: GatewayOptions = {}): Promise<Gateway> {
@@ -172,6 +176,15 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
   nsp.on('connection', (socket) =>
     handleConnection(socket, { roomService, messageService, presence, logger, metrics }),
   );
+  const slowConsumers = startSlowConsumerSweep({
+    nsp,
+    maxQueuedBytes: config.socketMaxQueuedBytes,
+    intervalMs: SLOW_CONSUMER_SWEEP_MS,
+    onDropped: (socket, queued) => {
+      metrics.slowConsumersDropped.inc();
+      logger.warn({ userId: socket.data.user.id, socketId: socket.id, queued }, 'slow consumer dropped');
+    },
+  });
 
   const auth = createRequestAuth(userAuth, requestTokens);
   await http.register(
@@ -195,6 +208,10 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
   // `local`: a plain disconnectSockets() would travel the adapter and close every pod's sockets.
   http.addHook('preClose', async () => {
     draining = true;
+    slowConsumers.stop();
+    // A graceful close waits for the client to read what is queued for it: one that has stopped
+    // reading would hold the shutdown until the heartbeat gives up on it (40 s).
+    for (const socket of nsp.sockets.values()) if (queuedBytes(socket) > 0) dropConnection(socket);
     nsp.local.disconnectSockets(true);
     io.local.disconnectSockets(true);
     await io.close().catch(() => undefined);

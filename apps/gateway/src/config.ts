@@ -32,6 +32,8 @@ const envSchema = z
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
     /** Requests to /api/* per minute per user (per address for guests and invalid tokens), shared by all pods; 0: off. */
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
+    /** Unread bytes a socket may hold on the pod before it is dropped as a slow consumer. */
+    SOCKET_MAX_QUEUED_BYTES: z.coerce.number().int().min(16 * 1024).default(1024 * 1024),
     AUTH_DEV_LOGIN: booleanFlag.default(false),
     DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
@@ -74,6 +76,8 @@ export interface GatewayConfig {
   messageRateLimitPerMinute: number;
   /** 0: no HTTP rate limit. */
   httpRateLimitPerMinute: number;
+  /** A socket whose client leaves more than this unread (held in the pod's memory) is dropped. */
+  socketMaxQueuedBytes: number;
   devLogin: boolean;
   /** On SIGTERM, connected sockets are closed in batches spread over this window. */
   drainWindowMs: number;
@@ -117,6 +121,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
+    socketMaxQueuedBytes: e.SOCKET_MAX_QUEUED_BYTES,
     devLogin: e.AUTH_DEV_LOGIN,
     drainWindowMs: e.DRAIN_WINDOW_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

@@ -92,6 +92,11 @@ export function createGatewayMetrics() {
       help: 'Postgres operations that failed because the database was unavailable or slow.',
       registers: [registry],
     }),
+    slowConsumersDropped: new Counter({
+      name: 'chat_slow_consumers_dropped_total',
+      help: 'Sockets closed because their client left more than SOCKET_MAX_QUEUED_BYTES unread.',
+      registers: [registry],
+    }),
   };
 }
 

@@ -1,11 +1,11 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDatabase, createMembershipsRepository, createMessagesRepository, isDatabaseUnavailable, type Database } from '@chat/db';
-import { createTestDatabase, startPostgresRelay, type PostgresRelay } from '@chat/testing';
+import { createTestDatabase, startTcpRelay, type TcpRelay } from '@chat/testing';
 
 /** Each test's pool and its stand-in server (a peer, or a relay to the real Postgres). */
 let server: Server | null = null;
-let relay: PostgresRelay | null = null;
+let relay: TcpRelay | null = null;
 let database: Database | null = null;
 
 afterEach(async () => {
@@ -60,7 +60,7 @@ describe('postgres driver: a clean close during startup', () => {
 describe('postgres driver: reconnecting after an outage', () => {
   it('answers within ~1 s of Postgres coming back after ten refused connections', async () => {
     // Nothing listens yet: every attempt is refused, and the driver's retry counter climbs.
-    relay = await startPostgresRelay(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', { listening: false });
+    relay = await startTcpRelay(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', { listening: false });
     database = createDatabase({ url: relay.url, maxConnections: 2, connectTimeoutSeconds: 2 });
     for (let attempt = 0; attempt < 10; attempt++) {
       await expect(database.sql`select 1`).rejects.toMatchObject({ code: 'ECONNREFUSED' });

@@ -18,7 +18,7 @@ import {
   record,
   sleep,
   startCluster,
-  startPostgresRelay,
+  startTcpRelay,
   startTestWorker,
   type TestCluster,
   type TestDatabase,
@@ -75,7 +75,7 @@ async function untilCollected(redis: Redis, podId: string) {
 
 describe('a pod that dies while Postgres is away from the worker', () => {
   it('is announced once Postgres is back: the collected pod waits in Redis, not lost with the failed run', { timeout: 60_000 }, async () => {
-    const relay = await startPostgresRelay(cluster.databaseUrl);
+    const relay = await startTcpRelay(cluster.databaseUrl);
     const worker = await startTestWorker(cluster, { DATABASE_URL: relay.url, PRESENCE_GC_INTERVAL_MS: '300' });
     const redis = new Redis(cluster.redisUrl);
     try {

@@ -8,4 +8,4 @@ export * from './processes.ts';
 export * from './worker.ts';
 export * from './database.ts';
 export * from './ports.ts';
-export * from './pg-relay.ts';
+export * from './tcp-relay.ts';

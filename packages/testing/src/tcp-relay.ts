@@ -2,22 +2,23 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { freePort } from './ports.ts';
 
 /**
- * A TCP relay to the real Postgres on a port of its own, for "Postgres goes away" without
- * touching the shared server: `cut()` drops every connection and refuses new ones (as a stopped
- * server does), `restore()` relays again on the same port.
+ * A TCP relay to a real Postgres or Redis on a port of its own, for "the server goes away" (or
+ * "one pod loses it") without touching the shared server: `cut()` drops every connection and
+ * refuses new ones (as a stopped server does), `restore()` relays again on the same port.
  */
-export interface PostgresRelay {
-  /** `databaseUrl` with its host and port replaced by the relay's. */
+export interface TcpRelay {
+  /** The server's URL with its host and port replaced by the relay's. */
   url: string;
   cut(): Promise<void>;
   restore(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startPostgresRelay(databaseUrl: string, options: { listening?: boolean } = {}): Promise<PostgresRelay> {
-  const target = new URL(databaseUrl);
+export async function startTcpRelay(serverUrl: string, options: { listening?: boolean } = {}): Promise<TcpRelay> {
+  const target = new URL(serverUrl);
+  if (!target.port) throw new Error(`startTcpRelay needs an explicit port: ${serverUrl}`);
   const port = await freePort();
-  const url = new URL(databaseUrl);
+  const url = new URL(serverUrl);
   url.host = `127.0.0.1:${port}`;
   const open = new Set<Socket>();
   let server: Server | null = null;
@@ -25,7 +26,7 @@ export async function startPostgresRelay(databaseUrl: string, options: { listeni
   const listen = async () => {
     if (server) return;
     const relay = createServer((client: Socket) => {
-      const upstream = connect(Number(target.port || 5432), target.hostname);
+      const upstream = connect(Number(target.port), target.hostname);
       for (const socket of [client, upstream]) {
         open.add(socket);
         socket.once('close', () => open.delete(socket));

@@ -36,6 +36,7 @@ import { handleConnection } from './realtime/connection.ts';
 import { createHandshakeMiddleware } from './realtime/handshake.ts';
 import { createRoomEventsAdapter } from './realtime/room-events.adapter.ts';
 import { createSocketServer } from './realtime/socket-server.ts';
+import { trackPublishGaps } from './realtime/publish-gaps.ts';
 import { resyncAfterResubscribe } from './realtime/resync.ts';
 import { dropConnection, queuedBytes, startSlowConsumerSweep } from './realtime/slow-consumers.ts';
 import { createAfterCommitHook } from './fault-hooks.ts';
@@ -121,7 +122,13 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
   });
 
   resyncAfterResubscribe(redis.sub, nsp, logger);
-  const events = createRoomEventsAdapter(nsp, metrics);
+  const publishGaps = trackPublishGaps({
+    pub: redis.pub,
+    nsp,
+    logger,
+    onResync: (rooms) => metrics.publishGapResyncs.inc(rooms),
+  });
+  const events = createRoomEventsAdapter(nsp, metrics, publishGaps);
   const presenceStore = createPresenceStore(redis.commands, config.redisPrefix);
   const userAuth = createUserAuthService({ verify: verifyToken, users });
   const roomCache = new RoomCache(rooms);

@@ -92,6 +92,11 @@ export function createGatewayMetrics() {
       help: 'Postgres operations that failed because the database was unavailable or slow.',
       registers: [registry],
     }),
+    publishGapResyncs: new Counter({
+      name: 'chat_publish_gap_resync_rooms_total',
+      help: 'Rooms told to resync because this pod broadcast to them while it could not publish to Redis.',
+      registers: [registry],
+    }),
     slowConsumersDropped: new Counter({
       name: 'chat_slow_consumers_dropped_total',
       help: 'Sockets closed because their client left more than SOCKET_MAX_QUEUED_BYTES unread.',

@@ -103,7 +103,8 @@ export const SERVER_EVENT_DOCS: Record<ServerEventName, EventDoc> = {
     payload: '{} or { roomId }',
     description:
       'Broadcasts may have been missed: fetch `?after=`. `{}`: this pod lost and regained its Redis subscription, so for every room. ' +
-      '`{ roomId }`: a pod with a member of that room died (found by the worker), and may have committed a message it never broadcast, so for that room.',
+      '`{ roomId }`, for that room only: a pod with a member of that room died (found by the worker), and may have committed a message it never broadcast; ' +
+      'or a pod that lost its own connection to Redis broadcast to the room meanwhile, and now has it back.',
   },
   error: {
     payload: '{ message, code, event, retryAfterMs? }',

@@ -8,24 +8,31 @@ import {
 } from '@chat/protocol';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
+import type { PublishGaps } from './publish-gaps.ts';
 import type { ChatNamespace } from './types.ts';
 
 /**
  * RoomEvents over Socket.IO: every call goes through the Redis adapter, so it reaches the
  * sockets of every pod. Membership moves all of a user's sockets via their `user:<id>` room.
  */
-export function createRoomEventsAdapter(nsp: ChatNamespace, metrics: GatewayMetrics): RoomEvents {
-  const counted = <T>(event: string, send: (payload: T) => void) => {
+export function createRoomEventsAdapter(nsp: ChatNamespace, metrics: GatewayMetrics, gaps: PublishGaps): RoomEvents {
+  const counted = <T extends { roomId: string }>(event: string, send: (payload: T) => void) => {
     const sent = metrics.broadcasts.labels({ event });
     return (payload: T) => {
       sent.inc();
       send(payload);
+      gaps.roomBroadcast(payload.roomId);
     };
   };
   return {
-    addUserToRoom: (userId, roomId) => nsp.in(userChannel(userId)).socketsJoin(roomChannel(roomId)),
-    removeUserFromRoom: (userId, roomId) =>
-      nsp.in(userChannel(userId)).socketsLeave(roomChannel(roomId)),
+    addUserToRoom: (userId, roomId) => {
+      nsp.in(userChannel(userId)).socketsJoin(roomChannel(roomId));
+      gaps.membershipMoved(userId, roomId, true);
+    },
+    removeUserFromRoom: (userId, roomId) => {
+      nsp.in(userChannel(userId)).socketsLeave(roomChannel(roomId));
+      gaps.membershipMoved(userId, roomId, false);
+    },
     userJoined: counted('user-joined', (payload: UserJoinedPayload) =>
       nsp.to(roomChannel(payload.roomId)).except(userChannel(payload.userId)).emit('user-joined', payload),
     ),

@@ -62,6 +62,15 @@ export function createRedisClients(url: string, logger: Logger, onError?: (clien
     onError,
   );
   const pub = watch(new Redis(url, { retryStrategy, connectTimeout: 2000, enableAutoPipelining: true }), 'pub', logger, onError);
+  // The Socket.IO adapter fires its PUBLISHes and drops the promises: each one ioredis gives up
+  // on (Redis away for ~20 s) would be an unhandled rejection, one error log per broadcast. The
+  // loss itself is handled elsewhere (realtime/publish-gaps.ts) and counted here.
+  const publish = pub.publish.bind(pub);
+  pub.publish = ((channel: string | Buffer, message: string | Buffer) =>
+    publish(channel, message).catch(() => {
+      onError?.('pub');
+      return 0;
+    })) as typeof pub.publish;
   // No auto-pipelining on the subscriber: ioredis defers auto-pipelined commands to the next
   // tick, and its exclusion list misspells PUNSUBSCRIBE, so the adapter's PUNSUBSCRIBE at close
   // could go out after our QUIT and reject, unhandled inside the adapter ("Connection is closed").

@@ -73,6 +73,20 @@ describe('HTTP rate limit', () => {
     }
   });
 
+  it('charges a guest behind the load balancer to the address the balancer saw, whatever X-Forwarded-For it sends itself', async () => {
+    // The balancer (here 127.0.0.1, a private address) appends the address it saw to the header
+    // the client sent: `spoofed…, real`. Only the right-most address it did not add itself counts.
+    const octet = () => 1 + Math.floor(Math.random() * 254);
+    const real = `203.0.113.${octet()}`;
+    const via = (spoofed: string, client = real) => ({ headers: { 'x-forwarded-for': `${spoofed}, ${client}` } });
+    for (let i = 0; i < BUDGET; i++) expect((await request(pod(i), 'GET', '/api/rooms', via(`198.51.100.${i}`))).status).toBe(200);
+    expect((await request(pod(1), 'GET', '/api/rooms', via('198.51.100.200'))).status).toBe(429);
+    // Another client behind the same balancer has its own budget.
+    let other = `203.0.113.${octet()}`;
+    while (other === real) other = `203.0.113.${octet()}`;
+    expect((await request(pod(0), 'GET', '/api/rooms', via('198.51.100.200', other))).status).toBe(200);
+  });
+
   it('never limits probes, /metrics or the web page, even for an address past its budget', async () => {
     expect((await request(pod(0), 'GET', '/api/rooms')).status).toBe(429);
     for (let i = 0; i < 3 * BUDGET; i++) {

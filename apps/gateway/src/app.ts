@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import {
   serializerCompiler,
   validatorCompiler,
@@ -92,7 +92,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     loggerInstance: logger as FastifyBaseLogger,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
-    trustProxy: true,
+    trustProxy: (Array.isArray(config.trustProxy) ? [...config.trustProxy] : config.trustProxy) as FastifyServerOptions['trustProxy'],
   }).withTypeProvider<ZodTypeProvider>();
   http.setValidatorCompiler(validatorCompiler);
   http.setSerializerCompiler(serializerCompiler);

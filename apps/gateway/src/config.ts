@@ -9,6 +9,19 @@ const csv = z
   .string()
   .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
 
+/**
+ * Which peers' X-Forwarded-For to believe, as Fastify's `trustProxy` takes it: `true`, `false`,
+ * a hop count, or addresses / CIDRs / proxy-addr names. The default trusts private networks (a
+ * Kubernetes ingress, a compose nginx), so the client's address is the right-most one in the
+ * header that a private proxy added: `true` would take the left-most, which the client writes.
+ */
+const trustProxy = z.string().transform((value): boolean | number | string[] => {
+  const trimmed = value.trim();
+  if (trimmed === 'true' || trimmed === 'false') return trimmed === 'true';
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  return trimmed.split(',').map((item) => item.trim()).filter(Boolean);
+});
+
 const booleanFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
@@ -34,6 +47,7 @@ const envSchema = z
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
     /** Unread bytes a socket may hold on the pod before it is dropped as a slow consumer. */
     SOCKET_MAX_QUEUED_BYTES: z.coerce.number().int().min(16 * 1024).default(1024 * 1024),
+    TRUST_PROXY: trustProxy.default(['loopback', 'linklocal', 'uniquelocal']),
     AUTH_DEV_LOGIN: booleanFlag.default(false),
     DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
@@ -78,6 +92,8 @@ export interface GatewayConfig {
   httpRateLimitPerMinute: number;
   /** A socket whose client leaves more than this unread (held in the pod's memory) is dropped. */
   socketMaxQueuedBytes: number;
+  /** Fastify's `trustProxy`: whose X-Forwarded-For gives a request's client address. */
+  trustProxy: boolean | number | readonly string[];
   devLogin: boolean;
   /** On SIGTERM, connected sockets are closed in batches spread over this window. */
   drainWindowMs: number;
@@ -122,6 +138,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
     socketMaxQueuedBytes: e.SOCKET_MAX_QUEUED_BYTES,
+    trustProxy: Array.isArray(e.TRUST_PROXY) ? Object.freeze([...e.TRUST_PROXY]) : e.TRUST_PROXY,
     devLogin: e.AUTH_DEV_LOGIN,
     drainWindowMs: e.DRAIN_WINDOW_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

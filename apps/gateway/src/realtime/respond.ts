@@ -3,6 +3,7 @@ import { isDatabaseUnavailable } from '@chat/db';
 import { toAppError } from '../app-errors.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Logger } from 'pino';
+import type { EventSlots } from './event-slots.ts';
 import type { ChatSocket } from './types.ts';
 
 type AnyAck = (response: AckResponse<unknown>) => void;
@@ -24,6 +25,8 @@ function safeAck(ack: AnyAck | undefined, response: AckResponse<unknown>): void 
 export interface HandlerContext {
   logger: Logger;
   metrics: GatewayMetrics;
+  /** The socket's event slots: how many of its events run at once. */
+  slots?: EventSlots;
 }
 
 export function guardedHandler<T>(
@@ -43,7 +46,7 @@ export function guardedHandler<T>(
     received.inc();
     const stopTimer = ackDuration.startTimer();
     socket.data.inFlight = (socket.data.inFlight ?? 0) + 1;
-    handle(payload).then(
+    (context.slots ? context.slots.run(() => handle(payload)) : handle(payload)).then(
       (data) => {
         socket.data.inFlight -= 1;
         safeAck(ack, { ok: true, data });

@@ -126,6 +126,8 @@ export function renderEventReference(): string {
     'A client must keep reading its socket: a pod closes the connection of one that leaves more',
     'than `SOCKET_MAX_QUEUED_BYTES` (1 MiB by default) unread, as the heartbeat would after 40 s.',
     'Like any dropped connection, it reconnects and fetches `?after=` its last message per room.',
+    'A socket\'s events are handled at most 8 at a time, the others in the order they arrived; each',
+    'is answered, so a client that sends without waiting for answers only gets them later.',
     '',
     '## Client → server',
     '',

@@ -133,15 +133,16 @@ describe('the announcing lease', () => {
     const redis = new Redis(cluster.redisUrl);
     try {
       const store = createPresenceStore(redis, `${cluster.redisPrefix}:lease-renew-test`);
-      const lease = await store.leaseAnnouncing(800);
+      // Margins of ~0.8 s either way, for a loaded machine's late timers.
+      const lease = await store.leaseAnnouncing(2000);
       expect(lease).not.toBeNull();
-      await sleep(500);
+      await sleep(1200);
       expect(await lease!.renew()).toBe(true);
-      await sleep(500);
-      // 1,000 ms after it was taken: lapsed without the renewal, still held with it.
-      expect(await store.leaseAnnouncing(800)).toBeNull();
+      await sleep(1200);
+      // 2.4 s after it was taken: lapsed without the renewal, held until 3.2 s with it.
+      expect(await store.leaseAnnouncing(2000)).toBeNull();
       await lease!.release();
-      const other = await store.leaseAnnouncing(800);
+      const other = await store.leaseAnnouncing(2000);
       expect(other).not.toBeNull();
       await other!.release();
     } finally {

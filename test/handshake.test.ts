@@ -371,3 +371,27 @@ describe('token expiry while connected', () => {
     expect(socket.connected).toBe(false);
   });
 });
+
+describe('sockets per user', () => {
+  it('refuses a user past 32 sockets on one pod with TOO_MANY_REQUESTS, and takes them again once one closes', async () => {
+    const user = await makeUser('김철수');
+    const sockets: TestSocket[] = [];
+    for (let i = 0; i < 32; i++) sockets.push(await connect(url, user.token));
+    const refused = await connectError(url, { auth: { token: user.token } });
+    expect({ message: refused.message, data: refused.data }).toEqual({
+      message: '요청이 너무 많습니다. 잠시 후 다시 시도해주세요',
+      data: { code: 'TOO_MANY_REQUESTS' },
+    });
+    // Another user is not affected.
+    expect((await connect(url, (await makeUser('이영희')).token)).connected).toBe(true);
+
+    sockets.pop()!.close();
+    const deadline = Date.now() + 5000;
+    let again: TestSocket | null = null;
+    while (!again && Date.now() < deadline) {
+      again = await connect(url, user.token).catch(() => null);
+      if (!again) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(again?.connected).toBe(true);
+  });
+});

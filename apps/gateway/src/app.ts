@@ -178,6 +178,8 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
       memberships,
       logger,
       onRefused: (code) => metrics.handshakeFailures.inc({ code }),
+      socketsOf: (userId) => presence.socketsOf(userId),
+      maxSocketsPerUser: config.maxSocketsPerUser,
     }),
   );
   nsp.on('connection', (socket) =>

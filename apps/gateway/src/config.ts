@@ -45,6 +45,8 @@ const envSchema = z
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
     /** Requests to /api/* per minute per user (per address for guests and invalid tokens), shared by all pods; 0: off. */
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
+    /** Sockets one user may hold on one pod; past it the handshake is refused; 0: no bound. */
+    MAX_SOCKETS_PER_USER: z.coerce.number().int().min(0).default(32),
     /** Unread bytes a socket may hold on the pod before it is dropped as a slow consumer. */
     SOCKET_MAX_QUEUED_BYTES: z.coerce.number().int().min(16 * 1024).default(1024 * 1024),
     TRUST_PROXY: trustProxy.default(['loopback', 'linklocal', 'uniquelocal']),
@@ -90,6 +92,8 @@ export interface GatewayConfig {
   messageRateLimitPerMinute: number;
   /** 0: no HTTP rate limit. */
   httpRateLimitPerMinute: number;
+  /** Sockets one user may hold on one pod (0: no bound); past it the handshake is refused. */
+  maxSocketsPerUser: number;
   /** A socket whose client leaves more than this unread (held in the pod's memory) is dropped. */
   socketMaxQueuedBytes: number;
   /** Fastify's `trustProxy`: whose X-Forwarded-For gives a request's client address. */
@@ -137,6 +141,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
+    maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
     socketMaxQueuedBytes: e.SOCKET_MAX_QUEUED_BYTES,
     trustProxy: Array.isArray(e.TRUST_PROXY) ? Object.freeze([...e.TRUST_PROXY]) : e.TRUST_PROXY,
     devLogin: e.AUTH_DEV_LOGIN,

@@ -152,6 +152,9 @@ function connect(forSession: Session): void {
       return;
     }
     setStatus('connecting', '재연결 중…');
+    // A refusal by the server (UNAVAILABLE while its database is away, TOO_MANY_REQUESTS past
+    // the sockets per user) is not retried by Socket.IO on its own: try again a little later.
+    if (!s.active) setTimeout(() => socket === s && !s.connected && s.connect(), 2000 + Math.random() * 3000);
   });
 
   s.on(SERVER_EVENTS.newMessage, onNewMessage);

@@ -122,6 +122,8 @@ export function renderEventReference(): string {
     'Namespace `/socket`, websocket transport. Authenticate with `auth: { token }` (or `?token=`, or an',
     '`Authorization: Bearer` header). Every client event takes an optional acknowledgement callback:',
     '`{ ok: true, data }` or `{ ok: false, error: { message, code } }`. The contract is PROTOCOL.md.',
+    'A user may hold up to `MAX_SOCKETS_PER_USER` (32 by default) sockets on one pod; past it the',
+    'handshake is refused with `TOO_MANY_REQUESTS` [ext].',
     '',
     'A client must keep reading its socket: a pod closes the connection of one that leaves more',
     'than `SOCKET_MAX_QUEUED_BYTES` (1 MiB by default) unread, as the heartbeat would after 40 s.',

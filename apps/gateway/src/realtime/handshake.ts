@@ -39,6 +39,13 @@ export function createHandshakeMiddleware(deps: {
   memberships: MembershipsRepository;
   logger: Logger;
   onRefused?: (code: ErrorCode) => void;
+  /**
+   * A user's sockets on this pod, and how many one may have (0: no bound). Past it the
+   * handshake is refused with TOO_MANY_REQUESTS [ext]: every socket costs the pod memory and
+   * its handshake a database query, and no device needs dozens of them.
+   */
+  socketsOf?: (userId: string) => number;
+  maxSocketsPerUser?: number;
 }) {
   return (socket: ChatSocket, next: (error?: Error) => void) => {
     const token = handshakeToken(socket);
@@ -49,6 +56,8 @@ export function createHandshakeMiddleware(deps: {
     }
     (async () => {
       const user = await deps.auth.authenticate(token);
+      const max = deps.maxSocketsPerUser ?? 0;
+      if (max > 0 && deps.socketsOf && deps.socketsOf(user.id) >= max) throw new AppError('TOO_MANY_REQUESTS');
       const roomIds = await deps.memberships.activeRoomIdsOf(user.id);
       socket.data.user = user;
       socket.data.initialRoomIds = roomIds;

@@ -399,6 +399,45 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     await screenshot(alice, 'alice-room-expired');
   });
 
+  it('connects once a handshake refused for too many sockets is allowed again', async () => {
+    // Pod B is gone since the previous test: both balancers lead to pod A.
+    const erin = await openPage(`${balancerA.url}/`, 'erin');
+    await signIn(erin, '정하늘');
+    const stored = await erin.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('chat.session'));
+    const { token } = JSON.parse(stored ?? '{}') as { token?: string };
+    expect(token).toBeTruthy();
+    // The page leaves (its socket closes), and Erin's 32 other sockets take every place on pod A.
+    await erin.goto('about:blank');
+    const others: Socket[] = [];
+    const open = () =>
+      new Promise<Socket | null>((resolve) => {
+        const other: Socket = io(`${podA.url}${CHAT_NAMESPACE}`, { auth: { token }, transports: ['websocket'], reconnection: false });
+        other.once('connect', () => resolve(other));
+        other.once('connect_error', () => {
+          other.close();
+          resolve(null);
+        });
+      });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (others.length < 32 && Date.now() < deadline) {
+        const other = await open();
+        if (other) others.push(other);
+        else await erin.waitForTimeout(100); // the page's own socket is still closing
+      }
+      expect(others).toHaveLength(32);
+      // Back to the page, same tab and session: its handshake is one too many.
+      await erin.goto(`${balancerA.url}/`);
+      await erin.waitForTimeout(1500);
+      expect(await erin.getAttribute('#status', 'data-state')).toBe('connecting');
+      // One closes: the page's retry (Socket.IO does not retry a refusal by itself) gets in.
+      others.pop()!.close();
+      await erin.locator('#status[data-state=online]').waitFor({ timeout: 15_000 });
+    } finally {
+      for (const other of others) other.close();
+    }
+  });
+
   it('had no uncaught errors in the pages', () => {
     expect(pageErrors).toEqual([]);
   });

@@ -17,6 +17,22 @@ export function waitReady(client: Redis, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/**
+ * Calls `handler` each time the client is ready again after losing its connection (not at the
+ * first connect): what went through it meanwhile may not have arrived.
+ */
+export function onReconnected(client: Redis, handler: () => void): void {
+  let lost = false;
+  client.on('close', () => {
+    lost = true;
+  });
+  client.on('ready', () => {
+    if (!lost) return;
+    lost = false;
+    handler();
+  });
+}
+
 export interface RedisClients {
   /** Commands (rate limits, readiness): fails fast while Redis is away, never queues. */
   commands: Redis;

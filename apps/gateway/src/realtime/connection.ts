@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { parseTyping, roomChannel, userChannel } from '@chat/protocol';
 import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
+import { setReading } from './engine-socket.ts';
 import { EventSlots } from './event-slots.ts';
 import { guardedHandler } from './respond.ts';
 import type { GatewayMetrics } from '../metrics.ts';
@@ -22,23 +23,13 @@ const CONCURRENT_EVENTS = 8;
 /** Waiting events (each at most a 16 KiB frame) past which the socket is not read for a while. */
 const EVENT_BACKLOG = 64;
 
-/** Stops or resumes reading the socket's TCP connection (under its websocket transport). */
-function readingSwitch(socket: ChatSocket): (reading: boolean) => void {
-  return (reading) => {
-    const engine = socket.conn as unknown as { transport: { socket?: { _socket?: { pause(): void; resume(): void } } } };
-    const tcp = engine.transport.socket?._socket;
-    if (reading) tcp?.resume();
-    else tcp?.pause();
-  };
-}
-
 // setTimeout holds at most a signed 32-bit delay.
 const MAX_TIMER_MS = 2_147_483_647;
 
 /** Wires one authenticated socket: its rooms, its events, its token's end. */
 export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void {
   const { roomService, messageService, presence, logger, metrics } = deps;
-  const context = { logger, metrics, slots: new EventSlots(CONCURRENT_EVENTS, EVENT_BACKLOG, readingSwitch(socket)) };
+  const context = { logger, metrics, slots: new EventSlots(CONCURRENT_EVENTS, EVENT_BACKLOG, (reading) => setReading(socket, reading)) };
   const user = socket.data.user;
   metrics.connections.inc();
   metrics.connectedSockets.inc();

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { roomChannel, userChannel } from '@chat/protocol';
+import { onReconnected } from '../redis.ts';
 import type { ChatNamespace } from './types.ts';
 
 export interface PublishGaps {
@@ -32,14 +33,8 @@ export function trackPublishGaps(options: {
   const { pub, nsp, logger } = options;
   let rooms = new Set<string>();
   let moves = new Map<string, { userId: string; roomId: string; joined: boolean }>();
-  let lost = false;
 
-  pub.on('close', () => {
-    lost = true;
-  });
-  pub.on('ready', () => {
-    if (!lost) return;
-    lost = false;
+  onReconnected(pub, () => {
     // After ioredis has written what it still holds from the outage (it does so as it turns
     // ready): a late PUBLISH reaches the room before the resync that would fetch it.
     setImmediate(() => {

@@ -26,7 +26,7 @@ export interface HandlerContext {
   logger: Logger;
   metrics: GatewayMetrics;
   /** The socket's event slots: how many of its events run at once. */
-  slots?: EventSlots;
+  slots: EventSlots;
 }
 
 export function guardedHandler<T>(
@@ -46,7 +46,7 @@ export function guardedHandler<T>(
     received.inc();
     const stopTimer = ackDuration.startTimer();
     socket.data.inFlight = (socket.data.inFlight ?? 0) + 1;
-    (context.slots ? context.slots.run(() => handle(payload)) : handle(payload)).then(
+    context.slots.run(() => handle(payload)).then(
       (data) => {
         socket.data.inFlight -= 1;
         safeAck(ack, { ok: true, data });

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { onReconnected } from '../redis.ts';
 import type { ChatNamespace } from './types.ts';
 
 /**
@@ -10,13 +11,7 @@ import type { ChatNamespace } from './types.ts';
  * they are whole again without waiting for the next `seq` jump.
  */
 export function resyncAfterResubscribe(sub: Redis, nsp: ChatNamespace, logger: Logger): void {
-  let lost = false;
-  sub.on('close', () => {
-    lost = true;
-  });
-  sub.on('ready', () => {
-    if (!lost) return;
-    lost = false;
+  onReconnected(sub, () => {
     // ioredis queued SUBSCRIBE/PSUBSCRIBE before emitting `ready`; a PING answered after them
     // means the subscriptions are in place, so nothing published from now on is missed.
     sub.ping().then(

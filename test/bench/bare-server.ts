@@ -4,16 +4,27 @@
  * adapter. A client names its room in the handshake's auth and is put in it at once (as the
  * gateway does from membership); `send-message` is acknowledged and broadcast to the room
  * with a payload of the same shape as the gateway's `new-message`.
+ *
+ * With REDIS_URL set it is ADAPTER instead: the same process joined to its peers through
+ * `@socket.io/redis-adapter`, as the gateways are (one PUBLISH per broadcast, every peer
+ * decoding it). The bench puts each room's members on both processes, so ADAPTER measures
+ * what the cluster design costs before any of the gateway's own work.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
 
 const port = Number(process.env.PORT ?? 0);
 const http = createServer((request, response) => {
   response.writeHead(request.url === '/healthz' ? 200 : 404).end();
 });
-const io = new Server(http, { transports: ['websocket'], perMessageDeflate: false, maxHttpBufferSize: 16 * 1024 });
+const redisUrl = process.env.REDIS_URL;
+const adapter = redisUrl
+  ? createAdapter(new Redis(redisUrl), new Redis(redisUrl), { key: process.env.REDIS_KEY ?? 'bench-adapter:socket.io' })
+  : undefined;
+const io = new Server(http, { transports: ['websocket'], perMessageDeflate: false, maxHttpBufferSize: 16 * 1024, adapter });
 io.of('/').use((_socket, next) => next(new Error('namespace /socket')));
 const nsp = io.of('/socket');
 const seqs = new Map<string, number>();

@@ -20,6 +20,9 @@ import * as core from 'kubernetes-models/v1';
 import * as networking from 'kubernetes-models/networking.k8s.io/v1';
 import * as policy from 'kubernetes-models/policy/v1';
 import * as monitoring from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { parser as promql } from '@prometheus-io/lezer-promql';
+import { createGatewayMetrics } from '../../apps/gateway/src/metrics.ts';
+import { createWorkerMetrics } from '../../apps/worker/src/metrics.ts';
 import { kustomize, kustomizeWith, objectId, type K8sObject } from './kustomize.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -384,6 +387,55 @@ describe.each(overlays)('overlay %s', (overlay) => {
       // The Service name is the `job` label the Grafana dashboard filters on.
       expect(services[0].metadata.name).toBe(name);
     }
+  });
+
+  describe('PrometheusRule chat-alerts', () => {
+    const rules: Any[] = find(objects, 'PrometheusRule', 'chat-alerts').spec.groups.flatMap((group: Any) => group.rules);
+    const readme = readFileSync(path.join(k8s, 'README.md'), 'utf8');
+
+    it('alerts on the gateway and the worker being down, sends failing, Postgres, Redis, latency and the sweep', () => {
+      const names = rules.map((rule) => rule.alert);
+      expect(new Set(names).size).toBe(names.length);
+      for (const wanted of [
+        'ChatGatewayDown', 'ChatWorkerDown', 'ChatSendsUnavailable', 'ChatPostgresErrors', 'ChatRedisErrors',
+        'ChatSendAckSlow', 'ChatPersistSlow', 'ChatEventLoopLag', 'ChatRoomSweepStalled',
+      ]) {
+        expect(names).toContain(wanted);
+      }
+      // `up` of the jobs the ServiceMonitors create (the Service names).
+      expect(rules.find((rule) => rule.alert === 'ChatGatewayDown').expr).toContain('up{job="chat-gateway"}');
+      expect(rules.find((rule) => rule.alert === 'ChatWorkerDown').expr).toContain('up{job="chat-worker"}');
+    });
+
+    it('every expression parses as PromQL', () => {
+      for (const rule of rules) {
+        const errors: number[] = [];
+        promql.parse(rule.expr).iterate({ enter: (node) => void (node.type.isError && errors.push(node.from)) });
+        expect(errors, `${rule.alert}: ${rule.expr}`).toEqual([]);
+      }
+    });
+
+    it('queries only metrics the gateway and the worker export', async () => {
+      const exported = new Set<string>();
+      for (const { registry } of [createGatewayMetrics(), createWorkerMetrics()]) {
+        for (const metric of await registry.getMetricsAsJSON()) exported.add(metric.name);
+      }
+      const used = new Set(
+        rules.flatMap((rule) => [...String(rule.expr).matchAll(/\b((?:chat|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''))),
+      );
+      expect(used.size).toBeGreaterThan(8);
+      for (const name of used) expect(exported, name).toContain(name);
+    });
+
+    it('each alert has a severity, a summary and a runbook entry in k8s/README.md', () => {
+      const headings = new Set([...readme.matchAll(/^### (\S+)$/gm)].map((m) => m[1]));
+      for (const rule of rules) {
+        expect(['critical', 'warning', 'info'], rule.alert).toContain(rule.labels?.severity);
+        expect(rule.annotations?.summary, rule.alert).toBeTruthy();
+        expect(rule.annotations?.runbook, rule.alert).toBe(`k8s/README.md#${rule.alert.toLowerCase()}`);
+        expect(headings, rule.alert).toContain(rule.alert);
+      }
+    });
   });
 });
 

@@ -43,7 +43,11 @@ function findPromtool(): string {
   }
   mkdirSync(cache, { recursive: true });
   process.stdout.write('promtool: downloading Debian\'s prometheus package (not installing it)\n');
-  execFileSync('apt-get', ['download', 'prometheus'], { cwd: cache, stdio: ['ignore', 'inherit', 'inherit'] });
+  const download = () => spawnSync('apt-get', ['download', 'prometheus'], { cwd: cache, stdio: ['ignore', 'inherit', 'inherit'] }).status === 0;
+  // A fresh machine may have no package lists yet.
+  if (!download() && !(spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' }).status === 0 && download())) {
+    throw new Error('apt-get download prometheus failed');
+  }
   const deb = readdirSync(cache).find((file) => file.startsWith('prometheus_') && file.endsWith('.deb'));
   if (!deb) throw new Error('apt-get download prometheus left no .deb');
   execFileSync('dpkg-deb', ['-x', path.join(cache, deb), cache]);

@@ -2,8 +2,9 @@
  * `pnpm bench`: FULL (two gateway processes + the worker, private database, private Redis)
  * against BARE (two plain Socket.IO processes) in one run, variants taking turns at each
  * offered rate; at fan-out 10 also ADAPTER (BARE's processes joined by the Redis adapter,
- * rooms spanning both), which splits FULL's gap into the cluster design's share and ours. Prints issue 4's target table and writes BENCHMARKS.md. `--quick` for
- * development (about 2 minutes). Everything on 127.0.0.1; every loop bounded.
+ * rooms spanning both), which splits FULL's gap into the cluster design's share and ours.
+ * Prints issue 4's target table and writes BENCHMARKS.md. `--quick` for development (about
+ * 2 minutes). Everything on 127.0.0.1; every loop bounded.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -367,13 +368,13 @@ async function main() {
       await openScenario(fanout, rooms);
       for (let round = 1; round <= S.rounds; round++) {
         // A variant stops climbing once a step both falls behind its offered rate and adds no
-        // throughput (under 3% more deliveries than its best so far); the other goes on alone.
+        // throughput (under 3% more deliveries than its best so far); the others go on without it.
         const variants: Variant[] = withAdapter(fanout) ? ['FULL', 'ADAPTER', 'BARE'] : ['FULL', 'BARE'];
         const saturated = new Set<Variant>();
         const best: Record<Variant, number> = { FULL: 0, ADAPTER: 0, BARE: 0 };
         for (const rate of rates) {
           if (overBudget(fanout === 10 ? 0.48 : 0.74)) return;
-          // The order turns at each rate, so no variant always runs right after another.
+          // The order rotates at each rate, so each variant takes each place in turn.
           const turn = (round + rates.indexOf(rate)) % variants.length;
           const order = [...variants.slice(turn), ...variants.slice(0, turn)];
           const climbing = order.filter((variant) => !saturated.has(variant));

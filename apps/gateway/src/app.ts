@@ -47,7 +47,7 @@ import { createMessageService } from './services/message.service.ts';
 import { BatchStalledError, MessageWriter } from './services/message-writer.ts';
 import { RoomCache } from './services/room-cache.ts';
 import { createRoomService } from './services/room.service.ts';
-import { createSendRateLimiter } from './services/send-rate-limiter.ts';
+import { createUserRateLimiter } from './services/user-rate-limiter.ts';
 import { createUserAuthService } from './services/user-auth.service.ts';
 
 export interface Gateway {
@@ -158,16 +158,26 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     writer,
     roomService,
     events,
-    rateLimiter: createSendRateLimiter({
+    rateLimiter: createUserRateLimiter({
       redis: redis.commands,
       keyPrefix: `${config.redisPrefix}:rl:send`,
       perMinute: config.messageRateLimitPerMinute,
+      refusal: 'RATE_LIMITED',
     }),
     isMember: memberships.isMember,
     // A frozen Postgres never sends its statement timeout: bound the sender's wait ourselves,
     // one statement timeout plus a second of slack.
     writeDeadlineMs: config.databaseStatementTimeoutMs + 1000,
     afterCommit: createAfterCommitHook(config.faultCrashAfterCommit),
+  });
+
+  // join-room and leave-room move sockets on every pod and announce to the room: without a
+  // budget, one client toggling a membership floods the room's members and the database.
+  const membershipLimiter = createUserRateLimiter({
+    redis: redis.commands,
+    keyPrefix: `${config.redisPrefix}:rl:membership`,
+    perMinute: config.membershipRateLimitPerMinute,
+    refusal: 'TOO_MANY_REQUESTS',
   });
 
   const presence = createPresenceTracker({ store: presenceStore, nsp, logger, podName: config.podName });
@@ -184,7 +194,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     }),
   );
   nsp.on('connection', (socket) =>
-    handleConnection(socket, { roomService, messageService, presence, logger, metrics }),
+    handleConnection(socket, { roomService, messageService, membershipLimiter, presence, logger, metrics }),
   );
   const slowConsumers = startSlowConsumerSweep({
     nsp,

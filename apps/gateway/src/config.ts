@@ -43,6 +43,8 @@ const envSchema = z
     CORS_ORIGINS: csv.default([]),
     ROOM_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+    /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
+    MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** Requests to /api/* per minute per user (per address for guests and invalid tokens), shared by all pods; 0: off. */
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
     /** Sockets one user may hold on one pod; past it the handshake is refused; 0: no bound. */
@@ -90,6 +92,7 @@ export interface GatewayConfig {
   corsOrigins: readonly string[];
   roomTtlSeconds: number;
   messageRateLimitPerMinute: number;
+  membershipRateLimitPerMinute: number;
   /** 0: no HTTP rate limit. */
   httpRateLimitPerMinute: number;
   /** Sockets one user may hold on one pod (0: no bound); past it the handshake is refused. */
@@ -140,6 +143,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
+    membershipRateLimitPerMinute: e.MEMBERSHIP_RATE_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
     maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
     socketMaxQueuedBytes: e.SOCKET_MAX_QUEUED_BYTES,

@@ -21,16 +21,16 @@ export const CLIENT_EVENT_DOCS: Record<ClientEventName, ClientEventDoc> = {
   'join-room': {
     payload: '{ roomId }',
     ack: '`room-joined` payload',
-    errors: ['ROOM_ID_REQUIRED', 'ROOM_NOT_FOUND', 'ROOM_EXPIRED', 'UNAVAILABLE'],
+    errors: ['ROOM_ID_REQUIRED', 'TOO_MANY_REQUESTS', 'ROOM_NOT_FOUND', 'ROOM_EXPIRED', 'UNAVAILABLE'],
     description:
-      'Becomes a member (idempotent). Every socket of the user, on every pod, enters the room. The caller gets `room-joined`; others get `user-joined` only if the user is new.',
+      'Becomes a member (idempotent). Every socket of the user, on every pod, enters the room. The caller gets `room-joined`; others get `user-joined` only if the user is new. [ext] A join from a socket not yet in the room takes one of the user\'s MEMBERSHIP_RATE_LIMIT_PER_MINUTE (60) membership changes, shared with `leave-room` across pods; past it: TOO_MANY_REQUESTS with `retryAfterMs`, and nothing changes.',
   },
   'leave-room': {
     payload: '{ roomId }',
     ack: '`room-left` payload',
-    errors: ['ROOM_ID_REQUIRED', 'ROOM_NOT_FOUND', 'NOT_A_MEMBER_LEAVE', 'UNAVAILABLE'],
+    errors: ['ROOM_ID_REQUIRED', 'TOO_MANY_REQUESTS', 'ROOM_NOT_FOUND', 'NOT_A_MEMBER_LEAVE', 'UNAVAILABLE'],
     description:
-      'Ends the membership; every socket of the user leaves the room. The caller gets `room-left`, others `user-left`.',
+      'Ends the membership; every socket of the user leaves the room. The caller gets `room-left`, others `user-left`. [ext] Takes one of the user\'s membership changes (see `join-room`); past the budget: TOO_MANY_REQUESTS with `retryAfterMs`, and nothing changes.',
   },
   'send-message': {
     payload:

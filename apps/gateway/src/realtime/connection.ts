@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import { parseTyping, roomChannel, userChannel } from '@chat/protocol';
+import { parseTyping, readRoomId, roomChannel, userChannel } from '@chat/protocol';
 import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
+import type { UserRateLimiter } from '../services/user-rate-limiter.ts';
 import { setReading } from './engine-socket.ts';
 import { EventSlots } from './event-slots.ts';
 import { guardedHandler } from './respond.ts';
@@ -13,6 +14,8 @@ import type { ChatSocket } from './types.ts';
 export interface ConnectionDeps {
   roomService: RoomService;
   messageService: MessageService;
+  /** Budget of membership changes per user (MEMBERSHIP_RATE_LIMIT_PER_MINUTE). */
+  membershipLimiter: UserRateLimiter;
   presence: PresenceTracker;
   logger: Logger;
   metrics: GatewayMetrics;
@@ -28,7 +31,7 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** Wires one authenticated socket: its rooms, its events, its token's end. */
 export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void {
-  const { roomService, messageService, presence, logger, metrics } = deps;
+  const { roomService, messageService, membershipLimiter, presence, logger, metrics } = deps;
   const context = { logger, metrics, slots: new EventSlots(CONCURRENT_EVENTS, EVENT_BACKLOG, (reading) => setReading(socket, reading)) };
   const user = socket.data.user;
   metrics.connections.inc();
@@ -45,6 +48,9 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
   socket.on(
     'join-room',
     guardedHandler(socket, 'join-room', context, async (payload) => {
+      // A re-join from a socket already in the room (sockets mirror membership) changes nothing,
+      // so it costs nothing: a client may repeat its joins after every reconnect.
+      if (!socket.rooms.has(roomChannel(readRoomId(payload)))) await membershipLimiter.consume(user.id);
       const joined = await roomService.join(user, payload);
       // The adapter has already put this pod's sockets in; make sure of the caller's own.
       await socket.join(roomChannel(joined.roomId));
@@ -58,6 +64,8 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
   socket.on(
     'leave-room',
     guardedHandler(socket, 'leave-room', context, async (payload) => {
+      readRoomId(payload);
+      await membershipLimiter.consume(user.id);
       const left = await roomService.leave(user, payload);
       await socket.leave(roomChannel(left.roomId));
       socket.data.typingRooms.delete(left.roomId);

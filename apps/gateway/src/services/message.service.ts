@@ -14,7 +14,7 @@ import { withinDeadline } from './deadline.ts';
 import type { MessageWriter } from './message-writer.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RoomService } from './room.service.ts';
-import type { SendRateLimiter } from './send-rate-limiter.ts';
+import type { UserRateLimiter } from './user-rate-limiter.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
 import { uuidv7 } from './uuidv7.ts';
 
@@ -32,7 +32,7 @@ export interface MessageServiceDeps {
   messages: MessagesRepository;
   writer: MessageWriter;
   roomService: RoomService;
-  rateLimiter: SendRateLimiter;
+  rateLimiter: UserRateLimiter;
   events: RoomEvents;
   isMember(roomId: string, userId: string): Promise<boolean>;
   /** The longest a sender waits for the group commit before hearing UNAVAILABLE (0: no bound). */

@@ -2,23 +2,25 @@ import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '@chat/protocol';
 
-export interface SendRateLimiter {
-  /** Takes one send from the user's budget or throws RATE_LIMITED with `retryAfterMs`. */
+export interface UserRateLimiter {
+  /** Takes one action from the user's budget, or throws the limiter's refusal with `retryAfterMs`. */
   consume(userId: string): Promise<void>;
   /** Gives one back (a retry that stored nothing new should not cost the user). */
   refund(userId: string): Promise<void>;
 }
 
 /**
- * N sends per minute per user, counted in Redis so every pod shares one budget. When Redis
+ * N actions per minute per user, counted in Redis so every pod shares one budget. When Redis
  * cannot answer, an in-memory limiter with the same budget stands in (per pod, so at worst
- * N × pods while Redis is away) rather than refusing every send.
+ * N × pods while Redis is away) rather than refusing every action.
  */
-export function createSendRateLimiter(options: {
+export function createUserRateLimiter(options: {
   redis: Redis;
   keyPrefix: string;
   perMinute: number;
-}): SendRateLimiter {
+  /** The error a refused action answers: RATE_LIMITED for sends (PROTOCOL §4), TOO_MANY_REQUESTS [ext] otherwise. */
+  refusal: 'RATE_LIMITED' | 'TOO_MANY_REQUESTS';
+}): UserRateLimiter {
   const limiter = new RateLimiterRedis({
     storeClient: options.redis,
     keyPrefix: options.keyPrefix,
@@ -32,7 +34,7 @@ export function createSendRateLimiter(options: {
         await limiter.consume(userId, 1);
       } catch (rejection) {
         if (rejection instanceof RateLimiterRes) {
-          throw new AppError('RATE_LIMITED', { retryAfterMs: rejection.msBeforeNext });
+          throw new AppError(options.refusal, { retryAfterMs: rejection.msBeforeNext });
         }
         throw rejection;
       }

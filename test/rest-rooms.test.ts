@@ -31,7 +31,10 @@ let url: string;
 let owner: TestUser;
 
 beforeAll(async () => {
-  [cluster, noDevLogin] = await Promise.all([startCluster(2), startCluster(1, { AUTH_DEV_LOGIN: 'false' })]);
+  // One owner creates every room of this file, more than a minute's budget of room creation
+  // (room-create-rate-limit.test.ts tests that budget).
+  const budget = { ROOM_CREATE_RATE_LIMIT_PER_MINUTE: '1000' };
+  [cluster, noDevLogin] = await Promise.all([startCluster(2, budget), startCluster(1, { ...budget, AUTH_DEV_LOGIN: 'false' })]);
   url = cluster.pods[0]!.url;
   owner = await makeUser('방장님');
 });

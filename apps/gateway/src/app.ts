@@ -152,6 +152,12 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     roomCache,
     events,
     roomTtlSeconds: config.roomTtlSeconds,
+    creationLimiter: createUserRateLimiter({
+      redis: redis.commands,
+      keyPrefix: `${config.redisPrefix}:rl:room-create`,
+      perMinute: config.roomCreateRateLimitPerMinute,
+      refusal: 'TOO_MANY_REQUESTS',
+    }),
   });
   const messageService = createMessageService({
     messages,

@@ -45,6 +45,8 @@ const envSchema = z
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
     /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+    /** POST /api/rooms per minute per user, shared by all pods. */
+    ROOM_CREATE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(10),
     /** Requests to /api/* per minute per user (per address for guests and invalid tokens), shared by all pods; 0: off. */
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
     /** Sockets one user may hold on one pod; past it the handshake is refused; 0: no bound. */
@@ -93,6 +95,7 @@ export interface GatewayConfig {
   roomTtlSeconds: number;
   messageRateLimitPerMinute: number;
   membershipRateLimitPerMinute: number;
+  roomCreateRateLimitPerMinute: number;
   /** 0: no HTTP rate limit. */
   httpRateLimitPerMinute: number;
   /** Sockets one user may hold on one pod (0: no bound); past it the handshake is refused. */
@@ -144,6 +147,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
     membershipRateLimitPerMinute: e.MEMBERSHIP_RATE_LIMIT_PER_MINUTE,
+    roomCreateRateLimitPerMinute: e.ROOM_CREATE_RATE_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
     maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
     socketMaxQueuedBytes: e.SOCKET_MAX_QUEUED_BYTES,

@@ -30,6 +30,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     }
     const appError = error.validation ? fromValidation(error.validation[0]?.message) : toAppError(error);
     if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
+    const retryAfterMs = appError.details?.retryAfterMs;
+    if (typeof retryAfterMs === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
     return reply.status(appError.status).send(body(appError.code));
   });
 

@@ -33,7 +33,7 @@ export function roomsRoutes(deps: {
           tags: ['rooms'],
           security: [{ bearer: [] }],
           body: createRoomBodySchema,
-          response: { 201: createdRoomSchema, 400: errorBodySchema, 401: errorBodySchema },
+          response: { 201: createdRoomSchema, 400: errorBodySchema, 401: errorBodySchema, 429: errorBodySchema },
         },
       },
       async (request, reply) => {

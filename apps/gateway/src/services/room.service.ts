@@ -13,6 +13,7 @@ import {
 import type { RoomCache, RoomMeta } from './room-cache.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
+import type { UserRateLimiter } from './user-rate-limiter.ts';
 
 export interface RoomServiceDeps {
   rooms: RoomsRepository;
@@ -20,6 +21,8 @@ export interface RoomServiceDeps {
   roomCache: RoomCache;
   events: RoomEvents;
   roomTtlSeconds: number;
+  /** Rooms one user may create per minute (ROOM_CREATE_RATE_LIMIT_PER_MINUTE). */
+  creationLimiter: UserRateLimiter;
   /** Which of these users have a socket on any pod right now. */
   onlineUsers(userIds: readonly string[]): Promise<Set<string>>;
 }
@@ -68,6 +71,9 @@ export function createRoomService(deps: RoomServiceDeps) {
     requireRoom,
 
     async create(creator: AuthenticatedUser, body: CreateRoomBody) {
+      // Rooms live a day and every client lists them: a budget keeps one account from
+      // flooding the listing for everyone.
+      await deps.creationLimiter.consume(creator.id);
       const createdAt = new Date();
       const ttlSeconds = body.ttlSeconds ?? deps.roomTtlSeconds;
       const room = await rooms.create({

@@ -70,19 +70,29 @@ describe('membership rate limit [ext]', () => {
     const joined = record(observer, 'user-joined');
     const left = record(observer, 'user-left');
 
-    // Four changes, alternating pods: join, leave, join, leave.
-    for (let change = 0; change < LIMIT; change++) {
-      const socket = change % 2 === 0 ? onA : onB;
-      const event = change % 2 === 0 ? 'join-room' : 'leave-room';
+    // Four changes, two on each pod: join, leave on A; join, leave on B. Each waits until the
+    // other pod has mirrored it (its socket hears room-joined / room-left, which travel after
+    // the socket move on the same channel): a join from a socket its pod still shows in the
+    // room is a re-join, and free.
+    const changes = [
+      { socket: onA, other: onB, event: 'join-room', mirrored: 'room-joined' },
+      { socket: onA, other: onB, event: 'leave-room', mirrored: 'room-left' },
+      { socket: onB, other: onA, event: 'join-room', mirrored: 'room-joined' },
+      { socket: onB, other: onA, event: 'leave-room', mirrored: 'room-left' },
+    ] as const;
+    expect(changes).toHaveLength(LIMIT);
+    for (const [index, { socket, other, event, mirrored }] of changes.entries()) {
+      const seen = nextEvent(other, mirrored);
       const ack = await emitAck(socket, event, { roomId: room.roomId });
-      expect(ack.ok, `${event} #${change + 1}`).toBe(true);
+      expect(ack.ok, `${event} #${index + 1}`).toBe(true);
+      await seen;
     }
     expect(await isMember(room.roomId, toggler.userId)).toBe(false);
     const countBefore = await memberCount(room.roomId);
 
-    // The fifth, on either pod, is refused and changes nothing.
-    const error = nextEvent(onB, 'error');
-    const refused = await emitAck(onB, 'join-room', { roomId: room.roomId });
+    // The fifth is refused and changes nothing.
+    const error = nextEvent(onA, 'error');
+    const refused = await emitAck(onA, 'join-room', { roomId: room.roomId });
     expectRefused(refused, await error, 'join-room');
     await sleep(300);
     expect(await isMember(room.roomId, toggler.userId)).toBe(false);

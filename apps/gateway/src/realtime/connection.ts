@@ -49,7 +49,9 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
     'join-room',
     guardedHandler(socket, 'join-room', context, async (payload) => {
       // A re-join from a socket already in the room (sockets mirror membership) changes nothing,
-      // so it costs nothing: a client may repeat its joins after every reconnect.
+      // so it costs nothing: a client may repeat its joins after every reconnect. The mirror can
+      // trail a leave made on another pod by a Redis hop, so a join just after it may go free;
+      // leave-room always costs one, so a join/leave toggle still pays for each round.
       if (!socket.rooms.has(roomChannel(readRoomId(payload)))) await membershipLimiter.consume(user.id);
       const joined = await roomService.join(user, payload);
       // The adapter has already put this pod's sockets in; make sure of the caller's own.

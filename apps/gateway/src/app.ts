@@ -152,6 +152,14 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     roomCache,
     events,
     roomTtlSeconds: config.roomTtlSeconds,
+    // join-room and leave-room move sockets on every pod and announce to the room: without a
+    // budget, one client toggling a membership floods the room's members and the database.
+    membershipLimiter: createUserRateLimiter({
+      redis: redis.commands,
+      keyPrefix: `${config.redisPrefix}:rl:membership`,
+      perMinute: config.membershipRateLimitPerMinute,
+      refusal: 'TOO_MANY_REQUESTS',
+    }),
     creationLimiter: createUserRateLimiter({
       redis: redis.commands,
       keyPrefix: `${config.redisPrefix}:rl:room-create`,
@@ -177,15 +185,6 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     afterCommit: createAfterCommitHook(config.faultCrashAfterCommit),
   });
 
-  // join-room and leave-room move sockets on every pod and announce to the room: without a
-  // budget, one client toggling a membership floods the room's members and the database.
-  const membershipLimiter = createUserRateLimiter({
-    redis: redis.commands,
-    keyPrefix: `${config.redisPrefix}:rl:membership`,
-    perMinute: config.membershipRateLimitPerMinute,
-    refusal: 'TOO_MANY_REQUESTS',
-  });
-
   const presence = createPresenceTracker({ store: presenceStore, nsp, logger, podName: config.podName });
   presence.start();
 
@@ -200,7 +199,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     }),
   );
   nsp.on('connection', (socket) =>
-    handleConnection(socket, { roomService, messageService, membershipLimiter, presence, logger, metrics }),
+    handleConnection(socket, { roomService, messageService, presence, logger, metrics }),
   );
   const slowConsumers = startSlowConsumerSweep({
     nsp,

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import { parseTyping, readRoomId, roomChannel, userChannel } from '@chat/protocol';
+import { parseTyping, roomChannel, userChannel } from '@chat/protocol';
 import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
-import type { UserRateLimiter } from '../services/user-rate-limiter.ts';
 import { setReading } from './engine-socket.ts';
 import { EventSlots } from './event-slots.ts';
 import { guardedHandler } from './respond.ts';
@@ -14,8 +13,6 @@ import type { ChatSocket } from './types.ts';
 export interface ConnectionDeps {
   roomService: RoomService;
   messageService: MessageService;
-  /** Budget of membership changes per user (MEMBERSHIP_RATE_LIMIT_PER_MINUTE). */
-  membershipLimiter: UserRateLimiter;
   presence: PresenceTracker;
   logger: Logger;
   metrics: GatewayMetrics;
@@ -31,7 +28,7 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** Wires one authenticated socket: its rooms, its events, its token's end. */
 export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void {
-  const { roomService, messageService, membershipLimiter, presence, logger, metrics } = deps;
+  const { roomService, messageService, presence, logger, metrics } = deps;
   const context = { logger, metrics, slots: new EventSlots(CONCURRENT_EVENTS, EVENT_BACKLOG, (reading) => setReading(socket, reading)) };
   const user = socket.data.user;
   metrics.connections.inc();
@@ -48,12 +45,7 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
   socket.on(
     'join-room',
     guardedHandler(socket, 'join-room', context, async (payload) => {
-      // A re-join from a socket already in the room (sockets mirror membership) changes nothing,
-      // so it costs nothing: a client may repeat its joins after every reconnect. The mirror can
-      // trail a leave made on another pod by a Redis hop, so a join just after it may go free;
-      // leave-room always costs one, so a join/leave toggle still pays for each round.
-      if (!socket.rooms.has(roomChannel(readRoomId(payload)))) await membershipLimiter.consume(user.id);
-      const joined = await roomService.join(user, payload);
+      const joined = await roomService.join(user, payload, hint.isInRoom);
       // The adapter has already put this pod's sockets in; make sure of the caller's own.
       await socket.join(roomChannel(joined.roomId));
       socket.emit('room-joined', joined);
@@ -66,8 +58,6 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
   socket.on(
     'leave-room',
     guardedHandler(socket, 'leave-room', context, async (payload) => {
-      readRoomId(payload);
-      await membershipLimiter.consume(user.id);
       const left = await roomService.leave(user, payload);
       await socket.leave(roomChannel(left.roomId));
       socket.data.typingRooms.delete(left.roomId);

@@ -21,6 +21,8 @@ export interface RoomServiceDeps {
   roomCache: RoomCache;
   events: RoomEvents;
   roomTtlSeconds: number;
+  /** Membership changes (join / leave) one user may make per minute (MEMBERSHIP_RATE_LIMIT_PER_MINUTE). */
+  membershipLimiter: UserRateLimiter;
   /** Rooms one user may create per minute (ROOM_CREATE_RATE_LIMIT_PER_MINUTE). */
   creationLimiter: UserRateLimiter;
   /** Which of these users have a socket on any pod right now. */
@@ -125,9 +127,17 @@ export function createRoomService(deps: RoomServiceDeps) {
       };
     },
 
-    /** PROTOCOL §2. Idempotent: only a newly added member is announced. */
-    async join(user: AuthenticatedUser, payload: unknown): Promise<RoomJoinedPayload> {
+    /**
+     * PROTOCOL §2. Idempotent: only a newly added member is announced. `isInRoom`: whether the
+     * caller's socket is in the room already (sockets mirror membership).
+     */
+    async join(user: AuthenticatedUser, payload: unknown, isInRoom: (roomId: string) => boolean): Promise<RoomJoinedPayload> {
       const roomId = readRoomId(payload);
+      // A re-join from a socket already in the room changes nothing, so it costs nothing: a
+      // client may repeat its joins after every reconnect. The mirror can trail a leave made on
+      // another pod by a Redis hop, so a join just after it may go free; a leave always costs
+      // one, so a join/leave toggle still pays for each round.
+      if (!isInRoom(roomId)) await deps.membershipLimiter.consume(user.id);
       await requireActiveRoom(roomId);
       const change = await memberships.add(roomId, user.id);
       if (!change) throw new AppError('ROOM_EXPIRED');
@@ -146,6 +156,7 @@ export function createRoomService(deps: RoomServiceDeps) {
     /** PROTOCOL §3. Leaving needs no live room: a member may leave an expired one. */
     async leave(user: AuthenticatedUser, payload: unknown): Promise<RoomLeftPayload> {
       const roomId = readRoomId(payload);
+      await deps.membershipLimiter.consume(user.id);
       await requireRoom(roomId);
       const change = await memberships.remove(roomId, user.id);
       if (!change.changed) throw new AppError('NOT_A_MEMBER_LEAVE');

@@ -23,6 +23,14 @@ export interface Member {
   readonly online: boolean;
 }
 
+/**
+ * A message's element as the store sees it: something to take off the page on delete.
+ * (No DOM types here, so the store is typechecked and tested under Node.)
+ */
+export interface ShownMessage {
+  remove(): void;
+}
+
 export interface Typist {
   readonly nicknameMask: string;
   /** Hides the indicator if `isTyping: false` never comes. */
@@ -39,7 +47,7 @@ export interface OpenRoom {
   /** Messages held (its own methods are its updates: it is the timeline's model). */
   readonly timeline: Timeline;
   /** The element shown for each messageId, to remove it on delete. */
-  readonly elements: ReadonlyMap<string, HTMLElement>;
+  readonly elements: ReadonlyMap<string, ShownMessage>;
   readonly members: ReadonlyMap<string, Member>;
   readonly typing: ReadonlyMap<string, Typist>;
   /** The catch-up under way, if any; `catchUpAgain` asks it to go round once more. */
@@ -61,7 +69,7 @@ export interface PageState {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 interface RoomState extends Mutable<Omit<OpenRoom, 'elements' | 'members' | 'typing'>> {
-  elements: Map<string, HTMLElement>;
+  elements: Map<string, ShownMessage>;
   members: Map<string, Member>;
   typing: Map<string, Typist>;
 }
@@ -172,7 +180,7 @@ export function createStore(session: Session | null) {
       else write(room).typing.delete(userId);
     },
 
-    trackElement(room: OpenRoom, messageId: string, element: HTMLElement): void {
+    trackElement(room: OpenRoom, messageId: string, element: ShownMessage): void {
       write(room).elements.set(messageId, element);
     },
     untrackElement(room: OpenRoom, messageId: string): void {

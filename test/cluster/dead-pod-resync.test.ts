@@ -10,7 +10,7 @@ import {
   spawnGateway,
   type GatewayProcess,
 } from '@chat/testing';
-import { startTestWorker, type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, type TestCluster } from '../support/index.ts';
 
 /**
  * A pod that dies between a COMMIT and its broadcast leaves a stored message nobody was told
@@ -31,9 +31,9 @@ it.beforeAll(({ cluster: started }) => {
 });
 
 describe('a pod that dies after COMMIT and before the broadcast', () => {
-  it('the worker tells the rooms where its message may be the newest to resync, and the message is there to fetch', { timeout: 90_000 }, async () => {
+  it('the worker tells the rooms where its message may be the newest to resync, and the message is there to fetch', { timeout: 90_000 }, async ({ startWorker }) => {
     const [a] = cluster.pods;
-    await startTestWorker(cluster, { PRESENCE_GC_INTERVAL_MS: '500' });
+    await startWorker({ PRESENCE_GC_INTERVAL_MS: '500' });
     const gateway = await doomedGateway;
     const alice = await makeUser('김철수');
     const bob = await makeUser('이영희');

@@ -18,7 +18,7 @@ import {
   type TestSocket,
   type TestUser,
 } from '@chat/testing';
-import { startCluster, startTestWorker, type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, startCluster, type TestCluster } from '../support/index.ts';
 
 /**
  * Issue 3, presence: `presence` on a member's first connect and last disconnect, on any pod,
@@ -262,9 +262,9 @@ describe('a heartbeat that fails while nothing was forgotten', () => {
 });
 
 describe('a gateway process killed with SIGKILL', () => {
-  it('its users go offline, with presence events, through the worker’s GC', { timeout: 60_000 }, async () => {
+  it('its users go offline, with presence events, through the worker’s GC', { timeout: 60_000 }, async ({ startWorker }) => {
     const [a] = cluster.pods;
-    await startTestWorker(cluster, { PRESENCE_GC_INTERVAL_MS: '500' });
+    await startWorker({ PRESENCE_GC_INTERVAL_MS: '500' });
     const gateway = await doomedGateway;
     const alice = await makeUser('김철수');
     const dave = await makeUser('정다운');

@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { connect, createRoom, emitAck, makeUser, request } from '@chat/testing';
-import { type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, type TestCluster } from '../support/index.ts';
 
 /**
  * Issue 3, bookkeeping: `messageCount` (the room's last seq; deleted messages keep their number)

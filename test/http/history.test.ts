@@ -12,7 +12,7 @@ import {
   type TestSocket,
   type TestUser,
 } from '@chat/testing';
-import { type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, type TestCluster } from '../support/index.ts';
 
 /**
  * History under volume (PROTOCOL §4 [ext] seq, §7 before/after): 260 messages sent

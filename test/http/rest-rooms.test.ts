@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import { connect, createRoom, emitAck, makeUser, rawRequest, request, sleep, type TestUser } from '@chat/testing';
-import { startCluster, type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, startCluster, type TestCluster } from '../support/index.ts';
 
 /** PROTOCOL §9 (rooms, dev login) and the REST error shape of §8. */
 

@@ -3,7 +3,7 @@ import { describe, expect } from 'vitest';
 import { signToken } from '@chat/auth';
 import { ERRORS } from '@chat/protocol';
 import { TEST_JWT_SECRET, makeUser, request, sleep, startPrivateRedis } from '@chat/testing';
-import { startCluster, type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, startCluster, type TestCluster } from '../support/index.ts';
 
 /**
  * HTTP rate limit on /api/* (issue 5: probes and /metrics exempt): one budget per user (valid

@@ -1,8 +1,8 @@
 import type { Sql } from 'postgres';
 import { describe, expect } from 'vitest';
 import type { AckResponse, ErrorPayload } from '@chat/protocol';
-import { connect, createRoom, emitAck, makeUser, nextEvent, record, sleep } from '@chat/testing';
-import { type TestCluster, clusterTest } from '../support/index.ts';
+import { createRoom, emitAck, makeUser, nextEvent, record, sleep } from '@chat/testing';
+import { clusterTest } from '../support/index.ts';
 
 /**
  * [ext] join-room / leave-room that would change a membership: MEMBERSHIP_RATE_LIMIT_PER_MINUTE
@@ -13,21 +13,14 @@ import { type TestCluster, clusterTest } from '../support/index.ts';
 const LIMIT = 4;
 const TOO_MANY = '요청이 너무 많습니다. 잠시 후 다시 시도해주세요';
 
-let cluster: TestCluster;
-let sql: Sql;
-
 const it = clusterTest({ pods: 2, env: { MEMBERSHIP_RATE_LIMIT_PER_MINUTE: String(LIMIT) } });
-it.beforeAll(({ cluster: started, sql: db }) => {
-  cluster = started;
-  sql = db;
-});
 
-async function isMember(roomId: string, userId: string): Promise<boolean> {
+async function isMember(sql: Sql, roomId: string, userId: string): Promise<boolean> {
   const rows = await sql`select 1 from room_members where room_id = ${roomId} and user_id = ${userId}`;
   return rows.length > 0;
 }
 
-async function memberCount(roomId: string): Promise<number> {
+async function memberCount(sql: Sql, roomId: string): Promise<number> {
   const [row] = await sql<{ member_count: number }[]>`select member_count from rooms where id = ${roomId}`;
   return row!.member_count;
 }
@@ -42,7 +35,7 @@ function expectRefused(ack: AckResponse<unknown>, error: ErrorPayload, event: st
 }
 
 describe('membership rate limit [ext]', () => {
-  it('refuses the change past the budget, across pods: no row moves, nobody is told', async () => {
+  it('refuses the change past the budget, across pods: no row moves, nobody is told', async ({ cluster, sql, connect }) => {
     const [a, b] = cluster.pods;
     const owner = await makeUser('방장');
     const room = await createRoom(a!.url, owner);
@@ -72,16 +65,16 @@ describe('membership rate limit [ext]', () => {
       expect(ack.ok, `${event} #${index + 1}`).toBe(true);
       await seen;
     }
-    expect(await isMember(room.roomId, toggler.userId)).toBe(false);
-    const countBefore = await memberCount(room.roomId);
+    expect(await isMember(sql, room.roomId, toggler.userId)).toBe(false);
+    const countBefore = await memberCount(sql, room.roomId);
 
     // The fifth is refused and changes nothing.
     const error = nextEvent(onA, 'error');
     const refused = await emitAck(onA, 'join-room', { roomId: room.roomId });
     expectRefused(refused, await error, 'join-room');
     await sleep(300);
-    expect(await isMember(room.roomId, toggler.userId)).toBe(false);
-    expect(await memberCount(room.roomId)).toBe(countBefore);
+    expect(await isMember(sql, room.roomId, toggler.userId)).toBe(false);
+    expect(await memberCount(sql, room.roomId)).toBe(countBefore);
     expect(joined).toHaveLength(2);
     expect(left).toHaveLength(2);
 
@@ -90,7 +83,7 @@ describe('membership rate limit [ext]', () => {
     expect((await emitAck(other, 'join-room', { roomId: room.roomId })).ok).toBe(true);
   });
 
-  it('does not charge a re-join from a socket already in the room', async () => {
+  it('does not charge a re-join from a socket already in the room', async ({ cluster, connect }) => {
     const [a] = cluster.pods;
     const user = await makeUser('재참여');
     const room = await createRoom(a!.url, user);
@@ -110,7 +103,7 @@ describe('membership rate limit [ext]', () => {
     if (!refused.ok) expect(refused.error.code).toBe('TOO_MANY_REQUESTS');
   });
 
-  it('checks the roomId before the budget: a missing roomId costs nothing', async () => {
+  it('checks the roomId before the budget: a missing roomId costs nothing', async ({ cluster, connect }) => {
     const [a] = cluster.pods;
     const user = await makeUser('검증');
     const socket = await connect(a!.url, user.token);

@@ -12,7 +12,7 @@ import {
   sleep,
   type TestSocket,
 } from '@chat/testing';
-import { type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, type TestCluster } from '../support/index.ts';
 
 /** PROTOCOL §4: 30 send-message per minute per user, across all pods (default configuration). */
 

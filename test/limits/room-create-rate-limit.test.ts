@@ -1,7 +1,7 @@
 import type { Sql } from 'postgres';
 import { describe, expect } from 'vitest';
 import { makeUser, type TestUser } from '@chat/testing';
-import { type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest } from '../support/index.ts';
 
 /**
  * [ext] POST /api/rooms: ROOM_CREATE_RATE_LIMIT_PER_MINUTE per user, across pods (3 here).
@@ -11,14 +11,7 @@ import { type TestCluster, clusterTest } from '../support/index.ts';
 
 const LIMIT = 3;
 
-let cluster: TestCluster;
-let sql: Sql;
-
 const it = clusterTest({ pods: 2, env: { ROOM_CREATE_RATE_LIMIT_PER_MINUTE: String(LIMIT) } });
-it.beforeAll(({ cluster: started, sql: db }) => {
-  cluster = started;
-  sql = db;
-});
 
 async function postRoom(url: string, user: TestUser, name: string) {
   const response = await fetch(`${url}/api/rooms`, {
@@ -29,13 +22,13 @@ async function postRoom(url: string, user: TestUser, name: string) {
   return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Record<string, unknown> };
 }
 
-async function roomsCreatedBy(userId: string): Promise<number> {
+async function roomsCreatedBy(sql: Sql, userId: string): Promise<number> {
   const [row] = await sql<{ n: number }[]>`select count(*)::int as n from rooms where created_by = ${userId}`;
   return row!.n;
 }
 
 describe('room creation rate limit [ext]', () => {
-  it('creates LIMIT rooms across pods, then answers 429 TOO_MANY_REQUESTS with Retry-After and stores nothing', async () => {
+  it('creates LIMIT rooms across pods, then answers 429 TOO_MANY_REQUESTS with Retry-After and stores nothing', async ({ cluster, sql }) => {
     const [a, b] = cluster.pods;
     const user = await makeUser('방부자');
     for (let index = 0; index < LIMIT; index++) {
@@ -53,14 +46,14 @@ describe('room creation rate limit [ext]', () => {
     const retryAfter = Number(refused.retryAfter);
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
-    expect(await roomsCreatedBy(user.userId)).toBe(LIMIT);
+    expect(await roomsCreatedBy(sql, user.userId)).toBe(LIMIT);
 
     // Another user's budget is their own.
     const other = await makeUser('다른방장');
     expect((await postRoom(a!.url, other, '내 방')).status).toBe(201);
   });
 
-  it('charges only a room that passes validation', async () => {
+  it('charges only a room that passes validation', async ({ cluster }) => {
     const [a] = cluster.pods;
     const user = await makeUser('검증');
     for (let attempt = 0; attempt < LIMIT * 2; attempt++) {

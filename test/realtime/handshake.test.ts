@@ -1,5 +1,5 @@
-import type { Sql } from 'postgres';
 import { randomUUID } from 'node:crypto';
+import type { Sql } from 'postgres';
 import { io, type Socket } from 'socket.io-client';
 import { describe, expect } from 'vitest';
 import { signToken } from '@chat/auth';
@@ -17,7 +17,7 @@ import {
   type TestSocket,
   type TestUser,
 } from '@chat/testing';
-import { startCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, startCluster } from '../support/index.ts';
 
 /** PROTOCOL §1: connecting and authentication. */
 

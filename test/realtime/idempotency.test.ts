@@ -14,7 +14,7 @@ import {
   type TestSocket,
   type TestUser,
 } from '@chat/testing';
-import { type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, type TestCluster } from '../support/index.ts';
 
 /** PROTOCOL §4 [ext]: idempotent sends keyed by (userId, clientMessageId). */
 

@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { connect, createRoom, emitAck, makeUser, sleep, type TestSocket } from '@chat/testing';
-import { startCluster, type TestPod, clusterTest } from '../support/index.ts';
+import { clusterTest, startCluster, type TestPod } from '../support/index.ts';
 
 /**
  * A client that stops reading its socket (a frozen tab, a hostile client, a dead network path

@@ -35,7 +35,8 @@ export interface ClusterOptions {
  * - `sql`: a postgres.js client on the cluster's database, for asserting what is stored.
  * Test-scoped (closed when the test ends):
  * - `connect(url, token)`: a connected socket.io-client.
- * - `worker(env?)`: the worker app on the cluster's services (see startTestWorker).
+ * - `startWorker(env?)`: the worker app in this process on the cluster's services (see
+ *   startTestWorker); a test may close it earlier.
  */
 export function clusterTest(options: ClusterOptions = {}) {
   return base
@@ -72,7 +73,7 @@ export function clusterTest(options: ClusterOptions = {}) {
         return socket;
       };
     })
-    .extend('worker', async ({ cluster }, { onCleanup }) => {
+    .extend('startWorker', async ({ cluster }, { onCleanup }) => {
       const started: { close(): Promise<void> }[] = [];
       onCleanup(async () => {
         await Promise.allSettled(started.map((worker) => worker.close()));

@@ -21,11 +21,14 @@ export async function startTestWorker(
   const worker = await startWorker(config);
   started.add(worker);
   const close = worker.close.bind(worker);
+  // Idempotent: a test may close its worker and the `startWorker` fixture close it again.
+  let closing: Promise<void> | null = null;
   return {
     ...worker,
-    close: async () => {
+    close: () => {
       started.delete(worker);
-      await close();
+      closing ??= close();
+      return closing;
     },
   };
 }

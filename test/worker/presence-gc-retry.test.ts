@@ -16,7 +16,7 @@ import {
   sleep,
   startTcpRelay,
 } from '@chat/testing';
-import { startTestWorker, type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, startTestWorker, type TestCluster } from '../support/index.ts';
 
 /**
  * The worker's presence GC takes a dead pod out of Redis and then needs Postgres to announce

@@ -19,7 +19,7 @@ import {
   type TestDatabase,
   type TestUser,
 } from '@chat/testing';
-import { closeAllWorkers, startCluster, startTestWorker, type TestCluster, clusterTest } from '../support/index.ts';
+import { clusterTest, closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
 
 /**
  * Issue 3, expiry (PROTOCOL §10) on real services: a BullMQ worker sweeping a two-pod cluster,
@@ -88,18 +88,18 @@ async function sweepJobStats(redisUrl: string, prefix: string) {
 }
 
 describe('room expiry sweep', () => {
-  // A failed test must not leave its workers sweeping under the next one.
+  // A failed test must not leave its workers (closed by startWorker) or processes sweeping
+  // under the next one.
   afterEach(async () => {
-    await closeAllWorkers();
     await killAllProcesses();
   });
   let alice: TestUser;
   let bob: TestUser;
   let roomId: string;
 
-  it('announces, refuses, purges and leaves a tombstone (ttlSeconds: 2, both pods)', { timeout: 30_000 }, async () => {
+  it('announces, refuses, purges and leaves a tombstone (ttlSeconds: 2, both pods)', { timeout: 30_000 }, async ({ startWorker }) => {
     const [a, b] = cluster.pods;
-    const worker = await startTestWorker(cluster, { ROOM_EXPIRING_NOTICE_SECONDS: '1', POD_NAME: 'sweep-a' });
+    const worker = await startWorker({ ROOM_EXPIRING_NOTICE_SECONDS: '1', POD_NAME: 'sweep-a' });
     alice = await makeUser('김철수');
     bob = await makeUser('이영희');
     // Everything slow happens before the room's two seconds start.
@@ -169,9 +169,9 @@ describe('room expiry sweep', () => {
     await worker.close();
   });
 
-  it('deletes the tombstone after ROOM_TOMBSTONE_TTL_SECONDS; then the room is not found', { timeout: 20_000 }, async () => {
+  it('deletes the tombstone after ROOM_TOMBSTONE_TTL_SECONDS; then the room is not found', { timeout: 20_000 }, async ({ startWorker }) => {
     const [a, b] = cluster.pods;
-    const worker = await startTestWorker(cluster, { ROOM_TOMBSTONE_TTL_SECONDS: '1', POD_NAME: 'sweep-tomb' });
+    const worker = await startWorker({ ROOM_TOMBSTONE_TTL_SECONDS: '1', POD_NAME: 'sweep-tomb' });
     const gone = await waitFor('tombstone deleted', async () => (await rowCounts(roomId)).rooms === 0, 8000);
     console.log(`tombstone deleted ${gone} ms after a worker with ROOM_TOMBSTONE_TTL_SECONDS=1 started`);
     // Both pods had the room cached; neither may keep calling it expired.
@@ -191,7 +191,7 @@ describe('room expiry sweep', () => {
     await worker.close();
   });
 
-  it('two workers sweeping at once reach the same end state, without errors', { timeout: 40_000 }, async () => {
+  it('two workers sweeping at once reach the same end state, without errors', { timeout: 40_000 }, async ({ startWorker }) => {
     const [a] = cluster.pods;
     const owner = await makeUser('박민수');
     const rooms = await Promise.all([0, 1, 2].map(() => createRoom(a!.url, owner, { ttlSeconds: 3 })));
@@ -204,8 +204,8 @@ describe('room expiry sweep', () => {
     // Small batches make each sweep outlast the interval, so the two workers' sweeps overlap.
     const env = { SWEEP_BATCH_SIZE: '200', SWEEP_INTERVAL_MS: '150', ROOM_EXPIRING_NOTICE_SECONDS: '0' };
     const workers = await Promise.all([
-      startTestWorker(cluster, { ...env, POD_NAME: 'twin-1' }),
-      startTestWorker(cluster, { ...env, POD_NAME: 'twin-2' }),
+      startWorker({ ...env, POD_NAME: 'twin-1' }),
+      startWorker({ ...env, POD_NAME: 'twin-2' }),
     ]);
     const took = await waitFor('three rooms purged by two workers', async () => {
       const counts = await Promise.all(rooms.map((room) => rowCounts(room.roomId)));
@@ -223,7 +223,7 @@ describe('room expiry sweep', () => {
     await Promise.all(workers.map((worker) => worker.close()));
   });
 
-  it('a worker process killed mid-purge leaves nothing half-visible; the next one finishes', { timeout: 50_000 }, async () => {
+  it('a worker process killed mid-purge leaves nothing half-visible; the next one finishes', { timeout: 50_000 }, async ({ startWorker }) => {
     const [a, b] = cluster.pods;
     const owner = await makeUser('최지훈');
     // The worker process boots (tsx, a few seconds) while the room fills. Pods cache a room's
@@ -273,7 +273,7 @@ describe('room expiry sweep', () => {
       error: { message: EXPIRED },
     });
 
-    const next = await startTestWorker(cluster, { SWEEP_BATCH_SIZE: '1000', POD_NAME: 'successor' });
+    const next = await startWorker({ SWEEP_BATCH_SIZE: '1000', POD_NAME: 'successor' });
     const took = await waitFor('the next worker finishes the purge', async () => {
       const c = await rowCounts(room.roomId);
       return c.messages === 0 && c.members === 0 && c.expired === 1;

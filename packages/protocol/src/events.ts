@@ -1,7 +1,13 @@
+import type {
+  JoinRoomPayload,
+  LeaveRoomPayload,
+  SendMessagePayload,
+  TypingPayload,
+} from './client-payloads.ts';
 import type { ErrorCode } from './errors.ts';
 import type { MessageType } from './message-rules.ts';
 
-/** The Socket.IO namespace of the chat (PROTOCOL §1). */
+/** The Socket.IO namespace of the chat (docs/PROTOCOL.md §1). */
 export const CHAT_NAMESPACE = '/socket';
 
 export const CLIENT_EVENTS = {
@@ -129,15 +135,10 @@ export interface ServerToClientEvents {
   error: (payload: ErrorPayload) => void;
 }
 
-/** The shapes the typed client sees for its own emits (payloads typed, acks optional). */
+/** The shapes the typed client sees for its own emits: payloads as declared in client-payloads.ts, acks optional. */
 export interface ClientEmits {
-  'join-room': (payload: { roomId: string }, ack?: Ack<RoomJoinedPayload>) => void;
-  'leave-room': (payload: { roomId: string }, ack?: Ack<RoomLeftPayload>) => void;
-  'send-message': (
-    payload:
-      | { roomId: string; type: 'text' | 'emoji'; content: string; clientMessageId?: string }
-      | { roomId: string; type: 'image'; imageUrl: string; clientMessageId?: string },
-    ack?: Ack<NewMessagePayload>,
-  ) => void;
-  typing: (payload: { roomId: string; isTyping: boolean }, ack?: Ack<Record<string, never>>) => void;
+  'join-room': (payload: JoinRoomPayload, ack?: Ack<RoomJoinedPayload>) => void;
+  'leave-room': (payload: LeaveRoomPayload, ack?: Ack<RoomLeftPayload>) => void;
+  'send-message': (payload: SendMessagePayload, ack?: Ack<NewMessagePayload>) => void;
+  typing: (payload: TypingPayload, ack?: Ack<Record<string, never>>) => void;
 }

@@ -2,8 +2,7 @@ import { CLIENT_EVENT_CONTRACTS, clientEventErrors } from './client-payloads.ts'
 import { CLIENT_EVENTS, SERVER_EVENTS, type ClientEventName } from './events.ts';
 import { ERRORS, type ErrorCode } from './errors.ts';
 import { describeChecks, describePayload } from './payload-contract.ts';
-
-type ServerEventName = (typeof SERVER_EVENTS)[keyof typeof SERVER_EVENTS];
+import { describeServerPayload, type ServerEventName } from './server-payloads.ts';
 
 interface EventDoc {
   payload: string;
@@ -33,54 +32,30 @@ export const CLIENT_EVENT_DOCS: Record<ClientEventName, ClientEventDoc> = Object
   }),
 ) as Record<ClientEventName, ClientEventDoc>;
 
-export const SERVER_EVENT_DOCS: Record<ServerEventName, EventDoc> = {
-  'room-joined': {
-    payload: '{ roomId, memberCount }',
-    description: "To the caller of `join-room`, and to the user's other devices (they were moved into the room too).",
-  },
-  'user-joined': {
-    payload: '{ roomId, userId, nicknameMask, memberCount }',
-    description: "To the room, except the joining user's sockets, when a member is added.",
-  },
-  'room-left': {
-    payload: '{ roomId }',
-    description: "To the caller of `leave-room`, and to the user's other devices (they left the room too).",
-  },
-  'user-left': { payload: '{ roomId, userId, memberCount }', description: 'To the room when a member leaves.' },
-  'new-message': {
-    payload:
-      '{ messageId, roomId, userId, nicknameMask, type, content, imageUrl, createdAt, seq, clientMessageId }',
-    description: 'To every socket in the room. `seq` is gap-free per room: a jump means fetch `?after=`.',
-  },
-  'typing-indicator': {
-    payload: '{ roomId, userId, nicknameMask, isTyping }',
-    description:
-      "To the room except the typing user's own sockets; `isTyping: false` is also sent when a typing socket disconnects.",
-  },
-  'message-deleted': { payload: '{ roomId, messageId }', description: 'To the room after a soft delete.' },
-  'room-expired': { payload: '{ roomId }', description: 'To the room when it expires; its sockets then leave it.' },
-  'room-expiring': { payload: '{ roomId, expiresAt }', description: 'To the room a few minutes before it expires.' },
-  presence: {
-    payload: '{ roomId, userId, nicknameMask, online }',
-    description: "To each of a user's rooms on their first connection and after their last disconnection.",
-  },
-  'token-expired': { payload: '{}', description: "When the token's `exp` passes; the socket is then disconnected." },
-  'server-draining': {
-    payload: '{}',
-    description: 'This pod is shutting down; reconnect (the load balancer picks another pod).',
-  },
-  resync: {
-    payload: '{} or { roomId }',
-    description:
-      'Broadcasts may have been missed: fetch `?after=`. `{}`: this pod lost and regained its Redis subscription, so for every room. ' +
-      '`{ roomId }`, for that room only: a pod with a member of that room died (found by the worker), and may have committed a message it never broadcast; ' +
-      'or a pod that lost its own connection to Redis broadcast to the room meanwhile, and now has it back.',
-  },
-  error: {
-    payload: '{ message, code, event, retryAfterMs? }',
-    description: 'To the caller of a failed event; `message` is the Korean text of the error catalog.',
-  },
+/** When each server event is sent; its payload comes from server-payloads.ts. */
+const SERVER_EVENT_WHEN: Record<ServerEventName, string> = {
+  'room-joined': "To the caller of `join-room`, and to the user's other devices (they were moved into the room too).",
+  'user-joined': "To the room, except the joining user's sockets, when a member is added.",
+  'room-left': "To the caller of `leave-room`, and to the user's other devices (they left the room too).",
+  'user-left': 'To the room when a member leaves.',
+  'new-message': 'To every socket in the room. `seq` is gap-free per room: a jump means fetch `?after=`.',
+  'typing-indicator': "To the room except the typing user's own sockets; `isTyping: false` is also sent when a typing socket disconnects.",
+  'message-deleted': 'To the room after a soft delete.',
+  'room-expired': 'To the room when it expires; its sockets then leave it.',
+  'room-expiring': 'To the room a few minutes before it expires.',
+  presence: "To each of a user's rooms on their first connection and after their last disconnection.",
+  'token-expired': "When the token's `exp` passes; the socket is then disconnected.",
+  'server-draining': 'This pod is shutting down; reconnect (the load balancer picks another pod).',
+  resync:
+    'Broadcasts may have been missed: fetch `?after=`. `{}`: this pod lost and regained its Redis subscription, so for every room. ' +
+    '`{ roomId }`, for that room only: a pod with a member of that room died (found by the worker), and may have committed a message it never broadcast; ' +
+    'or a pod that lost its own connection to Redis broadcast to the room meanwhile, and now has it back.',
+  error: 'To the caller of a failed event; `message` is the Korean text of the error catalog.',
 };
+
+export const SERVER_EVENT_DOCS: Record<ServerEventName, EventDoc> = Object.fromEntries(
+  Object.values(SERVER_EVENTS).map((name) => [name, { payload: describeServerPayload(name), description: SERVER_EVENT_WHEN[name] }]),
+) as Record<ServerEventName, EventDoc>;
 
 /** docs/events.md, rendered. */
 export function renderEventReference(): string {
@@ -117,7 +92,7 @@ export function renderEventReference(): string {
   lines.push('', '## Server → client', '', '| event | payload | when |', '|---|---|---|');
   for (const name of Object.values(SERVER_EVENTS)) {
     const doc = SERVER_EVENT_DOCS[name];
-    lines.push(`| \`${name}\` | \`${doc.payload}\` | ${doc.description} |`);
+    lines.push(`| \`${name}\` | \`${doc.payload.replaceAll('|', '\\|')}\` | ${doc.description} |`);
   }
   lines.push('', '## Error catalog', '', '| code | HTTP status | message |', '|---|---|---|');
   for (const [code, { status, message }] of Object.entries(ERRORS)) {

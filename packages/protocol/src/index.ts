@@ -5,5 +5,6 @@ export * from './fields.ts';
 export * from './http.ts';
 export * from './message-rules.ts';
 export * from './nickname-mask.ts';
+export * from './server-payloads.ts';
 export type { Check, FieldRule, PayloadOf } from './payload-contract.ts';
 export * from './event-reference.ts';

@@ -82,9 +82,9 @@ export const serverCheck = (name: string, ...errors: ErrorCode[]): ServerCheck =
 type WireOf<Rule> = Rule extends FieldRule<infer Wire, unknown> ? Wire : never;
 
 type FieldsWire<F extends Fields> = {
-  [K in keyof F as F[K]['optional'] extends true ? never : K]: WireOf<F[K]>;
+  -readonly [K in keyof F as F[K]['optional'] extends true ? never : K]: WireOf<F[K]>;
 } & {
-  [K in keyof F as F[K]['optional'] extends true ? K : never]?: WireOf<F[K]>;
+  -readonly [K in keyof F as F[K]['optional'] extends true ? K : never]?: WireOf<F[K]>;
 };
 
 type CheckWire<C> =

@@ -4,9 +4,16 @@ import {
   CLIENT_EVENT_DOCS,
   MESSAGE_TYPES,
   SEND_MESSAGE_CHECKS,
+  SERVER_EVENT_DOCS,
   clientEventErrors,
   type ClientEmits,
+  type ClientEventName,
+  type ErrorCode,
+  type ErrorPayload,
+  type MessageType,
+  type NewMessagePayload,
   type SendMessagePayload,
+  type ServerToClientEvents,
   type TypingPayload,
 } from '../src/index.ts';
 
@@ -59,5 +66,39 @@ describe('client payload declarations', () => {
       'UNAVAILABLE',
     ]);
     expect(CLIENT_EVENT_DOCS.typing.errors).toEqual([]);
+  });
+});
+
+/** An interface or intersection written out as one object type, for exact type equality. */
+type Plain<T> = { [K in keyof T]: T[K] };
+
+describe('server payload declarations', () => {
+  it('derive the payload types of ServerToClientEvents (checked by `pnpm typecheck`)', () => {
+    expectTypeOf<Plain<NewMessagePayload>>().toEqualTypeOf<{
+      messageId: string;
+      roomId: string;
+      userId: string;
+      nicknameMask: string;
+      type: MessageType;
+      content: string | null;
+      imageUrl: string | null;
+      createdAt: string;
+      seq: number;
+      clientMessageId: string | null;
+    }>();
+    expectTypeOf<Plain<ErrorPayload>>().toEqualTypeOf<{
+      message: string;
+      code: ErrorCode;
+      event: ClientEventName;
+      retryAfterMs?: number;
+    }>();
+    expectTypeOf<Plain<Parameters<ServerToClientEvents['resync']>[0]>>().toEqualTypeOf<{ roomId?: string }>();
+    expectTypeOf<Parameters<ServerToClientEvents['token-expired']>[0]>().toEqualTypeOf<Record<string, never>>();
+  });
+
+  it('are what the event reference documents', () => {
+    expect(SERVER_EVENT_DOCS['room-joined'].payload).toBe('{ roomId: string (UUID), memberCount: integer }');
+    expect(SERVER_EVENT_DOCS.resync.payload).toBe('{ roomId?: string (UUID) }');
+    expect(SERVER_EVENT_DOCS['server-draining'].payload).toBe('{}');
   });
 });

@@ -20,7 +20,7 @@ import { uuidv7 } from './uuidv7.ts';
 
 /**
  * How the caller knows the sender's membership without a query: a socket is in
- * `room:<id>` exactly when its user is a member (see ARCHITECTURE.md).
+ * `room:<id>` exactly when its user is a member (see docs/ARCHITECTURE.md).
  */
 export interface MembershipHint {
   isInRoom(roomId: string): boolean;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './fault-hooks.ts';
+import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
 /**
  * The only reader of process.env for the gateway. Parsed once at start into a frozen object;

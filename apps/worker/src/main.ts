@@ -1,5 +1,5 @@
 import { loadWorkerConfig, WorkerConfigError, type WorkerConfig } from './config.ts';
-import { startWorker } from './worker.ts';
+import { startWorker } from './app.ts';
 
 let config: Readonly<WorkerConfig>;
 try {

@@ -1,4 +1,4 @@
-import { uuidv7 } from './uuidv7.ts';
+import { uuidv7 } from '../lib/uuidv7.ts';
 import type { MembershipsRepository, RoomsRepository, StoredRoom } from '@chat/db';
 import {
   AppError,
@@ -10,10 +10,10 @@ import {
   type RoomLeftPayload,
   type RoomView,
 } from '@chat/protocol';
-import type { RoomCache, RoomMeta } from './room-cache.ts';
+import type { RoomCache, RoomMeta } from '../infrastructure/room-cache.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
-import type { UserRateLimiter } from './user-rate-limiter.ts';
+import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 
 export interface RoomServiceDeps {
   rooms: RoomsRepository;
@@ -109,6 +109,11 @@ export function createRoomService(deps: RoomServiceDeps) {
       if (before && !anchor) throw new AppError('INVALID_REQUEST');
       const page = await rooms.listActive(limit + 1, anchor);
       return { rooms: page.slice(0, limit).map(toView), hasMore: page.length > limit };
+    },
+
+    /** The rooms a socket enters as it connects (PROTOCOL §1): its user's live memberships. */
+    activeRoomIdsOf(userId: string): Promise<string[]> {
+      return memberships.activeRoomIdsOf(userId);
     },
 
     /** Members with their live status; a room that expired has none left. */

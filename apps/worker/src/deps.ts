@@ -12,6 +12,7 @@ import {
   type UsersRepository,
 } from '@chat/db';
 import { createPresenceStore, type PresenceStore } from '@chat/presence';
+import { publishWithoutRejection } from '@chat/runtime';
 import type { WorkerConfig } from './config.ts';
 import { createChatEmitter, type ChatEmitter } from './infrastructure/chat-emitter.ts';
 import { createWorkerRedis, type WorkerRedis } from './infrastructure/redis-connections.ts';
@@ -41,11 +42,9 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
   // an unhandled rejection. Announcements are at-most-once anyway, so log and move on.
   const emitter = createChatEmitter(
     {
-      publish: (channel, message) =>
-        redis.emitter.publish(channel, message).catch((error: unknown) => {
-          logger.warn({ err: error }, 'emit lost while Redis is unavailable');
-          return 0;
-        }),
+      publish: publishWithoutRejection(redis.emitter, (error) =>
+        logger.warn({ err: error }, 'emit lost while Redis is unavailable'),
+      ),
     },
     config.redisPrefix,
   );

@@ -32,13 +32,20 @@ export interface RoomServiceDeps {
 const isExpired = (room: Pick<RoomMeta, 'expiresAt'>, now = Date.now()) =>
   room.expiresAt.getTime() <= now;
 
-function toView(room: StoredRoom): RoomView {
+/** What every answer about a room says of it: the created room's and the listing's alike. */
+function roomSummary(room: StoredRoom) {
   return {
     roomId: room.id,
     name: room.name,
     memberCount: room.memberCount,
     createdAt: room.createdAt.toISOString(),
     expiresAt: room.expiresAt.toISOString(),
+  };
+}
+
+function toView(room: StoredRoom): RoomView {
+  return {
+    ...roomSummary(room),
     expired: isExpired(room),
     messageCount: room.messageCount,
     lastMessageAt: room.lastMessageAt?.toISOString() ?? null,
@@ -86,14 +93,7 @@ export function createRoomService(deps: RoomServiceDeps) {
         expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000),
       });
       roomCache.remember(room);
-      return {
-        roomId: room.id,
-        name: room.name,
-        createdBy: room.createdBy,
-        memberCount: room.memberCount,
-        createdAt: room.createdAt.toISOString(),
-        expiresAt: room.expiresAt.toISOString(),
-      };
+      return { ...roomSummary(room), createdBy: room.createdBy };
     },
 
     async get(roomId: string): Promise<RoomView> {

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { logErrorsThrottled } from '@chat/runtime';
 
 export interface WorkerRedis {
   /** BullMQ workers: they block on Redis and must wait out an outage. */
@@ -18,14 +19,7 @@ export function createWorkerRedis(url: string, logger: Logger): WorkerRedis {
     producer: new Redis(url, { maxRetriesPerRequest: 1, retryStrategy }),
     emitter: new Redis(url, { maxRetriesPerRequest: 1, retryStrategy }),
   };
-  for (const [name, client] of Object.entries(clients)) {
-    let last = 0;
-    client.on('error', (error: Error) => {
-      if (Date.now() - last < 5000) return;
-      last = Date.now();
-      logger.warn({ err: error, client: `${name}Connection` }, 'redis client error');
-    });
-  }
+  for (const [name, client] of Object.entries(clients)) logErrorsThrottled(client, `${name}Connection`, logger);
   return {
     ...clients,
     async close() {

@@ -432,11 +432,14 @@ describe.each(overlays)('overlay %s', (overlay) => {
     }
     // What each workload may reach, port by port, is what the overlay's patch names.
     const named = overlayEgress(overlay);
+    const postgres = named['chat-egress-postgres']!;
+    const redis = named['chat-egress-redis']!;
+    const jwks = named['chat-egress-jwks'];
     const job = find(objects, 'Job', 'chat-migrate');
     const expected: [Any, Record<number, Any[]>][] = [
-      [gateway, { 5432: named['chat-egress-postgres']!, 6379: named['chat-egress-redis']!, ...(named['chat-egress-jwks'] ? { 443: named['chat-egress-jwks'] } : {}) }],
-      [worker, { 5432: named['chat-egress-postgres']!, 6379: named['chat-egress-redis']! }],
-      [job, { 5432: named['chat-egress-postgres']! }],
+      [gateway, jwks ? { 5432: postgres, 6379: redis, 443: jwks } : { 5432: postgres, 6379: redis }],
+      [worker, { 5432: postgres, 6379: redis }],
+      [job, { 5432: postgres }],
     ];
     for (const [workload, ports] of expected) {
       const reach = egressOf(policies, workload);

@@ -55,6 +55,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     realtime,
     slowConsumers,
     writer: infra.writer,
+    sendLimiter: infra.sendLimiter,
     redis: infra.redis,
     database: infra.database,
     logger,

@@ -44,6 +44,8 @@ const envSchema = z
     CORS_ORIGINS: csv.default([]),
     ROOM_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+    /** How long a pod may hold send units it leased ahead for a user before giving them back; 0: one unit per send. */
+    MESSAGE_RATE_LEASE_MS: z.coerce.number().int().min(0).max(10_000).default(2000),
     /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** POST /api/rooms per minute per user, shared by all pods. */
@@ -95,6 +97,8 @@ export interface GatewayConfig {
   corsOrigins: readonly string[];
   roomTtlSeconds: number;
   messageRateLimitPerMinute: number;
+  /** How long spare send units leased ahead may stay on this pod (0: one unit per send). */
+  messageRateLeaseMs: number;
   membershipRateLimitPerMinute: number;
   roomCreateRateLimitPerMinute: number;
   /** 0: no HTTP rate limit. */
@@ -135,6 +139,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
+    messageRateLeaseMs: e.MESSAGE_RATE_LEASE_MS,
     membershipRateLimitPerMinute: e.MEMBERSHIP_RATE_LIMIT_PER_MINUTE,
     roomCreateRateLimitPerMinute: e.ROOM_CREATE_RATE_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,

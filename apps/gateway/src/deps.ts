@@ -19,6 +19,7 @@ import { createLogger } from './infrastructure/logger.ts';
 import { BatchStalledError, MessageWriter } from './infrastructure/message-writer.ts';
 import { createRedisClients, waitReady, type RedisClients } from './infrastructure/redis-clients.ts';
 import { RoomCache } from './infrastructure/room-cache.ts';
+import { LeasedRateLimiter } from './infrastructure/leased-rate-limiter.ts';
 import { createUserRateLimiter } from './infrastructure/user-rate-limiter.ts';
 import { createAfterCommitHook } from './lib/fault-hooks.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
@@ -44,6 +45,8 @@ export interface Infrastructure {
   presenceStore: PresenceStore;
   /** The group commit of sent messages. */
   writer: MessageWriter;
+  /** The send budget (MESSAGE_RATE_LIMIT_PER_MINUTE), leased from Redis a few units at a time. */
+  sendLimiter: LeasedRateLimiter;
   repositories: {
     users: UsersRepository;
     rooms: RoomsRepository;
@@ -94,6 +97,12 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
     verifyToken: options.verifyToken ?? createTokenVerifier(config.jwt),
     presenceStore: createPresenceStore(redis.commands, config.redisPrefix),
     writer,
+    sendLimiter: new LeasedRateLimiter({
+      redis: redis.commands,
+      keyPrefix: `${config.redisPrefix}:rl:send-lease`,
+      perMinute: config.messageRateLimitPerMinute,
+      leaseMs: config.messageRateLeaseMs,
+    }),
     repositories: {
       users: createUsersRepository(database.db),
       rooms: createRoomsRepository(database.db),
@@ -109,7 +118,7 @@ export function buildServices(
   infra: Infrastructure,
   deps: { events: RoomEvents; isDraining(): boolean },
 ): Services {
-  const { redis, database, repositories, presenceStore, writer } = infra;
+  const { redis, database, repositories, presenceStore, writer, sendLimiter } = infra;
   const { events } = deps;
   const userRateLimiter = (name: string, perMinute: number, refusal: 'RATE_LIMITED' | 'TOO_MANY_REQUESTS') =>
     createUserRateLimiter({ redis: redis.commands, keyPrefix: `${config.redisPrefix}:rl:${name}`, perMinute, refusal });
@@ -131,7 +140,7 @@ export function buildServices(
     writer,
     roomService,
     events,
-    rateLimiter: userRateLimiter('send', config.messageRateLimitPerMinute, 'RATE_LIMITED'),
+    rateLimiter: sendLimiter,
     isMember: repositories.memberships.isMember,
     // A frozen Postgres never sends its statement timeout: bound the sender's wait ourselves,
     // one statement timeout plus a second of slack.

@@ -31,6 +31,8 @@ export function createShutdown(parts: {
   realtime: Realtime;
   slowConsumers: { stop(): void };
   writer: MessageWriter;
+  /** Gives back the send units leased ahead and not spent. */
+  sendLimiter: { close(): Promise<void> };
   redis: RedisClients;
   database: Database;
   logger: Logger;
@@ -64,6 +66,7 @@ export function createShutdown(parts: {
         await http.close();
         await presence.stop();
         await writer.idle();
+        await parts.sendLimiter.close();
         await parts.redis.close();
         await parts.database.close();
       })();

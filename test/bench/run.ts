@@ -32,7 +32,7 @@ import { startCountingProxy } from './lib/pg-proxy.ts';
 import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
 import { ROOT, sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway } from './lib/procs.ts';
 import { buildReport, keepAnalysis, ROLES, SERVER_ROLE, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
-import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes } from './lib/stats.ts';
+import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, type Percentiles } from './lib/stats.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -270,9 +270,38 @@ async function main() {
     await open('BARE', seeded.users.map((_, i) => ({ url: bares[roomOf(i) % 2]!.url, roomId: `bare-${roomOf(i)}`, bareRoom: `bare-${roomOf(i)}` })));
     log(`fan-out ${FANOUT}: ${S.rooms} rooms × ${FANOUT} members for each of FULL, ADAPTER and BARE`);
 
+    /** Mean number of the bench database's backends waiting on a lock, sampled every 10 ms for `ms`. */
+    const sampleLockWaits = async (ms: number) => {
+      const until = performance.now() + ms;
+      let samples = 0;
+      let waiting = 0;
+      while (performance.now() < until) {
+        const [row] = await adminSql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity where datname = ${dbName} and wait_event_type = 'Lock'`;
+        samples++;
+        waiting += row?.n ?? 0;
+        await sleep(10);
+      }
+      return waiting / Math.max(1, samples);
+    };
+    /** A one-row durable commit, timed at the client: what every acknowledged send waits for at least. */
+    const commitFloor = async (): Promise<Percentiles> => {
+      await db`create table if not exists bench_commit_floor (x int)`;
+      const times: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const t = performance.now();
+        await db`insert into bench_commit_floor values (1)`;
+        times.push(performance.now() - t);
+      }
+      await db`drop table bench_commit_floor`;
+      return percentiles(times);
+    };
+    const floorAtStart = await commitFloor();
+    log(`a one-row durable commit: p50 ${fmt(floorAtStart.p50, 2)} ms, p99 ${fmt(floorAtStart.p99, 2)} ms`);
+
     const step = async (
       variant: Variant,
-      options: { phase: StepRecord['phase']; group?: string; round: number; rate: number; share?: number | null; windowMs?: number },
+      options: { phase: StepRecord['phase']; group?: string; round: number; rate: number; share?: number | null; windowMs?: number; sampleLocks?: boolean },
     ): Promise<StepRecord> => {
       const group = options.group ?? variant;
       const full = variant === 'FULL';
@@ -281,7 +310,8 @@ async function main() {
       if (full) pids.postgres = await pgPids();
       const a = await snap(full);
       await lg({ cmd: 'mark', group });
-      await sleep(options.windowMs ?? S.windowMs);
+      const lockWaiting = options.sampleLocks ? await sampleLockWaits(options.windowMs ?? S.windowMs) : Number.NaN;
+      if (!options.sampleLocks) await sleep(options.windowMs ?? S.windowMs);
       const result = await lg<StepResult>({ cmd: 'stop', group });
       const b = await snap(full);
       await sleep(S.settleMs);
@@ -318,6 +348,7 @@ async function main() {
         txPerMsg: counted ? (b.commits - a.commits) / persisted : Number.NaN,
         redisPerMsg: counted ? redisCalls / persisted : Number.NaN,
         redisTop: counted ? redisDelta.sort((x, y) => y[1] - x[1]).slice(0, 6).map(([n, c]): [string, number] => [n, c / persisted]) : [],
+        lockWaiting,
       };
     };
     const describe = (r: StepRecord) =>
@@ -328,6 +359,7 @@ async function main() {
         ? ` (+redis ${fmt(r.cpuPerSec.redis / 1e4, 0)}% pg ${fmt(r.cpuPerSec.postgres / 1e4, 0)}%), batches ${fmt(r.batchesPerSec, 0)}/s × ${fmt(r.batchSize, 1)} in ${fmt(r.batchMs, 2)} ms, rt/msg ${fmt(r.dbRoundTripsPerMsg, 3)}, redis/msg ${fmt(r.redisPerMsg, 2)}`
         : '') +
       `, loadgen ${fmt(r.cpuPerSec.loadgen / 1e4, 0)}%` +
+      (Number.isFinite(r.lockWaiting) ? `, backends waiting on a lock ${fmt(r.lockWaiting, 2)}` : '') +
       (r.lg.ackFailed ? `, ack failures ${r.lg.ackFailed} ${JSON.stringify(r.lg.errors)}` : '');
     const records: StepRecord[] = [];
     const record = (r: StepRecord) => {
@@ -433,7 +465,7 @@ async function main() {
       log(`hot room: ${S.hotMembers} members, all sending, spread over 2 or over 4 gateways; ${fmtInt(S.hotRate)} msg/s offered`);
       for (let round = 1; round <= S.rounds && !overBudget(0.7); round++) {
         for (const pods of round % 2 ? [2, 4] : [4, 2]) {
-          record(await step('FULL', { phase: 'hot', group: `HOT-${pods}`, round, rate: S.hotRate, windowMs: S.fixedWindowMs }));
+          record(await step('FULL', { phase: 'hot', group: `HOT-${pods}`, round, rate: S.hotRate, windowMs: S.fixedWindowMs, sampleLocks: true }));
         }
       }
       for (const group of ['HOT-2', 'HOT-4']) await lg({ cmd: 'close', group });
@@ -527,7 +559,10 @@ async function main() {
     }
 
     // ---- report
+    const floorAtEnd = await commitFloor();
+    log(`a one-row durable commit at the end: p50 ${fmt(floorAtEnd.p50, 2)} ms, p99 ${fmt(floorAtEnd.p99, 2)} ms`);
     const report = buildReport({
+      commitFloor: [floorAtStart, floorAtEnd],
       machine,
       loadAtEnd: describeMachine().loadavg,
       quick,

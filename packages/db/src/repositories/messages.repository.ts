@@ -77,8 +77,9 @@ function toStored(row: MessageRecord): StoredMessage {
 }
 
 /**
- * Batches travel as one JSON text parameter expanded by `jsonb_to_recordset`: a fixed
+ * Batches travel as one JSON text parameter expanded by `json_to_recordset`: a fixed
  * parameter count whatever the batch size, and no reliance on the driver's array encoding.
+ * (`json`, not `jsonb`: the text is read once, without building the binary form first.)
  */
 const asJson = (value: unknown) => JSON.stringify(value);
 
@@ -123,7 +124,7 @@ export function createMessagesRepository(sql: Sql) {
       }[]
     >`
       with input as (
-        select * from jsonb_to_recordset(${asJson(input)}::text::jsonb) as x(
+        select * from json_to_recordset(${asJson(input)}::text::json) as x(
           ord int, id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
           client_message_id text, created_at timestamptz)
       ), locked as (
@@ -196,8 +197,66 @@ export function createMessagesRepository(sql: Sql) {
     });
   }
 
+  /**
+   * A batch in which no message carries a `clientMessageId` (nothing to dedupe, no repeats
+   * within it): the same room locks in id order and the same gap-free numbering, without the
+   * dedupe read, the sort and window function that number the survivors, or the per-row JSON
+   * answer. Every message of a live room is stored, so its `seq` is known before the statement
+   * runs: the room's `last_seq` plus its place among the batch's messages to that room (`k`).
+   * The statement answers only the locked rooms; a room it does not return does not exist.
+   */
+  async function writePlainBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
+    const perRoom = new Map<string, number>();
+    const input = batch.map((message) => {
+      const k = (perRoom.get(message.roomId) ?? 0) + 1;
+      perRoom.set(message.roomId, k);
+      return {
+        id: message.id,
+        room_id: message.roomId,
+        user_id: message.userId,
+        type: message.type,
+        content: message.content,
+        image_url: message.imageUrl,
+        created_at: message.createdAt.toISOString(),
+        k,
+      };
+    });
+    const roomIds = [...perRoom.keys()];
+    const rooms = await sql<{ id: string; last_seq: number; expires_at: Date | string; live: boolean }[]>`
+      with locked as (
+        select id, last_seq, expires_at, expires_at > now() as live
+        from rooms where id = any(${uuidArrayLiteral(roomIds)}::text::uuid[])
+        order by id for update
+      ), counts as (
+        select * from json_to_recordset(${asJson(roomIds.map((id) => ({ id, n: perRoom.get(id) })))}::text::json) as c(id uuid, n int)
+      ), advanced as (
+        update rooms set last_seq = l.last_seq + c.n, last_message_at = now()
+        from locked l join counts c on c.id = l.id
+        where rooms.id = l.id and l.live and rooms.id = any(${uuidArrayLiteral(roomIds)}::text::uuid[])
+      ), inserted as (
+        insert into messages (id, room_id, user_id, type, content, image_url, seq, created_at, expires_at)
+        select i.id, i.room_id, i.user_id, i.type, i.content, i.image_url, l.last_seq + i.k, i.created_at,
+               l.expires_at
+        from json_to_recordset(${asJson(input)}::text::json) as i(
+          id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
+          created_at timestamptz, k int)
+        join locked l on l.id = i.room_id
+        where l.live
+      )
+      select id, last_seq, expires_at, live from locked`;
+    const byId = new Map(rooms.map((room) => [room.id, room]));
+    return batch.map((message, ord): BatchOutcome => {
+      const room = byId.get(message.roomId);
+      if (!room) return { status: 'room-missing' };
+      if (!room.live) return { status: 'room-expired' };
+      const seq = room.last_seq + input[ord]!.k;
+      return { status: 'stored', message: { ...message, seq, expiresAt: asDate(room.expires_at), isDeleted: false } };
+    });
+  }
+
   return {
     async insertBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
+      if (batch.every((message) => message.clientMessageId === null)) return await writePlainBatch(batch);
       try {
         return await writeBatch(batch);
       } catch (error) {

@@ -44,6 +44,9 @@ BEGIN
     RETURN false;
   END IF;
   EXECUTE format('CREATE TABLE public.%I (LIKE public.messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+  -- No row of the day may reach messages_default between the move and the attach (which would
+  -- then fail its check of the default partition); reads go on.
+  LOCK TABLE public.messages_default IN EXCLUSIVE MODE;
   EXECUTE format(
     'WITH moved AS (DELETE FROM public.messages_default WHERE expires_at >= %L AND expires_at < %L RETURNING *)
      INSERT INTO public.%I SELECT * FROM moved', lo, hi, part);

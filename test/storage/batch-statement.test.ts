@@ -12,16 +12,20 @@ import { createTestDatabase, type TestDatabase } from '@chat/testing';
 describe('the batch statement', () => {
   let testDb: TestDatabase;
   let database: Database;
+  /** A group-commit writer's own connection, as the gateway opens it: asynchronous commit. */
+  let writerDatabase: Database;
   let userId: string;
 
   beforeAll(async () => {
     testDb = await createTestDatabase();
     database = createDatabase({ url: testDb.url, maxConnections: 6 });
+    writerDatabase = createDatabase({ url: testDb.url, maxConnections: 1, synchronousCommit: 'off' });
     userId = randomUUID();
     await database.sql`insert into users (id, nickname) values (${userId}, '작성자')`;
   });
   afterAll(async () => {
     await database.close();
+    await writerDatabase.close();
     await testDb.drop();
   });
 
@@ -45,10 +49,15 @@ describe('the batch statement', () => {
   const summary = (outcomes: BatchOutcome[]) =>
     outcomes.map((o) => (o.status === 'stored' || o.status === 'duplicate' ? `${o.status} ${o.message.content} #${o.message.seq}` : o.status));
 
+  const repositories = {
+    'on the pool': () => createMessagesRepository(database.sql),
+    'with early lock release': () => createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }),
+  };
+  for (const [how, makeRepository] of Object.entries(repositories))
   for (const form of ['without clientMessageId', 'with a clientMessageId'] as const) {
-    it(`${form}: numbers each live room from its last_seq in batch order, stores nothing for an expired or unknown room`, async () => {
+    it(`${how}, ${form}: numbers each live room from its last_seq in batch order, stores nothing for an expired or unknown room`, async () => {
       const [live, other, expired, missing] = [await room({ lastSeq: 5 }), await room(), await room({ expired: true, lastSeq: 3 }), randomUUID()];
-      const repository = createMessagesRepository(database.sql);
+      const repository = makeRepository();
       const batch = [
         message(live, 'a1'),
         message(expired, 'x1'),
@@ -78,7 +87,8 @@ describe('the batch statement', () => {
 
   it('keeps seq gap-free and never deadlocks when two pods write overlapping rooms in opposite orders', async () => {
     const rooms = [await room(), await room(), await room(), await room()];
-    const pods = [createMessagesRepository(database.sql), createMessagesRepository(database.sql)];
+    const otherWriter = createDatabase({ url: testDb.url, maxConnections: 1, synchronousCommit: 'off' });
+    const pods = [createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }), createMessagesRepository(database.sql, { batchSql: otherWriter.sql })];
     const writes: Promise<BatchOutcome[]>[] = [];
     for (let round = 0; round < 15; round++) {
       for (const [index, pod] of pods.entries()) {
@@ -87,10 +97,25 @@ describe('the batch statement', () => {
       }
     }
     const outcomes = (await Promise.all(writes)).flat();
+    await otherWriter.close();
     expect(outcomes.every((o) => o.status === 'stored')).toBe(true);
     for (const id of rooms) {
       const seqs = await database.sql<{ seq: number }[]>`select seq from messages where room_id = ${id} order by seq`;
       expect(seqs.map((r) => r.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     }
+  });
+
+  it('with early lock release, follows every batch with a durability barrier on the same connection', async () => {
+    // The batch commits without waiting for its WAL flush; what makes insertBatch durable is the
+    // barrier sent right behind it: a transaction that writes WAL and commits synchronously.
+    const repository = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
+    const id = await room();
+    const [own] = await writerDatabase.sql<{ pid: number; sync: string }[]>`select pg_backend_pid() as pid, current_setting('synchronous_commit') as sync`;
+    expect(own!.sync).toBe('off');
+    expect(summary(await repository.insertBatch([message(id, 'durable')]))).toEqual(['stored durable #1']);
+    // pg_stat_activity shows the last statement an idle session ran: the barrier, not the batch.
+    const [last] = await database.sql<{ query: string }[]>`select query from pg_stat_activity where pid = ${own!.pid}`;
+    expect(last!.query).toContain('pg_logical_emit_message');
+    expect(last!.query).toContain("set_config('synchronous_commit', 'on', true)");
   });
 });

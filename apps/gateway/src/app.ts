@@ -58,6 +58,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     sendLimiter: infra.sendLimiter,
     redis: infra.redis,
     database: infra.database,
+    writerDatabase: infra.writerDatabase,
     logger,
     drainWindowMs: config.drainWindowMs,
   });

@@ -40,6 +40,8 @@ export interface Infrastructure {
   logger: Logger;
   metrics: GatewayMetrics;
   database: Database;
+  /** One connection for the group commit's batches (asynchronous commit + durability barrier). */
+  writerDatabase: Database;
   redis: RedisClients;
   verifyToken: TokenVerifier;
   presenceStore: PresenceStore;
@@ -75,7 +77,16 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
   const redis = createRedisClients(config.redisUrl, logger, (client) => metrics.redisErrors.inc({ client }));
   await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
 
-  const messages = createMessagesRepository(database.sql);
+  // The group commit's own connection, committing asynchronously with a durability barrier
+  // behind each batch: a room's row lock is released before the fsync (messages.repository.ts).
+  const writerDatabase = createDatabase({
+    url: config.databaseUrl,
+    maxConnections: 1,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    applicationName: `${config.podName}-writer`,
+    synchronousCommit: 'off',
+  });
+  const messages = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
   const writer = new MessageWriter(messages, {
     committed(batchSize, stored, seconds) {
       metrics.persistBatchSize.observe(batchSize);
@@ -93,6 +104,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
     logger,
     metrics,
     database,
+    writerDatabase,
     redis,
     verifyToken: options.verifyToken ?? createTokenVerifier(config.jwt),
     presenceStore: createPresenceStore(redis.commands, config.redisPrefix),

@@ -35,6 +35,7 @@ export function createShutdown(parts: {
   sendLimiter: { close(): Promise<void> };
   redis: RedisClients;
   database: Database;
+  writerDatabase: Database;
   logger: Logger;
   drainWindowMs: number;
 }): { drain(windowMs?: number): Promise<void>; close(): Promise<void> } {
@@ -68,7 +69,7 @@ export function createShutdown(parts: {
         await writer.idle();
         await parts.sendLimiter.close();
         await parts.redis.close();
-        await parts.database.close();
+        await Promise.all([parts.database.close(), parts.writerDatabase.close()]);
       })();
       return closed;
     },

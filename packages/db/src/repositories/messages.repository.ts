@@ -85,7 +85,40 @@ const asJson = (value: unknown) => JSON.stringify(value);
 
 const dedupeKey = (userId: string, clientMessageId: string) => `${userId}\u0000${clientMessageId}`;
 
-export function createMessagesRepository(sql: Sql) {
+/**
+ * A transaction of its own that commits synchronously and writes WAL (a transactional logical
+ * message, which nothing decodes): its COMMIT returns only once the WAL is flushed up to its
+ * commit record, and so up to every commit written before it. Executable by any role.
+ */
+const DURABILITY_BARRIER = `select set_config('synchronous_commit', 'on', true), pg_logical_emit_message(true, 'chat-durable', '')`;
+
+export interface MessagesRepositoryOptions {
+  /**
+   * Early lock release for the group commit: a connection (one, so statements run in the order
+   * sent) with `synchronous_commit = off`. Each batch statement commits on it without waiting
+   * for its WAL flush, which releases the rooms' row locks at once, and a durability barrier
+   * sent right behind it (same round trip) returns only once the WAL is flushed past the
+   * batch's commit record: `insertBatch` still resolves only when the batch is durable. A pod
+   * no longer holds a room's lock through its fsync, so the pods writing one room stop queuing
+   * their fsyncs one behind another on that lock (hot rooms), and their flushes can be shared.
+   * `seq` stays gap-free in commit order (numbers are still handed out under the row lock).
+   * What changes: for the moment between that commit and the flush, other sessions can read
+   * the batch's rows while they are not yet durable; if Postgres crashed right then they would
+   * be gone, never acknowledged nor broadcast (a later batch that read them would be gone too:
+   * the WAL is flushed in order).
+   */
+  batchSql?: Sql;
+}
+
+export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOptions = {}) {
+  const batchSql = options.batchSql ?? sql;
+  /** The statement, then (pipelined on the same connection) the durability barrier when the connection commits asynchronously. */
+  async function durably<T>(statement: (db: Sql) => Promise<T>): Promise<T> {
+    if (!options.batchSql) return statement(sql);
+    const [result] = await Promise.all([statement(batchSql), batchSql.unsafe(DURABILITY_BARRIER)]);
+    return result;
+  }
+
   /**
    * A whole batch (group commit) as ONE statement, so one round trip and one implicit
    * transaction: lock the batch's rooms in id order (two pods never deadlock), drop retries
@@ -119,7 +152,7 @@ export function createMessagesRepository(sql: Sql) {
     // updated by another pod's batch, Postgres re-checks just that condition, not a join against
     // the whole batch (which costs CPU per conflicting row).
     const roomIds = uuidArrayLiteral(batch.map((message) => message.roomId));
-    const [result] = await sql<
+    const [result] = await durably((db) => db<
       {
         rooms: { id: string; last_seq: number; expires_at: string; live: boolean }[];
         existing: MessageRecord[];
@@ -171,7 +204,7 @@ export function createMessagesRepository(sql: Sql) {
          from locked) as rooms,
         (select coalesce(json_agg(e), '[]') from existing e) as existing,
         (select coalesce(json_agg(json_build_object('ord', ord, 'seq', seq)), '[]')
-         from numbered where id in (select id from inserted)) as stored`;
+         from numbered where id in (select id from inserted)) as stored`);
     if (!result) throw new Error('batch statement returned no row');
 
     const rooms = new Map(result.rooms.map((room) => [room.id, room]));
@@ -225,7 +258,7 @@ export function createMessagesRepository(sql: Sql) {
       };
     });
     const roomIds = [...perRoom.keys()];
-    const rooms = await sql<{ id: string; last_seq: number; expires_at: Date | string; live: boolean }[]>`
+    const rooms = await durably((db) => db<{ id: string; last_seq: number; expires_at: Date | string; live: boolean }[]>`
       with locked as (
         select id, last_seq, expires_at, expires_at > now() as live
         from rooms where id = any(${uuidArrayLiteral(roomIds)}::text::uuid[])
@@ -246,7 +279,7 @@ export function createMessagesRepository(sql: Sql) {
         join locked l on l.id = i.room_id
         where l.live
       )
-      select id, last_seq, expires_at, live from locked`;
+      select id, last_seq, expires_at, live from locked`);
     const byId = new Map(rooms.map((room) => [room.id, room]));
     return batch.map((message, ord): BatchOutcome => {
       const room = byId.get(message.roomId);

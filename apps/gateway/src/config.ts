@@ -45,7 +45,7 @@ const envSchema = z
     ROOM_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
     /** How long a pod may hold send units it leased ahead for a user before giving them back; 0: one unit per send. */
-    MESSAGE_RATE_LEASE_MS: z.coerce.number().int().min(0).max(10_000).default(2000),
+    MESSAGE_RATE_LEASE_MS: z.coerce.number().int().min(0).max(10_000).default(3000),
     /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** POST /api/rooms per minute per user, shared by all pods. */

@@ -77,8 +77,13 @@ interface Lease {
   returnAt: number;
   /** When the window ends, at the latest (measured from before the call, so never late). */
   windowEndsAt: number;
-  /** How many spare units to ask for: doubles while the user keeps sending, halves when units go back unused. */
+  /**
+   * How many spare units to ask for: doubles when a lease runs dry before its time, and is set
+   * to what the user actually used when unspent units go back.
+   */
   spare: number;
+  /** Units of the current lease spent so far. */
+  spent: number;
   lastAskedAt: number;
   asking: boolean;
   waiting: Waiter[];
@@ -88,7 +93,7 @@ export interface LeasedRateLimiterOptions {
   redis: Redis;
   keyPrefix: string;
   perMinute: number;
-  /** How long spare units may stay on this pod before they go back (default 2 s). */
+  /** How long spare units may stay on this pod before they go back (default 3 s). */
   leaseMs?: number;
   /** At most this many spare units per user at once (default 16). */
   maxSpare?: number;
@@ -121,7 +126,7 @@ export class LeasedRateLimiter implements UserRateLimiter {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly options: LeasedRateLimiterOptions) {
-    this.leaseMs = options.leaseMs ?? 2000;
+    this.leaseMs = options.leaseMs ?? 3000;
     this.maxSpare = options.maxSpare ?? 16;
     this.windowMs = options.windowMs ?? 60_000;
     const redis = options.redis;
@@ -139,6 +144,7 @@ export class LeasedRateLimiter implements UserRateLimiter {
     const lease = this.leaseOf(userId);
     if (lease.units > 0 && Date.now() < lease.returnAt) {
       lease.units -= 1;
+      lease.spent += 1;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
@@ -153,6 +159,7 @@ export class LeasedRateLimiter implements UserRateLimiter {
     if (!lease || now >= lease.windowEndsAt) return; // the unit's window is over: it went with it
     if (now < lease.returnAt) {
       lease.units += 1;
+      lease.spent = Math.max(0, lease.spent - 1);
       return;
     }
     await this.commands.chatRateReturn(this.key(userId), 1, lease.windowId).catch(() => undefined);
@@ -176,7 +183,7 @@ export class LeasedRateLimiter implements UserRateLimiter {
   private leaseOf(userId: string): Lease {
     let lease = this.leases.get(userId);
     if (!lease) {
-      lease = { windowId: '', units: 0, returnAt: 0, windowEndsAt: 0, spare: 0, lastAskedAt: 0, asking: false, waiting: [] };
+      lease = { windowId: '', units: 0, returnAt: 0, windowEndsAt: 0, spare: 0, spent: 0, lastAskedAt: 0, asking: false, waiting: [] };
       this.leases.set(userId, lease);
     }
     return lease;
@@ -184,8 +191,12 @@ export class LeasedRateLimiter implements UserRateLimiter {
 
   private ask(userId: string, lease: Lease): void {
     const askedAt = Date.now();
-    // Another call within a lease's life: the user keeps sending, so ask for more to spare.
-    lease.spare = askedAt - lease.lastAskedAt < this.leaseMs ? Math.min(this.maxSpare, Math.max(1, lease.spare * 2)) : Math.floor(lease.spare / 2);
+    const sinceLast = askedAt - lease.lastAskedAt;
+    // Asking again within a lease's life: the user sends faster than the last lease assumed.
+    if (sinceLast < this.leaseMs) lease.spare = Math.min(this.maxSpare, Math.max(1, lease.spare * 2));
+    // Back after a long pause: start again from one unit per send.
+    else if (sinceLast > 10 * this.leaseMs) lease.spare = 0;
+    // Otherwise the size the last lease's use set (see sweep).
     lease.lastAskedAt = askedAt;
     lease.asking = true;
     const need = lease.waiting.length;
@@ -199,6 +210,7 @@ export class LeasedRateLimiter implements UserRateLimiter {
         lease.units += granted;
         const served = lease.waiting.splice(0, Math.min(lease.units, lease.waiting.length));
         lease.units -= served.length;
+        lease.spent = served.length;
         for (const waiter of served) waiter.resolve();
         if (lease.waiting.length === 0) return;
         if (granted >= need) {
@@ -232,7 +244,8 @@ export class LeasedRateLimiter implements UserRateLimiter {
       if (lease.units > 0 && now >= lease.returnAt) {
         if (now < lease.windowEndsAt) void this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId).catch(() => undefined);
         lease.units = 0;
-        lease.spare = Math.floor(lease.spare / 2);
+        // What the user did use in that lease, beyond the unit its first send needed.
+        lease.spare = Math.min(this.maxSpare, Math.max(0, lease.spent - 1));
       }
       if (now >= lease.windowEndsAt && now - lease.lastAskedAt >= this.leaseMs) this.leases.delete(userId);
     }

@@ -76,6 +76,7 @@ export interface ReportInput {
     shares: number[];
     fanout: number;
     maxOutstanding: number;
+    saturationOutstanding: number;
     saturatedShare: number;
   };
   records: StepRecord[];
@@ -208,7 +209,7 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
 
   md.push('## Method', '');
   md.push(`- FULL = two real gateway processes (\`apps/gateway/src/main.ts\`: Redis adapter, group commit, auth, rate limit) + the worker. ADAPTER = two plain Socket.IO 4.8 processes (\`test/bench/bare-server.ts\`) joined through \`@socket.io/redis-adapter\` on the same private Redis: the cluster design with none of the gateway's work. In both, every room has ${S.fanout} members, half on each process. BARE = the same plain process without the adapter, each room local to one process, for reference only.`);
-  md.push(`- The load generator (\`test/bench/loadgen.ts\`) is its own process: a minimal Engine.IO v4 / Socket.IO v5 speaker over \`ws\`. ${S.rooms} rooms; every member sends \`send-message\` with an ack, round robin, at the offered rate, skipping sends while ${S.maxOutstanding} acks are outstanding. Latency = receive time − send time carried in the message content (same process clock), over every delivery.`);
+  md.push(`- The load generator (\`test/bench/loadgen.ts\`) is its own process: a minimal Engine.IO v4 / Socket.IO v5 speaker over \`ws\`. ${S.rooms} rooms; every member sends \`send-message\` with an ack, round robin, at the offered rate, skipping sends while ${S.maxOutstanding} acks are outstanding (${S.saturationOutstanding} in the saturation climb, so that a variant whose acks wait for a durable commit is stopped by the server, not by the client's window). Latency = receive time − send time carried in the message content (same process clock), over every delivery.`);
   md.push(`- **Saturation**: FULL and ADAPTER climb the offered rates ${S.ladder.map(fmtInt).join(', ')} msg/s, taking turns at each rate (order alternating), ${fmt(S.warmupMs / 1000, 1)} s warm-up + ${fmt(S.windowMs / 1000, 1)} s window each, until a step both acknowledges less than ${Math.round(S.saturatedShare * 100)}% of its offered rate and adds under 3% to its best deliveries/s. A variant's saturation is its step with the most deliveries/s in the round. ${S.rounds} round(s).`);
   md.push(`- **Fixed loads**: ${S.shares.map((s) => `${s * 100}%`).join(' and ')} of ADAPTER's saturation (median of its acknowledged msg/s over rounds: ${fmtInt(input.adapterMaxMsgs)} msg/s), i.e. ${S.shares.map((s) => fmtInt(input.adapterMaxMsgs * s)).join(' and ')} msg/s, FULL, ADAPTER and BARE back to back in rotating order, ${fmt(S.fixedWindowMs / 1000, 1)} s windows; ${S.rounds} round(s). Ratios and differences are taken within a round, then median [min–max] over rounds.`);
   md.push(`- **Hot room**: two more gateways are started (four in all). Two rooms of ${S.hotMembers} members each, every member sending: one room's members spread over 2 gateways, the other's over 4; ${fmtInt(S.hotRate)} msg/s offered to one room at a time, in alternating order, ${S.rounds} round(s).`);

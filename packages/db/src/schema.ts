@@ -12,6 +12,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { MESSAGE_TYPES } from '@chat/protocol';
 
 const timestamps = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
@@ -81,7 +82,7 @@ export const messages = pgTable(
     userId: uuid('user_id')
       .notNull()
       .references(() => users.id),
-    type: text('type', { enum: ['text', 'image', 'emoji'] }).notNull(),
+    type: text('type', { enum: MESSAGE_TYPES }).notNull(),
     content: text('content'),
     imageUrl: text('image_url'),
     clientMessageId: text('client_message_id'),
@@ -101,7 +102,8 @@ export const messages = pgTable(
     uniqueIndex('messages_user_client_message_id_key')
       .on(table.userId, table.clientMessageId)
       .where(sql`${table.clientMessageId} is not null`),
-    check('messages_type_valid', sql`${table.type} in ('text', 'image', 'emoji')`),
+    // The same list as the protocol's; changing it needs a migration (`pnpm db:generate`).
+    check('messages_type_valid', sql`${table.type} in (${sql.raw(MESSAGE_TYPES.map((type) => `'${type}'`).join(', '))})`),
   ],
 );
 

@@ -1,6 +1,6 @@
 /**
  * The error catalog: every stable code with its user-facing Korean message (byte-exact from
- * PROTOCOL.md) and the HTTP status it maps to when it surfaces over REST.
+ * docs/PROTOCOL.md §11) and the HTTP status it maps to when it surfaces over REST.
  */
 export const ERRORS = {
   AUTH_REQUIRED: { status: 401, message: '인증 토큰이 필요합니다' },

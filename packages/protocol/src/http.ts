@@ -3,8 +3,8 @@ import { MESSAGE_TYPES } from './message-rules.ts';
 import { NICKNAME_MAX_CHARACTERS, ROOM_NAME_MAX_CHARACTERS, readName } from './text-rules.ts';
 
 /**
- * REST payloads (PROTOCOL §7–9). Issue messages are error codes from the catalog, so the
- * HTTP layer can answer with the protocol's exact message for the first failing rule.
+ * REST payloads (docs/PROTOCOL.md §7–9, §13). Issue messages are error codes from the catalog,
+ * so the HTTP layer can answer with the protocol's exact message for the first failing rule.
  */
 export const HISTORY_DEFAULT_LIMIT = 50;
 export const HISTORY_MAX_LIMIT = 100;

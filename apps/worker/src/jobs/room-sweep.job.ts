@@ -1,11 +1,12 @@
-import type { Emitter } from '@socket.io/redis-emitter';
 import type { Logger } from 'pino';
 import type { RoomExpiryRepository } from '@chat/db';
-import { CHAT_NAMESPACE, roomChannel } from '@chat/protocol';
+import { roomChannel } from '@chat/protocol';
+import { chatNamespace, type ChatEmitter } from '../infrastructure/chat-emitter.ts';
+import type { WorkerMetrics } from '../metrics.ts';
 
 export interface RoomSweepDeps {
   expiry: RoomExpiryRepository;
-  emitter: Emitter;
+  emitter: ChatEmitter;
   logger: Logger;
   expiringNoticeMs: number;
   tombstoneTtlMs: number;
@@ -33,7 +34,7 @@ const MAX_BATCHES_PER_ROOM = 10_000;
  */
 export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult> {
   const { expiry, logger, batchSize } = deps;
-  const nsp = deps.emitter.of(CHAT_NAMESPACE);
+  const nsp = chatNamespace(deps.emitter);
   const result: RoomSweepResult = {
     warned: 0,
     expired: 0,
@@ -78,4 +79,16 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     logger.info(result, 'room sweep');
   }
   return result;
+}
+
+/** The `roomSweep` job: one sweep, counted in the worker's metrics. */
+export function roomSweepJob(deps: RoomSweepDeps, metrics: WorkerMetrics): () => Promise<RoomSweepResult> {
+  return async () => {
+    const result = await runRoomSweep(deps);
+    metrics.roomsExpired.inc(result.expired);
+    metrics.rowsPurged.inc({ table: 'messages' }, result.messagesPurged);
+    metrics.rowsPurged.inc({ table: 'room_members' }, result.membersPurged);
+    metrics.rowsPurged.inc({ table: 'rooms' }, result.tombstonesDeleted);
+    return result;
+  };
 }

@@ -92,8 +92,12 @@ describe('sockets per user, across the cluster [ext]', () => {
     const failed = await Promise.all(
       Array.from({ length: CAP * 3 }, (_, i) => handshake((i % 2 ? b : a)!.url, { ...user, token: nameless })),
     );
-    expect(refusals(failed).map((refusal) => refusal.code)).toEqual(Array.from({ length: CAP * 3 }, () => 'INVALID_TOKEN'));
-    // None of them holds a place: the whole cap is there for the user's real sockets.
+    // While they are in flight they hold places, so some may find none (TOO_MANY_REQUESTS).
+    const codes = refusals(failed).map((refusal) => refusal.code);
+    expect(codes).toHaveLength(CAP * 3);
+    for (const code of codes) expect(['INVALID_TOKEN', 'TOO_MANY_REQUESTS']).toContain(code);
+    expect(codes).toContain('INVALID_TOKEN');
+    // None of them holds a place now: the whole cap is there for the user's real sockets.
     const outcomes = await Promise.all(Array.from({ length: CAP }, (_, i) => handshake((i % 2 ? b : a)!.url, user)));
     const sockets = accepted(outcomes);
     try {

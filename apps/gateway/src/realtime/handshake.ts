@@ -80,9 +80,10 @@ export function createHandshakeMiddleware(deps: {
         leases?.handshakeDone(socket.id);
         next();
       },
-      (error: unknown) => {
+      async (error: unknown) => {
         leases?.handshakeDone(socket.id);
-        if (reservedFor !== null) void leases?.release(reservedFor, socket.id);
+        // Given back before the refusal is sent: a client told "no" finds its place free.
+        if (reservedFor !== null) await leases?.release(reservedFor, socket.id);
         const appError = error instanceof AppError ? error : toAppError(error);
         if (!(error instanceof AppError)) {
           deps.logger.error({ err: error, socketId: socket.id }, 'handshake failed');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isUuid } from './fields.ts';
 import { MESSAGE_TYPES } from './message-rules.ts';
 import { NICKNAME_MAX_CHARACTERS, ROOM_NAME_MAX_CHARACTERS, readName } from './text-rules.ts';
 
@@ -126,7 +127,8 @@ export const MEMBER_LIST_DEFAULT_LIMIT = 50;
 
 export const memberListQuerySchema = z.object({
   limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
-  after: uuid.optional(),
+  // Any UUID a token's `sub` may be (isUuid), not only the versions z.uuid() knows.
+  after: z.string({ error: 'INVALID_REQUEST' }).refine(isUuid, { error: 'INVALID_REQUEST' }).optional(),
 });
 export type MemberListQuery = z.infer<typeof memberListQuerySchema>;
 

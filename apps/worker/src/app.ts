@@ -20,8 +20,11 @@ export interface WorkerApp {
 export async function startWorker(config: Readonly<WorkerConfig>, options: { logger?: Logger } = {}): Promise<WorkerApp> {
   const deps = buildWorkerDeps(config, options);
   const { logger, metrics } = deps;
+  const jobs = defineJobs(config, deps);
+  // Once before any schedule: the day partitions of `messages` exist as soon as a worker runs.
+  await jobs.partitionMaintenance.run({}).catch((error: unknown) => logger.warn({ err: error }, 'partition maintenance at start failed'));
   const runner = await startJobRunner({
-    jobs: defineJobs(config, deps),
+    jobs,
     producer: deps.redis.producer,
     consumer: deps.redis.worker,
     redisPrefix: config.redisPrefix,

@@ -1,11 +1,13 @@
 import pino, { type Logger } from 'pino';
 import {
   createDatabase,
+  createMessagePartitionsRepository,
   createMembershipsRepository,
   createMessagesRepository,
   createRoomExpiryRepository,
   createUsersRepository,
   type Database,
+  type MessagePartitionsRepository,
   type MembershipsRepository,
   type MessagesRepository,
   type RoomExpiryRepository,
@@ -31,6 +33,7 @@ export interface WorkerDeps {
     messages: MessagesRepository;
     users: UsersRepository;
     expiry: RoomExpiryRepository;
+    partitions: MessagePartitionsRepository;
   };
 }
 
@@ -60,6 +63,7 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
       messages: createMessagesRepository(database.sql),
       users: createUsersRepository(database.db),
       expiry: createRoomExpiryRepository(database.sql),
+      partitions: createMessagePartitionsRepository(database.sql),
     },
   };
 }

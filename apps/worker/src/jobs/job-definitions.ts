@@ -1,7 +1,8 @@
-import type { JobKey, JobPayload } from '@chat/jobs';
+import { JOB_CATALOG, type JobKey, type JobPayload } from '@chat/jobs';
 import type { WorkerConfig } from '../config.ts';
 import type { WorkerDeps } from '../deps.ts';
 import { PRESENCE_STALE_AFTER_MS, presenceGcJob } from './presence-gc.job.ts';
+import { partitionMaintenanceJob } from './partition-maintenance.job.ts';
 import { roomSweepJob } from './room-sweep.job.ts';
 
 export interface JobDefinition<K extends JobKey> {
@@ -44,6 +45,10 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
         },
         metrics,
       ),
+    },
+    partitionMaintenance: {
+      everyMs: JOB_CATALOG.partitionMaintenance.everyMs,
+      run: partitionMaintenanceJob({ partitions: repositories.partitions, logger }, metrics),
     },
   };
 }

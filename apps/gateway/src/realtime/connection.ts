@@ -19,7 +19,7 @@ import type { ChatSocket } from './types.ts';
 export interface ConnectionDeps {
   roomService: RoomService;
   /** What the user's events refused after a lookup cost them (failed-event-budget.ts). */
-  failures?: FailedEventBudget;
+  failures: FailedEventBudget;
   /** The user's socket places (handshake.ts); the place this socket holds is given back as it closes. */
   leases?: SocketLeases;
   /** Shorter steps for the token-expiry timer (tests); token-expiry.ts. */
@@ -42,7 +42,7 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
     logger,
     metrics,
     slots: new EventSlots(CONCURRENT_EVENTS, EVENT_BACKLOG, (reading) => setReading(socket, reading)),
-    ...(deps.failures ? { failures: deps.failures } : {}),
+    failures: deps.failures,
   };
   const guard = <T>(event: ClientEventName, handle: (payload: unknown) => Promise<T>) =>
     guardedHandler(socket, event, context, handle);

@@ -8,7 +8,7 @@ import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
  */
 const LOOKUP_REFUSALS: ReadonlySet<ErrorCode> = new Set(['ROOM_NOT_FOUND', 'ROOM_EXPIRED', 'NOT_A_MEMBER', 'NOT_A_MEMBER_LEAVE']);
 
-/** Users blocked at once on one pod, at most; past it the soonest to lapse are forgotten. */
+/** Users blocked at once on one pod, at most; past it the lapsed, then the oldest, are forgotten. */
 const BLOCKED_USERS = 10_000;
 
 /**

@@ -1,0 +1,53 @@
+/**
+ * Where the Socket.IO adapter's traffic (the bus) goes, apart from the state Redis (rate
+ * limits, presence, BullMQ, caches): a Redis Cluster when REDIS_BUS_CLUSTER_NODES is set, else
+ * the state Redis's REDIS_URL, as before. Shared by the gateway and the worker, which must agree.
+ */
+export interface BusNode {
+  host: string;
+  port: number;
+}
+
+export type BusTarget =
+  | { kind: 'standalone'; url: string }
+  | { kind: 'cluster'; nodes: readonly BusNode[] };
+
+/**
+ * `host:port,host:port,…` → nodes (any of a cluster's nodes will do: the client learns the rest
+ * from it). Throws one message naming the first bad entry.
+ */
+export function parseBusClusterNodes(value: string): BusNode[] {
+  const entries = value.split(',').map((entry) => entry.trim()).filter(Boolean);
+  if (entries.length === 0) throw new Error('expected host:port[,host:port…]');
+  return entries.map((entry) => {
+    const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+    const port = match ? Number(match[2]) : NaN;
+    if (!match || port < 1 || port > 65_535) throw new Error(`"${entry}" is not host:port`);
+    return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+}
+
+export function busTarget(redisUrl: string, clusterNodes: readonly BusNode[] | null | undefined): BusTarget {
+  return clusterNodes && clusterNodes.length > 0 ? { kind: 'cluster', nodes: clusterNodes } : { kind: 'standalone', url: redisUrl };
+}
+
+/** The adapter's channel prefix: its channels are `<prefix>#<nsp>#` and `<prefix>#<nsp>#<room>#`. */
+export function busChannelPrefix(redisPrefix: string): string {
+  return `${redisPrefix}:socket.io`;
+}
+
+/** Channel names exactly as @socket.io/redis-adapter 8.3.0's sharded adapter builds them. */
+export function mainChannel(channelPrefix: string, nsp: string): string {
+  return `${channelPrefix}#${nsp}#`;
+}
+
+export function roomBusChannel(channelPrefix: string, nsp: string, room: string): string {
+  return `${mainChannel(channelPrefix, nsp)}${room}#`;
+}
+
+/** The room a room channel is for, or null for the main, response and foreign channels. */
+export function roomOfBusChannel(channelPrefix: string, nsp: string, channel: string): string | null {
+  const main = mainChannel(channelPrefix, nsp);
+  if (!channel.startsWith(main) || !channel.endsWith('#') || channel.length <= main.length + 1) return null;
+  return channel.slice(main.length, -1);
+}

@@ -1,0 +1,214 @@
+import calculateSlot from 'cluster-key-slot';
+import type { BusClient } from './bus-clients.ts';
+import { isClusterClient } from './bus-clients.ts';
+
+/**
+ * Which of the bus subscriber's SSUBSCRIBEs Redis has confirmed, and when one was lost and made
+ * again. The sharded adapter fires `ssubscribe(channel)` on the subscriber when a room appears
+ * on the pod and never waits for the answer, so nothing tells the pod when the room's
+ * broadcasts start reaching it (FIELD-NOTES, "The sharded adapter"). This wraps the client's
+ * `ssubscribe` / `sunsubscribe` — installed before the adapter exists, so it sees every call,
+ * the adapter's and ioredis's own re-subscriptions alike — and keeps each channel's state.
+ *
+ * A confirmed channel is lost when its connection goes: the standalone subscriber closes, or on
+ * a cluster the per-shard subscriber of the channel's master ends, or the channel's slot moves
+ * to another master. ioredis subscribes again by itself; the tracker also re-issues the
+ * SSUBSCRIBE of every lost or failed channel (idempotent at Redis) until Redis confirms it,
+ * because on a cluster ioredis re-subscribes on the shard connections without a promise to
+ * wait on. Listeners hear `again = true` for such a confirmation: messages may have been missed.
+ */
+export interface SubscriptionTracker {
+  /** Redis has confirmed this client's subscription to the channel and nothing was lost since. */
+  isConfirmed(channel: string): boolean;
+  /** Resolves true once confirmed, false after `timeoutMs` or when the channel is unsubscribed. */
+  whenConfirmed(channel: string, timeoutMs: number): Promise<boolean>;
+  /** `again`: the channel had been confirmed, then lost; broadcasts in between went nowhere. */
+  onConfirmed(listener: (channel: string, again: boolean) => void): void;
+  /** Stops retrying; pending waiters resolve false. */
+  close(): void;
+}
+
+interface Entry {
+  confirmed: boolean;
+  /** Was confirmed, then lost: the next confirmation is a re-subscription. */
+  lost: boolean;
+  /** Bumped by every SSUBSCRIBE sent for the channel; only the newest answer counts. */
+  attempt: number;
+  inFlight: boolean;
+  /** The master node (cluster) that confirmed it, to know which channels a node's loss takes. */
+  owner: string | undefined;
+  waiters: Set<(confirmed: boolean) => void>;
+}
+
+type SubscribeMethod = (...args: unknown[]) => Promise<unknown>;
+
+const RETRY_MIN_MS = 200;
+const RETRY_MAX_MS = 2000;
+
+function channelsOf(args: unknown[]): string[] {
+  return args
+    .flat()
+    .filter((arg): arg is string | Buffer => typeof arg === 'string' || Buffer.isBuffer(arg))
+    .map((arg) => arg.toString());
+}
+
+export function trackSubscriptions(sub: BusClient, options: { onError?: (error: unknown, channel: string) => void } = {}): SubscriptionTracker {
+  const cluster = isClusterClient(sub) ? sub : null;
+  const entries = new Map<string, Entry>();
+  const listeners: ((channel: string, again: boolean) => void)[] = [];
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retryDelay = RETRY_MIN_MS;
+  let closed = false;
+
+  const target = sub as unknown as { ssubscribe: SubscribeMethod; sunsubscribe: SubscribeMethod };
+  const originalSubscribe = target.ssubscribe.bind(sub) as SubscribeMethod;
+  const originalUnsubscribe = target.sunsubscribe.bind(sub) as SubscribeMethod;
+
+  const ownerOf = (channel: string): string | undefined => cluster?.slots[calculateSlot(channel)]?.[0];
+
+  function settle(entry: Entry, confirmed: boolean) {
+    const waiters = [...entry.waiters];
+    entry.waiters.clear();
+    for (const resolve of waiters) resolve(confirmed);
+  }
+
+  function subscribe(...args: unknown[]): Promise<unknown> {
+    const channels = channelsOf(args);
+    const result = originalSubscribe(...args);
+    for (const channel of channels) {
+      let entry = entries.get(channel);
+      if (!entry) {
+        entry = { confirmed: false, lost: false, attempt: 0, inFlight: false, owner: undefined, waiters: new Set() };
+        entries.set(channel, entry);
+      }
+      const current = entry;
+      // A fresh SSUBSCRIBE (the adapter's after a SUNSUBSCRIBE that this map has not seen
+      // answered, or a re-subscription) is only trusted once answered.
+      current.confirmed = false;
+      current.inFlight = true;
+      const attempt = ++current.attempt;
+      result.then(
+        () => {
+          if (entries.get(channel) !== current || current.attempt !== attempt) return;
+          current.inFlight = false;
+          current.confirmed = true;
+          current.owner = ownerOf(channel);
+          const again = current.lost;
+          current.lost = false;
+          settle(current, true);
+          for (const listener of listeners) listener(channel, again);
+        },
+        (error: unknown) => {
+          if (entries.get(channel) !== current || current.attempt !== attempt) return;
+          current.inFlight = false;
+          options.onError?.(error, channel);
+          scheduleRetry();
+        },
+      );
+    }
+    return result;
+  }
+
+  function unsubscribe(...args: unknown[]): Promise<unknown> {
+    for (const channel of channelsOf(args)) {
+      const entry = entries.get(channel);
+      if (!entry) continue;
+      entries.delete(channel);
+      settle(entry, false);
+    }
+    return originalUnsubscribe(...args);
+  }
+
+  target.ssubscribe = subscribe;
+  target.sunsubscribe = unsubscribe;
+
+  function markLost(predicate: (channel: string, entry: Entry) => boolean) {
+    let any = false;
+    for (const [channel, entry] of entries) {
+      if (!entry.confirmed || !predicate(channel, entry)) continue;
+      entry.confirmed = false;
+      entry.lost = true;
+      any = true;
+    }
+    if (any) scheduleRetry();
+  }
+
+  /** Re-issues the SSUBSCRIBE of every channel that is neither confirmed nor awaiting an answer. */
+  function retry() {
+    retryTimer = undefined;
+    if (closed) return;
+    let waiting = false;
+    for (const [channel, entry] of entries) {
+      if (entry.confirmed) continue;
+      waiting = true;
+      if (entry.inFlight) continue;
+      // A rejected promise is handled inside subscribe(); this one only avoids an unhandled one.
+      subscribe(channel).catch(() => undefined);
+    }
+    if (waiting) {
+      retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+      scheduleRetry();
+    } else {
+      retryDelay = RETRY_MIN_MS;
+    }
+  }
+
+  function scheduleRetry() {
+    if (closed || retryTimer) return;
+    retryTimer = setTimeout(retry, retryDelay);
+    retryTimer.unref();
+  }
+
+  if (cluster) {
+    // A shard's subscriber connection ended (its node died or was restarted): its channels are
+    // gone until re-subscribed. The pool's own "-node" (no node key) is about command
+    // connections, not subscriptions.
+    cluster.on('-node', (_redis: unknown, nodeKey?: string) => {
+      if (typeof nodeKey === 'string') markLost((_channel, entry) => entry.owner === nodeKey);
+    });
+    // After each subscriber reset (topology change, failed subscribers replaced): a channel
+    // whose slot now has another master was dropped by the old one (Redis sends SUNSUBSCRIBE
+    // when a slot moves away); retry at once rather than at the next tick of the timer.
+    cluster.on('subscribersReady', () => {
+      markLost((channel, entry) => entry.owner !== ownerOf(channel));
+      if (retryTimer) {
+        clearTimeout(retryTimer);
+        retryTimer = undefined;
+      }
+      retryDelay = RETRY_MIN_MS;
+      retry();
+    });
+  } else {
+    // The only subscriber connection closed: every channel is gone until ioredis re-subscribes
+    // on `ready` (through the wrapper above, so its answers confirm them).
+    sub.on('close', () => markLost(() => true));
+  }
+
+  return {
+    isConfirmed: (channel) => entries.get(channel)?.confirmed === true,
+    whenConfirmed(channel, timeoutMs) {
+      const entry = entries.get(channel);
+      if (!entry) return Promise.resolve(false);
+      if (entry.confirmed) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          entry.waiters.delete(done);
+          resolve(false);
+        }, timeoutMs);
+        const done = (confirmed: boolean) => {
+          clearTimeout(timer);
+          resolve(confirmed);
+        };
+        entry.waiters.add(done);
+      });
+    },
+    onConfirmed(listener) {
+      listeners.push(listener);
+    },
+    close() {
+      closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      for (const entry of entries.values()) settle(entry, false);
+    },
+  };
+}

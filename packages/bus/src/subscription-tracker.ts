@@ -22,8 +22,12 @@ export interface SubscriptionTracker {
   isConfirmed(channel: string): boolean;
   /** Resolves true once confirmed, false after `timeoutMs` or when the channel is unsubscribed. */
   whenConfirmed(channel: string, timeoutMs: number): Promise<boolean>;
-  /** `again`: the channel had been confirmed, then lost; broadcasts in between went nowhere. */
-  onConfirmed(listener: (channel: string, again: boolean) => void): void;
+  /**
+   * `again`: the channel had been confirmed, then lost; broadcasts in between went nowhere.
+   * `loss` numbers the event that lost it (a connection's close, a master's end): channels
+   * lost together carry the same number.
+   */
+  onConfirmed(listener: (channel: string, again: boolean, loss: number) => void): void;
   /** Stops retrying; pending waiters resolve false. */
   close(): void;
 }
@@ -32,6 +36,8 @@ interface Entry {
   confirmed: boolean;
   /** Was confirmed, then lost: the next confirmation is a re-subscription. */
   lost: boolean;
+  /** Which loss event took it (0: none). */
+  loss: number;
   /** Bumped by every SSUBSCRIBE sent for the channel; only the newest answer counts. */
   attempt: number;
   inFlight: boolean;
@@ -55,7 +61,8 @@ function channelsOf(args: unknown[]): string[] {
 export function trackSubscriptions(sub: BusClient, options: { onError?: (error: unknown, channel: string) => void } = {}): SubscriptionTracker {
   const cluster = isClusterClient(sub) ? sub : null;
   const entries = new Map<string, Entry>();
-  const listeners: ((channel: string, again: boolean) => void)[] = [];
+  const listeners: ((channel: string, again: boolean, loss: number) => void)[] = [];
+  let losses = 0;
   let retryTimer: NodeJS.Timeout | undefined;
   let retryDelay = RETRY_MIN_MS;
   let closed = false;
@@ -78,7 +85,7 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
     for (const channel of channels) {
       let entry = entries.get(channel);
       if (!entry) {
-        entry = { confirmed: false, lost: false, attempt: 0, inFlight: false, owner: undefined, waiters: new Set() };
+        entry = { confirmed: false, lost: false, loss: 0, attempt: 0, inFlight: false, owner: undefined, waiters: new Set() };
         entries.set(channel, entry);
       }
       const current = entry;
@@ -94,9 +101,11 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
           current.confirmed = true;
           current.owner = ownerOf(channel);
           const again = current.lost;
+          const loss = current.loss;
           current.lost = false;
+          current.loss = 0;
           settle(current, true);
-          for (const listener of listeners) listener(channel, again);
+          for (const listener of listeners) listener(channel, again, loss);
         },
         (error: unknown) => {
           if (entries.get(channel) !== current || current.attempt !== attempt) return;
@@ -124,10 +133,12 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
 
   function markLost(predicate: (channel: string, entry: Entry) => boolean) {
     let any = false;
+    const loss = ++losses;
     for (const [channel, entry] of entries) {
       if (!entry.confirmed || !predicate(channel, entry)) continue;
       entry.confirmed = false;
       entry.lost = true;
+      entry.loss = loss;
       any = true;
     }
     if (any) scheduleRetry();

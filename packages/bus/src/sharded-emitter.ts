@@ -32,7 +32,9 @@ export interface BusPublishClient {
   spublish(channel: string, message: string): Promise<unknown>;
 }
 
-type EventMap = { [event: string]: (...args: never[]) => void };
+/** An interface of `event: (payload) => void` signatures, as @chat/protocol's ServerToClientEvents. */
+type EventMap = object;
+type EventArgs<Events, E extends keyof Events> = Events[E] extends (...args: infer A) => unknown ? A : never;
 
 export interface BroadcastTarget<Events extends EventMap> {
   /** Leaves out the sockets in `room` (e.g. a user's own `user:<id>` room). */
@@ -41,7 +43,7 @@ export interface BroadcastTarget<Events extends EventMap> {
    * Sends the event to the target's sockets on every pod. Resolves true once Redis took the
    * publish, false if it failed (reported to `onError`): announcements are at most once.
    */
-  emit<E extends keyof Events & string>(event: E, ...args: Parameters<Events[E]>): Promise<boolean>;
+  emit<E extends keyof Events & string>(event: E, ...args: EventArgs<Events, E>): Promise<boolean>;
   /** Puts the target's sockets, on every pod, into `rooms` (main channel, as socketsJoin). */
   socketsJoin(rooms: string | readonly string[]): Promise<boolean>;
   socketsLeave(rooms: string | readonly string[]): Promise<boolean>;

@@ -28,8 +28,10 @@ export interface LocalRedisCluster {
   dir: string;
   /** SIGKILLs one node (as a crashed host): its slots are unserved until startNode. */
   stopNode(index: number): Promise<void>;
-  /** Starts a stopped node again from its config file and waits for `cluster_state:ok`. */
+  /** Starts a stopped node again from its config file (if it is not running) and waits for `cluster_state:ok`. */
   startNode(index: number): Promise<void>;
+  /** The index of the master whose slots hold this key or channel name. */
+  nodeIndexOf(key: string): Promise<number>;
   /** Kills every node and removes the directory. */
   close(): Promise<void>;
 }
@@ -83,17 +85,19 @@ async function killNode(dir: string, node: RedisClusterNode): Promise<void> {
   while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
-async function clusterInfo(node: RedisClusterNode): Promise<string> {
+async function withNode<T>(node: RedisClusterNode, use: (client: Redis) => Promise<T>): Promise<T> {
   const client = new Redis({ host: node.host, port: node.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return String(await client.cluster('INFO'));
-  } catch {
-    return '';
+    return await use(client);
   } finally {
     client.disconnect();
   }
+}
+
+async function clusterInfo(node: RedisClusterNode): Promise<string> {
+  return withNode(node, async (client) => String(await client.cluster('INFO'))).catch(() => '');
 }
 
 /** Every node reports `cluster_state:ok` and knows every other (so clients see one topology). */
@@ -146,8 +150,17 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
     async startNode(index) {
       const node = nodes[index];
       if (!node) throw new Error(`no node ${index}`);
-      await startServer(dir, node);
+      const pid = await pidOf(dir, node);
+      if (pid === null || !alive(pid)) await startServer(dir, node);
       await waitClusterOk(nodes);
+    },
+    async nodeIndexOf(key) {
+      const slot = await withNode(nodes[0]!, (client) => client.cluster('KEYSLOT', key));
+      const ranges = await withNode(nodes[0]!, (client) => client.cluster('SLOTS'));
+      const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+      const index = nodes.findIndex((node) => node.port === range?.[2]?.[1]);
+      if (index < 0) throw new Error(`no master serves slot ${slot}`);
+      return index;
     },
     async close() {
       if (closed) return;

@@ -2,21 +2,19 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SHARDED_ADAPTER_VERSION, busChannelPrefix, createBusPublisher, createShardedEmitter, type BusClient, type ShardedEmitter } from '@chat/bus';
-import { CHAT_NAMESPACE, roomChannel, userChannel, type ServerToClientEvents } from '@chat/protocol';
 import {
-  WORKSPACE_ROOT,
-  closeAllSockets,
-  connect,
-  createRoom,
-  emitAck,
-  makeUser,
-  nextEvent,
-  sleep,
-  startCluster,
-  type TestCluster,
-  type TestSocket,
-} from '@chat/testing';
+  SHARDED_ADAPTER_VERSION,
+  busChannelPrefix,
+  busTarget,
+  createBusPublisher,
+  createShardedEmitter,
+  parseBusClusterNodes,
+  type BusClient,
+  type ShardedEmitter,
+} from '@chat/bus';
+import { CHAT_NAMESPACE, roomChannel, userChannel, type ServerToClientEvents } from '@chat/protocol';
+import { WORKSPACE_ROOT, closeAllSockets, connect, createRoom, emitAck, makeUser, nextEvent, sleep, type TestSocket } from '@chat/testing';
+import { startCluster, type TestCluster } from '../support/index.ts';
 
 /**
  * The worker's emitter (@chat/bus createShardedEmitter) against real gateways running the
@@ -31,7 +29,7 @@ let emitter: ShardedEmitter<ServerToClientEvents>;
 
 beforeAll(async () => {
   cluster = await startCluster(2);
-  publisher = createBusPublisher(cluster.bus);
+  publisher = createBusPublisher(busTarget(cluster.redisUrl, cluster.busClusterNodes ? parseBusClusterNodes(cluster.busClusterNodes) : null));
   publisher.on('error', () => undefined);
   emitter = createShardedEmitter<ServerToClientEvents>(publisher, {
     channelPrefix: busChannelPrefix(cluster.redisPrefix),

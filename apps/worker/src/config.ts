@@ -1,3 +1,4 @@
+import { busClusterNodesSchema, busTarget, type BusTarget } from '@chat/bus';
 import { z } from 'zod';
 import { parseEnv } from '@chat/runtime';
 
@@ -5,6 +6,8 @@ import { parseEnv } from '@chat/runtime';
 const envSchema = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/chat'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** The gateways' Socket.IO bus, when it is a Redis Cluster (`host:port,…`); unset: REDIS_URL. */
+  REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
   ROOM_EXPIRING_NOTICE_SECONDS: z.coerce.number().int().min(0).default(300),
   ROOM_TOMBSTONE_TTL_SECONDS: z.coerce.number().int().min(0).default(7 * 86_400),
@@ -22,6 +25,8 @@ const envSchema = z.object({
 export interface WorkerConfig {
   databaseUrl: string;
   redisUrl: string;
+  /** Where the gateways' Socket.IO bus is: the emitter publishes there. */
+  bus: BusTarget;
   redisPrefix: string;
   expiringNoticeMs: number;
   tombstoneTtlMs: number;
@@ -42,6 +47,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined>): Reado
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    bus: Object.freeze(busTarget(e.REDIS_URL, e.REDIS_BUS_CLUSTER_NODES)),
     redisPrefix: e.REDIS_PREFIX,
     expiringNoticeMs: e.ROOM_EXPIRING_NOTICE_SECONDS * 1000,
     tombstoneTtlMs: e.ROOM_TOMBSTONE_TTL_SECONDS * 1000,

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Where the Socket.IO adapter's traffic (the bus) goes, apart from the state Redis (rate
  * limits, presence, BullMQ, caches): a Redis Cluster when REDIS_BUS_CLUSTER_NODES is set, else
@@ -51,3 +53,20 @@ export function roomOfBusChannel(channelPrefix: string, nsp: string, channel: st
   if (!channel.startsWith(main) || !channel.endsWith('#') || channel.length <= main.length + 1) return null;
   return channel.slice(main.length, -1);
 }
+
+/**
+ * REDIS_BUS_CLUSTER_NODES for a zod env schema: unset or blank → null (the bus is REDIS_URL),
+ * else the nodes, or one issue naming the bad entry.
+ */
+export const busClusterNodesSchema = z
+  .string()
+  .optional()
+  .transform((value, context): BusNode[] | null => {
+    if (value === undefined || value.trim() === '') return null;
+    try {
+      return parseBusClusterNodes(value);
+    } catch (error) {
+      context.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { busClusterNodesSchema, busTarget, type BusTarget } from '@chat/bus';
+import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget } from '@chat/bus';
 import { parseEnv } from '@chat/runtime';
 import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
@@ -48,6 +48,8 @@ const envSchema = z
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
     /** A Redis Cluster for the Socket.IO bus (`host:port,…`); unset, the bus is REDIS_URL. */
     REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
+    /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
+    BUS_ADAPTER: busAdapterSchema,
     REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
     // HS256 wants a key as long as its hash (RFC 7518 §3.2): 32 bytes of UTF-8.
     JWT_SECRET: z
@@ -109,7 +111,8 @@ const envSchema = z
   .refine((env) => !env.AUTH_DEV_LOGIN || Boolean(env.JWT_SECRET), {
     message: 'AUTH_DEV_LOGIN signs HS256 tokens and needs JWT_SECRET',
     path: ['AUTH_DEV_LOGIN'],
-  });
+  })
+  .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] });
 
 export interface GatewayConfig {
   port: number;
@@ -121,6 +124,8 @@ export interface GatewayConfig {
   redisUrl: string;
   /** Where the Socket.IO adapter's traffic goes: a Redis Cluster, or the Redis at REDIS_URL. */
   bus: BusTarget;
+  /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
+  busAdapter: BusAdapterKind;
   redisPrefix: string;
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string; maxLifetimeSeconds?: number };
   /** Browser origins allowed to open a socket; `*` allows any. Clients with no Origin pass. */
@@ -164,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     redisUrl: e.REDIS_URL,
     bus: Object.freeze(busTarget(e.REDIS_URL, e.REDIS_BUS_CLUSTER_NODES)),
+    busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
     jwt: Object.freeze({
       ...(e.JWT_SECRET ? { secret: e.JWT_SECRET } : {}),

@@ -42,9 +42,11 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
   const redis = createWorkerRedis(config.redisUrl, config.bus, logger);
   // Announcements are at-most-once: a publish that fails during a bus outage is logged, and
   // the emit resolves false instead of rejecting.
-  const emitter = createChatEmitter(redis.bus, config.redisPrefix, (error) =>
-    logger.warn({ err: error }, 'emit lost while the bus is unavailable'),
-  );
+  const emitter = createChatEmitter(redis.bus, {
+    redisPrefix: config.redisPrefix,
+    adapter: config.busAdapter,
+    onError: (error) => logger.warn({ err: error }, 'emit lost while the bus is unavailable'),
+  });
   return {
     logger,
     metrics: createWorkerMetrics(),

@@ -70,3 +70,20 @@ export const busClusterNodesSchema = z
       return z.NEVER;
     }
   });
+
+/**
+ * Which Socket.IO adapter the bus runs: `sharded` (the product: SPUBLISH/SSUBSCRIBE, a pod hears
+ * a room only while it holds a member) or `classic` (PUBLISH/PSUBSCRIBE, every pod hears
+ * every room; standalone bus only), kept to measure one against the other (`pnpm bench:scale`).
+ * Gateways and the worker must agree.
+ */
+export const BUS_ADAPTERS = ['sharded', 'classic'] as const;
+export type BusAdapterKind = (typeof BUS_ADAPTERS)[number];
+export const busAdapterSchema = z.enum(BUS_ADAPTERS).default('sharded');
+
+/** The zod refinement both apps apply: the classic adapter has no Redis Cluster support here. */
+export const classicNeedsStandaloneBus = {
+  check: (env: { BUS_ADAPTER: BusAdapterKind; REDIS_BUS_CLUSTER_NODES: readonly BusNode[] | null }) =>
+    env.BUS_ADAPTER !== 'classic' || env.REDIS_BUS_CLUSTER_NODES === null,
+  message: 'BUS_ADAPTER=classic runs on REDIS_URL only; unset REDIS_BUS_CLUSTER_NODES',
+} as const;

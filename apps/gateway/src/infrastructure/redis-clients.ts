@@ -101,14 +101,17 @@ export function createRedisClients(options: {
   // The Socket.IO adapter fires its SPUBLISHes and drops the promises: each one ioredis gives up
   // on (Redis or the channel's master away) would be an unhandled rejection, one error log per
   // broadcast. Counted here; realtime/publish-gaps.ts resyncs what they carried.
+  // (PUBLISH too: the classic adapter's, BUS_ADAPTER=classic.)
   const failureListeners: ((channel: string, message: string | Buffer) => void)[] = [];
-  const spublish = pub.spublish.bind(pub) as (channel: string, message: string | Buffer) => Promise<number>;
-  (pub as { spublish: unknown }).spublish = (channel: string, message: string | Buffer) =>
-    spublish(channel, message).catch(() => {
-      onError?.('pub');
-      for (const listener of failureListeners) listener(channel, message);
-      return 0;
-    });
+  for (const command of ['spublish', 'publish'] as const) {
+    const send = pub[command].bind(pub) as (channel: string, message: string | Buffer) => Promise<number>;
+    (pub as Record<typeof command, unknown>)[command] = (channel: string, message: string | Buffer) =>
+      send(channel, message).catch(() => {
+        onError?.('pub');
+        for (const listener of failureListeners) listener(channel, message);
+        return 0;
+      });
+  }
   const sub = watch(createBusSubscriber(options.bus, { retryStrategy, connectTimeout: 2000 }), 'sub', logger, onError);
   // Before the tracker, so that it waits for the delayed command's real answer.
   if (options.subscribeDelayMs) delayBusSubscribes(sub, options.subscribeDelayMs);

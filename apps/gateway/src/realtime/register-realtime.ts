@@ -17,7 +17,7 @@ import { trackPublishGaps } from './publish-gaps.ts';
 import { createRoomEventsAdapter } from './room-events.adapter.ts';
 import { startSlowConsumerSweep } from './slow-consumers.ts';
 import { createSocketServer } from './socket-server.ts';
-import { createSubscriptionBarrier, type SubscriptionBarrier } from './subscription-barrier.ts';
+import { CLASSIC_ADAPTER_BARRIER, createSubscriptionBarrier, type SubscriptionBarrier } from './subscription-barrier.ts';
 import type { ChatNamespace } from './types.ts';
 
 /** How often sockets are checked for unread bytes beyond SOCKET_MAX_QUEUED_BYTES. */
@@ -55,6 +55,7 @@ export function createRealtime(
 ): Realtime {
   const { config, logger, metrics, redis } = deps;
   const { io, nsp } = createSocketServer({
+    busAdapter: config.busAdapter,
     httpServer: deps.httpServer,
     pub: redis.pub,
     sub: redis.sub,
@@ -64,7 +65,7 @@ export function createRealtime(
     isDraining: deps.isDraining,
   });
   const channelPrefix = busChannelPrefix(config.redisPrefix);
-  const barrier = createSubscriptionBarrier({
+  const barrier = config.busAdapter === 'classic' ? CLASSIC_ADAPTER_BARRIER : createSubscriptionBarrier({
     nsp,
     tracker: redis.subscriptions,
     channelOf: (room) => roomBusChannel(channelPrefix, CHAT_NAMESPACE, room),

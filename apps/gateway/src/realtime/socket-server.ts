@@ -1,6 +1,6 @@
 import type { Server as HttpServer } from 'node:http';
-import { createShardedAdapter } from '@socket.io/redis-adapter';
-import { busChannelPrefix, type BusClient } from '@chat/bus';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
+import { busChannelPrefix, type BusAdapterKind, type BusClient } from '@chat/bus';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import { CHAT_NAMESPACE } from '@chat/protocol';
@@ -16,6 +16,8 @@ export function createSocketServer(options: {
   httpServer: HttpServer;
   pub: BusClient;
   sub: BusClient;
+  /** `sharded` (the product) or `classic` (benchmarks only, standalone bus). */
+  busAdapter: BusAdapterKind;
   redisPrefix: string;
   corsOrigins: readonly string[];
   logger: Logger;
@@ -44,12 +46,16 @@ export function createSocketServer(options: {
       // subscribes only while it holds a socket in the room (`dynamic`); membership moves and
       // anything else cluster-wide use the namespace's main channel. See subscription-barrier.ts
       // for what the gateway adds to make a join and the broadcasts after it meet.
-      adapter: deliverLocallyFirst(
-        createShardedAdapter(options.pub, options.sub, {
-          subscriptionMode: 'dynamic',
-          channelPrefix: busChannelPrefix(options.redisPrefix),
-        }),
-      ),
+      adapter:
+        options.busAdapter === 'classic'
+          ? // PUBLISH/PSUBSCRIBE: every pod hears every room (config refuses it on a cluster bus).
+            createAdapter(options.pub, options.sub, { key: busChannelPrefix(options.redisPrefix) })
+          : deliverLocallyFirst(
+              createShardedAdapter(options.pub, options.sub, {
+                subscriptionMode: 'dynamic',
+                channelPrefix: busChannelPrefix(options.redisPrefix),
+              }),
+            ),
     },
   );
   const nsp = io.of(CHAT_NAMESPACE);

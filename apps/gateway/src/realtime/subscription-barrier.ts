@@ -119,3 +119,9 @@ export function createSubscriptionBarrier(options: {
     },
   };
 }
+
+/**
+ * The classic adapter (BUS_ADAPTER=classic, benchmarks only) subscribes once, at boot, to one
+ * pattern covering every room: a pod hears a room before any socket enters it.
+ */
+export const CLASSIC_ADAPTER_BARRIER: SubscriptionBarrier = { settle: () => Promise.resolve(true) };

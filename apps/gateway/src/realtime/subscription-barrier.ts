@@ -48,6 +48,10 @@ export function createSubscriptionBarrier(options: {
   const pending = new Map<string, Set<string>>();
   /** Loss events whose re-subscription of the main channel already resynced every local socket. */
   const resyncedLosses = new Set<number>();
+  /** Only the latest few matter: a room re-confirmed from an old loss is long done. */
+  const RESYNCED_LOSSES_KEPT = 16;
+  /** During a bus outage every handshake and join gives up: one warning every few seconds. */
+  let lastGaveUpLog = 0;
 
   const isSocketRoom = (room: string, socketId: string) => room === socketId;
 
@@ -81,6 +85,7 @@ export function createSubscriptionBarrier(options: {
       if (!again) return;
       // Membership moves of the outage are gone: every local socket catches up on everything.
       resyncedLosses.add(loss);
+      if (resyncedLosses.size > RESYNCED_LOSSES_KEPT) resyncedLosses.delete(resyncedLosses.values().next().value!);
       options.logger.warn({ sockets: nsp.sockets.size }, 'bus main channel re-subscribed: asking local sockets to resync');
       nsp.local.emit('resync', {});
       options.onResync?.(nsp.sockets.size);
@@ -114,7 +119,10 @@ export function createSubscriptionBarrier(options: {
         if (!sockets) pending.set(room, (sockets = new Set()));
         sockets.add(socketId);
       });
-      if (!all) options.logger.warn({ socketId, rooms: rooms.length }, 'bus subscription not confirmed in time; going ahead, the socket resyncs when it is');
+      if (!all && Date.now() - lastGaveUpLog > 5000) {
+        lastGaveUpLog = Date.now();
+        options.logger.warn({ socketId, rooms: rooms.length }, 'bus subscription not confirmed in time; going ahead, the socket resyncs when it is');
+      }
       return all;
     },
   };

@@ -65,6 +65,7 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
   let losses = 0;
   let retryTimer: NodeJS.Timeout | undefined;
   let retryDelay = RETRY_MIN_MS;
+  let retrying = false;
   let closed = false;
 
   const target = sub as unknown as { ssubscribe: SubscribeMethod; sunsubscribe: SubscribeMethod };
@@ -144,19 +145,40 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
     if (any) scheduleRetry();
   }
 
-  /** Re-issues the SSUBSCRIBE of every channel that is neither confirmed nor awaiting an answer. */
-  function retry() {
+  /**
+   * Re-issues the SSUBSCRIBE of every channel that is neither confirmed nor awaiting an answer,
+   * once its connection can answer: the standalone subscriber ready, or on a cluster the channel's
+   * master answering a command on a key of the channel's name (same slot). Sent to a master that
+   * is still down, a cluster SSUBSCRIBE would only fail, and each one leaves another copy of the
+   * channel in ioredis's list for its next re-subscription.
+   */
+  async function retry() {
     retryTimer = undefined;
-    if (closed) return;
-    let waiting = false;
-    for (const [channel, entry] of entries) {
-      if (entry.confirmed) continue;
-      waiting = true;
-      if (entry.inFlight) continue;
-      // A rejected promise is handled inside subscribe(); this one only avoids an unhandled one.
-      subscribe(channel).catch(() => undefined);
+    if (closed || retrying) return;
+    retrying = true;
+    try {
+      const due = [...entries].filter(([, entry]) => !entry.confirmed && !entry.inFlight).map(([channel]) => channel);
+      const answers = new Map<string | undefined, Promise<boolean>>();
+      const reachable = (channel: string): Promise<boolean> => {
+        if (!cluster) return Promise.resolve(sub.status === 'ready');
+        const owner = ownerOf(channel);
+        let answer = answers.get(owner);
+        if (!answer) answers.set(owner, (answer = cluster.exists(channel).then(() => true, () => false)));
+        return answer;
+      };
+      await Promise.all(
+        due.map(async (channel) => {
+          if (!(await reachable(channel)) || closed) return;
+          const entry = entries.get(channel);
+          if (!entry || entry.confirmed || entry.inFlight) return;
+          // A rejected promise is handled inside subscribe(); this one only avoids an unhandled one.
+          subscribe(channel).catch(() => undefined);
+        }),
+      );
+    } finally {
+      retrying = false;
     }
-    if (waiting) {
+    if ([...entries.values()].some((entry) => !entry.confirmed)) {
       retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
       scheduleRetry();
     } else {
@@ -166,7 +188,7 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
 
   function scheduleRetry() {
     if (closed || retryTimer) return;
-    retryTimer = setTimeout(retry, retryDelay);
+    retryTimer = setTimeout(() => void retry(), retryDelay);
     retryTimer.unref();
   }
 
@@ -187,7 +209,7 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
         retryTimer = undefined;
       }
       retryDelay = RETRY_MIN_MS;
-      retry();
+      void retry();
     });
   } else {
     // The only subscriber connection closed: every channel is gone until ioredis re-subscribes

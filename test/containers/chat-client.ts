@@ -40,20 +40,27 @@ export class ChatHttp {
     return body.roomId;
   }
 
-  /** Every stored (not deleted) message of the room, newest first, page by page (bounded). */
-  async history(roomId: string): Promise<HistoryMessage[]> {
-    const all: HistoryMessage[] = [];
-    let before: string | undefined;
-    for (let page = 0; page < 100; page++) {
-      const query = `limit=100${before ? `&before=${before}` : ''}`;
-      const { status, body } = await this.request<{ messages: HistoryMessage[]; hasMore: boolean }>('GET', `/api/rooms/${roomId}/messages?${query}`);
-      if (status !== 200) throw new Error(`history answered ${status}`);
-      all.push(...body.messages);
-      if (!body.hasMore || body.messages.length === 0) return all;
-      before = body.messages.at(-1)!.messageId;
-    }
-    throw new Error('history: more than 100 pages');
+  /** Every stored (not deleted) message of the room, through nginx. */
+  history(roomId: string): Promise<HistoryMessage[]> {
+    return readHistory(roomId, (pathname) => this.request('GET', pathname));
   }
+}
+
+type Get = (pathname: string) => Promise<{ status: number; body: unknown }>;
+
+/** Every stored (not deleted) message of a room, newest first, page by page (bounded). */
+export async function readHistory(roomId: string, get: Get): Promise<HistoryMessage[]> {
+  const all: HistoryMessage[] = [];
+  let before: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const { status, body } = await get(`/api/rooms/${roomId}/messages?limit=100${before ? `&before=${before}` : ''}`);
+    if (status !== 200) throw new Error(`history answered ${status}`);
+    const { messages, hasMore } = body as { messages: HistoryMessage[]; hasMore: boolean };
+    all.push(...messages);
+    if (!hasMore || messages.length === 0) return all;
+    before = messages.at(-1)!.messageId;
+  }
+  throw new Error('history: more than 100 pages');
 }
 
 export interface NewMessage {
@@ -64,14 +71,20 @@ export interface NewMessage {
 
 type Ack = { ok: true; data: NewMessage } | { ok: false; error: { message: string; code: string } };
 
+/** A client as apps/web/client/main.ts behaves: websocket only, reconnects after a drain too. */
 export function connect(base: string, token: string): Socket {
-  return io(`${base}/socket`, {
+  const socket = io(`${base}/socket`, {
     auth: { token },
     transports: ['websocket'],
     reconnectionDelay: 100,
     reconnectionDelayMax: 1000,
     timeout: 5000,
   });
+  // A draining pod lets go of its sockets; Socket.IO does not retry that on its own.
+  socket.on('disconnect', (reason) => {
+    if (reason === 'io server disconnect') socket.connect();
+  });
+  return socket;
 }
 
 /** Resolves on the socket's next `event` (or its connection when already connected), or rejects after `ms`. */

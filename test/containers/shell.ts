@@ -36,11 +36,11 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       if (options.echo) process.stdout.write(chunk);
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
       if (options.echo) process.stderr.write(chunk);
     });

@@ -6,13 +6,7 @@
 # CHAT_LOCAL_BASES=1: use the local base images of test/containers/local-bases.ts (no registry).
 set -eu
 infra="$(cd "$(dirname "$0")/.." && pwd)"
-env_file="$infra/.env"
-if [ ! -f "$env_file" ]; then
-  umask 077
-  secret="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
-  printf 'COMPOSE_PROJECT_NAME=chat-cluster\nJWT_SECRET=%s\n' "$secret" > "$env_file"
-  echo "wrote $env_file (a new JWT_SECRET)"
-fi
+"$infra/containers/ensure-env.sh"
 set -- up -d --build "$@"
 if [ "${CHAT_LOCAL_BASES:-}" = 1 ]; then
   (cd "$infra/.." && pnpm exec tsx test/containers/local-bases.ts)

@@ -17,7 +17,8 @@ import { must, run } from './shell.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const recipes = path.join(root, 'infra/containers/bases');
-const LABEL = 'chat.local-base.recipe';
+/** Also inherited by every image built FROM a local base, which lets old builds be found. */
+export const LABEL = 'chat.local-base.recipe';
 
 export const localBases = {
   bookworm: 'chat-local/bookworm:minbase',

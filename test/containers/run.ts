@@ -17,7 +17,7 @@ import path from 'node:path';
 import type { Socket } from 'socket.io-client';
 import { parse as parseYaml } from 'yaml';
 import { ChatHttp, connect, emitAck, next, readHistory, send, SteadySender, type NewMessage } from './chat-client.ts';
-import { ensureLocalBases, localBases } from './local-bases.ts';
+import { ensureLocalBases, LABEL, localBases } from './local-bases.ts';
 import { must, run } from './shell.ts';
 import { appImages, appServices, composeCommand, root, Stack } from './stack.ts';
 
@@ -130,6 +130,25 @@ async function assertNothingLost(gateway: Gateway, roomId: string, senders: Stea
   return `${acked} acknowledged sends all in the history (${history.length} stored; ${retries} retried sends)`;
 }
 
+/** The classic builder's id of the `build` stage: the last layer before the runtime stage. */
+function buildStageImage(output: string): string | undefined {
+  const beforeRuntime = output.split(/^Step \d+\/\d+ : FROM \S+ AS runtime$/m)[0] ?? '';
+  return [...beforeRuntime.matchAll(/^ ---> ([0-9a-f]{12})$/gm)].at(-1)?.[1];
+}
+
+/**
+ * Each source change leaves the previous `build` stage (the workspace and its dependencies,
+ * ~0.5 GB) untagged. Removes untagged images built on the local bases (they inherit the
+ * bases' label), except this run's build stage, kept as the cache of the next run.
+ */
+async function removeOldBuilds(keep: string | undefined): Promise<number> {
+  const listed = await must('docker', ['images', '-q', '--filter', 'dangling=true', '--filter', `label=${LABEL}`]);
+  const stale = [...new Set(listed.split('\n').map((id) => id.trim()).filter((id) => id && !(keep && id.startsWith(keep))))];
+  let removed = 0;
+  for (const id of stale) if ((await run('docker', ['rmi', id], { timeoutMs: 60_000 })).code === 0) removed++;
+  return removed;
+}
+
 async function main(): Promise<void> {
   await check('dockerd answers', async () => {
     const version = await run('docker', ['version', '--format', '{{.Server.Version}}'], { timeoutMs: 20_000 });
@@ -149,11 +168,14 @@ async function main(): Promise<void> {
   });
 
   await check('infra/Dockerfile builds gateway, worker, migrate', async () => {
+    let buildStage: string | undefined;
     for (const [target, tag] of Object.entries(appImages)) {
-      await must('docker', ['build', '-f', 'infra/Dockerfile', '--build-arg', `NODE_IMAGE=${localBases.node}`,
+      const output = await must('docker', ['build', '-f', 'infra/Dockerfile', '--build-arg', `NODE_IMAGE=${localBases.node}`,
         '--target', target, '-t', tag, '.'], { cwd: root, timeoutMs: 900_000 });
+      buildStage ??= buildStageImage(output);
     }
-    return `NODE_IMAGE=${localBases.node}`;
+    const removed = await removeOldBuilds(buildStage);
+    return `NODE_IMAGE=${localBases.node}; ${removed} stale build image(s) removed`;
   });
 
   stack = new Stack(compose!);

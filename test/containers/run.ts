@@ -180,6 +180,7 @@ async function main(): Promise<void> {
 
   stack = new Stack(compose!);
   await stack.prepare({ drainWindowMs: DRAIN_WINDOW_MS });
+  stack.startReaper();
   const base = `http://127.0.0.1:${stack.nginxPort}`;
   const http = new ChatHttp(base);
 
@@ -371,6 +372,7 @@ function cleanup(): Promise<void> {
     const down = await stack.down();
     const left = await stack.leftovers();
     stack.removeFiles();
+    stack.stopReaper();
     rows.push({
       check: 'compose down: no container, network or volume left',
       result: down.code === 0 && left.length === 0 ? 'ok' : 'FAIL',
@@ -386,8 +388,13 @@ function printTable(): void {
   for (const row of rows) process.stdout.write(`  ${row.result.padEnd(7)} ${row.check.padEnd(width)}  ${row.detail}\n`);
 }
 
+// `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and relayed by tsx),
+// and a second signal without a listener would end it in the middle of the cleanup.
+let signalled = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (signalled) return;
+    signalled = true;
     process.stdout.write(`\n${signal}: removing the stack\n`);
     void cleanup().finally(() => {
       printTable();

@@ -3,6 +3,7 @@
  * free loopback ports, a generated JWT_SECRET, the local base images and the test's own image
  * tags and settings layered on top. `down()` removes its containers, networks and volumes.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -128,6 +129,34 @@ export class Stack {
     if (result.code !== 0) return { status: 0, body: result.stderr };
     const newline = result.stdout.indexOf('\n');
     return { status: Number(result.stdout.slice(0, newline)), body: result.stdout.slice(newline + 1) };
+  }
+
+  private reaper: ChildProcess | null = null;
+
+  /**
+   * A detached watcher that runs `down` if this process dies without cleaning up (SIGKILL, a CI
+   * timeout): left behind, containers with `restart: unless-stopped` come back with dockerd.
+   * Bounded: it gives up after three hours.
+   */
+  startReaper(): void {
+    const [command, ...prefix] = this.compose;
+    const down = [command!, ...prefix, '-p', this.project, ...this.files, 'down', '-v', '--remove-orphans', '-t', '10'];
+    const quoted = down.map((part) => `'${part.replace(/'/g, `'\\''`)}'`).join(' ');
+    const script = `for i in $(seq 1 10800); do kill -0 ${process.pid} 2>/dev/null || break; sleep 1; done; ` +
+      `kill -0 ${process.pid} 2>/dev/null || { ${quoted} >/dev/null 2>&1; rm -rf '${this.dir}'; }`;
+    this.reaper = spawn('sh', ['-c', script], { cwd: root, detached: true, stdio: 'ignore' });
+    this.reaper.unref();
+  }
+
+  stopReaper(): void {
+    if (this.reaper?.pid) {
+      try {
+        process.kill(this.reaper.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    this.reaper = null;
   }
 
   /** Everything of this project: containers, networks, volumes (the images stay). */

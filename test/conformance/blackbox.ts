@@ -1,5 +1,5 @@
 /**
- * Black-box conformance test of the chat backend against /work/shared/PROTOCOL.md (§0–§10).
+ * Black-box conformance test of the chat backend against docs/PROTOCOL.md (§0–§10).
  * Written from the contract alone: it knows nothing of the implementation.
  *
  * Usage (against a running local cluster started with a JWT_SECRET you know):
@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { createHmac, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 
-// socket.io-client 4.8.4 from /work/main/node_modules
+// socket.io-client 4.8.4 from the repository root's node_modules
 const requireFromRoot = createRequire(new URL('../../package.json', import.meta.url));
 const { io } = requireFromRoot('socket.io-client') as typeof import('socket.io-client');
 

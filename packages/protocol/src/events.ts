@@ -1,7 +1,13 @@
+import type {
+  JoinRoomPayload,
+  LeaveRoomPayload,
+  SendMessagePayload,
+  TypingPayload,
+} from './client-payloads.ts';
 import type { ErrorCode } from './errors.ts';
-import type { MessageType } from './message-rules.ts';
+import type { ServerPayload } from './server-payloads.ts';
 
-/** The Socket.IO namespace of the chat (PROTOCOL §1). */
+/** The Socket.IO namespace of the chat (docs/PROTOCOL.md §1). */
 export const CHAT_NAMESPACE = '/socket';
 
 export const CLIENT_EVENTS = {
@@ -32,65 +38,18 @@ export const SERVER_EVENTS = {
 export const roomChannel = (roomId: string): string => `room:${roomId}`;
 export const userChannel = (userId: string): string => `user:${userId}`;
 
-export interface RoomJoinedPayload {
-  roomId: string;
-  memberCount: number;
-}
-export interface UserJoinedPayload {
-  roomId: string;
-  userId: string;
-  nicknameMask: string;
-  memberCount: number;
-}
-export interface RoomLeftPayload {
-  roomId: string;
-}
-export interface UserLeftPayload {
-  roomId: string;
-  userId: string;
-  memberCount: number;
-}
-export interface NewMessagePayload {
-  messageId: string;
-  roomId: string;
-  userId: string;
-  nicknameMask: string;
-  type: MessageType;
-  content: string | null;
-  imageUrl: string | null;
-  createdAt: string;
-  seq: number;
-  clientMessageId: string | null;
-}
-export interface TypingIndicatorPayload {
-  roomId: string;
-  userId: string;
-  nicknameMask: string;
-  isTyping: boolean;
-}
-export interface MessageDeletedPayload {
-  roomId: string;
-  messageId: string;
-}
-export interface RoomExpiredPayload {
-  roomId: string;
-}
-export interface RoomExpiringPayload {
-  roomId: string;
-  expiresAt: string;
-}
-export interface PresencePayload {
-  roomId: string;
-  userId: string;
-  nicknameMask: string;
-  online: boolean;
-}
-export interface ErrorPayload {
-  message: string;
-  code: ErrorCode;
-  event: ClientEventName;
-  retryAfterMs?: number;
-}
+/** Server payloads, derived from their declarations in server-payloads.ts. */
+export interface RoomJoinedPayload extends ServerPayload<'room-joined'> {}
+export interface UserJoinedPayload extends ServerPayload<'user-joined'> {}
+export interface RoomLeftPayload extends ServerPayload<'room-left'> {}
+export interface UserLeftPayload extends ServerPayload<'user-left'> {}
+export interface NewMessagePayload extends ServerPayload<'new-message'> {}
+export interface TypingIndicatorPayload extends ServerPayload<'typing-indicator'> {}
+export interface MessageDeletedPayload extends ServerPayload<'message-deleted'> {}
+export interface RoomExpiredPayload extends ServerPayload<'room-expired'> {}
+export interface RoomExpiringPayload extends ServerPayload<'room-expiring'> {}
+export interface PresencePayload extends ServerPayload<'presence'> {}
+export interface ErrorPayload extends ServerPayload<'error'> {}
 
 export type AckResponse<T> =
   | { ok: true; data: T }
@@ -116,28 +75,23 @@ export interface ServerToClientEvents {
   'room-expired': (payload: RoomExpiredPayload) => void;
   'room-expiring': (payload: RoomExpiringPayload) => void;
   presence: (payload: PresencePayload) => void;
-  'token-expired': (payload: Record<string, never>) => void;
+  'token-expired': (payload: ServerPayload<'token-expired'>) => void;
   /** [ext] This pod is shutting down: reconnect (the load balancer picks another pod). */
-  'server-draining': (payload: Record<string, never>) => void;
+  'server-draining': (payload: ServerPayload<'server-draining'>) => void;
   /**
    * [ext] Broadcasts may have been missed: fetch `GET …/messages?after=<last messageId>`.
    * `{}`: this pod lost its Redis subscription and has just re-subscribed, so for every room.
    * `{ roomId }`: a pod with a sender in that room died, and may have committed a message it
    * never got to broadcast, so for that room.
    */
-  resync: (payload: { roomId?: string }) => void;
+  resync: (payload: ServerPayload<'resync'>) => void;
   error: (payload: ErrorPayload) => void;
 }
 
-/** The shapes the typed client sees for its own emits (payloads typed, acks optional). */
+/** The shapes the typed client sees for its own emits: payloads as declared in client-payloads.ts, acks optional. */
 export interface ClientEmits {
-  'join-room': (payload: { roomId: string }, ack?: Ack<RoomJoinedPayload>) => void;
-  'leave-room': (payload: { roomId: string }, ack?: Ack<RoomLeftPayload>) => void;
-  'send-message': (
-    payload:
-      | { roomId: string; type: 'text' | 'emoji'; content: string; clientMessageId?: string }
-      | { roomId: string; type: 'image'; imageUrl: string; clientMessageId?: string },
-    ack?: Ack<NewMessagePayload>,
-  ) => void;
-  typing: (payload: { roomId: string; isTyping: boolean }, ack?: Ack<Record<string, never>>) => void;
+  'join-room': (payload: JoinRoomPayload, ack?: Ack<RoomJoinedPayload>) => void;
+  'leave-room': (payload: LeaveRoomPayload, ack?: Ack<RoomLeftPayload>) => void;
+  'send-message': (payload: SendMessagePayload, ack?: Ack<NewMessagePayload>) => void;
+  typing: (payload: TypingPayload, ack?: Ack<Record<string, never>>) => void;
 }

@@ -12,7 +12,7 @@ export function characters(text: string): string[] {
 const rememberedMasks = new Map<string, string>();
 const REMEMBERED_MASKS = 10_000;
 
-/** `김철수` → `김**`; a one-character nickname masks to `*` (PROTOCOL §0). */
+/** `김철수` → `김**`; a one-character nickname masks to `*` (docs/PROTOCOL.md §0). */
 export function nicknameMask(nickname: string): string {
   const known = rememberedMasks.get(nickname);
   if (known !== undefined) return known;

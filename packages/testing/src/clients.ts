@@ -7,7 +7,7 @@ import {
   type ClientEmits,
   type ServerToClientEvents,
 } from '@chat/protocol';
-import { TEST_JWT_SECRET } from './cluster.ts';
+import { TEST_JWT_SECRET } from './services.ts';
 
 export type TestSocket = Socket<ServerToClientEvents, ClientEmits>;
 

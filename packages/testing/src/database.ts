@@ -11,7 +11,8 @@ export interface TestDatabase {
  * A fresh, migrated database of the test file's own, next to the run's shared one. A worker
  * sweeps every room of its database, so a file that runs one must not share rooms with other
  * files (it would expire, purge and delete their rooms, announcing it under its own prefix).
- * Pass `url` as DATABASE_URL to startCluster; drop it in afterAll.
+ * Pass `url` as DATABASE_URL to a cluster and drop it afterwards (test/support's
+ * `clusterTest({ ownDatabase: true })` does both).
  */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const url = new URL(inject('databaseUrl'));

@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort } from './ports.ts';
-import { testWorkerEnv } from './worker.ts';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './clients.ts';
-import { TEST_JWT_SECRET, type TestCluster } from './cluster.ts';
+import { TEST_JWT_SECRET, testWorkerEnv, type ClusterServices } from './services.ts';
 
 /** The workspace root: apps are started from here with `--import tsx`. */
 export const WORKSPACE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -19,7 +18,6 @@ export interface TestProcess {
 }
 
 const running = new Set<TestProcess>();
-
 
 /** Spawns `command args` with `env` on top of this process's environment. */
 export function spawnProcess(command: string, args: string[], env: Record<string, string> = {}): TestProcess {
@@ -93,7 +91,7 @@ export interface GatewayProcess extends TestProcess {
  * pod that dies without cleaning up.
  */
 export async function spawnGateway(
-  cluster: Pick<TestCluster, 'databaseUrl' | 'redisUrl' | 'redisPrefix'>,
+  cluster: ClusterServices,
   env: Record<string, string> = {},
 ): Promise<GatewayProcess> {
   const port = await freePort();
@@ -125,7 +123,7 @@ export async function spawnGateway(
 
 /** A real worker process (`apps/worker/src/main.ts`) on the cluster's services and prefix. */
 export function spawnWorker(
-  cluster: Pick<TestCluster, 'databaseUrl' | 'redisUrl' | 'redisPrefix'>,
+  cluster: ClusterServices,
   env: Record<string, string> = {},
 ): TestProcess {
   return spawnApp('apps/worker/src/main.ts', {

@@ -1,19 +1,21 @@
-import { uuidv7 } from './uuidv7.ts';
+import { uuidv7 } from '../lib/uuidv7.ts';
 import type { MembershipsRepository, RoomsRepository, StoredRoom } from '@chat/db';
 import {
   AppError,
   isUuid,
+  MEMBER_LIST_DEFAULT_LIMIT,
   nicknameMask,
   readRoomId,
   type CreateRoomBody,
+  type MemberListQuery,
   type RoomJoinedPayload,
   type RoomLeftPayload,
   type RoomView,
 } from '@chat/protocol';
-import type { RoomCache, RoomMeta } from './room-cache.ts';
+import type { RoomCache, RoomMeta } from '../infrastructure/room-cache.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
-import type { UserRateLimiter } from './user-rate-limiter.ts';
+import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 
 export interface RoomServiceDeps {
   rooms: RoomsRepository;
@@ -32,13 +34,20 @@ export interface RoomServiceDeps {
 const isExpired = (room: Pick<RoomMeta, 'expiresAt'>, now = Date.now()) =>
   room.expiresAt.getTime() <= now;
 
-function toView(room: StoredRoom): RoomView {
+/** What every answer about a room says of it: the created room's and the listing's alike. */
+function roomSummary(room: StoredRoom) {
   return {
     roomId: room.id,
     name: room.name,
     memberCount: room.memberCount,
     createdAt: room.createdAt.toISOString(),
     expiresAt: room.expiresAt.toISOString(),
+  };
+}
+
+function toView(room: StoredRoom): RoomView {
+  return {
+    ...roomSummary(room),
     expired: isExpired(room),
     messageCount: room.messageCount,
     lastMessageAt: room.lastMessageAt?.toISOString() ?? null,
@@ -86,14 +95,7 @@ export function createRoomService(deps: RoomServiceDeps) {
         expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000),
       });
       roomCache.remember(room);
-      return {
-        roomId: room.id,
-        name: room.name,
-        createdBy: room.createdBy,
-        memberCount: room.memberCount,
-        createdAt: room.createdAt.toISOString(),
-        expiresAt: room.expiresAt.toISOString(),
-      };
+      return { ...roomSummary(room), createdBy: room.createdBy };
     },
 
     async get(roomId: string): Promise<RoomView> {
@@ -111,19 +113,38 @@ export function createRoomService(deps: RoomServiceDeps) {
       return { rooms: page.slice(0, limit).map(toView), hasMore: page.length > limit };
     },
 
-    /** Members with their live status; a room that expired has none left. */
-    async members(roomId: string) {
+    /** The rooms a socket enters as it connects (PROTOCOL §1): its user's live memberships. */
+    activeRoomIdsOf(userId: string): Promise<string[]> {
+      return memberships.activeRoomIdsOf(userId);
+    },
+
+    /**
+     * [ext] A page of the room's members in joining order, with their live status, for a member
+     * of the room only (who is in a room and online is not for strangers). A room that expired
+     * and was purged has no members left, so nobody sees its list.
+     */
+    async members(viewer: AuthenticatedUser, roomId: string, query: MemberListQuery) {
       await requireRoom(roomId);
-      const members = await memberships.listMembers(roomId.toLowerCase());
-      const online = await deps.onlineUsers(members.map((member) => member.userId)).catch(() => new Set<string>());
+      const room = roomId.toLowerCase();
+      const after = query.after?.toLowerCase() ?? null;
+      const facts = await memberships.memberListFacts(room, viewer.id, after);
+      if (!facts.viewerIsMember) throw new AppError('NOT_A_MEMBER');
+      // A cursor naming nobody in the room must not restart the list from the top.
+      if (after !== null && !facts.afterIsMember) throw new AppError('INVALID_REQUEST');
+      const limit = query.limit ?? MEMBER_LIST_DEFAULT_LIMIT;
+      const rows = await memberships.listMembers(room, { limit: limit + 1, afterUserId: after });
+      const page = rows.slice(0, limit);
+      // One Redis call for the page, whatever its size.
+      const online = await deps.onlineUsers(page.map((member) => member.userId)).catch(() => new Set<string>());
       return {
-        members: members.map((member) => ({
+        members: page.map((member) => ({
           userId: member.userId,
           nicknameMask: nicknameMask(member.nickname),
           joinedAt: member.joinedAt.toISOString(),
           online: online.has(member.userId),
         })),
-        memberCount: members.length,
+        memberCount: facts.total,
+        hasMore: rows.length > limit,
       };
     },
 

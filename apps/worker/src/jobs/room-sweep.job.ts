@@ -1,11 +1,12 @@
-import type { Emitter } from '@socket.io/redis-emitter';
 import type { Logger } from 'pino';
 import type { RoomExpiryRepository } from '@chat/db';
-import { CHAT_NAMESPACE, roomChannel } from '@chat/protocol';
+import { roomChannel } from '@chat/protocol';
+import { chatNamespace, type ChatEmitter } from '../infrastructure/chat-emitter.ts';
+import type { WorkerMetrics } from '../metrics.ts';
 
 export interface RoomSweepDeps {
   expiry: RoomExpiryRepository;
-  emitter: Emitter;
+  emitter: ChatEmitter;
   logger: Logger;
   expiringNoticeMs: number;
   tombstoneTtlMs: number;
@@ -15,7 +16,6 @@ export interface RoomSweepDeps {
 export interface RoomSweepResult {
   warned: number;
   expired: number;
-  messagesPurged: number;
   membersPurged: number;
   tombstonesDeleted: number;
   /** How late the most overdue room was when this sweep reached it. */
@@ -27,17 +27,19 @@ const ROOMS_PER_SWEEP = 200;
 const MAX_BATCHES_PER_ROOM = 10_000;
 
 /**
- * One pass of PROTOCOL §10. Each room is announced, emptied on every pod, purged in bounded
- * batches and only then marked expired, so a sweep that dies midway is simply redone by the
- * next (the announcements may repeat; the rows cannot come back).
+ * One pass of PROTOCOL §10. Each room is announced, emptied on every pod, its memberships
+ * purged in bounded batches, and only then marked expired, so a sweep that dies midway is
+ * simply redone by the next (the announcements may repeat; the rows cannot come back).
+ * Messages are not deleted per room: a room's messages sit in the partition of its expiry
+ * day, unreadable from `expires_at` on, and the partition job drops the whole day once every
+ * room of it is marked expired here (partition-maintenance.job.ts).
  */
 export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult> {
   const { expiry, logger, batchSize } = deps;
-  const nsp = deps.emitter.of(CHAT_NAMESPACE);
+  const nsp = chatNamespace(deps.emitter);
   const result: RoomSweepResult = {
     warned: 0,
     expired: 0,
-    messagesPurged: 0,
     membersPurged: 0,
     tombstonesDeleted: 0,
     maxLagMs: 0,
@@ -63,10 +65,6 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
     // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
     for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {
-      purged = await expiry.purgeMessages(room.id, batchSize);
-      result.messagesPurged += purged;
-    }
-    for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {
       purged = await expiry.purgeMembers(room.id, batchSize);
       result.membersPurged += purged;
     }
@@ -78,4 +76,15 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     logger.info(result, 'room sweep');
   }
   return result;
+}
+
+/** The `roomSweep` job: one sweep, counted in the worker's metrics. */
+export function roomSweepJob(deps: RoomSweepDeps, metrics: WorkerMetrics): () => Promise<RoomSweepResult> {
+  return async () => {
+    const result = await runRoomSweep(deps);
+    metrics.roomsExpired.inc(result.expired);
+    metrics.rowsPurged.inc({ table: 'room_members' }, result.membersPurged);
+    metrics.rowsPurged.inc({ table: 'rooms' }, result.tombstonesDeleted);
+    return result;
+  };
 }

@@ -1,0 +1,123 @@
+import type { BatchOutcome, MessagesRepository, NewMessage } from '@chat/db';
+import { withinDeadline } from '../lib/deadline.ts';
+
+/**
+ * A batch that neither committed nor failed within the writer's bound: its connection is
+ * presumed lost without an error (a client-side hang), and the writer moves on without it.
+ */
+export class BatchStalledError extends Error {
+  constructor(ms: number) {
+    super(`group-commit batch unsettled after ${ms} ms`);
+    this.name = 'BatchStalledError';
+  }
+}
+
+/** A batch outcome, or `not-admitted`: the message's admission said no, so it was never written. */
+export type WriteOutcome = BatchOutcome | { status: 'not-admitted' };
+
+interface Pending {
+  message: NewMessage;
+  /** Settled admission: true to write, false to drop; undefined while still pending. */
+  admitted: boolean | undefined;
+  admission: Promise<boolean>;
+  resolve(outcome: WriteOutcome): void;
+  reject(error: unknown): void;
+}
+
+export interface BatchObserver {
+  committed?(batchSize: number, stored: number, seconds: number): void;
+  failed?(error: unknown): void;
+}
+
+/**
+ * Group commit: the first message is written at once; messages that arrive while that
+ * transaction is in flight wait and go together in the next one. No timer, so an idle send
+ * costs one commit, and a busy pod costs one transaction per batch instead of per message.
+ * Each caller's promise settles only after its batch's COMMIT.
+ *
+ * A message is queued together with its admission (the rate-limit check) while that check is
+ * still on its way to Redis: under load its round trip overlaps the transaction in flight
+ * instead of adding to it. A batch takes only messages whose admission has settled, in arrival
+ * order (never one overtaking another), and never writes one whose admission said no.
+ */
+export class MessageWriter {
+  private queue: Pending[] = [];
+  private flushing = false;
+  private idleWaiters: (() => void)[] = [];
+
+  /**
+   * `stalledAfterMs` (0: unbounded) should be well past the statement timeout: the server
+   * cancels slow statements itself, so a batch still unsettled by then is waiting on a
+   * connection that will never answer, and every later send would queue behind it for good.
+   */
+  constructor(
+    private readonly messages: MessagesRepository,
+    private readonly observer: BatchObserver = {},
+    private readonly options: { maxBatch?: number; stalledAfterMs?: number } = {},
+  ) {}
+
+  /** `admission` resolving false (or rejecting) means: do not write it. */
+  write(message: NewMessage, admission: Promise<boolean> = Promise.resolve(true)): Promise<WriteOutcome> {
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { message, admitted: undefined, admission: admission.catch(() => false), resolve, reject };
+      void pending.admission.then((admitted) => {
+        pending.admitted = admitted;
+      });
+      this.queue.push(pending);
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  /** Resolves once everything queued so far is committed (or failed): used by shutdown. */
+  idle(): Promise<void> {
+    if (!this.flushing && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The longest run of settled admissions at the head of the queue, at most `maxBatch`. */
+  private takeSettled(): Pending[] {
+    let count = 0;
+    const max = this.options.maxBatch ?? 500;
+    while (count < this.queue.length && count < max && this.queue[count]!.admitted !== undefined) count++;
+    return this.queue.splice(0, count);
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      if (head.admitted === undefined) {
+        await head.admission;
+        // The flag is set by a reaction registered before this await, so it has run.
+        continue;
+      }
+      const settled = this.takeSettled();
+      const batch: Pending[] = [];
+      for (const item of settled) {
+        if (item.admitted) batch.push(item);
+        else item.resolve({ status: 'not-admitted' });
+      }
+      if (batch.length === 0) continue;
+      const started = performance.now();
+      try {
+        const stalledAfterMs = this.options.stalledAfterMs ?? 0;
+        const outcomes = await withinDeadline(
+          this.messages.insertBatch(batch.map((item) => item.message)),
+          stalledAfterMs,
+          () => new BatchStalledError(stalledAfterMs),
+        );
+        this.observer.committed?.(batch.length, outcomes.filter((o) => o.status === 'stored').length, (performance.now() - started) / 1000);
+        batch.forEach((item, index) => {
+          const outcome = outcomes[index];
+          if (outcome) item.resolve(outcome);
+          else item.reject(new Error('batch returned fewer outcomes than messages'));
+        });
+      } catch (error) {
+        this.observer.failed?.(error);
+        for (const item of batch) item.reject(error);
+      }
+    }
+    this.flushing = false;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}

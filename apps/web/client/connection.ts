@@ -1,0 +1,139 @@
+import { io } from 'socket.io-client';
+import { CHAT_NAMESPACE, ERRORS, SERVER_EVENTS } from '@chat/protocol';
+import { forgetTyping } from './composer.ts';
+import { renderMembers, reloadMembers, setTyping } from './members.ts';
+import { setStatus, toast } from './notices.ts';
+import { refreshRooms, removeFromRoomList, updateRoomListEntry } from './room-list.ts';
+import { renderRoomHead } from './room-view.ts';
+import type { ChatSocket, Page, Session } from './store.ts';
+import { catchUp, notice, onNewMessage, removeMessage } from './timeline-view.ts';
+
+/**
+ * The Socket.IO connection on the page's own origin (so behind a load balancer a reconnect
+ * may land on any pod): its lifecycle, refused handshakes, and catching up after a reconnect.
+ */
+
+const AUTH_CODES = new Set(['AUTH_REQUIRED', 'INVALID_TOKEN', 'TOKEN_EXPIRED']);
+/** A refused handshake is tried again after 2–5 s (spread, so a crowd does not return at once). */
+const REFUSED_RETRY_MS = 2000;
+const REFUSED_RETRY_SPREAD_MS = 3000;
+
+/** `signOut` is called when the server will not take this session any more. */
+export function connect(page: Page, session: Session, signOut: (message: string) => void): void {
+  const { store } = page;
+  setStatus('connecting', '연결 중…');
+  const s: ChatSocket = io(`${location.origin}${CHAT_NAMESPACE}`, {
+    transports: ['websocket'],
+    auth: (cb) => cb({ token: session.token }),
+    reconnectionDelay: 500,
+    reconnectionDelayMax: 3000,
+  });
+  store.setSocket(s);
+  const mine = () => store.state.socket === s;
+  let connectedBefore = false;
+
+  s.on('connect', () => {
+    setStatus('online', '연결됨');
+    forgetTyping(page);
+    // Broadcasts are at-most-once: whatever happened while away comes from the database.
+    if (connectedBefore) void resync(page);
+    connectedBefore = true;
+  });
+  s.on('disconnect', (reason) => {
+    if (!mine()) return;
+    setStatus('connecting', '재연결 중…');
+    // The server let go of us (a pod draining): Socket.IO does not retry that on its own.
+    if (reason === 'io server disconnect') s.connect();
+  });
+  s.on('connect_error', (error) => {
+    if (!mine()) return;
+    const code = (error as Error & { data?: { code?: unknown } }).data?.code;
+    if (typeof code === 'string' && AUTH_CODES.has(code)) {
+      signOut(error.message);
+      return;
+    }
+    setStatus('connecting', '재연결 중…');
+    // A refusal by the server (UNAVAILABLE while its database is away, TOO_MANY_REQUESTS past
+    // the sockets per user) is not retried by Socket.IO on its own: try again a little later.
+    if (!s.active) {
+      setTimeout(() => mine() && !s.connected && s.connect(), REFUSED_RETRY_MS + Math.random() * REFUSED_RETRY_SPREAD_MS);
+    }
+  });
+
+  s.on(SERVER_EVENTS.newMessage, (payload) => onNewMessage(page, payload));
+  s.on(SERVER_EVENTS.messageDeleted, ({ roomId, messageId }) => {
+    const room = store.currentIf(roomId);
+    if (room) removeMessage(page, room, messageId);
+  });
+  s.on(SERVER_EVENTS.typingIndicator, ({ roomId, userId, nicknameMask, isTyping }) => {
+    const room = store.currentIf(roomId);
+    if (!room || userId === store.state.session?.userId) return;
+    setTyping(page, room, userId, nicknameMask, isTyping);
+  });
+  s.on(SERVER_EVENTS.userJoined, ({ roomId, userId, nicknameMask, memberCount }) => {
+    updateRoomListEntry(page, roomId, { memberCount });
+    const room = store.currentIf(roomId);
+    if (!room) return;
+    store.memberJoined(room, userId, nicknameMask);
+    store.setMemberCount(room, memberCount);
+    renderMembers(page, room);
+    notice(`${nicknameMask} 님이 들어왔습니다`);
+  });
+  s.on(SERVER_EVENTS.userLeft, ({ roomId, userId, memberCount }) => {
+    updateRoomListEntry(page, roomId, { memberCount });
+    const room = store.currentIf(roomId);
+    if (!room) return;
+    const member = store.memberLeft(room, userId);
+    store.setMemberCount(room, memberCount);
+    setTyping(page, room, userId, '', false);
+    renderMembers(page, room);
+    notice(`${member?.nicknameMask ?? '누군가'} 님이 나갔습니다`);
+  });
+  s.on(SERVER_EVENTS.presence, ({ roomId, userId, nicknameMask, online }) => {
+    const room = store.currentIf(roomId);
+    if (!room) return;
+    store.memberPresence(room, userId, nicknameMask, online);
+    renderMembers(page, room);
+  });
+  s.on(SERVER_EVENTS.roomExpiring, ({ roomId, expiresAt }) => {
+    updateRoomListEntry(page, roomId, { expiresAt });
+    const room = store.currentIf(roomId);
+    if (!room) return;
+    store.setExpiresAt(room, expiresAt);
+    renderRoomHead(room);
+  });
+  s.on(SERVER_EVENTS.roomExpired, ({ roomId }) => {
+    removeFromRoomList(page, roomId);
+    const room = store.currentIf(roomId);
+    if (!room) return;
+    store.markExpired(room);
+    renderRoomHead(room);
+  });
+  // Broadcasts may have been missed: for one room (a pod died mid-send) or all of them.
+  s.on(SERVER_EVENTS.resync, ({ roomId }) => {
+    if (roomId === undefined) {
+      void resync(page);
+      return;
+    }
+    const room = store.currentIf(roomId);
+    if (room) void catchUp(page, room);
+  });
+  s.on(SERVER_EVENTS.tokenExpired, () => signOut(ERRORS.TOKEN_EXPIRED.message));
+  // Every failed event answers with `error` { message, code, event }: the Korean message is shown.
+  s.on(SERVER_EVENTS.error, ({ message }) => toast(page, message));
+}
+
+/** Drops the connection for good (signing out): its events are ignored from here on. */
+export function disconnect(page: Page): void {
+  const old = page.store.state.socket;
+  page.store.setSocket(null);
+  old?.disconnect();
+}
+
+/** After a reconnect: catch up on the open room and refresh what may have changed. */
+async function resync(page: Page): Promise<void> {
+  void refreshRooms(page);
+  const room = page.store.state.current;
+  if (!room) return;
+  await Promise.all([catchUp(page, room), reloadMembers(page, room)]);
+}

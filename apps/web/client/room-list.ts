@@ -1,0 +1,57 @@
+import { $, el, timeLeft } from './dom.ts';
+import { showError } from './notices.ts';
+import type { Page, RoomListChange } from './store.ts';
+
+/** The list of open rooms on the left. */
+
+export async function refreshRooms(page: Page): Promise<void> {
+  try {
+    page.store.setRooms((await page.api.rooms()).rooms);
+    renderRooms(page);
+  } catch (error) {
+    showError(page, error);
+  }
+}
+
+export function updateRoomListEntry(page: Page, roomId: string, change: RoomListChange): void {
+  if (page.store.patchRoom(roomId, change)) renderRooms(page);
+}
+
+export function removeFromRoomList(page: Page, roomId: string): void {
+  page.store.dropRoom(roomId);
+  renderRooms(page);
+}
+
+export function renderRooms(page: Page): void {
+  const { rooms, current } = page.store.state;
+  $('room-list').replaceChildren(
+    ...rooms.map((room) => {
+      const button = el(
+        'button',
+        { className: 'room-item', dataset: { roomId: room.roomId } },
+        el('span', { className: 'room-name', text: room.name }),
+        el(
+          'span',
+          { className: 'room-info' },
+          document.createTextNode(`${room.memberCount}명 · `),
+          el('span', { className: 'time-left', text: timeLeft(room.expiresAt), dataset: { expiresAt: room.expiresAt } }),
+        ),
+      );
+      button.type = 'button';
+      return el('li', { className: room.roomId === current?.roomId ? 'active' : '' }, button);
+    }),
+  );
+  if (rooms.length === 0) $('room-list').append(el('li', { className: 'muted', text: '열린 방이 없습니다' }));
+}
+
+/**
+ * Calls `open` with the room picked in the list. One listener on the list (the entries are
+ * redrawn often), and the list does not need to know what opening a room takes.
+ */
+export function onRoomPicked(open: (roomId: string) => void): void {
+  $('room-list').addEventListener('click', (event) => {
+    const item = event.target instanceof Element ? event.target.closest<HTMLElement>('.room-item') : null;
+    const roomId = item?.dataset.roomId;
+    if (roomId) open(roomId);
+  });
+}

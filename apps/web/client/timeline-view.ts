@@ -1,0 +1,205 @@
+import type { NewMessagePayload } from '@chat/protocol';
+import { ApiError, type HistoryMessage } from './api.ts';
+import { $, clockTime, el, safeHttpUrl } from './dom.ts';
+import { setTyping } from './members.ts';
+import { showError } from './notices.ts';
+import type { OpenRoom, Page } from './store.ts';
+import type { TimelineMessage } from './timeline.ts';
+
+/**
+ * The open room's messages on screen: live messages, the first page, catch-up over `seq`
+ * gaps, scrolling back, deletes and notices. What is held is the room's Timeline.
+ */
+
+export function fromPayload(message: NewMessagePayload | HistoryMessage): TimelineMessage {
+  const { messageId, roomId, seq, userId, nicknameMask, type, content, imageUrl, createdAt } = message;
+  return { messageId, roomId, seq, userId, nicknameMask, type, content, imageUrl, createdAt };
+}
+
+/** A `new-message` broadcast. */
+export function onNewMessage(page: Page, payload: NewMessagePayload): void {
+  const room = page.store.currentIf(payload.roomId);
+  if (!room) return;
+  setTyping(page, room, payload.userId, payload.nicknameMask, false);
+  showLive(page, room, fromPayload(payload));
+}
+
+/** One message as it happens (a broadcast or a send's ack); a `seq` gap starts a catch-up. */
+export function showLive(page: Page, room: OpenRoom, message: TimelineMessage): void {
+  const { added, gap } = room.timeline.receive(message);
+  if (added) renderMessages(page, room, [message]);
+  if (gap) void catchUp(page, room);
+}
+
+export async function loadFirstPage(page: Page, room: OpenRoom): Promise<void> {
+  try {
+    const history = await page.api.history(room.roomId, { limit: 50 });
+    if (!page.store.isCurrent(room)) return;
+    const firstLoad = !room.timeline.loaded;
+    renderMessages(page, room, room.timeline.markComplete(history.messages.map(fromPayload)), 'bottom');
+    if (firstLoad) room.timeline.hasOlder = history.hasMore;
+    renderOlderButton(room);
+    if (room.timeline.aheadOfComplete()) void catchUp(page, room);
+  } catch (error) {
+    showError(page, error);
+  }
+}
+
+/**
+ * Fills what broadcasts missed (a reconnect, or a `seq` gap) with `?after=` pages, oldest
+ * first, until the server has no more. One at a time per room; a request while one runs
+ * makes it go round once more.
+ */
+export function catchUp(page: Page, room: OpenRoom): Promise<void> {
+  const { store } = page;
+  if (room.catchingUp) {
+    store.setCatchUpAgain(room, true);
+    return room.catchingUp;
+  }
+  const run = (async () => {
+    do {
+      store.setCatchUpAgain(room, false);
+      const after = room.timeline.completeId;
+      if (!room.timeline.loaded || after === null) {
+        await loadFirstPage(page, room);
+        continue;
+      }
+      try {
+        let anchor = after;
+        for (;;) {
+          const history = await page.api.history(room.roomId, { after: anchor, limit: 100 });
+          if (!store.isCurrent(room)) return;
+          renderMessages(page, room, room.timeline.markComplete(history.messages.map(fromPayload)));
+          const last = history.messages.at(-1);
+          if (!history.hasMore || !last) break;
+          anchor = last.messageId;
+        }
+      } catch (error) {
+        // Offline again: the next `connect` catches up.
+        if (!(error instanceof ApiError && error.status === 0)) showError(page, error);
+        return;
+      }
+    } while (room.catchUpAgain && store.isCurrent(room));
+  })().finally(() => {
+    store.setCatchingUp(room, null);
+  });
+  store.setCatchingUp(room, run);
+  return run;
+}
+
+export async function loadOlder(page: Page, room: OpenRoom): Promise<void> {
+  const before = room.timeline.oldestId;
+  if (room.loadingOlder || !room.timeline.hasOlder || !before) return;
+  page.store.setLoadingOlder(room, true);
+  try {
+    const history = await page.api.history(room.roomId, { before, limit: 50 });
+    if (!page.store.isCurrent(room)) return;
+    const box = $('messages');
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    renderMessages(page, room, room.timeline.add(history.messages.map(fromPayload)), 'keep');
+    box.scrollTop = box.scrollHeight - fromBottom;
+    room.timeline.hasOlder = history.hasMore;
+  } catch (error) {
+    showError(page, error);
+  } finally {
+    page.store.setLoadingOlder(room, false);
+    renderOlderButton(room);
+  }
+}
+
+function renderOlderButton(room: OpenRoom): void {
+  $('load-older').hidden = !room.timeline.hasOlder;
+}
+
+/** Inserts message elements in `seq` order; scrolls down if the reader was at the bottom. */
+function renderMessages(page: Page, room: OpenRoom, messages: readonly TimelineMessage[], scroll: 'auto' | 'bottom' | 'keep' = 'auto'): void {
+  if (messages.length === 0 || !page.store.isCurrent(room)) return;
+  const me = page.store.state.session?.userId;
+  const box = $('messages');
+  const list = $('message-list');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  for (const message of messages) {
+    const element = messageElement(page, message, message.userId === me);
+    page.store.trackElement(room, message.messageId, element);
+    // After the last message with a smaller seq (notices stay where they were).
+    let after: Element | null = null;
+    for (let node = list.lastElementChild; node; node = node.previousElementSibling) {
+      if (node instanceof HTMLElement && node.dataset.seq !== undefined && Number(node.dataset.seq) < message.seq) {
+        after = node;
+        break;
+      }
+    }
+    if (after) after.after(element);
+    else list.prepend(element);
+  }
+  const mine = messages.some((message) => message.userId === me);
+  if (scroll === 'bottom' || (scroll === 'auto' && (atBottom || mine))) box.scrollTop = box.scrollHeight;
+}
+
+function messageElement(page: Page, message: TimelineMessage, mine: boolean): HTMLElement {
+  const item = el(
+    'li',
+    { className: `message ${message.type}${mine ? ' mine' : ''}`, dataset: { messageId: message.messageId, seq: String(message.seq) } },
+    el(
+      'div',
+      { className: 'meta' },
+      el('span', { className: 'author', text: mine ? `${message.nicknameMask} (나)` : message.nicknameMask }),
+      el('time', { text: clockTime(message.createdAt), title: message.createdAt }),
+    ),
+    messageBody(message),
+  );
+  if (mine) {
+    const remove = el('button', { className: 'delete ghost', text: '삭제', title: '메시지 삭제' });
+    remove.type = 'button';
+    remove.addEventListener('click', () => void deleteMessage(page, message.messageId));
+    item.querySelector('.meta')?.append(remove);
+  }
+  return item;
+}
+
+function messageBody(message: TimelineMessage): HTMLElement {
+  if (message.type === 'image') {
+    const url = safeHttpUrl(message.imageUrl);
+    if (!url) return el('p', { className: 'body', text: message.imageUrl ?? '' });
+    const image = el('img', { className: 'picture' });
+    image.alt = '이미지';
+    image.loading = 'lazy';
+    image.referrerPolicy = 'no-referrer';
+    image.src = url;
+    const link = el('a', { className: 'body' }, image);
+    link.href = url;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer';
+    return link;
+  }
+  return el('p', { className: 'body', text: message.content ?? '' });
+}
+
+export function removeMessage(page: Page, room: OpenRoom, messageId: string): void {
+  room.timeline.remove(messageId);
+  room.elements.get(messageId)?.remove();
+  page.store.untrackElement(room, messageId);
+}
+
+async function deleteMessage(page: Page, messageId: string): Promise<void> {
+  try {
+    await page.api.deleteMessage(messageId);
+    const room = page.store.state.current;
+    if (room) removeMessage(page, room, messageId);
+  } catch (error) {
+    showError(page, error);
+  }
+}
+
+/** A line between messages: someone came or went. */
+export function notice(text: string): void {
+  const box = $('messages');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  $('message-list').append(el('li', { className: 'notice', text }));
+  if (atBottom) box.scrollTop = box.scrollHeight;
+}
+
+/** Empties the message area when a room closes. */
+export function clearMessages(): void {
+  $('message-list').replaceChildren();
+}

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  closeAllSockets,
+  connect,
+  createRoom,
+  emitAck,
+  makeUser,
+  record,
+  request,
+  sleep,
+  startTcpRelay,
+  uniquePrefix,
+  type TcpRelay,
+} from '@chat/testing';
+import { startCluster, type TestCluster } from '../support/index.ts';
+
+/**
+ * One pod loses its connection to Redis while the others keep theirs. Its broadcasts reach
+ * only its own sockets meanwhile; ioredis sends them late if the connection comes back soon
+ * enough and drops them after ~20 s of reconnection attempts, and no other pod has any reason
+ * to tell its sockets to catch up. Pod A reaches Redis through a relay the test cuts; pod B
+ * directly; both share the database and the key prefix.
+ */
+
+let relay: TcpRelay;
+let podA: TestCluster;
+let podB: TestCluster;
+
+beforeAll(async () => {
+  const redisUrl = inject('redisUrl');
+  const prefix = uniquePrefix('gap');
+  relay = await startTcpRelay(redisUrl);
+  podA = await startCluster(1, { REDIS_URL: relay.url, REDIS_PREFIX: prefix, POD_NAME: 'gap-pod-a' });
+  podB = await startCluster(1, { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, POD_NAME: 'gap-pod-b' });
+});
+afterAll(async () => {
+  closeAllSockets();
+  await relay?.restore();
+  await podA?.close();
+  await podB?.close();
+  await relay?.close();
+});
+
+describe('a pod cut off from Redis, the others not', () => {
+  it('tells the rooms it broadcast to meanwhile, on every pod, to resync once it is back', { timeout: 60_000 }, async () => {
+    const A = podA.pods[0]!.url;
+    const B = podB.pods[0]!.url;
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const busy = await createRoom(A, alice);
+    const quiet = await createRoom(A, alice);
+    const onA = await connect(A, alice.token);
+    const onB = await connect(B, bob.token);
+    for (const { roomId } of [busy, quiet]) {
+      expect((await emitAck(onA, 'join-room', { roomId })).ok).toBe(true);
+      expect((await emitAck(onB, 'join-room', { roomId })).ok).toBe(true);
+    }
+    const resyncs = record(onB, 'resync');
+
+    await relay.cut();
+    // Until pod A itself sees Redis gone (its readiness checks it).
+    const deadline = Date.now() + 5000;
+    while ((await request(A, 'GET', '/readyz')).status === 200 && Date.now() < deadline) await sleep(50);
+    expect((await request(A, 'GET', '/readyz')).status).toBe(503);
+
+    // Sending still works on pod A (Postgres is there; the rate limit falls back to memory).
+    const sent = await emitAck<{ messageId: string; seq: number }>(onA, 'send-message', { roomId: busy.roomId, type: 'text', content: '안녕' });
+    expect(sent.ok).toBe(true);
+    await sleep(500);
+    expect(resyncs).toEqual([]);
+
+    await relay.restore();
+    const backBy = Date.now() + 15_000;
+    while (resyncs.length === 0 && Date.now() < backBy) await sleep(50);
+    await sleep(300);
+    // Only the room that had a broadcast while pod A was away, and once.
+    expect(resyncs).toEqual([{ roomId: busy.roomId }]);
+
+    // What the resync asks for: the message is there to fetch.
+    const history = await request(B, 'GET', `/api/rooms/${busy.roomId}/messages`, { token: bob.token });
+    expect(history.body.messages.map((m: { content: string }) => m.content)).toContain('안녕');
+  });
+});

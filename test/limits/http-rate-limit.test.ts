@@ -1,0 +1,124 @@
+import type { Sql } from 'postgres';
+import { describe, expect } from 'vitest';
+import { signToken } from '@chat/auth';
+import { ERRORS } from '@chat/protocol';
+import { TEST_JWT_SECRET, makeUser, request, sleep, startPrivateRedis } from '@chat/testing';
+import { clusterTest, startCluster, type TestCluster } from '../support/index.ts';
+
+/**
+ * HTTP rate limit on /api/* (issue 5: probes and /metrics exempt): one budget per user (valid
+ * token), or per address for everyone else, shared by both pods through Redis. A budget of 5
+ * per minute here.
+ */
+
+let cluster: TestCluster;
+let sql: Sql;
+const BUDGET = 5;
+
+const it = clusterTest({ pods: 2, env: { HTTP_RATE_LIMIT_PER_MINUTE: String(BUDGET) } });
+it.beforeAll(({ cluster: started, sql: db }) => {
+  cluster = started;
+  sql = db;
+});
+
+const pod = (index: number) => cluster.pods[index % 2]!.url;
+
+describe('HTTP rate limit', () => {
+  it('refuses a token past its budget across both pods with 429 TOO_MANY_REQUESTS and Retry-After, and changes nothing', async () => {
+    const user = await makeUser('한도초과');
+    for (let i = 0; i < BUDGET; i++) {
+      expect((await request(pod(i), 'GET', '/api/rooms', { token: user.token })).status).toBe(200);
+    }
+    const name = `limited-${Date.now()}`;
+    const response = await fetch(`${pod(BUDGET)}/api/rooms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${user.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name }),
+    });
+    expect(response.status).toBe(429);
+    expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await response.json()).toEqual({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: ERRORS.TOO_MANY_REQUESTS.message,
+      code: 'TOO_MANY_REQUESTS',
+    });
+    expect(await sql`select 1 from rooms where name = ${name}`).toHaveLength(0);
+
+    // The budget is the user's, not the token's: signing in again buys nothing.
+    // (another lifetime, so never the same token even when signed within the same second)
+    const { token: fresh } = await signToken({ secret: TEST_JWT_SECRET, userId: user.userId, nickname: user.nickname, expiresInSeconds: 1800 });
+    expect(fresh).not.toBe(user.token);
+    expect((await request(pod(0), 'GET', '/api/rooms', { token: fresh })).status).toBe(429);
+  });
+
+  it('gives each user its own budget, apart from the guests of the same address', async () => {
+    const other = await makeUser('다른사용자');
+    expect((await request(pod(0), 'GET', '/api/rooms', { token: other.token })).status).toBe(200);
+    for (let i = 0; i < BUDGET; i++) expect((await request(pod(i), 'GET', '/api/rooms')).status).toBe(200);
+    expect((await request(pod(1), 'GET', '/api/rooms')).status).toBe(429);
+    expect((await request(pod(1), 'GET', '/api/rooms', { token: other.token })).status).toBe(200);
+  });
+
+  it('charges made-up or expired tokens to the address, so rotating them buys no fresh budget', async () => {
+    // The guests of this address spent its budget in the test above.
+    const forged = await signToken({ secret: 'not-the-cluster-secret-0123456789', userId: crypto.randomUUID(), nickname: '위조' });
+    const expired = await makeUser('만료', { expiresInSeconds: -60 });
+    for (const token of ['made-up-1', 'made-up-2', forged.token, expired.token]) {
+      expect((await request(pod(0), 'GET', '/api/rooms', { token })).status, token).toBe(429);
+      // Routes that authenticate too: the limit comes first, so a token stuffer past the budget
+      // is not answered 401 after a signature check (or a user lookup) on every try.
+      expect((await request(pod(1), 'POST', '/api/rooms', { token, body: { name: '방' } })).status, token).toBe(429);
+      expect((await request(pod(0), 'DELETE', `/api/messages/${crypto.randomUUID()}`, { token })).status, token).toBe(429);
+    }
+  });
+
+  it('charges a guest behind the load balancer to the address the balancer saw, whatever X-Forwarded-For it sends itself', async () => {
+    // The balancer (here 127.0.0.1, a private address) appends the address it saw to the header
+    // the client sent: `spoofed…, real`. Only the right-most address it did not add itself counts.
+    const octet = () => 1 + Math.floor(Math.random() * 254);
+    const real = `203.0.113.${octet()}`;
+    const via = (spoofed: string, client = real) => ({ headers: { 'x-forwarded-for': `${spoofed}, ${client}` } });
+    for (let i = 0; i < BUDGET; i++) expect((await request(pod(i), 'GET', '/api/rooms', via(`198.51.100.${i}`))).status).toBe(200);
+    expect((await request(pod(1), 'GET', '/api/rooms', via('198.51.100.200'))).status).toBe(429);
+    // Another client behind the same balancer has its own budget.
+    let other = `203.0.113.${octet()}`;
+    while (other === real) other = `203.0.113.${octet()}`;
+    expect((await request(pod(0), 'GET', '/api/rooms', via('198.51.100.200', other))).status).toBe(200);
+  });
+
+  it('never limits probes, /metrics or the web page, even for an address past its budget', async () => {
+    expect((await request(pod(0), 'GET', '/api/rooms')).status).toBe(429);
+    for (let i = 0; i < 3 * BUDGET; i++) {
+      for (const path of ['/livez', '/readyz', '/metrics']) {
+        expect((await fetch(`${pod(i)}${path}`)).status, path).toBe(200);
+      }
+      // 200 once `pnpm build:web` has run, 503 before: never 429
+      expect((await fetch(`${pod(i)}/`)).status).not.toBe(429);
+    }
+  });
+});
+
+describe('HTTP rate limit without Redis', () => {
+  it('serves /api/* while Redis is down rather than refusing everyone, and limits again once it is back', async () => {
+    const redis = await startPrivateRedis();
+    const local = await startCluster(1, { REDIS_URL: redis.url, HTTP_RATE_LIMIT_PER_MINUTE: '2' });
+    try {
+      const url = local.pods[0]!.url;
+      await redis.stop();
+      for (let i = 0; i < 6; i++) expect((await request(url, 'GET', '/api/rooms')).status).toBe(200);
+      await redis.start();
+      // The commands client reconnects with a back-off of up to 2 s.
+      let limited = false;
+      for (let i = 0; i < 60 && !limited; i++) {
+        limited = (await request(url, 'GET', '/api/rooms')).status === 429;
+        if (!limited) await sleep(100);
+      }
+      expect(limited).toBe(true);
+    } finally {
+      await local.close();
+      await sleep(300);
+      await redis.stop();
+    }
+  });
+});

@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase, createMessagesRepository, type Database, type MessagesRepository, type NewMessage } from '@chat/db';
+import { createTestDatabase, type TestDatabase } from '@chat/testing';
+import { BatchStalledError, MessageWriter } from '../../apps/gateway/src/infrastructure/message-writer.ts';
+
+/** The group-commit writer against a real Postgres: admission gating, order, and a stalled batch. */
+describe('MessageWriter', () => {
+  let testDb: TestDatabase;
+  let database: Database;
+  let repository: MessagesRepository;
+  let roomId: string;
+  let userId: string;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = createDatabase({ url: testDb.url, maxConnections: 4 });
+    repository = createMessagesRepository(database.sql);
+    userId = randomUUID();
+    roomId = randomUUID();
+    await database.sql`insert into users (id, nickname) values (${userId}, '작성자')`;
+    await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+      values (${roomId}, 'writer', ${userId}, 1, now(), now() + interval '1 day')`;
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  const message = (content: string): NewMessage => ({
+    id: randomUUID(),
+    roomId,
+    userId,
+    type: 'text',
+    content,
+    imageUrl: null,
+    clientMessageId: null,
+    createdAt: new Date(),
+  });
+  const settleAfter = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
+  const storedContents = async (contents: string[]) =>
+    (await database.sql<{ content: string; seq: number }[]>`
+      select content, seq from messages where room_id = ${roomId} and content = any(${contents}) order by seq`).map((r) => r.content);
+
+  it('writes admitted messages in arrival order, even when a later admission settles first, and drops the rest', async () => {
+    const writer = new MessageWriter(repository);
+    const tag = randomUUID().slice(0, 8);
+    const [slow, refused, fast, failed] = await Promise.all([
+      writer.write(message(`${tag}-slow`), settleAfter(80, true)),
+      writer.write(message(`${tag}-refused`), Promise.resolve(false)),
+      writer.write(message(`${tag}-fast`), Promise.resolve(true)),
+      writer.write(message(`${tag}-failed`), Promise.reject(new Error('rate limiter down'))),
+    ]);
+    expect(slow.status).toBe('stored');
+    expect(refused.status).toBe('not-admitted');
+    expect(fast.status).toBe('stored');
+    expect(failed.status).toBe('not-admitted');
+    if (slow.status !== 'stored' || fast.status !== 'stored') throw new Error('unreachable');
+    expect(fast.message.seq).toBe(slow.message.seq + 1);
+    expect(await storedContents([`${tag}-slow`, `${tag}-refused`, `${tag}-fast`, `${tag}-failed`])).toEqual([`${tag}-slow`, `${tag}-fast`]);
+  });
+
+  it('gives up on a batch that never settles and goes on writing the next ones', async () => {
+    let calls = 0;
+    const hangsOnce: MessagesRepository = {
+      ...repository,
+      insertBatch: (batch) => (++calls === 1 ? new Promise(() => undefined) : repository.insertBatch(batch)),
+    };
+    const failures: unknown[] = [];
+    const writer = new MessageWriter(hangsOnce, { failed: (error) => failures.push(error) }, { stalledAfterMs: 150 });
+    const tag = randomUUID().slice(0, 8);
+    const stuck = writer.write(message(`${tag}-stuck`));
+    const next = writer.write(message(`${tag}-next`));
+    await expect(stuck).rejects.toBeInstanceOf(BatchStalledError);
+    expect((await next).status).toBe('stored');
+    expect(failures).toHaveLength(1);
+    expect(await storedContents([`${tag}-stuck`, `${tag}-next`])).toEqual([`${tag}-next`]);
+    await writer.idle();
+  });
+});
+
+/**
+ * The batch statement reads `messages` only through its indexes, whatever the table's
+ * statistics say: its dedupe read used to be planned as a scan of the whole table while the
+ * statistics were small or stale (a new database, or one that grew fast). Counted by Postgres
+ * for one transaction, on a database that has never been analyzed.
+ */
+describe('the batch statement', () => {
+  let testDb: TestDatabase;
+  let database: Database;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = createDatabase({ url: testDb.url, maxConnections: 1 });
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  it('never scans messages sequentially, retries and repeats included', async () => {
+    const userId = randomUUID();
+    const roomIds = [randomUUID(), randomUUID()];
+    await database.sql`insert into users (id, nickname) values (${userId}, '작성자')`;
+    for (const id of roomIds) {
+      await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+        values (${id}, 'plan', ${userId}, 1, now(), now() + interval '1 day')`;
+    }
+    const message = (index: number, clientMessageId: string | null): NewMessage => ({
+      id: randomUUID(),
+      roomId: roomIds[index % 2]!,
+      userId,
+      type: 'text',
+      content: `m${index}`,
+      imageUrl: null,
+      clientMessageId,
+      createdAt: new Date(),
+    });
+    const repository = createMessagesRepository(database.sql);
+    for (let i = 0; i < 40; i++) {
+      await repository.insertBatch(Array.from({ length: 25 }, (_, j) => message(i * 25 + j, randomUUID())));
+    }
+    const retried = randomUUID();
+    await repository.insertBatch([message(0, retried)]);
+
+    const [counts, outcomes] = await database.sql.begin(async (tx) => {
+      const batch = [message(1, retried), message(2, randomUUID()), message(3, null), message(4, retried)];
+      const written = await createMessagesRepository(tx as unknown as typeof database.sql).insertBatch(batch);
+      // Summed over the day partitions of `messages` (docs/partitions.md). messages_default is
+      // left out: it is empty unless a day lacks its partition, and an empty table is planned
+      // as a free sequential scan.
+      const [row] = await tx<{ seq_scan: number; idx_scan: number }[]>`
+        select coalesce(sum(seq_scan), 0)::int as seq_scan, coalesce(sum(idx_scan), 0)::int as idx_scan
+        from pg_stat_xact_user_tables where relname ~ '^messages_p[0-9]{8}$'`;
+      return [row, written] as const;
+    });
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['duplicate', 'stored', 'stored', 'duplicate']);
+    expect(counts).toMatchObject({ seq_scan: 0 });
+    expect(counts!.idx_scan).toBeGreaterThan(0);
+  });
+});

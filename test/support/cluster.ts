@@ -1,0 +1,58 @@
+import type { AddressInfo } from 'node:net';
+import { inject } from 'vitest';
+import { buildGateway, loadConfig, type Gateway } from '@chat/gateway';
+import { TEST_JWT_SECRET, uniquePrefix, type ClusterServices } from '@chat/testing';
+
+export interface TestPod {
+  gateway: Gateway;
+  url: string;
+}
+
+export interface TestCluster extends ClusterServices {
+  pods: TestPod[];
+  close(): Promise<void>;
+}
+
+/**
+ * N gateway pods in this process on one Postgres database and one Redis (with a key prefix of
+ * their own), as in production: they only meet through the Redis adapter and the database.
+ */
+export async function startCluster(
+  pods = 2,
+  env: Record<string, string> = {},
+): Promise<TestCluster> {
+  const databaseUrl = env.DATABASE_URL ?? inject('databaseUrl');
+  // A test may bring its own Redis (one it can restart): REDIS_URL in env wins everywhere.
+  const redisUrl = env.REDIS_URL ?? inject('redisUrl');
+  const redisPrefix = env.REDIS_PREFIX ?? uniquePrefix();
+  const started: TestPod[] = [];
+  for (let index = 0; index < pods; index++) {
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      POD_NAME: `test-pod-${index}`,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: redisPrefix,
+      JWT_SECRET: TEST_JWT_SECRET,
+      AUTH_DEV_LOGIN: 'true',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      CORS_ORIGINS: 'http://allowed.example',
+      DATABASE_POOL_SIZE: '4',
+      ...env,
+    });
+    const gateway = await buildGateway(config);
+    await gateway.http.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = gateway.http.server.address() as AddressInfo;
+    started.push({ gateway, url: `http://127.0.0.1:${port}` });
+  }
+  return {
+    pods: started,
+    redisPrefix,
+    databaseUrl,
+    redisUrl,
+    async close() {
+      await Promise.all(started.map((pod) => pod.gateway.close()));
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export * from './cluster.ts';
+export * from './fixtures.ts';
+export * from './worker.ts';

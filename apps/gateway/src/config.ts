@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget } from '@chat/bus';
 import { parseEnv } from '@chat/runtime';
 import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
@@ -45,6 +46,10 @@ const envSchema = z
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+    /** A Redis Cluster for the Socket.IO bus (`host:port,…`); unset, the bus is REDIS_URL. */
+    REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
+    /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
+    BUS_ADAPTER: busAdapterSchema,
     REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
     // HS256 wants a key as long as its hash (RFC 7518 §3.2): 32 bytes of UTF-8.
     JWT_SECRET: z
@@ -81,6 +86,8 @@ const envSchema = z
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Fault suite only (test/faults): crash after the Nth (or a fraction of) committed sends. */
+    /** Tests of the subscription barrier only: hold each bus SSUBSCRIBE this long. */
+    FAULT_BUS_SUBSCRIBE_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
     FAULT_CRASH_AFTER_COMMIT: z
       .string()
       .optional()
@@ -104,7 +111,8 @@ const envSchema = z
   .refine((env) => !env.AUTH_DEV_LOGIN || Boolean(env.JWT_SECRET), {
     message: 'AUTH_DEV_LOGIN signs HS256 tokens and needs JWT_SECRET',
     path: ['AUTH_DEV_LOGIN'],
-  });
+  })
+  .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] });
 
 export interface GatewayConfig {
   port: number;
@@ -114,6 +122,10 @@ export interface GatewayConfig {
   databasePoolSize: number;
   databaseStatementTimeoutMs: number;
   redisUrl: string;
+  /** Where the Socket.IO adapter's traffic goes: a Redis Cluster, or the Redis at REDIS_URL. */
+  bus: BusTarget;
+  /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
+  busAdapter: BusAdapterKind;
   redisPrefix: string;
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string; maxLifetimeSeconds?: number };
   /** Browser origins allowed to open a socket; `*` allows any. Clients with no Origin pass. */
@@ -142,6 +154,8 @@ export interface GatewayConfig {
   logLevel: string;
   /** Fault injection for test/faults; null (off) unless FAULT_CRASH_AFTER_COMMIT is set. */
   faultCrashAfterCommit: FaultCrashAfterCommit | null;
+  /** Fault injection for the barrier's tests; 0 (off) unless FAULT_BUS_SUBSCRIBE_DELAY_MS is set. */
+  faultBusSubscribeDelayMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
@@ -154,6 +168,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     redisUrl: e.REDIS_URL,
+    bus: Object.freeze(busTarget(e.REDIS_URL, e.REDIS_BUS_CLUSTER_NODES)),
+    busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
     jwt: Object.freeze({
       ...(e.JWT_SECRET ? { secret: e.JWT_SECRET } : {}),
@@ -178,5 +194,6 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     faultCrashAfterCommit: parseFaultCrashAfterCommit(e.FAULT_CRASH_AFTER_COMMIT),
+    faultBusSubscribeDelayMs: e.FAULT_BUS_SUBSCRIBE_DELAY_MS,
   });
 }

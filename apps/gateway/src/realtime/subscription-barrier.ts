@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import type { SubscriptionTracker } from '@chat/bus';
+import { roomIdOfChannel } from './socket-rooms.ts';
 import type { ChatNamespace } from './types.ts';
-
-const ROOM_PREFIX = 'room:';
 
 /**
  * With the sharded adapter in `dynamic` mode a pod subscribes to a room's channel when its first
@@ -69,7 +68,8 @@ export function createSubscriptionBarrier(options: {
   });
 
   function resync(socketIds: Iterable<string>, room: string): number {
-    const payload = room.startsWith(ROOM_PREFIX) ? { roomId: room.slice(ROOM_PREFIX.length) } : {};
+    const roomId = roomIdOfChannel(room);
+    const payload = roomId === null ? {} : { roomId };
     let told = 0;
     for (const socketId of socketIds) {
       const socket = nsp.sockets.get(socketId);

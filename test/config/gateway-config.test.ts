@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '@chat/gateway';
+import { loadWorkerConfig } from '@chat/worker';
 
 const base = { JWT_SECRET: 'a-secret-of-at-least-sixteen-characters' };
 
@@ -15,5 +16,60 @@ describe('gateway configuration', () => {
   it('refuses a SOCKET_MAX_QUEUED_BYTES too small to hold a burst', () => {
     expect(loadConfig(base).socketMaxQueuedBytes).toBe(1024 * 1024);
     expect(() => loadConfig({ ...base, SOCKET_MAX_QUEUED_BYTES: '1000' })).toThrow(ConfigError);
+  });
+
+  it('requires an HS256 JWT_SECRET of at least 32 bytes (256 bits, as RFC 7518 asks of HS256 keys)', () => {
+    expect(() => loadConfig({ JWT_SECRET: 'x'.repeat(31) })).toThrow(/JWT_SECRET/);
+    expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }).jwt.secret).toBe('x'.repeat(32));
+    // Bytes, not characters: 11 Hangul syllables are 33 bytes of UTF-8.
+    expect(loadConfig({ JWT_SECRET: '가'.repeat(11) }).jwt.secret).toBe('가'.repeat(11));
+    expect(() => loadConfig({ JWT_SECRET: '가'.repeat(10) })).toThrow(ConfigError);
+  });
+
+  it('requires an https: JWT_JWKS_URL unless NODE_ENV is development', () => {
+    expect(loadConfig({ JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json' }).jwt.jwksUrl).toBe(
+      'https://idp.example.com/.well-known/jwks.json',
+    );
+    for (const env of [{}, { NODE_ENV: 'production' }, { NODE_ENV: 'test' }]) {
+      expect(() => loadConfig({ ...env, JWT_JWKS_URL: 'http://idp.example.com/jwks.json' }), JSON.stringify(env)).toThrow(/JWT_JWKS_URL/);
+    }
+    expect(loadConfig({ NODE_ENV: 'development', JWT_JWKS_URL: 'http://127.0.0.1:8080/jwks.json' }).jwt.jwksUrl).toBe(
+      'http://127.0.0.1:8080/jwks.json',
+    );
+    // Never another scheme, even in development.
+    expect(() => loadConfig({ NODE_ENV: 'development', JWT_JWKS_URL: 'file:///etc/jwks.json' })).toThrow(/JWT_JWKS_URL/);
+  });
+
+  it('reads JWT_MAX_LIFETIME_SECONDS, off by default', () => {
+    expect(loadConfig(base).jwt.maxLifetimeSeconds).toBeUndefined();
+    expect(loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: '3600' }).jwt.maxLifetimeSeconds).toBe(3600);
+    expect(loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: '0' }).jwt.maxLifetimeSeconds).toBeUndefined();
+    for (const bad of ['-1', '1.5', 'day']) expect(() => loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: bad }), bad).toThrow(ConfigError);
+  });
+
+  it('puts the bus on REDIS_URL, or on the Redis Cluster REDIS_BUS_CLUSTER_NODES names', () => {
+    expect(loadConfig({ ...base, REDIS_URL: 'redis://10.0.0.5:6380' }).bus).toEqual({ kind: 'standalone', url: 'redis://10.0.0.5:6380' });
+    expect(loadConfig({ ...base, REDIS_BUS_CLUSTER_NODES: '' }).bus.kind).toBe('standalone');
+    expect(loadConfig({ ...base, REDIS_BUS_CLUSTER_NODES: ' 127.0.0.1:7000, bus-1.cache.svc:7001 ,[::1]:7002' }).bus).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: '127.0.0.1', port: 7000 },
+        { host: 'bus-1.cache.svc', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+    });
+    for (const bad of ['127.0.0.1', '127.0.0.1:0', 'host:70000', 'redis://h:1', 'a:1,b']) {
+      expect(() => loadConfig({ ...base, REDIS_BUS_CLUSTER_NODES: bad }), bad).toThrow(ConfigError);
+    }
+    // The worker reads the same variable the same way: both must find the same bus.
+    expect(loadWorkerConfig({ REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' }).bus).toEqual({ kind: 'cluster', nodes: [{ host: '127.0.0.1', port: 7000 }] });
+  });
+
+  it('runs the sharded adapter unless BUS_ADAPTER=classic, which only a standalone bus takes', () => {
+    expect(loadConfig(base).busAdapter).toBe('sharded');
+    expect(loadConfig({ ...base, BUS_ADAPTER: 'classic' }).busAdapter).toBe('classic');
+    expect(() => loadConfig({ ...base, BUS_ADAPTER: 'classic', REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' })).toThrow(/BUS_ADAPTER/);
+    expect(() => loadWorkerConfig({ BUS_ADAPTER: 'classic', REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' })).toThrow(/BUS_ADAPTER/);
+    expect(() => loadConfig({ ...base, BUS_ADAPTER: 'fast' })).toThrow(ConfigError);
   });
 });

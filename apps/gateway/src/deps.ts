@@ -23,6 +23,7 @@ import { LeasedRateLimiter } from './infrastructure/leased-rate-limiter.ts';
 import { createUserRateLimiter } from './infrastructure/user-rate-limiter.ts';
 import { createAfterCommitHook } from './lib/fault-hooks.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
+import { createFailedEventBudget, type FailedEventBudget } from './realtime/failed-event-budget.ts';
 import { createHealthService, type HealthService } from './services/health.service.ts';
 import { createMessageService, type MessageService } from './services/message.service.ts';
 import type { RoomEvents } from './services/room-events.ts';
@@ -33,6 +34,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Defaults to the verifier `config.jwt` describes; tests wrap that one to count verifications. */
   verifyToken?: TokenVerifier;
+  /** Tests only: the token-expiry timer's longest step (default: what setTimeout holds, ~24.8 days). */
+  tokenExpiryMaxStepMs?: number;
 }
 
 /** What the pod talks to: Postgres, Redis, the token verifier, and the adapters over them. */
@@ -61,6 +64,8 @@ export interface Services {
   userAuth: UserAuthService;
   roomService: RoomService;
   messageService: MessageService;
+  /** What socket events refused after a lookup cost their user (FAILED_EVENT_LIMIT_PER_MINUTE). */
+  failedEvents: FailedEventBudget;
   health: HealthService;
 }
 
@@ -74,7 +79,13 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
     applicationName: config.podName,
   });
   const metrics = createGatewayMetrics();
-  const redis = createRedisClients(config.redisUrl, logger, (client) => metrics.redisErrors.inc({ client }));
+  const redis = createRedisClients({
+    url: config.redisUrl,
+    bus: config.bus,
+    logger,
+    onError: (client) => metrics.redisErrors.inc({ client }),
+    subscribeDelayMs: config.faultBusSubscribeDelayMs,
+  });
   await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
 
   // The group commit's own connection, committing asynchronously with a durability barrier
@@ -139,7 +150,9 @@ export function buildServices(
     rooms: repositories.rooms,
     memberships: repositories.memberships,
     onlineUsers: (userIds) => presenceStore.onlineUsers(userIds),
-    roomCache: new RoomCache(repositories.rooms),
+    roomCache: new RoomCache(repositories.rooms, {
+      onLookup: (found) => infra.metrics.roomLookups.inc({ result: found ? 'found' : 'missing' }),
+    }),
     events,
     roomTtlSeconds: config.roomTtlSeconds,
     // join-room and leave-room move sockets on every pod and announce to the room: without a
@@ -163,6 +176,7 @@ export function buildServices(
     userAuth: createUserAuthService({ verify: infra.verifyToken, users: repositories.users }),
     roomService,
     messageService,
+    failedEvents: createFailedEventBudget(userRateLimiter('failed', config.failedEventLimitPerMinute, 'TOO_MANY_REQUESTS')),
     health: createHealthService({
       isDraining: deps.isDraining,
       checks: [() => database.sql`select 1`, () => redis.commands.ping()],

@@ -46,6 +46,12 @@ export function createGatewayMetrics() {
       labelNames: ['event', 'code'] as const,
       registers: [registry],
     }),
+    roomLookups: new Counter({
+      name: 'chat_room_lookups_total',
+      help: 'Rooms looked up in Postgres by id (a cache miss), by whether the room was found.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     messagesPersisted: new Counter({
       name: 'chat_messages_persisted_total',
       help: 'Messages committed to Postgres by this pod.',
@@ -95,6 +101,11 @@ export function createGatewayMetrics() {
     publishGapResyncs: new Counter({
       name: 'chat_publish_gap_resync_rooms_total',
       help: 'Rooms told to resync because this pod broadcast to them while it could not publish to Redis.',
+      registers: [registry],
+    }),
+    busResyncs: new Counter({
+      name: 'chat_bus_subscription_resync_sockets_total',
+      help: 'Sockets told to resync because this pod subscribed to one of their rooms late (a mirrored join, a slow bus) or re-subscribed after losing it.',
       registers: [registry],
     }),
     slowConsumersDropped: new Counter({

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { RoomExpiryRepository } from '@chat/db';
 import { roomChannel } from '@chat/protocol';
-import { chatNamespace, type ChatEmitter } from '../infrastructure/chat-emitter.ts';
+import type { ChatEmitter } from '../infrastructure/chat-emitter.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 
 export interface RoomSweepDeps {
@@ -36,7 +36,7 @@ const MAX_BATCHES_PER_ROOM = 10_000;
  */
 export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult> {
   const { expiry, logger, batchSize } = deps;
-  const nsp = chatNamespace(deps.emitter);
+  const nsp = deps.emitter;
   const result: RoomSweepResult = {
     warned: 0,
     expired: 0,
@@ -48,7 +48,7 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
   if (deps.expiringNoticeMs > 0) {
     const expiring = await expiry.dueForWarning(deps.expiringNoticeMs, ROOMS_PER_SWEEP);
     for (const room of expiring) {
-      nsp.to(roomChannel(room.id)).emit('room-expiring', {
+      void nsp.to(roomChannel(room.id)).emit('room-expiring', {
         roomId: room.id,
         expiresAt: room.expiresAt.toISOString(),
       });
@@ -60,8 +60,11 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
   const due = await expiry.dueForExpiry(ROOMS_PER_SWEEP);
   for (const room of due) {
     result.maxLagMs = Math.max(result.maxLagMs, Date.now() - room.expiresAt.getTime());
-    nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id });
-    nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
+    // The announcement goes on the room's channel and the leave on the main channel, which on
+    // a cluster bus may live on another master: the leave only once Redis has taken the
+    // announcement, or it could overtake it and the members would never hear it.
+    await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id });
+    await nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
     // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
     // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
     for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {

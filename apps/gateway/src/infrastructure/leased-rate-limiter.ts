@@ -1,7 +1,13 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '@chat/protocol';
-import type { UserRateLimiter } from './user-rate-limiter.ts';
+
+/** A send budget: one unit per send, or the refusal (RATE_LIMITED with `retryAfterMs`). */
+export interface SendRateLimiter {
+  consume(userId: string): Promise<void>;
+  /** Gives one back (a send that stored nothing new should not cost the user). */
+  refund(userId: string): Promise<void>;
+}
 
 /**
  * Takes units from a user's window: all the sends waiting (`need`), plus up to `spare` more for
@@ -116,7 +122,7 @@ export interface LeasedRateLimiterOptions {
  * When Redis cannot answer, an in-memory limiter with the same budget stands in (per pod, so at
  * worst N × pods while Redis is away) rather than refusing every send.
  */
-export class LeasedRateLimiter implements UserRateLimiter {
+export class LeasedRateLimiter implements SendRateLimiter {
   private readonly leases = new Map<string, Lease>();
   private readonly commands: LeaseCommands;
   private readonly insurance: RateLimiterMemory;

@@ -377,22 +377,28 @@ export const SCENARIOS: ScenarioSpec[] = [
     async fault(context) {
       const { cluster, notes, fail } = context;
       const sql = cluster.pg.admin;
-      // Four rooms that expired a second ago with 20 000 messages each: a sweep of minutes' worth
+      // Four rooms that expire in two seconds with 20 000 members each: a sweep of minutes' worth
       // of rows in batches of SWEEP_BATCH_SIZE (500), long enough to be killed in the middle.
+      // Memberships are the sweep's per-room purge; the rooms' messages are not deleted room by
+      // room (their expiry day's partition is dropped whole, docs/partitions.md).
       const doomed = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
       const perRoom = 20_000;
       await sql.begin(async (tx) => {
         for (const id of doomed) {
-          await tx`insert into rooms (id, name, created_by, created_at, expires_at, last_seq)
-                   values (${id}, 'doomed', ${context.owner.userId}, now() - interval '1 hour', now() + interval '2 seconds', ${perRoom})`;
+          await tx`insert into rooms (id, name, created_by, created_at, expires_at, last_seq, member_count)
+                   values (${id}, 'doomed', ${context.owner.userId}, now() - interval '1 hour', now() + interval '2 seconds', 1000, ${perRoom})`;
           await tx`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
                    select gen_random_uuid(), ${id}, ${context.owner.userId}, 'text', 'doomed', g, now(), now() + interval '2 seconds'
-                   from generate_series(1, ${perRoom}) g`;
+                   from generate_series(1, 1000) g`;
+          await tx`with added as (
+                     insert into users (id, nickname) select gen_random_uuid(), 'doomed' || g from generate_series(1, ${perRoom}::int) g
+                     returning id)
+                   insert into room_members (room_id, user_id) select ${id}, id from added`;
         }
       });
       const total = doomed.length * perRoom;
       const count = async () =>
-        Number((await sql`select count(*)::int as n from messages where room_id in ${sql(doomed)}`)[0]?.n ?? 0);
+        Number((await sql`select count(*)::int as n from room_members where room_id in ${sql(doomed)}`)[0]?.n ?? 0);
       const midSweep = await waitFor(async () => {
         const left = await count();
         return left < total && left > 0;

@@ -25,6 +25,8 @@ import { clusterTest, closeAllWorkers, startCluster, startTestWorker, type TestC
  * Issue 3, expiry (PROTOCOL §10) on real services: a BullMQ worker sweeping a two-pod cluster,
  * two workers at once, a worker process killed mid-purge, and a Redis restart.
  * Every worker here runs on a database of this file's own: a sweep touches every room it sees.
+ * The sweep purges memberships; messages stay in their expiry day's partition, unreadable,
+ * until the partition job drops the whole day (issue 17, test/worker/partitions.test.ts).
  */
 
 const EXPIRED = '만료된 방입니다';
@@ -66,6 +68,18 @@ async function insertMessages(roomId: string, userId: string, count: number): Pr
       select gen_random_uuid(), r.id, ${userId}, 'text', 'bulk ' || g, r.last_seq + g, now(), r.expires_at, g % 10 = 0
       from rooms r, generate_series(1, ${count}::int) g where r.id = ${roomId}`;
     await tx`update rooms set last_seq = last_seq + ${count}::int where id = ${roomId}`;
+  });
+}
+
+/** Adds `count` fresh users as members of the room, in one statement. */
+async function insertMembers(roomId: string, count: number): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`
+      with added as (
+        insert into users (id, nickname) select gen_random_uuid(), '회원' || g from generate_series(1, ${count}::int) g
+        returning id)
+      insert into room_members (room_id, user_id) select ${roomId}, id from added`;
+    await tx`update rooms set member_count = member_count + ${count}::int where id = ${roomId}`;
   });
 }
 
@@ -146,12 +160,13 @@ describe('room expiry sweep', () => {
       });
     }
 
-    const purgeMs = await waitFor('messages and memberships purged', async () => {
+    const purgeMs = await waitFor('memberships purged', async () => {
       const counts = await rowCounts(roomId);
-      return counts.messages === 0 && counts.members === 0 && counts.expired === 1;
+      return counts.members === 0 && counts.expired === 1;
     }, Math.max(0, Date.parse(room.expiresAt) + 10_000 - Date.now()));
-    console.log(`rows purged and tombstone set ${purgeMs} ms after room-expired`);
-    expect(await rowCounts(roomId)).toEqual({ messages: 0, members: 0, rooms: 1, expired: 1 });
+    console.log(`memberships purged and tombstone set ${purgeMs} ms after room-expired`);
+    // The messages wait for their day's partition to be dropped; nothing below can read them.
+    expect(await rowCounts(roomId)).toEqual({ messages: 2, members: 0, rooms: 1, expired: 1 });
     const [tomb] = await sql<{ member_count: number }[]>`select member_count from rooms where id = ${roomId}`;
     expect(tomb?.member_count).toBe(0);
 
@@ -201,20 +216,21 @@ describe('room expiry sweep', () => {
       for (const room of rooms) expect(await emitAck(socket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
     }
     for (const room of rooms) await insertMessages(room.roomId, owner.userId, 20_000);
-    // Small batches make each sweep outlast the interval, so the two workers' sweeps overlap.
+    // Short intervals and small batches, so the two workers' sweeps overlap.
     const env = { SWEEP_BATCH_SIZE: '200', SWEEP_INTERVAL_MS: '150', ROOM_EXPIRING_NOTICE_SECONDS: '0' };
     const workers = await Promise.all([
       startWorker({ ...env, POD_NAME: 'twin-1' }),
       startWorker({ ...env, POD_NAME: 'twin-2' }),
     ]);
-    const took = await waitFor('three rooms purged by two workers', async () => {
+    const took = await waitFor('three rooms expired by two workers', async () => {
       const counts = await Promise.all(rooms.map((room) => rowCounts(room.roomId)));
-      return counts.every((c) => c.messages === 0 && c.members === 0 && c.expired === 1);
+      return counts.every((c) => c.members === 0 && c.expired === 1);
     }, 25_000, 200);
-    console.log(`two workers: 3 rooms × 20000 messages purged ${took} ms after start`);
-    // Still the same a few sweeps later: nothing comes back, nothing is left behind.
+    console.log(`two workers: 3 rooms expired ${took} ms after start`);
+    // Still the same a few sweeps later: nothing comes back, nothing is left behind, and the
+    // messages are not deleted room by room (their day is dropped whole).
     await sleep(600);
-    for (const room of rooms) expect(await rowCounts(room.roomId)).toEqual({ messages: 0, members: 0, rooms: 1, expired: 1 });
+    for (const room of rooms) expect(await rowCounts(room.roomId)).toEqual({ messages: 20_000, members: 0, rooms: 1, expired: 1 });
     const stats = await sweepJobStats(cluster.redisUrl, cluster.redisPrefix);
     console.log(`two workers: ${stats.completed} sweep jobs kept as completed, by ${[...stats.workers].join(', ')}`);
     expect(stats.failed).toBe(0);
@@ -232,8 +248,11 @@ describe('room expiry sweep', () => {
     const room = await createRoom(a!.url, owner, { ttlSeconds: 6 });
     const socket = await connect(b!.url, owner.token);
     expect(await emitAck(socket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
+    // The sweep's per-room work is the memberships now (messages wait for their day's
+    // partition): enough of them to outlast a few sweeps of 50.
     const total = 50_000;
-    await insertMessages(room.roomId, owner.userId, total);
+    await insertMessages(room.roomId, owner.userId, 1000);
+    await insertMembers(room.roomId, total - 1);
     // Otherwise a sweep could have marked the (then empty) room expired under the insert.
     expect(Date.now(), 'the 50000 rows went in before the room expired').toBeLessThan(Date.parse(room.expiresAt));
     await sleep(Math.max(0, Date.parse(room.expiresAt) - Date.now() + 50));
@@ -253,20 +272,20 @@ describe('room expiry sweep', () => {
 
     let atKill = -1;
     await waitFor('purge under way', async () => {
-      const { messages } = await rowCounts(room.roomId);
-      if (messages < total - 2000 && messages > 0) {
+      const { members } = await rowCounts(room.roomId);
+      if (members < total - 2000 && members > 0) {
         await proc.kill('SIGKILL');
-        atKill = messages;
+        atKill = members;
         return true;
       }
-      if (messages === 0) throw new Error('the purge finished before it could be interrupted');
+      if (members === 0) throw new Error('the purge finished before it could be interrupted');
       return false;
     }, 20_000, 20);
     expect(proc.child.signalCode).toBe('SIGKILL');
     await sleep(500);
     const afterKill = await rowCounts(room.roomId);
-    console.log(`worker SIGKILLed with ${atKill} of ${total} messages left (${afterKill.messages} after it died)`);
-    expect(afterKill.messages).toBeGreaterThan(0);
+    console.log(`worker SIGKILLed with ${atKill} of ${total} memberships left (${afterKill.members} after it died)`);
+    expect(afterKill.members).toBeGreaterThan(0);
     expect(afterKill.expired).toBe(0);
     expect(await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '아직?' })).toMatchObject({
       ok: false,
@@ -276,7 +295,7 @@ describe('room expiry sweep', () => {
     const next = await startWorker({ SWEEP_BATCH_SIZE: '1000', POD_NAME: 'successor' });
     const took = await waitFor('the next worker finishes the purge', async () => {
       const c = await rowCounts(room.roomId);
-      return c.messages === 0 && c.members === 0 && c.expired === 1;
+      return c.members === 0 && c.expired === 1;
     }, 20_000, 100);
     console.log(`the next worker finished the purge in ${took} ms`);
     watching = false;

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import {
   createDatabase,
+  createMessagePartitionsRepository,
   createMembershipsRepository,
   createMessagesRepository,
   createRoomExpiryRepository,
@@ -15,6 +16,7 @@ import type { WorkerConfig } from './config.ts';
 import { runPresenceGc } from './jobs/presence-gc.job.ts';
 import { createWorkerMetrics, serveWorkerMetrics } from './metrics.ts';
 import { runRoomSweep } from './jobs/room-sweep.job.ts';
+import { runPartitionMaintenance } from './jobs/partition-maintenance.job.ts';
 
 /** A gateway pod's heartbeat older than this means the pod is gone. */
 export const PRESENCE_STALE_AFTER_MS = 15_000;
@@ -58,6 +60,7 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
   const messages = createMessagesRepository(database.sql);
   const users = createUsersRepository(database.db);
   const expiry = createRoomExpiryRepository(database.sql);
+  const partitions = createMessagePartitionsRepository(database.sql);
   const presence = createPresenceStore(emitterConnection, config.redisPrefix);
 
   const metrics = createWorkerMetrics();
@@ -72,7 +75,6 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
         batchSize: config.sweepBatchSize,
       });
       metrics.roomsExpired.inc(result.expired);
-      metrics.rowsPurged.inc({ table: 'messages' }, result.messagesPurged);
       metrics.rowsPurged.inc({ table: 'room_members' }, result.membersPurged);
       metrics.rowsPurged.inc({ table: 'rooms' }, result.tombstonesDeleted);
       return result;
@@ -93,11 +95,19 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
       if (result.failure) throw result.failure;
       return result;
     },
+    partitionMaintenance: async () => {
+      const result = await runPartitionMaintenance({ partitions, logger });
+      metrics.rowsPurged.inc({ table: 'messages' }, result.rowsDropped);
+      return result;
+    },
   };
   const intervals: Record<JobKey, number> = {
     roomSweep: config.sweepIntervalMs,
     presenceGc: config.presenceGcIntervalMs,
+    partitionMaintenance: JOB_CATALOG.partitionMaintenance.everyMs,
   };
+  // Once at start too, before any schedule: the day partitions exist as soon as a worker runs.
+  await handlers.partitionMaintenance({}).catch((error: unknown) => logger.warn({ err: error }, 'partition maintenance at start failed'));
 
   const prefix = bullPrefix(config.redisPrefix);
   const queues = JOB_KEYS.map((key) => {

@@ -6,3 +6,4 @@ export * from './repositories/messages.repository.ts';
 export * from './repositories/rooms.repository.ts';
 export * from './repositories/users.repository.ts';
 export * from './repositories/room-expiry.repository.ts';
+export * from './repositories/message-partitions.repository.ts';

@@ -5,13 +5,16 @@ import { drizzle } from 'drizzle-orm/postgres-js';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../migrations', import.meta.url));
 
-/** Applies the committed SQL migrations; safe to run from several processes at once. */
-export async function runMigrations(url: string): Promise<void> {
+/**
+ * Applies the committed SQL migrations; safe to run from several processes at once.
+ * `migrationsFolder`: another copy of the folder (a test migrating an old schema first).
+ */
+export async function runMigrations(url: string, options: { migrationsFolder?: string } = {}): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
   try {
     // Serialise concurrent migrators (two pods booting together) on an advisory lock.
     await sql`select pg_advisory_lock(727274)`;
-    await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_FOLDER });
+    await migrate(drizzle(sql), { migrationsFolder: options.migrationsFolder ?? MIGRATIONS_FOLDER });
     await sql`select pg_advisory_unlock(727274)`;
   } finally {
     await sql.end({ timeout: 5 });

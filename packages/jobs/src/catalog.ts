@@ -22,6 +22,14 @@ export const JOB_CATALOG = {
     everyMs: 5000,
     options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
   },
+  partitionMaintenance: {
+    queue: 'message-partitions',
+    jobName: 'maintain',
+    payload: z.object({}).strict(),
+    /** Creates day partitions of `messages` ahead and drops expired days; idempotent. */
+    everyMs: 60_000,
+    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+  },
 } as const;
 
 export type JobKey = keyof typeof JOB_CATALOG;

@@ -15,7 +15,6 @@ export interface RoomSweepDeps {
 export interface RoomSweepResult {
   warned: number;
   expired: number;
-  messagesPurged: number;
   membersPurged: number;
   tombstonesDeleted: number;
   /** How late the most overdue room was when this sweep reached it. */
@@ -27,9 +26,12 @@ const ROOMS_PER_SWEEP = 200;
 const MAX_BATCHES_PER_ROOM = 10_000;
 
 /**
- * One pass of PROTOCOL §10. Each room is announced, emptied on every pod, purged in bounded
- * batches and only then marked expired, so a sweep that dies midway is simply redone by the
- * next (the announcements may repeat; the rows cannot come back).
+ * One pass of PROTOCOL §10. Each room is announced, emptied on every pod, its memberships
+ * purged in bounded batches, and only then marked expired, so a sweep that dies midway is
+ * simply redone by the next (the announcements may repeat; the rows cannot come back).
+ * Messages are not deleted per room: a room's messages sit in the partition of its expiry
+ * day, unreadable from `expires_at` on, and the partition job drops the whole day once every
+ * room of it is marked expired here (partition-maintenance.job.ts).
  */
 export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult> {
   const { expiry, logger, batchSize } = deps;
@@ -37,7 +39,6 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
   const result: RoomSweepResult = {
     warned: 0,
     expired: 0,
-    messagesPurged: 0,
     membersPurged: 0,
     tombstonesDeleted: 0,
     maxLagMs: 0,
@@ -62,10 +63,6 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
     // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
     // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
-    for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {
-      purged = await expiry.purgeMessages(room.id, batchSize);
-      result.messagesPurged += purged;
-    }
     for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {
       purged = await expiry.purgeMembers(room.id, batchSize);
       result.membersPurged += purged;

@@ -97,7 +97,10 @@ export function createMessagesRepository(sql: Sql) {
    * caller runs the batch once more with a fresh snapshot. The dedupe read is one index probe
    * per input row (LATERAL … LIMIT 1, which the planner cannot turn into a join): as a plain
    * semi-join it was planned as a scan of all of `messages` whenever the table's statistics
-   * were small or stale, e.g. in the first minutes of a new database.
+   * were small or stale, e.g. in the first minutes of a new database. `messages` is
+   * partitioned by day (docs/partitions.md): that probe looks in every day partition (a retry
+   * is recognised whatever its room), a handful of index probes; the insert routes each row to
+   * its room's day, and all of a room's rows share one, so `seq` stays unique per room.
    */
   async function writeBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
     const input = batch.map((message, ord) => ({
@@ -234,6 +237,8 @@ export function createMessagesRepository(sql: Sql) {
      * A page of live messages as a keyset range read on (room_id, seq), strictly between
      * `afterSeq` and `beforeSeq` when given: `order: 'newest'` reads downwards from the top,
      * `'oldest'` upwards from the bottom. Ask for one more row than shown to learn `hasMore`.
+     * The room's `expires_at` names its day partition: the other days are pruned when the
+     * statement runs, instead of one empty index probe each.
      */
     async page(
       roomId: string,
@@ -257,6 +262,7 @@ export function createMessagesRepository(sql: Sql) {
                m.created_at
         from messages m join users u on u.id = m.user_id
         where m.room_id = ${roomId} and m.is_deleted = false
+          and m.expires_at = (select expires_at from rooms where id = ${roomId})
           ${afterSeq === null ? sql`` : sql`and m.seq > ${afterSeq}`}
           ${beforeSeq === null ? sql`` : sql`and m.seq < ${beforeSeq}`}
         order by m.seq ${order === 'newest' ? sql`desc` : sql`asc`}
@@ -277,14 +283,18 @@ export function createMessagesRepository(sql: Sql) {
     /**
      * Of `roomIds`, those whose newest message (deleted or not) was sent by one of `userIds`
      * no later than `notAfter`: a room with a newer message than that has been broadcast to
-     * since, so its members have seen the `seq` move on. One index probe per room.
+     * since, so its members have seen the `seq` move on. One index probe per room: the room's
+     * `expires_at` prunes the other day partitions on each probe.
      */
     async roomsLastWrittenBy(roomIds: readonly string[], userIds: readonly string[], notAfter: Date): Promise<string[]> {
       if (roomIds.length === 0 || userIds.length === 0) return [];
       const rows = await sql<{ room_id: string }[]>`
         select r.room_id from unnest(${uuidArrayLiteral(roomIds)}::text::uuid[]) as r(room_id)
+        join rooms on rooms.id = r.room_id
         cross join lateral (
-          select m.user_id, m.created_at from messages m where m.room_id = r.room_id order by m.seq desc limit 1
+          select m.user_id, m.created_at from messages m
+          where m.room_id = r.room_id and m.expires_at = rooms.expires_at
+          order by m.seq desc limit 1
         ) newest
         where newest.user_id = any(${uuidArrayLiteral(userIds)}::text::uuid[]) and newest.created_at <= ${notAfter.toISOString()}::timestamptz`;
       return rows.map((row) => row.room_id);

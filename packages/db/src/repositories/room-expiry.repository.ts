@@ -37,18 +37,6 @@ export function createRoomExpiryRepository(sql: Sql) {
       return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at) }));
     },
 
-    /**
-     * Deletes up to `batch` of the room's messages (soft-deleted ones too); returns how many.
-     * `skip locked`: two sweeps purging the same room take disjoint batches instead of one
-     * waiting on the other's rows and then counting a short batch as "done".
-     */
-    async purgeMessages(roomId: string, batch: number): Promise<number> {
-      const result = await sql`
-        delete from messages where id in (
-          select id from messages where room_id = ${roomId} limit ${batch} for update skip locked)`;
-      return result.count;
-    },
-
     async purgeMembers(roomId: string, batch: number): Promise<number> {
       const result = await sql`
         delete from room_members where (room_id, user_id) in (
@@ -58,21 +46,26 @@ export function createRoomExpiryRepository(sql: Sql) {
     },
 
     /**
-     * The last step: the room becomes a tombstone — only once no message or membership row is
-     * left (another sweep may still hold some in an open batch, or a killed one may have rolled
-     * its batch back). False if rows remain or another sweep got there first: the room stays
-     * due, and the next sweep finishes it.
+     * The last step: the room becomes a tombstone — only once no membership row is left
+     * (another sweep may still hold some in an open batch, or a killed one may have rolled its
+     * batch back). False if rows remain or another sweep got there first: the room stays due,
+     * and the next sweep finishes it. Its messages are not touched: they stay in their day's
+     * partition, unreadable (every read checks the room's expiry), until the partition job drops
+     * the whole day, which it does only once every room of that day is marked here.
      */
     async markExpired(roomId: string): Promise<boolean> {
       const result = await sql`
         update rooms set expired_at = now(), member_count = 0
         where id = ${roomId} and expired_at is null
-          and not exists (select 1 from messages where room_id = ${roomId})
           and not exists (select 1 from room_members where room_id = ${roomId})`;
       return result.count > 0;
     },
 
-    /** Removes tombstones older than `keepMs`; returns how many. */
+    /**
+     * Removes tombstones older than `keepMs`; returns how many. A room's messages go with it
+     * (ON DELETE CASCADE) if its day partition is still there, which happens only when `keepMs`
+     * is shorter than the rest of the room's expiry day (the default keeps tombstones 7 days).
+     */
     async deleteTombstones(keepMs: number, limit: number): Promise<number> {
       const result = await sql`
         delete from rooms where id in (

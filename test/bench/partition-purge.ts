@@ -1,0 +1,162 @@
+/**
+ * `pnpm bench:purge`: what purging a day of messages costs, by dropping its partition (the
+ * worker's partition job, docs/partitions.md) against the batched per-room DELETE the sweep
+ * used before (1,000 rows a statement, `for update skip locked`, as SWEEP_BATCH_SIZE's
+ * default). Each method gets a day of `--rows` messages (1,000,000 by default, in rooms of
+ * 1,000) written by INSERT … SELECT generate_series into a throw-away database, then purges it;
+ * prints the time and the table's size (pg_total_relation_size over every partition: heap,
+ * indexes, TOAST) before and after. The DELETE is bounded by `--delete-seconds` (120): if it
+ * has not finished by then, the rest is extrapolated from its rate, and said so.
+ *
+ *   pnpm bench:purge [--rows 1000000] [--delete-seconds 120]
+ *
+ * BENCH_DATABASE_URL names the server (default postgres://postgres@127.0.0.1:5432); the
+ * database is created with a random name and dropped at the end.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import postgres, { type Sql } from 'postgres';
+import {
+  createMessagePartitionsRepository,
+  dropDatabase,
+  ensureDatabase,
+  partitionName,
+  runMigrations,
+} from '@chat/db';
+
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const at = argv.indexOf(`--${name}`);
+  return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;
+};
+const ROWS_PER_ROOM = 1000;
+const rows = Math.max(ROWS_PER_ROOM, Math.min(10_000_000, Number(option('rows', '1000000'))));
+const rooms = Math.ceil(rows / ROWS_PER_ROOM);
+const deleteBudgetMs = Math.max(5, Math.min(3600, Number(option('delete-seconds', '120')))) * 1000;
+const DELETE_BATCH = 1000;
+/** The issue's figure: a day at 10,000 messages a second. */
+const DAY_AT_10K = 864_000_000;
+
+const server = new URL(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+server.pathname = `/chat_bench_purge_${randomBytes(3).toString('hex')}`;
+const url = server.toString();
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 3 : 1)} s`;
+const say = (line: string) => console.log(line);
+/** Random UUIDs as one array literal (no driver array types needed on a fresh client). */
+const uuidArray = (ids: readonly string[]) => `{${ids.join(',')}}`;
+
+/** Heap, indexes and TOAST of every partition of `messages` (the parent itself holds nothing). */
+async function messagesSize(sql: Sql): Promise<number> {
+  const [row] = await sql<{ bytes: string }[]>`
+    select coalesce(sum(pg_total_relation_size(relid)), 0)::text as bytes
+    from pg_partition_tree('messages') where isleaf`;
+  return Number(row!.bytes);
+}
+
+/** `rooms` rooms that expired on `day` (marked by the sweep), each with ROWS_PER_ROOM messages. */
+async function fillDay(sql: Sql, userId: string, day: string): Promise<string[]> {
+  await sql`select messages_ensure_partition(${day}::date)`;
+  const roomIds = Array.from({ length: rooms }, () => randomUUID());
+  await sql`
+    insert into rooms (id, name, created_by, created_at, expires_at, expired_at, last_seq)
+    select id, 'bench', ${userId}, (${day}::date - 1 + interval '12 hours') at time zone 'UTC',
+           (${day}::date + interval '12 hours') at time zone 'UTC', (${day}::date + interval '12 hours 1 second') at time zone 'UTC',
+           ${ROWS_PER_ROOM}
+    from unnest(${uuidArray(roomIds)}::text::uuid[]) id`;
+  const started = performance.now();
+  // One statement per 50 rooms: bounded transactions, the WAL of a busy day written as it would be.
+  for (let from = 0; from < roomIds.length; from += 50) {
+    await sql`
+      insert into messages (id, room_id, user_id, type, content, client_message_id, seq, created_at, expires_at)
+      select gen_random_uuid(), r.id, ${userId}, 'text', '안녕하세요, 메시지 ' || g || ' 입니다',
+             case when g % 2 = 0 then r.id::text || ':' || g end, g, r.created_at + g * interval '1 second', r.expires_at
+      from rooms r, generate_series(1, ${ROWS_PER_ROOM}::int) g
+      where r.id = any(${uuidArray(roomIds.slice(from, from + 50))}::text::uuid[])`;
+  }
+  await sql`analyze ${sql(partitionName(day))}`;
+  say(`  wrote ${rows.toLocaleString('en-US')} messages into ${partitionName(day)} in ${seconds(performance.now() - started)}`);
+  return roomIds;
+}
+
+async function main(): Promise<void> {
+  await ensureDatabase(url);
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: 'bench-purge' } });
+  try {
+    await runMigrations(url);
+    const userId = randomUUID();
+    await sql`insert into users (id, nickname) values (${userId}, 'bench')`;
+    const [days] = await sql<{ dropDay: string; deleteDay: string }[]>`
+      select to_char((now() at time zone 'UTC')::date - 3, 'YYYY-MM-DD') as "dropDay",
+             to_char((now() at time zone 'UTC')::date - 2, 'YYYY-MM-DD') as "deleteDay"`;
+    const { dropDay, deleteDay } = days!;
+    say(`partition purge benchmark: ${rows.toLocaleString('en-US')} messages in ${rooms} rooms per day, database ${server.pathname.slice(1)}`);
+    const [pg] = await sql<{ version: string }[]>`select version()`;
+    say(`  ${pg!.version.split(' on ')[0]}`);
+
+    // 1. The partition job's way: the day's rooms are all marked expired; drop the day.
+    say(`\nA. drop the day's partition (worker's partition job)`);
+    await fillDay(sql, userId, dropDay);
+    const beforeDrop = await messagesSize(sql);
+    const partitions = createMessagePartitionsRepository(sql);
+    let started = performance.now();
+    const outcome = await partitions.dropIfExpired(dropDay, 0);
+    const dropMs = performance.now() - started;
+    if (outcome.status !== 'dropped') throw new Error(`the day was not dropped: ${outcome.status}`);
+    const afterDrop = await messagesSize(sql);
+    say(`  purge time ${seconds(dropMs)} (${outcome.estimatedRows.toLocaleString('en-US')} rows by the statistics)`);
+    say(`  messages size before ${mib(beforeDrop)}, after ${mib(afterDrop)}`);
+
+    // 2. The old sweep's way, on a table of the same shape: per room, batches of 1,000.
+    say(`\nB. batched DELETE per room (the sweep before partitions), at most ${seconds(deleteBudgetMs)}`);
+    const roomIds = await fillDay(sql, userId, deleteDay);
+    const table = partitionName(deleteDay);
+    const beforeDelete = await messagesSize(sql);
+    let deleted = 0;
+    let statements = 0;
+    started = performance.now();
+    const deadline = started + deleteBudgetMs;
+    rooms: for (const roomId of roomIds) {
+      for (let batches = 0; batches < 10_000; batches++) {
+        if (performance.now() > deadline) break rooms;
+        const result = await sql`
+          delete from ${sql(table)} where id in (
+            select id from ${sql(table)} where room_id = ${roomId} limit ${DELETE_BATCH} for update skip locked)`;
+        statements += 1;
+        deleted += result.count;
+        if (result.count === 0) break;
+      }
+    }
+    const deleteMs = performance.now() - started;
+    const finished = deleted >= rows;
+    const rate = deleted / (deleteMs / 1000);
+    const afterDelete = await messagesSize(sql);
+    say(`  deleted ${deleted.toLocaleString('en-US')} of ${rows.toLocaleString('en-US')} rows in ${seconds(deleteMs)} (${statements} statements, ${Math.round(rate).toLocaleString('en-US')} rows/s)`);
+    if (!finished) say(`  not finished within the bound: the whole day would take about ${seconds((rows / rate) * 1000)} at that rate`);
+    say(`  messages size before ${mib(beforeDelete)}, after the DELETE ${mib(afterDelete)} (dead rows stay until VACUUM)`);
+    let vacuumMs = Number.NaN;
+    let afterVacuum = afterDelete;
+    if (finished) {
+      started = performance.now();
+      await sql`vacuum ${sql(table)}`;
+      vacuumMs = performance.now() - started;
+      afterVacuum = await messagesSize(sql);
+      say(`  VACUUM took ${seconds(vacuumMs)}; size after it ${mib(afterVacuum)} (it gives back only empty pages at a file's end; index pages stay)`);
+    }
+
+    const deleteTotalMs = (rows / rate) * 1000 + (Number.isNaN(vacuumMs) ? 0 : vacuumMs);
+    say(`\nsummary (${rows.toLocaleString('en-US')} messages, one day)`);
+    say(`| method | purge time | messages size before | after |`);
+    say(`|---|---|---|---|`);
+    say(`| DROP of the day's partition | ${seconds(dropMs)} | ${mib(beforeDrop)} | ${mib(afterDrop)} |`);
+    say(`| batched DELETE per room${finished ? ' (+ VACUUM)' : ' (extrapolated, no VACUUM)'} | ${seconds(deleteTotalMs)} | ${mib(beforeDelete)} | ${mib(afterDelete)} after the DELETE, ${mib(afterVacuum)} after VACUUM |`);
+    say(`At 10,000 messages a second (${DAY_AT_10K.toLocaleString('en-US')} a day) the DELETE at ${Math.round(rate).toLocaleString('en-US')} rows/s needs ` +
+      `${((DAY_AT_10K / rate) / 3600).toFixed(1)} h of one connection per day of messages; the DROP stays a catalog change.`);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await dropDatabase(url);
+  }
+}
+
+await main();

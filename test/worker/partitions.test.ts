@@ -1,0 +1,303 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Emitter } from '@socket.io/redis-emitter';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import postgres, { type Sql } from 'postgres';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  MIGRATIONS_FOLDER,
+  createDatabase,
+  createMessagePartitionsRepository,
+  createMessagesRepository,
+  createRoomExpiryRepository,
+  dropDatabase,
+  ensureDatabase,
+  runMigrations,
+  type Database,
+  type NewMessage,
+} from '@chat/db';
+import { runPartitionMaintenance, runRoomSweep } from '@chat/worker';
+import { closeAllWorkers, createTestDatabase, startTestWorker, uniquePrefix, type TestDatabase } from '@chat/testing';
+
+/**
+ * Issue 17 §3: `messages` partitioned by expiry day (migration 0002, docs/partitions.md), on
+ * real Postgres. Every database here is this file's own: the partition job drops days of the
+ * whole database.
+ */
+
+const logger = pino({ level: 'silent' });
+const DAY_MS = 86_400_000;
+
+/** A database migrated only up to `upTo` journal entries: the schema before partitioning. */
+async function createOldDatabase(upTo: number): Promise<{ url: string; drop(): Promise<void> }> {
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `${url.pathname}_old_${randomBytes(3).toString('hex')}`;
+  const databaseUrl = url.toString();
+  const folder = mkdtempSync(join(tmpdir(), 'chat-migrations-'));
+  cpSync(MIGRATIONS_FOLDER, folder, { recursive: true });
+  const journalPath = join(folder, 'meta', '_journal.json');
+  const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: unknown[] };
+  journal.entries = journal.entries.slice(0, upTo);
+  writeFileSync(journalPath, JSON.stringify(journal));
+  await ensureDatabase(databaseUrl);
+  try {
+    await runMigrations(databaseUrl, { migrationsFolder: folder });
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+  return { url: databaseUrl, drop: () => dropDatabase(databaseUrl) };
+}
+
+/** The UTC day, YYYY-MM-DD, `offsetDays` from the database's today. */
+async function dayFromToday(sql: Sql, offsetDays: number): Promise<string> {
+  const [row] = await sql<{ day: string }[]>`select to_char((now() at time zone 'UTC')::date + ${offsetDays}::int, 'YYYY-MM-DD') as day`;
+  return row!.day;
+}
+
+const partitionOf = (day: string) => `messages_p${day.replaceAll('-', '')}`;
+
+async function partitionNames(sql: Sql): Promise<string[]> {
+  const rows = await sql<{ name: string }[]>`
+    select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+    where i.inhparent = 'messages'::regclass order by 1`;
+  return rows.map((row) => row.name);
+}
+
+async function makeUser(sql: Sql): Promise<string> {
+  const id = randomUUID();
+  await sql`insert into users (id, nickname) values (${id}, '파티션')`;
+  return id;
+}
+
+/** A room expiring at `expiresAt`, with `count` messages (every tenth soft-deleted) and one member. */
+async function makeRoom(sql: Sql, userId: string, expiresAt: Date, count: number): Promise<string> {
+  const id = randomUUID();
+  await sql.begin(async (tx) => {
+    await tx`insert into rooms (id, name, created_by, created_at, expires_at, last_seq, member_count)
+             values (${id}, 'p', ${userId}, ${new Date(expiresAt.getTime() - DAY_MS)}, ${expiresAt}, ${count}, 1)`;
+    await tx`insert into room_members (room_id, user_id) values (${id}, ${userId})`;
+    await tx`insert into messages (id, room_id, user_id, type, content, client_message_id, seq, created_at, expires_at, is_deleted)
+             select gen_random_uuid(), ${id}, ${userId}, 'text', 'm ' || g, ${id}::text || '-' || g, g, now(), ${expiresAt}, g % 10 = 0
+             from generate_series(1, ${count}::int) g`;
+  });
+  return id;
+}
+
+async function messagePlacement(sql: Sql, roomId: string): Promise<Record<string, number>> {
+  const rows = await sql<{ part: string; n: number }[]>`
+    select tableoid::regclass::text as part, count(*)::int as n from messages where room_id = ${roomId} group by 1`;
+  return Object.fromEntries(rows.map((row) => [row.part, row.n]));
+}
+
+describe('migration 0002 on a database that already has messages', () => {
+  let old: { url: string; drop(): Promise<void> };
+  let sql: Sql;
+  afterAll(async () => {
+    await sql?.end({ timeout: 5 });
+    await old?.drop();
+  });
+
+  it('keeps every row, puts each room in its expiry day, and keeps the keys', { timeout: 60_000 }, async () => {
+    old = await createOldDatabase(2);
+    sql = postgres(old.url, { max: 2, onnotice: () => {} });
+    expect((await sql`select relkind from pg_class where relname = 'messages'`)[0]?.relkind).toBe('r');
+    const user = await makeUser(sql);
+    const now = Date.now();
+    const expiredRoom = await makeRoom(sql, user, new Date(now - 2 * DAY_MS), 300);
+    const liveRoom = await makeRoom(sql, user, new Date(now + DAY_MS), 500);
+    const fingerprint = async () =>
+      (await sql<{ n: number; digest: string }[]>`
+        select count(*)::int as n,
+               md5(string_agg(concat_ws('|', id, room_id, user_id, type, content, image_url, client_message_id,
+                                        seq, created_at, expires_at, is_deleted), ',' order by id)) as digest
+        from messages`)[0]!;
+    const before = await fingerprint();
+    expect(before.n).toBe(800);
+
+    await runMigrations(old.url);
+
+    expect((await sql`select relkind from pg_class where relname = 'messages'`)[0]?.relkind).toBe('p');
+    expect(await fingerprint()).toEqual(before);
+    const expiredDay = new Date(now - 2 * DAY_MS).toISOString().slice(0, 10);
+    const liveDay = new Date(now + DAY_MS).toISOString().slice(0, 10);
+    expect(await messagePlacement(sql, expiredRoom)).toEqual({ [partitionOf(expiredDay)]: 300 });
+    expect(await messagePlacement(sql, liveRoom)).toEqual({ [partitionOf(liveDay)]: 500 });
+    const names = await partitionNames(sql);
+    for (const offset of [0, 1, 2]) expect(names).toContain(partitionOf(await dayFromToday(sql, offset)));
+    expect(names).toContain('messages_default');
+    expect(await sql`select to_regclass('messages_unpartitioned') as t`).toEqual([{ t: null }]);
+
+    // The keys hold on the moved rows: a second seq 1 in the room, or the same retry key.
+    const [first] = await sql<{ client_message_id: string }[]>`
+      select client_message_id from messages where room_id = ${liveRoom} and seq = 1`;
+    const insertCopy = (changes: { seq?: number; clientMessageId?: string | null }) => sql`
+      insert into messages (id, room_id, user_id, type, content, client_message_id, seq, created_at, expires_at)
+      select gen_random_uuid(), room_id, user_id, type, content, ${changes.clientMessageId ?? null}, ${changes.seq ?? 10_000}, created_at, expires_at
+      from messages where room_id = ${liveRoom} and seq = 1`;
+    await expect(insertCopy({ seq: 1 })).rejects.toMatchObject({ code: '23505', constraint_name: expect.stringContaining('room_id_seq') });
+    await expect(insertCopy({ clientMessageId: first!.client_message_id })).rejects.toMatchObject({
+      code: '23505',
+      constraint_name: expect.stringContaining('client_message_id'),
+    });
+    const fks = await sql<{ conname: string }[]>`select conname from pg_constraint where conrelid = 'messages'::regclass and contype = 'f' order by 1`;
+    expect(fks.map((fk) => fk.conname)).toEqual(['messages_room_id_rooms_id_fk', 'messages_user_id_users_id_fk']);
+  });
+});
+
+describe('day partitions', () => {
+  let database: TestDatabase;
+  let db: Database;
+  let sql: Sql;
+  let redis: Redis;
+  let user: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDatabase({ url: database.url, maxConnections: 4 });
+    sql = postgres(database.url, { max: 2, onnotice: () => {} });
+    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 1 });
+    user = await makeUser(sql);
+  });
+  afterAll(async () => {
+    await closeAllWorkers();
+    redis?.disconnect();
+    await sql?.end({ timeout: 5 });
+    await db?.close();
+    await database?.drop();
+  });
+
+  const message = (roomId: string, clientMessageId: string | null): NewMessage => ({
+    id: randomUUID(),
+    roomId,
+    userId: user,
+    type: 'text',
+    content: '안녕',
+    imageUrl: null,
+    clientMessageId,
+    createdAt: new Date(),
+  });
+
+  it('the batch insert lands in the room’s day; retries dedupe and seq stays gap-free across days', async () => {
+    const messages = createMessagesRepository(db.sql);
+    const soonAt = new Date(Date.now() + 3_600_000);
+    const laterAt = new Date(Date.now() + 2 * DAY_MS);
+    const soon = await makeRoom(sql, user, soonAt, 0);
+    const later = await makeRoom(sql, user, laterAt, 0);
+    const key = `retry-${randomUUID()}`;
+    const first = await messages.insertBatch([message(soon, key), message(later, null), message(soon, null), message(later, null)]);
+    expect(first.map((outcome) => outcome.status)).toEqual(['stored', 'stored', 'stored', 'stored']);
+    expect(first.map((outcome) => (outcome.status === 'stored' ? outcome.message.seq : 0))).toEqual([1, 1, 2, 2]);
+
+    // A retry in the same room, one in another room (another day), and repeats within a batch.
+    const again = await messages.insertBatch([message(soon, key), message(later, key), message(soon, 'new'), message(soon, 'new')]);
+    expect(again.map((outcome) => outcome.status)).toEqual(['duplicate', 'duplicate', 'stored', 'duplicate']);
+    const original = first[0]!.status === 'stored' ? first[0]!.message.id : '';
+    expect(again.slice(0, 2).map((outcome) => (outcome.status === 'duplicate' ? outcome.message.id : ''))).toEqual([original, original]);
+    expect(again[2]).toMatchObject({ status: 'stored', message: { seq: 3 } });
+
+    const soonDay = soonAt.toISOString().slice(0, 10);
+    const laterDay = laterAt.toISOString().slice(0, 10);
+    expect(await messagePlacement(sql, soon)).toEqual({ [partitionOf(soonDay)]: 3 });
+    expect(await messagePlacement(sql, later)).toEqual({ [partitionOf(laterDay)]: 2 });
+    const seqs = await sql<{ seq: number }[]>`select seq::int as seq from messages where room_id = ${soon} order by seq`;
+    expect(seqs.map((row) => row.seq)).toEqual([1, 2, 3]);
+    // History reads the room's day only and sees every live message.
+    const page = await messages.page(soon, { afterSeq: null, beforeSeq: null, order: 'newest', limit: 10 });
+    expect(page.map((row) => row.seq)).toEqual([3, 2, 1]);
+  });
+
+  it('a day without a partition takes its rows into messages_default; the job moves them into a new partition', async () => {
+    const partitions = createMessagePartitionsRepository(db.sql);
+    // Farther than the job ever looks ahead by itself (40 days), so no partition waits for it.
+    const farDay = await dayFromToday(sql, 45);
+    const far = await makeRoom(sql, user, new Date(`${farDay}T12:00:00.000Z`), 0);
+    const messages = createMessagesRepository(db.sql);
+    const stored = await messages.insertBatch([message(far, null), message(far, null)]);
+    expect(stored.map((outcome) => outcome.status)).toEqual(['stored', 'stored']);
+    expect(await messagePlacement(sql, far)).toEqual({ messages_default: 2 });
+
+    const result = await runPartitionMaintenance({ partitions, logger });
+    expect(result.created).toContain(farDay);
+    expect(await messagePlacement(sql, far)).toEqual({ [partitionOf(farDay)]: 2 });
+    expect(await sql`select count(*)::int as n from messages_default`).toEqual([{ n: 0 }]);
+    // Idempotent: a second run changes nothing.
+    expect(await runPartitionMaintenance({ partitions, logger })).toMatchObject({ created: [], dropped: [] });
+  });
+
+  it('the job creates days ahead, at worker start too, and drops a day only once it is over and swept', { timeout: 30_000 }, async () => {
+    const partitions = createMessagePartitionsRepository(db.sql);
+    const expiry = createRoomExpiryRepository(db.sql);
+    const today = await dayFromToday(sql, 0);
+    const inTwoDays = await dayFromToday(sql, 2);
+    const inFiveDays = await dayFromToday(sql, 5);
+    const yesterday = await dayFromToday(sql, -1);
+    const twoDaysAgo = await dayFromToday(sql, -2);
+
+    // A live room expiring in five days: its day must exist before its first message.
+    await sql.unsafe(`drop table if exists ${partitionOf(inFiveDays)}`);
+    await makeRoom(sql, user, new Date(`${inFiveDays}T06:00:00.000Z`), 0);
+    // Two rooms that expired on past days, with their messages and members still there.
+    for (const day of [yesterday, twoDaysAgo]) await partitions.ensure(day);
+    const swept = await makeRoom(sql, user, new Date(`${twoDaysAgo}T10:00:00.000Z`), 1000);
+    const unswept = await makeRoom(sql, user, new Date(`${yesterday}T10:00:00.000Z`), 1000);
+    await sql`update rooms set expired_at = now(), member_count = 0 where id = ${swept}`;
+    await sql`delete from room_members where room_id = ${swept}`;
+    // A live room of today keeps today's partition, messages included.
+    const todays = await makeRoom(sql, user, new Date(Math.max(Date.now() + 60_000, Date.parse(`${today}T23:59:00.000Z`))), 10);
+
+    const first = await runPartitionMaintenance({ partitions, logger });
+    expect(first.created).toContain(inFiveDays);
+    expect(first.dropped).toEqual([twoDaysAgo]);
+    expect(first.waiting).toEqual([yesterday]); // its room is not marked expired yet
+    expect(first.rowsDropped).toBeGreaterThanOrEqual(0);
+    let names = await partitionNames(sql);
+    expect(names).not.toContain(partitionOf(twoDaysAgo));
+    expect(names).toContain(partitionOf(yesterday));
+    expect(names).toContain(partitionOf(today));
+    for (let offset = 0; offset <= 5; offset++) expect(names).toContain(partitionOf(await dayFromToday(sql, offset)));
+    expect(await sql`select count(*)::int as n from messages where room_id = ${swept}`).toEqual([{ n: 0 }]);
+    expect(await sql`select count(*)::int as n from messages where room_id = ${unswept}`).toEqual([{ n: 1000 }]);
+    expect(await sql`select count(*)::int as n from messages where room_id = ${todays}`).toEqual([{ n: 10 }]);
+
+    // The sweep marks the overdue room: announced, memberships purged, and no message deleted.
+    const sweep = await runRoomSweep({
+      expiry,
+      emitter: new Emitter(redis, { key: `${uniquePrefix('part')}:socket.io` }),
+      logger,
+      expiringNoticeMs: 0,
+      tombstoneTtlMs: 7 * DAY_MS,
+      batchSize: 100,
+    });
+    expect(sweep.expired).toBe(1);
+    expect(sweep.membersPurged).toBe(1);
+    expect(await sql`select count(*)::int as n from messages where room_id = ${unswept}`).toEqual([{ n: 1000 }]);
+    expect(await sql`select count(*)::int as n from room_members where room_id = ${unswept}`).toEqual([{ n: 0 }]);
+    expect((await sql`select expired_at from rooms where id = ${unswept}`)[0]?.expired_at).not.toBeNull();
+
+    // Now yesterday goes too; today and the live room's day stay.
+    const second = await runPartitionMaintenance({ partitions, logger });
+    expect(second).toMatchObject({ created: [], dropped: [yesterday], waiting: [] });
+    names = await partitionNames(sql);
+    expect(names).not.toContain(partitionOf(yesterday));
+    expect(names).toContain(partitionOf(today));
+    expect(names).toContain(partitionOf(inFiveDays));
+    expect(await sql`select count(*)::int as n from messages where room_id = ${todays}`).toEqual([{ n: 10 }]);
+    expect(await partitions.dropIfExpired(today, 0)).toEqual({ status: 'not-due' });
+    expect(await partitions.dropIfExpired(twoDaysAgo, 0)).toEqual({ status: 'missing' });
+
+    // A worker runs the job as it starts: a day missing ahead is there once startWorker returns.
+    await sql.unsafe(`drop table ${partitionOf(inTwoDays)}`);
+    const worker = await startTestWorker(
+      { databaseUrl: database.url, redisUrl: inject('redisUrl'), redisPrefix: uniquePrefix('partw') },
+      { ROOM_EXPIRING_NOTICE_SECONDS: '0' },
+    );
+    try {
+      expect(await partitionNames(sql)).toContain(partitionOf(inTwoDays));
+    } finally {
+      await worker.close();
+    }
+  });
+});

@@ -7,3 +7,6 @@ export * from './repositories/rooms.repository.ts';
 export * from './repositories/users.repository.ts';
 export * from './repositories/room-expiry.repository.ts';
 export * from './repositories/message-partitions.repository.ts';
+export * from './repositories/room-changes.repository.ts';
+export * from './repositories/room-lifetime.repository.ts';
+export type { RoomEventKind, SenderKind } from './schema.ts';

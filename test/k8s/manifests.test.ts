@@ -49,6 +49,54 @@ const container = (workload: Any, name: string): Any => {
 const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
   Object.entries(selector).every(([key, value]) => labels[key] === value);
 
+/** The NetworkPolicies whose podSelector (matchLabels and `In` expressions) selects the workload's pods. */
+function policiesSelecting(policies: Any[], workload: Any): Any[] {
+  const labels: Record<string, string> = workload.spec.template.metadata.labels;
+  return policies.filter((policy) => {
+    const selector = policy.spec.podSelector;
+    const expressions: Any[] = selector.matchExpressions ?? [];
+    for (const e of expressions) if (e.operator !== 'In') throw new Error(`operator ${e.operator} not handled here`);
+    return matches(selector.matchLabels ?? {}, labels) && expressions.every((e) => e.values.includes(labels[e.key]));
+  });
+}
+
+/** An egress peer that names something: an address range short of "everything", or labelled pods. */
+function namedPeer(peer: Any): boolean {
+  if (peer.ipBlock) {
+    const [address, bits] = String(peer.ipBlock.cidr).split('/');
+    return Number(bits) >= (String(address).includes(':') ? 32 : 8);
+  }
+  // Pods by label (in the policy's namespace or in labelled namespaces), never "any pod anywhere".
+  return Object.keys(peer.podSelector?.matchLabels ?? {}).length > 0;
+}
+
+/** What a workload's pods may reach: DNS or not, and the peers of every other port. */
+function egressOf(policies: Any[], workload: Any): { dns: boolean; peers: Record<number, Any[]> } {
+  let dns = false;
+  const peers: Record<number, Any[]> = {};
+  for (const policy of policiesSelecting(policies, workload)) {
+    if (!policy.spec.policyTypes.includes('Egress')) continue;
+    for (const rule of policy.spec.egress ?? []) {
+      for (const { port } of rule.ports) {
+        if (port === 53) dns = true;
+        else (peers[port] ??= []).push(...rule.to);
+      }
+    }
+  }
+  return { dns, peers };
+}
+
+/** The peers each chat-egress-* policy gets from the overlay's own patch file (none in the base). */
+function overlayEgress(overlay: string): Record<string, Any[]> {
+  const file = path.join(k8s, 'overlays', overlay, 'patches/networkpolicy.yaml');
+  const named: Record<string, Any[]> = {};
+  for (const document of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const patch = document.toJS() as Any;
+    named[patch.metadata.name] = patch.spec.egress.flatMap((rule: Any) => rule.to);
+  }
+  return named;
+}
+
 const models: Record<string, Record<string, unknown>> = {
   v1: core,
   'apps/v1': apps,
@@ -77,7 +125,11 @@ const rendered: Record<'base' | (typeof overlays)[number] | 'prod+components', K
   prod: kustomize(path.join(k8s, 'overlays/prod')),
   'prod+components': kustomizeWith(
     [path.join(k8s, 'overlays/prod')],
-    [path.join(k8s, 'components/ws-affinity'), path.join(k8s, 'components/hpa-connected-sockets')],
+    [
+      path.join(k8s, 'components/ws-affinity'),
+      path.join(k8s, 'components/hpa-connected-sockets'),
+      path.join(k8s, 'components/ingress-access-log'),
+    ],
   ),
 };
 
@@ -146,6 +198,7 @@ describe('k8s manifests render', () => {
           'components:',
           `  - ${relative(path.join(k8s, 'components/ws-affinity'))}`,
           `  - ${relative(path.join(k8s, 'components/hpa-connected-sockets'))}`,
+          `  - ${relative(path.join(k8s, 'components/ingress-access-log'))}`,
           '',
         ].join('\n'),
       );
@@ -277,7 +330,7 @@ describe.each(overlays)('overlay %s', (overlay) => {
     for (const value of Object.values(secretExample.stringData) as string[]) expect(value).toMatch(/CHANGE-ME/);
   });
 
-  it('Service and Ingress: websocket timeouts of an hour, no affinity, only public paths', () => {
+  it('Service and Ingress: websocket timeouts of an hour, no affinity, only public paths (/docs only where the overlay asks), no access log', () => {
     const service = find(objects, 'Service', 'chat-gateway');
     expect(matches(service.spec.selector, gateway.spec.template.metadata.labels)).toBe(true);
     expect(service.spec.sessionAffinity).toBe('None');
@@ -289,10 +342,14 @@ describe.each(overlays)('overlay %s', (overlay) => {
     expect(Number(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout'])).toBeGreaterThanOrEqual(3600);
     expect(Number(annotations['nginx.ingress.kubernetes.io/proxy-send-timeout'])).toBeGreaterThanOrEqual(3600);
     expect(annotations['nginx.ingress.kubernetes.io/affinity']).toBeUndefined();
+    // ingress-nginx's default format logs the query string, where a handshake may carry its token.
+    expect(annotations['nginx.ingress.kubernetes.io/enable-access-log']).toBe('false');
     const paths = ingress.spec.rules.flatMap((rule: Any) => rule.http.paths);
-    expect(paths.map((p: Any) => `${p.pathType} ${p.path}`).sort()).toEqual([
-      'Exact /', 'Exact /favicon.svg', 'Prefix /api', 'Prefix /assets', 'Prefix /docs', 'Prefix /socket.io',
-    ]);
+    // The API docs are public only where an overlay lists them: dev does, prod does not.
+    const docs = overlay === 'dev' ? ['Prefix /docs'] : [];
+    expect(paths.map((p: Any) => `${p.pathType} ${p.path}`).sort()).toEqual(
+      ['Exact /', 'Exact /favicon.svg', 'Prefix /api', 'Prefix /assets', ...docs, 'Prefix /socket.io'].sort(),
+    );
     // The probes and the metrics are not reachable from outside.
     for (const internal of ['/metrics', '/livez', '/readyz']) {
       const routed = paths.some((p: Any) =>
@@ -345,32 +402,51 @@ describe.each(overlays)('overlay %s', (overlay) => {
     expect(podSpec(job).containers[0].image).toMatch(/\/migrate:/);
   });
 
-  it('NetworkPolicy: default deny, then the ingress controller and Prometheus in, Postgres/Redis/DNS out', () => {
+  it('NetworkPolicy: default deny, then the ingress controller and Prometheus in', () => {
     const policies = ofKind(objects, 'NetworkPolicy');
     const defaultDeny = policies.find((p) => Object.keys(p.spec.podSelector).length === 0);
     expect(defaultDeny.spec.policyTypes.sort()).toEqual(['Egress', 'Ingress']);
     expect(defaultDeny.spec.ingress ?? []).toEqual([]);
     expect(defaultDeny.spec.egress ?? []).toEqual([]);
 
-    const policyFor = (workload: Any) => {
-      const found = policies.filter((p) => p.spec.podSelector.matchLabels && matches(p.spec.podSelector.matchLabels, workload.spec.template.metadata.labels));
-      expect(found, workload.metadata.name).toHaveLength(1);
-      return found[0];
-    };
-    const egressPorts = (policy: Any) => policy.spec.egress.flatMap((rule: Any) => rule.ports.map((p: Any) => p.port));
-    const ingressFrom = (policy: Any, port: number) =>
-      policy.spec.ingress
+    const ingressFrom = (workload: Any, port: number) =>
+      policiesSelecting(policies, workload)
+        .flatMap((policy) => policy.spec.ingress ?? [])
         .filter((rule: Any) => rule.ports.some((p: Any) => p.port === port))
         .flatMap((rule: Any) => rule.from.map((from: Any) => from.namespaceSelector.matchLabels['kubernetes.io/metadata.name']));
+    expect(ingressFrom(gateway, 3000).sort()).toEqual(['ingress-nginx', 'monitoring']);
+    expect(ingressFrom(worker, Number(workerConfig.METRICS_PORT))).toEqual(['monitoring']);
+    expect(policiesSelecting(policies, find(objects, 'Job', 'chat-migrate')).flatMap((p) => p.spec.ingress ?? [])).toEqual([]);
+  });
 
-    const gatewayPolicy = policyFor(gateway);
-    expect(ingressFrom(gatewayPolicy, 3000).sort()).toEqual(['ingress-nginx', 'monitoring']);
-    expect(egressPorts(gatewayPolicy)).toEqual(expect.arrayContaining([53, 5432, 6379]));
-    const workerPolicy = policyFor(worker);
-    expect(ingressFrom(workerPolicy, Number(workerConfig.METRICS_PORT))).toEqual(['monitoring']);
-    expect(egressPorts(workerPolicy)).toEqual(expect.arrayContaining([53, 5432, 6379]));
-    const migratePolicy = policyFor(find(objects, 'Job', 'chat-migrate'));
-    expect(egressPorts(migratePolicy)).toEqual(expect.arrayContaining([53, 5432]));
+  it('NetworkPolicy egress: DNS, and only the database, Redis and JWKS endpoints the overlay names', () => {
+    const policies = ofKind(objects, 'NetworkPolicy');
+    // No rule lets a port other than DNS go to any address: every such rule names its peers.
+    for (const policy of policies) {
+      for (const rule of policy.spec.egress ?? []) {
+        expect(rule.ports?.length, policy.metadata.name).toBeGreaterThan(0);
+        if (rule.ports.every((p: Any) => p.port === 53)) continue;
+        expect(rule.to?.length, `${policy.metadata.name}: egress without \`to\``).toBeGreaterThan(0);
+        for (const peer of rule.to) expect(namedPeer(peer), `${policy.metadata.name}: ${JSON.stringify(peer)}`).toBe(true);
+      }
+    }
+    // What each workload may reach, port by port, is what the overlay's patch names.
+    const named = overlayEgress(overlay);
+    const postgres = named['chat-egress-postgres']!;
+    const redis = named['chat-egress-redis']!;
+    const jwks = named['chat-egress-jwks'];
+    const job = find(objects, 'Job', 'chat-migrate');
+    const expected: [Any, Record<number, Any[]>][] = [
+      [gateway, jwks ? { 5432: postgres, 6379: redis, 443: jwks } : { 5432: postgres, 6379: redis }],
+      [worker, { 5432: postgres, 6379: redis }],
+      [job, { 5432: postgres }],
+    ];
+    for (const [workload, ports] of expected) {
+      const reach = egressOf(policies, workload);
+      expect(reach.dns, workload.metadata.name).toBe(true);
+      expect(reach.peers, workload.metadata.name).toEqual(ports);
+      for (const peers of Object.values(ports)) expect(peers.length).toBeGreaterThan(0);
+    }
   });
 
   it('ServiceMonitors scrape /metrics of the gateway and worker Services, by port name', () => {
@@ -451,9 +527,56 @@ describe('optional components', () => {
     expect(hpa.spec.behavior.scaleDown.stabilizationWindowSeconds).toBeGreaterThanOrEqual(300);
   });
 
+  it('ingress-access-log turns the access log back on', () => {
+    const annotations = find(objects, 'Ingress', 'chat-gateway').metadata.annotations;
+    expect(annotations['nginx.ingress.kubernetes.io/enable-access-log']).toBe('true');
+  });
+
   it('ws-affinity adds cookie affinity and keeps the hour-long timeouts', () => {
     const annotations = find(objects, 'Ingress', 'chat-gateway').metadata.annotations;
     expect(annotations['nginx.ingress.kubernetes.io/affinity']).toBe('cookie');
     expect(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout']).toBe('3600');
+  });
+});
+
+describe('base without an overlay', () => {
+  const objects = rendered.base;
+
+  it('lets the pods reach DNS only: no database, Redis or JWKS until an overlay names them', () => {
+    const policies = ofKind(objects, 'NetworkPolicy');
+    for (const name of ['chat-egress-postgres', 'chat-egress-redis', 'chat-egress-jwks']) {
+      expect(find(objects, 'NetworkPolicy', name).spec.egress).toEqual([]);
+    }
+    for (const workload of [find(objects, 'Deployment', 'chat-gateway'), find(objects, 'Deployment', 'chat-worker'), find(objects, 'Job', 'chat-migrate')]) {
+      expect(egressOf(policies, workload), workload.metadata.name).toEqual({ dns: true, peers: {} });
+    }
+  });
+
+  it('does not route /docs, and logs no access line for the chat', () => {
+    const ingress = find(objects, 'Ingress', 'chat-gateway');
+    const paths: string[] = ingress.spec.rules.flatMap((rule: Any) => rule.http.paths.map((p: Any) => p.path));
+    expect(paths).not.toContain('/docs');
+    expect(ingress.metadata.annotations['nginx.ingress.kubernetes.io/enable-access-log']).toBe('false');
+  });
+});
+
+describe('ingress-nginx controller settings (k8s/ingress-nginx/values.yaml)', () => {
+  const values = parseYaml(readFileSync(path.join(k8s, 'ingress-nginx/values.yaml'), 'utf8')) as Any;
+  const config = values.controller.config as Record<string, string>;
+
+  it('logs the path without its query string, and no other URL', () => {
+    const format = config['log-format-upstream']!;
+    expect(format).toContain('"$request_method $uri $server_protocol"');
+    // $request, $request_uri, $args, $arg_*, $query_string, $is_args carry the query; the referer is a URL too.
+    const variables = [...format.matchAll(/\$([a-z_]+)/g)].map((m) => m[1]!);
+    for (const variable of variables) {
+      expect(variable).not.toMatch(/^(request|request_uri|args|arg_\w+|query_string|is_args|http_referer|request_body)$/);
+    }
+    expect(variables).toEqual(expect.arrayContaining(['remote_addr', 'status', 'upstream_addr', 'upstream_status', 'req_id']));
+  });
+
+  it('keeps nginx error lines, which quote the request line, out of the log', () => {
+    expect(config['error-log-level']).toBe('crit');
+    expect(readFileSync(path.join(k8s, 'README.md'), 'utf8')).toContain('log-format-upstream');
   });
 });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, createMessagesRepository, type Database, type MessagesRepository, type NewMessage } from '@chat/db';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
-import { BatchStalledError, MessageWriter } from '../../apps/gateway/src/services/message-writer.ts';
+import { BatchStalledError, MessageWriter } from '../../apps/gateway/src/infrastructure/message-writer.ts';
 
 /** The group-commit writer against a real Postgres: admission gating, order, and a stalled batch. */
 describe('MessageWriter', () => {

@@ -20,7 +20,8 @@ import {
   type NewMessage,
 } from '@chat/db';
 import { runPartitionMaintenance, runRoomSweep } from '@chat/worker';
-import { closeAllWorkers, createTestDatabase, startTestWorker, uniquePrefix, type TestDatabase } from '@chat/testing';
+import { createTestDatabase, uniquePrefix, type TestDatabase } from '@chat/testing';
+import { closeAllWorkers, startTestWorker } from '../support/index.ts';
 
 /**
  * Issue 17 §3: `messages` partitioned by expiry day (migration 0002, docs/partitions.md), on

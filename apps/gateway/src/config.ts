@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './fault-hooks.ts';
+import { parseEnv } from '@chat/runtime';
+import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
 /**
  * The only reader of process.env for the gateway. Parsed once at start into a frozen object;
@@ -114,20 +115,8 @@ export interface GatewayConfig {
   faultCrashAfterCommit: FaultCrashAfterCommit | null;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((line) => `  - ${line}`).join('\n')}`);
-  }
-}
-
 export function loadConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'env'}: ${issue.message}`),
-    );
-  }
-  const e = parsed.data;
+  const e = parseEnv(envSchema, env);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,

@@ -1,2 +1,3 @@
 export { buildGateway, type Gateway } from './app.ts';
-export { loadConfig, ConfigError, type GatewayConfig } from './config.ts';
+export { loadConfig, type GatewayConfig } from './config.ts';
+export { ConfigError } from '@chat/runtime';

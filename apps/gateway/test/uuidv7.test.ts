@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { uuidv7 } from '../src/services/uuidv7.ts';
+import { uuidv7 } from '../src/lib/uuidv7.ts';
 
 describe('uuidv7', () => {
   it('is an RFC 9562 version 7 UUID whose first 48 bits are the milliseconds given', () => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseEnv } from '@chat/runtime';
 
 /** The only reader of process.env for the worker; parsed once, frozen, fails loudly. */
 const envSchema = z.object({
@@ -36,18 +37,8 @@ export interface WorkerConfig {
   podName: string;
 }
 
-export class WorkerConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((line) => `  - ${line}`).join('\n')}`);
-  }
-}
-
 export function loadWorkerConfig(env: Record<string, string | undefined>): Readonly<WorkerConfig> {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new WorkerConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
-  }
-  const e = parsed.data;
+  const e = parseEnv(envSchema, env);
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,

@@ -1,5 +1,5 @@
 export { loadWorkerConfig, type WorkerConfig } from './config.ts';
-export { startWorker, PRESENCE_STALE_AFTER_MS, type WorkerApp } from './worker.ts';
+export { startWorker, type WorkerApp } from './app.ts';
 export { runRoomSweep } from './jobs/room-sweep.job.ts';
-export { runPresenceGc } from './jobs/presence-gc.job.ts';
+export { runPresenceGc, PRESENCE_STALE_AFTER_MS } from './jobs/presence-gc.job.ts';
 export { runPartitionMaintenance } from './jobs/partition-maintenance.job.ts';

@@ -1,33 +1,13 @@
-import { loadWorkerConfig, WorkerConfigError, type WorkerConfig } from './config.ts';
-import { startWorker } from './worker.ts';
+import { loadConfigOrExit, stopOnSignals } from '@chat/runtime';
+import { startWorker } from './app.ts';
+import { loadWorkerConfig } from './config.ts';
 
-let config: Readonly<WorkerConfig>;
-try {
-  config = loadWorkerConfig(process.env);
-} catch (error) {
-  if (error instanceof WorkerConfigError) {
-    console.error(`worker: ${error.message}`);
-    process.exit(1);
-  }
-  throw error;
-}
-
+const config = loadConfigOrExit('worker', () => loadWorkerConfig(process.env));
 const worker = await startWorker(config);
-process.on('unhandledRejection', (reason) => worker.logger.error({ err: reason }, 'unhandled rejection'));
 
-let stopping = false;
-async function stop(signal: string) {
-  if (stopping) return;
-  stopping = true;
-  worker.logger.info({ signal }, 'worker shutting down');
-  const timer = setTimeout(() => {
-    worker.logger.error('worker shutdown took too long; exiting');
-    process.exit(1);
-  }, config.shutdownTimeoutMs);
-  timer.unref();
-  await worker.close();
-  worker.logger.info('worker stopped');
-  process.exit(0);
-}
-process.once('SIGTERM', () => void stop('SIGTERM'));
-process.once('SIGINT', () => void stop('SIGINT'));
+stopOnSignals({
+  logPrefix: 'worker ',
+  logger: worker.logger,
+  timeoutMs: config.shutdownTimeoutMs,
+  stop: () => worker.close(),
+});

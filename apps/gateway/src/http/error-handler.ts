@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AppError, ERRORS, isErrorCode, type ErrorCode } from '@chat/protocol';
-import { toAppError } from '../app-errors.ts';
+import { toAppError } from '../errors/error-classification.ts';
 
 function body(code: ErrorCode) {
   const { status, message } = ERRORS[code];

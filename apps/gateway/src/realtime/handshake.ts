@@ -2,9 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { stripBearer } from '@chat/auth';
 import { AppError, ERRORS, type ErrorCode } from '@chat/protocol';
 import type { Logger } from 'pino';
-import type { MembershipsRepository } from '@chat/db';
+import type { RoomService } from '../services/room.service.ts';
 import type { UserAuthService } from '../services/user-auth.service.ts';
-import { toAppError } from '../app-errors.ts';
+import { toAppError } from '../errors/error-classification.ts';
 import type { ChatSocket } from './types.ts';
 
 /**
@@ -36,7 +36,7 @@ function authError(code: ErrorCode): Error & { data: { code: ErrorCode } } {
  */
 export function createHandshakeMiddleware(deps: {
   auth: UserAuthService;
-  memberships: MembershipsRepository;
+  rooms: Pick<RoomService, 'activeRoomIdsOf'>;
   logger: Logger;
   onRefused?: (code: ErrorCode) => void;
   /**
@@ -58,7 +58,7 @@ export function createHandshakeMiddleware(deps: {
       const user = await deps.auth.authenticate(token);
       const max = deps.maxSocketsPerUser ?? 0;
       if (max > 0 && deps.socketsOf && deps.socketsOf(user.id) >= max) throw new AppError('TOO_MANY_REQUESTS');
-      const roomIds = await deps.memberships.activeRoomIdsOf(user.id);
+      const roomIds = await deps.rooms.activeRoomIdsOf(user.id);
       socket.data.user = user;
       socket.data.initialRoomIds = roomIds;
       socket.data.typingRooms = new Set();

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { PRESENCE_HEARTBEAT_MS, type PresenceStore } from '@chat/presence';
 import { roomChannel } from '@chat/protocol';
+import { roomIdsOf } from './socket-rooms.ts';
 import type { ChatNamespace, ChatSocket } from './types.ts';
 
-const ROOM_PREFIX = 'room:';
 /** stop() waits this long at most for connect/disconnect transitions still in flight. */
 const STOP_WAIT_MS = 2000;
 
@@ -45,10 +45,6 @@ export function createPresenceTracker(deps: {
     }
   }
 
-  function roomsOf(socket: ChatSocket): string[] {
-    return [...socket.rooms].filter((room) => room.startsWith(ROOM_PREFIX)).map((room) => room.slice(ROOM_PREFIX.length));
-  }
-
   let beats = 0;
   /** The store's generation at the last answered heartbeat (null before the first). */
   let generation: string | null = null;
@@ -73,7 +69,7 @@ export function createPresenceTracker(deps: {
     for (const socket of nsp.sockets.values()) {
       if (!socket.data.user || seen.has(socket.data.user.id)) continue;
       seen.add(socket.data.user.id);
-      announce(socket, roomsOf(socket), true);
+      announce(socket, roomIdsOf(socket), true);
     }
     logger.info({ users: seen.size }, 'presence re-announced after Redis forgot this pod');
   }
@@ -92,7 +88,7 @@ export function createPresenceTracker(deps: {
       track(
         store.connect(podId, userId).then(
           ({ online, podWasMissing }) => {
-            if (online) announce(socket, roomsOf(socket), true);
+            if (online) announce(socket, roomIdsOf(socket), true);
             // Restore every count now; the heartbeat's generation tells whether to re-announce.
             if (podWasMissing && beats > 0) void beat();
           },
@@ -109,7 +105,7 @@ export function createPresenceTracker(deps: {
     /** Called on `disconnecting`, while the socket still knows its rooms. */
     onDisconnecting(socket: ChatSocket) {
       const userId = socket.data.user.id;
-      const rooms = roomsOf(socket);
+      const rooms = roomIdsOf(socket);
       const left = (localCounts.get(userId) ?? 1) - 1;
       if (left > 0) localCounts.set(userId, left);
       else localCounts.delete(userId);

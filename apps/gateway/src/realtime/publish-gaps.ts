@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { roomChannel, userChannel } from '@chat/protocol';
-import { onReconnected } from '../redis.ts';
+import { onReconnected } from '../infrastructure/redis-clients.ts';
 import type { ChatNamespace } from './types.ts';
 
 export interface PublishGaps {

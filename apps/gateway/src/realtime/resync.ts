@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { onReconnected } from '../redis.ts';
+import { onReconnected } from '../infrastructure/redis-clients.ts';
 import type { ChatNamespace } from './types.ts';
 
 /**

@@ -10,13 +10,13 @@ import {
   type HistoryQuery,
   type NewMessagePayload,
 } from '@chat/protocol';
-import { withinDeadline } from './deadline.ts';
-import type { MessageWriter } from './message-writer.ts';
+import { withinDeadline } from '../lib/deadline.ts';
+import type { MessageWriter } from '../infrastructure/message-writer.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RoomService } from './room.service.ts';
-import type { UserRateLimiter } from './user-rate-limiter.ts';
+import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
-import { uuidv7 } from './uuidv7.ts';
+import { uuidv7 } from '../lib/uuidv7.ts';
 
 /**
  * How the caller knows the sender's membership without a query: a socket is in

@@ -1,4 +1,4 @@
-import { uuidv7 } from './uuidv7.ts';
+import { uuidv7 } from '../lib/uuidv7.ts';
 import type { MembershipsRepository, RoomsRepository, StoredRoom } from '@chat/db';
 import {
   AppError,
@@ -10,10 +10,10 @@ import {
   type RoomLeftPayload,
   type RoomView,
 } from '@chat/protocol';
-import type { RoomCache, RoomMeta } from './room-cache.ts';
+import type { RoomCache, RoomMeta } from '../infrastructure/room-cache.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
-import type { UserRateLimiter } from './user-rate-limiter.ts';
+import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 
 export interface RoomServiceDeps {
   rooms: RoomsRepository;
@@ -32,13 +32,20 @@ export interface RoomServiceDeps {
 const isExpired = (room: Pick<RoomMeta, 'expiresAt'>, now = Date.now()) =>
   room.expiresAt.getTime() <= now;
 
-function toView(room: StoredRoom): RoomView {
+/** What every answer about a room says of it: the created room's and the listing's alike. */
+function roomSummary(room: StoredRoom) {
   return {
     roomId: room.id,
     name: room.name,
     memberCount: room.memberCount,
     createdAt: room.createdAt.toISOString(),
     expiresAt: room.expiresAt.toISOString(),
+  };
+}
+
+function toView(room: StoredRoom): RoomView {
+  return {
+    ...roomSummary(room),
     expired: isExpired(room),
     messageCount: room.messageCount,
     lastMessageAt: room.lastMessageAt?.toISOString() ?? null,
@@ -86,14 +93,7 @@ export function createRoomService(deps: RoomServiceDeps) {
         expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000),
       });
       roomCache.remember(room);
-      return {
-        roomId: room.id,
-        name: room.name,
-        createdBy: room.createdBy,
-        memberCount: room.memberCount,
-        createdAt: room.createdAt.toISOString(),
-        expiresAt: room.expiresAt.toISOString(),
-      };
+      return { ...roomSummary(room), createdBy: room.createdBy };
     },
 
     async get(roomId: string): Promise<RoomView> {
@@ -109,6 +109,11 @@ export function createRoomService(deps: RoomServiceDeps) {
       if (before && !anchor) throw new AppError('INVALID_REQUEST');
       const page = await rooms.listActive(limit + 1, anchor);
       return { rooms: page.slice(0, limit).map(toView), hasMore: page.length > limit };
+    },
+
+    /** The rooms a socket enters as it connects (PROTOCOL §1): its user's live memberships. */
+    activeRoomIdsOf(userId: string): Promise<string[]> {
+      return memberships.activeRoomIdsOf(userId);
     },
 
     /** Members with their live status; a room that expired has none left. */

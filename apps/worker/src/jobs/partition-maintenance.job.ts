@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { MessagePartitionsRepository } from '@chat/db';
+import type { WorkerMetrics } from '../metrics.ts';
 
 export interface PartitionMaintenanceDeps {
   partitions: MessagePartitionsRepository;
@@ -58,4 +59,13 @@ export async function runPartitionMaintenance(deps: PartitionMaintenanceDeps): P
   if (result.created.length > 0 || result.dropped.length > 0) logger.info(result, 'message partitions');
   if (result.waiting.length > 0) logger.warn({ days: result.waiting }, 'day partitions kept: rooms not swept yet');
   return result;
+}
+
+/** The `partitionMaintenance` job: one run, counted in the worker's metrics. */
+export function partitionMaintenanceJob(deps: PartitionMaintenanceDeps, metrics: WorkerMetrics): () => Promise<PartitionMaintenanceResult> {
+  return async () => {
+    const result = await runPartitionMaintenance(deps);
+    metrics.rowsPurged.inc({ table: 'messages' }, result.rowsDropped);
+    return result;
+  };
 }

@@ -1,8 +1,12 @@
-import type { Emitter } from '@socket.io/redis-emitter';
 import type { Logger } from 'pino';
 import type { MembershipsRepository, MessagesRepository, UsersRepository } from '@chat/db';
-import { CHAT_NAMESPACE, isUuid, nicknameMask, roomChannel } from '@chat/protocol';
+import { isUuid, nicknameMask, roomChannel } from '@chat/protocol';
 import { PRESENCE_HEARTBEAT_MS, type AnnouncingLease, type DeadPod, type PresenceStore } from '@chat/presence';
+import { chatNamespace, type ChatEmitter } from '../infrastructure/chat-emitter.ts';
+import type { WorkerMetrics } from '../metrics.ts';
+
+/** A gateway pod's heartbeat older than this means the pod is gone. */
+export const PRESENCE_STALE_AFTER_MS = 15_000;
 
 /**
  * A dead pod's messages were created before it died, at most one heartbeat after its last one;
@@ -19,7 +23,7 @@ export interface PresenceGcDeps {
   memberships: MembershipsRepository;
   messages: MessagesRepository;
   users: UsersRepository;
-  emitter: Emitter;
+  emitter: ChatEmitter;
   logger: Logger;
   /** A pod whose heartbeat is older than this is dead. */
   staleAfterMs: number;
@@ -107,7 +111,7 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod, lease: Announ
   // The emits below are synchronous: a lease still held here is held while they go out.
   if (!(await lease.renew())) throw new LeaseLostError();
 
-  const nsp = deps.emitter.of(CHAT_NAMESPACE);
+  const nsp = chatNamespace(deps.emitter);
   let offline = 0;
   for (const userId of gone) {
     const user = users.get(userId);
@@ -120,4 +124,16 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod, lease: Announ
   }
   for (const roomId of resyncRooms) nsp.to(roomChannel(roomId)).emit('resync', { roomId });
   return { offline, resyncedRooms: resyncRooms.length };
+}
+
+/** The `presenceGc` job: one collection, counted in the worker's metrics. */
+export function presenceGcJob(deps: PresenceGcDeps, metrics: WorkerMetrics): () => Promise<PresenceGcResult> {
+  return async () => {
+    const result = await runPresenceGc(deps);
+    metrics.presenceOffline.inc(result.offline);
+    metrics.deadPodResyncs.inc(result.resyncedRooms);
+    // Counted above even so: the pods that were announced in this run stay announced.
+    if (result.failure) throw result.failure;
+    return result;
+  };
 }

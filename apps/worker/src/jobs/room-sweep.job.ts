@@ -1,11 +1,12 @@
-import type { Emitter } from '@socket.io/redis-emitter';
 import type { Logger } from 'pino';
 import type { RoomExpiryRepository } from '@chat/db';
-import { CHAT_NAMESPACE, roomChannel } from '@chat/protocol';
+import { roomChannel } from '@chat/protocol';
+import { chatNamespace, type ChatEmitter } from '../infrastructure/chat-emitter.ts';
+import type { WorkerMetrics } from '../metrics.ts';
 
 export interface RoomSweepDeps {
   expiry: RoomExpiryRepository;
-  emitter: Emitter;
+  emitter: ChatEmitter;
   logger: Logger;
   expiringNoticeMs: number;
   tombstoneTtlMs: number;
@@ -35,7 +36,7 @@ const MAX_BATCHES_PER_ROOM = 10_000;
  */
 export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult> {
   const { expiry, logger, batchSize } = deps;
-  const nsp = deps.emitter.of(CHAT_NAMESPACE);
+  const nsp = chatNamespace(deps.emitter);
   const result: RoomSweepResult = {
     warned: 0,
     expired: 0,
@@ -46,20 +47,25 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
 
   if (deps.expiringNoticeMs > 0) {
     const expiring = await expiry.dueForWarning(deps.expiringNoticeMs, ROOMS_PER_SWEEP);
-    for (const room of expiring) {
+    // Recorded in each room's change feed first, announced after: the live event carries the
+    // change's number, and a room another sweep warned meanwhile is not announced twice.
+    const warned = await expiry.markWarned(expiring.map((room) => room.id));
+    for (const room of warned) {
       nsp.to(roomChannel(room.id)).emit('room-expiring', {
         roomId: room.id,
         expiresAt: room.expiresAt.toISOString(),
+        changeSeq: room.changeSeq,
       });
     }
-    await expiry.markWarned(expiring.map((room) => room.id));
-    result.warned = expiring.length;
+    result.warned = warned.length;
   }
 
   const due = await expiry.dueForExpiry(ROOMS_PER_SWEEP);
   for (const room of due) {
     result.maxLagMs = Math.max(result.maxLagMs, Date.now() - room.expiresAt.getTime());
-    nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id });
+    // The change feed's `room-expired`, recorded once (a repeated sweep gets the same number).
+    const changeSeq = await expiry.recordExpired(room.id);
+    nsp.to(roomChannel(room.id)).emit('room-expired', changeSeq === null ? { roomId: room.id } : { roomId: room.id, changeSeq });
     nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
     // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
     // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
@@ -75,4 +81,15 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     logger.info(result, 'room sweep');
   }
   return result;
+}
+
+/** The `roomSweep` job: one sweep, counted in the worker's metrics. */
+export function roomSweepJob(deps: RoomSweepDeps, metrics: WorkerMetrics): () => Promise<RoomSweepResult> {
+  return async () => {
+    const result = await runRoomSweep(deps);
+    metrics.roomsExpired.inc(result.expired);
+    metrics.rowsPurged.inc({ table: 'room_members' }, result.membersPurged);
+    metrics.rowsPurged.inc({ table: 'rooms' }, result.tombstonesDeleted);
+    return result;
+  };
 }

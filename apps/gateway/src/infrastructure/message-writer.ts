@@ -1,5 +1,5 @@
 import type { BatchOutcome, MessagesRepository, NewMessage } from '@chat/db';
-import { withinDeadline } from './deadline.ts';
+import { withinDeadline } from '../lib/deadline.ts';
 
 /**
  * A batch that neither committed nor failed within the writer's bound: its connection is

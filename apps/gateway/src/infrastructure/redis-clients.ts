@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { logErrorsThrottled, publishWithoutRejection } from '@chat/runtime';
 
 /** Waits for a client to be ready, up to `timeoutMs`; a Redis that is down must not block boot. */
 export function waitReady(client: Redis, timeoutMs: number): Promise<boolean> {
@@ -41,16 +42,9 @@ export interface RedisClients {
   close(): Promise<void>;
 }
 
-/** Logs a client's errors at most once every few seconds: an outage is one story, not a flood. */
+/** Each client's errors: logged at most every few seconds, and all counted through `onError`. */
 function watch(client: Redis, name: string, logger: Logger, onError?: (client: string) => void): Redis {
-  let lastLogged = 0;
-  client.on('error', (error: Error) => {
-    onError?.(name);
-    const now = Date.now();
-    if (now - lastLogged < 5000) return;
-    lastLogged = now;
-    logger.warn({ err: error, client: name }, 'redis client error');
-  });
+  logErrorsThrottled(client, name, logger, onError);
   return client;
 }
 
@@ -81,12 +75,7 @@ export function createRedisClients(url: string, logger: Logger, onError?: (clien
   // The Socket.IO adapter fires its PUBLISHes and drops the promises: each one ioredis gives up
   // on (Redis away for ~20 s) would be an unhandled rejection, one error log per broadcast. The
   // loss itself is handled elsewhere (realtime/publish-gaps.ts) and counted here.
-  const publish = pub.publish.bind(pub);
-  pub.publish = ((channel: string | Buffer, message: string | Buffer) =>
-    publish(channel, message).catch(() => {
-      onError?.('pub');
-      return 0;
-    })) as typeof pub.publish;
+  pub.publish = publishWithoutRejection(pub, () => onError?.('pub')) as typeof pub.publish;
   // No auto-pipelining on the subscriber: ioredis defers auto-pipelined commands to the next
   // tick, and its exclusion list misspells PUNSUBSCRIBE, so the adapter's PUNSUBSCRIBE at close
   // could go out after our QUIT and reject, unhandled inside the adapter ("Connection is closed").

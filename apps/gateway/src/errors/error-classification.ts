@@ -1,6 +1,12 @@
 import { AppError } from '@chat/protocol';
-import { isDatabaseUnavailable } from '@chat/db';
-import { BatchStalledError } from './services/message-writer.ts';
+import { isDatabaseUnavailable as isPostgresUnavailable } from '@chat/db';
+import { BatchStalledError } from '../infrastructure/message-writer.ts';
+
+/**
+ * The one place that knows what a thrown value means: the HTTP error handler, the socket
+ * event guard and the handshake all answer through it, and none of them needs to know which
+ * package (postgres.js, ioredis, the writer) threw.
+ */
 
 /** Any thrown value → the protocol error the client should see. */
 export function toAppError(error: unknown): AppError {
@@ -9,6 +15,11 @@ export function toAppError(error: unknown): AppError {
     return new AppError('UNAVAILABLE');
   }
   return new AppError('INTERNAL');
+}
+
+/** Postgres unreachable, overloaded or timed out: counted as chat_postgres_errors_total. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return isPostgresUnavailable(error);
 }
 
 function isRedisUnavailable(error: unknown): boolean {

@@ -1,6 +1,5 @@
 import { ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
-import { isDatabaseUnavailable } from '@chat/db';
-import { toAppError } from '../app-errors.ts';
+import { isDatabaseUnavailable, toAppError } from '../errors/error-classification.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Logger } from 'pino';
 import type { EventSlots } from './event-slots.ts';
@@ -17,11 +16,6 @@ function safeAck(ack: AnyAck | undefined, response: AckResponse<unknown>): void 
   }
 }
 
-/**
- * Wraps one socket event: separates payload and ack whatever the client sent, runs the
- * handler, and answers success through the ack and failure through `error` + ack. Nothing a
- * client sends can turn into an unhandled rejection.
- */
 export interface HandlerContext {
   logger: Logger;
   metrics: GatewayMetrics;
@@ -29,6 +23,11 @@ export interface HandlerContext {
   slots: EventSlots;
 }
 
+/**
+ * Wraps one socket event: separates payload and ack whatever the client sent, runs the
+ * handler, and answers success through the ack and failure through `error` + ack. Nothing a
+ * client sends can turn into an unhandled rejection.
+ */
 export function guardedHandler<T>(
   socket: ChatSocket,
   event: ClientEventName,

@@ -1,0 +1,150 @@
+import type { Logger } from 'pino';
+import { createTokenVerifier, type TokenVerifier } from '@chat/auth';
+import {
+  createDatabase,
+  createMembershipsRepository,
+  createMessagesRepository,
+  createRoomsRepository,
+  createUsersRepository,
+  type Database,
+  type MembershipsRepository,
+  type MessagesRepository,
+  type RoomsRepository,
+  type UsersRepository,
+} from '@chat/db';
+import { createPresenceStore, type PresenceStore } from '@chat/presence';
+import type { GatewayConfig } from './config.ts';
+import { isDatabaseUnavailable } from './errors/error-classification.ts';
+import { createLogger } from './infrastructure/logger.ts';
+import { BatchStalledError, MessageWriter } from './infrastructure/message-writer.ts';
+import { createRedisClients, waitReady, type RedisClients } from './infrastructure/redis-clients.ts';
+import { RoomCache } from './infrastructure/room-cache.ts';
+import { createUserRateLimiter } from './infrastructure/user-rate-limiter.ts';
+import { createAfterCommitHook } from './lib/fault-hooks.ts';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
+import { createHealthService, type HealthService } from './services/health.service.ts';
+import { createMessageService, type MessageService } from './services/message.service.ts';
+import type { RoomEvents } from './services/room-events.ts';
+import { createRoomService, type RoomService } from './services/room.service.ts';
+import { createUserAuthService, type UserAuthService } from './services/user-auth.service.ts';
+
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Defaults to the verifier `config.jwt` describes; tests wrap that one to count verifications. */
+  verifyToken?: TokenVerifier;
+}
+
+/** What the pod talks to: Postgres, Redis, the token verifier, and the adapters over them. */
+export interface Infrastructure {
+  logger: Logger;
+  metrics: GatewayMetrics;
+  database: Database;
+  redis: RedisClients;
+  verifyToken: TokenVerifier;
+  presenceStore: PresenceStore;
+  /** The group commit of sent messages. */
+  writer: MessageWriter;
+  repositories: {
+    users: UsersRepository;
+    rooms: RoomsRepository;
+    memberships: MembershipsRepository;
+    messages: MessagesRepository;
+  };
+}
+
+export interface Services {
+  userAuth: UserAuthService;
+  roomService: RoomService;
+  messageService: MessageService;
+  health: HealthService;
+}
+
+/** Connects to Postgres and Redis (waiting a bounded time for Redis) and builds the adapters. */
+export async function buildInfrastructure(config: Readonly<GatewayConfig>, options: GatewayOptions): Promise<Infrastructure> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel, pod: config.podName });
+  const database = createDatabase({
+    url: config.databaseUrl,
+    maxConnections: config.databasePoolSize,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    applicationName: config.podName,
+  });
+  const metrics = createGatewayMetrics();
+  const redis = createRedisClients(config.redisUrl, logger, (client) => metrics.redisErrors.inc({ client }));
+  await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
+
+  const messages = createMessagesRepository(database.sql);
+  const writer = new MessageWriter(messages, {
+    committed(batchSize, stored, seconds) {
+      metrics.persistBatchSize.observe(batchSize);
+      metrics.persistDuration.observe(seconds);
+      metrics.messagesPersisted.inc(stored);
+    },
+    failed(error) {
+      const stalled = error instanceof BatchStalledError;
+      if (stalled) logger.error({ err: error }, 'group commit stalled: moving on without the batch');
+      if (stalled || isDatabaseUnavailable(error)) metrics.postgresErrors.inc();
+    },
+  }, { stalledAfterMs: 2 * config.databaseStatementTimeoutMs + 5000 });
+
+  return {
+    logger,
+    metrics,
+    database,
+    redis,
+    verifyToken: options.verifyToken ?? createTokenVerifier(config.jwt),
+    presenceStore: createPresenceStore(redis.commands, config.redisPrefix),
+    writer,
+    repositories: {
+      users: createUsersRepository(database.db),
+      rooms: createRoomsRepository(database.db),
+      memberships: createMembershipsRepository(database.sql),
+      messages,
+    },
+  };
+}
+
+/** The services both transports call; `events` is how they reach sockets on every pod. */
+export function buildServices(
+  config: Readonly<GatewayConfig>,
+  infra: Infrastructure,
+  deps: { events: RoomEvents; isDraining(): boolean },
+): Services {
+  const { redis, database, repositories, presenceStore, writer } = infra;
+  const { events } = deps;
+  const userRateLimiter = (name: string, perMinute: number, refusal: 'RATE_LIMITED' | 'TOO_MANY_REQUESTS') =>
+    createUserRateLimiter({ redis: redis.commands, keyPrefix: `${config.redisPrefix}:rl:${name}`, perMinute, refusal });
+
+  const roomService = createRoomService({
+    rooms: repositories.rooms,
+    memberships: repositories.memberships,
+    onlineUsers: (userIds) => presenceStore.onlineUsers(userIds),
+    roomCache: new RoomCache(repositories.rooms),
+    events,
+    roomTtlSeconds: config.roomTtlSeconds,
+    // join-room and leave-room move sockets on every pod and announce to the room: without a
+    // budget, one client toggling a membership floods the room's members and the database.
+    membershipLimiter: userRateLimiter('membership', config.membershipRateLimitPerMinute, 'TOO_MANY_REQUESTS'),
+    creationLimiter: userRateLimiter('room-create', config.roomCreateRateLimitPerMinute, 'TOO_MANY_REQUESTS'),
+  });
+  const messageService = createMessageService({
+    messages: repositories.messages,
+    writer,
+    roomService,
+    events,
+    rateLimiter: userRateLimiter('send', config.messageRateLimitPerMinute, 'RATE_LIMITED'),
+    isMember: repositories.memberships.isMember,
+    // A frozen Postgres never sends its statement timeout: bound the sender's wait ourselves,
+    // one statement timeout plus a second of slack.
+    writeDeadlineMs: config.databaseStatementTimeoutMs + 1000,
+    afterCommit: createAfterCommitHook(config.faultCrashAfterCommit),
+  });
+  return {
+    userAuth: createUserAuthService({ verify: infra.verifyToken, users: repositories.users }),
+    roomService,
+    messageService,
+    health: createHealthService({
+      isDraining: deps.isDraining,
+      checks: [() => database.sql`select 1`, () => redis.commands.ping()],
+    }),
+  };
+}

@@ -1,0 +1,74 @@
+import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
+import {
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { TokenVerifier } from '@chat/auth';
+import type { GatewayConfig } from '../config.ts';
+import type { Services } from '../deps.ts';
+import { createRequestAuth } from './authenticate.ts';
+import { devLoginRoutes } from './dev-login.routes.ts';
+import { registerApiDocs } from './docs.routes.ts';
+import { registerErrorHandling } from './error-handler.ts';
+import { healthRoutes } from './health.routes.ts';
+import { messagesRoutes } from './messages.routes.ts';
+import { metricsRoutes } from './metrics.routes.ts';
+import { registerHttpRateLimit } from './rate-limit.ts';
+import { createRequestTokens } from './request-token.ts';
+import { roomsRoutes } from './rooms.routes.ts';
+import { webRoutes } from './web.routes.ts';
+
+/** The Fastify instance, with its validation and its one error shape; no routes yet. */
+export function createHttpServer(config: Readonly<GatewayConfig>, logger: Logger) {
+  const http = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    requestIdHeader: 'x-request-id',
+    bodyLimit: 64 * 1024,
+    trustProxy: (Array.isArray(config.trustProxy) ? [...config.trustProxy] : config.trustProxy) as FastifyServerOptions['trustProxy'],
+  }).withTypeProvider<ZodTypeProvider>();
+  http.setValidatorCompiler(validatorCompiler);
+  http.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(http);
+  return http;
+}
+
+export type HttpServer = ReturnType<typeof createHttpServer>;
+
+/** Every route of the gateway, behind the rate limit; a new route file is registered here. */
+export async function registerHttp(
+  http: HttpServer,
+  deps: {
+    config: Readonly<GatewayConfig>;
+    services: Services;
+    verifyToken: TokenVerifier;
+    /** Where the rate limit counts. */
+    redis: Redis;
+    metricsRegistry: Registry;
+  },
+): Promise<void> {
+  const { config, services } = deps;
+  // One verification per request, shared by the rate limiter and the routes' authentication.
+  const requestTokens = createRequestTokens(deps.verifyToken);
+  // Before any route: the limit attaches itself to the routes registered after it.
+  await registerHttpRateLimit(http, {
+    tokens: requestTokens,
+    redis: deps.redis,
+    keyPrefix: config.redisPrefix,
+    perMinute: config.httpRateLimitPerMinute,
+  });
+  await registerApiDocs(http);
+
+  const auth = createRequestAuth(services.userAuth, requestTokens);
+  await http.register(healthRoutes(services.health));
+  await http.register(metricsRoutes(deps.metricsRegistry));
+  await http.register(roomsRoutes({ roomService: services.roomService, messageService: services.messageService, auth }));
+  await http.register(messagesRoutes({ messageService: services.messageService, auth }));
+  await http.register(webRoutes());
+  if (config.devLogin && config.jwt.secret) {
+    await http.register(devLoginRoutes({ ...config.jwt, secret: config.jwt.secret }));
+  }
+}

@@ -1,0 +1,105 @@
+import type { Server as HttpServer } from 'node:http';
+import type { Logger } from 'pino';
+import type { Server } from 'socket.io';
+import type { PresenceStore } from '@chat/presence';
+import type { GatewayConfig } from '../config.ts';
+import type { Services } from '../deps.ts';
+import type { RedisClients } from '../infrastructure/redis-clients.ts';
+import type { GatewayMetrics } from '../metrics.ts';
+import type { RoomEvents } from '../services/room-events.ts';
+import { handleConnection } from './connection.ts';
+import { createHandshakeMiddleware } from './handshake.ts';
+import { createPresenceTracker, type PresenceTracker } from './presence-tracker.ts';
+import { trackPublishGaps } from './publish-gaps.ts';
+import { resyncAfterResubscribe } from './resync.ts';
+import { createRoomEventsAdapter } from './room-events.adapter.ts';
+import { startSlowConsumerSweep } from './slow-consumers.ts';
+import { createSocketServer } from './socket-server.ts';
+import type { ChatNamespace } from './types.ts';
+
+/** How often sockets are checked for unread bytes beyond SOCKET_MAX_QUEUED_BYTES. */
+const SLOW_CONSUMER_SWEEP_MS = 1000;
+
+export interface Realtime {
+  io: Server;
+  nsp: ChatNamespace;
+  /** The services' RoomEvents port, over the Redis adapter. */
+  events: RoomEvents;
+  presence: PresenceTracker;
+}
+
+interface RealtimeDeps {
+  config: Readonly<GatewayConfig>;
+  logger: Logger;
+  metrics: GatewayMetrics;
+}
+
+/**
+ * Step one, before the services: the Socket.IO server on the HTTP server, and what the
+ * services need from it (the RoomEvents port). No socket is accepted until `registerRealtime`.
+ */
+export function createRealtime(
+  deps: RealtimeDeps & { httpServer: HttpServer; redis: RedisClients; presenceStore: PresenceStore; isDraining(): boolean },
+): Realtime {
+  const { config, logger, metrics, redis } = deps;
+  const { io, nsp } = createSocketServer({
+    httpServer: deps.httpServer,
+    pub: redis.pub,
+    sub: redis.sub,
+    redisPrefix: config.redisPrefix,
+    corsOrigins: config.corsOrigins,
+    logger,
+    isDraining: deps.isDraining,
+  });
+  resyncAfterResubscribe(redis.sub, nsp, logger);
+  const publishGaps = trackPublishGaps({
+    pub: redis.pub,
+    nsp,
+    logger,
+    onResync: (rooms) => metrics.publishGapResyncs.inc(rooms),
+  });
+  return {
+    io,
+    nsp,
+    events: createRoomEventsAdapter(nsp, metrics, publishGaps),
+    presence: createPresenceTracker({ store: deps.presenceStore, nsp, logger, podName: config.podName }),
+  };
+}
+
+/**
+ * Step two: presence, the handshake, the socket events (realtime/handlers/, wired in
+ * connection.ts) and the slow-consumer sweep. Returns what stops the sweep.
+ */
+export function registerRealtime(realtime: Realtime, deps: RealtimeDeps & { services: Services }): { stop(): void } {
+  const { config, logger, metrics, services } = deps;
+  const { nsp, presence } = realtime;
+  presence.start();
+  nsp.use(
+    createHandshakeMiddleware({
+      auth: services.userAuth,
+      rooms: services.roomService,
+      logger,
+      onRefused: (code) => metrics.handshakeFailures.inc({ code }),
+      socketsOf: (userId) => presence.socketsOf(userId),
+      maxSocketsPerUser: config.maxSocketsPerUser,
+    }),
+  );
+  nsp.on('connection', (socket) =>
+    handleConnection(socket, {
+      roomService: services.roomService,
+      messageService: services.messageService,
+      presence,
+      logger,
+      metrics,
+    }),
+  );
+  return startSlowConsumerSweep({
+    nsp,
+    maxQueuedBytes: config.socketMaxQueuedBytes,
+    intervalMs: SLOW_CONSUMER_SWEEP_MS,
+    onDropped: (socket, queued) => {
+      metrics.slowConsumersDropped.inc();
+      logger.warn({ userId: socket.data.user.id, socketId: socket.id, queued }, 'slow consumer dropped');
+    },
+  });
+}

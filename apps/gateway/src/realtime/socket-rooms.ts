@@ -1,0 +1,29 @@
+import { roomChannel } from '@chat/protocol';
+import type { MembershipHint } from '../services/message.service.ts';
+import type { ChatSocket } from './types.ts';
+
+/** What `roomChannel` puts before a room id: the channels of rooms, among a socket's others. */
+const ROOM_CHANNEL_PREFIX = roomChannel('');
+
+/**
+ * A socket is in a room's channel exactly when its user is a member (ARCHITECTURE.md): the
+ * realtime layer reads memberships from the socket instead of the database.
+ */
+export function isInRoom(socket: ChatSocket, roomId: string): boolean {
+  return socket.rooms.has(roomChannel(roomId));
+}
+
+/** The rooms whose channel the socket is in (not its own id, not its user's channel). */
+export function roomIdsOf(socket: ChatSocket): string[] {
+  return [...socket.rooms]
+    .filter((channel) => channel.startsWith(ROOM_CHANNEL_PREFIX))
+    .map((channel) => channel.slice(ROOM_CHANNEL_PREFIX.length));
+}
+
+/** The socket as the message service's membership hint. */
+export function membershipHintOf(socket: ChatSocket): MembershipHint {
+  return {
+    isInRoom: (roomId) => isInRoom(socket, roomId),
+    enterRoom: (roomId) => void socket.join(roomChannel(roomId)),
+  };
+}

@@ -1,0 +1,69 @@
+import pino, { type Logger } from 'pino';
+import {
+  createDatabase,
+  createMembershipsRepository,
+  createMessagePartitionsRepository,
+  createMessagesRepository,
+  createRoomExpiryRepository,
+  createUsersRepository,
+  type Database,
+  type MembershipsRepository,
+  type MessagePartitionsRepository,
+  type MessagesRepository,
+  type RoomExpiryRepository,
+  type UsersRepository,
+} from '@chat/db';
+import { createPresenceStore, type PresenceStore } from '@chat/presence';
+import { publishWithoutRejection } from '@chat/runtime';
+import type { WorkerConfig } from './config.ts';
+import { createChatEmitter, type ChatEmitter } from './infrastructure/chat-emitter.ts';
+import { createWorkerRedis, type WorkerRedis } from './infrastructure/redis-connections.ts';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
+
+/** What the worker's jobs talk to. */
+export interface WorkerDeps {
+  logger: Logger;
+  metrics: WorkerMetrics;
+  database: Database;
+  redis: WorkerRedis;
+  emitter: ChatEmitter;
+  presence: PresenceStore;
+  repositories: {
+    memberships: MembershipsRepository;
+    messages: MessagesRepository;
+    users: UsersRepository;
+    expiry: RoomExpiryRepository;
+    partitions: MessagePartitionsRepository;
+  };
+}
+
+export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logger?: Logger }): WorkerDeps {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { pod: config.podName } });
+  const database = createDatabase({ url: config.databaseUrl, maxConnections: 4, applicationName: config.podName });
+  const redis = createWorkerRedis(config.redisUrl, logger);
+  // The emitter publishes without awaiting: a publish that fails during a Redis outage would be
+  // an unhandled rejection. Announcements are at-most-once anyway, so log and move on.
+  const emitter = createChatEmitter(
+    {
+      publish: publishWithoutRejection(redis.emitter, (error) =>
+        logger.warn({ err: error }, 'emit lost while Redis is unavailable'),
+      ),
+    },
+    config.redisPrefix,
+  );
+  return {
+    logger,
+    metrics: createWorkerMetrics(),
+    database,
+    redis,
+    emitter,
+    presence: createPresenceStore(redis.emitter, config.redisPrefix),
+    repositories: {
+      memberships: createMembershipsRepository(database.sql),
+      messages: createMessagesRepository(database.sql),
+      users: createUsersRepository(database.db),
+      expiry: createRoomExpiryRepository(database.sql),
+      partitions: createMessagePartitionsRepository(database.sql),
+    },
+  };
+}

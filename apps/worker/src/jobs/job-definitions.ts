@@ -1,0 +1,55 @@
+import type { JobKey, JobPayload } from '@chat/jobs';
+import type { WorkerConfig } from '../config.ts';
+import type { WorkerDeps } from '../deps.ts';
+import { PRESENCE_STALE_AFTER_MS, presenceGcJob } from './presence-gc.job.ts';
+import { roomSweepJob } from './room-sweep.job.ts';
+import { partitionMaintenanceJob } from './partition-maintenance.job.ts';
+import { JOB_CATALOG } from '@chat/jobs';
+
+export interface JobDefinition<K extends JobKey> {
+  /** How often the job's scheduler adds a run. */
+  everyMs: number;
+  run(payload: JobPayload<K>): Promise<unknown>;
+}
+
+/** Every job of the catalog (@chat/jobs) with its run; a job missing here fails to compile. */
+export type JobDefinitions = { [K in JobKey]: JobDefinition<K> };
+
+export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): JobDefinitions {
+  const { logger, emitter, metrics, presence, repositories } = deps;
+  return {
+    roomSweep: {
+      everyMs: config.sweepIntervalMs,
+      run: roomSweepJob(
+        {
+          expiry: repositories.expiry,
+          emitter,
+          logger,
+          expiringNoticeMs: config.expiringNoticeMs,
+          tombstoneTtlMs: config.tombstoneTtlMs,
+          batchSize: config.sweepBatchSize,
+        },
+        metrics,
+      ),
+    },
+    presenceGc: {
+      everyMs: config.presenceGcIntervalMs,
+      run: presenceGcJob(
+        {
+          presence,
+          memberships: repositories.memberships,
+          messages: repositories.messages,
+          users: repositories.users,
+          emitter,
+          logger,
+          staleAfterMs: PRESENCE_STALE_AFTER_MS,
+        },
+        metrics,
+      ),
+    },
+    partitionMaintenance: {
+      everyMs: JOB_CATALOG.partitionMaintenance.everyMs,
+      run: partitionMaintenanceJob({ partitions: repositories.partitions, logger }, metrics),
+    },
+  };
+}

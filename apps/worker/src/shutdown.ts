@@ -1,0 +1,22 @@
+import type { Server } from 'node:http';
+import type { WorkerDeps } from './deps.ts';
+import type { JobRunner } from './jobs/job-runner.ts';
+
+/**
+ * The shutdown order: the running jobs finish (workers), then the metrics server, the queues,
+ * Redis and Postgres, each after what uses it. Idempotent.
+ */
+export function createShutdown(parts: { runner: JobRunner; metricsServer: Server; deps: WorkerDeps }): () => Promise<void> {
+  const { runner, metricsServer, deps } = parts;
+  let closing: Promise<void> | null = null;
+  return () => {
+    closing ??= (async () => {
+      await Promise.all(runner.workers.map((worker) => worker.close()));
+      await new Promise((resolve) => metricsServer.close(resolve));
+      await Promise.all(runner.queues.map((queue) => queue.close()));
+      await deps.redis.close();
+      await deps.database.close();
+    })();
+    return closing;
+  };
+}

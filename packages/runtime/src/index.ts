@@ -1,0 +1,3 @@
+export { ConfigError, parseEnv } from './config-error.ts';
+export { loadConfigOrExit, stopOnSignals } from './process-lifecycle.ts';
+export { logErrorsThrottled, publishWithoutRejection } from './redis-errors.ts';

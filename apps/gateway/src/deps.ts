@@ -5,11 +5,15 @@ import {
   createMembershipsRepository,
   createMessagesRepository,
   createRoomsRepository,
+  createRoomChangesRepository,
+  createRoomLifetimeRepository,
   createUsersRepository,
   type Database,
   type MembershipsRepository,
   type MessagesRepository,
   type RoomsRepository,
+  type RoomChangesRepository,
+  type RoomLifetimeRepository,
   type UsersRepository,
 } from '@chat/db';
 import { createPresenceStore, type PresenceStore } from '@chat/presence';
@@ -24,6 +28,7 @@ import { createAfterCommitHook } from './lib/fault-hooks.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { createHealthService, type HealthService } from './services/health.service.ts';
 import { createMessageService, type MessageService } from './services/message.service.ts';
+import { createChangeFeedService, type ChangeFeedService } from './services/change-feed.service.ts';
 import type { RoomEvents } from './services/room-events.ts';
 import { createRoomService, type RoomService } from './services/room.service.ts';
 import { createUserAuthService, type UserAuthService } from './services/user-auth.service.ts';
@@ -49,6 +54,8 @@ export interface Infrastructure {
     rooms: RoomsRepository;
     memberships: MembershipsRepository;
     messages: MessagesRepository;
+    changes: RoomChangesRepository;
+    lifetime: RoomLifetimeRepository;
   };
 }
 
@@ -56,6 +63,7 @@ export interface Services {
   userAuth: UserAuthService;
   roomService: RoomService;
   messageService: MessageService;
+  changeFeed: ChangeFeedService;
   health: HealthService;
 }
 
@@ -99,6 +107,8 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
       rooms: createRoomsRepository(database.db),
       memberships: createMembershipsRepository(database.sql),
       messages,
+      changes: createRoomChangesRepository(database.sql),
+      lifetime: createRoomLifetimeRepository(database.sql),
     },
   };
 }
@@ -142,6 +152,7 @@ export function buildServices(
     userAuth: createUserAuthService({ verify: infra.verifyToken, users: repositories.users }),
     roomService,
     messageService,
+    changeFeed: createChangeFeedService({ changes: repositories.changes, roomService }),
     health: createHealthService({
       isDraining: deps.isDraining,
       checks: [() => database.sql`select 1`, () => redis.commands.ping()],

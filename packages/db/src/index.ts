@@ -10,3 +10,4 @@ export * from './repositories/message-partitions.repository.ts';
 export * from './repositories/room-changes.repository.ts';
 export * from './repositories/room-lifetime.repository.ts';
 export type { RoomEventKind, SenderKind } from './schema.ts';
+export * from './change-payloads.ts';

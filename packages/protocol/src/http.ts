@@ -66,6 +66,8 @@ export const historyMessageSchema = z.object({
   content: z.string().nullable(),
   imageUrl: z.string().nullable(),
   createdAt: z.string(),
+  /** [ext] Only for a message published by the server API as a bot / system sender (§17). */
+  sender: z.object({ kind: z.enum(['bot', 'system']), id: z.string(), name: z.string() }).optional(),
 });
 export type HistoryMessage = z.infer<typeof historyMessageSchema>;
 
@@ -120,4 +122,44 @@ export const roomMemberSchema = z.object({
 export const roomMembersSchema = z.object({
   members: z.array(roomMemberSchema),
   memberCount: z.number(),
+});
+
+/** [ext] The change feed (PROTOCOL §16). */
+export const CHANGES_DEFAULT_LIMIT = 50;
+
+export const changesQuerySchema = z.object({
+  after: z
+    .string({ error: 'INVALID_REQUEST' })
+    .regex(/^\d{1,15}$/, { error: 'INVALID_REQUEST' })
+    .transform(Number)
+    .optional(),
+  limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
+});
+export type ChangesQuery = z.infer<typeof changesQuerySchema>;
+
+/** Events a change of the feed is announced with; `payload` is that event's payload. */
+export const CHANGE_EVENTS = [
+  'new-message',
+  'message-deleted',
+  'user-joined',
+  'user-left',
+  'room-expiring',
+  'room-expired',
+  'room-occupied',
+  'room-vacated',
+] as const;
+export type ChangeEventName = (typeof CHANGE_EVENTS)[number];
+
+export const roomChangeSchema = z.object({
+  roomId: z.string(),
+  changeSeq: z.number(),
+  event: z.enum(CHANGE_EVENTS),
+  /** The live event's payload (with `changeSeq`); a deleted message's `new-message` has no content. */
+  payload: z.record(z.string(), z.unknown()),
+});
+export type RoomChange = z.infer<typeof roomChangeSchema>;
+
+export const changesResponseSchema = z.object({
+  changes: z.array(roomChangeSchema),
+  hasMore: z.boolean(),
 });

@@ -65,7 +65,7 @@ export async function registerHttp(
   const auth = createRequestAuth(services.userAuth, requestTokens);
   await http.register(healthRoutes(services.health));
   await http.register(metricsRoutes(deps.metricsRegistry));
-  await http.register(roomsRoutes({ roomService: services.roomService, messageService: services.messageService, auth }));
+  await http.register(roomsRoutes({ roomService: services.roomService, messageService: services.messageService, changeFeed: services.changeFeed, auth }));
   await http.register(messagesRoutes({ messageService: services.messageService, auth }));
   await http.register(webRoutes());
   if (config.devLogin && config.jwt.secret) {

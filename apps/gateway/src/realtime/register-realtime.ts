@@ -74,6 +74,7 @@ export function registerRealtime(realtime: Realtime, deps: RealtimeDeps & { serv
   const { config, logger, metrics, services } = deps;
   const { nsp, presence } = realtime;
   presence.start();
+  nsp.on('room-lifetime', (roomId) => services.roomService.forgetCached(roomId));
   nsp.use(
     createHandshakeMiddleware({
       auth: services.userAuth,

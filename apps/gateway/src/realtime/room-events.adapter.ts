@@ -3,6 +3,7 @@ import {
   userChannel,
   type MessageDeletedPayload,
   type NewMessagePayload,
+  type RoomLeftPayload,
   type UserJoinedPayload,
   type UserLeftPayload,
 } from '@chat/protocol';
@@ -45,5 +46,15 @@ export function createRoomEventsAdapter(nsp: ChatNamespace, metrics: GatewayMetr
     messageDeleted: counted('message-deleted', (payload: MessageDeletedPayload) =>
       nsp.to(roomChannel(payload.roomId)).emit('message-deleted', payload),
     ),
+    roomLeftToUser: (userId: string, payload: RoomLeftPayload) => {
+      nsp.to(userChannel(userId)).emit('room-left', payload);
+    },
+    disconnectUser: (userId) => {
+      nsp.in(userChannel(userId)).disconnectSockets(true);
+    },
+    // The other pods drop the room from their RoomCache (register-realtime.ts listens).
+    roomLifetimeChanged: (roomId) => {
+      nsp.serverSideEmit('room-lifetime', roomId);
+    },
   };
 }

@@ -65,7 +65,8 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     result.maxLagMs = Math.max(result.maxLagMs, Date.now() - room.expiresAt.getTime());
     // The change feed's `room-expired`, recorded once (a repeated sweep gets the same number).
     const changeSeq = await expiry.recordExpired(room.id);
-    nsp.to(roomChannel(room.id)).emit('room-expired', changeSeq === null ? { roomId: room.id } : { roomId: room.id, changeSeq });
+    // Null: the room row went away meanwhile (another sweep deleted its tombstone); nothing to tell.
+    if (changeSeq !== null) nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq });
     nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
     // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
     // purging the same room. markExpired re-checks emptiness, so stopping early is only late.

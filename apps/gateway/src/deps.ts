@@ -29,6 +29,7 @@ import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { createHealthService, type HealthService } from './services/health.service.ts';
 import { createMessageService, type MessageService } from './services/message.service.ts';
 import { createChangeFeedService, type ChangeFeedService } from './services/change-feed.service.ts';
+import { createServerApiService, type ServerApiService } from './services/server-api.service.ts';
 import type { RoomEvents } from './services/room-events.ts';
 import { createRoomService, type RoomService } from './services/room.service.ts';
 import { createUserAuthService, type UserAuthService } from './services/user-auth.service.ts';
@@ -64,6 +65,7 @@ export interface Services {
   roomService: RoomService;
   messageService: MessageService;
   changeFeed: ChangeFeedService;
+  serverApi: ServerApiService;
   health: HealthService;
 }
 
@@ -153,6 +155,14 @@ export function buildServices(
     roomService,
     messageService,
     changeFeed: createChangeFeedService({ changes: repositories.changes, roomService }),
+    serverApi: createServerApiService({
+      users: repositories.users,
+      lifetime: repositories.lifetime,
+      writer,
+      roomService,
+      events,
+      writeDeadlineMs: config.databaseStatementTimeoutMs + 1000,
+    }),
     health: createHealthService({
       isDraining: deps.isDraining,
       checks: [() => database.sql`select 1`, () => redis.commands.ping()],

@@ -163,3 +163,78 @@ export const changesResponseSchema = z.object({
   changes: z.array(roomChangeSchema),
   hasMore: z.boolean(),
 });
+
+/**
+ * [ext] The server API (PROTOCOL §17). A message's own fields (`type`, `content`, `imageUrl`)
+ * are checked by the same rules as `send-message` (parseMessageBody), so they pass through here.
+ */
+export const SERVER_BATCH_MAX_ITEMS = 100;
+
+export const serverSenderSchema = z.object({
+  kind: z.enum(['bot', 'system'], { error: 'INVALID_REQUEST' }),
+  /** The backend's name for this sender; the same id is the same sender (and dedupe scope). */
+  id: z.string({ error: 'INVALID_REQUEST' }).regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'INVALID_REQUEST' }),
+  name: z
+    .string({ error: 'INVALID_NICKNAME' })
+    .trim()
+    .min(1, { error: 'INVALID_NICKNAME' })
+    .refine((name) => [...name].length <= 30, { error: 'INVALID_NICKNAME' })
+    .refine((name) => !hasForbiddenCharacters(name), { error: 'INVALID_NICKNAME' }),
+});
+export type ServerSender = z.infer<typeof serverSenderSchema>;
+
+const serverMessageFields = {
+  sender: serverSenderSchema,
+  type: z.unknown().optional(),
+  content: z.unknown().optional(),
+  imageUrl: z.unknown().optional(),
+};
+
+export const serverPublishBodySchema = z.object(serverMessageFields);
+export type ServerPublishBody = z.infer<typeof serverPublishBodySchema>;
+
+export const serverBatchBodySchema = z.object({
+  items: z
+    .array(
+      z.object({
+        roomId: z.string({ error: 'ROOM_ID_REQUIRED' }),
+        ...serverMessageFields,
+        /** This item's idempotency key (the header's applies to the request as a whole). */
+        idempotencyKey: z.string({ error: 'INVALID_CLIENT_MESSAGE_ID' }).optional(),
+      }),
+      { error: 'INVALID_REQUEST' },
+    )
+    .min(1, { error: 'INVALID_REQUEST' })
+    .max(SERVER_BATCH_MAX_ITEMS, { error: 'INVALID_REQUEST' }),
+});
+export type ServerBatchBody = z.infer<typeof serverBatchBodySchema>;
+
+const serverMessageSchema = historyMessageSchema.omit({ nickname: true }).extend({
+  clientMessageId: z.string().nullable(),
+  changeSeq: z.number(),
+});
+
+export const serverPublishResponseSchema = z.object({
+  /** False when an earlier call with the same Idempotency-Key stored it: this is that message. */
+  created: z.boolean(),
+  message: serverMessageSchema,
+});
+
+export const serverBatchResponseSchema = z.object({
+  results: z.array(
+    z.union([
+      z.object({ ok: z.literal(true), created: z.boolean(), message: serverMessageSchema }),
+      z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+    ]),
+  ),
+});
+
+export const serverExtendBodySchema = z.object({
+  ttlSeconds: z
+    .number({ error: 'INVALID_TTL' })
+    .int({ error: 'INVALID_TTL' })
+    .min(1, { error: 'INVALID_TTL' })
+    .max(86_400, { error: 'INVALID_TTL' }),
+});
+
+export const serverRoomLifetimeSchema = z.object({ roomId: z.string(), expiresAt: z.string() });

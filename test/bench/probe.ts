@@ -222,7 +222,7 @@ async function main() {
       const room = roomIds[0]!;
       await sql`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
         select gen_random_uuid(), ${room}, ${users[0]!}, 'text', 'history message ' || g, g + 1000000,
-               now() - (${historyRows} - g) * interval '1 millisecond', now() + interval '1 day'
+               now() - (${historyRows} - g) * interval '1 millisecond', (select expires_at from rooms where id = ${room})
         from generate_series(1, ${historyRows}) g`;
       await sql`analyze messages`;
       const [mid] = await sql<{ id: string }[]>`select id from messages where room_id = ${room} and seq = ${1_000_000 + Math.floor(historyRows / 2)}`;

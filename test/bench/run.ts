@@ -496,7 +496,7 @@ async function main() {
       const insertRows = async (roomId: string, userId: string, n: number) => {
         await db`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
           select gen_random_uuid(), ${roomId}, ${userId}, 'text', 'history message ' || g, g,
-                 now() - (${n} - g) * interval '1 millisecond', now() + interval '1 day'
+                 now() - (${n} - g) * interval '1 millisecond', (select expires_at from rooms where id = ${roomId})
           from generate_series(1, ${n}) g`;
         await db`update rooms set last_seq = ${n} where id = ${roomId}`;
       };

@@ -231,6 +231,11 @@ describe('room expiry sweep', () => {
     // messages are not deleted room by room (their day is dropped whole).
     await sleep(600);
     for (const room of rooms) expect(await rowCounts(room.roomId)).toEqual({ messages: 20_000, members: 0, rooms: 1, expired: 1 });
+    // A sweep without messages to delete is short: give both workers the time to take some.
+    await waitFor('both workers ran sweeps', async () => {
+      const { workers } = await sweepJobStats(cluster.redisUrl, cluster.redisPrefix);
+      return workers.has('twin-1') && workers.has('twin-2');
+    }, 10_000, 200).catch(() => undefined);
     const stats = await sweepJobStats(cluster.redisUrl, cluster.redisPrefix);
     console.log(`two workers: ${stats.completed} sweep jobs kept as completed, by ${[...stats.workers].join(', ')}`);
     expect(stats.failed).toBe(0);
@@ -239,22 +244,22 @@ describe('room expiry sweep', () => {
     await Promise.all(workers.map((worker) => worker.close()));
   });
 
-  it('a worker process killed mid-purge leaves nothing half-visible; the next one finishes', { timeout: 50_000 }, async ({ startWorker }) => {
+  it('a worker process killed mid-purge leaves nothing half-visible; the next one finishes', { timeout: 60_000 }, async ({ startWorker }) => {
     const [a, b] = cluster.pods;
     const owner = await makeUser('최지훈');
     // The worker process boots (tsx, a few seconds) while the room fills. Pods cache a room's
     // expiresAt (it never changes), so the room gets a really short life, not an SQL rewrite.
     const proc = spawnWorker(cluster, { SWEEP_BATCH_SIZE: '50', POD_NAME: 'doomed-worker', LOG_LEVEL: 'warn' });
-    const room = await createRoom(a!.url, owner, { ttlSeconds: 6 });
+    const room = await createRoom(a!.url, owner, { ttlSeconds: 12 });
     const socket = await connect(b!.url, owner.token);
     expect(await emitAck(socket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
     // The sweep's per-room work is the memberships now (messages wait for their day's
     // partition): enough of them to outlast a few sweeps of 50.
-    const total = 50_000;
+    const total = 30_000;
     await insertMessages(room.roomId, owner.userId, 1000);
     await insertMembers(room.roomId, total - 1);
     // Otherwise a sweep could have marked the (then empty) room expired under the insert.
-    expect(Date.now(), 'the 50000 rows went in before the room expired').toBeLessThan(Date.parse(room.expiresAt));
+    expect(Date.now(), 'the rows went in before the room expired').toBeLessThan(Date.parse(room.expiresAt));
     await sleep(Math.max(0, Date.parse(room.expiresAt) - Date.now() + 50));
 
     // Nothing of the room may be readable at any moment from now on.

@@ -21,7 +21,7 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
   const deps = buildWorkerDeps(config, options);
   const { logger, metrics } = deps;
   const jobs = defineJobs(config, deps);
-  // Once at start too, before any schedule: the day partitions exist as soon as a worker runs.
+  // Once before any schedule: the day partitions of `messages` exist as soon as a worker runs.
   await jobs.partitionMaintenance.run({}).catch((error: unknown) => logger.warn({ err: error }, 'partition maintenance at start failed'));
   const runner = await startJobRunner({
     jobs,

@@ -1,14 +1,14 @@
 import pino, { type Logger } from 'pino';
 import {
   createDatabase,
-  createMembershipsRepository,
   createMessagePartitionsRepository,
+  createMembershipsRepository,
   createMessagesRepository,
   createRoomExpiryRepository,
   createUsersRepository,
   type Database,
-  type MembershipsRepository,
   type MessagePartitionsRepository,
+  type MembershipsRepository,
   type MessagesRepository,
   type RoomExpiryRepository,
   type UsersRepository,

@@ -7,10 +7,11 @@
 --
 -- Uniqueness across partitions. Postgres requires the partition key in every unique index, so:
 --   * primary key (id, expires_at). Ids are UUIDv7 made by the gateway, unique on their own.
---   * unique (room_id, seq, expires_at). Every message of a room carries the room's expires_at
---     (the batch insert copies it from the locked room row, and a room's expires_at never
---     changes), so a room's messages all have one expires_at and live in one partition:
---     (room_id, seq, expires_at) unique => (room_id, seq) unique.
+--   * unique (room_id, seq, expires_at). Every message carries its room's expires_at: the batch
+--     insert copies it from the locked room row, and the foreign key (room_id, expires_at) ->
+--     rooms (id, expires_at) makes Postgres hold it (ON UPDATE CASCADE would move the rows if a
+--     room's expiry ever changed; it does not). So a room's messages all have one expires_at and
+--     live in one partition: (room_id, seq, expires_at) unique => (room_id, seq) unique.
 --   * unique (user_id, client_message_id, expires_at). A retry is a resend to the same room, so
 --     it has the same expires_at and the index stops a concurrent duplicate (23505) exactly as
 --     before. The dedupe read in the batch statement looks (user_id, client_message_id) up in
@@ -21,9 +22,10 @@
 --
 -- Works on a database that already has messages, in the migrator's one transaction: the old
 -- table is renamed aside, the partitioned table created, a partition made for every expiry day
--- present and for today .. today + 2, the rows copied (routed to their day), the indexes and
--- foreign keys created once the rows are in (one build per partition instead of per row), and
--- the old table dropped. It holds an ACCESS EXCLUSIVE lock on messages throughout.
+-- present and for today .. today + 2, the rows copied (routed to their day; each takes its
+-- room's expires_at, which the batch insert always wrote anyway), the indexes and foreign keys
+-- created once the rows are in (one build per partition instead of per row), and the old table
+-- dropped. It holds an ACCESS EXCLUSIVE lock on messages throughout.
 
 -- Creates the partition of `day` (UTC) unless it exists, moving in any rows of that day that
 -- landed in messages_default meanwhile. Built standalone and then attached: ATTACH takes a
@@ -83,7 +85,8 @@ DECLARE
   d date;
 BEGIN
   FOR d IN
-    SELECT DISTINCT (expires_at AT TIME ZONE 'UTC')::date FROM messages_unpartitioned
+    SELECT DISTINCT (r.expires_at AT TIME ZONE 'UTC')::date
+    FROM rooms r WHERE EXISTS (SELECT 1 FROM messages_unpartitioned m WHERE m.room_id = r.id)
     UNION
     SELECT g::date FROM generate_series((now() AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date + 2, interval '1 day') g
   LOOP
@@ -92,12 +95,13 @@ BEGIN
 END
 $$;--> statement-breakpoint
 INSERT INTO "messages" ("id", "room_id", "user_id", "type", "content", "image_url", "client_message_id", "seq", "created_at", "expires_at", "is_deleted")
-SELECT "id", "room_id", "user_id", "type", "content", "image_url", "client_message_id", "seq", "created_at", "expires_at", "is_deleted"
-FROM "messages_unpartitioned";--> statement-breakpoint
+SELECT m."id", m."room_id", m."user_id", m."type", m."content", m."image_url", m."client_message_id", m."seq", m."created_at", r."expires_at", m."is_deleted"
+FROM "messages_unpartitioned" m JOIN "rooms" r ON r."id" = m."room_id";--> statement-breakpoint
 DROP TABLE "messages_unpartitioned";--> statement-breakpoint
 ALTER TABLE "messages" ADD CONSTRAINT "messages_pkey" PRIMARY KEY ("id", "expires_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "messages_room_seq_key" ON "messages" USING btree ("room_id", "seq", "expires_at");--> statement-breakpoint
 CREATE INDEX "messages_room_live_seq_idx" ON "messages" USING btree ("room_id", "seq") WHERE "messages"."is_deleted" = false;--> statement-breakpoint
 CREATE UNIQUE INDEX "messages_user_client_message_id_key" ON "messages" USING btree ("user_id", "client_message_id", "expires_at") WHERE "messages"."client_message_id" is not null;--> statement-breakpoint
-ALTER TABLE "messages" ADD CONSTRAINT "messages_room_id_rooms_id_fk" FOREIGN KEY ("room_id") REFERENCES "public"."rooms"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+CREATE UNIQUE INDEX "rooms_id_expires_at_key" ON "rooms" USING btree ("id", "expires_at");--> statement-breakpoint
+ALTER TABLE "messages" ADD CONSTRAINT "messages_room_id_expires_at_rooms_fk" FOREIGN KEY ("room_id", "expires_at") REFERENCES "public"."rooms"("id", "expires_at") ON DELETE cascade ON UPDATE cascade;--> statement-breakpoint
 ALTER TABLE "messages" ADD CONSTRAINT "messages_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE no action ON UPDATE no action;

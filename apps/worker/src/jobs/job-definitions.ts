@@ -1,10 +1,9 @@
-import type { JobKey, JobPayload } from '@chat/jobs';
+import { JOB_CATALOG, type JobKey, type JobPayload } from '@chat/jobs';
 import type { WorkerConfig } from '../config.ts';
 import type { WorkerDeps } from '../deps.ts';
 import { PRESENCE_STALE_AFTER_MS, presenceGcJob } from './presence-gc.job.ts';
-import { roomSweepJob } from './room-sweep.job.ts';
 import { partitionMaintenanceJob } from './partition-maintenance.job.ts';
-import { JOB_CATALOG } from '@chat/jobs';
+import { roomSweepJob } from './room-sweep.job.ts';
 
 export interface JobDefinition<K extends JobKey> {
   /** How often the job's scheduler adds a run. */

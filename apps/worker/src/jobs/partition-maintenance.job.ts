@@ -61,7 +61,7 @@ export async function runPartitionMaintenance(deps: PartitionMaintenanceDeps): P
   return result;
 }
 
-/** The `partitionMaintenance` job: one run, counted in the worker's metrics. */
+/** The `partitionMaintenance` job: one run, its dropped rows counted in the worker's metrics. */
 export function partitionMaintenanceJob(deps: PartitionMaintenanceDeps, metrics: WorkerMetrics): () => Promise<PartitionMaintenanceResult> {
   return async () => {
     const result = await runPartitionMaintenance(deps);

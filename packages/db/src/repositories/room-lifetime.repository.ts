@@ -12,11 +12,13 @@ export type LifetimeChange =
  *
  * `messages` is partitioned by the messages' `expires_at` (docs/partitions.md), which must equal
  * the room's: reads prune to the room's day, and a day is dropped once every room *of that
- * day* is expired. So the room's messages move with it: one UPDATE of their `expires_at`, and
- * Postgres moves each row into the partition of the new day (messages_default when that day
- * has none yet; the partition job moves them on). Without it an extended room would keep its
- * messages in the old day, which is dropped while the room still lives. All under the room
- * row's lock, as the message batch takes it: no send interleaves with the move.
+ * day* is expired. So the room's messages move with it: the foreign key (room_id, expires_at)
+ * → rooms (id, expires_at) is ON UPDATE CASCADE, so updating the room's `expires_at` updates
+ * its messages' in the same statement, and Postgres moves each row into the partition of the
+ * new day (messages_default when that day has none yet; the partition job moves them on).
+ * Without that an extended room would keep its messages in the old day, which is dropped while
+ * the room still lives. All under the room row's lock, as the message batch takes it: no send
+ * interleaves with the move.
  */
 export function createRoomLifetimeRepository(sql: Sql) {
   return {
@@ -31,10 +33,8 @@ export function createRoomLifetimeRepository(sql: Sql) {
         if (!room.live) return { status: 'room-expired' } as const;
         const previous = asDate(room.expires_at);
         const target = asDate(room.target);
-        await tx`
-          update messages set expires_at = ${target.toISOString()}::timestamptz
-          where room_id = ${roomId} and expires_at = ${previous.toISOString()}::timestamptz`;
-        // A room given more life may be warned again before its new expiry.
+        // The messages follow through the cascading foreign key. A room given more life may be
+        // warned again before its new expiry.
         await tx`
           update rooms set expires_at = ${target.toISOString()}::timestamptz,
             expiring_notified_at = case when ${target.toISOString()}::timestamptz > expires_at then null else expiring_notified_at end

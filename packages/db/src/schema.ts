@@ -115,8 +115,12 @@ export const messages = pgTable(
     imageUrl: text('image_url'),
     clientMessageId: text('client_message_id'),
     seq: bigint('seq', { mode: 'number' }).notNull(),
-    /** The change feed's number of the `message-stored` change (PROTOCOL §16). */
-    changeSeq: bigint('change_seq', { mode: 'number' }).notNull(),
+    /**
+     * The change feed's number of the message's `new-message` change (PROTOCOL §16), set by the
+     * group commit for every message it stores. Nullable only so that rows seeded straight
+     * into the table (tests, benchmarks) need not invent one; the feed skips such rows.
+     */
+    changeSeq: bigint('change_seq', { mode: 'number' }),
     /** The change feed's number of the `message-deleted` change; null while not deleted. */
     deletedChangeSeq: bigint('deleted_change_seq', { mode: 'number' }),
     createdAt: timestamps('created_at').notNull(),

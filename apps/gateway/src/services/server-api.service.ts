@@ -131,9 +131,10 @@ export function createServerApiService(deps: ServerApiDeps) {
     async publishBatch(inputs: readonly PublishInput[]) {
       const prepared = await Promise.allSettled(inputs.map((input) => prepare(input)));
       await upsertSenders(inputs.filter((_, index) => prepared[index]!.status === 'fulfilled').map((input) => input.sender));
-      const written = prepared.map((item) =>
-        item.status === 'fulfilled' ? committed(writer.write(item.value.message), item.value.author) : null,
-      );
+      const valid = prepared.flatMap((item) => (item.status === 'fulfilled' ? [item.value] : []));
+      const outcomes = writer.writeMany(valid.map((item) => item.message));
+      const byItem = new Map(valid.map((item, index) => [item, committed(outcomes[index]!, item.author)]));
+      const written = prepared.map((item) => (item.status === 'fulfilled' ? byItem.get(item.value)! : null));
       return {
         results: await Promise.all(
           prepared.map(async (item, index) => {

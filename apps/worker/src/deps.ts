@@ -1,4 +1,6 @@
+import { Queue } from 'bullmq';
 import pino, { type Logger } from 'pino';
+import { JOB_CATALOG, bullPrefix } from '@chat/jobs';
 import {
   createDatabase,
   createMessagePartitionsRepository,
@@ -6,6 +8,10 @@ import {
   createMessagesRepository,
   createRoomExpiryRepository,
   createUsersRepository,
+  createRoomChangesRepository,
+  createWebhookCursorsRepository,
+  type RoomChangesRepository,
+  type WebhookCursorsRepository,
   type Database,
   type MessagePartitionsRepository,
   type MembershipsRepository,
@@ -34,7 +40,11 @@ export interface WorkerDeps {
     users: UsersRepository;
     expiry: RoomExpiryRepository;
     partitions: MessagePartitionsRepository;
+    changes: RoomChangesRepository;
+    webhookCursors: WebhookCursorsRepository;
   };
+  /** Queues the jobs add to (the runner's own queues run them): webhook deliveries. */
+  queues: { webhookDelivery: Queue };
 }
 
 export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logger?: Logger }): WorkerDeps {
@@ -64,6 +74,14 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
       users: createUsersRepository(database.db),
       expiry: createRoomExpiryRepository(database.sql),
       partitions: createMessagePartitionsRepository(database.sql),
+      changes: createRoomChangesRepository(database.sql),
+      webhookCursors: createWebhookCursorsRepository(database.sql),
+    },
+    queues: {
+      webhookDelivery: new Queue(JOB_CATALOG.webhookDelivery.queue, {
+        connection: redis.producer,
+        prefix: bullPrefix(config.redisPrefix),
+      }).on('error', (error) => logger.debug({ err: error }, 'webhook delivery queue error')),
     },
   };
 }

@@ -77,6 +77,8 @@ const envSchema = z
     DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** How long a room's occupancy must hold before room-occupied / room-vacated is recorded (a reconnect does not flap). */
+    ROOM_OCCUPANCY_GRACE_MS: z.coerce.number().int().min(0).default(5000),
     /** Server API keys, `id:sha256hex,…` (PROTOCOL §17); empty: the server API refuses every call. */
     SERVER_API_KEYS: serverApiKeys.default([]),
     /** Ids of keys that are revoked: refused with API_KEY_REVOKED. */
@@ -137,6 +139,8 @@ export interface GatewayConfig {
   logLevel: string;
   /** Fault injection for test/faults; null (off) unless FAULT_CRASH_AFTER_COMMIT is set. */
   faultCrashAfterCommit: FaultCrashAfterCommit | null;
+  /** room-occupied / room-vacated are decided this long after the presence or membership change. */
+  roomOccupancyGraceMs: number;
   serverApi: {
     /** Each key's id and the SHA-256 (hex) of the key. */
     keys: readonly { id: string; sha256: string }[];
@@ -176,6 +180,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     faultCrashAfterCommit: parseFaultCrashAfterCommit(e.FAULT_CRASH_AFTER_COMMIT),
+    roomOccupancyGraceMs: e.ROOM_OCCUPANCY_GRACE_MS,
     serverApi: Object.freeze({
       keys: Object.freeze(e.SERVER_API_KEYS.map((key) => Object.freeze({ ...key }))),
       revokedKeyIds: Object.freeze([...e.SERVER_API_KEYS_REVOKED]),

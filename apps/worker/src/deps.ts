@@ -9,6 +9,8 @@ import {
   createRoomExpiryRepository,
   createUsersRepository,
   createRoomChangesRepository,
+  createRoomOccupancyRepository,
+  type RoomOccupancyRepository,
   createWebhookCursorsRepository,
   type RoomChangesRepository,
   type WebhookCursorsRepository,
@@ -19,7 +21,7 @@ import {
   type RoomExpiryRepository,
   type UsersRepository,
 } from '@chat/db';
-import { createPresenceStore, type PresenceStore } from '@chat/presence';
+import { createOccupancyQueue, createPresenceStore, type OccupancyQueue, type PresenceStore } from '@chat/presence';
 import { publishWithoutRejection } from '@chat/runtime';
 import type { WorkerConfig } from './config.ts';
 import { createChatEmitter, type ChatEmitter } from './infrastructure/chat-emitter.ts';
@@ -34,6 +36,8 @@ export interface WorkerDeps {
   redis: WorkerRedis;
   emitter: ChatEmitter;
   presence: PresenceStore;
+  /** Rooms and users whose occupancy is to be looked at (room-occupied / room-vacated). */
+  occupancyQueue: OccupancyQueue;
   repositories: {
     memberships: MembershipsRepository;
     messages: MessagesRepository;
@@ -42,6 +46,7 @@ export interface WorkerDeps {
     partitions: MessagePartitionsRepository;
     changes: RoomChangesRepository;
     webhookCursors: WebhookCursorsRepository;
+    occupancy: RoomOccupancyRepository;
   };
   /** Queues the jobs add to (the runner's own queues run them): webhook deliveries. */
   queues: { webhookDelivery: Queue };
@@ -68,6 +73,7 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
     redis,
     emitter,
     presence: createPresenceStore(redis.emitter, config.redisPrefix),
+    occupancyQueue: createOccupancyQueue(redis.emitter, config.redisPrefix),
     repositories: {
       memberships: createMembershipsRepository(database.sql),
       messages: createMessagesRepository(database.sql),
@@ -76,6 +82,7 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
       partitions: createMessagePartitionsRepository(database.sql),
       changes: createRoomChangesRepository(database.sql),
       webhookCursors: createWebhookCursorsRepository(database.sql),
+      occupancy: createRoomOccupancyRepository(database.sql),
     },
     queues: {
       webhookDelivery: new Queue(JOB_CATALOG.webhookDelivery.queue, {

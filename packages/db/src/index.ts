@@ -12,3 +12,4 @@ export * from './repositories/room-lifetime.repository.ts';
 export type { RoomEventKind, SenderKind } from './schema.ts';
 export * from './change-payloads.ts';
 export * from './repositories/webhook-cursors.repository.ts';
+export * from './repositories/room-occupancy.repository.ts';

@@ -30,6 +30,14 @@ export const JOB_CATALOG = {
     everyMs: 60_000,
     options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
   },
+  roomOccupancy: {
+    queue: 'room-occupancy',
+    jobName: 'look',
+    payload: z.object({}).strict(),
+    /** Records room-occupied / room-vacated for rooms whose presence or membership changed a grace ago. */
+    everyMs: 1000,
+    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+  },
   webhookDispatch: {
     queue: 'webhook-dispatch',
     jobName: 'dispatch',

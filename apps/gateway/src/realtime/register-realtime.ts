@@ -1,7 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Server } from 'socket.io';
-import type { PresenceStore } from '@chat/presence';
+import { createOccupancyQueue, type OccupancySubject, type PresenceStore } from '@chat/presence';
 import type { GatewayConfig } from '../config.ts';
 import type { Services } from '../deps.ts';
 import type { RedisClients } from '../infrastructure/redis-clients.ts';
@@ -58,11 +58,22 @@ export function createRealtime(
     logger,
     onResync: (rooms) => metrics.publishGapResyncs.inc(rooms),
   });
+  // The worker looks at the user's rooms once the grace has passed (room-occupied / room-vacated).
+  const occupancy = createOccupancyQueue(redis.commands, config.redisPrefix);
+  const markOccupancy = (subject: OccupancySubject) => {
+    occupancy.mark(subject, config.roomOccupancyGraceMs).catch((error: unknown) => logger.warn({ err: error }, 'occupancy mark failed'));
+  };
   return {
     io,
     nsp,
-    events: createRoomEventsAdapter(nsp, metrics, publishGaps),
-    presence: createPresenceTracker({ store: deps.presenceStore, nsp, logger, podName: config.podName }),
+    events: createRoomEventsAdapter(nsp, metrics, publishGaps, (roomId) => markOccupancy({ roomId })),
+    presence: createPresenceTracker({
+      store: deps.presenceStore,
+      nsp,
+      logger,
+      podName: config.podName,
+      onTransition: (userId) => markOccupancy({ userId }),
+    }),
   };
 }
 

@@ -5,6 +5,7 @@ import { PRESENCE_STALE_AFTER_MS, presenceGcJob } from './presence-gc.job.ts';
 import { partitionMaintenanceJob } from './partition-maintenance.job.ts';
 import { roomSweepJob } from './room-sweep.job.ts';
 import { runWebhookDelivery } from './webhook-delivery.job.ts';
+import { runRoomOccupancy } from './room-occupancy.job.ts';
 import { runWebhookDispatch } from './webhook-dispatch.job.ts';
 
 export interface JobDefinition<K extends JobKey> {
@@ -40,6 +41,7 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
       run: presenceGcJob(
         {
           presence,
+          occupancy: deps.occupancyQueue,
           memberships: repositories.memberships,
           messages: repositories.messages,
           users: repositories.users,
@@ -53,6 +55,18 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
     partitionMaintenance: {
       everyMs: JOB_CATALOG.partitionMaintenance.everyMs,
       run: partitionMaintenanceJob({ partitions: repositories.partitions, logger }, metrics),
+    },
+    roomOccupancy: {
+      everyMs: JOB_CATALOG.roomOccupancy.everyMs,
+      run: () =>
+        runRoomOccupancy({
+          queue: deps.occupancyQueue,
+          presence,
+          memberships: repositories.memberships,
+          occupancy: repositories.occupancy,
+          emitter,
+          logger,
+        }),
     },
     webhookDispatch: {
       everyMs: config.webhooks.pollIntervalMs,

@@ -17,7 +17,7 @@ import type { RoomService } from './room.service.ts';
 import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
 import { uuidv7 } from '../lib/uuidv7.ts';
-import { historySender, newMessagePayload } from './message-payloads.ts';
+import { historySender, newMessagePayload } from '../lib/message-payloads.ts';
 
 /**
  * How the caller knows the sender's membership without a query: a socket is in

@@ -13,7 +13,7 @@ import {
 import type { MessageWriter, WriteOutcome } from '../infrastructure/message-writer.ts';
 import { withinDeadline } from '../lib/deadline.ts';
 import { uuidv7 } from '../lib/uuidv7.ts';
-import { newMessagePayload } from './message-payloads.ts';
+import { newMessagePayload } from '../lib/message-payloads.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RoomService } from './room.service.ts';
 

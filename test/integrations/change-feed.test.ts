@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import type { NewMessagePayload } from '@chat/protocol';
-import { createRoom, emitAck, makeUser, nextEvent, request, sleep } from '@chat/testing';
+import { createRoom, emitAck, makeUser, nextEvent, request, sleep, spawnGateway } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
 /**
@@ -137,4 +137,53 @@ describe('change feed [ext]', () => {
     expect((await request(url, 'GET', `/api/rooms/${room.roomId}/changes?limit=101`)).body.code).toBe('LIMIT_TOO_LARGE');
     expect((await request(url, 'GET', `/api/rooms/${room.roomId}/changes`)).body).toEqual({ changes: [], hasMore: false });
   });
+
+  it('stays gap-free when a pod is SIGKILLed mid-stream: retries land once, numbers never skip', async ({ cluster, sql, connect }) => {
+    const [a] = cluster.pods;
+    const doomed = await spawnGateway(cluster, { MESSAGE_RATE_LIMIT_PER_MINUTE: '100000', MEMBERSHIP_RATE_LIMIT_PER_MINUTE: '100000' });
+    const steady = await makeUser('꾸준');
+    const victim = await makeUser('희생');
+    const room = await createRoom(a!.url, steady);
+    const onA = await connect(a!.url, steady.token);
+    const onDoomed = await connect(doomed.url, victim.token);
+    await emitAck(onA, 'join-room', { roomId: room.roomId });
+    await emitAck(onDoomed, 'join-room', { roomId: room.roomId });
+
+    const COUNT = 40;
+    const send = (socket: typeof onA, id: string, timeoutMs = 5000) =>
+      emitAck<NewMessagePayload>(socket, 'send-message', { roomId: room.roomId, type: 'text', content: id, clientMessageId: id }, timeoutMs).catch(
+        () => null,
+      );
+    const acked = new Set<string>();
+    const fromDoomed = Array.from({ length: COUNT }, (_, index) => `victim-${index}`);
+    const fromSteady = Array.from({ length: COUNT }, (_, index) => `steady-${index}`);
+    const doomedSends = fromDoomed.map((id) => send(onDoomed, id, 3000).then((ack) => ack?.ok && acked.add(id)));
+    const steadySends = fromSteady.map(async (id, index) => {
+      await sleep(index * 5);
+      const ack = await send(onA, id);
+      if (ack?.ok) acked.add(id);
+    });
+    // Kill it while its sends are in flight.
+    const deadline = Date.now() + 10_000;
+    while ([...acked].filter((id) => id.startsWith('victim')).length < 5 && Date.now() < deadline) await sleep(5);
+    await doomed.kill('SIGKILL');
+    await Promise.all([...doomedSends, ...steadySends]);
+
+    // The victim retries whatever it did not hear back about, on the surviving pod.
+    const again = await connect(a!.url, victim.token);
+    for (const id of [...fromDoomed, ...fromSteady]) {
+      if (acked.has(id)) continue;
+      const retried = await send(id.startsWith('victim') ? again : onA, id);
+      expect(retried?.ok, id).toBe(true);
+    }
+
+    const feed = await readFeed(a!.url, room.roomId);
+    const numbers = feed.map((change) => change.changeSeq);
+    const [stored] = await sql<{ last_change_seq: number }[]>`select last_change_seq::int from rooms where id = ${room.roomId}`;
+    expect(numbers).toEqual(Array.from({ length: stored!.last_change_seq }, (_, i) => i + 1));
+    const contents = feed.filter((change) => change.event === 'new-message').map((change) => change.payload.content);
+    expect(contents.sort()).toEqual([...fromDoomed, ...fromSteady].sort());
+    const seqs = feed.filter((change) => change.event === 'new-message').map((change) => change.payload.seq);
+    expect(seqs).toEqual(Array.from({ length: 2 * COUNT }, (_, i) => i + 1));
+  }, 90_000);
 });

@@ -1,7 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { buildGateway, loadConfig } from '@chat/gateway';
 import { describe, expect } from 'vitest';
 import type { NewMessagePayload } from '@chat/protocol';
-import { createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
+import { TEST_JWT_SECRET, createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
 /**
@@ -233,5 +236,72 @@ describe('server API [ext]', () => {
     }
     expect((await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '늦었나요' })).ok).toBe(false);
     expect((await request(a!.url, 'POST', `/api/server/rooms/${room.roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 60 } })).status).toBe(410);
+  });
+
+  it('logs every call with the key id, never the key, and documents the routes in the OpenAPI', async ({ cluster }) => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const gateway = await buildGateway(
+      loadConfig({
+        PORT: '0',
+        DATABASE_URL: cluster.databaseUrl,
+        REDIS_URL: cluster.redisUrl,
+        REDIS_PREFIX: cluster.redisPrefix,
+        JWT_SECRET: TEST_JWT_SECRET,
+        DATABASE_POOL_SIZE: '2',
+        SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)}`,
+        SERVER_API_KEYS_REVOKED: 'old-backend',
+      }),
+      { logger: pino({ level: 'info' }, sink) },
+    );
+    try {
+      const owner = await makeUser();
+      const room = await createRoom(cluster.pods[0]!.url, owner);
+      const calls = [
+        [KEY, 201],
+        [REVOKED_KEY, 401],
+        [`${KEY}-wrong`, 401],
+      ] as const;
+      for (const [key, status] of calls) {
+        const response = await gateway.http.inject({
+          method: 'POST',
+          url: `/api/server/rooms/${room.roomId}/messages`,
+          headers: { 'x-api-key': key, 'content-type': 'application/json' },
+          payload: { sender: BOT, type: 'text', content: '기록' },
+        });
+        expect(response.statusCode).toBe(status);
+      }
+      const audit = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'server api call');
+      expect(audit.map((line) => [line.apiKeyId, line.statusCode, line.route])).toEqual([
+        ['backend', 201, '/api/server/rooms/:roomId/messages'],
+        ['old-backend', 401, '/api/server/rooms/:roomId/messages'],
+        [null, 401, '/api/server/rooms/:roomId/messages'],
+      ]);
+      for (const line of lines) {
+        expect(line).not.toContain(KEY);
+        expect(line).not.toContain(REVOKED_KEY);
+      }
+
+      const openApi = JSON.parse((await gateway.http.inject({ method: 'GET', url: '/docs/json' })).body);
+      expect(Object.keys(openApi.paths)).toEqual(
+        expect.arrayContaining([
+          '/api/rooms/{roomId}/changes',
+          '/api/server/rooms/{roomId}/messages',
+          '/api/server/messages/batch',
+          '/api/server/users/{userId}/disconnect',
+          '/api/server/rooms/{roomId}/members/{userId}',
+          '/api/server/rooms/{roomId}/close',
+          '/api/server/rooms/{roomId}/extend',
+        ]),
+      );
+      expect(openApi.components.securitySchemes.apiKey).toEqual({ type: 'apiKey', in: 'header', name: 'X-Api-Key' });
+    } finally {
+      await gateway.close();
+    }
   });
 });

@@ -31,7 +31,7 @@ function unreachable(what: string, url: string, error: unknown): never {
   console.error(`
 Cannot reach ${what} at ${redact(url)} (${reason}).
 The local cluster needs PostgreSQL and Redis. Either start them with Docker —
-  docker compose -f infra/docker-compose.yml up -d postgres redis
+  infra/containers/up.sh postgres redis
 — or install your distribution's packages (Debian/Ubuntu: apt-get install postgresql redis-server;
 macOS: brew install postgresql redis) and start them, then run \`pnpm start\` again. To use
 other servers, set DATABASE_URL and REDIS_URL.`);

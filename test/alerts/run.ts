@@ -4,18 +4,18 @@
  * and `promtool test rules` on test/alerts/chat-alerts.test.yml. Every alert must have a case
  * in which it fires.
  *
- * promtool comes from PATH, or else from Debian's `prometheus` package, downloaded (not
- * installed: no service is set up) and unpacked under node_modules/.cache/promtool.
+ * promtool: see ./promtool.ts (PATH, or Debian's `prometheus` package unpacked, not installed).
  *
  * The unit-test copy of the rules keeps only the `summary` annotation: promtool compares every
  * annotation of an alert, and the others are fixed text that the manifests test checks already.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { findPromtool } from './promtool.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const rulesPath = path.join(root, 'k8s/base/prometheusrule.yaml');
@@ -29,30 +29,6 @@ interface Rule {
 }
 interface RuleTests {
   tests: { alert_rule_test?: { alertname: string; exp_alerts: unknown[] }[] }[];
-}
-
-function findPromtool(): string {
-  const onPath = spawnSync('promtool', ['--version'], { stdio: 'ignore' });
-  if (onPath.status === 0) return 'promtool';
-  const cache = path.join(root, 'node_modules/.cache/promtool');
-  const unpacked = path.join(cache, 'usr/bin/promtool');
-  if (existsSync(unpacked)) return unpacked;
-  const hasApt = spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (!hasApt) {
-    throw new Error('promtool not found: install Prometheus (its promtool) or put promtool on PATH');
-  }
-  mkdirSync(cache, { recursive: true });
-  process.stdout.write('promtool: downloading Debian\'s prometheus package (not installing it)\n');
-  const download = () => spawnSync('apt-get', ['download', 'prometheus'], { cwd: cache, stdio: ['ignore', 'inherit', 'inherit'] }).status === 0;
-  // A fresh machine may have no package lists yet.
-  if (!download() && !(spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' }).status === 0 && download())) {
-    throw new Error('apt-get download prometheus failed');
-  }
-  const deb = readdirSync(cache).find((file) => file.startsWith('prometheus_') && file.endsWith('.deb'));
-  if (!deb) throw new Error('apt-get download prometheus left no .deb');
-  execFileSync('dpkg-deb', ['-x', path.join(cache, deb), cache]);
-  rmSync(path.join(cache, deb));
-  return unpacked;
 }
 
 function main(): number {

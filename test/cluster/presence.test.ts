@@ -39,8 +39,9 @@ it.beforeAll(({ cluster: started }) => {
 
 type Members = { members: { userId: string; nicknameMask: string; joinedAt: string; online: boolean }[]; memberCount: number };
 
-async function members(url: string, roomId: string): Promise<Members> {
-  const result = await request<Members>(url, 'GET', `/api/rooms/${roomId}/members`);
+/** The member list as `viewer` (a member: the list is for the room's members only) sees it. */
+async function members(url: string, roomId: string, viewer: TestUser): Promise<Members> {
+  const result = await request<Members>(url, 'GET', `/api/rooms/${roomId}/members`, { token: viewer.token });
   expect(result.status).toBe(200);
   return result.body;
 }
@@ -89,7 +90,7 @@ describe('presence across pods', () => {
     await joinedOffline(b!.url, bob, roomId);
     // Bob's socket above closed: the watcher heard him go offline.
     expect(await nextEvent(watcher, 'presence', 3000)).toEqual({ roomId, userId: bob.userId, nicknameMask: '이**', online: false });
-    expect(onlineOf(await members(b!.url, roomId))).toEqual({ [alice.userId]: true, [bob.userId]: false });
+    expect(onlineOf(await members(b!.url, roomId, alice))).toEqual({ [alice.userId]: true, [bob.userId]: false });
 
     // First socket (pod B) → online, to the room, seen on pod A.
     const online = nextEvent(watcher, 'presence', 3000);
@@ -102,7 +103,7 @@ describe('presence across pods', () => {
     await sleep(300);
     tab1.close();
     expect(await quiet1).toEqual([]);
-    expect(onlineOf(await members(a!.url, roomId))[bob.userId]).toBe(true);
+    expect(onlineOf(await members(a!.url, roomId, alice))[bob.userId]).toBe(true);
 
     // Two tabs on the same pod, one closed: nothing either.
     const quiet2 = recordFor(watcher, ['presence'], 1000);
@@ -115,7 +116,7 @@ describe('presence across pods', () => {
     const seen = recordFor(watcher, ['presence'], 1500);
     tab2.close();
     expect(await seen).toEqual([{ event: 'presence', payload: { roomId, userId: bob.userId, nicknameMask: '이**', online: false } }]);
-    expect(onlineOf(await members(b!.url, roomId))).toEqual({ [alice.userId]: true, [bob.userId]: false });
+    expect(onlineOf(await members(b!.url, roomId, alice))).toEqual({ [alice.userId]: true, [bob.userId]: false });
   });
 
   it('GET /api/rooms/:roomId/members: every member, joining order, masks, live flags from both pods', { timeout: 20_000 }, async () => {
@@ -136,7 +137,7 @@ describe('presence across pods', () => {
     await sleep(200);
 
     for (const pod of [a!, b!]) {
-      const body = await members(pod.url, roomId);
+      const body = await members(pod.url, roomId, u0);
       expect(body.memberCount).toBe(3);
       expect(body.members.map((m) => [m.userId, m.nicknameMask, m.online])).toEqual([
         [u0.userId, '김**', true],
@@ -149,13 +150,13 @@ describe('presence across pods', () => {
     }
     s1.close();
     await sleep(300);
-    expect(onlineOf(await members(a!.url, roomId))).toEqual({ [u0.userId]: true, [u1.userId]: false, [u2.userId]: false });
+    expect(onlineOf(await members(a!.url, roomId, u0))).toEqual({ [u0.userId]: true, [u1.userId]: false, [u2.userId]: false });
 
-    expect(await request(a!.url, 'GET', '/api/rooms/00000000-0000-4000-8000-000000000000/members')).toMatchObject({
+    expect(await request(a!.url, 'GET', '/api/rooms/00000000-0000-4000-8000-000000000000/members', { token: u0.token })).toMatchObject({
       status: 404,
       body: { message: '방을 찾을 수 없습니다' },
     });
-    expect((await request(a!.url, 'GET', '/api/rooms/not-a-uuid/members')).status).toBe(404);
+    expect((await request(a!.url, 'GET', '/api/rooms/not-a-uuid/members', { token: u0.token })).status).toBe(404);
   });
 });
 
@@ -196,7 +197,7 @@ describe('a pod that Redis forgot', () => {
     expect(reannounced).toHaveLength(everyone.length);
     // A pod announces only once its heartbeat has restored its counts in Redis: read after
     // hearing everyone, the members are all online, with no time to settle.
-    expect(onlineOf(await members(a!.url, roomId))).toEqual({ [carol.userId]: true, [alice.userId]: true, [bob.userId]: true });
+    expect(onlineOf(await members(a!.url, roomId, carol))).toEqual({ [carol.userId]: true, [alice.userId]: true, [bob.userId]: true });
   });
 });
 
@@ -210,7 +211,7 @@ describe('a pod that Redis forgot, and a socket connecting before its next heart
     // At once, well before pod B's next heartbeat (5 s apart): this connect puts pod B back.
     await connect(b!.url, (await makeUser('박민수')).token);
     await expect.poll(() => cameOnline(reannounced, bob), { timeout: 10_000 }).toHaveLength(1);
-    expect((await members(a!.url, roomId)).members.find((member) => member.userId === bob.userId)?.online).toBe(true);
+    expect((await members(a!.url, roomId, bob)).members.find((member) => member.userId === bob.userId)?.online).toBe(true);
   });
 });
 
@@ -283,7 +284,7 @@ describe('a gateway process killed with SIGKILL', () => {
     }
     const erinElsewhere = await connect(a!.url, erin.token);
     await sleep(300);
-    expect(onlineOf(await members(a!.url, roomId))).toEqual({ [alice.userId]: true, [dave.userId]: true, [erin.userId]: true });
+    expect(onlineOf(await members(a!.url, roomId, alice))).toEqual({ [alice.userId]: true, [dave.userId]: true, [erin.userId]: true });
 
     const events: { payload: unknown; at: number }[] = [];
     watcher.on('presence', (payload) => events.push({ payload, at: Date.now() }));
@@ -302,7 +303,7 @@ describe('a gateway process killed with SIGKILL', () => {
     await sleep(1000);
     // Erin still has a tab on pod A: she stays online, and nobody said otherwise.
     expect(events.map((e) => e.payload)).toEqual([offline!.payload]);
-    expect(onlineOf(await members(a!.url, roomId))).toEqual({ [alice.userId]: true, [dave.userId]: false, [erin.userId]: true });
+    expect(onlineOf(await members(a!.url, roomId, alice))).toEqual({ [alice.userId]: true, [dave.userId]: false, [erin.userId]: true });
 
     // When Dave comes back (to any pod) he is announced online again.
     const back = nextEvent(watcher, 'presence', 3000);

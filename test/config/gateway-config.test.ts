@@ -16,4 +16,33 @@ describe('gateway configuration', () => {
     expect(loadConfig(base).socketMaxQueuedBytes).toBe(1024 * 1024);
     expect(() => loadConfig({ ...base, SOCKET_MAX_QUEUED_BYTES: '1000' })).toThrow(ConfigError);
   });
+
+  it('requires an HS256 JWT_SECRET of at least 32 bytes (256 bits, as RFC 7518 asks of HS256 keys)', () => {
+    expect(() => loadConfig({ JWT_SECRET: 'x'.repeat(31) })).toThrow(/JWT_SECRET/);
+    expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }).jwt.secret).toBe('x'.repeat(32));
+    // Bytes, not characters: 11 Hangul syllables are 33 bytes of UTF-8.
+    expect(loadConfig({ JWT_SECRET: '가'.repeat(11) }).jwt.secret).toBe('가'.repeat(11));
+    expect(() => loadConfig({ JWT_SECRET: '가'.repeat(10) })).toThrow(ConfigError);
+  });
+
+  it('requires an https: JWT_JWKS_URL unless NODE_ENV is development', () => {
+    expect(loadConfig({ JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json' }).jwt.jwksUrl).toBe(
+      'https://idp.example.com/.well-known/jwks.json',
+    );
+    for (const env of [{}, { NODE_ENV: 'production' }, { NODE_ENV: 'test' }]) {
+      expect(() => loadConfig({ ...env, JWT_JWKS_URL: 'http://idp.example.com/jwks.json' }), JSON.stringify(env)).toThrow(/JWT_JWKS_URL/);
+    }
+    expect(loadConfig({ NODE_ENV: 'development', JWT_JWKS_URL: 'http://127.0.0.1:8080/jwks.json' }).jwt.jwksUrl).toBe(
+      'http://127.0.0.1:8080/jwks.json',
+    );
+    // Never another scheme, even in development.
+    expect(() => loadConfig({ NODE_ENV: 'development', JWT_JWKS_URL: 'file:///etc/jwks.json' })).toThrow(/JWT_JWKS_URL/);
+  });
+
+  it('reads JWT_MAX_LIFETIME_SECONDS, off by default', () => {
+    expect(loadConfig(base).jwt.maxLifetimeSeconds).toBeUndefined();
+    expect(loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: '3600' }).jwt.maxLifetimeSeconds).toBe(3600);
+    expect(loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: '0' }).jwt.maxLifetimeSeconds).toBeUndefined();
+    for (const bad of ['-1', '1.5', 'day']) expect(() => loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: bad }), bad).toThrow(ConfigError);
+  });
 });

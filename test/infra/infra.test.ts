@@ -4,7 +4,9 @@
  * websocket settings, Prometheus targets, the Grafana dashboard's metric names against the code,
  * and the Dockerfile's stages. Reads files only: no network, no containers.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -57,7 +59,39 @@ describe('infra/docker-compose.yml', () => {
     expect(services['gateway-a'].build.target).toBe('gateway');
     expect(services['gateway-b'].build.target).toBe('gateway');
     expect(services.worker.build.target).toBe('worker');
-    expect(services.nginx.ports).toEqual(['8080:8080']);
+    expect(services.nginx.ports).toEqual(['127.0.0.1:${NGINX_PORT:-8080}:8080']);
+  });
+
+  it('publishes every port on 127.0.0.1 only, and has no JWT secret of its own', () => {
+    const published = Object.entries(services).flatMap(([name, service]) =>
+      ((service.ports ?? []) as string[]).map((port) => `${name} ${port}`),
+    );
+    expect(published.length).toBeGreaterThanOrEqual(5); // postgres, redis, nginx, prometheus, grafana
+    for (const port of published) expect(port).toMatch(/^\S+ 127\.0\.0\.1:/);
+    for (const name of ['gateway-a', 'gateway-b']) {
+      // No default: compose refuses to start until infra/containers/ensure-env.sh wrote one.
+      expect(services[name].environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?[^}]+\}$/);
+    }
+  });
+
+  it('generates the secret on first run into a git-ignored env file, and keeps it afterwards', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'chat-compose-env-'));
+    try {
+      const script = path.join(root, 'infra/containers/ensure-env.sh');
+      const [first, second] = [path.join(dir, 'a.env'), path.join(dir, 'b.env')];
+      execFileSync(script, [first]);
+      const secret = /^JWT_SECRET=([0-9a-f]{64})$/m.exec(readFileSync(first, 'utf8'))?.[1];
+      expect(secret).toBeDefined();
+      expect(statSync(first).mode & 0o777).toBe(0o600);
+      execFileSync(script, [first]);
+      expect(readFileSync(first, 'utf8')).toContain(`JWT_SECRET=${secret}`);
+      execFileSync(script, [second]);
+      expect(readFileSync(second, 'utf8')).not.toContain(secret!);
+      // The default file, infra/.env, is ignored by git.
+      execFileSync('git', ['check-ignore', '-q', 'infra/.env'], { cwd: root });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('passes the same variables as the local cluster (infra/local-cluster.ts)', () => {

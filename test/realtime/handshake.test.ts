@@ -370,7 +370,7 @@ describe('token expiry while connected', () => {
 });
 
 describe('sockets per user', () => {
-  it('refuses a user past 32 sockets on one pod with TOO_MANY_REQUESTS, and takes them again once one closes', async () => {
+  it('refuses a user past 32 sockets (across the cluster; one pod here) with TOO_MANY_REQUESTS, and takes them again once one closes', async () => {
     const user = await makeUser('김철수');
     const sockets: TestSocket[] = [];
     for (let i = 0; i < 32; i++) sockets.push(await connect(url, user.token));

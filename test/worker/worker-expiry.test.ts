@@ -175,8 +175,9 @@ describe('room expiry sweep', () => {
       expect(history).toMatchObject({ status: 410, body: { message: EXPIRED } });
       const view = await request(pod.url, 'GET', `/api/rooms/${roomId}`);
       expect(view).toMatchObject({ status: 200, body: { roomId, expired: true, memberCount: 0 } });
-      const members = await request(pod.url, 'GET', `/api/rooms/${roomId}/members`);
-      expect(members).toMatchObject({ status: 200, body: { members: [], memberCount: 0 } });
+      // Alice's membership is gone with the rest: the member list (for members only) is closed to her.
+      const members = await request(pod.url, 'GET', `/api/rooms/${roomId}/members`, { token: alice.token });
+      expect(members).toMatchObject({ status: 403, body: { code: 'NOT_A_MEMBER' } });
     }
     // A client that connects now is put in no expired room; a join is still refused as expired.
     const late = await connect(b!.url, alice.token);

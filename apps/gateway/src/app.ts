@@ -48,7 +48,7 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     redis: infra.redis.commands,
     metricsRegistry: metrics.registry,
   });
-  const slowConsumers = registerRealtime(realtime, { config, logger, metrics, services });
+  const slowConsumers = registerRealtime(realtime, { config, logger, metrics, services, tokenExpiryMaxStepMs: options.tokenExpiryMaxStepMs });
   const shutdown = createShutdown({
     state,
     http,

@@ -41,6 +41,15 @@ const serverApiKeys = z.string().transform((value, context) => {
   return keys;
 });
 
+/**
+ * The signing keys decide who may connect: fetched over https only, so nobody on the path can
+ * hand the pod keys of their own. Plain http is for a local identity provider in development.
+ */
+function isAllowedJwksUrl(value: string, development: boolean): boolean {
+  const { protocol } = new URL(value);
+  return protocol === 'https:' || (development && protocol === 'http:');
+}
+
 const booleanFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
@@ -55,8 +64,16 @@ const envSchema = z
     DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
     REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
-    JWT_SECRET: z.string().min(16, 'JWT_SECRET must be at least 16 characters').optional(),
+    // HS256 wants a key as long as its hash (RFC 7518 §3.2): 32 bytes of UTF-8.
+    JWT_SECRET: z
+      .string()
+      .refine((secret) => Buffer.byteLength(secret, 'utf8') >= 32, 'JWT_SECRET must be at least 32 bytes')
+      .optional(),
     JWT_JWKS_URL: z.string().url().optional(),
+    /** Tokens living longer than this (exp − iat, and exp − now) are refused; 0: no bound. */
+    JWT_MAX_LIFETIME_SECONDS: z.coerce.number().int().min(0).default(0),
+    /** `development` allows an http: JWT_JWKS_URL (a local identity provider); nothing else reads it. */
+    NODE_ENV: z.string().optional(),
     JWT_ISSUER: z.string().min(1).optional(),
     JWT_AUDIENCE: z.string().min(1).optional(),
     CORS_ORIGINS: csv.default([]),
@@ -64,12 +81,16 @@ const envSchema = z
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
     /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+    /** Socket events refused after a database lookup (no such room, not a member) per minute per user, all pods. */
+    FAILED_EVENT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** POST /api/rooms per minute per user, shared by all pods. */
     ROOM_CREATE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(10),
     /** Requests to /api/* per minute per user (per address for guests and invalid tokens), shared by all pods; 0: off. */
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
-    /** Sockets one user may hold on one pod; past it the handshake is refused; 0: no bound. */
+    /** Sockets one user may hold across the cluster; past it the handshake is refused; 0: no bound. */
     MAX_SOCKETS_PER_USER: z.coerce.number().int().min(0).default(32),
+    /** How long a socket's place under MAX_SOCKETS_PER_USER outlives a pod that died holding it. */
+    SOCKET_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
     /** Unread bytes a socket may hold on the pod before it is dropped as a slow consumer. */
     SOCKET_MAX_QUEUED_BYTES: z.coerce.number().int().min(16 * 1024).default(1024 * 1024),
     TRUST_PROXY: trustProxy.default(['loopback', 'linklocal', 'uniquelocal']),
@@ -102,6 +123,10 @@ const envSchema = z
     message: 'set exactly one of JWT_SECRET and JWT_JWKS_URL',
     path: ['JWT_SECRET'],
   })
+  .refine((env) => !env.JWT_JWKS_URL || isAllowedJwksUrl(env.JWT_JWKS_URL, env.NODE_ENV === 'development'), {
+    message: 'JWT_JWKS_URL must be https: (http: only with NODE_ENV=development)',
+    path: ['JWT_JWKS_URL'],
+  })
   .refine((env) => !env.AUTH_DEV_LOGIN || Boolean(env.JWT_SECRET), {
     message: 'AUTH_DEV_LOGIN signs HS256 tokens and needs JWT_SECRET',
     path: ['AUTH_DEV_LOGIN'],
@@ -116,17 +141,21 @@ export interface GatewayConfig {
   databaseStatementTimeoutMs: number;
   redisUrl: string;
   redisPrefix: string;
-  jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string };
+  jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string; maxLifetimeSeconds?: number };
   /** Browser origins allowed to open a socket; `*` allows any. Clients with no Origin pass. */
   corsOrigins: readonly string[];
   roomTtlSeconds: number;
   messageRateLimitPerMinute: number;
   membershipRateLimitPerMinute: number;
   roomCreateRateLimitPerMinute: number;
+  /** Socket events a user may have refused after a lookup per minute; past it their events are refused. */
+  failedEventLimitPerMinute: number;
   /** 0: no HTTP rate limit. */
   httpRateLimitPerMinute: number;
-  /** Sockets one user may hold on one pod (0: no bound); past it the handshake is refused. */
+  /** Sockets one user may hold across the cluster (0: no bound); past it the handshake is refused. */
   maxSocketsPerUser: number;
+  /** A place under maxSocketsPerUser lapses this long after its pod last renewed it. */
+  socketLeaseMs: number;
   /** A socket whose client leaves more than this unread (held in the pod's memory) is dropped. */
   socketMaxQueuedBytes: number;
   /** Fastify's `trustProxy`: whose X-Forwarded-For gives a request's client address. */
@@ -165,14 +194,17 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
       ...(e.JWT_JWKS_URL ? { jwksUrl: e.JWT_JWKS_URL } : {}),
       ...(e.JWT_ISSUER ? { issuer: e.JWT_ISSUER } : {}),
       ...(e.JWT_AUDIENCE ? { audience: e.JWT_AUDIENCE } : {}),
+      ...(e.JWT_MAX_LIFETIME_SECONDS > 0 ? { maxLifetimeSeconds: e.JWT_MAX_LIFETIME_SECONDS } : {}),
     }),
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
     membershipRateLimitPerMinute: e.MEMBERSHIP_RATE_LIMIT_PER_MINUTE,
     roomCreateRateLimitPerMinute: e.ROOM_CREATE_RATE_LIMIT_PER_MINUTE,
+    failedEventLimitPerMinute: e.FAILED_EVENT_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
     maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
+    socketLeaseMs: e.SOCKET_LEASE_MS,
     socketMaxQueuedBytes: e.SOCKET_MAX_QUEUED_BYTES,
     trustProxy: Array.isArray(e.TRUST_PROXY) ? Object.freeze([...e.TRUST_PROXY]) : e.TRUST_PROXY,
     devLogin: e.AUTH_DEV_LOGIN,

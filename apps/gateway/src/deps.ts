@@ -26,6 +26,7 @@ import { RoomCache } from './infrastructure/room-cache.ts';
 import { createUserRateLimiter } from './infrastructure/user-rate-limiter.ts';
 import { createAfterCommitHook } from './lib/fault-hooks.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
+import { createFailedEventBudget, type FailedEventBudget } from './realtime/failed-event-budget.ts';
 import { createHealthService, type HealthService } from './services/health.service.ts';
 import { createMessageService, type MessageService } from './services/message.service.ts';
 import { createChangeFeedService, type ChangeFeedService } from './services/change-feed.service.ts';
@@ -38,6 +39,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Defaults to the verifier `config.jwt` describes; tests wrap that one to count verifications. */
   verifyToken?: TokenVerifier;
+  /** Tests only: the token-expiry timer's longest step (default: what setTimeout holds, ~24.8 days). */
+  tokenExpiryMaxStepMs?: number;
 }
 
 /** What the pod talks to: Postgres, Redis, the token verifier, and the adapters over them. */
@@ -66,6 +69,8 @@ export interface Services {
   messageService: MessageService;
   changeFeed: ChangeFeedService;
   serverApi: ServerApiService;
+  /** What socket events refused after a lookup cost their user (FAILED_EVENT_LIMIT_PER_MINUTE). */
+  failedEvents: FailedEventBudget;
   health: HealthService;
 }
 
@@ -130,7 +135,9 @@ export function buildServices(
     rooms: repositories.rooms,
     memberships: repositories.memberships,
     onlineUsers: (userIds) => presenceStore.onlineUsers(userIds),
-    roomCache: new RoomCache(repositories.rooms),
+    roomCache: new RoomCache(repositories.rooms, {
+      onLookup: (found) => infra.metrics.roomLookups.inc({ result: found ? 'found' : 'missing' }),
+    }),
     events,
     roomTtlSeconds: config.roomTtlSeconds,
     // join-room and leave-room move sockets on every pod and announce to the room: without a
@@ -163,6 +170,7 @@ export function buildServices(
       events,
       writeDeadlineMs: config.databaseStatementTimeoutMs + 1000,
     }),
+    failedEvents: createFailedEventBudget(userRateLimiter('failed', config.failedEventLimitPerMinute, 'TOO_MANY_REQUESTS')),
     health: createHealthService({
       isDraining: deps.isDraining,
       checks: [() => database.sql`select 1`, () => redis.commands.ping()],

@@ -46,6 +46,12 @@ export function createGatewayMetrics() {
       labelNames: ['event', 'code'] as const,
       registers: [registry],
     }),
+    roomLookups: new Counter({
+      name: 'chat_room_lookups_total',
+      help: 'Rooms looked up in Postgres by id (a cache miss), by whether the room was found.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     messagesPersisted: new Counter({
       name: 'chat_messages_persisted_total',
       help: 'Messages committed to Postgres by this pod.',

@@ -28,6 +28,9 @@ export class ApiError extends Error {
 
 export const NETWORK_ERROR_MESSAGE = '서버에 연결할 수 없습니다';
 
+/** The member list shows at most this many pages of 100 (a room's count is shown whole). */
+const MEMBER_PAGES = 20;
+
 /** The REST API of PROTOCOL §7–9 on `base` (the page's own origin). */
 export function createApi(base: string, token: () => string | null) {
   async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -63,7 +66,18 @@ export function createApi(base: string, token: () => string | null) {
     createRoom: (name: string, ttlSeconds?: number) =>
       request<CreatedRoom>('POST', '/api/rooms', ttlSeconds ? { name, ttlSeconds } : { name }),
     room: (roomId: string) => request<RoomView>('GET', room(roomId)),
-    members: (roomId: string) => request<RoomMembers>('GET', `${room(roomId)}/members`),
+    /** Every member, page after page (100 at a time, at most MEMBER_PAGES pages). */
+    members: async (roomId: string): Promise<{ members: RoomMembers['members']; memberCount: number }> => {
+      const members: RoomMembers['members'] = [];
+      let page = await request<RoomMembers>('GET', `${room(roomId)}/members?limit=100`);
+      members.push(...page.members);
+      for (let pages = 1; page.hasMore && pages < MEMBER_PAGES && page.members.length > 0; pages++) {
+        const after = encodeURIComponent(page.members[page.members.length - 1]!.userId);
+        page = await request<RoomMembers>('GET', `${room(roomId)}/members?limit=100&after=${after}`);
+        members.push(...page.members);
+      }
+      return { members, memberCount: page.memberCount };
+    },
     /** Newest first without `after`; oldest first with it (PROTOCOL §7). */
     history: (roomId: string, query: { before?: string; after?: string; limit?: number } = {}) => {
       const params = new URLSearchParams({ limit: String(query.limit ?? 50) });

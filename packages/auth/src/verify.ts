@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { AppError, hasForbiddenCharacters, isUuid } from '@chat/protocol';
+import { AppError, NICKNAME_MAX_CHARACTERS, isUuid, readName } from '@chat/protocol';
 
 export interface VerifierOptions {
   /** HS256 shared secret; exactly one of `secret` and `jwksUrl`. */
@@ -9,6 +9,11 @@ export interface VerifierOptions {
   issuer?: string;
   audience?: string;
   clockToleranceSeconds?: number;
+  /**
+   * Refuse tokens that live longer than this (JWT_MAX_LIFETIME_SECONDS): `exp − iat`, and
+   * `exp − now` (a token without `iat`, or one whose `iat` is made up, gains nothing).
+   */
+  maxLifetimeSeconds?: number;
 }
 
 export interface VerifiedToken {
@@ -34,33 +39,46 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     : new TextEncoder().encode(requireSecret(options.secret));
   const algorithms = options.jwksUrl ? ASYMMETRIC_ALGORITHMS : ['HS256'];
 
+  const tolerance = options.clockToleranceSeconds ?? 5;
+
   return async (token) => {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, key as Uint8Array, {
         algorithms,
         requiredClaims: ['exp', 'sub'],
-        clockTolerance: options.clockToleranceSeconds ?? 5,
+        clockTolerance: tolerance,
         ...(options.issuer ? { issuer: options.issuer } : {}),
         ...(options.audience ? { audience: options.audience } : {}),
       }));
     } catch (error) {
       throw new AppError(error instanceof errors.JWTExpired ? 'TOKEN_EXPIRED' : 'INVALID_TOKEN');
     }
-    const { sub, exp, nickname } = payload;
+    const { sub, exp, iat, nickname } = payload;
     if (!isUuid(sub) || typeof exp !== 'number') throw new AppError('INVALID_TOKEN');
+    if (options.maxLifetimeSeconds !== undefined && outlives(exp, iat, options.maxLifetimeSeconds, tolerance)) {
+      throw new AppError('INVALID_TOKEN');
+    }
     let name: string | null = null;
     if (nickname !== undefined) {
-      if (typeof nickname !== 'string') throw new AppError('INVALID_TOKEN');
-      const trimmed = nickname.trim();
-      const length = [...trimmed].length;
-      // Control characters would reach the users table (Postgres refuses U+0000 outright, a
-      // 500 at the handshake) and every screen that shows the name: not a valid nickname.
-      if (length < 1 || length > 30 || hasForbiddenCharacters(trimmed)) throw new AppError('INVALID_TOKEN');
-      name = trimmed;
+      // The same rule as every nickname (docs/PROTOCOL.md §11): control characters would reach
+      // the users table (Postgres refuses U+0000 outright, a 500 at the handshake) and every
+      // screen that shows the name, as would a bidi override or a name with nothing visible.
+      name = readName(nickname, NICKNAME_MAX_CHARACTERS);
+      if (name === null) throw new AppError('INVALID_TOKEN');
     }
     return { userId: sub.toLowerCase(), nickname: name, expiresAt: exp };
   };
+}
+
+/** Whether a token lives longer than `maxSeconds`, from its `iat` (not in the future) and from now. */
+function outlives(exp: number, iat: unknown, maxSeconds: number, toleranceSeconds: number): boolean {
+  const now = Date.now() / 1000;
+  if (exp - now > maxSeconds + toleranceSeconds) return true;
+  if (iat === undefined) return false;
+  // jose has checked that `iat` is a number; one in the future would shorten `exp − iat`.
+  if (typeof iat !== 'number' || iat > now + toleranceSeconds) return true;
+  return exp - iat > maxSeconds;
 }
 
 function requireSecret(secret: string | undefined): string {

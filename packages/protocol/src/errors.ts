@@ -26,7 +26,7 @@ export const ERRORS = {
     status: 429,
     message: '메시지 전송 한도를 초과했습니다. 잠시 후 다시 시도해주세요',
   },
-  /** [ext] A client's requests to `/api/*` over the per-minute budget; a handshake past a user's sockets on one pod; join-room / leave-room past the user's membership changes per minute; POST /api/rooms past the user's rooms per minute. */
+  /** [ext] A client's requests to `/api/*` over the per-minute budget; a handshake past a user's sockets across the cluster; join-room / leave-room past the user's membership changes per minute; POST /api/rooms past the user's rooms per minute; any socket event once the user's failed events per minute are spent. */
   TOO_MANY_REQUESTS: { status: 429, message: '요청이 너무 많습니다. 잠시 후 다시 시도해주세요' },
   UNAVAILABLE: { status: 503, message: '일시적인 오류입니다. 잠시 후 다시 시도해주세요' },
   LIMIT_TOO_LARGE: { status: 400, message: 'limit은 100을 초과할 수 없습니다' },

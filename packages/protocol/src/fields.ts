@@ -34,12 +34,15 @@ export function codePointLength(text: string): number {
 }
 
 /**
- * C0 controls other than tab / line feed / carriage return, DEL, C1 controls and unpaired
- * surrogates. Postgres rejects U+0000 outright and the rest corrupt what clients render.
+ * C0 controls other than tab / line feed / carriage return, DEL, C1 controls, unpaired
+ * surrogates, and the bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+ * U+2066–U+2069). Postgres rejects U+0000 outright, the other controls corrupt what clients
+ * render, and a bidi override makes text display other than it reads (`invoice\u202Efdp.exe` shows
+ * as `invoiceexe.pdf`): refused in every string a client sends that others see (text-rules.ts).
  */
 const FORBIDDEN_CHARACTERS =
   // eslint-disable-next-line no-control-regex
-  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export function hasForbiddenCharacters(text: string): boolean {
   return FORBIDDEN_CHARACTERS.test(text);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { hasForbiddenCharacters } from './fields.ts';
+import { isUuid } from './fields.ts';
 import { MESSAGE_TYPES } from './message-rules.ts';
+import { NICKNAME_MAX_CHARACTERS, ROOM_NAME_MAX_CHARACTERS, readName } from './text-rules.ts';
 
 /**
  * REST payloads (docs/PROTOCOL.md §7–9, §13). Issue messages are error codes from the catalog,
@@ -30,12 +31,21 @@ export const roomListQuerySchema = z.object({
   before: uuid.optional(),
 });
 
+/** A name as `readName` takes it (text-rules.ts): trimmed, bounded, visible, no refused character. */
+const name = (maxCharacters: number, error: 'INVALID_ROOM_NAME' | 'INVALID_NICKNAME') =>
+  z
+    .string({ error })
+    .transform((value, context) => {
+      const read = readName(value, maxCharacters);
+      if (read === null) {
+        context.addIssue({ code: 'custom', message: error });
+        return z.NEVER;
+      }
+      return read;
+    });
+
 export const createRoomBodySchema = z.object({
-  name: z
-    .string({ error: 'INVALID_ROOM_NAME' })
-    .trim()
-    .min(1, { error: 'INVALID_ROOM_NAME' })
-    .refine((name) => [...name].length <= 50, { error: 'INVALID_ROOM_NAME' }),
+  name: name(ROOM_NAME_MAX_CHARACTERS, 'INVALID_ROOM_NAME'),
   ttlSeconds: z
     .number({ error: 'INVALID_TTL' })
     .int({ error: 'INVALID_TTL' })
@@ -46,13 +56,8 @@ export const createRoomBodySchema = z.object({
 export type CreateRoomBody = z.infer<typeof createRoomBodySchema>;
 
 export const devLoginBodySchema = z.object({
-  nickname: z
-    .string({ error: 'INVALID_NICKNAME' })
-    .trim()
-    .min(1, { error: 'INVALID_NICKNAME' })
-    .refine((name) => [...name].length <= 30, { error: 'INVALID_NICKNAME' })
-    // The handshake refuses such a nickname; never sign a token that cannot be used.
-    .refine((name) => !hasForbiddenCharacters(name), { error: 'INVALID_NICKNAME' }),
+  // The handshake applies the same rule; never sign a token that cannot be used.
+  nickname: name(NICKNAME_MAX_CHARACTERS, 'INVALID_NICKNAME'),
 });
 
 export const historyMessageSchema = z.object({
@@ -119,9 +124,21 @@ export const roomMemberSchema = z.object({
   online: z.boolean(),
 });
 
+/** [ext] The member list is paged like history: `after` is the last userId of the previous page. */
+export const MEMBER_LIST_DEFAULT_LIMIT = 50;
+
+export const memberListQuerySchema = z.object({
+  limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
+  // Any UUID a token's `sub` may be (isUuid), not only the versions z.uuid() knows.
+  after: z.string({ error: 'INVALID_REQUEST' }).refine(isUuid, { error: 'INVALID_REQUEST' }).optional(),
+});
+export type MemberListQuery = z.infer<typeof memberListQuerySchema>;
+
+/** `memberCount`: the whole room's; `hasMore`: another page follows this one. */
 export const roomMembersSchema = z.object({
   members: z.array(roomMemberSchema),
   memberCount: z.number(),
+  hasMore: z.boolean(),
 });
 
 /** [ext] The change feed (PROTOCOL §16). */
@@ -174,12 +191,8 @@ export const serverSenderSchema = z.object({
   kind: z.enum(['bot', 'system'], { error: 'INVALID_REQUEST' }),
   /** The backend's name for this sender; the same id is the same sender (and dedupe scope). */
   id: z.string({ error: 'INVALID_REQUEST' }).regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'INVALID_REQUEST' }),
-  name: z
-    .string({ error: 'INVALID_NICKNAME' })
-    .trim()
-    .min(1, { error: 'INVALID_NICKNAME' })
-    .refine((name) => [...name].length <= 30, { error: 'INVALID_NICKNAME' })
-    .refine((name) => !hasForbiddenCharacters(name), { error: 'INVALID_NICKNAME' }),
+  /** The nickname rules (the dev login's and the handshake's). */
+  name: name(NICKNAME_MAX_CHARACTERS, 'INVALID_NICKNAME'),
 });
 export type ServerSender = z.infer<typeof serverSenderSchema>;
 

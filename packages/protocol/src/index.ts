@@ -6,5 +6,6 @@ export * from './http.ts';
 export * from './message-rules.ts';
 export * from './nickname-mask.ts';
 export * from './server-payloads.ts';
+export * from './text-rules.ts';
 export type { Check, FieldRule, PayloadOf } from './payload-contract.ts';
 export * from './event-reference.ts';

@@ -1,6 +1,7 @@
 import { AppError } from './errors.ts';
 import { codePointLength, hasForbiddenCharacters } from './fields.ts';
 import { optional, required } from './payload-contract.ts';
+import { isInvisibleOnly } from './text-rules.ts';
 
 export const MESSAGE_TYPES = ['text', 'image', 'emoji'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
@@ -93,7 +94,8 @@ export const CLIENT_MESSAGE_ID = optional<string, string | null>(
   },
 );
 
+/** Content that shows nothing (only spaces and invisible characters, text-rules.ts) is no content. */
 function readContent(value: unknown): string {
-  if (typeof value !== 'string' || value.trim().length === 0) throw new AppError('CONTENT_REQUIRED');
+  if (typeof value !== 'string' || isInvisibleOnly(value)) throw new AppError('CONTENT_REQUIRED');
   return value;
 }

@@ -8,6 +8,7 @@ import {
   errorBodySchema,
   historyQuerySchema,
   historyResponseSchema,
+  memberListQuerySchema,
   roomListQuerySchema,
   roomListSchema,
   roomMembersSchema,
@@ -60,8 +61,24 @@ export function roomsRoutes(deps: {
 
     app.get(
       '/api/rooms/:roomId/members',
-      { schema: { tags: ['rooms'], params: roomParams, response: { 200: roomMembersSchema, 404: errorBodySchema } } },
-      async (request) => roomService.members(request.params.roomId),
+      {
+        // [ext] For the room's members only (docs/PROTOCOL.md §9).
+        preParsing: auth.requireUser,
+        schema: {
+          tags: ['rooms'],
+          security: [{ bearer: [] }],
+          params: roomParams,
+          querystring: memberListQuerySchema,
+          response: {
+            200: roomMembersSchema,
+            400: errorBodySchema,
+            401: errorBodySchema,
+            403: errorBodySchema,
+            404: errorBodySchema,
+          },
+        },
+      },
+      async (request) => roomService.members(auth.userOf(request), request.params.roomId, request.query),
     );
 
     app.get(

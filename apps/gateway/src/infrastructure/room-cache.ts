@@ -2,29 +2,46 @@ import type { RoomsRepository, StoredRoom } from '@chat/db';
 
 export type RoomMeta = Pick<StoredRoom, 'id' | 'name' | 'createdBy' | 'createdAt' | 'expiresAt'>;
 
+/** How long "no such room" is remembered. */
+const MISSING_TTL_MS = 5000;
+
 /**
  * A room's id, name, creator and lifetime never change, so the hot path reads them from this
- * bounded in-process map instead of the database. Misses are not cached: a room created on
- * another pod a moment ago must be found.
+ * bounded in-process map instead of the database. "No such room" is remembered for a few
+ * seconds too, so the same made-up id costs one query, not one per event. That cannot hide a
+ * room created meanwhile on another pod: a room's id is a UUIDv7 made when the room is (74
+ * random bits), so no client can have asked for it before it existed.
  */
 export class RoomCache {
   private readonly entries = new Map<string, RoomMeta>();
+  /** roomId → when the miss is forgotten (ms); in insertion order, so the oldest is first. */
+  private readonly missing = new Map<string, number>();
 
   constructor(
     private readonly rooms: RoomsRepository,
-    private readonly capacity = 10_000,
+    private readonly options: { capacity?: number; onLookup?: (found: boolean) => void } = {},
   ) {}
+
+  private get capacity(): number {
+    return this.options.capacity ?? 10_000;
+  }
 
   async get(roomId: string): Promise<RoomMeta | null> {
     const cached = this.entries.get(roomId);
     if (cached) return cached;
+    if (this.isKnownMissing(roomId)) return null;
     const room = await this.rooms.find(roomId);
-    if (!room) return null;
+    this.options.onLookup?.(room !== null);
+    if (!room) {
+      this.rememberMissing(roomId);
+      return null;
+    }
     this.remember(room);
     return this.entries.get(roomId) ?? null;
   }
 
   remember(room: StoredRoom | RoomMeta): void {
+    this.missing.delete(room.id);
     if (this.entries.size >= this.capacity) {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
@@ -40,5 +57,21 @@ export class RoomCache {
 
   forget(roomId: string): void {
     this.entries.delete(roomId);
+  }
+
+  private isKnownMissing(roomId: string): boolean {
+    const until = this.missing.get(roomId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.missing.delete(roomId);
+    return false;
+  }
+
+  private rememberMissing(roomId: string): void {
+    if (this.missing.size >= this.capacity) {
+      const oldest = this.missing.keys().next();
+      if (!oldest.done) this.missing.delete(oldest.value);
+    }
+    this.missing.set(roomId, Date.now() + MISSING_TTL_MS);
   }
 }

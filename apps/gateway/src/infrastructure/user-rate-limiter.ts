@@ -3,8 +3,11 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limite
 import { AppError } from '@chat/protocol';
 
 export interface UserRateLimiter {
-  /** Takes one action from the user's budget, or throws the limiter's refusal with `retryAfterMs`. */
-  consume(userId: string): Promise<void>;
+  /**
+   * Takes one action from the user's budget, or throws the limiter's refusal with
+   * `retryAfterMs`. Resolves with what is left of the budget and when it is whole again.
+   */
+  consume(userId: string): Promise<{ remaining: number; retryAfterMs: number }>;
   /** Gives one back (a retry that stored nothing new should not cost the user). */
   refund(userId: string): Promise<void>;
 }
@@ -31,7 +34,8 @@ export function createUserRateLimiter(options: {
   return {
     async consume(userId) {
       try {
-        await limiter.consume(userId, 1);
+        const taken = await limiter.consume(userId, 1);
+        return { remaining: taken.remainingPoints, retryAfterMs: taken.msBeforeNext };
       } catch (rejection) {
         if (rejection instanceof RateLimiterRes) {
           throw new AppError(options.refusal, { retryAfterMs: rejection.msBeforeNext });

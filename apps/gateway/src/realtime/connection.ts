@@ -10,12 +10,20 @@ import { joinRoomHandler } from './handlers/join-room.handler.ts';
 import { leaveRoomHandler } from './handlers/leave-room.handler.ts';
 import { sendMessageHandler } from './handlers/send-message.handler.ts';
 import { endTyping, typingHandler } from './handlers/typing.handler.ts';
+import type { SocketLeases } from '../infrastructure/socket-leases.ts';
+import type { FailedEventBudget } from './failed-event-budget.ts';
 import type { PresenceTracker } from './presence-tracker.ts';
 import { disconnectAtTokenExpiry } from './token-expiry.ts';
 import type { ChatSocket } from './types.ts';
 
 export interface ConnectionDeps {
   roomService: RoomService;
+  /** What the user's events refused after a lookup cost them (failed-event-budget.ts). */
+  failures: FailedEventBudget;
+  /** The user's socket places (handshake.ts); the place this socket holds is given back as it closes. */
+  leases?: SocketLeases;
+  /** Shorter steps for the token-expiry timer (tests); token-expiry.ts. */
+  tokenExpiryMaxStepMs?: number;
   messageService: MessageService;
   presence: PresenceTracker;
   logger: Logger;
@@ -30,7 +38,12 @@ const EVENT_BACKLOG = 64;
 /** Wires one authenticated socket: its rooms, its events (one handler each), its token's end. */
 export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void {
   const { roomService, messageService, presence, logger, metrics } = deps;
-  const context = { logger, metrics, slots: new EventSlots(CONCURRENT_EVENTS, EVENT_BACKLOG, (reading) => setReading(socket, reading)) };
+  const context = {
+    logger,
+    metrics,
+    slots: new EventSlots(CONCURRENT_EVENTS, EVENT_BACKLOG, (reading) => setReading(socket, reading)),
+    failures: deps.failures,
+  };
   const guard = <T>(event: ClientEventName, handle: (payload: unknown) => Promise<T>) =>
     guardedHandler(socket, event, context, handle);
   const user = socket.data.user;
@@ -45,11 +58,12 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
   socket.on('send-message', guard('send-message', sendMessageHandler(socket, messageService)));
   socket.on('typing', guard('typing', typingHandler(socket)));
 
-  const cancelExpiry = disconnectAtTokenExpiry(socket);
+  const cancelExpiry = disconnectAtTokenExpiry(socket, deps.tokenExpiryMaxStepMs === undefined ? {} : { maxStepMs: deps.tokenExpiryMaxStepMs });
   socket.on('disconnect', (reason) => {
     metrics.connectedSockets.dec();
     metrics.disconnections.inc({ reason });
     cancelExpiry();
+    void deps.leases?.release(user.id, socket.id);
     endTyping(socket);
   });
 

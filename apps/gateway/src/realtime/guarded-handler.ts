@@ -1,8 +1,9 @@
-import { ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
+import { AppError, ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
 import { isDatabaseUnavailable, toAppError } from '../errors/error-classification.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Logger } from 'pino';
 import type { EventSlots } from './event-slots.ts';
+import type { FailedEventBudget } from './failed-event-budget.ts';
 import type { ChatSocket } from './types.ts';
 
 type AnyAck = (response: AckResponse<unknown>) => void;
@@ -21,6 +22,8 @@ export interface HandlerContext {
   metrics: GatewayMetrics;
   /** The socket's event slots: how many of its events run at once. */
   slots: EventSlots;
+  /** The user's budget of failed events (failed-event-budget.ts); absent: failures are free. */
+  failures?: FailedEventBudget;
 }
 
 /**
@@ -45,7 +48,8 @@ export function guardedHandler<T>(
     received.inc();
     const stopTimer = ackDuration.startTimer();
     socket.data.inFlight = (socket.data.inFlight ?? 0) + 1;
-    context.slots.run(() => handle(payload)).then(
+    const userId = socket.data.user.id;
+    context.slots.run(() => failing(userId, context.failures, () => handle(payload))).then(
       (data) => {
         socket.data.inFlight -= 1;
         safeAck(ack, { ok: true, data });
@@ -65,6 +69,23 @@ export function guardedHandler<T>(
       },
     );
   };
+}
+
+/**
+ * Runs the handler inside the user's budget of failed events: refused at once while it is
+ * spent, and a failure is charged before the event is answered (and before its slot frees),
+ * so the client's next event already finds the budget as it is.
+ */
+async function failing<T>(userId: string, failures: FailedEventBudget | undefined, handle: () => Promise<T>): Promise<T> {
+  if (!failures) return handle();
+  const refused = failures.refusal(userId);
+  if (refused) throw refused;
+  try {
+    return await handle();
+  } catch (error) {
+    if (error instanceof AppError) await failures.charge(userId, error.code);
+    throw error;
+  }
 }
 
 export function sendError(

@@ -4,6 +4,7 @@ import { AppError, ERRORS, type ErrorCode } from '@chat/protocol';
 import type { Logger } from 'pino';
 import type { RoomService } from '../services/room.service.ts';
 import type { UserAuthService } from '../services/user-auth.service.ts';
+import type { SocketLeases } from '../infrastructure/socket-leases.ts';
 import { toAppError } from '../errors/error-classification.ts';
 import type { ChatSocket } from './types.ts';
 
@@ -31,8 +32,14 @@ function authError(code: ErrorCode): Error & { data: { code: ErrorCode } } {
 }
 
 /**
- * Namespace middleware: authenticates the token (PROTOCOL §1) and loads the user's rooms, so
- * that by the time the client sees `connect` the socket is already back in all of them.
+ * Namespace middleware: authenticates the token (PROTOCOL §1), takes one of the user's socket
+ * places, and loads the user's rooms, so that by the time the client sees `connect` the socket
+ * is already back in all of them.
+ *
+ * The place is reserved right after the signature check, before the database is asked anything:
+ * the reservation is atomic across pods, so concurrent handshakes of one user cannot all pass a
+ * count, and a user past the cap costs no query. It comes after the signature check because the
+ * user id is only known then (a forged token must not take a real user's places).
  */
 export function createHandshakeMiddleware(deps: {
   auth: UserAuthService;
@@ -40,13 +47,13 @@ export function createHandshakeMiddleware(deps: {
   logger: Logger;
   onRefused?: (code: ErrorCode) => void;
   /**
-   * A user's sockets on this pod, and how many one may have (0: no bound). Past it the
-   * handshake is refused with TOO_MANY_REQUESTS [ext]: every socket costs the pod memory and
+   * The user's socket places across the cluster (MAX_SOCKETS_PER_USER [ext]); absent: no bound.
+   * Past it the handshake is refused with TOO_MANY_REQUESTS: every socket costs a pod memory and
    * its handshake a database query, and no device needs dozens of them.
    */
-  socketsOf?: (userId: string) => number;
-  maxSocketsPerUser?: number;
+  leases?: SocketLeases;
 }) {
+  const { leases } = deps;
   return (socket: ChatSocket, next: (error?: Error) => void) => {
     const token = handshakeToken(socket);
     if (!token) {
@@ -54,18 +61,29 @@ export function createHandshakeMiddleware(deps: {
       next(authError('AUTH_REQUIRED'));
       return;
     }
+    let reservedFor: string | null = null;
     (async () => {
-      const user = await deps.auth.authenticate(token);
-      const max = deps.maxSocketsPerUser ?? 0;
-      if (max > 0 && deps.socketsOf && deps.socketsOf(user.id) >= max) throw new AppError('TOO_MANY_REQUESTS');
+      const verified = await deps.auth.verify(token);
+      if (leases) {
+        const reservation = await leases.reserve(verified.userId, socket.id);
+        if (reservation === 'full') throw new AppError('TOO_MANY_REQUESTS');
+        if (reservation === 'reserved') reservedFor = verified.userId;
+      }
+      const user = await deps.auth.authenticateVerified(verified);
       const roomIds = await deps.rooms.activeRoomIdsOf(user.id);
       socket.data.user = user;
       socket.data.initialRoomIds = roomIds;
       socket.data.typingRooms = new Set();
       socket.data.inFlight = 0;
     })().then(
-      () => next(),
-      (error: unknown) => {
+      () => {
+        leases?.handshakeDone(socket.id);
+        next();
+      },
+      async (error: unknown) => {
+        leases?.handshakeDone(socket.id);
+        // Given back before the refusal is sent: a client told "no" finds its place free.
+        if (reservedFor !== null) await leases?.release(reservedFor, socket.id);
         const appError = error instanceof AppError ? error : toAppError(error);
         if (!(error instanceof AppError)) {
           deps.logger.error({ err: error, socketId: socket.id }, 'handshake failed');

@@ -102,11 +102,6 @@ export function createPresenceTracker(deps: {
       );
     },
 
-    /** How many sockets the user has on this pod now. */
-    socketsOf(userId: string): number {
-      return localCounts.get(userId) ?? 0;
-    },
-
     /** Called on `disconnecting`, while the socket still knows its rooms. */
     onDisconnecting(socket: ChatSocket) {
       const userId = socket.data.user.id;

@@ -5,6 +5,7 @@ import { createOccupancyQueue, type OccupancySubject, type PresenceStore } from 
 import type { GatewayConfig } from '../config.ts';
 import type { Services } from '../deps.ts';
 import type { RedisClients } from '../infrastructure/redis-clients.ts';
+import { createSocketLeases, type SocketLeases } from '../infrastructure/socket-leases.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
 import { handleConnection } from './connection.ts';
@@ -26,6 +27,8 @@ export interface Realtime {
   /** The services' RoomEvents port, over the Redis adapter. */
   events: RoomEvents;
   presence: PresenceTracker;
+  /** The users' socket places across the cluster; null when MAX_SOCKETS_PER_USER is 0 (no bound). */
+  leases: SocketLeases | null;
 }
 
 interface RealtimeDeps {
@@ -63,6 +66,17 @@ export function createRealtime(
   const markOccupancy = (subject: OccupancySubject) => {
     occupancy.mark(subject, config.roomOccupancyGraceMs).catch((error: unknown) => logger.warn({ err: error }, 'occupancy mark failed'));
   };
+  const leases =
+    config.maxSocketsPerUser > 0
+      ? createSocketLeases({
+          redis: redis.commands,
+          prefix: config.redisPrefix,
+          places: config.maxSocketsPerUser,
+          leaseMs: config.socketLeaseMs,
+          connected: () => connectedSockets(nsp),
+          logger,
+        })
+      : null;
   return {
     io,
     nsp,
@@ -74,38 +88,52 @@ export function createRealtime(
       podName: config.podName,
       onTransition: (userId) => markOccupancy({ userId }),
     }),
+    leases,
   };
 }
 
+function* connectedSockets(nsp: ChatNamespace): Iterable<{ userId: string; socketId: string }> {
+  for (const socket of nsp.sockets.values()) {
+    if (socket.data.user) yield { userId: socket.data.user.id, socketId: socket.id };
+  }
+}
+
 /**
- * Step two: presence, the handshake, the socket events (realtime/handlers/, wired in
- * connection.ts) and the slow-consumer sweep. Returns what stops the sweep.
+ * Step two: presence, the socket places' renewal, the handshake, the socket events
+ * (realtime/handlers/, wired in connection.ts) and the slow-consumer sweep. Returns what stops
+ * the renewal and the sweep.
  */
-export function registerRealtime(realtime: Realtime, deps: RealtimeDeps & { services: Services }): { stop(): void } {
+export function registerRealtime(
+  realtime: Realtime,
+  deps: RealtimeDeps & { services: Services; tokenExpiryMaxStepMs?: number | undefined },
+): { stop(): void } {
   const { config, logger, metrics, services } = deps;
-  const { nsp, presence } = realtime;
+  const { nsp, presence, leases } = realtime;
   presence.start();
   nsp.on('room-lifetime', (roomId) => services.roomService.forgetCached(roomId));
+  leases?.start();
   nsp.use(
     createHandshakeMiddleware({
       auth: services.userAuth,
       rooms: services.roomService,
       logger,
       onRefused: (code) => metrics.handshakeFailures.inc({ code }),
-      socketsOf: (userId) => presence.socketsOf(userId),
-      maxSocketsPerUser: config.maxSocketsPerUser,
+      ...(leases ? { leases } : {}),
     }),
   );
   nsp.on('connection', (socket) =>
     handleConnection(socket, {
       roomService: services.roomService,
       messageService: services.messageService,
+      failures: services.failedEvents,
+      ...(leases ? { leases } : {}),
+      ...(deps.tokenExpiryMaxStepMs === undefined ? {} : { tokenExpiryMaxStepMs: deps.tokenExpiryMaxStepMs }),
       presence,
       logger,
       metrics,
     }),
   );
-  return startSlowConsumerSweep({
+  const sweep = startSlowConsumerSweep({
     nsp,
     maxQueuedBytes: config.socketMaxQueuedBytes,
     intervalMs: SLOW_CONSUMER_SWEEP_MS,
@@ -114,4 +142,10 @@ export function registerRealtime(realtime: Realtime, deps: RealtimeDeps & { serv
       logger.warn({ userId: socket.data.user.id, socketId: socket.id, queued }, 'slow consumer dropped');
     },
   });
+  return {
+    stop() {
+      sweep.stop();
+      leases?.stop();
+    },
+  };
 }

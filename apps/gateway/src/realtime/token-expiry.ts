@@ -1,20 +1,19 @@
+import { setLongTimeout } from '../lib/long-timeout.ts';
 import type { ChatSocket } from './types.ts';
-
-// setTimeout holds at most a signed 32-bit delay.
-const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * When the socket's token expires, tells the client `token-expired` and disconnects it: a
- * socket lives no longer than the token it was opened with. Returns what cancels it.
+ * socket lives no longer than the token it was opened with, however far away its `exp` is
+ * (past setTimeout's ~24.8 days the timer is re-armed in steps; `maxStepMs` makes the steps
+ * shorter, for tests). Returns what cancels it.
  */
-export function disconnectAtTokenExpiry(socket: ChatSocket): () => void {
-  const untilExpiry = socket.data.user.tokenExpiresAtMs - Date.now();
-  // Over 24 days away, past what a timer holds: not timed.
-  if (untilExpiry >= MAX_TIMER_MS) return () => undefined;
-  const timer = setTimeout(() => {
-    socket.emit('token-expired', {});
-    socket.disconnect(true);
-  }, Math.max(0, untilExpiry));
-  timer.unref();
-  return () => clearTimeout(timer);
+export function disconnectAtTokenExpiry(socket: ChatSocket, options: { maxStepMs?: number } = {}): () => void {
+  return setLongTimeout(
+    () => {
+      socket.emit('token-expired', {});
+      socket.disconnect(true);
+    },
+    socket.data.user.tokenExpiresAtMs - Date.now(),
+    options,
+  );
 }

@@ -3,9 +3,11 @@ import type { MembershipsRepository, RoomsRepository, StoredRoom } from '@chat/d
 import {
   AppError,
   isUuid,
+  MEMBER_LIST_DEFAULT_LIMIT,
   nicknameMask,
   readRoomId,
   type CreateRoomBody,
+  type MemberListQuery,
   type RoomJoinedPayload,
   type RoomLeftPayload,
   type RoomView,
@@ -125,19 +127,33 @@ export function createRoomService(deps: RoomServiceDeps) {
       return memberships.activeRoomIdsOf(userId);
     },
 
-    /** Members with their live status; a room that expired has none left. */
-    async members(roomId: string) {
+    /**
+     * [ext] A page of the room's members in joining order, with their live status, for a member
+     * of the room only (who is in a room and online is not for strangers). A room that expired
+     * and was purged has no members left, so nobody sees its list.
+     */
+    async members(viewer: AuthenticatedUser, roomId: string, query: MemberListQuery) {
       await requireRoom(roomId);
-      const members = await memberships.listMembers(roomId.toLowerCase());
-      const online = await deps.onlineUsers(members.map((member) => member.userId)).catch(() => new Set<string>());
+      const room = roomId.toLowerCase();
+      const after = query.after?.toLowerCase() ?? null;
+      const facts = await memberships.memberListFacts(room, viewer.id, after);
+      if (!facts.viewerIsMember) throw new AppError('NOT_A_MEMBER');
+      // A cursor naming nobody in the room must not restart the list from the top.
+      if (after !== null && !facts.afterIsMember) throw new AppError('INVALID_REQUEST');
+      const limit = query.limit ?? MEMBER_LIST_DEFAULT_LIMIT;
+      const rows = await memberships.listMembers(room, { limit: limit + 1, afterUserId: after });
+      const page = rows.slice(0, limit);
+      // One Redis call for the page, whatever its size.
+      const online = await deps.onlineUsers(page.map((member) => member.userId)).catch(() => new Set<string>());
       return {
-        members: members.map((member) => ({
+        members: page.map((member) => ({
           userId: member.userId,
           nicknameMask: nicknameMask(member.nickname),
           joinedAt: member.joinedAt.toISOString(),
           online: online.has(member.userId),
         })),
-        memberCount: members.length,
+        memberCount: facts.total,
+        hasMore: rows.length > limit,
       };
     },
 

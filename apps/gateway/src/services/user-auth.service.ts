@@ -32,6 +32,8 @@ export function createUserAuthService(deps: { verify: TokenVerifier; users: User
     async authenticate(token: string): Promise<AuthenticatedUser> {
       return authenticateVerified(await deps.verify(token));
     },
+    /** The signature and claims only: no database (the handshake reserves a socket place between). */
+    verify: (token: string): Promise<VerifiedToken> => deps.verify(token),
     /**
      * For a token already verified (REST shares one verification between the rate limiter and
      * the route): pass only a `TokenVerifier`'s result, as the claims are trusted as given.

@@ -94,11 +94,34 @@ export function createMembershipsRepository(sql: Sql) {
       return rows.length > 0;
     },
 
-    /** Members of a room in joining order, with their current nickname. */
-    async listMembers(roomId: string): Promise<{ userId: string; nickname: string; joinedAt: Date }[]> {
+    /**
+     * What a page of the member list needs to know first, in one read: how many members the
+     * room has, whether `viewerId` is one of them, and whether `afterUserId` (the cursor) is.
+     */
+    async memberListFacts(roomId: string, viewerId: string, afterUserId: string | null) {
+      const [row] = await sql<{ total: number; viewer_is_member: boolean; after_is_member: boolean }[]>`
+        select count(*)::int as total,
+               coalesce(bool_or(user_id = ${viewerId}::uuid), false) as viewer_is_member,
+               coalesce(bool_or(user_id = ${afterUserId}::uuid), false) as after_is_member
+        from room_members where room_id = ${roomId}`;
+      return { total: row!.total, viewerIsMember: row!.viewer_is_member, afterIsMember: row!.after_is_member };
+    },
+
+    /**
+     * Up to `limit` members of a room in joining order (ties by user id), with their current
+     * nickname; after the member `afterUserId` when given (a cursor that must name a member).
+     */
+    async listMembers(
+      roomId: string,
+      page: { limit: number; afterUserId: string | null },
+    ): Promise<{ userId: string; nickname: string; joinedAt: Date }[]> {
       const rows = await sql<{ user_id: string; nickname: string; joined_at: Date | string }[]>`
         select m.user_id, u.nickname, m.joined_at from room_members m join users u on u.id = m.user_id
-        where m.room_id = ${roomId} order by m.joined_at, m.user_id`;
+        where m.room_id = ${roomId}
+          and (${page.afterUserId}::uuid is null or (m.joined_at, m.user_id) > (
+            select a.joined_at, a.user_id from room_members a where a.room_id = ${roomId} and a.user_id = ${page.afterUserId}::uuid))
+        order by m.joined_at, m.user_id
+        limit ${page.limit}`;
       return rows.map((row) => ({
         userId: row.user_id,
         nickname: row.nickname,

@@ -1,0 +1,137 @@
+import { io } from 'socket.io-client';
+import { describe, expect } from 'vitest';
+import { CHAT_NAMESPACE } from '@chat/protocol';
+import { signToken } from '@chat/auth';
+import { TEST_JWT_SECRET, connect, makeUser, sleep, spawnGateway, type TestSocket, type TestUser } from '@chat/testing';
+import { clusterTest } from '../support/index.ts';
+
+/**
+ * [ext] MAX_SOCKETS_PER_USER is one cap per user across the cluster (issue 18, point 1). Each
+ * handshake reserves a place in Redis atomically before it queries the database, so concurrent
+ * handshakes cannot all pass a check that only counts finished ones; the place is given back
+ * when the handshake fails or the socket disconnects, and a pod that dies without giving its
+ * places back loses them once their lease (SOCKET_LEASE_MS) runs out.
+ */
+
+const CAP = 8;
+const LEASE_MS = 2000;
+const TOO_MANY = { message: '요청이 너무 많습니다. 잠시 후 다시 시도해주세요', code: 'TOO_MANY_REQUESTS' };
+
+const it = clusterTest({ pods: 2, env: { MAX_SOCKETS_PER_USER: String(CAP), SOCKET_LEASE_MS: String(LEASE_MS) } });
+
+type Outcome = { socket: TestSocket } | { refused: { message: string; code: string | undefined } };
+
+/** One handshake, resolved with the connected socket or the refusal. */
+function handshake(url: string, user: TestUser): Promise<Outcome> {
+  const socket: TestSocket = io(`${url}${CHAT_NAMESPACE}`, {
+    transports: ['websocket'],
+    auth: { token: user.token },
+    reconnection: false,
+    forceNew: true,
+  });
+  return new Promise((resolve) => {
+    socket.once('connect', () => resolve({ socket }));
+    socket.once('connect_error', (error: Error & { data?: { code?: string } }) => {
+      socket.close();
+      resolve({ refused: { message: error.message, code: error.data?.code } });
+    });
+  });
+}
+
+const accepted = (outcomes: Outcome[]) => outcomes.flatMap((outcome) => ('socket' in outcome ? [outcome.socket] : []));
+const refusals = (outcomes: Outcome[]) => outcomes.flatMap((outcome) => ('refused' in outcome ? [outcome.refused] : []));
+
+/** Tries a handshake until one is accepted (a released place is freed a Redis hop later). */
+async function connectWhenFree(url: string, user: TestUser, withinMs: number): Promise<TestSocket | null> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    const outcome = await handshake(url, user);
+    if ('socket' in outcome) return outcome.socket;
+    expect(outcome.refused).toEqual(TOO_MANY);
+    await sleep(100);
+  }
+  return null;
+}
+
+describe('sockets per user, across the cluster [ext]', () => {
+  it('100 concurrent handshakes of one user over both pods: exactly the cap accepted, the rest TOO_MANY_REQUESTS', async ({ cluster }) => {
+    const [a, b] = cluster.pods;
+    const user = await makeUser('동시접속');
+    const outcomes = await Promise.all(Array.from({ length: 100 }, (_, i) => handshake((i % 2 ? b : a)!.url, user)));
+    const sockets = accepted(outcomes);
+    try {
+      expect(sockets).toHaveLength(CAP);
+      expect(refusals(outcomes)).toEqual(Array.from({ length: 100 - CAP }, () => TOO_MANY));
+      // Both pods count against one cap: nothing more on either.
+      for (const pod of [a, b]) expect(await handshake(pod!.url, user)).toEqual({ refused: TOO_MANY });
+
+      // Another user is not affected.
+      const other = await connect(a!.url, (await makeUser('다른사람')).token);
+      expect(other.connected).toBe(true);
+      other.close();
+
+      // Closing sockets gives their places back, on whichever pod the next one arrives.
+      for (const socket of sockets.splice(0, 3)) socket.close();
+      for (let i = 0; i < 3; i++) {
+        const again = await connectWhenFree((i % 2 ? a : b)!.url, user, 5000);
+        expect(again?.connected, `reconnect #${i + 1}`).toBe(true);
+        sockets.push(again!);
+      }
+      expect(await handshake(a!.url, user)).toEqual({ refused: TOO_MANY });
+    } finally {
+      for (const socket of sockets) socket.close();
+    }
+  });
+
+  it('a handshake refused after its place was reserved gives the place back', async ({ cluster }) => {
+    const [a, b] = cluster.pods;
+    const user = await makeUser('실패반환');
+    // A valid signature without a nickname, for a user not stored yet: refused (INVALID_TOKEN)
+    // only after the signature check, when the user is looked up.
+    const { token: nameless } = await signToken({ secret: TEST_JWT_SECRET, userId: user.userId });
+    const failed = await Promise.all(
+      Array.from({ length: CAP * 3 }, (_, i) => handshake((i % 2 ? b : a)!.url, { ...user, token: nameless })),
+    );
+    // While they are in flight they hold places, so some may find none (TOO_MANY_REQUESTS).
+    const codes = refusals(failed).map((refusal) => refusal.code);
+    expect(codes).toHaveLength(CAP * 3);
+    for (const code of codes) expect(['INVALID_TOKEN', 'TOO_MANY_REQUESTS']).toContain(code);
+    expect(codes).toContain('INVALID_TOKEN');
+    // None of them holds a place now: the whole cap is there for the user's real sockets.
+    const outcomes = await Promise.all(Array.from({ length: CAP }, (_, i) => handshake((i % 2 ? b : a)!.url, user)));
+    const sockets = accepted(outcomes);
+    try {
+      expect(sockets).toHaveLength(CAP);
+    } finally {
+      for (const socket of sockets) socket.close();
+    }
+  });
+
+  it('the places of a pod that dies without releasing them are freed once their lease runs out', { timeout: 60_000 }, async ({ cluster }) => {
+    const [a] = cluster.pods;
+    const user = await makeUser('죽은파드');
+    const doomed = await spawnGateway(cluster, { MAX_SOCKETS_PER_USER: String(CAP), SOCKET_LEASE_MS: String(LEASE_MS) });
+    const onDoomed: TestSocket[] = [];
+    for (let i = 0; i < CAP; i++) onDoomed.push(await connect(doomed.url, user.token));
+    // While the pod lives (and renews its leases, several lease periods long) the cap holds.
+    await sleep(LEASE_MS * 2);
+    expect(await handshake(a!.url, user)).toEqual({ refused: TOO_MANY });
+
+    await doomed.kill('SIGKILL');
+    for (const socket of onDoomed) socket.close();
+    const killedAt = Date.now();
+    const sockets: TestSocket[] = [];
+    try {
+      for (let i = 0; i < CAP; i++) {
+        const socket = await connectWhenFree(a!.url, user, LEASE_MS * 5);
+        expect(socket?.connected, `socket #${i + 1} after the pod died`).toBe(true);
+        sockets.push(socket!);
+      }
+      // Not before the lease: the dead pod's places were not freed by anything else.
+      expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE_MS / 2);
+      expect(await handshake(a!.url, user)).toEqual({ refused: TOO_MANY });
+    } finally {
+      for (const socket of sockets) socket.close();
+    }
+  });
+});

@@ -69,7 +69,8 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
         }),
     },
     webhookDispatch: {
-      everyMs: config.webhooks.pollIntervalMs,
+      // Without endpoints there is nothing to dispatch: not scheduled.
+      everyMs: config.webhooks.endpoints.length > 0 ? config.webhooks.pollIntervalMs : null,
       run: () =>
         runWebhookDispatch({
           endpoints: config.webhooks.endpoints,

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { buildGateway, loadConfig } from '@chat/gateway';
 import { describe, expect } from 'vitest';
 import type { NewMessagePayload } from '@chat/protocol';
-import { TEST_JWT_SECRET, createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
+import { TEST_JWT_SECRET, uniquePrefix, createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
 /**
@@ -238,7 +238,7 @@ describe('server API [ext]', () => {
     expect((await request(a!.url, 'POST', `/api/server/rooms/${room.roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 60 } })).status).toBe(410);
   });
 
-  it('logs every call with the key id, never the key, and documents the routes in the OpenAPI', async ({ cluster }) => {
+  it('logs every call with the key id, never the key, limits each key on its own, and documents the routes in the OpenAPI', async ({ cluster }) => {
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -251,9 +251,11 @@ describe('server API [ext]', () => {
         PORT: '0',
         DATABASE_URL: cluster.databaseUrl,
         REDIS_URL: cluster.redisUrl,
-        REDIS_PREFIX: cluster.redisPrefix,
+        // Its own prefix: its rate-limit counters start at zero.
+        REDIS_PREFIX: uniquePrefix('audit'),
         JWT_SECRET: TEST_JWT_SECRET,
         DATABASE_POOL_SIZE: '2',
+        SERVER_API_RATE_LIMIT_PER_MINUTE: '3',
         SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)}`,
         SERVER_API_KEYS_REVOKED: 'old-backend',
       }),
@@ -282,6 +284,22 @@ describe('server API [ext]', () => {
         ['old-backend', 401, '/api/server/rooms/:roomId/messages'],
         [null, 401, '/api/server/rooms/:roomId/messages'],
       ]);
+      // The key's budget (3 a minute; refused keys spend none): two more, then 429 with Retry-After.
+      const publish = () =>
+        gateway.http.inject({
+          method: 'POST',
+          url: `/api/server/rooms/${room.roomId}/messages`,
+          headers: { 'x-api-key': KEY, 'content-type': 'application/json' },
+          payload: { sender: BOT, type: 'text', content: '한도' },
+        });
+      expect((await publish()).statusCode).toBe(201);
+      expect((await publish()).statusCode).toBe(201);
+      const limited = await publish();
+      expect(limited.statusCode).toBe(429);
+      expect(JSON.parse(limited.body).code).toBe('TOO_MANY_REQUESTS');
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      // Users' requests do not spend it, nor it theirs.
+      expect((await gateway.http.inject({ method: 'GET', url: `/api/rooms/${room.roomId}/changes` })).statusCode).toBe(200);
       for (const line of lines) {
         expect(line).not.toContain(KEY);
         expect(line).not.toContain(REVOKED_KEY);

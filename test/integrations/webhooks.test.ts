@@ -163,4 +163,31 @@ describe('webhooks [ext]', () => {
     expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed, timestamp: String(Number(signed.timestamp) + 1) })).toBe(false);
     expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed, toleranceSeconds: -1 })).toBe(false);
   });
+
+  it('moves past changes that can no longer be read (their messages dropped with their day)', async ({ cluster, sql, connect, startWorker }) => {
+    const [a] = cluster.pods;
+    const owner = await makeUser();
+    const room = await createRoom(a!.url, owner);
+    const socket = await connect(a!.url, owner.token);
+    await emitAck(socket, 'join-room', { roomId: room.roomId });
+    for (const content of ['하나', '둘']) await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content });
+    // What dropping the messages' day partition does to this room's feed: changes 2 and 3 are gone.
+    await sql`delete from messages where room_id = ${room.roomId}`;
+
+    const receiver = await startReceiver();
+    await startWorker({
+      WEBHOOK_POLL_INTERVAL_MS: '200',
+      WEBHOOK_ENDPOINTS: JSON.stringify([{ id: 'late', url: `http://127.0.0.1:${receiver.port}/`, secret: SECRET }]),
+    });
+    const cursor = async () => {
+      const [row] = await sql<{ delivered: number }[]>`
+        select delivered_change_seq::int as delivered from webhook_cursors where endpoint_id = 'late' and room_id = ${room.roomId}`;
+      return row?.delivered ?? 0;
+    };
+    const deadline = Date.now() + 15_000;
+    while ((await cursor()) < 3 && Date.now() < deadline) await sleep(100);
+    expect(await cursor()).toBe(3);
+    expect(receiver.unique().filter((event) => event.roomId === room.roomId).map((event) => event.event)).toEqual(['user-joined']);
+    await receiver.close();
+  });
 });

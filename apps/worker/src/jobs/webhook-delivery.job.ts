@@ -70,7 +70,13 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
   let delivered = 0;
   for (let posts = 0; posts < MAX_POSTS_PER_RUN; posts++) {
     const rows = await deps.changes.page(payload.roomId, cursor, deps.batchSize);
-    if (rows.length === 0) break;
+    if (rows.length === 0) {
+      // Behind, yet nothing readable: the rest can never be delivered (their day partition was
+      // dropped). Move past it, or the room would be queued again every poll for good.
+      const unreadable = await deps.changes.unreadableThrough(payload.roomId, cursor);
+      if (unreadable !== null) await deps.cursors.advance(endpoint.id, payload.roomId, unreadable);
+      break;
+    }
     const events = rows.map(toRoomChange).filter((change) => wanted === null || wanted.has(change.event));
     if (events.length > 0) {
       try {

@@ -122,6 +122,23 @@ export function createRoomChangesRepository(sql: Sql) {
       }));
     },
 
+    /**
+     * When nothing after `afterChangeSeq` is readable any more (a message whose day partition
+     * was dropped, docs/partitions.md), the room's last number, read in the same snapshot, so
+     * a reader may move past the unreadable ones; null when something after it is readable or
+     * there is nothing after it. One statement: a change committing meanwhile is either seen
+     * readable or not counted in `last_change_seq`.
+     */
+    async unreadableThrough(roomId: string, afterChangeSeq: number): Promise<number | null> {
+      const [row] = await sql<{ last_change_seq: number }[]>`
+        select r.last_change_seq from rooms r
+        where r.id = ${roomId} and r.last_change_seq > ${afterChangeSeq}
+          and not exists (select 1 from room_events e where e.room_id = r.id and e.change_seq > ${afterChangeSeq})
+          and not exists (select 1 from messages m where m.room_id = r.id and m.expires_at = r.expires_at
+                          and (m.change_seq > ${afterChangeSeq} or m.deleted_change_seq > ${afterChangeSeq}))`;
+      return row ? row.last_change_seq : null;
+    },
+
     /** The room's last change number, or null when there is no such room. */
     async lastChangeSeq(roomId: string): Promise<number | null> {
       const [row] = await sql<{ last_change_seq: number }[]>`

@@ -1,12 +1,16 @@
 /**
- * `pnpm start`: the whole cluster on this machine — migrations, two gateway pods on
- * 127.0.0.1:3000 and :3001, and the worker — stopped cleanly with Ctrl-C.
+ * `pnpm start [--pods N]`: the whole cluster on this machine — migrations, N gateway pods
+ * (default 2) on 127.0.0.1:3000, :3001, …, and the worker — stopped cleanly with Ctrl-C.
+ * With REDIS_BUS_CLUSTER_NODES set (e.g. from `pnpm redis:cluster`) the pods' Socket.IO bus is
+ * that Redis Cluster; state (rate limits, presence, BullMQ) stays on REDIS_URL either way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { parseArgs } from 'node:util';
+import { Cluster, Redis } from 'ioredis';
 import postgres from 'postgres';
+import { parseBusClusterNodes, type BusNode } from '@chat/bus';
 import { ensureDatabase, runMigrations } from '@chat/db';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -17,8 +21,30 @@ const jwtSecret = process.env.JWT_SECRET ?? randomBytes(32).toString('base64url'
 // A server API key for this run (README: publishing a bot message with curl); the pods get only
 // its SHA-256, as in production.
 const serverApiKey = process.env.SERVER_API_KEY ?? `sk_local_${randomBytes(24).toString('hex')}`;
-const ports = [Number(process.env.GATEWAY_PORT_A ?? 3000), Number(process.env.GATEWAY_PORT_B ?? 3001)];
 const host = '127.0.0.1';
+
+const MAX_PODS = 64;
+const { values: args } = parseArgs({ options: { pods: { type: 'string', default: '2' } } });
+const podCount = Number(args.pods);
+if (!Number.isInteger(podCount) || podCount < 1 || podCount > MAX_PODS) {
+  console.error(`--pods takes a whole number from 1 to ${MAX_PODS}, not "${args.pods}"`);
+  process.exit(1);
+}
+/** The first pod's port; the others follow it. */
+const basePort = Number(process.env.GATEWAY_PORT ?? 3000);
+const ports = Array.from({ length: podCount }, (_, index) => basePort + index);
+/** gateway-a, gateway-b, … as in docker-compose; past z, by number. */
+const podName = (index: number) => `gateway-${index < 26 ? String.fromCharCode(97 + index) : index}`;
+
+let busNodes: BusNode[] | null = null;
+if (process.env.REDIS_BUS_CLUSTER_NODES) {
+  try {
+    busNodes = parseBusClusterNodes(process.env.REDIS_BUS_CLUSTER_NODES);
+  } catch (error) {
+    console.error(`REDIS_BUS_CLUSTER_NODES: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
 
 function redact(url: string): string {
   const parsed = new URL(url);
@@ -65,6 +91,26 @@ async function checkRedis(): Promise<void> {
     unreachable('Redis', redisUrl, error);
   } finally {
     redis.disconnect();
+  }
+}
+
+/** The bus cluster answers and has every slot served, or the pods would start on a broken bus. */
+async function checkBusCluster(nodes: BusNode[]): Promise<void> {
+  const cluster = new Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000 } });
+  cluster.on('error', () => undefined);
+  try {
+    await cluster.connect();
+    const info = String(await cluster.cluster('INFO'));
+    if (!info.includes('cluster_state:ok')) throw new Error('cluster_state is not ok');
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    console.error(`
+Cannot use the Redis Cluster at REDIS_BUS_CLUSTER_NODES=${process.env.REDIS_BUS_CLUSTER_NODES} (${reason}).
+Start one with \`pnpm redis:cluster\` (three masters on loopback) and use the line it prints,
+or unset REDIS_BUS_CLUSTER_NODES to put the bus on REDIS_URL.`);
+    process.exit(1);
+  } finally {
+    cluster.disconnect();
   }
 }
 
@@ -140,6 +186,7 @@ process.once('SIGTERM', () => void stop(0));
 
 await checkPostgres();
 await checkRedis();
+if (busNodes) await checkBusCluster(busNodes);
 await ensureDatabase(databaseUrl);
 await runMigrations(databaseUrl);
 console.log(`database ${new URL(databaseUrl).pathname.slice(1)} migrated`);
@@ -152,12 +199,13 @@ const shared = {
   JWT_SECRET: jwtSecret,
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
 };
+// REDIS_BUS_CLUSTER_NODES, when set, reaches every app through the inherited environment.
 ports.forEach((port, index) =>
-  run(`gateway-${'ab'[index]}`, 'apps/gateway/src/main.ts', {
+  run(podName(index), 'apps/gateway/src/main.ts', {
     ...shared,
     PORT: String(port),
     HOST: host,
-    POD_NAME: `gateway-${'ab'[index]}`,
+    POD_NAME: podName(index),
     AUTH_DEV_LOGIN: 'true',
     // Locally, Ctrl-C should not wait out a production-length drain window.
     DRAIN_WINDOW_MS: process.env.DRAIN_WINDOW_MS ?? '1000',
@@ -178,6 +226,7 @@ console.log(`
 Chat cluster is up.
   gateway pods : ${urls.join('  ')}   (Socket.IO namespace /socket, REST under /api)
   worker       : running (room expiry, presence clean-up)
+  message bus  : ${busNodes ? `Redis Cluster ${busNodes.map((node) => `${node.host}:${node.port}`).join(',')} (sharded pub/sub)` : `${redact(redisUrl)} (sharded pub/sub)`}
   SERVER_API_KEY: ${process.env.SERVER_API_KEYS ? '(SERVER_API_KEYS from the environment)' : `${serverApiKey}   (X-Api-Key of the server API; set SERVER_API_KEY to keep one)`}
   JWT_SECRET   : ${generatedSecret ? `${jwtSecret}   (generated for this run; set JWT_SECRET to keep one)` : '(from the environment)'}
 
@@ -190,7 +239,7 @@ Try it: paste this into a Node 20+ REPL (\`node\`) started in a folder where soc
   const room = await (await fetch(base + '/api/rooms', { method: 'POST',
     headers: { 'content-type': 'application/json', authorization: 'Bearer ' + login.accessToken },
     body: JSON.stringify({ name: '첫 방' }) })).json();
-  const socket = io('${urls[1]}/socket', { auth: { token: login.accessToken }, transports: ['websocket'] });
+  const socket = io('${urls[urls.length - 1]}/socket', { auth: { token: login.accessToken }, transports: ['websocket'] });
   socket.on('new-message', (m) => console.log('new-message', m));
   socket.on('error', (e) => console.log('error', e));
   socket.emit('join-room', { roomId: room.roomId }, (ack) => {

@@ -178,7 +178,7 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     // What the gateway serves at `/` is the build: make it from the current sources.
     execFileSync('pnpm', ['--filter', '@chat/web', 'build'], { cwd: WORKSPACE_ROOT, stdio: 'pipe' });
 
-    const cluster = { databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl'), redisPrefix: uniquePrefix('browser') };
+    const cluster = { databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl'), redisPrefix: uniquePrefix('browser'), busClusterNodes: inject('busClusterNodes') || null };
     const preferA: number[] = [];
     const preferB: number[] = [];
     balancerA = await startBalancer(preferA);

@@ -30,8 +30,10 @@ beforeAll(async () => {
   const redisUrl = inject('redisUrl');
   const prefix = uniquePrefix('gap');
   relay = await startTcpRelay(redisUrl);
-  podA = await startCluster(1, { REDIS_URL: relay.url, REDIS_PREFIX: prefix, POD_NAME: 'gap-pod-a' });
-  podB = await startCluster(1, { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, POD_NAME: 'gap-pod-b' });
+  // The bus on REDIS_URL whatever the run's TEST_BUS: the relay is what cuts pod A off it (a
+  // cluster bus's master going away is the fault suite's scenario 7).
+  podA = await startCluster(1, { REDIS_URL: relay.url, REDIS_PREFIX: prefix, POD_NAME: 'gap-pod-a', REDIS_BUS_CLUSTER_NODES: '' });
+  podB = await startCluster(1, { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, POD_NAME: 'gap-pod-b', REDIS_BUS_CLUSTER_NODES: '' });
 });
 afterAll(async () => {
   closeAllSockets();
@@ -63,10 +65,13 @@ describe('a pod cut off from Redis, the others not', () => {
     while ((await request(A, 'GET', '/readyz')).status === 200 && Date.now() < deadline) await sleep(50);
     expect((await request(A, 'GET', '/readyz')).status).toBe(503);
 
-    // Sending still works on pod A (Postgres is there; the rate limit falls back to memory).
+    // Sending still works on pod A (Postgres is there; the rate limit falls back to memory),
+    // and pod A's own members hear it at once: local delivery does not wait for the bus.
+    const onPodA = record(onA, 'new-message');
     const sent = await emitAck<{ messageId: string; seq: number }>(onA, 'send-message', { roomId: busy.roomId, type: 'text', content: '안녕' });
     expect(sent.ok).toBe(true);
     await sleep(500);
+    expect(onPodA.map((message) => message.content)).toEqual(['안녕']);
     expect(resyncs).toEqual([]);
 
     await relay.restore();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '@chat/gateway';
+import { loadWorkerConfig } from '@chat/worker';
 
 const base = { JWT_SECRET: 'a-secret-of-at-least-sixteen-characters' };
 
@@ -44,5 +45,31 @@ describe('gateway configuration', () => {
     expect(loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: '3600' }).jwt.maxLifetimeSeconds).toBe(3600);
     expect(loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: '0' }).jwt.maxLifetimeSeconds).toBeUndefined();
     for (const bad of ['-1', '1.5', 'day']) expect(() => loadConfig({ ...base, JWT_MAX_LIFETIME_SECONDS: bad }), bad).toThrow(ConfigError);
+  });
+
+  it('puts the bus on REDIS_URL, or on the Redis Cluster REDIS_BUS_CLUSTER_NODES names', () => {
+    expect(loadConfig({ ...base, REDIS_URL: 'redis://10.0.0.5:6380' }).bus).toEqual({ kind: 'standalone', url: 'redis://10.0.0.5:6380' });
+    expect(loadConfig({ ...base, REDIS_BUS_CLUSTER_NODES: '' }).bus.kind).toBe('standalone');
+    expect(loadConfig({ ...base, REDIS_BUS_CLUSTER_NODES: ' 127.0.0.1:7000, bus-1.cache.svc:7001 ,[::1]:7002' }).bus).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: '127.0.0.1', port: 7000 },
+        { host: 'bus-1.cache.svc', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+    });
+    for (const bad of ['127.0.0.1', '127.0.0.1:0', 'host:70000', 'redis://h:1', 'a:1,b']) {
+      expect(() => loadConfig({ ...base, REDIS_BUS_CLUSTER_NODES: bad }), bad).toThrow(ConfigError);
+    }
+    // The worker reads the same variable the same way: both must find the same bus.
+    expect(loadWorkerConfig({ REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' }).bus).toEqual({ kind: 'cluster', nodes: [{ host: '127.0.0.1', port: 7000 }] });
+  });
+
+  it('runs the sharded adapter unless BUS_ADAPTER=classic, which only a standalone bus takes', () => {
+    expect(loadConfig(base).busAdapter).toBe('sharded');
+    expect(loadConfig({ ...base, BUS_ADAPTER: 'classic' }).busAdapter).toBe('classic');
+    expect(() => loadConfig({ ...base, BUS_ADAPTER: 'classic', REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' })).toThrow(/BUS_ADAPTER/);
+    expect(() => loadWorkerConfig({ BUS_ADAPTER: 'classic', REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' })).toThrow(/BUS_ADAPTER/);
+    expect(() => loadConfig({ ...base, BUS_ADAPTER: 'fast' })).toThrow(ConfigError);
   });
 });

@@ -27,7 +27,7 @@ const sockets: Socket[] = [];
 
 beforeAll(async () => {
   prefix = uniquePrefix('edge');
-  const cluster = { databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl'), redisPrefix: prefix };
+  const cluster = { databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl'), redisPrefix: prefix, busClusterNodes: inject('busClusterNodes') || null };
   // trace: every line a gateway can write is written, so the absence of tokens means something.
   pods = await Promise.all(
     ['edge-a', 'edge-b'].map((name) => spawnGateway(cluster, { LOG_LEVEL: 'trace', POD_NAME: name })),

@@ -1,10 +1,13 @@
 /**
  * The cluster under test: a private Postgres and Redis, two gateway processes on fixed ports
- * (clients reconnect to the same addresses after a restart) and the worker.
+ * (clients reconnect to the same addresses after a restart) and the worker. With `bus:
+ * 'cluster'` the Socket.IO bus is a private three-master Redis Cluster; the state stays on the
+ * private Redis.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '@chat/testing/ports';
+import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
 import {
   spawnGateway,
   spawnWorker,
@@ -29,27 +32,37 @@ export class Cluster {
     readonly redis: PrivateRedis,
     readonly services: Services,
     readonly ports: number[],
+    /** The bus's Redis Cluster (`bus: 'cluster'`), else null: the bus is `redis`. */
+    readonly busCluster: LocalRedisCluster | null,
   ) {}
 
-  static async start(workDir: string): Promise<Cluster> {
+  static async start(workDir: string, options: { bus?: 'standalone' | 'cluster' } = {}): Promise<Cluster> {
     const logDir = join(workDir, 'logs');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(logDir, { recursive: true });
-    const [pgStarted, redisStarted] = await Promise.allSettled([startPostgres(workDir), startRedis(logDir)]);
-    if (pgStarted.status === 'rejected' || redisStarted.status === 'rejected') {
+    const [pgStarted, redisStarted, busStarted] = await Promise.allSettled([
+      startPostgres(workDir),
+      startRedis(logDir),
+      options.bus === 'cluster' ? startRedisCluster() : Promise.resolve(null),
+    ]);
+    if (pgStarted.status === 'rejected' || redisStarted.status === 'rejected' || busStarted.status === 'rejected') {
       if (pgStarted.status === 'fulfilled') await pgStarted.value.close();
       if (redisStarted.status === 'fulfilled') await redisStarted.value.stop();
-      throw pgStarted.status === 'rejected' ? pgStarted.reason : (redisStarted as PromiseRejectedResult).reason;
+      if (busStarted.status === 'fulfilled') await busStarted.value?.close();
+      const failed = [pgStarted, redisStarted, busStarted].find((started) => started.status === 'rejected') as PromiseRejectedResult;
+      throw failed.reason;
     }
     const pg = pgStarted.value;
     const redis = redisStarted.value;
+    const busCluster = busStarted.value;
     const services: Services = {
       databaseUrl: pg.url,
       redisUrl: redis.url,
+      busClusterNodes: busCluster?.nodesString ?? null,
       redisPrefix: `faults-${randomBytes(3).toString('hex')}`,
       logDir,
     };
-    const cluster = new Cluster(pg, redis, services, [await freePort(), await freePort()]);
+    const cluster = new Cluster(pg, redis, services, [await freePort(), await freePort()], busCluster);
     try {
       await Promise.all([cluster.startGateway(0), cluster.startGateway(1), cluster.startWorker()]);
     } catch (error) {
@@ -80,6 +93,7 @@ export class Cluster {
 
   /** Before every scenario: every service up and answering, whatever the last one did. */
   async ensureHealthy(): Promise<void> {
+    if (this.busCluster) await Promise.all(this.busCluster.nodes.map((_, index) => this.busCluster!.startNode(index)));
     this.redis.freeze(false);
     if (!this.redis.proc()?.alive()) await this.redis.start();
     try {
@@ -108,6 +122,7 @@ export class Cluster {
   async close(): Promise<void> {
     await Promise.allSettled([...this.gateways.map((gateway) => gateway?.kill('SIGKILL')), this.worker?.kill('SIGKILL')]);
     await this.redis.stop().catch(() => undefined);
+    await this.busCluster?.close().catch(() => undefined);
     await this.pg.close();
   }
 }

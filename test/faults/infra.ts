@@ -296,8 +296,15 @@ export async function waitHttpOk(url: string, timeoutMs: number, proc?: Proc): P
 export interface Services {
   databaseUrl: string;
   redisUrl: string;
+  /** `host:port,…` of the Redis Cluster carrying the Socket.IO bus (`--bus=cluster`), else null. */
+  busClusterNodes: string | null;
   redisPrefix: string;
   logDir: string;
+}
+
+/** The bus settings every app of the suite gets: REDIS_URL's Redis unless a cluster is given. */
+function busEnv(services: Services): Record<string, string> {
+  return services.busClusterNodes ? { REDIS_BUS_CLUSTER_NODES: services.busClusterNodes } : {};
 }
 
 /**
@@ -322,6 +329,7 @@ export async function spawnGateway(services: Services, name: string, port: numbe
     DATABASE_URL: services.databaseUrl,
     REDIS_URL: services.redisUrl,
     REDIS_PREFIX: services.redisPrefix,
+    ...busEnv(services),
     JWT_SECRET,
     ...GATEWAY_ENV,
     ...env,
@@ -342,6 +350,7 @@ export async function spawnWorker(services: Services, name: string, env: Record<
     DATABASE_URL: services.databaseUrl,
     REDIS_URL: services.redisUrl,
     REDIS_PREFIX: services.redisPrefix,
+    ...busEnv(services),
     SWEEP_INTERVAL_MS: '300',
     SWEEP_BATCH_SIZE: '500',
     PRESENCE_GC_INTERVAL_MS: '1000',

@@ -7,6 +7,9 @@
  *   pnpm test:faults -- --quick    the CI subset + 20 s of fuzzing (about 4 minutes)
  *   pnpm test:faults -- --only=3a  scenarios whose name contains "3a" (and no fuzzer)
  *   --keep                         keep the temporary directory (logs, op log) afterwards
+ *   --bus=cluster                  the Socket.IO bus on a private three-master Redis Cluster
+ *                                  (state stays on the private Redis); adds scenario 7, a bus
+ *                                  master killed and restarted
  */
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +22,12 @@ const args = process.argv.slice(2).filter((arg) => arg !== '--');
 const quick = args.includes('--quick');
 const keep = args.includes('--keep');
 const only = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+const busArg = args.find((arg) => arg.startsWith('--bus='))?.slice('--bus='.length) ?? 'standalone';
+if (busArg !== 'standalone' && busArg !== 'cluster') {
+  process.stdout.write(`--bus takes standalone or cluster, not "${busArg}"\n`);
+  process.exit(2);
+}
+const bus: 'standalone' | 'cluster' = busArg;
 const crowdArg = args.find((arg) => arg.startsWith('--crowd='))?.slice('--crowd='.length);
 const fuzzMs = Number(args.find((arg) => arg.startsWith('--fuzz-seconds='))?.slice(15) ?? (quick ? 20 : 60)) * 1000;
 const HARD_LIMIT_MS = quick ? 8 * 60_000 : 20 * 60_000;
@@ -74,11 +83,14 @@ function table(results: ScenarioResult[], fuzz: FuzzResult | null): string {
 
 async function main(): Promise<number> {
   const started = Date.now();
-  say(`fault suite (${quick ? 'quick' : only ? `only ${only}` : 'full'}) — work dir ${workDir}`);
-  cluster = await Cluster.start(workDir);
-  say(`cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s: postgres :${cluster.pg.port}, redis :${cluster.redis.port}, gateways :${cluster.ports.join(', :')}`);
+  say(`fault suite (${quick ? 'quick' : only ? `only ${only}` : 'full'}, ${bus} bus) — work dir ${workDir}`);
+  cluster = await Cluster.start(workDir, { bus });
+  say(
+    `cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s: postgres :${cluster.pg.port}, redis :${cluster.redis.port}, ` +
+      `${cluster.busCluster ? `bus cluster ${cluster.busCluster.nodesString}, ` : ''}gateways :${cluster.ports.join(', :')}`,
+  );
 
-  const selected = SCENARIOS.filter((spec) => (only ? spec.name.includes(only) : quick ? spec.quick : true)).map((spec) =>
+  const selected = SCENARIOS.filter((spec) => spec.bus === undefined || spec.bus === bus).filter((spec) => (only ? spec.name.includes(only) : quick ? spec.quick : true)).map((spec) =>
     crowdArg && spec.crowd ? { ...spec, crowd: Number(crowdArg) } : spec,
   );
   const results: ScenarioResult[] = [];

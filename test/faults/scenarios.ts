@@ -34,6 +34,8 @@ export interface FaultContext {
 export interface ScenarioSpec {
   name: string;
   quick: boolean;
+  /** Runs only on this kind of bus (`--bus=`); unset: on both. */
+  bus?: 'standalone' | 'cluster';
   rooms?: number;
   senders?: number;
   observersPerPod?: number;
@@ -315,6 +317,8 @@ export const SCENARIOS: ScenarioSpec[] = [
   {
     name: '3c Redis CLIENT KILL pubsub',
     quick: false,
+    // The pub/sub connections it kills are the bus's: on a cluster bus the state Redis has none.
+    bus: 'standalone',
     async fault({ cluster, notes, fail }) {
       const first = await cluster.redis.killPubSubClients();
       await sleep(3000);
@@ -417,6 +421,30 @@ export const SCENARIOS: ScenarioSpec[] = [
       }, 60_000, 250);
       if (done) notes.push(`restarted worker finished the sweep (${leftAfterKill} rows were left) in ${Date.now() - at} ms`);
       else fail(`doomed rooms not purged 60 s after the worker restart (${await count()} rows left)`);
+      return at;
+    },
+  },
+  {
+    name: '7 bus master SIGKILL 5 s + restart',
+    quick: true,
+    bus: 'cluster',
+    async fault({ cluster, notes, fail, roomIds }) {
+      const bus = cluster.busCluster;
+      if (!bus) {
+        fail('no bus cluster');
+        return Date.now();
+      }
+      // The master of the first room's channel: its broadcasts and subscriptions go with it.
+      const channel = `${cluster.services.redisPrefix}:socket.io#/socket#room:${roomIds[0]}#`;
+      const victim = await bus.nodeIndexOf(channel);
+      const served = (await Promise.all(roomIds.map((roomId) => bus.nodeIndexOf(`${cluster.services.redisPrefix}:socket.io#/socket#room:${roomId}#`)))).filter(
+        (index) => index === victim,
+      ).length;
+      await bus.stopNode(victim);
+      const at = Date.now();
+      await sleep(5000);
+      await bus.startNode(victim);
+      notes.push(`bus master ${victim} (port ${bus.nodes[victim]!.port}, ${served} of ${roomIds.length} rooms' channels) killed, restarted after 5 s`);
       return at;
     },
   },

@@ -96,7 +96,7 @@ describe('infra/docker-compose.yml', () => {
 
   it('passes the same variables as the local cluster (infra/local-cluster.ts)', () => {
     const shared = localClusterEnv('const shared = {');
-    const gatewayOnly = localClusterEnv("run(`gateway-${'ab'[index]}`");
+    const gatewayOnly = localClusterEnv('run(podName(index)');
     const workerOnly = localClusterEnv("run('worker'");
     expect(shared).toEqual(['DATABASE_URL', 'REDIS_URL', 'REDIS_PREFIX', 'JWT_SECRET', 'LOG_LEVEL']);
     expect(gatewayOnly).toEqual(expect.arrayContaining(['PORT', 'HOST', 'POD_NAME', 'AUTH_DEV_LOGIN', 'CORS_ORIGINS']));

@@ -313,6 +313,8 @@ describe.each(overlays)('overlay %s', (overlay) => {
     const names = (c: Any) => (c.env as Any[]).map((env) => env.name);
     expect(names(gatewayContainer)).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'POD_NAME']));
     expect(names(workerContainer)).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'POD_NAME']));
+    // Gateways and worker on one bus: the worker's announcements go where the pods listen.
+    expect(workerConfig.REDIS_BUS_CLUSTER_NODES).toBe(gatewayConfig.REDIS_BUS_CLUSTER_NODES);
     // AUTH_DEV_LOGIN: "false" in the ConfigMap, and nowhere anything else.
     expect(gatewayConfig.AUTH_DEV_LOGIN).toBe('false');
     const text = JSON.stringify(objects);

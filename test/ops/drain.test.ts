@@ -23,7 +23,7 @@ let sql: Sql;
 
 beforeAll(async () => {
   prefix = uniquePrefix('drain');
-  const cluster = { databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl'), redisPrefix: prefix };
+  const cluster = { databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl'), redisPrefix: prefix, busClusterNodes: inject('busClusterNodes') || null };
   const env = { DRAIN_WINDOW_MS: String(DRAIN_WINDOW_MS), MESSAGE_RATE_LIMIT_PER_MINUTE: '100000', SHUTDOWN_TIMEOUT_MS: '20000' };
   pods = await Promise.all([spawnGateway(cluster, env), spawnGateway(cluster, env)]);
   sql = openTestDatabase();

@@ -15,7 +15,7 @@ import {
   type GatewayProcess,
 } from '@chat/testing';
 
-const cluster = () => ({ databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl'), redisPrefix: prefix });
+const cluster = () => ({ databaseUrl: inject('databaseUrl'), redisUrl: inject('redisUrl'), redisPrefix: prefix, busClusterNodes: inject('busClusterNodes') || null });
 let prefix: string;
 let pod: GatewayProcess;
 

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { inject } from 'vitest';
 import { buildGateway, loadConfig, type Gateway } from '@chat/gateway';
-import { TEST_JWT_SECRET, uniquePrefix, type ClusterServices } from '@chat/testing';
+import { TEST_JWT_SECRET, busEnv, uniquePrefix, type ClusterServices } from '@chat/testing';
 
 export interface TestPod {
   gateway: Gateway;
@@ -16,6 +16,7 @@ export interface TestCluster extends ClusterServices {
 /**
  * N gateway pods in this process on one Postgres database and one Redis (with a key prefix of
  * their own), as in production: they only meet through the Redis adapter and the database.
+ * Their bus is the run's (TEST_BUS=cluster: a Redis Cluster; else REDIS_URL).
  */
 export async function startCluster(
   pods = 2,
@@ -25,6 +26,8 @@ export async function startCluster(
   // A test may bring its own Redis (one it can restart): REDIS_URL in env wins everywhere.
   const redisUrl = env.REDIS_URL ?? inject('redisUrl');
   const redisPrefix = env.REDIS_PREFIX ?? uniquePrefix();
+  // The run's bus (TEST_BUS): a test may set its own, '' for a bus on REDIS_URL.
+  const busClusterNodes = (env.REDIS_BUS_CLUSTER_NODES ?? inject('busClusterNodes')) || null;
   const started: TestPod[] = [];
   for (let index = 0; index < pods; index++) {
     const config = loadConfig({
@@ -34,6 +37,7 @@ export async function startCluster(
       DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
       REDIS_PREFIX: redisPrefix,
+      ...busEnv({ busClusterNodes }),
       JWT_SECRET: TEST_JWT_SECRET,
       AUTH_DEV_LOGIN: 'true',
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -51,6 +55,7 @@ export async function startCluster(
     redisPrefix,
     databaseUrl,
     redisUrl,
+    busClusterNodes,
     async close() {
       await Promise.all(started.map((pod) => pod.gateway.close()));
     },

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Emitter } from '@socket.io/redis-emitter';
+import { busChannelPrefix, createShardedEmitter } from '@chat/bus';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import postgres, { type Sql } from 'postgres';
@@ -19,6 +19,7 @@ import {
   type Database,
   type NewMessage,
 } from '@chat/db';
+import { CHAT_NAMESPACE, type ServerToClientEvents } from '@chat/protocol';
 import { runPartitionMaintenance, runRoomSweep } from '@chat/worker';
 import { createTestDatabase, uniquePrefix, type TestDatabase } from '@chat/testing';
 import { closeAllWorkers, startTestWorker } from '../support/index.ts';
@@ -273,7 +274,7 @@ describe('day partitions', () => {
     // The sweep marks the overdue room: announced, memberships purged, and no message deleted.
     const sweep = await runRoomSweep({
       expiry,
-      emitter: new Emitter(redis, { key: `${uniquePrefix('part')}:socket.io` }),
+      emitter: createShardedEmitter<ServerToClientEvents>(redis, { channelPrefix: busChannelPrefix(uniquePrefix('part')), nsp: CHAT_NAMESPACE }),
       logger,
       expiringNoticeMs: 0,
       tombstoneTtlMs: 7 * DAY_MS,
@@ -299,7 +300,7 @@ describe('day partitions', () => {
     // A worker runs the job as it starts: a day missing ahead is there once startWorker returns.
     await sql.unsafe(`drop table ${partitionOf(inTwoDays)}`);
     const worker = await startTestWorker(
-      { databaseUrl: database.url, redisUrl: inject('redisUrl'), redisPrefix: uniquePrefix('partw') },
+      { databaseUrl: database.url, redisUrl: inject('redisUrl'), redisPrefix: uniquePrefix('partw'), busClusterNodes: inject('busClusterNodes') || null },
       { ROOM_EXPIRING_NOTICE_SECONDS: '0' },
     );
     try {

@@ -1,9 +1,10 @@
-import { Emitter } from '@socket.io/redis-emitter';
+import { busChannelPrefix, createShardedEmitter } from '@chat/bus';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { describe, expect } from 'vitest';
 import { createDatabase, createMembershipsRepository, createMessagesRepository, createUsersRepository } from '@chat/db';
 import { createPresenceStore } from '@chat/presence';
+import { CHAT_NAMESPACE, type ServerToClientEvents } from '@chat/protocol';
 import { PRESENCE_STALE_AFTER_MS, runPresenceGc } from '@chat/worker';
 import {
   connect,
@@ -189,7 +190,7 @@ describe('the announcing lease', () => {
         memberships: createMembershipsRepository(database.sql),
         messages: createMessagesRepository(database.sql),
         users: createUsersRepository(database.db),
-        emitter: new Emitter(redis, { key: `${cluster.redisPrefix}:socket.io` }),
+        emitter: createShardedEmitter<ServerToClientEvents>(redis, { channelPrefix: busChannelPrefix(cluster.redisPrefix), nsp: CHAT_NAMESPACE }),
         logger: pino({ level: 'silent' }),
         staleAfterMs: PRESENCE_STALE_AFTER_MS,
       });

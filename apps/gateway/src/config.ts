@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget } from '@chat/bus';
 import { parseEnv } from '@chat/runtime';
 import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
@@ -63,6 +64,10 @@ const envSchema = z
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+    /** A Redis Cluster for the Socket.IO bus (`host:port,…`); unset, the bus is REDIS_URL. */
+    REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
+    /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
+    BUS_ADAPTER: busAdapterSchema,
     REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
     // HS256 wants a key as long as its hash (RFC 7518 §3.2): 32 bytes of UTF-8.
     JWT_SECRET: z
@@ -107,6 +112,8 @@ const envSchema = z
     /** Server API calls per minute per key, shared by all pods (its own budget, not HTTP_RATE_LIMIT_PER_MINUTE). */
     SERVER_API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(6000),
     /** Fault suite only (test/faults): crash after the Nth (or a fraction of) committed sends. */
+    /** Tests of the subscription barrier only: hold each bus SSUBSCRIBE this long. */
+    FAULT_BUS_SUBSCRIBE_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
     FAULT_CRASH_AFTER_COMMIT: z
       .string()
       .optional()
@@ -130,7 +137,8 @@ const envSchema = z
   .refine((env) => !env.AUTH_DEV_LOGIN || Boolean(env.JWT_SECRET), {
     message: 'AUTH_DEV_LOGIN signs HS256 tokens and needs JWT_SECRET',
     path: ['AUTH_DEV_LOGIN'],
-  });
+  })
+  .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] });
 
 export interface GatewayConfig {
   port: number;
@@ -140,6 +148,10 @@ export interface GatewayConfig {
   databasePoolSize: number;
   databaseStatementTimeoutMs: number;
   redisUrl: string;
+  /** Where the Socket.IO adapter's traffic goes: a Redis Cluster, or the Redis at REDIS_URL. */
+  bus: BusTarget;
+  /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
+  busAdapter: BusAdapterKind;
   redisPrefix: string;
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string; maxLifetimeSeconds?: number };
   /** Browser origins allowed to open a socket; `*` allows any. Clients with no Origin pass. */
@@ -176,6 +188,8 @@ export interface GatewayConfig {
     revokedKeyIds: readonly string[];
     rateLimitPerMinute: number;
   };
+  /** Fault injection for the barrier's tests; 0 (off) unless FAULT_BUS_SUBSCRIBE_DELAY_MS is set. */
+  faultBusSubscribeDelayMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
@@ -188,6 +202,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     redisUrl: e.REDIS_URL,
+    bus: Object.freeze(busTarget(e.REDIS_URL, e.REDIS_BUS_CLUSTER_NODES)),
+    busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
     jwt: Object.freeze({
       ...(e.JWT_SECRET ? { secret: e.JWT_SECRET } : {}),
@@ -218,5 +234,6 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
       revokedKeyIds: Object.freeze([...e.SERVER_API_KEYS_REVOKED]),
       rateLimitPerMinute: e.SERVER_API_RATE_LIMIT_PER_MINUTE,
     }),
+    faultBusSubscribeDelayMs: e.FAULT_BUS_SUBSCRIBE_DELAY_MS,
   });
 }

@@ -84,7 +84,13 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
     applicationName: config.podName,
   });
   const metrics = createGatewayMetrics();
-  const redis = createRedisClients(config.redisUrl, logger, (client) => metrics.redisErrors.inc({ client }));
+  const redis = createRedisClients({
+    url: config.redisUrl,
+    bus: config.bus,
+    logger,
+    onError: (client) => metrics.redisErrors.inc({ client }),
+    subscribeDelayMs: config.faultBusSubscribeDelayMs,
+  });
   await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
 
   const messages = createMessagesRepository(database.sql);

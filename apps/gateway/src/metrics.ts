@@ -103,6 +103,11 @@ export function createGatewayMetrics() {
       help: 'Rooms told to resync because this pod broadcast to them while it could not publish to Redis.',
       registers: [registry],
     }),
+    busResyncs: new Counter({
+      name: 'chat_bus_subscription_resync_sockets_total',
+      help: 'Sockets told to resync because this pod subscribed to one of their rooms late (a mirrored join, a slow bus) or re-subscribed after losing it.',
+      registers: [registry],
+    }),
     slowConsumersDropped: new Counter({
       name: 'chat_slow_consumers_dropped_total',
       help: 'Sockets closed because their client left more than SOCKET_MAX_QUEUED_BYTES unread.',

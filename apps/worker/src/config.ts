@@ -1,3 +1,4 @@
+import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget } from '@chat/bus';
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
 import { parseEnv } from '@chat/runtime';
@@ -36,6 +37,10 @@ const webhookEndpoints = z
 const envSchema = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/chat'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** The gateways' Socket.IO bus, when it is a Redis Cluster (`host:port,…`); unset: REDIS_URL. */
+  REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
+  /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
+  BUS_ADAPTER: busAdapterSchema,
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
   ROOM_EXPIRING_NOTICE_SECONDS: z.coerce.number().int().min(0).default(300),
   ROOM_TOMBSTONE_TTL_SECONDS: z.coerce.number().int().min(0).default(7 * 86_400),
@@ -57,11 +62,15 @@ const envSchema = z.object({
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(50),
   /** Deliveries in flight per worker process (different rooms or endpoints). */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
-});
+}).refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] });
 
 export interface WorkerConfig {
   databaseUrl: string;
   redisUrl: string;
+  /** Where the gateways' Socket.IO bus is: the emitter publishes there. */
+  bus: BusTarget;
+  /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
+  busAdapter: BusAdapterKind;
   redisPrefix: string;
   expiringNoticeMs: number;
   tombstoneTtlMs: number;
@@ -89,6 +98,8 @@ export function loadWorkerConfig(env: Record<string, string | undefined>): Reado
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    bus: Object.freeze(busTarget(e.REDIS_URL, e.REDIS_BUS_CLUSTER_NODES)),
+    busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
     expiringNoticeMs: e.ROOM_EXPIRING_NOTICE_SECONDS * 1000,
     tombstoneTtlMs: e.ROOM_TOMBSTONE_TTL_SECONDS * 1000,

@@ -22,7 +22,6 @@ import {
   type UsersRepository,
 } from '@chat/db';
 import { createOccupancyQueue, createPresenceStore, type OccupancyQueue, type PresenceStore } from '@chat/presence';
-import { publishWithoutRejection } from '@chat/runtime';
 import type { WorkerConfig } from './config.ts';
 import { createChatEmitter, type ChatEmitter } from './infrastructure/chat-emitter.ts';
 import { createWorkerRedis, type WorkerRedis } from './infrastructure/redis-connections.ts';
@@ -55,17 +54,14 @@ export interface WorkerDeps {
 export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logger?: Logger }): WorkerDeps {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { pod: config.podName } });
   const database = createDatabase({ url: config.databaseUrl, maxConnections: 4, applicationName: config.podName });
-  const redis = createWorkerRedis(config.redisUrl, logger);
-  // The emitter publishes without awaiting: a publish that fails during a Redis outage would be
-  // an unhandled rejection. Announcements are at-most-once anyway, so log and move on.
-  const emitter = createChatEmitter(
-    {
-      publish: publishWithoutRejection(redis.emitter, (error) =>
-        logger.warn({ err: error }, 'emit lost while Redis is unavailable'),
-      ),
-    },
-    config.redisPrefix,
-  );
+  const redis = createWorkerRedis(config.redisUrl, config.bus, logger);
+  // Announcements are at-most-once: a publish that fails during a bus outage is logged, and
+  // the emit resolves false instead of rejecting.
+  const emitter = createChatEmitter(redis.bus, {
+    redisPrefix: config.redisPrefix,
+    adapter: config.busAdapter,
+    onError: (error) => logger.warn({ err: error }, 'emit lost while the bus is unavailable'),
+  });
   return {
     logger,
     metrics: createWorkerMetrics(),

@@ -50,9 +50,10 @@ const SERVER_EVENT_WHEN: Record<ServerEventName, string> = {
   'token-expired': "When the token's `exp` passes; the socket is then disconnected.",
   'server-draining': 'This pod is shutting down; reconnect (the load balancer picks another pod).',
   resync:
-    'Broadcasts may have been missed: fetch `?after=`. `{}`: this pod lost and regained its Redis subscription, so for every room. ' +
+    'Broadcasts may have been missed: fetch `?after=`. `{}`: this pod lost and regained its subscription to the bus channel of membership moves, so for every room. ' +
     '`{ roomId }`, for that room only: a pod with a member of that room died (found by the worker), and may have committed a message it never broadcast; ' +
-    'or a pod that lost its own connection to Redis broadcast to the room meanwhile, and now has it back.',
+    'or a pod that could not publish to the bus broadcast to the room meanwhile, and now can; ' +
+    "or this pod subscribed to the room's bus channel after the socket was put into the room (a join on another device, mirrored here), or lost that subscription and has it again.",
   error: 'To the caller of a failed event; `message` is the Korean text of the error catalog.',
 };
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort } from './ports.ts';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './clients.ts';
-import { TEST_JWT_SECRET, testWorkerEnv, type ClusterServices } from './services.ts';
+import { TEST_JWT_SECRET, busEnv, testWorkerEnv, type ClusterServices } from './services.ts';
 
 /** The workspace root: apps are started from here with `--import tsx`. */
 export const WORKSPACE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -102,6 +102,7 @@ export async function spawnGateway(
     DATABASE_URL: cluster.databaseUrl,
     REDIS_URL: cluster.redisUrl,
     REDIS_PREFIX: cluster.redisPrefix,
+    ...busEnv(cluster),
     JWT_SECRET: TEST_JWT_SECRET,
     AUTH_DEV_LOGIN: 'true',
     CORS_ORIGINS: 'http://allowed.example',

@@ -1,9 +1,21 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { logErrorsThrottled, publishWithoutRejection } from '@chat/runtime';
+import {
+  createBusPublisher,
+  createBusSubscriber,
+  trackSubscriptions,
+  type BusClient,
+  type BusTarget,
+  type SubscriptionTracker,
+} from '@chat/bus';
+import { logErrorsThrottled } from '@chat/runtime';
+import { delayBusSubscribes } from '../lib/bus-fault-hooks.ts';
+
+/** A client with ioredis's connection events: `Redis`, or a `Cluster` on the bus. */
+type Connection = Pick<Redis, 'status' | 'once' | 'off' | 'on'> | BusClient;
 
 /** Waits for a client to be ready, up to `timeoutMs`; a Redis that is down must not block boot. */
-export function waitReady(client: Redis, timeoutMs: number): Promise<boolean> {
+export function waitReady(client: Connection, timeoutMs: number): Promise<boolean> {
   if (client.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -22,7 +34,7 @@ export function waitReady(client: Redis, timeoutMs: number): Promise<boolean> {
  * Calls `handler` each time the client is ready again after losing its connection (not at the
  * first connect): what went through it meanwhile may not have arrived.
  */
-export function onReconnected(client: Redis, handler: () => void): void {
+export function onReconnected(client: Connection, handler: () => void): void {
   let lost = false;
   client.on('close', () => {
     lost = true;
@@ -35,23 +47,37 @@ export function onReconnected(client: Redis, handler: () => void): void {
 }
 
 export interface RedisClients {
-  /** Commands (rate limits, readiness): fails fast while Redis is away, never queues. */
+  /** State commands (rate limits, presence, readiness) on REDIS_URL: fail fast, never queue. */
   commands: Redis;
-  pub: Redis;
-  sub: Redis;
+  /** The bus publisher (the adapter's SPUBLISH): REDIS_URL's Redis or the bus cluster. */
+  pub: BusClient;
+  /** The bus subscriber (the adapter's SSUBSCRIBE); on a cluster, one connection per master. */
+  sub: BusClient;
+  /** Which of the subscriber's SSUBSCRIBEs Redis has confirmed, and which were lost and made again. */
+  subscriptions: SubscriptionTracker;
+  /** Hears every bus publish Redis did not take (after the error is counted). */
+  onPublishFailed(listener: (channel: string, message: string | Buffer) => void): void;
   close(): Promise<void>;
 }
 
 /** Each client's errors: logged at most every few seconds, and all counted through `onError`. */
-function watch(client: Redis, name: string, logger: Logger, onError?: (client: string) => void): Redis {
-  logErrorsThrottled(client, name, logger, onError);
+function watch<C extends Connection>(client: C, name: string, logger: Logger, onError?: (client: string) => void): C {
+  logErrorsThrottled(client as { on(event: 'error', listener: (error: Error) => void): unknown }, name, logger, onError);
   return client;
 }
 
 /** Rate limits and readiness answer in well under a millisecond on a healthy Redis. */
 const COMMAND_TIMEOUT_MS = 500;
 
-export function createRedisClients(url: string, logger: Logger, onError?: (client: string) => void): RedisClients {
+export function createRedisClients(options: {
+  url: string;
+  bus: BusTarget;
+  logger: Logger;
+  onError?: (client: string) => void;
+  /** Fault injection (tests): hold each SSUBSCRIBE this long. */
+  subscribeDelayMs?: number;
+}): RedisClients {
+  const { url, logger, onError } = options;
   const retryStrategy = (attempt: number) => Math.min(100 * attempt, 2000);
   const commands = watch(
     // commandTimeout: a frozen Redis (SIGSTOP, a stalled host) keeps the TCP connection open
@@ -71,23 +97,39 @@ export function createRedisClients(url: string, logger: Logger, onError?: (clien
     logger,
     onError,
   );
-  const pub = watch(new Redis(url, { retryStrategy, connectTimeout: 2000, enableAutoPipelining: true }), 'pub', logger, onError);
-  // The Socket.IO adapter fires its PUBLISHes and drops the promises: each one ioredis gives up
-  // on (Redis away for ~20 s) would be an unhandled rejection, one error log per broadcast. The
-  // loss itself is handled elsewhere (realtime/publish-gaps.ts) and counted here.
-  pub.publish = publishWithoutRejection(pub, () => onError?.('pub')) as typeof pub.publish;
-  // No auto-pipelining on the subscriber: ioredis defers auto-pipelined commands to the next
-  // tick, and its exclusion list misspells PUNSUBSCRIBE, so the adapter's PUNSUBSCRIBE at close
-  // could go out after our QUIT and reject, unhandled inside the adapter ("Connection is closed").
-  const sub = watch(pub.duplicate({ enableAutoPipelining: false }), 'sub', logger, onError);
+  const pub = watch(createBusPublisher(options.bus, { retryStrategy, connectTimeout: 2000 }), 'pub', logger, onError);
+  // The Socket.IO adapter fires its SPUBLISHes and drops the promises: each one ioredis gives up
+  // on (Redis or the channel's master away) would be an unhandled rejection, one error log per
+  // broadcast. Counted here; realtime/publish-gaps.ts resyncs what they carried.
+  // (PUBLISH too: the classic adapter's, BUS_ADAPTER=classic.)
+  const failureListeners: ((channel: string, message: string | Buffer) => void)[] = [];
+  for (const command of ['spublish', 'publish'] as const) {
+    const send = pub[command].bind(pub) as (channel: string, message: string | Buffer) => Promise<number>;
+    (pub as Record<typeof command, unknown>)[command] = (channel: string, message: string | Buffer) =>
+      send(channel, message).catch(() => {
+        onError?.('pub');
+        for (const listener of failureListeners) listener(channel, message);
+        return 0;
+      });
+  }
+  const sub = watch(createBusSubscriber(options.bus, { retryStrategy, connectTimeout: 2000 }), 'sub', logger, onError);
+  // Before the tracker, so that it waits for the delayed command's real answer.
+  if (options.subscribeDelayMs) delayBusSubscribes(sub, options.subscribeDelayMs);
+  // Before the adapter exists: the tracker must see its first SSUBSCRIBEs (the main channel).
+  const subscriptions = trackSubscriptions(sub, { onError: () => onError?.('sub') });
   return {
     commands,
     pub,
     sub,
+    subscriptions,
+    onPublishFailed(listener) {
+      failureListeners.push(listener);
+    },
     async close() {
+      subscriptions.close();
       // Auto-pipelined commands are written on a setImmediate, but QUIT is never pipelined and
       // goes at once: sent first, it strands what this turn queued (the last sockets' presence
-      // and typing PUBLISHes), which then reject inside the adapter, where nobody catches them
+      // and typing SPUBLISHes), which then reject inside the adapter, where nobody catches them
       // ("Connection is closed"). One turn of the event loop lets them out ahead of it.
       await new Promise<void>((resolve) => setImmediate(resolve));
       await Promise.allSettled([commands.quit(), pub.quit(), sub.quit()]);

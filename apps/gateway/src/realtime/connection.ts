@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { roomChannel, userChannel, type ClientEventName } from '@chat/protocol';
+import type { ClientEventName } from '@chat/protocol';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
@@ -13,6 +13,7 @@ import { endTyping, typingHandler } from './handlers/typing.handler.ts';
 import type { SocketLeases } from '../infrastructure/socket-leases.ts';
 import type { FailedEventBudget } from './failed-event-budget.ts';
 import type { PresenceTracker } from './presence-tracker.ts';
+import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import { disconnectAtTokenExpiry } from './token-expiry.ts';
 import type { ChatSocket } from './types.ts';
 
@@ -26,6 +27,7 @@ export interface ConnectionDeps {
   tokenExpiryMaxStepMs?: number;
   messageService: MessageService;
   presence: PresenceTracker;
+  barrier: SubscriptionBarrier;
   logger: Logger;
   metrics: GatewayMetrics;
 }
@@ -49,11 +51,11 @@ export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void
   const user = socket.data.user;
   metrics.connections.inc();
   metrics.connectedSockets.inc();
-  void socket.join([userChannel(user.id), ...socket.data.initialRoomIds.map(roomChannel)]);
+  // The handshake has put the socket into its rooms (handshake.ts).
   presence.onConnect(socket);
   socket.on('disconnecting', () => presence.onDisconnecting(socket));
 
-  socket.on('join-room', guard('join-room', joinRoomHandler(socket, roomService)));
+  socket.on('join-room', guard('join-room', joinRoomHandler(socket, roomService, deps.barrier)));
   socket.on('leave-room', guard('leave-room', leaveRoomHandler(socket, roomService)));
   socket.on('send-message', guard('send-message', sendMessageHandler(socket, messageService)));
   socket.on('typing', guard('typing', typingHandler(socket)));

@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { stripBearer } from '@chat/auth';
-import { AppError, ERRORS, type ErrorCode } from '@chat/protocol';
+import { AppError, ERRORS, roomChannel, userChannel, type ErrorCode } from '@chat/protocol';
 import type { Logger } from 'pino';
 import type { RoomService } from '../services/room.service.ts';
 import type { UserAuthService } from '../services/user-auth.service.ts';
 import type { SocketLeases } from '../infrastructure/socket-leases.ts';
 import { toAppError } from '../errors/error-classification.ts';
+import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import type { ChatSocket } from './types.ts';
 
 /**
@@ -33,8 +34,10 @@ function authError(code: ErrorCode): Error & { data: { code: ErrorCode } } {
 
 /**
  * Namespace middleware: authenticates the token (PROTOCOL §1), takes one of the user's socket
- * places, and loads the user's rooms, so that by the time the client sees `connect` the socket
- * is already back in all of them.
+ * places, loads the user's rooms and puts the socket into them (and its user's room), so that by
+ * the time the client sees `connect` the socket is already back in all of them — and this pod's
+ * subscriptions to them are confirmed (subscription-barrier.ts): a message sent after the client
+ * connected reaches it.
  *
  * The place is reserved right after the signature check, before the database is asked anything:
  * the reservation is atomic across pods, so concurrent handshakes of one user cannot all pass a
@@ -52,6 +55,7 @@ export function createHandshakeMiddleware(deps: {
    * its handshake a database query, and no device needs dozens of them.
    */
   leases?: SocketLeases;
+  barrier: SubscriptionBarrier;
 }) {
   const { leases } = deps;
   return (socket: ChatSocket, next: (error?: Error) => void) => {
@@ -75,6 +79,11 @@ export function createHandshakeMiddleware(deps: {
       socket.data.initialRoomIds = roomIds;
       socket.data.typingRooms = new Set();
       socket.data.inFlight = 0;
+      // Joined before `connect` (a socket whose client leaves meanwhile is cleaned up by
+      // Socket.IO); the handshake completes once this pod hears those rooms.
+      const rooms = [userChannel(user.id), ...roomIds.map(roomChannel)];
+      await socket.join(rooms);
+      await deps.barrier.settle(socket.id, rooms);
     })().then(
       () => {
         leases?.handshakeDone(socket.id);

@@ -1,7 +1,9 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Server } from 'socket.io';
+import { busChannelPrefix, mainChannel, roomBusChannel, roomOfBusChannel } from '@chat/bus';
 import { createOccupancyQueue, type OccupancySubject, type PresenceStore } from '@chat/presence';
+import { CHAT_NAMESPACE } from '@chat/protocol';
 import type { GatewayConfig } from '../config.ts';
 import type { Services } from '../deps.ts';
 import type { RedisClients } from '../infrastructure/redis-clients.ts';
@@ -12,20 +14,27 @@ import { handleConnection } from './connection.ts';
 import { createHandshakeMiddleware } from './handshake.ts';
 import { createPresenceTracker, type PresenceTracker } from './presence-tracker.ts';
 import { trackPublishGaps } from './publish-gaps.ts';
-import { resyncAfterResubscribe } from './resync.ts';
 import { createRoomEventsAdapter } from './room-events.adapter.ts';
 import { startSlowConsumerSweep } from './slow-consumers.ts';
 import { createSocketServer } from './socket-server.ts';
+import { CLASSIC_ADAPTER_BARRIER, createSubscriptionBarrier, type SubscriptionBarrier } from './subscription-barrier.ts';
 import type { ChatNamespace } from './types.ts';
 
 /** How often sockets are checked for unread bytes beyond SOCKET_MAX_QUEUED_BYTES. */
 const SLOW_CONSUMER_SWEEP_MS = 1000;
+/**
+ * How long a handshake or join waits for this pod's subscription to the room (one round trip
+ * to the bus when it is healthy) before it goes ahead and resyncs the socket later.
+ */
+const SUBSCRIBE_BARRIER_TIMEOUT_MS = 3000;
 
 export interface Realtime {
   io: Server;
   nsp: ChatNamespace;
   /** The services' RoomEvents port, over the Redis adapter. */
   events: RoomEvents;
+  /** Holds back what tells a client it is in a room until this pod hears the room's broadcasts. */
+  barrier: SubscriptionBarrier;
   presence: PresenceTracker;
   /** The users' socket places across the cluster; null when MAX_SOCKETS_PER_USER is 0 (no bound). */
   leases: SocketLeases | null;
@@ -46,6 +55,7 @@ export function createRealtime(
 ): Realtime {
   const { config, logger, metrics, redis } = deps;
   const { io, nsp } = createSocketServer({
+    busAdapter: config.busAdapter,
     httpServer: deps.httpServer,
     pub: redis.pub,
     sub: redis.sub,
@@ -54,9 +64,22 @@ export function createRealtime(
     logger,
     isDraining: deps.isDraining,
   });
-  resyncAfterResubscribe(redis.sub, nsp, logger);
+  const channelPrefix = busChannelPrefix(config.redisPrefix);
+  const barrier = config.busAdapter === 'classic' ? CLASSIC_ADAPTER_BARRIER : createSubscriptionBarrier({
+    nsp,
+    tracker: redis.subscriptions,
+    channelOf: (room) => roomBusChannel(channelPrefix, CHAT_NAMESPACE, room),
+    roomOf: (channel) => roomOfBusChannel(channelPrefix, CHAT_NAMESPACE, channel),
+    mainChannel: mainChannel(channelPrefix, CHAT_NAMESPACE),
+    timeoutMs: SUBSCRIBE_BARRIER_TIMEOUT_MS,
+    logger,
+    onResync: (sockets) => metrics.busResyncs.inc(sockets),
+  });
   const publishGaps = trackPublishGaps({
     pub: redis.pub,
+    onPublishFailed: redis.onPublishFailed,
+    roomOfChannel: (channel) => roomOfBusChannel(channelPrefix, CHAT_NAMESPACE, channel),
+    mainChannel: mainChannel(channelPrefix, CHAT_NAMESPACE),
     nsp,
     logger,
     onResync: (rooms) => metrics.publishGapResyncs.inc(rooms),
@@ -80,6 +103,7 @@ export function createRealtime(
   return {
     io,
     nsp,
+    barrier,
     events: createRoomEventsAdapter(nsp, metrics, publishGaps, (roomId) => markOccupancy({ roomId })),
     presence: createPresenceTracker({
       store: deps.presenceStore,
@@ -108,7 +132,7 @@ export function registerRealtime(
   deps: RealtimeDeps & { services: Services; tokenExpiryMaxStepMs?: number | undefined },
 ): { stop(): void } {
   const { config, logger, metrics, services } = deps;
-  const { nsp, presence, leases } = realtime;
+  const { nsp, presence, leases, barrier } = realtime;
   presence.start();
   nsp.on('room-lifetime', (roomId) => services.roomService.forgetCached(roomId));
   leases?.start();
@@ -119,6 +143,7 @@ export function registerRealtime(
       logger,
       onRefused: (code) => metrics.handshakeFailures.inc({ code }),
       ...(leases ? { leases } : {}),
+      barrier,
     }),
   );
   nsp.on('connection', (socket) =>
@@ -129,6 +154,7 @@ export function registerRealtime(
       ...(leases ? { leases } : {}),
       ...(deps.tokenExpiryMaxStepMs === undefined ? {} : { tokenExpiryMaxStepMs: deps.tokenExpiryMaxStepMs }),
       presence,
+      barrier,
       logger,
       metrics,
     }),

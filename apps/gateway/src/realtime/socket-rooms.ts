@@ -6,11 +6,16 @@ import type { ChatSocket } from './types.ts';
 const ROOM_CHANNEL_PREFIX = roomChannel('');
 
 /**
- * A socket is in a room's channel exactly when its user is a member (ARCHITECTURE.md): the
+ * A socket is in a room's channel exactly when its user is a member (docs/ARCHITECTURE.md): the
  * realtime layer reads memberships from the socket instead of the database.
  */
 export function isInRoom(socket: ChatSocket, roomId: string): boolean {
   return socket.rooms.has(roomChannel(roomId));
+}
+
+/** The room id of a room's channel; null for any other channel (a socket's own, a user's). */
+export function roomIdOfChannel(channel: string): string | null {
+  return channel.startsWith(ROOM_CHANNEL_PREFIX) ? channel.slice(ROOM_CHANNEL_PREFIX.length) : null;
 }
 
 /** The rooms whose channel the socket is in (not its own id, not its user's channel). */

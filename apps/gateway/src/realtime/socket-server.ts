@@ -1,10 +1,11 @@
 import type { Server as HttpServer } from 'node:http';
-import { createAdapter } from '@socket.io/redis-adapter';
-import type { Redis } from 'ioredis';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
+import { busChannelPrefix, type BusAdapterKind, type BusClient } from '@chat/bus';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import { CHAT_NAMESPACE } from '@chat/protocol';
 import { createOriginCheck } from './handshake.ts';
+import { deliverLocallyFirst } from './local-first-adapter.ts';
 import type { ChatNamespace, InterServerEvents, SocketData } from './types.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '@chat/protocol';
 
@@ -13,8 +14,10 @@ export const MAX_FRAME_BYTES = 16 * 1024;
 
 export function createSocketServer(options: {
   httpServer: HttpServer;
-  pub: Redis;
-  sub: Redis;
+  pub: BusClient;
+  sub: BusClient;
+  /** `sharded` (the product) or `classic` (benchmarks only, standalone bus). */
+  busAdapter: BusAdapterKind;
   redisPrefix: string;
   corsOrigins: readonly string[];
   logger: Logger;
@@ -39,7 +42,20 @@ export function createSocketServer(options: {
       pingInterval: 20_000,
       pingTimeout: 20_000,
       connectTimeout: 10_000,
-      adapter: createAdapter(options.pub, options.sub, { key: `${options.redisPrefix}:socket.io` }),
+      // Sharded pub/sub (Redis ≥ 7): a room's broadcasts go to its own channel, to which a pod
+      // subscribes only while it holds a socket in the room (`dynamic`); membership moves and
+      // anything else cluster-wide use the namespace's main channel. See subscription-barrier.ts
+      // for what the gateway adds to make a join and the broadcasts after it meet.
+      adapter:
+        options.busAdapter === 'classic'
+          ? // PUBLISH/PSUBSCRIBE: every pod hears every room (config refuses it on a cluster bus).
+            createAdapter(options.pub, options.sub, { key: busChannelPrefix(options.redisPrefix) })
+          : deliverLocallyFirst(
+              createShardedAdapter(options.pub, options.sub, {
+                subscriptionMode: 'dynamic',
+                channelPrefix: busChannelPrefix(options.redisPrefix),
+              }),
+            ),
     },
   );
   const nsp = io.of(CHAT_NAMESPACE);

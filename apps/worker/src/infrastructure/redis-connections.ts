@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { createBusPublisher, type BusClient, type BusTarget } from '@chat/bus';
 import { logErrorsThrottled } from '@chat/runtime';
 
 export interface WorkerRedis {
@@ -7,23 +8,26 @@ export interface WorkerRedis {
   worker: Redis;
   /** Queues and schedulers: fail fast. */
   producer: Redis;
-  /** The Socket.IO emitter and the presence store: fail fast. */
+  /** The presence store (state, on REDIS_URL): fails fast. */
   emitter: Redis;
+  /** The Socket.IO bus (REDIS_URL's Redis or the bus cluster), for the emitter: fails fast. */
+  bus: BusClient;
   close(): Promise<void>;
 }
 
-export function createWorkerRedis(url: string, logger: Logger): WorkerRedis {
+export function createWorkerRedis(url: string, bus: BusTarget, logger: Logger): WorkerRedis {
   const retryStrategy = (attempt: number) => Math.min(200 * attempt, 2000);
   const clients = {
     worker: new Redis(url, { maxRetriesPerRequest: null, retryStrategy }),
     producer: new Redis(url, { maxRetriesPerRequest: 1, retryStrategy }),
     emitter: new Redis(url, { maxRetriesPerRequest: 1, retryStrategy }),
+    bus: createBusPublisher(bus, { maxRetriesPerRequest: 1, retryStrategy }),
   };
   for (const [name, client] of Object.entries(clients)) logErrorsThrottled(client, `${name}Connection`, logger);
   return {
     ...clients,
     async close() {
-      await Promise.allSettled([clients.worker.quit(), clients.producer.quit(), clients.emitter.quit()]);
+      await Promise.allSettled([clients.worker.quit(), clients.producer.quit(), clients.emitter.quit(), clients.bus.quit()]);
     },
   };
 }

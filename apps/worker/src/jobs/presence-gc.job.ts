@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { MembershipsRepository, MessagesRepository, UsersRepository } from '@chat/db';
 import { isUuid, nicknameMask, roomChannel } from '@chat/protocol';
 import { PRESENCE_HEARTBEAT_MS, type AnnouncingLease, type DeadPod, type OccupancyQueue, type PresenceStore } from '@chat/presence';
-import { chatNamespace, type ChatEmitter } from '../infrastructure/chat-emitter.ts';
+import type { ChatEmitter } from '../infrastructure/chat-emitter.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 
 /** A gateway pod's heartbeat older than this means the pod is gone. */
@@ -110,21 +110,22 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod, lease: Announ
   // slow and has beaten since, re-announcing them) must not be announced offline after that.
   const backOnline = await deps.presence.onlineUsers(pod.offlineUserIds);
   const gone = pod.offlineUserIds.filter((userId) => !backOnline.has(userId));
-  // The emits below are synchronous: a lease still held here is held while they go out.
+  // The emits below are issued synchronously (their answers are not awaited): a lease still
+  // held here is held while they go out.
   if (!(await lease.renew())) throw new LeaseLostError();
 
-  const nsp = chatNamespace(deps.emitter);
+  const nsp = deps.emitter;
   let offline = 0;
   for (const userId of gone) {
     const user = users.get(userId);
     if (!user) continue;
     const mask = nicknameMask(user.nickname);
     for (const roomId of roomsByUser.get(userId) ?? []) {
-      nsp.to(roomChannel(roomId)).emit('presence', { roomId, userId, nicknameMask: mask, online: false });
+      void nsp.to(roomChannel(roomId)).emit('presence', { roomId, userId, nicknameMask: mask, online: false });
     }
     offline += 1;
   }
-  for (const roomId of resyncRooms) nsp.to(roomChannel(roomId)).emit('resync', { roomId });
+  for (const roomId of resyncRooms) void nsp.to(roomChannel(roomId)).emit('resync', { roomId });
   // After the emits: offline since the pod died, longer than any grace, so their rooms'
   // occupancy is looked at at once (room-vacated).
   for (const userId of gone) await deps.occupancy?.mark({ userId }, 0).catch(() => undefined);

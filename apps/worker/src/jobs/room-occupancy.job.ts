@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { MembershipsRepository, RoomOccupancyRepository } from '@chat/db';
 import type { OccupancyQueue, PresenceStore } from '@chat/presence';
 import { roomChannel } from '@chat/protocol';
-import { chatNamespace, type ChatEmitter } from '../infrastructure/chat-emitter.ts';
+import type { ChatEmitter } from '../infrastructure/chat-emitter.ts';
 
 export interface RoomOccupancyDeps {
   queue: OccupancyQueue;
@@ -33,13 +33,13 @@ export async function runRoomOccupancy(deps: RoomOccupancyDeps): Promise<{ chang
   ];
   const members = await deps.occupancy.membersOf(roomIds);
   const online = await deps.presence.onlineUsers([...new Set([...members.values()].flat())]);
-  const nsp = chatNamespace(deps.emitter);
+  const nsp = deps.emitter;
   let changed = 0;
   for (const [roomId, userIds] of members) {
     const occupied = userIds.some((userId) => online.has(userId));
     const changeSeq = await deps.occupancy.record(roomId, occupied);
     if (changeSeq === null) continue;
-    nsp.to(roomChannel(roomId)).emit(occupied ? 'room-occupied' : 'room-vacated', { roomId, changeSeq });
+    void nsp.to(roomChannel(roomId)).emit(occupied ? 'room-occupied' : 'room-vacated', { roomId, changeSeq });
     changed += 1;
   }
   await deps.queue.settle(due);

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { RoomExpiryRepository } from '@chat/db';
 import { roomChannel } from '@chat/protocol';
-import { chatNamespace, type ChatEmitter } from '../infrastructure/chat-emitter.ts';
+import type { ChatEmitter } from '../infrastructure/chat-emitter.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 
 export interface RoomSweepDeps {
@@ -36,7 +36,7 @@ const MAX_BATCHES_PER_ROOM = 10_000;
  */
 export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult> {
   const { expiry, logger, batchSize } = deps;
-  const nsp = chatNamespace(deps.emitter);
+  const nsp = deps.emitter;
   const result: RoomSweepResult = {
     warned: 0,
     expired: 0,
@@ -51,7 +51,7 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     // change's number, and a room another sweep warned meanwhile is not announced twice.
     const warned = await expiry.markWarned(expiring.map((room) => room.id));
     for (const room of warned) {
-      nsp.to(roomChannel(room.id)).emit('room-expiring', {
+      void nsp.to(roomChannel(room.id)).emit('room-expiring', {
         roomId: room.id,
         expiresAt: room.expiresAt.toISOString(),
         changeSeq: room.changeSeq,
@@ -65,9 +65,12 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     result.maxLagMs = Math.max(result.maxLagMs, Date.now() - room.expiresAt.getTime());
     // The change feed's `room-expired`, recorded once (a repeated sweep gets the same number).
     const changeSeq = await expiry.recordExpired(room.id);
-    // Null: the room row went away meanwhile (another sweep deleted its tombstone); nothing to tell.
-    if (changeSeq !== null) nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq });
-    nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
+    // The announcement goes on the room's channel and the leave on the main channel, which on
+    // a cluster bus may live on another master: the leave only once Redis has taken the
+    // announcement, or it could overtake it and the members would never hear it. Null: the
+    // room row went away meanwhile (another sweep deleted its tombstone); nothing to tell.
+    if (changeSeq !== null) await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq });
+    await nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
     // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
     // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
     for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {

@@ -1,0 +1,29 @@
+/**
+ * `pnpm redis:cluster`: a three-master Redis Cluster on loopback ports for trying the sharded
+ * bus by hand. Prints the REDIS_BUS_CLUSTER_NODES value and stays up until Ctrl-C, which kills
+ * the nodes and removes their directory. Needs Debian's redis-server (7.0) and redis-cli.
+ *
+ *   pnpm redis:cluster                      # in one terminal
+ *   REDIS_BUS_CLUSTER_NODES=… pnpm start --pods 4   # in another
+ */
+import { startRedisCluster } from '@chat/testing/redis-cluster';
+
+const cluster = await startRedisCluster({ masters: 3 });
+console.log(`Redis Cluster up: ${cluster.nodes.length} masters, files in ${cluster.dir}
+
+  REDIS_BUS_CLUSTER_NODES=${cluster.nodesString}
+
+Ctrl-C stops it.`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await cluster.close();
+  console.log('Redis Cluster stopped.');
+  process.exit(0);
+};
+process.once('SIGINT', () => void stop());
+process.once('SIGTERM', () => void stop());
+// Keeps the process alive until a signal arrives.
+setInterval(() => undefined, 1 << 30);

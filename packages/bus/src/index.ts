@@ -1,0 +1,4 @@
+export * from './bus-clients.ts';
+export * from './bus-config.ts';
+export * from './sharded-emitter.ts';
+export * from './subscription-tracker.ts';

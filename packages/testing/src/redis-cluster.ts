@@ -1,0 +1,172 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { freePort } from './ports.ts';
+
+const run = promisify(execFile);
+
+/**
+ * A throw-away Redis Cluster on loopback (three masters, no replicas) for tests, the fault
+ * suite, benchmarks and `pnpm redis:cluster`. Free of vitest, so plain tsx scripts can import it
+ * as `@chat/testing/redis-cluster`. Needs `redis-server` ≥ 7 and `redis-cli` on the PATH.
+ */
+export interface RedisClusterNode {
+  host: string;
+  port: number;
+  /** The cluster bus port (Redis 7 `cluster-port`), chosen free rather than port + 10000. */
+  busPort: number;
+}
+
+export interface LocalRedisCluster {
+  nodes: readonly RedisClusterNode[];
+  /** `host:port,host:port,…`: the value for REDIS_BUS_CLUSTER_NODES. */
+  nodesString: string;
+  /** The temporary directory holding the nodes' config, pid and log files. */
+  dir: string;
+  /** SIGKILLs one node (as a crashed host): its slots are unserved until startNode. */
+  stopNode(index: number): Promise<void>;
+  /** Starts a stopped node again from its config file (if it is not running) and waits for `cluster_state:ok`. */
+  startNode(index: number): Promise<void>;
+  /** The index of the master whose slots hold this key or channel name. */
+  nodeIndexOf(key: string): Promise<number>;
+  /** Kills every node and removes the directory. */
+  close(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+/** Bounds on waiting for the cluster to form (or re-form after a restart). */
+const READY_TIMEOUT_MS = 20_000;
+const POLL_MS = 100;
+
+async function startServer(dir: string, node: RedisClusterNode): Promise<void> {
+  await run('redis-server', [
+    '--port', String(node.port),
+    '--cluster-port', String(node.busPort),
+    '--bind', HOST,
+    '--cluster-enabled', 'yes',
+    '--cluster-config-file', join(dir, `${node.port}.conf`),
+    // A few seconds, not the default 15: a killed node is noticed while a test still runs.
+    '--cluster-node-timeout', '3000',
+    // Without it a single dead master stops the whole cluster; with it the others keep
+    // serving their slots, as an SRE would configure a bus where each shard stands alone.
+    '--cluster-require-full-coverage', 'no',
+    '--save', '',
+    '--appendonly', 'no',
+    '--dir', dir,
+    '--pidfile', join(dir, `${node.port}.pid`),
+    '--logfile', join(dir, `${node.port}.log`),
+    '--daemonize', 'yes',
+  ]);
+}
+
+async function pidOf(dir: string, node: RedisClusterNode): Promise<number | null> {
+  const text = await readFile(join(dir, `${node.port}.pid`), 'utf8').catch(() => '');
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function killNode(dir: string, node: RedisClusterNode): Promise<void> {
+  const pid = await pidOf(dir, node);
+  if (pid === null || !alive(pid)) return;
+  process.kill(pid, 'SIGKILL');
+  const deadline = Date.now() + 5000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+async function withNode<T>(node: RedisClusterNode, use: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis({ host: node.host, port: node.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await use(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function clusterInfo(node: RedisClusterNode): Promise<string> {
+  return withNode(node, async (client) => String(await client.cluster('INFO'))).catch(() => '');
+}
+
+/** Every node reports `cluster_state:ok` and knows every other (so clients see one topology). */
+async function waitClusterOk(nodes: readonly RedisClusterNode[]): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const infos = await Promise.all(nodes.map(clusterInfo));
+    const ok = infos.every(
+      (info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${nodes.length}`) && info.includes('cluster_slots_ok:16384'),
+    );
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  throw new Error(`Redis Cluster ${nodes.map((n) => n.port).join(',')} not ok within ${READY_TIMEOUT_MS} ms`);
+}
+
+export async function startRedisCluster(options: { masters?: number } = {}): Promise<LocalRedisCluster> {
+  const masters = options.masters ?? 3;
+  if (masters < 3) throw new Error('a Redis Cluster needs at least three masters');
+  const dir = await mkdtemp(join(tmpdir(), 'chat-redis-cluster-'));
+  const nodes: RedisClusterNode[] = [];
+  try {
+    for (let index = 0; index < masters; index++) {
+      nodes.push({ host: HOST, port: await freePort(), busPort: await freePort() });
+    }
+    for (const node of nodes) await startServer(dir, node);
+    await run('redis-cli', [
+      '--cluster', 'create',
+      ...nodes.map((node) => `${node.host}:${node.port}`),
+      '--cluster-replicas', '0',
+      '--cluster-yes',
+    ]);
+    await waitClusterOk(nodes);
+  } catch (error) {
+    await Promise.allSettled(nodes.map((node) => killNode(dir, node)));
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+
+  let closed = false;
+  return {
+    nodes,
+    nodesString: nodes.map((node) => `${node.host}:${node.port}`).join(','),
+    dir,
+    async stopNode(index) {
+      const node = nodes[index];
+      if (!node) throw new Error(`no node ${index}`);
+      await killNode(dir, node);
+    },
+    async startNode(index) {
+      const node = nodes[index];
+      if (!node) throw new Error(`no node ${index}`);
+      const pid = await pidOf(dir, node);
+      if (pid === null || !alive(pid)) await startServer(dir, node);
+      await waitClusterOk(nodes);
+    },
+    async nodeIndexOf(key) {
+      const slot = await withNode(nodes[0]!, (client) => client.cluster('KEYSLOT', key));
+      const ranges = await withNode(nodes[0]!, (client) => client.cluster('SLOTS'));
+      const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+      const index = nodes.findIndex((node) => node.port === range?.[2]?.[1]);
+      if (index < 0) throw new Error(`no master serves slot ${slot}`);
+      return index;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled(nodes.map((node) => killNode(dir, node)));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, request, sleep, uniquePrefix, type TestSocket, type TestUser } from '@chat/testing';
+import { startCluster, type TestCluster } from '../support/index.ts';
+
+/**
+ * The subscription barrier (apps/gateway/src/realtime/subscription-barrier.ts) between two
+ * pods on one bus, pod B's SSUBSCRIBEs held FAULT_BUS_SUBSCRIBE_DELAY_MS before they reach
+ * Redis (as over a slow link to a bus shard). A room's broadcasts reach a pod only once its
+ * subscription to the room works; every way a socket gets into a room must still miss nothing:
+ * a message sent right after the join ack or the connect arrives, and a join mirrored from the
+ * other pod is followed by `resync { roomId }`. Runs on the run's bus (TEST_BUS).
+ */
+
+const SUBSCRIBE_DELAY_MS = 600;
+/** How long a message sent from pod A may take to show up on pod B (it needs only a few ms). */
+const DELIVERY_BOUND_MS = 3 * SUBSCRIBE_DELAY_MS;
+
+let podA: TestCluster;
+let podB: TestCluster;
+let A: string;
+let B: string;
+
+beforeAll(async () => {
+  const prefix = uniquePrefix('barrier');
+  podA = await startCluster(1, { REDIS_PREFIX: prefix, POD_NAME: 'barrier-pod-a' });
+  podB = await startCluster(1, {
+    REDIS_PREFIX: prefix,
+    DATABASE_URL: inject('databaseUrl'),
+    POD_NAME: 'barrier-pod-b',
+    FAULT_BUS_SUBSCRIBE_DELAY_MS: String(SUBSCRIBE_DELAY_MS),
+    MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
+  });
+  A = podA.pods[0]!.url;
+  B = podB.pods[0]!.url;
+});
+afterAll(async () => {
+  closeAllSockets();
+  await podA?.close();
+  await podB?.close();
+});
+
+async function send(socket: TestSocket, roomId: string, content: string): Promise<void> {
+  const ack = await emitAck(socket, 'send-message', { roomId, type: 'text', content });
+  if (!ack.ok) throw new Error(`send failed: ${JSON.stringify(ack)}`);
+}
+
+/**
+ * Whether `content` reached `socket`: live, or by a `resync { roomId }` after which the
+ * history holds it (what a client does with a resync). Waits at most DELIVERY_BOUND_MS.
+ */
+async function reached(socket: TestSocket, user: TestUser, roomId: string, content: string, seen: { live: { content: string | null }[]; resyncs: { roomId?: string }[] }) {
+  const deadline = Date.now() + DELIVERY_BOUND_MS;
+  while (Date.now() < deadline) {
+    if (seen.live.some((message) => message.content === content)) return 'live';
+    if (seen.resyncs.some((resync) => resync.roomId === roomId)) break;
+    await sleep(20);
+  }
+  if (!seen.resyncs.some((resync) => resync.roomId === roomId)) return 'lost';
+  const history = await request<{ messages: { content: string }[] }>(B, 'GET', `/api/rooms/${roomId}/messages`, { token: user.token });
+  return history.body.messages.some((message) => message.content === content) ? 'resync' : 'lost';
+}
+
+function watch(socket: TestSocket) {
+  return { live: record(socket, 'new-message'), resyncs: record(socket, 'resync') };
+}
+
+describe('a pod whose subscriptions reach Redis late', () => {
+  it('acks a join only once it hears the room: a message sent right after the ack arrives', async () => {
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const { roomId } = await createRoom(A, alice);
+    const aliceOnA = await connect(A, alice.token);
+    expect((await emitAck(aliceOnA, 'join-room', { roomId })).ok).toBe(true);
+    const bobOnB = await connect(B, bob.token);
+    const seen = watch(bobOnB);
+    expect((await emitAck(bobOnB, 'join-room', { roomId })).ok).toBe(true);
+    await send(aliceOnA, roomId, 'right after the join');
+    expect(await reached(bobOnB, bob, roomId, 'right after the join', seen)).toBe('live');
+  });
+
+  it('completes a handshake only once it hears the socket\'s rooms: a message sent right after connect arrives', async () => {
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const { roomId } = await createRoom(A, alice);
+    const aliceOnA = await connect(A, alice.token);
+    expect((await emitAck(aliceOnA, 'join-room', { roomId })).ok).toBe(true);
+    // Bob becomes a member on pod A and leaves no socket on pod B: B holds nobody in the room.
+    const bobOnA = await connect(A, bob.token);
+    expect((await emitAck(bobOnA, 'join-room', { roomId })).ok).toBe(true);
+    bobOnA.close();
+    const bobOnB = await connect(B, bob.token);
+    const seen = watch(bobOnB);
+    await send(aliceOnA, roomId, 'right after the connect');
+    expect(await reached(bobOnB, bob, roomId, 'right after the connect', seen)).toBe('live');
+  });
+
+  it('resyncs a socket whose join was mirrored from the other pod before it heard the room', async () => {
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const { roomId } = await createRoom(A, alice);
+    const aliceOnA = await connect(A, alice.token);
+    expect((await emitAck(aliceOnA, 'join-room', { roomId })).ok).toBe(true);
+    const bobOnB = await connect(B, bob.token);
+    const seen = watch(bobOnB);
+    const bobOnA = await connect(A, bob.token);
+    // Bob's join on pod A puts his socket on pod B into the room too (the mirror), and pod B
+    // then subscribes, late; the message goes out before it does.
+    expect((await emitAck(bobOnA, 'join-room', { roomId })).ok).toBe(true);
+    await send(aliceOnA, roomId, 'before pod B hears the room');
+    expect(await reached(bobOnB, bob, roomId, 'before pod B hears the room', seen)).not.toBe('lost');
+    expect(seen.resyncs).toEqual([{ roomId }]);
+  });
+});

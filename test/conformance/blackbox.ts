@@ -258,7 +258,7 @@ async function send(c: Client, payload: any): Promise<any> {
   return c.ack('send-message', payload);
 }
 
-const NEW_MESSAGE_KEYS = ['clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'];
+const NEW_MESSAGE_KEYS = ['changeSeq', 'clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'];
 const HISTORY_KEYS = ['content', 'createdAt', 'imageUrl', 'messageId', 'nickname', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'];
 function extraKeys(o: any, expected: string[]): string[] {
   return o && typeof o === 'object' ? Object.keys(o).filter((k) => !expected.includes(k)) : [];

@@ -4,7 +4,7 @@ import type { NewMessagePayload } from '@chat/protocol';
  * What the page keeps of a message: the common part of `new-message` and a history row,
  * derived from the protocol's type so the two cannot drift.
  */
-export type TimelineMessage = Omit<NewMessagePayload, 'clientMessageId'>;
+export type TimelineMessage = Omit<NewMessagePayload, 'clientMessageId' | 'changeSeq' | 'sender'>;
 
 interface Anchor {
   messageId: string;

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
@@ -222,13 +223,23 @@ if (!ready.every(Boolean)) {
   await stop(1);
 }
 
+// Secrets never go to the terminal (scroll-back, CI logs, screen shares): generated ones are
+// written to a git-ignored file only its owner can read.
+const generatedSecrets = [
+  ...(process.env.SERVER_API_KEYS ? [] : [`SERVER_API_KEY=${serverApiKey}`]),
+  ...(generatedSecret ? [`JWT_SECRET=${jwtSecret}`] : []),
+];
+const secretsFile = `${root}.local-cluster.env`;
+if (generatedSecrets.length > 0) writeFileSync(secretsFile, `${generatedSecrets.join('\n')}\n`, { mode: 0o600 });
+const secretsNote = generatedSecrets.length > 0
+  ? `${secretsFile} (SERVER_API_KEY: the server API's X-Api-Key; JWT_SECRET; set them in the environment to keep your own)`
+  : '(from the environment)';
 console.log(`
 Chat cluster is up.
   gateway pods : ${urls.join('  ')}   (Socket.IO namespace /socket, REST under /api)
   worker       : running (room expiry, presence clean-up)
   message bus  : ${busNodes ? `Redis Cluster ${busNodes.map((node) => `${node.host}:${node.port}`).join(',')} (sharded pub/sub)` : `${redact(redisUrl)} (sharded pub/sub)`}
-  SERVER_API_KEY: ${process.env.SERVER_API_KEYS ? '(SERVER_API_KEYS from the environment)' : `${serverApiKey}   (X-Api-Key of the server API; set SERVER_API_KEY to keep one)`}
-  JWT_SECRET   : ${generatedSecret ? `${jwtSecret}   (generated for this run; set JWT_SECRET to keep one)` : '(from the environment)'}
+  secrets      : ${secretsNote}
 
 Try it: paste this into a Node 20+ REPL (\`node\`) started in a folder where socket.io-client is installed:
 

@@ -4,7 +4,8 @@
  *
  * Usage (against a running local cluster started with a JWT_SECRET you know):
  *   JWT_SECRET=... BASE_A=http://127.0.0.1:3100 BASE_B=http://127.0.0.1:3101 \
- *     npx tsx test/conformance/blackbox.ts
+ *     [ALLOWED_ORIGIN=<an origin in CORS_ORIGINS; default BASE_A>] npx tsx test/conformance/blackbox.ts
+ * (test/conformance/blackbox.test.ts runs it in `pnpm test` against in-process pods.)
  *
  * Prints one line per check (PASS / FAIL with expected vs actual), INFO lines for points the
  * contract leaves open (what the server chose), and `N passed, M failed`. Exit code 1 on any
@@ -21,6 +22,8 @@ const { io } = requireFromRoot('socket.io-client') as typeof import('socket.io-c
 const A = (process.env.BASE_A ?? 'http://127.0.0.1:3100').replace(/\/$/, '');
 const B = (process.env.BASE_B ?? 'http://127.0.0.1:3101').replace(/\/$/, '');
 const SECRET = process.env.JWT_SECRET ?? '';
+// A browser origin the cluster lists in CORS_ORIGINS: pnpm start lists its pods' own.
+const ALLOWED_ORIGIN = process.env.ALLOWED_ORIGIN ?? A;
 if (SECRET.length < 32) {
   console.error('JWT_SECRET (the cluster\'s HS256 secret, 32+ chars) must be set');
   process.exit(2);
@@ -373,8 +376,8 @@ async function sectionAuth() {
     check(`${S} [ext] browser Origin outside CORS_ORIGINS is refused`, !evil.client, 'refused (connect_error)', evil.client ? 'connected' : evil.error);
     info(`${S} refused Origin → client sees ${fmt(evil.error)}`);
     evil.client?.close();
-    const good = await open(url, { auth: { token: u.token }, extraHeaders: { origin: A } });
-    check(`${S} [ext] Origin ${A} (in CORS_ORIGINS of the local cluster) is accepted`, !!good.client, 'connected', good.error);
+    const good = await open(url, { auth: { token: u.token }, extraHeaders: { origin: ALLOWED_ORIGIN } });
+    check(`${S} [ext] Origin ${ALLOWED_ORIGIN} (in the cluster's CORS_ORIGINS) is accepted`, !!good.client, 'connected', good.error);
     good.client?.close();
   }
   // dev login

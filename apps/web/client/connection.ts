@@ -143,5 +143,8 @@ async function resync(page: Page): Promise<void> {
   void refreshRooms(page);
   const room = page.store.state.current;
   if (!room) return;
-  await Promise.all([catchUp(page, room), reloadMembers(page, room)]);
+  // Members first: the changes after the cursor then replay joins and leaves over that list
+  // in order, so a snapshot older than the feed's last change cannot win.
+  await reloadMembers(page, room);
+  await catchUp(page, room);
 }

@@ -88,6 +88,16 @@ export class Timeline {
     return this.complete?.messageId ?? null;
   }
 
+  /** The newest seq the timeline is complete to (null before the first page or in an empty room). */
+  get newestSeq(): number | null {
+    return this.complete?.seq ?? null;
+  }
+
+  /** The oldest seq seen: a message older than it is scroll-back's to show, while `hasOlder`. */
+  get oldestSeq(): number | null {
+    return this.oldest?.seq ?? null;
+  }
+
   /** The `before` anchor for scrolling back. */
   get oldestId(): string | null {
     return this.oldest?.messageId ?? null;

@@ -311,7 +311,9 @@ function webhookScenario(): ScenarioSpec {
     async fault({ cluster, notes, fail }) {
       deliveredBeforeOutage = receiver.deliveries.length;
       if (deliveredBeforeOutage === 0) fail('no webhook received before the outage');
-      await receiver.stop();
+      // It goes down the hard way: POSTs stored but not answered (for up to 3 s), then refused.
+      const unansweredBefore = receiver.unanswered;
+      await receiver.stop(3000);
       const downAt = Date.now();
       await sleep(1000);
       await cluster.killGateway(0, 'SIGKILL');
@@ -320,7 +322,10 @@ function webhookScenario(): ScenarioSpec {
       await cluster.startGateway(0);
       await sleep(1000);
       await receiver.start();
-      notes.push(`receiver down ${((Date.now() - downAt) / 1000).toFixed(1)} s (refusing); gateway-0 SIGKILLed 1 s in, restarted after 4 s`);
+      notes.push(
+        `receiver crashed with ${receiver.unanswered - unansweredBefore} POST(s) stored but unanswered, then down ` +
+          `${((Date.now() - downAt) / 1000).toFixed(1)} s (refusing); gateway-0 SIGKILLed 1 s in, restarted after 4 s`,
+      );
       return at;
     },
     async verify({ cluster, notes, fail, owner, roomIds }, ops) {

@@ -21,6 +21,10 @@ export interface WebhookDelivery {
 export class WebhookReceiver {
   readonly deliveries: WebhookDelivery[] = [];
   private server: Server | null = null;
+  /** False while going down: POSTs are recorded (stored) but never answered. */
+  private answering = true;
+  /** POSTs recorded but not answered: the worker must send their events again. */
+  unanswered = 0;
   port = 0;
 
   constructor(readonly secret: string) {}
@@ -50,19 +54,34 @@ export class WebhookReceiver {
           // recorded as a delivery without events; the checker counts what arrived
         }
         this.deliveries.push({ verified, events });
+        if (!this.answering) {
+          this.unanswered += 1;
+          return;
+        }
         response.writeHead(verified ? 200 : 401).end();
       });
     });
+    this.answering = true;
     server.listen(this.port, '127.0.0.1');
     await once(server, 'listening');
     this.port = (server.address() as AddressInfo).port;
     this.server = server;
   }
 
-  /** Down: no listener, and keep-alive connections cut, so every POST is refused. */
-  async stop(): Promise<void> {
+  /**
+   * Down: no listener, and open connections cut, so every POST is refused. With `crashMs`, it
+   * first stores POSTs without answering for up to that long (until one such POST came): a
+   * receiver that crashed after storing events, before its 2xx, which the worker redelivers.
+   */
+  async stop(crashMs = 0): Promise<void> {
     const server = this.server;
     if (!server) return;
+    if (crashMs > 0) {
+      this.answering = false;
+      const before = this.unanswered;
+      const deadline = Date.now() + crashMs;
+      while (this.unanswered === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     this.server = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();

@@ -5,7 +5,8 @@
  * that Redis Cluster; state (rate limits, presence, BullMQ) stays on REDIS_URL either way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
@@ -18,6 +19,9 @@ const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const generatedSecret = !process.env.JWT_SECRET;
 const jwtSecret = process.env.JWT_SECRET ?? randomBytes(32).toString('base64url');
+// A server API key for this run (README: publishing a bot message with curl); the pods get only
+// its SHA-256, as in production.
+const serverApiKey = process.env.SERVER_API_KEY ?? `sk_local_${randomBytes(24).toString('hex')}`;
 const host = '127.0.0.1';
 
 const MAX_PODS = 64;
@@ -207,6 +211,7 @@ ports.forEach((port, index) =>
     // Locally, Ctrl-C should not wait out a production-length drain window.
     DRAIN_WINDOW_MS: process.env.DRAIN_WINDOW_MS ?? '1000',
     CORS_ORIGINS: process.env.CORS_ORIGINS ?? origins,
+    SERVER_API_KEYS: process.env.SERVER_API_KEYS ?? `local:${createHash('sha256').update(serverApiKey).digest('hex')}`,
   }),
 );
 run('worker', 'apps/worker/src/main.ts', { ...shared, POD_NAME: 'worker' });
@@ -218,12 +223,23 @@ if (!ready.every(Boolean)) {
   await stop(1);
 }
 
+// Secrets never go to the terminal (scroll-back, CI logs, screen shares): generated ones are
+// written to a git-ignored file only its owner can read.
+const generatedSecrets = [
+  ...(process.env.SERVER_API_KEYS ? [] : [`SERVER_API_KEY=${serverApiKey}`]),
+  ...(generatedSecret ? [`JWT_SECRET=${jwtSecret}`] : []),
+];
+const secretsFile = `${root}.local-cluster.env`;
+if (generatedSecrets.length > 0) writeFileSync(secretsFile, `${generatedSecrets.join('\n')}\n`, { mode: 0o600 });
+const secretsNote = generatedSecrets.length > 0
+  ? `${secretsFile} (SERVER_API_KEY: the server API's X-Api-Key; JWT_SECRET; set them in the environment to keep your own)`
+  : '(from the environment)';
 console.log(`
 Chat cluster is up.
   gateway pods : ${urls.join('  ')}   (Socket.IO namespace /socket, REST under /api)
   worker       : running (room expiry, presence clean-up)
   message bus  : ${busNodes ? `Redis Cluster ${busNodes.map((node) => `${node.host}:${node.port}`).join(',')} (sharded pub/sub)` : `${redact(redisUrl)} (sharded pub/sub)`}
-  JWT_SECRET   : ${generatedSecret ? `${jwtSecret}   (generated for this run; set JWT_SECRET to keep one)` : '(from the environment)'}
+  secrets      : ${secretsNote}
 
 Try it: paste this into a Node 20+ REPL (\`node\`) started in a folder where socket.io-client is installed:
 

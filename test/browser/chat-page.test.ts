@@ -45,6 +45,8 @@ interface Balancer {
   lastPod: number | null;
   /** While true, new connections are refused (a balancer that has not noticed yet). */
   refusing: boolean;
+  /** Cuts every connection open now and refuses new ones: the page is offline until `refusing` is cleared. */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,10 @@ async function startBalancer(pods: readonly number[]): Promise<Balancer> {
     url: `http://127.0.0.1:${port}`,
     lastPod: null,
     refusing: false,
+    cut() {
+      balancer.refusing = true;
+      for (const socket of open) socket.destroy();
+    },
     async close() {
       for (const socket of open) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -380,6 +386,29 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     expect(await messageIds(bob)).toEqual(await messageIds(alice));
     await screenshot(bob, 'bob-caught-up-on-pod-a');
     await screenshot(alice, 'alice-final');
+  });
+
+  it('removes a message deleted while the page was offline, once it reconnects', async () => {
+    const text = '곧 지워질 메시지';
+    await send(alice, text);
+    await message(bob, text).waitFor();
+
+    // Bob's network goes: his socket and any HTTP connection are cut, new ones refused.
+    balancerB.cut();
+    await bob.locator('#status[data-state=connecting]').waitFor();
+    // Alice deletes it meanwhile: Bob never gets that `message-deleted` broadcast.
+    await message(alice, text).locator('button.delete').click();
+    await expect.poll(() => message(alice, text).count()).toBe(0);
+    await bob.waitForTimeout(500);
+    expect(await message(bob, text).count()).toBe(1);
+    await screenshot(bob, 'bob-offline-still-shows-deleted');
+
+    // Back online: one catch-up through the change feed takes the deleted message off.
+    balancerB.refusing = false;
+    await bob.locator('#status[data-state=online]').waitFor({ timeout: 20_000 });
+    await expect.poll(() => message(bob, text).count(), { timeout: 10_000 }).toBe(0);
+    expect(await messageIds(bob)).toEqual(await messageIds(alice));
+    await screenshot(bob, 'bob-caught-up-delete');
   });
 
   it('shows a room expiring and then expired, live', async () => {

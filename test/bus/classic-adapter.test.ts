@@ -41,7 +41,7 @@ describe('the classic adapter', () => {
 
     const emitter = createChatEmitter(redis, { redisPrefix: cluster.redisPrefix, adapter: 'classic', onError: () => undefined });
     const heard = Promise.all([nextEvent(onA, 'room-expired'), nextEvent(onB, 'room-expired')]);
-    await emitter.to(roomChannel(roomId)).emit('room-expired', { roomId });
-    expect(await heard).toEqual([{ roomId }, { roomId }]);
+    await emitter.to(roomChannel(roomId)).emit('room-expired', { roomId, changeSeq: 1 });
+    expect(await heard).toEqual([{ roomId, changeSeq: 1 }, { roomId, changeSeq: 1 }]);
   });
 });

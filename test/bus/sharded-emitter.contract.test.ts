@@ -110,8 +110,8 @@ describe('each emit of the worker', () => {
     expect(await emitter.in(userChannel(carol.userId)).socketsJoin(roomChannel(roomId))).toBe(true);
     expect(await resyncs).toEqual([{ roomId }, { roomId }]);
     const heard = both([onA, onB], 'room-expired');
-    await emitter.to(roomChannel(roomId)).emit('room-expired', { roomId });
-    expect(await heard).toEqual([{ roomId }, { roomId }]);
+    await emitter.to(roomChannel(roomId)).emit('room-expired', { roomId, changeSeq: 1 });
+    expect(await heard).toEqual([{ roomId, changeSeq: 1 }, { roomId, changeSeq: 1 }]);
   });
 
   it('disconnectSockets closes a user\'s sockets on every pod', async () => {

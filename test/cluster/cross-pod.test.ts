@@ -155,7 +155,7 @@ describe('membership follows the user to every pod', () => {
     const bobBUserLeft = record(bobB, 'user-left');
     const aliceSaw = nextEvent(aliceA, 'user-left');
     expect(await emitAck(bobA, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId } });
-    expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, memberCount: 1 });
+    expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, memberCount: 1, changeSeq: expect.any(Number) });
     await sleep(100);
     await send(aliceA, roomId, '이제 없어요');
     await sleep(QUIET_MS);
@@ -241,7 +241,7 @@ describe('room announcements and typing across pods', () => {
     const bobASaw = record(bobA, 'user-joined');
     const aliceSaw = nextEvent(aliceA, 'user-joined');
     expect(await join(bobB, roomId)).toEqual({ roomId, memberCount: 2 });
-    expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, nicknameMask: '이**', memberCount: 2 });
+    expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, nicknameMask: '이**', memberCount: 2, changeSeq: expect.any(Number) });
     await sleep(QUIET_MS);
     expect(bobASaw).toEqual([]);
   });
@@ -278,7 +278,7 @@ describe('room announcements and typing across pods', () => {
     const { bob, roomId, aliceA, bobB } = await twoPodRoom();
     const aliceSaw = nextEvent(aliceA, 'user-left');
     expect(await emitAck(bobB, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId } });
-    expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, memberCount: 1 });
+    expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, memberCount: 1, changeSeq: expect.any(Number) });
   });
 
   it('typing crosses pods, never back to the sender nor to the sender’s other devices', async () => {

@@ -85,9 +85,9 @@ export class Cluster {
     this.gateways[index] = null;
   }
 
-  async startWorker(): Promise<Proc> {
+  async startWorker(env: Record<string, string> = {}): Promise<Proc> {
     this.workerStarts += 1;
-    this.worker = await spawnWorker(this.services, `worker-${this.workerStarts}`);
+    this.worker = await spawnWorker(this.services, `worker-${this.workerStarts}`, env);
     return this.worker;
   }
 

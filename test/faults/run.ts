@@ -4,7 +4,7 @@
  * prints the table and exits non-zero if anything was lost, duplicated or left incomplete.
  *
  *   pnpm test:faults               every scenario + 60 s of fuzzing (about 10 minutes)
- *   pnpm test:faults -- --quick    the CI subset + 20 s of fuzzing (about 4 minutes)
+ *   pnpm test:faults -- --quick    a short local subset (CI runs every scenario) + 20 s of fuzzing (about 4 minutes)
  *   pnpm test:faults -- --only=3a  scenarios whose name contains "3a" (and no fuzzer)
  *   --keep                         keep the temporary directory (logs, op log) afterwards
  *   --bus=cluster                  the Socket.IO bus on a private three-master Redis Cluster

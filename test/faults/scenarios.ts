@@ -2,12 +2,14 @@
  * The scenarios. Each one runs a steady load (senders + observers on both pods) around one
  * fault, stops the load, lets retries finish (bounded), and hands everything to the checker.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { NewMessagePayload } from '@chat/protocol';
 import { check, waitObservers, type CheckResult } from './checker.ts';
 import { Client, http, makeUser, Observer, Sender, type SendOp, type User } from './clients.ts';
 import type { Cluster } from './cluster.ts';
 import { sleep, waitFor } from './infra.ts';
+import { awaitWebhooks, checkWebhooks } from './webhook-checker.ts';
+import { WebhookReceiver } from './webhook-receiver.ts';
 
 export interface ScenarioResult extends CheckResult {
   name: string;
@@ -48,6 +50,13 @@ export interface ScenarioSpec {
   before?(cluster: Cluster): Promise<void>;
   /** Injects the fault and lifts it; returns when it was lifted. */
   fault(context: FaultContext): Promise<number>;
+  /**
+   * After the load stopped and the checker ran: a scenario's own check (scenario 8's webhook
+   * receiver); its lost / duplicated add to the row's.
+   */
+  verify?(context: FaultContext, ops: SendOp[]): Promise<{ lost: number; duplicated: number }>;
+  /** Always, last: undoes what `before` set up for this scenario only. */
+  after?(cluster: Cluster): Promise<void>;
 }
 
 const ACK_TIMEOUT_MS = 6000;
@@ -78,6 +87,14 @@ async function inBatches<T>(items: T[], size: number, task: (item: T) => Promise
 }
 
 export async function runScenario(cluster: Cluster, spec: ScenarioSpec, log: (entry: object) => void): Promise<ScenarioResult> {
+  try {
+    return await runLoaded(cluster, spec, log);
+  } finally {
+    await spec.after?.(cluster);
+  }
+}
+
+async function runLoaded(cluster: Cluster, spec: ScenarioSpec, log: (entry: object) => void): Promise<ScenarioResult> {
   const started = Date.now();
   await cluster.ensureHealthy();
   await spec.before?.(cluster);
@@ -149,18 +166,19 @@ export async function runScenario(cluster: Cluster, spec: ScenarioSpec, log: (en
   const faultAt = Date.now();
   log({ kind: 'fault', scenario: spec.name, at: faultAt });
   let liftedAt = faultAt;
+  const context: FaultContext = {
+    cluster,
+    notes,
+    fail(note) {
+      faultOk = false;
+      notes.push(`FAIL ${note}`);
+    },
+    owner,
+    roomIds,
+    crowd,
+  };
   try {
-    liftedAt = await spec.fault({
-      cluster,
-      notes,
-      fail(note) {
-        faultOk = false;
-        notes.push(`FAIL ${note}`);
-      },
-      owner,
-      roomIds,
-      crowd,
-    });
+    liftedAt = await spec.fault(context);
   } catch (error) {
     faultOk = false;
     notes.push(`FAIL fault step threw: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
@@ -200,6 +218,15 @@ export async function runScenario(cluster: Cluster, spec: ScenarioSpec, log: (en
   const ops = [...seedOps, ...senders.flatMap((sender) => sender.ops)];
   const result = await check(cluster.pg.admin, roomIds, ops, allObservers);
   if (result.seqGaps > 0) faultOk = false;
+  if (spec.verify) {
+    try {
+      const own = await spec.verify(context, ops);
+      result.lost += own.lost;
+      result.duplicated += own.duplicated;
+    } catch (error) {
+      context.fail(`scenario check threw: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    }
+  }
 
   const attempts = ops.flatMap((op) => op.attempts);
   const bad = attempts.filter((attempt) => attempt.result !== 'ok' && attempt.startedAt >= faultAt);
@@ -254,6 +281,70 @@ async function pgTerminateAll(context: FaultContext): Promise<number> {
     select pg_terminate_backend(pid) as killed from pg_stat_activity
     where datname = 'chat' and pid <> pg_backend_pid() and backend_type = 'client backend'`;
   return rows.length;
+}
+
+/**
+ * Scenario 8 (issue 20): the worker delivers webhooks to a receiver in this process; the receiver
+ * goes down, gateway-0 is SIGKILLed and restarted meanwhile (scenario 1's mechanics), the
+ * receiver comes back; then it must hold every change of every room exactly once after dedupe.
+ */
+function webhookScenario(): ScenarioSpec {
+  const endpointId = 'fault-suite';
+  const receiver = new WebhookReceiver(randomBytes(24).toString('hex'));
+  let deliveredBeforeOutage = 0;
+  return {
+    name: '8 webhook receiver down + gateway SIGKILL',
+    quick: false,
+    async before(cluster) {
+      await receiver.start();
+      // Earlier scenarios' rooms are not this one's subject: the new endpoint starts past their
+      // changes (its cursors), so their backlog does not share the worker with this scenario's.
+      await cluster.pg.admin`
+        insert into webhook_cursors (endpoint_id, room_id, delivered_change_seq)
+        select ${endpointId}, id, last_change_seq from rooms on conflict do nothing`;
+      await cluster.worker?.kill('SIGTERM');
+      await cluster.startWorker({
+        WEBHOOK_ENDPOINTS: JSON.stringify([{ id: endpointId, url: `http://127.0.0.1:${receiver.port}/hooks`, secret: receiver.secret }]),
+        WEBHOOK_POLL_INTERVAL_MS: '250',
+      });
+    },
+    async fault({ cluster, notes, fail }) {
+      deliveredBeforeOutage = receiver.deliveries.length;
+      if (deliveredBeforeOutage === 0) fail('no webhook received before the outage');
+      // It goes down the hard way: POSTs stored but not answered (for up to 3 s), then refused.
+      const unansweredBefore = receiver.unanswered;
+      await receiver.stop(3000);
+      const downAt = Date.now();
+      await sleep(1000);
+      await cluster.killGateway(0, 'SIGKILL');
+      const at = Date.now();
+      await sleep(4000);
+      await cluster.startGateway(0);
+      await sleep(1000);
+      await receiver.start();
+      notes.push(
+        `receiver crashed with ${receiver.unanswered - unansweredBefore} POST(s) stored but unanswered, then down ` +
+          `${((Date.now() - downAt) / 1000).toFixed(1)} s (refusing); gateway-0 SIGKILLed 1 s in, restarted after 4 s`,
+      );
+      return at;
+    },
+    async verify({ cluster, notes, fail, owner, roomIds }, ops) {
+      const { waitedMs, feeds } = await awaitWebhooks(receiver, cluster.urls()[1]!, owner.token, roomIds, 60_000);
+      if (waitedMs < 0) fail('receiver not holding every change within 60 s of load stop');
+      else notes.push(`receiver held every change ${waitedMs} ms after load stop`);
+      const result = checkWebhooks(receiver, feeds, ops);
+      const afterOutage = new Set(receiver.deliveries.slice(deliveredBeforeOutage).flatMap((d) => d.events.map((e) => `${e.roomId}:${e.changeSeq}`))).size;
+      notes.push(...result.notes, `webhook: ${afterOutage} distinct event(s) received after the receiver was back`);
+      for (const problem of result.problems) fail(problem);
+      return { lost: result.lost, duplicated: result.duplicated };
+    },
+    async after(cluster) {
+      await receiver.stop();
+      // The next scenarios get the suite's usual worker, without the endpoint.
+      await cluster.worker?.kill('SIGTERM');
+      await cluster.startWorker();
+    },
+  };
 }
 
 export const SCENARIOS: ScenarioSpec[] = [
@@ -424,6 +515,7 @@ export const SCENARIOS: ScenarioSpec[] = [
       return at;
     },
   },
+  webhookScenario(),
   {
     name: '7 bus master SIGKILL 5 s + restart',
     quick: true,

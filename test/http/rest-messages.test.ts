@@ -254,8 +254,8 @@ describe('DELETE /api/messages/:messageId', () => {
     const onB = nextEvent(bobOnB, 'message-deleted');
     const result = await request(podB, 'DELETE', `/api/messages/${message.messageId}`, { token: user.token });
     expect(result).toEqual({ status: 200, body: { success: true } });
-    expect(await onA).toEqual({ roomId: room.roomId, messageId: message.messageId });
-    expect(await onB).toEqual({ roomId: room.roomId, messageId: message.messageId });
+    expect(await onA).toEqual({ roomId: room.roomId, messageId: message.messageId, changeSeq: expect.any(Number) });
+    expect(await onB).toEqual({ roomId: room.roomId, messageId: message.messageId, changeSeq: expect.any(Number) });
 
     const rows = await sql<{ id: string; is_deleted: boolean; content: string }[]>`
       select id, is_deleted, content from messages where room_id = ${room.roomId} order by seq`;
@@ -327,7 +327,7 @@ describe('DELETE /api/messages/:messageId', () => {
     ]);
     expect(results.map((r) => r.status).sort()).toEqual([200, 404]);
     await sleep(200);
-    expect(seen).toEqual([{ roomId: room.roomId, messageId: message.messageId }]);
+    expect(seen).toEqual([{ roomId: room.roomId, messageId: message.messageId, changeSeq: expect.any(Number) }]);
   });
 
   it('a deleted message keeps its seq: the next message does not reuse it', async () => {

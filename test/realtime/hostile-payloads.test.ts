@@ -261,7 +261,7 @@ describe('hostile payloads', () => {
     );
     const message = await broadcast;
     expect(Object.keys(message).sort()).toEqual(
-      ['clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'].sort(),
+      ['changeSeq', 'clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'].sort(),
     );
     expect(message).toMatchObject({ userId: author.userId, seq: 1, nicknameMask: '작**', content: '정상' });
     expect((message as unknown as Record<string, unknown>).isAdmin).toBeUndefined();

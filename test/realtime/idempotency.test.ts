@@ -197,7 +197,7 @@ describe('clientMessageId', () => {
     expect(second).toEqual(first);
     if (!second.ok) throw new Error('not ok');
     expect(Object.keys(second.data).sort()).toEqual(
-      ['clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'].sort(),
+      ['changeSeq', 'clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'].sort(),
     );
     expect(second.data).toMatchObject({ userId: author.userId, nicknameMask: '김**', type: 'image', content: null, imageUrl: 'https://cdn.example/a.png' });
   });

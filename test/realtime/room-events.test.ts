@@ -88,7 +88,7 @@ describe('join-room (§2)', () => {
 
     expect(await emitAck(bob, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
     await sleep(QUIET_MS);
-    expect(aliceSaw).toEqual([{ roomId, userId: bobUser.userId, nicknameMask: '이**', memberCount: 2 }]);
+    expect(aliceSaw).toEqual([{ roomId, userId: bobUser.userId, nicknameMask: '이**', memberCount: 2, changeSeq: expect.any(Number) }]);
     expect(bobSaw).toEqual([]);
     expect(await bobPhoneSaw).toEqual([]);
   });
@@ -102,8 +102,8 @@ describe('join-room (§2)', () => {
     await join(pair, roomId);
     await sleep(100);
     expect(seen).toEqual([
-      { roomId, userId: users[1]!.userId, nicknameMask: '*', memberCount: 2 },
-      { roomId, userId: users[2]!.userId, nicknameMask: '김*', memberCount: 3 },
+      { roomId, userId: users[1]!.userId, nicknameMask: '*', memberCount: 2, changeSeq: expect.any(Number) },
+      { roomId, userId: users[2]!.userId, nicknameMask: '김*', memberCount: 3, changeSeq: expect.any(Number) },
     ]);
   });
 
@@ -179,7 +179,7 @@ describe('leave-room (§3)', () => {
     await sleep(QUIET_MS);
     expect(bobSaw).toEqual([{ roomId }]);
     expect(bobUserLeft).toEqual([]);
-    expect(aliceSaw).toEqual([{ roomId, userId: users[1]!.userId, memberCount: 1 }]);
+    expect(aliceSaw).toEqual([{ roomId, userId: users[1]!.userId, memberCount: 1, changeSeq: expect.any(Number) }]);
     expect(aliceRoomLeft).toEqual([]);
     // The leaver's other device is not told that its own user left.
     expect(await phoneSaw).toEqual([]);
@@ -211,7 +211,7 @@ describe('leave-room (§3)', () => {
     await emitAck(bob, 'leave-room', { roomId });
     const seen = nextEvent(alice, 'user-joined');
     expect(await emitAck(bob, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
-    expect(await seen).toEqual({ roomId, userId: users[1]!.userId, nicknameMask: '이**', memberCount: 2 });
+    expect(await seen).toEqual({ roomId, userId: users[1]!.userId, nicknameMask: '이**', memberCount: 2, changeSeq: expect.any(Number) });
   });
 
   it('the last member leaving brings memberCount to 0', async () => {

@@ -95,6 +95,7 @@ describe('send-message happy paths (§4)', () => {
       createdAt: message.createdAt,
       seq: 1,
       clientMessageId: null,
+      changeSeq: expect.any(Number),
     });
     expect(await toSender).toEqual(message);
     expect(await toWatcher).toEqual(message);
@@ -162,7 +163,7 @@ describe('send-message happy paths (§4)', () => {
       extra: { nested: true },
     });
     expect(Object.keys(message).sort()).toEqual(
-      ['clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'],
+      ['changeSeq', 'clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'],
     );
     expect(message).toMatchObject({ clientMessageId: 'client-1', content: '<b>그대로</b> & "quoted"', seq: 1, nicknameMask: '김**' });
     expect(await toWatcher).toEqual(message);

@@ -1,11 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { busChannelPrefix, createShardedEmitter } from '@chat/bus';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import postgres, { type Sql } from 'postgres';
+import postgres, { type Sql, type TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   MIGRATIONS_FOLDER,
@@ -308,5 +309,144 @@ describe('day partitions', () => {
     } finally {
       await worker.close();
     }
+  });
+});
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+const settle = <T>(work: PromiseLike<T>): Promise<Settled<T>> =>
+  Promise.resolve(work).then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+describe('partition DDL next to a send in flight', () => {
+  let database: TestDatabase;
+  let sql: Sql;
+  let user: string;
+  let room: string;
+  /** The send: one connection, one transaction at a time. */
+  let send: Sql;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    sql = postgres(database.url, { max: 2, onnotice: () => {} });
+    send = postgres(database.url, { max: 1, onnotice: () => {} });
+    user = await makeUser(sql);
+    room = await makeRoom(sql, user, new Date(Date.now() + 3_600_000), 1);
+  });
+  afterAll(async () => {
+    await send?.end({ timeout: 5 });
+    await sql?.end({ timeout: 5 });
+    await database?.drop();
+  });
+
+  /**
+   * The partition job's connection (a name of its own, to find its backend in pg_stat_activity),
+   * with the worker's lock_timeout: a wait that never ends fails instead of hanging the test.
+   */
+  function jobConnection(): { sql: Sql; name: string } {
+    const name = `partition-job-${randomBytes(3).toString('hex')}`;
+    return { name, sql: postgres(database.url, { max: 1, onnotice: () => {}, connection: { application_name: name, lock_timeout: 10_000 } }) };
+  }
+
+  /** Bounded poll (200 × 25 ms) until the backend named `name` waits for a table lock. */
+  async function untilWaitingOnTableLock(name: string, job: { settled: boolean }): Promise<void> {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const rows = await sql`
+        select 1 from pg_stat_activity
+        where application_name = ${name} and wait_event_type = 'Lock' and wait_event = 'relation'`;
+      if (rows.length > 0) return;
+      if (job.settled) throw new Error(`${name} finished without waiting for a lock`);
+      await delay(25);
+    }
+    throw new Error(`${name} never waited for a table lock`);
+  }
+
+  /**
+   * A send's transaction takes `before`; the partition job then runs `ddl` on its own connection
+   * and must queue for a lock; the send goes on with `after` and commits. Both must succeed:
+   * with the locks taken in opposite orders one of them is killed as a deadlock (40P01).
+   */
+  async function sendAlongside<T>(
+    before: (tx: TransactionSql) => Promise<unknown>,
+    ddl: (job: Sql) => PromiseLike<T>,
+    after: (tx: TransactionSql) => Promise<unknown>,
+  ): Promise<{ send: Settled<unknown>; job: Settled<T> }> {
+    const connection = jobConnection();
+    const state: { settled: boolean; job?: Promise<Settled<T>> } = { settled: false };
+    try {
+      const sent = await settle(
+        send.begin(async (tx) => {
+          await before(tx);
+          state.job = settle(ddl(connection.sql)).finally(() => {
+            state.settled = true;
+          });
+          await untilWaitingOnTableLock(connection.name, state);
+          await after(tx);
+        }),
+      );
+      if (!state.job) throw new Error('the job never started');
+      return { send: sent, job: await state.job };
+    } finally {
+      await state.job;
+      await connection.sql.end({ timeout: 5 });
+    }
+  }
+
+  // What the group-commit statement does, in its order: lock the room rows, advance last_seq
+  // (ROW EXCLUSIVE on rooms), look the batch's clientMessageIds up in every partition.
+  const lockRoom = (tx: TransactionSql) => tx`select id from rooms where id = ${room} for update`;
+  const advanceRoom = (tx: TransactionSql) => tx`update rooms set last_seq = last_seq where id = ${room}`;
+  const readEveryPartition = (tx: TransactionSql) => tx`select count(*) from messages where client_message_id = 'none'`;
+
+  it('creating a day waits for a send that holds its room, instead of deadlocking with it', { timeout: 30_000 }, async () => {
+    const day = await dayFromToday(sql, 50);
+    const result = await sendAlongside(
+      async (tx) => {
+        await lockRoom(tx);
+        await advanceRoom(tx);
+      },
+      (job) => createMessagePartitionsRepository(job).ensure(day),
+      readEveryPartition,
+    );
+    expect(result).toEqual({ send: { ok: true, value: undefined }, job: { ok: true, value: true } });
+    expect(await partitionNames(sql)).toContain(partitionOf(day));
+  });
+
+  it('creating a day waits for a send that has locked its room and read messages, then updates the room', { timeout: 30_000 }, async () => {
+    // The room lock taken first must also stop a transaction that holds only the row lock (ROW
+    // SHARE) so far: SHARE ROW EXCLUSIVE would let the job in, to wait on messages_default
+    // behind the read while the send's update waits on the job.
+    const day = await dayFromToday(sql, 51);
+    const result = await sendAlongside(
+      async (tx) => {
+        await lockRoom(tx);
+        await readEveryPartition(tx);
+      },
+      (job) => createMessagePartitionsRepository(job).ensure(day),
+      advanceRoom,
+    );
+    expect(result).toEqual({ send: { ok: true, value: undefined }, job: { ok: true, value: true } });
+    expect(await partitionNames(sql)).toContain(partitionOf(day));
+  });
+
+  it('dropping a day waits for a send that holds its room and reads messages, instead of deadlocking with it', { timeout: 30_000 }, async () => {
+    const day = await dayFromToday(sql, -3);
+    await createMessagePartitionsRepository(sql).ensure(day);
+    const gone = await makeRoom(sql, user, new Date(`${day}T10:00:00.000Z`), 5);
+    await sql`update rooms set expired_at = now(), member_count = 0 where id = ${gone}`;
+    const result = await sendAlongside(
+      async (tx) => {
+        await lockRoom(tx);
+        await advanceRoom(tx);
+        await readEveryPartition(tx);
+      },
+      (job) => createMessagePartitionsRepository(job).dropIfExpired(day, 0),
+      (tx) => tx`
+        insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
+        select gen_random_uuid(), id, ${user}, 'text', 'x', last_seq + 1, now(), expires_at from rooms where id = ${room}`,
+    );
+    expect(result).toEqual({ send: { ok: true, value: undefined }, job: { ok: true, value: { status: 'dropped', estimatedRows: expect.any(Number) } } });
+    expect(await partitionNames(sql)).not.toContain(partitionOf(day));
   });
 });

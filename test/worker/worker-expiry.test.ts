@@ -143,11 +143,11 @@ describe('room expiry sweep', () => {
     expect((await request(a!.url, 'DELETE', `/api/messages/${first.data.messageId}`, { token: alice.token })).status).toBe(200);
     expect(await rowCounts(roomId)).toMatchObject({ messages: 2, members: 2 });
 
-    const notice = { roomId, expiresAt: room.expiresAt };
+    const notice = { roomId, expiresAt: room.expiresAt, changeSeq: expect.any(Number) };
     expect(await expiringA).toEqual(notice);
     expect(await expiringB).toEqual(notice);
-    expect(await expiredA).toEqual({ roomId });
-    expect(await expiredB).toEqual({ roomId });
+    expect(await expiredA).toEqual({ roomId, changeSeq: expect.any(Number) });
+    expect(await expiredB).toEqual({ roomId, changeSeq: expect.any(Number) });
     const lags = expiredAt.map((at) => at - Date.parse(room.expiresAt));
     console.log(`sweep lag (expiresAt → room-expired received), pod A / pod B: ${lags.join(' ms / ')} ms`);
     expect(Math.max(...lags)).toBeLessThan(5000);
@@ -362,7 +362,7 @@ describe('Redis restart', () => {
       const expired = nextEvent(socket, 'room-expired', 15_000);
       const took = await waitFor('a room expires after the restart', () => expiredRow(after.roomId), 15_000);
       console.log(`after the Redis restart, a room was swept ${took} ms later`);
-      expect(await expired).toEqual({ roomId: after.roomId });
+      expect(await expired).toEqual({ roomId: after.roomId, changeSeq: expect.any(Number) });
     } finally {
       await probeDb.end({ timeout: 5 });
     }

@@ -25,6 +25,24 @@ const trustProxy = z.string().transform((value): boolean | number | string[] => 
 });
 
 /**
+ * Server API keys (PROTOCOL §17): `id:sha256hex,…`. Only the SHA-256 of each key is configured,
+ * so the environment never holds a usable key; the id names the key in logs.
+ */
+const serverApiKeys = z.string().transform((value, context) => {
+  const keys: { id: string; sha256: string }[] = [];
+  for (const item of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const match = /^([A-Za-z0-9_-]{1,64}):([0-9a-fA-F]{64})$/.exec(item);
+    if (!match) {
+      // Never echo the item: it may be a raw key pasted by mistake.
+      context.addIssue({ code: 'custom', message: 'each entry must be <id>:<sha256 hex of the key>' });
+      return z.NEVER;
+    }
+    keys.push({ id: match[1]!, sha256: match[2]!.toLowerCase() });
+  }
+  return keys;
+});
+
+/**
  * The signing keys decide who may connect: fetched over https only, so nobody on the path can
  * hand the pod keys of their own. Plain http is for a local identity provider in development.
  */
@@ -87,6 +105,14 @@ const envSchema = z
     DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** How long a room's occupancy must hold before room-occupied / room-vacated is recorded (a reconnect does not flap). */
+    ROOM_OCCUPANCY_GRACE_MS: z.coerce.number().int().min(0).default(5000),
+    /** Server API keys, `id:sha256hex,…` (PROTOCOL §17); empty: the server API refuses every call. */
+    SERVER_API_KEYS: serverApiKeys.default([]),
+    /** Ids of keys that are revoked: refused with API_KEY_REVOKED. */
+    SERVER_API_KEYS_REVOKED: csv.default([]),
+    /** Server API calls per minute per key, shared by all pods (its own budget, not HTTP_RATE_LIMIT_PER_MINUTE). */
+    SERVER_API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(6000),
     /** Fault suite only (test/faults): crash after the Nth (or a fraction of) committed sends. */
     /** Tests of the subscription barrier only: hold each bus SSUBSCRIBE this long. */
     FAULT_BUS_SUBSCRIBE_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
@@ -158,6 +184,14 @@ export interface GatewayConfig {
   logLevel: string;
   /** Fault injection for test/faults; null (off) unless FAULT_CRASH_AFTER_COMMIT is set. */
   faultCrashAfterCommit: FaultCrashAfterCommit | null;
+  /** room-occupied / room-vacated are decided this long after the presence or membership change. */
+  roomOccupancyGraceMs: number;
+  serverApi: {
+    /** Each key's id and the SHA-256 (hex) of the key. */
+    keys: readonly { id: string; sha256: string }[];
+    revokedKeyIds: readonly string[];
+    rateLimitPerMinute: number;
+  };
   /** Fault injection for the barrier's tests; 0 (off) unless FAULT_BUS_SUBSCRIBE_DELAY_MS is set. */
   faultBusSubscribeDelayMs: number;
 }
@@ -199,6 +233,12 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     faultCrashAfterCommit: parseFaultCrashAfterCommit(e.FAULT_CRASH_AFTER_COMMIT),
+    roomOccupancyGraceMs: e.ROOM_OCCUPANCY_GRACE_MS,
+    serverApi: Object.freeze({
+      keys: Object.freeze(e.SERVER_API_KEYS.map((key) => Object.freeze({ ...key }))),
+      revokedKeyIds: Object.freeze([...e.SERVER_API_KEYS_REVOKED]),
+      rateLimitPerMinute: e.SERVER_API_RATE_LIMIT_PER_MINUTE,
+    }),
     faultBusSubscribeDelayMs: e.FAULT_BUS_SUBSCRIBE_DELAY_MS,
   });
 }

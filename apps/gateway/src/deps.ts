@@ -5,11 +5,15 @@ import {
   createMembershipsRepository,
   createMessagesRepository,
   createRoomsRepository,
+  createRoomChangesRepository,
+  createRoomLifetimeRepository,
   createUsersRepository,
   type Database,
   type MembershipsRepository,
   type MessagesRepository,
   type RoomsRepository,
+  type RoomChangesRepository,
+  type RoomLifetimeRepository,
   type UsersRepository,
 } from '@chat/db';
 import { createPresenceStore, type PresenceStore } from '@chat/presence';
@@ -26,6 +30,8 @@ import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { createFailedEventBudget, type FailedEventBudget } from './realtime/failed-event-budget.ts';
 import { createHealthService, type HealthService } from './services/health.service.ts';
 import { createMessageService, type MessageService } from './services/message.service.ts';
+import { createChangeFeedService, type ChangeFeedService } from './services/change-feed.service.ts';
+import { createServerApiService, type ServerApiService } from './services/server-api.service.ts';
 import type { RoomEvents } from './services/room-events.ts';
 import { createRoomService, type RoomService } from './services/room.service.ts';
 import { createUserAuthService, type UserAuthService } from './services/user-auth.service.ts';
@@ -57,6 +63,8 @@ export interface Infrastructure {
     rooms: RoomsRepository;
     memberships: MembershipsRepository;
     messages: MessagesRepository;
+    changes: RoomChangesRepository;
+    lifetime: RoomLifetimeRepository;
   };
 }
 
@@ -64,6 +72,8 @@ export interface Services {
   userAuth: UserAuthService;
   roomService: RoomService;
   messageService: MessageService;
+  changeFeed: ChangeFeedService;
+  serverApi: ServerApiService;
   /** What socket events refused after a lookup cost their user (FAILED_EVENT_LIMIT_PER_MINUTE). */
   failedEvents: FailedEventBudget;
   health: HealthService;
@@ -131,6 +141,8 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
       rooms: createRoomsRepository(database.db),
       memberships: createMembershipsRepository(database.sql),
       messages,
+      changes: createRoomChangesRepository(database.sql),
+      lifetime: createRoomLifetimeRepository(database.sql),
     },
   };
 }
@@ -176,6 +188,15 @@ export function buildServices(
     userAuth: createUserAuthService({ verify: infra.verifyToken, users: repositories.users }),
     roomService,
     messageService,
+    changeFeed: createChangeFeedService({ changes: repositories.changes, roomService }),
+    serverApi: createServerApiService({
+      users: repositories.users,
+      lifetime: repositories.lifetime,
+      writer,
+      roomService,
+      events,
+      writeDeadlineMs: config.databaseStatementTimeoutMs + 1000,
+    }),
     failedEvents: createFailedEventBudget(userRateLimiter('failed', config.failedEventLimitPerMinute, 'TOO_MANY_REQUESTS')),
     health: createHealthService({
       isDraining: deps.isDraining,

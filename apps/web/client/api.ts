@@ -2,6 +2,7 @@ import type {
   createdRoomSchema,
   devLoginResponseSchema,
   HistoryMessage,
+  RoomChange,
   roomMembersSchema,
   RoomView,
 } from '@chat/protocol';
@@ -12,7 +13,7 @@ type Infer<Schema> = Schema extends { _zod: { output: infer Output } } ? Output 
 export type DevLogin = Infer<typeof devLoginResponseSchema>;
 export type CreatedRoom = Infer<typeof createdRoomSchema>;
 export type RoomMembers = Infer<typeof roomMembersSchema>;
-export type { HistoryMessage, RoomView };
+export type { HistoryMessage, RoomChange, RoomView };
 
 /** A failed REST call: `message` is the server's (Korean) message from the error body. */
 export class ApiError extends Error {
@@ -85,6 +86,9 @@ export function createApi(base: string, token: () => string | null) {
       if (query.after) params.set('after', query.after);
       return request<{ messages: HistoryMessage[]; hasMore: boolean }>('GET', `${room(roomId)}/messages?${params}`);
     },
+    /** The room's changes after `after`, oldest first (PROTOCOL §16). */
+    changes: (roomId: string, after: number, limit: number) =>
+      request<{ changes: RoomChange[]; hasMore: boolean }>('GET', `${room(roomId)}/changes?after=${after}&limit=${limit}`),
     deleteMessage: (messageId: string) =>
       request<{ success: true }>('DELETE', `/api/messages/${encodeURIComponent(messageId)}`),
   };

@@ -4,9 +4,17 @@ import { forgetTyping } from './composer.ts';
 import { renderMembers, reloadMembers, setTyping } from './members.ts';
 import { setStatus, toast } from './notices.ts';
 import { refreshRooms, removeFromRoomList, updateRoomListEntry } from './room-list.ts';
-import { renderRoomHead } from './room-view.ts';
+import {
+  admitLive,
+  applyMessageDeleted,
+  applyNewMessage,
+  applyRoomExpired,
+  applyRoomExpiring,
+  applyUserJoined,
+  applyUserLeft,
+  catchUp,
+} from './room-changes.ts';
 import type { ChatSocket, Page, Session } from './store.ts';
-import { catchUp, notice, onNewMessage, removeMessage } from './timeline-view.ts';
 
 /**
  * The Socket.IO connection on the page's own origin (so behind a load balancer a reconnect
@@ -17,6 +25,7 @@ const AUTH_CODES = new Set(['AUTH_REQUIRED', 'INVALID_TOKEN', 'TOKEN_EXPIRED']);
 /** A refused handshake is tried again after 2–5 s (spread, so a crowd does not return at once). */
 const REFUSED_RETRY_MS = 2000;
 const REFUSED_RETRY_SPREAD_MS = 3000;
+const LIVE = { live: true };
 
 /** `signOut` is called when the server will not take this session any more. */
 export function connect(page: Page, session: Session, signOut: (message: string) => void): void {
@@ -60,34 +69,34 @@ export function connect(page: Page, session: Session, signOut: (message: string)
     }
   });
 
-  s.on(SERVER_EVENTS.newMessage, (payload) => onNewMessage(page, payload));
-  s.on(SERVER_EVENTS.messageDeleted, ({ roomId, messageId }) => {
+  // Changes of a room (PROTOCOL §16): the room list follows them for any room, the open room
+  // applies each once, in `changeSeq` order, catching up when numbers were skipped.
+  const changeOf = (roomId: string, changeSeq: number) => {
     const room = store.currentIf(roomId);
-    if (room) removeMessage(page, room, messageId);
+    return room && admitLive(page, room, changeSeq) ? room : null;
+  };
+  s.on(SERVER_EVENTS.newMessage, (payload) => {
+    const room = changeOf(payload.roomId, payload.changeSeq);
+    if (room) applyNewMessage(page, room, payload, LIVE);
+  });
+  s.on(SERVER_EVENTS.messageDeleted, ({ roomId, messageId, changeSeq }) => {
+    const room = changeOf(roomId, changeSeq);
+    if (room) applyMessageDeleted(page, room, messageId);
   });
   s.on(SERVER_EVENTS.typingIndicator, ({ roomId, userId, nicknameMask, isTyping }) => {
     const room = store.currentIf(roomId);
     if (!room || userId === store.state.session?.userId) return;
     setTyping(page, room, userId, nicknameMask, isTyping);
   });
-  s.on(SERVER_EVENTS.userJoined, ({ roomId, userId, nicknameMask, memberCount }) => {
-    updateRoomListEntry(page, roomId, { memberCount });
-    const room = store.currentIf(roomId);
-    if (!room) return;
-    store.memberJoined(room, userId, nicknameMask);
-    store.setMemberCount(room, memberCount);
-    renderMembers(page, room);
-    notice(`${nicknameMask} 님이 들어왔습니다`);
+  s.on(SERVER_EVENTS.userJoined, (payload) => {
+    updateRoomListEntry(page, payload.roomId, { memberCount: payload.memberCount });
+    const room = changeOf(payload.roomId, payload.changeSeq);
+    if (room) applyUserJoined(page, room, payload, LIVE);
   });
-  s.on(SERVER_EVENTS.userLeft, ({ roomId, userId, memberCount }) => {
-    updateRoomListEntry(page, roomId, { memberCount });
-    const room = store.currentIf(roomId);
-    if (!room) return;
-    const member = store.memberLeft(room, userId);
-    store.setMemberCount(room, memberCount);
-    setTyping(page, room, userId, '', false);
-    renderMembers(page, room);
-    notice(`${member?.nicknameMask ?? '누군가'} 님이 나갔습니다`);
+  s.on(SERVER_EVENTS.userLeft, (payload) => {
+    updateRoomListEntry(page, payload.roomId, { memberCount: payload.memberCount });
+    const room = changeOf(payload.roomId, payload.changeSeq);
+    if (room) applyUserLeft(page, room, payload, LIVE);
   });
   s.on(SERVER_EVENTS.presence, ({ roomId, userId, nicknameMask, online }) => {
     const room = store.currentIf(roomId);
@@ -95,20 +104,19 @@ export function connect(page: Page, session: Session, signOut: (message: string)
     store.memberPresence(room, userId, nicknameMask, online);
     renderMembers(page, room);
   });
-  s.on(SERVER_EVENTS.roomExpiring, ({ roomId, expiresAt }) => {
+  s.on(SERVER_EVENTS.roomExpiring, ({ roomId, expiresAt, changeSeq }) => {
     updateRoomListEntry(page, roomId, { expiresAt });
-    const room = store.currentIf(roomId);
-    if (!room) return;
-    store.setExpiresAt(room, expiresAt);
-    renderRoomHead(room);
+    const room = changeOf(roomId, changeSeq);
+    if (room) applyRoomExpiring(page, room, expiresAt);
   });
-  s.on(SERVER_EVENTS.roomExpired, ({ roomId }) => {
+  s.on(SERVER_EVENTS.roomExpired, ({ roomId, changeSeq }) => {
     removeFromRoomList(page, roomId);
-    const room = store.currentIf(roomId);
-    if (!room) return;
-    store.markExpired(room);
-    renderRoomHead(room);
+    const room = changeOf(roomId, changeSeq);
+    if (room) applyRoomExpired(page, room);
   });
+  // Nothing to show, but they are changes: they keep the count of what was applied.
+  s.on(SERVER_EVENTS.roomOccupied, ({ roomId, changeSeq }) => void changeOf(roomId, changeSeq));
+  s.on(SERVER_EVENTS.roomVacated, ({ roomId, changeSeq }) => void changeOf(roomId, changeSeq));
   // Broadcasts may have been missed: for one room (a pod died mid-send) or all of them.
   s.on(SERVER_EVENTS.resync, ({ roomId }) => {
     if (roomId === undefined) {
@@ -135,5 +143,8 @@ async function resync(page: Page): Promise<void> {
   void refreshRooms(page);
   const room = page.store.state.current;
   if (!room) return;
-  await Promise.all([catchUp(page, room), reloadMembers(page, room)]);
+  // Members first: the changes after the cursor then replay joins and leaves over that list
+  // in order, so a snapshot older than the feed's last change cannot win.
+  await reloadMembers(page, room);
+  await catchUp(page, room);
 }

@@ -50,6 +50,11 @@ export interface OpenRoom {
   readonly elements: ReadonlyMap<string, ShownMessage>;
   readonly members: ReadonlyMap<string, Member>;
   readonly typing: ReadonlyMap<string, Typist>;
+  /**
+   * The last change of the room's feed (PROTOCOL §16) applied here; null until the first
+   * history page is in (change-feed.ts says where it starts).
+   */
+  readonly changeSeq: number | null;
   /** The catch-up under way, if any; `catchUpAgain` asks it to go round once more. */
   readonly catchingUp: Promise<void> | null;
   readonly catchUpAgain: boolean;
@@ -125,6 +130,7 @@ export function createStore(session: Session | null) {
         elements: new Map(),
         members: new Map(),
         typing: new Map(),
+        changeSeq: null,
         catchingUp: null,
         catchUpAgain: false,
         loadingOlder: false,
@@ -185,6 +191,11 @@ export function createStore(session: Session | null) {
     },
     untrackElement(room: OpenRoom, messageId: string): void {
       write(room).elements.delete(messageId);
+    },
+
+    /** Moves the cursor forward only: a late or repeated change never takes it back. */
+    advanceChangeSeq(room: OpenRoom, changeSeq: number): void {
+      if (room.changeSeq === null || changeSeq > room.changeSeq) write(room).changeSeq = changeSeq;
     },
 
     setCatchingUp(room: OpenRoom, run: Promise<void> | null): void {

@@ -1,14 +1,14 @@
 import type { NewMessagePayload } from '@chat/protocol';
-import { ApiError, type HistoryMessage } from './api.ts';
+import type { HistoryMessage } from './api.ts';
+import { startingCursor } from './change-feed.ts';
 import { $, clockTime, el, safeHttpUrl } from './dom.ts';
-import { setTyping } from './members.ts';
 import { showError } from './notices.ts';
 import type { OpenRoom, Page } from './store.ts';
 import type { TimelineMessage } from './timeline.ts';
 
 /**
- * The open room's messages on screen: live messages, the first page, catch-up over `seq`
- * gaps, scrolling back, deletes and notices. What is held is the room's Timeline.
+ * The open room's messages on screen: live messages, the first page, scrolling back, deletes
+ * and notices (catching up is room-changes.ts's). What is held is the room's Timeline.
  */
 
 export function fromPayload(message: NewMessagePayload | HistoryMessage): TimelineMessage {
@@ -16,19 +16,12 @@ export function fromPayload(message: NewMessagePayload | HistoryMessage): Timeli
   return { messageId, roomId, seq, userId, nicknameMask, type, content, imageUrl, createdAt };
 }
 
-/** A `new-message` broadcast. */
-export function onNewMessage(page: Page, payload: NewMessagePayload): void {
-  const room = page.store.currentIf(payload.roomId);
-  if (!room) return;
-  setTyping(page, room, payload.userId, payload.nicknameMask, false);
-  showLive(page, room, fromPayload(payload));
-}
-
-/** One message as it happens (a broadcast or a send's ack); a `seq` gap starts a catch-up. */
+/**
+ * One message as it happens (a broadcast, a send's ack, a change caught up): shown once.
+ * Missed messages are noticed by `changeSeq` (room-changes.ts), not here.
+ */
 export function showLive(page: Page, room: OpenRoom, message: TimelineMessage): void {
-  const { added, gap } = room.timeline.receive(message);
-  if (added) renderMessages(page, room, [message]);
-  if (gap) void catchUp(page, room);
+  if (room.timeline.receive(message).added) renderMessages(page, room, [message]);
 }
 
 export async function loadFirstPage(page: Page, room: OpenRoom): Promise<void> {
@@ -39,52 +32,11 @@ export async function loadFirstPage(page: Page, room: OpenRoom): Promise<void> {
     renderMessages(page, room, room.timeline.markComplete(history.messages.map(fromPayload)), 'bottom');
     if (firstLoad) room.timeline.hasOlder = history.hasMore;
     renderOlderButton(room);
-    if (room.timeline.aheadOfComplete()) void catchUp(page, room);
+    // Broadcasts that overtook the page are held already; from here `changeSeq` is followed.
+    if (room.changeSeq === null) page.store.advanceChangeSeq(room, startingCursor(room.timeline.newestSeq));
   } catch (error) {
     showError(page, error);
   }
-}
-
-/**
- * Fills what broadcasts missed (a reconnect, or a `seq` gap) with `?after=` pages, oldest
- * first, until the server has no more. One at a time per room; a request while one runs
- * makes it go round once more.
- */
-export function catchUp(page: Page, room: OpenRoom): Promise<void> {
-  const { store } = page;
-  if (room.catchingUp) {
-    store.setCatchUpAgain(room, true);
-    return room.catchingUp;
-  }
-  const run = (async () => {
-    do {
-      store.setCatchUpAgain(room, false);
-      const after = room.timeline.completeId;
-      if (!room.timeline.loaded || after === null) {
-        await loadFirstPage(page, room);
-        continue;
-      }
-      try {
-        let anchor = after;
-        for (;;) {
-          const history = await page.api.history(room.roomId, { after: anchor, limit: 100 });
-          if (!store.isCurrent(room)) return;
-          renderMessages(page, room, room.timeline.markComplete(history.messages.map(fromPayload)));
-          const last = history.messages.at(-1);
-          if (!history.hasMore || !last) break;
-          anchor = last.messageId;
-        }
-      } catch (error) {
-        // Offline again: the next `connect` catches up.
-        if (!(error instanceof ApiError && error.status === 0)) showError(page, error);
-        return;
-      }
-    } while (room.catchUpAgain && store.isCurrent(room));
-  })().finally(() => {
-    store.setCatchingUp(room, null);
-  });
-  store.setCatchingUp(room, run);
-  return run;
 }
 
 export async function loadOlder(page: Page, room: OpenRoom): Promise<void> {

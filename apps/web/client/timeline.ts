@@ -4,7 +4,7 @@ import type { NewMessagePayload } from '@chat/protocol';
  * What the page keeps of a message: the common part of `new-message` and a history row,
  * derived from the protocol's type so the two cannot drift.
  */
-export type TimelineMessage = Omit<NewMessagePayload, 'clientMessageId'>;
+export type TimelineMessage = Omit<NewMessagePayload, 'clientMessageId' | 'changeSeq' | 'sender'>;
 
 interface Anchor {
   messageId: string;
@@ -86,6 +86,16 @@ export class Timeline {
   /** The `after` anchor for a catch-up, or null when the first page must be loaded again. */
   get completeId(): string | null {
     return this.complete?.messageId ?? null;
+  }
+
+  /** The newest seq the timeline is complete to (null before the first page or in an empty room). */
+  get newestSeq(): number | null {
+    return this.complete?.seq ?? null;
+  }
+
+  /** The oldest seq seen: a message older than it is scroll-back's to show, while `hasOlder`. */
+  get oldestSeq(): number | null {
+    return this.oldest?.seq ?? null;
   }
 
   /** The `before` anchor for scrolling back. */

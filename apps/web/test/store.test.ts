@@ -92,4 +92,18 @@ describe('the page store', () => {
     store.setOwnTyping(false, 0);
     expect(store.state.ownTyping.sent).toBe(false);
   });
+
+  it('keeps the last applied changeSeq per room, only ever moving it forward', () => {
+    const store = createStore(session);
+    const room = store.openRoom(roomView('a'));
+    expect(room.changeSeq).toBeNull();
+    store.advanceChangeSeq(room, 0);
+    expect(room.changeSeq).toBe(0);
+    store.advanceChangeSeq(room, 7);
+    store.advanceChangeSeq(room, 5);
+    expect(room.changeSeq).toBe(7);
+    // A room opened again starts without a cursor: its first page sets one.
+    expect(store.openRoom(roomView('a')).changeSeq).toBeNull();
+    expect(room.changeSeq).toBe(7);
+  });
 });

@@ -1,6 +1,37 @@
 import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget } from '@chat/bus';
 import { z } from 'zod';
+import { CHANGE_EVENTS } from '@chat/protocol';
 import { parseEnv } from '@chat/runtime';
+
+/**
+ * Webhook endpoints (docs/webhooks.md), as JSON: `[{ "id", "url", "secret", "kinds"? }]`. The
+ * id names the endpoint's delivery cursors and logs; `kinds` filters by event name (all when
+ * absent). The secret signs each POST and is never logged.
+ */
+const webhookEndpoint = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'an id of 1-64 letters, digits, _ or -'),
+    url: z
+      .string()
+      .url()
+      .refine((url) => /^https?:$/.test(new URL(url).protocol) && new URL(url).username === '' && new URL(url).password === '', 'an http(s) URL without credentials'),
+    secret: z.string().min(16, 'a secret of at least 16 characters'),
+    kinds: z.array(z.enum(CHANGE_EVENTS)).min(1).optional(),
+  })
+  .strict();
+export type WebhookEndpoint = z.infer<typeof webhookEndpoint>;
+
+const webhookEndpoints = z
+  .string()
+  .transform((value, context) => {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      context.addIssue({ code: 'custom', message: 'not JSON' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.array(webhookEndpoint).refine((list) => new Set(list.map((endpoint) => endpoint.id)).size === list.length, 'endpoint ids must be unique'));
 
 /** The only reader of process.env for the worker; parsed once, frozen, fails loudly. */
 const envSchema = z.object({
@@ -22,6 +53,15 @@ const envSchema = z.object({
   METRICS_HOST: z.string().min(1).default('0.0.0.0'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   POD_NAME: z.string().min(1).optional(),
+  WEBHOOK_ENDPOINTS: webhookEndpoints.default([]),
+  /** How often rooms with undelivered changes are looked for. */
+  WEBHOOK_POLL_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
+  /** One POST's time limit; past it the delivery counts as failed and is retried. */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
+  /** Events per POST (all of one room, in order). */
+  WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(50),
+  /** Deliveries in flight per worker process (different rooms or endpoints). */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
 }).refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] });
 
 export interface WorkerConfig {
@@ -44,6 +84,13 @@ export interface WorkerConfig {
   metricsHost: string;
   logLevel: string;
   podName: string;
+  webhooks: {
+    endpoints: readonly WebhookEndpoint[];
+    pollIntervalMs: number;
+    timeoutMs: number;
+    batchSize: number;
+    concurrency: number;
+  };
 }
 
 export function loadWorkerConfig(env: Record<string, string | undefined>): Readonly<WorkerConfig> {
@@ -65,5 +112,12 @@ export function loadWorkerConfig(env: Record<string, string | undefined>): Reado
     metricsHost: e.METRICS_HOST,
     logLevel: e.LOG_LEVEL,
     podName: e.POD_NAME ?? `worker-${process.pid}`,
+    webhooks: Object.freeze({
+      endpoints: Object.freeze(e.WEBHOOK_ENDPOINTS.map((endpoint) => Object.freeze({ ...endpoint }))),
+      pollIntervalMs: e.WEBHOOK_POLL_INTERVAL_MS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      batchSize: e.WEBHOOK_BATCH_SIZE,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+    }),
   });
 }

@@ -1,4 +1,6 @@
+import { Queue } from 'bullmq';
 import pino, { type Logger } from 'pino';
+import { JOB_CATALOG, bullPrefix } from '@chat/jobs';
 import {
   createDatabase,
   createMessagePartitionsRepository,
@@ -6,6 +8,12 @@ import {
   createMessagesRepository,
   createRoomExpiryRepository,
   createUsersRepository,
+  createRoomChangesRepository,
+  createRoomOccupancyRepository,
+  type RoomOccupancyRepository,
+  createWebhookCursorsRepository,
+  type RoomChangesRepository,
+  type WebhookCursorsRepository,
   type Database,
   type MessagePartitionsRepository,
   type MembershipsRepository,
@@ -13,7 +21,7 @@ import {
   type RoomExpiryRepository,
   type UsersRepository,
 } from '@chat/db';
-import { createPresenceStore, type PresenceStore } from '@chat/presence';
+import { createOccupancyQueue, createPresenceStore, type OccupancyQueue, type PresenceStore } from '@chat/presence';
 import type { WorkerConfig } from './config.ts';
 import { createChatEmitter, type ChatEmitter } from './infrastructure/chat-emitter.ts';
 import { createWorkerRedis, type WorkerRedis } from './infrastructure/redis-connections.ts';
@@ -27,13 +35,20 @@ export interface WorkerDeps {
   redis: WorkerRedis;
   emitter: ChatEmitter;
   presence: PresenceStore;
+  /** Rooms and users whose occupancy is to be looked at (room-occupied / room-vacated). */
+  occupancyQueue: OccupancyQueue;
   repositories: {
     memberships: MembershipsRepository;
     messages: MessagesRepository;
     users: UsersRepository;
     expiry: RoomExpiryRepository;
     partitions: MessagePartitionsRepository;
+    changes: RoomChangesRepository;
+    webhookCursors: WebhookCursorsRepository;
+    occupancy: RoomOccupancyRepository;
   };
+  /** Queues the jobs add to (the runner's own queues run them): webhook deliveries. */
+  queues: { webhookDelivery: Queue };
 }
 
 export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logger?: Logger }): WorkerDeps {
@@ -54,12 +69,22 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
     redis,
     emitter,
     presence: createPresenceStore(redis.emitter, config.redisPrefix),
+    occupancyQueue: createOccupancyQueue(redis.emitter, config.redisPrefix),
     repositories: {
       memberships: createMembershipsRepository(database.sql),
       messages: createMessagesRepository(database.sql),
       users: createUsersRepository(database.db),
       expiry: createRoomExpiryRepository(database.sql),
       partitions: createMessagePartitionsRepository(database.sql),
+      changes: createRoomChangesRepository(database.sql),
+      webhookCursors: createWebhookCursorsRepository(database.sql),
+      occupancy: createRoomOccupancyRepository(database.sql),
+    },
+    queues: {
+      webhookDelivery: new Queue(JOB_CATALOG.webhookDelivery.queue, {
+        connection: redis.producer,
+        prefix: bullPrefix(config.redisPrefix),
+      }).on('error', (error) => logger.debug({ err: error }, 'webhook delivery queue error')),
     },
   };
 }

@@ -41,6 +41,18 @@ export function createWorkerMetrics() {
       help: 'Users taken offline because their pod stopped heartbeating.',
       registers: [registry],
     }),
+    webhookPosts: new Counter({
+      name: 'chat_worker_webhook_posts_total',
+      help: 'Webhook POSTs, by endpoint id and outcome (delivered: a 2xx; failed: retried later).',
+      labelNames: ['endpoint', 'outcome'] as const,
+      registers: [registry],
+    }),
+    webhookEvents: new Counter({
+      name: 'chat_worker_webhook_events_total',
+      help: 'Change-feed events acknowledged by webhook endpoints, by endpoint id.',
+      labelNames: ['endpoint'] as const,
+      registers: [registry],
+    }),
     deadPodResyncs: new Counter({
       name: 'chat_worker_dead_pod_resync_rooms_total',
       help: 'Rooms told to resync because a pod with one of their members died.',

@@ -13,7 +13,7 @@ export function createShutdown(parts: { runner: JobRunner; metricsServer: Server
     closing ??= (async () => {
       await Promise.all(runner.workers.map((worker) => worker.close()));
       await new Promise((resolve) => metricsServer.close(resolve));
-      await Promise.all(runner.queues.map((queue) => queue.close()));
+      await Promise.all([...runner.queues, ...Object.values(deps.queues)].map((queue) => queue.close()));
       await deps.redis.close();
       await deps.database.close();
     })();

@@ -30,10 +30,22 @@
 -- Creates the partition of `day` (UTC) unless it exists, moving in any rows of that day that
 -- landed in messages_default meanwhile. Built standalone and then attached: ATTACH takes a
 -- SHARE UPDATE EXCLUSIVE lock on messages where CREATE TABLE … PARTITION OF takes an ACCESS
--- EXCLUSIVE one (it still locks messages_default briefly, to check it holds no row of the day).
--- Serialised on an advisory lock, so two workers (or a worker and this migration) never race
--- on one name. Returns true when it created the partition. Used by this migration and by the
--- worker's partition job.
+-- EXCLUSIVE one (it still takes ACCESS EXCLUSIVE on messages_default, to check it holds no row
+-- of the day, until commit). Serialised on an advisory lock, so two workers (or a worker and
+-- this migration) never race on one name. Returns true when it created the partition. Used by
+-- this migration and by the worker's partition job.
+--
+-- Lock order. ATTACH clones the foreign keys, which takes SHARE ROW EXCLUSIVE on rooms and
+-- users. Taken there, after messages_default, it deadlocked with the gateway's batch statement,
+-- which locks rooms first (FOR UPDATE, then UPDATE: ROW SHARE, then ROW EXCLUSIVE) and its
+-- partitions after. So rooms and users are locked here first, before any lock on messages, and
+-- the DDL waits (bounded by the caller's lock_timeout) until sends in flight commit; new sends
+-- queue behind it for the few milliseconds of the DDL. rooms takes EXCLUSIVE, not just the SHARE
+-- ROW EXCLUSIVE the foreign key needs: that one is granted next to a transaction that holds a
+-- room row (ROW SHARE) and has read messages, which would then wait here for its UPDATE of the
+-- room while this waits for messages_default behind its read. EXCLUSIVE still lets plain reads
+-- of rooms through. users is only referenced by the foreign key (RI checks take ROW SHARE,
+-- which SHARE ROW EXCLUSIVE lets through).
 CREATE FUNCTION messages_ensure_partition(day date) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -45,6 +57,9 @@ BEGIN
   IF to_regclass(format('public.%I', part)) IS NOT NULL THEN
     RETURN false;
   END IF;
+  -- Before any lock on messages: see "Lock order" above.
+  LOCK TABLE public.rooms IN EXCLUSIVE MODE;
+  LOCK TABLE public.users IN SHARE ROW EXCLUSIVE MODE;
   EXECUTE format('CREATE TABLE public.%I (LIKE public.messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
   -- No row of the day may reach messages_default between the move and the attach (which would
   -- then fail its check of the default partition); reads go on.

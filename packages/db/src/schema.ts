@@ -17,12 +17,24 @@ import { MESSAGE_TYPES } from '@chat/protocol';
 
 const timestamps = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
-export const users = pgTable('users', {
-  id: uuid('id').primaryKey(),
-  nickname: text('nickname').notNull(),
-  createdAt: timestamps('created_at').notNull().defaultNow(),
-  updatedAt: timestamps('updated_at').notNull().defaultNow(),
-});
+/** Who may send: a person (a JWT's `sub`), or a bot / system sender of the server API. */
+export const SENDER_KINDS = ['user', 'bot', 'system'] as const;
+export type SenderKind = (typeof SENDER_KINDS)[number];
+
+export const users = pgTable(
+  'users',
+  {
+    id: uuid('id').primaryKey(),
+    nickname: text('nickname').notNull(),
+    /** `user` for people; `bot` / `system` for senders the server API publishes as. */
+    kind: text('kind', { enum: SENDER_KINDS }).notNull().default('user'),
+    /** For a bot / system sender: the id the backend named it by (its row id is derived from it). */
+    externalId: text('external_id'),
+    createdAt: timestamps('created_at').notNull().defaultNow(),
+    updatedAt: timestamps('updated_at').notNull().defaultNow(),
+  },
+  (table) => [check('users_kind_valid', sql`${table.kind} in ('user', 'bot', 'system')`)],
+);
 
 export const rooms = pgTable(
   'rooms',
@@ -35,6 +47,14 @@ export const rooms = pgTable(
     memberCount: integer('member_count').notNull().default(0),
     /** The last `seq` handed out in this room; advanced in the message insert transaction. */
     lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+    /**
+     * The last `changeSeq` handed out in this room (the change feed, PROTOCOL §16): every
+     * statement that changes the room advances it while holding the row's lock, so numbers are
+     * gap-free and commit in order.
+     */
+    lastChangeSeq: bigint('last_change_seq', { mode: 'number' }).notNull().default(0),
+    /** The occupancy last recorded in the feed (room-occupied / room-vacated). */
+    occupied: boolean('occupied').notNull().default(false),
     createdAt: timestamps('created_at').notNull(),
     expiresAt: timestamps('expires_at').notNull(),
     /** Set by the expiry sweep once its rows are purged; the row stays as a tombstone. */
@@ -95,6 +115,14 @@ export const messages = pgTable(
     imageUrl: text('image_url'),
     clientMessageId: text('client_message_id'),
     seq: bigint('seq', { mode: 'number' }).notNull(),
+    /**
+     * The change feed's number of the message's `new-message` change (PROTOCOL §16), set by the
+     * group commit for every message it stores. Nullable only so that rows seeded straight
+     * into the table (tests, benchmarks) need not invent one; the feed skips such rows.
+     */
+    changeSeq: bigint('change_seq', { mode: 'number' }),
+    /** The change feed's number of the `message-deleted` change; null while not deleted. */
+    deletedChangeSeq: bigint('deleted_change_seq', { mode: 'number' }),
     createdAt: timestamps('created_at').notNull(),
     expiresAt: timestamps('expires_at').notNull(),
     isDeleted: boolean('is_deleted').notNull().default(false),
@@ -117,6 +145,11 @@ export const messages = pgTable(
     index('messages_room_live_seq_idx')
       .on(table.roomId, table.seq)
       .where(sql`${table.isDeleted} = false`),
+    // The change feed reads a room's messages by change number (stored, then deleted).
+    index('messages_room_change_seq_idx').on(table.roomId, table.changeSeq),
+    index('messages_room_deleted_change_seq_idx')
+      .on(table.roomId, table.deletedChangeSeq)
+      .where(sql`${table.deletedChangeSeq} is not null`),
     // Idempotent sends: one message per (user, clientMessageId) — enforced per expires_at
     // value, which covers every retry (same room); the dedupe read spans all partitions.
     uniqueIndex('messages_user_client_message_id_key')
@@ -125,6 +158,65 @@ export const messages = pgTable(
     // The same list as the protocol's; changing it needs a migration (`pnpm db:generate`).
     check('messages_type_valid', sql`${table.type} in (${sql.raw(MESSAGE_TYPES.map((type) => `'${type}'`).join(', '))})`),
   ],
+);
+
+/**
+ * The kinds of change a room's feed holds besides its messages (which live in `messages`),
+ * named after the live event that announces each.
+ */
+export const ROOM_EVENT_KINDS = [
+  'user-joined',
+  'user-left',
+  'room-expiring',
+  'room-expired',
+  'room-occupied',
+  'room-vacated',
+] as const;
+export type RoomEventKind = (typeof ROOM_EVENT_KINDS)[number];
+
+/**
+ * The change feed's rows other than messages (PROTOCOL §16). A message's own row carries its
+ * `change_seq` (and `deleted_change_seq`), so a send writes no second row; everything else that
+ * changes a room writes one row here with the room's next number, in the same statement.
+ * Removed with the room's tombstone (ON DELETE CASCADE).
+ */
+export const roomEvents = pgTable(
+  'room_events',
+  {
+    roomId: uuid('room_id')
+      .notNull()
+      .references(() => rooms.id, { onDelete: 'cascade' }),
+    changeSeq: bigint('change_seq', { mode: 'number' }).notNull(),
+    kind: text('kind', { enum: ROOM_EVENT_KINDS }).notNull(),
+    /** user-joined / user-left: who. */
+    userId: uuid('user_id'),
+    /** user-joined / user-left: the room's member count after the change. */
+    memberCount: integer('member_count'),
+    /** room-expiring: when the room expires. */
+    expiresAt: timestamps('expires_at'),
+    createdAt: timestamps('created_at').notNull().defaultNow(),
+  },
+  (table) => [
+    primaryKey({ name: 'room_events_pkey', columns: [table.roomId, table.changeSeq] }),
+    check('room_events_kind_valid', sql`${table.kind} in (${sql.raw(ROOM_EVENT_KINDS.map((kind) => `'${kind}'`).join(', '))})`),
+  ],
+);
+
+/**
+ * Webhook delivery (docs/webhooks.md): per endpoint and room, the last `changeSeq` the
+ * endpoint acknowledged. The worker delivers the feed after it, in order.
+ */
+export const webhookCursors = pgTable(
+  'webhook_cursors',
+  {
+    endpointId: text('endpoint_id').notNull(),
+    roomId: uuid('room_id')
+      .notNull()
+      .references(() => rooms.id, { onDelete: 'cascade' }),
+    deliveredChangeSeq: bigint('delivered_change_seq', { mode: 'number' }).notNull().default(0),
+    updatedAt: timestamps('updated_at').notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ name: 'webhook_cursors_pkey', columns: [table.endpointId, table.roomId] })],
 );
 
 export type UserRow = typeof users.$inferSelect;

@@ -30,10 +30,52 @@ export const JOB_CATALOG = {
     everyMs: 60_000,
     options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
   },
+  roomOccupancy: {
+    queue: 'room-occupancy',
+    jobName: 'look',
+    payload: z.object({}).strict(),
+    /** Records room-occupied / room-vacated for rooms whose presence or membership changed a grace ago. */
+    everyMs: 1000,
+    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+  },
+  webhookDispatch: {
+    queue: 'webhook-dispatch',
+    jobName: 'dispatch',
+    payload: z.object({}).strict(),
+    /**
+     * Reads, per webhook endpoint, which rooms have changes past the endpoint's cursor, and
+     * adds one `webhookDelivery` job per such room (docs/webhooks.md). After COMMIT, never in
+     * the send path.
+     */
+    everyMs: 1000,
+    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+  },
+  webhookDelivery: {
+    queue: 'webhook-delivery',
+    jobName: 'deliver',
+    /** One endpoint and room: at most one such job exists at a time (its job id), so a room's events go in order. */
+    payload: z.object({ endpointId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), roomId: z.uuid() }).strict(),
+    /** Added by webhookDispatch, not scheduled. */
+    everyMs: null,
+    /**
+     * Exponential back-off, 1 s doubling up to 32 s; once the attempts are spent the job is
+     * removed, and the next dispatch adds it again: a receiver that is down is retried for as
+     * long as it is down, at least every minute or so, from where its cursor stands.
+     */
+    options: {
+      attempts: 7,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: true,
+      removeOnFail: true,
+    } satisfies JobsOptions,
+  },
 } as const;
 
 export type JobKey = keyof typeof JOB_CATALOG;
 export type JobPayload<K extends JobKey> = z.infer<(typeof JOB_CATALOG)[K]['payload']>;
+
+/** The id of the one delivery job of an endpoint and room (BullMQ ids may not contain `:`). */
+export const webhookDeliveryJobId = (endpointId: string, roomId: string): string => `wh.${endpointId}.${roomId}`;
 
 export const JOB_KEYS = Object.keys(JOB_CATALOG) as JobKey[];
 

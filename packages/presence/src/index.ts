@@ -1,1 +1,2 @@
 export * from './presence-store.ts';
+export * from './occupancy-queue.ts';

@@ -39,6 +39,12 @@ export const ERRORS = {
   INVALID_TTL: { status: 400, message: 'ttlSeconds는 1~86400 사이의 정수여야 합니다' },
   INVALID_NICKNAME: { status: 400, message: '닉네임은 1~30자여야 합니다' },
   INVALID_REQUEST: { status: 400, message: '잘못된 요청입니다' },
+  /** [ext] Server API (§17): no `X-Api-Key` header. */
+  API_KEY_REQUIRED: { status: 401, message: 'API 키가 필요합니다' },
+  /** [ext] Server API: a key that matches no configured key. */
+  INVALID_API_KEY: { status: 401, message: '유효하지 않은 API 키입니다' },
+  /** [ext] Server API: a configured key that has been revoked. */
+  API_KEY_REVOKED: { status: 401, message: '폐기된 API 키입니다' },
   NOT_FOUND: { status: 404, message: '요청한 경로를 찾을 수 없습니다' },
   INTERNAL: { status: 500, message: '서버 오류가 발생했습니다' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -43,6 +43,9 @@ const SERVER_EVENT_WHEN: Record<ServerEventName, string> = {
   'message-deleted': 'To the room after a soft delete.',
   'room-expired': 'To the room when it expires; its sockets then leave it.',
   'room-expiring': 'To the room a few minutes before it expires.',
+  'room-occupied':
+    '[ext] To the room when its first member comes online (a few seconds after, so a reconnect does not flap). A change of the feed, like the other `changeSeq` events.',
+  'room-vacated': '[ext] To the room when its last online member went offline, a few seconds after. A change of the feed.',
   presence: "To each of a user's rooms on their first connection and after their last disconnection.",
   'token-expired': "When the token's `exp` passes; the socket is then disconnected.",
   'server-draining': 'This pod is shutting down; reconnect (the load balancer picks another pod).',

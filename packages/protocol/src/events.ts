@@ -28,6 +28,8 @@ export const SERVER_EVENTS = {
   messageDeleted: 'message-deleted',
   roomExpired: 'room-expired',
   roomExpiring: 'room-expiring',
+  roomOccupied: 'room-occupied',
+  roomVacated: 'room-vacated',
   presence: 'presence',
   tokenExpired: 'token-expired',
   serverDraining: 'server-draining',
@@ -74,6 +76,10 @@ export interface ServerToClientEvents {
   'message-deleted': (payload: MessageDeletedPayload) => void;
   'room-expired': (payload: RoomExpiredPayload) => void;
   'room-expiring': (payload: RoomExpiringPayload) => void;
+  /** [ext] The room's first member came online (after a grace): a change of its feed. */
+  'room-occupied': (payload: ServerPayload<'room-occupied'>) => void;
+  /** [ext] The room's last online member went offline (after a grace): a change of its feed. */
+  'room-vacated': (payload: ServerPayload<'room-vacated'>) => void;
   presence: (payload: PresencePayload) => void;
   'token-expired': (payload: ServerPayload<'token-expired'>) => void;
   /** [ext] This pod is shutting down: reconnect (the load balancer picks another pod). */

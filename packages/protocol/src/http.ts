@@ -71,6 +71,8 @@ export const historyMessageSchema = z.object({
   content: z.string().nullable(),
   imageUrl: z.string().nullable(),
   createdAt: z.string(),
+  /** [ext] Only for a message published by the server API as a bot / system sender (§17). */
+  sender: z.object({ kind: z.enum(['bot', 'system']), id: z.string(), name: z.string() }).optional(),
 });
 export type HistoryMessage = z.infer<typeof historyMessageSchema>;
 
@@ -138,3 +140,114 @@ export const roomMembersSchema = z.object({
   memberCount: z.number(),
   hasMore: z.boolean(),
 });
+
+/** [ext] The change feed (PROTOCOL §16). */
+export const CHANGES_DEFAULT_LIMIT = 50;
+
+export const changesQuerySchema = z.object({
+  after: z
+    .string({ error: 'INVALID_REQUEST' })
+    .regex(/^\d{1,15}$/, { error: 'INVALID_REQUEST' })
+    .transform(Number)
+    .optional(),
+  limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
+});
+export type ChangesQuery = z.infer<typeof changesQuerySchema>;
+
+/** Events a change of the feed is announced with; `payload` is that event's payload. */
+export const CHANGE_EVENTS = [
+  'new-message',
+  'message-deleted',
+  'user-joined',
+  'user-left',
+  'room-expiring',
+  'room-expired',
+  'room-occupied',
+  'room-vacated',
+] as const;
+export type ChangeEventName = (typeof CHANGE_EVENTS)[number];
+
+export const roomChangeSchema = z.object({
+  roomId: z.string(),
+  changeSeq: z.number(),
+  event: z.enum(CHANGE_EVENTS),
+  /** The live event's payload (with `changeSeq`); a deleted message's `new-message` has no content. */
+  payload: z.record(z.string(), z.unknown()),
+});
+export type RoomChange = z.infer<typeof roomChangeSchema>;
+
+export const changesResponseSchema = z.object({
+  changes: z.array(roomChangeSchema),
+  hasMore: z.boolean(),
+});
+
+/**
+ * [ext] The server API (PROTOCOL §17). A message's own fields (`type`, `content`, `imageUrl`)
+ * are checked by the same rules as `send-message` (parseMessageBody), so they pass through here.
+ */
+export const SERVER_BATCH_MAX_ITEMS = 100;
+
+export const serverSenderSchema = z.object({
+  kind: z.enum(['bot', 'system'], { error: 'INVALID_REQUEST' }),
+  /** The backend's name for this sender; the same id is the same sender (and dedupe scope). */
+  id: z.string({ error: 'INVALID_REQUEST' }).regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'INVALID_REQUEST' }),
+  /** The nickname rules (the dev login's and the handshake's). */
+  name: name(NICKNAME_MAX_CHARACTERS, 'INVALID_NICKNAME'),
+});
+export type ServerSender = z.infer<typeof serverSenderSchema>;
+
+const serverMessageFields = {
+  sender: serverSenderSchema,
+  type: z.unknown().optional(),
+  content: z.unknown().optional(),
+  imageUrl: z.unknown().optional(),
+};
+
+export const serverPublishBodySchema = z.object(serverMessageFields);
+export type ServerPublishBody = z.infer<typeof serverPublishBodySchema>;
+
+export const serverBatchBodySchema = z.object({
+  items: z
+    .array(
+      z.object({
+        roomId: z.string({ error: 'ROOM_ID_REQUIRED' }),
+        ...serverMessageFields,
+        /** This item's idempotency key (the header's applies to the request as a whole). */
+        idempotencyKey: z.string({ error: 'INVALID_CLIENT_MESSAGE_ID' }).optional(),
+      }),
+      { error: 'INVALID_REQUEST' },
+    )
+    .min(1, { error: 'INVALID_REQUEST' })
+    .max(SERVER_BATCH_MAX_ITEMS, { error: 'INVALID_REQUEST' }),
+});
+export type ServerBatchBody = z.infer<typeof serverBatchBodySchema>;
+
+const serverMessageSchema = historyMessageSchema.omit({ nickname: true }).extend({
+  clientMessageId: z.string().nullable(),
+  changeSeq: z.number(),
+});
+
+export const serverPublishResponseSchema = z.object({
+  /** False when an earlier call with the same Idempotency-Key stored it: this is that message. */
+  created: z.boolean(),
+  message: serverMessageSchema,
+});
+
+export const serverBatchResponseSchema = z.object({
+  results: z.array(
+    z.union([
+      z.object({ ok: z.literal(true), created: z.boolean(), message: serverMessageSchema }),
+      z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+    ]),
+  ),
+});
+
+export const serverExtendBodySchema = z.object({
+  ttlSeconds: z
+    .number({ error: 'INVALID_TTL' })
+    .int({ error: 'INVALID_TTL' })
+    .min(1, { error: 'INVALID_TTL' })
+    .max(86_400, { error: 'INVALID_TTL' }),
+});
+
+export const serverRoomLifetimeSchema = z.object({ roomId: z.string(), expiresAt: z.string() });

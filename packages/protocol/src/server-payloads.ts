@@ -24,6 +24,16 @@ const textOrNull = shape<string | null>('string | null');
 const count = shape<number>('integer');
 const flag = shape<boolean>('boolean');
 const timestamp = shape<string>('string (ISO-8601)');
+/** [ext] The change's number in the room's change feed (PROTOCOL §16): per room, gap-free. */
+const changeSeq = shape<number>('integer ([ext] change feed number)');
+
+/** Who sent a message, when not a person: a bot or system sender of the server API (§17). */
+export interface MessageSender {
+  kind: 'bot' | 'system';
+  id: string;
+  name: string;
+}
+const sender = maybe(shape<MessageSender>('{ kind: "bot" | "system", id: string, name: string } ([ext], only for server API senders)'));
 
 export type ServerPayloadShape = Readonly<Record<string, ServerField<unknown>>>;
 
@@ -36,9 +46,9 @@ export type ServerPayloadOf<D extends ServerPayloadShape> = keyof D extends neve
 
 export const SERVER_PAYLOADS = {
   'room-joined': { roomId: uuid, memberCount: count },
-  'user-joined': { roomId: uuid, userId: uuid, nicknameMask: text, memberCount: count },
+  'user-joined': { roomId: uuid, userId: uuid, nicknameMask: text, memberCount: count, changeSeq },
   'room-left': { roomId: uuid },
-  'user-left': { roomId: uuid, userId: uuid, memberCount: count },
+  'user-left': { roomId: uuid, userId: uuid, memberCount: count, changeSeq },
   'new-message': {
     messageId: uuid,
     roomId: uuid,
@@ -50,11 +60,15 @@ export const SERVER_PAYLOADS = {
     createdAt: timestamp,
     seq: count,
     clientMessageId: textOrNull,
+    changeSeq,
+    sender,
   },
   'typing-indicator': { roomId: uuid, userId: uuid, nicknameMask: text, isTyping: flag },
-  'message-deleted': { roomId: uuid, messageId: uuid },
-  'room-expired': { roomId: uuid },
-  'room-expiring': { roomId: uuid, expiresAt: timestamp },
+  'message-deleted': { roomId: uuid, messageId: uuid, changeSeq },
+  'room-expired': { roomId: uuid, changeSeq },
+  'room-expiring': { roomId: uuid, expiresAt: timestamp, changeSeq },
+  'room-occupied': { roomId: uuid, changeSeq },
+  'room-vacated': { roomId: uuid, changeSeq },
   presence: { roomId: uuid, userId: uuid, nicknameMask: text, online: flag },
   'token-expired': {},
   'server-draining': {},

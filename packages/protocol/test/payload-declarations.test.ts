@@ -10,6 +10,7 @@ import {
   type ClientEventName,
   type ErrorCode,
   type ErrorPayload,
+  type MessageSender,
   type MessageType,
   type NewMessagePayload,
   type SendMessagePayload,
@@ -85,6 +86,8 @@ describe('server payload declarations', () => {
       createdAt: string;
       seq: number;
       clientMessageId: string | null;
+      changeSeq: number;
+      sender?: MessageSender;
     }>();
     expectTypeOf<Plain<ErrorPayload>>().toEqualTypeOf<{
       message: string;

@@ -14,10 +14,14 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
         title: 'Chat cluster REST API',
         version: '1.0.0',
         description:
-          'REST half of the chat protocol (PROTOCOL.md §7–9). The realtime half is Socket.IO on namespace /socket; see docs/events.md.',
+          'REST half of the chat protocol (PROTOCOL.md §7–9, the change feed §16, the server API for trusted backends §17). The realtime half is Socket.IO on namespace /socket; see docs/events.md.',
       },
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          // The server API (PROTOCOL §17): a key configured in SERVER_API_KEYS, never a user JWT.
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+        },
       },
     },
     transform: jsonSchemaTransform,

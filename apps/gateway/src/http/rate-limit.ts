@@ -6,9 +6,10 @@ import type { RequestTokens } from './request-token.ts';
 
 /**
  * Only the API is limited: probes, `/metrics`, the docs and the web page's files must answer
- * exactly when traffic is heavy (issue 5).
+ * exactly when traffic is heavy (issue 5). The server API (`/api/server/`) has its own budget
+ * per API key (server-api-auth.ts): a backend must not spend its address's user budget.
  */
-const isLimited = (url: string) => url.startsWith('/api/');
+const isLimited = (url: string) => url.startsWith('/api/') && !url.startsWith('/api/server/');
 
 /**
  * Whose budget a request spends: a request with a valid token spends its user's (users behind

@@ -21,6 +21,9 @@ import { registerHttpRateLimit } from './rate-limit.ts';
 import { createRequestTokens } from './request-token.ts';
 import { roomsRoutes } from './rooms.routes.ts';
 import { webRoutes } from './web.routes.ts';
+import { serverApiRoutes } from './server-api.routes.ts';
+import { createServerApiAuth } from './server-api-auth.ts';
+import { createUserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 
 /** The Fastify instance, with its validation and its one error shape; no routes yet. */
 export function createHttpServer(config: Readonly<GatewayConfig>, logger: Logger) {
@@ -65,8 +68,23 @@ export async function registerHttp(
   const auth = createRequestAuth(services.userAuth, requestTokens);
   await http.register(healthRoutes(services.health));
   await http.register(metricsRoutes(deps.metricsRegistry));
-  await http.register(roomsRoutes({ roomService: services.roomService, messageService: services.messageService, auth }));
+  await http.register(roomsRoutes({ roomService: services.roomService, messageService: services.messageService, changeFeed: services.changeFeed, auth }));
   await http.register(messagesRoutes({ messageService: services.messageService, auth }));
+  await http.register(
+    serverApiRoutes({
+      serverApi: services.serverApi,
+      auth: createServerApiAuth({
+        keys: config.serverApi.keys,
+        revokedKeyIds: config.serverApi.revokedKeyIds,
+        limiter: createUserRateLimiter({
+          redis: deps.redis,
+          keyPrefix: `${config.redisPrefix}:rl:server-api`,
+          perMinute: config.serverApi.rateLimitPerMinute,
+          refusal: 'TOO_MANY_REQUESTS',
+        }),
+      }),
+    }),
+  );
   await http.register(webRoutes());
   if (config.devLogin && config.jwt.secret) {
     await http.register(devLoginRoutes({ ...config.jwt, secret: config.jwt.secret }));

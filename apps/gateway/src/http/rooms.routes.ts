@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
+  changesQuerySchema,
+  changesResponseSchema,
   createRoomBodySchema,
   createdRoomSchema,
   errorBodySchema,
@@ -13,6 +15,7 @@ import {
   roomSchema,
   ROOM_LIST_DEFAULT_LIMIT,
 } from '@chat/protocol';
+import type { ChangeFeedService } from '../services/change-feed.service.ts';
 import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
 import type { RequestAuth } from './authenticate.ts';
@@ -22,9 +25,10 @@ const roomParams = z.object({ roomId: z.string() });
 export function roomsRoutes(deps: {
   roomService: RoomService;
   messageService: MessageService;
+  changeFeed: ChangeFeedService;
   auth: RequestAuth;
 }): FastifyPluginAsyncZod {
-  const { roomService, messageService, auth } = deps;
+  const { roomService, messageService, changeFeed, auth } = deps;
   return async (app) => {
     app.post(
       '/api/rooms',
@@ -101,6 +105,29 @@ export function roomsRoutes(deps: {
         },
       },
       async (request) => messageService.history(request.params.roomId, request.query),
+    );
+
+    app.get(
+      '/api/rooms/:roomId/changes',
+      {
+        // [ext] PROTOCOL §16. Same access as history: guests may read.
+        preParsing: auth.optionalUser,
+        schema: {
+          tags: ['rooms'],
+          description:
+            'The room\'s change feed after `after` (a changeSeq, default 0), oldest first: every stored message, delete, membership change and expiry notice, each as the live event it was announced with. Follow `hasMore`.',
+          params: roomParams,
+          querystring: changesQuerySchema,
+          response: {
+            200: changesResponseSchema,
+            400: errorBodySchema,
+            401: errorBodySchema,
+            404: errorBodySchema,
+            410: errorBodySchema,
+          },
+        },
+      },
+      async (request) => changeFeed.changes(request.params.roomId, request.query),
     );
   };
 }

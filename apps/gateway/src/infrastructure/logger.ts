@@ -51,6 +51,9 @@ export function createLogger(options: { level: string; pod: string }): Logger {
         'req.headers.authorization',
         'req.headers.cookie',
         'headers.authorization',
+        // The server API's key (PROTOCOL §17): calls are logged with the key's id only.
+        'req.headers["x-api-key"]',
+        'headers["x-api-key"]',
         'handshake.auth',
         'handshake.headers.authorization',
         'auth.token',

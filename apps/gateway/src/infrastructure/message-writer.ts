@@ -75,6 +75,22 @@ export class MessageWriter {
     });
   }
 
+  /**
+   * Several messages admitted already (the server API's batch publish): queued together before
+   * the writer looks at its queue, so they go in one transaction (unless the batch would pass
+   * `maxBatch` with what is queued before them). One promise per message, in order.
+   */
+  writeMany(messages: readonly NewMessage[]): Promise<WriteOutcome>[] {
+    const written = messages.map(
+      (message) =>
+        new Promise<WriteOutcome>((resolve, reject) => {
+          this.queue.push({ message, admitted: true, admission: Promise.resolve(true), resolve, reject });
+        }),
+    );
+    if (!this.flushing) void this.flush();
+    return written;
+  }
+
   /** Resolves once everything queued so far is committed (or failed): used by shutdown. */
   idle(): Promise<void> {
     if (!this.flushing && this.queue.length === 0) return Promise.resolve();

@@ -18,6 +18,8 @@ export function createPresenceTracker(deps: {
   nsp: ChatNamespace;
   logger: Logger;
   podName: string;
+  /** A user's first socket connected or last one closed (for the rooms' occupancy, webhooks). */
+  onTransition?(userId: string): void;
 }) {
   const { store, nsp, logger } = deps;
   // Unique per process: a restarted pod with the same name must not inherit a dead one's counts.
@@ -88,7 +90,10 @@ export function createPresenceTracker(deps: {
       track(
         store.connect(podId, userId).then(
           ({ online, podWasMissing }) => {
-            if (online) announce(socket, roomIdsOf(socket), true);
+            if (online) {
+              announce(socket, roomIdsOf(socket), true);
+              deps.onTransition?.(userId);
+            }
             // Restore every count now; the heartbeat's generation tells whether to re-announce.
             if (podWasMissing && beats > 0) void beat();
           },
@@ -107,7 +112,10 @@ export function createPresenceTracker(deps: {
       track(
         store.disconnect(podId, userId).then(
           (lastSocket) => {
-            if (lastSocket) announce(socket, rooms, false);
+            if (lastSocket) {
+              announce(socket, rooms, false);
+              deps.onTransition?.(userId);
+            }
           },
           (error: unknown) => logger.warn({ err: error, userId }, 'presence disconnect failed'),
         ),

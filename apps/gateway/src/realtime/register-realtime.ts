@@ -2,7 +2,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Server } from 'socket.io';
 import { busChannelPrefix, mainChannel, roomBusChannel, roomOfBusChannel } from '@chat/bus';
-import type { PresenceStore } from '@chat/presence';
+import { createOccupancyQueue, type OccupancySubject, type PresenceStore } from '@chat/presence';
 import { CHAT_NAMESPACE } from '@chat/protocol';
 import type { GatewayConfig } from '../config.ts';
 import type { Services } from '../deps.ts';
@@ -84,6 +84,11 @@ export function createRealtime(
     logger,
     onResync: (rooms) => metrics.publishGapResyncs.inc(rooms),
   });
+  // The worker looks at the user's rooms once the grace has passed (room-occupied / room-vacated).
+  const occupancy = createOccupancyQueue(redis.commands, config.redisPrefix);
+  const markOccupancy = (subject: OccupancySubject) => {
+    occupancy.mark(subject, config.roomOccupancyGraceMs).catch((error: unknown) => logger.warn({ err: error }, 'occupancy mark failed'));
+  };
   const leases =
     config.maxSocketsPerUser > 0
       ? createSocketLeases({
@@ -99,8 +104,14 @@ export function createRealtime(
     io,
     nsp,
     barrier,
-    events: createRoomEventsAdapter(nsp, metrics, publishGaps),
-    presence: createPresenceTracker({ store: deps.presenceStore, nsp, logger, podName: config.podName }),
+    events: createRoomEventsAdapter(nsp, metrics, publishGaps, (roomId) => markOccupancy({ roomId })),
+    presence: createPresenceTracker({
+      store: deps.presenceStore,
+      nsp,
+      logger,
+      podName: config.podName,
+      onTransition: (userId) => markOccupancy({ userId }),
+    }),
     leases,
   };
 }
@@ -123,6 +134,7 @@ export function registerRealtime(
   const { config, logger, metrics, services } = deps;
   const { nsp, presence, leases, barrier } = realtime;
   presence.start();
+  nsp.on('room-lifetime', (roomId) => services.roomService.forgetCached(roomId));
   leases?.start();
   nsp.use(
     createHandshakeMiddleware({

@@ -3,6 +3,7 @@ import {
   userChannel,
   type MessageDeletedPayload,
   type NewMessagePayload,
+  type RoomLeftPayload,
   type UserJoinedPayload,
   type UserLeftPayload,
 } from '@chat/protocol';
@@ -15,7 +16,13 @@ import type { ChatNamespace } from './types.ts';
  * RoomEvents over Socket.IO: every call goes through the Redis adapter, so it reaches the
  * sockets of every pod. Membership moves all of a user's sockets via their `user:<id>` room.
  */
-export function createRoomEventsAdapter(nsp: ChatNamespace, metrics: GatewayMetrics, gaps: PublishGaps): RoomEvents {
+export function createRoomEventsAdapter(
+  nsp: ChatNamespace,
+  metrics: GatewayMetrics,
+  gaps: PublishGaps,
+  /** A membership changed: the room's occupancy may have (webhooks' room-occupied / room-vacated). */
+  membershipChanged: (roomId: string) => void = () => undefined,
+): RoomEvents {
   const counted = <T extends { roomId: string }>(event: string, send: (payload: T) => void) => {
     const sent = metrics.broadcasts.labels({ event });
     return (payload: T) => {
@@ -33,17 +40,29 @@ export function createRoomEventsAdapter(nsp: ChatNamespace, metrics: GatewayMetr
       nsp.in(userChannel(userId)).socketsLeave(roomChannel(roomId));
       gaps.membershipMoved(userId, roomId, false);
     },
-    userJoined: counted('user-joined', (payload: UserJoinedPayload) =>
-      nsp.to(roomChannel(payload.roomId)).except(userChannel(payload.userId)).emit('user-joined', payload),
-    ),
-    userLeft: counted('user-left', (payload: UserLeftPayload) =>
-      nsp.to(roomChannel(payload.roomId)).except(userChannel(payload.userId)).emit('user-left', payload),
-    ),
+    userJoined: counted('user-joined', (payload: UserJoinedPayload) => {
+      nsp.to(roomChannel(payload.roomId)).except(userChannel(payload.userId)).emit('user-joined', payload);
+      membershipChanged(payload.roomId);
+    }),
+    userLeft: counted('user-left', (payload: UserLeftPayload) => {
+      nsp.to(roomChannel(payload.roomId)).except(userChannel(payload.userId)).emit('user-left', payload);
+      membershipChanged(payload.roomId);
+    }),
     newMessage: counted('new-message', (payload: NewMessagePayload) =>
       nsp.to(roomChannel(payload.roomId)).emit('new-message', payload),
     ),
     messageDeleted: counted('message-deleted', (payload: MessageDeletedPayload) =>
       nsp.to(roomChannel(payload.roomId)).emit('message-deleted', payload),
     ),
+    roomLeftToUser: (userId: string, payload: RoomLeftPayload) => {
+      nsp.to(userChannel(userId)).emit('room-left', payload);
+    },
+    disconnectUser: (userId) => {
+      nsp.in(userChannel(userId)).disconnectSockets(true);
+    },
+    // The other pods drop the room from their RoomCache (register-realtime.ts listens).
+    roomLifetimeChanged: (roomId) => {
+      nsp.serverSideEmit('room-lifetime', roomId);
+    },
   };
 }

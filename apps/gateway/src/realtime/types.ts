@@ -2,8 +2,11 @@ import type { Namespace, Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@chat/protocol';
 import type { AuthenticatedUser } from '../services/user-auth.service.ts';
 
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface InterServerEvents {}
+/** Between gateway pods, through the adapter (`serverSideEmit`). */
+export interface InterServerEvents {
+  /** The server API changed this room's expiry: drop it from the RoomCache. */
+  'room-lifetime': (roomId: string) => void;
+}
 
 export interface SocketData {
   user: AuthenticatedUser;

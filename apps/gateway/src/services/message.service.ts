@@ -17,6 +17,7 @@ import type { RoomService } from './room.service.ts';
 import type { SendRateLimiter } from '../infrastructure/leased-rate-limiter.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
 import { uuidv7 } from '../lib/uuidv7.ts';
+import { historySender, newMessagePayload } from '../lib/message-payloads.ts';
 
 /**
  * How the caller knows the sender's membership without a query: a socket is in
@@ -41,20 +42,7 @@ export interface MessageServiceDeps {
   afterCommit?: () => void;
 }
 
-function toNewMessagePayload(message: StoredMessage, mask: string): NewMessagePayload {
-  return {
-    messageId: message.id,
-    roomId: message.roomId,
-    userId: message.userId,
-    nicknameMask: mask,
-    type: message.type,
-    content: message.content,
-    imageUrl: message.imageUrl,
-    createdAt: message.createdAt.toISOString(),
-    seq: message.seq,
-    clientMessageId: message.clientMessageId,
-  };
-}
+const toNewMessagePayload = (message: StoredMessage, mask: string) => newMessagePayload(message, { nicknameMask: mask });
 
 export function createMessageService(deps: MessageServiceDeps) {
   const { messages, writer, roomService, rateLimiter, events } = deps;
@@ -167,6 +155,7 @@ export function createMessageService(deps: MessageServiceDeps) {
         content: row.content,
         imageUrl: row.imageUrl,
         createdAt: row.createdAt.toISOString(),
+        ...historySender(row),
       }));
       return { messages: page, hasMore: rows.length > limit };
     },
@@ -178,8 +167,9 @@ export function createMessageService(deps: MessageServiceDeps) {
         throw new AppError('MESSAGE_NOT_FOUND');
       }
       if (message.userId !== userId) throw new AppError('NOT_MESSAGE_OWNER');
-      if (!(await messages.softDelete(message.id, userId))) throw new AppError('MESSAGE_NOT_FOUND');
-      events.messageDeleted({ roomId: message.roomId, messageId: message.id });
+      const deleted = await messages.softDelete(message.id, userId);
+      if (!deleted) throw new AppError('MESSAGE_NOT_FOUND');
+      events.messageDeleted({ roomId: message.roomId, messageId: message.id, changeSeq: deleted.changeSeq });
       return { success: true as const };
     },
   };

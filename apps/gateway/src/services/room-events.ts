@@ -1,6 +1,7 @@
 import type {
   MessageDeletedPayload,
   NewMessagePayload,
+  RoomLeftPayload,
   UserJoinedPayload,
   UserLeftPayload,
 } from '@chat/protocol';
@@ -18,4 +19,10 @@ export interface RoomEvents {
   userLeft(payload: UserLeftPayload): void;
   newMessage(payload: NewMessagePayload): void;
   messageDeleted(payload: MessageDeletedPayload): void;
+  /** `room-left` to every device of the user (a removal by the server API). */
+  roomLeftToUser(userId: string, payload: RoomLeftPayload): void;
+  /** Disconnects every socket of the user, on every pod. */
+  disconnectUser(userId: string): void;
+  /** The room's expiry changed: every pod drops what it cached of it. */
+  roomLifetimeChanged(roomId: string): void;
 }

@@ -70,9 +70,18 @@ export function createRoomService(deps: RoomServiceDeps) {
     if (!room) throw new AppError('ROOM_NOT_FOUND');
     // An expired room is a tombstone that the worker deletes after ROOM_TOMBSTONE_TTL: the
     // cache cannot tell, so ask the database (only for expired rooms, never on the hot path).
-    if (isExpired(room) && !(await rooms.find(room.id))) {
-      roomCache.forget(room.id);
-      throw new AppError('ROOM_NOT_FOUND');
+    // The server API may also have extended the room since it was cached: take the stored expiry.
+    if (isExpired(room)) {
+      const stored = await rooms.find(room.id);
+      if (!stored) {
+        roomCache.forget(room.id);
+        throw new AppError('ROOM_NOT_FOUND');
+      }
+      if (!isExpired(stored)) {
+        roomCache.forget(room.id);
+        roomCache.remember(stored);
+        return stored;
+      }
     }
     return room;
   }
@@ -169,6 +178,7 @@ export function createRoomService(deps: RoomServiceDeps) {
           userId: user.id,
           nicknameMask: user.nicknameMask,
           memberCount: change.memberCount,
+          changeSeq: change.changeSeq ?? 0,
         });
       }
       return { roomId, memberCount: change.memberCount };
@@ -182,8 +192,34 @@ export function createRoomService(deps: RoomServiceDeps) {
       const change = await memberships.remove(roomId, user.id);
       if (!change.changed) throw new AppError('NOT_A_MEMBER_LEAVE');
       events.removeUserFromRoom(user.id, roomId);
-      events.userLeft({ roomId, userId: user.id, memberCount: change.memberCount });
+      events.userLeft({ roomId, userId: user.id, memberCount: change.memberCount, changeSeq: change.changeSeq ?? 0 });
       return { roomId };
+    },
+
+    /**
+     * Server API: takes a user out of a room (PROTOCOL §17). The room hears `user-left`, every
+     * device of the user `room-left`, as if the user had left; no budget, and no live room needed.
+     */
+    async removeMember(roomId: string, userId: string): Promise<{ removed: boolean; changeSeq: number | null }> {
+      await requireRoom(roomId);
+      const room = roomId.toLowerCase();
+      const user = userId.toLowerCase();
+      const change = await memberships.remove(room, user);
+      if (!change.changed) return { removed: false, changeSeq: null };
+      events.removeUserFromRoom(user, room);
+      events.roomLeftToUser(user, { roomId: room });
+      events.userLeft({ roomId: room, userId: user, memberCount: change.memberCount, changeSeq: change.changeSeq ?? 0 });
+      return { removed: true, changeSeq: change.changeSeq };
+    },
+
+    forgetCached(roomId: string): void {
+      roomCache.forget(roomId);
+    },
+
+    /** After the server API changed a room's expiry: this pod and every other re-read it. */
+    lifetimeChanged(roomId: string): void {
+      roomCache.forget(roomId);
+      events.roomLifetimeChanged(roomId);
     },
   };
 }

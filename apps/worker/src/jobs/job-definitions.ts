@@ -4,10 +4,15 @@ import type { WorkerDeps } from '../deps.ts';
 import { PRESENCE_STALE_AFTER_MS, presenceGcJob } from './presence-gc.job.ts';
 import { partitionMaintenanceJob } from './partition-maintenance.job.ts';
 import { roomSweepJob } from './room-sweep.job.ts';
+import { runWebhookDelivery } from './webhook-delivery.job.ts';
+import { runRoomOccupancy } from './room-occupancy.job.ts';
+import { runWebhookDispatch } from './webhook-dispatch.job.ts';
 
 export interface JobDefinition<K extends JobKey> {
-  /** How often the job's scheduler adds a run. */
-  everyMs: number;
+  /** How often the job's scheduler adds a run; null: not scheduled, other jobs add its runs. */
+  everyMs: number | null;
+  /** Runs at a time in this process (default: WORKER_CONCURRENCY). */
+  concurrency?: number;
   run(payload: JobPayload<K>): Promise<unknown>;
 }
 
@@ -36,6 +41,7 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
       run: presenceGcJob(
         {
           presence,
+          occupancy: deps.occupancyQueue,
           memberships: repositories.memberships,
           messages: repositories.messages,
           users: repositories.users,
@@ -49,6 +55,46 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
     partitionMaintenance: {
       everyMs: JOB_CATALOG.partitionMaintenance.everyMs,
       run: partitionMaintenanceJob({ partitions: repositories.partitions, logger }, metrics),
+    },
+    roomOccupancy: {
+      everyMs: JOB_CATALOG.roomOccupancy.everyMs,
+      run: () =>
+        runRoomOccupancy({
+          queue: deps.occupancyQueue,
+          presence,
+          memberships: repositories.memberships,
+          occupancy: repositories.occupancy,
+          emitter,
+          logger,
+        }),
+    },
+    webhookDispatch: {
+      // Without endpoints there is nothing to dispatch: not scheduled.
+      everyMs: config.webhooks.endpoints.length > 0 ? config.webhooks.pollIntervalMs : null,
+      run: () =>
+        runWebhookDispatch({
+          endpoints: config.webhooks.endpoints,
+          cursors: repositories.webhookCursors,
+          deliveries: deps.queues.webhookDelivery,
+          logger,
+        }),
+    },
+    webhookDelivery: {
+      everyMs: null,
+      concurrency: config.webhooks.concurrency,
+      run: (payload) =>
+        runWebhookDelivery(
+          {
+            endpoints: config.webhooks.endpoints,
+            cursors: repositories.webhookCursors,
+            changes: repositories.changes,
+            logger,
+            metrics,
+            batchSize: config.webhooks.batchSize,
+            timeoutMs: config.webhooks.timeoutMs,
+          },
+          payload,
+        ),
     },
   };
 }

@@ -36,13 +36,16 @@ export async function startJobRunner(options: {
   // Idempotent: every boot, and every reconnect (a Redis that lost its data loses schedulers).
   async function upsertSchedulers(): Promise<void> {
     await Promise.all(
-      JOB_KEYS.map((key, index) =>
-        queues[index]!.upsertJobScheduler(
+      JOB_KEYS.map((key, index) => {
+        const everyMs = jobs[key].everyMs;
+        // Not scheduled: other jobs add its runs (a webhook delivery).
+        if (everyMs === null) return undefined;
+        return queues[index]!.upsertJobScheduler(
           `${JOB_CATALOG[key].queue}-every`,
-          { every: jobs[key].everyMs },
+          { every: everyMs },
           { name: JOB_CATALOG[key].jobName, data: {}, opts: JOB_CATALOG[key].options },
-        ),
-      ),
+        );
+      }),
     );
   }
   await upsertSchedulers();
@@ -65,7 +68,7 @@ export async function startJobRunner(options: {
         }
       },
       // `name` is stored on each job as `processedBy`: which replica ran a sweep is visible in Redis.
-      { connection: options.consumer, prefix, concurrency: options.concurrency, autorun: true, name: options.podName },
+      { connection: options.consumer, prefix, concurrency: jobs[key].concurrency ?? options.concurrency, autorun: true, name: options.podName },
     );
     worker.on('failed', (job, error) => {
       metrics.jobFailures.inc({ queue: entry.queue });

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { MembershipsRepository, MessagesRepository, UsersRepository } from '@chat/db';
 import { isUuid, nicknameMask, roomChannel } from '@chat/protocol';
-import { PRESENCE_HEARTBEAT_MS, type AnnouncingLease, type DeadPod, type PresenceStore } from '@chat/presence';
+import { PRESENCE_HEARTBEAT_MS, type AnnouncingLease, type DeadPod, type OccupancyQueue, type PresenceStore } from '@chat/presence';
 import type { ChatEmitter } from '../infrastructure/chat-emitter.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 
@@ -20,6 +20,8 @@ const CLOCK_SKEW_ALLOWANCE_MS = 5000;
 
 export interface PresenceGcDeps {
   presence: PresenceStore;
+  /** Where a user taken offline is marked, so their rooms' occupancy is looked at. */
+  occupancy?: OccupancyQueue;
   memberships: MembershipsRepository;
   messages: MessagesRepository;
   users: UsersRepository;
@@ -124,6 +126,9 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod, lease: Announ
     offline += 1;
   }
   for (const roomId of resyncRooms) void nsp.to(roomChannel(roomId)).emit('resync', { roomId });
+  // After the emits: offline since the pod died, longer than any grace, so their rooms'
+  // occupancy is looked at at once (room-vacated).
+  for (const userId of gone) await deps.occupancy?.mark({ userId }, 0).catch(() => undefined);
   return { offline, resyncedRooms: resyncRooms.length };
 }
 

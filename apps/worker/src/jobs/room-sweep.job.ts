@@ -47,23 +47,29 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
 
   if (deps.expiringNoticeMs > 0) {
     const expiring = await expiry.dueForWarning(deps.expiringNoticeMs, ROOMS_PER_SWEEP);
-    for (const room of expiring) {
+    // Recorded in each room's change feed first, announced after: the live event carries the
+    // change's number, and a room another sweep warned meanwhile is not announced twice.
+    const warned = await expiry.markWarned(expiring.map((room) => room.id));
+    for (const room of warned) {
       void nsp.to(roomChannel(room.id)).emit('room-expiring', {
         roomId: room.id,
         expiresAt: room.expiresAt.toISOString(),
+        changeSeq: room.changeSeq,
       });
     }
-    await expiry.markWarned(expiring.map((room) => room.id));
-    result.warned = expiring.length;
+    result.warned = warned.length;
   }
 
   const due = await expiry.dueForExpiry(ROOMS_PER_SWEEP);
   for (const room of due) {
     result.maxLagMs = Math.max(result.maxLagMs, Date.now() - room.expiresAt.getTime());
+    // The change feed's `room-expired`, recorded once (a repeated sweep gets the same number).
+    const changeSeq = await expiry.recordExpired(room.id);
     // The announcement goes on the room's channel and the leave on the main channel, which on
     // a cluster bus may live on another master: the leave only once Redis has taken the
-    // announcement, or it could overtake it and the members would never hear it.
-    await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id });
+    // announcement, or it could overtake it and the members would never hear it. Null: the
+    // room row went away meanwhile (another sweep deleted its tombstone); nothing to tell.
+    if (changeSeq !== null) await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq });
     await nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
     // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
     // purging the same room. markExpired re-checks emptiness, so stopping early is only late.

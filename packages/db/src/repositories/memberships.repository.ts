@@ -5,11 +5,15 @@ export interface MembershipChange {
   /** False when nothing changed (already a member / not a member). */
   changed: boolean;
   memberCount: number;
+  /** The change's number in the room's feed (user-joined / user-left); null when unchanged. */
+  changeSeq: number | null;
 }
 
 /**
  * Membership and the room's `member_count` change in one statement, so the counter can never
- * drift from the rows. Each is a single round trip and an implicit transaction (an `add` that
+ * drift from the rows. The same statement numbers the change in the room's feed
+ * (`last_change_seq`, under the room row's lock taken by that update) and writes its
+ * `room_events` row: no number is taken unless the membership really changed. Each is a single round trip and an implicit transaction (an `add` that
  * finds the member already there reads the count once more, see below).
  */
 export function createMembershipsRepository(sql: Sql) {
@@ -31,7 +35,7 @@ export function createMembershipsRepository(sql: Sql) {
   return {
     /** Adds the member unless the room is gone or expired (then `null`). */
     async add(roomId: string, userId: string): Promise<MembershipChange | null> {
-      const [row] = await sql<{ added: boolean; member_count: number | null }[]>`
+      const [row] = await sql<{ added: boolean; member_count: number | null; change_seq: number | null }[]>`
         with inserted as (
           insert into room_members (room_id, user_id)
           select ${roomId}, ${userId}
@@ -39,11 +43,15 @@ export function createMembershipsRepository(sql: Sql) {
           on conflict do nothing
           returning room_id
         ), counted as (
-          update rooms set member_count = member_count + 1
+          update rooms set member_count = member_count + 1, last_change_seq = last_change_seq + 1
           where id in (select room_id from inserted)
-          returning member_count
+          returning id, member_count, last_change_seq
+        ), recorded as (
+          insert into room_events (room_id, change_seq, kind, user_id, member_count)
+          select id, last_change_seq, 'user-joined', ${userId}, member_count from counted
         )
         select exists (select 1 from inserted) as added,
+               (select last_change_seq from counted) as change_seq,
                coalesce(
                  (select member_count from counted),
                  (select member_count from rooms where id = ${roomId} and expires_at > now())
@@ -56,24 +64,28 @@ export function createMembershipsRepository(sql: Sql) {
         const [fresh] = await sql<{ member_count: number }[]>`
           select member_count from rooms where id = ${roomId} and expires_at > now()`;
         if (!fresh) return null;
-        return { changed: false, memberCount: fresh.member_count };
+        return { changed: false, memberCount: fresh.member_count, changeSeq: null };
       }
-      return { changed: row.added, memberCount: row.member_count };
+      return { changed: row.added, memberCount: row.member_count, changeSeq: row.change_seq };
     },
 
     async remove(roomId: string, userId: string): Promise<MembershipChange> {
-      const [row] = await sql<{ removed: boolean; member_count: number | null }[]>`
+      const [row] = await sql<{ removed: boolean; member_count: number | null; change_seq: number | null }[]>`
         with deleted as (
           delete from room_members where room_id = ${roomId} and user_id = ${userId}
           returning room_id
         ), counted as (
-          update rooms set member_count = member_count - 1
+          update rooms set member_count = member_count - 1, last_change_seq = last_change_seq + 1
           where id in (select room_id from deleted)
-          returning member_count
+          returning id, member_count, last_change_seq
+        ), recorded as (
+          insert into room_events (room_id, change_seq, kind, user_id, member_count)
+          select id, last_change_seq, 'user-left', ${userId}, member_count from counted
         )
         select exists (select 1 from deleted) as removed,
-               (select member_count from counted) as member_count`;
-      return { changed: row?.removed ?? false, memberCount: row?.member_count ?? 0 };
+               (select member_count from counted) as member_count,
+               (select last_change_seq from counted) as change_seq`;
+      return { changed: row?.removed ?? false, memberCount: row?.member_count ?? 0, changeSeq: row?.change_seq ?? null };
     },
 
     async isMember(roomId: string, userId: string): Promise<boolean> {

@@ -77,7 +77,13 @@ export function createMessagePartitionsRepository(sql: Sql) {
      * day has been marked expired by the sweep (announced, memberships gone). Dropping a
      * partition takes an ACCESS EXCLUSIVE lock on `messages` for the length of a catalog change;
      * the connection's lock_timeout bounds the wait behind running statements, and a run that
-     * times out is retried by the next.
+     * times out is retried by the next. Unlike creating a day (messages_ensure_partition locks
+     * rooms first, for the foreign key ATTACH clones), this takes no lock on rooms beyond the
+     * check's ACCESS SHARE: the partition's foreign key goes with it, but the action triggers on
+     * rooms belong to the parent's constraint, so DROP locks only messages, messages_default and
+     * the partition (checked in pg_locks, Postgres 15). Waiting for messages, it holds nothing a
+     * send needs, so a send queues behind it and never deadlocks with it
+     * (test/worker/partitions.test.ts); locking rooms first would only add a wait.
      */
     async dropIfExpired(day: string, graceMs: number): Promise<DropOutcome> {
       const name = partitionName(day);

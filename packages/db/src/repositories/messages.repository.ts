@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres';
 import type { MessageType } from '@chat/protocol';
+import type { SenderKind } from '../schema.ts';
 import { uuidArrayLiteral } from './uuid-array.ts';
 
 export interface NewMessage {
@@ -15,6 +16,8 @@ export interface NewMessage {
 
 export interface StoredMessage extends NewMessage {
   seq: number;
+  /** The `message-stored` change's number in the room's change feed. */
+  changeSeq: number;
   expiresAt: Date;
   isDeleted: boolean;
 }
@@ -32,6 +35,9 @@ export interface HistoryRow {
   seq: number;
   userId: string;
   nickname: string;
+  /** `user`, or the bot / system sender (and its id) of a server API publish. */
+  senderKind: SenderKind;
+  senderId: string | null;
   type: MessageType;
   content: string | null;
   imageUrl: string | null;
@@ -47,6 +53,7 @@ interface MessageRecord {
   image_url: string | null;
   client_message_id: string | null;
   seq: number;
+  change_seq: number;
   created_at: Date | string;
   expires_at: Date | string;
   is_deleted: boolean;
@@ -70,6 +77,7 @@ function toStored(row: MessageRecord): StoredMessage {
     imageUrl: row.image_url,
     clientMessageId: row.client_message_id,
     seq: row.seq,
+    changeSeq: row.change_seq,
     createdAt: asDate(row.created_at),
     expiresAt: asDate(row.expires_at),
     isDeleted: row.is_deleted,
@@ -128,6 +136,12 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    * (gap-free in commit order: a statement that fails leaves no number behind), insert them
    * and advance `last_seq`. Rooms that expired get nothing.
    *
+   * Change feed (issue 20): each stored message is also the room's next change, numbered from
+   * `last_change_seq` in the same way and in the same statement (the `change_seq` column of
+   * its own row, so a send writes no second row); `advanced` moves both counters. Every other
+   * change of a room (membership, expiry, deletes) advances `last_change_seq` while holding the
+   * same row lock, so the two kinds of numbering never interleave wrongly.
+   *
    * The dedupe read shares the statement's snapshot, taken before the room lock is granted: a
    * retry committed by another pod in between is stopped by the unique key (23505), and the
    * caller runs the batch once more with a fresh snapshot. The dedupe read is one index probe
@@ -158,7 +172,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       {
         rooms: { id: string; last_seq: number; expires_at: string; live: boolean }[];
         existing: MessageRecord[];
-        stored: { ord: number; seq: number }[];
+        stored: { ord: number; seq: number; change_seq: number }[];
       }[]
     >`
       with input as (
@@ -166,7 +180,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
           ord int, id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
           client_message_id text, created_at timestamptz)
       ), locked as (
-        select id, last_seq, expires_at, expires_at > now() as live
+        select id, last_seq, last_change_seq, expires_at, expires_at > now() as live
         from rooms where id = any(${roomIds}::text::uuid[])
         order by id for update
       ), existing as (
@@ -186,18 +200,21 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
         order by i.user_id, coalesce(i.client_message_id, i.id::text), i.ord
       ), numbered as (
         select f.*, l.last_seq + row_number() over (partition by f.room_id order by f.ord) as seq,
+               -- change feed: the same rank from the room's change counter
+               l.last_change_seq + row_number() over (partition by f.room_id order by f.ord) as change_seq,
                l.expires_at
         from fresh f join locked l on l.id = f.room_id
       ), inserted as (
         insert into messages (id, room_id, user_id, type, content, image_url, client_message_id,
-                              seq, created_at, expires_at)
+                              seq, change_seq, created_at, expires_at)
         select id, room_id, user_id, type, content, image_url, client_message_id, seq,
-               created_at, expires_at
+               change_seq, created_at, expires_at
         from numbered
         returning id
       ), advanced as (
-        update rooms set last_seq = n.last_seq, last_message_at = now()
-        from (select room_id, max(seq) as last_seq from numbered group by room_id) n
+        update rooms set last_seq = n.last_seq, last_change_seq = n.last_change_seq, last_message_at = now()
+        from (select room_id, max(seq) as last_seq, max(change_seq) as last_change_seq
+              from numbered group by room_id) n
         where rooms.id = n.room_id and rooms.id = any(${roomIds}::text::uuid[])
       )
       select
@@ -205,12 +222,12 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
            'id', id, 'last_seq', last_seq, 'expires_at', expires_at, 'live', live)), '[]')
          from locked) as rooms,
         (select coalesce(json_agg(e), '[]') from existing e) as existing,
-        (select coalesce(json_agg(json_build_object('ord', ord, 'seq', seq)), '[]')
+        (select coalesce(json_agg(json_build_object('ord', ord, 'seq', seq, 'change_seq', change_seq)), '[]')
          from numbered where id in (select id from inserted)) as stored`);
     if (!result) throw new Error('batch statement returned no row');
 
     const rooms = new Map(result.rooms.map((room) => [room.id, room]));
-    const seqByOrd = new Map(result.stored.map((row) => [row.ord, row.seq]));
+    const storedByOrd = new Map(result.stored.map((row) => [row.ord, row]));
     const known = new Map(
       result.existing.map((row) => [dedupeKey(row.user_id, row.client_message_id ?? ''), toStored(row)]),
     );
@@ -219,9 +236,15 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       const room = rooms.get(message.roomId);
       if (!room) return { status: 'room-missing' };
       const key = message.clientMessageId === null ? null : dedupeKey(message.userId, message.clientMessageId);
-      const seq = seqByOrd.get(ord);
-      if (seq !== undefined) {
-        const stored: StoredMessage = { ...message, seq, expiresAt: asDate(room.expires_at), isDeleted: false };
+      const numbers = storedByOrd.get(ord);
+      if (numbers !== undefined) {
+        const stored: StoredMessage = {
+          ...message,
+          seq: numbers.seq,
+          changeSeq: numbers.change_seq,
+          expiresAt: asDate(room.expires_at),
+          isDeleted: false,
+        };
         if (key !== null) known.set(key, stored);
         return { status: 'stored', message: stored };
       }
@@ -260,35 +283,36 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       };
     });
     const roomIds = [...perRoom.keys()];
-    const rooms = await durably((db) => db<{ id: string; last_seq: number; expires_at: Date | string; live: boolean }[]>`
+    const rooms = await durably((db) => db<{ id: string; last_seq: number; last_change_seq: number; expires_at: Date | string; live: boolean }[]>`
       with locked as (
-        select id, last_seq, expires_at, expires_at > now() as live
+        select id, last_seq, last_change_seq, expires_at, expires_at > now() as live
         from rooms where id = any(${uuidArrayLiteral(roomIds)}::text::uuid[])
         order by id for update
       ), counts as (
         select * from json_to_recordset(${asJson(roomIds.map((id) => ({ id, n: perRoom.get(id) })))}::text::json) as c(id uuid, n int)
       ), advanced as (
-        update rooms set last_seq = l.last_seq + c.n, last_message_at = now()
+        update rooms set last_seq = l.last_seq + c.n, last_change_seq = l.last_change_seq + c.n, last_message_at = now()
         from locked l join counts c on c.id = l.id
         where rooms.id = l.id and l.live and rooms.id = any(${uuidArrayLiteral(roomIds)}::text::uuid[])
       ), inserted as (
-        insert into messages (id, room_id, user_id, type, content, image_url, seq, created_at, expires_at)
-        select i.id, i.room_id, i.user_id, i.type, i.content, i.image_url, l.last_seq + i.k, i.created_at,
-               l.expires_at
+        insert into messages (id, room_id, user_id, type, content, image_url, seq, change_seq, created_at, expires_at)
+        select i.id, i.room_id, i.user_id, i.type, i.content, i.image_url, l.last_seq + i.k,
+               l.last_change_seq + i.k, i.created_at, l.expires_at
         from json_to_recordset(${asJson(input)}::text::json) as i(
           id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
           created_at timestamptz, k int)
         join locked l on l.id = i.room_id
         where l.live
       )
-      select id, last_seq, expires_at, live from locked`);
+      select id, last_seq, last_change_seq, expires_at, live from locked`);
     const byId = new Map(rooms.map((room) => [room.id, room]));
     return batch.map((message, ord): BatchOutcome => {
       const room = byId.get(message.roomId);
       if (!room) return { status: 'room-missing' };
       if (!room.live) return { status: 'room-expired' };
-      const seq = room.last_seq + input[ord]!.k;
-      return { status: 'stored', message: { ...message, seq, expiresAt: asDate(room.expires_at), isDeleted: false } };
+      const k = input[ord]!.k;
+      const stored: StoredMessage = { ...message, seq: room.last_seq + k, changeSeq: room.last_change_seq + k, expiresAt: asDate(room.expires_at), isDeleted: false };
+      return { status: 'stored', message: stored };
     });
   }
 
@@ -318,13 +342,31 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       return rows[0] ? toStored(rows[0]) : null;
     },
 
-    /** Soft delete by its author; false when it was already deleted meanwhile. */
-    async softDelete(id: string, userId: string): Promise<boolean> {
-      const rows = await sql`
-        update messages set is_deleted = true
-        where id = ${id} and user_id = ${userId} and is_deleted = false
-        returning id`;
-      return rows.length > 0;
+    /**
+     * Soft delete by its author: the room's next change (`message-deleted`), numbered in the
+     * same transaction. The room row is locked first, as every numbering statement does, so the
+     * number is only taken when the message really changes (a concurrent delete of the same
+     * message waits, then finds it deleted and takes nothing). Null when it was already deleted.
+     */
+    async softDelete(id: string, userId: string): Promise<{ roomId: string; changeSeq: number } | null> {
+      return sql.begin(async (tx) => {
+        const [target] = await tx<{ room_id: string }[]>`
+          select r.id as room_id from messages m join rooms r on r.id = m.room_id
+          where m.id = ${id} and m.user_id = ${userId} and m.is_deleted = false
+          for update of r`;
+        if (!target) return null;
+        const [row] = await tx<{ change_seq: number }[]>`
+          with deleted as (
+            update messages set is_deleted = true,
+              deleted_change_seq = (select last_change_seq + 1 from rooms where id = ${target.room_id})
+            where id = ${id} and user_id = ${userId} and is_deleted = false
+            returning room_id
+          )
+          update rooms set last_change_seq = last_change_seq + 1
+          where id = ${target.room_id} and exists (select 1 from deleted)
+          returning last_change_seq as change_seq`;
+        return row ? { roomId: target.room_id, changeSeq: row.change_seq } : null;
+      });
     },
 
     /**
@@ -346,14 +388,16 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
           seq: number;
           user_id: string;
           nickname: string;
+          sender_kind: SenderKind;
+          sender_id: string | null;
           type: MessageType;
           content: string | null;
           image_url: string | null;
           created_at: Date | string;
         }[]
       >`
-        select m.id, m.room_id, m.seq, m.user_id, u.nickname, m.type, m.content, m.image_url,
-               m.created_at
+        select m.id, m.room_id, m.seq, m.user_id, u.nickname, u.kind as sender_kind,
+               u.external_id as sender_id, m.type, m.content, m.image_url, m.created_at
         from messages m join users u on u.id = m.user_id
         where m.room_id = ${roomId} and m.is_deleted = false
           and m.expires_at = (select expires_at from rooms where id = ${roomId})
@@ -367,6 +411,8 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
         seq: row.seq,
         userId: row.user_id,
         nickname: row.nickname,
+        senderKind: row.sender_kind,
+        senderId: row.sender_id,
         type: row.type,
         content: row.content,
         imageUrl: row.image_url,

@@ -23,9 +23,54 @@ export function createRoomExpiryRepository(sql: Sql) {
       return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at) }));
     },
 
-    async markWarned(roomIds: string[]): Promise<void> {
-      if (roomIds.length === 0) return;
-      await sql`update rooms set expiring_notified_at = now() where id in ${sql(roomIds)}`;
+    /**
+     * Marks the rooms warned and records `room-expiring` in each one's change feed, in one
+     * statement; returns the rooms this call warned, with the change's number (a room another
+     * sweep warned meanwhile is not returned: the `expiring_notified_at is null` condition is
+     * re-checked on the locked row). Rows are locked in id order, as the message batch does.
+     */
+    async markWarned(roomIds: string[]): Promise<(ExpiringRoom & { changeSeq: number })[]> {
+      if (roomIds.length === 0) return [];
+      const rows = await sql<{ id: string; expires_at: Date | string; change_seq: number }[]>`
+        with locked as (
+          select id from rooms where id in ${sql(roomIds)} order by id for update
+        ), warned as (
+          update rooms set expiring_notified_at = now(), last_change_seq = last_change_seq + 1
+          where id in (select id from locked) and expiring_notified_at is null and expired_at is null
+            and expires_at > now()
+          returning id, expires_at, last_change_seq
+        ), recorded as (
+          insert into room_events (room_id, change_seq, kind, expires_at)
+          select id, last_change_seq, 'room-expiring', expires_at from warned
+        )
+        select id, expires_at, last_change_seq as change_seq from warned order by id`;
+      return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at), changeSeq: row.change_seq }));
+    },
+
+    /**
+     * Records `room-expired` in the room's change feed once (a sweep that repeats the room gets
+     * the same number back); null if the room is gone or not expired.
+     */
+    async recordExpired(roomId: string): Promise<number | null> {
+      return sql.begin(async (tx) => {
+        const [room] = await tx<{ id: string }[]>`
+          select id from rooms where id = ${roomId} and expires_at <= now() for update`;
+        if (!room) return null;
+        const [existing] = await tx<{ change_seq: number }[]>`
+          select change_seq from room_events where room_id = ${roomId} and kind = 'room-expired'
+          order by change_seq desc limit 1`;
+        if (existing) return existing.change_seq;
+        const [row] = await tx<{ change_seq: number }[]>`
+          with bumped as (
+            update rooms set last_change_seq = last_change_seq + 1 where id = ${roomId}
+            returning id, last_change_seq
+          ), recorded as (
+            insert into room_events (room_id, change_seq, kind)
+            select id, last_change_seq, 'room-expired' from bumped
+          )
+          select last_change_seq as change_seq from bumped`;
+        return row?.change_seq ?? null;
+      });
     },
 
     /** Rooms past `expires_at` whose rows are not purged yet, oldest first. */

@@ -22,6 +22,21 @@ export function createUsersRepository(db: Db) {
       return { id, nickname };
     },
 
+    /**
+     * A bot / system sender of the server API, stored as a user row so its messages fit the
+     * same table and joins; the name it publishes under is kept current.
+     */
+    async upsertSender(sender: { id: string; kind: 'bot' | 'system'; externalId: string; name: string }): Promise<void> {
+      await db
+        .insert(users)
+        .values({ id: sender.id, nickname: sender.name, kind: sender.kind, externalId: sender.externalId })
+        .onConflictDoUpdate({
+          target: users.id,
+          set: { nickname: sender.name, updatedAt: sql`now()` },
+          setWhere: sql`${users.nickname} is distinct from excluded.nickname`,
+        });
+    },
+
     async find(id: string): Promise<StoredUser | null> {
       const rows = await db
         .select({ id: users.id, nickname: users.nickname })

@@ -1,0 +1,133 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import {
+  errorBodySchema,
+  serverBatchBodySchema,
+  serverBatchResponseSchema,
+  serverExtendBodySchema,
+  serverPublishBodySchema,
+  serverPublishResponseSchema,
+  serverRoomLifetimeSchema,
+} from '@chat/protocol';
+import type { ServerApiService } from '../services/server-api.service.ts';
+import type { ServerApiAuth } from './server-api-auth.ts';
+
+const roomParams = z.object({ roomId: z.string() });
+const errors = { 400: errorBodySchema, 401: errorBodySchema, 404: errorBodySchema, 410: errorBodySchema, 429: errorBodySchema, 503: errorBodySchema };
+const idempotencyHeaders = z.object({
+  'idempotency-key': z.string().optional().describe('A retry with the same key (and sender) stores the message once.'),
+});
+
+/**
+ * The server API for trusted backends (PROTOCOL §17), under `/api/server/`: `X-Api-Key`
+ * authentication and its own rate limit per key (server-api-auth.ts), every call logged with
+ * the key's id.
+ */
+export function serverApiRoutes(deps: { serverApi: ServerApiService; auth: ServerApiAuth }): FastifyPluginAsyncZod {
+  const { serverApi, auth } = deps;
+  return async (app) => {
+    app.addHook('preParsing', auth.requireKey);
+    app.addHook('onResponse', auth.logCall);
+    const common = { tags: ['server api'], security: [{ apiKey: [] }] };
+
+    app.post(
+      '/api/server/rooms/:roomId/messages',
+      {
+        schema: {
+          ...common,
+          description:
+            'Publishes a message into the room as a bot or system sender: stored and acknowledged after COMMIT, then broadcast as `new-message` with `sender`. 201 when stored, 200 when an earlier call with the same Idempotency-Key stored it.',
+          params: roomParams,
+          headers: idempotencyHeaders,
+          body: serverPublishBodySchema,
+          response: { 200: serverPublishResponseSchema, 201: serverPublishResponseSchema, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const result = await serverApi.publish({
+          roomId: request.params.roomId,
+          ...request.body,
+          idempotencyKey: request.headers['idempotency-key'] ?? null,
+        });
+        return reply.status(result.created ? 201 : 200).send(result);
+      },
+    );
+
+    app.post(
+      '/api/server/messages/batch',
+      {
+        schema: {
+          ...common,
+          description:
+            'Up to 100 messages in one group commit (one transaction). Each item is answered on its own, in order. An item without `idempotencyKey` takes `<Idempotency-Key header>:<index>` when the header is sent.',
+          headers: idempotencyHeaders,
+          body: serverBatchBodySchema,
+          response: { 200: serverBatchResponseSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const batchKey = request.headers['idempotency-key'];
+        return serverApi.publishBatch(
+          request.body.items.map((item, index) => ({
+            ...item,
+            idempotencyKey: item.idempotencyKey ?? (batchKey === undefined ? null : `${batchKey}:${index}`),
+          })),
+        );
+      },
+    );
+
+    app.post(
+      '/api/server/users/:userId/disconnect',
+      {
+        schema: {
+          ...common,
+          description: "Disconnects every socket of the user, on every pod. The user's token stays valid.",
+          params: z.object({ userId: z.string() }),
+          response: { 200: z.object({ success: z.literal(true) }), ...errors },
+        },
+      },
+      async (request) => serverApi.disconnectUser(request.params.userId),
+    );
+
+    app.delete(
+      '/api/server/rooms/:roomId/members/:userId',
+      {
+        schema: {
+          ...common,
+          description: "Removes the user from the room: the room hears `user-left`, the user's devices `room-left`.",
+          params: z.object({ roomId: z.string(), userId: z.string() }),
+          response: { 200: z.object({ success: z.literal(true), changeSeq: z.number().nullable() }), 403: errorBodySchema, ...errors },
+        },
+      },
+      async (request) => serverApi.removeMember(request.params.roomId, request.params.userId),
+    );
+
+    app.post(
+      '/api/server/rooms/:roomId/close',
+      {
+        schema: {
+          ...common,
+          description:
+            'Expires the room now. The worker\'s sweep then announces `room-expired` and empties it, as for any room that expires.',
+          params: roomParams,
+          response: { 200: serverRoomLifetimeSchema, ...errors },
+        },
+      },
+      async (request) => serverApi.closeRoom(request.params.roomId),
+    );
+
+    app.post(
+      '/api/server/rooms/:roomId/extend',
+      {
+        schema: {
+          ...common,
+          description: 'The room now expires `ttlSeconds` (1–86400) from now. An expired room cannot be brought back (410).',
+          params: roomParams,
+          body: serverExtendBodySchema,
+          response: { 200: serverRoomLifetimeSchema, ...errors },
+        },
+      },
+      async (request) => serverApi.extendRoom(request.params.roomId, request.body.ttlSeconds),
+    );
+  };
+}

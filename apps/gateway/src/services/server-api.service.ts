@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import type { RoomLifetimeRepository, UsersRepository } from '@chat/db';
+import {
+  AppError,
+  ERRORS,
+  isUuid,
+  nicknameMask,
+  parseMessageBody,
+  readRoomId,
+  type NewMessagePayload,
+  type ServerSender,
+} from '@chat/protocol';
+import type { MessageWriter, WriteOutcome } from '../infrastructure/message-writer.ts';
+import { withinDeadline } from '../lib/deadline.ts';
+import { uuidv7 } from '../lib/uuidv7.ts';
+import { newMessagePayload } from '../lib/message-payloads.ts';
+import type { RoomEvents } from './room-events.ts';
+import type { RoomService } from './room.service.ts';
+
+export interface ServerApiDeps {
+  users: UsersRepository;
+  lifetime: RoomLifetimeRepository;
+  writer: MessageWriter;
+  roomService: RoomService;
+  events: RoomEvents;
+  /** The longest a call waits for the group commit before answering UNAVAILABLE (0: no bound). */
+  writeDeadlineMs: number;
+}
+
+/** One message to publish: the room, the sender, the `send-message` fields, and its dedupe key. */
+export interface PublishInput {
+  roomId: unknown;
+  sender: ServerSender;
+  type?: unknown;
+  content?: unknown;
+  imageUrl?: unknown;
+  /** The Idempotency-Key: a retry with the same key and sender stores nothing new. */
+  idempotencyKey: string | null;
+}
+
+export type PublishResult = { created: boolean; message: NewMessagePayload };
+
+/**
+ * A bot / system sender's user row id: derived from its kind and id (a UUIDv8 over their
+ * SHA-256), so the same sender is one row on every pod without a lookup.
+ */
+export function senderUserId(sender: Pick<ServerSender, 'kind' | 'id'>): string {
+  const bytes = createHash('sha256').update(`${sender.kind}:${sender.id}`).digest().subarray(0, 16);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x80;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * The server API (PROTOCOL §17): what a trusted backend may do. Publishing goes through the
+ * same group commit as a user's send and answers only after COMMIT; it needs no membership and
+ * costs no user's rate limit (the API key has its own).
+ */
+export function createServerApiService(deps: ServerApiDeps) {
+  const { writer, roomService, events } = deps;
+
+  /** Checks a message without I/O beyond the room cache: the room, then the send-message rules. */
+  async function prepare(input: PublishInput) {
+    const roomId = readRoomId({ roomId: input.roomId }).toLowerCase();
+    await roomService.requireActiveRoom(roomId);
+    const body = parseMessageBody({
+      type: input.type,
+      content: input.content,
+      imageUrl: input.imageUrl,
+      ...(input.idempotencyKey === null ? {} : { clientMessageId: input.idempotencyKey }),
+    });
+    const author = { nicknameMask: nicknameMask(input.sender.name), sender: input.sender };
+    const message = {
+      id: uuidv7(),
+      roomId,
+      userId: senderUserId(input.sender),
+      type: body.type,
+      content: body.content,
+      imageUrl: body.imageUrl,
+      clientMessageId: body.clientMessageId,
+      createdAt: new Date(),
+    };
+    return { message, author };
+  }
+
+  async function upsertSenders(senders: readonly ServerSender[]) {
+    const unique = new Map(senders.map((sender) => [senderUserId(sender), sender]));
+    for (const [id, sender] of unique) {
+      await deps.users.upsertSender({ id, kind: sender.kind, externalId: sender.id, name: sender.name });
+    }
+  }
+
+  function settle(outcome: WriteOutcome, author: Parameters<typeof newMessagePayload>[1]): PublishResult {
+    switch (outcome.status) {
+      case 'stored': {
+        const message = newMessagePayload(outcome.message, author);
+        events.newMessage(message);
+        return { created: true, message };
+      }
+      case 'duplicate':
+        // Stored by an earlier call with this key: answered again, not broadcast again.
+        return { created: false, message: newMessagePayload(outcome.message, author) };
+      case 'room-expired':
+        throw new AppError('ROOM_EXPIRED');
+      case 'room-missing':
+        throw new AppError('ROOM_NOT_FOUND');
+      case 'not-admitted':
+        throw new Error('a server API message was not admitted');
+    }
+  }
+
+  const committed = (written: Promise<WriteOutcome>, author: Parameters<typeof newMessagePayload>[1]) =>
+    withinDeadline(written, deps.writeDeadlineMs, () => new AppError('UNAVAILABLE'), (late) => {
+      // Committed after the caller heard UNAVAILABLE: the room still gets it; a retry with the
+      // same Idempotency-Key returns it.
+      if (late.status === 'stored') events.newMessage(newMessagePayload(late.message, author));
+    });
+
+  return {
+    async publish(input: PublishInput): Promise<PublishResult> {
+      const { message, author } = await prepare(input);
+      await upsertSenders([input.sender]);
+      return settle(await committed(writer.write(message), author), author);
+    },
+
+    /**
+     * Up to 100 messages, each checked on its own; the valid ones are queued together in one
+     * tick, so they share one group commit (one transaction). Answers per item, in order.
+     */
+    async publishBatch(inputs: readonly PublishInput[]) {
+      const prepared = await Promise.allSettled(inputs.map((input) => prepare(input)));
+      await upsertSenders(inputs.filter((_, index) => prepared[index]!.status === 'fulfilled').map((input) => input.sender));
+      const valid = prepared.flatMap((item) => (item.status === 'fulfilled' ? [item.value] : []));
+      const outcomes = writer.writeMany(valid.map((item) => item.message));
+      const byItem = new Map(valid.map((item, index) => [item, committed(outcomes[index]!, item.author)]));
+      const written = prepared.map((item) => (item.status === 'fulfilled' ? byItem.get(item.value)! : null));
+      return {
+        results: await Promise.all(
+          prepared.map(async (item, index) => {
+            try {
+              if (item.status === 'rejected') throw item.reason;
+              return { ok: true as const, ...settle(await written[index]!, item.value.author) };
+            } catch (error) {
+              if (!(error instanceof AppError)) throw error;
+              return { ok: false as const, error: { code: error.code, message: ERRORS[error.code].message } };
+            }
+          }),
+        ),
+      };
+    },
+
+    /** Disconnects every socket of the user, on every pod (they may reconnect with a valid token). */
+    disconnectUser(userId: string): { success: true } {
+      if (!isUuid(userId)) throw new AppError('INVALID_REQUEST');
+      events.disconnectUser(userId.toLowerCase());
+      return { success: true };
+    },
+
+    async removeMember(roomId: string, userId: string) {
+      if (!isUuid(userId)) throw new AppError('INVALID_REQUEST');
+      const result = await roomService.removeMember(roomId, userId);
+      if (!result.removed) throw new AppError('NOT_A_MEMBER_LEAVE');
+      return { success: true as const, changeSeq: result.changeSeq };
+    },
+
+    /** Expires the room now; the worker's sweep then announces and purges it as for any room. */
+    async closeRoom(roomId: string) {
+      return changeLifetime(roomId, 'now');
+    },
+
+    /** The room now expires `ttlSeconds` from now (longer or shorter; never brought back). */
+    async extendRoom(roomId: string, ttlSeconds: number) {
+      return changeLifetime(roomId, new Date(Date.now() + ttlSeconds * 1000));
+    },
+  };
+
+  async function changeLifetime(roomId: string, expiresAt: Date | 'now') {
+    await roomService.requireRoom(roomId);
+    const room = roomId.toLowerCase();
+    const change = await deps.lifetime.setExpiry(room, expiresAt);
+    if (change.status === 'room-missing') throw new AppError('ROOM_NOT_FOUND');
+    if (change.status === 'room-expired') throw new AppError('ROOM_EXPIRED');
+    roomService.lifetimeChanged(room);
+    return { roomId: room, expiresAt: change.expiresAt.toISOString() };
+  }
+}
+
+export type ServerApiService = ReturnType<typeof createServerApiService>;

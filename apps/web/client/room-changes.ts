@@ -1,0 +1,160 @@
+import type { NewMessagePayload, RoomChange, ServerPayload } from '@chat/protocol';
+import { ApiError } from './api.ts';
+import { freshChanges, liveStep } from './change-feed.ts';
+import { renderMembers, setTyping } from './members.ts';
+import { showError } from './notices.ts';
+import { removeFromRoomList, updateRoomListEntry } from './room-list.ts';
+import { renderRoomHead } from './room-view.ts';
+import type { OpenRoom, Page } from './store.ts';
+import { fromPayload, loadFirstPage, notice, removeMessage, showLive } from './timeline-view.ts';
+
+/**
+ * The open room follows its change feed (PROTOCOL §16): each live change is applied as it
+ * comes; a `changeSeq` that jumps, a reconnect or a `resync` fetches the changes after the
+ * last one applied and applies them in order, deletes included. The same appliers serve both,
+ * so a change looks the same on the page however it arrived.
+ */
+
+/** Changes per request, and requests per catch-up run (a longer gap goes on at the next one). */
+const CHANGES_PAGE = 100;
+const CHANGES_PAGES_PER_RUN = 50;
+
+type Live = { readonly live: boolean };
+
+/**
+ * A live change event of the open room: false when it was applied already (drop it). A jump
+ * starts a catch-up; the event is still applied now, the catch-up re-applies it in order.
+ */
+export function admitLive(page: Page, room: OpenRoom, changeSeq: number): boolean {
+  const step = liveStep(room.changeSeq, changeSeq);
+  if (step === 'seen') return false;
+  if (step === 'next') page.store.advanceChangeSeq(room, changeSeq);
+  if (step === 'gap') void catchUp(page, room);
+  return true;
+}
+
+export function applyNewMessage(page: Page, room: OpenRoom, payload: NewMessagePayload, { live }: Live): void {
+  if (live) setTyping(page, room, payload.userId, payload.nicknameMask, false);
+  // Deleted since: the feed keeps its place without content, and its `message-deleted` follows.
+  if (payload.content === null && payload.imageUrl === null) return;
+  // Older than what is shown while there is more to scroll back to: scroll-back shows it.
+  const oldest = room.timeline.oldestSeq;
+  if (room.timeline.hasOlder && oldest !== null && payload.seq < oldest) return;
+  showLive(page, room, fromPayload(payload));
+}
+
+export function applyMessageDeleted(page: Page, room: OpenRoom, messageId: string): void {
+  removeMessage(page, room, messageId);
+}
+
+export function applyUserJoined(page: Page, room: OpenRoom, payload: ServerPayload<'user-joined'>, { live }: Live): void {
+  const known = room.members.get(payload.userId);
+  // A join read back from the feed says nothing about being online now (presence does).
+  if (live || !known) page.store.memberJoined(room, payload.userId, payload.nicknameMask);
+  page.store.setMemberCount(room, payload.memberCount);
+  renderMembers(page, room);
+  if (live) notice(`${payload.nicknameMask} 님이 들어왔습니다`);
+}
+
+export function applyUserLeft(page: Page, room: OpenRoom, payload: ServerPayload<'user-left'>, { live }: Live): void {
+  const member = page.store.memberLeft(room, payload.userId);
+  page.store.setMemberCount(room, payload.memberCount);
+  setTyping(page, room, payload.userId, '', false);
+  renderMembers(page, room);
+  if (live) notice(`${member?.nicknameMask ?? '누군가'} 님이 나갔습니다`);
+}
+
+export function applyRoomExpiring(page: Page, room: OpenRoom, expiresAt: string): void {
+  page.store.setExpiresAt(room, expiresAt);
+  renderRoomHead(room);
+}
+
+export function applyRoomExpired(page: Page, room: OpenRoom): void {
+  removeFromRoomList(page, room.roomId);
+  page.store.markExpired(room);
+  renderRoomHead(room);
+}
+
+/** One change read from the feed; its `payload` is the live event's (PROTOCOL §16). */
+function applyChange(page: Page, room: OpenRoom, change: RoomChange): void {
+  const live = { live: false };
+  switch (change.event) {
+    case 'new-message':
+      applyNewMessage(page, room, change.payload as NewMessagePayload, live);
+      break;
+    case 'message-deleted':
+      applyMessageDeleted(page, room, (change.payload as ServerPayload<'message-deleted'>).messageId);
+      break;
+    case 'user-joined': {
+      const payload = change.payload as ServerPayload<'user-joined'>;
+      updateRoomListEntry(page, room.roomId, { memberCount: payload.memberCount });
+      applyUserJoined(page, room, payload, live);
+      break;
+    }
+    case 'user-left': {
+      const payload = change.payload as ServerPayload<'user-left'>;
+      updateRoomListEntry(page, room.roomId, { memberCount: payload.memberCount });
+      applyUserLeft(page, room, payload, live);
+      break;
+    }
+    case 'room-expiring': {
+      const { expiresAt } = change.payload as ServerPayload<'room-expiring'>;
+      updateRoomListEntry(page, room.roomId, { expiresAt });
+      applyRoomExpiring(page, room, expiresAt);
+      break;
+    }
+    case 'room-expired':
+      applyRoomExpired(page, room);
+      break;
+    // Occupancy is for backends (webhooks); the page shows presence instead.
+    case 'room-occupied':
+    case 'room-vacated':
+      break;
+  }
+}
+
+/**
+ * Fetches and applies the changes after the last one applied, page after page while
+ * `hasMore` (at most CHANGES_PAGES_PER_RUN pages a run). Before the first history page is in
+ * there is no cursor: that page is loaded instead. One run at a time per room; a request
+ * while one runs makes it go round once more.
+ */
+export function catchUp(page: Page, room: OpenRoom): Promise<void> {
+  const { store } = page;
+  if (room.catchingUp) {
+    store.setCatchUpAgain(room, true);
+    return room.catchingUp;
+  }
+  const run = (async () => {
+    do {
+      store.setCatchUpAgain(room, false);
+      if (room.changeSeq === null) {
+        await loadFirstPage(page, room);
+        if (room.changeSeq === null) return;
+      }
+      try {
+        for (let pages = 0; pages < CHANGES_PAGES_PER_RUN; pages++) {
+          const cursor: number = room.changeSeq ?? 0;
+          const { changes, hasMore } = await page.api.changes(room.roomId, cursor, CHANGES_PAGE);
+          if (!store.isCurrent(room)) return;
+          for (const change of freshChanges(room.changeSeq ?? 0, changes)) {
+            applyChange(page, room, change);
+            store.advanceChangeSeq(room, change.changeSeq);
+          }
+          if (!hasMore || changes.length === 0) break;
+        }
+      } catch (error) {
+        if (!store.isCurrent(room)) return;
+        // The room expired while away: its feed is closed (410), the room is over.
+        if (error instanceof ApiError && error.status === 410) applyRoomExpired(page, room);
+        // Offline again: the next `connect` catches up.
+        else if (!(error instanceof ApiError && error.status === 0)) showError(page, error);
+        return;
+      }
+    } while (room.catchUpAgain && store.isCurrent(room));
+  })().finally(() => {
+    store.setCatchingUp(room, null);
+  });
+  store.setCatchingUp(room, run);
+  return run;
+}

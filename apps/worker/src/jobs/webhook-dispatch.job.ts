@@ -1,0 +1,41 @@
+import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import type { WebhookCursorsRepository } from '@chat/db';
+import { JOB_CATALOG, webhookDeliveryJobId } from '@chat/jobs';
+import type { WebhookEndpoint } from '../config.ts';
+
+export interface WebhookDispatchDeps {
+  endpoints: readonly WebhookEndpoint[];
+  cursors: WebhookCursorsRepository;
+  /** The webhook-delivery queue. */
+  deliveries: Queue;
+  logger: Logger;
+}
+
+/** Rooms looked at per endpoint and run; the rest wait for the next run. */
+const ROOMS_PER_RUN = 500;
+
+/**
+ * Webhooks, step one (docs/webhooks.md): per endpoint, the rooms whose change feed is past the
+ * endpoint's cursor get a delivery job. The job id names the endpoint and room, so a room has
+ * at most one delivery queued, running or backing off at a time: its events go in order, and
+ * a room that is already being delivered is not queued twice (BullMQ ignores the add). It only
+ * reads what is committed, after the fact: a send never waits for a webhook.
+ */
+export async function runWebhookDispatch(deps: WebhookDispatchDeps): Promise<{ queued: number }> {
+  let queued = 0;
+  for (const endpoint of deps.endpoints) {
+    const behind = await deps.cursors.roomsBehind(endpoint.id, ROOMS_PER_RUN);
+    if (behind.length === 0) continue;
+    const entry = JOB_CATALOG.webhookDelivery;
+    await deps.deliveries.addBulk(
+      behind.map((room) => ({
+        name: entry.jobName,
+        data: { endpointId: endpoint.id, roomId: room.roomId },
+        opts: { ...entry.options, jobId: webhookDeliveryJobId(endpoint.id, room.roomId) },
+      })),
+    );
+    queued += behind.length;
+  }
+  return { queued };
+}

@@ -1,0 +1,325 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { buildGateway, loadConfig } from '@chat/gateway';
+import { describe, expect } from 'vitest';
+import type { NewMessagePayload } from '@chat/protocol';
+import { TEST_JWT_SECRET, uniquePrefix, createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
+import { clusterTest } from '../support/index.ts';
+
+/**
+ * Issue 20 §2, PROTOCOL §17 [ext]: the server API for trusted backends, on two pods of one
+ * cluster. Keys are configured as SHA-256 hashes; one is revoked.
+ */
+const KEY = `sk_${randomBytes(24).toString('hex')}`;
+const REVOKED_KEY = `sk_${randomBytes(24).toString('hex')}`;
+const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+
+const it = clusterTest({
+  pods: 2,
+  // A worker sweeps this database's rooms (close-room test).
+  ownDatabase: true,
+  env: {
+    SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)}`,
+    SERVER_API_KEYS_REVOKED: 'old-backend',
+    MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
+    // No room-occupied within a test: the close test counts the room's changes.
+    ROOM_OCCUPANCY_GRACE_MS: '600000',
+  },
+});
+
+const asBackend = (key = KEY, extra: Record<string, string> = {}) => ({ headers: { 'x-api-key': key, ...extra } });
+const BOT = { kind: 'bot', id: 'weather-bot', name: '날씨봇' } as const;
+
+async function joined(connect: (url: string, token: string) => Promise<TestSocket>, url: string, token: string, roomId: string) {
+  const socket = await connect(url, token);
+  expect((await emitAck(socket, 'join-room', { roomId })).ok).toBe(true);
+  return socket;
+}
+
+describe('server API [ext]', () => {
+  it('refuses a missing, wrong or revoked key, and a user JWT, with 401 and stores nothing', async ({ cluster, sql }) => {
+    const [a] = cluster.pods;
+    const owner = await makeUser();
+    const room = await createRoom(a!.url, owner);
+    const path = `/api/server/rooms/${room.roomId}/messages`;
+    const body = { sender: BOT, type: 'text', content: '안녕' };
+    const cases = [
+      [{}, 'API_KEY_REQUIRED', 'API 키가 필요합니다'],
+      [asBackend(`${KEY}x`), 'INVALID_API_KEY', '유효하지 않은 API 키입니다'],
+      [asBackend(sha256(KEY)), 'INVALID_API_KEY', '유효하지 않은 API 키입니다'],
+      [{ token: owner.token }, 'API_KEY_REQUIRED', 'API 키가 필요합니다'],
+      [asBackend(owner.token), 'INVALID_API_KEY', '유효하지 않은 API 키입니다'],
+      [asBackend(REVOKED_KEY), 'API_KEY_REVOKED', '폐기된 API 키입니다'],
+    ] as const;
+    for (const [auth, code, message] of cases) {
+      const result = await request(a!.url, 'POST', path, { ...auth, body });
+      expect(result, code).toEqual({ status: 401, body: { statusCode: 401, error: 'Unauthorized', message, code } });
+    }
+    expect(await sql`select 1 from messages where room_id = ${room.roomId}`).toHaveLength(0);
+    expect((await request(a!.url, 'POST', path, { ...asBackend(), body })).status).toBe(201);
+  });
+
+  it('publishes as a bot once per Idempotency-Key, retried concurrently on both pods, acked after COMMIT', async ({ cluster, sql, connect }) => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser('방장');
+    const room = await createRoom(a!.url, owner);
+    const listener = await joined(connect, b!.url, owner.token, room.roomId);
+    const heard = record(listener, 'new-message');
+
+    const idempotencyKey = `order-${randomBytes(6).toString('hex')}`;
+    const attempts = await Promise.all(
+      Array.from({ length: 8 }, (_, index) =>
+        request((index % 2 ? b : a)!.url, 'POST', `/api/server/rooms/${room.roomId}/messages`, {
+          ...asBackend(KEY, { 'idempotency-key': idempotencyKey }),
+          body: { sender: BOT, type: 'text', content: '오늘은 맑음' },
+        }),
+      ),
+    );
+    const statuses = attempts.map((attempt) => attempt.status).sort();
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    const messageIds = new Set(attempts.map((attempt) => attempt.body.message.messageId));
+    expect(messageIds.size).toBe(1);
+    const created = attempts.find((attempt) => attempt.status === 201)!.body;
+    expect(created.message).toMatchObject({
+      roomId: room.roomId,
+      type: 'text',
+      content: '오늘은 맑음',
+      nicknameMask: '날**',
+      clientMessageId: idempotencyKey,
+      sender: BOT,
+      seq: 1,
+      changeSeq: expect.any(Number),
+    });
+    // Acknowledged after COMMIT: the row is there when the answer is.
+    const rows = await sql`select id from messages where room_id = ${room.roomId}`;
+    expect(rows.map((row) => row.id)).toEqual([created.message.messageId]);
+
+    await sleep(300);
+    expect(heard).toHaveLength(1);
+    expect(heard[0]).toEqual(created.message);
+    // History shows the bot as a bot.
+    const history = await request(a!.url, 'GET', `/api/rooms/${room.roomId}/messages`);
+    expect(history.body.messages[0]).toMatchObject({ messageId: created.message.messageId, nickname: '날씨봇', sender: BOT });
+  });
+
+  it('publishes a batch in one transaction, answering each item', async ({ cluster, sql, connect }) => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser();
+    const first = await createRoom(a!.url, owner);
+    const second = await createRoom(a!.url, owner);
+    const listener = await joined(connect, b!.url, owner.token, first.roomId);
+    const heard = record(listener, 'new-message');
+    const items = [
+      { roomId: first.roomId, sender: BOT, type: 'text', content: '하나' },
+      { roomId: second.roomId, sender: { kind: 'system', id: 'ops', name: '운영' }, type: 'emoji', content: '👍' },
+      { roomId: first.roomId, sender: BOT, type: 'text', content: '' },
+      { roomId: 'not-a-room', sender: BOT, type: 'text', content: '넷' },
+      { roomId: first.roomId, sender: BOT, type: 'text', content: '다섯' },
+    ];
+    const result = await request(a!.url, 'POST', '/api/server/messages/batch', {
+      ...asBackend(KEY, { 'idempotency-key': 'batch-1' }),
+      body: { items },
+    });
+    expect(result.status).toBe(200);
+    expect(result.body.results.map((item: { ok: boolean; error?: { code: string } }) => (item.ok ? 'ok' : item.error!.code))).toEqual([
+      'ok',
+      'ok',
+      'CONTENT_REQUIRED',
+      'ROOM_NOT_FOUND',
+      'ok',
+    ]);
+    const ids = result.body.results.filter((item: { ok: boolean }) => item.ok).map((item: { message: NewMessagePayload }) => item.message.messageId);
+    // One group commit: every stored row carries the same inserting transaction id.
+    const xids = await sql`select distinct xmin::text from messages where id in ${sql(ids)}`;
+    expect(xids).toHaveLength(1);
+    // A retry of the batch stores nothing new.
+    const again = await request(b!.url, 'POST', '/api/server/messages/batch', {
+      ...asBackend(KEY, { 'idempotency-key': 'batch-1' }),
+      body: { items },
+    });
+    expect(again.body.results.filter((item: { ok: boolean }) => item.ok).map((item: { created: boolean; message: { messageId: string } }) => [item.created, item.message.messageId])).toEqual(
+      ids.map((id: string) => [false, id]),
+    );
+    await sleep(300);
+    expect(heard.map((message) => message.content)).toEqual(['하나', '다섯']);
+  });
+
+  it('disconnects every socket of a user, on the other pod too', async ({ cluster, connect }) => {
+    const [a, b] = cluster.pods;
+    const user = await makeUser();
+    const onA = await connect(a!.url, user.token);
+    const onB = await connect(b!.url, user.token);
+    const bystander = await connect(b!.url, (await makeUser()).token);
+    const goneA = new Promise((resolve) => onA.once('disconnect', resolve));
+    const goneB = new Promise((resolve) => onB.once('disconnect', resolve));
+    const result = await request(a!.url, 'POST', `/api/server/users/${user.userId}/disconnect`, asBackend());
+    expect(result).toEqual({ status: 200, body: { success: true } });
+    expect(await goneB).toBe('io server disconnect');
+    expect(await goneA).toBe('io server disconnect');
+    expect(bystander.connected).toBe(true);
+  });
+
+  it('removes a user from a room: the room hears user-left, every device of the user room-left', async ({ cluster, sql, connect }) => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser('방장');
+    const member = await makeUser('회원');
+    const room = await createRoom(a!.url, owner);
+    const ownerSocket = await joined(connect, a!.url, owner.token, room.roomId);
+    const memberOnB = await joined(connect, b!.url, member.token, room.roomId);
+    const memberOnA = await connect(a!.url, member.token);
+    await sleep(100);
+
+    const userLeft = nextEvent(ownerSocket, 'user-left');
+    const leftB = nextEvent(memberOnB, 'room-left');
+    const leftA = nextEvent(memberOnA, 'room-left');
+    const result = await request(a!.url, 'DELETE', `/api/server/rooms/${room.roomId}/members/${member.userId}`, asBackend());
+    expect(result).toEqual({ status: 200, body: { success: true, changeSeq: expect.any(Number) } });
+    expect(await userLeft).toEqual({ roomId: room.roomId, userId: member.userId, memberCount: 1, changeSeq: result.body.changeSeq });
+    expect(await leftB).toEqual({ roomId: room.roomId });
+    expect(await leftA).toEqual({ roomId: room.roomId });
+    expect(await sql`select 1 from room_members where room_id = ${room.roomId} and user_id = ${member.userId}`).toHaveLength(0);
+
+    // Its sockets are out of the room: the next message does not reach them.
+    const missed = record(memberOnB, 'new-message');
+    expect((await emitAck(ownerSocket, 'send-message', { roomId: room.roomId, type: 'text', content: '안녕' })).ok).toBe(true);
+    await sleep(300);
+    expect(missed).toEqual([]);
+    const again = await request(b!.url, 'DELETE', `/api/server/rooms/${room.roomId}/members/${member.userId}`, asBackend());
+    expect(again.status).toBe(403);
+  });
+
+  it('extends a room: its messages move to the new expiry day and stay readable on every pod', async ({ cluster, sql, connect }) => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser();
+    const room = await createRoom(a!.url, owner, { ttlSeconds: 3 });
+    const socket = await joined(connect, a!.url, owner.token, room.roomId);
+    const sent = await emitAck<NewMessagePayload>(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '오래 남을 메시지' });
+    expect(sent.ok).toBe(true);
+    // Pod B caches the room's old expiry.
+    expect((await request(b!.url, 'GET', `/api/rooms/${room.roomId}/messages`)).status).toBe(200);
+
+    const extended = await request(b!.url, 'POST', `/api/server/rooms/${room.roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 86_400 } });
+    expect(extended.status).toBe(200);
+    const newExpiry = extended.body.expiresAt as string;
+    expect(Date.parse(newExpiry)).toBeGreaterThan(Date.now() + 86_000_000);
+    const [row] = await sql<{ expires_at: Date; part: string }[]>`
+      select expires_at, tableoid::regclass::text as part from messages where room_id = ${room.roomId}`;
+    expect(row!.expires_at.toISOString()).toBe(newExpiry);
+    expect(row!.part).toBe(`messages_p${newExpiry.slice(0, 10).replaceAll('-', '')}`);
+
+    await sleep(Date.parse(room.expiresAt) - Date.now() + 200);
+    for (const pod of [a!, b!]) {
+      const history = await request(pod.url, 'GET', `/api/rooms/${room.roomId}/messages`);
+      expect(history.status).toBe(200);
+      expect(history.body.messages.map((message: { content: string }) => message.content)).toEqual(['오래 남을 메시지']);
+    }
+    expect((await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '아직 살아있어요' })).ok).toBe(true);
+    expect((await request(a!.url, 'POST', `/api/server/rooms/${room.roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 0 } })).body.code).toBe('INVALID_TTL');
+  });
+
+  it('closes a room now: the worker expires it the usual way, the feed ends with room-expired', async ({ cluster, connect, startWorker }) => {
+    const [a, b] = cluster.pods;
+    await startWorker();
+    const owner = await makeUser();
+    const room = await createRoom(a!.url, owner);
+    const socket = await joined(connect, b!.url, owner.token, room.roomId);
+    expect((await request(b!.url, 'GET', `/api/rooms/${room.roomId}/messages`)).status).toBe(200);
+    const expired = nextEvent(socket, 'room-expired', 10_000);
+
+    const closed = await request(a!.url, 'POST', `/api/server/rooms/${room.roomId}/close`, asBackend());
+    expect(closed.status).toBe(200);
+    expect(Date.parse(closed.body.expiresAt)).toBeLessThanOrEqual(Date.now());
+    expect(await expired).toEqual({ roomId: room.roomId, changeSeq: 2 });
+    for (const pod of [a!, b!]) {
+      expect((await request(pod.url, 'GET', `/api/rooms/${room.roomId}/messages`)).status).toBe(410);
+    }
+    expect((await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '늦었나요' })).ok).toBe(false);
+    expect((await request(a!.url, 'POST', `/api/server/rooms/${room.roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 60 } })).status).toBe(410);
+  });
+
+  it('logs every call with the key id, never the key, limits each key on its own, and documents the routes in the OpenAPI', async ({ cluster }) => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const gateway = await buildGateway(
+      loadConfig({
+        PORT: '0',
+        DATABASE_URL: cluster.databaseUrl,
+        REDIS_URL: cluster.redisUrl,
+        // Its own prefix: its rate-limit counters start at zero.
+        REDIS_PREFIX: uniquePrefix('audit'),
+        JWT_SECRET: TEST_JWT_SECRET,
+        DATABASE_POOL_SIZE: '2',
+        SERVER_API_RATE_LIMIT_PER_MINUTE: '3',
+        SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)}`,
+        SERVER_API_KEYS_REVOKED: 'old-backend',
+      }),
+      { logger: pino({ level: 'info' }, sink) },
+    );
+    try {
+      const owner = await makeUser();
+      const room = await createRoom(cluster.pods[0]!.url, owner);
+      const calls = [
+        [KEY, 201],
+        [REVOKED_KEY, 401],
+        [`${KEY}-wrong`, 401],
+      ] as const;
+      for (const [key, status] of calls) {
+        const response = await gateway.http.inject({
+          method: 'POST',
+          url: `/api/server/rooms/${room.roomId}/messages`,
+          headers: { 'x-api-key': key, 'content-type': 'application/json' },
+          payload: { sender: BOT, type: 'text', content: '기록' },
+        });
+        expect(response.statusCode).toBe(status);
+      }
+      const audit = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'server api call');
+      expect(audit.map((line) => [line.apiKeyId, line.statusCode, line.route])).toEqual([
+        ['backend', 201, '/api/server/rooms/:roomId/messages'],
+        ['old-backend', 401, '/api/server/rooms/:roomId/messages'],
+        [null, 401, '/api/server/rooms/:roomId/messages'],
+      ]);
+      // The key's budget (3 a minute; refused keys spend none): two more, then 429 with Retry-After.
+      const publish = () =>
+        gateway.http.inject({
+          method: 'POST',
+          url: `/api/server/rooms/${room.roomId}/messages`,
+          headers: { 'x-api-key': KEY, 'content-type': 'application/json' },
+          payload: { sender: BOT, type: 'text', content: '한도' },
+        });
+      expect((await publish()).statusCode).toBe(201);
+      expect((await publish()).statusCode).toBe(201);
+      const limited = await publish();
+      expect(limited.statusCode).toBe(429);
+      expect(JSON.parse(limited.body).code).toBe('TOO_MANY_REQUESTS');
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      // Users' requests do not spend it, nor it theirs.
+      expect((await gateway.http.inject({ method: 'GET', url: `/api/rooms/${room.roomId}/changes` })).statusCode).toBe(200);
+      for (const line of lines) {
+        expect(line).not.toContain(KEY);
+        expect(line).not.toContain(REVOKED_KEY);
+      }
+
+      const openApi = JSON.parse((await gateway.http.inject({ method: 'GET', url: '/docs/json' })).body);
+      expect(Object.keys(openApi.paths)).toEqual(
+        expect.arrayContaining([
+          '/api/rooms/{roomId}/changes',
+          '/api/server/rooms/{roomId}/messages',
+          '/api/server/messages/batch',
+          '/api/server/users/{userId}/disconnect',
+          '/api/server/rooms/{roomId}/members/{userId}',
+          '/api/server/rooms/{roomId}/close',
+          '/api/server/rooms/{roomId}/extend',
+        ]),
+      );
+      expect(openApi.components.securitySchemes.apiKey).toEqual({ type: 'apiKey', in: 'header', name: 'X-Api-Key' });
+    } finally {
+      await gateway.close();
+    }
+  });
+});

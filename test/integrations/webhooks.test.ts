@@ -1,0 +1,193 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect } from 'vitest';
+import type { NewMessagePayload } from '@chat/protocol';
+import { createRoom, emitAck, makeUser, request, sleep } from '@chat/testing';
+import { clusterTest } from '../support/index.ts';
+
+/**
+ * Issue 20 §3: webhooks on real HTTP receivers (node:http on loopback), delivered by the
+ * worker through BullMQ, verified with the receiver example printed in docs/webhooks.md.
+ */
+// Occupancy changes would interleave with the numbers these tests expect: none within a test.
+const it = clusterTest({ pods: 2, ownDatabase: true, env: { MESSAGE_RATE_LIMIT_PER_MINUTE: '100000', ROOM_OCCUPANCY_GRACE_MS: '600000' } });
+
+type Verify = (input: { secret: string; timestamp: unknown; signature: unknown; rawBody: string; toleranceSeconds?: number }) => boolean;
+const example = (await import(new URL('../../docs/examples/webhook-receiver.mjs', import.meta.url).href)) as { verifyWebhook: Verify };
+
+const SECRET = 'a-webhook-secret-of-some-length';
+
+interface Delivery {
+  headers: IncomingMessage['headers'];
+  rawBody: string;
+  verified: boolean;
+  events: { roomId: string; changeSeq: number; event: string; payload: Record<string, unknown> }[];
+}
+
+/** A receiver on loopback that records every POST, answering 200 only to a valid signature. */
+async function startReceiver(port = 0) {
+  const deliveries: Delivery[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const rawBody = Buffer.concat(chunks).toString('utf8');
+      const verified = example.verifyWebhook({
+        secret: SECRET,
+        timestamp: req.headers['x-chat-webhook-timestamp'],
+        signature: req.headers['x-chat-webhook-signature'],
+        rawBody,
+      });
+      deliveries.push({ headers: req.headers, rawBody, verified, events: verified ? JSON.parse(rawBody).events : [] });
+      res.writeHead(verified ? 200 : 401).end();
+    });
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    deliveries,
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    /** Every event received, deduplicated by (roomId, changeSeq), in arrival order. */
+    unique() {
+      const seen = new Set<string>();
+      return deliveries.flatMap((delivery) => delivery.events).filter((event) => {
+        const key = `${event.roomId}:${event.changeSeq}`;
+        if (seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      });
+    },
+  };
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = probe();
+    if (value) return value;
+    await sleep(100);
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms`);
+}
+
+describe('webhooks [ext]', () => {
+  it('delivers every change in order per room, again after a receiver outage, each verified', async ({ cluster, connect, startWorker }) => {
+    const [a, b] = cluster.pods;
+    let receiver = await startReceiver();
+    const port = receiver.port;
+    const deletesOnly = await startReceiver();
+    await startWorker({
+      WEBHOOK_POLL_INTERVAL_MS: '200',
+      WEBHOOK_BATCH_SIZE: '4',
+      WEBHOOK_ENDPOINTS: JSON.stringify([
+        { id: 'all', url: `http://127.0.0.1:${port}/hooks`, secret: SECRET },
+        { id: 'deletes', url: `http://127.0.0.1:${deletesOnly.port}/hooks`, secret: SECRET, kinds: ['message-deleted'] },
+      ]),
+    });
+
+    const owner = await makeUser('방장');
+    const guest = await makeUser('손님');
+    const room = await createRoom(a!.url, owner);
+    const ownerSocket = await connect(a!.url, owner.token);
+    const guestSocket = await connect(b!.url, guest.token);
+    await emitAck(ownerSocket, 'join-room', { roomId: room.roomId });
+    await emitAck(guestSocket, 'join-room', { roomId: room.roomId });
+    const send = async (content: string) => {
+      const ack = await emitAck<NewMessagePayload>(ownerSocket, 'send-message', { roomId: room.roomId, type: 'text', content });
+      if (!ack.ok) throw new Error('send failed');
+      return ack.data;
+    };
+    for (const content of ['하나', '둘', '셋']) await send(content);
+    await until('the first five changes', () => receiver.unique().length >= 5);
+    expect(receiver.unique().map((event) => event.changeSeq)).toEqual([1, 2, 3, 4, 5]);
+    expect(receiver.unique()[2]).toMatchObject({ roomId: room.roomId, event: 'new-message', payload: { content: '하나', seq: 1, changeSeq: 3 } });
+    const first = receiver.deliveries[0]!;
+    expect(first.headers['content-type']).toBe('application/json');
+    expect(first.headers['x-chat-webhook-endpoint']).toBe('all');
+    expect(first.headers['x-chat-webhook-signature']).toMatch(/^v1=[0-9a-f]{64}$/);
+
+    // The receiver goes away; the room goes on: messages, a delete, a leave.
+    await receiver.close();
+    const kept = receiver.deliveries;
+    const doomed = await send('넷');
+    for (const content of ['다섯', '여섯', '일곱']) await send(content);
+    expect((await request(a!.url, 'DELETE', `/api/messages/${doomed.messageId}`, { token: owner.token })).status).toBe(200);
+    await emitAck(guestSocket, 'leave-room', { roomId: room.roomId });
+    await sleep(1500); // several failed attempts, backing off
+
+    receiver = await startReceiver(port);
+    const all = await until('every change after the outage', () => receiver.unique().length >= 11 - 5 && receiver.unique());
+    const delivered = [...kept.flatMap((delivery) => delivery.events), ...all];
+    const unique = new Map(delivered.map((event) => [event.changeSeq, event]));
+    expect([...unique.keys()].sort((x, y) => x - y)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+    // In order: every POST's events ascend, and POSTs follow each other.
+    const order = receiver.deliveries.flatMap((delivery) => delivery.events.map((event) => event.changeSeq));
+    expect(order).toEqual([...order].sort((x, y) => x - y));
+    expect(unique.get(10)).toMatchObject({ event: 'message-deleted', payload: { messageId: doomed.messageId } });
+    expect(unique.get(11)).toMatchObject({ event: 'user-left', payload: { userId: guest.userId, memberCount: 1 } });
+    expect(receiver.deliveries.every((delivery) => delivery.verified)).toBe(true);
+
+    // The filtered endpoint got the delete only.
+    await until('the delete on the filtered endpoint', () => deletesOnly.unique().length >= 1);
+    expect(deletesOnly.unique().map((event) => [event.event, event.changeSeq])).toEqual([['message-deleted', 10]]);
+    await deletesOnly.close();
+    await receiver.close();
+  }, 40_000);
+
+  it('a receiver with the wrong secret refuses every POST; a tampered body or signature fails the example verifier', async ({ cluster, connect, startWorker }) => {
+    const [a] = cluster.pods;
+    const receiver = await startReceiver();
+    await startWorker({
+      WEBHOOK_POLL_INTERVAL_MS: '200',
+      WEBHOOK_ENDPOINTS: JSON.stringify([{ id: 'wrong', url: `http://127.0.0.1:${receiver.port}/`, secret: 'not-the-receivers-secret' }]),
+    });
+    const owner = await makeUser();
+    const room = await createRoom(a!.url, owner);
+    const socket = await connect(a!.url, owner.token);
+    await emitAck(socket, 'join-room', { roomId: room.roomId });
+    // Only this room's POSTs (the endpoint also gets the earlier test's room, from its start).
+    const ofRoom = () => receiver.deliveries.filter((delivery) => delivery.rawBody.includes(room.roomId));
+    await until('two attempts', () => ofRoom().length >= 2);
+    expect(receiver.deliveries.every((delivery) => !delivery.verified)).toBe(true);
+    // The same event again: not acknowledged, so retried from the same cursor.
+    expect(JSON.parse(ofRoom()[0]!.rawBody)).toEqual(JSON.parse(ofRoom()[1]!.rawBody));
+    await receiver.close();
+
+    const { rawBody, headers } = ofRoom()[0]!;
+    const signed = { timestamp: headers['x-chat-webhook-timestamp'], signature: headers['x-chat-webhook-signature'] };
+    expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed })).toBe(true);
+    expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody: rawBody.replace('"changeSeq":1', '"changeSeq":2'), ...signed })).toBe(false);
+    expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed, signature: String(signed.signature).replace(/.$/, (c) => (c === '0' ? '1' : '0')) })).toBe(false);
+    expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed, timestamp: String(Number(signed.timestamp) + 1) })).toBe(false);
+    expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed, toleranceSeconds: -1 })).toBe(false);
+  });
+
+  it('moves past changes that can no longer be read (their messages dropped with their day)', async ({ cluster, sql, connect, startWorker }) => {
+    const [a] = cluster.pods;
+    const owner = await makeUser();
+    const room = await createRoom(a!.url, owner);
+    const socket = await connect(a!.url, owner.token);
+    await emitAck(socket, 'join-room', { roomId: room.roomId });
+    for (const content of ['하나', '둘']) await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content });
+    // What dropping the messages' day partition does to this room's feed: changes 2 and 3 are gone.
+    await sql`delete from messages where room_id = ${room.roomId}`;
+
+    const receiver = await startReceiver();
+    await startWorker({
+      WEBHOOK_POLL_INTERVAL_MS: '200',
+      WEBHOOK_ENDPOINTS: JSON.stringify([{ id: 'late', url: `http://127.0.0.1:${receiver.port}/`, secret: SECRET }]),
+    });
+    const cursor = async () => {
+      const [row] = await sql<{ delivered: number }[]>`
+        select delivered_change_seq::int as delivered from webhook_cursors where endpoint_id = 'late' and room_id = ${room.roomId}`;
+      return row?.delivered ?? 0;
+    };
+    const deadline = Date.now() + 15_000;
+    while ((await cursor()) < 3 && Date.now() < deadline) await sleep(100);
+    expect(await cursor()).toBe(3);
+    expect(receiver.unique().filter((event) => event.roomId === room.roomId).map((event) => event.event)).toEqual(['user-joined']);
+    await receiver.close();
+  });
+});

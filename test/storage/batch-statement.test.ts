@@ -80,8 +80,11 @@ describe('the batch statement', () => {
       const stored = outcomes.find((o) => o.status === 'stored');
       if (stored?.status !== 'stored') throw new Error('unreachable');
       expect(stored.message.expiresAt.getTime()).toBe(new Date(rows.find((r) => r.room_id === live)!.room_expires).getTime());
-      const seqs = await database.sql<{ id: string; last_seq: number }[]>`select id, last_seq from rooms where id in (${live}, ${other}, ${expired})`;
+      const seqs = await database.sql<{ id: string; last_seq: number; last_change_seq: number }[]>`select id, last_seq, last_change_seq from rooms where id in (${live}, ${other}, ${expired})`;
       expect(Object.fromEntries(seqs.map((r) => [r.id, r.last_seq]))).toEqual({ [live]: 8, [other]: 2, [expired]: 3 });
+      // Each stored message is also its room's next change (the change feed), in batch order.
+      expect(outcomes.map((o) => (o.status === 'stored' ? o.message.changeSeq : null))).toEqual([1, null, 1, 2, null, 3, 2]);
+      expect(Object.fromEntries(seqs.map((r) => [r.id, r.last_change_seq]))).toEqual({ [live]: 3, [other]: 2, [expired]: 0 });
     });
   }
 

@@ -352,13 +352,17 @@ describe('Redis restart', () => {
       check.disconnect();
       expect(keysAfterRestart).toBeLessThan(5); // it really came back empty
 
-      const after = await createRoom(pod!.url, owner, { ttlSeconds: 2 });
-      // The gateway's adapter resubscribes by itself; give it a moment, then listen on a fresh socket.
+      // The gateway's adapter resubscribes by itself: wait until the pod answers a join again on a
+      // room that outlives the wait. A short-lived room here would run out while the pod recovers
+      // on a loaded machine, after which its join is refused as expired for good.
       const socket = await connect(pod!.url, owner.token);
+      const probe = await createRoom(pod!.url, owner, { ttlSeconds: 3600 });
       await waitFor('the pod answers a join again', async () => {
-        const ack = await emitAck(socket, 'join-room', { roomId: after.roomId });
+        const ack = await emitAck(socket, 'join-room', { roomId: probe.roomId });
         return ack.ok;
-      }, 8000, 250);
+      }, 15_000, 250);
+      const after = await createRoom(pod!.url, owner, { ttlSeconds: 2 });
+      expect(await emitAck(socket, 'join-room', { roomId: after.roomId })).toMatchObject({ ok: true });
       const expired = nextEvent(socket, 'room-expired', 15_000);
       const took = await waitFor('a room expires after the restart', () => expiredRow(after.roomId), 15_000);
       console.log(`after the Redis restart, a room was swept ${took} ms later`);

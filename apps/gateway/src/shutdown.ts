@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Database } from '@chat/db';
 import type { HttpServer } from './http/register-http.ts';
@@ -21,6 +22,15 @@ export function createDrainState() {
 export type DrainState = ReturnType<typeof createDrainState>;
 
 /**
+ * How long the HTTP server's close may wait, once the sockets are closed, for the connections
+ * still open. Idle keep-alive connections close at once; what is left is a peer that will not
+ * finish: a websocket whose client never completes the close handshake (ws waits 30 s for it),
+ * a request whose client stopped sending or reading. Waiting for those held the whole shutdown
+ * until SHUTDOWN_TIMEOUT_MS ended the process with exit code 1.
+ */
+const CONNECTION_GRACE_MS = 2000;
+
+/**
  * The shutdown order, in one place. `drain`: SIGTERM's first step (readiness off, no new
  * sockets, clients told and closed over the window, in-flight writes finished). `close`:
  * sockets, then HTTP, presence, the last writes, Redis and Postgres, each after what uses it.
@@ -42,6 +52,13 @@ export function createShutdown(parts: {
   const { state, http, realtime, writer, logger } = parts;
   const { io, nsp, presence } = realtime;
 
+  // Every TCP connection, upgraded ones too (Node's own list of HTTP connections drops those).
+  const connections = new Set<Socket>();
+  http.server.on('connection', (connection: Socket) => {
+    connections.add(connection);
+    connection.once('close', () => connections.delete(connection));
+  });
+
   // Fastify's close() waits for open websockets forever; Socket.IO must go first.
   // `local`: a plain disconnectSockets() would travel the adapter and close every pod's sockets.
   http.addHook('preClose', async () => {
@@ -52,7 +69,13 @@ export function createShutdown(parts: {
     for (const socket of nsp.sockets.values()) if (queuedBytes(socket) > 0) dropConnection(socket);
     nsp.local.disconnectSockets(true);
     io.local.disconnectSockets(true);
+    // io.close() ends with the HTTP server's close, which waits for every connection to end.
+    const grace = setTimeout(() => {
+      if (connections.size > 0) logger.warn({ connections: connections.size }, 'closing connections still open after the grace');
+      for (const connection of connections) connection.destroy();
+    }, CONNECTION_GRACE_MS);
     await io.close().catch(() => undefined);
+    clearTimeout(grace);
   });
 
   let closed: Promise<void> | null = null;

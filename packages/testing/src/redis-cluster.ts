@@ -60,6 +60,24 @@ async function startServer(dir: string, node: RedisClusterNode): Promise<void> {
     '--logfile', join(dir, `${node.port}.log`),
     '--daemonize', 'yes',
   ]);
+  await waitAnswers(dir, node);
+}
+
+/**
+ * `--daemonize yes` returns once the server has forked, before it listens: a `redis-cli
+ * --cluster create` right after it was refused now and then on a loaded machine ("Could not
+ * connect to Redis at 127.0.0.1:P: Connection refused"). Wait for a PING answer instead; a
+ * server that never answers (its port taken since freePort chose it) fails with its log.
+ */
+async function waitAnswers(dir: string, node: RedisClusterNode): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const pong = await withNode(node, (client) => client.ping()).catch(() => '');
+    if (pong === 'PONG') return;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  const log = await readFile(join(dir, `${node.port}.log`), 'utf8').catch(() => '');
+  throw new Error(`redis-server on ${node.port} did not answer within ${READY_TIMEOUT_MS} ms:\n${log.slice(-2000)}`);
 }
 
 async function pidOf(dir: string, node: RedisClusterNode): Promise<number | null> {
@@ -114,9 +132,10 @@ async function waitClusterOk(nodes: readonly RedisClusterNode[]): Promise<void> 
   throw new Error(`Redis Cluster ${nodes.map((n) => n.port).join(',')} not ok within ${READY_TIMEOUT_MS} ms`);
 }
 
-export async function startRedisCluster(options: { masters?: number } = {}): Promise<LocalRedisCluster> {
-  const masters = options.masters ?? 3;
-  if (masters < 3) throw new Error('a Redis Cluster needs at least three masters');
+/** Attempts at forming the cluster, each on fresh ports: a port freePort chose may be taken before redis-server binds it. */
+const FORM_ATTEMPTS = 3;
+
+async function formCluster(masters: number): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-cluster-'));
   const nodes: RedisClusterNode[] = [];
   try {
@@ -131,11 +150,26 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
       '--cluster-yes',
     ]);
     await waitClusterOk(nodes);
+    return { dir, nodes };
   } catch (error) {
     await Promise.allSettled(nodes.map((node) => killNode(dir, node)));
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+export async function startRedisCluster(options: { masters?: number } = {}): Promise<LocalRedisCluster> {
+  const masters = options.masters ?? 3;
+  if (masters < 3) throw new Error('a Redis Cluster needs at least three masters');
+  let formed: { dir: string; nodes: RedisClusterNode[] } | undefined;
+  for (let attempt = 1; !formed; attempt++) {
+    try {
+      formed = await formCluster(masters);
+    } catch (error) {
+      if (attempt >= FORM_ATTEMPTS) throw error;
+    }
+  }
+  const { dir, nodes } = formed;
 
   let closed = false;
   return {

@@ -6,13 +6,14 @@
  * with a payload of the same shape as the gateway's `new-message`.
  *
  * With REDIS_URL set it is ADAPTER instead: the same process joined to its peers through
- * `@socket.io/redis-adapter`, as the gateways are (one PUBLISH per broadcast, every peer
- * decoding it). The bench puts each room's members on both processes, so ADAPTER measures
+ * `@socket.io/redis-adapter` on the gateways' default bus (sharded pub/sub: one SPUBLISH per
+ * broadcast to the room's channel, decoded by the pods subscribed to it), or the classic one
+ * (PUBLISH, every peer decoding it) with BUS_ADAPTER=classic. The bench puts each room's members on both processes, so ADAPTER measures
  * what the cluster design costs before any of the gateway's own work.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import { createAdapter } from '@socket.io/redis-adapter';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
 
@@ -21,9 +22,14 @@ const http = createServer((request, response) => {
   response.writeHead(request.url === '/healthz' ? 200 : 404).end();
 });
 const redisUrl = process.env.REDIS_URL;
-const adapter = redisUrl
-  ? createAdapter(new Redis(redisUrl), new Redis(redisUrl), { key: process.env.REDIS_KEY ?? 'bench-adapter:socket.io' })
-  : undefined;
+// The same bus as the gateways' default (BUS_ADAPTER, config.ts): sharded pub/sub, a pod
+// subscribing to a room's channel while it holds a socket in the room; `classic` on request.
+const key = process.env.REDIS_KEY ?? 'bench-adapter:socket.io';
+const adapter = !redisUrl
+  ? undefined
+  : process.env.BUS_ADAPTER === 'classic'
+    ? createAdapter(new Redis(redisUrl), new Redis(redisUrl), { key })
+    : createShardedAdapter(new Redis(redisUrl), new Redis(redisUrl), { subscriptionMode: 'dynamic', channelPrefix: key });
 const io = new Server(http, { transports: ['websocket'], perMessageDeflate: false, maxHttpBufferSize: 16 * 1024, adapter });
 io.of('/').use((_socket, next) => next(new Error('namespace /socket')));
 const nsp = io.of('/socket');

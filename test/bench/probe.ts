@@ -7,13 +7,16 @@
  * (and `/livez` and the bare page query, for the machine's own noise); with `--profile` it also
  * samples what each page allocates. `--home-senders`: only members connected to their room's
  * "home" gateway send, so no room is written by both pods (isolates row-lock contention).
+ * `--pods N` (2–4): that many gateways, each room's members spread over all of them; with
+ * `--rooms 1` a hot room whose every batch takes the same row lock. Each window samples how
+ * many of the database's backends wait on a lock (pg_stat_activity, every 5 ms).
  * `--bare`: the same clients against two BARE processes instead (no database figures).
  * PROBE_NODE_ARGS passes extra node flags to the gateways (e.g. `--trace-gc`; their output is
  * then saved to $TMPDIR/probe-gateway-0.out); PROBE_STRACE=1 counts gateway-0's system calls
  * over each window; PROBE_PG_LOG=1 logs every statement's server-side duration to Postgres's log.
  *
  *   pnpm bench:probe [--fanout 10] [--rooms 60] [--rates 1000,2000] [--seconds 4] [--profile]
- *                    [--history 100000] [--home-senders] [--bare]
+ *                    [--history 100000] [--home-senders] [--bare] [--pods 4]
  *
  * Everything on 127.0.0.1, private database and Redis, bounded in count and time.
  */
@@ -46,6 +49,7 @@ const profile = argv.includes('--profile');
 const homeSenders = argv.includes('--home-senders');
 /** The same clients and rates against two BARE processes (test/bench/bare-server.ts) instead. */
 const bare = argv.includes('--bare');
+const podCount = Math.max(2, Math.min(4, Number(option('pods', '2'))));
 /** After the load steps: a room of this many messages, then sequential history pages timed at the client. */
 const historyRows = Math.max(0, Math.min(2_000_000, Number(option('history', '0'))));
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -87,7 +91,7 @@ async function main() {
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
     const gateways: BenchGateway[] = [];
     const extraNodeArgs = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    for (let i = 0; i < 2 && !bare; i++) {
+    for (let i = 0; i < podCount && !bare; i++) {
       gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: dbUrl.toString(), redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs));
     }
     const worker = startNode('worker', 'apps/worker/src/main.ts', {
@@ -120,10 +124,10 @@ async function main() {
       const room = Math.floor(i / fanout);
       const sends = !homeSenders || i % 2 === room % 2;
       if (bare) return { url: gateways[room % 2]!.url, roomId: `bare-${room}`, bareRoom: `bare-${room}` };
-      return { url: gateways[i % 2]!.url, roomId: sends ? roomIds[room]! : null, sub };
+      return { url: gateways[i % gateways.length]!.url, roomId: sends ? roomIds[room]! : null, sub };
     });
     const opened = await lg<{ connected: number; failed: number }>({ cmd: 'open', group: 'g', namespace: '/socket', specs, concurrency: 50 });
-    log(`fan-out ${fanout}: ${rooms} rooms, ${opened.connected} clients (${opened.failed} failed), rooms span both gateways`);
+    log(`fan-out ${fanout}: ${rooms} rooms, ${opened.connected} clients (${opened.failed} failed), rooms span all ${gateways.length} gateways`);
 
     const pgPids = async () =>
       (await admin<{ pid: number }[]>`select pid from pg_stat_activity where datname = ${dbName} or backend_type = 'walwriter'`).map((r) => r.pid);
@@ -162,7 +166,7 @@ async function main() {
         select pid, coalesce(nullif(application_name, ''), backend_type) as name from pg_stat_activity
         where datname = ${dbName} or backend_type in ('walwriter', 'checkpointer', 'background writer', 'autovacuum launcher')`).map((r) => [r.pid, r.name] as const));
       const pgCpu0 = new Map([...pgNames.keys()].map((pid) => [pid, cpuMicros(pid)] as const));
-      const roles = { gw0: [gateways[0]!.proc.pid], gw1: [gateways[1]!.proc.pid], worker: [worker.pid], redis: [redis.pid], pg, loadgen: [loadgen.pid] };
+      const roles = { gw0: [gateways[0]!.proc.pid], gwOthers: gateways.slice(1).map((g) => g.proc.pid), worker: [worker.pid], redis: [redis.pid], pg, loadgen: [loadgen.pid] };
       const cpu = () => Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((s, p) => s + cpuMicros(p), 0)]));
       const inspectors = last && profile ? await Promise.all(gateways.map((g) => Inspector.attach(g.inspect))) : [];
       for (const inspector of inspectors) {
@@ -177,7 +181,17 @@ async function main() {
       const t0 = performance.now();
       await lg({ cmd: 'mark', group: 'g' });
       const strace = process.env.PROBE_STRACE ? start('strace', 'strace', ['-c', '-f', '-p', String(gateways[0]!.proc.pid)]) : null;
-      await sleep(windowMs);
+      const lockSamples = { n: 0, waiting: 0, any: 0 };
+      const sampleUntil = performance.now() + windowMs;
+      while (performance.now() < sampleUntil && !bare) {
+        const [row] = await admin<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity where datname = ${dbName} and wait_event_type = 'Lock'`;
+        lockSamples.n++;
+        lockSamples.waiting += row?.n ?? 0;
+        if (row?.n) lockSamples.any++;
+        await sleep(5);
+      }
+      if (bare) await sleep(windowMs);
       if (strace) {
         strace.child.kill('SIGINT');
         await strace.exited;
@@ -192,7 +206,7 @@ async function main() {
       const perMessage = (key: keyof typeof d0) => fmt((d1[key] - d0[key]) / Math.max(1, result.acked), 2);
       const batches = b1.count - b0.count;
       const cpuLine = Object.keys(roles).map((role) => `${role} ${fmt((c1[role]! - c0[role]!) / seconds / 1e4, 0)}%`).join(' ');
-      const gwMicros = (c1.gw0! - c0.gw0! + c1.gw1! - c0.gw1!) / Math.max(1, result.delivered);
+      const gwMicros = (c1.gw0! - c0.gw0! + c1.gwOthers! - c0.gwOthers!) / Math.max(1, result.delivered);
       log(
         `offered ${fmtInt(rate)}/s: acked ${fmtInt(result.ackedPerSec)}/s, deliveries ${fmtInt(result.deliveriesPerSec)}/s, ` +
           `p50/p99 ${fmt(result.latency.p50, 2)}/${fmt(result.latency.p99, 1)} ms, ack p50/p99 ${fmt(result.ack.p50, 2)}/${fmt(result.ack.p99, 1)} ms, ` +
@@ -204,6 +218,7 @@ async function main() {
       );
       const pgByName = new Map<string, number>();
       for (const [pid, before] of pgCpu0) pgByName.set(pgNames.get(pid)!, (pgByName.get(pgNames.get(pid)!) ?? 0) + (cpuMicros(pid) - before) / seconds / 1e4);
+      if (!bare) log(`  lock waits: in ${fmt((100 * lockSamples.any) / Math.max(1, lockSamples.n), 0)}% of ${lockSamples.n} samples a backend waited on a lock; ${fmt(lockSamples.waiting / Math.max(1, lockSamples.n), 2)} waiting on average`);
       log(`  postgres by process: ${[...pgByName].filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 1)}%`).join(', ')}`);
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
       for (const [i, inspector] of inspectors.entries()) {

@@ -1,29 +1,38 @@
 /**
- * `pnpm bench`: FULL (two gateway processes + the worker, private database, private Redis)
- * against BARE (two plain Socket.IO processes) in one run, variants taking turns at each
- * offered rate; at fan-out 10 also ADAPTER (BARE's processes joined by the Redis adapter,
- * rooms spanning both), which splits FULL's gap into the cluster design's share and ours.
- * Prints issue 4's target table and writes BENCHMARKS.md. `--quick` for development (about
- * 2 minutes). Everything on 127.0.0.1; every loop bounded.
+ * `pnpm bench`: FULL (the gateways + the worker, private database, private Redis) against
+ * ADAPTER (two plain Socket.IO processes joined by the Redis adapter, rooms spanning both: the
+ * cluster design with none of the gateway's work), in one run, variants taking turns:
+ *
+ * 1. saturation: FULL and ADAPTER climb a ladder of offered rates at fan-out 10;
+ * 2. fixed loads: FULL, ADAPTER and BARE (plain Socket.IO, for reference) at 20% and 50% of
+ *    ADAPTER's saturation, taking turns;
+ * 3. a Redis audit, and a CPU profile of a gateway, at those loads;
+ * 4. a hot room: one room's senders on 2 and on 4 gateways at the same offered rate;
+ * 5. memory per idle connection; 6. history pages at 1M messages against `/livez`.
+ *
+ * Prints issue 17's target table and writes BENCHMARKS.md (text below its analysis marker is
+ * kept). `--quick` for a smoke run (about 3 minutes). Everything on 127.0.0.1; every loop bounded.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
-import { connect as tcpConnect } from 'node:net';
-import { cpus, freemem, totalmem, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
+import { freePort } from '@chat/testing/ports';
 import type { StepResult } from './lib/driver.ts';
 import type { LoadgenSpec } from './loadgen.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { Inspector, summariseProfile, type CpuProfile, type ProfileSummary } from './lib/cdp.ts';
+import { describeMachine } from './lib/machine.ts';
 import { startCountingProxy } from './lib/pg-proxy.ts';
-import { freePort } from '@chat/testing/ports';
-import { ROOT, sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway, type Proc } from './lib/procs.ts';
-import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, spread, type Percentiles } from './lib/stats.ts';
+import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
+import { ROOT, sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway } from './lib/procs.ts';
+import { buildReport, keepAnalysis, ROLES, SERVER_ROLE, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
+import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, type Percentiles } from './lib/stats.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -38,39 +47,44 @@ const S = quick
       rounds: 1,
       warmupMs: 600,
       windowMs: 1500,
+      fixedWindowMs: 2000,
       settleMs: 300,
-      rates10: [2000, 4000, 7000, 12_000, 19_000, 26_000],
-      rates1: [3000, 7000, 12_000, 20_000, 30_000, 44_000],
-      rooms10: 40,
-      rooms1: 200,
-      latencyWindowMs: 2000,
+      ladder: [2000, 4000, 6000, 9000, 13_000, 18_000],
+      rooms: 40,
+      hotRate: 500,
+      hotMembers: 20,
       idleConnections: 1000,
       historyRows: 100_000,
-      historyRequests: 100,
+      historyRequests: 150,
       budgetMs: 3 * 60_000,
     }
   : {
       rounds: 3,
       warmupMs: 800,
       windowMs: 3000,
+      fixedWindowMs: 4000,
       settleMs: 400,
-      // Each variant climbs until it saturates (SATURATED_SHARE), so the top rungs are for BARE.
-      rates10: [1000, 2000, 3000, 4000, 5500, 7000, 9000, 12_000, 15_000, 19_000, 24_000, 30_000],
-      rates1: [2000, 4000, 6000, 9000, 12_000, 16_000, 21_000, 27_000, 34_000, 44_000, 56_000],
-      rooms10: 60,
-      rooms1: 300,
-      latencyWindowMs: 4000,
+      // Each variant climbs until it saturates (SATURATED_SHARE); the top rungs are for fast hosts.
+      ladder: [2000, 3000, 4000, 5500, 7000, 9000, 12_000, 15_000, 19_000],
+      rooms: 60,
+      hotRate: 1000,
+      hotMembers: 20,
       idleConnections: 10_000,
       historyRows: 1_000_000,
-      historyRequests: 400,
+      historyRequests: 600,
       budgetMs: 14 * 60_000,
     };
+const FANOUT = 10;
+/** The fixed loads, as shares of ADAPTER's saturation (acknowledged messages/s). */
+const SHARES = [0.2, 0.5] as const;
+/** Sends are skipped while this many acks are outstanding (at fixed loads it never binds). */
 const MAX_OUTSTANDING = 300;
 /**
- * ADAPTER runs at fan-out 10 only: the CPU targets are set there, every room spans both
- * processes there as in FULL, and a third variant at fan-out 1 would add minutes to the run.
+ * In the saturation climb, a wider window: with 300, a variant whose acks wait for a durable
+ * commit stopped at 300 ÷ its ack latency (about 1,500 msg/s when a loaded host stretched
+ * commits to tens of ms) with CPU to spare, measuring the client's window, not the server.
  */
-const withAdapter = (fanout: number) => fanout === 10;
+const SATURATION_OUTSTANDING = 1200;
 /** A step that acknowledges less than this share of its offered rate has saturated its variant. */
 const SATURATED_SHARE = 0.95;
 const started = Date.now();
@@ -78,30 +92,11 @@ const started = Date.now();
 const overBudget = (share = 1) => Date.now() - started > S.budgetMs * share;
 const log = (line: string) => process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
 
-// ---------------------------------------------------------------------------------------------
-// Load generator over IPC
 let loadgen: LoadgenClient | null = null;
 function lg<T>(command: LoadgenCommand, timeoutMs?: number): Promise<T> {
   return loadgen ? loadgen.request<T>(command, timeoutMs) : Promise.reject(new Error('no loadgen'));
 }
-
-// ---------------------------------------------------------------------------------------------
-// Measurement
-interface Pids {
-  gateways: number[];
-  worker: number[];
-  bare: number[];
-  adapter: number[];
-  redis: number[];
-  postgres: number[];
-  loadgen: number[];
-}
-type Role = keyof Pids;
-const ROLES: Role[] = ['gateways', 'worker', 'bare', 'adapter', 'redis', 'postgres', 'loadgen'];
-
-type Variant = 'FULL' | 'ADAPTER' | 'BARE';
-/** The processes that serve each variant's clients. */
-const SERVER_ROLE: Record<Variant, Role> = { FULL: 'gateways', ADAPTER: 'adapter', BARE: 'bare' };
+type Opened = { connected: number; failed: number; ms: number; firstError: string | null };
 
 interface Snap {
   t: number;
@@ -110,25 +105,15 @@ interface Snap {
   redis: Record<string, number>;
   roundTrips: number;
   commits: number;
+  metrics: GatewayMetrics;
+}
+interface GatewayMetrics {
   persisted: number;
-  xact: number;
+  batches: number;
+  batchSeconds: number;
+  batchMessages: number;
 }
-
-interface StepRecord {
-  variant: Variant;
-  fanout: number;
-  round: number;
-  rate: number;
-  lg: StepResult;
-  seconds: number;
-  cpuPerSec: Record<Role, number>;
-  sysPerSec: Record<Role, number>;
-  persistedPerSec: number;
-  dbRoundTripsPerMsg: number;
-  txPerMsg: number;
-  redisPerMsg: number;
-  redisTop: [string, number][];
-}
+const NO_METRICS: GatewayMetrics = { persisted: 0, batches: 0, batchSeconds: 0, batchMessages: 0 };
 
 // ---------------------------------------------------------------------------------------------
 async function main() {
@@ -138,7 +123,7 @@ async function main() {
   dbUrlObj.pathname = `/${dbName}`;
   const dbUrl = dbUrlObj.toString();
   const machine = describeMachine();
-  log(`machine: ${machine.cpu}, ${machine.nproc} cores, ${machine.memGiB} GiB; ${quick ? 'QUICK' : 'FULL'} mode; ulimit -n ${machine.ulimit}`);
+  log(`machine: ${machine.cpu}, ${machine.nproc} cores, ${machine.memGiB} GiB; ${quick ? 'QUICK' : 'FULL'} mode; ulimit -n ${machine.ulimit}; load ${machine.loadavg}`);
 
   let admin: postgres.Sql | null = null;
   let sql: postgres.Sql | null = null;
@@ -184,11 +169,10 @@ async function main() {
     redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
     redis.on('error', () => undefined);
     const prefix = 'bench';
+    const gatewayEnv = { databaseUrl: proxiedUrl.toString(), redisUrl, redisPrefix: prefix, jwtSecret: secret };
 
     const gateways: BenchGateway[] = [];
-    for (let i = 0; i < 2; i++) {
-      gateways.push(await startBenchGateway(`bench-gateway-${i}`, { databaseUrl: proxiedUrl.toString(), redisUrl, redisPrefix: prefix, jwtSecret: secret }));
-    }
+    for (let i = 0; i < 2; i++) gateways.push(await startBenchGateway(`bench-gateway-${i}`, gatewayEnv));
     const worker = startNode('worker', 'apps/worker/src/main.ts', {
       DATABASE_URL: dbUrl,
       REDIS_URL: redisUrl,
@@ -199,19 +183,15 @@ async function main() {
       POD_NAME: 'bench-worker',
       NODE_ENV: 'production',
     });
-    const bares: { proc: Proc; url: string; inspect: number }[] = [];
-    for (let i = 0; i < 2; i++) {
+    const plain = async (name: string, env: Record<string, string>) => {
       const port = await freePort();
       const inspect = await freePort();
-      const proc = startNode(`bare-${i}`, 'test/bench/bare-server.ts', { PORT: String(port), NODE_ENV: 'production' }, [`--inspect=127.0.0.1:${inspect}`]);
-      bares.push({ proc, url: `http://127.0.0.1:${port}`, inspect });
-    }
-    const adapters: { proc: Proc; url: string }[] = [];
-    for (let i = 0; i < 2; i++) {
-      const port = await freePort();
-      const proc = startNode(`adapter-${i}`, 'test/bench/bare-server.ts', { PORT: String(port), NODE_ENV: 'production', REDIS_URL: redisUrl, REDIS_KEY: 'bench-adapter:socket.io' });
-      adapters.push({ proc, url: `http://127.0.0.1:${port}` });
-    }
+      const proc = startNode(name, 'test/bench/bare-server.ts', { PORT: String(port), NODE_ENV: 'production', ...env }, [`--inspect=127.0.0.1:${inspect}`]);
+      return { proc, url: `http://127.0.0.1:${port}`, inspect };
+    };
+    const bares = [await plain('bare-0', {}), await plain('bare-1', {})];
+    const adapterEnv = { REDIS_URL: redisUrl, REDIS_KEY: 'bench-adapter:socket.io' };
+    const adapters = [await plain('adapter-0', adapterEnv), await plain('adapter-1', adapterEnv)];
     await Promise.all([
       ...gateways.map((g) => waitHttpOk(g.proc, `${g.url}/readyz`, 120_000)),
       ...[...bares, ...adapters].map((b) => waitHttpOk(b.proc, `${b.url}/healthz`, 120_000)),
@@ -226,8 +206,9 @@ async function main() {
         where datname = ${dbName} or backend_type = 'walwriter'`;
       return rows.map((r) => r.pid);
     };
-    const pids: Pids = {
+    const pids: Record<Role, number[]> = {
       gateways: gateways.map((g) => g.proc.pid),
+      extraGateways: [],
       worker: [worker.pid],
       bare: bares.map((b) => b.proc.pid),
       adapter: adapters.map((b) => b.proc.pid),
@@ -235,6 +216,8 @@ async function main() {
       postgres: await pgPids(),
       loadgen: [loadgen.pid],
     };
+    /** Every FULL gateway up now (the hot-room phase adds two). */
+    const liveGateways: BenchGateway[] = [...gateways];
 
     const redisStats = async (): Promise<Record<string, number>> => {
       const info = await redis!.info('commandstats');
@@ -242,18 +225,17 @@ async function main() {
       for (const match of info.matchAll(/cmdstat_([a-z|_-]+):calls=(\d+)/g)) out[match[1]!] = Number(match[2]);
       return out;
     };
-    const persistedTotal = async (): Promise<number> => {
-      let total = 0;
-      for (const g of gateways) {
+    const gatewayMetrics = async (): Promise<GatewayMetrics> => {
+      const sum = { ...NO_METRICS };
+      const read = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+      for (const g of liveGateways) {
         const text = await (await fetch(`${g.url}/metrics`)).text();
-        const match = /^chat_messages_persisted_total (\d+(?:\.\d+)?)/m.exec(text);
-        total += match ? Number(match[1]) : 0;
+        sum.persisted += read(text, 'chat_messages_persisted_total');
+        sum.batches += read(text, 'chat_persist_duration_seconds_count');
+        sum.batchSeconds += read(text, 'chat_persist_duration_seconds_sum');
+        sum.batchMessages += read(text, 'chat_persist_batch_size_sum');
       }
-      return total;
-    };
-    const xactCommits = async (): Promise<number> => {
-      const rows = await adminSql<{ x: string }[]>`select xact_commit::text as x from pg_stat_database where datname = ${dbName}`;
-      return Number(rows[0]?.x ?? 0);
+      return sum;
     };
     const snap = async (withFull: boolean): Promise<Snap> => {
       const t = performance.now();
@@ -263,16 +245,7 @@ async function main() {
         cpu[role] = pids[role].reduce((sum, pid) => sum + cpuMicros(pid), 0);
         sys[role] = pids[role].reduce((sum, pid) => sum + cpuSplitMicros(pid)[1], 0);
       }
-      return {
-        t,
-        cpu,
-        sys,
-        redis: await redisStats(),
-        roundTrips: proxy.roundTrips(),
-        commits: proxy.commits(),
-        persisted: withFull ? await persistedTotal() : 0,
-        xact: withFull ? await xactCommits() : 0,
-      };
+      return { t, cpu, sys, redis: await redisStats(), roundTrips: proxy.roundTrips(), commits: proxy.commits(), metrics: withFull ? await gatewayMetrics() : NO_METRICS };
     };
 
     // ---- seed users, rooms and memberships by SQL (a member's socket is put in its rooms at connect)
@@ -289,38 +262,63 @@ async function main() {
         select room_id, user_id from jsonb_to_recordset(${JSON.stringify(users.map((user, i) => ({ room_id: roomIds[Math.floor(i / members)], user_id: user })))}::text::jsonb) as x(room_id uuid, user_id uuid)`;
       return { users, roomIds };
     };
-    const openScenario = async (fanout: number, rooms: number) => {
-      const seeded = await seedRooms(rooms, fanout, `f${fanout}u`);
-      const full: LoadgenSpec[] = seeded.users.map((sub, i) => ({ url: gateways[i % 2]!.url, roomId: seeded.roomIds[Math.floor(i / fanout)]!, sub }));
-      const bare: LoadgenSpec[] = seeded.users.map((_, i) => {
-        const room = Math.floor(i / fanout);
-        const roomId = `bare-${fanout}-${room}`;
-        return { url: bares[room % 2]!.url, roomId, bareRoom: roomId };
-      });
-      // ADAPTER's rooms span both processes as FULL's do: members alternate between them.
-      const adapter: LoadgenSpec[] = seeded.users.map((_, i) => {
-        const roomId = `adapter-${fanout}-${Math.floor(i / fanout)}`;
-        return { url: adapters[i % 2]!.url, roomId, bareRoom: roomId };
-      });
-      type Opened = { connected: number; failed: number; firstError: string | null };
-      const a = await lg<Opened>({ cmd: 'open', group: `FULL-${fanout}`, namespace: '/socket', specs: full, concurrency: 50 });
-      const b = await lg<Opened>({ cmd: 'open', group: `BARE-${fanout}`, namespace: '/socket', specs: bare, concurrency: 50 });
-      const c = withAdapter(fanout) ? await lg<Opened>({ cmd: 'open', group: `ADAPTER-${fanout}`, namespace: '/socket', specs: adapter, concurrency: 50 }) : null;
-      if (a.failed || b.failed || c?.failed) {
-        throw new Error(`fan-out ${fanout}: FULL ${a.failed} / BARE ${b.failed} / ADAPTER ${c?.failed ?? 0} clients failed: ${a.firstError ?? b.firstError ?? c?.firstError}`);
-      }
-      log(`fan-out ${fanout}: ${rooms} rooms × ${fanout} members; FULL${c ? ' and ADAPTER' : ''} rooms span both processes; ${[a, b, c].filter((o) => o).map((o) => o!.connected).join(' + ')} clients connected`);
+    const open = async (group: string, specs: LoadgenSpec[], concurrency = 50) => {
+      const opened = await lg<Opened>({ cmd: 'open', group, namespace: '/socket', specs, concurrency });
+      if (opened.failed) throw new Error(`${group}: ${opened.failed} clients failed: ${opened.firstError}`);
+      return opened;
     };
 
-    const step = async (variant: Variant, fanout: number, round: number, rate: number, windowMs = S.windowMs): Promise<StepRecord> => {
-      const group = `${variant}-${fanout}`;
+    // Every room of FULL and ADAPTER has members on both processes (they alternate), as in a
+    // cluster; BARE's rooms are each local to one process.
+    const seeded = await seedRooms(S.rooms, FANOUT, 'u');
+    const roomOf = (i: number) => Math.floor(i / FANOUT);
+    await open('FULL', seeded.users.map((sub, i) => ({ url: gateways[i % 2]!.url, roomId: seeded.roomIds[roomOf(i)]!, sub })));
+    await open('ADAPTER', seeded.users.map((_, i) => ({ url: adapters[i % 2]!.url, roomId: `adapter-${roomOf(i)}`, bareRoom: `adapter-${roomOf(i)}` })));
+    await open('BARE', seeded.users.map((_, i) => ({ url: bares[roomOf(i) % 2]!.url, roomId: `bare-${roomOf(i)}`, bareRoom: `bare-${roomOf(i)}` })));
+    log(`fan-out ${FANOUT}: ${S.rooms} rooms × ${FANOUT} members for each of FULL, ADAPTER and BARE`);
+
+    /** Mean number of the bench database's backends waiting on a lock, sampled every 10 ms for `ms`. */
+    const sampleLockWaits = async (ms: number) => {
+      const until = performance.now() + ms;
+      let samples = 0;
+      let waiting = 0;
+      while (performance.now() < until) {
+        const [row] = await adminSql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity where datname = ${dbName} and wait_event_type = 'Lock'`;
+        samples++;
+        waiting += row?.n ?? 0;
+        await sleep(10);
+      }
+      return waiting / Math.max(1, samples);
+    };
+    /** A one-row durable commit, timed at the client: what every acknowledged send waits for at least. */
+    const commitFloor = async (): Promise<Percentiles> => {
+      await db`create table if not exists bench_commit_floor (x int)`;
+      const times: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const t = performance.now();
+        await db`insert into bench_commit_floor values (1)`;
+        times.push(performance.now() - t);
+      }
+      await db`drop table bench_commit_floor`;
+      return percentiles(times);
+    };
+    const floorAtStart = await commitFloor();
+    log(`a one-row durable commit: p50 ${fmt(floorAtStart.p50, 2)} ms, p99 ${fmt(floorAtStart.p99, 2)} ms`);
+
+    const step = async (
+      variant: Variant,
+      options: { phase: StepRecord['phase']; group?: string; round: number; rate: number; share?: number | null; windowMs?: number; sampleLocks?: boolean; maxOutstanding?: number },
+    ): Promise<StepRecord> => {
+      const group = options.group ?? variant;
       const full = variant === 'FULL';
-      await lg({ cmd: 'start', group, rate, maxOutstanding: MAX_OUTSTANDING });
+      await lg({ cmd: 'start', group, rate: options.rate, maxOutstanding: options.maxOutstanding ?? MAX_OUTSTANDING });
       await sleep(S.warmupMs);
       if (full) pids.postgres = await pgPids();
       const a = await snap(full);
       await lg({ cmd: 'mark', group });
-      await sleep(windowMs);
+      const lockWaiting = options.sampleLocks ? await sampleLockWaits(options.windowMs ?? S.windowMs) : Number.NaN;
+      if (!options.sampleLocks) await sleep(options.windowMs ?? S.windowMs);
       const result = await lg<StepResult>({ cmd: 'stop', group });
       const b = await snap(full);
       await sleep(S.settleMs);
@@ -331,142 +329,171 @@ async function main() {
         cpuPerSec[role] = (b.cpu[role] - a.cpu[role]) / seconds;
         sysPerSec[role] = (b.sys[role] - a.sys[role]) / seconds;
       }
-      const persisted = b.persisted - a.persisted;
+      const persisted = b.metrics.persisted - a.metrics.persisted;
+      const batches = b.metrics.batches - a.metrics.batches;
       const redisDelta: [string, number][] = Object.entries(b.redis)
         .map(([name, calls]): [string, number] => [name, calls - (a.redis[name] ?? 0) - (name === 'info' ? 1 : 0)])
         .filter(([, calls]) => calls > 0);
       const redisCalls = redisDelta.reduce((sum, [, calls]) => sum + calls, 0);
+      const counted = full && persisted > 0;
       return {
+        phase: options.phase,
         variant,
-        fanout,
-        round,
-        rate,
+        group,
+        round: options.round,
+        rate: options.rate,
+        share: options.share ?? null,
         lg: result,
         seconds,
         cpuPerSec,
         sysPerSec,
         persistedPerSec: persisted / seconds,
-        dbRoundTripsPerMsg: full && persisted ? (b.roundTrips - a.roundTrips) / persisted : Number.NaN,
-        txPerMsg: full && persisted ? (b.commits - a.commits) / persisted : Number.NaN,
-        redisPerMsg: full && persisted ? redisCalls / persisted : Number.NaN,
-        redisTop: full && persisted ? redisDelta.sort((x, y) => y[1] - x[1]).slice(0, 6).map(([n, c]): [string, number] => [n, c / persisted]) : [],
+        batchesPerSec: batches / seconds,
+        batchMs: batches ? ((b.metrics.batchSeconds - a.metrics.batchSeconds) / batches) * 1000 : Number.NaN,
+        batchSize: batches ? (b.metrics.batchMessages - a.metrics.batchMessages) / batches : Number.NaN,
+        dbRoundTripsPerMsg: counted ? (b.roundTrips - a.roundTrips) / persisted : Number.NaN,
+        txPerMsg: counted ? (b.commits - a.commits) / persisted : Number.NaN,
+        redisPerMsg: counted ? redisCalls / persisted : Number.NaN,
+        redisTop: counted ? redisDelta.sort((x, y) => y[1] - x[1]).slice(0, 6).map(([n, c]): [string, number] => [n, c / persisted]) : [],
+        lockWaiting,
       };
     };
     const describe = (r: StepRecord) =>
-      `${r.variant} fo${r.fanout} r${r.round} offered ${fmtInt(r.rate)}/s: acked ${fmtInt(r.lg.ackedPerSec)}/s, deliveries ${fmtInt(r.lg.deliveriesPerSec)}/s, ` +
-      `p50/p99 ${fmt(r.lg.latency.p50, 2)}/${fmt(r.lg.latency.p99, 1)} ms, cpu ${fmt(r.cpuPerSec[SERVER_ROLE[r.variant]] / 1e4, 0)}%` +
+      `${r.phase} ${r.group} r${r.round} offered ${fmtInt(r.rate)}/s: acked ${fmtInt(r.lg.ackedPerSec)}/s, deliveries ${fmtInt(r.lg.deliveriesPerSec)}/s, ` +
+      `p50/p99 ${fmt(r.lg.latency.p50, 2)}/${fmt(r.lg.latency.p99, 1)} ms, cpu ${fmt((r.cpuPerSec[SERVER_ROLE[r.variant]] + (r.phase === 'hot' ? r.cpuPerSec.extraGateways : 0)) / 1e4, 0)}%` +
       (r.variant === 'ADAPTER' ? ` (+redis ${fmt(r.cpuPerSec.redis / 1e4, 0)}%)` : '') +
-      (r.variant === 'FULL' ? ` (+redis ${fmt(r.cpuPerSec.redis / 1e4, 0)}% pg ${fmt(r.cpuPerSec.postgres / 1e4, 0)}%), rt/msg ${fmt(r.dbRoundTripsPerMsg, 3)}, tx/msg ${fmt(r.txPerMsg, 3)}, redis/msg ${fmt(r.redisPerMsg, 2)}` : '') +
+      (r.variant === 'FULL'
+        ? ` (+redis ${fmt(r.cpuPerSec.redis / 1e4, 0)}% pg ${fmt(r.cpuPerSec.postgres / 1e4, 0)}%), batches ${fmt(r.batchesPerSec, 0)}/s × ${fmt(r.batchSize, 1)} in ${fmt(r.batchMs, 2)} ms, rt/msg ${fmt(r.dbRoundTripsPerMsg, 3)}, redis/msg ${fmt(r.redisPerMsg, 2)}`
+        : '') +
       `, loadgen ${fmt(r.cpuPerSec.loadgen / 1e4, 0)}%` +
+      (Number.isFinite(r.lockWaiting) ? `, backends waiting on a lock ${fmt(r.lockWaiting, 2)}` : '') +
       (r.lg.ackFailed ? `, ack failures ${r.lg.ackFailed} ${JSON.stringify(r.lg.errors)}` : '');
-
-    // ---- saturation sweeps, variants taking turns at each offered rate
     const records: StepRecord[] = [];
-    /** Variants (by fan-out and round) that were still keeping up at the top offered rate. */
+    const record = (r: StepRecord) => {
+      records.push(r);
+      log(describe(r));
+      return r;
+    };
+
+    // ---- 1. saturation: FULL and ADAPTER climb, taking turns at each offered rate
+    /** Variants (by round) that were still keeping up at the top offered rate. */
     const unsaturated: string[] = [];
-    const sweep = async (fanout: number, rooms: number, rates: number[]) => {
-      await openScenario(fanout, rooms);
-      for (let round = 1; round <= S.rounds; round++) {
-        // A variant stops climbing once a step both falls behind its offered rate and adds no
-        // throughput (under 3% more deliveries than its best so far); the others go on without it.
-        const variants: Variant[] = withAdapter(fanout) ? ['FULL', 'ADAPTER', 'BARE'] : ['FULL', 'BARE'];
-        const saturated = new Set<Variant>();
-        const best: Record<Variant, number> = { FULL: 0, ADAPTER: 0, BARE: 0 };
-        for (const rate of rates) {
-          if (overBudget(fanout === 10 ? 0.48 : 0.74)) return;
-          // The order rotates at each rate, so each variant takes each place in turn.
-          const turn = (round + rates.indexOf(rate)) % variants.length;
-          const order = [...variants.slice(turn), ...variants.slice(0, turn)];
-          const climbing = order.filter((variant) => !saturated.has(variant));
-          if (climbing.length === 0) break;
-          for (const variant of climbing) {
-            const record = await step(variant, fanout, round, rate);
-            records.push(record);
-            log(describe(record));
-            const behind = record.lg.ackedPerSec < SATURATED_SHARE * rate;
-            if (behind && record.lg.deliveriesPerSec < 1.03 * best[variant]) saturated.add(variant);
-            best[variant] = Math.max(best[variant], record.lg.deliveriesPerSec);
-          }
-        }
-        for (const variant of variants) {
-          if (!saturated.has(variant)) unsaturated.push(`${variant} fan-out ${fanout} round ${round}`);
+    const climbers: Variant[] = ['FULL', 'ADAPTER'];
+    for (let round = 1; round <= S.rounds && !overBudget(0.3); round++) {
+      // A variant stops climbing once a step both falls behind its offered rate and adds no
+      // throughput (under 3% more deliveries than its best so far); the other goes on alone.
+      const saturated = new Set<Variant>();
+      const best: Record<Variant, number> = { FULL: 0, ADAPTER: 0, BARE: 0 };
+      for (const [index, rate] of S.ladder.entries()) {
+        const order = (round + index) % 2 ? [...climbers].reverse() : climbers;
+        const climbing = order.filter((variant) => !saturated.has(variant));
+        if (climbing.length === 0) break;
+        for (const variant of climbing) {
+          const r = record(await step(variant, { phase: 'saturation', round, rate, maxOutstanding: SATURATION_OUTSTANDING }));
+          if (r.lg.ackedPerSec < SATURATED_SHARE * rate && r.lg.deliveriesPerSec < 1.03 * best[variant]) saturated.add(variant);
+          best[variant] = Math.max(best[variant], r.lg.deliveriesPerSec);
         }
       }
-    };
-    await sweep(10, S.rooms10, S.rates10);
-    await lg({ cmd: 'close', group: 'ADAPTER-10' });
-    const xactBefore1 = await xactCommits();
-    const persistedBefore1 = await persistedTotal();
-    await sweep(1, S.rooms1, S.rates1);
-    const xactAfter1 = await xactCommits();
-    const persistedAfter1 = await persistedTotal();
-
-    // saturation point of each variant in each round = the step with the most deliveries
-    const saturation = (variant: Variant, fanout: number) => {
+      for (const variant of climbers) if (!saturated.has(variant)) unsaturated.push(`${variant} round ${round}`);
+    }
+    const saturation = (variant: Variant) => {
       const out: StepRecord[] = [];
       for (let round = 1; round <= S.rounds; round++) {
-        const steps = records.filter((r) => r.variant === variant && r.fanout === fanout && r.round === round);
-        const best = steps.sort((x, y) => y.lg.deliveriesPerSec - x.lg.deliveriesPerSec)[0];
-        if (best) out.push(best);
+        const steps = records.filter((r) => r.phase === 'saturation' && r.variant === variant && r.round === round);
+        const top = steps.sort((x, y) => y.lg.deliveriesPerSec - x.lg.deliveriesPerSec)[0];
+        if (top) out.push(top);
       }
       return out;
     };
-    const sat = {
-      full10: saturation('FULL', 10),
-      bare10: saturation('BARE', 10),
-      adapter10: saturation('ADAPTER', 10),
-      full1: saturation('FULL', 1),
-      bare1: saturation('BARE', 1),
-    };
-    const fullMaxMsgs = Math.max(100, median(sat.full10.map((r) => r.lg.ackedPerSec)));
+    const sat = { full: saturation('FULL'), adapter: saturation('ADAPTER') };
+    const adapterMaxMsgs = Math.max(200, median(sat.adapter.map((r) => r.lg.ackedPerSec)));
+    log(`ADAPTER saturates at ${fmtInt(adapterMaxMsgs)} msg/s (median over rounds); FULL at ${fmtInt(median(sat.full.map((r) => r.lg.ackedPerSec)))}`);
 
-    // ---- latency at 50% and 80% of FULL's max (fan-out 10), variants taking turns
-    const latency: StepRecord[] = [];
-    await lg({ cmd: 'close', group: 'FULL-1' });
-    await lg({ cmd: 'close', group: 'BARE-1' });
-    for (let round = 1; round <= S.rounds && !overBudget(0.8); round++) {
-      for (const share of [0.5, 0.8]) {
-        const rate = Math.max(100, Math.round(fullMaxMsgs * share));
-        for (const variant of round % 2 ? (['FULL', 'BARE'] as const) : (['BARE', 'FULL'] as const)) {
-          const record = await step(variant, 10, round, rate, S.latencyWindowMs);
-          record.rate = share; // keep the share for grouping
-          latency.push(record);
-          log(`latency ${Math.round(share * 100)}%: ${describe({ ...record, rate })}`);
+    // ---- 2. fixed loads: 20% and 50% of ADAPTER's saturation, FULL / ADAPTER / BARE taking turns
+    const fixedVariants: Variant[] = ['FULL', 'ADAPTER', 'BARE'];
+    for (let round = 1; round <= S.rounds && !overBudget(0.5); round++) {
+      for (const share of SHARES) {
+        const turn = (round + SHARES.indexOf(share)) % fixedVariants.length;
+        for (const variant of [...fixedVariants.slice(turn), ...fixedVariants.slice(0, turn)]) {
+          record(await step(variant, { phase: 'fixed', round, rate: Math.round(adapterMaxMsgs * share), share, windowMs: S.fixedWindowMs }));
         }
       }
     }
 
-    // ---- hot-path audit: what each message costs in Redis, by command and channel (MONITOR)
-    const audit = overBudget(0.82) ? null : await auditRedis(redisPort, prefix, Math.max(200, Math.round(fullMaxMsgs * 0.3)));
-    if (audit) log(`audit: ${audit.messages} messages in ${fmt(audit.seconds, 1)} s; per message: ${Object.entries(audit.perMessage).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ')}`);
-
-    // ---- profile one gateway at saturation
-    let profile: ProfileSummary | null = null;
-    if (!overBudget(0.84)) {
+    // ---- 3. what each message costs in Redis (MONITOR), and where a gateway spends its CPU
+    let audit: RedisAudit | null = null;
+    if (!overBudget(0.55)) {
+      const rate = Math.round(adapterMaxMsgs * 0.2);
+      audit = await auditRedis(redisPort, prefix, async () => {
+        await lg({ cmd: 'start', group: 'FULL', rate, maxOutstanding: MAX_OUTSTANDING });
+        await lg({ cmd: 'mark', group: 'FULL' });
+        await sleep(2000);
+        const result = await lg<StepResult>({ cmd: 'stop', group: 'FULL' });
+        return result.sent - result.ackFailed;
+      });
+      log(`audit: ${audit.messages} messages in ${fmt(audit.seconds, 1)} s; per message: ${Object.entries(audit.perMessage).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ')}`);
+    }
+    let profile: (ProfileSummary & { rate: number }) | null = null;
+    if (!overBudget(0.57)) {
+      const rate = Math.round(adapterMaxMsgs * 0.5);
       const inspector = await Inspector.attach(gateways[0]!.inspect);
-      await lg({ cmd: 'start', group: 'FULL-10', rate: Math.round(fullMaxMsgs * 1.5), maxOutstanding: MAX_OUTSTANDING });
-      await sleep(1000);
+      await lg({ cmd: 'start', group: 'FULL', rate, maxOutstanding: MAX_OUTSTANDING });
+      await sleep(800);
       await inspector.send('Profiler.enable');
       await inspector.send('Profiler.setSamplingInterval', { interval: 500 });
       await inspector.send('Profiler.start');
       await sleep(quick ? 2000 : 4000);
       const { profile: raw } = await inspector.send<{ profile: CpuProfile }>('Profiler.stop');
-      await lg<StepResult>({ cmd: 'stop', group: 'FULL-10' });
+      await lg<StepResult>({ cmd: 'stop', group: 'FULL' });
       inspector.close();
       const file = join(tmpdir(), `bench-gateway-${Date.now()}.cpuprofile`);
       writeFileSync(file, JSON.stringify(raw));
-      profile = summariseProfile(raw);
-      log(`profile of gateway-0 at saturation written to ${file}`);
+      profile = { ...summariseProfile(raw), rate };
+      log(`profile of gateway-0 at 50% load written to ${file}`);
     }
-    await lg({ cmd: 'close', group: 'FULL-10' });
-    await lg({ cmd: 'close', group: 'BARE-10' });
+    for (const group of ['FULL', 'ADAPTER', 'BARE']) await lg({ cmd: 'close', group });
+
+    // ---- 4. a hot room: senders on 2 and on 4 gateways, same offered rate, taking turns
+    if (!overBudget(0.62)) {
+      const extra: BenchGateway[] = [];
+      for (let i = 2; i < 4; i++) extra.push(await startBenchGateway(`bench-gateway-${i}`, gatewayEnv));
+      await Promise.all(extra.map((g) => waitHttpOk(g.proc, `${g.url}/readyz`, 120_000)));
+      liveGateways.push(...extra);
+      pids.extraGateways = extra.map((g) => g.proc.pid);
+      const all = [...gateways, ...extra];
+      // Two rooms, so that neither group's members receive the other's messages; each one is
+      // the only room its group writes to.
+      const hot = await seedRooms(2, S.hotMembers, 'hot');
+      for (const pods of [2, 4]) {
+        const room = pods === 2 ? 0 : 1;
+        const users = hot.users.slice(room * S.hotMembers, (room + 1) * S.hotMembers);
+        await open(`HOT-${pods}`, users.map((sub, i) => ({ url: all[i % pods]!.url, roomId: hot.roomIds[room]!, sub })));
+      }
+      log(`hot room: ${S.hotMembers} members, all sending, spread over 2 or over 4 gateways; ${fmtInt(S.hotRate)} msg/s offered`);
+      // The two new gateways start cold (no JIT-compiled code yet) where the first two have run
+      // for minutes: both groups send, unmeasured, before the rounds.
+      for (const group of ['HOT-4', 'HOT-2']) {
+        await lg({ cmd: 'start', group, rate: S.hotRate, maxOutstanding: MAX_OUTSTANDING });
+        await sleep(quick ? 1500 : 4000);
+        await lg<StepResult>({ cmd: 'stop', group });
+      }
+      for (let round = 1; round <= S.rounds && !overBudget(0.7); round++) {
+        for (const pods of round % 2 ? [2, 4] : [4, 2]) {
+          record(await step('FULL', { phase: 'hot', group: `HOT-${pods}`, round, rate: S.hotRate, windowMs: S.fixedWindowMs, sampleLocks: true }));
+        }
+      }
+      for (const group of ['HOT-2', 'HOT-4']) await lg({ cmd: 'close', group });
+      for (const g of extra) await g.proc.stop();
+      liveGateways.splice(2);
+      pids.extraGateways = [];
+    }
     await sleep(1000);
 
-    // ---- memory per idle connection
-    const idle: Record<'FULL' | 'BARE', { n: number; rssPerConn: number; heapPerConn: number; connectMs: number } | null> = { FULL: null, BARE: null };
+    // ---- 5. memory per idle connection
+    const idle: Partial<Record<'FULL' | 'BARE', IdleFigures>> = {};
     const softLimit = Number(machine.ulimit) || 1024;
     const idleN = Math.min(S.idleConnections, softLimit - 2000);
-    if (!overBudget(0.86)) {
+    if (!overBudget(0.8)) {
       const ids = (await db<{ id: string }[]>`insert into users (id, nickname) select gen_random_uuid(), 'idle' || g from generate_series(1, ${idleN}) g returning id`).map((r) => r.id);
       for (const variant of ['FULL', 'BARE'] as const) {
         const targets = variant === 'FULL' ? gateways : bares;
@@ -474,30 +501,33 @@ async function main() {
         const before = await Promise.all(inspectors.map((i) => i.memoryAfterGc()));
         const rssBefore = targets.reduce((sum, t) => sum + rssBytes(t.proc.pid), 0);
         const specs: LoadgenSpec[] = ids.map((sub, i) => (variant === 'FULL' ? { url: targets[i % 2]!.url, roomId: null, sub } : { url: targets[i % 2]!.url, roomId: null, bareRoom: null }));
-        const opened = await lg<{ connected: number; failed: number; ms: number; firstError: string | null }>({ cmd: 'open', group: `idle-${variant}`, namespace: '/socket', specs, concurrency: 100, deadlineMs: quick ? 15_000 : 75_000 }, 180_000);
+        const opened = await lg<Opened>({ cmd: 'open', group: `idle-${variant}`, namespace: '/socket', specs, concurrency: 100, deadlineMs: quick ? 15_000 : 75_000 }, 180_000);
         await sleep(2000);
         const after = await Promise.all(inspectors.map((i) => i.memoryAfterGc()));
         const rssAfter = targets.reduce((sum, t) => sum + rssBytes(t.proc.pid), 0);
         const heapDelta = after.reduce((s, m) => s + m.heapUsed, 0) - before.reduce((s, m) => s + m.heapUsed, 0);
-        idle[variant] = { n: opened.connected, rssPerConn: (rssAfter - rssBefore) / opened.connected, heapPerConn: heapDelta / opened.connected, connectMs: opened.ms };
-        log(`idle ${variant}: ${opened.connected} connected (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}) in ${fmt(opened.ms / 1000, 1)} s; RSS ${fmt(idle[variant]!.rssPerConn / 1024, 1)} KiB/conn, heap ${fmt(heapDelta / opened.connected / 1024, 1)} KiB/conn`);
+        const figures = { n: opened.connected, rssPerConn: (rssAfter - rssBefore) / opened.connected, heapPerConn: heapDelta / opened.connected, connectMs: opened.ms };
+        idle[variant] = figures;
+        log(`idle ${variant}: ${opened.connected} connected (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}) in ${fmt(opened.ms / 1000, 1)} s; RSS ${fmt(figures.rssPerConn / 1024, 1)} KiB/conn, heap ${fmt(figures.heapPerConn / 1024, 1)} KiB/conn`);
         await lg({ cmd: 'close', group: `idle-${variant}` });
         for (const i of inspectors) i.close();
         await sleep(1500);
       }
     }
 
-    // ---- history page p99 at depth 0 and deep in a room of historyRows messages
-    const history: { label: string; p: Percentiles }[] = [];
+    // ---- 6. history pages at depth 0 and deep in a room of historyRows messages, each request
+    // alternating with one to /livez on the same keep-alive connection: the machine's own floor,
+    // measured under the same noise.
+    const history: HistoryCase[] = [];
     let historyInsertMs = Number.NaN;
-    if (!overBudget(0.95)) {
+    if (!overBudget(0.9)) {
       const small = await seedRooms(1, 1, 'hs');
       const big = await seedRooms(1, 1, 'hb');
       const insertRows = async (roomId: string, userId: string, n: number) => {
         await db`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
           select gen_random_uuid(), ${roomId}, ${userId}, 'text', 'history message ' || g, g,
-                 now() - (${n} - g) * interval '1 millisecond', (select expires_at from rooms where id = ${roomId})
-          from generate_series(1, ${n}) g`;
+                 now() - (${n} - g) * interval '1 millisecond', r.expires_at
+          from generate_series(1, ${n}) g, rooms r where r.id = ${roomId}`;
         await db`update rooms set last_seq = ${n} where id = ${roomId}`;
       };
       await insertRows(small.roomIds[0]!, small.users[0]!, 60);
@@ -512,41 +542,54 @@ async function main() {
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       const base = gateways[0]!.url;
       const cases = [
-        { label: 'small room (60 messages), newest page', path: `/api/rooms/${small.roomIds[0]}/messages?limit=50` },
-        { label: `${fmtInt(S.historyRows)} messages, newest page (depth 0)`, path: `/api/rooms/${big.roomIds[0]}/messages?limit=50` },
-        { label: `${fmtInt(S.historyRows)} messages, before the middle (depth ${fmtInt(S.historyRows / 2)})`, path: `/api/rooms/${big.roomIds[0]}/messages?limit=50&before=${mid}` },
-        { label: `${fmtInt(S.historyRows)} messages, before seq 100 (depth ${fmtInt(S.historyRows - 100)})`, path: `/api/rooms/${big.roomIds[0]}/messages?limit=50&before=${deep}` },
+        { label: 'small room (60 messages), newest page', big: false, path: `/api/rooms/${small.roomIds[0]}/messages?limit=50` },
+        { label: `${fmtInt(S.historyRows)} messages, newest page (depth 0)`, big: true, path: `/api/rooms/${big.roomIds[0]}/messages?limit=50` },
+        { label: `${fmtInt(S.historyRows)} messages, before the middle (depth ${fmtInt(S.historyRows / 2)})`, big: true, path: `/api/rooms/${big.roomIds[0]}/messages?limit=50&before=${mid}` },
+        { label: `${fmtInt(S.historyRows)} messages, before seq 100 (depth ${fmtInt(S.historyRows - 100)})`, big: true, path: `/api/rooms/${big.roomIds[0]}/messages?limit=50&before=${deep}` },
       ];
+      const timed = async (path: string) => {
+        const t = performance.now();
+        const status = await httpGet(agent, `${base}${path}`);
+        if (status !== 200) throw new Error(`GET ${path}: HTTP ${status}`);
+        return performance.now() - t;
+      };
       for (const c of cases) {
-        const times: number[] = [];
+        const pages: number[] = [];
+        const livez: number[] = [];
         for (let i = 0; i < S.historyRequests + 30; i++) {
-          const t = performance.now();
-          const status = await httpGet(agent, `${base}${c.path}`);
-          if (status !== 200) throw new Error(`history ${c.path}: HTTP ${status}`);
-          if (i >= 30) times.push(performance.now() - t);
+          const page = await timed(c.path);
+          const floor = await timed('/livez');
+          if (i >= 30) {
+            pages.push(page);
+            livez.push(floor);
+          }
         }
-        const p = percentiles(times);
-        history.push({ label: c.label, p });
-        log(`history ${c.label}: p50 ${fmt(p.p50, 2)} ms, p99 ${fmt(p.p99, 2)} ms`);
+        const p = percentiles(pages);
+        const floor = percentiles(livez);
+        history.push({ label: c.label, big: c.big, p, livez: floor });
+        log(`history ${c.label}: p50 ${fmt(p.p50, 2)} ms, p99 ${fmt(p.p99, 2)} ms; /livez p50 ${fmt(floor.p50, 2)}, p99 ${fmt(floor.p99, 2)} ms`);
       }
       agent.destroy();
     }
 
     // ---- report
+    const floorAtEnd = await commitFloor();
+    log(`a one-row durable commit at the end: p50 ${fmt(floorAtEnd.p50, 2)} ms, p99 ${fmt(floorAtEnd.p99, 2)} ms`);
     const report = buildReport({
+      commitFloor: [floorAtStart, floorAtEnd],
       machine,
+      loadAtEnd: describeMachine().loadavg,
       quick,
+      settings: { ...S, shares: [...SHARES], fanout: FANOUT, maxOutstanding: MAX_OUTSTANDING, saturationOutstanding: SATURATION_OUTSTANDING, saturatedShare: SATURATED_SHARE },
       records,
       sat,
-      latency,
+      adapterMaxMsgs,
       audit,
       profile,
       idle,
       idleN,
       history,
       historyInsertMs,
-      fullMaxMsgs,
-      xactPerMsgFanout1: (xactAfter1 - xactBefore1) / Math.max(1, persistedAfter1 - persistedBefore1),
       elapsedMs: Date.now() - started,
       budgetHit: overBudget(),
       unsaturated,
@@ -568,303 +611,6 @@ function httpGet(agent: Agent, url: string): Promise<number> {
     request.setTimeout(5000, () => request.destroy(new Error('timeout')));
     request.on('error', reject);
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-interface Audit {
-  messages: number;
-  seconds: number;
-  perMessage: Record<string, number>;
-  perSecond: Record<string, number>;
-}
-
-/**
- * Sends at `rate` for 2 s with a MONITOR session on the private Redis and classifies every
- * command: PUBLISH to a room channel (a broadcast), PUBLISH to the adapter's request/response
- * channels (fetchSockets, serverSideEmit, socketsJoin…), BullMQ keys, rate-limit keys, other;
- * commands run inside Lua scripts (`[0 lua]`) apart from the ones clients sent.
- */
-async function auditRedis(port: number, prefix: string, rate: number): Promise<Audit> {
-  const socket = tcpConnect(port, '127.0.0.1');
-  const counts: Record<string, number> = {};
-  let buffer = '';
-  let lines = 0;
-  const add = (key: string) => (counts[key] = (counts[key] ?? 0) + 1);
-  socket.on('data', (chunk) => {
-    buffer += chunk.toString('utf8');
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0 && lines < 5_000_000) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      const match = /^\+\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]+)"(?: "([^"]*)")?/.exec(line);
-      if (!match) continue;
-      lines++;
-      const inLua = match[1] === 'lua';
-      const command = match[2]!.toLowerCase();
-      const first = match[3] ?? '';
-      if (command === 'info' || command === 'monitor') continue;
-      let kind: string;
-      if (command === 'publish' || command === 'spublish') {
-        if (first.includes('-request#') || first.includes('-response#')) kind = 'publish:adapter-request/response';
-        else if (first.includes('#room:')) kind = 'publish:room-broadcast';
-        else kind = 'publish:other';
-      } else if (/bull/i.test(line)) kind = `bullmq:${command}`;
-      else if (line.includes(`${prefix}:rl:`)) kind = `rate-limit:${command}`;
-      else kind = `other:${command}`;
-      add(inLua ? `(in Lua) ${kind}` : kind);
-    }
-  });
-  socket.write('MONITOR\r\n');
-  await sleep(200);
-  const t0 = performance.now();
-  await lg({ cmd: 'start', group: 'FULL-10', rate, maxOutstanding: MAX_OUTSTANDING });
-  await lg({ cmd: 'mark', group: 'FULL-10' });
-  await sleep(2000);
-  const result = await lg<StepResult>({ cmd: 'stop', group: 'FULL-10' });
-  await sleep(300);
-  socket.destroy();
-  const seconds = (performance.now() - t0) / 1000;
-  const messages = Math.max(1, result.sent - result.ackFailed);
-  const perMessage: Record<string, number> = {};
-  const perSecond: Record<string, number> = {};
-  for (const [key, value] of Object.entries(counts).sort((a, b) => b[1] - a[1])) {
-    perMessage[key] = value / messages;
-    perSecond[key] = value / seconds;
-  }
-  return { messages, seconds, perMessage, perSecond };
-}
-
-// ---------------------------------------------------------------------------------------------
-function describeMachine() {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
-  const mhz = /cpu MHz\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? '';
-  let ulimit = '';
-  try {
-    ulimit = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+(\d+)\s+(\d+)/)?.slice(1).join(' / ') ?? '';
-  } catch {
-    /* ignore */
-  }
-  let loadavg = '';
-  try {
-    loadavg = readFileSync('/proc/loadavg', 'utf8').trim();
-  } catch {
-    /* ignore */
-  }
-  return {
-    cpu: model.trim(),
-    mhz: mhz.trim(),
-    nproc: cpus().length,
-    memGiB: (totalmem() / 2 ** 30).toFixed(1),
-    freeGiB: (freemem() / 2 ** 30).toFixed(1),
-    ulimit: ulimit.split(' / ')[0] ?? '',
-    ulimitBoth: ulimit,
-    node: process.version,
-    loadavg,
-    date: new Date().toISOString(),
-  };
-}
-
-interface ReportInput {
-  machine: ReturnType<typeof describeMachine>;
-  quick: boolean;
-  records: StepRecord[];
-  sat: { full10: StepRecord[]; bare10: StepRecord[]; adapter10: StepRecord[]; full1: StepRecord[]; bare1: StepRecord[] };
-  latency: StepRecord[];
-  audit: Audit | null;
-  profile: ProfileSummary | null;
-  idle: Record<'FULL' | 'BARE', { n: number; rssPerConn: number; heapPerConn: number; connectMs: number } | null>;
-  idleN: number;
-  history: { label: string; p: Percentiles }[];
-  historyInsertMs: number;
-  fullMaxMsgs: number;
-  xactPerMsgFanout1: number;
-  elapsedMs: number;
-  budgetHit: boolean;
-  /** Variants still keeping up at the top offered rate: their "saturation" is only a lower bound. */
-  unsaturated: string[];
-}
-
-const ms = (v: number) => `${fmt(v, v < 10 ? 2 : 1)} ms`;
-function ms3(values: number[], digits = 2, unit = '') {
-  const [lo, hi] = spread(values);
-  return values.length > 1 ? `${fmt(median(values), digits)}${unit} [${fmt(lo, digits)}–${fmt(hi, digits)}]` : `${fmt(median(values), digits)}${unit}`;
-}
-
-function buildReport(input: ReportInput): { table: string; markdown: string } {
-  const { sat, latency, idle, history } = input;
-  const cpuPerDelivery = (r: StepRecord, roles: Role[]) => roles.reduce((s, role) => s + r.cpuPerSec[role], 0) / r.lg.deliveriesPerSec;
-  const pairRatio = (full: StepRecord[], bare: StepRecord[], f: (r: StepRecord) => number) =>
-    full.map((r, i) => (bare[i] ? f(r) / f(bare[i]!) : Number.NaN));
-  const thr10 = pairRatio(sat.full10, sat.bare10, (r) => r.lg.deliveriesPerSec);
-  const thr1 = pairRatio(sat.full1, sat.bare1, (r) => r.lg.deliveriesPerSec);
-  const cpuGw10 = sat.full10.map((r, i) => (sat.bare10[i] ? cpuPerDelivery(r, ['gateways']) / cpuPerDelivery(sat.bare10[i]!, ['bare']) : Number.NaN));
-  const cpuAll10 = sat.full10.map((r, i) => (sat.bare10[i] ? cpuPerDelivery(r, ['gateways', 'worker', 'redis', 'postgres']) / cpuPerDelivery(sat.bare10[i]!, ['bare']) : Number.NaN));
-  const rt = sat.full10.map((r) => r.dbRoundTripsPerMsg).concat(sat.full1.map((r) => r.dbRoundTripsPerMsg));
-  const tx = sat.full10.map((r) => r.txPerMsg).concat(sat.full1.map((r) => r.txPerMsg));
-  const lat = (variant: 'FULL' | 'BARE', share: number) => latency.filter((r) => r.variant === variant && r.rate === share);
-  const l50 = lat('FULL', 0.5);
-  const rssKiB = idle.FULL ? idle.FULL.rssPerConn / 1024 : Number.NaN;
-  const bigPages = history.filter((h) => !h.label.startsWith('small'));
-  const histP99 = Math.max(...bigPages.map((h) => h.p.p99));
-  const flat = bigPages.length ? Math.max(...bigPages.map((h) => h.p.p50)) / Math.min(...bigPages.map((h) => h.p.p50)) : Number.NaN;
-
-  const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'met' : 'MISSED');
-  // Against a BARE that never saturated, a ratio flatters FULL: a miss stands, a pass is unproven.
-  const bareUnsaturated = (fanout: number) => input.unsaturated.some((u) => u.startsWith(`BARE fan-out ${fanout} `));
-  const versusBare = (fanout: number, ok: boolean | null) => (ok && bareUnsaturated(fanout) ? 'unproven (BARE not saturated)' : verdict(ok));
-  const rows: [string, string, string, string][] = [
-    ['FULL/BARE deliveries/s at saturation, fan-out 10', '≥ 0.80', ms3(thr10), versusBare(10, thr10.length ? median(thr10) >= 0.8 : null)],
-    ['FULL/BARE deliveries/s at saturation, fan-out 1', '≥ 0.50', ms3(thr1), versusBare(1, thr1.length ? median(thr1) >= 0.5 : null)],
-    ['server CPU per delivery FULL÷BARE, fan-out 10, gateways', '≤ 1.6', ms3(cpuGw10), versusBare(10, cpuGw10.length ? median(cpuGw10) <= 1.6 : null)],
-    ['… with Redis + Postgres (+ worker)', '≤ 2.0', ms3(cpuAll10), versusBare(10, cpuAll10.length ? median(cpuAll10) <= 2.0 : null)],
-    ['database round trips per message at saturation', '≤ 0.05', `${ms3(rt, 3)} (transactions/msg ${ms3(tx, 3)})`, verdict(rt.length ? median(rt) <= 0.05 : null)],
-    ['send→receive p50 at 50% of FULL max', '≤ 5 ms', ms3(l50.map((r) => r.lg.latency.p50), 2, ' ms'), verdict(l50.length ? median(l50.map((r) => r.lg.latency.p50)) <= 5 : null)],
-    ['send→receive p99 at 50% of FULL max', '≤ 50 ms', ms3(l50.map((r) => r.lg.latency.p99), 1, ' ms'), verdict(l50.length ? median(l50.map((r) => r.lg.latency.p99)) <= 50 : null)],
-    [`RSS per idle connection (${fmtInt(idle.FULL?.n ?? input.idleN)} connections)`, '≤ 20 KiB', `${fmt(rssKiB, 1)} KiB`, verdict(Number.isFinite(rssKiB) ? rssKiB <= 20 : null)],
-    [`history page p99 at ${fmtInt(bigPages.length ? input.quick ? 100_000 : 1_000_000 : 0)} messages`, '≤ 5 ms, flat', `${ms(histP99)} (p50 max/min over depths ${fmt(flat, 2)}×)`, verdict(Number.isFinite(histP99) ? histP99 <= 5 && flat < 1.5 : null)],
-  ];
-  const widths = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => r[c]!.length), ['figure', 'target', 'measured: median [min–max]', 'verdict'][c]!.length));
-  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ');
-  const table = [line(['figure', 'target', 'measured: median [min–max]', 'verdict']), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(line)].join('\n');
-
-  const md: string[] = [];
-  const m = input.machine;
-  md.push('# Benchmarks', '');
-  md.push(`Generated by \`pnpm bench${input.quick ? ' --quick' : ''}\` on ${m.date} in ${fmt(input.elapsedMs / 60000, 1)} min${input.budgetHit ? ' (time budget reached: later phases skipped)' : ''}.`, '');
-  md.push('## Machine', '');
-  md.push(`- CPU: ${m.cpu}${m.mhz ? ` @ ${m.mhz} MHz` : ''}; \`nproc\` = ${m.nproc}`);
-  md.push(`- memory: ${m.memGiB} GiB total, ${m.freeGiB} GiB free at start; no swap used by the run`);
-  md.push(`- Node ${m.node}; open files limit (soft / hard) ${m.ulimitBoth}; load average at start: ${m.loadavg}`);
-  md.push('- everything on 127.0.0.1: Postgres 15 (shared instance, private database `chat_bench_*`, dropped at the end; `synchronous_commit = on`), a private `redis-server` on a free port, the processes below.');
-  // The 1-minute load average at start tells whether something else was running.
-  const busy = Number(String(m.loadavg).split(' ')[0]) > Number(m.nproc);
-  md.push(
-    busy
-      ? '- **The machine was busy** at start (1-minute load average above the number of cores): absolute figures are noisy; ratios come from variants measured seconds apart in the same run.'
-      : '- The machine was otherwise idle at start; ratios still come from variants measured seconds apart in the same run.',
-    '',
-  );
-  md.push('## Method', '');
-  md.push('- FULL = two real gateway processes (`apps/gateway/src/main.ts`, Redis adapter, group commit, auth) + the worker; every fan-out-10 room has 5 members on each gateway. BARE = two plain Socket.IO 4.8 processes (`test/bench/bare-server.ts`: websocket only, perMessageDeflate off, no auth, no database, no adapter, each room local to one process, same payload shape).');
-  md.push("- ADAPTER (fan-out 10 only) = BARE's two processes joined through `@socket.io/redis-adapter` on the same private Redis, every room with 5 members on each, as in FULL: the cluster design with none of the gateway's work. ADAPTER/BARE is what the design costs; FULL/ADAPTER is what the gateway's own work (auth, validation, rate limit, group commit, presence) costs on top.");
-  md.push('- The load generator (`test/bench/loadgen.ts`) is its own process: a minimal Engine.IO v4 / Socket.IO v5 speaker over `ws`. Each client sends `send-message` with an ack; the offered rate is stepped up and sends are skipped while ' + `${MAX_OUTSTANDING} acks are outstanding, so it paces on what the server takes. Latency = receive time − send time carried in the message content (same process clock), over every delivery.`);
-  md.push(`- Each offered rate runs the variants back to back (order turning), ${fmt(S.warmupMs / 1000, 1)} s warm-up + ${fmt(S.windowMs / 1000, 1)} s window each; ${S.rounds} round(s). Each variant climbs the offered rates (${S.rates10.map(fmtInt).join(', ')} msg/s at fan-out 10; ${S.rates1.map(fmtInt).join(', ')} at fan-out 1) until a step both acknowledges less than ${Math.round(SATURATED_SHARE * 100)}% of its offered rate and adds under 3% to its best deliveries/s so far; the others go on without it. Saturation = each variant's step with the most deliveries/s in a round; ratios are taken within a round, then median [min–max] over rounds.`);
-  md.push('- CPU from `/proc/<pid>/stat` (utime+stime) of: the gateways; the worker; the private redis-server; the Postgres backends connected to the bench database plus the walwriter (found in `pg_stat_activity`); the BARE and ADAPTER processes; the load generator.');
-  md.push('- Database round trips are counted by a TCP relay between the gateways and Postgres (a client→server burst after a server reply = one round trip; pipelined statements count once); transactions by the COMMITs it relays. Redis commands from `INFO commandstats` deltas on the private Redis; a MONITOR audit classifies them.', '');
-
-  md.push('## Targets (issue 4)', '', '| figure | target | measured: median [min–max] | verdict |', '|---|---|---|---|');
-  for (const r of rows) md.push(`| ${r.join(' | ')} |`);
-  md.push('');
-
-  md.push('## Saturation', '', '| fan-out | variant | deliveries/s | messages acked/s | persisted/s | server CPU µs/delivery (gateways, adapter or bare processes) | + worker, Redis, Postgres (FULL); + Redis (ADAPTER) | kernel share | loadgen CPU |', '|---|---|---|---|---|---|---|---|---|');
-  const withServices: Record<Variant, Role[] | null> = { FULL: ['gateways', 'worker', 'redis', 'postgres'], ADAPTER: ['adapter', 'redis'], BARE: null };
-  const saturationRows: [number, Variant, StepRecord[]][] = [[10, 'FULL', sat.full10], [10, 'ADAPTER', sat.adapter10], [10, 'BARE', sat.bare10], [1, 'FULL', sat.full1], [1, 'BARE', sat.bare1]];
-  for (const [fanout, variant, list] of saturationRows) {
-    if (!list.length) continue;
-    const own = SERVER_ROLE[variant];
-    const services = withServices[variant];
-    md.push(`| ${fanout} | ${variant} | ${ms3(list.map((r) => r.lg.deliveriesPerSec), 0)} | ${ms3(list.map((r) => r.lg.ackedPerSec), 0)} | ${variant === 'FULL' ? ms3(list.map((r) => r.persistedPerSec), 0) : '—'} | ${ms3(list.map((r) => cpuPerDelivery(r, [own])), 1)} | ${services ? ms3(list.map((r) => cpuPerDelivery(r, services)), 1) : '—'} | ${ms3(list.map((r) => (100 * r.sysPerSec[own]) / r.cpuPerSec[own]), 0, '%')} | ${ms3(list.map((r) => r.cpuPerSec.loadgen / 1e4), 0, '%')} |`);
-  }
-  if (input.unsaturated.length) {
-    md.push('', `**Not saturated at the top offered rate** (its figures are a lower bound on its capacity, and a ratio against it an upper bound): ${input.unsaturated.join('; ')}.`);
-  }
-  md.push('', `FULL/BARE: fan-out 10 ${ms3(thr10)}, fan-out 1 ${ms3(thr1)}. CPU per delivery FULL÷BARE at fan-out 10: gateways ${ms3(cpuGw10)}, with Redis + Postgres + worker ${ms3(cpuAll10)}; at fan-out 1: gateways ${ms3(sat.full1.map((r, i) => (sat.bare1[i] ? cpuPerDelivery(r, ['gateways']) / cpuPerDelivery(sat.bare1[i]!, ['bare']) : Number.NaN)))}.`, '');
-  // CPU per delivery falls as load rises (more work per wake-up), and BARE saturates at a much
-  // higher rate than FULL: the ratio against BARE's step of about FULL's saturation throughput
-  // separates cost from load level.
-  const sameLoad = sat.full10.flatMap((full) => {
-    const near = (r: StepRecord) => Math.abs(r.lg.deliveriesPerSec - full.lg.deliveriesPerSec);
-    const bare = input.records
-      .filter((r) => r.variant === 'BARE' && r.fanout === 10 && r.round === full.round)
-      .sort((a, b) => near(a) - near(b))[0];
-    return bare ? [{ bare, gw: cpuPerDelivery(full, ['gateways']) / cpuPerDelivery(bare, ['bare']), all: cpuPerDelivery(full, ['gateways', 'worker', 'redis', 'postgres']) / cpuPerDelivery(bare, ['bare']) }] : [];
-  });
-  if (sameLoad.length) {
-    md.push(`The same ratio against BARE at about FULL's saturation throughput (BARE's steps of ${sameLoad.map((r) => fmtInt(r.bare.lg.deliveriesPerSec)).join(', ')} deliveries/s), for comparison only (the verdicts above compare each variant at its own saturation): gateways ${ms3(sameLoad.map((r) => r.gw))}, with Redis + Postgres + worker ${ms3(sameLoad.map((r) => r.all))}.`, '');
-  }
-  if (sat.adapter10.length) {
-    // Within each round, at each variant's own saturation: the design's share, then ours.
-    const adapterThr = pairRatio(sat.adapter10, sat.bare10, (r) => r.lg.deliveriesPerSec);
-    const fullThr = pairRatio(sat.full10, sat.adapter10, (r) => r.lg.deliveriesPerSec);
-    const adapterCpu = sat.adapter10.map((r, i) => (sat.bare10[i] ? cpuPerDelivery(r, ['adapter']) / cpuPerDelivery(sat.bare10[i]!, ['bare']) : Number.NaN));
-    const adapterCpuRedis = sat.adapter10.map((r, i) => (sat.bare10[i] ? cpuPerDelivery(r, ['adapter', 'redis']) / cpuPerDelivery(sat.bare10[i]!, ['bare']) : Number.NaN));
-    const fullCpu = sat.full10.map((r, i) => (sat.adapter10[i] ? cpuPerDelivery(r, ['gateways']) / cpuPerDelivery(sat.adapter10[i]!, ['adapter']) : Number.NaN));
-    md.push(
-      `Where FULL's gap at fan-out 10 comes from (each variant at its own saturation, within a round): the cluster design alone, ADAPTER/BARE, ${ms3(adapterThr)} in deliveries/s and ${ms3(adapterCpu)}× BARE's CPU per delivery (${ms3(adapterCpuRedis)}× with Redis); the gateway's own work on top, FULL/ADAPTER, ${ms3(fullThr)} in deliveries/s and ${ms3(fullCpu)}× ADAPTER's CPU per delivery.`,
-      '',
-    );
-  }
-
-  md.push('## Hot path (counted, FULL at saturation)', '');
-  md.push(`- database round trips per persisted message: ${ms3(rt, 3)}; transactions per message: ${ms3(tx, 3)} (pg_stat_database xact_commit over the whole fan-out-1 sweep, worker included: ${fmt(input.xactPerMsgFanout1, 3)} per message).`);
-  md.push(`- Redis commands per message: fan-out 10 ${ms3(sat.full10.map((r) => r.redisPerMsg), 2)}, fan-out 1 ${ms3(sat.full1.map((r) => r.redisPerMsg), 2)}; by command (fan-out 10, round 1): ${(sat.full10[0]?.redisTop ?? []).map(([n, v]) => `${n} ${fmt(v, 3)}`).join(', ')}.`);
-  if (input.audit) {
-    const a = input.audit;
-    const perMsg = Object.entries(a.perMessage).filter(([, v]) => v >= 0.05);
-    const background = Object.entries(a.perSecond).filter(([k]) => (a.perMessage[k] ?? 0) < 0.05);
-    const sent = Object.entries(a.perMessage).filter(([k]) => !k.startsWith('(in Lua)')).reduce((s2, [, v]) => s2 + v, 0);
-    md.push(`- MONITOR audit, ${fmtInt(a.messages)} messages in ${fmt(a.seconds, 1)} s at 30% of FULL max. Per message (≥ 0.05): ${perMsg.map(([k, v]) => `\`${k}\` ${fmt(v, 3)}`).join(', ')}.`);
-    md.push(`- Commands sent by clients per message (Lua internals excluded): ${fmt(sent, 2)}. INFO commandstats counts the commands a script runs as well, which is why its figure above is higher.`);
-    md.push(`- Below 0.05 per message, as a rate (background: worker sweeps and schedulers, presence): ${background.map(([k, v]) => `\`${k}\` ${fmt(v, 1)}/s`).join(', ') || 'none'}. No adapter request/response publish (fetchSockets, serverSideEmit, socketsJoin) and no BullMQ command scales with messages.`);
-  }
-  md.push('');
-
-  md.push('## Latency (fan-out 10)', '', '| offered | variant | send→receive p50 / p95 / p99 | ack p50 / p95 / p99 | deliveries/s |', '|---|---|---|---|---|');
-  for (const share of [0.5, 0.8]) {
-    for (const variant of ['FULL', 'BARE'] as const) {
-      const list = lat(variant, share);
-      if (!list.length) continue;
-      md.push(`| ${share * 100}% of FULL max (${fmtInt(input.fullMaxMsgs * share)} msg/s) | ${variant} | ${ms3(list.map((r) => r.lg.latency.p50))} / ${ms3(list.map((r) => r.lg.latency.p95), 1)} / ${ms3(list.map((r) => r.lg.latency.p99), 1)} ms | ${ms3(list.map((r) => r.lg.ack.p50))} / ${ms3(list.map((r) => r.lg.ack.p95), 1)} / ${ms3(list.map((r) => r.lg.ack.p99), 1)} ms | ${ms3(list.map((r) => r.lg.deliveriesPerSec), 0)} |`);
-    }
-  }
-  md.push('');
-
-  md.push('## Idle connections', '');
-  for (const variant of ['FULL', 'BARE'] as const) {
-    const v = idle[variant];
-    if (v) md.push(`- ${variant}: ${fmtInt(v.n)} connections over two processes (connected in ${fmt(v.connectMs / 1000, 1)} s): RSS ${fmt(v.rssPerConn / 1024, 1)} KiB and V8 heap ${fmt(v.heapPerConn / 1024, 1)} KiB per connection (after a full GC, via the inspector).`);
-  }
-  if (input.idleN < 10_000) md.push(`- ${fmtInt(input.idleN)} connections, not 10k: ${input.quick ? 'quick mode' : `the open-files limit (${m.ulimitBoth}) leaves no room for more`}.`);
-  md.push('');
-
-  md.push('## History page (`GET /api/rooms/:id/messages?limit=50`, keep-alive, sequential, measured at the client)', '');
-  if (Number.isFinite(input.historyInsertMs)) md.push(`Rows inserted with one \`INSERT … SELECT generate_series\` in ${fmt(input.historyInsertMs / 1000, 1)} s, then ANALYZE.`, '');
-  md.push('| case | p50 | p95 | p99 |', '|---|---|---|---|');
-  for (const h of history) md.push(`| ${h.label} | ${ms(h.p.p50)} | ${ms(h.p.p95)} | ${ms(h.p.p99)} |`);
-  md.push('');
-
-  if (input.profile) {
-    md.push(`## Profile: gateway-0 at saturation (fan-out 10, ${fmt(input.profile.totalMs / 1000, 1)} s, inspector CPU profile, self time)`, '');
-    md.push('| area | self % |', '|---|---|');
-    for (const a of input.profile.byArea) md.push(`| ${a.area} | ${fmt(a.selfPct, 1)} |`);
-    md.push('', '| function | where | self % |', '|---|---|---|');
-    for (const f of input.profile.top) md.push(`| \`${f.name}\` | ${f.where} | ${fmt(f.selfPct, 1)} |`);
-    md.push('');
-  }
-
-  md.push('## All steps', '', '| variant | fan-out | round | offered msg/s | acked msg/s | deliveries/s | p50 / p99 ms | server CPU % | redis % | postgres % | loadgen % |', '|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of input.records) {
-    md.push(`| ${r.variant} | ${r.fanout} | ${r.round} | ${fmtInt(r.rate)} | ${fmtInt(r.lg.ackedPerSec)} | ${fmtInt(r.lg.deliveriesPerSec)} | ${fmt(r.lg.latency.p50, 2)} / ${fmt(r.lg.latency.p99, 1)} | ${fmt(r.cpuPerSec[SERVER_ROLE[r.variant]] / 1e4, 0)} | ${r.variant === 'BARE' ? '—' : fmt(r.cpuPerSec.redis / 1e4, 0)} | ${r.variant === 'FULL' ? fmt(r.cpuPerSec.postgres / 1e4, 0) : '—'} | ${fmt(r.cpuPerSec.loadgen / 1e4, 0)} |`);
-  }
-  md.push('');
-  md.push(ANALYSIS_MARKER, '');
-  return { table, markdown: md.join('\n') };
-}
-
-/** Analysis written by hand below this line survives regeneration (see keepAnalysis). */
-const ANALYSIS_MARKER = '<!-- analysis: kept across runs -->';
-
-/** Regenerates everything above the marker and keeps what was written below it. */
-function keepAnalysis(path: string, generated: string): string {
-  let previous = '';
-  try {
-    previous = readFileSync(path, 'utf8');
-  } catch {
-    return generated;
-  }
-  const at = previous.indexOf(ANALYSIS_MARKER);
-  return at >= 0 ? generated.replace(ANALYSIS_MARKER, previous.slice(at)) : generated;
 }
 
 await main().catch(async (error: unknown) => {

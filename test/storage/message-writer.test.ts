@@ -61,6 +61,25 @@ describe('MessageWriter', () => {
     expect(await storedContents([`${tag}-slow`, `${tag}-refused`, `${tag}-fast`, `${tag}-failed`])).toEqual([`${tag}-slow`, `${tag}-fast`]);
   });
 
+  it('puts the messages of one event-loop iteration in one batch, even from separate callbacks', async () => {
+    const sizes: number[] = [];
+    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) });
+    const tag = randomUUID().slice(0, 8);
+    // Three timers due together run in one timers phase, each its own callback (as the reads
+    // of three sockets in one poll are): the batch starts only after the last of them.
+    const written = await new Promise<Promise<unknown>[]>((resolve) => {
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 3; i++) {
+        setTimeout(() => {
+          writes.push(writer.write(message(`${tag}-${i}`)));
+          if (writes.length === 3) resolve(writes);
+        }, 0);
+      }
+    });
+    await Promise.all(written);
+    expect(sizes).toEqual([3]);
+  });
+
   it('gives up on a batch that never settles and goes on writing the next ones', async () => {
     let calls = 0;
     const hangsOnce: MessagesRepository = {
@@ -71,6 +90,8 @@ describe('MessageWriter', () => {
     const writer = new MessageWriter(hangsOnce, { failed: (error) => failures.push(error) }, { stalledAfterMs: 150 });
     const tag = randomUUID().slice(0, 8);
     const stuck = writer.write(message(`${tag}-stuck`));
+    // Once the first batch is in flight, the next message waits for another one.
+    for (let waited = 0; calls === 0 && waited < 2000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
     const next = writer.write(message(`${tag}-next`));
     await expect(stuck).rejects.toBeInstanceOf(BatchStalledError);
     expect((await next).status).toBe('stored');

@@ -55,8 +55,10 @@ export async function buildGateway(config: Readonly<GatewayConfig>, options: Gat
     realtime,
     slowConsumers,
     writer: infra.writer,
+    sendLimiter: infra.sendLimiter,
     redis: infra.redis,
     database: infra.database,
+    writerDatabase: infra.writerDatabase,
     logger,
     drainWindowMs: config.drainWindowMs,
   });

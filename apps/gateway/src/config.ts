@@ -84,6 +84,8 @@ const envSchema = z
     CORS_ORIGINS: csv.default([]),
     ROOM_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
     MESSAGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+    /** How long a pod may hold send units it leased ahead for a user before giving them back; 0: one unit per send. */
+    MESSAGE_RATE_LEASE_MS: z.coerce.number().int().min(0).max(10_000).default(3000),
     /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** Socket events refused after a database lookup (no such room, not a member) per minute per user, all pods. */
@@ -158,6 +160,8 @@ export interface GatewayConfig {
   corsOrigins: readonly string[];
   roomTtlSeconds: number;
   messageRateLimitPerMinute: number;
+  /** How long spare send units leased ahead may stay on this pod (0: one unit per send). */
+  messageRateLeaseMs: number;
   membershipRateLimitPerMinute: number;
   roomCreateRateLimitPerMinute: number;
   /** Socket events a user may have refused after a lookup per minute; past it their events are refused. */
@@ -215,6 +219,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     roomTtlSeconds: e.ROOM_TTL_SECONDS,
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
+    messageRateLeaseMs: e.MESSAGE_RATE_LEASE_MS,
     membershipRateLimitPerMinute: e.MEMBERSHIP_RATE_LIMIT_PER_MINUTE,
     roomCreateRateLimitPerMinute: e.ROOM_CREATE_RATE_LIMIT_PER_MINUTE,
     failedEventLimitPerMinute: e.FAILED_EVENT_LIMIT_PER_MINUTE,

@@ -23,6 +23,7 @@ import { createLogger } from './infrastructure/logger.ts';
 import { BatchStalledError, MessageWriter } from './infrastructure/message-writer.ts';
 import { createRedisClients, waitReady, type RedisClients } from './infrastructure/redis-clients.ts';
 import { RoomCache } from './infrastructure/room-cache.ts';
+import { LeasedRateLimiter } from './infrastructure/leased-rate-limiter.ts';
 import { createUserRateLimiter } from './infrastructure/user-rate-limiter.ts';
 import { createAfterCommitHook } from './lib/fault-hooks.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
@@ -48,11 +49,15 @@ export interface Infrastructure {
   logger: Logger;
   metrics: GatewayMetrics;
   database: Database;
+  /** One connection for the group commit's batches (asynchronous commit + durability barrier). */
+  writerDatabase: Database;
   redis: RedisClients;
   verifyToken: TokenVerifier;
   presenceStore: PresenceStore;
   /** The group commit of sent messages. */
   writer: MessageWriter;
+  /** The send budget (MESSAGE_RATE_LIMIT_PER_MINUTE), leased from Redis a few units at a time. */
+  sendLimiter: LeasedRateLimiter;
   repositories: {
     users: UsersRepository;
     rooms: RoomsRepository;
@@ -93,7 +98,16 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
   });
   await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
 
-  const messages = createMessagesRepository(database.sql);
+  // The group commit's own connection, committing asynchronously with a durability barrier
+  // behind each batch: a room's row lock is released before the fsync (messages.repository.ts).
+  const writerDatabase = createDatabase({
+    url: config.databaseUrl,
+    maxConnections: 1,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    applicationName: `${config.podName}-writer`,
+    synchronousCommit: 'off',
+  });
+  const messages = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
   const writer = new MessageWriter(messages, {
     committed(batchSize, stored, seconds) {
       metrics.persistBatchSize.observe(batchSize);
@@ -111,10 +125,17 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
     logger,
     metrics,
     database,
+    writerDatabase,
     redis,
     verifyToken: options.verifyToken ?? createTokenVerifier(config.jwt),
     presenceStore: createPresenceStore(redis.commands, config.redisPrefix),
     writer,
+    sendLimiter: new LeasedRateLimiter({
+      redis: redis.commands,
+      keyPrefix: `${config.redisPrefix}:rl:send-lease`,
+      perMinute: config.messageRateLimitPerMinute,
+      leaseMs: config.messageRateLeaseMs,
+    }),
     repositories: {
       users: createUsersRepository(database.db),
       rooms: createRoomsRepository(database.db),
@@ -132,7 +153,7 @@ export function buildServices(
   infra: Infrastructure,
   deps: { events: RoomEvents; isDraining(): boolean },
 ): Services {
-  const { redis, database, repositories, presenceStore, writer } = infra;
+  const { redis, database, repositories, presenceStore, writer, sendLimiter } = infra;
   const { events } = deps;
   const userRateLimiter = (name: string, perMinute: number, refusal: 'RATE_LIMITED' | 'TOO_MANY_REQUESTS') =>
     createUserRateLimiter({ redis: redis.commands, keyPrefix: `${config.redisPrefix}:rl:${name}`, perMinute, refusal });
@@ -156,7 +177,7 @@ export function buildServices(
     writer,
     roomService,
     events,
-    rateLimiter: userRateLimiter('send', config.messageRateLimitPerMinute, 'RATE_LIMITED'),
+    rateLimiter: sendLimiter,
     isMember: repositories.memberships.isMember,
     // A frozen Postgres never sends its statement timeout: bound the sender's wait ourselves,
     // one statement timeout plus a second of slack.

@@ -41,8 +41,11 @@ export function createShutdown(parts: {
   realtime: Realtime;
   slowConsumers: { stop(): void };
   writer: MessageWriter;
+  /** Gives back the send units leased ahead and not spent. */
+  sendLimiter: { close(): Promise<void> };
   redis: RedisClients;
   database: Database;
+  writerDatabase: Database;
   logger: Logger;
   drainWindowMs: number;
 }): { drain(windowMs?: number): Promise<void>; close(): Promise<void> } {
@@ -87,8 +90,9 @@ export function createShutdown(parts: {
         await http.close();
         await presence.stop();
         await writer.idle();
+        await parts.sendLimiter.close();
         await parts.redis.close();
-        await parts.database.close();
+        await Promise.all([parts.database.close(), parts.writerDatabase.close()]);
       })();
       return closed;
     },

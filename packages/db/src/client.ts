@@ -9,6 +9,11 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
   connectTimeoutSeconds?: number;
   applicationName?: string;
+  /**
+   * `off` for a connection whose every commit is followed by a durability barrier of its own
+   * (the group-commit writer: see createMessagesRepository); `on` (the server's default) otherwise.
+   */
+  synchronousCommit?: 'on' | 'off';
 }
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -36,6 +41,7 @@ export function createDatabase(options: DatabaseOptions): Database {
       statement_timeout: options.statementTimeoutMs ?? 5000,
       // Keep lock waits bounded too: a locked table must turn into UNAVAILABLE, not a hang.
       lock_timeout: options.statementTimeoutMs ?? 5000,
+      ...(options.synchronousCommit ? { synchronous_commit: options.synchronousCommit } : {}),
     },
     // int8 columns (seq, counts) fit comfortably in a double; read them as numbers.
     types: {

@@ -30,14 +30,15 @@ export interface BatchObserver {
 }
 
 /**
- * Group commit: the first message is written at once; messages that arrive while that
- * transaction is in flight wait and go together in the next one. No timer, so an idle send
- * costs one commit, and a busy pod costs one transaction per batch instead of per message.
- * Each caller's promise settles only after its batch's COMMIT.
+ * Group commit: the first message after a pause is written at the end of the event-loop
+ * iteration it arrived in, together with whatever else that iteration read; messages that
+ * arrive while that transaction is in flight wait and go together in the next one. No timer,
+ * so an idle send costs one commit, and a busy pod costs one transaction per batch instead of
+ * per message. Each caller's promise settles only after its batch's COMMIT.
  *
- * A message is queued together with its admission (the rate-limit check) while that check is
- * still on its way to Redis: under load its round trip overlaps the transaction in flight
- * instead of adding to it. A batch takes only messages whose admission has settled, in arrival
+ * A message is queued together with its admission (the rate-limit check), which may still be
+ * on its way to Redis (the limiter leases units ahead, so usually it is not): its round trip
+ * then overlaps the transaction in flight instead of adding to it. A batch takes only messages whose admission has settled, in arrival
  * order (never one overtaking another), and never writes one whose admission said no.
  */
 export class MessageWriter {
@@ -64,7 +65,13 @@ export class MessageWriter {
         pending.admitted = admitted;
       });
       this.queue.push(pending);
-      if (!this.flushing) void this.flush();
+      if (!this.flushing) {
+        // The first batch after a pause starts once this turn's I/O callbacks have all run
+        // (setImmediate: the same loop iteration, no timer), so the sends read from every
+        // socket in one poll go in one statement instead of the first alone.
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
     });
   }
 

@@ -26,6 +26,25 @@ export interface HandlerContext {
   failures?: FailedEventBudget;
 }
 
+type EventMetrics = {
+  received: ReturnType<GatewayMetrics['eventsReceived']['labels']>;
+  ackDuration: ReturnType<GatewayMetrics['ackDuration']['labels']>;
+};
+const boundMetrics = new WeakMap<GatewayMetrics, Map<ClientEventName, EventMetrics>>();
+
+/**
+ * Each event's counters, bound to their label once per pod: prom-client hashes a label set on
+ * every unbound call, and binding per socket cost every idle connection a few hundred bytes
+ * per event (a labels object and bound functions each).
+ */
+function eventMetrics(metrics: GatewayMetrics, event: ClientEventName): EventMetrics {
+  let byEvent = boundMetrics.get(metrics);
+  if (!byEvent) boundMetrics.set(metrics, (byEvent = new Map()));
+  let bound = byEvent.get(event);
+  if (!bound) byEvent.set(event, (bound = { received: metrics.eventsReceived.labels({ event }), ackDuration: metrics.ackDuration.labels({ event }) }));
+  return bound;
+}
+
 /**
  * Wraps one socket event: separates payload and ack whatever the client sent, runs the
  * handler, and answers success through the ack and failure through `error` + ack. Nothing a
@@ -38,9 +57,7 @@ export function guardedHandler<T>(
   handle: (payload: unknown) => Promise<T>,
 ): (...args: unknown[]) => void {
   const { logger, metrics } = context;
-  // Bound once per socket and event: prom-client hashes a label set on every call otherwise.
-  const received = metrics.eventsReceived.labels({ event });
-  const ackDuration = metrics.ackDuration.labels({ event });
+  const { received, ackDuration } = eventMetrics(metrics, event);
   return (...args: unknown[]) => {
     const last = args[args.length - 1];
     const ack = typeof last === 'function' ? (last as AnyAck) : undefined;

@@ -14,7 +14,7 @@ import { withinDeadline } from '../lib/deadline.ts';
 import type { MessageWriter } from '../infrastructure/message-writer.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RoomService } from './room.service.ts';
-import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
+import type { SendRateLimiter } from '../infrastructure/leased-rate-limiter.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
 import { uuidv7 } from '../lib/uuidv7.ts';
 import { historySender, newMessagePayload } from '../lib/message-payloads.ts';
@@ -33,7 +33,7 @@ export interface MessageServiceDeps {
   messages: MessagesRepository;
   writer: MessageWriter;
   roomService: RoomService;
-  rateLimiter: UserRateLimiter;
+  rateLimiter: SendRateLimiter;
   events: RoomEvents;
   isMember(roomId: string, userId: string): Promise<boolean>;
   /** The longest a sender waits for the group commit before hearing UNAVAILABLE (0: no bound). */

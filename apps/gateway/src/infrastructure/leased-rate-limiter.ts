@@ -1,0 +1,259 @@
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { AppError } from '@chat/protocol';
+
+/** A send budget: one unit per send, or the refusal (RATE_LIMITED with `retryAfterMs`). */
+export interface SendRateLimiter {
+  consume(userId: string): Promise<void>;
+  /** Gives one back (a send that stored nothing new should not cost the user). */
+  refund(userId: string): Promise<void>;
+}
+
+/**
+ * Takes units from a user's window: all the sends waiting (`need`), plus up to `spare` more for
+ * the sends to come, but never more than a quarter of what would be left, so that units held
+ * by one pod can starve the user's sends on another only in the last quarter of the budget.
+ * A window is a hash {n: units taken, w: its id, h: until when spare units may be held} living
+ * `window` ms from its first unit (a fixed window, as rate-limiter-flexible's was).
+ * Returns {units granted, ms until the window ends, window id, ms until spare units held
+ * elsewhere come back (0: none)}.
+ */
+const LEASE_SCRIPT = `
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local need = tonumber(ARGV[3])
+local spare = tonumber(ARGV[4])
+local leaseMs = tonumber(ARGV[5])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = redis.call('PTTL', KEYS[1])
+local used, id, heldUntil = 0, nil, 0
+local fresh = ttl <= 0
+if fresh then
+  id = time[1] .. '.' .. time[2]
+  ttl = window
+  redis.call('DEL', KEYS[1])
+else
+  local fields = redis.call('HMGET', KEYS[1], 'n', 'w', 'h')
+  used = tonumber(fields[1]) or 0
+  id = fields[2] or ''
+  heldUntil = tonumber(fields[3]) or 0
+end
+local left = limit - used
+local granted = math.min(need, left)
+if granted > 0 then
+  local extra = math.min(spare, math.floor((left - granted) / 4))
+  if extra > 0 then
+    granted = granted + extra
+    heldUntil = math.max(heldUntil, now + leaseMs)
+  end
+  redis.call('HSET', KEYS[1], 'n', used + granted, 'w', id, 'h', heldUntil)
+  if fresh then redis.call('PEXPIRE', KEYS[1], window) end
+end
+local wait = 0
+if heldUntil > now then wait = heldUntil - now end
+return { granted, ttl, id, wait }
+`;
+
+/** Gives unspent units back to the window they came from; nothing if that window has ended. */
+const RETURN_SCRIPT = `
+local fields = redis.call('HMGET', KEYS[1], 'n', 'w')
+if fields[2] == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'n', math.max(0, (tonumber(fields[1]) or 0) - tonumber(ARGV[1])))
+end
+return 0
+`;
+
+interface LeaseCommands {
+  chatRateLease(key: string, limit: number, windowMs: number, need: number, spare: number, leaseMs: number): Promise<[number, number, string, number]>;
+  chatRateReturn(key: string, units: number, windowId: string): Promise<number>;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** One user's units on this pod. */
+interface Lease {
+  windowId: string;
+  /** Units taken from the window and not yet spent by a send. */
+  units: number;
+  /** When unspent units go back to the window: never after the window ends. */
+  returnAt: number;
+  /** When the window ends, at the latest (measured from before the call, so never late). */
+  windowEndsAt: number;
+  /**
+   * How many spare units to ask for: doubles when a lease runs dry before its time, and is set
+   * to what the user actually used when unspent units go back.
+   */
+  spare: number;
+  /** Units of the current lease spent so far. */
+  spent: number;
+  lastAskedAt: number;
+  asking: boolean;
+  waiting: Waiter[];
+}
+
+export interface LeasedRateLimiterOptions {
+  redis: Redis;
+  keyPrefix: string;
+  perMinute: number;
+  /** How long spare units may stay on this pod before they go back (default 3 s). */
+  leaseMs?: number;
+  /** At most this many spare units per user at once (default 16). */
+  maxSpare?: number;
+  /** The window; 60 s in production, shorter in tests of its edges. */
+  windowMs?: number;
+}
+
+/**
+ * The send budget (N per minute per user, across pods) without a Redis round trip per send.
+ * A pod leases units from the user's window in Redis, one Lua call for every send waiting on
+ * it plus a few spare ones for the sends to come, and spends them locally. The limit stays
+ * exact: every stored message spent a unit taken atomically from the one window in Redis, so
+ * no more than N go through in a window whatever the number of pods. Spare units are asked
+ * for only while the user keeps sending (an occasional sender takes exactly one unit per send,
+ * as before) and at most a quarter of what is left; a pod gives back the ones it did not spend
+ * after `leaseMs`. The price: a user who moves to another pod with units still held on the
+ * first one, and reaches the end of the budget within `leaseMs`, can be refused up to those few
+ * units early; the refusal's `retryAfterMs` then says when they come back.
+ *
+ * When Redis cannot answer, an in-memory limiter with the same budget stands in (per pod, so at
+ * worst N × pods while Redis is away) rather than refusing every send.
+ */
+export class LeasedRateLimiter implements SendRateLimiter {
+  private readonly leases = new Map<string, Lease>();
+  private readonly commands: LeaseCommands;
+  private readonly insurance: RateLimiterMemory;
+  private readonly leaseMs: number;
+  private readonly maxSpare: number;
+  private readonly windowMs: number;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly options: LeasedRateLimiterOptions) {
+    this.leaseMs = options.leaseMs ?? 3000;
+    this.maxSpare = options.maxSpare ?? 16;
+    this.windowMs = options.windowMs ?? 60_000;
+    const redis = options.redis;
+    if (!('chatRateLease' in redis)) {
+      redis.defineCommand('chatRateLease', { numberOfKeys: 1, lua: LEASE_SCRIPT });
+      redis.defineCommand('chatRateReturn', { numberOfKeys: 1, lua: RETURN_SCRIPT });
+    }
+    this.commands = redis as unknown as LeaseCommands;
+    this.insurance = new RateLimiterMemory({ points: options.perMinute, duration: Math.ceil(this.windowMs / 1000) });
+    this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(this.leaseMs / 4)));
+    this.sweeper.unref();
+  }
+
+  consume(userId: string): Promise<void> {
+    const lease = this.leaseOf(userId);
+    if (lease.units > 0 && Date.now() < lease.returnAt) {
+      lease.units -= 1;
+      lease.spent += 1;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      lease.waiting.push({ resolve, reject });
+      if (!lease.asking) this.ask(userId, lease);
+    });
+  }
+
+  async refund(userId: string): Promise<void> {
+    const lease = this.leases.get(userId);
+    const now = Date.now();
+    if (!lease || now >= lease.windowEndsAt) return; // the unit's window is over: it went with it
+    if (now < lease.returnAt) {
+      lease.units += 1;
+      lease.spent = Math.max(0, lease.spent - 1);
+      return;
+    }
+    await this.commands.chatRateReturn(this.key(userId), 1, lease.windowId).catch(() => undefined);
+  }
+
+  /** Gives every unspent unit back (shutdown). */
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    const returns: Promise<unknown>[] = [];
+    for (const [userId, lease] of this.leases) {
+      if (lease.units > 0 && Date.now() < lease.windowEndsAt) returns.push(this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId).catch(() => undefined));
+      lease.units = 0;
+    }
+    await Promise.all(returns);
+  }
+
+  private key(userId: string): string {
+    return `${this.options.keyPrefix}:${userId}`;
+  }
+
+  private leaseOf(userId: string): Lease {
+    let lease = this.leases.get(userId);
+    if (!lease) {
+      lease = { windowId: '', units: 0, returnAt: 0, windowEndsAt: 0, spare: 0, spent: 0, lastAskedAt: 0, asking: false, waiting: [] };
+      this.leases.set(userId, lease);
+    }
+    return lease;
+  }
+
+  private ask(userId: string, lease: Lease): void {
+    const askedAt = Date.now();
+    const sinceLast = askedAt - lease.lastAskedAt;
+    // Asking again within a lease's life: the user sends faster than the last lease assumed.
+    if (sinceLast < this.leaseMs) lease.spare = Math.min(this.maxSpare, Math.max(1, lease.spare * 2));
+    // Back after a long pause: start again from one unit per send.
+    else if (sinceLast > 10 * this.leaseMs) lease.spare = 0;
+    // Otherwise the size the last lease's use set (see sweep).
+    lease.lastAskedAt = askedAt;
+    lease.asking = true;
+    const need = lease.waiting.length;
+    this.commands.chatRateLease(this.key(userId), this.options.perMinute, this.windowMs, need, lease.spare, this.leaseMs).then(
+      ([granted, ttl, windowId, heldElsewhereMs]) => {
+        lease.asking = false;
+        if (windowId !== lease.windowId) lease.units = 0; // units of an ended window are void
+        lease.windowId = windowId;
+        lease.windowEndsAt = askedAt + ttl;
+        lease.returnAt = Math.min(askedAt + this.leaseMs, lease.windowEndsAt);
+        lease.units += granted;
+        const served = lease.waiting.splice(0, Math.min(lease.units, lease.waiting.length));
+        lease.units -= served.length;
+        lease.spent = served.length;
+        for (const waiter of served) waiter.resolve();
+        if (lease.waiting.length === 0) return;
+        if (granted >= need) {
+          // Sends that arrived during the call and found no spare unit: ask again for them.
+          this.ask(userId, lease);
+          return;
+        }
+        // The window is spent: every send still waiting is refused.
+        const retryAfterMs = Math.max(1, heldElsewhereMs > 0 ? Math.min(heldElsewhereMs, ttl) : ttl);
+        for (const waiter of lease.waiting.splice(0)) waiter.reject(new AppError('RATE_LIMITED', { retryAfterMs }));
+      },
+      (error: unknown) => {
+        lease.asking = false;
+        // Redis did not answer: the in-memory budget decides for the sends waiting now.
+        for (const waiter of lease.waiting.splice(0)) {
+          this.insurance.consume(userId, 1).then(
+            () => waiter.resolve(),
+            (rejection: unknown) =>
+              waiter.reject(rejection instanceof RateLimiterRes ? new AppError('RATE_LIMITED', { retryAfterMs: Math.max(1, rejection.msBeforeNext) }) : error),
+          );
+        }
+      },
+    );
+  }
+
+  /** Gives back units held past their lease, and forgets users whose window has ended. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const [userId, lease] of this.leases) {
+      if (lease.asking || lease.waiting.length > 0) continue;
+      if (lease.units > 0 && now >= lease.returnAt) {
+        if (now < lease.windowEndsAt) void this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId).catch(() => undefined);
+        lease.units = 0;
+        // What the user did use in that lease, beyond the unit its first send needed.
+        lease.spare = Math.min(this.maxSpare, Math.max(0, lease.spent - 1));
+      }
+      if (now >= lease.windowEndsAt && now - lease.lastAskedAt >= this.leaseMs) this.leases.delete(userId);
+    }
+  }
+}

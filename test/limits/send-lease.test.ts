@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { AppError } from '@chat/protocol';
+import { sleep, uniquePrefix } from '@chat/testing';
+import { LeasedRateLimiter } from '../../apps/gateway/src/infrastructure/leased-rate-limiter.ts';
+
+/**
+ * The send budget leased from Redis a few units at a time, with two limiters on one Redis
+ * standing for two pods: never more than the limit in a window, a refusal always carries
+ * retryAfterMs, unspent units go back, and a user who keeps sending costs fewer Redis calls
+ * than sends.
+ */
+const LIMIT = 30;
+let redis: Redis;
+let monitor: Redis | null = null;
+const limiters: LeasedRateLimiter[] = [];
+
+beforeAll(() => {
+  redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 1 });
+});
+afterAll(async () => {
+  await Promise.all(limiters.map((limiter) => limiter.close()));
+  monitor?.disconnect();
+  redis.disconnect();
+});
+
+/** Two pods' limiters on one key prefix. */
+function pods(options: { leaseMs?: number; windowMs?: number; perMinute?: number } = {}) {
+  const keyPrefix = uniquePrefix('lease');
+  const make = () => {
+    const limiter = new LeasedRateLimiter({ redis, keyPrefix, perMinute: options.perMinute ?? LIMIT, leaseMs: options.leaseMs ?? 2000, windowMs: options.windowMs });
+    limiters.push(limiter);
+    return limiter;
+  };
+  return { a: make(), b: make(), keyPrefix };
+}
+
+/** Resolves to 'ok' or the refusal's retryAfterMs. */
+async function attempt(limiter: LeasedRateLimiter, userId: string): Promise<'ok' | number> {
+  try {
+    await limiter.consume(userId);
+    return 'ok';
+  } catch (error) {
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).code).toBe('RATE_LIMITED');
+    const retryAfterMs = (error as AppError).details?.retryAfterMs;
+    expect(typeof retryAfterMs).toBe('number');
+    return retryAfterMs as number;
+  }
+}
+
+describe('LeasedRateLimiter', () => {
+  it('lets exactly the limit through when one user sends as fast as it can from two pods at once', async () => {
+    const { a, b } = pods();
+    const user = randomUUID();
+    // Rounds of concurrent sends on both pods: each pod leases ahead while the other spends.
+    const results: ('ok' | number)[] = [];
+    for (let round = 0; round < 10; round++) {
+      results.push(...(await Promise.all(Array.from({ length: 8 }, (_, i) => attempt(i % 2 ? b : a, user)))));
+    }
+    expect(results.filter((r) => r === 'ok')).toHaveLength(LIMIT);
+    for (const refusal of results.filter((r): r is number => r !== 'ok')) {
+      expect(refusal).toBeGreaterThan(0);
+      expect(refusal).toBeLessThanOrEqual(60_000);
+    }
+  });
+
+  it('lets exactly the limit through for sends alternating between the pods one at a time', async () => {
+    const { a, b } = pods();
+    const user = randomUUID();
+    const results: ('ok' | number)[] = [];
+    for (let index = 0; index < LIMIT + 5; index++) results.push(await attempt(index % 2 ? b : a, user));
+    expect(results.slice(0, LIMIT)).toEqual(Array.from({ length: LIMIT }, () => 'ok'));
+    expect(results.slice(LIMIT).every((r) => r !== 'ok')).toBe(true);
+  });
+
+  it('keeps each user to their own budget', async () => {
+    const { a, b } = pods();
+    const [first, second] = [randomUUID(), randomUUID()];
+    for (let index = 0; index < LIMIT; index++) expect(await attempt(a, first)).toBe('ok');
+    expect(await attempt(b, first)).not.toBe('ok');
+    for (let index = 0; index < LIMIT; index++) expect(await attempt(index % 2 ? a : b, second)).toBe('ok');
+  });
+
+  it('costs fewer Redis calls than sends for a user who keeps sending', async () => {
+    const { a, keyPrefix } = pods({ perMinute: 1_000_000 });
+    const user = randomUUID();
+    monitor = await redis.monitor();
+    let calls = 0;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args.some((arg) => arg.startsWith(`${keyPrefix}:`)) && (args[0] === 'evalsha' || args[0] === 'eval')) calls++;
+    });
+    await sleep(100);
+    for (let index = 0; index < 60; index++) expect(await attempt(a, user)).toBe('ok');
+    await sleep(200);
+    monitor.disconnect();
+    monitor = null;
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThanOrEqual(20);
+  });
+
+  it('gives back units one pod leased ahead and did not spend, so the other pod can use them', async () => {
+    const { a, b } = pods({ leaseMs: 200 });
+    const user = randomUUID();
+    // Quick sends on A: it leases spare units ahead.
+    for (let index = 0; index < 10; index++) expect(await attempt(a, user)).toBe('ok');
+    // Once its lease is over, A gives the spare ones back and B gets the rest of the budget.
+    await sleep(600);
+    const onB: ('ok' | number)[] = [];
+    for (let index = 0; index < LIMIT - 10 + 3; index++) onB.push(await attempt(b, user));
+    expect(onB.filter((r) => r === 'ok')).toHaveLength(LIMIT - 10);
+  });
+
+  it('a refusal caused by units held on another pod says to retry when they come back', async () => {
+    const { a, b } = pods({ leaseMs: 1000 });
+    const user = randomUUID();
+    // A leases ahead while the user sends quickly, then the user moves to B and uses up the rest.
+    for (let index = 0; index < 12; index++) expect(await attempt(a, user)).toBe('ok');
+    let refusal: 'ok' | number = 'ok';
+    for (let index = 0; index < LIMIT && refusal === 'ok'; index++) refusal = await attempt(b, user);
+    expect(refusal).not.toBe('ok');
+    // Held units, not the window's end: the wait is at most the lease.
+    expect(refusal).toBeLessThanOrEqual(1000);
+  });
+
+  it('refund gives a unit back to the window', async () => {
+    const { a, b } = pods({ leaseMs: 0 });
+    const user = randomUUID();
+    for (let index = 0; index < LIMIT; index++) expect(await attempt(a, user)).toBe('ok');
+    expect(await attempt(b, user)).not.toBe('ok');
+    await a.refund(user);
+    expect(await attempt(b, user)).toBe('ok');
+    expect(await attempt(b, user)).not.toBe('ok');
+  });
+
+  it('starts a new budget when the window ends, and units of the old window are not spent in the new one', async () => {
+    const { a, b } = pods({ windowMs: 1500, leaseMs: 5000 });
+    const user = randomUUID();
+    for (let index = 0; index < 12; index++) expect(await attempt(a, user)).toBe('ok');
+    await sleep(1700);
+    // A new window: the full budget again, whichever pod asks, and A's spare units are void.
+    const results: ('ok' | number)[] = [];
+    for (let index = 0; index < LIMIT + 4; index++) results.push(await attempt(index % 2 ? a : b, user));
+    expect(results.filter((r) => r === 'ok')).toHaveLength(LIMIT);
+  });
+});

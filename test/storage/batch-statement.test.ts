@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase, createMessagesRepository, type BatchOutcome, type Database, type NewMessage } from '@chat/db';
+import { createTestDatabase, type TestDatabase } from '@chat/testing';
+
+/**
+ * The group-commit statement has two forms: batches without any clientMessageId skip the
+ * dedupe read and number messages from their place in the batch; the others dedupe first.
+ * Both must give the same answers: gap-free seq per room in batch order, nothing for an
+ * expired room, room-missing for an unknown one, and no deadlock between pods.
+ */
+describe('the batch statement', () => {
+  let testDb: TestDatabase;
+  let database: Database;
+  /** A group-commit writer's own connection, as the gateway opens it: asynchronous commit. */
+  let writerDatabase: Database;
+  let userId: string;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = createDatabase({ url: testDb.url, maxConnections: 6 });
+    writerDatabase = createDatabase({ url: testDb.url, maxConnections: 1, synchronousCommit: 'off' });
+    userId = randomUUID();
+    await database.sql`insert into users (id, nickname) values (${userId}, '작성자')`;
+  });
+  afterAll(async () => {
+    await database.close();
+    await writerDatabase.close();
+    await testDb.drop();
+  });
+
+  async function room(options: { expired?: boolean; lastSeq?: number } = {}) {
+    const id = randomUUID();
+    await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at, last_seq)
+      values (${id}, 'batch', ${userId}, 1, now() - interval '2 days',
+              ${options.expired ? database.sql`now() - interval '1 minute'` : database.sql`now() + interval '1 day'`}, ${options.lastSeq ?? 0})`;
+    return id;
+  }
+  const message = (roomId: string, content: string, clientMessageId: string | null = null): NewMessage => ({
+    id: randomUUID(),
+    roomId,
+    userId,
+    type: 'text',
+    content,
+    imageUrl: null,
+    clientMessageId,
+    createdAt: new Date(),
+  });
+  const summary = (outcomes: BatchOutcome[]) =>
+    outcomes.map((o) => (o.status === 'stored' || o.status === 'duplicate' ? `${o.status} ${o.message.content} #${o.message.seq}` : o.status));
+
+  const repositories = {
+    'on the pool': () => createMessagesRepository(database.sql),
+    'with early lock release': () => createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }),
+  };
+  for (const [how, makeRepository] of Object.entries(repositories))
+  for (const form of ['without clientMessageId', 'with a clientMessageId'] as const) {
+    it(`${how}, ${form}: numbers each live room from its last_seq in batch order, stores nothing for an expired or unknown room`, async () => {
+      const [live, other, expired, missing] = [await room({ lastSeq: 5 }), await room(), await room({ expired: true, lastSeq: 3 }), randomUUID()];
+      const repository = makeRepository();
+      const batch = [
+        message(live, 'a1'),
+        message(expired, 'x1'),
+        message(other, 'b1'),
+        message(live, 'a2', form === 'with a clientMessageId' ? randomUUID() : null),
+        message(missing, 'm1'),
+        message(live, 'a3'),
+        message(other, 'b2'),
+      ];
+      const outcomes = await repository.insertBatch(batch);
+      expect(summary(outcomes)).toEqual(['stored a1 #6', 'room-expired', 'stored b1 #1', 'stored a2 #7', 'room-missing', 'stored a3 #8', 'stored b2 #2']);
+      const rows = await database.sql<{ room_id: string; content: string; seq: number; expires_at: Date; room_expires: Date }[]>`
+        select m.room_id, m.content, m.seq, m.expires_at, r.expires_at as room_expires
+        from messages m join rooms r on r.id = m.room_id
+        where m.room_id in (${live}, ${other}, ${expired}) order by m.room_id, m.seq`;
+      expect(rows.filter((r) => r.room_id === live).map((r) => `${r.content}#${r.seq}`)).toEqual(['a1#6', 'a2#7', 'a3#8']);
+      expect(rows.filter((r) => r.room_id === other).map((r) => `${r.content}#${r.seq}`)).toEqual(['b1#1', 'b2#2']);
+      expect(rows.some((r) => r.room_id === expired)).toBe(false);
+      for (const row of rows) expect(new Date(row.expires_at).getTime()).toBe(new Date(row.room_expires).getTime());
+      const stored = outcomes.find((o) => o.status === 'stored');
+      if (stored?.status !== 'stored') throw new Error('unreachable');
+      expect(stored.message.expiresAt.getTime()).toBe(new Date(rows.find((r) => r.room_id === live)!.room_expires).getTime());
+      const seqs = await database.sql<{ id: string; last_seq: number; last_change_seq: number }[]>`select id, last_seq, last_change_seq from rooms where id in (${live}, ${other}, ${expired})`;
+      expect(Object.fromEntries(seqs.map((r) => [r.id, r.last_seq]))).toEqual({ [live]: 8, [other]: 2, [expired]: 3 });
+      // Each stored message is also its room's next change (the change feed), in batch order.
+      expect(outcomes.map((o) => (o.status === 'stored' ? o.message.changeSeq : null))).toEqual([1, null, 1, 2, null, 3, 2]);
+      expect(Object.fromEntries(seqs.map((r) => [r.id, r.last_change_seq]))).toEqual({ [live]: 3, [other]: 2, [expired]: 0 });
+    });
+  }
+
+  it('keeps seq gap-free and never deadlocks when two pods write overlapping rooms in opposite orders', async () => {
+    const rooms = [await room(), await room(), await room(), await room()];
+    const otherWriter = createDatabase({ url: testDb.url, maxConnections: 1, synchronousCommit: 'off' });
+    const pods = [createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }), createMessagesRepository(database.sql, { batchSql: otherWriter.sql })];
+    const writes: Promise<BatchOutcome[]>[] = [];
+    for (let round = 0; round < 15; round++) {
+      for (const [index, pod] of pods.entries()) {
+        const order = index === 0 ? rooms : [...rooms].reverse();
+        writes.push(pod.insertBatch(order.flatMap((id) => [message(id, `p${index}r${round}`), message(id, `p${index}r${round}'`)])));
+      }
+    }
+    const outcomes = (await Promise.all(writes)).flat();
+    await otherWriter.close();
+    expect(outcomes.every((o) => o.status === 'stored')).toBe(true);
+    for (const id of rooms) {
+      const seqs = await database.sql<{ seq: number }[]>`select seq from messages where room_id = ${id} order by seq`;
+      expect(seqs.map((r) => r.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    }
+  });
+
+  it('with early lock release, follows every batch with a durability barrier on the same connection', async () => {
+    // The batch commits without waiting for its WAL flush; what makes insertBatch durable is the
+    // barrier sent right behind it: a transaction that writes WAL and commits synchronously.
+    const repository = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
+    const id = await room();
+    const [own] = await writerDatabase.sql<{ pid: number; sync: string }[]>`select pg_backend_pid() as pid, current_setting('synchronous_commit') as sync`;
+    expect(own!.sync).toBe('off');
+    expect(summary(await repository.insertBatch([message(id, 'durable')]))).toEqual(['stored durable #1']);
+    // pg_stat_activity shows the last statement an idle session ran: the barrier, not the batch.
+    const [last] = await database.sql<{ query: string }[]>`select query from pg_stat_activity where pid = ${own!.pid}`;
+    expect(last!.query).toContain('pg_logical_emit_message');
+    expect(last!.query).toContain("set_config('synchronous_commit', 'on', true)");
+  });
+});

@@ -1,7 +1,7 @@
 import type { Sql } from 'postgres';
 import type { MessageType } from '@chat/protocol';
 import type { RoomEventKind, SenderKind } from '../schema.ts';
-import { asDate } from './messages.repository.ts';
+import { asDate, type HistoryRow } from './messages.repository.ts';
 
 /** The live event each change of the feed was announced with (PROTOCOL §16). */
 export type ChangeEvent = 'new-message' | 'message-deleted' | RoomEventKind;
@@ -12,21 +12,8 @@ export interface ChangeRow {
   event: ChangeEvent;
   roomId: string;
   /** new-message / message-deleted. */
-  message: {
-    id: string;
-    seq: number;
-    userId: string;
-    nickname: string;
-    senderKind: SenderKind;
-    senderId: string | null;
-    type: MessageType;
-    /** Null once the message is deleted: a feed never serves a deleted message's content. */
-    content: string | null;
-    imageUrl: string | null;
-    clientMessageId: string | null;
-    createdAt: Date;
-    isDeleted: boolean;
-  } | null;
+  /** Its content is null once the message is deleted: a feed never serves a deleted message's content. */
+  message: (Omit<HistoryRow, 'roomId'> & { clientMessageId: string | null; isDeleted: boolean }) | null;
   /** user-joined / user-left. */
   userId: string | null;
   nickname: string | null;

@@ -1,5 +1,5 @@
 /**
- * The chat page: a window onto the protocol (PROTOCOL.md), served by the gateway at `/`.
+ * The chat page: a window onto the protocol (docs/PROTOCOL.md), served by the gateway at `/`.
  * It talks to its own origin only — REST under /api and Socket.IO on the /socket namespace —
  * so behind a load balancer (or the local cluster's pods) a reconnect may land on any pod.
  *

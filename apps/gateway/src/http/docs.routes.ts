@@ -14,7 +14,7 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
         title: 'Chat cluster REST API',
         version: '1.0.0',
         description:
-          'REST half of the chat protocol (PROTOCOL.md §7–9, the change feed §16, the server API for trusted backends §17). The realtime half is Socket.IO on namespace /socket; see docs/events.md.',
+          'REST half of the chat protocol (docs/PROTOCOL.md §7–9, the change feed §16, the server API for trusted backends §17). The realtime half is Socket.IO on namespace /socket; see docs/events.md.',
       },
       components: {
         securitySchemes: {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AppError } from '@chat/protocol';
-import { sleep, uniquePrefix } from '@chat/testing';
+import { monitorRedis, sleep, uniquePrefix, type RedisMonitor } from '@chat/testing';
 import { LeasedRateLimiter } from '../../apps/gateway/src/infrastructure/leased-rate-limiter.ts';
 
 /**
@@ -13,7 +13,7 @@ import { LeasedRateLimiter } from '../../apps/gateway/src/infrastructure/leased-
  */
 const LIMIT = 30;
 let redis: Redis;
-let monitor: Redis | null = null;
+let monitor: RedisMonitor | null = null;
 const limiters: LeasedRateLimiter[] = [];
 
 beforeAll(() => {
@@ -21,7 +21,7 @@ beforeAll(() => {
 });
 afterAll(async () => {
   await Promise.all(limiters.map((limiter) => limiter.close()));
-  monitor?.disconnect();
+  monitor?.close();
   redis.disconnect();
 });
 
@@ -86,15 +86,14 @@ describe('LeasedRateLimiter', () => {
   it('costs fewer Redis calls than sends for a user who keeps sending', async () => {
     const { a, keyPrefix } = pods({ perMinute: 1_000_000 });
     const user = randomUUID();
-    monitor = await redis.monitor();
     let calls = 0;
-    monitor.on('monitor', (_time: string, args: string[]) => {
+    monitor = await monitorRedis(inject('redisUrl'), (args) => {
       if (args.some((arg) => arg.startsWith(`${keyPrefix}:`)) && (args[0] === 'evalsha' || args[0] === 'eval')) calls++;
     });
     await sleep(100);
     for (let index = 0; index < 60; index++) expect(await attempt(a, user)).toBe('ok');
     await sleep(200);
-    monitor.disconnect();
+    monitor.close();
     monitor = null;
     expect(calls).toBeGreaterThan(0);
     expect(calls).toBeLessThanOrEqual(20);

@@ -8,3 +8,4 @@ export * from './processes.ts';
 export * from './database.ts';
 export * from './ports.ts';
 export * from './tcp-relay.ts';
+export * from './redis-monitor.ts';

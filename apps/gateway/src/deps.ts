@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { createTokenVerifier, type TokenVerifier } from '@chat/auth';
+import { busReady } from '@chat/bus';
 import {
   createDatabase,
   createMembershipsRepository,
@@ -21,7 +22,7 @@ import type { GatewayConfig } from './config.ts';
 import { isDatabaseUnavailable } from './errors/error-classification.ts';
 import { createLogger } from './infrastructure/logger.ts';
 import { BatchStalledError, MessageWriter } from './infrastructure/message-writer.ts';
-import { createRedisClients, waitReady, type RedisClients } from './infrastructure/redis-clients.ts';
+import { createRedisClients, type RedisClients } from './infrastructure/redis-clients.ts';
 import { RoomCache } from './infrastructure/room-cache.ts';
 import { LeasedRateLimiter } from './infrastructure/leased-rate-limiter.ts';
 import { createUserRateLimiter } from './infrastructure/user-rate-limiter.ts';
@@ -96,7 +97,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
     onError: (client) => metrics.redisErrors.inc({ client }),
     subscribeDelayMs: config.faultBusSubscribeDelayMs,
   });
-  await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => waitReady(client, 5000)));
+  await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => busReady(client, 5000)));
 
   // The group commit's own connection, committing asynchronously with a durability barrier
   // behind each batch: a room's row lock is released before the fsync (messages.repository.ts).

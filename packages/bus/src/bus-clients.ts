@@ -56,7 +56,7 @@ export function isClusterClient(client: BusClient): client is Cluster {
   return client instanceof Cluster;
 }
 
-/** Resolves true once the client is ready, false after `timeoutMs`: a bus that is down must not block boot. */
+/** Resolves true once the client (bus or state Redis) is ready, false after `timeoutMs`: a Redis that is down must not block boot. */
 export function busReady(client: BusClient, timeoutMs: number): Promise<boolean> {
   if (client.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {

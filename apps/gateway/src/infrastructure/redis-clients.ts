@@ -14,22 +14,6 @@ import { delayBusSubscribes } from '../lib/bus-fault-hooks.ts';
 /** A client with ioredis's connection events: `Redis`, or a `Cluster` on the bus. */
 type Connection = Pick<Redis, 'status' | 'once' | 'off' | 'on'> | BusClient;
 
-/** Waits for a client to be ready, up to `timeoutMs`; a Redis that is down must not block boot. */
-export function waitReady(client: Connection, timeoutMs: number): Promise<boolean> {
-  if (client.status === 'ready') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      resolve(false);
-    }, timeoutMs);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    client.once('ready', onReady);
-  });
-}
-
 /**
  * Calls `handler` each time the client is ready again after losing its connection (not at the
  * first connect): what went through it meanwhile may not have arrived.

@@ -1,4 +1,5 @@
 import { describe, expect } from 'vitest';
+import { createRoomExpiryRepository } from '@chat/db';
 import type { NewMessagePayload } from '@chat/protocol';
 import { createRoom, emitAck, makeUser, nextEvent, request, sleep, spawnGateway } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
@@ -127,6 +128,38 @@ describe('change feed [ext]', () => {
       if (change.event === 'message-deleted') shown.delete(change.payload.messageId);
     }
     expect([...shown.values()]).toEqual(['새 메시지']);
+  });
+
+  it('serves an expired room\'s last changes, room-expired included, until its messages are dropped', async ({ cluster, sql, connect }) => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser('만료');
+    const room = await createRoom(a!.url, owner, { ttlSeconds: 2 });
+    const socket = await connect(a!.url, owner.token);
+    await emitAck(socket, 'join-room', { roomId: room.roomId });
+    const sent = await emitAck<NewMessagePayload>(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '마지막 말' });
+    expect(sent.ok).toBe(true);
+    await sleep(Math.max(0, Date.parse(room.expiresAt) - Date.now() + 50));
+    // What the worker's sweep does to an expired room: room-expired into the feed, members out.
+    const expiry = createRoomExpiryRepository(sql);
+    expect(Number(await expiry.recordExpired(room.roomId))).toBe(3);
+    await expiry.purgeMembers(room.roomId, 100);
+    expect(await expiry.markExpired(room.roomId)).toBe(true);
+
+    // A client that was offline through all of it: history is gone, the feed is whole.
+    expect((await request(b!.url, 'GET', `/api/rooms/${room.roomId}/messages`)).status).toBe(410);
+    const feed = await readFeed(b!.url, room.roomId, 0, 2);
+    expect(feed.map((change) => change.event)).toEqual(['user-joined', 'new-message', 'room-expired']);
+    expect(feed[1]!.payload).toMatchObject({ content: '마지막 말', changeSeq: 2 });
+
+    // The expiry day's messages dropped (docs/partitions.md): a page with a hole is refused...
+    await sql`delete from messages where room_id = ${room.roomId}`;
+    for (const after of [0, 1]) {
+      const refused = await request(b!.url, 'GET', `/api/rooms/${room.roomId}/changes?after=${after}`);
+      expect(refused.status).toBe(410);
+      expect(refused.body.code).toBe('ROOM_EXPIRED');
+    }
+    // ...while what is still stored after the cursor is whole and served.
+    expect((await readFeed(b!.url, room.roomId, 2)).map((change) => change.event)).toEqual(['room-expired']);
   });
 
   it('answers like history: 404 for no room, 400 for a bad cursor or limit', async ({ url }) => {

@@ -13,6 +13,7 @@ import { clusterTest } from '../support/index.ts';
  */
 const KEY = `sk_${randomBytes(24).toString('hex')}`;
 const REVOKED_KEY = `sk_${randomBytes(24).toString('hex')}`;
+const OTHER_KEY = `sk_${randomBytes(24).toString('hex')}`;
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
 const it = clusterTest({
@@ -20,7 +21,7 @@ const it = clusterTest({
   // A worker sweeps this database's rooms (close-room test).
   ownDatabase: true,
   env: {
-    SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)}`,
+    SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)},other-backend:${sha256(OTHER_KEY)}`,
     SERVER_API_KEYS_REVOKED: 'old-backend',
     MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
     // No room-occupied within a test: the close test counts the room's changes.
@@ -86,7 +87,8 @@ describe('server API [ext]', () => {
       type: 'text',
       content: '오늘은 맑음',
       nicknameMask: '날**',
-      clientMessageId: idempotencyKey,
+      // Scoped to the API key, and neither the key's id nor the raw key shown to the room.
+      clientMessageId: expect.stringMatching(/^srv_[A-Za-z0-9_-]{43}$/),
       sender: BOT,
       seq: 1,
       changeSeq: expect.any(Number),
@@ -101,6 +103,54 @@ describe('server API [ext]', () => {
     // History shows the bot as a bot.
     const history = await request(a!.url, 'GET', `/api/rooms/${room.roomId}/messages`);
     expect(history.body.messages[0]).toMatchObject({ messageId: created.message.messageId, nickname: '날씨봇', sender: BOT });
+  });
+
+  it('scopes an Idempotency-Key to its API key and refuses it for a different request', async ({ cluster, sql }) => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser();
+    const room = await createRoom(a!.url, owner);
+    const publish = (url: string, key: string, body: Record<string, unknown>, idempotencyKey = 'same-key') =>
+      request(url, 'POST', `/api/server/rooms/${room.roomId}/messages`, { ...asBackend(key, { 'idempotency-key': idempotencyKey }), body });
+    const original = { sender: BOT, type: 'text', content: '원래 메시지' };
+
+    const first = await publish(a!.url, KEY, original);
+    expect(first.status).toBe(201);
+    // Another backend, the same key value (and even the same sender): its own message.
+    const other = await publish(b!.url, OTHER_KEY, { ...original, content: '다른 백엔드' });
+    expect(other.status).toBe(201);
+    expect(other.body.message.messageId).not.toBe(first.body.message.messageId);
+    expect(other.body.message.content).toBe('다른 백엔드');
+    // The first backend's retry, from the other pod: the original.
+    const retry = await publish(b!.url, KEY, original);
+    expect(retry.status).toBe(200);
+    expect(retry.body.message).toEqual(first.body.message);
+
+    // The same key for a different request: another sender, body or room is refused.
+    const secondRoom = await createRoom(a!.url, owner);
+    for (const [url, body, path] of [
+      [a!.url, { ...original, sender: { kind: 'bot', id: 'other-bot', name: '다른봇' } }, room.roomId],
+      [b!.url, { ...original, content: '바뀐 내용' }, room.roomId],
+      [a!.url, original, secondRoom.roomId],
+    ] as const) {
+      const reused = await request(url, 'POST', `/api/server/rooms/${path}/messages`, { ...asBackend(KEY, { 'idempotency-key': 'same-key' }), body });
+      expect(reused.status).toBe(422);
+      expect(reused.body).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED', message: 'Idempotency-Key가 다른 요청에 이미 사용되었습니다' });
+    }
+    // In a batch, per item.
+    const batch = await request(a!.url, 'POST', '/api/server/messages/batch', {
+      ...asBackend(KEY),
+      body: { items: [
+        { roomId: room.roomId, ...original, idempotencyKey: 'same-key' },
+        { roomId: room.roomId, ...original, content: '바뀐 내용', idempotencyKey: 'same-key' },
+      ] },
+    });
+    expect(batch.body.results.map((item: { ok: boolean; created?: boolean; error?: { code: string } }) => (item.ok ? item.created : item.error!.code))).toEqual([
+      false,
+      'IDEMPOTENCY_KEY_REUSED',
+    ]);
+
+    const rows = await sql`select content from messages where room_id in (${room.roomId}, ${secondRoom.roomId}) order by seq`;
+    expect(rows.map((row) => row.content)).toEqual(['원래 메시지', '다른 백엔드']);
   });
 
   it('publishes a batch in one transaction, answering each item', async ({ cluster, sql, connect }) => {

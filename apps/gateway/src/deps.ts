@@ -8,6 +8,7 @@ import {
   createRoomsRepository,
   createRoomChangesRepository,
   createRoomLifetimeRepository,
+  createServerIdempotencyRepository,
   createUsersRepository,
   type Database,
   type MembershipsRepository,
@@ -15,6 +16,7 @@ import {
   type RoomsRepository,
   type RoomChangesRepository,
   type RoomLifetimeRepository,
+  type ServerIdempotencyRepository,
   type UsersRepository,
 } from '@chat/db';
 import { createPresenceStore, type PresenceStore } from '@chat/presence';
@@ -66,6 +68,7 @@ export interface Infrastructure {
     messages: MessagesRepository;
     changes: RoomChangesRepository;
     lifetime: RoomLifetimeRepository;
+    idempotency: ServerIdempotencyRepository;
   };
 }
 
@@ -148,6 +151,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
       messages,
       changes: createRoomChangesRepository(database.sql),
       lifetime: createRoomLifetimeRepository(database.sql),
+      idempotency: createServerIdempotencyRepository(database.sql),
     },
   };
 }
@@ -197,6 +201,7 @@ export function buildServices(
     serverApi: createServerApiService({
       users: repositories.users,
       lifetime: repositories.lifetime,
+      idempotency: repositories.idempotency,
       writer,
       roomService,
       events,

@@ -145,7 +145,7 @@ export function catchUp(page: Page, room: OpenRoom): Promise<void> {
         }
       } catch (error) {
         if (!store.isCurrent(room)) return;
-        // The room expired while away: its feed is closed (410), the room is over.
+        // The room expired long enough ago that its feed is gone (410): the room is over.
         if (error instanceof ApiError && error.status === 410) applyRoomExpired(page, room);
         // Offline again: the next `connect` catches up.
         else if (!(error instanceof ApiError && error.status === 0)) showError(page, error);

@@ -21,7 +21,7 @@ export function fromPayload(message: NewMessagePayload | HistoryMessage): Timeli
  * Missed messages are noticed by `changeSeq` (room-changes.ts), not here.
  */
 export function showLive(page: Page, room: OpenRoom, message: TimelineMessage): void {
-  if (room.timeline.receive(message).added) renderMessages(page, room, [message]);
+  renderMessages(page, room, room.timeline.add([message]));
 }
 
 export async function loadFirstPage(page: Page, room: OpenRoom): Promise<void> {

@@ -13,3 +13,4 @@ export type { RoomEventKind, SenderKind } from './schema.ts';
 export * from './change-payloads.ts';
 export * from './repositories/webhook-cursors.repository.ts';
 export * from './repositories/room-occupancy.repository.ts';
+export * from './repositories/server-idempotency.repository.ts';

@@ -63,6 +63,12 @@ export const rooms = pgTable(
     expiringNotifiedAt: timestamps('expiring_notified_at'),
     /** Advanced with `last_seq` in the message transaction: no extra write per message. */
     lastMessageAt: timestamps('last_message_at'),
+    /**
+     * The room has changes some webhook endpoint may not have had yet. Raised by a trigger when
+     * `last_change_seq` moves (migration 0004), lowered by the webhook dispatch once every
+     * endpoint is caught up: the dispatch reads pending rooms by index, not every room.
+     */
+    webhookPending: boolean('webhook_pending').notNull().default(false),
   },
   (table) => [
     // Room listing (active rooms, newest first) is a keyset read on this index.
@@ -72,6 +78,7 @@ export const rooms = pgTable(
     index('rooms_expired_at_idx').on(table.expiredAt).where(sql`${table.expiredAt} is not null`),
     // The target of messages' (room_id, expires_at) foreign key.
     uniqueIndex('rooms_id_expires_at_key').on(table.id, table.expiresAt),
+    index('rooms_webhook_pending_idx').on(table.id).where(sql`${table.webhookPending}`),
     check('rooms_member_count_non_negative', sql`${table.memberCount} >= 0`),
   ],
 );
@@ -217,6 +224,35 @@ export const webhookCursors = pgTable(
     updatedAt: timestamps('updated_at').notNull().defaultNow(),
   },
   (table) => [primaryKey({ name: 'webhook_cursors_pkey', columns: [table.endpointId, table.roomId] })],
+);
+
+/** The endpoints the webhook dispatch last saw configured: a new one raises every room's `webhook_pending`. */
+export const webhookEndpoints = pgTable('webhook_endpoints', {
+  id: text('id').primaryKey(),
+  createdAt: timestamps('created_at').notNull().defaultNow(),
+});
+
+/**
+ * What each server API Idempotency-Key was first used for, per API key (PROTOCOL §17): the
+ * SHA-256 of the request, so a reuse for a different request is refused. The message itself is
+ * deduplicated by `messages`' (user_id, client_message_id) index. Goes with the room's tombstone.
+ */
+export const serverIdempotencyKeys = pgTable(
+  'server_idempotency_keys',
+  {
+    apiKeyId: text('api_key_id').notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    roomId: uuid('room_id')
+      .notNull()
+      .references(() => rooms.id, { onDelete: 'cascade' }),
+    /** Hex. */
+    requestSha256: text('request_sha256').notNull(),
+    createdAt: timestamps('created_at').notNull().defaultNow(),
+  },
+  (table) => [
+    primaryKey({ name: 'server_idempotency_keys_pkey', columns: [table.apiKeyId, table.idempotencyKey] }),
+    index('server_idempotency_keys_room_id_idx').on(table.roomId),
+  ],
 );
 
 export type UserRow = typeof users.$inferSelect;

@@ -45,6 +45,8 @@ export const ERRORS = {
   INVALID_API_KEY: { status: 401, message: '유효하지 않은 API 키입니다' },
   /** [ext] Server API: a configured key that has been revoked. */
   API_KEY_REVOKED: { status: 401, message: '폐기된 API 키입니다' },
+  /** [ext] Server API (§17): an Idempotency-Key this API key already used for a different request. */
+  IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'Idempotency-Key가 다른 요청에 이미 사용되었습니다' },
   NOT_FOUND: { status: 404, message: '요청한 경로를 찾을 수 없습니다' },
   INTERNAL: { status: 500, message: '서버 오류가 발생했습니다' },
 } as const satisfies Record<string, { status: number; message: string }>;

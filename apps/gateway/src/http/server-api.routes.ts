@@ -15,7 +15,10 @@ import type { ServerApiAuth } from './server-api-auth.ts';
 const roomParams = z.object({ roomId: z.string() });
 const errors = { 400: errorBodySchema, 401: errorBodySchema, 404: errorBodySchema, 410: errorBodySchema, 429: errorBodySchema, 503: errorBodySchema };
 const idempotencyHeaders = z.object({
-  'idempotency-key': z.string().optional().describe('A retry with the same key (and sender) stores the message once.'),
+  'idempotency-key': z
+    .string()
+    .optional()
+    .describe('Scoped to the API key: a retry with the same key stores the message once; the same key for a different request answers 422 IDEMPOTENCY_KEY_REUSED.'),
 });
 
 /**
@@ -40,11 +43,12 @@ export function serverApiRoutes(deps: { serverApi: ServerApiService; auth: Serve
           params: roomParams,
           headers: idempotencyHeaders,
           body: serverPublishBodySchema,
-          response: { 200: serverPublishResponseSchema, 201: serverPublishResponseSchema, ...errors },
+          response: { 200: serverPublishResponseSchema, 201: serverPublishResponseSchema, 422: errorBodySchema, ...errors },
         },
       },
       async (request, reply) => {
         const result = await serverApi.publish({
+          apiKeyId: auth.keyIdOf(request),
           roomId: request.params.roomId,
           ...request.body,
           idempotencyKey: request.headers['idempotency-key'] ?? null,
@@ -67,9 +71,11 @@ export function serverApiRoutes(deps: { serverApi: ServerApiService; auth: Serve
       },
       async (request) => {
         const batchKey = request.headers['idempotency-key'];
+        const apiKeyId = auth.keyIdOf(request);
         return serverApi.publishBatch(
           request.body.items.map((item, index) => ({
             ...item,
+            apiKeyId,
             idempotencyKey: item.idempotencyKey ?? (batchKey === undefined ? null : `${batchKey}:${index}`),
           })),
         );

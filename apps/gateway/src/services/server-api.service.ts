@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RoomLifetimeRepository, UsersRepository } from '@chat/db';
+import type { RoomLifetimeRepository, ServerIdempotencyRepository, UsersRepository } from '@chat/db';
 import {
   AppError,
   ERRORS,
@@ -20,6 +20,7 @@ import type { RoomService } from './room.service.ts';
 export interface ServerApiDeps {
   users: UsersRepository;
   lifetime: RoomLifetimeRepository;
+  idempotency: ServerIdempotencyRepository;
   writer: MessageWriter;
   roomService: RoomService;
   events: RoomEvents;
@@ -29,12 +30,14 @@ export interface ServerApiDeps {
 
 /** One message to publish: the room, the sender, the `send-message` fields, and its dedupe key. */
 export interface PublishInput {
+  /** The id of the API key the call came with: the scope of its Idempotency-Key. */
+  apiKeyId: string;
   roomId: unknown;
   sender: ServerSender;
   type?: unknown;
   content?: unknown;
   imageUrl?: unknown;
-  /** The Idempotency-Key: a retry with the same key and sender stores nothing new. */
+  /** The Idempotency-Key: a retry by the same API key with the same key stores nothing new. */
   idempotencyKey: string | null;
 }
 
@@ -50,6 +53,22 @@ export function senderUserId(sender: Pick<ServerSender, 'kind' | 'id'>): string 
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * The `clientMessageId` a server API message is stored with: derived from the API key's id and
+ * the Idempotency-Key, so keys are scoped per API key while the dedupe stays one probe of
+ * messages' (user_id, client_message_id) index, and neither the key id nor the raw key reaches
+ * the room's members. 47 characters, within the 64 of any clientMessageId.
+ */
+export function scopedClientMessageId(apiKeyId: string, idempotencyKey: string): string {
+  return `srv_${createHash('sha256').update(`${apiKeyId}\n${idempotencyKey}`).digest('base64url')}`;
+}
+
+/** What a key is bound to: the room, the sender and the message, after validation. */
+function requestSha256(roomId: string, sender: ServerSender, body: ReturnType<typeof parseMessageBody>): string {
+  const request = [roomId, sender.kind, sender.id, sender.name, body.type, body.content, body.imageUrl];
+  return createHash('sha256').update(JSON.stringify(request)).digest('hex');
 }
 
 /**
@@ -71,6 +90,7 @@ export function createServerApiService(deps: ServerApiDeps) {
       ...(input.idempotencyKey === null ? {} : { clientMessageId: input.idempotencyKey }),
     });
     const author = { nicknameMask: nicknameMask(input.sender.name), sender: input.sender };
+    const key = input.idempotencyKey;
     const message = {
       id: uuidv7(),
       roomId,
@@ -78,10 +98,24 @@ export function createServerApiService(deps: ServerApiDeps) {
       type: body.type,
       content: body.content,
       imageUrl: body.imageUrl,
-      clientMessageId: body.clientMessageId,
+      clientMessageId: key === null ? null : scopedClientMessageId(input.apiKeyId, key),
       createdAt: new Date(),
     };
-    return { message, author };
+    const claim =
+      key === null ? null : { apiKeyId: input.apiKeyId, idempotencyKey: key, roomId, requestSha256: requestSha256(roomId, input.sender, body) };
+    return { message, author, claim };
+  }
+
+  /**
+   * Per item, whether its Idempotency-Key (if any) was first used for this very request: a key
+   * reused for another sender, room or message is refused rather than stored again or answered
+   * with a message that is not what the caller asked for (Stripe's and the IETF draft's rule).
+   */
+  async function keysMatch(items: readonly Awaited<ReturnType<typeof prepare>>[]): Promise<boolean[]> {
+    const claims = items.flatMap((item) => (item.claim === null ? [] : [item.claim]));
+    const matches = await deps.idempotency.claim(claims);
+    let next = 0;
+    return items.map((item) => (item.claim === null ? true : matches[next++]!));
   }
 
   async function upsertSenders(senders: readonly ServerSender[]) {
@@ -119,7 +153,9 @@ export function createServerApiService(deps: ServerApiDeps) {
 
   return {
     async publish(input: PublishInput): Promise<PublishResult> {
-      const { message, author } = await prepare(input);
+      const prepared = await prepare(input);
+      const { message, author } = prepared;
+      if (!(await keysMatch([prepared]))[0]) throw new AppError('IDEMPOTENCY_KEY_REUSED');
       await upsertSenders([input.sender]);
       return settle(await committed(writer.write(message), author), author);
     },
@@ -129,7 +165,13 @@ export function createServerApiService(deps: ServerApiDeps) {
      * tick, so they share one group commit (one transaction). Answers per item, in order.
      */
     async publishBatch(inputs: readonly PublishInput[]) {
-      const prepared = await Promise.allSettled(inputs.map((input) => prepare(input)));
+      const checked = await Promise.allSettled(inputs.map((input) => prepare(input)));
+      const keysOk = await keysMatch(checked.flatMap((item) => (item.status === 'fulfilled' ? [item.value] : [])));
+      let next = 0;
+      const prepared = checked.map((item): typeof item => {
+        if (item.status === 'rejected' || keysOk[next++]) return item;
+        return { status: 'rejected', reason: new AppError('IDEMPOTENCY_KEY_REUSED') };
+      });
       await upsertSenders(inputs.filter((_, index) => prepared[index]!.status === 'fulfilled').map((input) => input.sender));
       const valid = prepared.flatMap((item) => (item.status === 'fulfilled' ? [item.value] : []));
       const outcomes = writer.writeMany(valid.map((item) => item.message));

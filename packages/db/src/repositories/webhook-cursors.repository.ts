@@ -15,20 +15,60 @@ export interface RoomBehind {
 export function createWebhookCursorsRepository(sql: Sql) {
   return {
     /**
-     * Rooms with changes the endpoint has not acknowledged, least recently changed first. A
-     * scan of `rooms` (tombstones included: a room's last changes, `room-expired`, are
-     * delivered after it expired): fine at tens of thousands of rooms; beyond that it wants an
-     * index on when a room last changed.
+     * Rooms with changes the endpoint has not acknowledged, least recently delivered first. Only
+     * rooms flagged `webhook_pending` are looked at, through their partial index: the poll costs
+     * what is undelivered, not every room and tombstone (migration 0004).
      */
     async roomsBehind(endpointId: string, limit: number): Promise<RoomBehind[]> {
       const rows = await sql<{ room_id: string; delivered: number; last_change_seq: number }[]>`
         select r.id as room_id, coalesce(c.delivered_change_seq, 0) as delivered, r.last_change_seq
         from rooms r
         left join webhook_cursors c on c.endpoint_id = ${endpointId} and c.room_id = r.id
-        where r.last_change_seq > coalesce(c.delivered_change_seq, 0)
+        where r.webhook_pending and r.last_change_seq > coalesce(c.delivered_change_seq, 0)
         order by coalesce(c.updated_at, r.created_at)
         limit ${limit}`;
       return rows.map((row) => ({ roomId: row.room_id, deliveredChangeSeq: row.delivered, lastChangeSeq: row.last_change_seq }));
+    },
+
+    /**
+     * Records the configured endpoints. One not seen before (new, or renamed) starts from the
+     * beginning of every room (docs/webhooks.md): every room with changes is flagged pending
+     * again, one scan of rooms when the configuration changes, never per poll. Returns how many
+     * rooms that flagged.
+     */
+    async syncEndpoints(endpointIds: readonly string[]): Promise<number> {
+      const ids = [...endpointIds];
+      const result = await sql`
+        with gone as (delete from webhook_endpoints where id <> all(${ids}::text[])),
+        added as (
+          insert into webhook_endpoints (id) select unnest(${ids}::text[])
+          on conflict (id) do nothing returning id)
+        update rooms set webhook_pending = true
+        where exists (select 1 from added) and not webhook_pending and last_change_seq > 0`;
+      return result.count;
+    },
+
+    /**
+     * Lowers `webhook_pending` on up to `limit` rooms every configured endpoint has acknowledged
+     * through their last change. Rooms locked by a change in flight are skipped (never waited
+     * for, so this cannot deadlock with a send); a locked row is re-checked at its newest version
+     * before it is lowered, and a change after that raises the flag again through the trigger.
+     */
+    async settleDelivered(endpointIds: readonly string[], limit: number): Promise<number> {
+      const ids = [...endpointIds];
+      const result = await sql`
+        update rooms r set webhook_pending = false
+        from (
+          select p.id from rooms p
+          where p.webhook_pending
+            and not exists (
+              select 1 from unnest(${ids}::text[]) e(id)
+              left join webhook_cursors c on c.endpoint_id = e.id and c.room_id = p.id
+              where coalesce(c.delivered_change_seq, 0) < p.last_change_seq)
+          order by p.id limit ${limit}
+          for update of p skip locked) done
+        where r.id = done.id`;
+      return result.count;
     },
 
     async delivered(endpointId: string, roomId: string): Promise<number> {

@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import type { Sql } from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase, createWebhookCursorsRepository, type Database } from '@chat/db';
+import { createTestDatabase, type TestDatabase } from '@chat/testing';
+
+/**
+ * Issue 20 §3, docs/webhooks.md: the webhook dispatch finds rooms with undelivered changes
+ * through rooms' partial index on `webhook_pending` (migration 0004), not by reading every room
+ * and tombstone per endpoint and poll. The flag is raised by a trigger on any change of a room
+ * and lowered once every configured endpoint acknowledged the room's last change.
+ */
+describe('webhook pending rooms', () => {
+  let testDb: TestDatabase;
+  let database: Database;
+  let owner: string;
+  const ROOMS = 20_000;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = createDatabase({ url: testDb.url, maxConnections: 2 });
+    owner = randomUUID();
+    await database.sql`insert into users (id, nickname) values (${owner}, '방장')`;
+    // Many rooms, none with undelivered changes: what a poll must not read one by one.
+    await database.sql`
+      insert into rooms (id, name, created_by, created_at, expires_at)
+      select gen_random_uuid(), 'quiet', ${owner}, now(), now() + interval '1 day' from generate_series(1, ${ROOMS})`;
+    await database.sql`analyze rooms`;
+  });
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  async function room() {
+    const id = randomUUID();
+    await database.sql`insert into rooms (id, name, created_by, created_at, expires_at)
+      values (${id}, 'busy', ${owner}, now(), now() + interval '1 day')`;
+    return id;
+  }
+  /** A change of the room, as every writer makes one: its counter moves under the row's lock. */
+  const change = (roomId: string) => database.sql`update rooms set last_change_seq = last_change_seq + 1 where id = ${roomId}`;
+  const pending = async (roomId: string) =>
+    (await database.sql<{ webhook_pending: boolean }[]>`select webhook_pending from rooms where id = ${roomId}`)[0]!.webhook_pending;
+
+  it('reads only pending rooms, by index, and lowers the flag once every endpoint caught up', async () => {
+    const cursors = createWebhookCursorsRepository(database.sql);
+    expect(await cursors.syncEndpoints(['crm', 'moderation'])).toBe(0);
+    const busy = await room();
+    expect(await pending(busy)).toBe(false);
+    await change(busy);
+    await change(busy);
+    expect(await pending(busy)).toBe(true);
+
+    // The poll's read, with the scans it made counted in its own transaction.
+    // (Before and after: a backend's pending counts may still hold earlier transactions'.)
+    const { behind, scans } = await database.sql.begin(async (tx) => {
+      const counts = async () =>
+        (await tx<{ seq_scan: number; idx_scan: number }[]>`
+          select seq_scan::int, idx_scan::int from pg_stat_xact_user_tables where relname = 'rooms'`)[0]!;
+      const before = await counts();
+      const found = await createWebhookCursorsRepository(tx as unknown as Sql).roomsBehind('crm', 500);
+      const after = await counts();
+      return { behind: found, scans: { seq_scan: after.seq_scan - before.seq_scan, idx_scan: after.idx_scan - before.idx_scan } };
+    });
+    expect(behind).toEqual([{ roomId: busy, deliveredChangeSeq: 0, lastChangeSeq: 2 }]);
+    expect(scans.seq_scan, `rooms read sequentially among ${ROOMS + 1}`).toBe(0);
+    expect(scans.idx_scan).toBeGreaterThan(0);
+
+    // One endpoint caught up is not enough; both are.
+    await cursors.advance('crm', busy, 2);
+    expect(await cursors.settleDelivered(['crm', 'moderation'], 100)).toBe(0);
+    expect(await cursors.roomsBehind('crm', 500)).toEqual([]);
+    await cursors.advance('moderation', busy, 2);
+    expect(await cursors.settleDelivered(['crm', 'moderation'], 100)).toBe(1);
+    expect(await pending(busy)).toBe(false);
+
+    // The next change raises it again.
+    await change(busy);
+    expect(await pending(busy)).toBe(true);
+    expect((await cursors.roomsBehind('moderation', 500)).map((row) => row.roomId)).toEqual([busy]);
+  });
+
+  it('starts an endpoint that appears from the beginning of every room', async () => {
+    const cursors = createWebhookCursorsRepository(database.sql);
+    await cursors.syncEndpoints(['crm']);
+    const settled = await room();
+    await change(settled);
+    await cursors.advance('crm', settled, 1);
+    await cursors.settleDelivered(['crm'], 100);
+    expect(await pending(settled)).toBe(false);
+
+    expect(await cursors.syncEndpoints(['crm', 'archive'])).toBeGreaterThan(0);
+    expect(await pending(settled)).toBe(true);
+    expect((await cursors.roomsBehind('archive', 500)).map((row) => row.roomId)).toContain(settled);
+    // Seen already: no second flagging.
+    expect(await cursors.syncEndpoints(['crm', 'archive'])).toBe(0);
+  });
+
+  it('never lowers the flag under a change that commits meanwhile', async () => {
+    const cursors = createWebhookCursorsRepository(database.sql);
+    const busy = await room();
+    await change(busy);
+    await cursors.advance('solo', busy, 1);
+    // A change in flight holds the row: the settle skips it rather than wait or lower it.
+    await database.sql.begin(async (tx) => {
+      await tx`update rooms set last_change_seq = last_change_seq + 1 where id = ${busy}`;
+      expect(await cursors.settleDelivered(['solo'], 100)).toBe(0);
+    });
+    expect(await pending(busy)).toBe(true);
+    expect((await cursors.roomsBehind('solo', 500)).map((row) => row.roomId)).toContain(busy);
+  });
+});

@@ -10,13 +10,14 @@
  * `--pods N` (2–4): that many gateways, each room's members spread over all of them; with
  * `--rooms 1` a hot room whose every batch takes the same row lock. Each window samples how
  * many of the database's backends wait on a lock (pg_stat_activity, every 5 ms).
- * `--bare`: the same clients against two BARE processes instead (no database figures).
+ * `--bare`: the same clients against two BARE processes instead (no database figures);
+ * `--adapter`: the same two processes joined by the sharded Redis adapter (ADAPTER).
  * PROBE_NODE_ARGS passes extra node flags to the gateways (e.g. `--trace-gc`; their output is
  * then saved to $TMPDIR/probe-gateway-0.out); PROBE_STRACE=1 counts gateway-0's system calls
  * over each window; PROBE_PG_LOG=1 logs every statement's server-side duration to Postgres's log.
  *
  *   pnpm bench:probe [--fanout 10] [--rooms 60] [--rates 1000,2000] [--seconds 4] [--profile]
- *                    [--history 100000] [--home-senders] [--bare] [--pods 4]
+ *                    [--history 100000] [--home-senders] [--bare | --adapter] [--pods 4]
  *
  * Everything on 127.0.0.1, private database and Redis, bounded in count and time.
  */
@@ -47,8 +48,13 @@ const windowMs = Math.max(1000, Math.min(20_000, Number(option('seconds', '4')) 
 const profile = argv.includes('--profile');
 /** Experiment: only the members connected to their room's "home" gateway send (no cross-pod writes to a room). */
 const homeSenders = argv.includes('--home-senders');
-/** The same clients and rates against two BARE processes (test/bench/bare-server.ts) instead. */
-const bare = argv.includes('--bare');
+/**
+ * The same clients and rates against two BARE processes (test/bench/bare-server.ts) instead;
+ * `--adapter`: the same processes joined by the sharded Redis adapter (ADAPTER), each room's
+ * members on both, as in `pnpm bench`.
+ */
+const adapterOnly = argv.includes('--adapter');
+const bare = argv.includes('--bare') || adapterOnly;
 const podCount = Math.max(2, Math.min(4, Number(option('pods', '2'))));
 /** After the load steps: a room of this many messages, then sequential history pages timed at the client. */
 const historyRows = Math.max(0, Math.min(2_000_000, Number(option('history', '0'))));
@@ -105,9 +111,10 @@ async function main() {
     });
     for (let i = 0; i < 2 && bare; i++) {
       const port = await freePort();
-      const proc = startNode(`bare-${i}`, 'test/bench/bare-server.ts', { PORT: String(port), NODE_ENV: 'production' }, [`--inspect=127.0.0.1:${await freePort()}`]);
+      const inspect = await freePort();
+      const proc = startNode(`bare-${i}`, 'test/bench/bare-server.ts', { PORT: String(port), NODE_ENV: 'production', ...(adapterOnly ? { REDIS_URL: redisUrl } : {}) }, [`--inspect=127.0.0.1:${inspect}`, ...extraNodeArgs]);
       await waitHttpOk(proc, `http://127.0.0.1:${port}/healthz`, 60_000);
-      gateways.push({ proc, url: `http://127.0.0.1:${port}`, inspect: 0 });
+      gateways.push({ proc, url: `http://127.0.0.1:${port}`, inspect });
     }
     await Promise.all(gateways.map((g) => waitHttpOk(g.proc, `${g.url}/${bare ? 'healthz' : 'readyz'}`, 120_000)));
 
@@ -123,7 +130,7 @@ async function main() {
     const specs: LoadgenSpec[] = users.map((sub, i) => {
       const room = Math.floor(i / fanout);
       const sends = !homeSenders || i % 2 === room % 2;
-      if (bare) return { url: gateways[room % 2]!.url, roomId: `bare-${room}`, bareRoom: `bare-${room}` };
+      if (bare) return { url: gateways[(adapterOnly ? i : room) % 2]!.url, roomId: `bare-${room}`, bareRoom: `bare-${room}` };
       return { url: gateways[i % gateways.length]!.url, roomId: sends ? roomIds[room]! : null, sub };
     });
     const opened = await lg<{ connected: number; failed: number }>({ cmd: 'open', group: 'g', namespace: '/socket', specs, concurrency: 50 });

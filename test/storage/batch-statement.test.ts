@@ -50,10 +50,14 @@ describe('the batch statement', () => {
     outcomes.map((o) => (o.status === 'stored' || o.status === 'duplicate' ? `${o.status} ${o.message.content} #${o.message.seq}` : o.status));
 
   const repositories = {
-    'on the pool': () => createMessagesRepository(database.sql),
-    'with early lock release': () => createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }),
+    'on the pool': { make: () => createMessagesRepository(database.sql), write: {} },
+    'with early lock release': { make: () => createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }), write: {} },
+    'on the writer connection, committing synchronously': {
+      make: () => createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }),
+      write: { releaseLocksEarly: false },
+    },
   };
-  for (const [how, makeRepository] of Object.entries(repositories))
+  for (const [how, { make: makeRepository, write }] of Object.entries(repositories))
   for (const form of ['without clientMessageId', 'with a clientMessageId'] as const) {
     it(`${how}, ${form}: numbers each live room from its last_seq in batch order, stores nothing for an expired or unknown room`, async () => {
       const [live, other, expired, missing] = [await room({ lastSeq: 5 }), await room(), await room({ expired: true, lastSeq: 3 }), randomUUID()];
@@ -67,7 +71,7 @@ describe('the batch statement', () => {
         message(live, 'a3'),
         message(other, 'b2'),
       ];
-      const outcomes = await repository.insertBatch(batch);
+      const outcomes = await repository.insertBatch(batch, write);
       expect(summary(outcomes)).toEqual(['stored a1 #6', 'room-expired', 'stored b1 #1', 'stored a2 #7', 'room-missing', 'stored a3 #8', 'stored b2 #2']);
       const rows = await database.sql<{ room_id: string; content: string; seq: number; expires_at: Date; room_expires: Date }[]>`
         select m.room_id, m.content, m.seq, m.expires_at, r.expires_at as room_expires
@@ -121,4 +125,22 @@ describe('the batch statement', () => {
     expect(last!.query).toContain('pg_logical_emit_message');
     expect(last!.query).toContain("set_config('synchronous_commit', 'on', true)");
   });
+
+  for (const form of ['without clientMessageId', 'with a clientMessageId'] as const) {
+    it(`without early release on the writer connection, ${form}: the batch commits synchronously by itself and no barrier follows`, async () => {
+      const repository = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
+      const id = await room();
+      const [own] = await writerDatabase.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      const clientMessageId = form === 'with a clientMessageId' ? randomUUID() : null;
+      expect(summary(await repository.insertBatch([message(id, 'one query', clientMessageId)], { releaseLocksEarly: false }))).toEqual(['stored one query #1']);
+      // The last statement the writer's session ran is the batch itself, which turned
+      // synchronous_commit on for its own transaction (the session's setting stays off).
+      const [last] = await database.sql<{ query: string }[]>`select query from pg_stat_activity where pid = ${own!.pid}`;
+      // (pg_stat_activity keeps a statement's first 1 KiB: the setting comes first in it.)
+      expect(last!.query).toContain("set_config('synchronous_commit', 'on', true)");
+      expect(last!.query).not.toContain('pg_logical_emit_message');
+      const [setting] = await writerDatabase.sql<{ sync: string }[]>`select current_setting('synchronous_commit') as sync`;
+      expect(setting!.sync).toBe('off');
+    });
+  }
 });

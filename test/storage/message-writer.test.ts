@@ -99,6 +99,28 @@ describe('MessageWriter', () => {
     expect(await storedContents([`${tag}-stuck`, `${tag}-next`])).toEqual([`${tag}-next`]);
     await writer.idle();
   });
+
+  it('releases row locks early (async commit + barrier) only for batches of a room this pod writes often', async () => {
+    const writerDatabase = createDatabase({ url: testDb.url, maxConnections: 1, synchronousCommit: 'off' });
+    try {
+      const onWriter = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
+      const [own] = await writerDatabase.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      const lastQuery = async () => (await database.sql<{ query: string }[]>`select query from pg_stat_activity where pid = ${own!.pid}`)[0]!.query;
+      const writer = new MessageWriter(onWriter, {}, { earlyReleaseMessagesPerSecond: 50 });
+      const tag = randomUUID().slice(0, 8);
+      // A room written once: its batch commits synchronously by itself, one query.
+      expect((await writer.write(message(`${tag}-cold`))).status).toBe('stored');
+      expect(await lastQuery()).not.toContain('pg_logical_emit_message');
+      // The same room written 60 times within the second: a hot room, whose batches let go of
+      // its row lock at commit and become durable through the barrier behind them.
+      await Promise.all(Array.from({ length: 59 }, (_, i) => writer.write(message(`${tag}-${i}`))));
+      expect((await writer.write(message(`${tag}-hot`))).status).toBe('stored');
+      expect(await lastQuery()).toContain('pg_logical_emit_message');
+      expect(await storedContents([`${tag}-cold`, `${tag}-hot`])).toEqual([`${tag}-cold`, `${tag}-hot`]);
+    } finally {
+      await writerDatabase.close();
+    }
+  });
 });
 
 /**

@@ -103,7 +103,8 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
   await Promise.all([redis.commands, redis.pub, redis.sub].map((client) => busReady(client, 5000)));
 
   // The group commit's own connection, committing asynchronously with a durability barrier
-  // behind each batch: a room's row lock is released before the fsync (messages.repository.ts).
+  // behind each batch of a busy room, so that its row lock is released before the fsync; the
+  // other batches commit synchronously in one query (message-writer.ts, messages.repository.ts).
   const writerDatabase = createDatabase({
     url: config.databaseUrl,
     maxConnections: 1,
@@ -123,7 +124,10 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
       if (stalled) logger.error({ err: error }, 'group commit stalled: moving on without the batch');
       if (stalled || isDatabaseUnavailable(error)) metrics.postgresErrors.inc();
     },
-  }, { stalledAfterMs: 2 * config.databaseStatementTimeoutMs + 5000 });
+  }, {
+    stalledAfterMs: 2 * config.databaseStatementTimeoutMs + 5000,
+    earlyReleaseMessagesPerSecond: config.earlyLockReleaseMessagesPerSecond,
+  });
 
   return {
     logger,

@@ -1,5 +1,6 @@
 import type { BatchOutcome, MessagesRepository, NewMessage } from '@chat/db';
 import { withinDeadline } from '../lib/deadline.ts';
+import { RoomWriteRates } from './room-write-rates.ts';
 
 /**
  * A batch that neither committed nor failed within the writer's bound: its connection is
@@ -51,15 +52,34 @@ export class MessageWriter {
    * cancels slow statements itself, so a batch still unsettled by then is waiting on a
    * connection that will never answer, and every later send would queue behind it for good.
    */
+  /** This pod's write rate per room, when batches choose how they become durable (below). */
+  private readonly rates: RoomWriteRates | null;
+
   constructor(
     private readonly messages: MessagesRepository,
     private readonly observer: BatchObserver = {},
-    private readonly options: { maxBatch?: number; stalledAfterMs?: number } = {},
-  ) {}
+    private readonly options: {
+      maxBatch?: number;
+      stalledAfterMs?: number;
+      /**
+       * A batch releases its rooms' row locks before its WAL flush (asynchronous commit, then a
+       * durability barrier: two queries) only when one of its rooms is written by this pod at
+       * least this many times a second; the others commit synchronously in one query. The early
+       * release is for rooms that several pods write at once: a pod holding a room's lock
+       * through its fsync (~0.1–2 ms here) makes every other pod's batch for that room wait
+       * behind it, which matters only when the room sees a message about that often (hot rooms,
+       * issue 17 point 2). 0: every batch releases early.
+       */
+      earlyReleaseMessagesPerSecond?: number;
+    } = {},
+  ) {
+    this.rates = options.earlyReleaseMessagesPerSecond ? new RoomWriteRates() : null;
+  }
 
   /** `admission` resolving false (or rejecting) means: do not write it. */
   write(message: NewMessage, admission: Promise<boolean> = Promise.resolve(true)): Promise<WriteOutcome> {
     return new Promise((resolve, reject) => {
+      this.rates?.record(message.roomId);
       const pending: Pending = { message, admitted: undefined, admission: admission.catch(() => false), resolve, reject };
       void pending.admission.then((admitted) => {
         pending.admitted = admitted;
@@ -84,6 +104,7 @@ export class MessageWriter {
     const written = messages.map(
       (message) =>
         new Promise<WriteOutcome>((resolve, reject) => {
+          this.rates?.record(message.roomId);
           this.queue.push({ message, admitted: true, admission: Promise.resolve(true), resolve, reject });
         }),
     );
@@ -95,6 +116,13 @@ export class MessageWriter {
   idle(): Promise<void> {
     if (!this.flushing && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private releasesLocksEarly(batch: readonly Pending[]): boolean {
+    const rates = this.rates;
+    if (!rates) return true;
+    const threshold = this.options.earlyReleaseMessagesPerSecond ?? 0;
+    return batch.some((item) => rates.perSecond(item.message.roomId) >= threshold);
   }
 
   /** The longest run of settled admissions at the head of the queue, at most `maxBatch`. */
@@ -125,7 +153,10 @@ export class MessageWriter {
       try {
         const stalledAfterMs = this.options.stalledAfterMs ?? 0;
         const outcomes = await withinDeadline(
-          this.messages.insertBatch(batch.map((item) => item.message)),
+          this.messages.insertBatch(
+            batch.map((item) => item.message),
+            { releaseLocksEarly: this.releasesLocksEarly(batch) },
+          ),
           stalledAfterMs,
           () => new BatchStalledError(stalledAfterMs),
         );

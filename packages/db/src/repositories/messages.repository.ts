@@ -118,11 +118,32 @@ export interface MessagesRepositoryOptions {
   batchSql?: Sql;
 }
 
+/** How a batch is made durable on the writer's connection (`batchSql`); see `insertBatch`. */
+export interface BatchWriteOptions {
+  /**
+   * true (the default): commit asynchronously, releasing the rooms' row locks at once, then the
+   * durability barrier. false: the statement commits synchronously itself (its rooms' locks are
+   * held through the WAL flush) and no barrier follows: one query per batch instead of two, for
+   * batches whose rooms no other pod is likely to be writing at that moment.
+   */
+  releaseLocksEarly?: boolean;
+}
+
 export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOptions = {}) {
   const batchSql = options.batchSql ?? sql;
-  /** The statement, then on the same connection the durability barrier, when that connection commits asynchronously. */
-  async function durably<T>(statement: (db: Sql) => Promise<T>): Promise<T> {
+  /**
+   * Whether a batch statement turns `synchronous_commit` on for its own transaction: when it is
+   * to be durable by itself on the writer's asynchronous connection (no barrier behind it).
+   */
+  const commitsDurably = (write: BatchWriteOptions) => options.batchSql !== undefined && write.releaseLocksEarly === false;
+  /**
+   * The statement, then on the same connection the durability barrier, when that connection
+   * commits asynchronously and the batch releases its locks early; otherwise the statement is
+   * durable by itself (`commitsDurably`).
+   */
+  async function durably<T>(statement: (db: Sql) => Promise<T>, write: BatchWriteOptions): Promise<T> {
     if (!options.batchSql) return statement(sql);
+    if (write.releaseLocksEarly === false) return statement(batchSql);
     // Sent together with a batch under 1 KiB; behind a bigger one postgres.js (3.4) sends it only
     // once the batch's answer is in, a second round trip (measured: 2.0 per batch of 30 or more).
     const [result] = await Promise.all([statement(batchSql), batchSql.unsafe(DURABILITY_BARRIER)]);
@@ -152,7 +173,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    * is recognised whatever its room), a handful of index probes; the insert routes each row to
    * its room's day, and all of a room's rows share one, so `seq` stays unique per room.
    */
-  async function writeBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
+  async function writeBatch(batch: readonly NewMessage[], write: BatchWriteOptions): Promise<BatchOutcome[]> {
     const input = batch.map((message, ord) => ({
       ord,
       id: message.id,
@@ -168,6 +189,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
     // updated by another pod's batch, Postgres re-checks just that condition, not a join against
     // the whole batch (which costs CPU per conflicting row).
     const roomIds = uuidArrayLiteral(batch.map((message) => message.roomId));
+    const syncCommit = commitsDurably(write);
     const [result] = await durably((db) => db<
       {
         rooms: { id: string; last_seq: number; expires_at: string; live: boolean }[];
@@ -175,7 +197,10 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
         stored: { ord: number; seq: number; change_seq: number }[];
       }[]
     >`
-      with input as (
+      with durability as (
+        -- this transaction waits for its WAL flush at COMMIT when asked to (commitsDurably)
+        select case when ${syncCommit}::boolean then set_config('synchronous_commit', 'on', true) = 'on' else true end as durable
+      ), input as (
         select * from json_to_recordset(${asJson(input)}::text::json) as x(
           ord int, id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
           client_message_id text, created_at timestamptz)
@@ -218,12 +243,13 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
         where rooms.id = n.room_id and rooms.id = any(${roomIds}::text::uuid[])
       )
       select
+        (select durable from durability) as durable,
         (select coalesce(json_agg(json_build_object(
            'id', id, 'last_seq', last_seq, 'expires_at', expires_at, 'live', live)), '[]')
          from locked) as rooms,
         (select coalesce(json_agg(e), '[]') from existing e) as existing,
         (select coalesce(json_agg(json_build_object('ord', ord, 'seq', seq, 'change_seq', change_seq)), '[]')
-         from numbered where id in (select id from inserted)) as stored`);
+         from numbered where id in (select id from inserted)) as stored`, write);
     if (!result) throw new Error('batch statement returned no row');
 
     const rooms = new Map(result.rooms.map((room) => [room.id, room]));
@@ -266,7 +292,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    * runs: the room's `last_seq` plus its place among the batch's messages to that room (`k`).
    * The statement answers only the locked rooms; a room it does not return does not exist.
    */
-  async function writePlainBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
+  async function writePlainBatch(batch: readonly NewMessage[], write: BatchWriteOptions): Promise<BatchOutcome[]> {
     const perRoom = new Map<string, number>();
     const input = batch.map((message) => {
       const k = (perRoom.get(message.roomId) ?? 0) + 1;
@@ -283,8 +309,13 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       };
     });
     const roomIds = [...perRoom.keys()];
-    const rooms = await durably((db) => db<{ id: string; last_seq: number; last_change_seq: number; expires_at: Date | string; live: boolean }[]>`
-      with locked as (
+    const syncCommit = commitsDurably(write);
+    const answer = await durably((db) => db<{ id: string | null; last_seq: number; last_change_seq: number; expires_at: Date | string; live: boolean }[]>`
+      with durability as (
+        -- this transaction waits for its WAL flush at COMMIT when asked to (commitsDurably);
+        -- one row always, so that it runs whatever the rooms
+        select case when ${syncCommit}::boolean then set_config('synchronous_commit', 'on', true) = 'on' else true end as durable
+      ), locked as (
         select id, last_seq, last_change_seq, expires_at, expires_at > now() as live
         from rooms where id = any(${uuidArrayLiteral(roomIds)}::text::uuid[])
         order by id for update
@@ -304,8 +335,8 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
         join locked l on l.id = i.room_id
         where l.live
       )
-      select id, last_seq, last_change_seq, expires_at, live from locked`);
-    const byId = new Map(rooms.map((room) => [room.id, room]));
+      select l.id, l.last_seq, l.last_change_seq, l.expires_at, l.live from durability left join locked l on true`, write);
+    const byId = new Map(answer.flatMap((room) => (room.id === null ? [] : [[room.id, room] as const])));
     return batch.map((message, ord): BatchOutcome => {
       const room = byId.get(message.roomId);
       if (!room) return { status: 'room-missing' };
@@ -317,15 +348,15 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
   }
 
   return {
-    async insertBatch(batch: readonly NewMessage[]): Promise<BatchOutcome[]> {
-      if (batch.every((message) => message.clientMessageId === null)) return await writePlainBatch(batch);
+    async insertBatch(batch: readonly NewMessage[], write: BatchWriteOptions = {}): Promise<BatchOutcome[]> {
+      if (batch.every((message) => message.clientMessageId === null)) return await writePlainBatch(batch, write);
       try {
-        return await writeBatch(batch);
+        return await writeBatch(batch, write);
       } catch (error) {
         // The same (user, clientMessageId) committed concurrently by another pod: the unique
         // key stopped it; once more, and the dedupe read sees the committed original.
         if ((error as { code?: string }).code === '23505') {
-          return await writeBatch(batch);
+          return await writeBatch(batch, write);
         }
         throw error;
       }

@@ -107,17 +107,24 @@ export function createRoomExpiryRepository(sql: Sql) {
     },
 
     /**
-     * Removes tombstones older than `keepMs`; returns how many. A room's messages go with it
-     * (ON DELETE CASCADE) if its day partition is still there, which happens only when `keepMs`
-     * is shorter than the rest of the room's expiry day (the default keeps tombstones 7 days).
+     * Removes tombstones older than `keepMs`; returns how many. A room's messages go with it in
+     * the same statement if its day partition is still there, which happens only when `keepMs`
+     * is shorter than the rest of the room's expiry day (the default keeps tombstones 7 days);
+     * the room's `expires_at` prunes the delete to that day.
      */
     async deleteTombstones(keepMs: number, limit: number): Promise<number> {
-      const result = await sql`
-        delete from rooms where id in (
-          select id from rooms
-          where expired_at is not null and expired_at < now() - ${keepMs}::bigint * interval '1 millisecond'
-          limit ${limit})`;
-      return result.count;
+      const [row] = await sql<{ count: number }[]>`
+        with gone as (
+          delete from rooms where id in (
+            select id from rooms
+            where expired_at is not null and expired_at < now() - ${keepMs}::bigint * interval '1 millisecond'
+            limit ${limit})
+          returning id, expires_at
+        ), purged as (
+          delete from messages m using gone g where m.room_id = g.id and m.expires_at = g.expires_at
+        )
+        select count(*)::int as count from gone`;
+      return row?.count ?? 0;
     },
   };
 }

@@ -12,13 +12,13 @@ export type LifetimeChange =
  *
  * `messages` is partitioned by the messages' `expires_at` (docs/partitions.md), which must equal
  * the room's: reads prune to the room's day, and a day is dropped once every room *of that
- * day* is expired. So the room's messages move with it: the foreign key (room_id, expires_at)
- * → rooms (id, expires_at) is ON UPDATE CASCADE, so updating the room's `expires_at` updates
- * its messages' in the same statement, and Postgres moves each row into the partition of the
- * new day (messages_default when that day has none yet; the partition job moves them on).
- * Without that an extended room would keep its messages in the old day, which is dropped while
- * the room still lives. All under the room row's lock, as the message batch takes it: no send
- * interleaves with the move.
+ * day* is expired. So the room's messages move with it: their `expires_at` is updated in the
+ * same transaction, and Postgres moves each row into the partition of the new day
+ * (messages_default when that day has none yet; the partition job moves them on). Without that
+ * an extended room would keep its messages in the old day, which is dropped while the room
+ * still lives. All under the room row's lock, taken first, as the message batch takes it: no
+ * send interleaves with the move. (A cascading foreign key did this until migration 0005; its
+ * check cost every stored message a lookup.)
  */
 export function createRoomLifetimeRepository(sql: Sql) {
   return {
@@ -33,8 +33,11 @@ export function createRoomLifetimeRepository(sql: Sql) {
         if (!room.live) return { status: 'room-expired' } as const;
         const previous = asDate(room.expires_at);
         const target = asDate(room.target);
-        // The messages follow through the cascading foreign key. A room given more life may be
-        // warned again before its new expiry.
+        // The messages follow, matched by the room's current expiry (their partition).
+        await tx`
+          update messages set expires_at = ${target.toISOString()}::timestamptz
+          where room_id = ${roomId} and expires_at = (select expires_at from rooms where id = ${roomId})`;
+        // A room given more life may be warned again before its new expiry.
         await tx`
           update rooms set expires_at = ${target.toISOString()}::timestamptz,
             expiring_notified_at = case when ${target.toISOString()}::timestamptz > expires_at then null else expiring_notified_at end

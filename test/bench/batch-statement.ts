@@ -1,0 +1,170 @@
+/**
+ * `pnpm bench:batch`: the group commit's Postgres CPU alone, without gateways or clients. Runs
+ * `insertBatch` as the gateway does (its own connection, asynchronous commit, the durability
+ * barrier behind each batch) in a bounded loop for a few batch sizes and reads the backend's
+ * CPU from /proc/<pid>/schedstat (nanoseconds on CPU; the server must be on this host) around
+ * each step: µs per batch and per message. The walwriter's CPU is printed beside it, but it is
+ * shared with every database of the server (noisy when other work runs).
+ *
+ * `--variant NAME=SQL` (repeatable) adds a database of its own that gets SQL after the
+ * migrations (`{db}` stands for its name, e.g. `alter database {db} set plan_cache_mode =
+ * force_generic_plan`); every variant runs each step in turn, rounds interleaved, so their
+ * figures are side by side. `--with-dedupe` gives every message a clientMessageId (the dedupe
+ * form of the statement). PROBE_NO_BARRIER=1 runs the batches without the durability barrier
+ * (not durable), to see what the barrier costs.
+ *
+ *   pnpm bench:batch [--sizes 1,4,24] [--batches 2000] [--rounds 3] [--rooms 60] [--variant NAME=SQL]…
+ *
+ * Everything on 127.0.0.1, private databases dropped at the end, bounded in count and time.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import postgres from 'postgres';
+import { createDatabase, createMessagesRepository, dropDatabase, ensureDatabase, runMigrations, type Database, type NewMessage } from '@chat/db';
+
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const at = argv.indexOf(`--${name}`);
+  return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;
+};
+const sizes = option('sizes', '1,4,24').split(',').map(Number).filter((n) => n >= 1 && n <= 500).slice(0, 8);
+const batches = Math.max(10, Math.min(20_000, Number(option('batches', '2000'))));
+const rounds = Math.max(1, Math.min(10, Number(option('rounds', '3'))));
+const roomCount = Math.max(1, Math.min(2000, Number(option('rooms', '60'))));
+const withDedupe = argv.includes('--with-dedupe');
+/** A step stops after this long even if it has not run all its batches. */
+const stepLimitMs = 20_000;
+const variants: { name: string; sql: string }[] = [{ name: 'as shipped', sql: '' }];
+argv.forEach((arg, at) => {
+  if (arg !== '--variant' || !argv[at + 1]) return;
+  const text = argv[at + 1]!;
+  const eq = text.indexOf('=');
+  variants.push({ name: text.slice(0, eq), sql: text.slice(eq + 1) });
+});
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** Nanoseconds this process (a Postgres backend) has spent on a CPU. */
+const onCpuNs = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+
+interface Setup {
+  name: string;
+  url: string;
+  database: Database;
+  writer: Database;
+  backendPid: number;
+  insertBatch: ReturnType<typeof createMessagesRepository>['insertBatch'];
+  rooms: string[];
+  users: string[];
+}
+
+async function setUp(name: string, extraSql: string): Promise<Setup> {
+  const dbName = `chat_batch_${randomBytes(4).toString('hex')}`;
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${dbName}`;
+  await ensureDatabase(url.toString());
+  await runMigrations(url.toString());
+  const database = createDatabase({ url: url.toString(), maxConnections: 2 });
+  if (extraSql) await database.sql.unsafe(extraSql.replaceAll('{db}', dbName));
+  // Opened after the variant's SQL, so database-level settings apply to it.
+  const writer = createDatabase({ url: url.toString(), maxConnections: 1, synchronousCommit: 'off' });
+  const [backend] = await writer.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  if (!backend) throw new Error('no backend pid');
+  const owner = randomUUID();
+  const users = Array.from({ length: roomCount * 10 }, () => randomUUID());
+  const rooms = Array.from({ length: roomCount }, () => randomUUID());
+  await database.sql`insert into users (id, nickname) select id, 'batch' from json_to_recordset(${JSON.stringify([owner, ...users].map((id) => ({ id })))}::text::json) as x(id uuid)`;
+  await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+    select id, 'batch', ${owner}, 10, now(), now() + interval '1 day'
+    from json_to_recordset(${JSON.stringify(rooms.map((id) => ({ id })))}::text::json) as x(id uuid)`;
+  process.stderr.write(`${name}: database ${dbName}, writer backend pid ${backend.pid}\n`);
+  const repository = process.env.PROBE_NO_BARRIER ? createMessagesRepository(writer.sql) : createMessagesRepository(database.sql, { batchSql: writer.sql });
+  return { name, url: url.toString(), database, writer, backendPid: backend.pid, insertBatch: repository.insertBatch, rooms, users };
+}
+
+function batchOf(setup: Setup, size: number): NewMessage[] {
+  return Array.from({ length: size }, () => {
+    const room = Math.floor(Math.random() * setup.rooms.length);
+    return {
+      id: randomUUID(),
+      roomId: setup.rooms[room]!,
+      userId: setup.users[room * 10 + Math.floor(Math.random() * 10)]!,
+      type: 'text' as const,
+      content: 'a message of about the size the bench sends, 60 characters.',
+      imageUrl: null,
+      clientMessageId: withDedupe ? randomUUID() : null,
+      createdAt: new Date(),
+    };
+  });
+}
+
+/** CPU and time spent by one variant on one batch size, summed over its chunks. */
+interface Tally {
+  cpuUs: number;
+  walUs: number;
+  ms: number;
+  batches: number;
+}
+
+/** `count` batches of `size` on one variant, added to `tally`. */
+async function chunk(setup: Setup, size: number, count: number, walwriter: number | null, tally: Tally) {
+  const started = performance.now();
+  const cpu0 = onCpuNs(setup.backendPid);
+  const wal0 = walwriter === null ? 0 : onCpuNs(walwriter);
+  for (let i = 0; i < count; i++) await setup.insertBatch(batchOf(setup, size));
+  tally.cpuUs += (onCpuNs(setup.backendPid) - cpu0) / 1000;
+  tally.walUs += walwriter === null ? 0 : (onCpuNs(walwriter) - wal0) / 1000;
+  tally.ms += performance.now() - started;
+  tally.batches += count;
+}
+
+async function main() {
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const setups: Setup[] = [];
+  try {
+    const [wal] = await admin<{ pid: number }[]>`select pid from pg_stat_activity where backend_type = 'walwriter'`;
+    const walwriter = wal?.pid ?? null;
+    for (const variant of variants) setups.push(await setUp(variant.name, variant.sql));
+    // Warm up: plans cached, catalog and index pages in memory.
+    for (const setup of setups) for (const size of sizes) for (let i = 0; i < 50; i++) await setup.insertBatch(batchOf(setup, size));
+    // Variants take turns every CHUNK batches, so a burst of other work on the host lands on all of them.
+    const CHUNK = 25;
+    const results = new Map<string, Tally[]>();
+    for (let round = 0; round < rounds; round++) {
+      for (const size of sizes) {
+        const tallies = setups.map((): Tally => ({ cpuUs: 0, walUs: 0, ms: 0, batches: 0 }));
+        const started = Date.now();
+        for (let done = 0; done < batches && Date.now() - started < stepLimitMs * setups.length; done += CHUNK) {
+          for (const [at, setup] of setups.entries()) await chunk(setup, size, CHUNK, walwriter, tallies[at]!);
+        }
+        setups.forEach((setup, at) => {
+          const key = `${setup.name}\u0000${size}`;
+          results.set(key, [...(results.get(key) ?? []), tallies[at]!]);
+        });
+      }
+    }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const fmt = (value: number) => value.toFixed(value < 10 ? 1 : 0);
+    process.stdout.write(`${withDedupe ? 'with clientMessageId' : 'without clientMessageId'}, ${roomCount} rooms, ${batches} batches per step, median of ${rounds} rounds (backend CPU; walwriter shared with the server)\n`);
+    process.stdout.write('| variant | batch size | backend µs/batch | backend µs/message | walwriter µs/batch | ms/batch |\n|---|---|---|---|---|---|\n');
+    for (const size of sizes) {
+      for (const setup of setups) {
+        const list = results.get(`${setup.name}\u0000${size}`)!;
+        const perBatch = median(list.map((r) => r.cpuUs / r.batches));
+        process.stdout.write(`| ${setup.name} | ${size} | ${fmt(perBatch)} | ${fmt(perBatch / size)} | ${fmt(median(list.map((r) => r.walUs / r.batches)))} | ${median(list.map((r) => r.ms / r.batches)).toFixed(2)} |\n`);
+      }
+    }
+  } finally {
+    for (const setup of setups) {
+      await setup.writer.close();
+      await setup.database.close();
+      await dropDatabase(setup.url);
+    }
+    await admin.end({ timeout: 5 });
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -11,9 +11,10 @@
  * force_generic_plan`); every variant runs each step in turn, rounds interleaved, so their
  * figures are side by side. `--with-dedupe` gives every message a clientMessageId (the dedupe
  * form of the statement). PROBE_NO_BARRIER=1 runs the batches without the durability barrier
- * (not durable), to see what the barrier costs.
+ * (not durable), to see what the barrier costs; `--one-query` commits each batch synchronously
+ * inside its statement instead, as the writer does for rooms that are not hot.
  *
- *   pnpm bench:batch [--sizes 1,4,24] [--batches 2000] [--rounds 3] [--rooms 60] [--variant NAME=SQL]…
+ *   pnpm bench:batch [--sizes 1,4,24] [--batches 2000] [--rounds 3] [--rooms 60] [--one-query] [--variant NAME=SQL]…
  *
  * Everything on 127.0.0.1, private databases dropped at the end, bounded in count and time.
  */
@@ -79,7 +80,10 @@ async function setUp(name: string, extraSql: string): Promise<Setup> {
     from json_to_recordset(${JSON.stringify(rooms.map((id) => ({ id })))}::text::json) as x(id uuid)`;
   process.stderr.write(`${name}: database ${dbName}, writer backend pid ${backend.pid}\n`);
   const repository = process.env.PROBE_NO_BARRIER ? createMessagesRepository(writer.sql) : createMessagesRepository(database.sql, { batchSql: writer.sql });
-  return { name, url: url.toString(), database, writer, backendPid: backend.pid, insertBatch: repository.insertBatch, rooms, users };
+  // `--one-query`: as the writer sends the batches of rooms that are not hot (message-writer.ts),
+  // committing synchronously inside the statement, no barrier behind it.
+  const write = argv.includes('--one-query') ? { releaseLocksEarly: false } : {};
+  return { name, url: url.toString(), database, writer, backendPid: backend.pid, insertBatch: (batch) => repository.insertBatch(batch, write), rooms, users };
 }
 
 function batchOf(setup: Setup, size: number): NewMessage[] {

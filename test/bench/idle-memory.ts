@@ -7,13 +7,16 @@
  * and V8 heap: the second half's growth is the per-connection figure, free of what the first
  * connections cost once (compiled code, pools). The bench's figure (everything from zero to N)
  * is printed too. `--snapshot`: a heap snapshot after each half, and the top per-connection
- * retainers by constructor (closures by their source line).
+ * retainers by constructor (closures by their source line). `--bundle dist/gateway.mjs`: the
+ * production bundle (`pnpm build`) instead of the sources through tsx, whose esbuild `keepNames`
+ * gives every named closure a property store of its own (~0.25 KiB) that production does not have.
  *
- *   pnpm bench:idle [--sockets 5000] [--bare] [--snapshot] [--top 30]
+ *   pnpm bench:idle [--sockets 5000] [--bare] [--bundle dist/gateway.mjs] [--snapshot] [--top 30]
  *
  * Everything on 127.0.0.1, bounded in count and time; takes about a minute.
  */
 import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
@@ -33,6 +36,7 @@ const half = Math.floor(sockets / 2);
 const bare = argv.includes('--bare');
 const snapshot = argv.includes('--snapshot');
 const top = Math.max(5, Math.min(200, Number(option('top', '30'))));
+const bundle = option('bundle', '');
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const log = (line: string) => process.stdout.write(`[idle] ${line}\n`);
 
@@ -59,7 +63,8 @@ async function main() {
       target = { proc, url: `http://127.0.0.1:${port}`, inspect };
       await waitHttpOk(proc, `${target.url}/healthz`, 60_000);
     } else {
-      target = await startBenchGateway('idle-gateway', { databaseUrl: dbUrl.toString(), redisUrl: `redis://127.0.0.1:${redisPort}`, redisPrefix: 'idle', jwtSecret: secret });
+      const env = { databaseUrl: dbUrl.toString(), redisUrl: `redis://127.0.0.1:${redisPort}`, redisPrefix: 'idle', jwtSecret: secret };
+      target = await startBenchGateway('idle-gateway', env, [], bundle ? resolve(bundle) : undefined);
       await waitHttpOk(target.proc, `${target.url}/readyz`, 120_000);
     }
     const ids = (await sql<{ id: string }[]>`insert into users (id, nickname) select gen_random_uuid(), 'idle' || g from generate_series(1, ${sockets}) g returning id`).map((r) => r.id);
@@ -89,7 +94,7 @@ async function main() {
     const second = halves[1]!.connected;
     const total = halves[0]!.connected + second;
     const kib = (bytes: number) => fmt(bytes / 1024, 2);
-    log(`${bare ? 'BARE' : 'FULL'}: ${total} idle sockets on one process`);
+    log(`${bare ? 'BARE' : bundle ? 'FULL (bundle)' : 'FULL'}: ${total} idle sockets on one process`);
     log(`second half (${second}): RSS ${kib((m2.rss - m1.rss) / second)} KiB/conn, heap ${kib((m2.heap - m1.heap) / second)} KiB/conn`);
     log(`from zero (as pnpm bench): RSS ${kib((m2.rss - m0.rss) / total)} KiB/conn, heap ${kib((m2.heap - m0.heap) / total)} KiB/conn`);
     if (m1.summary && m2.summary) printRetainers(m1.summary, m2.summary, second);

@@ -1,17 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { EventSlots } from '../src/realtime/event-slots.ts';
+import { EventSlots, type SlotState } from '../src/realtime/event-slots.ts';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
+type Owner = { data: SlotState; reading: boolean[] };
+const owner = (): Owner => ({ data: { inFlight: 0 }, reading: [] });
+const slotsOf = (concurrent: number, backlog: number) =>
+  new EventSlots<Owner>(concurrent, backlog, (socket, value) => socket.reading.push(value));
 
 describe('EventSlots', () => {
   it('runs at most `concurrent` tasks at once, starts the rest in arrival order, and settles every one', async () => {
-    const reading: boolean[] = [];
-    const slots = new EventSlots(3, 8, (value) => reading.push(value));
+    const socket = owner();
+    const slots = slotsOf(3, 8);
     let running = 0;
     let most = 0;
     const started: number[] = [];
     const results = Array.from({ length: 20 }, (_, index) =>
-      slots.run(async () => {
+      slots.run(socket, async () => {
         started.push(index);
         running += 1;
         most = Math.max(most, running);
@@ -21,6 +25,7 @@ describe('EventSlots', () => {
         return index;
       }),
     );
+    expect(socket.data.inFlight).toBe(20);
     const settled = await Promise.allSettled(results);
     expect(most).toBe(3);
     expect(started).toEqual([...Array(20).keys()]);
@@ -29,14 +34,31 @@ describe('EventSlots', () => {
       [...Array(20).keys()].filter((i) => i !== 5),
     );
     // 17 waited at the peak, past the backlog of 8: reading stopped, then resumed once down to 2.
-    expect(reading[0]).toBe(false);
-    expect(reading.at(-1)).toBe(true);
+    expect(socket.reading[0]).toBe(false);
+    expect(socket.reading.at(-1)).toBe(true);
+    // Nothing of the burst stays on the socket.
+    expect(socket.data).toEqual({ inFlight: 0, backlog: undefined });
   });
 
   it('never stops reading while the backlog stays short', async () => {
-    const reading: boolean[] = [];
-    const slots = new EventSlots(2, 8, (value) => reading.push(value));
-    await Promise.all(Array.from({ length: 9 }, () => slots.run(tick)));
-    expect(reading).toEqual([]);
+    const socket = owner();
+    const slots = slotsOf(2, 8);
+    await Promise.all(Array.from({ length: 9 }, () => slots.run(socket, tick)));
+    expect(socket.reading).toEqual([]);
+  });
+
+  it("counts slots per socket: one socket's backlog does not hold back another's events", async () => {
+    const busy = owner();
+    const quiet = owner();
+    const slots = slotsOf(1, 8);
+    let release!: () => void;
+    const blocked = slots.run(busy, () => new Promise<void>((resolve) => (release = resolve)));
+    const queued = slots.run(busy, tick);
+    expect(busy.data.backlog?.waiting.length).toBe(1);
+    await slots.run(quiet, tick);
+    expect(quiet.data.backlog).toBeUndefined();
+    release();
+    await Promise.all([blocked, queued]);
+    expect(busy.data.inFlight).toBe(0);
   });
 });

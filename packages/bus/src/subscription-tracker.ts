@@ -43,7 +43,8 @@ interface Entry {
   inFlight: boolean;
   /** The master node (cluster) that confirmed it, to know which channels a node's loss takes. */
   owner: string | undefined;
-  waiters: Set<(confirmed: boolean) => void>;
+  /** Made by the first `whenConfirmed` that waits: most channels never have one (a pod holds one per user). */
+  waiters: Set<(confirmed: boolean) => void> | undefined;
 }
 
 type SubscribeMethod = (...args: unknown[]) => Promise<unknown>;
@@ -75,8 +76,9 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
   const ownerOf = (channel: string): string | undefined => cluster?.slots[calculateSlot(channel)]?.[0];
 
   function settle(entry: Entry, confirmed: boolean) {
-    const waiters = [...entry.waiters];
-    entry.waiters.clear();
+    const waiters = entry.waiters;
+    if (!waiters) return;
+    entry.waiters = undefined;
     for (const resolve of waiters) resolve(confirmed);
   }
 
@@ -86,7 +88,7 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
     for (const channel of channels) {
       let entry = entries.get(channel);
       if (!entry) {
-        entry = { confirmed: false, lost: false, loss: 0, attempt: 0, inFlight: false, owner: undefined, waiters: new Set() };
+        entry = { confirmed: false, lost: false, loss: 0, attempt: 0, inFlight: false, owner: undefined, waiters: undefined };
         entries.set(channel, entry);
       }
       const current = entry;
@@ -225,14 +227,14 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
       if (entry.confirmed) return Promise.resolve(true);
       return new Promise((resolve) => {
         const timer = setTimeout(() => {
-          entry.waiters.delete(done);
+          entry.waiters?.delete(done);
           resolve(false);
         }, timeoutMs);
         const done = (confirmed: boolean) => {
           clearTimeout(timer);
           resolve(confirmed);
         };
-        entry.waiters.add(done);
+        (entry.waiters ??= new Set()).add(done);
       });
     },
     onConfirmed(listener) {

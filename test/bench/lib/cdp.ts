@@ -4,10 +4,14 @@ import WebSocket from 'ws';
 export class Inspector {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  private readonly listeners = new Map<string, (params: unknown) => void>();
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (data: WebSocket.RawData) => {
-      const message = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: { message: string } };
-      if (message.id === undefined) return;
+      const message = JSON.parse(data.toString()) as { id?: number; method?: string; params?: unknown; result?: unknown; error?: { message: string } };
+      if (message.id === undefined) {
+        if (message.method) this.listeners.get(message.method)?.(message.params);
+        return;
+      }
       const waiter = this.pending.get(message.id);
       if (!waiter) return;
       this.pending.delete(message.id);
@@ -56,9 +60,105 @@ export class Inspector {
     return JSON.parse(result.result.value) as { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
   }
 
+  /**
+   * A heap snapshot of the target (after its own full GC), summarised: self size and count per
+   * kind of node — an object by its constructor, a closure by its function's source location.
+   */
+  async heapSummary(): Promise<HeapSummary> {
+    const scripts = new Map<string, string>();
+    this.listeners.set('Debugger.scriptParsed', (params) => {
+      const { scriptId, url } = params as { scriptId: string; url: string };
+      scripts.set(scriptId, url);
+    });
+    await this.send('Debugger.enable');
+    await this.send('Debugger.disable');
+    this.listeners.delete('Debugger.scriptParsed');
+    const chunks: string[] = [];
+    this.listeners.set('HeapProfiler.addHeapSnapshotChunk', (params) => chunks.push((params as { chunk: string }).chunk));
+    await this.send('HeapProfiler.enable');
+    await this.send('HeapProfiler.collectGarbage');
+    await this.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false, captureNumericValue: false });
+    this.listeners.delete('HeapProfiler.addHeapSnapshotChunk');
+    return summariseHeap(JSON.parse(chunks.join('')) as HeapSnapshot, scripts);
+  }
+
   close(): void {
     this.ws.close();
   }
+}
+
+interface HeapSnapshot {
+  snapshot: {
+    meta: { node_fields: string[]; node_types: [string[]]; edge_fields: string[]; edge_types: [string[]]; location_fields?: string[] };
+  };
+  nodes: number[];
+  edges: number[];
+  strings: string[];
+  locations?: number[];
+}
+
+/** Self bytes and count per kind of heap node. */
+export type HeapSummary = Map<string, { size: number; count: number }>;
+
+/**
+ * An object is named by its constructor, a closure by its source location; anything without a
+ * name of its own (property and element stores, contexts, strings, numbers) by its first
+ * retainer and the edge from it, e.g. `(string) ← Object.nicknameMask`.
+ */
+function summariseHeap(heap: HeapSnapshot, scripts: Map<string, string>): HeapSummary {
+  const { node_fields: fields, node_types: [typeNames], edge_fields: edgeFields, edge_types: [edgeTypes], location_fields: locationFields = [] } = heap.snapshot.meta;
+  const width = fields.length;
+  const [typeAt, nameAt, sizeAt, edgeCountAt] = ['type', 'name', 'self_size', 'edge_count'].map((field) => fields.indexOf(field)) as [number, number, number, number];
+  const where = new Map<number, string>();
+  const locations = heap.locations ?? [];
+  const lw = locationFields.length;
+  if (lw) {
+    const [objectAt, scriptAt, lineAt, columnAt] = ['object_index', 'script_id', 'line', 'column'].map((field) => locationFields.indexOf(field)) as [number, number, number, number];
+    for (let i = 0; i < locations.length; i += lw) {
+      const url = scripts.get(String(locations[i + scriptAt])) ?? `script ${locations[i + scriptAt]}`;
+      where.set(locations[i + objectAt]!, `${url.replace(/^.*\/(node_modules\/\.pnpm\/[^/]+\/node_modules\/|(apps|packages)\/)/, '')}:${locations[i + lineAt]! + 1}:${locations[i + columnAt]! + 1}`);
+    }
+  }
+  const own = (i: number): string | null => {
+    const type = typeNames[heap.nodes[i + typeAt]!]!;
+    const name = heap.strings[heap.nodes[i + nameAt]!]!;
+    if (type === 'closure') return `closure ${name || '(anonymous)'} ${where.get(i) ?? ''}`;
+    if ((type === 'object' || type === 'native') && !name.startsWith('system /') && name !== 'Object' && name !== 'Array') return name;
+    return null;
+  };
+  const generic = (i: number): string => {
+    const type = typeNames[heap.nodes[i + typeAt]!]!;
+    const name = heap.strings[heap.nodes[i + nameAt]!]!;
+    return type === 'object' || type === 'native' || type === 'hidden' || type === 'array' || type === 'object shape' ? `(${type}) ${name.slice(0, 40)}` : `(${type})`;
+  };
+  // The first retainer of every node, with the edge's name.
+  const ew = edgeFields.length;
+  const [edgeTypeAt, edgeNameAt, toAt] = ['type', 'name_or_index', 'to_node'].map((field) => edgeFields.indexOf(field)) as [number, number, number];
+  const retainer = new Map<number, string>();
+  for (let i = 0, e = 0; i < heap.nodes.length; i += width) {
+    const count = heap.nodes[i + edgeCountAt]!;
+    let label: string | undefined;
+    for (let k = 0; k < count; k++, e += ew) {
+      const to = heap.edges[e + toAt]!;
+      if (retainer.has(to)) continue;
+      const edgeType = edgeTypes[heap.edges[e + edgeTypeAt]!]!;
+      if (edgeType === 'weak') continue;
+      label ??= own(i) ?? generic(i);
+      const edgeName = edgeType === 'element' || edgeType === 'hidden' ? `[${heap.edges[e + edgeNameAt]}]` : heap.strings[heap.edges[e + edgeNameAt]!];
+      retainer.set(to, `${label}.${edgeName}`);
+    }
+  }
+  const summary: HeapSummary = new Map();
+  for (let i = 0; i < heap.nodes.length; i += width) {
+    const key = own(i) ?? `${generic(i)} ← ${retainer.get(i) ?? '?'}`;
+    const entry = summary.get(key);
+    const size = heap.nodes[i + sizeAt]!;
+    if (entry) {
+      entry.size += size;
+      entry.count += 1;
+    } else summary.set(key, { size, count: 1 });
+  }
+  return summary;
 }
 
 interface ProfileNode {

@@ -90,16 +90,20 @@ export interface BenchGateway {
 /**
  * One real gateway process (apps/gateway/src/main.ts) as the benchmarks run it: production
  * mode, quiet logs, send and HTTP budgets no load reaches (the history figure times pages,
- * not the limiter), no drain window, the inspector open.
+ * not the limiter), no drain window, the inspector open. `bundle`: the production bundle
+ * (`pnpm build`'s dist/gateway.mjs) instead of the sources through tsx.
  */
 export async function startBenchGateway(
   name: string,
   env: { databaseUrl: string; redisUrl: string; redisPrefix: string; jwtSecret: string },
   nodeArgs: string[] = [],
+  bundle?: string,
 ): Promise<BenchGateway> {
   const port = await freePort();
   const inspect = await freePort();
-  const proc = startNode(name, 'apps/gateway/src/main.ts', {
+  const run = (entryEnv: Record<string, string>, args: string[]) =>
+    bundle ? start(name, process.execPath, [...args, bundle], entryEnv) : startNode(name, 'apps/gateway/src/main.ts', entryEnv, args);
+  const proc = run({
     PORT: String(port),
     HOST: '127.0.0.1',
     POD_NAME: name,

@@ -1,11 +1,10 @@
 import type { Logger } from 'pino';
-import type { ClientEventName } from '@chat/protocol';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
 import { setReading } from './engine-socket.ts';
 import { EventSlots } from './event-slots.ts';
-import { guardedHandler } from './guarded-handler.ts';
+import { guardedHandler, type HandlerContext } from './guarded-handler.ts';
 import { joinRoomHandler } from './handlers/join-room.handler.ts';
 import { leaveRoomHandler } from './handlers/leave-room.handler.ts';
 import { sendMessageHandler } from './handlers/send-message.handler.ts';
@@ -14,7 +13,7 @@ import type { SocketLeases } from '../infrastructure/socket-leases.ts';
 import type { FailedEventBudget } from './failed-event-budget.ts';
 import type { PresenceTracker } from './presence-tracker.ts';
 import type { SubscriptionBarrier } from './subscription-barrier.ts';
-import { disconnectAtTokenExpiry } from './token-expiry.ts';
+import { createTokenExpiry } from './token-expiry.ts';
 import type { ChatSocket } from './types.ts';
 
 export interface ConnectionDeps {
@@ -37,38 +36,51 @@ const CONCURRENT_EVENTS = 8;
 /** Waiting events (each at most a 16 KiB frame) past which the socket is not read for a while. */
 const EVENT_BACKLOG = 64;
 
-/** Wires one authenticated socket: its rooms, its events (one handler each), its token's end. */
-export function handleConnection(socket: ChatSocket, deps: ConnectionDeps): void {
-  const { roomService, messageService, presence, logger, metrics } = deps;
-  const context = {
+/**
+ * The `connection` listener, which wires each authenticated socket: its events (one handler
+ * each), its token's end, its close. Everything here is made once per pod and shared by every
+ * socket — listeners receive their socket as `this` — so an idle connection holds no closure,
+ * timer or per-socket object of the gateway's beyond `socket.data` (issue 17: memory per idle
+ * connection). The handshake has already put the socket into its rooms (handshake.ts).
+ */
+export function createConnectionHandler(deps: ConnectionDeps): (socket: ChatSocket) => void {
+  const { presence, logger, metrics } = deps;
+  const context: HandlerContext = {
     logger,
     metrics,
-    slots: new EventSlots(CONCURRENT_EVENTS, EVENT_BACKLOG, (reading) => setReading(socket, reading)),
+    slots: new EventSlots<ChatSocket>(CONCURRENT_EVENTS, EVENT_BACKLOG, setReading),
     failures: deps.failures,
   };
-  const guard = <T>(event: ClientEventName, handle: (payload: unknown) => Promise<T>) =>
-    guardedHandler(socket, event, context, handle);
-  const user = socket.data.user;
-  metrics.connections.inc();
-  metrics.connectedSockets.inc();
-  // The handshake has put the socket into its rooms (handshake.ts).
-  presence.onConnect(socket);
-  socket.on('disconnecting', () => presence.onDisconnecting(socket));
+  const onJoinRoom = guardedHandler('join-room', context, joinRoomHandler(deps.roomService, deps.barrier));
+  const onLeaveRoom = guardedHandler('leave-room', context, leaveRoomHandler(deps.roomService));
+  const onSendMessage = guardedHandler('send-message', context, sendMessageHandler(deps.messageService));
+  const onTyping = guardedHandler('typing', context, typingHandler);
+  const expiry = createTokenExpiry(deps.tokenExpiryMaxStepMs === undefined ? {} : { maxStepMs: deps.tokenExpiryMaxStepMs });
 
-  socket.on('join-room', guard('join-room', joinRoomHandler(socket, roomService, deps.barrier)));
-  socket.on('leave-room', guard('leave-room', leaveRoomHandler(socket, roomService)));
-  socket.on('send-message', guard('send-message', sendMessageHandler(socket, messageService)));
-  socket.on('typing', guard('typing', typingHandler(socket)));
-
-  const cancelExpiry = disconnectAtTokenExpiry(socket, deps.tokenExpiryMaxStepMs === undefined ? {} : { maxStepMs: deps.tokenExpiryMaxStepMs });
-  socket.on('disconnect', (reason) => {
+  // Before Socket.IO takes the socket out of its rooms: presence and typing still know them.
+  function onDisconnecting(this: ChatSocket, reason: string) {
+    presence.onDisconnecting(this);
     metrics.connectedSockets.dec();
     metrics.disconnections.inc({ reason });
-    cancelExpiry();
-    void deps.leases?.release(user.id, socket.id);
-    endTyping(socket);
-  });
-
+    expiry.forget(this);
+    void deps.leases?.release(this.data.user.id, this.id);
+    endTyping(this);
+  }
   // A socket error (an oversized frame, a parse failure) must never reach the process.
-  socket.on('error', (error) => logger.debug({ err: error, socketId: socket.id }, 'socket error'));
+  function onError(this: ChatSocket, error: Error) {
+    logger.debug({ err: error, socketId: this.id }, 'socket error');
+  }
+
+  return (socket) => {
+    metrics.connections.inc();
+    metrics.connectedSockets.inc();
+    presence.onConnect(socket);
+    socket.on('disconnecting', onDisconnecting);
+    socket.on('join-room', onJoinRoom);
+    socket.on('leave-room', onLeaveRoom);
+    socket.on('send-message', onSendMessage);
+    socket.on('typing', onTyping);
+    socket.on('error', onError);
+    expiry.watch(socket);
+  };
 }

@@ -9,40 +9,61 @@
  * A client can still write events faster than they are answered, so past `backlog` waiting
  * events the socket's connection stops being read (TCP pushes back on the client) until the
  * backlog is down to a quarter of that.
+ *
+ * One instance serves every socket of the pod; a socket's own state is its `inFlight` count and,
+ * only while some of its events wait, a backlog: an idle socket pays no object of its own.
  */
-export class EventSlots {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
-  private paused = false;
+export interface SlotState {
+  /** Events running or waiting. */
+  inFlight: number;
+  /** Present only while events wait for a slot. */
+  backlog?: EventBacklog | undefined;
+}
 
+export interface EventBacklog {
+  waiting: (() => void)[];
+  /** Reading was stopped for this backlog. */
+  paused: boolean;
+}
+
+export class EventSlots<O extends { data: SlotState }> {
   constructor(
     private readonly concurrent: number,
     private readonly backlog: number,
-    private readonly setReading: (reading: boolean) => void,
+    private readonly setReading: (owner: O, reading: boolean) => void,
   ) {}
 
-  run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running < this.concurrent) return this.start(task);
+  run<T>(owner: O, task: () => Promise<T>): Promise<T> {
+    const state = owner.data;
+    const running = state.inFlight - (state.backlog?.waiting.length ?? 0);
+    state.inFlight += 1;
+    if (running < this.concurrent) return this.start(owner, task);
+    const backlog = (state.backlog ??= { waiting: [], paused: false });
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push(() => void this.start(task).then(resolve, reject));
+      backlog.waiting.push(() => void this.start(owner, task).then(resolve, reject));
       // Every time, not once: `ws` resumes the connection by itself after its own backpressure.
-      if (this.waiting.length >= this.backlog) {
-        this.paused = true;
-        this.setReading(false);
+      if (backlog.waiting.length >= this.backlog) {
+        backlog.paused = true;
+        this.setReading(owner, false);
       }
     });
   }
 
-  private async start<T>(task: () => Promise<T>): Promise<T> {
-    this.running += 1;
+  private async start<T>(owner: O, task: () => Promise<T>): Promise<T> {
     try {
       return await task();
     } finally {
-      this.running -= 1;
-      this.waiting.shift()?.();
-      if (this.paused && this.waiting.length <= this.backlog / 4) {
-        this.paused = false;
-        this.setReading(true);
+      const state = owner.data;
+      state.inFlight -= 1;
+      const backlog = state.backlog;
+      if (backlog) {
+        const next = backlog.waiting.shift();
+        if (backlog.paused && backlog.waiting.length <= this.backlog / 4) {
+          backlog.paused = false;
+          this.setReading(owner, true);
+        }
+        if (backlog.waiting.length === 0) state.backlog = undefined;
+        next?.();
       }
     }
   }

@@ -20,60 +20,47 @@ function safeAck(ack: AnyAck | undefined, response: AckResponse<unknown>): void 
 export interface HandlerContext {
   logger: Logger;
   metrics: GatewayMetrics;
-  /** The socket's event slots: how many of its events run at once. */
-  slots: EventSlots;
+  /** The pod's event slots: how many of a socket's events run at once. */
+  slots: EventSlots<ChatSocket>;
   /** The user's budget of failed events (failed-event-budget.ts); absent: failures are free. */
   failures?: FailedEventBudget;
 }
 
-type EventMetrics = {
-  received: ReturnType<GatewayMetrics['eventsReceived']['labels']>;
-  ackDuration: ReturnType<GatewayMetrics['ackDuration']['labels']>;
-};
-const boundMetrics = new WeakMap<GatewayMetrics, Map<ClientEventName, EventMetrics>>();
-
-/**
- * Each event's counters, bound to their label once per pod: prom-client hashes a label set on
- * every unbound call, and binding per socket cost every idle connection a few hundred bytes
- * per event (a labels object and bound functions each).
- */
-function eventMetrics(metrics: GatewayMetrics, event: ClientEventName): EventMetrics {
-  let byEvent = boundMetrics.get(metrics);
-  if (!byEvent) boundMetrics.set(metrics, (byEvent = new Map()));
-  let bound = byEvent.get(event);
-  if (!bound) byEvent.set(event, (bound = { received: metrics.eventsReceived.labels({ event }), ackDuration: metrics.ackDuration.labels({ event }) }));
-  return bound;
-}
+/** A socket event's handler, shared by every socket: the socket comes as an argument. */
+export type SocketEventHandler<T> = (socket: ChatSocket, payload: unknown) => Promise<T>;
 
 /**
  * Wraps one socket event: separates payload and ack whatever the client sent, runs the
  * handler, and answers success through the ack and failure through `error` + ack. Nothing a
  * client sends can turn into an unhandled rejection.
+ *
+ * Built once per pod and registered on every socket: the emitter calls it with the socket as
+ * `this`, so a connection costs a listener slot, not closures of its own (issue 17, memory per
+ * idle connection). Its counters are bound to their label here, once: prom-client hashes a
+ * label set on every unbound call.
  */
 export function guardedHandler<T>(
-  socket: ChatSocket,
   event: ClientEventName,
   context: HandlerContext,
-  handle: (payload: unknown) => Promise<T>,
-): (...args: unknown[]) => void {
-  const { logger, metrics } = context;
-  const { received, ackDuration } = eventMetrics(metrics, event);
-  return (...args: unknown[]) => {
+  handle: SocketEventHandler<T>,
+): (this: ChatSocket, ...args: unknown[]) => void {
+  const { logger, metrics, slots } = context;
+  const received = metrics.eventsReceived.labels({ event });
+  const ackDuration = metrics.ackDuration.labels({ event });
+  return function onEvent(this: ChatSocket, ...args: unknown[]) {
+    const socket = this;
     const last = args[args.length - 1];
     const ack = typeof last === 'function' ? (last as AnyAck) : undefined;
     const payload = ack && args.length === 1 ? undefined : args[0];
     received.inc();
     const stopTimer = ackDuration.startTimer();
-    socket.data.inFlight = (socket.data.inFlight ?? 0) + 1;
     const userId = socket.data.user.id;
-    context.slots.run(() => failing(userId, context.failures, () => handle(payload))).then(
+    slots.run(socket, () => failing(userId, context.failures, () => handle(socket, payload))).then(
       (data) => {
-        socket.data.inFlight -= 1;
         safeAck(ack, { ok: true, data });
         stopTimer();
       },
       (error: unknown) => {
-        socket.data.inFlight -= 1;
         const appError = toAppError(error);
         if (appError.code === 'INTERNAL' || appError.code === 'UNAVAILABLE') {
           logger.error({ err: error, event, socketId: socket.id, userId: socket.data.user?.id }, 'socket event failed');

@@ -10,7 +10,7 @@ import type { RedisClients } from '../infrastructure/redis-clients.ts';
 import { createSocketLeases, type SocketLeases } from '../infrastructure/socket-leases.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
-import { handleConnection } from './connection.ts';
+import { createConnectionHandler } from './connection.ts';
 import { createHandshakeMiddleware } from './handshake.ts';
 import { createPresenceTracker, type PresenceTracker } from './presence-tracker.ts';
 import { trackPublishGaps } from './publish-gaps.ts';
@@ -146,8 +146,9 @@ export function registerRealtime(
       barrier,
     }),
   );
-  nsp.on('connection', (socket) =>
-    handleConnection(socket, {
+  nsp.on(
+    'connection',
+    createConnectionHandler({
       roomService: services.roomService,
       messageService: services.messageService,
       failures: services.failedEvents,

@@ -25,10 +25,18 @@ export function roomIdsOf(socket: ChatSocket): string[] {
     .map((channel) => channel.slice(ROOM_CHANNEL_PREFIX.length));
 }
 
-/** The socket as the message service's membership hint. */
-export function membershipHintOf(socket: ChatSocket): MembershipHint {
-  return {
-    isInRoom: (roomId) => isInRoom(socket, roomId),
-    enterRoom: (roomId) => void socket.join(roomChannel(roomId)),
-  };
+/**
+ * The socket as the message service's membership hint. Made per message rather than kept on
+ * the socket: an idle connection then holds no hint (and no closures) of its own.
+ */
+export class SocketMembership implements MembershipHint {
+  constructor(private readonly socket: ChatSocket) {}
+
+  isInRoom(roomId: string): boolean {
+    return isInRoom(this.socket, roomId);
+  }
+
+  enterRoom(roomId: string): void {
+    void this.socket.join(roomChannel(roomId));
+  }
 }

@@ -1,19 +1,22 @@
-import { setLongTimeout } from '../lib/long-timeout.ts';
+import { DueSchedule } from '../lib/due-schedule.ts';
 import type { ChatSocket } from './types.ts';
 
 /**
- * When the socket's token expires, tells the client `token-expired` and disconnects it: a
- * socket lives no longer than the token it was opened with, however far away its `exp` is
- * (past setTimeout's ~24.8 days the timer is re-armed in steps; `maxStepMs` makes the steps
- * shorter, for tests). Returns what cancels it.
+ * When a socket's token expires, tells the client `token-expired` and disconnects it: a socket
+ * lives no longer than the token it was opened with, however far away its `exp` is (past
+ * setTimeout's ~24.8 days the timer is re-armed in steps; `maxStepMs` makes the steps shorter,
+ * for tests). One schedule, one timer, for all the pod's sockets (lib/due-schedule.ts).
  */
-export function disconnectAtTokenExpiry(socket: ChatSocket, options: { maxStepMs?: number } = {}): () => void {
-  return setLongTimeout(
-    () => {
-      socket.emit('token-expired', {});
-      socket.disconnect(true);
-    },
-    socket.data.user.tokenExpiresAtMs - Date.now(),
-    options,
-  );
+export function createTokenExpiry(options: { maxStepMs?: number } = {}) {
+  const schedule = new DueSchedule<ChatSocket>((socket) => {
+    socket.emit('token-expired', {});
+    socket.disconnect(true);
+  }, options);
+  return {
+    watch: (socket: ChatSocket) => schedule.add(socket, socket.data.user.tokenExpiresAtMs),
+    /** The socket closed first. */
+    forget: (socket: ChatSocket) => schedule.remove(socket, socket.data.user.tokenExpiresAtMs),
+  };
 }
+
+export type TokenExpiry = ReturnType<typeof createTokenExpiry>;

@@ -1,6 +1,8 @@
 import type { Namespace, Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@chat/protocol';
 import type { AuthenticatedUser } from '../services/user-auth.service.ts';
+import type { EventBacklog } from './event-slots.ts';
+import type { TypingState } from './handlers/typing.handler.ts';
 
 /** Between gateway pods, through the adapter (`serverSideEmit`). */
 export interface InterServerEvents {
@@ -8,14 +10,19 @@ export interface InterServerEvents {
   'room-lifetime': (roomId: string) => void;
 }
 
+/**
+ * What the gateway keeps on a socket. At most four fields, the in-object room of Socket.IO's
+ * `data = {}`: a fifth would give every socket a property store of its own. What only some
+ * sockets need is created on first use.
+ */
 export interface SocketData {
   user: AuthenticatedUser;
-  /** Rooms of the user at handshake time; the socket enters them on connect. */
-  initialRoomIds: string[];
-  /** Rooms where this socket last said `isTyping: true`, cleared on disconnect. */
-  typingRooms: Set<string>;
-  /** Events of this socket still being handled; a draining pod waits for them. */
+  /** Events of this socket still being handled (running or waiting); a draining pod waits for them. */
   inFlight: number;
+  /** Events waiting for one of the socket's slots (event-slots.ts); absent while none wait. */
+  backlog?: EventBacklog | undefined;
+  /** Typing throttle and the rooms it said `isTyping: true` in; absent until its first `typing`. */
+  typing?: TypingState;
 }
 
 export type ChatNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

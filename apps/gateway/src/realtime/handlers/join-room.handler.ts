@@ -2,7 +2,6 @@ import { roomChannel } from '@chat/protocol';
 import type { RoomService } from '../../services/room.service.ts';
 import { isInRoom } from '../socket-rooms.ts';
 import type { SubscriptionBarrier } from '../subscription-barrier.ts';
-import type { ChatSocket } from '../types.ts';
 import { membershipChangeHandler } from './membership-change.ts';
 
 /**
@@ -10,13 +9,12 @@ import { membershipChangeHandler } from './membership-change.ts';
  * this pod's subscription to the room is confirmed (subscription-barrier.ts): the ack promises
  * that what is sent to the room from now on arrives.
  */
-export function joinRoomHandler(socket: ChatSocket, roomService: RoomService, barrier: SubscriptionBarrier) {
+export function joinRoomHandler(roomService: RoomService, barrier: SubscriptionBarrier) {
   return membershipChangeHandler(
-    socket,
     'room-joined',
-    (payload) => roomService.join(socket.data.user, payload, (roomId) => isInRoom(socket, roomId)),
+    (socket, payload) => roomService.join(socket.data.user, payload, (roomId) => isInRoom(socket, roomId)),
     // The adapter has already put this pod's sockets in; make sure of the caller's own.
-    async (roomId) => {
+    async (socket, roomId) => {
       const room = roomChannel(roomId);
       await socket.join(room);
       await barrier.settle(socket.id, [room]);

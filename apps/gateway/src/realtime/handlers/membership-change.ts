@@ -1,4 +1,5 @@
 import { userChannel, type RoomJoinedPayload, type RoomLeftPayload } from '@chat/protocol';
+import type { SocketEventHandler } from '../guarded-handler.ts';
 import type { ChatSocket } from '../types.ts';
 
 type MembershipAnswers = { 'room-joined': RoomJoinedPayload; 'room-left': RoomLeftPayload };
@@ -9,14 +10,13 @@ type MembershipAnswers = { 'room-joined': RoomJoinedPayload; 'room-left': RoomLe
  * other devices hear the answer event — without it those devices would just change silently.
  */
 export function membershipChangeHandler<E extends keyof MembershipAnswers>(
-  socket: ChatSocket,
   answer: E,
-  change: (payload: unknown) => Promise<MembershipAnswers[E]>,
-  moveSocket: (roomId: string) => Promise<void> | void,
-): (payload: unknown) => Promise<MembershipAnswers[E]> {
-  return async (payload) => {
-    const result = await change(payload);
-    await moveSocket(result.roomId);
+  change: (socket: ChatSocket, payload: unknown) => Promise<MembershipAnswers[E]>,
+  moveSocket: (socket: ChatSocket, roomId: string) => Promise<void> | void,
+): SocketEventHandler<MembershipAnswers[E]> {
+  return async (socket, payload) => {
+    const result = await change(socket, payload);
+    await moveSocket(socket, result.roomId);
     const emit = (target: { emit: ChatSocket['emit'] }) =>
       (target.emit as (event: E, payload: MembershipAnswers[E]) => void)(answer, result);
     emit(socket);

@@ -84,6 +84,12 @@ function toStored(row: MessageRecord): StoredMessage {
   };
 }
 
+/** A row count to be written into a statement's text: a positive integer, or a throw. */
+function literalLimit(limit: number): string {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`not a row limit: ${limit}`);
+  return String(limit);
+}
+
 /**
  * Batches travel as one JSON text parameter expanded by `json_to_recordset`: a fixed
  * parameter count whatever the batch size, and no reliance on the driver's array encoding.
@@ -375,6 +381,13 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
      * `'oldest'` upwards from the bottom. Ask for one more row than shown to learn `hasMore`.
      * The room's `expires_at` names its day partition: the other days are pruned when the
      * statement runs, instead of one empty index probe each.
+     *
+     * LIMIT is written into the statement, not sent as a parameter: Postgres keeps replanning
+     * a prepared statement whose generic plan looks costlier than its custom plans, and a
+     * `LIMIT $n` is costed as 10% of the room's rows, so every page paid a full plan over the
+     * partitions and their indexes (0.45 ms planning for 0.1 ms executing, at 1M messages).
+     * With the literal, the generic plan (the same plan) is kept after five executions. It
+     * costs one prepared statement per limit a connection sees (at most HISTORY_MAX_LIMIT).
      */
     async page(
       roomId: string,
@@ -404,7 +417,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
           ${afterSeq === null ? sql`` : sql`and m.seq > ${afterSeq}`}
           ${beforeSeq === null ? sql`` : sql`and m.seq < ${beforeSeq}`}
         order by m.seq ${order === 'newest' ? sql`desc` : sql`asc`}
-        limit ${limit}`;
+        ${sql.unsafe(`limit ${literalLimit(limit)}`)}`;
       return rows.map((row) => ({
         id: row.id,
         roomId: row.room_id,

@@ -54,4 +54,16 @@ describe('history page statement', () => {
     expect(statement!.custom_plans).toBeLessThanOrEqual(5);
     expect(statement!.generic_plans).toBeGreaterThanOrEqual(7);
   });
+
+  it('prepares a few statements whatever limits are asked for, and returns exactly the rows asked for', async () => {
+    for (let limit = 1; limit <= 101; limit++) {
+      const rows = await repository.page(roomId, { afterSeq: null, beforeSeq: 1000, order: 'oldest', limit });
+      expect(rows.map((row) => row.seq)).toEqual(Array.from({ length: limit }, (_, k) => k + 1));
+    }
+    const oldest = await database.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_prepared_statements
+      where statement like '%from messages m join users u%' and statement like '%order by m.seq asc%'
+        and statement not like '%pg_prepared_statements%'`;
+    expect(oldest[0]!.n).toBeLessThanOrEqual(4);
+  });
 });

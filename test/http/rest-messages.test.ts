@@ -171,14 +171,18 @@ describe('GET /api/rooms/:roomId/messages', () => {
     const { room, socket } = await roomWithMember();
     const other = await roomWithMember('이영희');
     const elsewhere = await send(other.socket, { roomId: other.room.roomId, type: 'text', content: '다른 방' });
-    await send(socket, { roomId: room.roomId, type: 'text', content: '여기' });
+    const here = await send(socket, { roomId: room.roomId, type: 'text', content: '여기' });
     for (const before of [randomUUID(), 'not-a-uuid', elsewhere.messageId, '', "1' or '1'='1"]) {
       expect(await history(podA, room.roomId, `?before=${encodeURIComponent(before)}`), before).toEqual({ status: 400, body: BEFORE_NOT_FOUND });
     }
-    expect(await history(podA, room.roomId, `?after=${randomUUID()}`)).toEqual({
-      status: 400,
-      body: errorBody(400, 'Bad Request', 'after 메시지를 찾을 수 없습니다', 'AFTER_NOT_FOUND'),
-    });
+    const AFTER_NOT_FOUND = errorBody(400, 'Bad Request', 'after 메시지를 찾을 수 없습니다', 'AFTER_NOT_FOUND');
+    for (const after of [randomUUID(), 'not-a-uuid', elsewhere.messageId]) {
+      expect(await history(podA, room.roomId, `?after=${encodeURIComponent(after)}`), after).toEqual({ status: 400, body: AFTER_NOT_FOUND });
+    }
+    // Both cursors wrong: \`before\` is answered for, whichever way each is wrong.
+    expect(await history(podA, room.roomId, `?before=${randomUUID()}&after=not-a-uuid`)).toEqual({ status: 400, body: BEFORE_NOT_FOUND });
+    expect(await history(podA, room.roomId, `?before=not-a-uuid&after=${randomUUID()}`)).toEqual({ status: 400, body: BEFORE_NOT_FOUND });
+    expect(await history(podA, room.roomId, `?before=${here.messageId}&after=not-a-uuid`)).toEqual({ status: 400, body: AFTER_NOT_FOUND });
   });
 
   it('404 방을 찾을 수 없습니다 for an unknown room or a non-UUID roomId', async () => {

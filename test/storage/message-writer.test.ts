@@ -117,6 +117,12 @@ describe('MessageWriter', () => {
       expect((await writer.write(message(`${tag}-hot`))).status).toBe('stored');
       expect(await lastQuery()).toContain('pg_logical_emit_message');
       expect(await storedContents([`${tag}-cold`, `${tag}-hot`])).toEqual([`${tag}-cold`, `${tag}-hot`]);
+      // A big batch releases early whatever its rooms: it locks many, which other pods wait for.
+      const bySize = new MessageWriter(onWriter, {}, { earlyReleaseMessagesPerSecond: 1000, earlyReleaseBatchSize: 5 });
+      expect((await bySize.write(message(`${tag}-small`))).status).toBe('stored');
+      expect(await lastQuery()).not.toContain('pg_logical_emit_message');
+      await Promise.all(Array.from({ length: 5 }, (_, i) => bySize.write(message(`${tag}-big-${i}`))));
+      expect(await lastQuery()).toContain('pg_logical_emit_message');
     } finally {
       await writerDatabase.close();
     }

@@ -87,6 +87,7 @@ const envSchema = z
     /** How long a pod may hold send units it leased ahead for a user before giving them back; 0: one unit per send. */
     MESSAGE_RATE_LEASE_MS: z.coerce.number().int().min(0).max(10_000).default(3000),
     EARLY_LOCK_RELEASE_MESSAGES_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(100),
+    EARLY_LOCK_RELEASE_BATCH_SIZE: z.coerce.number().int().min(0).max(10_000).default(8),
     /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** Socket events refused after a database lookup (no such room, not a member) per minute per user, all pods. */
@@ -165,6 +166,8 @@ export interface GatewayConfig {
   messageRateLeaseMs: number;
   /** A room written this often by the pod gets early lock release (message-writer.ts); 0: every room. */
   earlyLockReleaseMessagesPerSecond: number;
+  /** A batch of at least this many messages gets early lock release; 0: size does not decide. */
+  earlyLockReleaseBatchSize: number;
   membershipRateLimitPerMinute: number;
   roomCreateRateLimitPerMinute: number;
   /** Socket events a user may have refused after a lookup per minute; past it their events are refused. */
@@ -224,6 +227,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     messageRateLimitPerMinute: e.MESSAGE_RATE_LIMIT_PER_MINUTE,
     messageRateLeaseMs: e.MESSAGE_RATE_LEASE_MS,
     earlyLockReleaseMessagesPerSecond: e.EARLY_LOCK_RELEASE_MESSAGES_PER_SECOND,
+    earlyLockReleaseBatchSize: e.EARLY_LOCK_RELEASE_BATCH_SIZE,
     membershipRateLimitPerMinute: e.MEMBERSHIP_RATE_LIMIT_PER_MINUTE,
     roomCreateRateLimitPerMinute: e.ROOM_CREATE_RATE_LIMIT_PER_MINUTE,
     failedEventLimitPerMinute: e.FAILED_EVENT_LIMIT_PER_MINUTE,

@@ -87,7 +87,8 @@ describe('MessageWriter', () => {
       insertBatch: (batch) => (++calls === 1 ? new Promise(() => undefined) : repository.insertBatch(batch)),
     };
     const failures: unknown[] = [];
-    const writer = new MessageWriter(hangsOnce, { failed: (error) => failures.push(error) }, { stalledAfterMs: 150 });
+    let stalls = 0;
+    const writer = new MessageWriter(hangsOnce, { failed: (error) => failures.push(error), stalled: () => stalls++ }, { stalledAfterMs: 150 });
     const tag = randomUUID().slice(0, 8);
     const stuck = writer.write(message(`${tag}-stuck`));
     // Once the first batch is in flight, the next message waits for another one.
@@ -96,6 +97,8 @@ describe('MessageWriter', () => {
     await expect(stuck).rejects.toBeInstanceOf(BatchStalledError);
     expect((await next).status).toBe('stored');
     expect(failures).toHaveLength(1);
+    // …and says so, so that the gateway replaces the connection the stuck query holds.
+    expect(stalls).toBe(1);
     expect(await storedContents([`${tag}-stuck`, `${tag}-next`])).toEqual([`${tag}-next`]);
     await writer.idle();
   });

@@ -24,6 +24,7 @@ import type { GatewayConfig } from './config.ts';
 import { isDatabaseUnavailable } from './errors/error-classification.ts';
 import { createLogger } from './infrastructure/logger.ts';
 import { BatchStalledError, MessageWriter } from './infrastructure/message-writer.ts';
+import { WriterConnection } from './infrastructure/writer-connection.ts';
 import { createRedisClients, type RedisClients } from './infrastructure/redis-clients.ts';
 import { RoomCache } from './infrastructure/room-cache.ts';
 import { LeasedRateLimiter } from './infrastructure/leased-rate-limiter.ts';
@@ -53,7 +54,7 @@ export interface Infrastructure {
   metrics: GatewayMetrics;
   database: Database;
   /** One connection for the group commit's batches (asynchronous commit + durability barrier). */
-  writerDatabase: Database;
+  writerDatabase: WriterConnection;
   redis: RedisClients;
   verifyToken: TokenVerifier;
   presenceStore: PresenceStore;
@@ -105,19 +106,24 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
   // The group commit's own connection, committing asynchronously with a durability barrier
   // behind each batch of a busy room, so that its row lock is released before the fsync; the
   // other batches commit synchronously in one query (message-writer.ts, messages.repository.ts).
-  const writerDatabase = createDatabase({
-    url: config.databaseUrl,
-    maxConnections: 1,
-    statementTimeoutMs: config.databaseStatementTimeoutMs,
-    applicationName: `${config.podName}-writer`,
-    synchronousCommit: 'off',
-  });
-  const messages = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
+  const writerDatabase = new WriterConnection(() =>
+    createDatabase({
+      url: config.databaseUrl,
+      maxConnections: 1,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
+      applicationName: `${config.podName}-writer`,
+      synchronousCommit: 'off',
+    }),
+  );
+  const messages = createMessagesRepository(database.sql, { batchSql: writerDatabase });
   const writer = new MessageWriter(messages, {
     committed(batchSize, stored, seconds) {
       metrics.persistBatchSize.observe(batchSize);
       metrics.persistDuration.observe(seconds);
       metrics.messagesPersisted.inc(stored);
+    },
+    stalled() {
+      writerDatabase.replace();
     },
     failed(error) {
       const stalled = error instanceof BatchStalledError;

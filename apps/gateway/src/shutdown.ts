@@ -45,7 +45,7 @@ export function createShutdown(parts: {
   sendLimiter: { close(): Promise<void> };
   redis: RedisClients;
   database: Database;
-  writerDatabase: Database;
+  writerDatabase: Pick<Database, 'close'>;
   logger: Logger;
   drainWindowMs: number;
 }): { drain(windowMs?: number): Promise<void>; close(): Promise<void> } {

@@ -28,6 +28,8 @@ interface Pending {
 export interface BatchObserver {
   committed?(batchSize: number, stored: number, seconds: number): void;
   failed?(error: unknown): void;
+  /** A batch stalled (BatchStalledError): its connection is presumed lost; replace it. */
+  stalled?(): void;
 }
 
 /**
@@ -176,6 +178,7 @@ export class MessageWriter {
           else item.reject(new Error('batch returned fewer outcomes than messages'));
         });
       } catch (error) {
+        if (error instanceof BatchStalledError) this.observer.stalled?.();
         this.observer.failed?.(error);
         for (const item of batch) item.reject(error);
       }

@@ -132,8 +132,11 @@ export interface MessagesRepositoryOptions {
    * the batch's rows while they are not yet durable; if Postgres crashed right then they would
    * be gone, never acknowledged nor broadcast (a later batch that read them would be gone too:
    * the WAL is flushed in order).
+   *
+   * Either the connection itself or something holding it (`{ sql }`) that may replace it: the
+   * gateway's writer opens a fresh one when a batch stalls (infrastructure/writer-connection.ts).
    */
-  batchSql?: Sql;
+  batchSql?: Sql | { readonly sql: Sql };
 }
 
 /** How a batch is made durable on the writer's connection (`batchSql`); see `insertBatch`. */
@@ -148,7 +151,9 @@ export interface BatchWriteOptions {
 }
 
 export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOptions = {}) {
-  const batchSql = options.batchSql ?? sql;
+  const writer = options.batchSql;
+  /** The writer's connection as of now (it may have been replaced since the last batch). */
+  const batchSqlNow = (): Sql => (writer === undefined ? sql : typeof writer === 'function' ? writer : writer.sql);
   /**
    * Whether a batch statement turns `synchronous_commit` on for its own transaction: when it is
    * to be durable by itself on the writer's asynchronous connection (no barrier behind it).
@@ -161,6 +166,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    */
   async function durably<T>(statement: (db: Sql) => Promise<T>, write: BatchWriteOptions): Promise<T> {
     if (!options.batchSql) return statement(sql);
+    const batchSql = batchSqlNow();
     if (write.releaseLocksEarly === false) return statement(batchSql);
     // Sent together with a batch under 1 KiB; behind a bigger one postgres.js (3.4) sends it only
     // once the batch's answer is in, a second round trip (measured: 2.0 per batch of 30 or more).

@@ -1,5 +1,6 @@
 import { nicknameMask, type RoomChange } from '@chat/protocol';
 import type { ChangeRow } from './repositories/room-changes.repository.ts';
+import { newMessagePayload, senderOf } from './message-payloads.ts';
 
 /**
  * A stored change as the feed shows it (PROTOCOL §16): the live event it was announced with and
@@ -13,22 +14,10 @@ export function toRoomChange(row: ChangeRow): RoomChange {
     switch (row.event) {
       case 'new-message': {
         const message = row.message!;
-        return {
-          messageId: message.id,
-          roomId: row.roomId,
-          userId: message.userId,
-          nicknameMask: nicknameMask(message.nickname),
-          type: message.type,
-          content: message.content,
-          imageUrl: message.imageUrl,
-          createdAt: message.createdAt.toISOString(),
-          seq: message.seq,
-          clientMessageId: message.clientMessageId,
-          changeSeq: row.changeSeq,
-          ...(message.senderKind === 'user'
-            ? {}
-            : { sender: { kind: message.senderKind, id: message.senderId ?? '', name: message.nickname } }),
-        };
+        return newMessagePayload(
+          { ...message, roomId: row.roomId, changeSeq: row.changeSeq },
+          { nicknameMask: nicknameMask(message.nickname), sender: senderOf(message) },
+        );
       }
       case 'message-deleted':
         return { roomId: row.roomId, messageId: row.message!.id, changeSeq: row.changeSeq };

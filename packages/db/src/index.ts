@@ -14,3 +14,4 @@ export * from './change-payloads.ts';
 export * from './repositories/webhook-cursors.repository.ts';
 export * from './repositories/room-occupancy.repository.ts';
 export * from './repositories/server-idempotency.repository.ts';
+export * from './message-payloads.ts';

@@ -12,7 +12,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import { MESSAGE_TYPES } from '@chat/protocol';
+import { MESSAGE_TYPES, ROOM_EVENT_KINDS } from '@chat/protocol';
 
 const timestamps = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
@@ -166,18 +166,7 @@ export const messages = pgTable(
   ],
 );
 
-/**
- * The kinds of change a room's feed holds besides its messages (which live in `messages`),
- * named after the live event that announces each.
- */
-export const ROOM_EVENT_KINDS = [
-  'user-joined',
-  'user-left',
-  'room-expiring',
-  'room-expired',
-  'room-occupied',
-  'room-vacated',
-] as const;
+/** The kinds of `room_events` rows: the protocol's list (changing it needs a migration). */
 export type RoomEventKind = (typeof ROOM_EVENT_KINDS)[number];
 
 /**

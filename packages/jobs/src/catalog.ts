@@ -1,6 +1,15 @@
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
 
+/** A scheduled job's payload: none. */
+const noPayload = z.object({}).strict();
+
+/**
+ * Options of the scheduled jobs: one attempt (the next run comes on schedule anyway, and every
+ * one of them is idempotent), and a short history of runs kept for inspection.
+ */
+const scheduledRunOptions = { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } as const satisfies JobsOptions;
+
 /**
  * The job catalog: every queue's name, payload schema, options and schedule, in one place.
  * The worker's handler map is typed as exhaustive over it, and payloads are parsed on dequeue.
@@ -9,46 +18,46 @@ export const JOB_CATALOG = {
   roomSweep: {
     queue: 'room-sweep',
     jobName: 'sweep',
-    payload: z.object({}).strict(),
+    payload: noPayload,
     /** Expiry notices, expiry, purge and tombstone removal; idempotent, so re-runs are harmless. */
     everyMs: 2000,
-    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+    options: scheduledRunOptions,
   },
   presenceGc: {
     queue: 'presence-gc',
     jobName: 'collect',
-    payload: z.object({}).strict(),
+    payload: noPayload,
     /** Finds pods whose heartbeat stopped and takes their users offline. */
     everyMs: 5000,
-    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+    options: scheduledRunOptions,
   },
   partitionMaintenance: {
     queue: 'message-partitions',
     jobName: 'maintain',
-    payload: z.object({}).strict(),
+    payload: noPayload,
     /** Creates day partitions of `messages` ahead and drops expired days; idempotent. */
     everyMs: 60_000,
-    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+    options: scheduledRunOptions,
   },
   roomOccupancy: {
     queue: 'room-occupancy',
     jobName: 'look',
-    payload: z.object({}).strict(),
+    payload: noPayload,
     /** Records room-occupied / room-vacated for rooms whose presence or membership changed a grace ago. */
     everyMs: 1000,
-    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+    options: scheduledRunOptions,
   },
   webhookDispatch: {
     queue: 'webhook-dispatch',
     jobName: 'dispatch',
-    payload: z.object({}).strict(),
+    payload: noPayload,
     /**
      * Reads, per webhook endpoint, which rooms have changes past the endpoint's cursor, and
      * adds one `webhookDelivery` job per such room (docs/webhooks.md). After COMMIT, never in
      * the send path.
      */
     everyMs: 1000,
-    options: { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } satisfies JobsOptions,
+    options: scheduledRunOptions,
   },
   webhookDelivery: {
     queue: 'webhook-delivery',

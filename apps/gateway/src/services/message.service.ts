@@ -1,4 +1,4 @@
-import type { MessagesRepository, StoredMessage } from '@chat/db';
+import { historySender, newMessagePayload, type MessagesRepository, type StoredMessage } from '@chat/db';
 import {
   AppError,
   HISTORY_DEFAULT_LIMIT,
@@ -17,7 +17,6 @@ import type { RoomService } from './room.service.ts';
 import type { SendRateLimiter } from '../infrastructure/leased-rate-limiter.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
 import { uuidv7 } from '../lib/uuidv7.ts';
-import { historySender, newMessagePayload } from '../lib/message-payloads.ts';
 
 /**
  * How the caller knows the sender's membership without a query: a socket is in

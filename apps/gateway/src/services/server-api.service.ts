@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RoomLifetimeRepository, ServerIdempotencyRepository, UsersRepository } from '@chat/db';
+import { newMessagePayload, type RoomLifetimeRepository, type ServerIdempotencyRepository, type UsersRepository } from '@chat/db';
 import {
   AppError,
   ERRORS,
@@ -13,7 +13,6 @@ import {
 import type { MessageWriter, WriteOutcome } from '../infrastructure/message-writer.ts';
 import { withinDeadline } from '../lib/deadline.ts';
 import { uuidv7 } from '../lib/uuidv7.ts';
-import { newMessagePayload } from '../lib/message-payloads.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RoomService } from './room.service.ts';
 

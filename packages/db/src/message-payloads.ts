@@ -1,4 +1,5 @@
-import type { SenderKind, StoredMessage } from '@chat/db';
+import type { SenderKind } from './schema.ts';
+import type { StoredMessage } from './repositories/messages.repository.ts';
 import type { MessageSender, NewMessagePayload } from '@chat/protocol';
 
 /** How a message's author is shown: the mask of the nickname, and who it is when not a person. */
@@ -7,7 +8,10 @@ export interface MessageAuthor {
   sender?: MessageSender;
 }
 
-/** The `new-message` payload of a stored message (live, in an ack, and in the change feed). */
+/**
+ * The `new-message` payload of a stored message, the one builder for every place it is sent:
+ * live and in the ack (gateway), and in the change feed and webhooks (`toRoomChange`).
+ */
 export function newMessagePayload(message: Omit<StoredMessage, 'expiresAt' | 'isDeleted'>, author: MessageAuthor): NewMessagePayload {
   return {
     messageId: message.id,

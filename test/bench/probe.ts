@@ -203,7 +203,7 @@ async function main() {
       if (strace) {
         strace.child.kill('SIGINT');
         await strace.exited;
-        log(`strace of ${gateways[0]!.proc.name} over the window:\n${strace.output().split('\n').filter((line) => /^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+/.test(line)).slice(0, 10).join('\n')}`);
+        log(`strace of ${gateways[0]!.proc.name} over the window:\n${strace.output().split('\n').filter((line) => /^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+/.test(line)).slice(0, 25).join('\n')}`);
       }
       const result = await lg<StepResult>({ cmd: 'stop', group: 'g' });
       const seconds = (performance.now() - t0) / 1000;

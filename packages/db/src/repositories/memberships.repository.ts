@@ -17,13 +17,17 @@ export interface MembershipChange {
  * finds the member already there reads the count once more, see below).
  */
 export function createMembershipsRepository(sql: Sql) {
-  /** The active rooms of many users in one query: userId → room ids (users without any are absent). */
+  /**
+   * The active rooms of many users in one query: userId → room ids (users without any are
+   * absent). The ids are a set to join (see uuid-array.ts), looked up by room_members' user index.
+   */
   async function activeRoomIdsOfUsers(userIds: readonly string[]): Promise<Map<string, string[]>> {
     const byUser = new Map<string, string[]>();
     if (userIds.length === 0) return byUser;
     const rows = await sql<{ user_id: string; room_id: string }[]>`
-      select m.user_id, m.room_id from room_members m join rooms r on r.id = m.room_id
-      where m.user_id = any(${uuidArrayLiteral(userIds)}::text::uuid[]) and r.expires_at > now()`;
+      select m.user_id, m.room_id from unnest(${uuidArrayLiteral(userIds)}::text::uuid[]) as u(id)
+      join room_members m on m.user_id = u.id join rooms r on r.id = m.room_id
+      where r.expires_at > now()`;
     for (const row of rows) {
       const rooms = byUser.get(row.user_id);
       if (rooms) rooms.push(row.room_id);

@@ -503,7 +503,8 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
           where m.room_id = r.room_id and m.expires_at = rooms.expires_at
           order by m.seq desc limit 1
         ) newest
-        where newest.user_id = any(${uuidArrayLiteral(userIds)}::text::uuid[]) and newest.created_at <= ${notAfter.toISOString()}::timestamptz`;
+        where newest.user_id in (select unnest(${uuidArrayLiteral(userIds)}::text::uuid[]))
+          and newest.created_at <= ${notAfter.toISOString()}::timestamptz`;
       return rows.map((row) => row.room_id);
     },
   };

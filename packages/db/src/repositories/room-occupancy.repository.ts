@@ -12,8 +12,9 @@ export function createRoomOccupancyRepository(sql: Sql) {
       const byRoom = new Map<string, string[]>();
       if (roomIds.length === 0) return byRoom;
       const rows = await sql<{ room_id: string; user_id: string }[]>`
-        select m.room_id, m.user_id from room_members m join rooms r on r.id = m.room_id
-        where m.room_id = any(${uuidArrayLiteral(roomIds)}::text::uuid[]) and r.expires_at > now()`;
+        select m.room_id, m.user_id from unnest(${uuidArrayLiteral(roomIds)}::text::uuid[]) as q(id)
+        join room_members m on m.room_id = q.id join rooms r on r.id = m.room_id
+        where r.expires_at > now()`;
       for (const roomId of roomIds) byRoom.set(roomId, []);
       for (const row of rows) byRoom.get(row.room_id)?.push(row.user_id);
       return byRoom;

@@ -1,6 +1,7 @@
 import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../client.ts';
 import { users } from '../schema.ts';
+import { uuidArrayLiteral } from './uuid-array.ts';
 
 export interface StoredUser {
   id: string;
@@ -46,13 +47,16 @@ export function createUsersRepository(db: Db) {
       return rows[0] ?? null;
     },
 
-    /** The stored ones of `ids`, by id, in one query. */
+    /**
+     * The stored ones of `ids`, by id, in one query. The ids go as one array literal, not one
+     * parameter each: a dead pod's users can outnumber a statement's 65,534 parameters.
+     */
     async findMany(ids: readonly string[]): Promise<Map<string, StoredUser>> {
       if (ids.length === 0) return new Map();
       const rows = await db
         .select({ id: users.id, nickname: users.nickname })
         .from(users)
-        .where(inArray(users.id, [...ids]));
+        .where(inArray(users.id, sql`(select unnest(${uuidArrayLiteral(ids)}::text::uuid[]))`));
       return new Map(rows.map((row) => [row.id, row]));
     },
   };

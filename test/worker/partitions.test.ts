@@ -153,6 +153,30 @@ describe('migration 0002 on a database that already has messages', () => {
   });
 });
 
+describe('day partitions without a live room', () => {
+  let database: TestDatabase;
+  let db: Database;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDatabase({ url: database.url, maxConnections: 2 });
+  });
+  afterAll(async () => {
+    await db?.close();
+    await database?.drop();
+  });
+
+  // A new or idle cluster: no room expires on a later day, so only the look-ahead is wanted
+  // (the maximum expiry was null, which least() skipped: 41 partitions, one per day of 40).
+  it('the job keeps today .. today + 2 and creates nothing more', async () => {
+    const partitions = createMessagePartitionsRepository(db.sql);
+    const expected = await Promise.all([0, 1, 2].map((offset) => dayFromToday(db.sql, offset)));
+    expect(await partitions.wantedDays(2, 40)).toEqual(expected);
+    const run = await runPartitionMaintenance({ partitions, logger });
+    expect(run.created).toEqual([]);
+    expect(await partitionNames(db.sql)).toEqual(['messages_default', ...expected.map(partitionOf)].sort());
+  });
+});
+
 describe('day partitions', () => {
   let database: TestDatabase;
   let db: Database;

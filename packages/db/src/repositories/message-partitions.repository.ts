@@ -56,8 +56,9 @@ export function createMessagePartitionsRepository(sql: Sql) {
         with today as (select (now() at time zone 'UTC')::date as d),
         latest as (select (max(expires_at) at time zone 'UTC')::date as d from rooms where expired_at is null)
         select to_char(g, 'YYYY-MM-DD') as day from today, latest,
+          -- No live room: only the look-ahead (least() skips a null, which read as the maximum).
           generate_series(today.d,
-            greatest(today.d + ${aheadDays}::int, least(latest.d, today.d + ${maxAheadDays}::int)),
+            greatest(today.d + ${aheadDays}::int, least(coalesce(latest.d, today.d), today.d + ${maxAheadDays}::int)),
             interval '1 day') g
         union
         (select distinct to_char((expires_at at time zone 'UTC')::date, 'YYYY-MM-DD') from messages_default

@@ -65,15 +65,17 @@ describe('MessageWriter', () => {
     const sizes: number[] = [];
     const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) });
     const tag = randomUUID().slice(0, 8);
-    // Three timers due together run in one timers phase, each its own callback (as the reads
-    // of three sockets in one poll are): the batch starts only after the last of them.
+    // Three immediates queued together run in one check phase, each its own callback (as the
+    // reads of three sockets in one poll are): the batch starts only after the last of them.
+    // (Not three setTimeout(0)s: each reads the clock when it is set, so under load the third
+    // could fall a millisecond later than the first and run in a later loop iteration.)
     const written = await new Promise<Promise<unknown>[]>((resolve) => {
       const writes: Promise<unknown>[] = [];
       for (let i = 0; i < 3; i++) {
-        setTimeout(() => {
+        setImmediate(() => {
           writes.push(writer.write(message(`${tag}-${i}`)));
           if (writes.length === 3) resolve(writes);
-        }, 0);
+        });
       }
     });
     await Promise.all(written);

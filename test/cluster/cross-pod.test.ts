@@ -89,9 +89,18 @@ describe('messages across pods', () => {
     const { roomId, aliceA, bobB } = await twoPodRoom();
     const onA = record(aliceA, 'new-message');
     const onB = record(bobB, 'new-message');
+    // Each user answers once the other's message has reached them, as people in a chat do.
+    // (Sent right after the other's ack instead, two messages from different pods may reach a
+    // socket in either order: a pod delivers its own broadcasts at once and the other pod's
+    // through Redis, and only within one pod's broadcasts is `seq` order promised, PROTOCOL
+    // §14; a fresh-clone CI run saw a2 before b2 on pod A that way.)
     for (let i = 0; i < 3; i++) {
+      const bobsReachesAlice = messageWithContent(aliceA, `b${i}`);
       await send(bobB, roomId, `b${i}`);
+      await bobsReachesAlice;
+      const alicesReachesBob = messageWithContent(bobB, `a${i}`);
       await send(aliceA, roomId, `a${i}`);
+      await alicesReachesBob;
     }
     await sleep(QUIET_MS);
     const expected = ['b0', 'a0', 'b1', 'a1', 'b2', 'a2'];

@@ -79,7 +79,7 @@ async function setUp(name: string, extraSql: string): Promise<Setup> {
     select id, 'batch', ${owner}, 10, now(), now() + interval '1 day'
     from json_to_recordset(${JSON.stringify(rooms.map((id) => ({ id })))}::text::json) as x(id uuid)`;
   process.stderr.write(`${name}: database ${dbName}, writer backend pid ${backend.pid}\n`);
-  const repository = process.env.PROBE_NO_BARRIER ? createMessagesRepository(writer.sql) : createMessagesRepository(database.sql, { batchSql: writer.sql });
+  const repository = process.env.PROBE_NO_BARRIER ? createMessagesRepository(writer.sql) : createMessagesRepository(database.sql, { batchConnection: writer });
   // `--one-query`: as the writer sends the batches of rooms that are not hot (message-writer.ts),
   // committing synchronously inside the statement, no barrier behind it.
   const write = argv.includes('--one-query') ? { releaseLocksEarly: false } : {};

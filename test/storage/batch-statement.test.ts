@@ -51,9 +51,9 @@ describe('the batch statement', () => {
 
   const repositories = {
     'on the pool': { make: () => createMessagesRepository(database.sql), write: {} },
-    'with early lock release': { make: () => createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }), write: {} },
+    'with early lock release': { make: () => createMessagesRepository(database.sql, { batchConnection: writerDatabase }), write: {} },
     'on the writer connection, committing synchronously': {
-      make: () => createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }),
+      make: () => createMessagesRepository(database.sql, { batchConnection: writerDatabase }),
       write: { releaseLocksEarly: false },
     },
   };
@@ -95,7 +95,7 @@ describe('the batch statement', () => {
   it('keeps seq gap-free and never deadlocks when two pods write overlapping rooms in opposite orders', async () => {
     const rooms = [await room(), await room(), await room(), await room()];
     const otherWriter = createDatabase({ url: testDb.url, maxConnections: 1, synchronousCommit: 'off' });
-    const pods = [createMessagesRepository(database.sql, { batchSql: writerDatabase.sql }), createMessagesRepository(database.sql, { batchSql: otherWriter.sql })];
+    const pods = [createMessagesRepository(database.sql, { batchConnection: writerDatabase }), createMessagesRepository(database.sql, { batchConnection: otherWriter })];
     const writes: Promise<BatchOutcome[]>[] = [];
     for (let round = 0; round < 15; round++) {
       for (const [index, pod] of pods.entries()) {
@@ -115,7 +115,7 @@ describe('the batch statement', () => {
   it('with early lock release, follows every batch with a durability barrier on the same connection', async () => {
     // The batch commits without waiting for its WAL flush; what makes insertBatch durable is the
     // barrier sent right behind it: a transaction that writes WAL and commits synchronously.
-    const repository = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
+    const repository = createMessagesRepository(database.sql, { batchConnection: writerDatabase });
     const id = await room();
     const [own] = await writerDatabase.sql<{ pid: number; sync: string }[]>`select pg_backend_pid() as pid, current_setting('synchronous_commit') as sync`;
     expect(own!.sync).toBe('off');
@@ -128,7 +128,7 @@ describe('the batch statement', () => {
 
   for (const form of ['without clientMessageId', 'with a clientMessageId'] as const) {
     it(`without early release on the writer connection, ${form}: the batch commits synchronously by itself and no barrier follows`, async () => {
-      const repository = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
+      const repository = createMessagesRepository(database.sql, { batchConnection: writerDatabase });
       const id = await room();
       const [own] = await writerDatabase.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
       const clientMessageId = form === 'with a clientMessageId' ? randomUUID() : null;

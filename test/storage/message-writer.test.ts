@@ -108,7 +108,7 @@ describe('MessageWriter', () => {
   it('releases row locks early (async commit + barrier) only for batches of a room this pod writes often', async () => {
     const writerDatabase = createDatabase({ url: testDb.url, maxConnections: 1, synchronousCommit: 'off' });
     try {
-      const onWriter = createMessagesRepository(database.sql, { batchSql: writerDatabase.sql });
+      const onWriter = createMessagesRepository(database.sql, { batchConnection: writerDatabase });
       const [own] = await writerDatabase.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
       const lastQuery = async () => (await database.sql<{ query: string }[]>`select query from pg_stat_activity where pid = ${own!.pid}`)[0]!.query;
       const writer = new MessageWriter(onWriter, {}, { earlyReleaseMessagesPerSecond: 50 });

@@ -115,7 +115,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
       synchronousCommit: 'off',
     }),
   );
-  const messages = createMessagesRepository(database.sql, { batchSql: writerDatabase });
+  const messages = createMessagesRepository(database.sql, { batchConnection: writerDatabase });
   const writer = new MessageWriter(messages, {
     committed(batchSize, stored, seconds) {
       metrics.persistBatchSize.observe(batchSize);

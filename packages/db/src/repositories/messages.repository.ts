@@ -133,13 +133,13 @@ export interface MessagesRepositoryOptions {
    * be gone, never acknowledged nor broadcast (a later batch that read them would be gone too:
    * the WAL is flushed in order).
    *
-   * Either the connection itself or something holding it (`{ sql }`) that may replace it: the
-   * gateway's writer opens a fresh one when a batch stalls (infrastructure/writer-connection.ts).
+   * What holds that connection (a `Database`), read at each batch: the gateway's writer opens a
+   * fresh one when a batch stalls (infrastructure/writer-connection.ts).
    */
-  batchSql?: Sql | { readonly sql: Sql };
+  batchConnection?: { readonly sql: Sql };
 }
 
-/** How a batch is made durable on the writer's connection (`batchSql`); see `insertBatch`. */
+/** How a batch is made durable on the writer's connection (`batchConnection`); see `insertBatch`. */
 export interface BatchWriteOptions {
   /**
    * true (the default): commit asynchronously, releasing the rooms' row locks at once, then the
@@ -151,22 +151,20 @@ export interface BatchWriteOptions {
 }
 
 export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOptions = {}) {
-  const writer = options.batchSql;
-  /** The writer's connection as of now (it may have been replaced since the last batch). */
-  const batchSqlNow = (): Sql => (writer === undefined ? sql : typeof writer === 'function' ? writer : writer.sql);
   /**
    * Whether a batch statement turns `synchronous_commit` on for its own transaction: when it is
    * to be durable by itself on the writer's asynchronous connection (no barrier behind it).
    */
-  const commitsDurably = (write: BatchWriteOptions) => options.batchSql !== undefined && write.releaseLocksEarly === false;
+  const commitsDurably = (write: BatchWriteOptions) => options.batchConnection !== undefined && write.releaseLocksEarly === false;
   /**
    * The statement, then on the same connection the durability barrier, when that connection
    * commits asynchronously and the batch releases its locks early; otherwise the statement is
    * durable by itself (`commitsDurably`).
    */
   async function durably<T>(statement: (db: Sql) => Promise<T>, write: BatchWriteOptions): Promise<T> {
-    if (!options.batchSql) return statement(sql);
-    const batchSql = batchSqlNow();
+    if (!options.batchConnection) return statement(sql);
+    // As of now: the connection may have been replaced since the last batch.
+    const batchSql = options.batchConnection.sql;
     if (write.releaseLocksEarly === false) return statement(batchSql);
     // Sent together with a batch under 1 KiB; behind a bigger one postgres.js (3.4) sends it only
     // once the batch's answer is in, a second round trip (measured: 2.0 per batch of 30 or more).

@@ -126,10 +126,6 @@ function newUser(nickname: string): User {
   const id = randomUUID();
   return { id, nickname, token: jwt({ sub: id, nickname, iat: nowSec(), exp: nowSec() + 900 }) };
 }
-const mask = (n: string) => {
-  const cps = [...n];
-  return cps.length <= 1 ? '*' : cps[0] + '*'.repeat(cps.length - 1);
-};
 
 // Socket.IO client wrapper recording every server → client event
 type Ev = { ev: string; data: any; at: number };
@@ -263,11 +259,6 @@ async function expectErr(name: string, c: Client, event: string, args: any[], me
     { error: ev, ack },
   );
   return { ack, ev };
-}
-async function expectOk(name: string, c: Client, event: string, payload: any): Promise<any> {
-  const ack = await c.ack(event, payload);
-  check(name, ack?.ok === true && ack.data !== undefined, { ok: true, data: '…' }, ack);
-  return ack?.data;
 }
 async function send(c: Client, payload: any): Promise<any> {
   return c.ack('send-message', payload);

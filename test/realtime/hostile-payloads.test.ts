@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
 import { describe, expect } from 'vitest';
-import type { AckResponse, ErrorPayload, NewMessagePayload, ServerToClientEvents } from '@chat/protocol';
+import type { AckResponse, NewMessagePayload, ServerToClientEvents } from '@chat/protocol';
 import {
   connect,
   countMessageRows,

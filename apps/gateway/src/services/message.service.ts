@@ -8,7 +8,6 @@ import {
   readRoomId,
   type HistoryMessage,
   type HistoryQuery,
-  type NewMessagePayload,
 } from '@chat/protocol';
 import { withinDeadline } from '../lib/deadline.ts';
 import type { MessageWriter } from '../infrastructure/message-writer.ts';

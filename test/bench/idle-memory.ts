@@ -22,7 +22,7 @@ import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
 import { Inspector, type HeapSummary } from './lib/cdp.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
-import { sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway } from './lib/procs.ts';
+import { sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { fmt, rssBytes } from './lib/stats.ts';
 import type { LoadgenSpec } from './loadgen.ts';
 
@@ -52,9 +52,7 @@ async function main() {
   const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command, 180_000);
   try {
     await runMigrations(dbUrl.toString());
-    const redisPort = await freePort();
-    const redis = start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
-    await waitOutput(redis, 'Ready to accept connections', 10_000);
+    const redis = await startRedis();
     let target: BenchGateway;
     if (bare) {
       const port = await freePort();
@@ -63,7 +61,7 @@ async function main() {
       target = { proc, url: `http://127.0.0.1:${port}`, inspect };
       await waitHttpOk(proc, `${target.url}/healthz`, 60_000);
     } else {
-      const env = { databaseUrl: dbUrl.toString(), redisUrl: `redis://127.0.0.1:${redisPort}`, redisPrefix: 'idle', jwtSecret: secret };
+      const env = { databaseUrl: dbUrl.toString(), redisUrl: redis.url, redisPrefix: 'idle', jwtSecret: secret };
       target = await startBenchGateway('idle-gateway', env, [], bundle ? resolve(bundle) : undefined);
       await waitHttpOk(target.proc, `${target.url}/readyz`, 120_000);
     }

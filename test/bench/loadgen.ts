@@ -6,7 +6,7 @@
 import { ClientGroup, type ClientSpec } from './lib/driver.ts';
 import { signHs256 } from './lib/jwt.ts';
 
-export type LoadgenSpec = { url: string; roomId: string | null } & ({ sub: string } | { bareRoom: string | null });
+export type LoadgenSpec = { url: string; roomId: string | null } & ({ sub: string; nickname?: string } | { bareRoom: string | null });
 
 export type LoadgenRequest =
   | { id: number; cmd: 'open'; group: string; namespace: string; specs: LoadgenSpec[]; concurrency: number; deadlineMs?: number }
@@ -21,7 +21,7 @@ const groups = new Map<string, ClientGroup>();
 
 function toClientSpec(spec: LoadgenSpec): ClientSpec {
   if ('sub' in spec) {
-    return { url: spec.url, roomId: spec.roomId, auth: { token: signHs256(secret, { sub: spec.sub, expiresInSeconds: 3600 }) } };
+    return { url: spec.url, roomId: spec.roomId, auth: { token: signHs256(secret, { sub: spec.sub, ...(spec.nickname === undefined ? {} : { nickname: spec.nickname }), expiresInSeconds: 3600 }) } };
   }
   return { url: spec.url, roomId: spec.roomId, auth: spec.bareRoom ? { room: spec.bareRoom } : {} };
 }

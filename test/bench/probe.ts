@@ -32,7 +32,7 @@ import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
 import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import type { StepResult } from './lib/driver.ts';
-import { sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway } from './lib/procs.ts';
+import { sleep, start, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { cpuMicros, fmt, fmtInt } from './lib/stats.ts';
 import type { LoadgenSpec } from './loadgen.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
@@ -92,10 +92,7 @@ async function main() {
   try {
     await runMigrations(dbUrl.toString());
     if (process.env.PROBE_PG_LOG) await admin.unsafe(`alter database ${dbName} set log_min_duration_statement = 0`);
-    const redisPort = await freePort();
-    const redis = start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
-    await waitOutput(redis, 'Ready to accept connections', 10_000);
-    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+    const { proc: redis, url: redisUrl } = await startRedis();
     const gateways: BenchGateway[] = [];
     const extraNodeArgs = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     for (let i = 0; i < podCount && !bare; i++) {

@@ -31,7 +31,7 @@ import { Inspector, summariseProfile, type CpuProfile, type ProfileSummary } fro
 import { describeMachine } from './lib/machine.ts';
 import { startCountingProxy } from './lib/pg-proxy.ts';
 import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
-import { ROOT, sleep, start, startBenchGateway, startNode, stopAll, waitHttpOk, waitOutput, type BenchGateway } from './lib/procs.ts';
+import { ROOT, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { buildReport, keepAnalysis, ROLES, SERVER_ROLE, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
 import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, type Percentiles } from './lib/stats.ts';
 
@@ -169,10 +169,7 @@ async function main() {
     proxiedUrl.hostname = '127.0.0.1';
     proxiedUrl.port = String(proxy.port);
 
-    const redisPort = await freePort();
-    const redisProc = start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
-    await waitOutput(redisProc, 'Ready to accept connections', 10_000);
-    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+    const { proc: redisProc, port: redisPort, url: redisUrl } = await startRedis();
     redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
     redis.on('error', () => undefined);
     const prefix = 'bench';

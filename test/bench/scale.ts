@@ -22,13 +22,12 @@ import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
-import { freePort } from '@chat/testing/ports';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
 import type { StepResult } from './lib/driver.ts';
 import { JoinDriver, type Joiner } from './lib/join-driver.ts';
 import { signHs256 } from './lib/jwt.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
-import { ROOT, sleep, start, stopAll, waitOutput } from './lib/procs.ts';
+import { ROOT, sleep, startRedis, stopAll } from './lib/procs.ts';
 import { readRedisCounters, type RedisCounters } from './lib/redis-info.ts';
 import { buildScaleReport, linkFromBenchmarks, type HotRecord, type IdleRecord, type JoinRecord, type ScaleReportInput, type SendRecord, type Variant } from './lib/scale-report.ts';
 import { startPod, type BusAdapter, type Pod } from './lib/scale-pods.ts';
@@ -233,10 +232,7 @@ async function main() {
     await runMigrations(dbUrl);
     sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
     for (const variant of VARIANTS) {
-      const port = await freePort();
-      const proc = start(`redis-${variant}`, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
-      await waitOutput(proc, 'Ready to accept connections', 10_000);
-      const redisUrl = `redis://127.0.0.1:${port}`;
+      const { proc, url: redisUrl } = await startRedis(`redis-${variant}`);
       const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
       redis.on('error', () => undefined);
       let bus: Cluster['bus'] = null;

@@ -303,6 +303,60 @@ describe('a token without a nickname', () => {
   });
 });
 
+describe('a reconnect storm', () => {
+  // The handshakes of one loop turn share one query for their users and rooms
+  // (sessions.repository.ts): each socket must still get exactly its own user, name and rooms,
+  // and a refused handshake must not take its batch mates down with it.
+  it('40 sockets at once: each in its own rooms, with its own name; an unknown user among them is refused alone', async () => {
+    const owner = await makeUser('방장');
+    const room = await createRoom(url, owner);
+    const other = await createRoom(url, owner);
+    const users = await Promise.all(Array.from({ length: 36 }, (_, i) => makeUser(`폭풍${i}`)));
+    await sql`insert into users (id, nickname)
+      select id::uuid, nickname from json_to_recordset(${JSON.stringify(users.map((u) => ({ id: u.userId, nickname: u.nickname })))}::text::json)
+      as x(id text, nickname text)`;
+    // Even users are members of the room, odd ones of the other.
+    for (const [i, user] of users.entries()) {
+      await sql`insert into room_members (room_id, user_id) values (${i % 2 === 0 ? room.roomId : other.roomId}, ${user.userId})`;
+    }
+    const nameless = await signToken({ secret: TEST_JWT_SECRET, userId: users[0]!.userId });
+    const twoDevices = await signToken({ secret: TEST_JWT_SECRET, userId: users[2]!.userId, nickname: '다른이름' });
+    const unknownId = randomUUID();
+    const unknown = await signToken({ secret: TEST_JWT_SECRET, userId: unknownId });
+
+    const [refused, ...sockets] = await Promise.all([
+      refusal(url, { auth: { token: unknown.token } }),
+      ...users.map((user) => connect(url, user.token)),
+      connect(url, nameless.token),
+      connect(url, twoDevices.token),
+    ]);
+    expect(refused).toEqual(INVALID_TOKEN);
+    expect(sockets.every((socket) => socket.connected)).toBe(true);
+
+    // The owner speaks in `room`: every even user's socket hears it (it was put in the room at
+    // connect), no odd user's does.
+    const ownerSocket = await connect(url, owner.token);
+    expect(await emitAck(ownerSocket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
+    const heard = sockets.map((socket) => nextEvent(socket, 'new-message', 3000).then(() => true, () => false));
+    const sent = await emitAck(ownerSocket, 'send-message', { roomId: room.roomId, type: 'text', content: 'storm' });
+    expect(sent).toMatchObject({ ok: true });
+    const expected = [...users.map((_, i) => i % 2 === 0), true, true];
+    expect(await Promise.all(heard)).toEqual(expected);
+
+    // Each socket speaks as its own token says: the nameless one under the stored name, the
+    // second device under the name its own token carries.
+    const whoSpeaks = async (socket: TestSocket, roomId: string) => {
+      const ack = await emitAck<{ userId: string; nicknameMask: string }>(socket, 'send-message', { roomId, type: 'text', content: 'me' });
+      if (!ack.ok) throw new Error(JSON.stringify(ack));
+      return { userId: ack.data.userId, nicknameMask: ack.data.nicknameMask };
+    };
+    expect(await whoSpeaks(sockets[36]!, room.roomId)).toEqual({ userId: users[0]!.userId, nicknameMask: '폭**' });
+    expect(await whoSpeaks(sockets[37]!, room.roomId)).toEqual({ userId: users[2]!.userId, nicknameMask: '다***' });
+    expect(await whoSpeaks(sockets[3]!, other.roomId)).toEqual({ userId: users[3]!.userId, nicknameMask: '폭**' });
+    expect((await sql`select 1 from users where id = ${unknownId}`).length).toBe(0);
+  });
+});
+
 describe('origin and namespace', () => {
   it('refuses a browser Origin outside CORS_ORIGINS before the handshake', async () => {
     const user = await makeUser('김철수');

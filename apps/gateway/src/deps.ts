@@ -10,6 +10,7 @@ import {
   createRoomLifetimeRepository,
   createServerIdempotencyRepository,
   createUsersRepository,
+  createSessionsRepository,
   type Database,
   type MembershipsRepository,
   type MessagesRepository,
@@ -18,6 +19,8 @@ import {
   type RoomLifetimeRepository,
   type ServerIdempotencyRepository,
   type UsersRepository,
+  type SessionsRepository,
+  type SessionRequest,
 } from '@chat/db';
 import { createPresenceStore, type PresenceStore } from '@chat/presence';
 import type { GatewayConfig } from './config.ts';
@@ -30,6 +33,7 @@ import { RoomCache } from './infrastructure/room-cache.ts';
 import { LeasedRateLimiter } from './infrastructure/leased-rate-limiter.ts';
 import { createUserRateLimiter } from './infrastructure/user-rate-limiter.ts';
 import { createAfterCommitHook } from './lib/fault-hooks.ts';
+import { createTurnBatcher } from './lib/turn-batcher.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { createFailedEventBudget, type FailedEventBudget } from './realtime/failed-event-budget.ts';
 import { createHealthService, type HealthService } from './services/health.service.ts';
@@ -47,6 +51,13 @@ export interface GatewayOptions {
   /** Tests only: the token-expiry timer's longest step (default: what setTimeout holds, ~24.8 days). */
   tokenExpiryMaxStepMs?: number;
 }
+
+/**
+ * Handshakes whose users are looked up (and stored) by one statement at most: a reconnect storm's
+ * handshakes of one loop turn share a query; 500 users' rows and memberships are a few
+ * milliseconds of Postgres.
+ */
+const HANDSHAKE_BATCH = 500;
 
 /** What the pod talks to: Postgres, Redis, the token verifier, and the adapters over them. */
 export interface Infrastructure {
@@ -66,6 +77,7 @@ export interface Infrastructure {
     users: UsersRepository;
     rooms: RoomsRepository;
     memberships: MembershipsRepository;
+    sessions: SessionsRepository;
     messages: MessagesRepository;
     changes: RoomChangesRepository;
     lifetime: RoomLifetimeRepository;
@@ -155,6 +167,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
       users: createUsersRepository(database.db),
       rooms: createRoomsRepository(database.db),
       memberships: createMembershipsRepository(database.sql),
+      sessions: createSessionsRepository(database.sql),
       messages,
       changes: createRoomChangesRepository(database.sql),
       lifetime: createRoomLifetimeRepository(database.sql),
@@ -201,7 +214,17 @@ export function buildServices(
     afterCommit: createAfterCommitHook(config.faultCrashAfterCommit),
   });
   return {
-    userAuth: createUserAuthService({ verify: infra.verifyToken, users: repositories.users }),
+    userAuth: createUserAuthService({
+      verify: infra.verifyToken,
+      users: repositories.users,
+      openSession: createTurnBatcher(
+        async (requests: SessionRequest[]) => {
+          const sessions = await repositories.sessions.open(requests);
+          return requests.map((request) => sessions.get(request.id) ?? null);
+        },
+        { maxBatch: HANDSHAKE_BATCH },
+      ),
+    }),
     roomService,
     messageService,
     changeFeed: createChangeFeedService({ changes: repositories.changes, roomService }),

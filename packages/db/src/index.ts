@@ -5,6 +5,7 @@ export * from './repositories/memberships.repository.ts';
 export * from './repositories/messages.repository.ts';
 export * from './repositories/rooms.repository.ts';
 export * from './repositories/users.repository.ts';
+export * from './repositories/sessions.repository.ts';
 export * from './repositories/room-expiry.repository.ts';
 export * from './repositories/message-partitions.repository.ts';
 export * from './repositories/room-changes.repository.ts';

@@ -49,6 +49,17 @@ export function start(name: string, command: string, args: string[], env: Record
   return proc;
 }
 
+/**
+ * A private redis-server on a free loopback port, no persistence, `noeviction` (BullMQ's
+ * requirement), ready to use: its URL and the process (its pid for CPU figures).
+ */
+export async function startRedis(name = 'redis'): Promise<{ proc: Proc; port: number; url: string }> {
+  const port = await freePort();
+  const proc = start(name, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction']);
+  await waitOutput(proc, 'Ready to accept connections', 10_000);
+  return { proc, port, url: `redis://127.0.0.1:${port}` };
+}
+
 export function startNode(name: string, entry: string, env: Record<string, string>, nodeArgs: string[] = []): Proc {
   return start(name, process.execPath, [...nodeArgs, '--import', 'tsx', entry], env);
 }

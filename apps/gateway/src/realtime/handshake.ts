@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import { stripBearer } from '@chat/auth';
 import { AppError, ERRORS, roomChannel, userChannel, type ErrorCode } from '@chat/protocol';
 import type { Logger } from 'pino';
-import type { RoomService } from '../services/room.service.ts';
 import type { UserAuthService } from '../services/user-auth.service.ts';
 import type { SocketLeases } from '../infrastructure/socket-leases.ts';
 import { toAppError } from '../errors/error-classification.ts';
@@ -57,7 +56,6 @@ function authError(code: ErrorCode): Error & { data: { code: ErrorCode } } {
  */
 export function createHandshakeMiddleware(deps: {
   auth: UserAuthService;
-  rooms: Pick<RoomService, 'activeRoomIdsOf'>;
   logger: Logger;
   onRefused?: (code: ErrorCode) => void;
   /**
@@ -85,8 +83,7 @@ export function createHandshakeMiddleware(deps: {
         if (reservation === 'full') throw new AppError('TOO_MANY_REQUESTS');
         if (reservation === 'reserved') reservedFor = verified.userId;
       }
-      const user = await deps.auth.authenticateVerified(verified);
-      const roomIds = await deps.rooms.activeRoomIdsOf(user.id);
+      const { user, roomIds } = await deps.auth.connect(verified);
       socket.data.user = user;
       socket.data.inFlight = 0;
       // Joined before `connect` (a socket whose client leaves meanwhile is cleaned up by

@@ -139,7 +139,6 @@ export function registerRealtime(
   nsp.use(
     createHandshakeMiddleware({
       auth: services.userAuth,
-      rooms: services.roomService,
       logger,
       onRefused: (code) => metrics.handshakeFailures.inc({ code }),
       ...(leases ? { leases } : {}),

@@ -122,11 +122,6 @@ export function createRoomService(deps: RoomServiceDeps) {
       return { rooms: page.slice(0, limit).map(toView), hasMore: page.length > limit };
     },
 
-    /** The rooms a socket enters as it connects (PROTOCOL §1): its user's live memberships. */
-    activeRoomIdsOf(userId: string): Promise<string[]> {
-      return memberships.activeRoomIdsOf(userId);
-    },
-
     /**
      * [ext] A page of the room's members in joining order, with their live status, for a member
      * of the room only (who is in a room and online is not for strangers). A room that expired

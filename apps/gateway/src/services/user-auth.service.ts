@@ -1,5 +1,5 @@
 import type { TokenVerifier, VerifiedToken } from '@chat/auth';
-import type { UsersRepository } from '@chat/db';
+import type { SessionRequest, SessionUser, UsersRepository } from '@chat/db';
 import { AppError, nicknameMask } from '@chat/protocol';
 
 export interface AuthenticatedUser {
@@ -14,18 +14,28 @@ export interface AuthenticatedUser {
  * Token → user, for the socket handshake and REST alike. A token's `nickname` updates the
  * stored user; a token without one is accepted only for a user already stored.
  */
-export function createUserAuthService(deps: { verify: TokenVerifier; users: UsersRepository }) {
+export function createUserAuthService(deps: {
+  verify: TokenVerifier;
+  users: UsersRepository;
+  /**
+   * The stored user and their live rooms for a connecting socket (null: no such user). Batched
+   * by the caller's wiring: the handshakes of a reconnect storm share one query per loop turn.
+   */
+  openSession(request: SessionRequest): Promise<SessionUser | null>;
+}) {
+  const toAuthenticated = (verified: VerifiedToken, nickname: string): AuthenticatedUser => ({
+    id: verified.userId,
+    nickname,
+    nicknameMask: nicknameMask(nickname),
+    tokenExpiresAtMs: verified.expiresAt * 1000,
+  });
+
   async function authenticateVerified(verified: VerifiedToken): Promise<AuthenticatedUser> {
     const user = verified.nickname
       ? await deps.users.upsert(verified.userId, verified.nickname)
       : await deps.users.find(verified.userId);
     if (!user) throw new AppError('INVALID_TOKEN');
-    return {
-      id: user.id,
-      nickname: user.nickname,
-      nicknameMask: nicknameMask(user.nickname),
-      tokenExpiresAtMs: verified.expiresAt * 1000,
-    };
+    return toAuthenticated(verified, user.nickname);
   }
 
   return {
@@ -39,6 +49,16 @@ export function createUserAuthService(deps: { verify: TokenVerifier; users: User
      * the route): pass only a `TokenVerifier`'s result, as the claims are trusted as given.
      */
     authenticateVerified,
+    /**
+     * For a socket's handshake, after `verify`: the user (stored or renamed as for REST) and the
+     * rooms the socket is to be put in. The nickname is this token's when it names one (two
+     * devices connecting at once with different names each see their own; the last is stored).
+     */
+    async connect(verified: VerifiedToken): Promise<{ user: AuthenticatedUser; roomIds: string[] }> {
+      const session = await deps.openSession({ id: verified.userId, nickname: verified.nickname });
+      if (!session) throw new AppError('INVALID_TOKEN');
+      return { user: toAuthenticated(verified, verified.nickname ?? session.nickname), roomIds: session.roomIds };
+    },
   };
 }
 

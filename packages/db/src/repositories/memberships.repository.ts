@@ -133,12 +133,6 @@ export function createMembershipsRepository(sql: Sql) {
       }));
     },
 
-    /** The rooms a connecting socket must be put into: its user's, still active. */
-    async activeRoomIdsOf(userId: string): Promise<string[]> {
-      // Postgres answers uuids in lower case, whatever case they were asked in.
-      return (await activeRoomIdsOfUsers([userId])).get(userId.toLowerCase()) ?? [];
-    },
-
     activeRoomIdsOfUsers,
   };
 }

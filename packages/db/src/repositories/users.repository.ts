@@ -10,16 +10,19 @@ export interface StoredUser {
 
 export function createUsersRepository(db: Db) {
   return {
-    /** Stores the nickname a token carries; writes nothing when it is unchanged. */
+    /**
+     * Stores the nickname a token carries; writes nothing when it is unchanged. The insert is
+     * skipped by `not exists` before `on conflict` is reached: `on conflict do update … where
+     * false` still locks the row, and a row lock is a write (WAL, a transaction id and a commit
+     * that waits for its flush) on every authenticated request.
+     */
     async upsert(id: string, nickname: string): Promise<StoredUser> {
-      await db
-        .insert(users)
-        .values({ id, nickname })
-        .onConflictDoUpdate({
-          target: users.id,
-          set: { nickname, updatedAt: sql`now()` },
-          setWhere: sql`${users.nickname} is distinct from excluded.nickname`,
-        });
+      await db.execute(sql`
+        insert into users (id, nickname)
+        select ${id}::uuid, ${nickname}
+        where not exists (select 1 from users where id = ${id}::uuid and nickname = ${nickname})
+        on conflict (id) do update set nickname = excluded.nickname, updated_at = now()
+          where users.nickname is distinct from excluded.nickname`);
       return { id, nickname };
     },
 

@@ -1,0 +1,67 @@
+import type { Sql } from 'postgres';
+
+/** A user a token names, as a connecting socket needs it. */
+export interface SessionUser {
+  nickname: string;
+  /** The user's rooms that are still live. */
+  roomIds: string[];
+}
+
+export interface SessionRequest {
+  /** A verified token's subject (a lowercase UUID). */
+  id: string;
+  /** The token's nickname, to be stored; null: the token names none, the user must exist. */
+  nickname: string | null;
+}
+
+/**
+ * Sign-in for many connecting sockets at once (a pod receives a reconnect storm when another
+ * pod dies): stores the users whose token names them and returns each known user's nickname and
+ * live rooms, in one statement and one round trip for the whole batch.
+ */
+export function createSessionsRepository(sql: Sql) {
+  return {
+    /**
+     * By user id: the users that exist afterwards (a token without a nickname for an unknown user
+     * gets no entry). A request whose nickname is already stored writes nothing: the insert is
+     * skipped by `not exists` before `on conflict` is reached, because `on conflict do update …
+     * where false` still locks the row, and a row lock is a write (WAL, a transaction id, and a
+     * commit that waits for its flush) for every returning user. Requests for the same user: the
+     * last one's nickname is stored.
+     */
+    async open(requests: readonly SessionRequest[]): Promise<Map<string, SessionUser>> {
+      const byId = new Map<string, string | null>();
+      for (const request of requests) byId.set(request.id, request.nickname);
+      const sessions = new Map<string, SessionUser>();
+      if (byId.size === 0) return sessions;
+      const input = JSON.stringify([...byId].map(([id, nickname]) => ({ id, nickname })));
+      const rows = await sql<{ id: string; nickname: string; room_id: string | null }[]>`
+        with input as (
+          select id, nickname from json_to_recordset(${input}::text::json) as x(id uuid, nickname text)
+        ), stored as (
+          insert into users (id, nickname)
+          select i.id, i.nickname from input i
+          where i.nickname is not null
+            and not exists (select 1 from users u where u.id = i.id and u.nickname = i.nickname)
+          on conflict (id) do update set nickname = excluded.nickname, updated_at = now()
+            where users.nickname is distinct from excluded.nickname
+        )
+        select i.id, coalesce(i.nickname, u.nickname) as nickname, m.room_id
+        from input i
+        left join users u on u.id = i.id
+        left join lateral (
+          select m.room_id from room_members m join rooms r on r.id = m.room_id
+          where m.user_id = i.id and r.expires_at > now()
+        ) m on true
+        where i.nickname is not null or u.id is not null`;
+      for (const row of rows) {
+        let session = sessions.get(row.id);
+        if (!session) sessions.set(row.id, (session = { nickname: row.nickname, roomIds: [] }));
+        if (row.room_id !== null) session.roomIds.push(row.room_id);
+      }
+      return sessions;
+    },
+  };
+}
+
+export type SessionsRepository = ReturnType<typeof createSessionsRepository>;

@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase, createSessionsRepository, createUsersRepository, type Database } from '@chat/db';
+import { createTestDatabase, type TestDatabase } from '@chat/testing';
+
+/**
+ * What a connecting socket's user costs Postgres. A returning user whose token carries the name
+ * already stored must cost a read and nothing else: `insert … on conflict do update … where false`
+ * locks the row anyway, and a row lock is a write (the row's xmax, WAL, a transaction id, a commit
+ * that waits for its flush) — on every handshake and every authenticated request, so a reconnect
+ * storm of N users was N durable commits.
+ */
+describe('sessions and users: sign-in on real Postgres', () => {
+  let testDb: TestDatabase;
+  let database: Database;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = createDatabase({ url: testDb.url, maxConnections: 2 });
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  /**
+   * The row's xmax: the last transaction that updated, deleted or locked it (0: none). Room
+   * memberships lock their user rows too (the foreign key's key-share lock), so tests compare
+   * it before and after rather than with 0.
+   */
+  const xmaxOf = async (id: string) =>
+    (await database.sql<{ xmax: string }[]>`select xmax::text as xmax from users where id = ${id}`)[0]?.xmax;
+  const nicknameOf = async (id: string) =>
+    (await database.sql<{ nickname: string }[]>`select nickname from users where id = ${id}`)[0]?.nickname;
+
+  async function room(opts: { live: boolean; members: string[] }) {
+    const id = randomUUID();
+    await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+      values (${id}, 'r', ${opts.members[0]!}, ${opts.members.length}, now() - interval '2 days',
+              now() + ${opts.live ? '1 day' : '-1 hour'}::interval)`;
+    for (const member of opts.members) await database.sql`insert into room_members (room_id, user_id) values (${id}, ${member})`;
+    return id;
+  }
+
+  it('users.upsert stores a new name, renames, and leaves an unchanged user untouched (no row lock)', async () => {
+    const users = createUsersRepository(database.db);
+    const id = randomUUID();
+    await users.upsert(id, '처음');
+    expect(await nicknameOf(id)).toBe('처음');
+    await users.upsert(id, '다음');
+    expect(await nicknameOf(id)).toBe('다음');
+    const before = await xmaxOf(id);
+    await users.upsert(id, '다음');
+    await users.upsert(id, '다음');
+    expect(await xmaxOf(id)).toBe(before);
+    expect(await nicknameOf(id)).toBe('다음');
+  });
+
+  it('opens many sessions in one statement: creates, renames, reads, refuses the unknown, and lists live rooms only', async () => {
+    const sessions = createSessionsRepository(database.sql);
+    const [returning, renamed, tokenWithoutName, unknown, fresh, noRooms] = Array.from({ length: 6 }, () => randomUUID());
+    await database.sql`insert into users (id, nickname) values
+      (${returning!}, '그대로'), (${renamed!}, '옛이름'), (${tokenWithoutName!}, '저장된'), (${noRooms!}, '혼자')`;
+    const live = await room({ live: true, members: [returning!, renamed!, tokenWithoutName!] });
+    const second = await room({ live: true, members: [returning!] });
+    await room({ live: false, members: [returning!, renamed!] });
+    const before = { returning: await xmaxOf(returning!), noRooms: await xmaxOf(noRooms!), tokenWithoutName: await xmaxOf(tokenWithoutName!) };
+
+    const opened = await sessions.open([
+      { id: returning!, nickname: '그대로' },
+      { id: renamed!, nickname: '새이름' },
+      { id: tokenWithoutName!, nickname: null },
+      { id: unknown!, nickname: null },
+      { id: fresh!, nickname: '신규' },
+      { id: noRooms!, nickname: '혼자' },
+    ]);
+
+    expect(opened.get(returning!)?.nickname).toBe('그대로');
+    expect(opened.get(returning!)?.roomIds.sort()).toEqual([live, second].sort());
+    expect(opened.get(renamed!)).toEqual({ nickname: '새이름', roomIds: [live] });
+    expect(opened.get(tokenWithoutName!)).toEqual({ nickname: '저장된', roomIds: [live] });
+    expect(opened.has(unknown!)).toBe(false);
+    expect(opened.get(fresh!)).toEqual({ nickname: '신규', roomIds: [] });
+    expect(opened.get(noRooms!)).toEqual({ nickname: '혼자', roomIds: [] });
+    expect(opened.size).toBe(5);
+
+    expect(await nicknameOf(renamed!)).toBe('새이름');
+    expect(await nicknameOf(fresh!)).toBe('신규');
+    expect(await nicknameOf(unknown!)).toBeUndefined();
+    // The returning users whose names did not change were read, not written.
+    expect({ returning: await xmaxOf(returning!), noRooms: await xmaxOf(noRooms!), tokenWithoutName: await xmaxOf(tokenWithoutName!) }).toEqual(before);
+  });
+
+  it('takes the last name when one user connects twice in a batch, and an empty batch asks nothing', async () => {
+    const sessions = createSessionsRepository(database.sql);
+    const id = randomUUID();
+    const opened = await sessions.open([
+      { id, nickname: '하나' },
+      { id, nickname: '둘' },
+    ]);
+    expect(opened.get(id)).toEqual({ nickname: '둘', roomIds: [] });
+    expect(await nicknameOf(id)).toBe('둘');
+    expect((await sessions.open([])).size).toBe(0);
+  });
+
+  it('a storm of 2,000 returning users is read in one call and nothing is written', async () => {
+    const sessions = createSessionsRepository(database.sql);
+    const ids = Array.from({ length: 2000 }, () => randomUUID());
+    await database.sql`insert into users (id, nickname)
+      select id::uuid, 'storm' from json_array_elements_text(${JSON.stringify(ids)}::text::json) as x(id)`;
+    const shared = await room({ live: true, members: ids.slice(0, 50) });
+    const xmaxes = async () =>
+      (await database.sql<{ id: string; xmax: string }[]>`
+        select id, xmax::text as xmax from users where id in (select unnest(${`{${ids.join(',')}}`}::uuid[])) order by id`).map((r) => `${r.id}:${r.xmax}`);
+    const before = await xmaxes();
+    const opened = await sessions.open(ids.map((id) => ({ id, nickname: 'storm' })));
+    expect(opened.size).toBe(2000);
+    expect(opened.get(ids[0]!)?.roomIds).toEqual([shared]);
+    expect(opened.get(ids[1999]!)?.roomIds).toEqual([]);
+    expect(await xmaxes()).toEqual(before);
+  });
+});

@@ -8,7 +8,9 @@
  * connected, the gateway's CPU per handshake, and what the storm cost Postgres (CPU of the
  * database's backends, transactions committed, WAL written).
  *
- *   pnpm bench:storm [--sockets 3000] [--rooms-per-user 2] [--rounds 3] [--bundle dist/gateway.mjs]
+ * `--profile`: a CPU profile of the gateway over its last round (self time by area and function).
+ *
+ *   pnpm bench:storm [--sockets 3000] [--rooms-per-user 2] [--rounds 3] [--bundle dist/gateway.mjs] [--profile]
  *
  * Everything on 127.0.0.1, a private database and Redis, bounded in count and time.
  */
@@ -17,6 +19,7 @@ import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
+import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { cpuMicros, fmt, fmtInt, median } from './lib/stats.ts';
@@ -31,6 +34,7 @@ const sockets = Math.max(100, Math.min(10_000, Number(option('sockets', '3000'))
 const roomsPerUser = Math.max(0, Math.min(10, Number(option('rooms-per-user', '2'))));
 const rounds = Math.max(1, Math.min(5, Number(option('rounds', '3'))));
 const bundle = option('bundle', '');
+const profile = argv.includes('--profile');
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const log = (line: string) => process.stdout.write(`[storm] ${line}\n`);
 
@@ -115,11 +119,25 @@ async function main() {
       for (const target of order) {
         const server = target === 'FULL' ? gateway.proc.pid : bareProc.pid;
         const pids = target === 'FULL' ? await pgPids() : [];
+        const inspector = profile && target === 'FULL' && round === rounds - 1 ? await Inspector.attach(gateway.inspect) : null;
+        if (inspector) {
+          await inspector.send('Profiler.enable');
+          await inspector.send('Profiler.setSamplingInterval', { interval: 200 });
+          await inspector.send('Profiler.start');
+        }
         const before = { server: cpuMicros(server), pg: pids.reduce((s, pid) => s + cpuMicros(pid), 0), counters: await pgCounters() };
         const opened = await lg<Opened>({ cmd: 'open', group: 'storm', namespace: '/socket', specs: specsFor(target, 0, sockets), concurrency: sockets, deadlineMs: 120_000 });
         // Postgres's backends report their transaction counts at most once a second.
         await sleep(1500);
         const after = { server: cpuMicros(server), pg: pids.reduce((s, pid) => s + cpuMicros(pid), 0), counters: await pgCounters() };
+        if (inspector) {
+          const { profile: raw } = await inspector.send<{ profile: CpuProfile }>('Profiler.stop');
+          inspector.close();
+          const summary = summariseProfile(raw as CpuProfile, 30);
+          log(`gateway profile, round ${round + 1} (self time):`);
+          for (const entry of summary.byArea) log(`  ${entry.area.padEnd(28)} ${fmt(entry.selfPct, 1)}%`);
+          for (const entry of summary.top) log(`  ${fmt(entry.selfPct, 1).padStart(5)}% ${entry.name} ${entry.where}`);
+        }
         const n = Math.max(1, opened.connected);
         results[target].push({
           ms: opened.ms,

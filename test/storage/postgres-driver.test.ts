@@ -1,15 +1,19 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import { createDatabase, createMembershipsRepository, createMessagesRepository, isDatabaseUnavailable, type Database } from '@chat/db';
-import { createTestDatabase, startTcpRelay, type TcpRelay } from '@chat/testing';
+import { createTestDatabase, startTcpRelay, type TcpRelay, type TestDatabase } from '@chat/testing';
 
 /** Each test's pool and its stand-in server (a peer, or a relay to the real Postgres). */
 let server: Server | null = null;
 let relay: TcpRelay | null = null;
 let database: Database | null = null;
+let testDb: TestDatabase | null = null;
 
 afterEach(async () => {
   await database?.close().catch(() => undefined);
+  await testDb?.drop();
+  testDb = null;
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   await relay?.close();
   server = relay = database = null;
@@ -51,6 +55,69 @@ describe('postgres driver: a clean close during startup', () => {
     expect(connections - settledAt).toBe(0);
     expect(settledAt).toBeLessThanOrEqual(2);
   });
+});
+
+/**
+ * The group commit's connection, killed under it (pg_terminate_backend: a failover, an admin, a
+ * pooler restart). postgres.js 3.4.9 is patched for three faults this found (see the patch):
+ * after the server's FATAL error the socket errored (ECONNRESET or EPIPE) before it closed, and
+ * a close with an error rejected nothing, so the query in flight — and every query the pool
+ * handed to the connection between the error and the close — stayed pending until some later
+ * query reopened the connection; that reopened connection gave its first answers to the stale
+ * query; and it could keep the old connection's unsent bytes, behind which its startup message
+ * was never sent (pending until the connect timeout). Unpatched, nearly every kill left a query
+ * pending (a writer's batch waits for its stall bound, 15 s, and its pod acknowledges nothing
+ * meanwhile). A close during the startup's type lookup also rejected that internal query with
+ * nothing to catch it: an unhandled rejection, which ends a Node process.
+ */
+describe('postgres driver: the backend terminated under pipelined queries', () => {
+  it('every query settles at once, ok or failed, through 40 kills, and the connection works after', async () => {
+    testDb = await createTestDatabase();
+    const application = `kill-${randomUUID().slice(0, 8)}`;
+    // As the writer's: one connection, pipelined statement + barrier pairs.
+    database = createDatabase({ url: testDb.url, maxConnections: 1, synchronousCommit: 'off', applicationName: application, connectTimeoutSeconds: 5 });
+    const admin = createDatabase({ url: testDb.url, maxConnections: 1 });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const deadline = performance.now() + 20_000;
+    let kills = 0;
+    let settled = 0;
+    const pending: string[] = [];
+    try {
+      const killer = async () => {
+        while (kills < 40 && performance.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 30));
+          const rows = await admin.sql<{ killed: boolean }[]>`
+            select pg_terminate_backend(pid) as killed from pg_stat_activity where application_name = ${application}`;
+          kills += rows.filter((row) => row.killed).length;
+        }
+      };
+      const sender = async () => {
+        for (let i = 0; kills < 40 && performance.now() < deadline && pending.length === 0; i++) {
+          const big = i % 3 === 0 ? 'x'.repeat(3000) : 'y';
+          const pair = Promise.allSettled([
+            database!.sql`select ${big}::text as v, pg_sleep(${Math.random() * 0.003})`,
+            database!.sql`select set_config('synchronous_commit', 'on', true), pg_logical_emit_message(true, 'chat-durable', '')`,
+          ]);
+          // The statement timeout is 5 s; a pair with no answer 3 s after a kill is left hanging.
+          const outcome = await Promise.race([pair, new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), 3000))]);
+          if (outcome === 'pending') pending.push(`pair ${i} after ${kills} kills`);
+          else settled++;
+        }
+      };
+      await Promise.all([killer(), sender(), sender()]);
+      expect(pending).toEqual([]);
+      expect(kills).toBeGreaterThanOrEqual(40);
+      expect(settled).toBeGreaterThan(40);
+      const [row] = await database.sql<{ one: number }[]>`select 1 as one`;
+      expect(row?.one).toBe(1);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await admin.close();
+    }
+  }, 40_000);
 });
 
 /**

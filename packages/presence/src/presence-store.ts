@@ -41,13 +41,22 @@ for _, pod in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return 1`;
 
+/**
+ * Values passed to one HSET / HMGET inside a script: Lua's unpack() refuses more than ~8,000.
+ * Even, so a slice of user/count pairs holds whole pairs.
+ */
+const HSET_SLICE = 4000;
+
 // KEYS[1] pods zset, KEYS[2] this pod's hash, KEYS[3] the presence epoch, KEYS[4] this pod's
-// forget count; ARGV[1] podId, ARGV[2..] user/count pairs. Rewrites the pod's hash from its own
-// truth (self-heals after a Redis restart) and beats. Returns { 1 when the pod was missing from
-// the zset, the epoch, the forget count }: the epoch is made anew whenever Redis has lost its
-// data, and the worker counts each time it collects the pod, so a change in either since the
+// forget count; ARGV[1] podId, ARGV[2] '1' to rewrite the counts or '0' to beat only, ARGV[3..]
+// user/count pairs. A rewrite replaces the pod's hash with its own truth (self-heals after a
+// Redis restart or a connect that never reached Redis). Returns { 1 when the pod was missing
+// from the zset, the epoch, the forget count }: the epoch is made anew whenever Redis has lost
+// its data, and the worker counts each time it collects the pod, so a change in either since the
 // pod's last answered heartbeat means its users may have been forgotten, even if the heartbeat
 // that put the pod back was one whose answer never reached it.
+// The pairs go to HSET in slices: Lua's unpack() refuses more than ~8,000 values, so one
+// HSET of every pair failed for a pod of 4,000 users or more, on every heartbeat.
 const HEARTBEAT = `
 local added = redis.call('ZADD', KEYS[1], redis.call('TIME')[1] * 1000, ARGV[1])
 local epoch = redis.call('GET', KEYS[3])
@@ -58,9 +67,13 @@ if not epoch then
 end
 local forgets = redis.call('GET', KEYS[4]) or '0'
 redis.call('PEXPIRE', KEYS[4], 86400000)
-redis.call('DEL', KEYS[2])
-if #ARGV > 1 then redis.call('HSET', KEYS[2], unpack(ARGV, 2)) end
-redis.call('PEXPIRE', KEYS[2], 86400000)
+if ARGV[2] == '1' then
+  redis.call('DEL', KEYS[2])
+  for i = 3, #ARGV, ${HSET_SLICE} do
+    redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + ${HSET_SLICE - 1}, #ARGV)))
+  end
+  redis.call('PEXPIRE', KEYS[2], 86400000)
+end
 return { added, epoch, forgets }`;
 
 /** Dead pods waiting to be announced, at most; beyond it the oldest are dropped unannounced. */
@@ -71,7 +84,9 @@ const COLLECTED_KEPT = 1000;
 // both use Redis's clock, so pod clocks never matter. Moves each dead pod out of the live set
 // (counting the forget), in the same step deciding which of its users are now offline (no live
 // pod counts them), onto the collected list as JSON { podId, lastBeat, users, gone }, where it
-// stays until the worker has announced it. Returns how many it moved.
+// stays until the worker has announced it. Returns how many it moved. The live pods' counts are
+// read with one HMGET per pod and slice of users (not one HGET per user and pod: a dead pod of
+// 20,000 users among 30 live pods would be 600,000 calls inside one script, Redis blocked).
 const COLLECT = `
 local now = redis.call('TIME')
 local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[2])
@@ -84,13 +99,18 @@ for _, pod in ipairs(dead) do
   local users = redis.call('HKEYS', ARGV[1] .. pod)
   redis.call('DEL', ARGV[1] .. pod)
   local live = redis.call('ZRANGE', KEYS[1], 0, -1)
-  local gone = {}
-  for _, user in ipairs(users) do
-    local online = false
-    for _, other in ipairs(live) do
-      if tonumber(redis.call('HGET', ARGV[1] .. other, user) or '0') > 0 then online = true break end
+  local online = {}
+  for _, other in ipairs(live) do
+    for i = 1, #users, ${HSET_SLICE} do
+      local counts = redis.call('HMGET', ARGV[1] .. other, unpack(users, i, math.min(i + ${HSET_SLICE - 1}, #users)))
+      for k = 1, #counts do
+        if tonumber(counts[k] or '0') > 0 then online[i + k - 1] = true end
+      end
     end
-    if not online then table.insert(gone, user) end
+  end
+  local gone = {}
+  for i, user in ipairs(users) do
+    if not online[i] then table.insert(gone, user) end
   end
   redis.call('RPUSH', KEYS[2], cjson.encode({ podId = pod, lastBeat = lastBeat, users = users, gone = gone }))
 end
@@ -178,14 +198,16 @@ export function createPresenceStore(redis: Redis, prefix: string) {
     },
 
     /**
-     * Beats and rewrites the pod's counts. `podWasMissing`: Redis did not have the pod.
-     * `generation` changes whenever Redis lost its data or the worker collected the pod: a
-     * pod that sees it differ from its last answered heartbeat's must re-announce its users.
+     * Beats; with `counts`, also rewrites the pod's counts from them (null: beat only, O(1),
+     * for the beats in between: the connect and disconnect scripts keep the counts exact).
+     * `podWasMissing`: Redis did not have the pod. `generation` changes whenever Redis lost its
+     * data or the worker collected the pod: a pod that sees it differ from its last answered
+     * heartbeat's must rewrite its counts and re-announce its users.
      */
-    async heartbeat(podId: string, counts: ReadonlyMap<string, number>): Promise<{ podWasMissing: boolean; generation: string }> {
+    async heartbeat(podId: string, counts: ReadonlyMap<string, number> | null): Promise<{ podWasMissing: boolean; generation: string }> {
       const pairs: (string | number)[] = [];
-      for (const [userId, count] of counts) if (count > 0) pairs.push(userId, count);
-      const [added, epoch, forgets] = (await run(HEARTBEAT, [podsKey, podHashPrefix + podId, epochKey, forgetsPrefix + podId], [podId, ...pairs])) as [
+      if (counts) for (const [userId, count] of counts) if (count > 0) pairs.push(userId, count);
+      const [added, epoch, forgets] = (await run(HEARTBEAT, [podsKey, podHashPrefix + podId, epochKey, forgetsPrefix + podId], [podId, counts ? '1' : '0', ...pairs])) as [
         number,
         string,
         string,

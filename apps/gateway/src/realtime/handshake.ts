@@ -44,7 +44,8 @@ function authError(code: ErrorCode): Error & { data: { code: ErrorCode } } {
 
 /**
  * Namespace middleware: authenticates the token (PROTOCOL §1), takes one of the user's socket
- * places, loads the user's rooms and puts the socket into them (and its user's room), so that by
+ * places, loads the user and their rooms (one query shared by the handshakes of a loop turn:
+ * UserAuthService.connect) and puts the socket into them (and its user's room), so that by
  * the time the client sees `connect` the socket is already back in all of them — and this pod's
  * subscriptions to them are confirmed (subscription-barrier.ts): a message sent after the client
  * connected reaches it.

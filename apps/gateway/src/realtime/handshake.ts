@@ -93,12 +93,8 @@ export function createHandshakeMiddleware(deps: {
       await socket.join(rooms);
       await deps.barrier.settle(socket.id, rooms);
     })().then(
-      () => {
-        leases?.handshakeDone(socket.id);
-        next();
-      },
+      () => next(),
       async (error: unknown) => {
-        leases?.handshakeDone(socket.id);
         // Given back before the refusal is sent: a client told "no" finds its place free.
         if (reservedFor !== null) await leases?.release(reservedFor, socket.id);
         const appError = error instanceof AppError ? error : toAppError(error);

@@ -98,6 +98,7 @@ export function createRealtime(
           leaseMs: config.socketLeaseMs,
           connected: () => connectedSockets(nsp),
           logger,
+          podName: config.podName,
         })
       : null;
   return {

@@ -1,9 +1,7 @@
-import { Redis } from 'ioredis';
 import { describe, expect } from 'vitest';
-import { busChannelPrefix, roomBusChannel } from '@chat/bus';
-import { CHAT_NAMESPACE, roomChannel, type NewMessagePayload } from '@chat/protocol';
+import type { NewMessagePayload } from '@chat/protocol';
 import { connect, createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
-import { clusterTest, type TestCluster } from '../support/index.ts';
+import { clusterTest, podsSubscribed as subscribers, type TestCluster } from '../support/index.ts';
 
 /**
  * More than two pods (the brief's "horizontally"): a room whose members sit on three of four
@@ -18,24 +16,7 @@ let cluster: TestCluster;
 it.beforeAll(({ cluster: started }) => {
   cluster = started;
 });
-
-/** How many connections subscribe the room's bus channel, over every bus node: one per pod. */
-async function podsSubscribed(roomId: string): Promise<number> {
-  const channel = roomBusChannel(busChannelPrefix(cluster.redisPrefix), CHAT_NAMESPACE, roomChannel(roomId));
-  const nodes = cluster.busClusterNodes ? cluster.busClusterNodes.split(',') : [new URL(cluster.redisUrl).host];
-  let total = 0;
-  for (const node of nodes) {
-    const [host, port] = node.split(':');
-    const redis = new Redis(Number(port), host!, { maxRetriesPerRequest: 1, lazyConnect: true });
-    try {
-      const reply = (await redis.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
-      total += Number(reply[1]);
-    } finally {
-      redis.disconnect();
-    }
-  }
-  return total;
-}
+const podsSubscribed = (roomId: string) => subscribers(cluster, roomId);
 
 /** Polls until `read` returns `want` (bus subscriptions change asynchronously); the last value. */
 async function settlesTo<T>(read: () => Promise<T>, want: T, withinMs = 5000): Promise<T> {

@@ -1,9 +1,7 @@
-import { Redis } from 'ioredis';
 import { describe, expect } from 'vitest';
-import { busChannelPrefix, roomBusChannel } from '@chat/bus';
-import { CHAT_NAMESPACE, roomChannel, type NewMessagePayload } from '@chat/protocol';
+import type { NewMessagePayload } from '@chat/protocol';
 import { connect, createRoom, emitAck, makeUser, record, request, sleep, spawnGateway, type TestSocket } from '@chat/testing';
-import { clusterTest, type TestCluster } from '../support/index.ts';
+import { clusterTest, podsSubscribed as subscribers, type TestCluster } from '../support/index.ts';
 
 /**
  * Three pods, one killed (SIGKILL) while all three carry a room's traffic. The two others go on
@@ -17,22 +15,7 @@ let cluster: TestCluster;
 it.beforeAll(({ cluster: started }) => {
   cluster = started;
 });
-
-async function podsSubscribed(roomId: string): Promise<number> {
-  const channel = roomBusChannel(busChannelPrefix(cluster.redisPrefix), CHAT_NAMESPACE, roomChannel(roomId));
-  const nodes = cluster.busClusterNodes ? cluster.busClusterNodes.split(',') : [new URL(cluster.redisUrl).host];
-  let total = 0;
-  for (const node of nodes) {
-    const [host, port] = node.split(':');
-    const redis = new Redis(Number(port), host!, { maxRetriesPerRequest: 1, lazyConnect: true });
-    try {
-      total += Number(((await redis.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1]);
-    } finally {
-      redis.disconnect();
-    }
-  }
-  return total;
-}
+const podsSubscribed = (roomId: string) => subscribers(cluster, roomId);
 
 type Stored = { messageId: string; seq: number };
 

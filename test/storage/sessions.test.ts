@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createSessionsRepository, createUsersRepository, type Database } from '@chat/db';
+import { createDatabase, createSessionsRepository, type Database } from '@chat/db';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 
 /**
@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '@chat/testing';
  * that waits for its flush) — on every handshake and every authenticated request, so a reconnect
  * storm of N users was N durable commits.
  */
-describe('sessions and users: sign-in on real Postgres', () => {
+describe('sessions: sign-in on real Postgres', () => {
   let testDb: TestDatabase;
   let database: Database;
 
@@ -43,16 +43,16 @@ describe('sessions and users: sign-in on real Postgres', () => {
     return id;
   }
 
-  it('users.upsert stores a new name, renames, and leaves an unchanged user untouched (no row lock)', async () => {
-    const users = createUsersRepository(database.db);
+  it('a lone sign-in (REST, or a handshake alone in its turn) stores a new name, renames, and leaves an unchanged user untouched (no row lock)', async () => {
+    const sessions = createSessionsRepository(database.sql);
     const id = randomUUID();
-    await users.upsert(id, '처음');
+    await sessions.open([{ id, nickname: '처음' }]);
     expect(await nicknameOf(id)).toBe('처음');
-    await users.upsert(id, '다음');
+    await sessions.open([{ id, nickname: '다음' }]);
     expect(await nicknameOf(id)).toBe('다음');
     const before = await xmaxOf(id);
-    await users.upsert(id, '다음');
-    await users.upsert(id, '다음');
+    await sessions.open([{ id, nickname: '다음' }]);
+    await sessions.open([{ id, nickname: '다음' }]);
     expect(await xmaxOf(id)).toBe(before);
     expect(await nicknameOf(id)).toBe('다음');
   });

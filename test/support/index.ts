@@ -1,3 +1,4 @@
 export * from './cluster.ts';
 export * from './fixtures.ts';
 export * from './worker.ts';
+export * from './bus.ts';

@@ -216,7 +216,6 @@ export function buildServices(
   return {
     userAuth: createUserAuthService({
       verify: infra.verifyToken,
-      users: repositories.users,
       openSession: createTurnBatcher(
         async (requests: SessionRequest[]) => {
           const sessions = await repositories.sessions.open(requests);

@@ -1,5 +1,5 @@
 import type { TokenVerifier, VerifiedToken } from '@chat/auth';
-import type { SessionRequest, SessionUser, UsersRepository } from '@chat/db';
+import type { SessionRequest, SessionUser } from '@chat/db';
 import { AppError, nicknameMask } from '@chat/protocol';
 
 export interface AuthenticatedUser {
@@ -16,10 +16,10 @@ export interface AuthenticatedUser {
  */
 export function createUserAuthService(deps: {
   verify: TokenVerifier;
-  users: UsersRepository;
   /**
-   * The stored user and their live rooms for a connecting socket (null: no such user). Batched
-   * by the caller's wiring: the handshakes of a reconnect storm share one query per loop turn.
+   * The stored user (stored or renamed from the token's nickname, nothing written when it is
+   * unchanged) and their live rooms; null: no such user. Batched by the caller's wiring: the
+   * handshakes of a reconnect storm share one query per loop turn.
    */
   openSession(request: SessionRequest): Promise<SessionUser | null>;
 }) {
@@ -30,12 +30,15 @@ export function createUserAuthService(deps: {
     tokenExpiresAtMs: verified.expiresAt * 1000,
   });
 
+  async function connect(verified: VerifiedToken): Promise<{ user: AuthenticatedUser; roomIds: string[] }> {
+    const session = await deps.openSession({ id: verified.userId, nickname: verified.nickname });
+    if (!session) throw new AppError('INVALID_TOKEN');
+    return { user: toAuthenticated(verified, verified.nickname ?? session.nickname), roomIds: session.roomIds };
+  }
+
+  /** REST: the same statement as a socket's handshake (one rule for storing the nickname); the rooms go unused. */
   async function authenticateVerified(verified: VerifiedToken): Promise<AuthenticatedUser> {
-    const user = verified.nickname
-      ? await deps.users.upsert(verified.userId, verified.nickname)
-      : await deps.users.find(verified.userId);
-    if (!user) throw new AppError('INVALID_TOKEN');
-    return toAuthenticated(verified, user.nickname);
+    return (await connect(verified)).user;
   }
 
   return {
@@ -54,11 +57,7 @@ export function createUserAuthService(deps: {
      * rooms the socket is to be put in. The nickname is this token's when it names one (two
      * devices connecting at once with different names each see their own; the last is stored).
      */
-    async connect(verified: VerifiedToken): Promise<{ user: AuthenticatedUser; roomIds: string[] }> {
-      const session = await deps.openSession({ id: verified.userId, nickname: verified.nickname });
-      if (!session) throw new AppError('INVALID_TOKEN');
-      return { user: toAuthenticated(verified, verified.nickname ?? session.nickname), roomIds: session.roomIds };
-    },
+    connect,
   };
 }
 

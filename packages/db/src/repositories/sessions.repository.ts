@@ -15,9 +15,10 @@ export interface SessionRequest {
 }
 
 /**
- * Sign-in for many connecting sockets at once (a pod receives a reconnect storm when another
- * pod dies): stores the users whose token names them and returns each known user's nickname and
- * live rooms, in one statement and one round trip for the whole batch.
+ * Sign-in, for connecting sockets and authenticated REST requests alike, many at once (a pod
+ * receives a reconnect storm when another pod dies): stores the users whose token names them and
+ * returns each known user's nickname and live rooms, in one statement and one round trip for
+ * the whole batch. The one place where a token's nickname is written.
  */
 export function createSessionsRepository(sql: Sql) {
   return {

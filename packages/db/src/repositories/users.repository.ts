@@ -1,4 +1,4 @@
-import { eq, inArray, sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import type { Db } from '../client.ts';
 import { users } from '../schema.ts';
 import { uuidArrayLiteral } from './uuid-array.ts';
@@ -10,22 +10,6 @@ export interface StoredUser {
 
 export function createUsersRepository(db: Db) {
   return {
-    /**
-     * Stores the nickname a token carries; writes nothing when it is unchanged. The insert is
-     * skipped by `not exists` before `on conflict` is reached: `on conflict do update … where
-     * false` still locks the row, and a row lock is a write (WAL, a transaction id and a commit
-     * that waits for its flush) on every authenticated request.
-     */
-    async upsert(id: string, nickname: string): Promise<StoredUser> {
-      await db.execute(sql`
-        insert into users (id, nickname)
-        select ${id}::uuid, ${nickname}
-        where not exists (select 1 from users where id = ${id}::uuid and nickname = ${nickname})
-        on conflict (id) do update set nickname = excluded.nickname, updated_at = now()
-          where users.nickname is distinct from excluded.nickname`);
-      return { id, nickname };
-    },
-
     /**
      * A bot / system sender of the server API, stored as a user row so its messages fit the
      * same table and joins; the name it publishes under is kept current.
@@ -39,15 +23,6 @@ export function createUsersRepository(db: Db) {
           set: { nickname: sender.name, updatedAt: sql`now()` },
           setWhere: sql`${users.nickname} is distinct from excluded.nickname`,
         });
-    },
-
-    async find(id: string): Promise<StoredUser | null> {
-      const rows = await db
-        .select({ id: users.id, nickname: users.nickname })
-        .from(users)
-        .where(eq(users.id, id))
-        .limit(1);
-      return rows[0] ?? null;
     },
 
     /**

@@ -132,6 +132,50 @@ describe('MessageWriter', () => {
       await writerDatabase.close();
     }
   });
+
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('at a busy pod, a small batch lingers for company: messages 30 ms apart share one batch', async () => {
+    const sizes: number[] = [];
+    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) }, { lingerMs: 400 });
+    const tag = randomUUID().slice(0, 8);
+    // Six messages within the second: at that rate the 400 ms linger expects company.
+    await Promise.all(Array.from({ length: 6 }, (_, i) => writer.write(message(`${tag}-warm-${i}`))));
+    const spaced: Promise<unknown>[] = [];
+    for (let i = 0; i < 3; i++) {
+      spaced.push(writer.write(message(`${tag}-${i}`)));
+      await pause(30);
+    }
+    await Promise.all(spaced);
+    // Without the linger the first of them would have gone alone (a batch takes a few ms).
+    expect(sizes).toEqual([6, 3]);
+    expect(await storedContents([`${tag}-0`, `${tag}-1`, `${tag}-2`])).toEqual([`${tag}-0`, `${tag}-1`, `${tag}-2`]);
+  });
+
+  it('ends a linger as soon as eight messages are queued', async () => {
+    const sizes: number[] = [];
+    // A linger far longer than the test's timeout: only the eighth message can end it.
+    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) }, { lingerMs: 20_000 });
+    const tag = randomUUID().slice(0, 8);
+    const first = writer.write(message(`${tag}-first`));
+    await pause(20);
+    const rest = Array.from({ length: 7 }, (_, i) => writer.write(message(`${tag}-${i}`)));
+    expect((await first).status).toBe('stored');
+    await Promise.all(rest);
+    expect(sizes).toEqual([8]);
+  });
+
+  it('at a quiet pod, writes a message at once instead of lingering', async () => {
+    const sizes: number[] = [];
+    // One message a second would need a linger of a whole second to expect company.
+    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) }, { lingerMs: 900 });
+    const tag = randomUUID().slice(0, 8);
+    const lone = writer.write(message(`${tag}-lone`));
+    await pause(300);
+    const later = writer.write(message(`${tag}-later`));
+    await Promise.all([lone, later]);
+    expect(sizes).toEqual([1, 1]);
+  });
 });
 
 /**

@@ -88,6 +88,8 @@ const envSchema = z
     MESSAGE_RATE_LEASE_MS: z.coerce.number().int().min(0).max(10_000).default(3000),
     EARLY_LOCK_RELEASE_MESSAGES_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(100),
     EARLY_LOCK_RELEASE_BATCH_SIZE: z.coerce.number().int().min(0).max(10_000).default(8),
+    /** How long a small group-commit batch may wait for company at a busy pod (message-writer.ts); 0: never. */
+    GROUP_COMMIT_LINGER_MS: z.coerce.number().min(0).max(50).default(2),
     /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** Socket events refused after a database lookup (no such room, not a member) per minute per user, all pods. */
@@ -168,6 +170,8 @@ export interface GatewayConfig {
   earlyLockReleaseMessagesPerSecond: number;
   /** A batch of at least this many messages gets early lock release; 0: size does not decide. */
   earlyLockReleaseBatchSize: number;
+  /** A small batch waits this long for more messages at a busy pod (message-writer.ts); 0: never. */
+  groupCommitLingerMs: number;
   membershipRateLimitPerMinute: number;
   roomCreateRateLimitPerMinute: number;
   /** Socket events a user may have refused after a lookup per minute; past it their events are refused. */
@@ -228,6 +232,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     messageRateLeaseMs: e.MESSAGE_RATE_LEASE_MS,
     earlyLockReleaseMessagesPerSecond: e.EARLY_LOCK_RELEASE_MESSAGES_PER_SECOND,
     earlyLockReleaseBatchSize: e.EARLY_LOCK_RELEASE_BATCH_SIZE,
+    groupCommitLingerMs: e.GROUP_COMMIT_LINGER_MS,
     membershipRateLimitPerMinute: e.MEMBERSHIP_RATE_LIMIT_PER_MINUTE,
     roomCreateRateLimitPerMinute: e.ROOM_CREATE_RATE_LIMIT_PER_MINUTE,
     failedEventLimitPerMinute: e.FAILED_EVENT_LIMIT_PER_MINUTE,

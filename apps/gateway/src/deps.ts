@@ -146,6 +146,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
     stalledAfterMs: 2 * config.databaseStatementTimeoutMs + 5000,
     earlyReleaseMessagesPerSecond: config.earlyLockReleaseMessagesPerSecond,
     earlyReleaseBatchSize: config.earlyLockReleaseBatchSize,
+    lingerMs: config.groupCommitLingerMs,
   });
 
   return {

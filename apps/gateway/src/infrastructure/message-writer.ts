@@ -6,6 +6,9 @@ import { RoomWriteRates } from './room-write-rates.ts';
  * A batch that neither committed nor failed within the writer's bound: its connection is
  * presumed lost without an error (a client-side hang), and the writer moves on without it.
  */
+/** Messages enough for a batch to go at once, without lingering for more. */
+const LINGER_ENOUGH = 8;
+
 export class BatchStalledError extends Error {
   constructor(ms: number) {
     super(`group-commit batch unsettled after ${ms} ms`);
@@ -21,6 +24,8 @@ interface Pending {
   /** Settled admission: true to write, false to drop; undefined while still pending. */
   admitted: boolean | undefined;
   admission: Promise<boolean>;
+  /** performance.now() when it was queued: how long it has waited for a batch. */
+  queuedAt: number;
   resolve(outcome: WriteOutcome): void;
   reject(error: unknown): void;
 }
@@ -39,6 +44,15 @@ export interface BatchObserver {
  * so an idle send costs one commit, and a busy pod costs one transaction per batch instead of
  * per message. Each caller's promise settles only after its batch's COMMIT.
  *
+ * Linger (`lingerMs`): at a steady rate of small batches each batch costs both processes far
+ * more than its messages do (a statement, a commit and a wake-up for its answer: ~150 µs of
+ * gateway CPU and ~400 µs of Postgres CPU per batch against ~25 µs of Postgres per further
+ * message, BENCHMARKS.md). So a batch that would go out with fewer than LINGER_ENOUGH messages
+ * waits until its oldest message has been queued `lingerMs`, or until LINGER_ENOUGH are
+ * queued, whichever comes first, but only when this pod's recent rate makes company likely
+ * within that time: a pod sending a message now and then writes each at once, as without
+ * linger (waiting would add latency and a timer's wake-up for nothing).
+ *
  * A message is queued together with its admission (the rate-limit check), which may still be
  * on its way to Redis (the limiter leases units ahead, so usually it is not): its round trip
  * then overlaps the transaction in flight instead of adding to it. A batch takes only messages whose admission has settled, in arrival
@@ -48,13 +62,15 @@ export class MessageWriter {
   private queue: Pending[] = [];
   private flushing = false;
   private idleWaiters: (() => void)[] = [];
+  /** Ends the linger in progress, if any (see the class comment). */
+  private endLinger: (() => void) | null = null;
 
   /**
    * `stalledAfterMs` (0: unbounded) should be well past the statement timeout: the server
    * cancels slow statements itself, so a batch still unsettled by then is waiting on a
    * connection that will never answer, and every later send would queue behind it for good.
    */
-  /** This pod's write rate per room, when batches choose how they become durable (below). */
+  /** This pod's write rates, when batches choose how they become durable or whether to linger (below). */
   private readonly rates: RoomWriteRates | null;
 
   constructor(
@@ -80,20 +96,23 @@ export class MessageWriter {
       earlyReleaseMessagesPerSecond?: number;
       /** See `earlyReleaseMessagesPerSecond`; 0: the batch's size does not decide. */
       earlyReleaseBatchSize?: number;
+      /** How long a small batch may wait for more messages (class comment); 0: never. */
+      lingerMs?: number;
     } = {},
   ) {
-    this.rates = options.earlyReleaseMessagesPerSecond ? new RoomWriteRates() : null;
+    this.rates = options.earlyReleaseMessagesPerSecond || options.lingerMs ? new RoomWriteRates() : null;
   }
 
   /** `admission` resolving false (or rejecting) means: do not write it. */
   write(message: NewMessage, admission: Promise<boolean> = Promise.resolve(true)): Promise<WriteOutcome> {
     return new Promise((resolve, reject) => {
       this.rates?.record(message.roomId);
-      const pending: Pending = { message, admitted: undefined, admission: admission.catch(() => false), resolve, reject };
+      const pending: Pending = { message, admitted: undefined, admission: admission.catch(() => false), queuedAt: performance.now(), resolve, reject };
       void pending.admission.then((admitted) => {
         pending.admitted = admitted;
       });
       this.queue.push(pending);
+      this.endLingerIfEnough();
       if (!this.flushing) {
         // The first batch after a pause starts once this turn's I/O callbacks have all run
         // (setImmediate: the same loop iteration, no timer), so the sends read from every
@@ -114,9 +133,10 @@ export class MessageWriter {
       (message) =>
         new Promise<WriteOutcome>((resolve, reject) => {
           this.rates?.record(message.roomId);
-          this.queue.push({ message, admitted: true, admission: Promise.resolve(true), resolve, reject });
+          this.queue.push({ message, admitted: true, admission: Promise.resolve(true), queuedAt: performance.now(), resolve, reject });
         }),
     );
+    this.endLingerIfEnough();
     if (!this.flushing) void this.flush();
     return written;
   }
@@ -125,6 +145,36 @@ export class MessageWriter {
   idle(): Promise<void> {
     if (!this.flushing && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private endLingerIfEnough(): void {
+    const end = this.endLinger;
+    if (!end || this.queue.length < LINGER_ENOUGH) return;
+    this.endLinger = null;
+    // At the end of this turn, as a batch after a pause starts: the sends read in the same
+    // poll join it, and their admissions (settled in microtasks) are known by then.
+    setImmediate(end);
+  }
+
+  /**
+   * A wait before the batch headed by `head` when it is worth one (class comment), else null.
+   * It ends at `lingerMs` after the head was queued or as soon as LINGER_ENOUGH are queued.
+   */
+  private linger(head: Pending): Promise<void> | null {
+    const lingerMs = this.options.lingerMs ?? 0;
+    if (lingerMs <= 0 || !this.rates || this.queue.length >= LINGER_ENOUGH) return null;
+    const left = lingerMs - (performance.now() - head.queuedAt);
+    // Company is likely when the pod's rate brings at least one more message within the linger.
+    if (left <= 0 || (this.rates.totalPerSecond() * lingerMs) / 1000 < 1) return null;
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.endLinger = null;
+        resolve();
+      };
+      const timer = setTimeout(end, left);
+      this.endLinger = end;
+    });
   }
 
   private releasesLocksEarly(batch: readonly Pending[]): boolean {
@@ -146,11 +196,20 @@ export class MessageWriter {
 
   private async flush(): Promise<void> {
     this.flushing = true;
+    let lingeredHead: Pending | null = null;
     while (this.queue.length > 0) {
       const head = this.queue[0]!;
       if (head.admitted === undefined) {
         await head.admission;
         // The flag is set by a reaction registered before this await, so it has run.
+        continue;
+      }
+      // One linger per batch: a timer may end it a fraction of a millisecond before the
+      // head's `lingerMs` by performance.now(), which must not start a second one.
+      const lingering = head === lingeredHead ? null : this.linger(head);
+      if (lingering) {
+        lingeredHead = head;
+        await lingering;
         continue;
       }
       const settled = this.takeSettled();

@@ -43,27 +43,59 @@ describe('history page statement', () => {
       where statement like '%from messages m join users u%' and statement like '%order by m.seq desc%'
         and statement not like '%pg_prepared_statements%'`;
 
-  it('keeps its generic plan after the first executions instead of planning every page', async () => {
+  const idAt = async (seq: number) =>
+    (await database.sql<{ id: string }[]>`select /* test */ id from messages where room_id = ${roomId} and seq = ${seq}`)[0]!.id;
+
+  it('keeps its generic plan after the first executions instead of planning every page, its cursor read in the same statement', async () => {
     for (let i = 0; i < 12; i++) {
-      const rows = await repository.page(roomId, { afterSeq: null, beforeSeq: 30000 - i * 51, order: 'newest', limit: 51 });
-      expect(rows.map((row) => row.seq)).toEqual(Array.from({ length: 51 }, (_, k) => 30000 - i * 51 - 1 - k));
+      const beforeId = await idAt(30000 - i * 51);
+      const page = await repository.page(roomId, { afterId: null, beforeId, order: 'newest', limit: 51 });
+      expect(page.missingAnchor).toBeNull();
+      expect(page.rows.map((row) => row.seq)).toEqual(Array.from({ length: 51 }, (_, k) => 30000 - i * 51 - 1 - k));
     }
+    // One statement per page: the cursor is not looked up by a statement of its own.
     const [statement, ...others] = await plans();
     expect(others).toEqual([]);
+    const lookups = await database.sql`
+      select 1 from pg_prepared_statements
+      where statement like '%from messages%' and statement not like '%join users%'
+        and statement not like '%/* test */%' and statement not like '%pg_prepared_statements%'`;
+    expect(lookups).toHaveLength(0);
     // Postgres tries custom plans for the first five executions, then settles.
     expect(statement!.custom_plans).toBeLessThanOrEqual(5);
     expect(statement!.generic_plans).toBeGreaterThanOrEqual(7);
   });
 
   it('prepares a few statements whatever limits are asked for, and returns exactly the rows asked for', async () => {
+    const beforeId = await idAt(1000);
     for (let limit = 1; limit <= 101; limit++) {
-      const rows = await repository.page(roomId, { afterSeq: null, beforeSeq: 1000, order: 'oldest', limit });
-      expect(rows.map((row) => row.seq)).toEqual(Array.from({ length: limit }, (_, k) => k + 1));
+      const page = await repository.page(roomId, { afterId: null, beforeId, order: 'oldest', limit });
+      expect(page.rows.map((row) => row.seq)).toEqual(Array.from({ length: limit }, (_, k) => k + 1));
     }
     const oldest = await database.sql<{ n: number }[]>`
       select count(*)::int as n from pg_prepared_statements
       where statement like '%from messages m join users u%' and statement like '%order by m.seq asc%'
         and statement not like '%pg_prepared_statements%'`;
     expect(oldest[0]!.n).toBeLessThanOrEqual(4);
+  });
+
+  it('tells a cursor that names no message of the room from an empty page', async () => {
+    const otherRoom = randomUUID();
+    const [owner] = await database.sql<{ id: string }[]>`select user_id as id from messages where room_id = ${roomId} limit 1`;
+    await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+      values (${otherRoom}, 'other', ${owner!.id}, 1, now(), now() + interval '1 day')`;
+    const first = await idAt(1);
+    const last = await idAt(30000);
+    // Before the first message and after the last: found, nothing to show.
+    expect(await repository.page(roomId, { afterId: null, beforeId: first, order: 'newest', limit: 11 })).toEqual({ rows: [], missingAnchor: null });
+    expect(await repository.page(roomId, { afterId: last, beforeId: null, order: 'oldest', limit: 11 })).toEqual({ rows: [], missingAnchor: null });
+    // Between two cursors.
+    const between = await repository.page(roomId, { afterId: await idAt(10), beforeId: await idAt(14), order: 'oldest', limit: 11 });
+    expect(between.rows.map((row) => row.seq)).toEqual([11, 12, 13]);
+    // A message of another room, or no message at all: the cursor is missing (before first).
+    expect((await repository.page(otherRoom, { afterId: null, beforeId: first, order: 'newest', limit: 11 })).missingAnchor).toBe('before');
+    expect((await repository.page(roomId, { afterId: randomUUID(), beforeId: null, order: 'oldest', limit: 11 })).missingAnchor).toBe('after');
+    expect((await repository.page(roomId, { afterId: randomUUID(), beforeId: randomUUID(), order: 'oldest', limit: 11 })).missingAnchor).toBe('before');
+    expect((await repository.page(roomId, { afterId: randomUUID(), beforeId: last, order: 'oldest', limit: 11 })).missingAnchor).toBe('after');
   });
 });

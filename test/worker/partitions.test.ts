@@ -235,8 +235,8 @@ describe('day partitions', () => {
     const seqs = await sql<{ seq: number }[]>`select seq::int as seq from messages where room_id = ${soon} order by seq`;
     expect(seqs.map((row) => row.seq)).toEqual([1, 2, 3]);
     // History reads the room's day only and sees every live message.
-    const page = await messages.page(soon, { afterSeq: null, beforeSeq: null, order: 'newest', limit: 10 });
-    expect(page.map((row) => row.seq)).toEqual([3, 2, 1]);
+    const page = await messages.page(soon, { afterId: null, beforeId: null, order: 'newest', limit: 10 });
+    expect(page.rows.map((row) => row.seq)).toEqual([3, 2, 1]);
   });
 
   it('a day without a partition takes its rows into messages_default; the job moves them into a new partition', async () => {

@@ -138,10 +138,19 @@ export function createMessageService(deps: MessageServiceDeps) {
       await roomService.requireActiveRoom(roomId);
       const room = roomId.toLowerCase();
       const limit = query.limit ?? HISTORY_DEFAULT_LIMIT;
-      const beforeSeq = query.before === undefined ? null : await anchorSeq(room, query.before, 'BEFORE_NOT_FOUND');
-      const afterSeq = query.after === undefined ? null : await anchorSeq(room, query.after, 'AFTER_NOT_FOUND');
-      const order = afterSeq !== null ? 'oldest' : 'newest';
-      const rows = await messages.page(room, { afterSeq, beforeSeq, order, limit: limit + 1 });
+      // A cursor that is not a message id names no message: it is not looked up. `before` is
+      // answered for first, so a malformed `after` is reported only once `before` is found.
+      if (query.before !== undefined && !isUuid(query.before)) throw new AppError('BEFORE_NOT_FOUND');
+      const afterMalformed = query.after !== undefined && !isUuid(query.after);
+      if (afterMalformed && query.before === undefined) throw new AppError('AFTER_NOT_FOUND');
+      const { rows, missingAnchor } = await messages.page(room, {
+        beforeId: query.before?.toLowerCase() ?? null,
+        afterId: query.after === undefined || afterMalformed ? null : query.after.toLowerCase(),
+        order: query.after !== undefined ? 'oldest' : 'newest',
+        limit: limit + 1,
+      });
+      if (missingAnchor === 'before') throw new AppError('BEFORE_NOT_FOUND');
+      if (missingAnchor === 'after' || afterMalformed) throw new AppError('AFTER_NOT_FOUND');
       const page: HistoryMessage[] = rows.slice(0, limit).map((row) => ({
         messageId: row.id,
         roomId: row.roomId,
@@ -172,11 +181,6 @@ export function createMessageService(deps: MessageServiceDeps) {
     },
   };
 
-  async function anchorSeq(roomId: string, messageId: string, missing: 'BEFORE_NOT_FOUND' | 'AFTER_NOT_FOUND') {
-    const anchor = isUuid(messageId) ? await messages.find(messageId.toLowerCase()) : null;
-    if (!anchor || anchor.roomId !== roomId) throw new AppError(missing);
-    return anchor.seq;
-  }
 }
 
 export type MessageService = ReturnType<typeof createMessageService>;

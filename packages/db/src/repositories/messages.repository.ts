@@ -428,11 +428,18 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
     },
 
     /**
-     * A page of live messages as a keyset range read on (room_id, seq), strictly between
-     * `afterSeq` and `beforeSeq` when given: `order: 'newest'` reads downwards from the top,
-     * `'oldest'` upwards from the bottom. Ask for one more row than shown to learn `hasMore`.
-     * The room's `expires_at` names its day partition: the other days are pruned when the
-     * statement runs, instead of one empty index probe each.
+     * A page of live messages as a keyset range read on (room_id, seq), strictly between the
+     * messages `afterId` and `beforeId` when given (history cursors are message ids):
+     * `order: 'newest'` reads downwards from the top, `'oldest'` upwards from the bottom. Ask for
+     * one more row than shown to learn `hasMore`. The room's `expires_at` names its day
+     * partition: the other days are pruned when the statement runs, instead of one empty index
+     * probe each. `missingAnchor` names a cursor that is no message of the room (`before` first).
+     *
+     * A cursor is looked up in the same statement as the page (a one-row select whose `seq`
+     * bounds a lateral page read), not by a query before it: one round trip for every page a
+     * client scrolls back through, where there were two (and two wake-ups of the gateway, which
+     * is what a page's p99 is made of on a busy machine). The one row is there even when the page
+     * is empty, with the cursors' `seq` (null: not found) and no message.
      *
      * LIMIT is written into the statement, not sent as a parameter: Postgres keeps replanning
      * a prepared statement whose generic plan looks costlier than its custom plans, and a
@@ -443,46 +450,66 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
      */
     async page(
       roomId: string,
-      options: { afterSeq: number | null; beforeSeq: number | null; order: 'newest' | 'oldest'; limit: number },
-    ): Promise<HistoryRow[]> {
-      const { afterSeq, beforeSeq, order, limit } = options;
-      const rows = await sql<
-        {
-          id: string;
-          room_id: string;
-          seq: number;
-          user_id: string;
-          nickname: string;
-          sender_kind: SenderKind;
-          sender_id: string | null;
-          type: MessageType;
-          content: string | null;
-          image_url: string | null;
-          created_at: Date | string;
-        }[]
-      >`
+      options: { afterId: string | null; beforeId: string | null; order: 'newest' | 'oldest'; limit: number },
+    ): Promise<{ rows: HistoryRow[]; missingAnchor: 'before' | 'after' | null }> {
+      const { afterId, beforeId, order, limit } = options;
+      type PageRecord = {
+        id: string | null;
+        room_id: string;
+        seq: number;
+        user_id: string;
+        nickname: string;
+        sender_kind: SenderKind;
+        sender_id: string | null;
+        type: MessageType;
+        content: string | null;
+        image_url: string | null;
+        created_at: Date | string;
+        before_seq?: number | null;
+        after_seq?: number | null;
+      };
+      const roomDay = sql`(select expires_at from rooms where id = ${roomId})`;
+      const anchorSeq = (id: string) => sql`(select seq from messages where id = ${id} and room_id = ${roomId} and expires_at = ${roomDay})`;
+      const pageRead = (bounds: ReturnType<typeof sql>) => sql`
         select m.id, m.room_id, m.seq, m.user_id, u.nickname, u.kind as sender_kind,
                u.external_id as sender_id, m.type, m.content, m.image_url, m.created_at
         from messages m join users u on u.id = m.user_id
-        where m.room_id = ${roomId} and m.is_deleted = false
-          and m.expires_at = (select expires_at from rooms where id = ${roomId})
-          ${afterSeq === null ? sql`` : sql`and m.seq > ${afterSeq}`}
-          ${beforeSeq === null ? sql`` : sql`and m.seq < ${beforeSeq}`}
+        where m.room_id = ${roomId} and m.is_deleted = false and m.expires_at = ${roomDay} ${bounds}
         order by m.seq ${order === 'newest' ? sql`desc` : sql`asc`}
         ${sql.unsafe(`limit ${pageFetchSize(limit)}`)}`;
-      return rows.slice(0, limit).map((row) => ({
-        id: row.id,
-        roomId: row.room_id,
-        seq: row.seq,
-        userId: row.user_id,
-        nickname: row.nickname,
-        senderKind: row.sender_kind,
-        senderId: row.sender_id,
-        type: row.type,
-        content: row.content,
-        imageUrl: row.image_url,
-        createdAt: asDate(row.created_at),
-      }));
+      const records =
+        afterId === null && beforeId === null
+          ? await sql<PageRecord[]>`${pageRead(sql``)}`
+          : await sql<PageRecord[]>`
+              select a.before_seq, a.after_seq, p.* from (
+                select ${beforeId === null ? sql`null::int` : anchorSeq(beforeId)} as before_seq,
+                       ${afterId === null ? sql`null::int` : anchorSeq(afterId)} as after_seq
+              ) a left join lateral (${pageRead(sql`
+                ${beforeId === null ? sql`` : sql`and m.seq < a.before_seq`}
+                ${afterId === null ? sql`` : sql`and m.seq > a.after_seq`}`)}) p on true`;
+      const anchors = records[0];
+      if (beforeId !== null && (anchors?.before_seq ?? null) === null) return { rows: [], missingAnchor: 'before' };
+      if (afterId !== null && (anchors?.after_seq ?? null) === null) return { rows: [], missingAnchor: 'after' };
+      const rows = records.flatMap((row): HistoryRow[] =>
+        row.id === null
+          ? []
+          : [
+              {
+                id: row.id,
+                roomId: row.room_id,
+                seq: row.seq,
+                userId: row.user_id,
+                nickname: row.nickname,
+                senderKind: row.sender_kind,
+                senderId: row.sender_id,
+                type: row.type,
+                content: row.content,
+                imageUrl: row.image_url,
+                createdAt: asDate(row.created_at),
+              },
+            ],
+      );
+      return { rows: rows.slice(0, limit), missingAnchor: null };
     },
 
     /**

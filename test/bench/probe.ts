@@ -162,6 +162,9 @@ async function main() {
       ackSeconds: await metric('chat_ack_duration_seconds_sum{event="send-message"}'),
     });
 
+    /** Write system calls made by every gateway so far (`syscw` of /proc/<pid>/io). */
+    const gatewayWrites = () =>
+      gateways.reduce((sum, g) => sum + Number(/syscw: (\d+)/.exec(readFileSync(`/proc/${g.proc.pid}/io`, 'utf8'))?.[1] ?? 0), 0);
     for (const [index, rate] of rates.entries()) {
       const last = index === rates.length - 1;
       await lg({ cmd: 'start', group: 'g', rate, maxOutstanding: 300 });
@@ -183,6 +186,7 @@ async function main() {
       const d0 = await dbFigures();
       const c0 = cpu();
       const th0 = threadCpu(gateways[0]!.proc.pid);
+      const w0 = gatewayWrites();
       const t0 = performance.now();
       await lg({ cmd: 'mark', group: 'g' });
       const strace = process.env.PROBE_STRACE ? start('strace', 'strace', ['-c', '-f', '-p', String(gateways[0]!.proc.pid)]) : null;
@@ -206,6 +210,7 @@ async function main() {
       const seconds = (performance.now() - t0) / 1000;
       const c1 = cpu();
       const th1 = threadCpu(gateways[0]!.proc.pid);
+      const w1 = gatewayWrites();
       const b1 = await batchFigures();
       const d1 = await dbFigures();
       const perMessage = (key: keyof typeof d0) => fmt((d1[key] - d0[key]) / Math.max(1, result.acked), 2);
@@ -225,6 +230,7 @@ async function main() {
       for (const [pid, before] of pgCpu0) pgByName.set(pgNames.get(pid)!, (pgByName.get(pgNames.get(pid)!) ?? 0) + (cpuMicros(pid) - before) / seconds / 1e4);
       if (!bare) log(`  lock waits: in ${fmt((100 * lockSamples.any) / Math.max(1, lockSamples.n), 0)}% of ${lockSamples.n} samples a backend waited on a lock; ${fmt(lockSamples.waiting / Math.max(1, lockSamples.n), 2)} waiting on average`);
       log(`  postgres by process: ${[...pgByName].filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 1)}%`).join(', ')}`);
+      log(`  gateways' write system calls (write, writev, sendmsg…) per delivery: ${fmt((w1 - w0) / Math.max(1, result.delivered), 3)}`);
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
       for (const [i, inspector] of inspectors.entries()) {
         const { profile: raw } = await inspector.send<{ profile: CpuProfile }>('Profiler.stop');

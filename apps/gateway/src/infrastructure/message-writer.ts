@@ -167,9 +167,13 @@ export class MessageWriter {
     // Company is likely when the pod's rate brings at least one more message within the linger.
     if (left <= 0 || (this.rates.totalPerSecond() * lingerMs) / 1000 < 1) return null;
     return new Promise((resolve) => {
+      // Called by the timer or by endLingerIfEnough, possibly both: only the first counts.
+      let ended = false;
       const end = () => {
+        if (ended) return;
+        ended = true;
         clearTimeout(timer);
-        this.endLinger = null;
+        if (this.endLinger === end) this.endLinger = null;
         resolve();
       };
       const timer = setTimeout(end, left);

@@ -29,6 +29,14 @@ describe('history page statement', () => {
       select gen_random_uuid(), r.id, ${userId}, 'text', 'message ' || g, g, now(), r.expires_at
       from generate_series(1, 30000) g, rooms r where r.id = ${roomId}`;
     await database.sql`update rooms set last_seq = 30000 where id = ${roomId}`;
+    // …and many small rooms beside it, as in service: a custom plan for the big room then
+    // estimates it from the column's statistics, far cheaper than the generic plan's average
+    // room, and (with the room id a plain parameter) Postgres never switched to the generic plan.
+    await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+      select gen_random_uuid(), 'small ' || g, ${userId}, 1, now(), now() + interval '1 day' from generate_series(1, 60) g`;
+    await database.sql`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
+      select gen_random_uuid(), r.id, ${userId}, 'text', 'small', g, now(), r.expires_at
+      from rooms r, generate_series(1, 200) g where r.name like 'small %'`;
     await database.sql`analyze messages`;
   });
 
@@ -37,11 +45,12 @@ describe('history page statement', () => {
     await testDb.drop();
   });
 
-  const plans = async () =>
+  /** The newest-first page statements prepared on the connection, behind a cursor or not. */
+  const plans = async (cursor: boolean) =>
     database.sql<{ generic_plans: number; custom_plans: number }[]>`
       select generic_plans::int, custom_plans::int from pg_prepared_statements
       where statement like '%from messages m join users u%' and statement like '%order by m.seq desc%'
-        and statement not like '%pg_prepared_statements%'`;
+        and (statement like '%before_seq%') = ${cursor} and statement not like '%pg_prepared_statements%'`;
 
   const idAt = async (seq: number) =>
     (await database.sql<{ id: string }[]>`select /* test */ id from messages where room_id = ${roomId} and seq = ${seq}`)[0]!.id;
@@ -53,8 +62,16 @@ describe('history page statement', () => {
       expect(page.missingAnchor).toBeNull();
       expect(page.rows.map((row) => row.seq)).toEqual(Array.from({ length: 51 }, (_, k) => 30000 - i * 51 - 1 - k));
     }
+    for (let i = 0; i < 12; i++) {
+      const page = await repository.page(roomId, { afterId: null, beforeId: null, order: 'newest', limit: 51 });
+      expect(page.rows[0]!.seq).toBe(30000);
+    }
+    const [newest, ...moreNewest] = await plans(false);
+    expect(moreNewest).toEqual([]);
+    expect(newest!.custom_plans).toBeLessThanOrEqual(5);
+    expect(newest!.generic_plans).toBeGreaterThanOrEqual(7);
     // One statement per page: the cursor is not looked up by a statement of its own.
-    const [statement, ...others] = await plans();
+    const [statement, ...others] = await plans(true);
     expect(others).toEqual([]);
     const lookups = await database.sql`
       select 1 from pg_prepared_statements

@@ -2,13 +2,13 @@ import type { BatchOutcome, MessagesRepository, NewMessage } from '@chat/db';
 import { withinDeadline } from '../lib/deadline.ts';
 import { RoomWriteRates } from './room-write-rates.ts';
 
+/** Messages enough for a batch to go at once, without lingering for more. */
+const LINGER_ENOUGH = 8;
+
 /**
  * A batch that neither committed nor failed within the writer's bound: its connection is
  * presumed lost without an error (a client-side hang), and the writer moves on without it.
  */
-/** Messages enough for a batch to go at once, without lingering for more. */
-const LINGER_ENOUGH = 8;
-
 export class BatchStalledError extends Error {
   constructor(ms: number) {
     super(`group-commit batch unsettled after ${ms} ms`);
@@ -65,11 +65,6 @@ export class MessageWriter {
   /** Ends the linger in progress, if any (see the class comment). */
   private endLinger: (() => void) | null = null;
 
-  /**
-   * `stalledAfterMs` (0: unbounded) should be well past the statement timeout: the server
-   * cancels slow statements itself, so a batch still unsettled by then is waiting on a
-   * connection that will never answer, and every later send would queue behind it for good.
-   */
   /** This pod's write rates, when batches choose how they become durable or whether to linger (below). */
   private readonly rates: RoomWriteRates | null;
 
@@ -78,6 +73,11 @@ export class MessageWriter {
     private readonly observer: BatchObserver = {},
     private readonly options: {
       maxBatch?: number;
+      /**
+       * 0: unbounded. Should be well past the statement timeout: the server cancels slow
+       * statements itself, so a batch still unsettled by then is waiting on a connection that
+       * will never answer, and every later send would queue behind it for good.
+       */
       stalledAfterMs?: number;
       /**
        * A batch releases its rooms' row locks before its WAL flush (asynchronous commit, then a

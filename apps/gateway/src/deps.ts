@@ -217,13 +217,7 @@ export function buildServices(
   return {
     userAuth: createUserAuthService({
       verify: infra.verifyToken,
-      openSession: createTurnBatcher(
-        async (requests: SessionRequest[]) => {
-          const sessions = await repositories.sessions.open(requests);
-          return requests.map((request) => sessions.get(request.id) ?? null);
-        },
-        { maxBatch: HANDSHAKE_BATCH },
-      ),
+      openSession: createTurnBatcher((requests: SessionRequest[]) => repositories.sessions.open(requests), { maxBatch: HANDSHAKE_BATCH }),
     }),
     roomService,
     messageService,

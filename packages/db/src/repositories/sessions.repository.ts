@@ -23,18 +23,18 @@ export interface SessionRequest {
 export function createSessionsRepository(sql: Sql) {
   return {
     /**
-     * By user id: the users that exist afterwards (a token without a nickname for an unknown user
-     * gets no entry). A request whose nickname is already stored writes nothing: the insert is
+     * One answer per request, in order: the user as it exists afterwards, or null (a token
+     * without a nickname for an unknown user). Requests for the same user share one answer. A request whose nickname is already stored writes nothing: the insert is
      * skipped by `not exists` before `on conflict` is reached, because `on conflict do update …
      * where false` still locks the row, and a row lock is a write (WAL, a transaction id, and a
      * commit that waits for its flush) for every returning user. Requests for the same user: the
      * last one's nickname is stored.
      */
-    async open(requests: readonly SessionRequest[]): Promise<Map<string, SessionUser>> {
+    async open(requests: readonly SessionRequest[]): Promise<(SessionUser | null)[]> {
       const byId = new Map<string, string | null>();
       for (const request of requests) byId.set(request.id, request.nickname);
+      if (byId.size === 0) return [];
       const sessions = new Map<string, SessionUser>();
-      if (byId.size === 0) return sessions;
       const input = JSON.stringify([...byId].map(([id, nickname]) => ({ id, nickname })));
       const rows = await sql<{ id: string; nickname: string; room_id: string | null }[]>`
         with input as (
@@ -60,7 +60,7 @@ export function createSessionsRepository(sql: Sql) {
         if (!session) sessions.set(row.id, (session = { nickname: row.nickname, roomIds: [] }));
         if (row.room_id !== null) session.roomIds.push(row.room_id);
       }
-      return sessions;
+      return requests.map((request) => sessions.get(request.id) ?? null);
     },
   };
 }

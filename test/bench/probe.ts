@@ -34,6 +34,7 @@ import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import type { StepResult } from './lib/driver.ts';
 import { sleep, start, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { cpuMicros, fmt, fmtInt } from './lib/stats.ts';
+import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
 import type { LoadgenSpec } from './loadgen.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 
@@ -176,6 +177,7 @@ async function main() {
       const pgCpu0 = new Map([...pgNames.keys()].map((pid) => [pid, cpuMicros(pid)] as const));
       const roles = { gw0: [gateways[0]!.proc.pid], gwOthers: gateways.slice(1).map((g) => g.proc.pid), worker: [worker.pid], redis: [redis.pid], pg, loadgen: [loadgen.pid] };
       const cpu = () => Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((s, p) => s + cpuMicros(p), 0)]));
+      const runQueue = () => Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((s, p) => s + taskRunQueueMicros(p), 0)]));
       const inspectors = last && profile ? await Promise.all(gateways.map((g) => Inspector.attach(g.inspect))) : [];
       for (const inspector of inspectors) {
         await inspector.send('Profiler.enable');
@@ -185,6 +187,8 @@ async function main() {
       const b0 = await batchFigures();
       const d0 = await dbFigures();
       const c0 = cpu();
+      const q0 = runQueue();
+      const pressure0 = cpuPressureMicros();
       const th0 = threadCpu(gateways[0]!.proc.pid);
       const w0 = gatewayWrites();
       const t0 = performance.now();
@@ -209,6 +213,8 @@ async function main() {
       const result = await lg<StepResult>({ cmd: 'stop', group: 'g' });
       const seconds = (performance.now() - t0) / 1000;
       const c1 = cpu();
+      const q1 = runQueue();
+      const pressure1 = cpuPressureMicros();
       const th1 = threadCpu(gateways[0]!.proc.pid);
       const w1 = gatewayWrites();
       const b1 = await batchFigures();
@@ -230,6 +236,10 @@ async function main() {
       for (const [pid, before] of pgCpu0) pgByName.set(pgNames.get(pid)!, (pgByName.get(pgNames.get(pid)!) ?? 0) + (cpuMicros(pid) - before) / seconds / 1e4);
       if (!bare) log(`  lock waits: in ${fmt((100 * lockSamples.any) / Math.max(1, lockSamples.n), 0)}% of ${lockSamples.n} samples a backend waited on a lock; ${fmt(lockSamples.waiting / Math.max(1, lockSamples.n), 2)} waiting on average`);
       log(`  postgres by process: ${[...pgByName].filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 1)}%`).join(', ')}`);
+      log(
+        `  waiting for a CPU (run queue), ms per s: ${Object.keys(roles).map((role) => `${role} ${fmt((q1[role]! - q0[role]!) / seconds / 1000, 0)}`).join(' ')}; ` +
+          `CPU pressure (some task waiting) ${fmt((100 * (pressure1 - pressure0)) / (seconds * 1e6), 0)}% of the window`,
+      );
       log(`  gateways' write system calls (write, writev, sendmsg…) per delivery: ${fmt((w1 - w0) / Math.max(1, result.delivered), 3)}`);
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
       for (const [i, inspector] of inspectors.entries()) {

@@ -33,6 +33,7 @@ import { startCountingProxy } from './lib/pg-proxy.ts';
 import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
 import { ROOT, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { buildReport, keepAnalysis, ROLES, SERVER_ROLE, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
+import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
 import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, type Percentiles } from './lib/stats.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -103,6 +104,10 @@ interface Snap {
   t: number;
   cpu: Record<Role, number>;
   sys: Record<Role, number>;
+  /** Microseconds each role's threads have waited on the run queue so far. */
+  runQueue: Record<Role, number>;
+  /** /proc/pressure/cpu `some` total so far (NaN without PSI). */
+  pressure: number;
   redis: Record<string, number>;
   roundTrips: number;
   commits: number;
@@ -253,11 +258,13 @@ async function main() {
       const t = performance.now();
       const cpu = {} as Record<Role, number>;
       const sys = {} as Record<Role, number>;
+      const runQueue = {} as Record<Role, number>;
       for (const role of ROLES) {
         cpu[role] = pids[role].reduce((sum, pid) => sum + cpuMicros(pid), 0);
         sys[role] = pids[role].reduce((sum, pid) => sum + cpuSplitMicros(pid)[1], 0);
+        runQueue[role] = pids[role].reduce((sum, pid) => sum + taskRunQueueMicros(pid), 0);
       }
-      return { t, cpu, sys, redis: await redisStats(), roundTrips: proxy.roundTrips(), commits: proxy.commits(), metrics: withFull ? await gatewayMetrics() : NO_METRICS };
+      return { t, cpu, sys, runQueue, pressure: cpuPressureMicros(), redis: await redisStats(), roundTrips: proxy.roundTrips(), commits: proxy.commits(), metrics: withFull ? await gatewayMetrics() : NO_METRICS };
     };
 
     // ---- seed users, rooms and memberships by SQL (a member's socket is put in its rooms at connect)
@@ -337,9 +344,11 @@ async function main() {
       const seconds = (b.t - a.t) / 1000;
       const cpuPerSec = {} as Record<Role, number>;
       const sysPerSec = {} as Record<Role, number>;
+      const runQueuePerSec = {} as Record<Role, number>;
       for (const role of ROLES) {
         cpuPerSec[role] = (b.cpu[role] - a.cpu[role]) / seconds;
         sysPerSec[role] = (b.sys[role] - a.sys[role]) / seconds;
+        runQueuePerSec[role] = (b.runQueue[role] - a.runQueue[role]) / seconds;
       }
       const persisted = b.metrics.persisted - a.metrics.persisted;
       const batches = b.metrics.batches - a.metrics.batches;
@@ -359,6 +368,8 @@ async function main() {
         seconds,
         cpuPerSec,
         sysPerSec,
+        runQueuePerSec,
+        cpuPressure: (b.pressure - a.pressure) / (seconds * 1e6),
         persistedPerSec: persisted / seconds,
         batchesPerSec: batches / seconds,
         batchMs: batches ? ((b.metrics.batchSeconds - a.metrics.batchSeconds) / batches) * 1000 : Number.NaN,

@@ -27,6 +27,10 @@ export interface StepRecord {
   seconds: number;
   cpuPerSec: Record<Role, number>;
   sysPerSec: Record<Role, number>;
+  /** Microseconds per second each role's threads waited for a CPU (run queue, /proc/<pid>/task/<tid>/schedstat). */
+  runQueuePerSec: Record<Role, number>;
+  /** Share of the window during which some task on the machine waited for a CPU (PSI); NaN without PSI. */
+  cpuPressure: number;
   persistedPerSec: number;
   batchesPerSec: number;
   /** Mean group-commit batch duration (statement + COMMIT), from the gateways' /metrics. */
@@ -240,6 +244,27 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
   }
   md.push('');
   md.push(`Gateway CPU per delivery FULL÷ADAPTER: ${S.shares.map((s) => `${s * 100}% ${ms3(gatewayRatio(s))}`).join(', ')}; ADAPTER÷BARE (what the design costs): ${S.shares.map((s) => `${s * 100}% ${ms3(fixed('ADAPTER', s).flatMap((a) => { const b = fixed('BARE', s).find((r) => r.round === a.round); return b ? [cpuPerDelivery(a, ['adapter']) / cpuPerDelivery(b, ['bare'])] : []; }))}`).join(', ')}.`, '');
+
+  md.push('### Waiting for a CPU at the fixed loads', '');
+  md.push(
+    'Time runnable but not running (run queue, from each thread\'s `/proc/<pid>/task/<tid>/schedstat`), per second of the window, and the share of the window in which some task on the machine waited for a CPU (`/proc/pressure/cpu`, "some"). Every hop of a message from one process to another waits there before the next process handles it.',
+    '',
+  );
+  md.push('| load | variant | CPU pressure (some) | server processes: on CPU / waiting, ms per s | Postgres waiting, ms per s | Redis waiting | load generator waiting | server processes waiting per message |', '|---|---|---|---|---|---|---|---|');
+  for (const share of S.shares) {
+    for (const variant of ['FULL', 'ADAPTER', 'BARE'] as const) {
+      const list = fixed(variant, share);
+      if (!list.length) continue;
+      const own = SERVER_ROLE[variant];
+      const isFull = variant === 'FULL';
+      md.push(
+        `| ${share * 100}% | ${variant} | ${ms3(list.map((r) => 100 * r.cpuPressure), 0, '%')} | ${ms3(list.map((r) => r.cpuPerSec[own] / 1000), 0)} / ${ms3(list.map((r) => r.runQueuePerSec[own] / 1000), 0)} | ` +
+          `${isFull ? ms3(list.map((r) => r.runQueuePerSec.postgres / 1000), 0) : '—'} | ${variant === 'BARE' ? '—' : ms3(list.map((r) => r.runQueuePerSec.redis / 1000), 0)} | ${ms3(list.map((r) => r.runQueuePerSec.loadgen / 1000), 0)} | ` +
+          `${ms3(list.map((r) => r.runQueuePerSec[own] / r.lg.ackedPerSec), 0)} µs |`,
+      );
+    }
+  }
+  md.push('');
 
   md.push('## Saturation (fan-out 10)', '');
   md.push('| variant | deliveries/s | messages acked/s | gateway CPU µs/delivery | + worker, Redis, Postgres (FULL); + Redis (ADAPTER) | kernel share | DB round trips / message | Redis commands / message | loadgen CPU |', '|---|---|---|---|---|---|---|---|---|');

@@ -32,7 +32,7 @@ import { describeMachine } from './lib/machine.ts';
 import { startCountingProxy } from './lib/pg-proxy.ts';
 import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
 import { ROOT, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
-import { buildReport, keepAnalysis, ROLES, SERVER_ROLE, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
+import { buildReport, keepAnalysis, ROLES, serverCpuPerSec, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
 import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
 import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, type Percentiles } from './lib/stats.ts';
 
@@ -226,6 +226,7 @@ async function main() {
     const pids: Record<Role, number[]> = {
       gateways: gateways.map((g) => g.proc.pid),
       extraGateways: [],
+      extraAdapters: [],
       worker: [worker.pid],
       bare: bares.map((b) => b.proc.pid),
       adapter: adapters.map((b) => b.proc.pid),
@@ -383,7 +384,7 @@ async function main() {
     };
     const describe = (r: StepRecord) =>
       `${r.phase} ${r.group} r${r.round} offered ${fmtInt(r.rate)}/s: acked ${fmtInt(r.lg.ackedPerSec)}/s, deliveries ${fmtInt(r.lg.deliveriesPerSec)}/s, ` +
-      `p50/p99 ${fmt(r.lg.latency.p50, 2)}/${fmt(r.lg.latency.p99, 1)} ms, cpu ${fmt((r.cpuPerSec[SERVER_ROLE[r.variant]] + (r.phase === 'hot' ? r.cpuPerSec.extraGateways : 0)) / 1e4, 0)}%` +
+      `p50/p99 ${fmt(r.lg.latency.p50, 2)}/${fmt(r.lg.latency.p99, 1)} ms, cpu ${fmt(serverCpuPerSec(r) / 1e4, 0)}%` +
       (r.variant === 'ADAPTER' ? ` (+redis ${fmt(r.cpuPerSec.redis / 1e4, 0)}%)` : '') +
       (r.variant === 'FULL'
         ? ` (+redis ${fmt(r.cpuPerSec.redis / 1e4, 0)}% pg ${fmt(r.cpuPerSec.postgres / 1e4, 0)}%), batches ${fmt(r.batchesPerSec, 0)}/s × ${fmt(r.batchSize, 1)} in ${fmt(r.batchMs, 2)} ms, rt/msg ${fmt(r.dbRoundTripsPerMsg, 3)}, redis/msg ${fmt(r.redisPerMsg, 2)}`
@@ -476,39 +477,58 @@ async function main() {
     }
     for (const group of ['FULL', 'ADAPTER', 'BARE']) await lg({ cmd: 'close', group });
 
-    // ---- 4. a hot room: senders on 2 and on 4 gateways, same offered rate, taking turns
+    // ---- 4. a hot room: senders on 2 and on 4 processes, same offered rate, taking turns;
+    // FULL's gateways and, for the cluster design alone, ADAPTER's processes
     if (!overBudget(0.62)) {
       const extra: BenchGateway[] = [];
       for (let i = 2; i < 4; i++) extra.push(await startGateway(`bench-gateway-${i}`));
-      await Promise.all(extra.map((g) => waitHttpOk(g.proc, `${g.url}/readyz`, 120_000)));
+      const extraAdapters = [await plain('adapter-2', adapterEnv), await plain('adapter-3', adapterEnv)];
+      await Promise.all([
+        ...extra.map((g) => waitHttpOk(g.proc, `${g.url}/readyz`, 120_000)),
+        ...extraAdapters.map((b) => waitHttpOk(b.proc, `${b.url}/healthz`, 120_000)),
+      ]);
       liveGateways.push(...extra);
       pids.extraGateways = extra.map((g) => g.proc.pid);
+      pids.extraAdapters = extraAdapters.map((b) => b.proc.pid);
       const all = [...gateways, ...extra];
-      // Two rooms, so that neither group's members receive the other's messages; each one is
-      // the only room its group writes to.
+      const allAdapters = [...adapters, ...extraAdapters];
+      // Two rooms per variant, so that neither group's members receive the other's messages;
+      // each one is the only room its group writes to.
       const hot = await seedRooms(2, S.hotMembers, 'hot');
       for (const pods of [2, 4]) {
         const room = pods === 2 ? 0 : 1;
         const users = hot.users.slice(room * S.hotMembers, (room + 1) * S.hotMembers);
         await open(`HOT-${pods}`, users.map((sub, i) => ({ url: all[i % pods]!.url, roomId: hot.roomIds[room]!, sub })));
+        const adapterRoom = `adapter-hot-${pods}`;
+        await open(`AHOT-${pods}`, users.map((_, i) => ({ url: allAdapters[i % pods]!.url, roomId: adapterRoom, bareRoom: adapterRoom })));
       }
-      log(`hot room: ${S.hotMembers} members, all sending, spread over 2 or over 4 gateways; ${fmtInt(S.hotRate)} msg/s offered`);
-      // The two new gateways start cold (no JIT-compiled code yet) where the first two have run
-      // for minutes: both groups send, unmeasured, before the rounds.
-      for (const group of ['HOT-4', 'HOT-2']) {
+      log(`hot room: ${S.hotMembers} members, all sending, spread over 2 or over 4 processes (FULL and ADAPTER); ${fmtInt(S.hotRate)} msg/s offered`);
+      const groups = [
+        { group: 'HOT-2', variant: 'FULL' },
+        { group: 'AHOT-2', variant: 'ADAPTER' },
+        { group: 'HOT-4', variant: 'FULL' },
+        { group: 'AHOT-4', variant: 'ADAPTER' },
+      ] as const;
+      // The new processes start cold (no JIT-compiled code yet) where the first two have run for
+      // minutes: every group sends, unmeasured, before the rounds.
+      for (const { group } of groups) {
         await lg({ cmd: 'start', group, rate: S.hotRate, maxOutstanding: MAX_OUTSTANDING });
         await sleep(quick ? 1500 : 4000);
         await lg<StepResult>({ cmd: 'stop', group });
       }
-      for (let round = 1; round <= S.rounds && !overBudget(0.7); round++) {
-        for (const pods of round % 2 ? [2, 4] : [4, 2]) {
-          record(await step('FULL', { phase: 'hot', group: `HOT-${pods}`, round, rate: S.hotRate, windowMs: S.fixedWindowMs, sampleLocks: true }));
+      for (let round = 1; round <= S.rounds && !overBudget(0.72); round++) {
+        // Rotated each round, so that no group always follows the same one.
+        const order = groups.map((_, i) => groups[(i + round) % groups.length]!);
+        for (const { group, variant } of order) {
+          record(await step(variant, { phase: 'hot', group, round, rate: S.hotRate, windowMs: S.fixedWindowMs, sampleLocks: variant === 'FULL' }));
         }
       }
-      for (const group of ['HOT-2', 'HOT-4']) await lg({ cmd: 'close', group });
+      for (const { group } of groups) await lg({ cmd: 'close', group });
       for (const g of extra) await g.proc.stop();
+      for (const b of extraAdapters) await b.proc.stop();
       liveGateways.splice(2);
       pids.extraGateways = [];
+      pids.extraAdapters = [];
     }
     await sleep(1000);
 

@@ -6,12 +6,18 @@ import type { RedisAudit } from './redis-audit.ts';
 import { fmt, fmtInt, median, spread, type Percentiles } from './stats.ts';
 
 /** The processes whose CPU a step measures. */
-export type Role = 'gateways' | 'extraGateways' | 'worker' | 'bare' | 'adapter' | 'redis' | 'postgres' | 'loadgen';
-export const ROLES: Role[] = ['gateways', 'extraGateways', 'worker', 'bare', 'adapter', 'redis', 'postgres', 'loadgen'];
+export type Role = 'gateways' | 'extraGateways' | 'worker' | 'bare' | 'adapter' | 'extraAdapters' | 'redis' | 'postgres' | 'loadgen';
+export const ROLES: Role[] = ['gateways', 'extraGateways', 'worker', 'bare', 'adapter', 'extraAdapters', 'redis', 'postgres', 'loadgen'];
 
 export type Variant = 'FULL' | 'ADAPTER' | 'BARE';
 /** The processes that serve each variant's clients. */
 export const SERVER_ROLE: Record<Variant, Role> = { FULL: 'gateways', ADAPTER: 'adapter', BARE: 'bare' };
+
+/** CPU per second of the processes serving a step's clients: in the hot-room phase, all four of them. */
+export function serverCpuPerSec(r: StepRecord): number {
+  const extra = r.phase !== 'hot' ? 0 : r.variant === 'FULL' ? r.cpuPerSec.extraGateways : r.variant === 'ADAPTER' ? r.cpuPerSec.extraAdapters : 0;
+  return r.cpuPerSec[SERVER_ROLE[r.variant]] + extra;
+}
 
 export interface StepRecord {
   phase: 'saturation' | 'fixed' | 'hot';
@@ -149,11 +155,15 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
   const pg50 = fixed('FULL', 0.5).map((r) => r.cpuPerSec.postgres / r.persistedPerSec);
   const p50gap = perRound(0.5, 'ADAPTER', (f, a) => f.lg.latency.p50 - a.lg.latency.p50);
   const p99full = fixed('FULL', 0.5).map((r) => r.lg.latency.p99);
-  const hot = (pods: number) => records.filter((r) => r.phase === 'hot' && r.group === `HOT-${pods}`);
-  const hotRatio = hot(4).flatMap((four) => {
-    const two = hot(2).find((r) => r.round === four.round);
-    return two ? [four.lg.latency.p50 / two.lg.latency.p50] : [];
-  });
+  /** Hot-room steps of FULL (HOT-n) or of ADAPTER (AHOT-n) with the room's senders on `pods` processes. */
+  const hot = (pods: number, variant: 'FULL' | 'ADAPTER' = 'FULL') =>
+    records.filter((r) => r.phase === 'hot' && r.group === `${variant === 'FULL' ? '' : 'A'}HOT-${pods}`);
+  const hotRatioOf = (variant: 'FULL' | 'ADAPTER') =>
+    hot(4, variant).flatMap((four) => {
+      const two = hot(2, variant).find((r) => r.round === four.round);
+      return two ? [four.lg.latency.p50 / two.lg.latency.p50] : [];
+    });
+  const hotRatio = hotRatioOf('FULL');
   const bigPages = history.filter((h) => h.big);
   const historyRatios = bigPages.map((h) => h.p.p99 / h.livez.p99);
   const historyRatio = historyRatios.length ? Math.max(...historyRatios) : Number.NaN;
@@ -216,7 +226,7 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
   md.push(`- The load generator (\`test/bench/loadgen.ts\`) is its own process: a minimal Engine.IO v4 / Socket.IO v5 speaker over \`ws\`. ${S.rooms} rooms; every member sends \`send-message\` with an ack, round robin, at the offered rate, skipping sends while ${S.maxOutstanding} acks are outstanding (${S.saturationOutstanding} in the saturation climb, so that a variant whose acks wait for a durable commit is stopped by the server, not by the client's window). Latency = receive time − send time carried in the message content (same process clock), over every delivery.`);
   md.push(`- **Saturation**: FULL and ADAPTER climb the offered rates ${S.ladder.map(fmtInt).join(', ')} msg/s, taking turns at each rate (order alternating), ${fmt(S.warmupMs / 1000, 1)} s warm-up + ${fmt(S.windowMs / 1000, 1)} s window each, until a step both acknowledges less than ${Math.round(S.saturatedShare * 100)}% of its offered rate and adds under 3% to its best deliveries/s. A variant's saturation is its step with the most deliveries/s in the round. ${S.rounds} round(s).`);
   md.push(`- **Fixed loads**: ${S.shares.map((s) => `${s * 100}%`).join(' and ')} of ADAPTER's saturation (median of its acknowledged msg/s over rounds: ${fmtInt(input.adapterMaxMsgs)} msg/s), i.e. ${S.shares.map((s) => fmtInt(input.adapterMaxMsgs * s)).join(' and ')} msg/s, FULL, ADAPTER and BARE back to back in rotating order, ${fmt(S.fixedWindowMs / 1000, 1)} s windows; ${S.rounds} round(s). Ratios and differences are taken within a round, then median [min–max] over rounds.`);
-  md.push(`- **Hot room**: two more gateways are started (four in all). Two rooms of ${S.hotMembers} members each, every member sending: one room's members spread over 2 gateways, the other's over 4; ${fmtInt(S.hotRate)} msg/s offered to one room at a time, in alternating order, ${S.rounds} round(s), after a few seconds of each unmeasured (the new gateways' code is not JIT-compiled yet).`);
+  md.push(`- **Hot room**: two more gateways are started (four in all), and two more ADAPTER processes. Two rooms of ${S.hotMembers} members each per variant, every member sending: one room's members spread over 2 processes, the other's over 4; ${fmtInt(S.hotRate)} msg/s offered to one room at a time, FULL's and ADAPTER's in rotating order, ${S.rounds} round(s), after a few seconds of each unmeasured (the new processes' code is not JIT-compiled yet).`);
   md.push('- CPU from `/proc/<pid>/stat` (utime+stime): "gateway CPU" is the two gateway processes for FULL and the two adapter processes for ADAPTER; Postgres is every backend connected to the bench database plus the walwriter (found in `pg_stat_activity`), per persisted message.');
   md.push('- Database round trips are counted by a TCP relay between the gateways and Postgres (a client→server burst after a server reply = one round trip; pipelined statements count once); it adds one loopback hop to every FULL query. Redis commands from `INFO commandstats` deltas on the private Redis; a MONITOR audit classifies them.');
   md.push(`- History: ${fmtInt(S.historyRows)} messages in one room, then ${fmtInt(S.historyRequests)} sequential page requests per case (keep-alive, measured at the client), each followed by a \`/livez\` request on the same connection; the target divides the worst case's page p99 by the \`/livez\` p99 of the same loop.`, '');
@@ -282,14 +292,24 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
   md.push('');
 
   md.push('## Hot room', '');
-  md.push('| senders on | offered msg/s | acked msg/s | deliveries/s | send→receive p50 / p99 | ack p50 / p99 | batches/s × messages, ms each | backends waiting on a lock (mean) | gateways CPU (all four) | Postgres CPU |', '|---|---|---|---|---|---|---|---|---|---|');
-  for (const pods of [2, 4]) {
-    const list = hot(pods);
-    if (!list.length) continue;
+  md.push('| variant | senders on | offered msg/s | acked msg/s | deliveries/s | send→receive p50 / p99 | ack p50 / p99 | batches/s × messages, ms each | backends waiting on a lock (mean) | CPU of its four processes | Postgres CPU | CPU pressure (some) |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const variant of ['FULL', 'ADAPTER'] as const) {
+    for (const pods of [2, 4]) {
+      const list = hot(pods, variant);
+      if (!list.length) continue;
+      const full = variant === 'FULL';
+      md.push(
+        `| ${variant} | ${pods} ${full ? 'gateways' : 'processes'} | ${fmtInt(list[0]!.rate)} | ${ms3(list.map((r) => r.lg.ackedPerSec), 0)} | ${ms3(list.map((r) => r.lg.deliveriesPerSec), 0)} | ${ms3(list.map((r) => r.lg.latency.p50))} / ${ms3(list.map((r) => r.lg.latency.p99), 1)} ms | ` +
+          `${ms3(list.map((r) => r.lg.ack.p50))} / ${ms3(list.map((r) => r.lg.ack.p99), 1)} ms | ${full ? `${ms3(list.map((r) => r.batchesPerSec), 0)} × ${ms3(list.map((r) => r.batchSize), 1)}, ${ms3(list.map((r) => r.batchMs), 2)}` : '—'} | ${full ? ms3(list.map((r) => r.lockWaiting), 2) : '—'} | ` +
+          `${ms3(list.map((r) => serverCpuPerSec(r) / 1e4), 0, '%')} | ${full ? ms3(list.map((r) => r.cpuPerSec.postgres / 1e4), 0, '%') : '—'} | ${ms3(list.map((r) => 100 * r.cpuPressure), 0, '%')} |`,
+      );
+    }
+  }
+  const adapterHotRatio = hotRatioOf('ADAPTER');
+  if (adapterHotRatio.length) {
     md.push(
-      `| ${pods} gateways | ${fmtInt(list[0]!.rate)} | ${ms3(list.map((r) => r.lg.ackedPerSec), 0)} | ${ms3(list.map((r) => r.lg.deliveriesPerSec), 0)} | ${ms3(list.map((r) => r.lg.latency.p50))} / ${ms3(list.map((r) => r.lg.latency.p99), 1)} ms | ` +
-        `${ms3(list.map((r) => r.lg.ack.p50))} / ${ms3(list.map((r) => r.lg.ack.p99), 1)} ms | ${ms3(list.map((r) => r.batchesPerSec), 0)} × ${ms3(list.map((r) => r.batchSize), 1)}, ${ms3(list.map((r) => r.batchMs), 2)} | ${ms3(list.map((r) => r.lockWaiting), 2)} | ` +
-        `${ms3(list.map((r) => (r.cpuPerSec.gateways + r.cpuPerSec.extraGateways) / 1e4), 0, '%')} | ${ms3(list.map((r) => r.cpuPerSec.postgres / 1e4), 0, '%')} |`,
+      '',
+      `p50 with the senders on 4 processes ÷ on 2, within a round: FULL ${ms3(hotRatio)}, ADAPTER ${ms3(adapterHotRatio)} (the cluster design alone: every process with a member of the room receives every message from the bus, so 4 processes decode each message twice as often as 2, on the same 2 cores).`,
     );
   }
   md.push('');
@@ -331,7 +351,7 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
 
   md.push('## All steps', '', '| phase | group | round | offered msg/s | acked msg/s | deliveries/s | p50 / p99 ms | server CPU | redis | postgres | batches/s × size | loadgen |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of records) {
-    const server = r.cpuPerSec[SERVER_ROLE[r.variant]] + (r.phase === 'hot' ? r.cpuPerSec.extraGateways : 0);
+    const server = serverCpuPerSec(r);
     const full = r.variant === 'FULL';
     md.push(
       `| ${r.phase}${r.share !== null ? ` ${r.share * 100}%` : ''} | ${r.group} | ${r.round} | ${fmtInt(r.rate)} | ${fmtInt(r.lg.ackedPerSec)} | ${fmtInt(r.lg.deliveriesPerSec)} | ${fmt(r.lg.latency.p50, 2)} / ${fmt(r.lg.latency.p99, 1)} | ` +

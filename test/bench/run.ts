@@ -73,7 +73,7 @@ const S = quick
       hotMembers: 20,
       idleConnections: 10_000,
       historyRows: 1_000_000,
-      historyRequests: 600,
+      historyRequests: 1500,
       budgetMs: 14 * 60_000,
     };
 const FANOUT = 10;

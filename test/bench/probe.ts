@@ -11,6 +11,8 @@
  * `--pods N` (2–4): that many gateways, each room's members spread over all of them; with
  * `--rooms 1` a hot room whose every batch takes the same row lock. Each window samples how
  * many of the database's backends wait on a lock (pg_stat_activity, every 5 ms).
+ * Each window also prints how long each process waited for a CPU (run queue, per-thread
+ * schedstat) and the machine's CPU pressure (/proc/pressure/cpu).
  * `--bare`: the same clients against two BARE processes instead (no database figures);
  * `--adapter`: the same two processes joined by the sharded Redis adapter (ADAPTER).
  * PROBE_NODE_ARGS passes extra node flags to the gateways (e.g. `--trace-gc`; their output is

@@ -235,22 +235,23 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
   for (const row of cells) md.push(`| ${row.join(' | ')} |`);
   md.push('', 'Measured: median [min–max] over rounds, each ratio or difference taken within one round.', '');
 
+  /** Each fixed load's steps per variant, in table order. */
+  const fixedGroups = S.shares.flatMap((share) =>
+    (['FULL', 'ADAPTER', 'BARE'] as const).flatMap((variant) => {
+      const list = fixed(variant, share);
+      return list.length ? [{ share, variant, list, own: SERVER_ROLE[variant], isFull: variant === 'FULL' }] : [];
+    }),
+  );
   md.push('## Fixed loads (fan-out 10)', '');
   md.push('| load | variant | acked msg/s | deliveries/s | send→receive p50 / p95 / p99 | ack p50 / p99 | gateway CPU µs/delivery | gateway CPU µs/message | Postgres µs/message | Redis µs/message | batches/s × messages, ms each |', '|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const share of S.shares) {
-    for (const variant of ['FULL', 'ADAPTER', 'BARE'] as const) {
-      const list = fixed(variant, share);
-      if (!list.length) continue;
-      const own = SERVER_ROLE[variant];
-      const isFull = variant === 'FULL';
-      md.push(
-        `| ${share * 100}% (${fmtInt(list[0]!.rate)} msg/s) | ${variant} | ${ms3(list.map((r) => r.lg.ackedPerSec), 0)} | ${ms3(list.map((r) => r.lg.deliveriesPerSec), 0)} | ` +
-          `${ms3(list.map((r) => r.lg.latency.p50))} / ${ms3(list.map((r) => r.lg.latency.p95), 1)} / ${ms3(list.map((r) => r.lg.latency.p99), 1)} ms | ` +
-          `${ms3(list.map((r) => r.lg.ack.p50))} / ${ms3(list.map((r) => r.lg.ack.p99), 1)} ms | ${ms3(list.map((r) => cpuPerDelivery(r, [own])), 1)} | ${ms3(list.map((r) => cpuPerMessage(r, [own])), 0)} | ` +
-          `${isFull ? ms3(list.map((r) => r.cpuPerSec.postgres / r.persistedPerSec), 0) : '—'} | ${variant === 'BARE' ? '—' : ms3(list.map((r) => cpuPerMessage(r, ['redis'])), 1)} | ` +
-          `${isFull ? `${ms3(list.map((r) => r.batchesPerSec), 0)} × ${ms3(list.map((r) => r.batchSize), 1)}, ${ms3(list.map((r) => r.batchMs), 2)}` : '—'} |`,
-      );
-    }
+  for (const { share, variant, list, own, isFull } of fixedGroups) {
+    md.push(
+      `| ${share * 100}% (${fmtInt(list[0]!.rate)} msg/s) | ${variant} | ${ms3(list.map((r) => r.lg.ackedPerSec), 0)} | ${ms3(list.map((r) => r.lg.deliveriesPerSec), 0)} | ` +
+        `${ms3(list.map((r) => r.lg.latency.p50))} / ${ms3(list.map((r) => r.lg.latency.p95), 1)} / ${ms3(list.map((r) => r.lg.latency.p99), 1)} ms | ` +
+        `${ms3(list.map((r) => r.lg.ack.p50))} / ${ms3(list.map((r) => r.lg.ack.p99), 1)} ms | ${ms3(list.map((r) => cpuPerDelivery(r, [own])), 1)} | ${ms3(list.map((r) => cpuPerMessage(r, [own])), 0)} | ` +
+        `${isFull ? ms3(list.map((r) => r.cpuPerSec.postgres / r.persistedPerSec), 0) : '—'} | ${variant === 'BARE' ? '—' : ms3(list.map((r) => cpuPerMessage(r, ['redis'])), 1)} | ` +
+        `${isFull ? `${ms3(list.map((r) => r.batchesPerSec), 0)} × ${ms3(list.map((r) => r.batchSize), 1)}, ${ms3(list.map((r) => r.batchMs), 2)}` : '—'} |`,
+    );
   }
   md.push('');
   md.push(`Gateway CPU per delivery FULL÷ADAPTER: ${S.shares.map((s) => `${s * 100}% ${ms3(gatewayRatio(s))}`).join(', ')}; ADAPTER÷BARE (what the design costs): ${S.shares.map((s) => `${s * 100}% ${ms3(fixed('ADAPTER', s).flatMap((a) => { const b = fixed('BARE', s).find((r) => r.round === a.round); return b ? [cpuPerDelivery(a, ['adapter']) / cpuPerDelivery(b, ['bare'])] : []; }))}`).join(', ')}.`, '');
@@ -261,18 +262,12 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
     '',
   );
   md.push('| load | variant | CPU pressure (some) | server processes: on CPU / waiting, ms per s | Postgres waiting, ms per s | Redis waiting | load generator waiting | server processes waiting per message |', '|---|---|---|---|---|---|---|---|');
-  for (const share of S.shares) {
-    for (const variant of ['FULL', 'ADAPTER', 'BARE'] as const) {
-      const list = fixed(variant, share);
-      if (!list.length) continue;
-      const own = SERVER_ROLE[variant];
-      const isFull = variant === 'FULL';
-      md.push(
-        `| ${share * 100}% | ${variant} | ${ms3(list.map((r) => 100 * r.cpuPressure), 0, '%')} | ${ms3(list.map((r) => r.cpuPerSec[own] / 1000), 0)} / ${ms3(list.map((r) => r.runQueuePerSec[own] / 1000), 0)} | ` +
-          `${isFull ? ms3(list.map((r) => r.runQueuePerSec.postgres / 1000), 0) : '—'} | ${variant === 'BARE' ? '—' : ms3(list.map((r) => r.runQueuePerSec.redis / 1000), 0)} | ${ms3(list.map((r) => r.runQueuePerSec.loadgen / 1000), 0)} | ` +
-          `${ms3(list.map((r) => r.runQueuePerSec[own] / r.lg.ackedPerSec), 0)} µs |`,
-      );
-    }
+  for (const { share, variant, list, own, isFull } of fixedGroups) {
+    md.push(
+      `| ${share * 100}% | ${variant} | ${ms3(list.map((r) => 100 * r.cpuPressure), 0, '%')} | ${ms3(list.map((r) => r.cpuPerSec[own] / 1000), 0)} / ${ms3(list.map((r) => r.runQueuePerSec[own] / 1000), 0)} | ` +
+        `${isFull ? ms3(list.map((r) => r.runQueuePerSec.postgres / 1000), 0) : '—'} | ${variant === 'BARE' ? '—' : ms3(list.map((r) => r.runQueuePerSec.redis / 1000), 0)} | ${ms3(list.map((r) => r.runQueuePerSec.loadgen / 1000), 0)} | ` +
+        `${ms3(list.map((r) => r.runQueuePerSec[own] / r.lg.ackedPerSec), 0)} µs |`,
+    );
   }
   md.push('');
 

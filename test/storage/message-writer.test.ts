@@ -39,6 +39,13 @@ describe('MessageWriter', () => {
     createdAt: new Date(),
   });
   const settleAfter = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
+  /** A writer on the real repository that records the size of every batch it commits. */
+  const recordingBatches = (options: ConstructorParameters<typeof MessageWriter>[2] = {}) => {
+    const sizes: number[] = [];
+    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) }, options);
+    return { writer, sizes };
+  };
+
   const storedContents = async (contents: string[]) =>
     (await database.sql<{ content: string; seq: number }[]>`
       select content, seq from messages where room_id = ${roomId} and content = any(${contents}) order by seq`).map((r) => r.content);
@@ -62,8 +69,7 @@ describe('MessageWriter', () => {
   });
 
   it('puts the messages of one event-loop iteration in one batch, even from separate callbacks', async () => {
-    const sizes: number[] = [];
-    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) });
+    const { writer, sizes } = recordingBatches();
     const tag = randomUUID().slice(0, 8);
     // Three immediates queued together run in one check phase, each its own callback (as the
     // reads of three sockets in one poll are): the batch starts only after the last of them.
@@ -136,8 +142,7 @@ describe('MessageWriter', () => {
   const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   it('at a busy pod, a small batch lingers for company: messages 30 ms apart share one batch', async () => {
-    const sizes: number[] = [];
-    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) }, { lingerMs: 400 });
+    const { writer, sizes } = recordingBatches({ lingerMs: 400 });
     const tag = randomUUID().slice(0, 8);
     // Six messages within the second: at that rate the 400 ms linger expects company.
     await Promise.all(Array.from({ length: 6 }, (_, i) => writer.write(message(`${tag}-warm-${i}`))));
@@ -153,9 +158,8 @@ describe('MessageWriter', () => {
   });
 
   it('ends a linger as soon as eight messages are queued', async () => {
-    const sizes: number[] = [];
     // A linger far longer than the test's timeout: only the eighth message can end it.
-    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) }, { lingerMs: 20_000 });
+    const { writer, sizes } = recordingBatches({ lingerMs: 20_000 });
     const tag = randomUUID().slice(0, 8);
     const first = writer.write(message(`${tag}-first`));
     await pause(20);
@@ -166,9 +170,8 @@ describe('MessageWriter', () => {
   });
 
   it('at a quiet pod, writes a message at once instead of lingering', async () => {
-    const sizes: number[] = [];
     // One message a second would need a linger of a whole second to expect company.
-    const writer = new MessageWriter(repository, { committed: (size) => sizes.push(size) }, { lingerMs: 900 });
+    const { writer, sizes } = recordingBatches({ lingerMs: 900 });
     const tag = randomUUID().slice(0, 8);
     const lone = writer.write(message(`${tag}-lone`));
     await pause(300);

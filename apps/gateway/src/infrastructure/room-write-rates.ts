@@ -1,9 +1,9 @@
 /**
  * How many messages per second this pod has been writing to each room, and to all rooms
- * together: a sliding-window
- * estimate (the current second's count plus the previous second's, weighted by how much of it
- * the window still covers), as rate limiters estimate rates. Two maps of the rooms written in
- * the last two seconds: memory follows the active rooms, not every room ever written.
+ * together: a sliding-window estimate (the current second's count plus the previous second's,
+ * weighted by how much of it the window still covers), as rate limiters estimate rates. Two maps
+ * of the rooms written in the last two seconds: memory follows the active rooms, not every room
+ * ever written.
  */
 export class RoomWriteRates {
   private current = new Map<string, number>();

@@ -24,11 +24,11 @@ export function createSessionsRepository(sql: Sql) {
   return {
     /**
      * One answer per request, in order: the user as it exists afterwards, or null (a token
-     * without a nickname for an unknown user). Requests for the same user share one answer. A request whose nickname is already stored writes nothing: the insert is
-     * skipped by `not exists` before `on conflict` is reached, because `on conflict do update …
-     * where false` still locks the row, and a row lock is a write (WAL, a transaction id, and a
-     * commit that waits for its flush) for every returning user. Requests for the same user: the
-     * last one's nickname is stored.
+     * without a nickname for an unknown user). Requests for the same user share one answer,
+     * and the last one's nickname is stored. A request whose nickname is already stored writes
+     * nothing: the insert is skipped by `not exists` before `on conflict` is reached, because
+     * `on conflict do update … where false` still locks the row, and a row lock is a write (WAL,
+     * a transaction id, and a commit that waits for its flush) for every returning user.
      */
     async open(requests: readonly SessionRequest[]): Promise<(SessionUser | null)[]> {
       const byId = new Map<string, string | null>();

@@ -9,12 +9,16 @@
  * `--variant NAME=SQL` (repeatable) adds a database of its own that gets SQL after the
  * migrations (`{db}` stands for its name, e.g. `alter database {db} set plan_cache_mode =
  * force_generic_plan`); every variant runs each step in turn, rounds interleaved, so their
- * figures are side by side. `--with-dedupe` gives every message a clientMessageId (the dedupe
- * form of the statement). PROBE_NO_BARRIER=1 runs the batches without the durability barrier
+ * figures are side by side. `--forms` picks the messages, each form a run of its own beside the
+ * others: `plain` (no clientMessageId, the default), `ids` (every message a new clientMessageId,
+ * as the web page sends: the plain statement after one index probe per message) and `repeat`
+ * (ids, and the batch's last message repeats its first one's: the dedupe statement, which such
+ * batches took whenever they carried an id before 2026-12-06). PROBE_NO_BARRIER=1 runs the batches without the durability barrier
  * (not durable), to see what the barrier costs; `--one-query` commits each batch synchronously
  * inside its statement instead, as the writer does for rooms that are not hot.
  *
- *   pnpm bench:batch [--sizes 1,4,24] [--batches 2000] [--rounds 3] [--rooms 60] [--one-query] [--variant NAME=SQL]…
+ *   pnpm bench:batch [--sizes 1,4,24] [--batches 2000] [--rounds 3] [--rooms 60] [--one-query]
+ *                    [--forms plain,ids,repeat] [--variant NAME=SQL]…
  *
  * Everything on 127.0.0.1, private databases dropped at the end, bounded in count and time.
  */
@@ -33,7 +37,11 @@ const sizes = option('sizes', '1,4,24').split(',').map(Number).filter((n) => n >
 const batches = Math.max(10, Math.min(20_000, Number(option('batches', '2000'))));
 const rounds = Math.max(1, Math.min(10, Number(option('rounds', '3'))));
 const roomCount = Math.max(1, Math.min(2000, Number(option('rooms', '60'))));
-const withDedupe = argv.includes('--with-dedupe');
+const FORMS = ['plain', 'ids', 'repeat'] as const;
+type Form = (typeof FORMS)[number];
+const forms = option('forms', 'plain')
+  .split(',')
+  .filter((form): form is Form => (FORMS as readonly string[]).includes(form));
 /** A step stops after this long even if it has not run all its batches. */
 const stepLimitMs = 20_000;
 const variants: { name: string; sql: string }[] = [{ name: 'as shipped', sql: '' }];
@@ -86,8 +94,8 @@ async function setUp(name: string, extraSql: string): Promise<Setup> {
   return { name, url: url.toString(), database, writer, backendPid: backend.pid, insertBatch: (batch) => repository.insertBatch(batch, write), rooms, users };
 }
 
-function batchOf(setup: Setup, size: number): NewMessage[] {
-  return Array.from({ length: size }, () => {
+function batchOf(setup: Setup, size: number, form: Form): NewMessage[] {
+  const batch = Array.from({ length: size }, (): NewMessage => {
     const room = Math.floor(Math.random() * setup.rooms.length);
     return {
       id: randomUUID(),
@@ -96,11 +104,17 @@ function batchOf(setup: Setup, size: number): NewMessage[] {
       type: 'text' as const,
       content: 'a message of about the size the bench sends, 60 characters.',
       imageUrl: null,
-      clientMessageId: withDedupe ? randomUUID() : null,
+      clientMessageId: form === 'plain' ? null : randomUUID(),
       createdAt: new Date(),
     };
   });
+  // A retry sent before its original was answered: same user, room and id as the first.
+  if (form === 'repeat' && size > 1) batch[size - 1] = { ...batch[0]!, id: randomUUID() };
+  return batch;
 }
+
+/** Messages a batch of `size` stores in `form`. */
+const storedPerBatch = (size: number, form: Form) => (form === 'repeat' && size > 1 ? size - 1 : size);
 
 /** CPU and time spent by one variant on one batch size, summed over its chunks. */
 interface Tally {
@@ -111,11 +125,11 @@ interface Tally {
 }
 
 /** `count` batches of `size` on one variant, added to `tally`. */
-async function chunk(setup: Setup, size: number, count: number, walwriter: number | null, tally: Tally) {
+async function chunk(setup: Setup, size: number, form: Form, count: number, walwriter: number | null, tally: Tally) {
   const started = performance.now();
   const cpu0 = onCpuNs(setup.backendPid);
   const wal0 = walwriter === null ? 0 : onCpuNs(walwriter);
-  for (let i = 0; i < count; i++) await setup.insertBatch(batchOf(setup, size));
+  for (let i = 0; i < count; i++) await setup.insertBatch(batchOf(setup, size, form));
   tally.cpuUs += (onCpuNs(setup.backendPid) - cpu0) / 1000;
   tally.walUs += walwriter === null ? 0 : (onCpuNs(walwriter) - wal0) / 1000;
   tally.ms += performance.now() - started;
@@ -129,33 +143,35 @@ async function main() {
     const [wal] = await admin<{ pid: number }[]>`select pid from pg_stat_activity where backend_type = 'walwriter'`;
     const walwriter = wal?.pid ?? null;
     for (const variant of variants) setups.push(await setUp(variant.name, variant.sql));
+    // Every variant with every form of messages, each a run of its own.
+    const runs = setups.flatMap((setup) => forms.map((form) => ({ setup, form, name: forms.length > 1 ? `${setup.name}, ${form}` : setup.name })));
     // Warm up: plans cached, catalog and index pages in memory.
-    for (const setup of setups) for (const size of sizes) for (let i = 0; i < 50; i++) await setup.insertBatch(batchOf(setup, size));
-    // Variants take turns every CHUNK batches, so a burst of other work on the host lands on all of them.
+    for (const run of runs) for (const size of sizes) for (let i = 0; i < 50; i++) await run.setup.insertBatch(batchOf(run.setup, size, run.form));
+    // Runs take turns every CHUNK batches, so a burst of other work on the host lands on all of them.
     const CHUNK = 25;
     const results = new Map<string, Tally[]>();
     for (let round = 0; round < rounds; round++) {
       for (const size of sizes) {
-        const tallies = setups.map((): Tally => ({ cpuUs: 0, walUs: 0, ms: 0, batches: 0 }));
+        const tallies = runs.map((): Tally => ({ cpuUs: 0, walUs: 0, ms: 0, batches: 0 }));
         const started = Date.now();
-        for (let done = 0; done < batches && Date.now() - started < stepLimitMs * setups.length; done += CHUNK) {
-          for (const [at, setup] of setups.entries()) await chunk(setup, size, CHUNK, walwriter, tallies[at]!);
+        for (let done = 0; done < batches && Date.now() - started < stepLimitMs * runs.length; done += CHUNK) {
+          for (const [at, run] of runs.entries()) await chunk(run.setup, size, run.form, CHUNK, walwriter, tallies[at]!);
         }
-        setups.forEach((setup, at) => {
-          const key = `${setup.name}\u0000${size}`;
+        runs.forEach((run, at) => {
+          const key = `${run.name}\u0000${size}`;
           results.set(key, [...(results.get(key) ?? []), tallies[at]!]);
         });
       }
     }
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const fmt = (value: number) => value.toFixed(value < 10 ? 1 : 0);
-    process.stdout.write(`${withDedupe ? 'with clientMessageId' : 'without clientMessageId'}, ${roomCount} rooms, ${batches} batches per step, median of ${rounds} rounds (backend CPU; walwriter shared with the server)\n`);
-    process.stdout.write('| variant | batch size | backend µs/batch | backend µs/message | walwriter µs/batch | ms/batch |\n|---|---|---|---|---|---|\n');
+    process.stdout.write(`messages: ${forms.join(', ')}; ${roomCount} rooms, ${batches} batches per step, median of ${rounds} rounds (backend CPU; walwriter shared with the server)\n`);
+    process.stdout.write('| variant | batch size | backend µs/batch | backend µs/stored message | walwriter µs/batch | ms/batch |\n|---|---|---|---|---|---|\n');
     for (const size of sizes) {
-      for (const setup of setups) {
-        const list = results.get(`${setup.name}\u0000${size}`)!;
+      for (const run of runs) {
+        const list = results.get(`${run.name}\u0000${size}`)!;
         const perBatch = median(list.map((r) => r.cpuUs / r.batches));
-        process.stdout.write(`| ${setup.name} | ${size} | ${fmt(perBatch)} | ${fmt(perBatch / size)} | ${fmt(median(list.map((r) => r.walUs / r.batches)))} | ${median(list.map((r) => r.ms / r.batches)).toFixed(2)} |\n`);
+        process.stdout.write(`| ${run.name} | ${size} | ${fmt(perBatch)} | ${fmt(perBatch / storedPerBatch(size, run.form))} | ${fmt(median(list.map((r) => r.walUs / r.batches)))} | ${median(list.map((r) => r.ms / r.batches)).toFixed(2)} |\n`);
       }
     }
   } finally {

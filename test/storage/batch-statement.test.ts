@@ -4,10 +4,12 @@ import { createDatabase, createMessagesRepository, type BatchOutcome, type Datab
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 
 /**
- * The group-commit statement has two forms: batches without any clientMessageId skip the
- * dedupe read and number messages from their place in the batch; the others dedupe first.
+ * The group-commit statement has two forms: batches that hold no retry number messages from
+ * their place in the batch (after one index probe per clientMessageId, which finds none); a
+ * batch with a retry (stored before, or twice in the batch) goes through the dedupe form.
  * Both must give the same answers: gap-free seq per room in batch order, nothing for an
- * expired room, room-missing for an unknown one, and no deadlock between pods.
+ * expired room, room-missing for an unknown one, the original for a retry, and no deadlock
+ * between pods.
  */
 describe('the batch statement', () => {
   let testDb: TestDatabase;
@@ -91,6 +93,51 @@ describe('the batch statement', () => {
       expect(Object.fromEntries(seqs.map((r) => [r.id, r.last_change_seq]))).toEqual({ [live]: 3, [other]: 2, [expired]: 0 });
     });
   }
+
+  /** The last statement a session ran (its first 1 KiB), to tell the two forms apart. */
+  async function lastStatementOf(pid: number): Promise<string> {
+    const [last] = await database.sql<{ query: string }[]>`select query from pg_stat_activity where pid = ${pid}`;
+    return last!.query;
+  }
+  // Committing synchronously, so that the batch statement is the writer's last (no barrier after it).
+  const oneQuery = { releaseLocksEarly: false };
+
+  for (const [how, { make: makeRepository, write }] of Object.entries(repositories)) {
+    it(`${how}: a retry of a stored message answers the original and the rest of its batch is numbered after it`, async () => {
+      const repository = makeRepository();
+      const id = await room();
+      const clientMessageId = randomUUID();
+      expect(summary(await repository.insertBatch([message(id, 'first', clientMessageId)], write))).toEqual(['stored first #1']);
+      const outcomes = await repository.insertBatch([message(id, 'new', randomUUID()), message(id, 'first, again', clientMessageId), message(id, 'plain')], write);
+      expect(summary(outcomes)).toEqual(['stored new #2', 'duplicate first #1', 'stored plain #3']);
+      const rows = await database.sql<{ content: string; seq: number }[]>`select content, seq from messages where room_id = ${id} order by seq`;
+      expect(rows.map((r) => `${r.content}#${r.seq}`)).toEqual(['first#1', 'new#2', 'plain#3']);
+      const [counters] = await database.sql<{ last_seq: number; last_change_seq: number }[]>`select last_seq, last_change_seq from rooms where id = ${id}`;
+      expect(counters).toEqual({ last_seq: 3, last_change_seq: 3 });
+    });
+
+    it(`${how}: the same clientMessageId twice in one batch stores the first and answers it for the second`, async () => {
+      const repository = makeRepository();
+      const id = await room();
+      const clientMessageId = randomUUID();
+      const outcomes = await repository.insertBatch([message(id, 'once', clientMessageId), message(id, 'twice', clientMessageId), message(id, 'other', randomUUID())], write);
+      expect(summary(outcomes)).toEqual(['stored once #1', 'duplicate once #1', 'stored other #2']);
+    });
+  }
+
+  it('writes a batch whose clientMessageIds are all new with the plain statement, and a batch with a retry with the dedupe statement', async () => {
+    const repository = createMessagesRepository(database.sql, { batchConnection: writerDatabase });
+    const id = await room();
+    const [writer] = await writerDatabase.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const clientMessageId = randomUUID();
+    expect(summary(await repository.insertBatch([message(id, 'a', clientMessageId), message(id, 'b', randomUUID())], oneQuery))).toEqual(['stored a #1', 'stored b #2']);
+    const plain = await lastStatementOf(writer!.pid);
+    expect(plain).toContain('retried as (');
+    expect(plain).not.toContain('existing as (');
+    // A retry: the plain statement finds it and writes nothing; the dedupe statement runs last.
+    expect(summary(await repository.insertBatch([message(id, 'a again', clientMessageId), message(id, 'c', randomUUID())], oneQuery))).toEqual(['duplicate a #1', 'stored c #3']);
+    expect(await lastStatementOf(writer!.pid)).toContain('existing as (');
+  });
 
   it('keeps seq gap-free and never deadlocks when two pods write overlapping rooms in opposite orders', async () => {
     const rooms = [await room(), await room(), await room(), await room()];

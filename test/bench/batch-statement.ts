@@ -12,10 +12,11 @@
  * figures are side by side. `--forms` picks the messages, each form a run of its own beside the
  * others: `plain` (no clientMessageId, the default), `ids` (every message a new clientMessageId,
  * as the web page sends: the plain statement after one index probe per message) and `repeat`
- * (ids, and the batch's last message repeats its first one's: the dedupe statement, which such
- * batches took whenever they carried an id before 2026-12-06). PROBE_NO_BARRIER=1 runs the batches without the durability barrier
- * (not durable), to see what the barrier costs; `--one-query` commits each batch synchronously
- * inside its statement instead, as the writer does for rooms that are not hot.
+ * (ids, and the batch's last message repeats its first one's: the dedupe statement, which every
+ * batch with an id took before the plain statement learned to probe for retries).
+ * PROBE_NO_BARRIER=1 runs the batches without the durability barrier (not durable), to see what
+ * the barrier costs; `--one-query` commits each batch synchronously inside its statement
+ * instead, as the writer does for rooms that are not hot.
  *
  *   pnpm bench:batch [--sizes 1,4,24] [--batches 2000] [--rounds 3] [--rooms 60] [--one-query]
  *                    [--forms plain,ids,repeat] [--variant NAME=SQL]…
@@ -41,7 +42,10 @@ const FORMS = ['plain', 'ids', 'repeat'] as const;
 type Form = (typeof FORMS)[number];
 const forms = option('forms', 'plain')
   .split(',')
-  .filter((form): form is Form => (FORMS as readonly string[]).includes(form));
+  .map((form): Form => {
+    if (!(FORMS as readonly string[]).includes(form)) throw new Error(`--forms: ${form} is not one of ${FORMS.join(', ')}`);
+    return form as Form;
+  });
 /** A step stops after this long even if it has not run all its batches. */
 const stepLimitMs = 20_000;
 const variants: { name: string; sql: string }[] = [{ name: 'as shipped', sql: '' }];

@@ -3,3 +3,4 @@ export { startWorker, type WorkerApp } from './app.ts';
 export { runRoomSweep } from './jobs/room-sweep.job.ts';
 export { runPresenceGc, PRESENCE_STALE_AFTER_MS } from './jobs/presence-gc.job.ts';
 export { runPartitionMaintenance } from './jobs/partition-maintenance.job.ts';
+export { runRoomOccupancy } from './jobs/room-occupancy.job.ts';

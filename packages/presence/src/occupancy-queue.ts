@@ -1,5 +1,16 @@
 import type { Redis } from 'ioredis';
 
+/** ARGV: member, score read, member, score read, … */
+const SETTLE = `
+for i = 1, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= tonumber(ARGV[i + 1]) then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return 0`;
+
+/** Subjects per settle script: its arguments stay far below what a Redis command takes. */
+const SETTLE_CHUNK = 500;
+
 /** What to look at: a user's rooms (their presence changed) or one room (its membership did). */
 export type OccupancySubject = { userId: string } | { roomId: string };
 
@@ -31,16 +42,15 @@ export function createOccupancyQueue(redis: Redis, prefix: string) {
       return entries;
     },
 
-    /** Takes the looked-at subjects off, unless marked again since (a later score stays). */
+    /**
+     * Takes the looked-at subjects off, unless marked again since (a later score stays). One
+     * script per SETTLE_CHUNK subjects, where one per subject made a mass reconnect's thousands
+     * of marks as many round trips.
+     */
     async settle(entries: readonly { member: string; score: number }[]): Promise<void> {
-      for (const entry of entries) {
-        await redis.eval(
-          "local s = redis.call('zscore', KEYS[1], ARGV[1]) if s and tonumber(s) <= tonumber(ARGV[2]) then redis.call('zrem', KEYS[1], ARGV[1]) end return 0",
-          1,
-          key,
-          entry.member,
-          entry.score,
-        );
+      for (let start = 0; start < entries.length; start += SETTLE_CHUNK) {
+        const chunk = entries.slice(start, start + SETTLE_CHUNK);
+        await redis.eval(SETTLE, 1, key, ...chunk.flatMap((entry) => [entry.member, String(entry.score)]));
       }
     },
   };

@@ -13,19 +13,39 @@ export interface RoomOccupancyDeps {
   logger: Logger;
 }
 
-/** Users and rooms looked at per run; the rest wait for the next run. */
-const USERS_PER_RUN = 200;
+/** Users and rooms looked at together: three lookups and one recording statement for all of them. */
+const SUBJECTS_PER_CHUNK = 500;
+/**
+ * Chunks per run at most (20,000 subjects), so that a run stays bounded; the rest go in the
+ * next run, a second later. A pod's restart reconnects tens of thousands of users (k8s/README.md)
+ * and marks every one of them: at one chunk of 200 a run, as before, their rooms were announced
+ * minutes late.
+ */
+const MAX_CHUNKS_PER_RUN = 40;
 
 /**
  * `room-occupied` / `room-vacated` (docs/webhooks.md): for the users whose presence changed
  * and the rooms whose membership changed at least the grace ago, each room is looked at as it is now
  * (any member online?) and a difference from the recorded occupancy becomes a change of the
  * room's feed, announced to the room. Looking at the state after the grace, not at the
- * transition, is what keeps a quick reconnect from flapping.
+ * transition, is what keeps a quick reconnect from flapping. A run takes everything due, in
+ * chunks, up to MAX_CHUNKS_PER_RUN.
  */
-export async function runRoomOccupancy(deps: RoomOccupancyDeps): Promise<{ changed: number }> {
-  const due = await deps.queue.due(USERS_PER_RUN);
-  if (due.length === 0) return { changed: 0 };
+export async function runRoomOccupancy(deps: RoomOccupancyDeps): Promise<{ looked: number; changed: number }> {
+  let looked = 0;
+  let changed = 0;
+  for (let chunk = 0; chunk < MAX_CHUNKS_PER_RUN; chunk++) {
+    const due = await deps.queue.due(SUBJECTS_PER_CHUNK);
+    if (due.length === 0) break;
+    changed += await lookAt(deps, due);
+    looked += due.length;
+    // Settled subjects are gone and re-marked ones are not due: a short chunk was the last.
+    if (due.length < SUBJECTS_PER_CHUNK) break;
+  }
+  return { looked, changed };
+}
+
+async function lookAt(deps: RoomOccupancyDeps, due: Awaited<ReturnType<OccupancyQueue['due']>>): Promise<number> {
   const userIds = due.flatMap((entry) => ('userId' in entry.subject ? [entry.subject.userId] : []));
   const roomsByUser = await deps.memberships.activeRoomIdsOfUsers(userIds);
   const roomIds = [
@@ -33,15 +53,12 @@ export async function runRoomOccupancy(deps: RoomOccupancyDeps): Promise<{ chang
   ];
   const members = await deps.occupancy.membersOf(roomIds);
   const online = await deps.presence.onlineUsers([...new Set([...members.values()].flat())]);
-  const nsp = deps.emitter;
-  let changed = 0;
-  for (const [roomId, userIds] of members) {
-    const occupied = userIds.some((userId) => online.has(userId));
-    const changeSeq = await deps.occupancy.record(roomId, occupied);
-    if (changeSeq === null) continue;
-    void nsp.to(roomChannel(roomId)).emit(occupied ? 'room-occupied' : 'room-vacated', { roomId, changeSeq });
-    changed += 1;
+  const changes = await deps.occupancy.recordMany(
+    [...members].map(([roomId, userIds]) => ({ roomId, occupied: userIds.some((userId) => online.has(userId)) })),
+  );
+  for (const change of changes) {
+    void deps.emitter.to(roomChannel(change.roomId)).emit(change.occupied ? 'room-occupied' : 'room-vacated', { roomId: change.roomId, changeSeq: change.changeSeq });
   }
   await deps.queue.settle(due);
-  return { changed };
+  return changes.length;
 }

@@ -21,23 +21,34 @@ export function createRoomOccupancyRepository(sql: Sql) {
     },
 
     /**
-     * Records the room's occupancy when it differs from the recorded one: `room-occupied` or
-     * `room-vacated` in its change feed, numbered under the room row's lock (the update's own;
-     * a concurrent recorder re-checks `occupied` on the locked row). Returns the change's
-     * number, or null when nothing changed (or the room expired).
+     * Records each room's occupancy where it differs from the recorded one: `room-occupied` or
+     * `room-vacated` in its change feed, numbered under the room row's lock. One statement for
+     * all of them (a mass reconnect marks thousands of rooms at once; a statement per room was
+     * one round trip each). The rooms that differ are locked in id order first, as the group
+     * commit locks them, so the two never deadlock; a room changed meanwhile by a concurrent
+     * recorder is re-checked on its locked row and skipped if it now agrees. Returns the rooms
+     * that changed with their change number (expired rooms never change).
      */
-    async record(roomId: string, occupied: boolean): Promise<number | null> {
-      const [row] = await sql<{ change_seq: number }[]>`
-        with changed as (
-          update rooms set occupied = ${occupied}, last_change_seq = last_change_seq + 1
-          where id = ${roomId} and occupied <> ${occupied} and expires_at > now()
-          returning id, last_change_seq
+    async recordMany(wanted: readonly { roomId: string; occupied: boolean }[]): Promise<{ roomId: string; occupied: boolean; changeSeq: number }[]> {
+      if (wanted.length === 0) return [];
+      const input = JSON.stringify(wanted.map((room) => ({ id: room.roomId, occupied: room.occupied })));
+      const rows = await sql<{ room_id: string; occupied: boolean; change_seq: number }[]>`
+        with wanted as (
+          select * from json_to_recordset(${input}::text::json) as w(id uuid, occupied boolean)
+        ), locked as (
+          select r.id, w.occupied from rooms r join wanted w on w.id = r.id
+          where r.occupied <> w.occupied and r.expires_at > now()
+          order by r.id for update of r
+        ), changed as (
+          update rooms set occupied = l.occupied, last_change_seq = rooms.last_change_seq + 1
+          from locked l where rooms.id = l.id
+          returning rooms.id, rooms.occupied, rooms.last_change_seq
         ), recorded as (
           insert into room_events (room_id, change_seq, kind)
-          select id, last_change_seq, ${occupied ? 'room-occupied' : 'room-vacated'} from changed
+          select id, last_change_seq, case when occupied then 'room-occupied' else 'room-vacated' end from changed
         )
-        select last_change_seq as change_seq from changed`;
-      return row?.change_seq ?? null;
+        select id as room_id, occupied, last_change_seq as change_seq from changed`;
+      return rows.map((row) => ({ roomId: row.room_id, occupied: row.occupied, changeSeq: row.change_seq }));
     },
   };
 }

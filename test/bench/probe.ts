@@ -29,6 +29,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
@@ -91,11 +92,19 @@ async function main() {
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   const loadgen = LoadgenClient.start(secret);
   const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command);
+  let redisAdmin: Redis | null = null;
 
   try {
     await runMigrations(dbUrl.toString());
     if (process.env.PROBE_PG_LOG) await admin.unsafe(`alter database ${dbName} set log_min_duration_statement = 0`);
     const { proc: redis, url: redisUrl } = await startRedis();
+    redisAdmin = new Redis(redisUrl, { lazyConnect: true });
+    const redisInfo = redisAdmin;
+    /** Calls per Redis command so far (INFO commandstats; commands run inside scripts included). */
+    const redisCalls = async (): Promise<Map<string, number>> => {
+      const info = await redisInfo.info('commandstats');
+      return new Map([...info.matchAll(/cmdstat_([a-z|_-]+):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])] as const));
+    };
     const gateways: BenchGateway[] = [];
     const extraNodeArgs = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     for (let i = 0; i < podCount && !bare; i++) {
@@ -193,6 +202,7 @@ async function main() {
       const pressure0 = cpuPressureMicros();
       const th0 = threadCpu(gateways[0]!.proc.pid);
       const w0 = gatewayWrites();
+      const r0 = await redisCalls();
       const t0 = performance.now();
       await lg({ cmd: 'mark', group: 'g' });
       const strace = process.env.PROBE_STRACE ? start('strace', 'strace', ['-c', '-f', '-p', String(gateways[0]!.proc.pid)]) : null;
@@ -219,6 +229,7 @@ async function main() {
       const pressure1 = cpuPressureMicros();
       const th1 = threadCpu(gateways[0]!.proc.pid);
       const w1 = gatewayWrites();
+      const r1 = await redisCalls();
       const b1 = await batchFigures();
       const d1 = await dbFigures();
       const perMessage = (key: keyof typeof d0) => fmt((d1[key] - d0[key]) / Math.max(1, result.acked), 2);
@@ -242,6 +253,11 @@ async function main() {
         `  waiting for a CPU (run queue), ms per s: ${Object.keys(roles).map((role) => `${role} ${fmt((q1[role]! - q0[role]!) / seconds / 1000, 0)}`).join(' ')}; ` +
           `CPU pressure (some task waiting) ${fmt((100 * (pressure1 - pressure0)) / (seconds * 1e6), 0)}% of the window`,
       );
+      const redisPerMessage = [...r1]
+        .map(([name, calls]) => [name, (calls - (r0.get(name) ?? 0)) / Math.max(1, result.acked)] as const)
+        .filter(([name, perMessage]) => perMessage >= 0.005 && name !== 'info')
+        .sort((a, b) => b[1] - a[1]);
+      log(`  Redis calls per acknowledged message: ${redisPerMessage.map(([name, perMessage]) => `${name} ${fmt(perMessage, 3)}`).join(', ')}`);
       log(`  gateways' write system calls (write, writev, sendmsg…) per delivery: ${fmt((w1 - w0) / Math.max(1, result.delivered), 3)}`);
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
       for (const [i, inspector] of inspectors.entries()) {
@@ -342,6 +358,7 @@ async function main() {
     }
     if (process.env.PROBE_NODE_ARGS) writeFileSync(join(tmpdir(), 'probe-gateway-0.out'), gateways[0]!.proc.output());
   } finally {
+    redisAdmin?.disconnect();
     await loadgen.stop();
     await stopAll();
     await sql.end({ timeout: 2 });

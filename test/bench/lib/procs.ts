@@ -122,7 +122,9 @@ export async function startBenchGateway(
     REDIS_URL: env.redisUrl,
     REDIS_PREFIX: env.redisPrefix,
     JWT_SECRET: env.jwtSecret,
-    MESSAGE_RATE_LIMIT_PER_MINUTE: '1000000000',
+    // Raised so that the load's few hundred users can send several messages a second each;
+    // BENCH_MESSAGE_RATE_LIMIT_PER_MINUTE puts a real limit back (bench:probe with enough users).
+    MESSAGE_RATE_LIMIT_PER_MINUTE: process.env.BENCH_MESSAGE_RATE_LIMIT_PER_MINUTE ?? '1000000000',
     HTTP_RATE_LIMIT_PER_MINUTE: '0',
     AUTH_DEV_LOGIN: 'false',
     LOG_LEVEL: 'warn',

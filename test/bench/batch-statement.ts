@@ -123,6 +123,8 @@ const storedPerBatch = (size: number, form: Form) => (form === 'repeat' && size 
 /** CPU and time spent by one variant on one batch size, summed over its chunks. */
 interface Tally {
   cpuUs: number;
+  /** This process's main thread: postgres.js building, sending and reading the batch, as in a gateway. */
+  clientUs: number;
   walUs: number;
   ms: number;
   batches: number;
@@ -132,9 +134,11 @@ interface Tally {
 async function chunk(setup: Setup, size: number, form: Form, count: number, walwriter: number | null, tally: Tally) {
   const started = performance.now();
   const cpu0 = onCpuNs(setup.backendPid);
+  const client0 = onCpuNs(process.pid);
   const wal0 = walwriter === null ? 0 : onCpuNs(walwriter);
   for (let i = 0; i < count; i++) await setup.insertBatch(batchOf(setup, size, form));
   tally.cpuUs += (onCpuNs(setup.backendPid) - cpu0) / 1000;
+  tally.clientUs += (onCpuNs(process.pid) - client0) / 1000;
   tally.walUs += walwriter === null ? 0 : (onCpuNs(walwriter) - wal0) / 1000;
   tally.ms += performance.now() - started;
   tally.batches += count;
@@ -156,7 +160,7 @@ async function main() {
     const results = new Map<string, Tally[]>();
     for (let round = 0; round < rounds; round++) {
       for (const size of sizes) {
-        const tallies = runs.map((): Tally => ({ cpuUs: 0, walUs: 0, ms: 0, batches: 0 }));
+        const tallies = runs.map((): Tally => ({ cpuUs: 0, clientUs: 0, walUs: 0, ms: 0, batches: 0 }));
         const started = Date.now();
         for (let done = 0; done < batches && Date.now() - started < stepLimitMs * runs.length; done += CHUNK) {
           for (const [at, run] of runs.entries()) await chunk(run.setup, size, run.form, CHUNK, walwriter, tallies[at]!);
@@ -170,12 +174,12 @@ async function main() {
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const fmt = (value: number) => value.toFixed(value < 10 ? 1 : 0);
     process.stdout.write(`messages: ${forms.join(', ')}; ${roomCount} rooms, ${batches} batches per step, median of ${rounds} rounds (backend CPU; walwriter shared with the server)\n`);
-    process.stdout.write('| variant | batch size | backend µs/batch | backend µs/stored message | walwriter µs/batch | ms/batch |\n|---|---|---|---|---|---|\n');
+    process.stdout.write('| variant | batch size | backend µs/batch | backend µs/stored message | walwriter µs/batch | client µs/batch | ms/batch |\n|---|---|---|---|---|---|---|\n');
     for (const size of sizes) {
       for (const run of runs) {
         const list = results.get(`${run.name}\u0000${size}`)!;
         const perBatch = median(list.map((r) => r.cpuUs / r.batches));
-        process.stdout.write(`| ${run.name} | ${size} | ${fmt(perBatch)} | ${fmt(perBatch / storedPerBatch(size, run.form))} | ${fmt(median(list.map((r) => r.walUs / r.batches)))} | ${median(list.map((r) => r.ms / r.batches)).toFixed(2)} |\n`);
+        process.stdout.write(`| ${run.name} | ${size} | ${fmt(perBatch)} | ${fmt(perBatch / storedPerBatch(size, run.form))} | ${fmt(median(list.map((r) => r.walUs / r.batches)))} | ${fmt(median(list.map((r) => r.clientUs / r.batches)))} | ${median(list.map((r) => r.ms / r.batches)).toFixed(2)} |\n`);
       }
     }
   } finally {

@@ -4,7 +4,9 @@
  * barrier behind each batch) in a bounded loop for a few batch sizes and reads the backend's
  * CPU from /proc/<pid>/schedstat (nanoseconds on CPU; the server must be on this host) around
  * each step: µs per batch and per message. The walwriter's CPU is printed beside it, but it is
- * shared with every database of the server (noisy when other work runs).
+ * shared with every database of the server (noisy when other work runs), and so is this
+ * process's own main thread ("client"): what a gateway spends per batch building, sending and
+ * reading it with postgres.js, one batch in flight, wake-ups included.
  *
  * `--variant NAME=SQL` (repeatable) adds a database of its own that gets SQL after the
  * migrations (`{db}` stands for its name, e.g. `alter database {db} set plan_cache_mode =

@@ -18,6 +18,11 @@
  * PROBE_NODE_ARGS passes extra node flags to the gateways (e.g. `--trace-gc`; their output is
  * then saved to $TMPDIR/probe-gateway-0.out); PROBE_STRACE=1 counts gateway-0's system calls
  * over each window; PROBE_PG_LOG=1 logs every statement's server-side duration to Postgres's log.
+ * Each window prints the Redis calls per acknowledged message (INFO commandstats, commands run
+ * inside scripts included). The gateways' send limit is raised to 10⁹ (the load's users send
+ * several messages a second); BENCH_MESSAGE_RATE_LIMIT_PER_MINUTE=30 puts the real one back, with
+ * `--rooms` large enough that each user sends under it (400 rooms at 1,500 msg/s: one send per
+ * user every 2.7 s).
  *
  *   pnpm bench:probe [--fanout 10] [--rooms 60] [--rates 1000,2000] [--seconds 4] [--profile]
  *                    [--history 100000] [--home-senders] [--bare | --adapter] [--pods 4]

@@ -19,7 +19,8 @@
  * then saved to $TMPDIR/probe-gateway-0.out); PROBE_STRACE=1 counts gateway-0's system calls
  * over each window; PROBE_PG_LOG=1 logs every statement's server-side duration to Postgres's log.
  * Each window prints the Redis calls per acknowledged message (INFO commandstats, commands run
- * inside scripts included). The gateways' send limit is raised to 10⁹ (the load's users send
+ * inside scripts included) and the gateways' event-loop delay (prom-client's histogram, which
+ * each scrape resets). PROBE_PG_LOG=N (N > 1) logs only statements of N ms or more. The gateways' send limit is raised to 10⁹ (the load's users send
  * several messages a second); BENCH_MESSAGE_RATE_LIMIT_PER_MINUTE=30 puts the real one back, with
  * `--rooms` large enough that each user sends under it (400 rooms at 1,500 msg/s: one send per
  * user every 2.7 s).
@@ -101,7 +102,7 @@ async function main() {
 
   try {
     await runMigrations(dbUrl.toString());
-    if (process.env.PROBE_PG_LOG) await admin.unsafe(`alter database ${dbName} set log_min_duration_statement = 0`);
+    if (process.env.PROBE_PG_LOG) await admin.unsafe(`alter database ${dbName} set log_min_duration_statement = ${Number(process.env.PROBE_PG_LOG) > 1 ? Number(process.env.PROBE_PG_LOG) : 0}`);
     const { proc: redis, url: redisUrl } = await startRedis();
     redisAdmin = new Redis(redisUrl, { lazyConnect: true });
     const redisInfo = redisAdmin;
@@ -234,6 +235,13 @@ async function main() {
       const pressure1 = cpuPressureMicros();
       const th1 = threadCpu(gateways[0]!.proc.pid);
       const w1 = gatewayWrites();
+      // First scrape since the window began: prom-client resets its event-loop delay histogram
+      // at every scrape, so this is the window's.
+      const loopLag = bare ? [] : await Promise.all(gateways.map(async (g) => {
+        const text = await (await fetch(`${g.url}/metrics`)).text();
+        const read = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+        return { p50: read('nodejs_eventloop_lag_p50_seconds'), p99: read('nodejs_eventloop_lag_p99_seconds'), max: read('nodejs_eventloop_lag_max_seconds') };
+      }));
       const r1 = await redisCalls();
       const b1 = await batchFigures();
       const d1 = await dbFigures();
@@ -263,6 +271,7 @@ async function main() {
         .filter(([name, perMessage]) => perMessage >= 0.005 && name !== 'info')
         .sort((a, b) => b[1] - a[1]);
       log(`  Redis calls per acknowledged message: ${redisPerMessage.map(([name, perMessage]) => `${name} ${fmt(perMessage, 3)}`).join(', ')}`);
+      if (loopLag.length > 0) log(`  gateways' event-loop timer intervals over the window (prom-client's 10 ms timer: 10 ms is no delay), p50 / p99 / max: ${loopLag.map((lag) => `${fmt(lag.p50, 1)} / ${fmt(lag.p99, 1)} / ${fmt(lag.max, 1)} ms`).join('; ')}`);
       log(`  gateways' write system calls (write, writev, sendmsg…) per delivery: ${fmt((w1 - w0) / Math.max(1, result.delivered), 3)}`);
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
       for (const [i, inspector] of inspectors.entries()) {

@@ -32,6 +32,8 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
           expiringNoticeMs: config.expiringNoticeMs,
           tombstoneTtlMs: config.tombstoneTtlMs,
           batchSize: config.sweepBatchSize,
+          // Three quarters of the interval: a long sweep ends before the next is due.
+          budgetMs: Math.floor(config.sweepIntervalMs * 0.75),
         },
         metrics,
       ),

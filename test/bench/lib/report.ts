@@ -255,6 +255,26 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
   }
   md.push('');
   md.push(`Gateway CPU per delivery FULL÷ADAPTER: ${S.shares.map((s) => `${s * 100}% ${ms3(gatewayRatio(s))}`).join(', ')}; ADAPTER÷BARE (what the design costs): ${S.shares.map((s) => `${s * 100}% ${ms3(fixed('ADAPTER', s).flatMap((a) => { const b = fixed('BARE', s).find((r) => r.round === a.round); return b ? [cpuPerDelivery(a, ['adapter']) / cpuPerDelivery(b, ['bare'])] : []; }))}`).join(', ')}.`, '');
+  // FULL's extra CPU per message, and the same split into a cost per batch and a cost per
+  // message: within a round, two loads with different batch sizes give two equations.
+  const extraPerMessage = (share: number) => perRound(share, 'ADAPTER', (f, a) => cpuPerMessage(f, ['gateways']) - cpuPerMessage(a, ['adapter']));
+  const [low, high] = S.shares;
+  const split = low === undefined || high === undefined ? [] : fixed('FULL', low).flatMap((fullLow) => {
+    const round = (variant: Variant, share: number) => fixed(variant, share).find((r) => r.round === fullLow.round);
+    const [adapterLow, fullHigh, adapterHigh] = [round('ADAPTER', low), round('FULL', high), round('ADAPTER', high)];
+    if (!adapterLow || !fullHigh || !adapterHigh || !(fullLow.batchSize > 0) || !(fullHigh.batchSize > fullLow.batchSize)) return [];
+    const extraLow = cpuPerMessage(fullLow, ['gateways']) - cpuPerMessage(adapterLow, ['adapter']);
+    const extraHigh = cpuPerMessage(fullHigh, ['gateways']) - cpuPerMessage(adapterHigh, ['adapter']);
+    const perBatch = (extraLow - extraHigh) / (1 / fullLow.batchSize - 1 / fullHigh.batchSize);
+    return [{ perBatch, perMessage: extraLow - perBatch / fullLow.batchSize }];
+  });
+  md.push(
+    `FULL's gateway CPU per message minus ADAPTER's: ${S.shares.map((s) => `${s * 100}% ${ms3(extraPerMessage(s), 0)} µs`).join(', ')}` +
+      (split.length
+        ? `; as a cost per batch plus a cost per message (fitted within each round over the two loads' batch sizes): ${ms3(split.map((x) => x.perBatch), 0)} µs per batch, ${ms3(split.map((x) => x.perMessage), 0)} µs per message.`
+        : '.'),
+    '',
+  );
 
   md.push('### Waiting for a CPU at the fixed loads', '');
   md.push(

@@ -2,3 +2,4 @@ export * from './cluster.ts';
 export * from './fixtures.ts';
 export * from './worker.ts';
 export * from './bus.ts';
+export * from './table-scans.ts';

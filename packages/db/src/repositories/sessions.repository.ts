@@ -29,6 +29,12 @@ export function createSessionsRepository(sql: Sql) {
      * nothing: the insert is skipped by `not exists` before `on conflict` is reached, because
      * `on conflict do update … where false` still locks the row, and a row lock is a write (WAL,
      * a transaction id, and a commit that waits for its flush) for every returning user.
+     *
+     * Every lookup is by key, one per request (a scalar sub-select, and lateral sub-selects that
+     * `offset 0` keeps from being merged into the join): the planner takes `json_to_recordset`
+     * for 100 rows whatever the batch holds, and with plain joins it hashed the whole of `users`,
+     * `room_members` and `rooms` for every handshake turn, a few requests each, in any database
+     * of fewer than some tens of thousands of users (test/storage/session-lookup-plan.test.ts).
      */
     async open(requests: readonly SessionRequest[]): Promise<(SessionUser | null)[]> {
       const byId = new Map<string, string | null>();
@@ -43,16 +49,17 @@ export function createSessionsRepository(sql: Sql) {
           insert into users (id, nickname)
           select i.id, i.nickname from input i
           where i.nickname is not null
-            and not exists (select 1 from users u where u.id = i.id and u.nickname = i.nickname)
+            and (select u.nickname from users u where u.id = i.id) is distinct from i.nickname
           on conflict (id) do update set nickname = excluded.nickname, updated_at = now()
             where users.nickname is distinct from excluded.nickname
         )
         select i.id, coalesce(i.nickname, u.nickname) as nickname, m.room_id
         from input i
-        left join users u on u.id = i.id
+        left join lateral (select u.id, u.nickname from users u where u.id = i.id offset 0) u on true
         left join lateral (
           select m.room_id from room_members m join rooms r on r.id = m.room_id
           where m.user_id = i.id and r.expires_at > now()
+          offset 0
         ) m on true
         where i.nickname is not null or u.id is not null`;
       for (const row of rows) {

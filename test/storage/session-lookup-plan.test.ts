@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase, createSessionsRepository, type Database } from '@chat/db';
+import { createTestDatabase, type TestDatabase } from '@chat/testing';
+import { seqScansOf } from '../support/index.ts';
+
+/**
+ * The handshake's one statement (sessions.repository.ts) at 5,000 users in 1,000 rooms. Its
+ * input is a `json_to_recordset`, which the planner takes for 100 rows whatever the batch holds
+ * (a handshake turn holds a few): it joined users and memberships by hashing whole tables, three
+ * sequential scans per handshake turn (bench:storm, 5,000 sockets: 62-92 µs of Postgres CPU per
+ * handshake, 12-14 µs with lookups by key). Each request's user and rooms are looked up by key.
+ */
+const USERS = 5_000;
+const ROOMS = 1_000;
+const BATCHES = 12;
+
+describe('a handshake turn at 5,000 users', () => {
+  let testDb: TestDatabase;
+  let database: Database;
+  let users: string[];
+  let rooms: string[];
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = createDatabase({ url: testDb.url, maxConnections: 2 });
+    const { sql } = database;
+    users = Array.from({ length: USERS }, () => randomUUID());
+    rooms = Array.from({ length: ROOMS }, () => randomUUID());
+    await sql`insert into users (id, nickname) select id::uuid, '사용자' from json_array_elements_text(${JSON.stringify(users)}::text::json) as x(id)`;
+    await sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+      select id::uuid, 'plan', ${users[0]!}, 10, now(), now() + interval '1 day'
+      from json_array_elements_text(${JSON.stringify(rooms)}::text::json) as x(id)`;
+    // Two rooms each.
+    const memberships = users.flatMap((userId, i) => [0, 1].map((k) => ({ room_id: rooms[(i * 2 + k) % ROOMS], user_id: userId })));
+    await sql`insert into room_members (room_id, user_id)
+      select room_id, user_id from json_to_recordset(${JSON.stringify(memberships)}::text::json) as x(room_id uuid, user_id uuid)`;
+    await sql`analyze users, rooms, room_members`;
+  });
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  it('finds each user and their rooms by key, stores a new or renamed user', async () => {
+    const scans = await seqScansOf(testDb.url, ['users', 'room_members', 'rooms'], async (sql) => {
+      const sessions = createSessionsRepository(sql);
+      for (let batch = 0; batch < BATCHES; batch++) {
+        const [same, renamed, unnamed] = [users[batch * 3]!, users[batch * 3 + 1]!, users[batch * 3 + 2]!];
+        const newcomer = randomUUID();
+        const answers = await sessions.open([
+          { id: same, nickname: '사용자' },
+          { id: renamed, nickname: `새이름${batch}` },
+          { id: unnamed, nickname: null },
+          { id: newcomer, nickname: '신규' },
+        ]);
+        expect(answers.map((answer) => answer && { nickname: answer.nickname, rooms: answer.roomIds.length })).toEqual([
+          { nickname: '사용자', rooms: 2 },
+          { nickname: `새이름${batch}`, rooms: 2 },
+          { nickname: '사용자', rooms: 2 },
+          { nickname: '신규', rooms: 0 },
+        ]);
+      }
+    });
+    expect(scans).toEqual({ users: 0, room_members: 0, rooms: 0 });
+    expect(await database.sql`select count(*)::int as n from users where nickname like '새이름%'`).toEqual([{ n: BATCHES }]);
+  });
+});

@@ -143,6 +143,9 @@ async function main() {
       from jsonb_to_recordset(${JSON.stringify(roomIds.map((id) => ({ id })))}::text::jsonb) as x(id uuid)`;
     await sql`insert into room_members (room_id, user_id)
       select room_id, user_id from jsonb_to_recordset(${JSON.stringify(users.map((user_id, i) => ({ room_id: roomIds[Math.floor(i / fanout)], user_id })))}::text::jsonb) as x(room_id uuid, user_id uuid)`;
+    // Statistics, as autovacuum gives a table in service: without them the handshakes' lookups
+    // are planned as scans of the fresh tables.
+    await sql`analyze users, rooms, room_members`;
     const specs: LoadgenSpec[] = users.map((sub, i) => {
       const room = Math.floor(i / fanout);
       const sends = !homeSenders || i % 2 === room % 2;

@@ -148,7 +148,7 @@ function repeatsWithin(batch: readonly NewMessage[]): boolean {
  * Each room is a lookup of its own (a lateral `id = q.id`): a plain `id = any(<ids>)` is
  * planned for an array of unknown length, estimated at ten ids, and below ~1,500 rooms in
  * the table Postgres read all of `rooms` for it on every batch instead of probing the primary
- * key (bench:batch, 1,000 rooms: 471 µs of backend CPU per batch of 3 against 393 by index).
+ * key (bench:batch, 1,000 rooms: 445-450 µs of backend CPU per batch of 3 against 325-329).
  * Per lookup it picks what a one-row lookup needs: the index, or a scan of a one-page table.
  * The ids are sorted before the nested loop, which keeps that order as it locks. A row
  * another pod's batch updated meanwhile is re-checked against its own `id = q.id` alone.
@@ -251,7 +251,9 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    * the whole batch (which costs CPU per conflicting row). The id array in a sub-select (an
    * init plan) is parsed once per statement, where a bare `$ids::text::uuid[]` was parsed again
    * for every row it was compared with (a tenth of the statement's CPU in batches of 24 over 60
-   * rooms). The update of the counters then finds each locked room by its id alone.
+   * rooms). The update of the counters joins the rooms of the stored messages: below some
+   * thousand rooms Postgres reads the whole table for it, which this form, run only for batches
+   * holding a retry, can afford (test/storage/batch-statement-plan.test.ts covers the plain form).
    */
   async function writeDedupedBatch(batch: readonly NewMessage[], write: BatchWriteOptions): Promise<BatchOutcome[]> {
     const input = batch.map((message, ord) => ({

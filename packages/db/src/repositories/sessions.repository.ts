@@ -26,9 +26,10 @@ export function createSessionsRepository(sql: Sql) {
      * One answer per request, in order: the user as it exists afterwards, or null (a token
      * without a nickname for an unknown user). Requests for the same user share one answer,
      * and the last one's nickname is stored. A request whose nickname is already stored writes
-     * nothing: the insert is skipped by `not exists` before `on conflict` is reached, because
-     * `on conflict do update … where false` still locks the row, and a row lock is a write (WAL,
-     * a transaction id, and a commit that waits for its flush) for every returning user.
+     * nothing: the insert is skipped (the stored nickname, read by key, is the same) before
+     * `on conflict` is reached, because `on conflict do update … where false` still locks the
+     * row, and a row lock is a write (WAL, a transaction id, and a commit that waits for its
+     * flush) for every returning user.
      *
      * Every lookup is by key, one per request (a scalar sub-select, and lateral sub-selects that
      * `offset 0` keeps from being merged into the join): the planner takes `json_to_recordset`

@@ -15,6 +15,7 @@
  * schedstat) and the machine's CPU pressure (/proc/pressure/cpu).
  * `--bare`: the same clients against two BARE processes instead (no database figures);
  * `--adapter`: the same two processes joined by the sharded Redis adapter (ADAPTER).
+ * PROBE_WORKER_NODE_ARGS does the same for the worker (e.g. `--cpu-prof --cpu-prof-dir=/tmp/w`).
  * PROBE_NODE_ARGS passes extra node flags to the gateways (e.g. `--trace-gc`; their output is
  * then saved to $TMPDIR/probe-gateway-0.out); PROBE_STRACE=1 counts gateway-0's system calls
  * over each window; PROBE_PG_LOG=1 logs every statement's server-side duration to Postgres's log.
@@ -31,6 +32,7 @@
  * Everything on 127.0.0.1, private database and Redis, bounded in count and time.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +71,13 @@ const bare = argv.includes('--bare') || adapterOnly;
 const podCount = Math.max(2, Math.min(4, Number(option('pods', '2'))));
 /** After the load steps: a room of this many messages, then sequential history pages timed at the client. */
 const historyRows = Math.max(0, Math.min(2_000_000, Number(option('history', '0'))));
+/**
+ * `--webhook`: the worker delivers every room's change feed to a receiver in this process
+ * (docs/webhooks.md); each window then prints the events received per second, their lag
+ * (receipt − the message's createdAt) and the POSTs' size, and after the last window how long
+ * the receiver took to catch up with every acknowledged message.
+ */
+const webhook = argv.includes('--webhook');
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** CPU µs per thread name of one process (main thread, libuv pool, V8 GC helpers…). */
@@ -87,6 +96,51 @@ function threadCpu(pid: number): Map<string, number> {
 }
 
 const log = (line: string) => process.stdout.write(`[probe] ${line}\n`);
+
+/** A webhook receiver that counts what it is sent (signatures are the integration test's job). */
+async function startWebhookReceiver() {
+  const lastSeq = new Map<string, number>();
+  let messages = 0;
+  let duplicates = 0;
+  let window = { posts: 0, events: 0, lags: [] as number[] };
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const now = Date.now();
+      const { events } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { events: { roomId: string; changeSeq: number; event: string; payload: { createdAt?: string } }[] };
+      window.posts++;
+      for (const event of events) {
+        if (event.changeSeq <= (lastSeq.get(event.roomId) ?? 0)) {
+          duplicates++;
+          continue;
+        }
+        lastSeq.set(event.roomId, event.changeSeq);
+        window.events++;
+        if (event.event !== 'new-message') continue;
+        messages++;
+        if (event.payload.createdAt) window.lags.push(now - Date.parse(event.payload.createdAt));
+      }
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    messages: () => messages,
+    duplicates: () => duplicates,
+    resetWindow() {
+      window = { posts: 0, events: 0, lags: [] };
+    },
+    windowLine(seconds: number): string {
+      const lags = [...window.lags].sort((a, b) => a - b);
+      const q = (f: number) => (lags.length ? fmtInt(lags[Math.min(lags.length - 1, Math.floor(f * lags.length))]!) : '—');
+      return `${fmtInt(window.events / seconds)} events/s in ${fmtInt(window.posts / seconds)} POSTs/s (${fmt(window.events / Math.max(1, window.posts), 1)} each); lag p50 ${q(0.5)} / p99 ${q(0.99)} / max ${q(1)} ms`;
+    },
+    close: () => server.close(),
+  };
+}
 
 async function main() {
   const secret = randomBytes(24).toString('hex');
@@ -116,7 +170,9 @@ async function main() {
     for (let i = 0; i < podCount && !bare; i++) {
       gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: dbUrl.toString(), redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs));
     }
+    const receiver = webhook ? await startWebhookReceiver() : null;
     const worker = startNode('worker', 'apps/worker/src/main.ts', {
+      ...(receiver ? { WEBHOOK_ENDPOINTS: JSON.stringify([{ id: 'probe', url: receiver.url, secret: 'probe-webhook-secret-0123456789' }]) } : {}),
       DATABASE_URL: dbUrl.toString(),
       REDIS_URL: redisUrl,
       REDIS_PREFIX: 'probe',
@@ -124,7 +180,7 @@ async function main() {
       METRICS_HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       NODE_ENV: 'production',
-    });
+    }, (process.env.PROBE_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean));
     for (let i = 0; i < 2 && bare; i++) {
       const port = await freePort();
       const inspect = await freePort();
@@ -186,6 +242,15 @@ async function main() {
     /** Write system calls made by every gateway so far (`syscw` of /proc/<pid>/io). */
     const gatewayWrites = () =>
       gateways.reduce((sum, g) => sum + Number(/syscw: (\d+)/.exec(readFileSync(`/proc/${g.proc.pid}/io`, 'utf8'))?.[1] ?? 0), 0);
+    if (receiver) {
+      // The delivery cursors' table starts empty: give it the statistics autovacuum would
+      // within a minute of service, or its lookups are planned (and cached) as scans.
+      await lg({ cmd: 'start', group: 'g', rate: rates[0]!, maxOutstanding: 300 });
+      await sleep(4000);
+      await sql`analyze webhook_cursors, rooms, room_events`;
+      await lg({ cmd: 'stop', group: 'g' });
+      await sleep(1500);
+    }
     for (const [index, rate] of rates.entries()) {
       const last = index === rates.length - 1;
       await lg({ cmd: 'start', group: 'g', rate, maxOutstanding: 300 });
@@ -212,6 +277,7 @@ async function main() {
       const th0 = threadCpu(gateways[0]!.proc.pid);
       const w0 = gatewayWrites();
       const r0 = await redisCalls();
+      receiver?.resetWindow();
       const t0 = performance.now();
       await lg({ cmd: 'mark', group: 'g' });
       const strace = process.env.PROBE_STRACE ? start('strace', 'strace', ['-c', '-f', '-p', String(gateways[0]!.proc.pid)]) : null;
@@ -275,6 +341,7 @@ async function main() {
         .sort((a, b) => b[1] - a[1]);
       log(`  Redis calls per acknowledged message: ${redisPerMessage.map(([name, perMessage]) => `${name} ${fmt(perMessage, 3)}`).join(', ')}`);
       if (loopLag.length > 0) log(`  gateways' event-loop timer intervals over the window (prom-client's 10 ms timer: 10 ms is no delay), p50 / p99 / max: ${loopLag.map((lag) => `${fmt(lag.p50, 1)} / ${fmt(lag.p99, 1)} / ${fmt(lag.max, 1)} ms`).join('; ')}`);
+      if (receiver) log(`  webhooks: ${receiver.windowLine(seconds)}`);
       log(`  gateways' write system calls (write, writev, sendmsg…) per delivery: ${fmt((w1 - w0) / Math.max(1, result.delivered), 3)}`);
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
       for (const [i, inspector] of inspectors.entries()) {
@@ -288,6 +355,14 @@ async function main() {
         for (const entry of summary.top) log(`  ${fmt(entry.selfPct, 1).padStart(5)}% ${entry.name} ${entry.where}`);
       }
       await sleep(400);
+    }
+    if (receiver) {
+      // Every acknowledged message is one new-message event; the load has stopped.
+      const acked = await metric('chat_ack_duration_seconds_count{event="send-message"}');
+      const begun = performance.now();
+      while (receiver.messages() < acked && performance.now() - begun < 120_000) await sleep(100);
+      log(`webhooks: ${fmtInt(receiver.messages())} of ${fmtInt(acked)} acknowledged messages received, caught up ${fmt((performance.now() - begun) / 1000, 1)} s after the load stopped; ${fmtInt(receiver.duplicates())} duplicates`);
+      receiver.close();
     }
     if (historyRows > 0) {
       const room = roomIds[0]!;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createWebhookCursorsRepository, type Database } from '@chat/db';
+import { createDatabase, createRoomChangesRepository, createWebhookCursorsRepository, type Database } from '@chat/db';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 
 /**
@@ -40,6 +40,14 @@ describe('webhook pending rooms', () => {
   }
   /** A change of the room, as every writer makes one: its counter moves under the row's lock. */
   const change = (roomId: string) => database.sql`update rooms set last_change_seq = last_change_seq + 1 where id = ${roomId}`;
+  /** The rooms an endpoint's dispatch and deliveries find behind: its lanes, then each lane's backlog. */
+  async function behind(sql: Sql, endpointId: string): Promise<string[]> {
+    const lanes = await createWebhookCursorsRepository(sql).lanesBehind(endpointId);
+    const changes = createRoomChangesRepository(sql);
+    const rooms: string[] = [];
+    for (const lane of lanes) rooms.push(...(await changes.backlog(endpointId, lane, { rooms: 500, perRoom: 10 })).map((room) => room.roomId));
+    return rooms;
+  }
   const pending = async (roomId: string) =>
     (await database.sql<{ webhook_pending: boolean }[]>`select webhook_pending from rooms where id = ${roomId}`)[0]!.webhook_pending;
 
@@ -52,33 +60,33 @@ describe('webhook pending rooms', () => {
     await change(busy);
     expect(await pending(busy)).toBe(true);
 
-    // The poll's read, with the scans it made counted in its own transaction.
+    // The poll's reads, with the scans they made counted in their own transaction.
     // (Before and after: a backend's pending counts may still hold earlier transactions'.)
-    const { behind, scans } = await database.sql.begin(async (tx) => {
+    const { found, scans } = await database.sql.begin(async (tx) => {
       const counts = async () =>
         (await tx<{ seq_scan: number; idx_scan: number }[]>`
           select seq_scan::int, idx_scan::int from pg_stat_xact_user_tables where relname = 'rooms'`)[0]!;
       const before = await counts();
-      const found = await createWebhookCursorsRepository(tx as unknown as Sql).roomsBehind('crm', 500);
+      const found = await behind(tx as unknown as Sql, 'crm');
       const after = await counts();
-      return { behind: found, scans: { seq_scan: after.seq_scan - before.seq_scan, idx_scan: after.idx_scan - before.idx_scan } };
+      return { found, scans: { seq_scan: after.seq_scan - before.seq_scan, idx_scan: after.idx_scan - before.idx_scan } };
     });
-    expect(behind).toEqual([{ roomId: busy, deliveredChangeSeq: 0, lastChangeSeq: 2 }]);
+    expect(found).toEqual([busy]);
     expect(scans.seq_scan, `rooms read sequentially among ${ROOMS + 1}`).toBe(0);
     expect(scans.idx_scan).toBeGreaterThan(0);
 
     // One endpoint caught up is not enough; both are.
-    await cursors.advance('crm', busy, 2);
+    await cursors.advance('crm', [{ roomId: busy, changeSeq: 2 }]);
     expect(await cursors.settleDelivered(['crm', 'moderation'], 100)).toBe(0);
-    expect(await cursors.roomsBehind('crm', 500)).toEqual([]);
-    await cursors.advance('moderation', busy, 2);
+    expect(await behind(database.sql, 'crm')).toEqual([]);
+    await cursors.advance('moderation', [{ roomId: busy, changeSeq: 2 }]);
     expect(await cursors.settleDelivered(['crm', 'moderation'], 100)).toBe(1);
     expect(await pending(busy)).toBe(false);
 
     // The next change raises it again.
     await change(busy);
     expect(await pending(busy)).toBe(true);
-    expect((await cursors.roomsBehind('moderation', 500)).map((row) => row.roomId)).toEqual([busy]);
+    expect(await behind(database.sql, 'moderation')).toEqual([busy]);
   });
 
   it('starts an endpoint that appears from the beginning of every room', async () => {
@@ -86,13 +94,13 @@ describe('webhook pending rooms', () => {
     await cursors.syncEndpoints(['crm']);
     const settled = await room();
     await change(settled);
-    await cursors.advance('crm', settled, 1);
+    await cursors.advance('crm', [{ roomId: settled, changeSeq: 1 }]);
     await cursors.settleDelivered(['crm'], 100);
     expect(await pending(settled)).toBe(false);
 
     expect(await cursors.syncEndpoints(['crm', 'archive'])).toBeGreaterThan(0);
     expect(await pending(settled)).toBe(true);
-    expect((await cursors.roomsBehind('archive', 500)).map((row) => row.roomId)).toContain(settled);
+    expect(await behind(database.sql, 'archive')).toContain(settled);
     // Seen already: no second flagging.
     expect(await cursors.syncEndpoints(['crm', 'archive'])).toBe(0);
   });
@@ -101,13 +109,42 @@ describe('webhook pending rooms', () => {
     const cursors = createWebhookCursorsRepository(database.sql);
     const busy = await room();
     await change(busy);
-    await cursors.advance('solo', busy, 1);
+    await cursors.advance('solo', [{ roomId: busy, changeSeq: 1 }]);
     // A change in flight holds the row: the settle skips it rather than wait or lower it.
     await database.sql.begin(async (tx) => {
       await tx`update rooms set last_change_seq = last_change_seq + 1 where id = ${busy}`;
       expect(await cursors.settleDelivered(['solo'], 100)).toBe(0);
     });
     expect(await pending(busy)).toBe(true);
-    expect((await cursors.roomsBehind('solo', 500)).map((row) => row.roomId)).toContain(busy);
+    expect(await behind(database.sql, 'solo')).toContain(busy);
+  });
+
+  it("reads one lane's rooms through the lane index, not every pending room", async () => {
+    // 1,600 pending rooms, about 100 per lane.
+    await database.sql`
+      insert into rooms (id, name, created_by, created_at, expires_at)
+      select gen_random_uuid(), 'laned', ${owner}, now(), now() + interval '1 day' from generate_series(1, 1600)`;
+    await database.sql`update rooms set last_change_seq = last_change_seq + 1 where name = 'laned'`;
+    await database.sql`analyze rooms`;
+    const laneOf = (roomId: string) => parseInt(roomId.slice(-2), 16) % 16;
+    const { found, fetched } = await database.sql.begin(async (tx) => {
+      const counts = async () =>
+        (await tx<{ idx_tup_fetch: number; seq_scan: number }[]>`
+          select idx_tup_fetch::int, seq_scan::int from pg_stat_xact_user_tables where relname = 'rooms'`)[0]!;
+      const changes = createRoomChangesRepository(tx as unknown as Sql);
+      const before = await counts();
+      // Eight times: past the five custom plans, Postgres may switch to the statement's generic plan.
+      let rooms: Awaited<ReturnType<typeof changes.backlog>> = [];
+      for (let i = 0; i < 8; i++) rooms = await changes.backlog('laned', 3, { rooms: 2000, perRoom: 1 });
+      const after = await counts();
+      return { found: rooms.map((room) => room.roomId), fetched: { rows: (after.idx_tup_fetch - before.idx_tup_fetch) / 8, seqScans: after.seq_scan - before.seq_scan } };
+    });
+    // Every room behind for this new endpoint: the 1,600 and the other tests' pending ones.
+    const inLane = await database.sql<{ id: string }[]>`select id from rooms where webhook_pending and last_change_seq > 0`;
+    const expected = inLane.map((row) => row.id).filter((id) => laneOf(id) === 3);
+    expect(found.sort()).toEqual(expected.sort());
+    // Its ~100 rooms per read, not the 1,600.
+    expect(fetched.seqScans).toBe(0);
+    expect(fetched.rows).toBeLessThan(expected.length + 20);
   });
 });

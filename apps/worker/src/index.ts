@@ -4,3 +4,5 @@ export { runRoomSweep } from './jobs/room-sweep.job.ts';
 export { runPresenceGc, PRESENCE_STALE_AFTER_MS } from './jobs/presence-gc.job.ts';
 export { runPartitionMaintenance } from './jobs/partition-maintenance.job.ts';
 export { runRoomOccupancy } from './jobs/room-occupancy.job.ts';
+export { runWebhookDelivery } from './jobs/webhook-delivery.job.ts';
+export { createWorkerMetrics } from './metrics.ts';

@@ -79,6 +79,8 @@ export const rooms = pgTable(
     // the room's day) without visiting the row. Once also the target of messages' foreign key.
     uniqueIndex('rooms_id_expires_at_key').on(table.id, table.expiresAt),
     index('rooms_webhook_pending_idx').on(table.id).where(sql`${table.webhookPending}`),
+    // A webhook delivery lane's pending rooms (migration 0006; the 16 lanes of webhook-cursors.repository.ts).
+    index('rooms_webhook_lane_idx').using('btree', sql`(get_byte(uuid_send(${table.id}), 15) % 16)`, table.id).where(sql`${table.webhookPending}`),
     check('rooms_member_count_non_negative', sql`${table.memberCount} >= 0`),
   ],
 );

@@ -10,6 +10,8 @@ const noPayload = z.object({}).strict();
  */
 const scheduledRunOptions = { removeOnComplete: 100, removeOnFail: 500, attempts: 1 } as const satisfies JobsOptions;
 
+const endpointIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
 /**
  * The job catalog: every queue's name, payload schema, options and schedule, in one place.
  * The worker's handler map is typed as exhaustive over it, and payloads are parsed on dequeue.
@@ -52,9 +54,9 @@ export const JOB_CATALOG = {
     jobName: 'dispatch',
     payload: noPayload,
     /**
-     * Reads, per webhook endpoint, which rooms have changes past the endpoint's cursor, and
-     * adds one `webhookDelivery` job per such room (docs/webhooks.md). After COMMIT, never in
-     * the send path.
+     * Reads, per webhook endpoint, which delivery lanes hold rooms with changes past the
+     * endpoint's cursor, and adds one `webhookDelivery` job per such lane (docs/webhooks.md).
+     * After COMMIT, never in the send path.
      */
     everyMs: 1000,
     options: scheduledRunOptions,
@@ -62,8 +64,15 @@ export const JOB_CATALOG = {
   webhookDelivery: {
     queue: 'webhook-delivery',
     jobName: 'deliver',
-    /** One endpoint and room: at most one such job exists at a time (its job id), so a room's events go in order. */
-    payload: z.object({ endpointId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), roomId: z.uuid() }).strict(),
+    /**
+     * One endpoint and delivery lane (0-15, `WebhookCursorsRepository.lanesBehind`): at most one such job exists at a time (its job id), and a room is
+     * always in the same lane, so a room's events go in order. A job queued by an earlier
+     * version named one room instead; it is dropped, the dispatch queues that room's lane.
+     */
+    payload: z.union([
+      z.object({ endpointId: endpointIdSchema, lane: z.number().int().min(0).max(15) }).strict(),
+      z.object({ endpointId: endpointIdSchema, roomId: z.uuid() }).strict(),
+    ]),
     /** Added by webhookDispatch, not scheduled. */
     everyMs: null,
     /**
@@ -83,8 +92,8 @@ export const JOB_CATALOG = {
 export type JobKey = keyof typeof JOB_CATALOG;
 export type JobPayload<K extends JobKey> = z.infer<(typeof JOB_CATALOG)[K]['payload']>;
 
-/** The id of the one delivery job of an endpoint and room (BullMQ ids may not contain `:`). */
-export const webhookDeliveryJobId = (endpointId: string, roomId: string): string => `wh.${endpointId}.${roomId}`;
+/** The id of the one delivery job of an endpoint and lane (BullMQ ids may not contain `:`). */
+export const webhookDeliveryJobId = (endpointId: string, lane: number): string => `wh.${endpointId}.lane${lane}`;
 
 export const JOB_KEYS = Object.keys(JOB_CATALOG) as JobKey[];
 

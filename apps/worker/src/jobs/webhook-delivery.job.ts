@@ -25,7 +25,7 @@ export class WebhookDeliveryError extends Error {
   }
 }
 
-/** POSTs per job run; a busier room is continued by the next dispatch. */
+/** POSTs per job run; a busier lane is continued by the next dispatch. */
 const MAX_POSTS_PER_RUN = 20;
 
 async function post(endpoint: WebhookEndpoint, events: RoomChange[], timeoutMs: number): Promise<void> {
@@ -54,30 +54,28 @@ async function post(endpoint: WebhookEndpoint, events: RoomChange[], timeoutMs: 
 }
 
 /**
- * Webhooks, step two (docs/webhooks.md): delivers one room's feed to one endpoint from the
- * endpoint's cursor on, oldest first, in POSTs of up to `batchSize` events, and moves the
- * cursor after each acknowledged POST. A failed POST fails the job, which BullMQ retries with
- * exponential back-off from the same cursor: at least once, in order, each event carrying
- * `(roomId, changeSeq)` for the receiver to drop duplicates by. Events the endpoint's `kinds`
- * filter out are skipped (the cursor passes them).
+ * Webhooks, step two (docs/webhooks.md): delivers one delivery lane of one endpoint. One
+ * statement reads the lane's rooms that are behind, least recently delivered first, each with
+ * the changes after the endpoint's cursor; they go out oldest first per room, packed into POSTs
+ * of up to `batchSize` events (of one room or several), one POST at a time, and after each
+ * acknowledged POST one statement moves the cursors of the rooms it carried. A failed POST
+ * fails the job, which BullMQ retries with exponential back-off from the cursors: at least
+ * once, in order per room (a room is always in the same lane, and a lane has one job at a
+ * time), each event carrying `(roomId, changeSeq)` for the receiver to drop duplicates by.
+ * Events the endpoint's `kinds` filter out are skipped (the cursor passes them).
  */
 export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: JobPayload<'webhookDelivery'>) {
   const endpoint = deps.endpoints.find((candidate) => candidate.id === payload.endpointId);
-  // Removed from the configuration since the job was queued.
-  if (!endpoint) return { delivered: 0 };
+  // Removed from the configuration since the job was queued, or queued by an earlier version
+  // for one room (the dispatch queues that room's lane).
+  if (!endpoint || !('lane' in payload)) return { delivered: 0 };
   const wanted = endpoint.kinds ? new Set<string>(endpoint.kinds) : null;
-  let cursor = await deps.cursors.delivered(endpoint.id, payload.roomId);
   let delivered = 0;
-  for (let posts = 0; posts < MAX_POSTS_PER_RUN; posts++) {
-    const rows = await deps.changes.page(payload.roomId, cursor, deps.batchSize);
-    if (rows.length === 0) {
-      // Behind, yet nothing readable: the rest can never be delivered (their day partition was
-      // dropped). Move past it, or the room would be queued again every poll for good.
-      const unreadable = await deps.changes.unreadableThrough(payload.roomId, cursor);
-      if (unreadable !== null) await deps.cursors.advance(endpoint.id, payload.roomId, unreadable);
-      break;
-    }
-    const events = rows.map(toRoomChange).filter((change) => wanted === null || wanted.has(change.event));
+  let posts = 0;
+  let events: RoomChange[] = [];
+  // Where each room's cursor goes once the events read so far are acknowledged.
+  let moves = new Map<string, number>();
+  const flush = async () => {
     if (events.length > 0) {
       try {
         await post(endpoint, events, deps.timeoutMs);
@@ -85,14 +83,38 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
         deps.metrics.webhookPosts.inc({ endpoint: endpoint.id, outcome: 'failed' });
         throw error;
       }
+      posts += 1;
+      delivered += events.length;
       deps.metrics.webhookPosts.inc({ endpoint: endpoint.id, outcome: 'delivered' });
       deps.metrics.webhookEvents.inc({ endpoint: endpoint.id }, events.length);
     }
-    const last = rows.at(-1)!.changeSeq;
-    if (!(await deps.cursors.advance(endpoint.id, payload.roomId, last))) break;
-    cursor = last;
-    delivered += events.length;
-    if (rows.length < deps.batchSize) break;
+    await deps.cursors.advance(endpoint.id, [...moves].map(([roomId, changeSeq]) => ({ roomId, changeSeq })));
+    events = [];
+    moves = new Map();
+  };
+  while (posts < MAX_POSTS_PER_RUN) {
+    const backlog = await deps.changes.backlog(endpoint.id, payload.lane, { rooms: deps.batchSize, perRoom: deps.batchSize });
+    for (const room of backlog) {
+      if (room.rows.length === 0) {
+        // Behind, yet nothing readable: the rest can never be delivered (their day partition
+        // was dropped). Move past it, or the room would be read again every poll for good.
+        const unreadable = await deps.changes.unreadableThrough(room.roomId, room.afterChangeSeq);
+        if (unreadable !== null) moves.set(room.roomId, unreadable);
+        continue;
+      }
+      for (const row of room.rows) {
+        const change = toRoomChange(row);
+        if (wanted === null || wanted.has(change.event)) {
+          if (events.length === deps.batchSize) await flush();
+          events.push(change);
+        }
+        moves.set(room.roomId, row.changeSeq);
+      }
+    }
+    await flush();
+    // A full read may have left more behind in the lane.
+    const full = backlog.length === deps.batchSize || backlog.some((room) => room.rows.length === deps.batchSize);
+    if (!full) break;
   }
   return { delivered };
 }

@@ -19,15 +19,22 @@ export interface MembershipChange {
 export function createMembershipsRepository(sql: Sql) {
   /**
    * The active rooms of many users in one query: userId → room ids (users without any are
-   * absent). The ids are a set to join (see uuid-array.ts), looked up by room_members' user index.
+   * absent). The ids are a set to join (see uuid-array.ts). Each user's rooms are a lookup of
+   * their own, by room_members' user index and rooms' key (a lateral sub-select that `offset 0`
+   * keeps from being merged into the join): joined plainly, an array the planner cannot size
+   * was hashed against all of `room_members` and `rooms`, read whole for every occupancy run
+   * and presence sweep in a database of fewer than some tens of thousands of memberships
+   * (test/storage/key-lookup-plans.test.ts).
    */
   async function activeRoomIdsOfUsers(userIds: readonly string[]): Promise<Map<string, string[]>> {
     const byUser = new Map<string, string[]>();
     if (userIds.length === 0) return byUser;
     const rows = await sql<{ user_id: string; room_id: string }[]>`
-      select m.user_id, m.room_id from unnest(${uuidArrayLiteral(userIds)}::text::uuid[]) as u(id)
-      join room_members m on m.user_id = u.id join rooms r on r.id = m.room_id
-      where r.expires_at > now()`;
+      select u.id as user_id, m.room_id from unnest(${uuidArrayLiteral(userIds)}::text::uuid[]) as u(id)
+      cross join lateral (
+        select m.room_id from room_members m join rooms r on r.id = m.room_id
+        where m.user_id = u.id and r.expires_at > now()
+        offset 0) m`;
     for (const row of rows) {
       const rooms = byUser.get(row.user_id);
       if (rooms) rooms.push(row.room_id);

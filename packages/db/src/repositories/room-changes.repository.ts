@@ -41,72 +41,115 @@ interface ChangeRecord {
   expires_at: Date | string | null;
 }
 
+/** One room's changes not yet acknowledged by a webhook endpoint (docs/webhooks.md). */
+export interface RoomBacklog {
+  roomId: string;
+  /** The endpoint's cursor in the room: the rows follow it. */
+  afterChangeSeq: number;
+  /** Oldest first; empty when nothing after the cursor can be read any more. */
+  rows: ChangeRow[];
+}
+
+function toChangeRow(roomId: string, row: ChangeRecord): ChangeRow {
+  return {
+    changeSeq: row.change_seq,
+    event: row.event,
+    roomId,
+    message:
+      row.message_id === null
+        ? null
+        : {
+            id: row.message_id,
+            seq: row.seq ?? 0,
+            userId: row.user_id ?? '',
+            nickname: row.nickname ?? '',
+            senderKind: row.sender_kind ?? 'user',
+            senderId: row.sender_id,
+            type: row.type ?? 'text',
+            content: row.is_deleted ? null : row.content,
+            imageUrl: row.is_deleted ? null : row.image_url,
+            clientMessageId: row.client_message_id,
+            createdAt: asDate(row.created_at ?? new Date(0)),
+            isDeleted: row.is_deleted === true,
+          },
+    userId: row.message_id === null ? row.user_id : null,
+    nickname: row.message_id === null ? row.nickname : null,
+    memberCount: row.member_count,
+    expiresAt: row.expires_at === null ? null : asDate(row.expires_at),
+  };
+}
+
 /**
  * Reads a room's change feed: its messages (by `change_seq`, and by `deleted_change_seq` for
  * their deletes) merged with its `room_events`, oldest first. Numbers are handed out under the
  * room row's lock and commit in order, so any snapshot sees a gap-free prefix of the feed.
  */
 export function createRoomChangesRepository(sql: Sql) {
+  /**
+   * Up to `limit` changes of the room `t.room_id` after `t.after_seq`, oldest first: three
+   * index range reads (each bounded by `limit`) merged. A room's messages all sit in the
+   * partition of the room's `expires_at` (`t.expires_at`), which prunes the other days. A
+   * lateral sub-query of whatever names those three columns `t`.
+   */
+  const changesAfter = (limit: number) => sql`
+    (select m.change_seq, 'new-message' as event, m.id as message_id, m.seq, m.user_id,
+            u.nickname, u.kind as sender_kind, u.external_id as sender_id, m.type,
+            m.content, m.image_url, m.client_message_id, m.created_at, m.is_deleted,
+            null::int as member_count, null::timestamptz as expires_at
+     from messages m join users u on u.id = m.user_id
+     where m.room_id = t.room_id and m.expires_at = t.expires_at and m.change_seq > t.after_seq
+     order by m.change_seq limit ${limit})
+    union all
+    (select m.deleted_change_seq, 'message-deleted', m.id, m.seq, m.user_id,
+            u.nickname, u.kind, u.external_id, m.type, m.content, m.image_url,
+            m.client_message_id, m.created_at, m.is_deleted, null, null
+     from messages m join users u on u.id = m.user_id
+     where m.room_id = t.room_id and m.expires_at = t.expires_at and m.deleted_change_seq > t.after_seq
+     order by m.deleted_change_seq limit ${limit})
+    union all
+    (select e.change_seq, e.kind, null, null, e.user_id, u.nickname, null, null, null,
+            null, null, null, e.created_at, null, e.member_count, e.expires_at
+     from room_events e left join users u on u.id = e.user_id
+     where e.room_id = t.room_id and e.change_seq > t.after_seq
+     order by e.change_seq limit ${limit})
+    order by change_seq limit ${limit}`;
+
   return {
-    /**
-     * Up to `limit` changes after `afterChangeSeq`, oldest first: three index range reads
-     * (each bounded by `limit`) merged. A room's messages all sit in the partition of the
-     * room's `expires_at`, which prunes the other days.
-     */
+    /** Up to `limit` changes after `afterChangeSeq`, oldest first; none when there is no such room. */
     async page(roomId: string, afterChangeSeq: number, limit: number): Promise<ChangeRow[]> {
       const rows = await sql<ChangeRecord[]>`
-        with room as (select expires_at from rooms where id = ${roomId})
-        select * from (
-          (select m.change_seq, 'new-message' as event, m.id as message_id, m.seq, m.user_id,
-                  u.nickname, u.kind as sender_kind, u.external_id as sender_id, m.type,
-                  m.content, m.image_url, m.client_message_id, m.created_at, m.is_deleted,
-                  null::int as member_count, null::timestamptz as expires_at
-           from messages m join users u on u.id = m.user_id
-           where m.room_id = ${roomId} and m.expires_at = (select expires_at from room)
-             and m.change_seq > ${afterChangeSeq}
-           order by m.change_seq limit ${limit})
-          union all
-          (select m.deleted_change_seq, 'message-deleted', m.id, m.seq, m.user_id,
-                  u.nickname, u.kind, u.external_id, m.type, m.content, m.image_url,
-                  m.client_message_id, m.created_at, m.is_deleted, null, null
-           from messages m join users u on u.id = m.user_id
-           where m.room_id = ${roomId} and m.expires_at = (select expires_at from room)
-             and m.deleted_change_seq > ${afterChangeSeq}
-           order by m.deleted_change_seq limit ${limit})
-          union all
-          (select e.change_seq, e.kind, null, null, e.user_id, u.nickname, null, null, null,
-                  null, null, null, e.created_at, null, e.member_count, e.expires_at
-           from room_events e left join users u on u.id = e.user_id
-           where e.room_id = ${roomId} and e.change_seq > ${afterChangeSeq}
-           order by e.change_seq limit ${limit})
-        ) changes
-        order by change_seq limit ${limit}`;
-      return rows.map((row): ChangeRow => ({
-        changeSeq: row.change_seq,
-        event: row.event,
-        roomId,
-        message:
-          row.message_id === null
-            ? null
-            : {
-                id: row.message_id,
-                seq: row.seq ?? 0,
-                userId: row.user_id ?? '',
-                nickname: row.nickname ?? '',
-                senderKind: row.sender_kind ?? 'user',
-                senderId: row.sender_id,
-                type: row.type ?? 'text',
-                content: row.is_deleted ? null : row.content,
-                imageUrl: row.is_deleted ? null : row.image_url,
-                clientMessageId: row.client_message_id,
-                createdAt: asDate(row.created_at ?? new Date(0)),
-                isDeleted: row.is_deleted === true,
-              },
-        userId: row.message_id === null ? row.user_id : null,
-        nickname: row.message_id === null ? row.nickname : null,
-        memberCount: row.member_count,
-        expiresAt: row.expires_at === null ? null : asDate(row.expires_at),
-      }));
+        with t as (select id as room_id, expires_at, ${afterChangeSeq}::int8 as after_seq from rooms where id = ${roomId})
+        select c.* from t cross join lateral (${changesAfter(limit)}) c
+        order by c.change_seq`;
+      return rows.map((row) => toChangeRow(roomId, row));
+    },
+
+    /**
+     * What a webhook endpoint has yet to receive in one delivery lane (docs/webhooks.md): up to
+     * `rooms` of the lane's rooms with changes past the endpoint's cursor, least recently
+     * delivered first, each with up to `perRoom` of those changes, in one statement. The lane's
+     * rooms are read through their own index (migration 0006; the 16 lanes of `WebhookCursorsRepository.lanesBehind`).
+     */
+    async backlog(endpointId: string, lane: number, limits: { rooms: number; perRoom: number }): Promise<RoomBacklog[]> {
+      const rows = await sql<(Partial<ChangeRecord> & { room_id: string; after_seq: number })[]>`
+        with t as (
+          select r.id as room_id, r.expires_at, coalesce(c.delivered_change_seq, 0) as after_seq,
+                 coalesce(c.updated_at, r.created_at) as since
+          from rooms r
+          left join webhook_cursors c on c.endpoint_id = ${endpointId} and c.room_id = r.id
+          where r.webhook_pending and r.last_change_seq > coalesce(c.delivered_change_seq, 0)
+            and get_byte(uuid_send(r.id), 15) % 16 = ${lane}
+          order by since, r.id limit ${limits.rooms})
+        select t.room_id, t.after_seq, c.* from t left join lateral (${changesAfter(limits.perRoom)}) c on true
+        order by t.since, t.room_id, c.change_seq`;
+      const backlog: RoomBacklog[] = [];
+      for (const row of rows) {
+        let room = backlog.at(-1);
+        if (room?.roomId !== row.room_id) backlog.push((room = { roomId: row.room_id, afterChangeSeq: row.after_seq, rows: [] }));
+        // A room with nothing readable after its cursor comes as one row of nulls.
+        if (row.change_seq !== null && row.change_seq !== undefined) room.rows.push(toChangeRow(row.room_id, row as ChangeRecord));
+      }
+      return backlog;
     },
 
     /**

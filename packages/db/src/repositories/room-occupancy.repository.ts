@@ -7,14 +7,19 @@ import { uuidArrayLiteral } from './uuid-array.ts';
  */
 export function createRoomOccupancyRepository(sql: Sql) {
   return {
-    /** Each room's members (user ids), for rooms not yet expired. */
+    /**
+     * Each room's members (user ids), for rooms not yet expired. Each room is a lookup of its
+     * own (see `activeRoomIdsOfUsers` in memberships.repository.ts for why).
+     */
     async membersOf(roomIds: readonly string[]): Promise<Map<string, string[]>> {
       const byRoom = new Map<string, string[]>();
       if (roomIds.length === 0) return byRoom;
       const rows = await sql<{ room_id: string; user_id: string }[]>`
-        select m.room_id, m.user_id from unnest(${uuidArrayLiteral(roomIds)}::text::uuid[]) as q(id)
-        join room_members m on m.room_id = q.id join rooms r on r.id = m.room_id
-        where r.expires_at > now()`;
+        select q.id as room_id, m.user_id from unnest(${uuidArrayLiteral(roomIds)}::text::uuid[]) as q(id)
+        cross join lateral (
+          select m.user_id from rooms r join room_members m on m.room_id = r.id
+          where r.id = q.id and r.expires_at > now()
+          offset 0) m`;
       for (const roomId of roomIds) byRoom.set(roomId, []);
       for (const row of rows) byRoom.get(row.room_id)?.push(row.user_id);
       return byRoom;

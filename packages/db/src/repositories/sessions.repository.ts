@@ -35,7 +35,7 @@ export function createSessionsRepository(sql: Sql) {
      * `offset 0` keeps from being merged into the join): the planner takes `json_to_recordset`
      * for 100 rows whatever the batch holds, and with plain joins it hashed the whole of `users`,
      * `room_members` and `rooms` for every handshake turn, a few requests each, in any database
-     * of fewer than some tens of thousands of users (test/storage/session-lookup-plan.test.ts).
+     * of fewer than some tens of thousands of users (test/storage/key-lookup-plans.test.ts).
      */
     async open(requests: readonly SessionRequest[]): Promise<(SessionUser | null)[]> {
       const byId = new Map<string, string | null>();

@@ -15,3 +15,9 @@
  */
 export const uuidArrayLiteral = (ids: readonly string[]): string =>
   `{${[...new Set(ids)].map((id) => `"${id.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
+
+/**
+ * Integers as one array literal, to be cast with `::text::int8[]` (not `sql.array`: see above),
+ * in order. Beside a `uuidArrayLiteral` as a parallel column only when the ids are distinct.
+ */
+export const integerArrayLiteral = (values: readonly number[]): string => `{${values.map((value) => String(Math.trunc(value))).join(',')}}`;

@@ -1,10 +1,10 @@
 import type { Sql } from 'postgres';
+import { integerArrayLiteral, uuidArrayLiteral } from './uuid-array.ts';
 
-/** A room whose change feed is ahead of an endpoint's cursor. */
-export interface RoomBehind {
+/** An endpoint's cursor in a room moved to the last change it acknowledged (or skipped). */
+export interface CursorMove {
   roomId: string;
-  deliveredChangeSeq: number;
-  lastChangeSeq: number;
+  changeSeq: number;
 }
 
 /**
@@ -15,19 +15,22 @@ export interface RoomBehind {
 export function createWebhookCursorsRepository(sql: Sql) {
   return {
     /**
-     * Rooms with changes the endpoint has not acknowledged, least recently delivered first. Only
-     * rooms flagged `webhook_pending` are looked at, through their partial index: the poll costs
-     * what is undelivered, not every room and tombstone (migration 0004).
+     * The delivery lanes holding a room with changes the endpoint has not acknowledged. A room's
+     * lane is the last byte of its id (random in a UUIDv7) modulo 16 (docs/webhooks.md); each
+     * lane has at most one delivery job at a time, so 16 bounds an endpoint's POSTs in flight.
+     * The 16 is written out, here and in `RoomChangesRepository.backlog`, because migration 0006
+     * indexes that very expression (a bound parameter would not match it); it is fixed, too,
+     * because two lane counts in one cluster could deliver a room from two lanes at once. Only
+     * rooms flagged `webhook_pending` are looked at, through their partial index (migration 0004).
      */
-    async roomsBehind(endpointId: string, limit: number): Promise<RoomBehind[]> {
-      const rows = await sql<{ room_id: string; delivered: number; last_change_seq: number }[]>`
-        select r.id as room_id, coalesce(c.delivered_change_seq, 0) as delivered, r.last_change_seq
+    async lanesBehind(endpointId: string): Promise<number[]> {
+      const rows = await sql<{ lane: number }[]>`
+        select distinct get_byte(uuid_send(r.id), 15) % 16 as lane
         from rooms r
         left join webhook_cursors c on c.endpoint_id = ${endpointId} and c.room_id = r.id
         where r.webhook_pending and r.last_change_seq > coalesce(c.delivered_change_seq, 0)
-        order by coalesce(c.updated_at, r.created_at)
-        limit ${limit}`;
-      return rows.map((row) => ({ roomId: row.room_id, deliveredChangeSeq: row.delivered, lastChangeSeq: row.last_change_seq }));
+        order by lane`;
+      return rows.map((row) => row.lane);
     },
 
     /**
@@ -71,27 +74,27 @@ export function createWebhookCursorsRepository(sql: Sql) {
       return result.count;
     },
 
-    async delivered(endpointId: string, roomId: string): Promise<number> {
-      const [row] = await sql<{ delivered_change_seq: number }[]>`
-        select delivered_change_seq from webhook_cursors where endpoint_id = ${endpointId} and room_id = ${roomId}`;
-      return row?.delivered_change_seq ?? 0;
-    },
-
-    /** Records that the endpoint acknowledged everything up to `changeSeq`; false if the room is gone. */
-    async advance(endpointId: string, roomId: string, changeSeq: number): Promise<boolean> {
-      try {
-        await sql`
-          insert into webhook_cursors (endpoint_id, room_id, delivered_change_seq)
-          values (${endpointId}, ${roomId}, ${changeSeq})
-          on conflict (endpoint_id, room_id) do update
-            set delivered_change_seq = greatest(webhook_cursors.delivered_change_seq, excluded.delivered_change_seq),
-                updated_at = now()`;
-        return true;
-      } catch (error) {
-        // The room's tombstone was removed meanwhile: nothing left to deliver for it.
-        if ((error as { code?: string }).code === '23503') return false;
-        throw error;
-      }
+    /**
+     * Records that the endpoint acknowledged everything up to each move's `changeSeq`, in one
+     * statement. A room whose tombstone was removed meanwhile is left out (nothing left to
+     * deliver there; one removed between that check and the insert fails the statement, and the
+     * job's retry leaves it out). The check is a scalar sub-select, a lookup by key per room: as
+     * `exists`, it became a join that read all of `rooms` below some thousands of rooms. New cursors are written in room id order: their foreign key checks lock
+     * the rooms in the order a send batch locks them, so the two cannot deadlock.
+     */
+    async advance(endpointId: string, moves: readonly CursorMove[]): Promise<void> {
+      // One move per room (the last wins), so the two arrays stay parallel.
+      const byRoom = new Map(moves.map((move) => [move.roomId, move.changeSeq]));
+      if (byRoom.size === 0) return;
+      await sql`
+        insert into webhook_cursors (endpoint_id, room_id, delivered_change_seq)
+        select ${endpointId}, m.room_id, m.change_seq
+        from unnest(${uuidArrayLiteral([...byRoom.keys()])}::text::uuid[], ${integerArrayLiteral([...byRoom.values()])}::text::int8[]) as m(room_id, change_seq)
+        where (select true from rooms r where r.id = m.room_id)
+        order by m.room_id
+        on conflict (endpoint_id, room_id) do update
+          set delivered_change_seq = greatest(webhook_cursors.delivered_change_seq, excluded.delivered_change_seq),
+              updated_at = now()`;
     },
   };
 }

@@ -1,12 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createSessionsRepository, type Database } from '@chat/db';
+import {
+  createDatabase,
+  createMembershipsRepository,
+  createRoomOccupancyRepository,
+  createSessionsRepository,
+  createWebhookCursorsRepository,
+  type Database,
+} from '@chat/db';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 import { seqScansOf } from '../support/index.ts';
 
 /**
- * The handshake's one statement (sessions.repository.ts) at 5,000 users in 1,000 rooms. Its
- * input is a `json_to_recordset`, which the planner takes for 100 rows whatever the batch holds
+ * Statements that take a set of ids (a `json_to_recordset` or an array the planner cannot size)
+ * at 5,000 users in 1,000 rooms: each id must be a lookup by key, not a hash of whole tables.
+ *
+ * The handshake's one statement (sessions.repository.ts): its input is a `json_to_recordset`, which the planner takes for 100 rows whatever the batch holds
  * (a handshake turn holds a few): it joined users and memberships by hashing whole tables, three
  * sequential scans per handshake turn (bench:storm, 5,000 sockets: 62-92 µs of Postgres CPU per
  * handshake, 12-14 µs with lookups by key). Each request's user and rooms are looked up by key.
@@ -15,7 +24,7 @@ const USERS = 5_000;
 const ROOMS = 1_000;
 const BATCHES = 12;
 
-describe('a handshake turn at 5,000 users', () => {
+describe('lookups by key at 5,000 users in 1,000 rooms', () => {
   let testDb: TestDatabase;
   let database: Database;
   let users: string[];
@@ -64,5 +73,35 @@ describe('a handshake turn at 5,000 users', () => {
     });
     expect(scans).toEqual({ users: 0, room_members: 0, rooms: 0 });
     expect(await database.sql`select count(*)::int as n from users where nickname like '새이름%'`).toEqual([{ n: BATCHES }]);
+  });
+
+  /**
+   * The worker's: the occupancy job's and presence sweep's membership reads (each run), the
+   * webhook cursors' advance (each POST). Found with auto_explain in `pnpm bench:probe --webhook
+   * --rooms 1000`: each read all of `rooms` (the first all of `room_members` too) on every call,
+   * ~400 sequential scans in a 40 s probe. (The occupancy job's recording still updates its
+   * rooms through a hash join that reads a table this small whole, once a run: the planner's
+   * price for 25 pages read in order is below four lookups by key.)
+   */
+  it("finds the worker's rooms and members by key and moves webhook cursors", async () => {
+    const { sql } = database;
+    await sql`insert into webhook_endpoints (id) values ('plan') on conflict do nothing`;
+    const scans = await seqScansOf(testDb.url, ['room_members', 'rooms'], async (worker) => {
+      const memberships = createMembershipsRepository(worker);
+      const occupancy = createRoomOccupancyRepository(worker);
+      const cursors = createWebhookCursorsRepository(worker);
+      // Rooms with changes, as the cursors follow them.
+      await database.sql`update rooms set last_change_seq = 1 where id = any(${rooms.slice(0, BATCHES * 4)}::uuid[])`;
+      for (let batch = 0; batch < BATCHES; batch++) {
+        const some = rooms.slice(batch * 4, batch * 4 + 4);
+        const byUser = await memberships.activeRoomIdsOfUsers(users.slice(batch * 3, batch * 3 + 3));
+        expect([...byUser.values()].map((ids) => ids.length)).toEqual([2, 2, 2]);
+        const byRoom = await occupancy.membersOf(some);
+        expect([...byRoom.values()].map((ids) => ids.length)).toEqual([10, 10, 10, 10]);
+        await cursors.advance('plan', some.map((roomId) => ({ roomId, changeSeq: 1 })));
+      }
+    });
+    expect(scans).toEqual({ room_members: 0, rooms: 0 });
+    expect(await sql`select count(*)::int as n from webhook_cursors where endpoint_id = 'plan' and delivered_change_seq = 1`).toEqual([{ n: BATCHES * 4 }]);
   });
 });

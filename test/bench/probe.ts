@@ -208,8 +208,8 @@ async function main() {
       if (bare) return { url: gateways[(adapterOnly ? i : room) % 2]!.url, roomId: `bare-${room}`, bareRoom: `bare-${room}` };
       return { url: gateways[i % gateways.length]!.url, roomId: sends ? roomIds[room]! : null, sub };
     });
-    const opened = await lg<{ connected: number; failed: number }>({ cmd: 'open', group: 'g', namespace: '/socket', specs, concurrency: 50 });
-    log(`fan-out ${fanout}: ${rooms} rooms, ${opened.connected} clients (${opened.failed} failed), rooms span all ${gateways.length} gateways`);
+    const opened = await lg<{ connected: number; failed: number; firstError: string | null }>({ cmd: 'open', group: 'g', namespace: '/socket', specs, concurrency: 50 });
+    log(`fan-out ${fanout}: ${rooms} rooms, ${opened.connected} clients (${opened.failed} failed${opened.firstError ? `, first: ${opened.firstError}` : ''}), rooms span all ${gateways.length} gateways`);
 
     const pgPids = async () =>
       (await admin<{ pid: number }[]>`select pid from pg_stat_activity where datname = ${dbName} or backend_type = 'walwriter'`).map((r) => r.pid);

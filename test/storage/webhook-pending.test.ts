@@ -119,7 +119,7 @@ describe('webhook pending rooms', () => {
     expect(await behind(database.sql, 'solo')).toContain(busy);
   });
 
-  it("reads one lane's rooms through the lane index, not every pending room", async () => {
+  it("reads one lane's rooms, and which lanes are behind, through the lane index, not every pending room", async () => {
     // 1,600 pending rooms, about 100 per lane.
     await database.sql`
       insert into rooms (id, name, created_by, created_at, expires_at)
@@ -127,7 +127,7 @@ describe('webhook pending rooms', () => {
     await database.sql`update rooms set last_change_seq = last_change_seq + 1 where name = 'laned'`;
     await database.sql`analyze rooms`;
     const laneOf = (roomId: string) => parseInt(roomId.slice(-2), 16) % 16;
-    const { found, fetched } = await database.sql.begin(async (tx) => {
+    const { found, fetched, lanes } = await database.sql.begin(async (tx) => {
       const counts = async () =>
         (await tx<{ idx_tup_fetch: number; seq_scan: number }[]>`
           select idx_tup_fetch::int, seq_scan::int from pg_stat_xact_user_tables where relname = 'rooms'`)[0]!;
@@ -137,7 +137,14 @@ describe('webhook pending rooms', () => {
       let rooms: Awaited<ReturnType<typeof changes.backlog>> = [];
       for (let i = 0; i < 8; i++) rooms = await changes.backlog('laned', 3, { rooms: 2000, perRoom: 1 });
       const after = await counts();
-      return { found: rooms.map((room) => room.roomId), fetched: { rows: (after.idx_tup_fetch - before.idx_tup_fetch) / 8, seqScans: after.seq_scan - before.seq_scan } };
+      // The dispatch's question, which lanes have a room behind: a probe per lane.
+      const lanes = await createWebhookCursorsRepository(tx as unknown as Sql).lanesBehind('laned');
+      const afterLanes = await counts();
+      return {
+        found: rooms.map((room) => room.roomId),
+        fetched: { rows: (after.idx_tup_fetch - before.idx_tup_fetch) / 8, seqScans: after.seq_scan - before.seq_scan },
+        lanes: { lanes, rows: afterLanes.idx_tup_fetch - after.idx_tup_fetch, seqScans: afterLanes.seq_scan - after.seq_scan },
+      };
     });
     // Every room behind for this new endpoint: the 1,600 and the other tests' pending ones.
     const inLane = await database.sql<{ id: string }[]>`select id from rooms where webhook_pending and last_change_seq > 0`;
@@ -146,5 +153,8 @@ describe('webhook pending rooms', () => {
     // Its ~100 rooms per read, not the 1,600.
     expect(fetched.seqScans).toBe(0);
     expect(fetched.rows).toBeLessThan(expected.length + 20);
+    expect(lanes.lanes).toEqual(Array.from({ length: 16 }, (_, lane) => lane));
+    expect(lanes.seqScans).toBe(0);
+    expect(lanes.rows).toBeLessThan(16 * 4);
   });
 });

@@ -94,14 +94,17 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
   };
   while (posts < MAX_POSTS_PER_RUN) {
     const backlog = await deps.changes.backlog(endpoint.id, payload.lane, { rooms: deps.batchSize, perRoom: deps.batchSize });
+    let moved = 0;
     for (const room of backlog) {
       if (room.rows.length === 0) {
         // Behind, yet nothing readable: the rest can never be delivered (their day partition
         // was dropped). Move past it, or the room would be read again every poll for good.
         const unreadable = await deps.changes.unreadableThrough(room.roomId, room.afterChangeSeq);
         if (unreadable !== null) moves.set(room.roomId, unreadable);
+        moved += unreadable !== null ? 1 : 0;
         continue;
       }
+      moved += 1;
       for (const row of room.rows) {
         const change = toRoomChange(row);
         if (wanted === null || wanted.has(change.event)) {
@@ -112,9 +115,10 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
       }
     }
     await flush();
-    // A full read may have left more behind in the lane.
+    // A full read may have left more behind in the lane; one that moved no cursor would only
+    // read the same again.
     const full = backlog.length === deps.batchSize || backlog.some((room) => room.rows.length === deps.batchSize);
-    if (!full) break;
+    if (!full || moved === 0) break;
   }
   return { delivered };
 }

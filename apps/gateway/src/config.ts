@@ -100,6 +100,8 @@ const envSchema = z
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
     /** Sockets one user may hold across the cluster; past it the handshake is refused; 0: no bound. */
     MAX_SOCKETS_PER_USER: z.coerce.number().int().min(0).default(32),
+    /** Socket handshakes per minute per user, all pods (each costs a database lookup and, online, a presence announcement per room); 0: off. */
+    HANDSHAKE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(120),
     /** How long a socket's place under MAX_SOCKETS_PER_USER outlives a pod that died holding it. */
     SOCKET_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
     /** Unread bytes a socket may hold on the pod before it is dropped as a slow consumer. */
@@ -180,6 +182,8 @@ export interface GatewayConfig {
   httpRateLimitPerMinute: number;
   /** Sockets one user may hold across the cluster (0: no bound); past it the handshake is refused. */
   maxSocketsPerUser: number;
+  /** Handshakes one user may make per minute across the cluster (0: no bound); past it they are refused. */
+  handshakeRateLimitPerMinute: number;
   /** A place under maxSocketsPerUser lapses this long after its pod last renewed it. */
   socketLeaseMs: number;
   /** A socket whose client leaves more than this unread (held in the pod's memory) is dropped. */
@@ -238,6 +242,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     failedEventLimitPerMinute: e.FAILED_EVENT_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
     maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
+    handshakeRateLimitPerMinute: e.HANDSHAKE_RATE_LIMIT_PER_MINUTE,
     socketLeaseMs: e.SOCKET_LEASE_MS,
     socketMaxQueuedBytes: e.SOCKET_MAX_QUEUED_BYTES,
     trustProxy: Array.isArray(e.TRUST_PROXY) ? Object.freeze([...e.TRUST_PROXY]) : e.TRUST_PROXY,

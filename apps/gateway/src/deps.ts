@@ -31,7 +31,7 @@ import { WriterConnection } from './infrastructure/writer-connection.ts';
 import { createRedisClients, type RedisClients } from './infrastructure/redis-clients.ts';
 import { RoomCache } from './infrastructure/room-cache.ts';
 import { LeasedRateLimiter } from './infrastructure/leased-rate-limiter.ts';
-import { createUserRateLimiter } from './infrastructure/user-rate-limiter.ts';
+import { createUserRateLimiter, type UserRateLimiter } from './infrastructure/user-rate-limiter.ts';
 import { createAfterCommitHook } from './lib/fault-hooks.ts';
 import { createTurnBatcher } from './lib/turn-batcher.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
@@ -93,6 +93,8 @@ export interface Services {
   serverApi: ServerApiService;
   /** What socket events refused after a lookup cost their user (FAILED_EVENT_LIMIT_PER_MINUTE). */
   failedEvents: FailedEventBudget;
+  /** Socket handshakes per user (HANDSHAKE_RATE_LIMIT_PER_MINUTE); null: no bound. */
+  handshakes: UserRateLimiter | null;
   health: HealthService;
 }
 
@@ -232,6 +234,9 @@ export function buildServices(
       writeDeadlineMs: config.databaseStatementTimeoutMs + 1000,
     }),
     failedEvents: createFailedEventBudget(userRateLimiter('failed', config.failedEventLimitPerMinute, 'TOO_MANY_REQUESTS')),
+    // A client reconnecting in a loop would otherwise cost a database lookup per handshake and,
+    // each time its user comes online, a presence announcement to every one of its rooms.
+    handshakes: config.handshakeRateLimitPerMinute > 0 ? userRateLimiter('handshake', config.handshakeRateLimitPerMinute, 'TOO_MANY_REQUESTS') : null,
     health: createHealthService({
       isDraining: deps.isDraining,
       checks: [() => database.sql`select 1`, () => redis.commands.ping()],

@@ -4,6 +4,7 @@ import { AppError, ERRORS, roomChannel, userChannel, type ErrorCode } from '@cha
 import type { Logger } from 'pino';
 import type { UserAuthService } from '../services/user-auth.service.ts';
 import type { SocketLeases } from '../infrastructure/socket-leases.ts';
+import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 import { toAppError } from '../errors/error-classification.ts';
 import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import type { ChatSocket } from './types.ts';
@@ -38,8 +39,9 @@ function forgetToken(socket: ChatSocket): void {
   if (auth && typeof auth === 'object') delete (auth as Record<string, unknown>).token;
 }
 
-function authError(code: ErrorCode): Error & { data: { code: ErrorCode } } {
-  return Object.assign(new Error(ERRORS[code].message), { data: { code } });
+function authError(error: AppError): Error & { data: { code: ErrorCode; retryAfterMs?: number } } {
+  const retryAfterMs = error.details?.retryAfterMs;
+  return Object.assign(new Error(ERRORS[error.code].message), { data: { code: error.code, ...(typeof retryAfterMs === 'number' ? { retryAfterMs } : {}) } });
 }
 
 /**
@@ -65,6 +67,13 @@ export function createHandshakeMiddleware(deps: {
    * its handshake a database query, and no device needs dozens of them.
    */
   leases?: SocketLeases;
+  /**
+   * Handshakes per user across the cluster (HANDSHAKE_RATE_LIMIT_PER_MINUTE [ext]); absent: no
+   * bound. Charged after the signature check (a forged token must not spend a real user's
+   * budget) and before the socket place and the database: past it, TOO_MANY_REQUESTS with
+   * `retryAfterMs`, at the price of one Redis call.
+   */
+  handshakes?: UserRateLimiter;
   barrier: SubscriptionBarrier;
 }) {
   const { leases } = deps;
@@ -73,12 +82,13 @@ export function createHandshakeMiddleware(deps: {
     forgetToken(socket);
     if (!token) {
       deps.onRefused?.('AUTH_REQUIRED');
-      next(authError('AUTH_REQUIRED'));
+      next(authError(new AppError('AUTH_REQUIRED')));
       return;
     }
     let reservedFor: string | null = null;
     (async () => {
       const verified = await deps.auth.verify(token);
+      await deps.handshakes?.consume(verified.userId);
       if (leases) {
         const reservation = await leases.reserve(verified.userId, socket.id);
         if (reservation === 'full') throw new AppError('TOO_MANY_REQUESTS');
@@ -102,7 +112,7 @@ export function createHandshakeMiddleware(deps: {
           deps.logger.error({ err: error, socketId: socket.id }, 'handshake failed');
         }
         deps.onRefused?.(appError.code);
-        next(authError(appError.code));
+        next(authError(appError));
       },
     );
   };

@@ -143,6 +143,7 @@ export function registerRealtime(
       logger,
       onRefused: (code) => metrics.handshakeFailures.inc({ code }),
       ...(leases ? { leases } : {}),
+      ...(services.handshakes ? { handshakes: services.handshakes } : {}),
       barrier,
     }),
   );

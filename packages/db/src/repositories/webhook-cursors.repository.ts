@@ -85,8 +85,9 @@ export function createWebhookCursorsRepository(sql: Sql) {
      * statement. A room whose tombstone was removed meanwhile is left out (nothing left to
      * deliver there; one removed between that check and the insert fails the statement, and the
      * job's retry leaves it out). The check is a scalar sub-select, a lookup by key per room: as
-     * `exists`, it became a join that read all of `rooms` below some thousands of rooms. New cursors are written in room id order: their foreign key checks lock
-     * the rooms in the order a send batch locks them, so the two cannot deadlock.
+     * `exists`, it became a join that read all of `rooms` below some thousands of rooms. New
+     * cursors are written in room id order: their foreign key checks lock the rooms in the order
+     * a send batch locks them, so the two cannot deadlock.
      */
     async advance(endpointId: string, moves: readonly CursorMove[]): Promise<void> {
       // One move per room (the last wins), so the two arrays stay parallel.

@@ -25,7 +25,7 @@ export class WebhookDeliveryError extends Error {
   }
 }
 
-/** POSTs per job run; a busier lane is continued by the next dispatch. */
+/** A run reads again only while it has made fewer POSTs than this; a busier lane is continued by the next dispatch. */
 const MAX_POSTS_PER_RUN = 20;
 
 async function post(endpoint: WebhookEndpoint, events: RoomChange[], timeoutMs: number): Promise<void> {

@@ -101,6 +101,12 @@ describe('webhook delivery lanes', () => {
     // Full POSTs: one per room behind (as before) would be 321; a lane ends with one part-full POST at most.
     expect(posts.every((post) => post.length <= BATCH)).toBe(true);
     expect(posts.length).toBeLessThanOrEqual(Math.ceil(total / BATCH) + lanes.length);
+    // Each acknowledged POST is observed once in the lag histogram: the age of its oldest change.
+    const lag = await deps.metrics.webhookLag.get();
+    const count = lag.values.find((value) => value.metricName === 'chat_worker_webhook_lag_seconds_count' && value.labels.endpoint === 'lanes');
+    const sum = lag.values.find((value) => value.metricName === 'chat_worker_webhook_lag_seconds_sum' && value.labels.endpoint === 'lanes');
+    expect(count?.value).toBe(posts.length);
+    expect(sum?.value).toBeGreaterThan(0);
     // Every cursor at its room's last change; nothing left to read or to send.
     expect(await sql`select count(*)::int as n from webhook_cursors where endpoint_id = 'lanes' and delivered_change_seq = ${PER_ROOM}`).toEqual([{ n: ROOMS }]);
     expect(await deps.cursors.lanesBehind('lanes')).toEqual([]);

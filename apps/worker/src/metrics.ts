@@ -53,6 +53,13 @@ export function createWorkerMetrics() {
       labelNames: ['endpoint'] as const,
       registers: [registry],
     }),
+    webhookLag: new Histogram({
+      name: 'chat_worker_webhook_lag_seconds',
+      help: 'Age of the oldest change in each acknowledged webhook POST (acknowledged minus committed), by endpoint id.',
+      labelNames: ['endpoint'] as const,
+      buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
+      registers: [registry],
+    }),
     deadPodResyncs: new Counter({
       name: 'chat_worker_dead_pod_resync_rooms_total',
       help: 'Rooms told to resync because a pod with one of their members died.',

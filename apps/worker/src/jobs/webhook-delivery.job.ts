@@ -73,6 +73,8 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
   let delivered = 0;
   let posts = 0;
   let events: RoomChange[] = [];
+  // When the oldest of them committed (ms), for the lag metric.
+  let oldestAt = Number.POSITIVE_INFINITY;
   // Where each room's cursor goes once the events read so far are acknowledged.
   let moves = new Map<string, number>();
   const flush = async () => {
@@ -87,9 +89,11 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
       delivered += events.length;
       deps.metrics.webhookPosts.inc({ endpoint: endpoint.id, outcome: 'delivered' });
       deps.metrics.webhookEvents.inc({ endpoint: endpoint.id }, events.length);
+      if (Number.isFinite(oldestAt)) deps.metrics.webhookLag.observe({ endpoint: endpoint.id }, Math.max(0, Date.now() - oldestAt) / 1000);
     }
     await deps.cursors.advance(endpoint.id, [...moves].map(([roomId, changeSeq]) => ({ roomId, changeSeq })));
     events = [];
+    oldestAt = Number.POSITIVE_INFINITY;
     moves = new Map();
   };
   while (posts < MAX_POSTS_PER_RUN) {
@@ -110,6 +114,7 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
         if (wanted === null || wanted.has(change.event)) {
           if (events.length === deps.batchSize) await flush();
           events.push(change);
+          if (row.changedAt) oldestAt = Math.min(oldestAt, row.changedAt.getTime());
         }
         moves.set(room.roomId, row.changeSeq);
       }

@@ -20,6 +20,8 @@ export interface ChangeRow {
   memberCount: number | null;
   /** room-expiring. */
   expiresAt: Date | null;
+  /** When the change committed, near enough: the message's or the room event's creation; null for a delete (not recorded). */
+  changedAt: Date | null;
 }
 
 interface ChangeRecord {
@@ -76,6 +78,7 @@ function toChangeRow(roomId: string, row: ChangeRecord): ChangeRow {
     nickname: row.message_id === null ? row.nickname : null,
     memberCount: row.member_count,
     expiresAt: row.expires_at === null ? null : asDate(row.expires_at),
+    changedAt: row.event === 'message-deleted' || row.created_at === null ? null : asDate(row.created_at),
   };
 }
 

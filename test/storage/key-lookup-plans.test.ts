@@ -63,7 +63,7 @@ describe('lookups by key at 5,000 users in 1,000 rooms', () => {
           { id: unnamed, nickname: null },
           { id: newcomer, nickname: '신규' },
         ]);
-        expect(answers.map((answer) => answer && { nickname: answer.nickname, rooms: answer.roomIds.length })).toEqual([
+        expect(answers.map((answer) => answer && { nickname: answer.nickname, rooms: answer.rooms.length })).toEqual([
           { nickname: '사용자', rooms: 2 },
           { nickname: `새이름${batch}`, rooms: 2 },
           { nickname: '사용자', rooms: 2 },

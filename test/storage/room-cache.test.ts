@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createRoomsRepository, type Database, type RoomsRepository } from '@chat/db';
+import { createDatabase, createRoomsRepository, createSessionsRepository, type Database, type RoomsRepository } from '@chat/db';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 import { RoomCache } from '../../apps/gateway/src/infrastructure/room-cache.ts';
 
@@ -114,5 +114,31 @@ describe('RoomCache', () => {
     // What stays cached is the read made after the change.
     expect((await cache.get(id))!.expiresAt.getTime()).toBe(after!.expiresAt.getTime());
     expect(calls).toHaveLength(2);
+  });
+
+  it('rooms a session read are kept: no lookup after; a forget since the read drops them', async () => {
+    const [first, second] = [await room(), await room()];
+    const sessions = createSessionsRepository(database.sql);
+    const member = randomUUID();
+    await database.sql`insert into users (id, nickname) values (${member}, '손님')`;
+    await database.sql`insert into room_members (room_id, user_id) values (${first}, ${member}), (${second}, ${member})`;
+    const { repository, calls } = counted(() => rooms);
+    const cache = new RoomCache(repository);
+
+    const generation = cache.generation();
+    const [session] = await sessions.open([{ id: member, nickname: null }]);
+    cache.seed(session!.rooms, generation);
+    expect((await cache.get(first))?.name).toBe('cache');
+    expect((await cache.get(second))?.id).toBe(second);
+    expect(calls).toEqual([]);
+
+    // A room's lifetime changed while a session read it: that read is not kept.
+    const fresh = new RoomCache(repository);
+    const before = fresh.generation();
+    const [again] = await sessions.open([{ id: member, nickname: null }]);
+    fresh.forget(first);
+    fresh.seed(again!.rooms, before);
+    await fresh.get(second);
+    expect(calls).toEqual([second]);
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createSessionsRepository, type Database } from '@chat/db';
+import { asDate, createDatabase, createSessionsRepository, type Database } from '@chat/db';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 
 /**
@@ -79,12 +79,17 @@ describe('sessions: sign-in on real Postgres', () => {
     // One answer per request, in the requests' order.
     expect(opened).toHaveLength(6);
     expect(opened[0]?.nickname).toBe('그대로');
-    expect(opened[0]?.roomIds.sort()).toEqual([live, second].sort());
-    expect(opened[1]).toEqual({ nickname: '새이름', roomIds: [live] });
-    expect(opened[2]).toEqual({ nickname: '저장된', roomIds: [live] });
+    const ids = (session: (typeof opened)[number]) => session && { nickname: session.nickname, roomIds: session.rooms.map((r) => r.id).sort() };
+    expect(ids(opened[0]!)).toEqual({ nickname: '그대로', roomIds: [live, second].sort() });
+    expect(ids(opened[1]!)).toEqual({ nickname: '새이름', roomIds: [live] });
+    expect(ids(opened[2]!)).toEqual({ nickname: '저장된', roomIds: [live] });
     expect(opened[3]).toBeNull();
-    expect(opened[4]).toEqual({ nickname: '신규', roomIds: [] });
-    expect(opened[5]).toEqual({ nickname: '혼자', roomIds: [] });
+    expect(ids(opened[4]!)).toEqual({ nickname: '신규', roomIds: [] });
+    expect(ids(opened[5]!)).toEqual({ nickname: '혼자', roomIds: [] });
+    // Each room comes with what the pod's room cache keeps of it.
+    const [stored] = await database.sql<{ name: string; created_by: string; created_at: string; expires_at: string }[]>`
+      select name, created_by, created_at, expires_at from rooms where id = ${live}`;
+    expect(opened[1]?.rooms[0]).toEqual({ id: live, name: stored!.name, createdBy: stored!.created_by, createdAt: asDate(stored!.created_at), expiresAt: asDate(stored!.expires_at) });
 
     expect(await nicknameOf(renamed!)).toBe('새이름');
     expect(await nicknameOf(fresh!)).toBe('신규');
@@ -101,8 +106,8 @@ describe('sessions: sign-in on real Postgres', () => {
       { id, nickname: '둘' },
     ]);
     expect(opened).toEqual([
-      { nickname: '둘', roomIds: [] },
-      { nickname: '둘', roomIds: [] },
+      { nickname: '둘', rooms: [] },
+      { nickname: '둘', rooms: [] },
     ]);
     expect(await nicknameOf(id)).toBe('둘');
     expect(await sessions.open([])).toEqual([]);
@@ -120,8 +125,8 @@ describe('sessions: sign-in on real Postgres', () => {
     const before = await xmaxes();
     const opened = await sessions.open(ids.map((id) => ({ id, nickname: 'storm' })));
     expect(opened.filter((session) => session !== null)).toHaveLength(2000);
-    expect(opened[0]?.roomIds).toEqual([shared]);
-    expect(opened[1999]?.roomIds).toEqual([]);
+    expect(opened[0]?.rooms.map((r) => r.id)).toEqual([shared]);
+    expect(opened[1999]?.rooms).toEqual([]);
     expect(await xmaxes()).toEqual(before);
   });
 });

@@ -190,13 +190,14 @@ export function buildServices(
   const userRateLimiter = (name: string, perMinute: number, refusal: 'RATE_LIMITED' | 'TOO_MANY_REQUESTS') =>
     createUserRateLimiter({ redis: redis.commands, keyPrefix: `${config.redisPrefix}:rl:${name}`, perMinute, refusal });
 
+  const roomCache = new RoomCache(repositories.rooms, {
+    onLookup: (found) => infra.metrics.roomLookups.inc({ result: found ? 'found' : 'missing' }),
+  });
   const roomService = createRoomService({
     rooms: repositories.rooms,
     memberships: repositories.memberships,
     onlineUsers: (userIds) => presenceStore.onlineUsers(userIds),
-    roomCache: new RoomCache(repositories.rooms, {
-      onLookup: (found) => infra.metrics.roomLookups.inc({ result: found ? 'found' : 'missing' }),
-    }),
+    roomCache,
     events,
     roomTtlSeconds: config.roomTtlSeconds,
     // join-room and leave-room move sockets on every pod and announce to the room: without a
@@ -220,6 +221,7 @@ export function buildServices(
     userAuth: createUserAuthService({
       verify: infra.verifyToken,
       openSession: createTurnBatcher((requests: SessionRequest[]) => repositories.sessions.open(requests), { maxBatch: HANDSHAKE_BATCH }),
+      knownRooms: roomCache,
     }),
     roomService,
     messageService,

@@ -35,6 +35,8 @@ export class RoomCache {
   private readonly inFlight = new Map<string, Lookup>();
   /** roomId → when the miss is forgotten (ms); in insertion order, so the oldest is first. */
   private readonly missing = new Map<string, number>();
+  /** Counts `forget` calls: a read that began before one may hold what it made stale. */
+  private forgets = 0;
 
   constructor(
     private readonly rooms: RoomsRepository,
@@ -88,8 +90,25 @@ export class RoomCache {
   }
 
   forget(roomId: string): void {
+    this.forgets += 1;
     this.entries.delete(roomId);
     this.inFlight.delete(roomId);
+  }
+
+  /** To pass to `seed` with what a read begun now returns. */
+  generation(): number {
+    return this.forgets;
+  }
+
+  /**
+   * Rooms another statement read anyway (a handshake's user's rooms): kept, so that the pod's
+   * first event in each asks the database nothing. Dropped whole when any room was forgotten
+   * since `generation` (its lifetime changed meanwhile: this read may predate the change; rare,
+   * and the next event looks the room up). Rooms already cached are left as they are.
+   */
+  seed(rooms: readonly RoomMeta[], generation: number): void {
+    if (generation !== this.forgets) return;
+    for (const room of rooms) if (!this.entries.has(room.id)) this.remember(room);
   }
 
   private isKnownMissing(roomId: string): boolean {

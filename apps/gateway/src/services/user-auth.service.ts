@@ -1,5 +1,5 @@
 import type { TokenVerifier, VerifiedToken } from '@chat/auth';
-import type { SessionRequest, SessionUser } from '@chat/db';
+import type { SessionRequest, SessionRoom, SessionUser } from '@chat/db';
 import { AppError, nicknameMask } from '@chat/protocol';
 
 export interface AuthenticatedUser {
@@ -22,6 +22,8 @@ export function createUserAuthService(deps: {
    * handshakes of a reconnect storm share one query per loop turn.
    */
   openSession(request: SessionRequest): Promise<SessionUser | null>;
+  /** The pod's room cache, handed the rooms the session read (RoomCache.seed). */
+  knownRooms: { generation(): number; seed(rooms: readonly SessionRoom[], generation: number): void };
 }) {
   const toAuthenticated = (verified: VerifiedToken, nickname: string): AuthenticatedUser => ({
     id: verified.userId,
@@ -31,9 +33,13 @@ export function createUserAuthService(deps: {
   });
 
   async function connect(verified: VerifiedToken): Promise<{ user: AuthenticatedUser; roomIds: string[] }> {
+    const generation = deps.knownRooms.generation();
     const session = await deps.openSession({ id: verified.userId, nickname: verified.nickname });
     if (!session) throw new AppError('INVALID_TOKEN');
-    return { user: toAuthenticated(verified, verified.nickname ?? session.nickname), roomIds: session.roomIds };
+    // The socket's first event in each of its rooms then needs no lookup on this pod: a pod that
+    // starts (or takes over a dead pod's clients) otherwise queries every busy room once.
+    deps.knownRooms.seed(session.rooms, generation);
+    return { user: toAuthenticated(verified, verified.nickname ?? session.nickname), roomIds: session.rooms.map((room) => room.id) };
   }
 
   /** REST: the same statement as a socket's handshake (one rule for storing the nickname); the rooms go unused. */

@@ -1,10 +1,20 @@
 import type { Sql } from 'postgres';
+import { asDate } from './messages.repository.ts';
+
+/** A live room of a session's user, with what never changes about it (and its expiry). */
+export interface SessionRoom {
+  id: string;
+  name: string;
+  createdBy: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
 
 /** A user a token names, as a connecting socket needs it. */
 export interface SessionUser {
   nickname: string;
-  /** The user's rooms that are still live. */
-  roomIds: string[];
+  /** The user's rooms that are still live: read anyway to find them, so the pod need not look them up again. */
+  rooms: SessionRoom[];
 }
 
 export interface SessionRequest {
@@ -43,7 +53,9 @@ export function createSessionsRepository(sql: Sql) {
       if (byId.size === 0) return [];
       const sessions = new Map<string, SessionUser>();
       const input = JSON.stringify([...byId].map(([id, nickname]) => ({ id, nickname })));
-      const rows = await sql<{ id: string; nickname: string; room_id: string | null }[]>`
+      const rows = await sql<
+        { id: string; nickname: string; room_id: string | null; name: string; created_by: string; created_at: Date; expires_at: Date }[]
+      >`
         with input as (
           select id, nickname from json_to_recordset(${input}::text::json) as x(id uuid, nickname text)
         ), stored as (
@@ -54,19 +66,22 @@ export function createSessionsRepository(sql: Sql) {
           on conflict (id) do update set nickname = excluded.nickname, updated_at = now()
             where users.nickname is distinct from excluded.nickname
         )
-        select i.id, coalesce(i.nickname, u.nickname) as nickname, m.room_id
+        select i.id, coalesce(i.nickname, u.nickname) as nickname, m.room_id, m.name, m.created_by, m.created_at, m.expires_at
         from input i
         left join lateral (select u.id, u.nickname from users u where u.id = i.id offset 0) u on true
         left join lateral (
-          select m.room_id from room_members m join rooms r on r.id = m.room_id
+          select m.room_id, r.name, r.created_by, r.created_at, r.expires_at
+          from room_members m join rooms r on r.id = m.room_id
           where m.user_id = i.id and r.expires_at > now()
           offset 0
         ) m on true
         where i.nickname is not null or u.id is not null`;
       for (const row of rows) {
         let session = sessions.get(row.id);
-        if (!session) sessions.set(row.id, (session = { nickname: row.nickname, roomIds: [] }));
-        if (row.room_id !== null) session.roomIds.push(row.room_id);
+        if (!session) sessions.set(row.id, (session = { nickname: row.nickname, rooms: [] }));
+        if (row.room_id !== null) {
+          session.rooms.push({ id: row.room_id, name: row.name, createdBy: row.created_by, createdAt: asDate(row.created_at), expiresAt: asDate(row.expires_at) });
+        }
       }
       return requests.map((request) => sessions.get(request.id) ?? null);
     },

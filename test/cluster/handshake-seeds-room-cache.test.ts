@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { createRoom, emitAck, makeUser } from '@chat/testing';
-import { clusterTest } from '../support/index.ts';
+import { clusterTest, roomLookups } from '../support/index.ts';
 
 /**
  * A socket's handshake reads its user's live rooms anyway (to put the socket into them); the pod
@@ -10,15 +10,6 @@ import { clusterTest } from '../support/index.ts';
  * seconds of sends).
  */
 const it = clusterTest({ pods: 2 });
-
-/** Room lookups this pod has made in the database so far. */
-async function roomLookups(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('chat_room_lookups_total'))
-    .reduce((total, line) => total + Number(line.split(' ').at(-1)), 0);
-}
 
 describe('the handshake fills the room cache', () => {
   it("a member's first send on a pod that never saw the room makes no lookup there", async ({ cluster, connect }) => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import { createRoom, emitAck, makeUser, nextEvent } from '@chat/testing';
-import { clusterTest } from '../support/index.ts';
+import { clusterTest, roomLookups } from '../support/index.ts';
 
 /**
  * Issue 18, point 5: a failed event is not free. 300 sends to made-up room ids used to cost
@@ -18,16 +18,6 @@ const TOO_MANY = '요청이 너무 많습니다. 잠시 후 다시 시도해주�
 const NOT_FOUND = { message: '방을 찾을 수 없습니다', code: 'ROOM_NOT_FOUND' };
 
 const it = clusterTest({ pods: 2, env: { FAILED_EVENT_LIMIT_PER_MINUTE: String(BUDGET), MESSAGE_RATE_LIMIT_PER_MINUTE: '1000' } });
-
-/** Room lookups this pod has made in the database so far. */
-async function roomLookups(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('chat_room_lookups_total')) total += Number(line.split(' ').at(-1));
-  }
-  return total;
-}
 
 describe('failed events cost budget', () => {
   it('refuses the user past the budget of failed sends, before any lookup: 300 made-up rooms cost at most the budget in queries', async ({ cluster, connect }) => {

@@ -3,3 +3,4 @@ export * from './fixtures.ts';
 export * from './worker.ts';
 export * from './bus.ts';
 export * from './table-scans.ts';
+export * from './pod-metrics.ts';

@@ -1,7 +1,6 @@
-import { io } from 'socket.io-client';
 import { describe, expect } from 'vitest';
-import { CHAT_NAMESPACE } from '@chat/protocol';
-import { connect, makeUser, type TestSocket, type TestUser } from '@chat/testing';
+import { ERRORS } from '@chat/protocol';
+import { connect, connectError, makeUser } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
 /**
@@ -13,35 +12,22 @@ import { clusterTest } from '../support/index.ts';
 const LIMIT = 6;
 const it = clusterTest({ pods: 2, env: { HANDSHAKE_RATE_LIMIT_PER_MINUTE: String(LIMIT) } });
 
-type Refusal = { message: string; code: string | undefined; retryAfterMs: number | undefined };
-
-/** One handshake: closed again once accepted (true), or its refusal. */
-function handshake(url: string, user: TestUser): Promise<true | Refusal> {
-  const socket: TestSocket = io(`${url}${CHAT_NAMESPACE}`, { transports: ['websocket'], auth: { token: user.token }, reconnection: false, forceNew: true });
-  return new Promise((resolve) => {
-    socket.once('connect', () => {
-      socket.close();
-      resolve(true);
-    });
-    socket.once('connect_error', (error: Error & { data?: { code?: string; retryAfterMs?: number } }) => {
-      socket.close();
-      resolve({ message: error.message, code: error.data?.code, retryAfterMs: error.data?.retryAfterMs });
-    });
-  });
-}
-
 describe('handshakes per user, across the cluster [ext]', () => {
   it('refuses a user past the budget on every pod with TOO_MANY_REQUESTS and retryAfterMs; others connect', async ({ cluster }) => {
     const [a, b] = cluster.pods;
     const looping = await makeUser('재접속');
     // Alternating pods: one budget for both.
-    for (let i = 0; i < LIMIT; i++) expect(await handshake((i % 2 ? b : a)!.url, looping), `handshake #${i + 1}`).toBe(true);
+    for (let i = 0; i < LIMIT; i++) {
+      const socket = await connect((i % 2 ? b : a)!.url, looping.token);
+      expect(socket.connected, `handshake #${i + 1}`).toBe(true);
+      socket.close();
+    }
     for (const pod of [a, b]) {
-      const refusal = await handshake(pod!.url, looping);
-      expect(refusal).toMatchObject({ message: '요청이 너무 많습니다. 잠시 후 다시 시도해주세요', code: 'TOO_MANY_REQUESTS' });
-      const { retryAfterMs } = refusal as Refusal;
-      expect(retryAfterMs).toBeGreaterThan(0);
-      expect(retryAfterMs).toBeLessThanOrEqual(60_000);
+      const refusal = (await connectError(pod!.url, { auth: { token: looping.token } })) as Error & { data?: { code?: string; retryAfterMs?: number } };
+      expect(refusal.message).toBe(ERRORS.TOO_MANY_REQUESTS.message);
+      expect(refusal.data?.code).toBe('TOO_MANY_REQUESTS');
+      expect(refusal.data?.retryAfterMs).toBeGreaterThan(0);
+      expect(refusal.data?.retryAfterMs).toBeLessThanOrEqual(60_000);
     }
     // Another user is not affected.
     const other = await connect(b!.url, (await makeUser('다른사람')).token);

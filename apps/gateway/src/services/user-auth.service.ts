@@ -42,7 +42,7 @@ export function createUserAuthService(deps: {
     return { user: toAuthenticated(verified, verified.nickname ?? session.nickname), roomIds: session.rooms.map((room) => room.id) };
   }
 
-  /** REST: the same statement as a socket's handshake (one rule for storing the nickname); the rooms go unused. */
+  /** REST: the same statement as a socket's handshake (one rule for storing the nickname); its rooms only fill the room cache. */
   async function authenticateVerified(verified: VerifiedToken): Promise<AuthenticatedUser> {
     return (await connect(verified)).user;
   }

@@ -28,6 +28,7 @@
  *
  *   pnpm bench:probe [--fanout 10] [--rooms 60] [--rates 1000,2000] [--seconds 4] [--profile]
  *                    [--history 100000] [--home-senders] [--bare | --adapter] [--pods 4]
+ *                    [--webhook] [--bundle dist/gateway.mjs]
  *
  * Everything on 127.0.0.1, private database and Redis, bounded in count and time.
  */
@@ -35,7 +36,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
@@ -78,6 +79,12 @@ const historyRows = Math.max(0, Math.min(2_000_000, Number(option('history', '0'
  * the receiver took to catch up with every acknowledged message.
  */
 const webhook = argv.includes('--webhook');
+/**
+ * `--bundle dist/gateway.mjs`: the gateways run that production bundle (`pnpm build`), as
+ * `pnpm bench` and the images run them, instead of the sources through tsx (whose loader and
+ * per-module code V8 compiles and optimises differently).
+ */
+const bundleAt = option('bundle', '');
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** CPU µs per thread name of one process (main thread, libuv pool, V8 GC helpers…). */
@@ -168,7 +175,7 @@ async function main() {
     const gateways: BenchGateway[] = [];
     const extraNodeArgs = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     for (let i = 0; i < podCount && !bare; i++) {
-      gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: dbUrl.toString(), redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs));
+      gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: dbUrl.toString(), redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs, bundleAt ? resolve(bundleAt) : undefined));
     }
     const receiver = webhook ? await startWebhookReceiver() : null;
     const worker = startNode('worker', 'apps/worker/src/main.ts', {

@@ -79,9 +79,7 @@ describe('lookups by key at 5,000 users in 1,000 rooms', () => {
    * The worker's: the occupancy job's and presence sweep's membership reads (each run), the
    * webhook cursors' advance (each POST). Found with auto_explain in `pnpm bench:probe --webhook
    * --rooms 1000`: each read all of `rooms` (the first all of `room_members` too) on every call,
-   * ~400 sequential scans in a 40 s probe. (The occupancy job's recording still updates its
-   * rooms through a hash join that reads a table this small whole, once a run: the planner's
-   * price for 25 pages read in order is below four lookups by key.)
+   * ~400 sequential scans in a 40 s probe. (The occupancy job's recording: below.)
    */
   it("finds the worker's rooms and members by key and moves webhook cursors", async () => {
     const { sql } = database;
@@ -103,5 +101,40 @@ describe('lookups by key at 5,000 users in 1,000 rooms', () => {
     });
     expect(scans).toEqual({ room_members: 0, rooms: 0 });
     expect(await sql`select count(*)::int as n from webhook_cursors where endpoint_id = 'plan' and delivered_change_seq = 1`).toEqual([{ n: BATCHES * 4 }]);
+  });
+
+  /**
+   * The occupancy job's recording (each run that finds a room changed), at 5,000 rooms. As
+   * joins of `rooms` with its input (a `json_to_recordset`, planned as 100 rows) it read all of
+   * `rooms` twice a run, to lock and to update: 2.3 ms a run at 1,500 rooms in `bench:probe
+   * --pods 4 --rooms 1500 --webhook` (auto_explain), growing with every room of the cluster. Now
+   * each room is locked by key and the update names them by an array (planned as ten ids, so
+   * probed by key once a scan costs more than ten probes: from about 3,000 rooms; below that the
+   * planner reads the small table whole, rightly).
+   */
+  it('records occupancy by key at 5,000 rooms', async () => {
+    const { sql } = database;
+    const more = Array.from({ length: 4_000 }, () => randomUUID());
+    await sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
+      select id::uuid, 'plan', ${users[0]!}, 0, now(), now() + interval '1 day'
+      from json_array_elements_text(${JSON.stringify(more)}::text::json) as x(id)`;
+    await sql`analyze rooms`;
+    const recorded: { roomId: string; occupied: boolean; changeSeq: number }[] = [];
+    const scans = await seqScansOf(testDb.url, ['rooms'], async (worker) => {
+      const occupancy = createRoomOccupancyRepository(worker);
+      for (let batch = 0; batch < BATCHES; batch++) {
+        const some = more.slice(batch * 4, batch * 4 + 4);
+        // One of them twice, and one already as recorded (vacant): neither is a change.
+        const wanted = [...some.map((roomId) => ({ roomId, occupied: true })), { roomId: some[0]!, occupied: true }, { roomId: more[3_999]!, occupied: false }];
+        recorded.push(...(await occupancy.recordMany(wanted)));
+      }
+    });
+    expect(scans).toEqual({ rooms: 0 });
+    expect(recorded).toHaveLength(BATCHES * 4);
+    expect(new Set(recorded.map((room) => room.roomId)).size).toBe(BATCHES * 4);
+    expect(recorded.every((room) => room.occupied && room.changeSeq === 1)).toBe(true);
+    const events = await sql<{ n: number }[]>`
+      select count(*)::int as n from room_events where kind = 'room-occupied' and room_id = any(${more.slice(0, BATCHES * 4)}::uuid[])`;
+    expect(events).toEqual([{ n: BATCHES * 4 }]);
   });
 });

@@ -77,10 +77,10 @@ describe('webhook pending rooms', () => {
 
     // One endpoint caught up is not enough; both are.
     await cursors.advance('crm', [{ roomId: busy, changeSeq: 2 }]);
-    expect(await cursors.settleDelivered(['crm', 'moderation'], 100)).toBe(0);
+    expect((await cursors.settleDelivered(['crm', 'moderation'], { after: null, limit: 100 })).settled).toBe(0);
     expect(await behind(database.sql, 'crm')).toEqual([]);
     await cursors.advance('moderation', [{ roomId: busy, changeSeq: 2 }]);
-    expect(await cursors.settleDelivered(['crm', 'moderation'], 100)).toBe(1);
+    expect((await cursors.settleDelivered(['crm', 'moderation'], { after: null, limit: 100 })).settled).toBe(1);
     expect(await pending(busy)).toBe(false);
 
     // The next change raises it again.
@@ -95,7 +95,7 @@ describe('webhook pending rooms', () => {
     const settled = await room();
     await change(settled);
     await cursors.advance('crm', [{ roomId: settled, changeSeq: 1 }]);
-    await cursors.settleDelivered(['crm'], 100);
+    await cursors.settleRooms(['crm'], [settled]);
     expect(await pending(settled)).toBe(false);
 
     expect(await cursors.syncEndpoints(['crm', 'archive'])).toBeGreaterThan(0);
@@ -113,7 +113,8 @@ describe('webhook pending rooms', () => {
     // A change in flight holds the row: the settle skips it rather than wait or lower it.
     await database.sql.begin(async (tx) => {
       await tx`update rooms set last_change_seq = last_change_seq + 1 where id = ${busy}`;
-      expect(await cursors.settleDelivered(['solo'], 100)).toBe(0);
+      expect((await cursors.settleDelivered(['solo'], { after: null, limit: 100 })).settled).toBe(0);
+      expect(await cursors.settleRooms(['solo'], [busy])).toBe(0);
     });
     expect(await pending(busy)).toBe(true);
     expect(await behind(database.sql, 'solo')).toContain(busy);
@@ -156,5 +157,55 @@ describe('webhook pending rooms', () => {
     expect(lanes.lanes).toEqual(Array.from({ length: 16 }, (_, lane) => lane));
     expect(lanes.seqScans).toBe(0);
     expect(lanes.rows).toBeLessThan(16 * 4);
+  });
+
+  it('lowers the flag of the rooms a delivery names, those every endpoint caught up with', async () => {
+    const cursors = createWebhookCursorsRepository(database.sql);
+    const [done, behindOne, quiet] = [await room(), await room(), await room()];
+    for (const id of [done, behindOne]) await change(id);
+    await cursors.advance('crm', [{ roomId: done, changeSeq: 1 }, { roomId: behindOne, changeSeq: 1 }]);
+    await cursors.advance('moderation', [{ roomId: done, changeSeq: 1 }]);
+    expect(await cursors.settleRooms(['crm', 'moderation'], [done, behindOne, quiet])).toBe(1);
+    expect([await pending(done), await pending(behindOne), await pending(quiet)]).toEqual([false, true, false]);
+  });
+
+  it('settles pending rooms a slice per pass, going on where the last pass stopped', async () => {
+    const cursors = createWebhookCursorsRepository(database.sql);
+    // 1,000 more rooms behind (never delivered) and 30 caught up, among the other tests' pending ones.
+    await database.sql`
+      insert into rooms (id, name, created_by, created_at, expires_at)
+      select gen_random_uuid(), 'sliced', ${owner}, now(), now() + interval '1 day' from generate_series(1, 1030)`;
+    await database.sql`update rooms set last_change_seq = 1 where name = 'sliced'`;
+    const caughtUp = (await database.sql<{ id: string }[]>`select id from rooms where name = 'sliced' order by random() limit 30`).map((row) => row.id);
+    await cursors.advance('slices', caughtUp.map((roomId) => ({ roomId, changeSeq: 1 })));
+    await database.sql`analyze rooms`;
+    const pendingBefore = (await database.sql<{ n: number }[]>`select count(*)::int as n from rooms where webhook_pending`)[0]!.n;
+
+    // Each pass reads its slice of 100 through the pending index, not every pending room.
+    const passes: { settled: number; rows: number; seqScans: number }[] = [];
+    let after: string | null = null;
+    do {
+      const pass = await database.sql.begin(async (tx) => {
+        const counts = async () =>
+          (await tx<{ idx_tup_fetch: number; seq_scan: number }[]>`
+            select idx_tup_fetch::int, seq_scan::int from pg_stat_xact_user_tables where relname = 'rooms'`)[0]!;
+        const before = await counts();
+        const result = await createWebhookCursorsRepository(tx as unknown as Sql).settleDelivered(['slices'], { after, limit: 100 });
+        const end = await counts();
+        return { ...result, rows: end.idx_tup_fetch - before.idx_tup_fetch, seqScans: end.seq_scan - before.seq_scan };
+      });
+      passes.push({ settled: pass.settled, rows: pass.rows, seqScans: pass.seqScans });
+      after = pass.last;
+    } while (after !== null && passes.length < 100);
+
+    // One round over every pending room, then back to the first.
+    expect(passes).toHaveLength(Math.floor(pendingBefore / 100) + 1);
+    expect(passes.reduce((sum, pass) => sum + pass.settled, 0)).toBe(30);
+    for (const pass of passes) {
+      expect(pass.seqScans).toBe(0);
+      // The slice read, then each of its caught-up rooms locked and updated by key.
+      expect(pass.rows).toBeLessThanOrEqual(100 + 3 * pass.settled + 5);
+    }
+    expect(await Promise.all(caughtUp.map(pending))).toEqual(caughtUp.map(() => false));
   });
 });

@@ -6,7 +6,7 @@ import { partitionMaintenanceJob } from './partition-maintenance.job.ts';
 import { roomSweepJob } from './room-sweep.job.ts';
 import { runWebhookDelivery } from './webhook-delivery.job.ts';
 import { runRoomOccupancy } from './room-occupancy.job.ts';
-import { runWebhookDispatch } from './webhook-dispatch.job.ts';
+import { runWebhookDispatch, type SettlePass } from './webhook-dispatch.job.ts';
 
 export interface JobDefinition<K extends JobKey> {
   /** How often the job's scheduler adds a run; null: not scheduled, other jobs add its runs. */
@@ -21,6 +21,7 @@ export type JobDefinitions = { [K in JobKey]: JobDefinition<K> };
 
 export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): JobDefinitions {
   const { logger, emitter, metrics, presence, repositories } = deps;
+  const webhookSettlePass: SettlePass = { after: null };
   return {
     roomSweep: {
       everyMs: config.sweepIntervalMs,
@@ -79,6 +80,7 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
           cursors: repositories.webhookCursors,
           deliveries: deps.queues.webhookDelivery,
           logger,
+          settlePass: webhookSettlePass,
         }),
     },
     webhookDelivery: {

@@ -23,10 +23,13 @@ export function createWebhookCursorsRepository(sql: Sql) {
    */
   const settle = (endpointIds: readonly string[], slice: PendingQuery<Row[]>) => {
     const endpoints = [...endpointIds];
+    // Each endpoint's cursor is a lookup by its key: as a join, Postgres planned it (in the
+    // statement's generic plan, made while few cursors existed) as a read of all of
+    // webhook_cursors per room, 0.7 ms a call at 1,500 rooms.
     const caughtUp = (room: string, lastChangeSeq: string) => sql`not exists (
         select 1 from unnest(${endpoints}::text[]) e(id)
-        left join webhook_cursors w on w.endpoint_id = e.id and w.room_id = ${sql(room)}
-        where coalesce(w.delivered_change_seq, 0) < ${sql(lastChangeSeq)})`;
+        where coalesce((select w.delivered_change_seq from webhook_cursors w
+                        where w.endpoint_id = e.id and w.room_id = ${sql(room)}), 0) < ${sql(lastChangeSeq)})`;
     return sql<{ settled: number; examined: number; last: string | null }[]>`
       with slice as (${slice}),
       done as (

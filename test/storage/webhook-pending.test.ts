@@ -95,7 +95,7 @@ describe('webhook pending rooms', () => {
     const settled = await room();
     await change(settled);
     await cursors.advance('crm', [{ roomId: settled, changeSeq: 1 }]);
-    await cursors.settleRooms(['crm'], [settled]);
+    await cursors.settleDelivered(['crm'], { after: null, limit: 100_000 });
     expect(await pending(settled)).toBe(false);
 
     expect(await cursors.syncEndpoints(['crm', 'archive'])).toBeGreaterThan(0);
@@ -114,7 +114,6 @@ describe('webhook pending rooms', () => {
     await database.sql.begin(async (tx) => {
       await tx`update rooms set last_change_seq = last_change_seq + 1 where id = ${busy}`;
       expect((await cursors.settleDelivered(['solo'], { after: null, limit: 100 })).settled).toBe(0);
-      expect(await cursors.settleRooms(['solo'], [busy])).toBe(0);
     });
     expect(await pending(busy)).toBe(true);
     expect(await behind(database.sql, 'solo')).toContain(busy);
@@ -157,16 +156,6 @@ describe('webhook pending rooms', () => {
     expect(lanes.lanes).toEqual(Array.from({ length: 16 }, (_, lane) => lane));
     expect(lanes.seqScans).toBe(0);
     expect(lanes.rows).toBeLessThan(16 * 4);
-  });
-
-  it('lowers the flag of the rooms a delivery names, those every endpoint caught up with', async () => {
-    const cursors = createWebhookCursorsRepository(database.sql);
-    const [done, behindOne, quiet] = [await room(), await room(), await room()];
-    for (const id of [done, behindOne]) await change(id);
-    await cursors.advance('crm', [{ roomId: done, changeSeq: 1 }, { roomId: behindOne, changeSeq: 1 }]);
-    await cursors.advance('moderation', [{ roomId: done, changeSeq: 1 }]);
-    expect(await cursors.settleRooms(['crm', 'moderation'], [done, behindOne, quiet])).toBe(1);
-    expect([await pending(done), await pending(behindOne), await pending(quiet)]).toEqual([false, true, false]);
   });
 
   it('settles pending rooms a slice per pass, going on where the last pass stopped', async () => {

@@ -58,8 +58,7 @@ async function post(endpoint: WebhookEndpoint, events: RoomChange[], timeoutMs: 
  * statement reads the lane's rooms that are behind, least recently delivered first, each with
  * the changes after the endpoint's cursor; they go out oldest first per room, packed into POSTs
  * of up to `batchSize` events (of one room or several), one POST at a time, and after each
- * acknowledged POST one statement moves the cursors of the rooms it carried (and another lowers
- * the pending flag of those it caught up, once every endpoint has). A failed POST
+ * acknowledged POST one statement moves the cursors of the rooms it carried. A failed POST
  * fails the job, which BullMQ retries with exponential back-off from the cursors: at least
  * once, in order per room (a room is always in the same lane, and a lane has one job at a
  * time), each event carrying `(roomId, changeSeq)` for the receiver to drop duplicates by.
@@ -78,8 +77,6 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
   let oldestAt = Number.POSITIVE_INFINITY;
   // Where each room's cursor goes once the events read so far are acknowledged.
   let moves = new Map<string, number>();
-  // Rooms read to their last change: fewer rows than a full read (or none readable).
-  const drained = new Set<string>();
   const flush = async () => {
     if (events.length > 0) {
       try {
@@ -95,10 +92,6 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
       if (Number.isFinite(oldestAt)) deps.metrics.webhookLag.observe({ endpoint: endpoint.id }, Math.max(0, Date.now() - oldestAt) / 1000);
     }
     await deps.cursors.advance(endpoint.id, [...moves].map(([roomId, changeSeq]) => ({ roomId, changeSeq })));
-    // The rooms this endpoint just caught up with leave the pending index once every endpoint
-    // has: those whose whole backlog was read (a room read in part is behind still).
-    const caughtUp = [...moves.keys()].filter((roomId) => drained.has(roomId));
-    await deps.cursors.settleRooms(deps.endpoints.map((configured) => configured.id), caughtUp);
     events = [];
     oldestAt = Number.POSITIVE_INFINITY;
     moves = new Map();
@@ -107,7 +100,6 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
     const backlog = await deps.changes.backlog(endpoint.id, payload.lane, { rooms: deps.batchSize, perRoom: deps.batchSize });
     let moved = 0;
     for (const room of backlog) {
-      if (room.rows.length < deps.batchSize) drained.add(room.roomId);
       if (room.rows.length === 0) {
         // Behind, yet nothing readable: the rest can never be delivered (their day partition
         // was dropped). Move past it, or the room would be read again every poll for good.

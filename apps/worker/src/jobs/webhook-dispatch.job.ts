@@ -26,7 +26,7 @@ const SETTLE_PER_RUN = 500;
  * Webhooks, step one (docs/webhooks.md): per endpoint, each delivery lane holding a room whose
  * change feed is past the endpoint's cursor gets a delivery job. Only rooms flagged
  * `webhook_pending` (raised by any change of the room, lowered here once every endpoint caught
- * up, by the delivery that catches it up or by this job's settle pass) are read, by index. The job id names the endpoint and lane, so a lane has at most one
+ * up, by this job's settle pass) are read, by index. The job id names the endpoint and lane, so a lane has at most one
  * delivery queued, running or backing off at a time: a room's events go in order, and a lane
  * that is already being delivered is not queued twice (BullMQ ignores the add). It only reads
  * what is committed, after the fact: a send never waits for a webhook.
@@ -35,10 +35,9 @@ export async function runWebhookDispatch(deps: WebhookDispatchDeps): Promise<{ q
   const endpointIds = deps.endpoints.map((endpoint) => endpoint.id);
   const reflagged = await deps.cursors.syncEndpoints(endpointIds);
   if (reflagged > 0) deps.logger.info({ rooms: reflagged }, 'webhook endpoint added: every room with changes is pending for it');
-  // Deliveries lower the flag of the rooms they catch up (webhook-delivery.job.ts); this pass
-  // lowers what they miss, a slice of the pending rooms per run, so that its cost stays the same
-  // at any number of busy rooms and every pending room is looked at again every
-  // pending ÷ SETTLE_PER_RUN runs.
+  // Rooms every endpoint has caught up with leave the pending index the dispatch reads: a
+  // slice of the pending rooms per run, so that its cost stays the same at any number of busy
+  // rooms, and every pending room is looked at every pending ÷ SETTLE_PER_RUN runs.
   const pass = await deps.cursors.settleDelivered(endpointIds, { after: deps.settlePass.after, limit: SETTLE_PER_RUN });
   deps.settlePass.after = pass.last;
   let queued = 0;

@@ -1,4 +1,4 @@
-import type { PendingQuery, Row, Sql } from 'postgres';
+import type { Sql } from 'postgres';
 import { integerArrayLiteral, uuidArrayLiteral } from './uuid-array.ts';
 
 /** An endpoint's cursor in a room moved to the last change it acknowledged (or skipped). */
@@ -13,40 +13,6 @@ export interface CursorMove {
  * delivery never moves it back.
  */
 export function createWebhookCursorsRepository(sql: Sql) {
-  /**
-   * Lowers `webhook_pending` on those rooms of `slice` (a query of pending rooms' `id` and
-   * `last_change_seq`) that every endpoint has acknowledged through their last change. Only the
-   * rooms that look caught up in the statement's snapshot are locked, by key in id order (as a
-   * send batch locks rooms, so the two cannot deadlock), and checked again at their newest
-   * version once locked; a room locked by a change in flight is skipped, never waited for. A
-   * change after that raises the flag again through the trigger (migration 0004).
-   */
-  const settle = (endpointIds: readonly string[], slice: PendingQuery<Row[]>) => {
-    const endpoints = [...endpointIds];
-    // Each endpoint's cursor is a lookup by its key: as a join, Postgres planned it (in the
-    // statement's generic plan, made while few cursors existed) as a read of all of
-    // webhook_cursors per room, 0.7 ms a call at 1,500 rooms.
-    const caughtUp = (room: string, lastChangeSeq: string) => sql`not exists (
-        select 1 from unnest(${endpoints}::text[]) e(id)
-        where coalesce((select w.delivered_change_seq from webhook_cursors w
-                        where w.endpoint_id = e.id and w.room_id = ${sql(room)}), 0) < ${sql(lastChangeSeq)})`;
-    return sql<{ settled: number; examined: number; last: string | null }[]>`
-      with slice as (${slice}),
-      done as (
-        select l.id from (select id from slice s where ${caughtUp('s.id', 's.last_change_seq')} order by id) c
-        cross join lateral (
-          select id from rooms
-          where rooms.id = c.id and rooms.webhook_pending and ${caughtUp('rooms.id', 'rooms.last_change_seq')}
-          for update skip locked) l
-      ), lowered as (
-        update rooms set webhook_pending = false where rooms.id = any(array(select id from done))
-        returning 1
-      )
-      select (select count(*)::int from lowered) as settled,
-             (select count(*)::int from slice) as examined,
-             (select id from slice order by id desc limit 1) as last`;
-  };
-
   return {
     /**
      * The delivery lanes holding a room with changes the endpoint has not acknowledged. A room's
@@ -92,37 +58,49 @@ export function createWebhookCursorsRepository(sql: Sql) {
     },
 
     /**
-     * Lowers `webhook_pending` on the given rooms that every configured endpoint has acknowledged
-     * through their last change: what a delivery calls for the rooms whose cursors it just
-     * moved, so that caught-up rooms leave the pending index as they catch up, at a cost in
-     * proportion to the rooms delivered. Returns how many it lowered.
-     */
-    async settleRooms(endpointIds: readonly string[], roomIds: readonly string[]): Promise<number> {
-      if (roomIds.length === 0) return 0;
-      const [row] = await settle(
-        endpointIds,
-        sql`select r.id, r.last_change_seq from unnest(${uuidArrayLiteral(roomIds)}::text::uuid[]) as q(id)
-            cross join lateral (select id, last_change_seq from rooms where rooms.id = q.id and rooms.webhook_pending) r`,
-      );
-      return row?.settled ?? 0;
-    },
-
-    /**
-     * The pass behind `settleRooms`, for what it misses (a room another transaction held at that
-     * moment; rooms an added or removed endpoint left pending with nothing to deliver): examines
-     * the next `limit` pending rooms after `after` in id order, whether behind or not, and lowers
-     * those every endpoint caught up with. `last` is the last room examined, where the next pass
-     * goes on; null once it reached the end (the next starts again from the first). Bounded work
-     * per call whatever the number of pending rooms: reading every pending room on every poll
-     * took 4.6 ms a poll at 1,500 busy rooms (bench:probe --pods 4 --webhook, auto_explain).
+     * Lowers `webhook_pending` on rooms every configured endpoint has acknowledged through their
+     * last change, a slice at a time: examines the next `limit` pending rooms after `after` in id
+     * order, whether behind or not, and lowers those caught up. `last` is the last room examined,
+     * where the next pass goes on; null once it reached the end (the next starts again from the
+     * first). Bounded work per call whatever the number of pending rooms: reading every pending
+     * room on every poll took 4.6 ms a poll at 1,500 busy rooms (bench:probe --pods 4 --webhook,
+     * auto_explain), growing with them. (Lowering each room as its delivery catches it up was
+     * tried: a busy room is caught up after every delivery and changed again a moment later, and
+     * each lowering and raising rewrites the room's row and its indexes: the worker's Postgres
+     * CPU doubled, 2.0-2.2% of a core to 3.9-4.2%, in the same probe.)
      */
     async settleDelivered(endpointIds: readonly string[], options: { after: string | null; limit: number }): Promise<{ settled: number; last: string | null }> {
+      const endpoints = [...endpointIds];
       // The nil UUID sorts before every id (UUIDv7 and v4 alike), so "after nothing" is all.
       const after = options.after ?? '00000000-0000-0000-0000-000000000000';
-      const [row] = await settle(
-        endpointIds,
-        sql`select id, last_change_seq from rooms where webhook_pending and id > ${after}::uuid order by id limit ${options.limit}`,
-      );
+      // Every endpoint's cursor is a lookup by its key: as a join, Postgres planned it (in the
+      // statement's generic plan, made while few cursors existed) as a read of all of
+      // webhook_cursors per room.
+      const caughtUp = (room: string, lastChangeSeq: string) => sql`not exists (
+          select 1 from unnest(${endpoints}::text[]) e(id)
+          where coalesce((select w.delivered_change_seq from webhook_cursors w
+                          where w.endpoint_id = e.id and w.room_id = ${sql(room)}), 0) < ${sql(lastChangeSeq)})`;
+      // Only the rooms that look caught up in the statement's snapshot are locked, by key in id
+      // order (as a send batch locks rooms, so the two cannot deadlock), and checked again at
+      // their newest version once locked; a room locked by a change in flight is skipped, never
+      // waited for. A change after that raises the flag again through the trigger (migration 0004).
+      const [row] = await sql<{ settled: number; examined: number; last: string | null }[]>`
+        with slice as (
+          select id, last_change_seq from rooms
+          where webhook_pending and id > ${after}::uuid order by id limit ${options.limit}
+        ), done as (
+          select l.id from (select id from slice s where ${caughtUp('s.id', 's.last_change_seq')} order by id) c
+          cross join lateral (
+            select id from rooms
+            where rooms.id = c.id and rooms.webhook_pending and ${caughtUp('rooms.id', 'rooms.last_change_seq')}
+            for update skip locked) l
+        ), lowered as (
+          update rooms set webhook_pending = false where rooms.id = any(array(select id from done))
+          returning 1
+        )
+        select (select count(*)::int from lowered) as settled,
+               (select count(*)::int from slice) as examined,
+               (select id from slice order by id desc limit 1) as last`;
       return { settled: row?.settled ?? 0, last: row && row.examined >= options.limit ? row.last : null };
     },
 

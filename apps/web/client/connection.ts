@@ -14,6 +14,7 @@ import {
   applyUserLeft,
   catchUp,
 } from './room-changes.ts';
+import { refusedRetryDelayMs } from './refused-retry.ts';
 import type { ChatSocket, Page, Session } from './store.ts';
 
 /**
@@ -22,9 +23,6 @@ import type { ChatSocket, Page, Session } from './store.ts';
  */
 
 const AUTH_CODES = new Set(['AUTH_REQUIRED', 'INVALID_TOKEN', 'TOKEN_EXPIRED']);
-/** A refused handshake is tried again after 2–5 s (spread, so a crowd does not return at once). */
-const REFUSED_RETRY_MS = 2000;
-const REFUSED_RETRY_SPREAD_MS = 3000;
 const LIVE = { live: true };
 
 /** `signOut` is called when the server will not take this session any more. */
@@ -56,16 +54,18 @@ export function connect(page: Page, session: Session, signOut: (message: string)
   });
   s.on('connect_error', (error) => {
     if (!mine()) return;
-    const code = (error as Error & { data?: { code?: unknown } }).data?.code;
+    const data = (error as Error & { data?: { code?: unknown } }).data;
+    const code = data?.code;
     if (typeof code === 'string' && AUTH_CODES.has(code)) {
       signOut(error.message);
       return;
     }
     setStatus('connecting', '재연결 중…');
     // A refusal by the server (UNAVAILABLE while its database is away, TOO_MANY_REQUESTS past
-    // the sockets per user) is not retried by Socket.IO on its own: try again a little later.
+    // the sockets or handshakes per user) is not retried by Socket.IO on its own: try again
+    // later, not before the server's `retryAfterMs` when it gave one.
     if (!s.active) {
-      setTimeout(() => mine() && !s.connected && s.connect(), REFUSED_RETRY_MS + Math.random() * REFUSED_RETRY_SPREAD_MS);
+      setTimeout(() => mine() && !s.connected && s.connect(), refusedRetryDelayMs(data, Math.random()));
     }
   });
 

@@ -2,7 +2,10 @@
  * `pnpm bench:probe`: the FULL cluster alone at a few fixed offered rates, for working on
  * the hot path between full `pnpm bench` runs. Prints, per rate, throughput, send→receive
  * and ack latency, CPU by process and the group-commit batch figures read from /metrics.
- * `--profile` writes a CPU profile of each gateway at the last rate.
+ * `--profile` writes a CPU profile of each gateway at the last rate. `--perf` samples gateway-0
+ * (or the first BARE / ADAPTER process) on the CPU with Linux `perf` over the last window and
+ * prints its CPU by module, kernel included (test/bench/lib/perf-profile.ts): run it once with
+ * and once with `--adapter` to set FULL's modules beside the cluster design's.
  * `--history N` then fills a room with N messages and times 1,000 sequential history pages,
  * each followed by a `/livez` on the same connection (the machine's own noise, as `pnpm
  * bench` measures it), and the bare page query; with `--profile` it also samples what each
@@ -28,13 +31,13 @@
  *
  *   pnpm bench:probe [--fanout 10] [--rooms 60] [--rates 1000,2000] [--seconds 4] [--profile]
  *                    [--history 100000] [--home-senders] [--bare | --adapter] [--pods 4]
- *                    [--webhook] [--bundle dist/gateway.mjs]
+ *                    [--webhook] [--bundle dist/gateway.mjs] [--perf]
  *
  * Everything on 127.0.0.1, private database and Redis, bounded in count and time.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -46,6 +49,7 @@ import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import type { StepResult } from './lib/driver.ts';
 import { sleep, start, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { cpuMicros, fmt, fmtInt } from './lib/stats.ts';
+import { perfAvailable, recordPerf, summarisePerf } from './lib/perf-profile.ts';
 import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
 import type { LoadgenSpec } from './loadgen.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
@@ -60,6 +64,7 @@ const rooms = Math.max(1, Math.min(2000, Number(option('rooms', fanout === 1 ? '
 const rates = option('rates', '1000,2000').split(',').map(Number).filter((r) => r > 0 && r <= 50_000).slice(0, 10);
 const windowMs = Math.max(1000, Math.min(20_000, Number(option('seconds', '4')) * 1000));
 const profile = argv.includes('--profile');
+const perf = argv.includes('--perf');
 /** Experiment: only the members connected to their room's "home" gateway send (no cross-pod writes to a room). */
 const homeSenders = argv.includes('--home-senders');
 /**
@@ -173,7 +178,8 @@ async function main() {
       return new Map([...info.matchAll(/cmdstat_([a-z|_-]+):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])] as const));
     };
     const gateways: BenchGateway[] = [];
-    const extraNodeArgs = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    if (perf && !perfAvailable()) throw new Error('--perf: `perf record` is not installed or not allowed here (apt-get install linux-perf; root or perf_event_paranoid ≤ 1)');
+    const extraNodeArgs = [...(process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(perf ? ['--perf-basic-prof-only-functions'] : [])];
     for (let i = 0; i < podCount && !bare; i++) {
       gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: dbUrl.toString(), redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs, bundleAt ? resolve(bundleAt) : undefined));
     }
@@ -288,6 +294,9 @@ async function main() {
       const t0 = performance.now();
       await lg({ cmd: 'mark', group: 'g' });
       const strace = process.env.PROBE_STRACE ? start('strace', 'strace', ['-c', '-f', '-p', String(gateways[0]!.proc.pid)]) : null;
+      const perfFile = join(tmpdir(), `probe-perf-${Date.now()}.data`);
+      const perfSeconds = Math.max(1, Math.floor(windowMs / 1000) - 1);
+      const perfRecorded = last && perf ? recordPerf(gateways[0]!.proc.pid, perfSeconds, perfFile) : null;
       const lockSamples = { n: 0, waiting: 0, any: 0 };
       const sampleUntil = performance.now() + windowMs;
       while (performance.now() < sampleUntil && !bare) {
@@ -351,6 +360,13 @@ async function main() {
       if (receiver) log(`  webhooks: ${receiver.windowLine(seconds)}`);
       log(`  gateways' write system calls (write, writev, sendmsg…) per delivery: ${fmt((w1 - w0) / Math.max(1, result.delivered), 3)}`);
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
+      if (perfRecorded) {
+        await perfRecorded;
+        const { samples, byModule } = summarisePerf(perfFile, bundleAt ? resolve(bundleAt) : null);
+        rmSync(perfFile, { force: true });
+        log(`${bare ? gateways[0]!.proc.name : 'gateway-0'} on the CPU (perf, ${perfSeconds} s, ${fmtInt(samples)} samples at 999 Hz: ${fmt(samples / perfSeconds / 10, 0)}% of a core), by module (the JavaScript frame nearest the leaf):`);
+        for (const [name, count] of byModule.slice(0, 25)) log(`  ${fmt((100 * count) / samples, 1).padStart(5)}%  ${fmt(count / perfSeconds, 0).padStart(4)} ms/s  ${name}`);
+      }
       for (const [i, inspector] of inspectors.entries()) {
         const { profile: raw } = await inspector.send<{ profile: CpuProfile }>('Profiler.stop');
         inspector.close();

@@ -75,6 +75,30 @@ describe('LeasedRateLimiter', () => {
     expect(results.slice(LIMIT).every((r) => r !== 'ok')).toBe(true);
   });
 
+  it('takes units this pod holds synchronously, and still lets exactly the limit through across pods', async () => {
+    const { a, b } = pods();
+    const user = randomUUID();
+    // Nothing held yet: no unit, and no call to Redis to find that out.
+    expect(a.tryConsumeLeased(user)).toBe(false);
+    // As a send does: a unit held by the pod, else the lease (which may ask Redis).
+    let held = 0;
+    const send = async (limiter: LeasedRateLimiter): Promise<'ok' | number> => {
+      if (limiter.tryConsumeLeased(user)) {
+        held += 1;
+        return 'ok';
+      }
+      return attempt(limiter, user);
+    };
+    const results: ('ok' | number)[] = [];
+    for (let round = 0; round < 10; round++) {
+      results.push(...(await Promise.all(Array.from({ length: 8 }, (_, i) => send(i % 2 ? b : a)))));
+    }
+    expect(results.filter((r) => r === 'ok')).toHaveLength(LIMIT);
+    // A user sending this fast is served from units leased ahead.
+    expect(held).toBeGreaterThan(0);
+    expect(a.tryConsumeLeased(user) || b.tryConsumeLeased(user)).toBe(false);
+  });
+
   it('keeps each user to their own budget', async () => {
     const { a, b } = pods();
     const [first, second] = [randomUUID(), randomUUID()];

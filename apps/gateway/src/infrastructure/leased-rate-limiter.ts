@@ -4,6 +4,8 @@ import { AppError } from '@chat/protocol';
 
 /** A send budget: one unit per send, or the refusal (RATE_LIMITED with `retryAfterMs`). */
 export interface SendRateLimiter {
+  /** Takes a unit this pod holds already, synchronously; false when `consume` must ask. */
+  tryConsumeLeased(userId: string): boolean;
   consume(userId: string): Promise<void>;
   /** Gives one back (a send that stored nothing new should not cost the user). */
   refund(userId: string): Promise<void>;
@@ -146,13 +148,21 @@ export class LeasedRateLimiter implements SendRateLimiter {
     this.sweeper.unref();
   }
 
+  /**
+   * Takes a unit of the user's lease held by this pod, if it has one: true, and the send is
+   * admitted with no promise at all. False: `consume` (which may ask Redis).
+   */
+  tryConsumeLeased(userId: string): boolean {
+    const lease = this.leases.get(userId);
+    if (!lease || lease.units <= 0 || Date.now() >= lease.returnAt) return false;
+    lease.units -= 1;
+    lease.spent += 1;
+    return true;
+  }
+
   consume(userId: string): Promise<void> {
+    if (this.tryConsumeLeased(userId)) return Promise.resolve();
     const lease = this.leaseOf(userId);
-    if (lease.units > 0 && Date.now() < lease.returnAt) {
-      lease.units -= 1;
-      lease.spent += 1;
-      return Promise.resolve();
-    }
     return new Promise<void>((resolve, reject) => {
       lease.waiting.push({ resolve, reject });
       if (!lease.asking) this.ask(userId, lease);

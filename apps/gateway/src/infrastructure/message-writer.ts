@@ -2,6 +2,9 @@ import type { BatchOutcome, MessagesRepository, NewMessage } from '@chat/db';
 import { withinDeadline } from '../lib/deadline.ts';
 import { RoomWriteRates } from './room-write-rates.ts';
 
+/** The admission of a message admitted before it was queued. */
+const ADMITTED: Promise<boolean> = Promise.resolve(true);
+
 /** Messages enough for a batch to go at once, without lingering for more. */
 const LINGER_ENOUGH = 8;
 
@@ -103,14 +106,21 @@ export class MessageWriter {
     this.rates = options.earlyReleaseMessagesPerSecond || options.lingerMs ? new RoomWriteRates() : null;
   }
 
-  /** `admission` resolving false (or rejecting) means: do not write it. */
-  write(message: NewMessage, admission: Promise<boolean> = Promise.resolve(true)): Promise<WriteOutcome> {
+  /**
+   * `admission` resolving false (or rejecting) means: do not write it. Without one the message
+   * is admitted already (a send whose rate-limit unit this pod held): no promise to settle.
+   */
+  write(message: NewMessage, admission?: Promise<boolean>): Promise<WriteOutcome> {
     return new Promise((resolve, reject) => {
       this.rates?.record(message.roomId);
-      const pending: Pending = { message, admitted: undefined, admission: admission.catch(() => false), queuedAt: performance.now(), resolve, reject };
-      void pending.admission.then((admitted) => {
-        pending.admitted = admitted;
-      });
+      const pending: Pending = admission
+        ? { message, admitted: undefined, admission: admission.catch(() => false), queuedAt: performance.now(), resolve, reject }
+        : { message, admitted: true, admission: ADMITTED, queuedAt: performance.now(), resolve, reject };
+      if (admission) {
+        void pending.admission.then((admitted) => {
+          pending.admitted = admitted;
+        });
+      }
       this.queue.push(pending);
       this.endLingerIfEnough();
       if (!this.flushing) {
@@ -133,7 +143,7 @@ export class MessageWriter {
       (message) =>
         new Promise<WriteOutcome>((resolve, reject) => {
           this.rates?.record(message.roomId);
-          this.queue.push({ message, admitted: true, admission: Promise.resolve(true), queuedAt: performance.now(), resolve, reject });
+          this.queue.push({ message, admitted: true, admission: ADMITTED, queuedAt: performance.now(), resolve, reject });
         }),
     );
     this.endLingerIfEnough();

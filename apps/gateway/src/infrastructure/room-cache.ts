@@ -47,6 +47,11 @@ export class RoomCache {
     return this.options.capacity ?? 10_000;
   }
 
+  /** The cached room, without a lookup: the send path's check when it is known (most sends). */
+  peek(roomId: string): RoomMeta | undefined {
+    return this.entries.get(roomId);
+  }
+
   async get(roomId: string): Promise<RoomMeta | null> {
     const cached = this.entries.get(roomId);
     if (cached) return cached;

@@ -1,4 +1,4 @@
-import { historySender, newMessagePayload, type MessagesRepository, type StoredMessage } from '@chat/db';
+import { historySender, newMessagePayload, type MessagesRepository, type NewMessage, type StoredMessage } from '@chat/db';
 import {
   AppError,
   HISTORY_DEFAULT_LIMIT,
@@ -10,7 +10,7 @@ import {
   type HistoryQuery,
 } from '@chat/protocol';
 import { withinDeadline } from '../lib/deadline.ts';
-import type { MessageWriter } from '../infrastructure/message-writer.ts';
+import type { MessageWriter, WriteOutcome } from '../infrastructure/message-writer.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RoomService } from './room.service.ts';
 import type { SendRateLimiter } from '../infrastructure/leased-rate-limiter.ts';
@@ -45,8 +45,13 @@ const toNewMessagePayload = (message: StoredMessage, mask: string) => newMessage
 export function createMessageService(deps: MessageServiceDeps) {
   const { messages, writer, roomService, rateLimiter, events } = deps;
 
-  async function requireMembership(sender: AuthenticatedUser, roomId: string, hint: MembershipHint) {
-    if (hint.isInRoom(roomId)) return;
+  /** Undefined when the socket is in the room (most sends: no promise), else the lookup. */
+  function requireMembership(sender: AuthenticatedUser, roomId: string, hint: MembershipHint): Promise<void> | undefined {
+    if (hint.isInRoom(roomId)) return undefined;
+    return lookUpMembership(sender, roomId, hint);
+  }
+
+  async function lookUpMembership(sender: AuthenticatedUser, roomId: string, hint: MembershipHint) {
     // Slow path only: the membership may have been added on another pod a moment ago.
     if (!(await deps.isMember(roomId, sender.id))) throw new AppError('NOT_A_MEMBER');
     hint.enterRoom(roomId);
@@ -73,29 +78,34 @@ export function createMessageService(deps: MessageServiceDeps) {
      */
     async send(sender: AuthenticatedUser, payload: unknown, hint: MembershipHint) {
       const roomId = readRoomId(payload);
-      await roomService.requireActiveRoom(roomId);
-      await requireMembership(sender, roomId, hint);
+      // The common case (room cached, socket in the room, a rate-limit unit held by this pod)
+      // is decided synchronously: no promise and no microtask turn per check.
+      if (!roomService.cachedActiveRoom(roomId)) await roomService.requireActiveRoom(roomId);
+      const membership = requireMembership(sender, roomId, hint);
+      if (membership) await membership;
       const body = parseMessageBody(payload);
+      const message: NewMessage = {
+        id: uuidv7(),
+        roomId,
+        userId: sender.id,
+        type: body.type,
+        content: body.content,
+        imageUrl: body.imageUrl,
+        clientMessageId: body.clientMessageId,
+        createdAt: new Date(),
+      };
 
-      // The rate-limit check and the queued write start together: the writer holds the message
-      // until the check settles and drops it unless admitted, so under load the Redis round trip
-      // overlaps the transaction in flight instead of adding to it.
-      const admission = consumeOrFindRetry(sender, body.clientMessageId);
-      const written = writer.write(
-        {
-          id: uuidv7(),
-          roomId,
-          userId: sender.id,
-          type: body.type,
-          content: body.content,
-          imageUrl: body.imageUrl,
-          clientMessageId: body.clientMessageId,
-          createdAt: new Date(),
-        },
-        admission.then((retried) => retried === null),
-      );
-      const retried = await admission;
-      if (retried) return toNewMessagePayload(retried, sender.nicknameMask);
+      let written: Promise<WriteOutcome>;
+      if (rateLimiter.tryConsumeLeased(sender.id)) written = writer.write(message);
+      else {
+        // The rate-limit check and the queued write start together: the writer holds the
+        // message until the check settles and drops it unless admitted, so under load the Redis
+        // round trip overlaps the transaction in flight instead of adding to it.
+        const admission = consumeOrFindRetry(sender, body.clientMessageId);
+        written = writer.write(message, admission.then((retried) => retried === null));
+        const retried = await admission;
+        if (retried) return toNewMessagePayload(retried, sender.nicknameMask);
+      }
 
       // statement_timeout and lock_timeout are enforced by the server, so a server that is frozen
       // (SIGSTOP, a stalled disk, a path that drops packets without a RST) never sends them, and

@@ -58,6 +58,16 @@ export function createRoomService(deps: RoomServiceDeps) {
   const { rooms, memberships, roomCache, events } = deps;
 
   /** Room exists → not expired, from the in-process cache (no query once cached). */
+  /**
+   * The room when this pod has it cached and it has not expired; null when that takes a
+   * lookup or an answer (then `requireActiveRoom`). Synchronous: a send's common case costs no
+   * promise and no turn of the microtask queue.
+   */
+  function cachedActiveRoom(roomId: string): RoomMeta | null {
+    const room = isUuid(roomId) ? roomCache.peek(roomId.toLowerCase()) : undefined;
+    return room && !isExpired(room) ? room : null;
+  }
+
   async function requireActiveRoom(roomId: string): Promise<RoomMeta> {
     const room = await requireRoom(roomId);
     if (isExpired(room)) throw new AppError('ROOM_EXPIRED');
@@ -87,6 +97,7 @@ export function createRoomService(deps: RoomServiceDeps) {
   }
 
   return {
+    cachedActiveRoom,
     requireActiveRoom,
     requireRoom,
 

@@ -125,9 +125,9 @@ export function createMessageService(deps: MessageServiceDeps) {
       deps.afterCommit?.();
       switch (outcome.status) {
         case 'stored': {
-          const message = toNewMessagePayload(outcome.message, sender.nicknameMask);
-          events.newMessage(message);
-          return message;
+          const stored = toNewMessagePayload(outcome.message, sender.nicknameMask);
+          events.newMessage(stored);
+          return stored;
         }
         case 'duplicate':
           // Stored before: nothing new was written, so it costs the sender nothing either.

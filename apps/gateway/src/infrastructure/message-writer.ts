@@ -113,10 +113,10 @@ export class MessageWriter {
   write(message: NewMessage, admission?: Promise<boolean>): Promise<WriteOutcome> {
     return new Promise((resolve, reject) => {
       this.rates?.record(message.roomId);
-      const pending: Pending = admission
-        ? { message, admitted: undefined, admission: admission.catch(() => false), queuedAt: performance.now(), resolve, reject }
-        : { message, admitted: true, admission: ADMITTED, queuedAt: performance.now(), resolve, reject };
+      const pending: Pending = { message, admitted: true, admission: ADMITTED, queuedAt: performance.now(), resolve, reject };
       if (admission) {
+        pending.admitted = undefined;
+        pending.admission = admission.catch(() => false);
         void pending.admission.then((admitted) => {
           pending.admitted = admitted;
         });

@@ -25,11 +25,11 @@ const SETTLE_PER_RUN = 500;
 /**
  * Webhooks, step one (docs/webhooks.md): per endpoint, each delivery lane holding a room whose
  * change feed is past the endpoint's cursor gets a delivery job. Only rooms flagged
- * `webhook_pending` (raised by any change of the room, lowered here once every endpoint caught
- * up, by this job's settle pass) are read, by index. The job id names the endpoint and lane, so a lane has at most one
- * delivery queued, running or backing off at a time: a room's events go in order, and a lane
- * that is already being delivered is not queued twice (BullMQ ignores the add). It only reads
- * what is committed, after the fact: a send never waits for a webhook.
+ * `webhook_pending` (raised by any change of the room, lowered by this job's settle pass once
+ * every endpoint caught up) are read, by index. The job id names the endpoint and lane, so a
+ * lane has at most one delivery queued, running or backing off at a time: a room's events go in
+ * order, and a lane that is already being delivered is not queued twice (BullMQ ignores the
+ * add). It only reads what is committed, after the fact: a send never waits for a webhook.
  */
 export async function runWebhookDispatch(deps: WebhookDispatchDeps): Promise<{ queued: number }> {
   const endpointIds = deps.endpoints.map((endpoint) => endpoint.id);

@@ -1,14 +1,9 @@
 import type { Sql } from 'postgres';
 import { asDate } from './messages.repository.ts';
+import type { StoredRoom } from './rooms.repository.ts';
 
 /** A live room of a session's user, with what never changes about it (and its expiry). */
-export interface SessionRoom {
-  id: string;
-  name: string;
-  createdBy: string;
-  createdAt: Date;
-  expiresAt: Date;
-}
+export type SessionRoom = Pick<StoredRoom, 'id' | 'name' | 'createdBy' | 'createdAt' | 'expiresAt'>;
 
 /** A user a token names, as a connecting socket needs it. */
 export interface SessionUser {

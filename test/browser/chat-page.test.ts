@@ -467,6 +467,48 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     }
   });
 
+  it('waits out the retryAfterMs of a handshake refused for too many handshakes before trying again', async () => {
+    // Pod B is gone: both balancers lead to pod A, whose refusals /metrics counts.
+    const refusals = async () => {
+      const text = await (await fetch(`${podA.url}/metrics`)).text();
+      const line = text.split('\n').find((row) => row.startsWith('chat_handshake_failures_total{code="TOO_MANY_REQUESTS"}'));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    const fay = await openPage(`${balancerA.url}/`, 'fay');
+    await signIn(fay, '한가을');
+    const stored = await fay.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('chat.session'));
+    const { token } = JSON.parse(stored ?? '{}') as { token?: string };
+    expect(token).toBeTruthy();
+    await fay.goto('about:blank');
+    // Fay's handshakes for this minute, spent by sockets that connect and leave at once
+    // (HANDSHAKE_RATE_LIMIT_PER_MINUTE, 120 by default), until one is refused for it.
+    const handshake = () =>
+      new Promise<{ retryAfterMs?: number } | null>((resolve) => {
+        const other: Socket = io(`${podA.url}${CHAT_NAMESPACE}`, { auth: { token }, transports: ['websocket'], reconnection: false });
+        other.once('connect', () => {
+          other.close();
+          resolve(null);
+        });
+        other.once('connect_error', (error) => {
+          other.close();
+          resolve((error as Error & { data?: { retryAfterMs?: number } }).data ?? {});
+        });
+      });
+    let refusal: { retryAfterMs?: number } | null = null;
+    for (let attempt = 0; attempt < 200 && refusal === null; attempt++) refusal = await handshake();
+    // Long enough that a page ignoring it (a retry every 2-5 s) would try several times below.
+    expect(refusal?.retryAfterMs).toBeGreaterThan(20_000);
+    const before = await refusals();
+    await fay.goto(`${balancerA.url}/`);
+    await expect.poll(refusals, { timeout: 10_000 }).toBe(before + 1);
+    await fay.waitForTimeout(12_000);
+    expect(await refusals()).toBe(before + 1);
+    expect(await fay.getAttribute('#status', 'data-state')).toBe('connecting');
+    // Once the minute's budget is back, the page's one retry gets in.
+    await fay.locator('#status[data-state=online]').waitFor({ timeout: 75_000 });
+    expect(await refusals()).toBe(before + 1);
+  }, 150_000);
+
   it('had no uncaught errors in the pages', () => {
     expect(pageErrors).toEqual([]);
   });

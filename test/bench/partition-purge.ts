@@ -15,21 +15,15 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import postgres, { type Sql } from 'postgres';
-import {
-  createMessagePartitionsRepository,
-  dropDatabase,
-  ensureDatabase,
-  partitionName,
-  runMigrations,
-} from '@chat/db';
+import postgres from 'postgres';
+import { dropDatabase, ensureDatabase, partitionName, runMigrations } from '@chat/db';
+import { fillAndDropDay, fillExpiredDay, messagesSize, ROWS_PER_ROOM } from './lib/purge-day.ts';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
   const at = argv.indexOf(`--${name}`);
   return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;
 };
-const ROWS_PER_ROOM = 1000;
 const rows = Math.max(ROWS_PER_ROOM, Math.min(10_000_000, Number(option('rows', '1000000'))));
 const rooms = Math.ceil(rows / ROWS_PER_ROOM);
 const deleteBudgetMs = Math.max(5, Math.min(3600, Number(option('delete-seconds', '120')))) * 1000;
@@ -44,41 +38,6 @@ const url = server.toString();
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 3 : 1)} s`;
 const say = (line: string) => console.log(line);
-/** Random UUIDs as one array literal (no driver array types needed on a fresh client). */
-const uuidArray = (ids: readonly string[]) => `{${ids.join(',')}}`;
-
-/** Heap, indexes and TOAST of every partition of `messages` (the parent itself holds nothing). */
-async function messagesSize(sql: Sql): Promise<number> {
-  const [row] = await sql<{ bytes: string }[]>`
-    select coalesce(sum(pg_total_relation_size(relid)), 0)::text as bytes
-    from pg_partition_tree('messages') where isleaf`;
-  return Number(row!.bytes);
-}
-
-/** `rooms` rooms that expired on `day` (marked by the sweep), each with ROWS_PER_ROOM messages. */
-async function fillDay(sql: Sql, userId: string, day: string): Promise<string[]> {
-  await sql`select messages_ensure_partition(${day}::date)`;
-  const roomIds = Array.from({ length: rooms }, () => randomUUID());
-  await sql`
-    insert into rooms (id, name, created_by, created_at, expires_at, expired_at, last_seq)
-    select id, 'bench', ${userId}, (${day}::date - 1 + interval '12 hours') at time zone 'UTC',
-           (${day}::date + interval '12 hours') at time zone 'UTC', (${day}::date + interval '12 hours 1 second') at time zone 'UTC',
-           ${ROWS_PER_ROOM}
-    from unnest(${uuidArray(roomIds)}::text::uuid[]) id`;
-  const started = performance.now();
-  // One statement per 50 rooms: bounded transactions, the WAL of a busy day written as it would be.
-  for (let from = 0; from < roomIds.length; from += 50) {
-    await sql`
-      insert into messages (id, room_id, user_id, type, content, client_message_id, seq, created_at, expires_at)
-      select gen_random_uuid(), r.id, ${userId}, 'text', '안녕하세요, 메시지 ' || g || ' 입니다',
-             case when g % 2 = 0 then r.id::text || ':' || g end, g, r.created_at + g * interval '1 second', r.expires_at
-      from rooms r, generate_series(1, ${ROWS_PER_ROOM}::int) g
-      where r.id = any(${uuidArray(roomIds.slice(from, from + 50))}::text::uuid[])`;
-  }
-  await sql`analyze ${sql(partitionName(day))}`;
-  say(`  wrote ${rows.toLocaleString('en-US')} messages into ${partitionName(day)} in ${seconds(performance.now() - started)}`);
-  return roomIds;
-}
 
 async function main(): Promise<void> {
   await ensureDatabase(url);
@@ -97,25 +56,20 @@ async function main(): Promise<void> {
 
     // 1. The partition job's way: the day's rooms are all marked expired; drop the day.
     say(`\nA. drop the day's partition (worker's partition job)`);
-    await fillDay(sql, userId, dropDay);
-    const beforeDrop = await messagesSize(sql);
-    const partitions = createMessagePartitionsRepository(sql);
-    let started = performance.now();
-    const outcome = await partitions.dropIfExpired(dropDay, 0);
-    const dropMs = performance.now() - started;
-    if (outcome.status !== 'dropped') throw new Error(`the day was not dropped: ${outcome.status}`);
-    const afterDrop = await messagesSize(sql);
-    say(`  purge time ${seconds(dropMs)} (${outcome.estimatedRows.toLocaleString('en-US')} rows by the statistics)`);
-    say(`  messages size before ${mib(beforeDrop)}, after ${mib(afterDrop)}`);
+    const drop = await fillAndDropDay(sql, userId, dropDay, rooms);
+    say(`  wrote ${rows.toLocaleString('en-US')} messages into ${partitionName(dropDay)} in ${seconds(drop.writeMs)}`);
+    say(`  purge time ${seconds(drop.dropMs)} (${drop.estimatedRows.toLocaleString('en-US')} rows by the statistics)`);
+    say(`  messages size before ${mib(drop.bytesBefore)}, after ${mib(drop.bytesAfter)}`);
 
     // 2. The old sweep's way, on a table of the same shape: per room, batches of 1,000.
     say(`\nB. batched DELETE per room (the sweep before partitions), at most ${seconds(deleteBudgetMs)}`);
-    const roomIds = await fillDay(sql, userId, deleteDay);
+    const { roomIds, writeMs } = await fillExpiredDay(sql, userId, deleteDay, rooms);
+    say(`  wrote ${rows.toLocaleString('en-US')} messages into ${partitionName(deleteDay)} in ${seconds(writeMs)}`);
     const table = partitionName(deleteDay);
     const beforeDelete = await messagesSize(sql);
     let deleted = 0;
     let statements = 0;
-    started = performance.now();
+    let started = performance.now();
     const deadline = started + deleteBudgetMs;
     rooms: for (const roomId of roomIds) {
       for (let batches = 0; batches < 10_000; batches++) {
@@ -149,7 +103,7 @@ async function main(): Promise<void> {
     say(`\nsummary (${rows.toLocaleString('en-US')} messages, one day)`);
     say(`| method | purge time | messages size before | after |`);
     say(`|---|---|---|---|`);
-    say(`| DROP of the day's partition | ${seconds(dropMs)} | ${mib(beforeDrop)} | ${mib(afterDrop)} |`);
+    say(`| DROP of the day's partition | ${seconds(drop.dropMs)} | ${mib(drop.bytesBefore)} | ${mib(drop.bytesAfter)} |`);
     say(`| batched DELETE per room${finished ? ' (+ VACUUM)' : ' (extrapolated, no VACUUM)'} | ${seconds(deleteTotalMs)} | ${mib(beforeDelete)} | ${mib(afterDelete)} after the DELETE, ${mib(afterVacuum)} after VACUUM |`);
     say(`At 10,000 messages a second (${DAY_AT_10K.toLocaleString('en-US')} a day) the DELETE at ${Math.round(rate).toLocaleString('en-US')} rows/s needs ` +
       `${((DAY_AT_10K / rate) / 3600).toFixed(1)} h of one connection per day of messages; the DROP stays a catalog change.`);

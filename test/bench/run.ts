@@ -8,7 +8,8 @@
  *    ADAPTER's saturation, taking turns;
  * 3. a Redis audit, and a CPU profile of a gateway, at those loads;
  * 4. a hot room: one room's senders on 2 and on 4 gateways at the same offered rate;
- * 5. memory per idle connection; 6. history pages at 1M messages against `/livez`.
+ * 5. memory per idle connection; 6. history pages at 1M messages against `/livez`;
+ * 7. purging a day of 1M messages by dropping its partition (issue 17, point 3).
  *
  * Prints issue 17's target table and writes BENCHMARKS.md (text below its analysis marker is
  * kept). `--quick` for a smoke run (about 3 minutes). Everything on 127.0.0.1; every loop bounded.
@@ -30,6 +31,7 @@ import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { Inspector, summariseProfile, type CpuProfile, type ProfileSummary } from './lib/cdp.ts';
 import { describeMachine } from './lib/machine.ts';
 import { startCountingProxy } from './lib/pg-proxy.ts';
+import { fillAndDropDay, ROWS_PER_ROOM, type PartitionDrop } from './lib/purge-day.ts';
 import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
 import { ROOT, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { buildReport, keepAnalysis, ROLES, serverCpuPerSec, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
@@ -128,6 +130,9 @@ async function main() {
   const dbUrlObj = new URL(ADMIN_URL);
   dbUrlObj.pathname = `/${dbName}`;
   const dbUrl = dbUrlObj.toString();
+  const purgeUrlObj = new URL(dbUrl);
+  purgeUrlObj.pathname = `/${dbName}_purge`;
+  const purgeUrl = purgeUrlObj.toString();
   const machine = describeMachine();
   log(`machine: ${machine.cpu}, ${machine.nproc} cores, ${machine.memGiB} GiB; ${quick ? 'QUICK' : 'FULL'} mode; ulimit -n ${machine.ulimit}; load ${machine.loadavg}`);
 
@@ -136,6 +141,7 @@ async function main() {
   let redis: Redis | null = null;
   let proxyClose: (() => Promise<void>) | null = null;
   let created = false;
+  let purgeCreated = false;
   // The gateways run as they ship: `pnpm build`'s production bundle, started as the image starts
   // it (node --enable-source-maps dist/gateway.mjs), not the sources through tsx, whose
   // keepNames gives every function a handler creates a name property (CPU per call, and ~0.8 KiB
@@ -149,6 +155,7 @@ async function main() {
     await sql?.end({ timeout: 2 }).catch(() => undefined);
     await admin?.end({ timeout: 2 }).catch(() => undefined);
     if (created) await dropDatabase(dbUrl).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
+    if (purgeCreated) await dropDatabase(purgeUrl).catch((error: unknown) => log(`could not drop ${dbName}_purge: ${String(error)}`));
     rmSync(bundleDir, { recursive: true, force: true });
   };
   let interrupted = false;
@@ -618,6 +625,27 @@ async function main() {
       agent.destroy();
     }
 
+    // ---- 7. a day of historyRows messages purged as the worker's partition job purges one, in
+    // a throw-away database of its own: this run's worker would drop an expired day by itself.
+    let purge: PartitionDrop | null = null;
+    if (!overBudget(0.95)) {
+      await ensureDatabase(purgeUrl);
+      purgeCreated = true;
+      await runMigrations(purgeUrl);
+      const purgeSql = postgres(purgeUrl, { max: 1, onnotice: () => {} });
+      try {
+        const userId = randomUUID();
+        await purgeSql`insert into users (id, nickname) values (${userId}, 'bench')`;
+        const [past] = await purgeSql<{ day: string }[]>`select to_char((now() at time zone 'UTC')::date - 3, 'YYYY-MM-DD') as day`;
+        purge = await fillAndDropDay(purgeSql, userId, past!.day, Math.ceil(S.historyRows / ROWS_PER_ROOM));
+        log(`purge: ${fmtInt(purge.rows)} messages of one day written in ${fmt(purge.writeMs / 1000, 1)} s, dropped in ${fmt(purge.dropMs / 1000, 3)} s; messages ${fmt(purge.bytesBefore / 2 ** 20, 1)} MiB before, ${fmt(purge.bytesAfter / 2 ** 20, 1)} MiB after`);
+      } finally {
+        await purgeSql.end({ timeout: 2 });
+        await dropDatabase(purgeUrl);
+        purgeCreated = false;
+      }
+    }
+
     // ---- report
     const floorAtEnd = await commitFloor();
     log(`a one-row durable commit at the end: p50 ${fmt(floorAtEnd.p50, 2)} ms, p99 ${fmt(floorAtEnd.p99, 2)} ms`);
@@ -636,6 +664,7 @@ async function main() {
       idleN,
       history,
       historyInsertMs,
+      purge,
       elapsedMs: Date.now() - started,
       budgetHit: overBudget(),
       unsaturated,

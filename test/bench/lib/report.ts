@@ -3,6 +3,7 @@ import type { ProfileSummary } from './cdp.ts';
 import type { StepResult } from './driver.ts';
 import type { Machine } from './machine.ts';
 import type { RedisAudit } from './redis-audit.ts';
+import { ROWS_PER_ROOM, type PartitionDrop } from './purge-day.ts';
 import { fmt, fmtInt, median, spread, type Percentiles } from './stats.ts';
 
 /** The processes whose CPU a step measures. */
@@ -98,6 +99,8 @@ export interface ReportInput {
   idleN: number;
   history: HistoryCase[];
   historyInsertMs: number;
+  /** A day of messages purged by dropping its partition; null when the budget left no time. */
+  purge: PartitionDrop | null;
   elapsedMs: number;
   budgetHit: boolean;
   /** Variants still keeping up at the top offered rate: their "saturation" is only a lower bound. */
@@ -353,6 +356,16 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
   md.push('| case | p50 | p95 | p99 | `/livez` p50 / p99, same loop | page p99 ÷ `/livez` p99 |', '|---|---|---|---|---|---|');
   for (const h of history) md.push(`| ${h.label} | ${ms(h.p.p50)} | ${ms(h.p.p95)} | ${ms(h.p.p99)} | ${ms(h.livez.p50)} / ${ms(h.livez.p99)} | ${fmt(h.p.p99 / h.livez.p99, 2)} |`);
   md.push('');
+
+  if (input.purge) {
+    const p = input.purge;
+    const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 1)} MiB`;
+    md.push('## Purging a day of messages (issue 17, point 3)', '');
+    md.push(`${fmtInt(p.rows)} messages of one expiry day (${fmtInt(p.rows / ROWS_PER_ROOM)} rooms of ${fmtInt(ROWS_PER_ROOM)}, half with a \`clientMessageId\`), written by \`INSERT … SELECT\` in ${fmt(p.writeMs / 1000, 1)} s into a throw-away database, then purged as the worker's partition job purges a day once every room in it has expired (\`dropIfExpired\`: the day's partition dropped). Size: \`pg_total_relation_size\` over every partition of \`messages\` (heap, indexes, TOAST).`, '');
+    md.push('| method | purge time | `messages` size before | after |', '|---|---|---|---|');
+    md.push(`| DROP of the day's partition | ${fmt(p.dropMs / 1000, 3)} s | ${mib(p.bytesBefore)} | ${mib(p.bytesAfter)} |`, '');
+    md.push('The way it was done before partitions, a batched `DELETE` per room, takes minutes per million rows and gives back little space without `VACUUM`: `pnpm bench:purge` measures both side by side (figures and the reasons in docs/partitions.md).', '');
+  }
 
   if (input.profile) {
     const p = input.profile;

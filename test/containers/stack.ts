@@ -24,7 +24,6 @@ export const appImages = {
   worker: 'chat-worker:containers-test',
   migrate: 'chat-migrate:containers-test',
 } as const;
-export const APP_IMAGE_LABEL = 'chat.containers-test=1';
 
 /** `docker compose` when the v2 plugin is installed, else docker-compose v1. */
 export async function composeCommand(): Promise<string[] | null> {

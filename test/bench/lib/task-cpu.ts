@@ -51,10 +51,6 @@ export function cpuPressureMicros(): number {
   }
 }
 
-export function sumTaskCpuMicros(pids: readonly number[]): number {
-  return pids.reduce((sum, pid) => sum + taskCpuMicros(pid), 0);
-}
-
 /**
  * Bytes a process has read through read-like syscalls (`rchar` of /proc/<pid>/io): for a pod, what
  * its sockets brought in, the bus's deliveries included. 0 if the process is gone.

@@ -170,6 +170,14 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     await expect.poll(() => page.textContent('#me')).toBe(nickname);
   }
 
+  /** The token the signed-in page keeps for its session (what its socket's handshake sends). */
+  async function sessionToken(page: Page): Promise<string> {
+    const stored = await page.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('chat.session'));
+    const { token } = JSON.parse(stored ?? '{}') as { token?: string };
+    expect(token).toBeTruthy();
+    return token!;
+  }
+
   async function send(page: Page, text: string): Promise<void> {
     await page.fill('#message-input', text);
     await page.click('#send');
@@ -432,9 +440,7 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     // Pod B is gone since the previous test: both balancers lead to pod A.
     const erin = await openPage(`${balancerA.url}/`, 'erin');
     await signIn(erin, '정하늘');
-    const stored = await erin.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('chat.session'));
-    const { token } = JSON.parse(stored ?? '{}') as { token?: string };
-    expect(token).toBeTruthy();
+    const token = await sessionToken(erin);
     // The page leaves (its socket closes), and Erin's 32 other sockets take every place on pod A.
     await erin.goto('about:blank');
     const others: Socket[] = [];
@@ -476,9 +482,7 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     };
     const fay = await openPage(`${balancerA.url}/`, 'fay');
     await signIn(fay, '한가을');
-    const stored = await fay.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('chat.session'));
-    const { token } = JSON.parse(stored ?? '{}') as { token?: string };
-    expect(token).toBeTruthy();
+    const token = await sessionToken(fay);
     await fay.goto('about:blank');
     // Fay's handshakes for this minute, spent by sockets that connect and leave at once
     // (HANDSHAKE_RATE_LIMIT_PER_MINUTE, 120 by default), until one is refused for it.

@@ -57,7 +57,6 @@ function toView(room: StoredRoom): RoomView {
 export function createRoomService(deps: RoomServiceDeps) {
   const { rooms, memberships, roomCache, events } = deps;
 
-  /** Room exists → not expired, from the in-process cache (no query once cached). */
   /**
    * The room when this pod has it cached and it has not expired; null when that takes a
    * lookup or an answer (then `requireActiveRoom`). Synchronous: a send's common case costs no
@@ -68,6 +67,7 @@ export function createRoomService(deps: RoomServiceDeps) {
     return room && !isExpired(room) ? room : null;
   }
 
+  /** Room exists → not expired, from the in-process cache (no query once cached). */
   async function requireActiveRoom(roomId: string): Promise<RoomMeta> {
     const room = await requireRoom(roomId);
     if (isExpired(room)) throw new AppError('ROOM_EXPIRED');

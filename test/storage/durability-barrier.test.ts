@@ -16,6 +16,7 @@ const RELAY = `
 const { parentPort, workerData } = require('node:worker_threads');
 const net = require('node:net');
 const roundTrips = new Int32Array(workerData.counter);
+const firstSentAt = new Float64Array(workerData.clock);
 const server = net.createServer((client) => {
   const upstream = net.createConnection({ host: workerData.host, port: workerData.port });
   client.setNoDelay(true);
@@ -27,6 +28,7 @@ const server = net.createServer((client) => {
       clientTurn = true;
       Atomics.add(roundTrips, 0, 1);
     }
+    if (firstSentAt[0] === 0) firstSentAt[0] = performance.timeOrigin + performance.now();
     held.push(chunk);
     if (held.length === 1) {
       setTimeout(() => {
@@ -83,6 +85,10 @@ describe('the durability barrier', () => {
   let relay: Worker;
   const counter = new SharedArrayBuffer(4);
   const roundTrips = () => Atomics.load(new Int32Array(counter), 0);
+  /** When the relay read the first bytes after the test set it to 0 (ms since the epoch). */
+  const clock = new SharedArrayBuffer(8);
+  const firstSentAt = new Float64Array(clock);
+  const now = () => performance.timeOrigin + performance.now();
   let userId: string;
   let roomId: string;
 
@@ -90,7 +96,7 @@ describe('the durability barrier', () => {
     testDb = await createTestDatabase();
     database = createDatabase({ url: testDb.url, maxConnections: 2 });
     const target = new URL(testDb.url);
-    relay = new Worker(RELAY, { eval: true, workerData: { counter, holdMs: HOLD_MS, host: target.hostname, port: Number(target.port || 5432) } });
+    relay = new Worker(RELAY, { eval: true, workerData: { counter, clock, holdMs: HOLD_MS, host: target.hostname, port: Number(target.port || 5432) } });
     const relayPort = await new Promise<number>((resolve, reject) => {
       relay.once('message', resolve);
       relay.once('error', reject);
@@ -113,8 +119,8 @@ describe('the durability barrier', () => {
   });
 
   /** Twelve messages of 200 characters: a statement of several KiB, sent by postgres.js at once. */
-  const bigBatch = (): NewMessage[] =>
-    Array.from({ length: 12 }, () => ({
+  const bigBatch = (size = 12): NewMessage[] =>
+    Array.from({ length: size }, () => ({
       id: randomUUID(),
       roomId,
       userId,
@@ -144,5 +150,23 @@ describe('the durability barrier', () => {
     expect(await write(true)).toBe(1);
     const [counters] = await database.sql<{ last_seq: number }[]>`select last_seq from rooms where id = ${roomId}`;
     expect(counters!.last_seq).toBe(48);
+  });
+
+  it('a batch of one leaves in the turn it is written, not after the rest of the loop iteration', async () => {
+    const repository = createMessagesRepository(database.sql, { batchConnection: writerDatabase });
+    await repository.insertBatch(bigBatch(1), { releaseLocksEarly: false });
+    for (const releaseLocksEarly of [false, true]) {
+      let busyUntil = 0;
+      setImmediate(() => {
+        busyFor(150);
+        busyUntil = now();
+      });
+      firstSentAt[0] = 0;
+      const [outcome] = await repository.insertBatch(bigBatch(1), { releaseLocksEarly });
+      expect(outcome!.status).toBe('stored');
+      expect(firstSentAt[0]).toBeGreaterThan(0);
+      // Deferred, it would have been read by the relay only once the busy turn was over.
+      expect(firstSentAt[0]).toBeLessThan(busyUntil - 100);
+    }
   });
 });

@@ -11,6 +11,8 @@ import { createTestDatabase, type TestDatabase } from '@chat/testing';
  * what the client sends for HOLD_MS before passing it on, so that bytes the client wrote
  * together are read together (and counted once) even when this thread is slow to read them on
  * a busy machine: Postgres cannot answer the first before the relay has read the second.
+ * (The bench's counting relay, test/bench/lib/pg-proxy.ts, runs on its caller's thread, which
+ * this test keeps busy on purpose.)
  */
 const RELAY = `
 const { parentPort, workerData } = require('node:worker_threads');

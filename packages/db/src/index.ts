@@ -16,3 +16,4 @@ export * from './repositories/webhook-cursors.repository.ts';
 export * from './repositories/room-occupancy.repository.ts';
 export * from './repositories/server-idempotency.repository.ts';
 export * from './message-payloads.ts';
+export { uuidArrayLiteral } from './repositories/uuid-array.ts';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Sql } from 'postgres';
-import { createMessagePartitionsRepository, partitionName } from '@chat/db';
+import { createMessagePartitionsRepository, partitionName, uuidArrayLiteral } from '@chat/db';
 
 /**
  * A day of messages to purge, as `pnpm bench` (the partition drop) and `pnpm bench:purge` (the
@@ -9,9 +9,6 @@ import { createMessagePartitionsRepository, partitionName } from '@chat/db';
  * expired on that day, in the day's own partition of a migrated database.
  */
 export const ROWS_PER_ROOM = 1000;
-
-/** Random UUIDs as one array literal (no driver array types needed on a fresh client). */
-const uuidArray = (ids: readonly string[]) => `{${ids.join(',')}}`;
 
 /** Heap, indexes and TOAST of every partition of `messages` (the parent itself holds nothing). */
 export async function messagesSize(sql: Sql): Promise<number> {
@@ -35,15 +32,15 @@ export async function fillExpiredDay(sql: Sql, userId: string, day: string, room
     select id, 'bench', ${userId}, (${day}::date - 1 + interval '12 hours') at time zone 'UTC',
            (${day}::date + interval '12 hours') at time zone 'UTC', (${day}::date + interval '12 hours 1 second') at time zone 'UTC',
            ${ROWS_PER_ROOM}
-    from unnest(${uuidArray(roomIds)}::text::uuid[]) id`;
+    from unnest(${uuidArrayLiteral(roomIds)}::text::uuid[]) id`;
   const started = performance.now();
   for (let from = 0; from < roomIds.length; from += 50) {
     await sql`
       insert into messages (id, room_id, user_id, type, content, client_message_id, seq, created_at, expires_at)
       select gen_random_uuid(), r.id, ${userId}, 'text', '안녕하세요, 메시지 ' || g || ' 입니다',
              case when g % 2 = 0 then r.id::text || ':' || g end, g, r.created_at + g * interval '1 second', r.expires_at
-      from rooms r, generate_series(1, ${ROWS_PER_ROOM}::int) g
-      where r.id = any(${uuidArray(roomIds.slice(from, from + 50))}::text::uuid[])`;
+      from unnest(${uuidArrayLiteral(roomIds.slice(from, from + 50))}::text::uuid[]) ids(id)
+      join rooms r on r.id = ids.id, generate_series(1, ${ROWS_PER_ROOM}::int) g`;
   }
   const writeMs = performance.now() - started;
   await sql`analyze ${sql(partitionName(day))}`;

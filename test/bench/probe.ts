@@ -4,8 +4,9 @@
  * and ack latency, CPU by process and the group-commit batch figures read from /metrics.
  * `--profile` writes a CPU profile of each gateway at the last rate. `--perf` samples gateway-0
  * (or the first BARE / ADAPTER process) on the CPU with Linux `perf` over the last window and
- * prints its CPU by module, kernel included (test/bench/lib/perf-profile.ts): run it once with
- * and once with `--adapter` to set FULL's modules beside the cluster design's.
+ * prints its CPU by module and by function, kernel included (test/bench/lib/perf-profile.ts): run
+ * it once with and once with `--adapter` to set FULL's modules beside the cluster design's;
+ * PROBE_PERF_KEEP=1 keeps the samples for `perf script` / `perf report`.
  * `--history N` then fills a room with N messages and times 1,000 sequential history pages,
  * each followed by a `/livez` on the same connection (the machine's own noise, as `pnpm
  * bench` measures it), and the bare page query; with `--profile` it also samples what each
@@ -362,10 +363,14 @@ async function main() {
       log(`  gateway-0 threads: ${[...th1].map(([name, us]) => [name, (us - (th0.get(name) ?? 0)) / seconds / 1e4] as const).filter(([, pct]) => pct >= 0.5).map(([name, pct]) => `${name} ${fmt(pct, 0)}%`).join(', ')}`);
       if (perfRecorded) {
         await perfRecorded;
-        const { samples, byModule } = summarisePerf(perfFile, bundleAt ? resolve(bundleAt) : null);
-        rmSync(perfFile, { force: true });
+        const { samples, byModule, byFunction } = summarisePerf(perfFile, bundleAt ? resolve(bundleAt) : null);
+        if (process.env.PROBE_PERF_KEEP) log(`perf data kept in ${perfFile} (perf script -i ${perfFile})`);
+        else rmSync(perfFile, { force: true });
         log(`${bare ? gateways[0]!.proc.name : 'gateway-0'} on the CPU (perf, ${perfSeconds} s, ${fmtInt(samples)} samples at 999 Hz: ${fmt(samples / perfSeconds / 10, 0)}% of a core), by module (the JavaScript frame nearest the leaf):`);
-        for (const [name, count] of byModule.slice(0, 25)) log(`  ${fmt((100 * count) / samples, 1).padStart(5)}%  ${fmt(count / perfSeconds, 0).padStart(4)} ms/s  ${name}`);
+        const share = ([name, count]: [string, number]) => log(`  ${fmt((100 * count) / samples, 1).padStart(5)}%  ${fmt(count / perfSeconds, 0).padStart(4)} ms/s  ${name}`);
+        byModule.slice(0, 25).forEach(share);
+        log('  … and by function (the same frame):');
+        byFunction.slice(0, 25).forEach(share);
       }
       for (const [i, inspector] of inspectors.entries()) {
         const { profile: raw } = await inspector.send<{ profile: CpuProfile }>('Profiler.stop');

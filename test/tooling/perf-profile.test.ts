@@ -27,7 +27,7 @@ const SCRIPT = `
 	    c4993f v8::internal::OptimizingCompileDispatcher::CompileTask::RunInternal (/usr/bin/node)
 `;
 
-describe('perf profiles by module', () => {
+describe('perf profiles by module and by function', () => {
   const dir = mkdtempSync(join(tmpdir(), 'perf-profile-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -49,6 +49,16 @@ describe('perf profiles by module', () => {
       // Line 12 of the bundle is in the module whose comment opens at line 12.
       'apps/gateway/src/lib/deadline.ts': 1,
       'node:internal/process/task_queues': 1,
+      kernel: 1,
+      'garbage collector': 1,
+      'JIT compiler': 1,
+    });
+    expect(Object.fromEntries(attribute(stacks, bundleModuleMap(bundle), 'function'))).toEqual({
+      'writeFreshBatch @ packages/db/src/repositories/messages.repository.ts': 1,
+      'nextWrite @ postgres/src/connection.js': 1,
+      // A name with a space in it (a getter) is kept whole.
+      'get length @ apps/gateway/src/lib/deadline.ts': 1,
+      'processTicksAndRejections @ node:internal/process/task_queues': 1,
       kernel: 1,
       'garbage collector': 1,
       'JIT compiler': 1,

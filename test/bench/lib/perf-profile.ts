@@ -92,25 +92,34 @@ export function parsePerfScript(text: string): Frame[][] {
   return stacks;
 }
 
+/** What a sample is counted under: the module of its frame (below), or that frame's function and module. */
+export type Attribution = 'module' | 'function';
+
 /**
  * Each sample goes to the module of the frame nearest the leaf that is JavaScript outside
  * Node's own `node:` modules (so a `JSON.stringify`, a socket write or a hash lookup counts for
  * the code that asked for it); samples with no such frame go to Node's module, or to `kernel`,
- * `garbage collector`, `JIT compiler` or `native` by their leaf.
+ * `garbage collector`, `JIT compiler` or `native` by their leaf. `by: 'function'` names that
+ * frame's function too (`nextWrite @ postgres/src/connection.js`): which call of a module costs.
+ * A function V8 inlined into its caller counts for the caller.
  */
-export function attribute(stacks: Frame[][], bundleModule: ((line: number) => string) | null): Map<string, number> {
-  const moduleOf = (frame: Frame): string | null => {
-    const js = /^JS:.*? (\S+?):(\d+):\d+$/.exec(frame.symbol) ?? /^JS:.*? (\S+)$/.exec(frame.symbol);
+export function attribute(stacks: Frame[][], bundleModule: ((line: number) => string) | null, by: Attribution = 'module'): Map<string, number> {
+  const nameOf = (frame: Frame): string | null => {
+    const js = /^JS:[*~^+]?(.*?) (\S+?):(\d+):\d+$/.exec(frame.symbol) ?? /^JS:[*~^+]?(.*?) (\S+)$/.exec(frame.symbol);
     if (!js) return null;
-    const where = js[1]!.replace(/^file:\/\//, '');
-    if (where.startsWith('node:')) return where;
-    if (bundleModule && /\.mjs$/.test(where) && js[2]) return moduleName(bundleModule(Number(js[2])));
-    return moduleName(where);
+    const where = js[2]!.replace(/^file:\/\//, '');
+    const module = where.startsWith('node:')
+      ? where
+      : bundleModule && /\.mjs$/.test(where) && js[3]
+        ? moduleName(bundleModule(Number(js[3])))
+        : moduleName(where);
+    return by === 'function' ? `${js[1] || '(anonymous)'} @ ${module}` : module;
   };
+  const isNodeOwn = (name: string) => (by === 'function' ? name.includes(' @ node:') : name.startsWith('node:'));
   const counts = new Map<string, number>();
   for (const stack of stacks) {
-    const modules = stack.map(moduleOf);
-    let name = modules.find((module) => module !== null && !module.startsWith('node:')) ?? modules.find((module) => module !== null) ?? null;
+    const names = stack.map(nameOf);
+    let name = names.find((found) => found !== null && !isNodeOwn(found)) ?? names.find((found) => found !== null) ?? null;
     if (name === null) {
       const symbols = stack.map((frame) => frame.symbol).join(' ');
       if (/Scavenge|MarkCompact|Heap::|Sweeper|ConcurrentMarking/.test(symbols)) name = 'garbage collector';
@@ -124,9 +133,10 @@ export function attribute(stacks: Frame[][], bundleModule: ((line: number) => st
 }
 
 /** `perf record`'s file as modules and their samples, most first. */
-export function summarisePerf(file: string, bundle: string | null): { samples: number; byModule: [string, number][] } {
+export function summarisePerf(file: string, bundle: string | null): { samples: number; byModule: [string, number][]; byFunction: [string, number][] } {
   const text = execFileSync('perf', ['script', '-i', file, '-F', 'ip,sym,dso'], { maxBuffer: 1 << 30, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   const stacks = parsePerfScript(text);
-  const counts = attribute(stacks, bundle ? bundleModuleMap(bundle) : null);
-  return { samples: stacks.length, byModule: [...counts].sort((a, b) => b[1] - a[1]) };
+  const modules = bundle ? bundleModuleMap(bundle) : null;
+  const mostFirst = (counts: Map<string, number>) => [...counts].sort((a, b) => b[1] - a[1]);
+  return { samples: stacks.length, byModule: mostFirst(attribute(stacks, modules)), byFunction: mostFirst(attribute(stacks, modules, 'function')) };
 }

@@ -33,7 +33,7 @@ import { describeMachine } from './lib/machine.ts';
 import { startCountingProxy } from './lib/pg-proxy.ts';
 import { fillAndDropDay, ROWS_PER_ROOM, type PartitionDrop } from './lib/purge-day.ts';
 import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
-import { ROOT, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
+import { cleanUpOnSignal, ROOT, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { buildReport, keepAnalysis, ROLES, serverCpuPerSec, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
 import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
 import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, type Percentiles } from './lib/stats.ts';
@@ -147,7 +147,7 @@ async function main() {
   // keepNames gives every function a handler creates a name property (CPU per call, and ~0.8 KiB
   // per idle connection).
   const bundleDir = mkdtempSync(join(tmpdir(), 'bench-dist-'));
-  const cleanup = async () => {
+  const cleanup = cleanUpOnSignal(async () => {
     await loadgen?.stop();
     await stopAll();
     redis?.disconnect();
@@ -157,16 +157,7 @@ async function main() {
     if (created) await dropDatabase(dbUrl).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
     if (purgeCreated) await dropDatabase(purgeUrl).catch((error: unknown) => log(`could not drop ${dbName}_purge: ${String(error)}`));
     rmSync(bundleDir, { recursive: true, force: true });
-  };
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    log('interrupted: cleaning up');
-    void cleanup().then(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  }, log);
 
   try {
     // ---- services

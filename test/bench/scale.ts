@@ -27,7 +27,7 @@ import type { StepResult } from './lib/driver.ts';
 import { JoinDriver, type Joiner } from './lib/join-driver.ts';
 import { signHs256 } from './lib/jwt.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
-import { ROOT, sleep, startRedis, stopAll } from './lib/procs.ts';
+import { cleanUpOnSignal, ROOT, sleep, startRedis, stopAll } from './lib/procs.ts';
 import { readRedisCounters, type RedisCounters } from './lib/redis-info.ts';
 import { buildScaleReport, linkFromBenchmarks, type HotRecord, type IdleRecord, type JoinRecord, type ScaleReportInput, type SendRecord, type Variant } from './lib/scale-report.ts';
 import { startPod, type BusAdapter, type Pod } from './lib/scale-pods.ts';
@@ -201,7 +201,7 @@ async function main() {
   let created = false;
   const clusters: Cluster[] = [];
   const busClusters: NonNullable<Cluster['bus']>[] = [];
-  const cleanup = async () => {
+  const cleanup = cleanUpOnSignal(async () => {
     for (const cluster of clusters) {
       cluster.joins?.close();
       cluster.redis.disconnect();
@@ -214,16 +214,7 @@ async function main() {
     }
     await sql?.end({ timeout: 2 }).catch(() => undefined);
     if (created) await dropDatabase(dbUrl).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
-  };
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    log('interrupted: cleaning up');
-    void cleanup().then(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  }, log);
 
   try {
     // ---- services: one database, one private redis-server per variant

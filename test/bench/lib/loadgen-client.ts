@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import type { LoadgenRequest } from '../loadgen.ts';
 import { ROOT } from './procs.ts';
@@ -57,13 +58,29 @@ export class LoadgenClient {
         if (reply.ok) resolve(reply.result as T);
         else reject(new Error(reply.error));
       });
-      this.child.send({ ...command, id });
+      // With a callback a closed channel (the process stopped, e.g. by an interrupted run's
+      // cleanup) fails this request instead of emitting an 'error' nobody handles.
+      this.child.send({ ...command, id }, (error) => {
+        if (!error) return;
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        reject(error);
+      });
     });
   }
 
-  /** Asks it to close its clients and exit; kills it if it does not answer. */
+  /**
+   * Asks it to close its clients and exit; kills it if it does not answer. Resolves once it has
+   * exited and its channel is closed, so a request after this fails at once.
+   */
   async stop(): Promise<void> {
+    const child = this.child;
+    const gone = (async () => {
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+      if (child.connected) await once(child, 'disconnect');
+    })();
     await this.request({ cmd: 'exit' }, 3000).catch(() => undefined);
-    this.child.kill('SIGKILL');
+    child.kill('SIGKILL');
+    await gone;
   }
 }

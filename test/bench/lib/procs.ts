@@ -64,6 +64,25 @@ export function startNode(name: string, entry: string, env: Record<string, strin
   return start(name, process.execPath, [...nodeArgs, '--import', 'tsx', entry], env);
 }
 
+/**
+ * A run's cleanup (what it created: processes, databases, files), done once however many ask
+ * for it: on Ctrl-C or SIGTERM, then exit 130; and by the run's own `finally`, which an
+ * interrupted run also reaches (its next step fails once the processes are stopped) and which
+ * then waits for the cleanup under way instead of racing it to `process.exit`.
+ */
+export function cleanUpOnSignal(cleanup: () => Promise<void>, log: (line: string) => void): () => Promise<void> {
+  let done: Promise<void> | null = null;
+  const once = () => (done ??= cleanup());
+  const onSignal = () => {
+    if (done) return;
+    log('interrupted: cleaning up');
+    void once().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return once;
+}
+
 export async function stopAll(): Promise<void> {
   await Promise.allSettled([...live].map((proc) => proc.stop()));
 }

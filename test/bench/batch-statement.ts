@@ -30,6 +30,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { createDatabase, createMessagesRepository, dropDatabase, ensureDatabase, runMigrations, type Database, type NewMessage } from '@chat/db';
+import { cleanUpOnSignal } from './lib/procs.ts';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -149,6 +150,14 @@ async function chunk(setup: Setup, size: number, form: Form, count: number, walw
 async function main() {
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   const setups: Setup[] = [];
+  const cleanup = cleanUpOnSignal(async () => {
+    for (const setup of setups) {
+      await setup.writer.close();
+      await setup.database.close();
+      await dropDatabase(setup.url);
+    }
+    await admin.end({ timeout: 5 });
+  }, (line) => process.stderr.write(`${line}\n`));
   try {
     const [wal] = await admin<{ pid: number }[]>`select pid from pg_stat_activity where backend_type = 'walwriter'`;
     const walwriter = wal?.pid ?? null;
@@ -185,12 +194,7 @@ async function main() {
       }
     }
   } finally {
-    for (const setup of setups) {
-      await setup.writer.close();
-      await setup.database.close();
-      await dropDatabase(setup.url);
-    }
-    await admin.end({ timeout: 5 });
+    await cleanup();
   }
 }
 

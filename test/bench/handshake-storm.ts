@@ -21,7 +21,7 @@ import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
 import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
-import { sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
+import { cleanUpOnSignal, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { cpuMicros, fmt, fmtInt, median } from './lib/stats.ts';
 import type { LoadgenSpec } from './loadgen.ts';
 
@@ -58,6 +58,12 @@ async function main() {
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   const loadgen = LoadgenClient.start(secret);
   const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command, 180_000);
+  const cleanup = cleanUpOnSignal(async () => {
+    await stopAll();
+    await sql.end({ timeout: 2 }).catch(() => undefined);
+    await admin.end({ timeout: 2 }).catch(() => undefined);
+    await dropDatabase(dbUrl.toString()).catch(() => undefined);
+  }, log);
   try {
     await runMigrations(dbUrl.toString());
     const redis = await startRedis();
@@ -167,10 +173,7 @@ async function main() {
     }
     await lg({ cmd: 'exit' }).catch(() => undefined);
   } finally {
-    await stopAll();
-    await sql.end({ timeout: 2 }).catch(() => undefined);
-    await admin.end({ timeout: 2 }).catch(() => undefined);
-    await dropDatabase(dbUrl.toString()).catch(() => undefined);
+    await cleanup();
   }
 }
 

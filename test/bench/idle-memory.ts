@@ -22,7 +22,7 @@ import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
 import { Inspector, type HeapSummary } from './lib/cdp.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
-import { sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
+import { cleanUpOnSignal, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { fmt, rssBytes } from './lib/stats.ts';
 import type { LoadgenSpec } from './loadgen.ts';
 
@@ -50,6 +50,11 @@ async function main() {
   const sql = postgres(dbUrl.toString(), { max: 2, onnotice: () => {} });
   const loadgen = LoadgenClient.start(secret);
   const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command, 180_000);
+  const cleanup = cleanUpOnSignal(async () => {
+    await stopAll();
+    await sql.end({ timeout: 2 }).catch(() => undefined);
+    await dropDatabase(dbUrl.toString()).catch(() => undefined);
+  }, log);
   try {
     await runMigrations(dbUrl.toString());
     const redis = await startRedis();
@@ -99,9 +104,7 @@ async function main() {
     await lg({ cmd: 'exit' }).catch(() => undefined);
     inspector.close();
   } finally {
-    await stopAll();
-    await sql.end({ timeout: 2 }).catch(() => undefined);
-    await dropDatabase(dbUrl.toString()).catch(() => undefined);
+    await cleanup();
   }
 }
 

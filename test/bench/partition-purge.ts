@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { dropDatabase, ensureDatabase, partitionName, runMigrations } from '@chat/db';
 import { fillAndDropDay, fillExpiredDay, messagesSize, ROWS_PER_ROOM } from './lib/purge-day.ts';
+import { cleanUpOnSignal } from './lib/procs.ts';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -42,6 +43,10 @@ const say = (line: string) => console.log(line);
 async function main(): Promise<void> {
   await ensureDatabase(url);
   const sql = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: 'bench-purge' } });
+  const cleanup = cleanUpOnSignal(async () => {
+    await sql.end({ timeout: 5 });
+    await dropDatabase(url);
+  }, say);
   try {
     await runMigrations(url);
     const userId = randomUUID();
@@ -108,8 +113,7 @@ async function main(): Promise<void> {
     say(`At 10,000 messages a second (${DAY_AT_10K.toLocaleString('en-US')} a day) the DELETE at ${Math.round(rate).toLocaleString('en-US')} rows/s needs ` +
       `${((DAY_AT_10K / rate) / 3600).toFixed(1)} h of one connection per day of messages; the DROP stays a catalog change.`);
   } finally {
-    await sql.end({ timeout: 5 });
-    await dropDatabase(url);
+    await cleanup();
   }
 }
 

@@ -48,7 +48,7 @@ import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
 import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import type { StepResult } from './lib/driver.ts';
-import { sleep, start, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
+import { cleanUpOnSignal, sleep, start, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { cpuMicros, fmt, fmtInt } from './lib/stats.ts';
 import { perfAvailable, recordPerf, summarisePerf } from './lib/perf-profile.ts';
 import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
@@ -166,6 +166,14 @@ async function main() {
   const loadgen = LoadgenClient.start(secret);
   const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command);
   let redisAdmin: Redis | null = null;
+  const cleanup = cleanUpOnSignal(async () => {
+    redisAdmin?.disconnect();
+    await loadgen.stop();
+    await stopAll();
+    await sql.end({ timeout: 2 });
+    await admin.end({ timeout: 2 });
+    await dropDatabase(dbUrl.toString()).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
+  }, log);
 
   try {
     await runMigrations(dbUrl.toString());
@@ -478,12 +486,7 @@ async function main() {
     }
     if (process.env.PROBE_NODE_ARGS) writeFileSync(join(tmpdir(), 'probe-gateway-0.out'), gateways[0]!.proc.output());
   } finally {
-    redisAdmin?.disconnect();
-    await loadgen.stop();
-    await stopAll();
-    await sql.end({ timeout: 2 });
-    await admin.end({ timeout: 2 });
-    await dropDatabase(dbUrl.toString()).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
+    await cleanup();
   }
 }
 

@@ -81,6 +81,7 @@ export class LoadgenClient {
     })();
     await this.request({ cmd: 'exit' }, 3000).catch(() => undefined);
     child.kill('SIGKILL');
-    await gone;
+    // An 'error' of the child while it goes must not cut short the cleanup that called this.
+    await gone.catch(() => undefined);
   }
 }

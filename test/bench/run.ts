@@ -34,7 +34,8 @@ import { startCountingProxy } from './lib/pg-proxy.ts';
 import { fillAndDropDay, ROWS_PER_ROOM, type PartitionDrop } from './lib/purge-day.ts';
 import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
 import { cleanUpOnSignal, ROOT, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
-import { buildReport, keepAnalysis, ROLES, serverCpuPerSec, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
+import { keepAnalysis } from './lib/kept-analysis.ts';
+import { buildReport, ROLES, serverCpuPerSec, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
 import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
 import { cpuMicros, cpuSplitMicros, fmt, fmtInt, median, percentiles, rssBytes, type Percentiles } from './lib/stats.ts';
 

@@ -29,6 +29,7 @@ import { signHs256 } from './lib/jwt.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { cleanUpOnSignal, ROOT, sleep, startRedis, stopAll } from './lib/procs.ts';
 import { readRedisCounters, type RedisCounters } from './lib/redis-info.ts';
+import { keepAnalysis } from './lib/kept-analysis.ts';
 import { buildScaleReport, linkFromBenchmarks, type HotRecord, type IdleRecord, type JoinRecord, type ScaleReportInput, type SendRecord, type Variant } from './lib/scale-report.ts';
 import { startPod, type BusAdapter, type Pod } from './lib/scale-pods.ts';
 import { seedRooms, seedUsers } from './lib/scale-seed.ts';
@@ -486,20 +487,6 @@ async function checkAdapters(clusters: Cluster[]): Promise<void> {
       );
     }
   }
-}
-
-/** Analysis written by hand below this line survives regeneration. */
-const ANALYSIS_MARKER = '<!-- analysis: kept across runs -->';
-
-function keepAnalysis(path: string, generated: string): string {
-  let previous = '';
-  try {
-    previous = readFileSync(path, 'utf8');
-  } catch {
-    return `${generated}\n${ANALYSIS_MARKER}\n`;
-  }
-  const at = previous.indexOf(ANALYSIS_MARKER);
-  return at >= 0 ? `${generated}\n${previous.slice(at)}` : `${generated}\n${ANALYSIS_MARKER}\n`;
 }
 
 const fromRaw = argv.indexOf('--from-raw');

@@ -15,6 +15,8 @@ export interface RedisCounters {
   /** µs spent executing commands (INFO commandstats), the bus's pub/sub commands apart. */
   busCommandMicros: number;
   stateCommandMicros: number;
+  /** PUBLISH and SPUBLISH calls (INFO commandstats): the bus messages this server took in. */
+  publishCalls: number;
 }
 
 /** The adapter's commands; everything else (scripts, keys, INFO aside) is the state's. */
@@ -33,15 +35,18 @@ export async function readRedisCounters(client: Redis): Promise<RedisCounters & 
   const info = await client.info('everything');
   let busCommandMicros = 0;
   let stateCommandMicros = 0;
-  for (const match of info.matchAll(/^cmdstat_([a-z|_-]+):calls=\d+,usec=(\d+)/gm)) {
+  let publishCalls = 0;
+  for (const match of info.matchAll(/^cmdstat_([a-z|_-]+):calls=(\d+),usec=(\d+)/gm)) {
     const name = match[1]!.split('|')[0]!;
     if (name === 'info') continue;
-    if (BUS_COMMANDS.has(name)) busCommandMicros += Number(match[2]);
-    else stateCommandMicros += Number(match[2]);
+    if (name === 'publish' || name === 'spublish') publishCalls += Number(match[2]);
+    if (BUS_COMMANDS.has(name)) busCommandMicros += Number(match[3]);
+    else stateCommandMicros += Number(match[3]);
   }
   return {
     busCommandMicros,
     stateCommandMicros,
+    publishCalls,
     cpuMicros: (field(info, 'used_cpu_user') + field(info, 'used_cpu_sys')) * 1e6,
     outputBytes: field(info, 'total_net_output_bytes'),
     inputBytes: field(info, 'total_net_input_bytes'),

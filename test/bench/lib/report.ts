@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { ProfileSummary } from './cdp.ts';
 import type { StepResult } from './driver.ts';
 import type { Machine } from './machine.ts';
@@ -386,21 +385,5 @@ export function buildReport(input: ReportInput): { table: string; markdown: stri
         `${pct(server)} | ${r.variant === 'BARE' ? '—' : pct(r.cpuPerSec.redis)} | ${full ? pct(r.cpuPerSec.postgres) : '—'} | ${full ? `${fmt(r.batchesPerSec, 0)} × ${fmt(r.batchSize, 1)}` : '—'} | ${pct(r.cpuPerSec.loadgen)} |`,
     );
   }
-  md.push('', ANALYSIS_MARKER, '');
   return { table, markdown: md.join('\n') };
-}
-
-/** Analysis written by hand below this line survives regeneration (see keepAnalysis). */
-const ANALYSIS_MARKER = '<!-- analysis: kept across runs -->';
-
-/** Regenerates everything above the marker and keeps what was written below it. */
-export function keepAnalysis(path: string, generated: string): string {
-  let previous = '';
-  try {
-    previous = readFileSync(path, 'utf8');
-  } catch {
-    return generated;
-  }
-  const at = previous.indexOf(ANALYSIS_MARKER);
-  return at >= 0 ? generated.replace(ANALYSIS_MARKER, previous.slice(at)) : generated;
 }

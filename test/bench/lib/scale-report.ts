@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { StepResult } from './driver.ts';
+import { ANALYSIS_MARKER } from './kept-analysis.ts';
 import type { JoinWindow } from './join-driver.ts';
 import { fmt, fmtInt, median, spread } from './stats.ts';
 
@@ -384,8 +385,7 @@ export function linkFromBenchmarks(path: string): void {
     return;
   }
   if (text.includes('docs/benchmarks-scale.md')) return;
-  const marker = '<!-- analysis: kept across runs -->';
-  const at = text.indexOf(marker);
+  const at = text.indexOf(ANALYSIS_MARKER);
   if (at < 0) return;
   const end = text.indexOf('\n', at) + 1 || text.length;
   writeFileSync(path, `${text.slice(0, end)}\n${LINK_LINE}\n${text.slice(end)}`);

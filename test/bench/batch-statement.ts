@@ -25,11 +25,12 @@
  *
  * Everything on 127.0.0.1, private databases dropped at the end, bounded in count and time.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
-import { createDatabase, createMessagesRepository, dropDatabase, ensureDatabase, runMigrations, type Database, type NewMessage } from '@chat/db';
+import { createDatabase, createMessagesRepository, type Database, type NewMessage } from '@chat/db';
+import { ADMIN_URL, BenchDatabase } from './lib/bench-database.ts';
 import { cleanUpOnSignal } from './lib/procs.ts';
 
 const argv = process.argv.slice(2);
@@ -58,14 +59,12 @@ argv.forEach((arg, at) => {
   const eq = text.indexOf('=');
   variants.push({ name: text.slice(0, eq), sql: text.slice(eq + 1) });
 });
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** Nanoseconds this process (a Postgres backend) has spent on a CPU. */
 const onCpuNs = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
 
 interface Setup {
   name: string;
-  url: string;
   database: Database;
   writer: Database;
   backendPid: number;
@@ -74,16 +73,13 @@ interface Setup {
   users: string[];
 }
 
-async function setUp(name: string, extraSql: string): Promise<Setup> {
-  const dbName = `chat_batch_${randomBytes(4).toString('hex')}`;
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
-  await ensureDatabase(url.toString());
-  await runMigrations(url.toString());
-  const database = createDatabase({ url: url.toString(), maxConnections: 2 });
-  if (extraSql) await database.sql.unsafe(extraSql.replaceAll('{db}', dbName));
+/** A variant's database (`db`, created here), its connections and its rooms. */
+async function setUp(name: string, extraSql: string, db: BenchDatabase): Promise<Setup> {
+  await db.create();
+  const database = createDatabase({ url: db.url, maxConnections: 2 });
+  if (extraSql) await database.sql.unsafe(extraSql.replaceAll('{db}', db.name));
   // Opened after the variant's SQL, so database-level settings apply to it.
-  const writer = createDatabase({ url: url.toString(), maxConnections: 1, synchronousCommit: 'off' });
+  const writer = createDatabase({ url: db.url, maxConnections: 1, synchronousCommit: 'off' });
   const [backend] = await writer.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
   if (!backend) throw new Error('no backend pid');
   const owner = randomUUID();
@@ -93,12 +89,12 @@ async function setUp(name: string, extraSql: string): Promise<Setup> {
   await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
     select id, 'batch', ${owner}, 10, now(), now() + interval '1 day'
     from json_to_recordset(${JSON.stringify(rooms.map((id) => ({ id })))}::text::json) as x(id uuid)`;
-  process.stderr.write(`${name}: database ${dbName}, writer backend pid ${backend.pid}\n`);
+  process.stderr.write(`${name}: database ${db.name}, writer backend pid ${backend.pid}\n`);
   const repository = process.env.PROBE_NO_BARRIER ? createMessagesRepository(writer.sql) : createMessagesRepository(database.sql, { batchConnection: writer });
   // `--one-query`: as the writer sends the batches of rooms that are not hot (message-writer.ts),
   // committing synchronously inside the statement, no barrier behind it.
   const write = argv.includes('--one-query') ? { releaseLocksEarly: false } : {};
-  return { name, url: url.toString(), database, writer, backendPid: backend.pid, insertBatch: (batch) => repository.insertBatch(batch, write), rooms, users };
+  return { name, database, writer, backendPid: backend.pid, insertBatch: (batch) => repository.insertBatch(batch, write), rooms, users };
 }
 
 function batchOf(setup: Setup, size: number, form: Form): NewMessage[] {
@@ -150,18 +146,24 @@ async function chunk(setup: Setup, size: number, form: Form, count: number, walw
 async function main() {
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   const setups: Setup[] = [];
+  const databases: BenchDatabase[] = [];
+  const log = (line: string) => process.stderr.write(`${line}\n`);
   const cleanup = cleanUpOnSignal(async () => {
     for (const setup of setups) {
       await setup.writer.close();
       await setup.database.close();
-      await dropDatabase(setup.url);
     }
+    for (const db of databases) await db.drop(log);
     await admin.end({ timeout: 5 });
-  }, (line) => process.stderr.write(`${line}\n`));
+  }, log);
   try {
     const [wal] = await admin<{ pid: number }[]>`select pid from pg_stat_activity where backend_type = 'walwriter'`;
     const walwriter = wal?.pid ?? null;
-    for (const variant of variants) setups.push(await setUp(variant.name, variant.sql));
+    for (const variant of variants) {
+      const db = BenchDatabase.fresh('batch');
+      databases.push(db);
+      setups.push(await setUp(variant.name, variant.sql, db));
+    }
     // Every variant with every form of messages, each a run of its own.
     const runs = setups.flatMap((setup) => forms.map((form) => ({ setup, form, name: forms.length > 1 ? `${setup.name}, ${form}` : setup.name })));
     // Warm up: plans cached, catalog and index pages in memory.

@@ -25,8 +25,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
+import { BenchDatabase } from './lib/bench-database.ts';
 import type { StepResult } from './lib/driver.ts';
 import { keepAnalysis } from './lib/kept-analysis.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
@@ -61,7 +61,6 @@ const SETTLE_MS = 800;
 const FIRST_WARMUP_MS = quick ? 4000 : 8000;
 const MAX_OUTSTANDING = 300;
 const NAMESPACE = '/socket';
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const outPath = option('out', quick ? join(tmpdir(), 'benchmarks-bus-nodes.quick.md') : join(ROOT, 'docs/benchmarks-bus-nodes.md'));
 
 const started = Date.now();
@@ -142,12 +141,8 @@ async function main() {
   const machine = describeMachine();
   log(`machine: ${machine.cpu}, ${machine.nproc} cores; load average ${machine.loadavg}; masters ${MASTERS.join(', ')}; ${RATE} msg/s into ${ROOMS} rooms × ${FANOUT}`);
   const secret = randomBytes(24).toString('hex');
-  const dbName = `chat_busnodes_${randomBytes(4).toString('hex')}`;
-  const dbUrlObj = new URL(ADMIN_URL);
-  dbUrlObj.pathname = `/${dbName}`;
-  const dbUrl = dbUrlObj.toString();
+  const db = BenchDatabase.fresh('busnodes');
   let sql: postgres.Sql | null = null;
-  let created = false;
   const variants: Variant[] = [];
   const buses: LocalRedisCluster[] = [];
   const infoClients: Redis[] = [];
@@ -157,14 +152,12 @@ async function main() {
     await stopAll();
     for (const bus of buses) await bus.close().catch(() => undefined);
     await sql?.end({ timeout: 2 }).catch(() => undefined);
-    if (created) await dropDatabase(dbUrl).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
+    await db.drop(log);
   }, log);
 
   try {
-    await ensureDatabase(dbUrl);
-    created = true;
-    await runMigrations(dbUrl);
-    sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
+    await db.create();
+    sql = postgres(db.url, { max: 2, onnotice: () => {} });
     loadgen = LoadgenClient.start(secret);
     for (const masters of MASTERS) {
       const bus = await startRedisCluster({ masters });
@@ -179,7 +172,7 @@ async function main() {
           startPod(`bus-${masters}m-${index}`, {
             adapter: 'sharded',
             busClusterNodes: bus.nodesString,
-            databaseUrl: dbUrl,
+            databaseUrl: db.url,
             redisUrl: state.url,
             redisPrefix: 'busnodes',
             jwtSecret: secret,

@@ -17,8 +17,8 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
-import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
+import { ADMIN_URL, BenchDatabase } from './lib/bench-database.ts';
 import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { cleanUpOnSignal, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
@@ -35,7 +35,6 @@ const roomsPerUser = Math.max(0, Math.min(10, Number(option('rooms-per-user', '2
 const rounds = Math.max(1, Math.min(5, Number(option('rounds', '3'))));
 const bundle = option('bundle', '');
 const profile = argv.includes('--profile');
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const log = (line: string) => process.stdout.write(`[storm] ${line}\n`);
 
 type Opened = { connected: number; failed: number; ms: number; firstError: string | null };
@@ -50,11 +49,9 @@ interface Round {
 
 async function main() {
   const secret = randomBytes(24).toString('hex');
-  const dbUrl = new URL(ADMIN_URL);
-  const dbName = `chat_storm_${randomBytes(4).toString('hex')}`;
-  dbUrl.pathname = `/${dbName}`;
-  await ensureDatabase(dbUrl.toString());
-  const sql = postgres(dbUrl.toString(), { max: 2, onnotice: () => {} });
+  const db = BenchDatabase.fresh('storm');
+  const dbName = db.name;
+  const sql = postgres(db.url, { max: 2, onnotice: () => {} });
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   const loadgen = LoadgenClient.start(secret);
   const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command, 180_000);
@@ -62,12 +59,12 @@ async function main() {
     await stopAll();
     await sql.end({ timeout: 2 }).catch(() => undefined);
     await admin.end({ timeout: 2 }).catch(() => undefined);
-    await dropDatabase(dbUrl.toString()).catch(() => undefined);
+    await db.drop(log);
   }, log);
   try {
-    await runMigrations(dbUrl.toString());
+    await db.create();
     const redis = await startRedis();
-    const env = { databaseUrl: dbUrl.toString(), redisUrl: redis.url, redisPrefix: 'storm', jwtSecret: secret };
+    const env = { databaseUrl: db.url, redisUrl: redis.url, redisPrefix: 'storm', jwtSecret: secret };
     const gateway = await startBenchGateway('storm-gateway', env, [], bundle ? resolve(bundle) : undefined);
     const barePort = await freePort();
     const bareProc = startNode('bare', 'test/bench/bare-server.ts', { PORT: String(barePort), NODE_ENV: 'production' });

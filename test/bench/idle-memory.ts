@@ -18,8 +18,8 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
-import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
+import { BenchDatabase } from './lib/bench-database.ts';
 import { Inspector, type HeapSummary } from './lib/cdp.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { cleanUpOnSignal, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
@@ -37,26 +37,23 @@ const bare = argv.includes('--bare');
 const snapshot = argv.includes('--snapshot');
 const top = Math.max(5, Math.min(200, Number(option('top', '30'))));
 const bundle = option('bundle', '');
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const log = (line: string) => process.stdout.write(`[idle] ${line}\n`);
 
 type Opened = { connected: number; failed: number; ms: number; firstError: string | null };
 
 async function main() {
   const secret = randomBytes(24).toString('hex');
-  const dbUrl = new URL(ADMIN_URL);
-  dbUrl.pathname = `/chat_idle_${randomBytes(4).toString('hex')}`;
-  await ensureDatabase(dbUrl.toString());
-  const sql = postgres(dbUrl.toString(), { max: 2, onnotice: () => {} });
+  const db = BenchDatabase.fresh('idle');
+  const sql = postgres(db.url, { max: 2, onnotice: () => {} });
   const loadgen = LoadgenClient.start(secret);
   const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command, 180_000);
   const cleanup = cleanUpOnSignal(async () => {
     await stopAll();
     await sql.end({ timeout: 2 }).catch(() => undefined);
-    await dropDatabase(dbUrl.toString()).catch(() => undefined);
+    await db.drop(log);
   }, log);
   try {
-    await runMigrations(dbUrl.toString());
+    await db.create();
     const redis = await startRedis();
     let target: BenchGateway;
     if (bare) {
@@ -66,7 +63,7 @@ async function main() {
       target = { proc, url: `http://127.0.0.1:${port}`, inspect };
       await waitHttpOk(proc, `${target.url}/healthz`, 60_000);
     } else {
-      const env = { databaseUrl: dbUrl.toString(), redisUrl: redis.url, redisPrefix: 'idle', jwtSecret: secret };
+      const env = { databaseUrl: db.url, redisUrl: redis.url, redisPrefix: 'idle', jwtSecret: secret };
       target = await startBenchGateway('idle-gateway', env, [], bundle ? resolve(bundle) : undefined);
       await waitHttpOk(target.proc, `${target.url}/readyz`, 120_000);
     }

@@ -13,10 +13,11 @@
  * BENCH_DATABASE_URL names the server (default postgres://postgres@127.0.0.1:5432); the
  * database is created with a random name and dropped at the end.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
-import { dropDatabase, ensureDatabase, partitionName, runMigrations } from '@chat/db';
+import { partitionName } from '@chat/db';
+import { BenchDatabase } from './lib/bench-database.ts';
 import { fillAndDropDay, fillExpiredDay, messagesSize, ROWS_PER_ROOM } from './lib/purge-day.ts';
 import { cleanUpOnSignal } from './lib/procs.ts';
 
@@ -32,30 +33,27 @@ const DELETE_BATCH = 1000;
 /** The issue's figure: a day at 10,000 messages a second. */
 const DAY_AT_10K = 864_000_000;
 
-const server = new URL(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-server.pathname = `/chat_bench_purge_${randomBytes(3).toString('hex')}`;
-const url = server.toString();
+const db = BenchDatabase.fresh('bench_purge');
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 3 : 1)} s`;
 const say = (line: string) => console.log(line);
 
 async function main(): Promise<void> {
-  await ensureDatabase(url);
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: 'bench-purge' } });
+  const sql = postgres(db.url, { max: 1, onnotice: () => {}, connection: { application_name: 'bench-purge' } });
   const cleanup = cleanUpOnSignal(async () => {
     await sql.end({ timeout: 5 });
-    await dropDatabase(url);
+    await db.drop(say);
   }, say);
   try {
-    await runMigrations(url);
+    await db.create();
     const userId = randomUUID();
     await sql`insert into users (id, nickname) values (${userId}, 'bench')`;
     const [days] = await sql<{ dropDay: string; deleteDay: string }[]>`
       select to_char((now() at time zone 'UTC')::date - 3, 'YYYY-MM-DD') as "dropDay",
              to_char((now() at time zone 'UTC')::date - 2, 'YYYY-MM-DD') as "deleteDay"`;
     const { dropDay, deleteDay } = days!;
-    say(`partition purge benchmark: ${rows.toLocaleString('en-US')} messages in ${rooms} rooms per day, database ${server.pathname.slice(1)}`);
+    say(`partition purge benchmark: ${rows.toLocaleString('en-US')} messages in ${rooms} rooms per day, database ${db.name}`);
     const [pg] = await sql<{ version: string }[]>`select version()`;
     say(`  ${pg!.version.split(' on ')[0]}`);
 

@@ -44,8 +44,8 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
+import { ADMIN_URL, BenchDatabase } from './lib/bench-database.ts';
 import { Inspector, summariseProfile, type CpuProfile } from './lib/cdp.ts';
 import type { StepResult } from './lib/driver.ts';
 import { cleanUpOnSignal, sleep, start, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
@@ -91,7 +91,6 @@ const webhook = argv.includes('--webhook');
  * per-module code V8 compiles and optimises differently).
  */
 const bundleAt = option('bundle', '');
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** CPU µs per thread name of one process (main thread, libuv pool, V8 GC helpers…). */
 function threadCpu(pid: number): Map<string, number> {
@@ -157,11 +156,9 @@ async function startWebhookReceiver() {
 
 async function main() {
   const secret = randomBytes(24).toString('hex');
-  const dbName = `chat_probe_${randomBytes(4).toString('hex')}`;
-  const dbUrl = new URL(ADMIN_URL);
-  dbUrl.pathname = `/${dbName}`;
-  await ensureDatabase(dbUrl.toString());
-  const sql = postgres(dbUrl.toString(), { max: 2, onnotice: () => {} });
+  const db = BenchDatabase.fresh('probe');
+  const dbName = db.name;
+  const sql = postgres(db.url, { max: 2, onnotice: () => {} });
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   const loadgen = LoadgenClient.start(secret);
   const lg = <T>(command: LoadgenCommand): Promise<T> => loadgen.request<T>(command);
@@ -172,11 +169,11 @@ async function main() {
     await stopAll();
     await sql.end({ timeout: 2 });
     await admin.end({ timeout: 2 });
-    await dropDatabase(dbUrl.toString()).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
+    await db.drop(log);
   }, log);
 
   try {
-    await runMigrations(dbUrl.toString());
+    await db.create();
     if (process.env.PROBE_PG_LOG) await admin.unsafe(`alter database ${dbName} set log_min_duration_statement = ${Number(process.env.PROBE_PG_LOG) > 1 ? Number(process.env.PROBE_PG_LOG) : 0}`);
     const { proc: redis, url: redisUrl } = await startRedis();
     redisAdmin = new Redis(redisUrl, { lazyConnect: true });
@@ -190,12 +187,12 @@ async function main() {
     if (perf && !perfAvailable()) throw new Error('--perf: `perf record` is not installed or not allowed here (apt-get install linux-perf; root or perf_event_paranoid ≤ 1)');
     const extraNodeArgs = [...(process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(perf ? ['--perf-basic-prof-only-functions'] : [])];
     for (let i = 0; i < podCount && !bare; i++) {
-      gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: dbUrl.toString(), redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs, bundleAt ? resolve(bundleAt) : undefined));
+      gateways.push(await startBenchGateway(`probe-gateway-${i}`, { databaseUrl: db.url, redisUrl, redisPrefix: 'probe', jwtSecret: secret }, extraNodeArgs, bundleAt ? resolve(bundleAt) : undefined));
     }
     const receiver = webhook ? await startWebhookReceiver() : null;
     const worker = startNode('worker', 'apps/worker/src/main.ts', {
       ...(receiver ? { WEBHOOK_ENDPOINTS: JSON.stringify([{ id: 'probe', url: receiver.url, secret: 'probe-webhook-secret-0123456789' }]) } : {}),
-      DATABASE_URL: dbUrl.toString(),
+      DATABASE_URL: db.url,
       REDIS_URL: redisUrl,
       REDIS_PREFIX: 'probe',
       METRICS_PORT: '0',

@@ -23,7 +23,6 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { freePort } from '@chat/testing/ports';
 import type { StepResult } from './lib/driver.ts';
 import type { LoadgenSpec } from './loadgen.ts';
@@ -34,6 +33,7 @@ import { startCountingProxy } from './lib/pg-proxy.ts';
 import { fillAndDropDay, ROWS_PER_ROOM, type PartitionDrop } from './lib/purge-day.ts';
 import { auditRedis, type RedisAudit } from './lib/redis-audit.ts';
 import { cleanUpOnSignal, ROOT, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
+import { ADMIN_URL, BenchDatabase } from './lib/bench-database.ts';
 import { keepAnalysis } from './lib/kept-analysis.ts';
 import { buildReport, ROLES, serverCpuPerSec, type HistoryCase, type IdleFigures, type Role, type StepRecord, type Variant } from './lib/report.ts';
 import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
@@ -45,7 +45,6 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const outArg = argv.indexOf('--out');
 const outPath = outArg >= 0 && argv[outArg + 1] ? argv[outArg + 1]! : quick ? join(tmpdir(), 'BENCHMARKS.quick.md') : join(ROOT, 'BENCHMARKS.md');
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const S = quick
   ? {
@@ -127,13 +126,11 @@ const NO_METRICS: GatewayMetrics = { persisted: 0, batches: 0, batchSeconds: 0, 
 // ---------------------------------------------------------------------------------------------
 async function main() {
   const secret = randomBytes(24).toString('hex');
-  const dbName = `chat_bench_${randomBytes(4).toString('hex')}`;
-  const dbUrlObj = new URL(ADMIN_URL);
-  dbUrlObj.pathname = `/${dbName}`;
-  const dbUrl = dbUrlObj.toString();
-  const purgeUrlObj = new URL(dbUrl);
-  purgeUrlObj.pathname = `/${dbName}_purge`;
-  const purgeUrl = purgeUrlObj.toString();
+  const benchDb = BenchDatabase.fresh('bench');
+  const dbName = benchDb.name;
+  const dbUrl = benchDb.url;
+  // Step 7's partition purge runs in a database of its own (see there).
+  const purgeDb = new BenchDatabase(`${benchDb.name}_purge`);
   const machine = describeMachine();
   log(`machine: ${machine.cpu}, ${machine.nproc} cores, ${machine.memGiB} GiB; ${quick ? 'QUICK' : 'FULL'} mode; ulimit -n ${machine.ulimit}; load ${machine.loadavg}`);
 
@@ -141,8 +138,6 @@ async function main() {
   let sql: postgres.Sql | null = null;
   let redis: Redis | null = null;
   let proxyClose: (() => Promise<void>) | null = null;
-  let created = false;
-  let purgeCreated = false;
   // The gateways run as they ship: `pnpm build`'s production bundle, started as the image starts
   // it (node --enable-source-maps dist/gateway.mjs), not the sources through tsx, whose
   // keepNames gives every function a handler creates a name property (CPU per call, and ~0.8 KiB
@@ -155,19 +150,18 @@ async function main() {
     await proxyClose?.().catch(() => undefined);
     await sql?.end({ timeout: 2 }).catch(() => undefined);
     await admin?.end({ timeout: 2 }).catch(() => undefined);
-    if (created) await dropDatabase(dbUrl).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
-    if (purgeCreated) await dropDatabase(purgeUrl).catch((error: unknown) => log(`could not drop ${dbName}_purge: ${String(error)}`));
+    await benchDb.drop(log);
+    await purgeDb.drop(log);
     rmSync(bundleDir, { recursive: true, force: true });
   }, log);
 
   try {
     // ---- services
-    await ensureDatabase(dbUrl);
-    created = true;
-    await runMigrations(dbUrl);
+    await benchDb.create();
     admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
     sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
-    const proxy = await startCountingProxy({ host: dbUrlObj.hostname, port: Number(dbUrlObj.port || 5432) });
+    const server = new URL(dbUrl);
+    const proxy = await startCountingProxy({ host: server.hostname, port: Number(server.port || 5432) });
     proxyClose = proxy.close;
     const proxiedUrl = new URL(dbUrl);
     proxiedUrl.hostname = '127.0.0.1';
@@ -621,10 +615,8 @@ async function main() {
     // a throw-away database of its own: this run's worker would drop an expired day by itself.
     let purge: PartitionDrop | null = null;
     if (!overBudget(0.95)) {
-      await ensureDatabase(purgeUrl);
-      purgeCreated = true;
-      await runMigrations(purgeUrl);
-      const purgeSql = postgres(purgeUrl, { max: 1, onnotice: () => {} });
+      await purgeDb.create();
+      const purgeSql = postgres(purgeDb.url, { max: 1, onnotice: () => {} });
       try {
         const userId = randomUUID();
         await purgeSql`insert into users (id, nickname) values (${userId}, 'bench')`;
@@ -633,8 +625,7 @@ async function main() {
         log(`purge: ${fmtInt(purge.rows)} messages of one day written in ${fmt(purge.writeMs / 1000, 1)} s, dropped in ${fmt(purge.dropMs / 1000, 3)} s; messages ${fmt(purge.bytesBefore / 2 ** 20, 1)} MiB before, ${fmt(purge.bytesAfter / 2 ** 20, 1)} MiB after`);
       } finally {
         await purgeSql.end({ timeout: 2 });
-        await dropDatabase(purgeUrl);
-        purgeCreated = false;
+        await purgeDb.drop(log);
       }
     }
 

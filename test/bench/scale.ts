@@ -21,8 +21,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
+import { BenchDatabase } from './lib/bench-database.ts';
 import type { StepResult } from './lib/driver.ts';
 import { JoinDriver, type Joiner } from './lib/join-driver.ts';
 import { signHs256 } from './lib/jwt.ts';
@@ -42,7 +42,6 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const outArg = argv.indexOf('--out');
 const outPath = outArg >= 0 && argv[outArg + 1] ? argv[outArg + 1]! : quick ? join(tmpdir(), 'benchmarks-scale.quick.md') : join(ROOT, 'docs/benchmarks-scale.md');
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NAMESPACE = '/socket';
 /** `--cluster-bus` adds the sharded adapter on a private three-master Redis Cluster bus. */
 const withClusterBus = argv.includes('--cluster-bus');
@@ -186,10 +185,7 @@ function delta(a: Snap, b: Snap): Delta {
 // ---------------------------------------------------------------------------------------------
 async function main() {
   const secret = randomBytes(24).toString('hex');
-  const dbName = `chat_scale_${randomBytes(4).toString('hex')}`;
-  const dbUrlObj = new URL(ADMIN_URL);
-  dbUrlObj.pathname = `/${dbName}`;
-  const dbUrl = dbUrlObj.toString();
+  const db = BenchDatabase.fresh('scale');
   const machine = {
     cpu: cpus()[0]?.model ?? 'unknown',
     nproc: cpus().length,
@@ -199,7 +195,6 @@ async function main() {
   log(`machine: ${machine.cpu}, ${machine.nproc} cores; load average ${machine.loadAtStart}; ${quick ? 'QUICK' : 'FULL'} mode`);
 
   let sql: postgres.Sql | null = null;
-  let created = false;
   const clusters: Cluster[] = [];
   const busClusters: NonNullable<Cluster['bus']>[] = [];
   const cleanup = cleanUpOnSignal(async () => {
@@ -214,15 +209,13 @@ async function main() {
       await bus.cluster.close().catch(() => undefined);
     }
     await sql?.end({ timeout: 2 }).catch(() => undefined);
-    if (created) await dropDatabase(dbUrl).catch((error: unknown) => log(`could not drop ${dbName}: ${String(error)}`));
+    await db.drop(log);
   }, log);
 
   try {
     // ---- services: one database, one private redis-server per variant
-    await ensureDatabase(dbUrl);
-    created = true;
-    await runMigrations(dbUrl);
-    sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
+    await db.create();
+    sql = postgres(db.url, { max: 4, onnotice: () => {} });
     for (const variant of VARIANTS) {
       const { proc, url: redisUrl } = await startRedis(`redis-${variant}`);
       const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
@@ -266,12 +259,12 @@ async function main() {
       });
     }
     loadgen = LoadgenClient.start(secret);
-    log(`seeded ${dbName}: per variant ${S.rooms} rooms × ${FANOUT} members, ${S.idleRoomsPerPod * IDLE_MEMBERS_PER_ROOM} idle sockets per bystander pod, a hot room of ${HOT_MEMBERS}, ${JOINERS} joiners × ${JOIN_ROOMS} empty rooms; loadgen ${loadgen.pid}`);
+    log(`seeded ${db.name}: per variant ${S.rooms} rooms × ${FANOUT} members, ${S.idleRoomsPerPod * IDLE_MEMBERS_PER_ROOM} idle sockets per bystander pod, a hot room of ${HOT_MEMBERS}, ${JOINERS} joiners × ${JOIN_ROOMS} empty rooms; loadgen ${loadgen.pid}`);
 
     const podEnv = (cluster: Cluster, index: number) => ({
       adapter: ADAPTER[cluster.variant],
       busClusterNodes: cluster.bus?.cluster.nodesString ?? null,
-      databaseUrl: dbUrl,
+      databaseUrl: db.url,
       redisUrl: cluster.redisUrl,
       redisPrefix: 'scale',
       jwtSecret: secret,

@@ -65,6 +65,25 @@ describe('gateway configuration', () => {
     expect(loadWorkerConfig({ REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' }).bus).toEqual({ kind: 'cluster', nodes: [{ host: '127.0.0.1', port: 7000 }] });
   });
 
+  it('finds the state Redis (and a bus on it) through Sentinel when REDIS_SENTINELS names sentinels', () => {
+    expect(loadConfig(base).redis).toEqual({ url: 'redis://127.0.0.1:6379', sentinel: null });
+    const env = { REDIS_URL: 'redis://:pw@ignored:6379/2', REDIS_SENTINELS: 'sentinel-0.redis:26379, sentinel-1.redis:26379', REDIS_SENTINEL_NAME: 'chat' };
+    const sentinel = { nodes: [{ host: 'sentinel-0.redis', port: 26379 }, { host: 'sentinel-1.redis', port: 26379 }], name: 'chat', password: null };
+    expect(loadConfig({ ...base, ...env }).redis).toEqual({ url: env.REDIS_URL, sentinel });
+    expect(loadConfig({ ...base, ...env }).bus).toEqual({ kind: 'standalone', url: env.REDIS_URL, sentinel });
+    expect(loadConfig({ ...base, ...env, REDIS_SENTINEL_PASSWORD: 'spw' }).redis.sentinel?.password).toBe('spw');
+    // A Redis Cluster bus stays a cluster: only the state goes through Sentinel.
+    expect(loadConfig({ ...base, ...env, REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' }).bus.kind).toBe('cluster');
+    // The worker reads the same variables the same way.
+    expect(loadWorkerConfig({ ...env }).redis).toEqual({ url: env.REDIS_URL, sentinel });
+    // Without the master's name, with TLS, or with a bad list, nothing starts.
+    expect(() => loadConfig({ ...base, REDIS_SENTINELS: 'sentinel-0.redis:26379' })).toThrow(/REDIS_SENTINEL/);
+    expect(() => loadWorkerConfig({ REDIS_SENTINELS: 'sentinel-0.redis:26379' })).toThrow(/REDIS_SENTINEL/);
+    expect(() => loadConfig({ ...base, ...env, REDIS_URL: 'rediss://h:6379' })).toThrow(/REDIS_SENTINEL/);
+    expect(() => loadConfig({ ...base, ...env, REDIS_SENTINELS: 'sentinel-0.redis' })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, ...env, REDIS_SENTINEL_NAME: 'a b' })).toThrow(ConfigError);
+  });
+
   it('runs the sharded adapter unless BUS_ADAPTER=classic, which only a standalone bus takes', () => {
     expect(loadConfig(base).busAdapter).toBe('sharded');
     expect(loadConfig({ ...base, BUS_ADAPTER: 'classic' }).busAdapter).toBe('classic');

@@ -1,5 +1,16 @@
 import { z } from 'zod';
-import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget } from '@chat/bus';
+import {
+  busAdapterSchema,
+  busClusterNodesSchema,
+  busTarget,
+  classicNeedsStandaloneBus,
+  redisEndpointOf,
+  sentinelEnvShape,
+  sentinelNeedsName,
+  type BusAdapterKind,
+  type BusTarget,
+  type RedisEndpoint,
+} from '@chat/bus';
 import { parseEnv } from '@chat/runtime';
 import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
@@ -64,6 +75,7 @@ const envSchema = z
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+    ...sentinelEnvShape,
     /** A Redis Cluster for the Socket.IO bus (`host:port,…`); unset, the bus is REDIS_URL. */
     REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
     /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
@@ -146,7 +158,8 @@ const envSchema = z
     message: 'AUTH_DEV_LOGIN signs HS256 tokens and needs JWT_SECRET',
     path: ['AUTH_DEV_LOGIN'],
   })
-  .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] });
+  .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] })
+  .refine(sentinelNeedsName.check, { message: sentinelNeedsName.message, path: ['REDIS_SENTINELS'] });
 
 export interface GatewayConfig {
   port: number;
@@ -155,7 +168,8 @@ export interface GatewayConfig {
   databaseUrl: string;
   databasePoolSize: number;
   databaseStatementTimeoutMs: number;
-  redisUrl: string;
+  /** The state Redis: REDIS_URL, or the master of a Sentinel group. */
+  redis: RedisEndpoint;
   /** Where the Socket.IO adapter's traffic goes: a Redis Cluster, or the Redis at REDIS_URL. */
   bus: BusTarget;
   /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
@@ -219,8 +233,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
-    redisUrl: e.REDIS_URL,
-    bus: Object.freeze(busTarget(e.REDIS_URL, e.REDIS_BUS_CLUSTER_NODES)),
+    redis: Object.freeze(redisEndpointOf(e)),
+    bus: Object.freeze(busTarget(redisEndpointOf(e), e.REDIS_BUS_CLUSTER_NODES)),
     busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
     jwt: Object.freeze({

@@ -109,7 +109,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
   });
   const metrics = createGatewayMetrics();
   const redis = createRedisClients({
-    url: config.redisUrl,
+    endpoint: config.redis,
     bus: config.bus,
     logger,
     onError: (client) => metrics.redisErrors.inc({ client }),

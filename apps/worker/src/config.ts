@@ -1,4 +1,4 @@
-import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget } from '@chat/bus';
+import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget, redisEndpointOf, sentinelEnvShape, sentinelNeedsName, type RedisEndpoint } from '@chat/bus';
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
 import { parseEnv } from '@chat/runtime';
@@ -37,6 +37,7 @@ const webhookEndpoints = z
 const envSchema = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/chat'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  ...sentinelEnvShape,
   /** The gateways' Socket.IO bus, when it is a Redis Cluster (`host:port,…`); unset: REDIS_URL. */
   REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
   /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
@@ -62,11 +63,14 @@ const envSchema = z.object({
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(50),
   /** Deliveries in flight per worker process (different rooms or endpoints). */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
-}).refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] });
+})
+  .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] })
+  .refine(sentinelNeedsName.check, { message: sentinelNeedsName.message, path: ['REDIS_SENTINELS'] });
 
 export interface WorkerConfig {
   databaseUrl: string;
-  redisUrl: string;
+  /** The state Redis: REDIS_URL, or the master of a Sentinel group. */
+  redis: RedisEndpoint;
   /** Where the gateways' Socket.IO bus is: the emitter publishes there. */
   bus: BusTarget;
   /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
@@ -97,8 +101,8 @@ export function loadWorkerConfig(env: Record<string, string | undefined>): Reado
   const e = parseEnv(envSchema, env);
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
-    redisUrl: e.REDIS_URL,
-    bus: Object.freeze(busTarget(e.REDIS_URL, e.REDIS_BUS_CLUSTER_NODES)),
+    redis: Object.freeze(redisEndpointOf(e)),
+    bus: Object.freeze(busTarget(redisEndpointOf(e), e.REDIS_BUS_CLUSTER_NODES)),
     busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
     expiringNoticeMs: e.ROOM_EXPIRING_NOTICE_SECONDS * 1000,

@@ -54,7 +54,7 @@ export interface WorkerDeps {
 export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logger?: Logger }): WorkerDeps {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { pod: config.podName } });
   const database = createDatabase({ url: config.databaseUrl, maxConnections: 4, applicationName: config.podName });
-  const redis = createWorkerRedis(config.redisUrl, config.bus, logger);
+  const redis = createWorkerRedis(config.redis, config.bus, logger);
   // Announcements are at-most-once: a publish that fails during a bus outage is logged, and
   // the emit resolves false instead of rejecting.
   const emitter = createChatEmitter(redis.bus, {

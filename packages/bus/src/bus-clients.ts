@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import type { BusTarget } from './bus-config.ts';
+import { connectRedis } from './redis-endpoint.ts';
 
 /** A bus connection: one Redis, or a Redis Cluster client that routes each channel to its shard. */
 export type BusClient = Redis | Cluster;
@@ -20,7 +21,7 @@ export interface BusClientOptions {
  */
 export function createBusPublisher(target: BusTarget, options: BusClientOptions = {}): BusClient {
   if (target.kind === 'standalone') {
-    return corkedPerTurn(new Redis(target.url, { ...redisOptions(options), enableAutoPipelining: false }));
+    return corkedPerTurn(connectRedis({ url: target.url, sentinel: target.sentinel ?? null }, { ...redisOptions(options), enableAutoPipelining: false }));
   }
   return new Cluster(target.nodes.map((node) => ({ ...node })), {
     enableAutoPipelining: true,
@@ -37,7 +38,7 @@ export function createBusPublisher(target: BusTarget, options: BusClientOptions 
  */
 export function createBusSubscriber(target: BusTarget, options: BusClientOptions = {}): BusClient {
   if (target.kind === 'standalone') {
-    return new Redis(target.url, { ...redisOptions(options), enableAutoPipelining: false });
+    return connectRedis({ url: target.url, sentinel: target.sentinel ?? null }, { ...redisOptions(options), enableAutoPipelining: false });
   }
   return new Cluster(target.nodes.map((node) => ({ ...node })), {
     shardedSubscribers: true,

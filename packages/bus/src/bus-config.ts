@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { RedisEndpoint } from './redis-endpoint.ts';
 
 /**
  * Where the Socket.IO adapter's traffic (the bus) goes, apart from the state Redis (rate
@@ -11,7 +12,8 @@ export interface BusNode {
 }
 
 export type BusTarget =
-  | { kind: 'standalone'; url: string }
+  /** One Redis: REDIS_URL's, or (`sentinel`) the master its Sentinel group names. */
+  | ({ kind: 'standalone' } & Pick<RedisEndpoint, 'url'> & Partial<Pick<RedisEndpoint, 'sentinel'>>)
   | { kind: 'cluster'; nodes: readonly BusNode[] };
 
 /**
@@ -29,8 +31,9 @@ export function parseBusClusterNodes(value: string): BusNode[] {
   });
 }
 
-export function busTarget(redisUrl: string, clusterNodes: readonly BusNode[] | null | undefined): BusTarget {
-  return clusterNodes && clusterNodes.length > 0 ? { kind: 'cluster', nodes: clusterNodes } : { kind: 'standalone', url: redisUrl };
+export function busTarget(redis: RedisEndpoint, clusterNodes: readonly BusNode[] | null | undefined): BusTarget {
+  if (clusterNodes && clusterNodes.length > 0) return { kind: 'cluster', nodes: clusterNodes };
+  return redis.sentinel ? { kind: 'standalone', url: redis.url, sentinel: redis.sentinel } : { kind: 'standalone', url: redis.url };
 }
 
 /** The adapter's channel prefix: its channels are `<prefix>#<nsp>#` and `<prefix>#<nsp>#<room>#`. */
@@ -55,10 +58,10 @@ export function roomOfBusChannel(channelPrefix: string, nsp: string, channel: st
 }
 
 /**
- * REDIS_BUS_CLUSTER_NODES for a zod env schema: unset or blank → null (the bus is REDIS_URL),
- * else the nodes, or one issue naming the bad entry.
+ * A `host:port,…` variable for a zod env schema: unset or blank → null, else the nodes, or one
+ * issue naming the bad entry.
  */
-export const busClusterNodesSchema = z
+export const hostPortListSchema = z
   .string()
   .optional()
   .transform((value, context): BusNode[] | null => {
@@ -70,6 +73,9 @@ export const busClusterNodesSchema = z
       return z.NEVER;
     }
   });
+
+/** REDIS_BUS_CLUSTER_NODES: unset or blank → null (the bus is REDIS_URL). */
+export const busClusterNodesSchema = hostPortListSchema;
 
 /**
  * Which Socket.IO adapter the bus runs: `sharded` (the product: SPUBLISH/SSUBSCRIBE, a pod hears

@@ -1,4 +1,5 @@
 export * from './bus-clients.ts';
 export * from './bus-config.ts';
+export * from './redis-endpoint.ts';
 export * from './sharded-emitter.ts';
 export * from './subscription-tracker.ts';

@@ -1,11 +1,13 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
+  connectRedis,
   createBusPublisher,
   createBusSubscriber,
   trackSubscriptions,
   type BusClient,
   type BusTarget,
+  type RedisEndpoint,
   type SubscriptionTracker,
 } from '@chat/bus';
 import { logErrorsThrottled } from '@chat/runtime';
@@ -54,20 +56,21 @@ function watch<C extends Connection>(client: C, name: string, logger: Logger, on
 const COMMAND_TIMEOUT_MS = 500;
 
 export function createRedisClients(options: {
-  url: string;
+  /** The state Redis (REDIS_URL, or the master of a Sentinel group). */
+  endpoint: RedisEndpoint;
   bus: BusTarget;
   logger: Logger;
   onError?: (client: string) => void;
   /** Fault injection (tests): hold each SSUBSCRIBE this long. */
   subscribeDelayMs?: number;
 }): RedisClients {
-  const { url, logger, onError } = options;
+  const { endpoint, logger, onError } = options;
   const retryStrategy = (attempt: number) => Math.min(100 * attempt, 2000);
   const commands = watch(
     // commandTimeout: a frozen Redis (SIGSTOP, a stalled host) keeps the TCP connection open
     // and answers nothing; without a bound every rate-limit check would hang with it instead
     // of failing over to the in-memory insurance limiter.
-    new Redis(url, {
+    connectRedis(endpoint, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       retryStrategy,

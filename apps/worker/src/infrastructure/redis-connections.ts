@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createBusPublisher, type BusClient, type BusTarget } from '@chat/bus';
+import { connectRedis, createBusPublisher, type BusClient, type BusTarget, type RedisEndpoint } from '@chat/bus';
 import { logErrorsThrottled } from '@chat/runtime';
 
 export interface WorkerRedis {
@@ -15,12 +15,13 @@ export interface WorkerRedis {
   close(): Promise<void>;
 }
 
-export function createWorkerRedis(url: string, bus: BusTarget, logger: Logger): WorkerRedis {
+/** `endpoint`: the state Redis (REDIS_URL, or the master of a Sentinel group). */
+export function createWorkerRedis(endpoint: RedisEndpoint, bus: BusTarget, logger: Logger): WorkerRedis {
   const retryStrategy = (attempt: number) => Math.min(200 * attempt, 2000);
   const clients = {
-    worker: new Redis(url, { maxRetriesPerRequest: null, retryStrategy }),
-    producer: new Redis(url, { maxRetriesPerRequest: 1, retryStrategy }),
-    emitter: new Redis(url, { maxRetriesPerRequest: 1, retryStrategy }),
+    worker: connectRedis(endpoint, { maxRetriesPerRequest: null, retryStrategy }),
+    producer: connectRedis(endpoint, { maxRetriesPerRequest: 1, retryStrategy }),
+    emitter: connectRedis(endpoint, { maxRetriesPerRequest: 1, retryStrategy }),
     bus: createBusPublisher(bus, { maxRetriesPerRequest: 1, retryStrategy }),
   };
   for (const [name, client] of Object.entries(clients)) logErrorsThrottled(client, `${name}Connection`, logger);

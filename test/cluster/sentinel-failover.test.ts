@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeAllSockets, connect, createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
+import { startRedisSentinel, type LocalRedisSentinel } from '@chat/testing/redis-sentinel';
+import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+
+/**
+ * The state Redis (and the bus on it) found through Redis Sentinel (REDIS_SENTINELS,
+ * REDIS_SENTINEL_NAME): two pods chat through the master the sentinel names, the master dies,
+ * the sentinel promotes the replica, and the pods and the worker carry on on it — sends
+ * acknowledged and delivered across pods, readiness back, the worker's BullMQ sweep expiring a
+ * room through the bus — without a restart or a changed address.
+ */
+describe('state Redis behind Sentinel', () => {
+  let sentinel: LocalRedisSentinel;
+  let cluster: TestCluster;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    sentinel = await startRedisSentinel();
+    env = {
+      // Nothing listens here: an app that ignored the sentinels would never reach its Redis.
+      REDIS_URL: 'redis://127.0.0.1:1',
+      REDIS_SENTINELS: sentinel.sentinels,
+      REDIS_SENTINEL_NAME: sentinel.name,
+      // The bus on the same Redis (a Redis Cluster bus does not go through Sentinel).
+      REDIS_BUS_CLUSTER_NODES: '',
+    };
+    cluster = await startCluster(2, env);
+    await startTestWorker(cluster, { ...env, POD_NAME: 'sentinel-worker' });
+  }, 60_000);
+
+  afterAll(async () => {
+    closeAllSockets();
+    // Bounded, so that the sentinel's processes are removed even if an app hangs on its way out.
+    await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+    await sentinel?.close();
+  }, 40_000);
+
+  /** Sends `content` from `from` until it is acknowledged and `to` has heard it (the bus may be catching up). */
+  async function deliveredAcrossPods(from: TestSocket, heard: { content?: string }[], roomId: string, content: string): Promise<void> {
+    await expect
+      .poll(
+        async () => {
+          if (!heard.some((message) => message.content === content)) {
+            await emitAck(from, 'send-message', { roomId, type: 'text', content, clientMessageId: content }, 2000).catch(() => undefined);
+          }
+          return heard.some((message) => message.content === content);
+        },
+        { timeout: 30_000, interval: 500 },
+      )
+      .toBe(true);
+  }
+
+  it('chats across pods before and after the master fails over to the replica', { timeout: 90_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const room = await createRoom(a!.url, alice);
+    const socketA = await connect(a!.url, alice.token);
+    const socketB = await connect(b!.url, bob.token);
+    expect(await emitAck(socketA, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
+    expect(await emitAck(socketB, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
+    const heardByBob = record(socketB, 'new-message') as { content?: string }[];
+
+    const before = await emitAck(socketA, 'send-message', { roomId: room.roomId, type: 'text', content: '장애 전' });
+    expect(before).toMatchObject({ ok: true, data: { seq: 1 } });
+    await expect.poll(() => heardByBob.map((message) => message.content)).toContain('장애 전');
+
+    const { from, to } = await sentinel.failOver();
+    expect(to).not.toBe(from);
+
+    // Both pods find the new master by themselves: ready again, and the room's traffic flows.
+    for (const pod of [a!, b!]) {
+      await expect.poll(async () => (await request(pod.url, 'GET', '/readyz')).status, { timeout: 30_000, interval: 250 }).toBe(200);
+    }
+    await deliveredAcrossPods(socketA, heardByBob, room.roomId, '장애 후');
+    const history = await request<{ messages: { content: string }[] }>(b!.url, 'GET', `/api/rooms/${room.roomId}/messages`);
+    expect(history.body.messages.map((message) => message.content)).toEqual(expect.arrayContaining(['장애 전', '장애 후']));
+
+    // The worker's queues and its emitter found the new master too: a room created now expires
+    // on time and its member hears it.
+    const shortLived = await createRoom(a!.url, alice, { ttlSeconds: 2 });
+    expect(await emitAck(socketB, 'join-room', { roomId: shortLived.roomId })).toMatchObject({ ok: true });
+    expect(await nextEvent(socketB, 'room-expired', 15_000)).toMatchObject({ roomId: shortLived.roomId });
+  });
+});

@@ -82,6 +82,8 @@ describe('gateway configuration', () => {
     expect(() => loadConfig({ ...base, ...env, REDIS_URL: 'rediss://h:6379' })).toThrow(/REDIS_SENTINEL/);
     expect(() => loadConfig({ ...base, ...env, REDIS_SENTINELS: 'sentinel-0.redis' })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, ...env, REDIS_SENTINEL_NAME: 'a b' })).toThrow(ConfigError);
+    // Blank (a ConfigMap's ""): unset.
+    expect(loadConfig({ ...base, REDIS_SENTINELS: '', REDIS_SENTINEL_NAME: '', REDIS_SENTINEL_PASSWORD: '' }).redis.sentinel).toBeNull();
   });
 
   it('runs the sharded adapter unless BUS_ADAPTER=classic, which only a standalone bus takes', () => {

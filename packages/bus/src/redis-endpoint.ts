@@ -41,13 +41,21 @@ export function connectRedis(endpoint: RedisEndpoint, options: RedisOptions = {}
   });
 }
 
+/** An optional variable where blank means unset (a ConfigMap's `""`). */
+const blankAsUnset = (schema: z.ZodString) =>
+  z
+    .string()
+    .optional()
+    .transform((value) => (value === undefined || value.trim() === '' ? undefined : value))
+    .pipe(schema.optional());
+
 /** The variables both apps read to find their Redis through Sentinel; spread into an env schema. */
 export const sentinelEnvShape = {
   /** Sentinels (`host:port,…`) to ask for the state Redis's master; unset: REDIS_URL is the address. */
   REDIS_SENTINELS: hostPortListSchema,
   /** The master's name in the sentinels' configuration (`sentinel monitor <name> …`). */
-  REDIS_SENTINEL_NAME: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
-  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  REDIS_SENTINEL_NAME: blankAsUnset(z.string().regex(/^[A-Za-z0-9._-]+$/)),
+  REDIS_SENTINEL_PASSWORD: blankAsUnset(z.string()),
 };
 
 type SentinelEnv = {

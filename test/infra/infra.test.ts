@@ -29,8 +29,15 @@ const packageJson = JSON.parse(read('package.json')) as Any;
 function configVariables(source: string): Set<string> {
   return new Set([...source.matchAll(/^\s+([A-Z][A-Z0-9_]+):/gm)].map((match) => match[1]!));
 }
-const gatewayVariables = configVariables(gatewayConfigSource);
-const workerVariables = configVariables(workerConfigSource);
+/** The Sentinel variables both apps spread into their schemas from @chat/bus (`...sentinelEnvShape`). */
+const sentinelVariables = configVariables(read('packages/bus/src/redis-endpoint.ts'));
+function appVariables(source: string): Set<string> {
+  const variables = configVariables(source);
+  if (source.includes('...sentinelEnvShape')) for (const name of sentinelVariables) variables.add(name);
+  return variables;
+}
+const gatewayVariables = appVariables(gatewayConfigSource);
+const workerVariables = appVariables(workerConfigSource);
 
 /** The keys of the env object literal in local-cluster.ts that starts at `marker`. */
 function localClusterEnv(marker: string): string[] {

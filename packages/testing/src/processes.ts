@@ -135,6 +135,15 @@ export function spawnWorker(
   });
 }
 
+/** Resolves once `proc` has printed `text`; throws (with its output) if it exits or 10 s pass first. */
+export async function waitForOutput(proc: TestProcess, text: string, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!proc.output().includes(text)) {
+    if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`${what} did not start:\n${proc.output()}`);
+    await sleep(50);
+  }
+}
+
 export interface PrivateRedis {
   port: number;
   url: string;
@@ -160,14 +169,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       '--daemonize', 'no',
       '--maxmemory-policy', 'noeviction',
     ]);
-    const started = proc;
-    const deadline = Date.now() + 10_000;
-    while (!started.output().includes('Ready to accept connections')) {
-      if (Date.now() > deadline || started.child.exitCode !== null) {
-        throw new Error(`redis-server on ${port} did not start:\n${started.output()}`);
-      }
-      await sleep(50);
-    }
+    await waitForOutput(proc, 'Ready to accept connections', `redis-server on ${port}`);
   };
   await start();
   return {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { sleep } from './clients.ts';
 import { freePort } from './ports.ts';
-import { spawnProcess, type TestProcess } from './processes.ts';
+import { spawnProcess, waitForOutput, type TestProcess } from './processes.ts';
 
 /**
  * A throw-away Redis with Sentinel on loopback: a master, one replica and one sentinel (quorum
@@ -27,18 +27,12 @@ export interface LocalRedisSentinel {
 const HOST = '127.0.0.1';
 const NAME = 'chat-test';
 
-async function waitForOutput(proc: TestProcess, text: string, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!proc.output().includes(text)) {
-    if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`${what} did not start:\n${proc.output()}`);
-    await sleep(50);
-  }
-}
-
 export async function startRedisSentinel(): Promise<LocalRedisSentinel> {
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-sentinel-'));
   const servers = new Map<number, TestProcess>();
-  const common = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+  // `--dir`: a replica writes the RDB of its full sync to its working directory, which would
+  // otherwise be the workspace (a dump.rdb left in the repository).
+  const common = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir];
   const startServer = async (port: number, replicaOf: number | null) => {
     const proc = spawnProcess('redis-server', ['--port', String(port), ...common, ...(replicaOf ? ['--replicaof', HOST, String(replicaOf)] : [])]);
     servers.set(port, proc);

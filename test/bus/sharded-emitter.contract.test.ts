@@ -29,7 +29,7 @@ let emitter: ShardedEmitter<ServerToClientEvents>;
 
 beforeAll(async () => {
   cluster = await startCluster(2);
-  publisher = createBusPublisher(busTarget({ url: cluster.redisUrl, sentinel: null }, cluster.busClusterNodes ? parseBusClusterNodes(cluster.busClusterNodes) : null));
+  publisher = createBusPublisher(busTarget({ url: cluster.redisUrl }, cluster.busClusterNodes ? parseBusClusterNodes(cluster.busClusterNodes) : null));
   publisher.on('error', () => undefined);
   emitter = createShardedEmitter<ServerToClientEvents>(publisher, {
     channelPrefix: busChannelPrefix(cluster.redisPrefix),

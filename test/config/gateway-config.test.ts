@@ -66,7 +66,7 @@ describe('gateway configuration', () => {
   });
 
   it('finds the state Redis (and a bus on it) through Sentinel when REDIS_SENTINELS names sentinels', () => {
-    expect(loadConfig(base).redis).toEqual({ url: 'redis://127.0.0.1:6379', sentinel: null });
+    expect(loadConfig(base).redis).toEqual({ url: 'redis://127.0.0.1:6379' });
     const env = { REDIS_URL: 'redis://:pw@ignored:6379/2', REDIS_SENTINELS: 'sentinel-0.redis:26379, sentinel-1.redis:26379', REDIS_SENTINEL_NAME: 'chat' };
     const sentinel = { nodes: [{ host: 'sentinel-0.redis', port: 26379 }, { host: 'sentinel-1.redis', port: 26379 }], name: 'chat', password: null };
     expect(loadConfig({ ...base, ...env }).redis).toEqual({ url: env.REDIS_URL, sentinel });
@@ -83,7 +83,7 @@ describe('gateway configuration', () => {
     expect(() => loadConfig({ ...base, ...env, REDIS_SENTINELS: 'sentinel-0.redis' })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, ...env, REDIS_SENTINEL_NAME: 'a b' })).toThrow(ConfigError);
     // Blank (a ConfigMap's ""): unset.
-    expect(loadConfig({ ...base, REDIS_SENTINELS: '', REDIS_SENTINEL_NAME: '', REDIS_SENTINEL_PASSWORD: '' }).redis.sentinel).toBeNull();
+    expect(loadConfig({ ...base, REDIS_SENTINELS: '', REDIS_SENTINEL_NAME: '', REDIS_SENTINEL_PASSWORD: '' }).redis.sentinel).toBeUndefined();
   });
 
   it('runs the sharded adapter unless BUS_ADAPTER=classic, which only a standalone bus takes', () => {

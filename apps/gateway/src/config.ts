@@ -6,7 +6,7 @@ import {
   classicNeedsStandaloneBus,
   redisEndpointOf,
   sentinelEnvShape,
-  sentinelNeedsName,
+  sentinelSettingsValid,
   type BusAdapterKind,
   type BusTarget,
   type RedisEndpoint,
@@ -159,7 +159,7 @@ const envSchema = z
     path: ['AUTH_DEV_LOGIN'],
   })
   .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] })
-  .refine(sentinelNeedsName.check, { message: sentinelNeedsName.message, path: ['REDIS_SENTINELS'] });
+  .refine(sentinelSettingsValid.check, { message: sentinelSettingsValid.message, path: ['REDIS_SENTINELS'] });
 
 export interface GatewayConfig {
   port: number;
@@ -226,6 +226,7 @@ export interface GatewayConfig {
 
 export function loadConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
   const e = parseEnv(envSchema, env);
+  const redis = Object.freeze(redisEndpointOf(e));
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -233,8 +234,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
-    redis: Object.freeze(redisEndpointOf(e)),
-    bus: Object.freeze(busTarget(redisEndpointOf(e), e.REDIS_BUS_CLUSTER_NODES)),
+    redis,
+    bus: Object.freeze(busTarget(redis, e.REDIS_BUS_CLUSTER_NODES)),
     busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
     jwt: Object.freeze({

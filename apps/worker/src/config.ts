@@ -1,4 +1,15 @@
-import { busAdapterSchema, busClusterNodesSchema, busTarget, classicNeedsStandaloneBus, type BusAdapterKind, type BusTarget, redisEndpointOf, sentinelEnvShape, sentinelNeedsName, type RedisEndpoint } from '@chat/bus';
+import {
+  busAdapterSchema,
+  busClusterNodesSchema,
+  busTarget,
+  classicNeedsStandaloneBus,
+  redisEndpointOf,
+  sentinelEnvShape,
+  sentinelSettingsValid,
+  type BusAdapterKind,
+  type BusTarget,
+  type RedisEndpoint,
+} from '@chat/bus';
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
 import { parseEnv } from '@chat/runtime';
@@ -65,7 +76,7 @@ const envSchema = z.object({
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
 })
   .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] })
-  .refine(sentinelNeedsName.check, { message: sentinelNeedsName.message, path: ['REDIS_SENTINELS'] });
+  .refine(sentinelSettingsValid.check, { message: sentinelSettingsValid.message, path: ['REDIS_SENTINELS'] });
 
 export interface WorkerConfig {
   databaseUrl: string;
@@ -99,10 +110,11 @@ export interface WorkerConfig {
 
 export function loadWorkerConfig(env: Record<string, string | undefined>): Readonly<WorkerConfig> {
   const e = parseEnv(envSchema, env);
+  const redis = Object.freeze(redisEndpointOf(e));
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
-    redis: Object.freeze(redisEndpointOf(e)),
-    bus: Object.freeze(busTarget(redisEndpointOf(e), e.REDIS_BUS_CLUSTER_NODES)),
+    redis,
+    bus: Object.freeze(busTarget(redis, e.REDIS_BUS_CLUSTER_NODES)),
     busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
     expiringNoticeMs: e.ROOM_EXPIRING_NOTICE_SECONDS * 1000,

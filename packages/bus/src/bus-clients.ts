@@ -21,7 +21,7 @@ export interface BusClientOptions {
  */
 export function createBusPublisher(target: BusTarget, options: BusClientOptions = {}): BusClient {
   if (target.kind === 'standalone') {
-    return corkedPerTurn(connectRedis({ url: target.url, sentinel: target.sentinel ?? null }, { ...redisOptions(options), enableAutoPipelining: false }));
+    return corkedPerTurn(connectRedis(target, { ...redisOptions(options), enableAutoPipelining: false }));
   }
   return new Cluster(target.nodes.map((node) => ({ ...node })), {
     enableAutoPipelining: true,
@@ -38,7 +38,7 @@ export function createBusPublisher(target: BusTarget, options: BusClientOptions 
  */
 export function createBusSubscriber(target: BusTarget, options: BusClientOptions = {}): BusClient {
   if (target.kind === 'standalone') {
-    return connectRedis({ url: target.url, sentinel: target.sentinel ?? null }, { ...redisOptions(options), enableAutoPipelining: false });
+    return connectRedis(target, { ...redisOptions(options), enableAutoPipelining: false });
   }
   return new Cluster(target.nodes.map((node) => ({ ...node })), {
     shardedSubscribers: true,

@@ -13,7 +13,7 @@ export interface BusNode {
 
 export type BusTarget =
   /** One Redis: REDIS_URL's, or (`sentinel`) the master its Sentinel group names. */
-  | ({ kind: 'standalone' } & Pick<RedisEndpoint, 'url'> & Partial<Pick<RedisEndpoint, 'sentinel'>>)
+  | ({ kind: 'standalone' } & RedisEndpoint)
   | { kind: 'cluster'; nodes: readonly BusNode[] };
 
 /**
@@ -32,8 +32,7 @@ export function parseBusClusterNodes(value: string): BusNode[] {
 }
 
 export function busTarget(redis: RedisEndpoint, clusterNodes: readonly BusNode[] | null | undefined): BusTarget {
-  if (clusterNodes && clusterNodes.length > 0) return { kind: 'cluster', nodes: clusterNodes };
-  return redis.sentinel ? { kind: 'standalone', url: redis.url, sentinel: redis.sentinel } : { kind: 'standalone', url: redis.url };
+  return clusterNodes && clusterNodes.length > 0 ? { kind: 'cluster', nodes: clusterNodes } : { kind: 'standalone', ...redis };
 }
 
 /** The adapter's channel prefix: its channels are `<prefix>#<nsp>#` and `<prefix>#<nsp>#<room>#`. */

@@ -21,7 +21,8 @@ export interface SentinelGroup {
  */
 export interface RedisEndpoint {
   url: string;
-  sentinel: SentinelGroup | null;
+  /** Absent: REDIS_URL is the address. */
+  sentinel?: SentinelGroup;
 }
 
 /** A connection to the endpoint with `options` (timeouts, retries, pipelining). */
@@ -69,18 +70,16 @@ type SentinelEnv = {
  * The refinement both apps apply: Sentinel needs the master's name, and TLS through Sentinel
  * (a `rediss:` URL) is not built (ioredis would need separate TLS settings for the sentinels).
  */
-export const sentinelNeedsName = {
+export const sentinelSettingsValid = {
   check: (env: SentinelEnv) => env.REDIS_SENTINELS === null || (Boolean(env.REDIS_SENTINEL_NAME) && !env.REDIS_URL.startsWith('rediss:')),
   message: 'REDIS_SENTINELS needs REDIS_SENTINEL_NAME, and a redis: (not rediss:) REDIS_URL for the credentials',
 } as const;
 
-/** The endpoint the env names (after `sentinelNeedsName` held). */
+/** The endpoint the env names (after `sentinelSettingsValid` held). */
 export function redisEndpointOf(env: SentinelEnv): RedisEndpoint {
+  if (!env.REDIS_SENTINELS || !env.REDIS_SENTINEL_NAME) return { url: env.REDIS_URL };
   return {
     url: env.REDIS_URL,
-    sentinel:
-      env.REDIS_SENTINELS && env.REDIS_SENTINEL_NAME
-        ? { nodes: env.REDIS_SENTINELS, name: env.REDIS_SENTINEL_NAME, password: env.REDIS_SENTINEL_PASSWORD ?? null }
-        : null,
+    sentinel: { nodes: env.REDIS_SENTINELS, name: env.REDIS_SENTINEL_NAME, password: env.REDIS_SENTINEL_PASSWORD ?? null },
   };
 }

@@ -34,7 +34,7 @@ import { describeMachine, loadAverage } from './lib/machine.ts';
 import { cleanUpOnSignal, ROOT, sleep, startRedis, stopAll } from './lib/procs.ts';
 import { readRedisCounters, type RedisCounters } from './lib/redis-info.ts';
 import { startPod, type Pod } from './lib/scale-pods.ts';
-import { seedRooms, type SeededRooms } from './lib/scale-seed.ts';
+import { seedRooms } from './lib/scale-seed.ts';
 import { fmt, fmtInt, median, spread } from './lib/stats.ts';
 import { taskCpuMicros } from './lib/task-cpu.ts';
 import type { LoadgenSpec } from './loadgen.ts';
@@ -71,14 +71,12 @@ function lg<T>(command: LoadgenCommand, timeoutMs?: number): Promise<T> {
   return loadgen ? loadgen.request<T>(command, timeoutMs) : Promise.reject(new Error('no loadgen'));
 }
 
-/** One cluster of the run: its bus of `masters` masters, its state Redis, its two pods and rooms. */
+/** One cluster of the run: its bus of `masters` masters and its two pods; its rooms' sockets are loadgen group `group`. */
 interface Variant {
   masters: number;
-  bus: LocalRedisCluster;
-  /** One INFO connection per bus node, in `bus.nodes` order. */
+  /** One INFO connection per bus node. */
   nodes: Redis[];
   pods: Pod[];
-  rooms: SeededRooms;
   group: string;
 }
 
@@ -188,7 +186,7 @@ async function main() {
         120_000,
       );
       if (opened.failed) throw new Error(`${masters} masters: ${opened.failed} member sockets failed: ${opened.firstError}`);
-      const variant: Variant = { masters, bus, nodes, pods, rooms, group };
+      const variant: Variant = { masters, nodes, pods, group };
       const channels = (await snap(variant)).nodes.map((node) => node.shardChannels);
       // A pod that ignored REDIS_BUS_CLUSTER_NODES would leave the cluster without subscriptions.
       if (channels.reduce((s, x) => s + x, 0) < ROOMS) throw new Error(`${masters} masters hold ${channels.join('+')} sharded channels for ${ROOMS} rooms: the pods are not on this bus`);

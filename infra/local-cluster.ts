@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import postgres from 'postgres';
 import { parseBusClusterNodes, type BusNode } from '@chat/bus';
-import { ensureDatabase, runMigrations } from '@chat/db';
+import { ensureDatabase, redactDatabaseUrl, runMigrations, sessionTargetOf, withDatabaseName } from '@chat/db';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/chat';
@@ -48,6 +48,7 @@ if (process.env.REDIS_BUS_CLUSTER_NODES) {
 }
 
 function redact(url: string): string {
+  if (url.startsWith('postgres')) return redactDatabaseUrl(url);
   const parsed = new URL(url);
   if (parsed.password) parsed.password = '***';
   return parsed.toString();
@@ -66,9 +67,7 @@ other servers, set DATABASE_URL and REDIS_URL.`);
 }
 
 async function checkPostgres(): Promise<void> {
-  const admin = new URL(databaseUrl);
-  admin.pathname = '/postgres';
-  const sql = postgres(admin.toString(), { max: 1, connect_timeout: 3, onnotice: () => {} });
+  const sql = postgres(withDatabaseName(databaseUrl, 'postgres'), { max: 1, connect_timeout: 3, onnotice: () => {}, target_session_attrs: sessionTargetOf(databaseUrl) });
   try {
     await sql`select 1`;
   } catch (error) {

@@ -6,7 +6,8 @@
  * (or the first BARE / ADAPTER process) on the CPU with Linux `perf` over the last window and
  * prints its CPU by module and by function, kernel included (test/bench/lib/perf-profile.ts): run
  * it once with and once with `--adapter` to set FULL's modules beside the cluster design's;
- * PROBE_PERF_KEEP=1 keeps the samples for `perf script` / `perf report`.
+ * PROBE_PERF_KEEP=1 keeps the samples for `perf script` / `perf report`; PROBE_PERF_TOP=N prints N
+ * rows of each list (25).
  * `--history N` then fills a room with N messages and times 1,000 sequential history pages,
  * each followed by a `/livez` on the same connection (the machine's own noise, as `pnpm
  * bench` measures it), and the bare page query; with `--profile` it also samples what each
@@ -372,10 +373,11 @@ async function main() {
         if (process.env.PROBE_PERF_KEEP) log(`perf data kept in ${perfFile} (perf script -i ${perfFile})`);
         else rmSync(perfFile, { force: true });
         log(`${bare ? gateways[0]!.proc.name : 'gateway-0'} on the CPU (perf, ${perfSeconds} s, ${fmtInt(samples)} samples at 999 Hz: ${fmt(samples / perfSeconds / 10, 0)}% of a core), by module (the JavaScript frame nearest the leaf):`);
+        const perfTop = Math.max(1, Math.min(500, Number(process.env.PROBE_PERF_TOP ?? 25)));
         const share = ([name, count]: [string, number]) => log(`  ${fmt((100 * count) / samples, 1).padStart(5)}%  ${fmt(count / perfSeconds, 0).padStart(4)} ms/s  ${name}`);
-        byModule.slice(0, 25).forEach(share);
+        byModule.slice(0, perfTop).forEach(share);
         log('  … and by function (the same frame):');
-        byFunction.slice(0, 25).forEach(share);
+        byFunction.slice(0, perfTop).forEach(share);
       }
       for (const [i, inspector] of inspectors.entries()) {
         const { profile: raw } = await inspector.send<{ profile: CpuProfile }>('Profiler.stop');

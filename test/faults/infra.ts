@@ -4,8 +4,9 @@
  * processes. Everything here is bounded in time and torn down by `Infra.close()`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { freePort } from '@chat/testing/ports';
+import { postgresBinDir } from '@chat/testing/postgres-standby';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,18 +82,11 @@ export interface PrivatePostgres {
   close(): Promise<void>;
 }
 
-function pgBinDir(): string {
-  const base = '/usr/lib/postgresql';
-  const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
-  if (!versions[0]) throw new Error('no /usr/lib/postgresql/<version>/bin/initdb on this machine');
-  return join(base, versions[0], 'bin');
-}
-
 /** Every private Postgres still running, so an interrupted run (Ctrl-C mid-boot) stops it too. */
 const postgresStoppers = new Set<() => void>();
 
 export async function startPostgres(workDir: string): Promise<PrivatePostgres> {
-  const bin = pgBinDir();
+  const bin = postgresBinDir();
   const port = await freePort();
   const pgDir = join(workDir, 'pg');
   mkdirSync(pgDir);

@@ -11,6 +11,7 @@ import {
   type BusTarget,
   type RedisEndpoint,
 } from '@chat/bus';
+import { databaseUrlSchema } from '@chat/db';
 import { parseEnv } from '@chat/runtime';
 import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
@@ -71,7 +72,7 @@ const envSchema = z
     PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
     HOST: z.string().min(1).default('0.0.0.0'),
     POD_NAME: z.string().min(1).optional(),
-    DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/chat'),
+    DATABASE_URL: databaseUrlSchema,
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),

@@ -12,6 +12,7 @@ import {
 } from '@chat/bus';
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
+import { databaseUrlSchema } from '@chat/db';
 import { parseEnv } from '@chat/runtime';
 
 /**
@@ -46,7 +47,7 @@ const webhookEndpoints = z
 
 /** The only reader of process.env for the worker; parsed once, frozen, fails loudly. */
 const envSchema = z.object({
-  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/chat'),
+  DATABASE_URL: databaseUrlSchema,
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   ...sentinelEnvShape,
   /** The gateways' Socket.IO bus, when it is a Redis Cluster (`host:port,…`); unset: REDIS_URL. */

@@ -1,5 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
+import { sessionTargetOf } from './database-url.ts';
 import * as schema from './schema.ts';
 
 export interface DatabaseOptions {
@@ -36,6 +37,9 @@ export function createDatabase(options: DatabaseOptions): Database {
     // to a closed connection waits for that timer: after a 5 s outage a pod's writes stayed
     // parked for up to 20 s with Postgres long back (fault 4a). Retry at least every second.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),
+    // Several hosts (a primary and its standbys): each connection settles on the primary, after
+    // a failover too (database-url.ts).
+    target_session_attrs: sessionTargetOf(options.url),
     connection: {
       application_name: options.applicationName ?? 'chat',
       statement_timeout: options.statementTimeoutMs ?? 5000,

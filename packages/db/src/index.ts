@@ -1,4 +1,5 @@
 export * from './client.ts';
+export * from './database-url.ts';
 export * from './migrate.ts';
 export * as schema from './schema.ts';
 export * from './repositories/memberships.repository.ts';

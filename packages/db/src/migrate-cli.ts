@@ -1,3 +1,4 @@
+import { parseDatabaseUrl } from './database-url.ts';
 import { ensureDatabase, runMigrations } from './migrate.ts';
 
 const url = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/chat';
@@ -5,4 +6,4 @@ const url = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/chat
 // managed Postgres may not grant the migration role: MIGRATE_CREATE_DATABASE=false skips it.
 if (process.env.MIGRATE_CREATE_DATABASE !== 'false') await ensureDatabase(url);
 await runMigrations(url);
-console.log(`migrations applied to ${new URL(url).pathname.slice(1)}`);
+console.log(`migrations applied to ${parseDatabaseUrl(url).database}`);

@@ -2,12 +2,13 @@ import { fileURLToPath } from 'node:url';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres, { type Sql } from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
+import { parseDatabaseUrl, sessionTargetOf, withDatabaseName } from './database-url.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../migrations', import.meta.url));
 
 /** One connection, for maintenance work that runs once (migrations, creating databases). */
 function singleConnection(url: string): Sql {
-  return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5, target_session_attrs: sessionTargetOf(url) });
 }
 
 /**
@@ -36,11 +37,9 @@ async function onMaintenanceDatabase(
   verb: string,
   work: (sql: Sql, name: string) => Promise<unknown>,
 ): Promise<void> {
-  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  const name = parseDatabaseUrl(url).database;
   if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`refusing to ${verb} database "${name}"`);
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
-  const sql = singleConnection(admin.toString());
+  const sql = singleConnection(withDatabaseName(url, 'postgres'));
   try {
     await work(sql, name);
   } finally {

@@ -2,7 +2,8 @@
  * `pnpm start [--pods N]`: the whole cluster on this machine — migrations, N gateway pods
  * (default 2) on 127.0.0.1:3000, :3001, …, and the worker — stopped cleanly with Ctrl-C.
  * With REDIS_BUS_CLUSTER_NODES set (e.g. from `pnpm redis:cluster`) the pods' Socket.IO bus is
- * that Redis Cluster; state (rate limits, presence, BullMQ) stays on REDIS_URL either way.
+ * that Redis Cluster; with REDIS_STATE_CLUSTER_NODES the state (rate limits, presence, BullMQ)
+ * is one too; each stays on REDIS_URL otherwise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import postgres from 'postgres';
 import { parseBusClusterNodes, type BusNode } from '@chat/bus';
-import { ensureDatabase, redactDatabaseUrl, runMigrations, sessionTargetOf, withDatabaseName } from '@chat/db';
+import { ensureDatabase, parseDatabaseUrl, redactDatabaseUrl, runMigrations, sessionTargetOf, withDatabaseName } from '@chat/db';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/chat';
@@ -37,15 +38,19 @@ const ports = Array.from({ length: podCount }, (_, index) => basePort + index);
 /** gateway-a, gateway-b, … as in docker-compose; past z, by number. */
 const podName = (index: number) => `gateway-${index < 26 ? String.fromCharCode(97 + index) : index}`;
 
-let busNodes: BusNode[] | null = null;
-if (process.env.REDIS_BUS_CLUSTER_NODES) {
+/** The nodes a `host:port,…` variable names, null when unset; exits on a bad list. */
+function clusterNodesOf(variable: 'REDIS_BUS_CLUSTER_NODES' | 'REDIS_STATE_CLUSTER_NODES'): BusNode[] | null {
+  const value = process.env[variable];
+  if (!value) return null;
   try {
-    busNodes = parseBusClusterNodes(process.env.REDIS_BUS_CLUSTER_NODES);
+    return parseBusClusterNodes(value);
   } catch (error) {
-    console.error(`REDIS_BUS_CLUSTER_NODES: ${(error as Error).message}`);
+    console.error(`${variable}: ${(error as Error).message}`);
     process.exit(1);
   }
 }
+const busNodes = clusterNodesOf('REDIS_BUS_CLUSTER_NODES');
+const stateNodes = clusterNodesOf('REDIS_STATE_CLUSTER_NODES');
 
 function redact(url: string): string {
   if (url.startsWith('postgres')) return redactDatabaseUrl(url);
@@ -94,8 +99,8 @@ async function checkRedis(): Promise<void> {
   }
 }
 
-/** The bus cluster answers and has every slot served, or the pods would start on a broken bus. */
-async function checkBusCluster(nodes: BusNode[]): Promise<void> {
+/** The cluster answers and has every slot served, or the pods would start on a broken one. */
+async function checkCluster(nodes: BusNode[], variable: 'REDIS_BUS_CLUSTER_NODES' | 'REDIS_STATE_CLUSTER_NODES'): Promise<void> {
   const cluster = new Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000 } });
   cluster.on('error', () => undefined);
   try {
@@ -105,9 +110,9 @@ async function checkBusCluster(nodes: BusNode[]): Promise<void> {
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     console.error(`
-Cannot use the Redis Cluster at REDIS_BUS_CLUSTER_NODES=${process.env.REDIS_BUS_CLUSTER_NODES} (${reason}).
+Cannot use the Redis Cluster at ${variable}=${process.env[variable]} (${reason}).
 Start one with \`pnpm redis:cluster\` (three masters on loopback) and use the line it prints,
-or unset REDIS_BUS_CLUSTER_NODES to put the bus on REDIS_URL.`);
+or unset ${variable} to use REDIS_URL.`);
     process.exit(1);
   } finally {
     cluster.disconnect();
@@ -185,11 +190,13 @@ process.once('SIGINT', () => void stop(0));
 process.once('SIGTERM', () => void stop(0));
 
 await checkPostgres();
-await checkRedis();
-if (busNodes) await checkBusCluster(busNodes);
+// REDIS_URL is used unless both the bus and the state are clusters.
+if (!busNodes || !stateNodes) await checkRedis();
+if (busNodes) await checkCluster(busNodes, 'REDIS_BUS_CLUSTER_NODES');
+if (stateNodes) await checkCluster(stateNodes, 'REDIS_STATE_CLUSTER_NODES');
 await ensureDatabase(databaseUrl);
 await runMigrations(databaseUrl);
-console.log(`database ${new URL(databaseUrl).pathname.slice(1)} migrated`);
+console.log(`database ${parseDatabaseUrl(databaseUrl).database} migrated`);
 
 const origins = ports.flatMap((port) => [`http://127.0.0.1:${port}`, `http://localhost:${port}`]).join(',');
 const shared = {
@@ -199,7 +206,8 @@ const shared = {
   JWT_SECRET: jwtSecret,
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
 };
-// REDIS_BUS_CLUSTER_NODES, when set, reaches every app through the inherited environment.
+// REDIS_BUS_CLUSTER_NODES and REDIS_STATE_CLUSTER_NODES, when set, reach every app through the
+// inherited environment.
 ports.forEach((port, index) =>
   run(podName(index), 'apps/gateway/src/main.ts', {
     ...shared,
@@ -237,7 +245,8 @@ console.log(`
 Chat cluster is up.
   gateway pods : ${urls.join('  ')}   (Socket.IO namespace /socket, REST under /api)
   worker       : running (room expiry, presence clean-up)
-  message bus  : ${busNodes ? `Redis Cluster ${busNodes.map((node) => `${node.host}:${node.port}`).join(',')} (sharded pub/sub)` : `${redact(redisUrl)} (sharded pub/sub)`}
+  message bus  : ${busNodes ? `Redis Cluster ${busNodes.map((node) => `${node.host}:${node.port}`).join(',')}` : redact(redisUrl)} (sharded pub/sub)
+  state        : ${stateNodes ? `Redis Cluster ${stateNodes.map((node) => `${node.host}:${node.port}`).join(',')}` : redact(redisUrl)} (rate limits, presence, BullMQ)
   secrets      : ${secretsNote}
 
 Try it: paste this into a Node 20+ REPL (\`node\`) started in a folder where socket.io-client is installed:

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   SHARDED_ADAPTER_VERSION,
   busChannelPrefix,
-  busTarget,
+  redisTarget,
   createBusPublisher,
   createShardedEmitter,
   parseBusClusterNodes,
@@ -29,7 +29,7 @@ let emitter: ShardedEmitter<ServerToClientEvents>;
 
 beforeAll(async () => {
   cluster = await startCluster(2);
-  publisher = createBusPublisher(busTarget({ url: cluster.redisUrl }, cluster.busClusterNodes ? parseBusClusterNodes(cluster.busClusterNodes) : null));
+  publisher = createBusPublisher(redisTarget({ url: cluster.redisUrl }, cluster.busClusterNodes ? parseBusClusterNodes(cluster.busClusterNodes) : null));
   publisher.on('error', () => undefined);
   emitter = createShardedEmitter<ServerToClientEvents>(publisher, {
     channelPrefix: busChannelPrefix(cluster.redisPrefix),

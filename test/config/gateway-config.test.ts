@@ -66,16 +66,16 @@ describe('gateway configuration', () => {
   });
 
   it('finds the state Redis (and a bus on it) through Sentinel when REDIS_SENTINELS names sentinels', () => {
-    expect(loadConfig(base).redis).toEqual({ url: 'redis://127.0.0.1:6379' });
+    expect(loadConfig(base).state).toEqual({ kind: 'standalone', url: 'redis://127.0.0.1:6379' });
     const env = { REDIS_URL: 'redis://:pw@ignored:6379/2', REDIS_SENTINELS: 'sentinel-0.redis:26379, sentinel-1.redis:26379', REDIS_SENTINEL_NAME: 'chat' };
     const sentinel = { nodes: [{ host: 'sentinel-0.redis', port: 26379 }, { host: 'sentinel-1.redis', port: 26379 }], name: 'chat', password: null };
-    expect(loadConfig({ ...base, ...env }).redis).toEqual({ url: env.REDIS_URL, sentinel });
+    expect(loadConfig({ ...base, ...env }).state).toEqual({ kind: 'standalone', url: env.REDIS_URL, sentinel });
     expect(loadConfig({ ...base, ...env }).bus).toEqual({ kind: 'standalone', url: env.REDIS_URL, sentinel });
-    expect(loadConfig({ ...base, ...env, REDIS_SENTINEL_PASSWORD: 'spw' }).redis.sentinel?.password).toBe('spw');
+    expect(loadConfig({ ...base, ...env, REDIS_SENTINEL_PASSWORD: 'spw' }).state).toMatchObject({ sentinel: { password: 'spw' } });
     // A Redis Cluster bus stays a cluster: only the state goes through Sentinel.
     expect(loadConfig({ ...base, ...env, REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' }).bus.kind).toBe('cluster');
     // The worker reads the same variables the same way.
-    expect(loadWorkerConfig({ ...env }).redis).toEqual({ url: env.REDIS_URL, sentinel });
+    expect(loadWorkerConfig({ ...env }).state).toEqual({ kind: 'standalone', url: env.REDIS_URL, sentinel });
     // Without the master's name, with TLS, or with a bad list, nothing starts.
     expect(() => loadConfig({ ...base, REDIS_SENTINELS: 'sentinel-0.redis:26379' })).toThrow(/REDIS_SENTINEL/);
     expect(() => loadWorkerConfig({ REDIS_SENTINELS: 'sentinel-0.redis:26379' })).toThrow(/REDIS_SENTINEL/);
@@ -83,7 +83,24 @@ describe('gateway configuration', () => {
     expect(() => loadConfig({ ...base, ...env, REDIS_SENTINELS: 'sentinel-0.redis' })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, ...env, REDIS_SENTINEL_NAME: 'a b' })).toThrow(ConfigError);
     // Blank (a ConfigMap's ""): unset.
-    expect(loadConfig({ ...base, REDIS_SENTINELS: '', REDIS_SENTINEL_NAME: '', REDIS_SENTINEL_PASSWORD: '' }).redis.sentinel).toBeUndefined();
+    expect(loadConfig({ ...base, REDIS_SENTINELS: '', REDIS_SENTINEL_NAME: '', REDIS_SENTINEL_PASSWORD: '' }).state).toEqual({ kind: 'standalone', url: 'redis://127.0.0.1:6379' });
+  });
+
+  it('puts the state on a Redis Cluster when REDIS_STATE_CLUSTER_NODES names its nodes, its multi-key state under one hash tag', () => {
+    expect(loadConfig(base).stateKeyPrefix).toBe('chat');
+    const env = { REDIS_STATE_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7000', REDIS_PREFIX: 'chat-prod' };
+    const cluster = { kind: 'cluster', nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7000 }] };
+    expect(loadConfig({ ...base, ...env }).state).toEqual(cluster);
+    expect(loadConfig({ ...base, ...env }).stateKeyPrefix).toBe('{chat-prod}');
+    expect(loadWorkerConfig(env).state).toEqual(cluster);
+    expect(loadWorkerConfig(env).stateKeyPrefix).toBe('{chat-prod}');
+    // The bus does not follow: it is REDIS_URL unless REDIS_BUS_CLUSTER_NODES says otherwise.
+    expect(loadConfig({ ...base, ...env }).bus).toEqual({ kind: 'standalone', url: 'redis://127.0.0.1:6379' });
+    expect(loadConfig({ ...base, REDIS_STATE_CLUSTER_NODES: '' }).state.kind).toBe('standalone');
+    expect(() => loadConfig({ ...base, REDIS_STATE_CLUSTER_NODES: '10.0.0.1' })).toThrow(/REDIS_STATE_CLUSTER_NODES/);
+    const sentinel = { REDIS_SENTINELS: 'sentinel-0.redis:26379', REDIS_SENTINEL_NAME: 'chat' };
+    expect(() => loadConfig({ ...base, ...env, ...sentinel })).toThrow(/REDIS_STATE_CLUSTER_NODES/);
+    expect(() => loadWorkerConfig({ ...env, ...sentinel })).toThrow(/REDIS_STATE_CLUSTER_NODES/);
   });
 
   it('runs the sharded adapter unless BUS_ADAPTER=classic, which only a standalone bus takes', () => {

@@ -2,14 +2,17 @@ import { z } from 'zod';
 import {
   busAdapterSchema,
   busClusterNodesSchema,
-  busTarget,
+  redisTarget,
   classicNeedsStandaloneBus,
   redisEndpointOf,
   sentinelEnvShape,
   sentinelSettingsValid,
+  stateClusterExcludesSentinel,
+  stateClusterNodesSchema,
+  stateKeyPrefix,
   type BusAdapterKind,
   type BusTarget,
-  type RedisEndpoint,
+  type RedisTarget,
 } from '@chat/bus';
 import { databaseUrlSchema } from '@chat/db';
 import { parseEnv } from '@chat/runtime';
@@ -79,6 +82,8 @@ const envSchema = z
     ...sentinelEnvShape,
     /** A Redis Cluster for the Socket.IO bus (`host:port,…`); unset, the bus is REDIS_URL. */
     REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
+    /** A Redis Cluster for the state (`host:port,…`): rate limits, presence, BullMQ; unset, REDIS_URL. */
+    REDIS_STATE_CLUSTER_NODES: stateClusterNodesSchema,
     /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
     BUS_ADAPTER: busAdapterSchema,
     REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
@@ -160,7 +165,8 @@ const envSchema = z
     path: ['AUTH_DEV_LOGIN'],
   })
   .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] })
-  .refine(sentinelSettingsValid.check, { message: sentinelSettingsValid.message, path: ['REDIS_SENTINELS'] });
+  .refine(sentinelSettingsValid.check, { message: sentinelSettingsValid.message, path: ['REDIS_SENTINELS'] })
+  .refine(stateClusterExcludesSentinel.check, { message: stateClusterExcludesSentinel.message, path: ['REDIS_STATE_CLUSTER_NODES'] });
 
 export interface GatewayConfig {
   port: number;
@@ -169,13 +175,15 @@ export interface GatewayConfig {
   databaseUrl: string;
   databasePoolSize: number;
   databaseStatementTimeoutMs: number;
-  /** The state Redis: REDIS_URL, or the master of a Sentinel group. */
-  redis: RedisEndpoint;
+  /** The state Redis: REDIS_URL, the master of a Sentinel group, or a Redis Cluster. */
+  state: RedisTarget;
   /** Where the Socket.IO adapter's traffic goes: a Redis Cluster, or the Redis at REDIS_URL. */
   bus: BusTarget;
   /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
   busAdapter: BusAdapterKind;
   redisPrefix: string;
+  /** The prefix of the state keys used together (presence, socket places, BullMQ): `stateKeyPrefix`. */
+  stateKeyPrefix: string;
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string; maxLifetimeSeconds?: number };
   /** Browser origins allowed to open a socket; `*` allows any. Clients with no Origin pass. */
   corsOrigins: readonly string[];
@@ -228,6 +236,7 @@ export interface GatewayConfig {
 export function loadConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
   const e = parseEnv(envSchema, env);
   const redis = Object.freeze(redisEndpointOf(e));
+  const state = Object.freeze(redisTarget(redis, e.REDIS_STATE_CLUSTER_NODES));
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -235,10 +244,11 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
-    redis,
-    bus: Object.freeze(busTarget(redis, e.REDIS_BUS_CLUSTER_NODES)),
+    state,
+    bus: Object.freeze(redisTarget(redis, e.REDIS_BUS_CLUSTER_NODES)),
     busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
+    stateKeyPrefix: stateKeyPrefix(e.REDIS_PREFIX, state),
     jwt: Object.freeze({
       ...(e.JWT_SECRET ? { secret: e.JWT_SECRET } : {}),
       ...(e.JWT_JWKS_URL ? { jwksUrl: e.JWT_JWKS_URL } : {}),

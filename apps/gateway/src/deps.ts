@@ -109,7 +109,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
   });
   const metrics = createGatewayMetrics();
   const redis = createRedisClients({
-    endpoint: config.redis,
+    state: config.state,
     bus: config.bus,
     logger,
     onError: (client) => metrics.redisErrors.inc({ client }),
@@ -158,7 +158,7 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
     writerDatabase,
     redis,
     verifyToken: options.verifyToken ?? createTokenVerifier(config.jwt),
-    presenceStore: createPresenceStore(redis.commands, config.redisPrefix),
+    presenceStore: createPresenceStore(redis.commands, config.stateKeyPrefix),
     writer,
     sendLimiter: new LeasedRateLimiter({
       redis: redis.commands,

@@ -27,7 +27,7 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
     jobs,
     producer: deps.redis.producer,
     consumer: deps.redis.worker,
-    redisPrefix: config.redisPrefix,
+    stateKeyPrefix: config.stateKeyPrefix,
     concurrency: config.concurrency,
     podName: config.podName,
     metrics,

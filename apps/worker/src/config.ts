@@ -1,14 +1,17 @@
 import {
   busAdapterSchema,
   busClusterNodesSchema,
-  busTarget,
+  redisTarget,
   classicNeedsStandaloneBus,
   redisEndpointOf,
   sentinelEnvShape,
   sentinelSettingsValid,
+  stateClusterExcludesSentinel,
+  stateClusterNodesSchema,
+  stateKeyPrefix,
   type BusAdapterKind,
   type BusTarget,
-  type RedisEndpoint,
+  type RedisTarget,
 } from '@chat/bus';
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
@@ -52,6 +55,8 @@ const envSchema = z.object({
   ...sentinelEnvShape,
   /** The gateways' Socket.IO bus, when it is a Redis Cluster (`host:port,…`); unset: REDIS_URL. */
   REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
+  /** A Redis Cluster for the state (`host:port,…`): rate limits, presence, BullMQ; unset, REDIS_URL. */
+  REDIS_STATE_CLUSTER_NODES: stateClusterNodesSchema,
   /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
   BUS_ADAPTER: busAdapterSchema,
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
@@ -77,17 +82,20 @@ const envSchema = z.object({
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
 })
   .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] })
-  .refine(sentinelSettingsValid.check, { message: sentinelSettingsValid.message, path: ['REDIS_SENTINELS'] });
+  .refine(sentinelSettingsValid.check, { message: sentinelSettingsValid.message, path: ['REDIS_SENTINELS'] })
+  .refine(stateClusterExcludesSentinel.check, { message: stateClusterExcludesSentinel.message, path: ['REDIS_STATE_CLUSTER_NODES'] });
 
 export interface WorkerConfig {
   databaseUrl: string;
-  /** The state Redis: REDIS_URL, or the master of a Sentinel group. */
-  redis: RedisEndpoint;
+  /** The state Redis: REDIS_URL, the master of a Sentinel group, or a Redis Cluster. */
+  state: RedisTarget;
   /** Where the gateways' Socket.IO bus is: the emitter publishes there. */
   bus: BusTarget;
   /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
   busAdapter: BusAdapterKind;
   redisPrefix: string;
+  /** The prefix of the state keys used together (presence, socket places, BullMQ): `stateKeyPrefix`. */
+  stateKeyPrefix: string;
   expiringNoticeMs: number;
   tombstoneTtlMs: number;
   sweepIntervalMs: number;
@@ -112,12 +120,14 @@ export interface WorkerConfig {
 export function loadWorkerConfig(env: Record<string, string | undefined>): Readonly<WorkerConfig> {
   const e = parseEnv(envSchema, env);
   const redis = Object.freeze(redisEndpointOf(e));
+  const state = Object.freeze(redisTarget(redis, e.REDIS_STATE_CLUSTER_NODES));
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
-    redis,
-    bus: Object.freeze(busTarget(redis, e.REDIS_BUS_CLUSTER_NODES)),
+    state,
+    bus: Object.freeze(redisTarget(redis, e.REDIS_BUS_CLUSTER_NODES)),
     busAdapter: e.BUS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
+    stateKeyPrefix: stateKeyPrefix(e.REDIS_PREFIX, state),
     expiringNoticeMs: e.ROOM_EXPIRING_NOTICE_SECONDS * 1000,
     tombstoneTtlMs: e.ROOM_TOMBSTONE_TTL_SECONDS * 1000,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,

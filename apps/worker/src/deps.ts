@@ -54,7 +54,7 @@ export interface WorkerDeps {
 export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logger?: Logger }): WorkerDeps {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { pod: config.podName } });
   const database = createDatabase({ url: config.databaseUrl, maxConnections: 4, applicationName: config.podName });
-  const redis = createWorkerRedis(config.redis, config.bus, logger);
+  const redis = createWorkerRedis(config.state, config.bus, logger);
   // Announcements are at-most-once: a publish that fails during a bus outage is logged, and
   // the emit resolves false instead of rejecting.
   const emitter = createChatEmitter(redis.bus, {
@@ -68,8 +68,8 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
     database,
     redis,
     emitter,
-    presence: createPresenceStore(redis.emitter, config.redisPrefix),
-    occupancyQueue: createOccupancyQueue(redis.emitter, config.redisPrefix),
+    presence: createPresenceStore(redis.emitter, config.stateKeyPrefix),
+    occupancyQueue: createOccupancyQueue(redis.emitter, config.stateKeyPrefix),
     repositories: {
       memberships: createMembershipsRepository(database.sql),
       messages: createMessagesRepository(database.sql),
@@ -83,7 +83,7 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
     queues: {
       webhookDelivery: new Queue(JOB_CATALOG.webhookDelivery.queue, {
         connection: redis.producer,
-        prefix: bullPrefix(config.redisPrefix),
+        prefix: bullPrefix(config.stateKeyPrefix),
       }).on('error', (error) => logger.debug({ err: error }, 'webhook delivery queue error')),
     },
   };

@@ -4,17 +4,22 @@ import type { RedisEndpoint } from './redis-endpoint.ts';
 /**
  * Where the Socket.IO adapter's traffic (the bus) goes, apart from the state Redis (rate
  * limits, presence, BullMQ, caches): a Redis Cluster when REDIS_BUS_CLUSTER_NODES is set, else
- * the state Redis's REDIS_URL, as before. Shared by the gateway and the worker, which must agree.
+ * the state Redis's REDIS_URL, as before. The state itself is REDIS_URL's Redis, or a Redis
+ * Cluster when REDIS_STATE_CLUSTER_NODES is set. Shared by the gateway and the worker, which
+ * must agree.
  */
 export interface BusNode {
   host: string;
   port: number;
 }
 
-export type BusTarget =
+export type RedisTarget =
   /** One Redis: REDIS_URL's, or (`sentinel`) the master its Sentinel group names. */
   | ({ kind: 'standalone' } & RedisEndpoint)
   | { kind: 'cluster'; nodes: readonly BusNode[] };
+
+/** Where the bus is. */
+export type BusTarget = RedisTarget;
 
 /**
  * `host:port,host:port,…` → nodes (any of a cluster's nodes will do: the client learns the rest
@@ -31,8 +36,20 @@ export function parseBusClusterNodes(value: string): BusNode[] {
   });
 }
 
-export function busTarget(redis: RedisEndpoint, clusterNodes: readonly BusNode[] | null | undefined): BusTarget {
+/** The cluster of `clusterNodes` when there are any, else the one Redis of `redis`. */
+export function redisTarget(redis: RedisEndpoint, clusterNodes: readonly BusNode[] | null | undefined): RedisTarget {
   return clusterNodes && clusterNodes.length > 0 ? { kind: 'cluster', nodes: clusterNodes } : { kind: 'standalone', ...redis };
+}
+
+/**
+ * The prefix of the state keys that one script or transaction touches together: presence,
+ * socket places, the occupancy queue, BullMQ's queues. A Redis Cluster runs a script or MULTI
+ * only on keys of one slot, so there they share the hash tag `{<prefix>}` and live on one master
+ * (the rate limits' keys, one per script, keep the plain prefix and spread over the masters);
+ * on one Redis the names stay what they always were.
+ */
+export function stateKeyPrefix(redisPrefix: string, state: RedisTarget): string {
+  return state.kind === 'cluster' ? `{${redisPrefix}}` : redisPrefix;
 }
 
 /** The adapter's channel prefix: its channels are `<prefix>#<nsp>#` and `<prefix>#<nsp>#<room>#`. */
@@ -85,6 +102,16 @@ export const busClusterNodesSchema = hostPortListSchema;
 export const BUS_ADAPTERS = ['sharded', 'classic'] as const;
 export type BusAdapterKind = (typeof BUS_ADAPTERS)[number];
 export const busAdapterSchema = z.enum(BUS_ADAPTERS).default('sharded');
+
+/** REDIS_STATE_CLUSTER_NODES: unset or blank → null (the state is REDIS_URL). */
+export const stateClusterNodesSchema = hostPortListSchema;
+
+/** The refinement both apps apply: the state is found either through Sentinel or as a cluster. */
+export const stateClusterExcludesSentinel = {
+  check: (env: { REDIS_SENTINELS: readonly BusNode[] | null; REDIS_STATE_CLUSTER_NODES: readonly BusNode[] | null }) =>
+    env.REDIS_SENTINELS === null || env.REDIS_STATE_CLUSTER_NODES === null,
+  message: 'REDIS_STATE_CLUSTER_NODES and REDIS_SENTINELS exclude each other: a Redis Cluster fails over by itself',
+} as const;
 
 /** The zod refinement both apps apply: the classic adapter has no Redis Cluster support here. */
 export const classicNeedsStandaloneBus = {

@@ -3,3 +3,4 @@ export * from './bus-config.ts';
 export * from './redis-endpoint.ts';
 export * from './sharded-emitter.ts';
 export * from './subscription-tracker.ts';
+export * from './state-client.ts';

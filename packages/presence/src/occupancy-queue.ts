@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /** ARGV: member, score read, member, score read, … */
 const SETTLE = `
@@ -23,7 +23,7 @@ export type OccupancySubject = { userId: string } | { roomId: string };
  *
  * Key: `<p>:occupancy:pending` (zset `u:<userId>` / `r:<roomId>` → due ms since the epoch).
  */
-export function createOccupancyQueue(redis: Redis, prefix: string) {
+export function createOccupancyQueue(redis: Redis | Cluster, prefix: string) {
   const key = `${prefix}:occupancy:pending`;
   return {
     async mark(subject: OccupancySubject, graceMs: number): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * Who is online, across pods, in Redis. Each pod keeps a hash `userId → sockets on this pod`
@@ -172,7 +172,7 @@ export interface AnnouncingLease {
 /** cjson writes an empty Lua table as `{}`. */
 const stringsOf = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : []);
 
-export function createPresenceStore(redis: Redis, prefix: string) {
+export function createPresenceStore(redis: Redis | Cluster, prefix: string) {
   const podsKey = `${prefix}:presence:pods`;
   const podHashPrefix = `${prefix}:presence:pod:`;
   const collectedKey = `${prefix}:presence:collected`;

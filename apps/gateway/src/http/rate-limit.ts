@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { StateClient } from '@chat/bus';
 import { AppError } from '@chat/protocol';
 import type { RequestTokens } from './request-token.ts';
 
@@ -39,7 +39,7 @@ function budgetKeyOf(tokens: RequestTokens) {
  */
 export async function registerHttpRateLimit(
   app: FastifyInstance,
-  options: { redis: Redis; keyPrefix: string; perMinute: number; tokens: RequestTokens },
+  options: { redis: StateClient; keyPrefix: string; perMinute: number; tokens: RequestTokens },
 ): Promise<void> {
   if (options.perMinute <= 0) return;
   await app.register(rateLimit, {

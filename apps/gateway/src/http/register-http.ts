@@ -4,7 +4,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import type { Redis } from 'ioredis';
+import type { StateClient } from '@chat/bus';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { TokenVerifier } from '@chat/auth';
@@ -49,7 +49,7 @@ export async function registerHttp(
     services: Services;
     verifyToken: TokenVerifier;
     /** Where the rate limit counts. */
-    redis: Redis;
+    redis: StateClient;
     metricsRegistry: Registry;
   },
 ): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { StateClient } from '@chat/bus';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '@chat/protocol';
 
@@ -98,7 +98,7 @@ interface Lease {
 }
 
 export interface LeasedRateLimiterOptions {
-  redis: Redis;
+  redis: StateClient;
   keyPrefix: string;
   perMinute: number;
   /** How long spare units may stay on this pod before they go back (default 3 s). */

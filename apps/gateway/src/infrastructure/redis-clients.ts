@@ -1,13 +1,14 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
-  connectRedis,
+  connectState,
   createBusPublisher,
   createBusSubscriber,
   trackSubscriptions,
   type BusClient,
   type BusTarget,
-  type RedisEndpoint,
+  type RedisTarget,
+  type StateClient,
   type SubscriptionTracker,
 } from '@chat/bus';
 import { logErrorsThrottled } from '@chat/runtime';
@@ -33,8 +34,8 @@ export function onReconnected(client: Connection, handler: () => void): void {
 }
 
 export interface RedisClients {
-  /** State commands (rate limits, presence, readiness) on REDIS_URL: fail fast, never queue. */
-  commands: Redis;
+  /** State commands (rate limits, presence, readiness): fail fast, never queue. */
+  commands: StateClient;
   /** The bus publisher (the adapter's SPUBLISH): REDIS_URL's Redis or the bus cluster. */
   pub: BusClient;
   /** The bus subscriber (the adapter's SSUBSCRIBE); on a cluster, one connection per master. */
@@ -56,21 +57,21 @@ function watch<C extends Connection>(client: C, name: string, logger: Logger, on
 const COMMAND_TIMEOUT_MS = 500;
 
 export function createRedisClients(options: {
-  /** The state Redis (REDIS_URL, or the master of a Sentinel group). */
-  endpoint: RedisEndpoint;
+  /** The state Redis (REDIS_URL, the master of a Sentinel group, or a Redis Cluster). */
+  state: RedisTarget;
   bus: BusTarget;
   logger: Logger;
   onError?: (client: string) => void;
   /** Fault injection (tests): hold each SSUBSCRIBE this long. */
   subscribeDelayMs?: number;
 }): RedisClients {
-  const { endpoint, logger, onError } = options;
+  const { state, logger, onError } = options;
   const retryStrategy = (attempt: number) => Math.min(100 * attempt, 2000);
   const commands = watch(
     // commandTimeout: a frozen Redis (SIGSTOP, a stalled host) keeps the TCP connection open
     // and answers nothing; without a bound every rate-limit check would hang with it instead
     // of failing over to the in-memory insurance limiter.
-    connectRedis(endpoint, {
+    connectState(state, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       retryStrategy,

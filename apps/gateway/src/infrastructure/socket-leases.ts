@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
+import type { StateClient } from '@chat/bus';
 
 /**
  * MAX_SOCKETS_PER_USER across the cluster [ext]. Each user has a set in Redis,
@@ -17,8 +17,8 @@ import type { Redis } from 'ioredis';
  * million); now a pod renews one key whatever its number of sockets, and touches its users' sets
  * only to keep them from expiring (once an hour, `USER_SET_TTL_MS`).
  *
- * The reservation reads pods' keys it does not name in KEYS, so it needs the one state Redis
- * endpoint that presence needs too (README: the state cannot be a Redis Cluster).
+ * The reservation reads pods' keys it does not name in KEYS: on a Redis Cluster they must share
+ * the users' sets' slot, which `prefix` (the config's `stateKeyPrefix`, hash-tagged there) gives.
  */
 
 // KEYS[1] the user's set; ARGV[1] `<podId>|<socketId>`, ARGV[2] the pods' key prefix, ARGV[3]
@@ -61,7 +61,7 @@ const USER_SET_REFRESH_MS = 3_600_000;
 /** Set refreshes sent in one pipeline at most. */
 const REFRESH_BATCH = 500;
 
-type LeaseCommands = Redis & {
+type LeaseCommands = StateClient & {
   reserveSocketLease(key: string, member: string, podKeyPrefix: string, places: number, ttlMs: number): Promise<number>;
 };
 
@@ -80,7 +80,7 @@ export interface SocketLeases {
 }
 
 export function createSocketLeases(deps: {
-  redis: Redis;
+  redis: StateClient;
   prefix: string;
   places: number;
   leaseMs: number;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { StateClient } from '@chat/bus';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '@chat/protocol';
 
@@ -18,7 +18,7 @@ export interface UserRateLimiter {
  * N × pods while Redis is away) rather than refusing every action.
  */
 export function createUserRateLimiter(options: {
-  redis: Redis;
+  redis: StateClient;
   keyPrefix: string;
   perMinute: number;
   /** The error a refused action answers: RATE_LIMITED for sends (PROTOCOL §4), TOO_MANY_REQUESTS [ext] otherwise. */

@@ -85,7 +85,7 @@ export function createRealtime(
     onResync: (rooms) => metrics.publishGapResyncs.inc(rooms),
   });
   // The worker looks at the user's rooms once the grace has passed (room-occupied / room-vacated).
-  const occupancy = createOccupancyQueue(redis.commands, config.redisPrefix);
+  const occupancy = createOccupancyQueue(redis.commands, config.stateKeyPrefix);
   const markOccupancy = (subject: OccupancySubject) => {
     occupancy.mark(subject, config.roomOccupancyGraceMs).catch((error: unknown) => logger.warn({ err: error }, 'occupancy mark failed'));
   };
@@ -93,7 +93,7 @@ export function createRealtime(
     config.maxSocketsPerUser > 0
       ? createSocketLeases({
           redis: redis.commands,
-          prefix: config.redisPrefix,
+          prefix: config.stateKeyPrefix,
           places: config.maxSocketsPerUser,
           leaseMs: config.socketLeaseMs,
           connected: () => connectedSockets(nsp),

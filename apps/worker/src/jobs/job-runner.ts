@@ -1,5 +1,5 @@
 import { Queue, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { StateClient } from '@chat/bus';
 import type { Logger } from 'pino';
 import { JOB_CATALOG, JOB_KEYS, bullPrefix } from '@chat/jobs';
 import type { WorkerMetrics } from '../metrics.ts';
@@ -16,16 +16,17 @@ export interface JobRunner {
  */
 export async function startJobRunner(options: {
   jobs: JobDefinitions;
-  producer: Redis;
-  consumer: Redis;
-  redisPrefix: string;
+  producer: StateClient;
+  consumer: StateClient;
+  /** BullMQ's keys go under `bullPrefix(stateKeyPrefix)`. */
+  stateKeyPrefix: string;
   concurrency: number;
   podName: string;
   metrics: WorkerMetrics;
   logger: Logger;
 }): Promise<JobRunner> {
   const { jobs, producer, metrics, logger } = options;
-  const prefix = bullPrefix(options.redisPrefix);
+  const prefix = bullPrefix(options.stateKeyPrefix);
   const queues = JOB_KEYS.map((key) => {
     const queue = new Queue(JOB_CATALOG[key].queue, { connection: producer, prefix });
     // Without a listener BullMQ prints every connection error of an outage with console.error.

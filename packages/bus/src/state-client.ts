@@ -1,0 +1,33 @@
+import { Cluster, Redis } from 'ioredis';
+import type { RedisTarget } from './bus-config.ts';
+import { connectRedis } from './redis-endpoint.ts';
+
+/** A state connection: one Redis, or a Redis Cluster client that sends each key to its master. */
+export type StateClient = Redis | Cluster;
+
+export interface StateClientOptions {
+  /** Reconnection delay after `attempt` failures (one Redis) or cluster reconnects. */
+  retryStrategy?: (attempt: number) => number | null;
+  connectTimeout?: number;
+  /** ioredis's per-command retry bound across reconnections; null: unbounded (BullMQ workers). */
+  maxRetriesPerRequest?: number | null;
+  commandTimeout?: number;
+  enableOfflineQueue?: boolean;
+  enableAutoPipelining?: boolean;
+}
+
+/**
+ * A connection to the state Redis with `options`, whichever form it has. On a cluster the
+ * options that bound one command apply to each node's connection, and scripts, MULTIs and
+ * pipelines go to the master of their keys' slot (their keys share one: `stateKeyPrefix`).
+ */
+export function connectState(target: RedisTarget, options: StateClientOptions = {}): StateClient {
+  const { retryStrategy, enableOfflineQueue, enableAutoPipelining, ...perCommand } = options;
+  if (target.kind === 'standalone') return connectRedis(target, options);
+  return new Cluster(target.nodes.map((node) => ({ ...node })), {
+    clusterRetryStrategy: retryStrategy,
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+    redisOptions: perCommand,
+  });
+}

@@ -1,0 +1,147 @@
+import { io } from 'socket.io-client';
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHAT_NAMESPACE } from '@chat/protocol';
+import { closeAllSockets, connect, createRoom, emitAck, joinedOffline, makeUser, nextEvent, request, sleep, type TestSocket, type TestUser } from '@chat/testing';
+import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
+import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+
+/**
+ * The state on a Redis Cluster (REDIS_STATE_CLUSTER_NODES), the bus on the same cluster, and
+ * REDIS_URL pointing where nothing listens: two pods and the worker keep every cross-pod
+ * guarantee that lives in the state — presence announced once across pods, one socket cap per
+ * user, one send budget per user, the worker's BullMQ jobs — with the multi-key state under the
+ * prefix's hash tag and the rate limits spread over the masters.
+ */
+
+const CAP = 3;
+const SENDS_PER_MINUTE = 5;
+const TOO_MANY = { message: '요청이 너무 많습니다. 잠시 후 다시 시도해주세요', code: 'TOO_MANY_REQUESTS' };
+
+describe('state on a Redis Cluster', () => {
+  let redisCluster: LocalRedisCluster;
+  let cluster: TestCluster;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    redisCluster = await startRedisCluster();
+    env = {
+      // Nothing listens here: an app that kept its state on REDIS_URL would not start.
+      REDIS_URL: 'redis://127.0.0.1:1',
+      REDIS_STATE_CLUSTER_NODES: redisCluster.nodesString,
+      REDIS_BUS_CLUSTER_NODES: redisCluster.nodesString,
+    };
+    cluster = await startCluster(2, {
+      ...env,
+      MAX_SOCKETS_PER_USER: String(CAP),
+      MESSAGE_RATE_LIMIT_PER_MINUTE: String(SENDS_PER_MINUTE),
+    });
+    await startTestWorker(cluster, { ...env, POD_NAME: 'state-cluster-worker' });
+  }, 90_000);
+
+  afterAll(async () => {
+    closeAllSockets();
+    await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+    await redisCluster?.close();
+  }, 40_000);
+
+  function handshake(url: string, user: TestUser): Promise<{ socket: TestSocket } | { refused: { message: string; code?: string } }> {
+    const socket: TestSocket = io(`${url}${CHAT_NAMESPACE}`, { transports: ['websocket'], auth: { token: user.token }, reconnection: false, forceNew: true });
+    return new Promise((resolve) => {
+      socket.once('connect', () => resolve({ socket }));
+      socket.once('connect_error', (error: Error & { data?: { code?: string } }) => {
+        socket.close();
+        resolve({ refused: { message: error.message, code: error.data?.code } });
+      });
+    });
+  }
+
+  it('is ready on both pods with REDIS_URL unreachable', async () => {
+    for (const pod of cluster.pods) expect((await request(pod.url, 'GET', '/readyz')).status).toBe(200);
+  });
+
+  it('announces a user online and offline across pods, and lists members online', { timeout: 30_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const { roomId } = await createRoom(a!.url, alice);
+    await joinedOffline(b!.url, bob, roomId);
+    const watcher = await connect(a!.url, alice.token);
+    expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+
+    const online = nextEvent(watcher, 'presence', 5000);
+    const bobOnB = await connect(b!.url, bob.token);
+    expect(await online).toEqual({ roomId, userId: bob.userId, nicknameMask: '이**', online: true });
+    const listed = await request<{ members: { userId: string; online: boolean }[] }>(a!.url, 'GET', `/api/rooms/${roomId}/members`, { token: alice.token });
+    expect(listed.body.members.find((member) => member.userId === bob.userId)?.online).toBe(true);
+
+    const offline = nextEvent(watcher, 'presence', 5000);
+    bobOnB.close();
+    expect(await offline).toEqual({ roomId, userId: bob.userId, nicknameMask: '이**', online: false });
+  });
+
+  it('caps one user’s sockets across both pods, and gives a place back on disconnect', { timeout: 30_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const user = await makeUser('박민수');
+    const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => handshake((i % 2 === 0 ? a : b)!.url, user)));
+    const sockets = outcomes.flatMap((outcome) => ('socket' in outcome ? [outcome.socket] : []));
+    expect(sockets).toHaveLength(CAP);
+    expect(outcomes.flatMap((outcome) => ('refused' in outcome ? [outcome.refused] : []))).toEqual(Array.from({ length: 8 - CAP }, () => TOO_MANY));
+    sockets[0]!.close();
+    let again: TestSocket | null = null;
+    for (let attempt = 0; attempt < 50 && !again; attempt++) {
+      const outcome = await handshake(b!.url, user);
+      if ('socket' in outcome) again = outcome.socket;
+      else await sleep(100);
+    }
+    expect(again).not.toBeNull();
+    for (const socket of [...sockets, again!]) socket.close();
+  });
+
+  it('holds one send budget per user across pods', { timeout: 30_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const sender = await makeUser('최지우');
+    const { roomId } = await createRoom(a!.url, sender);
+    const onA = await connect(a!.url, sender.token);
+    const onB = await connect(b!.url, sender.token);
+    for (const socket of [onA, onB]) expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
+    const answers: { ok: boolean; error?: { code?: string; retryAfterMs?: number } }[] = [];
+    for (let i = 0; i < SENDS_PER_MINUTE + 3; i++) {
+      answers.push(await emitAck(i % 2 === 0 ? onA : onB, 'send-message', { roomId, type: 'text', content: `${i}` }));
+    }
+    expect(answers.filter((answer) => answer.ok)).toHaveLength(SENDS_PER_MINUTE);
+    const refused = answers.filter((answer) => !answer.ok);
+    expect(refused.map((answer) => answer.error?.code)).toEqual(['RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED']);
+    for (const answer of refused) expect(answer.error?.retryAfterMs).toBeGreaterThan(0);
+  });
+
+  it('runs the worker’s jobs there: a room expires on time and its member hears it', { timeout: 30_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser('정하늘');
+    const member = await makeUser('한바다');
+    const { roomId } = await createRoom(a!.url, owner, { ttlSeconds: 2 });
+    const socket = await connect(b!.url, member.token);
+    expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
+    expect(await nextEvent(socket, 'room-expired', 20_000)).toMatchObject({ roomId });
+  });
+
+  it('keeps the multi-key state under the prefix’s hash tag, and spreads the rate limits', async () => {
+    const client = new Cluster(redisCluster.nodes.map(({ host, port }) => ({ host, port })));
+    try {
+      await new Promise((resolve) => client.once('ready', resolve));
+      const keys: string[] = [];
+      for (const node of client.nodes('master')) keys.push(...(await node.keys(`*${cluster.redisPrefix}*`)));
+      const tag = `{${cluster.redisPrefix}}`;
+      // Presence, socket places and BullMQ all under the tag (one slot), none outside it.
+      for (const group of [':presence:', ':sockets', ':bull:']) {
+        const inGroup = keys.filter((key) => key.includes(group));
+        expect(inGroup.length, group).toBeGreaterThan(0);
+        for (const key of inGroup) expect(key.startsWith(tag), key).toBe(true);
+      }
+      // The send budget's keys keep the plain prefix: each is its own script's one key.
+      expect(keys.some((key) => key.startsWith(`${cluster.redisPrefix}:rl:`))).toBe(true);
+    } finally {
+      client.disconnect();
+    }
+  });
+});

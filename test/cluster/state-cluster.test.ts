@@ -1,6 +1,8 @@
 import { io } from 'socket.io-client';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stateKeyPrefix } from '@chat/bus';
+import { createPresenceStore } from '@chat/presence';
 import { CHAT_NAMESPACE } from '@chat/protocol';
 import { closeAllSockets, connect, createRoom, emitAck, joinedOffline, makeUser, nextEvent, request, sleep, type TestSocket, type TestUser } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
@@ -119,10 +121,37 @@ describe('state on a Redis Cluster', () => {
     const [a, b] = cluster.pods;
     const owner = await makeUser('정하늘');
     const member = await makeUser('한바다');
-    const { roomId } = await createRoom(a!.url, owner, { ttlSeconds: 2 });
+    // Long enough that the join below is done well before the expiry, on a loaded machine too.
+    const { roomId } = await createRoom(a!.url, owner, { ttlSeconds: 4 });
     const socket = await connect(b!.url, member.token);
+    // Listening before the join: on a slow machine the ack and the expiry can arrive in one read.
+    const expired = nextEvent(socket, 'room-expired', 20_000);
     expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
-    expect(await nextEvent(socket, 'room-expired', 20_000)).toMatchObject({ roomId });
+    expect(await expired).toMatchObject({ roomId });
+  });
+
+  it('runs every presence script on the cluster, dead-pod collection included', async () => {
+    const client = new Cluster(redisCluster.nodes.map(({ host, port }) => ({ host, port })));
+    try {
+      // A prefix of its own: the pods' and the worker's presence stay untouched.
+      const store = createPresenceStore(client, stateKeyPrefix(`${cluster.redisPrefix}-scripts`, { kind: 'cluster', nodes: [] }));
+      expect(await store.connect('pod-a', 'user-1')).toEqual({ online: true, podWasMissing: true });
+      // The script reads pod-a's counts, under a name it builds itself: the same slot.
+      expect(await store.connect('pod-b', 'user-1')).toMatchObject({ online: false });
+      expect(await store.connect('pod-b', 'user-2')).toMatchObject({ online: true });
+      expect(await store.heartbeat('pod-b', new Map([['user-2', 1]]))).toMatchObject({ podWasMissing: false });
+      expect(await store.onlineUsers(['user-1', 'user-2', 'user-3'])).toEqual(new Set(['user-1', 'user-2']));
+      expect(await store.disconnect('pod-b', 'user-1')).toBe(false);
+      // Every pod stale: both collected, their users offline, announced and settled.
+      expect(await store.collectDeadPods(-60_000)).toBe(2);
+      const dead = await store.collectedDeadPods();
+      expect(dead.flatMap((pod) => pod.offlineUserIds).sort()).toEqual(['user-1', 'user-2']);
+      for (const pod of dead) await store.settleDeadPod(pod);
+      expect(await store.collectedDeadPods()).toEqual([]);
+      expect(await store.onlineUsers(['user-1', 'user-2'])).toEqual(new Set());
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('keeps the multi-key state under the prefix’s hash tag, and spreads the rate limits', async () => {
@@ -130,8 +159,11 @@ describe('state on a Redis Cluster', () => {
     try {
       await new Promise((resolve) => client.once('ready', resolve));
       const keys: string[] = [];
-      for (const node of client.nodes('master')) keys.push(...(await node.keys(`*${cluster.redisPrefix}*`)));
       const tag = `{${cluster.redisPrefix}}`;
+      for (const node of client.nodes('master')) {
+        // The apps' keys only (not the presence script test's own prefix).
+        keys.push(...(await node.keys(`*${cluster.redisPrefix}*`)).filter((key) => key.startsWith(tag) || key.startsWith(`${cluster.redisPrefix}:`)));
+      }
       // Presence, socket places and BullMQ all under the tag (one slot), none outside it.
       for (const group of [':presence:', ':sockets', ':bull:']) {
         const inGroup = keys.filter((key) => key.includes(group));

@@ -36,7 +36,8 @@ export class Cluster {
     readonly busCluster: LocalRedisCluster | null,
   ) {}
 
-  static async start(workDir: string, options: { bus?: 'standalone' | 'cluster' } = {}): Promise<Cluster> {
+  /** `state: 'cluster'` puts the state on the bus's cluster too (it needs `bus: 'cluster'`). */
+  static async start(workDir: string, options: { bus?: 'standalone' | 'cluster'; state?: 'standalone' | 'cluster' } = {}): Promise<Cluster> {
     const logDir = join(workDir, 'logs');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(logDir, { recursive: true });
@@ -59,6 +60,7 @@ export class Cluster {
       databaseUrl: pg.url,
       redisUrl: redis.url,
       busClusterNodes: busCluster?.nodesString ?? null,
+      stateClusterNodes: options.state === 'cluster' ? (busCluster?.nodesString ?? null) : null,
       redisPrefix: `faults-${randomBytes(3).toString('hex')}`,
       logDir,
     };

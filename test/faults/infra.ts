@@ -292,13 +292,18 @@ export interface Services {
   redisUrl: string;
   /** `host:port,…` of the Redis Cluster carrying the Socket.IO bus (`--bus=cluster`), else null. */
   busClusterNodes: string | null;
+  /** The same nodes when the state is on that cluster too (`--state=cluster`), else null. */
+  stateClusterNodes: string | null;
   redisPrefix: string;
   logDir: string;
 }
 
-/** The bus settings every app of the suite gets: REDIS_URL's Redis unless a cluster is given. */
-function busEnv(services: Services): Record<string, string> {
-  return services.busClusterNodes ? { REDIS_BUS_CLUSTER_NODES: services.busClusterNodes } : {};
+/** The bus and state settings every app of the suite gets: REDIS_URL's Redis unless a cluster is given. */
+function redisEnv(services: Services): Record<string, string> {
+  return {
+    ...(services.busClusterNodes ? { REDIS_BUS_CLUSTER_NODES: services.busClusterNodes } : {}),
+    ...(services.stateClusterNodes ? { REDIS_STATE_CLUSTER_NODES: services.stateClusterNodes } : {}),
+  };
 }
 
 /**
@@ -323,7 +328,7 @@ export async function spawnGateway(services: Services, name: string, port: numbe
     DATABASE_URL: services.databaseUrl,
     REDIS_URL: services.redisUrl,
     REDIS_PREFIX: services.redisPrefix,
-    ...busEnv(services),
+    ...redisEnv(services),
     JWT_SECRET,
     ...GATEWAY_ENV,
     ...env,
@@ -344,7 +349,7 @@ export async function spawnWorker(services: Services, name: string, env: Record<
     DATABASE_URL: services.databaseUrl,
     REDIS_URL: services.redisUrl,
     REDIS_PREFIX: services.redisPrefix,
-    ...busEnv(services),
+    ...redisEnv(services),
     SWEEP_INTERVAL_MS: '300',
     SWEEP_BATCH_SIZE: '500',
     PRESENCE_GC_INTERVAL_MS: '1000',

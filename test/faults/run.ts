@@ -10,6 +10,8 @@
  *   --bus=cluster                  the Socket.IO bus on a private three-master Redis Cluster
  *                                  (state stays on the private Redis); adds scenario 7, a bus
  *                                  master killed and restarted
+ *   --state=cluster                with --bus=cluster: the state on that cluster too; adds
+ *                                  scenario 9, the state's master killed and restarted
  */
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +30,12 @@ if (busArg !== 'standalone' && busArg !== 'cluster') {
   process.exit(2);
 }
 const bus: 'standalone' | 'cluster' = busArg;
+const stateArg = args.find((arg) => arg.startsWith('--state='))?.slice('--state='.length) ?? 'standalone';
+if ((stateArg !== 'standalone' && stateArg !== 'cluster') || (stateArg === 'cluster' && bus !== 'cluster')) {
+  process.stdout.write(`--state takes standalone or cluster (cluster with --bus=cluster), not "${stateArg}"\n`);
+  process.exit(2);
+}
+const state: 'standalone' | 'cluster' = stateArg;
 const crowdArg = args.find((arg) => arg.startsWith('--crowd='))?.slice('--crowd='.length);
 const fuzzMs = Number(args.find((arg) => arg.startsWith('--fuzz-seconds='))?.slice(15) ?? (quick ? 20 : 60)) * 1000;
 const HARD_LIMIT_MS = quick ? 8 * 60_000 : 20 * 60_000;
@@ -83,14 +91,14 @@ function table(results: ScenarioResult[], fuzz: FuzzResult | null): string {
 
 async function main(): Promise<number> {
   const started = Date.now();
-  say(`fault suite (${quick ? 'quick' : only ? `only ${only}` : 'full'}, ${bus} bus) — work dir ${workDir}`);
-  cluster = await Cluster.start(workDir, { bus });
+  say(`fault suite (${quick ? 'quick' : only ? `only ${only}` : 'full'}, ${bus} bus, ${state} state) — work dir ${workDir}`);
+  cluster = await Cluster.start(workDir, { bus, state });
   say(
     `cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s: postgres :${cluster.pg.port}, redis :${cluster.redis.port}, ` +
       `${cluster.busCluster ? `bus cluster ${cluster.busCluster.nodesString}, ` : ''}gateways :${cluster.ports.join(', :')}`,
   );
 
-  const selected = SCENARIOS.filter((spec) => spec.bus === undefined || spec.bus === bus).filter((spec) => (only ? spec.name.includes(only) : quick ? spec.quick : true)).map((spec) =>
+  const selected = SCENARIOS.filter((spec) => (spec.bus === undefined || spec.bus === bus) && (spec.state === undefined || spec.state === state)).filter((spec) => (only ? spec.name.includes(only) : quick ? spec.quick : true)).map((spec) =>
     crowdArg && spec.crowd ? { ...spec, crowd: Number(crowdArg) } : spec,
   );
   const results: ScenarioResult[] = [];

@@ -38,6 +38,8 @@ export interface ScenarioSpec {
   quick: boolean;
   /** Runs only on this kind of bus (`--bus=`); unset: on both. */
   bus?: 'standalone' | 'cluster';
+  /** Runs only with the state on this (`--state=`); unset: on both. */
+  state?: 'standalone' | 'cluster';
   rooms?: number;
   senders?: number;
   observersPerPod?: number;
@@ -537,6 +539,30 @@ export const SCENARIOS: ScenarioSpec[] = [
       await sleep(5000);
       await bus.startNode(victim);
       notes.push(`bus master ${victim} (port ${bus.nodes[victim]!.port}, ${served} of ${roomIds.length} rooms' channels) killed, restarted after 5 s`);
+      return at;
+    },
+  },
+  {
+    name: '9 state master SIGKILL 5 s + restart',
+    quick: true,
+    bus: 'cluster',
+    state: 'cluster',
+    async fault(context) {
+      const { cluster, notes, fail } = context;
+      const nodes = cluster.busCluster;
+      if (!nodes) {
+        fail('no cluster');
+        return Date.now();
+      }
+      // The master of the hash tag {prefix}: presence, socket places and BullMQ's queues (it
+      // comes back empty, as a restarted Redis does); the rate limits on it go with it too.
+      const victim = await nodes.nodeIndexOf(`{${cluster.services.redisPrefix}}`);
+      await nodes.stopNode(victim);
+      await sleep(5000);
+      await nodes.startNode(victim);
+      const at = Date.now();
+      notes.push(`state master ${victim} (port ${nodes.nodes[victim]!.port}) killed, restarted empty after 5 s`);
+      await probeWorker(context);
       return at;
     },
   },

@@ -11,6 +11,7 @@ export function createShutdown(parts: { runner: JobRunner; metricsServer: Server
   let closing: Promise<void> | null = null;
   return () => {
     closing ??= (async () => {
+      runner.stop();
       await Promise.all(runner.workers.map((worker) => worker.close()));
       await new Promise((resolve) => metricsServer.close(resolve));
       await Promise.all([...runner.queues, ...Object.values(deps.queues)].map((queue) => queue.close()));

@@ -1,10 +1,12 @@
 /**
  * `pnpm redis:cluster`: a three-master Redis Cluster on loopback ports for trying the sharded
- * bus by hand. Prints the REDIS_BUS_CLUSTER_NODES value and stays up until Ctrl-C, which kills
- * the nodes and removes their directory. Needs Debian's redis-server (7.0) and redis-cli.
+ * bus (and the state on a cluster) by hand. Prints the REDIS_BUS_CLUSTER_NODES value and stays
+ * up until Ctrl-C, which kills the nodes and removes their directory. Needs Debian's
+ * redis-server (7.0) and redis-cli.
  *
  *   pnpm redis:cluster                      # in one terminal
  *   REDIS_BUS_CLUSTER_NODES=… pnpm start --pods 4   # in another
+ *   (REDIS_STATE_CLUSTER_NODES=<the same> puts the state there too)
  */
 import { startRedisCluster } from '@chat/testing/redis-cluster';
 
@@ -13,7 +15,7 @@ console.log(`Redis Cluster up: ${cluster.nodes.length} masters, files in ${clust
 
   REDIS_BUS_CLUSTER_NODES=${cluster.nodesString}
 
-Ctrl-C stops it.`);
+(the same value as REDIS_STATE_CLUSTER_NODES puts the state there too). Ctrl-C stops it.`);
 
 let stopping = false;
 const stop = async () => {

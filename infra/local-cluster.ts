@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import postgres from 'postgres';
-import { parseBusClusterNodes, type BusNode } from '@chat/bus';
+import { clusterNodeAuth, parseBusClusterNodes, redisTarget, type BusNode } from '@chat/bus';
 import { ensureDatabase, parseDatabaseUrl, redactDatabaseUrl, runMigrations, sessionTargetOf, withDatabaseName } from '@chat/db';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -101,7 +101,9 @@ async function checkRedis(): Promise<void> {
 
 /** The cluster answers and has every slot served, or the pods would start on a broken one. */
 async function checkCluster(nodes: BusNode[], variable: 'REDIS_BUS_CLUSTER_NODES' | 'REDIS_STATE_CLUSTER_NODES'): Promise<void> {
-  const cluster = new Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000 } });
+  const target = redisTarget({ url: redisUrl }, nodes);
+  const auth = target.kind === 'cluster' ? clusterNodeAuth(target) : {};
+  const cluster = new Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000, ...auth } });
   cluster.on('error', () => undefined);
   try {
     await cluster.connect();

@@ -9,14 +9,16 @@ import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-c
 import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
 
 /**
- * The state on a Redis Cluster (REDIS_STATE_CLUSTER_NODES), the bus on the same cluster, and
- * REDIS_URL pointing where nothing listens: two pods and the worker keep every cross-pod
+ * The state on a Redis Cluster (REDIS_STATE_CLUSTER_NODES), the bus on the same cluster, its
+ * nodes requiring a password (REDIS_URL's), and REDIS_URL's address where nothing listens:
+ * two pods and the worker keep every cross-pod
  * guarantee that lives in the state — presence announced once across pods, one socket cap per
  * user, one send budget per user, the worker's BullMQ jobs — with the multi-key state under the
  * prefix's hash tag and the rate limits spread over the masters.
  */
 
 const CAP = 3;
+const PASSWORD = 'cluster-secret';
 const SENDS_PER_MINUTE = 5;
 const TOO_MANY = { message: '요청이 너무 많습니다. 잠시 후 다시 시도해주세요', code: 'TOO_MANY_REQUESTS' };
 
@@ -26,10 +28,11 @@ describe('state on a Redis Cluster', () => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    redisCluster = await startRedisCluster();
+    redisCluster = await startRedisCluster({ password: PASSWORD });
     env = {
-      // Nothing listens here: an app that kept its state on REDIS_URL would not start.
-      REDIS_URL: 'redis://127.0.0.1:1',
+      // Nothing listens here: an app that kept its state on REDIS_URL would not start. Its
+      // password is the cluster's (every node requires it).
+      REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:1`,
       REDIS_STATE_CLUSTER_NODES: redisCluster.nodesString,
       REDIS_BUS_CLUSTER_NODES: redisCluster.nodesString,
     };
@@ -131,7 +134,7 @@ describe('state on a Redis Cluster', () => {
   });
 
   it('runs every presence script on the cluster, dead-pod collection included', async () => {
-    const client = new Cluster(redisCluster.nodes.map(({ host, port }) => ({ host, port })));
+    const client = new Cluster(redisCluster.nodes.map(({ host, port }) => ({ host, port })), { redisOptions: { password: PASSWORD } });
     try {
       // A prefix of its own: the pods' and the worker's presence stay untouched.
       const store = createPresenceStore(client, stateKeyPrefix(`${cluster.redisPrefix}-scripts`, { kind: 'cluster', nodes: [] }));
@@ -155,7 +158,7 @@ describe('state on a Redis Cluster', () => {
   });
 
   it('keeps the multi-key state under the prefix’s hash tag, and spreads the rate limits', async () => {
-    const client = new Cluster(redisCluster.nodes.map(({ host, port }) => ({ host, port })));
+    const client = new Cluster(redisCluster.nodes.map(({ host, port }) => ({ host, port })), { redisOptions: { password: PASSWORD } });
     try {
       await new Promise((resolve) => client.once('ready', resolve));
       const keys: string[] = [];

@@ -97,6 +97,11 @@ describe('gateway configuration', () => {
     // The bus does not follow: it is REDIS_URL unless REDIS_BUS_CLUSTER_NODES says otherwise.
     expect(loadConfig({ ...base, ...env }).bus).toEqual({ kind: 'standalone', url: 'redis://127.0.0.1:6379' });
     expect(loadConfig({ ...base, REDIS_STATE_CLUSTER_NODES: '' }).state.kind).toBe('standalone');
+    // REDIS_URL's credentials are the cluster nodes' (AUTH), for the state and the bus alike.
+    const secured = { ...env, REDIS_URL: 'redis://chat:p%40ss@ignored:6379', REDIS_BUS_CLUSTER_NODES: '10.0.0.3:7000' };
+    expect(loadConfig({ ...base, ...secured }).state).toEqual({ ...cluster, username: 'chat', password: 'p@ss' });
+    expect(loadConfig({ ...base, ...secured }).bus).toEqual({ kind: 'cluster', nodes: [{ host: '10.0.0.3', port: 7000 }], username: 'chat', password: 'p@ss' });
+    expect(loadWorkerConfig(secured).state).toEqual({ ...cluster, username: 'chat', password: 'p@ss' });
     expect(() => loadConfig({ ...base, REDIS_STATE_CLUSTER_NODES: '10.0.0.1' })).toThrow(/REDIS_STATE_CLUSTER_NODES/);
     const sentinel = { REDIS_SENTINELS: 'sentinel-0.redis:26379', REDIS_SENTINEL_NAME: 'chat' };
     expect(() => loadConfig({ ...base, ...env, ...sentinel })).toThrow(/REDIS_STATE_CLUSTER_NODES/);

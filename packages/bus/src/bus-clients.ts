@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
-import type { BusTarget } from './bus-config.ts';
+import { clusterNodeAuth, type BusTarget } from './bus-config.ts';
 import { connectRedis } from './redis-endpoint.ts';
 
 /** A bus connection: one Redis, or a Redis Cluster client that routes each channel to its shard. */
@@ -26,7 +26,7 @@ export function createBusPublisher(target: BusTarget, options: BusClientOptions 
   return new Cluster(target.nodes.map((node) => ({ ...node })), {
     enableAutoPipelining: true,
     clusterRetryStrategy: options.retryStrategy ?? undefined,
-    redisOptions: redisOptions(options),
+    redisOptions: { ...redisOptions(options), ...clusterNodeAuth(target) },
   });
 }
 
@@ -43,7 +43,7 @@ export function createBusSubscriber(target: BusTarget, options: BusClientOptions
   return new Cluster(target.nodes.map((node) => ({ ...node })), {
     shardedSubscribers: true,
     clusterRetryStrategy: options.retryStrategy ?? undefined,
-    redisOptions: redisOptions(options),
+    redisOptions: { ...redisOptions(options), ...clusterNodeAuth(target) },
   });
 }
 

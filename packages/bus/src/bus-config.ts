@@ -16,7 +16,8 @@ export interface BusNode {
 export type RedisTarget =
   /** One Redis: REDIS_URL's, or (`sentinel`) the master its Sentinel group names. */
   | ({ kind: 'standalone' } & RedisEndpoint)
-  | { kind: 'cluster'; nodes: readonly BusNode[] };
+  /** A Redis Cluster; REDIS_URL's username and password, if any, are its nodes' (AUTH). */
+  | { kind: 'cluster'; nodes: readonly BusNode[]; username?: string; password?: string };
 
 /** Where the bus is. */
 export type BusTarget = RedisTarget;
@@ -38,7 +39,22 @@ export function parseBusClusterNodes(value: string): BusNode[] {
 
 /** The cluster of `clusterNodes` when there are any, else the one Redis of `redis`. */
 export function redisTarget(redis: RedisEndpoint, clusterNodes: readonly BusNode[] | null | undefined): RedisTarget {
-  return clusterNodes && clusterNodes.length > 0 ? { kind: 'cluster', nodes: clusterNodes } : { kind: 'standalone', ...redis };
+  if (!clusterNodes || clusterNodes.length === 0) return { kind: 'standalone', ...redis };
+  const url = new URL(redis.url);
+  return {
+    kind: 'cluster',
+    nodes: clusterNodes,
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+  };
+}
+
+/** What a cluster target adds to each node's connection options: its credentials. */
+export function clusterNodeAuth(target: Extract<RedisTarget, { kind: 'cluster' }>): { username?: string; password?: string } {
+  return {
+    ...(target.username ? { username: target.username } : {}),
+    ...(target.password ? { password: target.password } : {}),
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Cluster, Redis } from 'ioredis';
-import type { RedisTarget } from './bus-config.ts';
+import { clusterNodeAuth, type RedisTarget } from './bus-config.ts';
 import { connectRedis } from './redis-endpoint.ts';
 
 /** A state connection: one Redis, or a Redis Cluster client that sends each key to its master. */
@@ -28,6 +28,6 @@ export function connectState(target: RedisTarget, options: StateClientOptions = 
     clusterRetryStrategy: retryStrategy,
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
-    redisOptions: perCommand,
+    redisOptions: { ...perCommand, ...clusterNodeAuth(target) },
   });
 }

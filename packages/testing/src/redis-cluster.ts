@@ -18,6 +18,8 @@ export interface RedisClusterNode {
   port: number;
   /** The cluster bus port (Redis 7 `cluster-port`), chosen free rather than port + 10000. */
   busPort: number;
+  /** The nodes' `requirepass` (and `masterauth`), when the cluster was started with one. */
+  password?: string;
 }
 
 export interface LocalRedisCluster {
@@ -59,6 +61,7 @@ async function startServer(dir: string, node: RedisClusterNode): Promise<void> {
     '--pidfile', join(dir, `${node.port}.pid`),
     '--logfile', join(dir, `${node.port}.log`),
     '--daemonize', 'yes',
+    ...(node.password ? ['--requirepass', node.password, '--masterauth', node.password] : []),
   ]);
   await waitAnswers(dir, node);
 }
@@ -104,7 +107,15 @@ async function killNode(dir: string, node: RedisClusterNode): Promise<void> {
 }
 
 async function withNode<T>(node: RedisClusterNode, use: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({ host: node.host, port: node.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  const client = new Redis({
+    host: node.host,
+    port: node.port,
+    ...(node.password ? { password: node.password } : {}),
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -135,12 +146,12 @@ async function waitClusterOk(nodes: readonly RedisClusterNode[]): Promise<void> 
 /** Attempts at forming the cluster, each on fresh ports: a port freePort chose may be taken before redis-server binds it. */
 const FORM_ATTEMPTS = 3;
 
-async function formCluster(masters: number): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
+async function formCluster(masters: number, password: string | undefined): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-cluster-'));
   const nodes: RedisClusterNode[] = [];
   try {
     for (let index = 0; index < masters; index++) {
-      nodes.push({ host: HOST, port: await freePort(), busPort: await freePort() });
+      nodes.push({ host: HOST, port: await freePort(), busPort: await freePort(), ...(password ? { password } : {}) });
     }
     for (const node of nodes) await startServer(dir, node);
     await run('redis-cli', [
@@ -148,6 +159,7 @@ async function formCluster(masters: number): Promise<{ dir: string; nodes: Redis
       ...nodes.map((node) => `${node.host}:${node.port}`),
       '--cluster-replicas', '0',
       '--cluster-yes',
+      ...(password ? ['-a', password, '--no-auth-warning'] : []),
     ]);
     await waitClusterOk(nodes);
     return { dir, nodes };
@@ -158,13 +170,14 @@ async function formCluster(masters: number): Promise<{ dir: string; nodes: Redis
   }
 }
 
-export async function startRedisCluster(options: { masters?: number } = {}): Promise<LocalRedisCluster> {
+/** `password`: every node requires it (`requirepass`, and `masterauth` between nodes). */
+export async function startRedisCluster(options: { masters?: number; password?: string } = {}): Promise<LocalRedisCluster> {
   const masters = options.masters ?? 3;
   if (masters < 3) throw new Error('a Redis Cluster needs at least three masters');
   let formed: { dir: string; nodes: RedisClusterNode[] } | undefined;
   for (let attempt = 1; !formed; attempt++) {
     try {
-      formed = await formCluster(masters);
+      formed = await formCluster(masters, options.password);
     } catch (error) {
       if (attempt >= FORM_ATTEMPTS) throw error;
     }

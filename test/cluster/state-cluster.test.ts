@@ -4,7 +4,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stateKeyPrefix } from '@chat/bus';
 import { createPresenceStore } from '@chat/presence';
 import { CHAT_NAMESPACE } from '@chat/protocol';
-import { closeAllSockets, connect, createRoom, emitAck, joinedOffline, makeUser, nextEvent, request, sleep, type TestSocket, type TestUser } from '@chat/testing';
+import {
+  closeAllSockets,
+  connect,
+  createRoom,
+  emitAck,
+  joinedOffline,
+  makeUser,
+  nextEvent,
+  record,
+  request,
+  sleep,
+  spawnGateway,
+  type GatewayProcess,
+  type TestSocket,
+  type TestUser,
+} from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
 import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
 
@@ -26,6 +41,8 @@ describe('state on a Redis Cluster', () => {
   let redisCluster: LocalRedisCluster;
   let cluster: TestCluster;
   let env: Record<string, string>;
+  /** A gateway process to SIGKILL; it boots (tsx compiles for seconds) while the first tests run. */
+  let doomedGateway: Promise<GatewayProcess>;
 
   beforeAll(async () => {
     redisCluster = await startRedisCluster({ password: PASSWORD });
@@ -41,11 +58,14 @@ describe('state on a Redis Cluster', () => {
       MAX_SOCKETS_PER_USER: String(CAP),
       MESSAGE_RATE_LIMIT_PER_MINUTE: String(SENDS_PER_MINUTE),
     });
-    await startTestWorker(cluster, { ...env, POD_NAME: 'state-cluster-worker' });
+    await startTestWorker(cluster, { ...env, POD_NAME: 'state-cluster-worker', PRESENCE_GC_INTERVAL_MS: '500' });
+    doomedGateway = spawnGateway(cluster, { ...env, POD_NAME: 'state-cluster-doomed' });
+    doomedGateway.catch(() => undefined);
   }, 90_000);
 
   afterAll(async () => {
     closeAllSockets();
+    await (await doomedGateway?.catch(() => null))?.kill('SIGKILL');
     await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
     await redisCluster?.close();
   }, 40_000);
@@ -155,6 +175,24 @@ describe('state on a Redis Cluster', () => {
     } finally {
       client.disconnect();
     }
+  });
+
+  it('takes the users of a SIGKILLed gateway offline through the worker’s presence GC', { timeout: 60_000 }, async () => {
+    const [a] = cluster.pods;
+    const gateway = await doomedGateway;
+    const alice = await makeUser('김철수');
+    const dave = await makeUser('정다운');
+    const { roomId } = await createRoom(a!.url, alice);
+    const watcher = await connect(a!.url, alice.token);
+    expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+    const onDoomed = await connect(gateway.url, dave.token);
+    expect(await emitAck(onDoomed, 'join-room', { roomId })).toMatchObject({ ok: true });
+    const heard = record(watcher, 'presence') as { userId: string; online: boolean }[];
+    await gateway.kill('SIGKILL');
+    // The pod's heartbeat goes stale after 15 s; the worker then collects it.
+    await expect.poll(() => heard.filter((event) => event.userId === dave.userId && !event.online), { timeout: 40_000, interval: 200 }).toEqual([
+      { roomId, userId: dave.userId, nicknameMask: '정**', online: false },
+    ]);
   });
 
   it('keeps the multi-key state under the prefix’s hash tag, and spreads the rate limits', async () => {

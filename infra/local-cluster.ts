@@ -10,9 +10,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Cluster, Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { clusterNodeAuth, parseBusClusterNodes, redisTarget, type BusNode } from '@chat/bus';
+import { connectCluster, parseBusClusterNodes, redisCredentials, type BusNode } from '@chat/bus';
 import { ensureDatabase, parseDatabaseUrl, redactDatabaseUrl, runMigrations, sessionTargetOf, withDatabaseName } from '@chat/db';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -101,9 +101,8 @@ async function checkRedis(): Promise<void> {
 
 /** The cluster answers and has every slot served, or the pods would start on a broken one. */
 async function checkCluster(nodes: BusNode[], variable: 'REDIS_BUS_CLUSTER_NODES' | 'REDIS_STATE_CLUSTER_NODES'): Promise<void> {
-  const target = redisTarget({ url: redisUrl }, nodes);
-  const auth = target.kind === 'cluster' ? clusterNodeAuth(target) : {};
-  const cluster = new Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000, ...auth } });
+  // REDIS_URL's credentials are the cluster's, as the apps send them.
+  const cluster = connectCluster({ kind: 'cluster', nodes, ...redisCredentials(redisUrl) }, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000 } });
   cluster.on('error', () => undefined);
   try {
     await cluster.connect();

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
-import { Cluster, Redis } from 'ioredis';
-import { clusterNodeAuth, type BusTarget } from './bus-config.ts';
-import { connectRedis } from './redis-endpoint.ts';
+import { Cluster, type Redis } from 'ioredis';
+import type { BusTarget } from './bus-config.ts';
+import { connectCluster, connectRedis } from './redis-endpoint.ts';
 
 /** A bus connection: one Redis, or a Redis Cluster client that routes each channel to its shard. */
 export type BusClient = Redis | Cluster;
@@ -23,10 +23,10 @@ export function createBusPublisher(target: BusTarget, options: BusClientOptions 
   if (target.kind === 'standalone') {
     return corkedPerTurn(connectRedis(target, { ...redisOptions(options), enableAutoPipelining: false }));
   }
-  return new Cluster(target.nodes.map((node) => ({ ...node })), {
+  return connectCluster(target, {
     enableAutoPipelining: true,
     clusterRetryStrategy: options.retryStrategy ?? undefined,
-    redisOptions: { ...redisOptions(options), ...clusterNodeAuth(target) },
+    redisOptions: redisOptions(options),
   });
 }
 
@@ -40,10 +40,10 @@ export function createBusSubscriber(target: BusTarget, options: BusClientOptions
   if (target.kind === 'standalone') {
     return connectRedis(target, { ...redisOptions(options), enableAutoPipelining: false });
   }
-  return new Cluster(target.nodes.map((node) => ({ ...node })), {
+  return connectCluster(target, {
     shardedSubscribers: true,
     clusterRetryStrategy: options.retryStrategy ?? undefined,
-    redisOptions: { ...redisOptions(options), ...clusterNodeAuth(target) },
+    redisOptions: redisOptions(options),
   });
 }
 

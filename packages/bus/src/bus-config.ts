@@ -40,22 +40,18 @@ export function parseBusClusterNodes(value: string): BusNode[] {
 /** The cluster of `clusterNodes` when there are any, else the one Redis of `redis`. */
 export function redisTarget(redis: RedisEndpoint, clusterNodes: readonly BusNode[] | null | undefined): RedisTarget {
   if (!clusterNodes || clusterNodes.length === 0) return { kind: 'standalone', ...redis };
-  const url = new URL(redis.url);
+  return { kind: 'cluster', nodes: clusterNodes, ...redisCredentials(redis.url) };
+}
+
+/** The username and password a Redis URL carries, decoded; absent ones left out. */
+export function redisCredentials(redisUrl: string): { username?: string; password?: string } {
+  const url = new URL(redisUrl);
   return {
-    kind: 'cluster',
-    nodes: clusterNodes,
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
   };
 }
 
-/** What a cluster target adds to each node's connection options: its credentials. */
-export function clusterNodeAuth(target: Extract<RedisTarget, { kind: 'cluster' }>): { username?: string; password?: string } {
-  return {
-    ...(target.username ? { username: target.username } : {}),
-    ...(target.password ? { password: target.password } : {}),
-  };
-}
 
 /**
  * The prefix of the state keys that one script or transaction touches together: presence,

@@ -1,6 +1,6 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
-import { hostPortListSchema, type BusNode } from './bus-config.ts';
+import { hostPortListSchema, type BusNode, type RedisTarget } from './bus-config.ts';
 
 /**
  * A Redis Sentinel group (REDIS_SENTINELS, REDIS_SENTINEL_NAME): the sentinels to ask, any of
@@ -40,6 +40,24 @@ export function connectRedis(endpoint: RedisEndpoint, options: RedisOptions = {}
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
     db,
   });
+}
+
+/**
+ * A client of the cluster `target` with `options`; the target's credentials (REDIS_URL's) go
+ * to every node's connection.
+ */
+export function connectCluster(target: Extract<RedisTarget, { kind: 'cluster' }>, options: ClusterOptions = {}): Cluster {
+  return new Cluster(
+    target.nodes.map((node) => ({ ...node })),
+    {
+      ...options,
+      redisOptions: {
+        ...options.redisOptions,
+        ...(target.username ? { username: target.username } : {}),
+        ...(target.password ? { password: target.password } : {}),
+      },
+    },
+  );
 }
 
 /** An optional variable where blank means unset (a ConfigMap's `""`). */

@@ -1,6 +1,6 @@
-import { Cluster, Redis } from 'ioredis';
-import { clusterNodeAuth, type RedisTarget } from './bus-config.ts';
-import { connectRedis } from './redis-endpoint.ts';
+import type { Cluster, Redis } from 'ioredis';
+import type { RedisTarget } from './bus-config.ts';
+import { connectCluster, connectRedis } from './redis-endpoint.ts';
 
 /** A state connection: one Redis, or a Redis Cluster client that sends each key to its master. */
 export type StateClient = Redis | Cluster;
@@ -24,10 +24,10 @@ export interface StateClientOptions {
 export function connectState(target: RedisTarget, options: StateClientOptions = {}): StateClient {
   const { retryStrategy, enableOfflineQueue, enableAutoPipelining, ...perCommand } = options;
   if (target.kind === 'standalone') return connectRedis(target, options);
-  return new Cluster(target.nodes.map((node) => ({ ...node })), {
+  return connectCluster(target, {
     clusterRetryStrategy: retryStrategy,
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
-    redisOptions: { ...perCommand, ...clusterNodeAuth(target) },
+    redisOptions: perCommand,
   });
 }

@@ -10,14 +10,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import postgres from 'postgres';
-import { connectCluster, parseBusClusterNodes, redisCredentials, type BusNode } from '@chat/bus';
+import { connectState, redisEnvSchema, redisSettingsOf, type RedisTarget } from '@chat/bus';
 import { ensureDatabase, parseDatabaseUrl, redactDatabaseUrl, runMigrations, sessionTargetOf, withDatabaseName } from '@chat/db';
+import { ConfigError, parseEnv } from '@chat/runtime';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/chat';
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const generatedSecret = !process.env.JWT_SECRET;
 const jwtSecret = process.env.JWT_SECRET ?? randomBytes(32).toString('base64url');
 // A server API key for this run (README: publishing a bot message with curl); the pods get only
@@ -38,19 +37,21 @@ const ports = Array.from({ length: podCount }, (_, index) => basePort + index);
 /** gateway-a, gateway-b, … as in docker-compose; past z, by number. */
 const podName = (index: number) => `gateway-${index < 26 ? String.fromCharCode(97 + index) : index}`;
 
-/** The nodes a `host:port,…` variable names, null when unset; exits on a bad list. */
-function clusterNodesOf(variable: 'REDIS_BUS_CLUSTER_NODES' | 'REDIS_STATE_CLUSTER_NODES'): BusNode[] | null {
-  const value = process.env[variable];
-  if (!value) return null;
+/** The Redis variables exactly as the apps will read them; exits on a bad one. */
+function readRedisEnv() {
   try {
-    return parseBusClusterNodes(value);
+    return parseEnv(redisEnvSchema, process.env);
   } catch (error) {
-    console.error(`${variable}: ${(error as Error).message}`);
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
     process.exit(1);
   }
 }
-const busNodes = clusterNodesOf('REDIS_BUS_CLUSTER_NODES');
-const stateNodes = clusterNodesOf('REDIS_STATE_CLUSTER_NODES');
+const redisEnv = readRedisEnv();
+const redisUrl = redisEnv.REDIS_URL;
+const { bus, state } = redisSettingsOf(redisEnv);
+const clusterVariable = { bus: 'REDIS_BUS_CLUSTER_NODES', state: 'REDIS_STATE_CLUSTER_NODES' } as const;
+const nodesOf = (target: RedisTarget) => (target.kind === 'cluster' ? target.nodes.map((node) => `${node.host}:${node.port}`).join(',') : null);
 
 function redact(url: string): string {
   if (url.startsWith('postgres')) return redactDatabaseUrl(url);
@@ -82,30 +83,28 @@ async function checkPostgres(): Promise<void> {
   }
 }
 
-async function checkRedis(): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+async function checkRedis(target: Extract<RedisTarget, { kind: 'standalone' }>): Promise<void> {
+  const redis = connectState(target, { connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   redis.on('error', () => undefined);
   try {
-    await redis.connect();
     await redis.ping();
     // BullMQ loses jobs if Redis evicts keys; the cluster's Redis must not.
     await redis.config('SET', 'maxmemory-policy', 'noeviction').catch(() => {
       console.warn('warning: could not set maxmemory-policy noeviction on Redis; set it in redis.conf');
     });
   } catch (error) {
-    unreachable('Redis', redisUrl, error);
+    unreachable('Redis', target.url, error);
   } finally {
     redis.disconnect();
   }
 }
 
 /** The cluster answers and has every slot served, or the pods would start on a broken one. */
-async function checkCluster(nodes: BusNode[], variable: 'REDIS_BUS_CLUSTER_NODES' | 'REDIS_STATE_CLUSTER_NODES'): Promise<void> {
-  // REDIS_URL's credentials are the cluster's, as the apps send them.
-  const cluster = connectCluster({ kind: 'cluster', nodes, ...redisCredentials(redisUrl) }, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000 } });
+async function checkCluster(target: Extract<RedisTarget, { kind: 'cluster' }>, variable: string): Promise<void> {
+  // Connected as the apps connect: REDIS_URL's credentials and TLS settings on every node.
+  const cluster = connectState(target, { connectTimeout: 3000, retryStrategy: () => null });
   cluster.on('error', () => undefined);
   try {
-    await cluster.connect();
     const info = String(await cluster.cluster('INFO'));
     if (!info.includes('cluster_state:ok')) throw new Error('cluster_state is not ok');
   } catch (error) {
@@ -192,9 +191,11 @@ process.once('SIGTERM', () => void stop(0));
 
 await checkPostgres();
 // REDIS_URL is used unless both the bus and the state are clusters.
-if (!busNodes || !stateNodes) await checkRedis();
-if (busNodes) await checkCluster(busNodes, 'REDIS_BUS_CLUSTER_NODES');
-if (stateNodes) await checkCluster(stateNodes, 'REDIS_STATE_CLUSTER_NODES');
+for (const [role, target] of [['state', state], ['bus', bus]] as const) {
+  if (target.kind === 'cluster') await checkCluster(target, clusterVariable[role]);
+}
+if (state.kind === 'standalone') await checkRedis(state);
+else if (bus.kind === 'standalone') await checkRedis(bus);
 await ensureDatabase(databaseUrl);
 await runMigrations(databaseUrl);
 console.log(`database ${parseDatabaseUrl(databaseUrl).database} migrated`);
@@ -203,7 +204,7 @@ const origins = ports.flatMap((port) => [`http://127.0.0.1:${port}`, `http://loc
 const shared = {
   DATABASE_URL: databaseUrl,
   REDIS_URL: redisUrl,
-  REDIS_PREFIX: process.env.REDIS_PREFIX ?? 'chat',
+  REDIS_PREFIX: redisEnv.REDIS_PREFIX,
   JWT_SECRET: jwtSecret,
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
 };
@@ -246,8 +247,8 @@ console.log(`
 Chat cluster is up.
   gateway pods : ${urls.join('  ')}   (Socket.IO namespace /socket, REST under /api)
   worker       : running (room expiry, presence clean-up)
-  message bus  : ${busNodes ? `Redis Cluster ${busNodes.map((node) => `${node.host}:${node.port}`).join(',')}` : redact(redisUrl)} (sharded pub/sub)
-  state        : ${stateNodes ? `Redis Cluster ${stateNodes.map((node) => `${node.host}:${node.port}`).join(',')}` : redact(redisUrl)} (rate limits, presence, BullMQ)
+  message bus  : ${nodesOf(bus) ? `Redis Cluster ${nodesOf(bus)}` : redact(redisUrl)} (sharded pub/sub)
+  state        : ${nodesOf(state) ? `Redis Cluster ${nodesOf(state)}` : redact(redisUrl)} (rate limits, presence, BullMQ)
   secrets      : ${secretsNote}
 
 Try it: paste this into a Node 20+ REPL (\`node\`) started in a folder where socket.io-client is installed:

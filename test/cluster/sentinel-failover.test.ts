@@ -1,5 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAllSockets, connect, createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
+import {
+  closeAllSockets,
+  connect,
+  createRoom,
+  createTestDatabase,
+  emitAck,
+  makeUser,
+  nextEvent,
+  record,
+  request,
+  sleep,
+  type TestDatabase,
+  type TestSocket,
+} from '@chat/testing';
 import { startRedisSentinel, type LocalRedisSentinel } from '@chat/testing/redis-sentinel';
 import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
 
@@ -14,10 +27,14 @@ describe('state Redis behind Sentinel', () => {
   let sentinel: LocalRedisSentinel;
   let cluster: TestCluster;
   let env: Record<string, string>;
+  /** The file's own: its worker sweeps every room of its database (createTestDatabase). */
+  let database: TestDatabase;
 
   beforeAll(async () => {
     sentinel = await startRedisSentinel();
+    database = await createTestDatabase();
     env = {
+      DATABASE_URL: database.url,
       // Nothing listens here: an app that ignored the sentinels would never reach its Redis.
       REDIS_URL: 'redis://127.0.0.1:1',
       REDIS_SENTINELS: sentinel.sentinels,
@@ -34,6 +51,7 @@ describe('state Redis behind Sentinel', () => {
     // Bounded, so that the sentinel's processes are removed even if an app hangs on its way out.
     await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
     await sentinel?.close();
+    await database?.drop();
   }, 40_000);
 
   /** Sends `content` from `from` until it is acknowledged and `to` has heard it (the bus may be catching up). */

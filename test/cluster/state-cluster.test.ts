@@ -8,6 +8,7 @@ import {
   closeAllSockets,
   connect,
   createRoom,
+  createTestDatabase,
   emitAck,
   joinedOffline,
   makeUser,
@@ -17,6 +18,7 @@ import {
   sleep,
   spawnGateway,
   type GatewayProcess,
+  type TestDatabase,
   type TestSocket,
   type TestUser,
 } from '@chat/testing';
@@ -41,12 +43,16 @@ describe('state on a Redis Cluster', () => {
   let redisCluster: LocalRedisCluster;
   let cluster: TestCluster;
   let env: Record<string, string>;
+  /** The file's own: its worker sweeps every room of its database (createTestDatabase). */
+  let database: TestDatabase;
   /** A gateway process to SIGKILL; it boots (tsx compiles for seconds) while the first tests run. */
   let doomedGateway: Promise<GatewayProcess>;
 
   beforeAll(async () => {
     redisCluster = await startRedisCluster({ password: PASSWORD });
+    database = await createTestDatabase();
     env = {
+      DATABASE_URL: database.url,
       // Nothing listens here: an app that kept its state on REDIS_URL would not start. Its
       // password is the cluster's (every node requires it).
       REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:1`,
@@ -68,6 +74,7 @@ describe('state on a Redis Cluster', () => {
     await (await doomedGateway?.catch(() => null))?.kill('SIGKILL');
     await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
     await redisCluster?.close();
+    await database?.drop();
   }, 40_000);
 
   function handshake(url: string, user: TestUser): Promise<{ socket: TestSocket } | { refused: { message: string; code?: string } }> {

@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '@chat/gateway';
 import { loadWorkerConfig } from '@chat/worker';
@@ -76,10 +79,11 @@ describe('gateway configuration', () => {
     expect(loadConfig({ ...base, ...env, REDIS_BUS_CLUSTER_NODES: '127.0.0.1:7000' }).bus.kind).toBe('cluster');
     // The worker reads the same variables the same way.
     expect(loadWorkerConfig({ ...env }).state).toEqual({ kind: 'standalone', url: env.REDIS_URL, sentinel });
-    // Without the master's name, with TLS, or with a bad list, nothing starts.
+    // TLS (rediss:) goes to the sentinels and the master alike.
+    expect(loadConfig({ ...base, ...env, REDIS_URL: 'rediss://h:6379' }).state).toEqual({ kind: 'standalone', url: 'rediss://h:6379', sentinel, tls: {} });
+    // Without the master's name, or with a bad list, nothing starts.
     expect(() => loadConfig({ ...base, REDIS_SENTINELS: 'sentinel-0.redis:26379' })).toThrow(/REDIS_SENTINEL/);
     expect(() => loadWorkerConfig({ REDIS_SENTINELS: 'sentinel-0.redis:26379' })).toThrow(/REDIS_SENTINEL/);
-    expect(() => loadConfig({ ...base, ...env, REDIS_URL: 'rediss://h:6379' })).toThrow(/REDIS_SENTINEL/);
     expect(() => loadConfig({ ...base, ...env, REDIS_SENTINELS: 'sentinel-0.redis' })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, ...env, REDIS_SENTINEL_NAME: 'a b' })).toThrow(ConfigError);
     // Blank (a ConfigMap's ""): unset.
@@ -106,6 +110,43 @@ describe('gateway configuration', () => {
     const sentinel = { REDIS_SENTINELS: 'sentinel-0.redis:26379', REDIS_SENTINEL_NAME: 'chat' };
     expect(() => loadConfig({ ...base, ...env, ...sentinel })).toThrow(/REDIS_STATE_CLUSTER_NODES/);
     expect(() => loadWorkerConfig({ ...env, ...sentinel })).toThrow(/REDIS_STATE_CLUSTER_NODES/);
+  });
+
+  it('speaks TLS to every Redis with a rediss: REDIS_URL, trusting REDIS_TLS_CA_FILE and presenting REDIS_TLS_CERT_FILE/KEY_FILE', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'chat-tls-config-'));
+    try {
+      const pem = (name: string, kind: string) => {
+        const file = path.join(dir, name);
+        writeFileSync(file, `-----BEGIN ${kind}-----\n${name}-body\n-----END ${kind}-----\n`);
+        return file;
+      };
+      const files = { REDIS_TLS_CA_FILE: pem('ca.crt', 'CERTIFICATE'), REDIS_TLS_CERT_FILE: pem('client.crt', 'CERTIFICATE'), REDIS_TLS_KEY_FILE: pem('client.key', 'PRIVATE KEY') };
+      const tls = { ca: readFileSync(files.REDIS_TLS_CA_FILE, 'utf8'), cert: readFileSync(files.REDIS_TLS_CERT_FILE, 'utf8'), key: readFileSync(files.REDIS_TLS_KEY_FILE, 'utf8') };
+      // rediss: alone: TLS with Node's public CAs (a managed Redis).
+      expect(loadConfig({ ...base, REDIS_URL: 'rediss://h:6380' }).state).toEqual({ kind: 'standalone', url: 'rediss://h:6380', tls: {} });
+      expect(loadConfig(base).state).not.toHaveProperty('tls');
+      const env = { ...files, REDIS_URL: 'rediss://:pw@h:6380', REDIS_BUS_CLUSTER_NODES: '10.0.0.1:7000' };
+      expect(loadConfig({ ...base, ...env }).state).toEqual({ kind: 'standalone', url: env.REDIS_URL, tls });
+      // A cluster takes REDIS_URL's TLS settings with its password; the worker reads them the same way.
+      expect(loadConfig({ ...base, ...env }).bus).toEqual({ kind: 'cluster', nodes: [{ host: '10.0.0.1', port: 7000 }], password: 'pw', tls });
+      expect(loadWorkerConfig(env).bus).toEqual(loadConfig({ ...base, ...env }).bus);
+      // Files without rediss:, half a client identity, an unreadable or non-PEM file: nothing starts,
+      // and the error names the file, never what is in it.
+      expect(() => loadConfig({ ...base, ...files })).toThrow(/REDIS_TLS_CA_FILE.*rediss/);
+      expect(() => loadConfig({ ...base, ...env, REDIS_TLS_KEY_FILE: '' })).toThrow(/REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE/);
+      expect(() => loadWorkerConfig({ ...env, REDIS_TLS_CA_FILE: path.join(dir, 'missing.crt') })).toThrow(/missing\.crt \(ENOENT\)/);
+      writeFileSync(path.join(dir, 'not-pem'), 'client.key-body');
+      let message = '';
+      try {
+        loadConfig({ ...base, ...env, REDIS_TLS_KEY_FILE: path.join(dir, 'not-pem') });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/REDIS_TLS_KEY_FILE: .*not-pem holds no PEM block/);
+      expect(message).not.toContain('-body');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs the sharded adapter unless BUS_ADAPTER=classic, which only a standalone bus takes', () => {

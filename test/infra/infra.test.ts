@@ -1,6 +1,6 @@
 /**
  * Lints infra/ where no Docker engine runs: the compose file against the local cluster's
- * configuration (infra/local-cluster.ts) and the apps' config schemas, nginx's round robin and
+ * configuration (infra/local-cluster.ts) and the apps' config schemas (their variables' names), nginx's round robin and
  * websocket settings, Prometheus targets, the Grafana dashboard's metric names against the code,
  * and the Dockerfile's stages. Reads files only: no network, no containers.
  */
@@ -11,6 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { ENV_VARIABLES } from '@chat/gateway';
+import { WORKER_ENV_VARIABLES } from '@chat/worker';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
@@ -21,23 +23,10 @@ const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
 const compose = parseYaml(read('infra/docker-compose.yml'), { merge: true }) as Any;
 const services = compose.services as Record<string, Any>;
 const localCluster = read('infra/local-cluster.ts');
-const gatewayConfigSource = read('apps/gateway/src/config.ts');
-const workerConfigSource = read('apps/worker/src/config.ts');
 const packageJson = JSON.parse(read('package.json')) as Any;
 
-/** Names of the variables an app's config.ts reads (keys of its zod env schema). */
-function configVariables(source: string): Set<string> {
-  return new Set([...source.matchAll(/^\s+([A-Z][A-Z0-9_]+):/gm)].map((match) => match[1]!));
-}
-/** The Sentinel variables both apps spread into their schemas from @chat/bus (`...sentinelEnvShape`). */
-const sentinelVariables = configVariables(read('packages/bus/src/redis-endpoint.ts'));
-function appVariables(source: string): Set<string> {
-  const variables = configVariables(source);
-  if (source.includes('...sentinelEnvShape')) for (const name of sentinelVariables) variables.add(name);
-  return variables;
-}
-const gatewayVariables = appVariables(gatewayConfigSource);
-const workerVariables = appVariables(workerConfigSource);
+const gatewayVariables = new Set(ENV_VARIABLES);
+const workerVariables = new Set(WORKER_ENV_VARIABLES);
 
 /** The keys of the env object literal in local-cluster.ts that starts at `marker`. */
 function localClusterEnv(marker: string): string[] {

@@ -105,13 +105,15 @@ function strategicMerge(target: Json | undefined, patch: Json, field: string): J
     }
     if (!mergeKey) return clone(patch); // lists without a merge key are replaced
     const merged = target.map((item) => clone(item));
+    // Items the target lacks go first, in the patch's order, as kustomize places them.
+    const added: Json[] = [];
     for (const item of patch) {
       if (!isObject(item) || !(mergeKey in item)) throw new Error(`list ${field}: item without ${mergeKey}`);
       const index = merged.findIndex((existing) => isObject(existing) && existing[mergeKey!] === item[mergeKey!]);
-      if (index === -1) merged.push(clone(item));
+      if (index === -1) added.push(clone(item));
       else merged[index] = strategicMerge(merged[index], item, field);
     }
-    return merged;
+    return [...added, ...merged];
   }
   return clone(patch);
 }

@@ -129,6 +129,7 @@ const rendered: Record<'base' | (typeof overlays)[number] | 'prod+components', K
       path.join(k8s, 'components/ws-affinity'),
       path.join(k8s, 'components/hpa-connected-sockets'),
       path.join(k8s, 'components/ingress-access-log'),
+      path.join(k8s, 'components/redis-tls'),
     ],
   ),
 };
@@ -199,6 +200,7 @@ describe('k8s manifests render', () => {
           `  - ${relative(path.join(k8s, 'components/ws-affinity'))}`,
           `  - ${relative(path.join(k8s, 'components/hpa-connected-sockets'))}`,
           `  - ${relative(path.join(k8s, 'components/ingress-access-log'))}`,
+          `  - ${relative(path.join(k8s, 'components/redis-tls'))}`,
           '',
         ].join('\n'),
       );
@@ -526,6 +528,24 @@ describe('optional components', () => {
   it('ingress-access-log turns the access log back on', () => {
     const annotations = find(objects, 'Ingress', 'chat-gateway').metadata.annotations;
     expect(annotations['nginx.ingress.kubernetes.io/enable-access-log']).toBe('true');
+  });
+
+  it('redis-tls mounts the Secret chat-redis-tls read-only in both apps and points REDIS_TLS_*_FILE into it', () => {
+    for (const [name, containerName, configName] of [
+      ['chat-gateway', 'gateway', 'chat-gateway-config'],
+      ['chat-worker', 'worker', 'chat-worker-config'],
+    ] as const) {
+      const workload = find(objects, 'Deployment', name);
+      const volume = podSpec(workload).volumes.find((v: Any) => v.name === 'redis-tls');
+      expect(volume.secret).toMatchObject({ secretName: 'chat-redis-tls', defaultMode: 0o440 });
+      const mount = container(workload, containerName).volumeMounts.find((m: Any) => m.name === 'redis-tls');
+      expect(mount).toMatchObject({ readOnly: true });
+      const files = volume.secret.items.map((item: Any) => `${mount.mountPath}/${item.path}`).sort();
+      const config = find(objects, 'ConfigMap', configName).data;
+      expect([config.REDIS_TLS_CA_FILE, config.REDIS_TLS_CERT_FILE, config.REDIS_TLS_KEY_FILE].sort()).toEqual(files);
+      // The rest of the pod is as before: /tmp still the only writable path.
+      expect(container(workload, containerName).securityContext.readOnlyRootFilesystem).toBe(true);
+    }
   });
 
   it('ws-affinity adds cookie affinity and keeps the hour-long timeouts', () => {

@@ -1,19 +1,5 @@
 import { z } from 'zod';
-import {
-  busAdapterSchema,
-  busClusterNodesSchema,
-  redisTarget,
-  classicNeedsStandaloneBus,
-  redisEndpointOf,
-  sentinelEnvShape,
-  sentinelSettingsValid,
-  stateClusterExcludesSentinel,
-  stateClusterNodesSchema,
-  stateKeyPrefix,
-  type BusAdapterKind,
-  type BusTarget,
-  type RedisTarget,
-} from '@chat/bus';
+import { checkRedisEnv, redisEnvShape, redisSettingsOf, type RedisSettings } from '@chat/bus';
 import { databaseUrlSchema } from '@chat/db';
 import { parseEnv } from '@chat/runtime';
 import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
@@ -78,15 +64,7 @@ const envSchema = z
     DATABASE_URL: databaseUrlSchema,
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
-    REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
-    ...sentinelEnvShape,
-    /** A Redis Cluster for the Socket.IO bus (`host:port,…`); unset, the bus is REDIS_URL. */
-    REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
-    /** A Redis Cluster for the state (`host:port,…`): rate limits, presence, BullMQ; unset, REDIS_URL. */
-    REDIS_STATE_CLUSTER_NODES: stateClusterNodesSchema,
-    /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
-    BUS_ADAPTER: busAdapterSchema,
-    REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
+    ...redisEnvShape,
     // HS256 wants a key as long as its hash (RFC 7518 §3.2): 32 bytes of UTF-8.
     JWT_SECRET: z
       .string()
@@ -164,26 +142,15 @@ const envSchema = z
     message: 'AUTH_DEV_LOGIN signs HS256 tokens and needs JWT_SECRET',
     path: ['AUTH_DEV_LOGIN'],
   })
-  .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] })
-  .refine(sentinelSettingsValid.check, { message: sentinelSettingsValid.message, path: ['REDIS_SENTINELS'] })
-  .refine(stateClusterExcludesSentinel.check, { message: stateClusterExcludesSentinel.message, path: ['REDIS_STATE_CLUSTER_NODES'] });
+  .superRefine(checkRedisEnv);
 
-export interface GatewayConfig {
+export interface GatewayConfig extends RedisSettings {
   port: number;
   host: string;
   podName: string;
   databaseUrl: string;
   databasePoolSize: number;
   databaseStatementTimeoutMs: number;
-  /** The state Redis: REDIS_URL, the master of a Sentinel group, or a Redis Cluster. */
-  state: RedisTarget;
-  /** Where the Socket.IO adapter's traffic goes: a Redis Cluster, or the Redis at REDIS_URL. */
-  bus: BusTarget;
-  /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
-  busAdapter: BusAdapterKind;
-  redisPrefix: string;
-  /** The prefix of the state keys used together (presence, socket places, BullMQ): `stateKeyPrefix`. */
-  stateKeyPrefix: string;
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string; maxLifetimeSeconds?: number };
   /** Browser origins allowed to open a socket; `*` allows any. Clients with no Origin pass. */
   corsOrigins: readonly string[];
@@ -233,10 +200,11 @@ export interface GatewayConfig {
   faultBusSubscribeDelayMs: number;
 }
 
+/** Every variable the schema reads (the infra lint checks deployments set no other). */
+export const ENV_VARIABLES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
+
 export function loadConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
   const e = parseEnv(envSchema, env);
-  const redis = Object.freeze(redisEndpointOf(e));
-  const state = Object.freeze(redisTarget(redis, e.REDIS_STATE_CLUSTER_NODES));
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -244,11 +212,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
-    state,
-    bus: Object.freeze(redisTarget(redis, e.REDIS_BUS_CLUSTER_NODES)),
-    busAdapter: e.BUS_ADAPTER,
-    redisPrefix: e.REDIS_PREFIX,
-    stateKeyPrefix: stateKeyPrefix(e.REDIS_PREFIX, state),
+    ...redisSettingsOf(e),
     jwt: Object.freeze({
       ...(e.JWT_SECRET ? { secret: e.JWT_SECRET } : {}),
       ...(e.JWT_JWKS_URL ? { jwksUrl: e.JWT_JWKS_URL } : {}),

@@ -1,3 +1,3 @@
 export { buildGateway, type Gateway } from './app.ts';
-export { loadConfig, type GatewayConfig } from './config.ts';
+export { ENV_VARIABLES, loadConfig, type GatewayConfig } from './config.ts';
 export { ConfigError } from '@chat/runtime';

@@ -1,18 +1,4 @@
-import {
-  busAdapterSchema,
-  busClusterNodesSchema,
-  redisTarget,
-  classicNeedsStandaloneBus,
-  redisEndpointOf,
-  sentinelEnvShape,
-  sentinelSettingsValid,
-  stateClusterExcludesSentinel,
-  stateClusterNodesSchema,
-  stateKeyPrefix,
-  type BusAdapterKind,
-  type BusTarget,
-  type RedisTarget,
-} from '@chat/bus';
+import { checkRedisEnv, redisEnvShape, redisSettingsOf, type RedisSettings } from '@chat/bus';
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
 import { databaseUrlSchema } from '@chat/db';
@@ -51,15 +37,7 @@ const webhookEndpoints = z
 /** The only reader of process.env for the worker; parsed once, frozen, fails loudly. */
 const envSchema = z.object({
   DATABASE_URL: databaseUrlSchema,
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
-  ...sentinelEnvShape,
-  /** The gateways' Socket.IO bus, when it is a Redis Cluster (`host:port,…`); unset: REDIS_URL. */
-  REDIS_BUS_CLUSTER_NODES: busClusterNodesSchema,
-  /** A Redis Cluster for the state (`host:port,…`): rate limits, presence, BullMQ; unset, REDIS_URL. */
-  REDIS_STATE_CLUSTER_NODES: stateClusterNodesSchema,
-  /** `classic` only to measure against (benchmarks); gateways and worker must agree. */
-  BUS_ADAPTER: busAdapterSchema,
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('chat'),
+  ...redisEnvShape,
   ROOM_EXPIRING_NOTICE_SECONDS: z.coerce.number().int().min(0).default(300),
   ROOM_TOMBSTONE_TTL_SECONDS: z.coerce.number().int().min(0).default(7 * 86_400),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(2000),
@@ -81,21 +59,10 @@ const envSchema = z.object({
   /** Deliveries in flight per worker process (different rooms or endpoints). */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
 })
-  .refine(classicNeedsStandaloneBus.check, { message: classicNeedsStandaloneBus.message, path: ['BUS_ADAPTER'] })
-  .refine(sentinelSettingsValid.check, { message: sentinelSettingsValid.message, path: ['REDIS_SENTINELS'] })
-  .refine(stateClusterExcludesSentinel.check, { message: stateClusterExcludesSentinel.message, path: ['REDIS_STATE_CLUSTER_NODES'] });
+  .superRefine(checkRedisEnv);
 
-export interface WorkerConfig {
+export interface WorkerConfig extends RedisSettings {
   databaseUrl: string;
-  /** The state Redis: REDIS_URL, the master of a Sentinel group, or a Redis Cluster. */
-  state: RedisTarget;
-  /** Where the gateways' Socket.IO bus is: the emitter publishes there. */
-  bus: BusTarget;
-  /** The Socket.IO adapter on the bus: `sharded`, or `classic` (benchmarks only). */
-  busAdapter: BusAdapterKind;
-  redisPrefix: string;
-  /** The prefix of the state keys used together (presence, socket places, BullMQ): `stateKeyPrefix`. */
-  stateKeyPrefix: string;
   expiringNoticeMs: number;
   tombstoneTtlMs: number;
   sweepIntervalMs: number;
@@ -117,17 +84,14 @@ export interface WorkerConfig {
   };
 }
 
+/** Every variable the schema reads (the infra lint checks deployments set no other). */
+export const ENV_VARIABLES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
+
 export function loadWorkerConfig(env: Record<string, string | undefined>): Readonly<WorkerConfig> {
   const e = parseEnv(envSchema, env);
-  const redis = Object.freeze(redisEndpointOf(e));
-  const state = Object.freeze(redisTarget(redis, e.REDIS_STATE_CLUSTER_NODES));
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
-    state,
-    bus: Object.freeze(redisTarget(redis, e.REDIS_BUS_CLUSTER_NODES)),
-    busAdapter: e.BUS_ADAPTER,
-    redisPrefix: e.REDIS_PREFIX,
-    stateKeyPrefix: stateKeyPrefix(e.REDIS_PREFIX, state),
+    ...redisSettingsOf(e),
     expiringNoticeMs: e.ROOM_EXPIRING_NOTICE_SECONDS * 1000,
     tombstoneTtlMs: e.ROOM_TOMBSTONE_TTL_SECONDS * 1000,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { RedisEndpoint } from './redis-endpoint.ts';
+import type { RedisEndpoint, RedisTls } from './redis-endpoint.ts';
 
 /**
  * Where the Socket.IO adapter's traffic (the bus) goes, apart from the state Redis (rate
@@ -17,7 +17,7 @@ export type RedisTarget =
   /** One Redis: REDIS_URL's, or (`sentinel`) the master its Sentinel group names. */
   | ({ kind: 'standalone' } & RedisEndpoint)
   /** A Redis Cluster; REDIS_URL's username and password, if any, are its nodes' (AUTH). */
-  | { kind: 'cluster'; nodes: readonly BusNode[]; username?: string; password?: string };
+  | { kind: 'cluster'; nodes: readonly BusNode[]; username?: string; password?: string; tls?: RedisTls };
 
 /** Where the bus is. */
 export type BusTarget = RedisTarget;
@@ -37,10 +37,13 @@ export function parseBusClusterNodes(value: string): BusNode[] {
   });
 }
 
-/** The cluster of `clusterNodes` when there are any, else the one Redis of `redis`. */
+/**
+ * The cluster of `clusterNodes` when there are any, else the one Redis of `redis`. A cluster
+ * takes REDIS_URL's credentials and TLS settings: one deployment's Redis servers share them.
+ */
 export function redisTarget(redis: RedisEndpoint, clusterNodes: readonly BusNode[] | null | undefined): RedisTarget {
   if (!clusterNodes || clusterNodes.length === 0) return { kind: 'standalone', ...redis };
-  return { kind: 'cluster', nodes: clusterNodes, ...redisCredentials(redis.url) };
+  return { kind: 'cluster', nodes: clusterNodes, ...redisCredentials(redis.url), ...(redis.tls ? { tls: redis.tls } : {}) };
 }
 
 /** The username and password a Redis URL carries, decoded; absent ones left out. */
@@ -51,7 +54,6 @@ export function redisCredentials(redisUrl: string): { username?: string; passwor
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
   };
 }
-
 
 /**
  * The prefix of the state keys that one script or transaction touches together: presence,
@@ -101,33 +103,3 @@ export const hostPortListSchema = z
       return z.NEVER;
     }
   });
-
-/** REDIS_BUS_CLUSTER_NODES: unset or blank → null (the bus is REDIS_URL). */
-export const busClusterNodesSchema = hostPortListSchema;
-
-/**
- * Which Socket.IO adapter the bus runs: `sharded` (the product: SPUBLISH/SSUBSCRIBE, a pod hears
- * a room only while it holds a member) or `classic` (PUBLISH/PSUBSCRIBE, every pod hears
- * every room; standalone bus only), kept to measure one against the other (`pnpm bench:scale`).
- * Gateways and the worker must agree.
- */
-export const BUS_ADAPTERS = ['sharded', 'classic'] as const;
-export type BusAdapterKind = (typeof BUS_ADAPTERS)[number];
-export const busAdapterSchema = z.enum(BUS_ADAPTERS).default('sharded');
-
-/** REDIS_STATE_CLUSTER_NODES: unset or blank → null (the state is REDIS_URL). */
-export const stateClusterNodesSchema = hostPortListSchema;
-
-/** The refinement both apps apply: the state is found either through Sentinel or as a cluster. */
-export const stateClusterExcludesSentinel = {
-  check: (env: { REDIS_SENTINELS: readonly BusNode[] | null; REDIS_STATE_CLUSTER_NODES: readonly BusNode[] | null }) =>
-    env.REDIS_SENTINELS === null || env.REDIS_STATE_CLUSTER_NODES === null,
-  message: 'REDIS_STATE_CLUSTER_NODES and REDIS_SENTINELS exclude each other: a Redis Cluster fails over by itself',
-} as const;
-
-/** The zod refinement both apps apply: the classic adapter has no Redis Cluster support here. */
-export const classicNeedsStandaloneBus = {
-  check: (env: { BUS_ADAPTER: BusAdapterKind; REDIS_BUS_CLUSTER_NODES: readonly BusNode[] | null }) =>
-    env.BUS_ADAPTER !== 'classic' || env.REDIS_BUS_CLUSTER_NODES === null,
-  message: 'BUS_ADAPTER=classic runs on REDIS_URL only; unset REDIS_BUS_CLUSTER_NODES',
-} as const;

@@ -1,6 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { z } from 'zod';
-import { hostPortListSchema, type BusNode, type RedisTarget } from './bus-config.ts';
+import type { BusNode, RedisTarget } from './bus-config.ts';
 
 /**
  * A Redis Sentinel group (REDIS_SENTINELS, REDIS_SENTINEL_NAME): the sentinels to ask, any of
@@ -15,6 +14,17 @@ export interface SentinelGroup {
 }
 
 /**
+ * TLS to Redis (a `rediss:` REDIS_URL), PEM texts: whom to trust and, for servers that ask
+ * (`tls-auth-clients`), who this client is. The server's name or address is always verified.
+ */
+export interface RedisTls {
+  /** The CA certificates to trust instead of Node's public ones; absent: the public ones. */
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/**
  * One Redis for the state (and the bus, unless it is a cluster): the address in REDIS_URL, or,
  * with `sentinel`, whichever server its sentinels name as the master; REDIS_URL's username,
  * password and database number then apply to that master.
@@ -23,16 +33,20 @@ export interface RedisEndpoint {
   url: string;
   /** Absent: REDIS_URL is the address. */
   sentinel?: SentinelGroup;
+  /** Present (a `rediss:` URL): every connection is TLS, the sentinels' too. */
+  tls?: RedisTls;
 }
 
 /** A connection to the endpoint with `options` (timeouts, retries, pipelining). */
 export function connectRedis(endpoint: RedisEndpoint, options: RedisOptions = {}): Redis {
-  const { sentinel } = endpoint;
-  if (!sentinel) return new Redis(endpoint.url, options);
+  const { sentinel, tls } = endpoint;
+  // A copy: ioredis hands its `tls` object to tls.connect, which may add to it.
+  if (!sentinel) return new Redis(endpoint.url, { ...options, ...(tls ? { tls: { ...tls } } : {}) });
   const url = new URL(endpoint.url);
   const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
   return new Redis({
     ...options,
+    ...(tls ? { tls: { ...tls }, enableTLSForSentinelMode: true, sentinelTLS: { ...tls } } : {}),
     sentinels: sentinel.nodes.map((node) => ({ host: node.host, port: node.port })),
     name: sentinel.name,
     ...(sentinel.password ? { sentinelPassword: sentinel.password } : {}),
@@ -43,61 +57,25 @@ export function connectRedis(endpoint: RedisEndpoint, options: RedisOptions = {}
 }
 
 /**
- * A client of the cluster `target` with `options`; the target's credentials (REDIS_URL's) go
- * to every node's connection.
+ * A client of the cluster `target` with `options`; the target's credentials and TLS settings
+ * (REDIS_URL's) go to every node's connection.
  */
 export function connectCluster(target: Extract<RedisTarget, { kind: 'cluster' }>, options: ClusterOptions = {}): Cluster {
+  const { tls } = target;
   return new Cluster(
     target.nodes.map((node) => ({ ...node })),
     {
       ...options,
+      // ioredis resolves a node's name to an address before it connects; with TLS the name must
+      // reach tls.connect instead, for the certificate is checked against it (a managed
+      // cluster's endpoints are names).
+      ...(tls ? { dnsLookup: (address: string, callback: (error: null, address: string) => void) => callback(null, address) } : {}),
       redisOptions: {
         ...options.redisOptions,
         ...(target.username ? { username: target.username } : {}),
         ...(target.password ? { password: target.password } : {}),
+        ...(tls ? { tls: { ...tls } } : {}),
       },
     },
   );
-}
-
-/** An optional variable where blank means unset (a ConfigMap's `""`). */
-const blankAsUnset = (schema: z.ZodString) =>
-  z
-    .string()
-    .optional()
-    .transform((value) => (value === undefined || value.trim() === '' ? undefined : value))
-    .pipe(schema.optional());
-
-/** The variables both apps read to find their Redis through Sentinel; spread into an env schema. */
-export const sentinelEnvShape = {
-  /** Sentinels (`host:port,…`) to ask for the state Redis's master; unset: REDIS_URL is the address. */
-  REDIS_SENTINELS: hostPortListSchema,
-  /** The master's name in the sentinels' configuration (`sentinel monitor <name> …`). */
-  REDIS_SENTINEL_NAME: blankAsUnset(z.string().regex(/^[A-Za-z0-9._-]+$/)),
-  REDIS_SENTINEL_PASSWORD: blankAsUnset(z.string()),
-};
-
-type SentinelEnv = {
-  REDIS_URL: string;
-  REDIS_SENTINELS: readonly BusNode[] | null;
-  REDIS_SENTINEL_NAME?: string | undefined;
-  REDIS_SENTINEL_PASSWORD?: string | undefined;
-};
-
-/**
- * The refinement both apps apply: Sentinel needs the master's name, and TLS through Sentinel
- * (a `rediss:` URL) is not built (ioredis would need separate TLS settings for the sentinels).
- */
-export const sentinelSettingsValid = {
-  check: (env: SentinelEnv) => env.REDIS_SENTINELS === null || (Boolean(env.REDIS_SENTINEL_NAME) && !env.REDIS_URL.startsWith('rediss:')),
-  message: 'REDIS_SENTINELS needs REDIS_SENTINEL_NAME, and a redis: (not rediss:) REDIS_URL for the credentials',
-} as const;
-
-/** The endpoint the env names (after `sentinelSettingsValid` held). */
-export function redisEndpointOf(env: SentinelEnv): RedisEndpoint {
-  if (!env.REDIS_SENTINELS || !env.REDIS_SENTINEL_NAME) return { url: env.REDIS_URL };
-  return {
-    url: env.REDIS_URL,
-    sentinel: { nodes: env.REDIS_SENTINELS, name: env.REDIS_SENTINEL_NAME, password: env.REDIS_SENTINEL_PASSWORD ?? null },
-  };
 }

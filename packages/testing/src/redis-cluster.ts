@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.ts';
+import type { RedisTlsFiles } from './redis-tls.ts';
 
 const run = promisify(execFile);
 
@@ -20,6 +21,8 @@ export interface RedisClusterNode {
   busPort: number;
   /** The nodes' `requirepass` (and `masterauth`), when the cluster was started with one. */
   password?: string;
+  /** Set when the nodes speak TLS only (clients, replication and the cluster bus): a client's options. */
+  tls?: { ca: string; cert: string; key: string };
 }
 
 export interface LocalRedisCluster {
@@ -43,9 +46,9 @@ const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 20_000;
 const POLL_MS = 100;
 
-async function startServer(dir: string, node: RedisClusterNode): Promise<void> {
+async function startServer(dir: string, node: RedisClusterNode, tls: RedisTlsFiles | undefined): Promise<void> {
   await run('redis-server', [
-    '--port', String(node.port),
+    ...(tls ? [...tls.serverArgs(node.port), '--tls-cluster', 'yes'] : ['--port', String(node.port)]),
     '--cluster-port', String(node.busPort),
     '--bind', HOST,
     '--cluster-enabled', 'yes',
@@ -111,6 +114,7 @@ async function withNode<T>(node: RedisClusterNode, use: (client: Redis) => Promi
     host: node.host,
     port: node.port,
     ...(node.password ? { password: node.password } : {}),
+    ...(node.tls ? { tls: { ...node.tls } } : {}),
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
@@ -146,20 +150,22 @@ async function waitClusterOk(nodes: readonly RedisClusterNode[]): Promise<void> 
 /** Attempts at forming the cluster, each on fresh ports: a port freePort chose may be taken before redis-server binds it. */
 const FORM_ATTEMPTS = 3;
 
-async function formCluster(masters: number, password: string | undefined): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
+async function formCluster(masters: number, password: string | undefined, tls: RedisTlsFiles | undefined): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-cluster-'));
   const nodes: RedisClusterNode[] = [];
+  const clientTls = tls ? await tls.clientOptions() : undefined;
   try {
     for (let index = 0; index < masters; index++) {
-      nodes.push({ host: HOST, port: await freePort(), busPort: await freePort(), ...(password ? { password } : {}) });
+      nodes.push({ host: HOST, port: await freePort(), busPort: await freePort(), ...(password ? { password } : {}), ...(clientTls ? { tls: clientTls } : {}) });
     }
-    for (const node of nodes) await startServer(dir, node);
+    for (const node of nodes) await startServer(dir, node, tls);
     await run('redis-cli', [
       '--cluster', 'create',
       ...nodes.map((node) => `${node.host}:${node.port}`),
       '--cluster-replicas', '0',
       '--cluster-yes',
       ...(password ? ['-a', password, '--no-auth-warning'] : []),
+      ...(tls ? ['--tls', '--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile] : []),
     ]);
     await waitClusterOk(nodes);
     return { dir, nodes };
@@ -170,14 +176,17 @@ async function formCluster(masters: number, password: string | undefined): Promi
   }
 }
 
-/** `password`: every node requires it (`requirepass`, and `masterauth` between nodes). */
-export async function startRedisCluster(options: { masters?: number; password?: string } = {}): Promise<LocalRedisCluster> {
+/**
+ * `password`: every node requires it (`requirepass`, and `masterauth` between nodes). `tls`: the
+ * nodes speak TLS only, with these certificates (clients must present one signed by its CA).
+ */
+export async function startRedisCluster(options: { masters?: number; password?: string; tls?: RedisTlsFiles } = {}): Promise<LocalRedisCluster> {
   const masters = options.masters ?? 3;
   if (masters < 3) throw new Error('a Redis Cluster needs at least three masters');
   let formed: { dir: string; nodes: RedisClusterNode[] } | undefined;
   for (let attempt = 1; !formed; attempt++) {
     try {
-      formed = await formCluster(masters, options.password);
+      formed = await formCluster(masters, options.password, options.tls);
     } catch (error) {
       if (attempt >= FORM_ATTEMPTS) throw error;
     }
@@ -198,7 +207,7 @@ export async function startRedisCluster(options: { masters?: number; password?: 
       const node = nodes[index];
       if (!node) throw new Error(`no node ${index}`);
       const pid = await pidOf(dir, node);
-      if (pid === null || !alive(pid)) await startServer(dir, node);
+      if (pid === null || !alive(pid)) await startServer(dir, node, options.tls);
       await waitClusterOk(nodes);
     },
     async nodeIndexOf(key) {

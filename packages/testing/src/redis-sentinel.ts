@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { sleep } from './clients.ts';
 import { freePort } from './ports.ts';
 import { spawnProcess, waitForOutput, type TestProcess } from './processes.ts';
+import type { RedisTlsFiles } from './redis-tls.ts';
 
 /**
  * A throw-away Redis with Sentinel on loopback: a master, one replica and one sentinel (quorum
@@ -27,14 +28,17 @@ export interface LocalRedisSentinel {
 const HOST = '127.0.0.1';
 const NAME = 'chat-test';
 
-export async function startRedisSentinel(): Promise<LocalRedisSentinel> {
+/** `tls`: the servers and the sentinel speak TLS only, with these certificates. */
+export async function startRedisSentinel(options: { tls?: RedisTlsFiles } = {}): Promise<LocalRedisSentinel> {
+  const { tls } = options;
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-sentinel-'));
   const servers = new Map<number, TestProcess>();
   // `--dir`: a replica writes the RDB of its full sync to its working directory, which would
   // otherwise be the workspace (a dump.rdb left in the repository).
   const common = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir];
   const startServer = async (port: number, replicaOf: number | null) => {
-    const proc = spawnProcess('redis-server', ['--port', String(port), ...common, ...(replicaOf ? ['--replicaof', HOST, String(replicaOf)] : [])]);
+    const listen = tls ? tls.serverArgs(port) : ['--port', String(port)];
+    const proc = spawnProcess('redis-server', [...listen, ...common, ...(replicaOf ? ['--replicaof', HOST, String(replicaOf)] : [])]);
     servers.set(port, proc);
     await waitForOutput(proc, 'Ready to accept connections', `redis-server on ${port}`);
   };
@@ -56,7 +60,7 @@ export async function startRedisSentinel(): Promise<LocalRedisSentinel> {
     await writeFile(
       config,
       [
-        `port ${sentinelPort}`,
+        ...(tls ? tls.configLines(sentinelPort) : [`port ${sentinelPort}`]),
         `bind ${HOST}`,
         `sentinel monitor ${NAME} ${HOST} ${masterPortAtStart} 1`,
         // Fast, for tests: a master silent for 1 s is down, a failover retried after 3 s.
@@ -67,7 +71,7 @@ export async function startRedisSentinel(): Promise<LocalRedisSentinel> {
     );
     sentinel = spawnProcess('redis-server', [config, '--sentinel']);
     await waitForOutput(sentinel, 'Sentinel ID is', `redis sentinel on ${sentinelPort}`);
-    admin = new Redis(sentinelPort, HOST);
+    admin = new Redis(sentinelPort, HOST, tls ? { tls: await tls.clientOptions() } : {});
     const sentinelAdmin = admin;
     const masterPort = async () => {
       const [, port] = (await sentinelAdmin.call('SENTINEL', 'get-master-addr-by-name', NAME)) as [string, string];

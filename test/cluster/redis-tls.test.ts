@@ -1,0 +1,203 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectState, type StateClient } from '@chat/bus';
+import { loadWorkerConfig } from '@chat/worker';
+import {
+  closeAllSockets,
+  connect,
+  createRoom,
+  createTestDatabase,
+  emitAck,
+  freePort,
+  makeUser,
+  nextEvent,
+  record,
+  request,
+  sleep,
+  spawnProcess,
+  waitForOutput,
+  type TestDatabase,
+  type TestProcess,
+} from '@chat/testing';
+import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
+import { startRedisSentinel, type LocalRedisSentinel } from '@chat/testing/redis-sentinel';
+import { makeRedisTlsFiles, type RedisTlsFiles } from '@chat/testing/redis-tls';
+import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+
+/**
+ * Redis over TLS (`rediss:` REDIS_URL, REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE/KEY_FILE), as a
+ * managed Redis or one with `tls-port` runs it: servers that speak TLS only, with a private CA,
+ * asking every client for a certificate and a password. Two pods and the worker chat across pods
+ * and expire a room through BullMQ and the bus — on one Redis, on a Redis Cluster (bus and
+ * state, TLS between the nodes too) and through Sentinel (TLS to the sentinels as well) — and a
+ * client that trusts another CA, or brings no certificate, is refused.
+ */
+
+const PASSWORD = 'tls-secret';
+
+let tls: RedisTlsFiles;
+/** The file's own: its workers sweep every room of their database (createTestDatabase). */
+let database: TestDatabase;
+
+beforeAll(async () => {
+  tls = await makeRedisTlsFiles();
+  database = await createTestDatabase();
+}, 30_000);
+
+afterAll(async () => {
+  await tls?.close();
+  await database?.drop();
+});
+
+/** The variables an app needs to reach these servers: REDIS_URL's scheme says TLS. */
+function tlsEnv(address: string): Record<string, string> {
+  return {
+    DATABASE_URL: database.url,
+    REDIS_URL: `rediss://:${PASSWORD}@${address}`,
+    REDIS_TLS_CA_FILE: tls.caFile,
+    REDIS_TLS_CERT_FILE: tls.clientCertFile,
+    REDIS_TLS_KEY_FILE: tls.clientKeyFile,
+  };
+}
+
+/** A state connection as the worker would make it from `env`, failing fast. */
+function stateClientOf(env: Record<string, string>): StateClient {
+  const client = connectState(loadWorkerConfig(env).state, { connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** What the pods must do on whichever TLS Redis they were given. */
+async function chatsAcrossPodsAndExpiresARoom(cluster: TestCluster): Promise<void> {
+  const [a, b] = cluster.pods;
+  for (const pod of [a!, b!]) expect((await request(pod.url, 'GET', '/readyz')).status).toBe(200);
+  const alice = await makeUser('김철수');
+  const bob = await makeUser('이영희');
+  const room = await createRoom(a!.url, alice);
+  const socketA = await connect(a!.url, alice.token);
+  const socketB = await connect(b!.url, bob.token);
+  expect(await emitAck(socketA, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
+  const joined = nextEvent(socketA, 'user-joined');
+  expect(await emitAck(socketB, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
+  expect(await joined).toMatchObject({ roomId: room.roomId });
+  const heardByBob = record(socketB, 'new-message') as { content?: string }[];
+  expect(await emitAck(socketA, 'send-message', { roomId: room.roomId, type: 'text', content: '암호화된 연결' })).toMatchObject({ ok: true, data: { seq: 1 } });
+  await expect.poll(() => heardByBob.map((message) => message.content)).toEqual(['암호화된 연결']);
+
+  // The worker's BullMQ queues and its emitter on the same servers: a short room expires on time.
+  const shortLived = await createRoom(a!.url, alice, { ttlSeconds: 2 });
+  const expired = nextEvent(socketB, 'room-expired', 15_000);
+  expect(await emitAck(socketB, 'join-room', { roomId: shortLived.roomId })).toMatchObject({ ok: true });
+  expect(await expired).toMatchObject({ roomId: shortLived.roomId });
+}
+
+async function stopApps(cluster: TestCluster | undefined): Promise<void> {
+  closeAllSockets();
+  await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+}
+
+describe('one Redis over TLS', () => {
+  let redis: TestProcess;
+  let env: Record<string, string>;
+  let cluster: TestCluster;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    redis = spawnProcess('redis-server', [...tls.serverArgs(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD]);
+    await waitForOutput(redis, 'Ready to accept connections', `redis-server (TLS) on ${port}`);
+    env = { ...tlsEnv(`127.0.0.1:${port}`), REDIS_BUS_CLUSTER_NODES: '' };
+    cluster = await startCluster(2, env);
+    await startTestWorker(cluster, { ...env, POD_NAME: 'tls-worker' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopApps(cluster);
+    await redis?.kill('SIGKILL');
+  }, 40_000);
+
+  it('carries the bus, the state and the worker', { timeout: 60_000 }, async () => {
+    await chatsAcrossPodsAndExpiresARoom(cluster);
+    // The state really is there: the pods' presence keys, read over TLS.
+    const client = stateClientOf(env);
+    try {
+      expect((await client.keys(`${cluster.redisPrefix}*`)).length).toBeGreaterThan(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('refuses a server certificate from another CA, and a client without a certificate', { timeout: 30_000 }, async () => {
+    const wrongCa = stateClientOf({ ...env, REDIS_TLS_CA_FILE: tls.otherCaFile });
+    const noCertificate = stateClientOf({ REDIS_URL: env.REDIS_URL!, REDIS_TLS_CA_FILE: tls.caFile });
+    try {
+      await expect(wrongCa.ping()).rejects.toThrow();
+      await expect(noCertificate.ping()).rejects.toThrow();
+    } finally {
+      wrongCa.disconnect();
+      noCertificate.disconnect();
+    }
+  });
+});
+
+describe('a Redis Cluster over TLS (bus and state)', () => {
+  let redisCluster: LocalRedisCluster;
+  let cluster: TestCluster;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    redisCluster = await startRedisCluster({ password: PASSWORD, tls });
+    env = {
+      // Nothing listens at REDIS_URL's address: it only carries the password and the scheme.
+      ...tlsEnv('127.0.0.1:1'),
+      REDIS_BUS_CLUSTER_NODES: redisCluster.nodesString,
+      REDIS_STATE_CLUSTER_NODES: redisCluster.nodesString,
+    };
+    cluster = await startCluster(2, env);
+    await startTestWorker(cluster, { ...env, POD_NAME: 'tls-cluster-worker' });
+  }, 90_000);
+
+  afterAll(async () => {
+    await stopApps(cluster);
+    await redisCluster?.close();
+  }, 40_000);
+
+  it('carries the bus, the state and the worker', { timeout: 60_000 }, async () => {
+    await chatsAcrossPodsAndExpiresARoom(cluster);
+  });
+
+  it('refuses the cluster when its certificates are from another CA', { timeout: 30_000 }, async () => {
+    const wrongCa = stateClientOf({ ...env, REDIS_TLS_CA_FILE: tls.otherCaFile });
+    try {
+      await expect(wrongCa.ping()).rejects.toThrow();
+    } finally {
+      wrongCa.disconnect();
+    }
+  });
+});
+
+describe('Sentinel over TLS', () => {
+  let sentinel: LocalRedisSentinel;
+  let cluster: TestCluster;
+
+  beforeAll(async () => {
+    sentinel = await startRedisSentinel({ tls });
+    const env = {
+      // The master has no password here; the sentinels and the master both speak TLS only.
+      ...tlsEnv('127.0.0.1:1'),
+      REDIS_URL: 'rediss://127.0.0.1:1',
+      REDIS_SENTINELS: sentinel.sentinels,
+      REDIS_SENTINEL_NAME: sentinel.name,
+      REDIS_BUS_CLUSTER_NODES: '',
+    };
+    cluster = await startCluster(2, env);
+    await startTestWorker(cluster, { ...env, POD_NAME: 'tls-sentinel-worker' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopApps(cluster);
+    await sentinel?.close();
+  }, 40_000);
+
+  it('carries the bus, the state and the worker through the master the sentinel names', { timeout: 60_000 }, async () => {
+    await chatsAcrossPodsAndExpiresARoom(cluster);
+  });
+});

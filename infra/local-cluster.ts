@@ -10,9 +10,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import postgres from 'postgres';
 import { connectState, redisEnvSchema, redisSettingsOf, type RedisTarget } from '@chat/bus';
-import { ensureDatabase, parseDatabaseUrl, redactDatabaseUrl, runMigrations, sessionTargetOf, withDatabaseName } from '@chat/db';
+import { ensureDatabase, parseDatabaseUrl, redactDatabaseUrl, runMigrations, singleConnection, withDatabaseName } from '@chat/db';
 import { ConfigError, parseEnv } from '@chat/runtime';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -73,7 +72,7 @@ other servers, set DATABASE_URL and REDIS_URL.`);
 }
 
 async function checkPostgres(): Promise<void> {
-  const sql = postgres(withDatabaseName(databaseUrl, 'postgres'), { max: 1, connect_timeout: 3, onnotice: () => {}, target_session_attrs: sessionTargetOf(databaseUrl) });
+  const sql = singleConnection(withDatabaseName(databaseUrl, 'postgres'), { connectTimeoutSeconds: 3 });
   try {
     await sql`select 1`;
   } catch (error) {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDatabase, runMigrations } from '@chat/db';
 import { closeAllSockets, connect, createRoom, emitAck, makeUser, nextEvent, record, request, sleep } from '@chat/testing';
-import { postgresPairUnavailable, startPostgresPair, type LocalPostgresPair } from '@chat/testing/postgres-standby';
+import { postgresServerUnavailable, startPostgresPair, type LocalPostgresPair } from '@chat/testing/postgres-servers';
 import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
 
 /**
@@ -13,7 +13,7 @@ import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from
  * acknowledged message is in the history once, with gap-free `seq`, retries of unanswered sends
  * stored once; readiness comes back; the worker's jobs reach the new primary too.
  */
-const unavailable = postgresPairUnavailable();
+const unavailable = postgresServerUnavailable();
 if (unavailable) console.warn(`postgres-failover.test.ts skipped: ${unavailable}`);
 
 describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DATABASE_URL', () => {

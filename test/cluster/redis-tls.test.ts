@@ -3,15 +3,8 @@ import { connectState, type StateClient } from '@chat/bus';
 import { loadWorkerConfig } from '@chat/worker';
 import {
   closeAllSockets,
-  connect,
-  createRoom,
   createTestDatabase,
-  emitAck,
   freePort,
-  makeUser,
-  nextEvent,
-  record,
-  request,
   sleep,
   spawnProcess,
   waitForOutput,
@@ -20,8 +13,8 @@ import {
 } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
 import { startRedisSentinel, type LocalRedisSentinel } from '@chat/testing/redis-sentinel';
-import { makeRedisTlsFiles, type RedisTlsFiles } from '@chat/testing/redis-tls';
-import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import { makeTlsFiles, type TlsFiles } from '@chat/testing/tls-files';
+import { chatsAcrossPodsAndExpiresARoom, closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
 
 /**
  * Redis over TLS (`rediss:` REDIS_URL, REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE/KEY_FILE), as a
@@ -34,12 +27,12 @@ import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from
 
 const PASSWORD = 'tls-secret';
 
-let tls: RedisTlsFiles;
+let tls: TlsFiles;
 /** The file's own: its workers sweep every room of their database (createTestDatabase). */
 let database: TestDatabase;
 
 beforeAll(async () => {
-  tls = await makeRedisTlsFiles();
+  tls = await makeTlsFiles();
   database = await createTestDatabase();
 }, 30_000);
 
@@ -66,30 +59,6 @@ function stateClientOf(env: Record<string, string>): StateClient {
   return client;
 }
 
-/** What the pods must do on whichever TLS Redis they were given. */
-async function chatsAcrossPodsAndExpiresARoom(cluster: TestCluster): Promise<void> {
-  const [a, b] = cluster.pods;
-  for (const pod of [a!, b!]) expect((await request(pod.url, 'GET', '/readyz')).status).toBe(200);
-  const alice = await makeUser('김철수');
-  const bob = await makeUser('이영희');
-  const room = await createRoom(a!.url, alice);
-  const socketA = await connect(a!.url, alice.token);
-  const socketB = await connect(b!.url, bob.token);
-  expect(await emitAck(socketA, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
-  const joined = nextEvent(socketA, 'user-joined');
-  expect(await emitAck(socketB, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
-  expect(await joined).toMatchObject({ roomId: room.roomId });
-  const heardByBob = record(socketB, 'new-message') as { content?: string }[];
-  expect(await emitAck(socketA, 'send-message', { roomId: room.roomId, type: 'text', content: '암호화된 연결' })).toMatchObject({ ok: true, data: { seq: 1 } });
-  await expect.poll(() => heardByBob.map((message) => message.content)).toEqual(['암호화된 연결']);
-
-  // The worker's BullMQ queues and its emitter on the same servers: a short room expires on time.
-  const shortLived = await createRoom(a!.url, alice, { ttlSeconds: 2 });
-  const expired = nextEvent(socketB, 'room-expired', 15_000);
-  expect(await emitAck(socketB, 'join-room', { roomId: shortLived.roomId })).toMatchObject({ ok: true });
-  expect(await expired).toMatchObject({ roomId: shortLived.roomId });
-}
-
 async function stopApps(cluster: TestCluster | undefined): Promise<void> {
   closeAllSockets();
   await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
@@ -102,7 +71,7 @@ describe('one Redis over TLS', () => {
 
   beforeAll(async () => {
     const port = await freePort();
-    redis = spawnProcess('redis-server', [...tls.serverArgs(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD]);
+    redis = spawnProcess('redis-server', [...tls.redisArgs(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD]);
     await waitForOutput(redis, 'Ready to accept connections', `redis-server (TLS) on ${port}`);
     env = { ...tlsEnv(`127.0.0.1:${port}`), REDIS_BUS_CLUSTER_NODES: '' };
     cluster = await startCluster(2, env);

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseDatabaseUrl, redactDatabaseUrl, sessionTargetOf, withDatabaseName } from '@chat/db';
+import { parseDatabaseUrl, postgresConnectionOf, redactDatabaseUrl, sessionTargetOf, withDatabaseName } from '@chat/db';
 import { ConfigError, loadConfig } from '@chat/gateway';
 import { loadWorkerConfig } from '@chat/worker';
 
@@ -48,5 +51,48 @@ describe('DATABASE_URL with one or several hosts', () => {
     expect(() => loadConfig({ ...base, DATABASE_URL: 'postgres://h1,,h2/chat' })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, DATABASE_URL: 'postgres://h1,,h2/chat' })).toThrow(/DATABASE_URL/);
     expect(() => loadWorkerConfig({ DATABASE_URL: 'not a url' })).toThrow(/DATABASE_URL/);
+  });
+
+  it('reads libpq\'s certificate parameters itself and gives postgres.js the TLS options they mean', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'chat-pg-tls-config-'));
+    try {
+      const pem = (name: string) => {
+        const file = path.join(dir, name);
+        writeFileSync(file, `-----BEGIN CERTIFICATE-----\n${name}-body\n-----END CERTIFICATE-----\n`);
+        return file;
+      };
+      const [ca, cert, key] = [pem('ca.crt'), pem('client.crt'), pem('client.key')];
+      const files = `sslrootcert=${encodeURIComponent(ca)}&sslcert=${encodeURIComponent(cert)}&sslkey=${encodeURIComponent(key)}`;
+      // Without files the URL goes to postgres.js as it is (it reads sslmode, sslrootcert=system).
+      expect(postgresConnectionOf(pair)).toEqual({ url: pair });
+      expect(postgresConnectionOf('postgres://h/chat?sslrootcert=system&sslmode=verify-full')).toEqual({ url: 'postgres://h/chat?sslrootcert=system&sslmode=verify-full' });
+      // With files: they and sslmode leave the URL (postgres.js would send them to the server as
+      // settings), other parameters stay, the hosts stay listed.
+      const full = postgresConnectionOf(`postgres://u:pw@h1:5432,h2:5433/chat?sslmode=verify-full&${files}&target_session_attrs=primary`);
+      expect(full.url).toBe('postgres://u:pw@h1:5432,h2:5433/chat?target_session_attrs=primary');
+      expect(full.ssl).toMatchObject({ rejectUnauthorized: true, ca: expect.stringContaining('ca.crt-body'), cert: expect.stringContaining('client.crt-body'), key: expect.stringContaining('client.key-body') });
+      expect(full.ssl?.checkServerIdentity).toBeUndefined();
+      // verify-ca checks the chain, not the name; require with a root certificate is verify-ca (libpq).
+      const verifyCa = postgresConnectionOf(`postgres://h/chat?sslmode=verify-ca&sslrootcert=${encodeURIComponent(ca)}`).ssl!;
+      expect(verifyCa.rejectUnauthorized).toBe(true);
+      expect(verifyCa.checkServerIdentity?.('h', {} as never)).toBeUndefined();
+      expect(postgresConnectionOf(`postgres://h/chat?sslmode=require&sslrootcert=${encodeURIComponent(ca)}`).ssl!.rejectUnauthorized).toBe(true);
+      expect(postgresConnectionOf(`postgres://h/chat?sslmode=require&sslcert=${encodeURIComponent(cert)}&sslkey=${encodeURIComponent(key)}`).ssl!.rejectUnauthorized).toBe(false);
+      // Refused with the reason, at start: files without a TLS sslmode, half a client identity,
+      // an unknown sslmode, a file that cannot be read (named, its content never shown).
+      expect(() => parseDatabaseUrl(`postgres://h/chat?${files}`)).toThrow(/sslmode=require, verify-ca or verify-full/);
+      expect(() => parseDatabaseUrl(`postgres://h/chat?sslmode=prefer&${files}`)).toThrow(/sslmode=require/);
+      expect(() => parseDatabaseUrl(`postgres://h/chat?sslmode=verify-full&sslcert=${encodeURIComponent(cert)}`)).toThrow(/sslcert and sslkey/);
+      expect(() => parseDatabaseUrl('postgres://h/chat?sslmode=strict')).toThrow(/sslmode must be one of/);
+      expect(() => loadWorkerConfig({ DATABASE_URL: `postgres://h/chat?sslmode=verify-full&sslrootcert=${encodeURIComponent(path.join(dir, 'missing.crt'))}` })).toThrow(
+        /DATABASE_URL: cannot read .*missing\.crt \(ENOENT\)/,
+      );
+      writeFileSync(path.join(dir, 'not-pem'), 'secret-key-body');
+      expect(() => loadConfig({ ...base, DATABASE_URL: `postgres://h/chat?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca)}&sslcert=${encodeURIComponent(cert)}&sslkey=${encodeURIComponent(path.join(dir, 'not-pem'))}` })).toThrow(
+        /not-pem holds no PEM block/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

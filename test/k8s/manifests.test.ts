@@ -130,6 +130,7 @@ const rendered: Record<'base' | (typeof overlays)[number] | 'prod+components', K
       path.join(k8s, 'components/hpa-connected-sockets'),
       path.join(k8s, 'components/ingress-access-log'),
       path.join(k8s, 'components/redis-tls'),
+      path.join(k8s, 'components/postgres-tls'),
     ],
   ),
 };
@@ -201,6 +202,7 @@ describe('k8s manifests render', () => {
           `  - ${relative(path.join(k8s, 'components/hpa-connected-sockets'))}`,
           `  - ${relative(path.join(k8s, 'components/ingress-access-log'))}`,
           `  - ${relative(path.join(k8s, 'components/redis-tls'))}`,
+          `  - ${relative(path.join(k8s, 'components/postgres-tls'))}`,
           '',
         ].join('\n'),
       );
@@ -545,6 +547,22 @@ describe('optional components', () => {
       expect([config.REDIS_TLS_CA_FILE, config.REDIS_TLS_CERT_FILE, config.REDIS_TLS_KEY_FILE].sort()).toEqual(files);
       // The rest of the pod is as before: /tmp still the only writable path.
       expect(container(workload, containerName).securityContext.readOnlyRootFilesystem).toBe(true);
+    }
+  });
+
+  it('postgres-tls mounts the Secret chat-postgres-tls read-only where the gateways, the worker and the migration read DATABASE_URL', () => {
+    for (const [kind, name, containerName] of [
+      ['Deployment', 'chat-gateway', 'gateway'],
+      ['Deployment', 'chat-worker', 'worker'],
+      ['Job', 'chat-migrate', 'migrate'],
+    ] as const) {
+      const workload = find(objects, kind, name);
+      const volume = podSpec(workload).volumes.find((v: Any) => v.name === 'postgres-tls');
+      expect(volume.secret).toMatchObject({ secretName: 'chat-postgres-tls', defaultMode: 0o440 });
+      expect(volume.secret.items.map((item: Any) => item.path).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+      expect(container(workload, containerName).volumeMounts).toContainEqual({ name: 'postgres-tls', mountPath: '/etc/chat/postgres-tls', readOnly: true });
+      // Readable by the non-root user through its group, whatever the pod's own settings were.
+      expect(podSpec(workload).securityContext).toMatchObject({ runAsUser: 1000, fsGroup: 1000, runAsNonRoot: true });
     }
   });
 

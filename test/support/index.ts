@@ -4,3 +4,4 @@ export * from './worker.ts';
 export * from './bus.ts';
 export * from './table-scans.ts';
 export * from './pod-metrics.ts';
+export * from './cross-pod-round.ts';

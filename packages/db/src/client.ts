@@ -1,6 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
-import { sessionTargetOf } from './database-url.ts';
+import { postgresConnectionOf, sessionTargetOf } from './database-url.ts';
 import * as schema from './schema.ts';
 
 export interface DatabaseOptions {
@@ -27,7 +27,9 @@ export interface Database {
 }
 
 export function createDatabase(options: DatabaseOptions): Database {
-  const sql = postgres(options.url, {
+  const connection = postgresConnectionOf(options.url);
+  const sql = postgres(connection.url, {
+    ...(connection.ssl ? { ssl: connection.ssl } : {}),
     max: options.maxConnections ?? 10,
     connect_timeout: options.connectTimeoutSeconds ?? 5,
     idle_timeout: 60,

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { z } from 'zod';
 
 /**
@@ -15,6 +17,16 @@ const DEFAULT_TARGET = 'primary';
 
 /** The `target_session_attrs` values postgres.js 3.4.9 knows (not libpq's `any`: it throws on it). */
 const TARGETS = ['read-write', 'read-only', 'primary', 'standby', 'prefer-standby'] as const;
+
+/** libpq's `sslmode` values; postgres.js reads the parameter itself when no file is named. */
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+
+/**
+ * libpq's certificate parameters, naming PEM files (a private CA such as an operator's, a client
+ * certificate for `clientcert=verify-full`). postgres.js 3.4.9 does not read them: it would send
+ * them to the server as settings, which refuses the connection. So they are read here.
+ */
+const TLS_FILE_PARAMETERS = { sslrootcert: 'ca', sslcert: 'cert', sslkey: 'key' } as const;
 
 export interface DatabaseUrl {
   /** `host` or `host:port`, in the URL's order. */
@@ -50,7 +62,65 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
   if (target !== null && !(TARGETS as readonly string[]).includes(target)) {
     throw new Error(`target_session_attrs must be one of ${TARGETS.join(', ')}`);
   }
+  const sslmode = first.searchParams.get('sslmode');
+  if (sslmode !== null && !(SSL_MODES as readonly string[]).includes(sslmode)) {
+    throw new Error(`sslmode must be one of ${SSL_MODES.join(', ')}`);
+  }
+  const files = tlsFilesOf(first.searchParams);
+  if (Object.keys(files).length > 0 && !['require', 'verify-ca', 'verify-full'].includes(sslmode ?? '')) {
+    throw new Error('sslrootcert, sslcert and sslkey need sslmode=require, verify-ca or verify-full');
+  }
+  if ((files.cert === undefined) !== (files.key === undefined)) throw new Error('sslcert and sslkey go together');
   return { hosts: parts.hosts, database, firstHostUrl: first };
+}
+
+/** The certificate files the URL names (`sslrootcert=system` is not a file: postgres.js's). */
+function tlsFilesOf(parameters: URLSearchParams): { ca?: string; cert?: string; key?: string } {
+  const files: { ca?: string; cert?: string; key?: string } = {};
+  for (const [parameter, field] of Object.entries(TLS_FILE_PARAMETERS)) {
+    const path = parameters.get(parameter);
+    if (path && !(parameter === 'sslrootcert' && path === 'system')) files[field] = path;
+  }
+  return files;
+}
+
+/**
+ * What postgres.js is given for `url`: the URL itself, unless it names certificate files
+ * (sslrootcert, sslcert, sslkey); then the URL without them and `sslmode`, and the TLS options
+ * they mean, as libpq reads them — `verify-full` checks the chain and the server's name,
+ * `verify-ca` the chain only, and `require` with a root certificate is `verify-ca`. Reads the
+ * files (once per pool); throws naming a file it cannot read, never its content.
+ */
+export function postgresConnectionOf(url: string): { url: string; ssl?: ConnectionOptions } {
+  const { firstHostUrl } = parseDatabaseUrl(url);
+  const files = tlsFilesOf(firstHostUrl.searchParams);
+  if (Object.keys(files).length === 0) return { url };
+  const sslmode = firstHostUrl.searchParams.get('sslmode');
+  const ssl: ConnectionOptions = { rejectUnauthorized: sslmode !== 'require' || files.ca !== undefined };
+  if (sslmode !== 'verify-full') ssl.checkServerIdentity = () => undefined;
+  for (const [field, path] of Object.entries(files) as [keyof typeof files, string][]) ssl[field] = readPem(path);
+  return { url: withoutParameters(url, ['sslmode', ...Object.keys(TLS_FILE_PARAMETERS)]), ssl };
+}
+
+function readPem(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!text.includes('-----BEGIN ')) throw new Error(`${path} holds no PEM block`);
+  return text;
+}
+
+function withoutParameters(url: string, names: readonly string[]): string {
+  const parts = split(url)!;
+  const query = parts.rest.indexOf('?');
+  if (query < 0) return url;
+  const parameters = new URLSearchParams(parts.rest.slice(query + 1));
+  for (const name of names) parameters.delete(name);
+  const kept = parameters.toString();
+  return `${parts.scheme}://${parts.user}${parts.hosts.join(',')}${parts.rest.slice(0, query)}${kept ? `?${kept}` : ''}`;
 }
 
 export function isDatabaseUrl(url: string): boolean {
@@ -100,7 +170,8 @@ export const databaseUrlSchema = z
   .default('postgres://postgres@127.0.0.1:5432/chat')
   .superRefine((url, context) => {
     try {
-      parseDatabaseUrl(url);
+      // Its certificate files too: one that cannot be read stops the process at start.
+      postgresConnectionOf(url);
     } catch (error) {
       context.addIssue({ code: 'custom', message: (error as Error).message });
     }

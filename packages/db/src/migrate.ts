@@ -2,13 +2,20 @@ import { fileURLToPath } from 'node:url';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres, { type Sql } from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
-import { parseDatabaseUrl, sessionTargetOf, withDatabaseName } from './database-url.ts';
+import { parseDatabaseUrl, postgresConnectionOf, sessionTargetOf, withDatabaseName } from './database-url.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../migrations', import.meta.url));
 
-/** One connection, for maintenance work that runs once (migrations, creating databases). */
-function singleConnection(url: string): Sql {
-  return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5, target_session_attrs: sessionTargetOf(url) });
+/** One connection, for maintenance work that runs once (migrations, creating databases, pnpm start's check). */
+export function singleConnection(url: string, options: { connectTimeoutSeconds?: number } = {}): Sql {
+  const connection = postgresConnectionOf(url);
+  return postgres(connection.url, {
+    ...(connection.ssl ? { ssl: connection.ssl } : {}),
+    max: 1,
+    onnotice: () => {},
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    target_session_attrs: sessionTargetOf(url),
+  });
 }
 
 /**

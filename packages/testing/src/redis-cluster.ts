@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.ts';
-import type { RedisTlsFiles } from './redis-tls.ts';
+import type { TlsFiles } from './tls-files.ts';
 
 const run = promisify(execFile);
 
@@ -46,9 +46,9 @@ const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 20_000;
 const POLL_MS = 100;
 
-async function startServer(dir: string, node: RedisClusterNode, tls: RedisTlsFiles | undefined): Promise<void> {
+async function startServer(dir: string, node: RedisClusterNode, tls: TlsFiles | undefined): Promise<void> {
   await run('redis-server', [
-    ...(tls ? [...tls.serverArgs(node.port), '--tls-cluster', 'yes'] : ['--port', String(node.port)]),
+    ...(tls ? [...tls.redisArgs(node.port), '--tls-cluster', 'yes'] : ['--port', String(node.port)]),
     '--cluster-port', String(node.busPort),
     '--bind', HOST,
     '--cluster-enabled', 'yes',
@@ -150,7 +150,7 @@ async function waitClusterOk(nodes: readonly RedisClusterNode[]): Promise<void> 
 /** Attempts at forming the cluster, each on fresh ports: a port freePort chose may be taken before redis-server binds it. */
 const FORM_ATTEMPTS = 3;
 
-async function formCluster(masters: number, password: string | undefined, tls: RedisTlsFiles | undefined): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
+async function formCluster(masters: number, password: string | undefined, tls: TlsFiles | undefined): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-cluster-'));
   const nodes: RedisClusterNode[] = [];
   const clientTls = tls ? await tls.clientOptions() : undefined;
@@ -180,7 +180,7 @@ async function formCluster(masters: number, password: string | undefined, tls: R
  * `password`: every node requires it (`requirepass`, and `masterauth` between nodes). `tls`: the
  * nodes speak TLS only, with these certificates (clients must present one signed by its CA).
  */
-export async function startRedisCluster(options: { masters?: number; password?: string; tls?: RedisTlsFiles } = {}): Promise<LocalRedisCluster> {
+export async function startRedisCluster(options: { masters?: number; password?: string; tls?: TlsFiles } = {}): Promise<LocalRedisCluster> {
   const masters = options.masters ?? 3;
   if (masters < 3) throw new Error('a Redis Cluster needs at least three masters');
   let formed: { dir: string; nodes: RedisClusterNode[] } | undefined;

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { sleep } from './clients.ts';
 import { freePort } from './ports.ts';
 import { spawnProcess, waitForOutput, type TestProcess } from './processes.ts';
-import type { RedisTlsFiles } from './redis-tls.ts';
+import type { TlsFiles } from './tls-files.ts';
 
 /**
  * A throw-away Redis with Sentinel on loopback: a master, one replica and one sentinel (quorum
@@ -29,7 +29,7 @@ const HOST = '127.0.0.1';
 const NAME = 'chat-test';
 
 /** `tls`: the servers and the sentinel speak TLS only, with these certificates. */
-export async function startRedisSentinel(options: { tls?: RedisTlsFiles } = {}): Promise<LocalRedisSentinel> {
+export async function startRedisSentinel(options: { tls?: TlsFiles } = {}): Promise<LocalRedisSentinel> {
   const { tls } = options;
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-sentinel-'));
   const servers = new Map<number, TestProcess>();
@@ -37,7 +37,7 @@ export async function startRedisSentinel(options: { tls?: RedisTlsFiles } = {}):
   // otherwise be the workspace (a dump.rdb left in the repository).
   const common = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir];
   const startServer = async (port: number, replicaOf: number | null) => {
-    const listen = tls ? tls.serverArgs(port) : ['--port', String(port)];
+    const listen = tls ? tls.redisArgs(port) : ['--port', String(port)];
     const proc = spawnProcess('redis-server', [...listen, ...common, ...(replicaOf ? ['--replicaof', HOST, String(replicaOf)] : [])]);
     servers.set(port, proc);
     await waitForOutput(proc, 'Ready to accept connections', `redis-server on ${port}`);
@@ -60,7 +60,7 @@ export async function startRedisSentinel(options: { tls?: RedisTlsFiles } = {}):
     await writeFile(
       config,
       [
-        ...(tls ? tls.configLines(sentinelPort) : [`port ${sentinelPort}`]),
+        ...(tls ? tls.redisConfigLines(sentinelPort) : [`port ${sentinelPort}`]),
         `bind ${HOST}`,
         `sentinel monitor ${NAME} ${HOST} ${masterPortAtStart} 1`,
         // Fast, for tests: a master silent for 1 s is down, a failover retried after 3 s.

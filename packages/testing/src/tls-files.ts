@@ -7,12 +7,13 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 /**
- * Certificates for Redis over TLS on loopback, made with `openssl` in a temporary directory: a
- * CA, a server certificate for 127.0.0.1 and localhost signed by it, a client certificate signed
- * by it (Redis asks clients for one by default, `tls-auth-clients yes`), and a second CA that
- * signed nothing here (a client trusting only it must be refused).
+ * Certificates for TLS on loopback (Redis, Postgres), made with `openssl` in a temporary
+ * directory: a CA, a server certificate for 127.0.0.1 and localhost signed by it, a client
+ * certificate signed by it (CN `postgres`, for servers that ask for one: Redis by default,
+ * Postgres with `clientcert=verify-full`), and a second CA that signed nothing here (a client
+ * trusting only it must be refused).
  */
-export interface RedisTlsFiles {
+export interface TlsFiles {
   dir: string;
   caFile: string;
   certFile: string;
@@ -21,9 +22,9 @@ export interface RedisTlsFiles {
   clientKeyFile: string;
   otherCaFile: string;
   /** redis-server's arguments for TLS on `port` only (the plain port closed); replication and the cluster bus over TLS too. */
-  serverArgs(port: number): string[];
+  redisArgs(port: number): string[];
   /** The same as lines of a configuration file (a sentinel's). */
-  configLines(port: number): string[];
+  redisConfigLines(port: number): string[];
   /** Node's TLS options for a test's own client (PEM texts). */
   clientOptions(): Promise<{ ca: string; cert: string; key: string }>;
   close(): Promise<void>;
@@ -43,13 +44,13 @@ async function makeSigned(dir: string, name: string, ca: string, extensions: str
   await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
 }
 
-export async function makeRedisTlsFiles(): Promise<RedisTlsFiles> {
+export async function makeTlsFiles(): Promise<TlsFiles> {
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-tls-'));
   try {
     await makeCa(dir, 'ca');
     await makeCa(dir, 'other-ca');
     await makeSigned(dir, 'server', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth');
-    await makeSigned(dir, 'client', 'ca', 'extendedKeyUsage=clientAuth');
+    await makeSigned(dir, 'postgres', 'ca', 'extendedKeyUsage=clientAuth');
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -68,13 +69,13 @@ export async function makeRedisTlsFiles(): Promise<RedisTlsFiles> {
     caFile: file('ca.crt'),
     certFile: file('server.crt'),
     keyFile: file('server.key'),
-    clientCertFile: file('client.crt'),
-    clientKeyFile: file('client.key'),
+    clientCertFile: file('postgres.crt'),
+    clientKeyFile: file('postgres.key'),
     otherCaFile: file('other-ca.crt'),
-    serverArgs: (port) => settings(port).flatMap(([name, value]) => [`--${name}`, value]),
-    configLines: (port) => settings(port).map(([name, value]) => `${name} ${value}`),
+    redisArgs: (port) => settings(port).flatMap(([name, value]) => [`--${name}`, value]),
+    redisConfigLines: (port) => settings(port).map(([name, value]) => `${name} ${value}`),
     async clientOptions() {
-      const [ca, cert, key] = await Promise.all([file('ca.crt'), file('client.crt'), file('client.key')].map((path) => readFile(path, 'utf8')));
+      const [ca, cert, key] = await Promise.all([file('ca.crt'), file('postgres.crt'), file('postgres.key')].map((path) => readFile(path, 'utf8')));
       return { ca: ca!, cert: cert!, key: key! };
     },
     close: () => rm(dir, { recursive: true, force: true }),

@@ -4,6 +4,7 @@ import type { WorkerConfig } from './config.ts';
 import { buildWorkerDeps } from './deps.ts';
 import { serveWorkerMetrics } from './http/metrics-server.ts';
 import { defineJobs } from './jobs/job-definitions.ts';
+import { watchJobHealth } from './jobs/job-health.ts';
 import { readQueueDepths, startJobRunner } from './jobs/job-runner.ts';
 import { createShutdown } from './shutdown.ts';
 
@@ -33,6 +34,7 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
     metrics,
     logger,
   });
+  const stopJobHealth = watchJobHealth({ runner, jobs, logger });
   const metricsServer = await serveWorkerMetrics(metrics, config.metricsPort, config.metricsHost, () =>
     readQueueDepths(runner.queues, metrics),
   );
@@ -40,5 +42,5 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
     { queues: JOB_KEYS.map((key) => JOB_CATALOG[key].queue), metricsPort: metricsServer.port },
     'worker started',
   );
-  return { logger, close: createShutdown({ runner, metricsServer: metricsServer.server, deps }) };
+  return { logger, close: createShutdown({ runner, stopJobHealth, metricsServer: metricsServer.server, deps }) };
 }

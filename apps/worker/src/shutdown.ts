@@ -3,15 +3,16 @@ import type { WorkerDeps } from './deps.ts';
 import type { JobRunner } from './jobs/job-runner.ts';
 
 /**
- * The shutdown order: the running jobs finish (workers), then the metrics server, the queues,
- * Redis and Postgres, each after what uses it. Idempotent.
+ * The shutdown order: no more health checks (they would replace closing workers), the running
+ * jobs finish (workers), then the metrics server, the queues, Redis and Postgres, each after what
+ * uses it. Idempotent.
  */
-export function createShutdown(parts: { runner: JobRunner; metricsServer: Server; deps: WorkerDeps }): () => Promise<void> {
+export function createShutdown(parts: { runner: JobRunner; stopJobHealth: () => void; metricsServer: Server; deps: WorkerDeps }): () => Promise<void> {
   const { runner, metricsServer, deps } = parts;
   let closing: Promise<void> | null = null;
   return () => {
     closing ??= (async () => {
-      runner.stop();
+      parts.stopJobHealth();
       await Promise.all(runner.workers.map((worker) => worker.close()));
       await new Promise((resolve) => metricsServer.close(resolve));
       await Promise.all([...runner.queues, ...Object.values(deps.queues)].map((queue) => queue.close()));

@@ -7,22 +7,20 @@ import type { JobDefinitions } from './job-definitions.ts';
 
 export interface JobRunner {
   queues: Queue[];
+  /** This process's worker of each queue, in JOB_KEYS order (one may be replaced). */
   workers: Worker[];
-  /** Stops looking for lost schedulers (before the queues close). */
-  stop(): void;
-}
-
-/** How often the runner checks that Redis still holds every job scheduler and the workers run. */
-const HEALTH_CHECK_MS = 2500;
-
-/** A scheduled run overdue this long, with Redis answering, means the workers are stuck. */
-function stalledAfterMs(everyMs: number): number {
-  return Math.max(10_000, 5 * everyMs);
+  /** Puts every job scheduler in Redis (idempotent); logs why when it is a repair. */
+  upsertSchedulers(why?: string): Promise<void>;
+  /** Whether this process's worker of JOB_KEYS[index] is running a job now. */
+  isRunning(index: number): boolean;
+  /** Closes (forcefully, not awaited) this process's worker of JOB_KEYS[index] and starts another. */
+  replaceWorker(index: number): void;
 }
 
 /**
  * One BullMQ queue, job scheduler and worker per job of the catalog: the schedulers add a run
- * every `everyMs` (one run at a time across worker replicas), the workers run them.
+ * every `everyMs` (one run at a time across worker replicas), the workers run them. Keeping them
+ * there when Redis loses them or a worker hangs is job-health.ts's.
  */
 export async function startJobRunner(options: {
   jobs: JobDefinitions;
@@ -44,28 +42,30 @@ export async function startJobRunner(options: {
     return queue;
   });
 
-  // Idempotent: every boot, and every reconnect (a Redis that lost its data loses schedulers).
-  async function upsertSchedulers(): Promise<void> {
+  async function upsertAll(): Promise<void> {
     await Promise.all(
       JOB_KEYS.map((key, index) => {
         const everyMs = jobs[key].everyMs;
         // Not scheduled: other jobs add its runs (a webhook delivery).
         if (everyMs === null) return undefined;
         return queues[index]!.upsertJobScheduler(
-          `${JOB_CATALOG[key].queue}-every`,
+          schedulerId(key),
           { every: everyMs },
           { name: JOB_CATALOG[key].jobName, data: {}, opts: JOB_CATALOG[key].options },
         );
       }),
     );
   }
-  await upsertSchedulers();
-  const reUpsert = (why: string) =>
-    upsertSchedulers().then(
-      () => logger.info({ why }, 'job schedulers registered again'),
+  await upsertAll();
+  const upsertSchedulers = (why?: string) =>
+    upsertAll().then(
+      () => {
+        if (why) logger.info({ why }, 'job schedulers registered again');
+      },
       (error: unknown) => logger.warn({ err: error }, 'scheduler upsert failed'),
     );
-  producer.on('ready', () => void reUpsert('Redis connection ready again'));
+  // Idempotent, so on every reconnect too: a Redis that lost its data lost the schedulers.
+  producer.on('ready', () => void upsertSchedulers('Redis connection ready again'));
 
   /** Jobs each worker is running now: a worker busy with a long job is not stalled. */
   const running = JOB_KEYS.map(() => 0);
@@ -97,66 +97,22 @@ export async function startJobRunner(options: {
   };
   const workers = JOB_KEYS.map(startWorker);
 
-  /**
-   * Replaces this process's worker of a scheduled job whose run is overdue by
-   * `stalledAfterMs(everyMs)` while Redis answers (no replica took it) and which runs nothing:
-   * BullMQ's blocking wait for the next job, sent to a Redis Cluster master that then died, could
-   * stay unanswered for good after the master came back (fault scenario 9: no job ran again in
-   * 4 of 5 runs), with the worker waiting on it. Its schedulers' `next` is the signal, not this
-   * replica's own work: with several replicas one of them takes each run.
-   */
-  function replaceStalledWorker(key: JobKey, index: number, overdueMs: number): void {
-    if (overdueMs < stalledAfterMs(jobs[key].everyMs ?? 0) || running[index]! > 0) return;
-    logger.warn({ queue: JOB_CATALOG[key].queue, overdueMs }, 'job worker stalled: replaced');
-    // Not awaited: closing may wait on the very call that hangs; the force disconnects it.
-    void workers[index]!.close(true).catch(() => undefined);
-    workers[index] = startWorker(key, index);
-  }
+  return {
+    queues,
+    workers,
+    upsertSchedulers,
+    isRunning: (index) => running[index]! > 0,
+    replaceWorker(index) {
+      // Not awaited: closing may wait on the very call that hangs; the force disconnects it.
+      void workers[index]!.close(true).catch(() => undefined);
+      workers[index] = startWorker(JOB_KEYS[index]!, index);
+    },
+  };
+}
 
-  /** Since when Redis has answered every health check, null while it does not. */
-  let answeringSince: number | null = Date.now();
-
-  // A Redis that lost its data without the connection noticing (a Redis Cluster master restarted
-  // empty: the cluster client stays ready; a managed failover behind one address) took the
-  // schedulers with it, and no sweep would ever run again. Looked for, and put back, every few
-  // seconds (one read per queue); and a run overdue with Redis answering means a stalled worker.
-  let checking = false;
-  const healthCheck = setInterval(() => {
-    // One at a time: a check waiting on a frozen Redis is not joined by more.
-    if (checking) return;
-    checking = true;
-    const started = Date.now();
-    void Promise.all(
-      JOB_KEYS.map((key, index) =>
-        jobs[key].everyMs === null ? null : queues[index]!.getJobScheduler(`${JOB_CATALOG[key].queue}-every`).then((scheduler) => scheduler ?? 'missing'),
-      ),
-    )
-      .then(
-        async (schedulers) => {
-          const now = Date.now();
-          // A slow answer (Redis frozen, then back): runs were held up by Redis, not by a worker.
-          answeringSince = answeringSince === null || now - started > HEALTH_CHECK_MS ? now : answeringSince;
-          if (schedulers.includes('missing')) {
-            await reUpsert('a job scheduler was missing from Redis');
-            return;
-          }
-          schedulers.forEach((scheduler, index) => {
-            if (scheduler === null || scheduler === 'missing' || !scheduler.next) return;
-            replaceStalledWorker(JOB_KEYS[index]!, index, now - Math.max(scheduler.next, answeringSince!));
-          });
-        },
-        // Redis away: nothing runs, and nothing is stalled; the next check tries again.
-        () => {
-          answeringSince = null;
-        },
-      )
-      .finally(() => {
-        checking = false;
-      });
-  }, HEALTH_CHECK_MS);
-  healthCheck.unref();
-
-  return { queues, workers, stop: () => clearInterval(healthCheck) };
+/** The id of a job's scheduler in its queue. */
+export function schedulerId(key: JobKey): string {
+  return `${JOB_CATALOG[key].queue}-every`;
 }
 
 /** Queue depths for the scrape: waiting, delayed and prioritized jobs of each queue. */

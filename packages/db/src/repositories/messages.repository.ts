@@ -234,6 +234,20 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
     return result;
   }
 
+  /** A message as the batch statements' JSON input names its columns. */
+  function batchRowOf(message: NewMessage) {
+    return {
+      id: message.id,
+      room_id: message.roomId,
+      user_id: message.userId,
+      type: message.type,
+      content: message.content,
+      image_url: message.imageUrl,
+      client_message_id: message.clientMessageId,
+      created_at: message.createdAt.toISOString(),
+    };
+  }
+
   /**
    * The form for a batch that holds a retry (`writeFreshBatch` found one, or the batch repeats a
    * `clientMessageId`): it answers every message, the original for a retry. A whole batch (group
@@ -269,17 +283,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    * holding a retry, can afford (test/storage/batch-statement-plan.test.ts covers the plain form).
    */
   async function writeDedupedBatch(batch: readonly NewMessage[], write: BatchWriteOptions): Promise<BatchOutcome[]> {
-    const input = batch.map((message, ord) => ({
-      ord,
-      id: message.id,
-      room_id: message.roomId,
-      user_id: message.userId,
-      type: message.type,
-      content: message.content,
-      image_url: message.imageUrl,
-      client_message_id: message.clientMessageId,
-      created_at: message.createdAt.toISOString(),
-    }));
+    const input = batch.map((message, ord) => ({ ord, ...batchRowOf(message) }));
     const roomIds = uuidArrayLiteral(batch.map((message) => message.roomId));
     const syncCommit = commitsDurably(write);
     const [result] = await durably((db) => db<
@@ -394,17 +398,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
     const input = batch.map((message) => {
       const k = (perRoom.get(message.roomId) ?? 0) + 1;
       perRoom.set(message.roomId, k);
-      return {
-        id: message.id,
-        room_id: message.roomId,
-        user_id: message.userId,
-        type: message.type,
-        content: message.content,
-        image_url: message.imageUrl,
-        client_message_id: message.clientMessageId,
-        created_at: message.createdAt.toISOString(),
-        k,
-      };
+      return { ...batchRowOf(message), k };
     });
     const roomIds = [...perRoom.keys()];
     const keys = batch.flatMap((message) =>

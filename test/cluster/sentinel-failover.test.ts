@@ -11,10 +11,9 @@ import {
   request,
   sleep,
   type TestDatabase,
-  type TestSocket,
 } from '@chat/testing';
 import { startRedisSentinel, type LocalRedisSentinel } from '@chat/testing/redis-sentinel';
-import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import { closeAllWorkers, deliveredAcrossPods, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
 
 /**
  * The state Redis (and the bus on it) found through Redis Sentinel (REDIS_SENTINELS,
@@ -53,21 +52,6 @@ describe('state Redis behind Sentinel', () => {
     await sentinel?.close();
     await database?.drop();
   }, 40_000);
-
-  /** Sends `content` from `from` until it is acknowledged and `to` has heard it (the bus may be catching up). */
-  async function deliveredAcrossPods(from: TestSocket, heard: { content?: string }[], roomId: string, content: string): Promise<void> {
-    await expect
-      .poll(
-        async () => {
-          if (!heard.some((message) => message.content === content)) {
-            await emitAck(from, 'send-message', { roomId, type: 'text', content, clientMessageId: content }, 2000).catch(() => undefined);
-          }
-          return heard.some((message) => message.content === content);
-        },
-        { timeout: 30_000, interval: 500 },
-      )
-      .toBe(true);
-  }
 
   it('chats across pods before and after the master fails over to the replica', { timeout: 90_000 }, async () => {
     const [a, b] = cluster.pods;

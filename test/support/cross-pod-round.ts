@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { connect, createRoom, emitAck, makeUser, nextEvent, record, request } from '@chat/testing';
+import { connect, createRoom, emitAck, makeUser, nextEvent, record, request, type TestSocket } from '@chat/testing';
 import type { TestCluster } from './cluster.ts';
 
 /**
@@ -31,4 +31,23 @@ export async function chatsAcrossPodsAndExpiresARoom(cluster: TestCluster, conte
   const expired = nextEvent(socketB, 'room-expired', 15_000);
   expect(await emitAck(socketB, 'join-room', { roomId: shortLived.roomId })).toMatchObject({ ok: true });
   expect(await expired).toMatchObject({ roomId: shortLived.roomId });
+}
+
+/**
+ * Sends `content` from `from` (retries keep one clientMessageId, so it is stored once) until
+ * `heard`, a recording of another socket's `new-message`, has it: the bus may be catching up
+ * after a failover.
+ */
+export async function deliveredAcrossPods(from: TestSocket, heard: { content?: string }[], roomId: string, content: string): Promise<void> {
+  await expect
+    .poll(
+      async () => {
+        if (!heard.some((message) => message.content === content)) {
+          await emitAck(from, 'send-message', { roomId, type: 'text', content, clientMessageId: content }, 2000).catch(() => undefined);
+        }
+        return heard.some((message) => message.content === content);
+      },
+      { timeout: 30_000, interval: 500 },
+    )
+    .toBe(true);
 }

@@ -10,8 +10,8 @@ import type { TlsFiles } from './tls-files.ts';
 const run = promisify(execFile);
 
 /**
- * A throw-away Redis Cluster on loopback (three masters, no replicas) for tests, the fault
- * suite, benchmarks and `pnpm redis:cluster`. Free of vitest, so plain tsx scripts can import it
+ * A throw-away Redis Cluster on loopback (three masters, by default no replicas) for tests, the
+ * fault suite, benchmarks and `pnpm redis:cluster`. Free of vitest, so plain tsx scripts can import it
  * as `@chat/testing/redis-cluster`. Needs `redis-server` ≥ 7 and `redis-cli` on the PATH.
  */
 export interface RedisClusterNode {
@@ -35,8 +35,13 @@ export interface LocalRedisCluster {
   stopNode(index: number): Promise<void>;
   /** Starts a stopped node again from its config file (if it is not running) and waits for `cluster_state:ok`. */
   startNode(index: number): Promise<void>;
-  /** The index of the master whose slots hold this key or channel name. */
+  /** The index of the master whose slots hold this key or channel name (asked of a live node). */
   nodeIndexOf(key: string): Promise<number>;
+  /**
+   * After `stopNode(index)` of a master with a replica: resolves with the index of the replica
+   * once the cluster has promoted it to serve the master's slots and reports `cluster_state:ok`.
+   */
+  promotedFor(index: number, timeoutMs?: number): Promise<number>;
   /** Kills every node and removes the directory. */
   close(): Promise<void>;
 }
@@ -60,6 +65,9 @@ async function startServer(dir: string, node: RedisClusterNode, tls: TlsFiles | 
     '--cluster-require-full-coverage', 'no',
     '--save', '',
     '--appendonly', 'no',
+    // A replica's first sync at once, not after the default 5 s: until it has synced it cannot
+    // be promoted.
+    '--repl-diskless-sync-delay', '0',
     '--dir', dir,
     '--pidfile', join(dir, `${node.port}.pid`),
     '--logfile', join(dir, `${node.port}.log`),
@@ -147,27 +155,44 @@ async function waitClusterOk(nodes: readonly RedisClusterNode[]): Promise<void> 
   throw new Error(`Redis Cluster ${nodes.map((n) => n.port).join(',')} not ok within ${READY_TIMEOUT_MS} ms`);
 }
 
+/** `count` nodes are replicas whose link to their master is up (their first sync done). */
+async function waitReplicasSynced(nodes: readonly RedisClusterNode[], count: number): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const infos = await Promise.all(nodes.map((node) => withNode(node, (client) => client.info('replication')).catch(() => '')));
+    if (infos.filter((info) => info.includes('role:slave') && info.includes('master_link_status:up')).length === count) return;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  throw new Error(`the cluster's ${count} replicas did not sync within ${READY_TIMEOUT_MS} ms`);
+}
+
 /** Attempts at forming the cluster, each on fresh ports: a port freePort chose may be taken before redis-server binds it. */
 const FORM_ATTEMPTS = 3;
 
-async function formCluster(masters: number, password: string | undefined, tls: TlsFiles | undefined): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
+async function formCluster(
+  masters: number,
+  replicas: number,
+  password: string | undefined,
+  tls: TlsFiles | undefined,
+): Promise<{ dir: string; nodes: RedisClusterNode[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'chat-redis-cluster-'));
   const nodes: RedisClusterNode[] = [];
   const clientTls = tls ? await tls.clientOptions() : undefined;
   try {
-    for (let index = 0; index < masters; index++) {
+    for (let index = 0; index < masters * (1 + replicas); index++) {
       nodes.push({ host: HOST, port: await freePort(), busPort: await freePort(), ...(password ? { password } : {}), ...(clientTls ? { tls: clientTls } : {}) });
     }
     for (const node of nodes) await startServer(dir, node, tls);
     await run('redis-cli', [
       '--cluster', 'create',
       ...nodes.map((node) => `${node.host}:${node.port}`),
-      '--cluster-replicas', '0',
+      '--cluster-replicas', String(replicas),
       '--cluster-yes',
       ...(password ? ['-a', password, '--no-auth-warning'] : []),
       ...(tls ? ['--tls', '--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile] : []),
     ]);
     await waitClusterOk(nodes);
+    if (replicas > 0) await waitReplicasSynced(nodes, masters * replicas);
     return { dir, nodes };
   } catch (error) {
     await Promise.allSettled(nodes.map((node) => killNode(dir, node)));
@@ -179,19 +204,40 @@ async function formCluster(masters: number, password: string | undefined, tls: T
 /**
  * `password`: every node requires it (`requirepass`, and `masterauth` between nodes). `tls`: the
  * nodes speak TLS only, with these certificates (clients must present one signed by its CA).
+ * `replicas`: replicas per master (redis-cli places them; the first `masters` nodes start as the
+ * masters).
  */
-export async function startRedisCluster(options: { masters?: number; password?: string; tls?: TlsFiles } = {}): Promise<LocalRedisCluster> {
+export async function startRedisCluster(
+  options: { masters?: number; replicas?: number; password?: string; tls?: TlsFiles } = {},
+): Promise<LocalRedisCluster> {
   const masters = options.masters ?? 3;
+  const replicas = options.replicas ?? 0;
   if (masters < 3) throw new Error('a Redis Cluster needs at least three masters');
   let formed: { dir: string; nodes: RedisClusterNode[] } | undefined;
   for (let attempt = 1; !formed; attempt++) {
     try {
-      formed = await formCluster(masters, options.password, options.tls);
+      formed = await formCluster(masters, replicas, options.password, options.tls);
     } catch (error) {
       if (attempt >= FORM_ATTEMPTS) throw error;
     }
   }
   const { dir, nodes } = formed;
+  /** The ports of the masters when the cluster formed (a promoted replica is not one). */
+  const firstMasters = new Set<number>();
+  for (const [, , master] of await withNode(nodes[0]!, (client) => client.cluster('SLOTS'))) firstMasters.add(master![1]);
+  const wasMasterAtStart = (node: RedisClusterNode) => firstMasters.has(node.port);
+  /** Any node that answers (one may have been stopped). */
+  const liveNode = async (): Promise<RedisClusterNode> => {
+    for (const node of nodes) {
+      const pong = await withNode(node, (client) => client.ping()).catch(() => '');
+      if (pong === 'PONG') return node;
+    }
+    throw new Error('no node of the cluster answers');
+  };
+  const indexServing = (ranges: [number, number, ...[string, number, ...unknown[]][]][], slot: number) => {
+    const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+    return nodes.findIndex((node) => node.port === range?.[2]?.[1]);
+  };
 
   let closed = false;
   return {
@@ -211,12 +257,27 @@ export async function startRedisCluster(options: { masters?: number; password?: 
       await waitClusterOk(nodes);
     },
     async nodeIndexOf(key) {
-      const slot = await withNode(nodes[0]!, (client) => client.cluster('KEYSLOT', key));
-      const ranges = await withNode(nodes[0]!, (client) => client.cluster('SLOTS'));
-      const range = ranges.find(([from, to]) => slot >= from && slot <= to);
-      const index = nodes.findIndex((node) => node.port === range?.[2]?.[1]);
+      const node = await liveNode();
+      const slot = await withNode(node, (client) => client.cluster('KEYSLOT', key));
+      const index = indexServing(await withNode(node, (client) => client.cluster('SLOTS')), slot);
       if (index < 0) throw new Error(`no master serves slot ${slot}`);
       return index;
+    },
+    async promotedFor(index, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      const former = nodes[index]!;
+      for (;;) {
+        const node = await liveNode().catch(() => null);
+        if (node) {
+          const info = await clusterInfo(node);
+          const ranges = await withNode(node, (client) => client.cluster('SLOTS')).catch(() => []);
+          const owners = new Set(ranges.map(([, , master]) => master?.[1]));
+          const promoted = nodes.findIndex((candidate) => candidate !== former && owners.has(candidate.port) && !wasMasterAtStart(candidate));
+          if (info.includes('cluster_state:ok') && !owners.has(former.port) && promoted >= 0) return promoted;
+        }
+        if (Date.now() > deadline) throw new Error(`no replica of node ${index} (${former.port}) promoted within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
     },
     async close() {
       if (closed) return;

@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busChannelPrefix, mainChannel, roomBusChannel } from '@chat/bus';
+import { CHAT_NAMESPACE, roomChannel } from '@chat/protocol';
+import {
+  closeAllSockets,
+  connect,
+  createRoom,
+  createTestDatabase,
+  emitAck,
+  makeUser,
+  nextEvent,
+  record,
+  request,
+  sleep,
+  type TestDatabase,
+} from '@chat/testing';
+import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
+import { closeAllWorkers, deliveredAcrossPods, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+
+/**
+ * A Redis Cluster as production runs it — every master with a replica — carrying the bus and
+ * the state, and a master dying for good: the cluster promotes its replica (another node, another
+ * port), and nothing restarts. Under a stream of acknowledged sends across pods: the pods'
+ * subscriptions follow the slots to the promoted replica and the room is told `resync { roomId }`
+ * on both pods; messages cross pods again; every acknowledged message is in the history once,
+ * `seq` gap-free; then the state's own master (presence, BullMQ under the `{prefix}` hash tag)
+ * fails over the same way and the worker still expires a room, its queues kept by the replica.
+ */
+
+describe('a Redis Cluster with replicas, masters failing over', () => {
+  let redisCluster: LocalRedisCluster;
+  let cluster: TestCluster;
+  /** The file's own: its worker sweeps every room of its database (createTestDatabase). */
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    redisCluster = await startRedisCluster({ replicas: 1 });
+    database = await createTestDatabase();
+    const env = {
+      DATABASE_URL: database.url,
+      // Nothing listens here: bus and state are the cluster.
+      REDIS_URL: 'redis://127.0.0.1:1',
+      REDIS_BUS_CLUSTER_NODES: redisCluster.nodesString,
+      REDIS_STATE_CLUSTER_NODES: redisCluster.nodesString,
+      MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
+    };
+    cluster = await startCluster(2, env);
+    await startTestWorker(cluster, { ...env, POD_NAME: 'cluster-failover-worker' });
+  }, 90_000);
+
+  afterAll(async () => {
+    closeAllSockets();
+    await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+    await redisCluster?.close();
+    await database?.drop();
+  }, 40_000);
+
+  it('follows the promoted replicas: rooms resynced, nothing acknowledged lost, the worker still on time', { timeout: 120_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const prefix = busChannelPrefix(cluster.redisPrefix);
+    const mainNode = await redisCluster.nodeIndexOf(mainChannel(prefix, CHAT_NAMESPACE));
+    const stateNode = await redisCluster.nodeIndexOf(`{${cluster.redisPrefix}}`);
+    // A room whose channel's master serves neither the main channel nor the state: its failover
+    // is the room's alone.
+    let roomId = '';
+    let victim = -1;
+    for (let attempt = 0; attempt < 40 && victim < 0; attempt++) {
+      roomId = (await createRoom(a!.url, alice)).roomId;
+      const node = await redisCluster.nodeIndexOf(roomBusChannel(prefix, CHAT_NAMESPACE, roomChannel(roomId)));
+      if (node !== mainNode && node !== stateNode) victim = node;
+    }
+    expect(victim).toBeGreaterThanOrEqual(0);
+    const onA = await connect(a!.url, alice.token);
+    const onB = await connect(b!.url, bob.token);
+    expect((await emitAck(onA, 'join-room', { roomId })).ok).toBe(true);
+    expect((await emitAck(onB, 'join-room', { roomId })).ok).toBe(true);
+    const heardByBob = record(onB, 'new-message') as { content?: string; seq?: number }[];
+    const resyncsA = record(onA, 'resync');
+    const resyncsB = record(onB, 'resync');
+
+    // A stream of sends from pod A through the failover, each retried with its clientMessageId
+    // until acknowledged: what was acknowledged must be stored once.
+    const acked = new Set<string>();
+    let streaming = true;
+    const stream = (async () => {
+      for (let index = 0; streaming && index < 400; index++) {
+        const content = `흐름 ${index}`;
+        for (let attempt = 0; attempt < 20 && !acked.has(content); attempt++) {
+          const answer = await emitAck(onA, 'send-message', { roomId, type: 'text', content, clientMessageId: `stream-${index}` }, 2000).catch(() => null);
+          if (answer?.ok) acked.add(content);
+          else await sleep(100);
+        }
+        await sleep(50);
+      }
+    })();
+
+    await sleep(500);
+    await redisCluster.stopNode(victim);
+    const promoted = await redisCluster.promotedFor(victim);
+    expect(promoted).not.toBe(victim);
+
+    const told = (seen: { roomId?: string }[]) => seen.some((resync) => resync.roomId === roomId);
+    await expect.poll(() => told(resyncsA) && told(resyncsB), { timeout: 30_000, interval: 100 }).toBe(true);
+    await deliveredAcrossPods(onA, heardByBob, roomId, '승격 후');
+    streaming = false;
+    await stream;
+    expect(acked.size).toBeGreaterThan(10);
+
+    const history = await request<{ messages: { content: string; seq: number }[] }>(b!.url, 'GET', `/api/rooms/${roomId}/messages?limit=100`);
+    const contents = history.body.messages.map((message) => message.content);
+    for (const content of acked) expect(contents.filter((stored) => stored === content)).toHaveLength(1);
+    const seqs = history.body.messages.map((message) => message.seq).sort((x, y) => x - y);
+    expect(seqs).toEqual(seqs.map((_, index) => seqs[0]! + index));
+
+    // The state's master next: presence, socket places and BullMQ's queues live on it.
+    await redisCluster.stopNode(stateNode);
+    await redisCluster.promotedFor(stateNode);
+    for (const pod of [a!, b!]) {
+      await expect.poll(async () => (await request(pod.url, 'GET', '/readyz')).status, { timeout: 30_000, interval: 250 }).toBe(200);
+    }
+    const shortLived = await createRoom(a!.url, alice, { ttlSeconds: 2 });
+    const expired = nextEvent(onB, 'room-expired', 30_000);
+    await expect.poll(async () => (await emitAck(onB, 'join-room', { roomId: shortLived.roomId }, 2000).catch(() => null))?.ok, { timeout: 20_000, interval: 500 }).toBe(true);
+    expect(await expired).toMatchObject({ roomId: shortLived.roomId });
+  });
+});

@@ -1,17 +1,27 @@
 /**
- * `pnpm redis:cluster`: a three-master Redis Cluster on loopback ports for trying the sharded
- * bus (and the state on a cluster) by hand. Prints the REDIS_BUS_CLUSTER_NODES value and stays
- * up until Ctrl-C, which kills the nodes and removes their directory. Needs Debian's
- * redis-server (7.0) and redis-cli.
+ * `pnpm redis:cluster [--replicas N]`: a three-master Redis Cluster on loopback ports for trying
+ * the sharded bus (and the state on a cluster) by hand; with `--replicas 1` every master has a
+ * replica, so killing a master (its pid file is in the printed directory) shows a failover the
+ * pods follow. Prints the REDIS_BUS_CLUSTER_NODES value and stays up until Ctrl-C, which kills
+ * the nodes and removes their directory. Needs Debian's redis-server (7.0) and redis-cli.
  *
  *   pnpm redis:cluster                      # in one terminal
  *   REDIS_BUS_CLUSTER_NODES=… pnpm start --pods 4   # in another
  *   (REDIS_STATE_CLUSTER_NODES=<the same> puts the state there too)
  */
+import { parseArgs } from 'node:util';
 import { startRedisCluster } from '@chat/testing/redis-cluster';
 
-const cluster = await startRedisCluster({ masters: 3 });
-console.log(`Redis Cluster up: ${cluster.nodes.length} masters, files in ${cluster.dir}
+const MAX_REPLICAS = 2;
+const { values: args } = parseArgs({ options: { replicas: { type: 'string', default: '0' } } });
+const replicas = Number(args.replicas);
+if (!Number.isInteger(replicas) || replicas < 0 || replicas > MAX_REPLICAS) {
+  console.error(`--replicas takes 0 to ${MAX_REPLICAS} (replicas per master), not "${args.replicas}"`);
+  process.exit(1);
+}
+
+const cluster = await startRedisCluster({ masters: 3, replicas });
+console.log(`Redis Cluster up: 3 masters${replicas > 0 ? ` with ${replicas} replica(s) each` : ''}, files in ${cluster.dir}
 
   REDIS_BUS_CLUSTER_NODES=${cluster.nodesString}
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDatabase, runMigrations } from '@chat/db';
 import { closeAllSockets, connect, createRoom, emitAck, makeUser, nextEvent, record, request, sleep } from '@chat/testing';
 import { postgresServerUnavailable, startPostgresPair, type LocalPostgresPair } from '@chat/testing/postgres-servers';
-import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import { closeAllWorkers, readWholeHistory, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
 
 /**
  * Postgres failover through a DATABASE_URL that lists several hosts: a primary with a
@@ -87,20 +87,7 @@ describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DA
     for (const pod of [a!, b!]) {
       await expect.poll(async () => (await request(pod.url, 'GET', '/readyz')).status, { timeout: 30_000, interval: 250 }).toBe(200);
     }
-    // The whole history, newest page first (10 pages of 100 at most).
-    const stored: { messageId: string; content: string; seq: number }[] = [];
-    for (let page = 0, before = ''; page < 10; page++) {
-      const history = await request<{ messages: { messageId: string; content: string; seq: number }[]; hasMore: boolean }>(
-        b!.url,
-        'GET',
-        `/api/rooms/${room.roomId}/messages?limit=100${before ? `&before=${before}` : ''}`,
-      );
-      expect(history.status).toBe(200);
-      stored.push(...history.body.messages);
-      if (!history.body.hasMore) break;
-      before = history.body.messages.reduce((oldest, message) => (message.seq < oldest.seq ? message : oldest)).messageId;
-    }
-    stored.sort((x, y) => x.seq - y.seq);
+    const stored = await readWholeHistory(b!.url, room.roomId);
     // Nothing acknowledged was lost, nothing stored twice, and the numbering has no gap.
     expect(stored.map((message) => message.content).sort()).toEqual(acked.map((message) => message.content).sort());
     expect(stored.map((message) => message.seq)).toEqual(stored.map((_, index) => index + 1));

@@ -15,7 +15,16 @@ import {
   type TestDatabase,
 } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
-import { closeAllWorkers, deliveredAcrossPods, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import {
+  closeAllWorkers,
+  deliveredAcrossPods,
+  expectAckedStoredOnce,
+  readWholeHistory,
+  startAckedStream,
+  startCluster,
+  startTestWorker,
+  type TestCluster,
+} from '../support/index.ts';
 
 /**
  * A Redis Cluster as production runs it — every master with a replica — carrying the bus and
@@ -80,21 +89,8 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
     const resyncsA = record(onA, 'resync');
     const resyncsB = record(onB, 'resync');
 
-    // A stream of sends from pod A through the failover, each retried with its clientMessageId
-    // until acknowledged: what was acknowledged must be stored once.
-    const acked = new Set<string>();
-    let streaming = true;
-    const stream = (async () => {
-      for (let index = 0; streaming && index < 400; index++) {
-        const content = `흐름 ${index}`;
-        for (let attempt = 0; attempt < 20 && !acked.has(content); attempt++) {
-          const answer = await emitAck(onA, 'send-message', { roomId, type: 'text', content, clientMessageId: `stream-${index}` }, 2000).catch(() => null);
-          if (answer?.ok) acked.add(content);
-          else await sleep(100);
-        }
-        await sleep(50);
-      }
-    })();
+    // A stream of acknowledged sends from pod A through the fault.
+    const stream = startAckedStream(onA, roomId, '흐름');
 
     await sleep(500);
     await redisCluster.stopNode(victim);
@@ -104,15 +100,9 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
     const told = (seen: { roomId?: string }[]) => seen.some((resync) => resync.roomId === roomId);
     await expect.poll(() => told(resyncsA) && told(resyncsB), { timeout: 30_000, interval: 100 }).toBe(true);
     await deliveredAcrossPods(onA, heardByBob, roomId, '승격 후');
-    streaming = false;
-    await stream;
-    expect(acked.size).toBeGreaterThan(10);
-
-    const history = await request<{ messages: { content: string; seq: number }[] }>(b!.url, 'GET', `/api/rooms/${roomId}/messages?limit=100`);
-    const contents = history.body.messages.map((message) => message.content);
-    for (const content of acked) expect(contents.filter((stored) => stored === content)).toHaveLength(1);
-    const seqs = history.body.messages.map((message) => message.seq).sort((x, y) => x - y);
-    expect(seqs).toEqual(seqs.map((_, index) => seqs[0]! + index));
+    await stream.stop();
+    expect(stream.acked.size).toBeGreaterThan(10);
+    expectAckedStoredOnce(await readWholeHistory(b!.url, roomId), stream.acked);
 
     // The state's master next: presence, socket places and BullMQ's queues live on it.
     await redisCluster.stopNode(stateNode);

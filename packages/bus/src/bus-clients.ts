@@ -42,10 +42,18 @@ export function createBusSubscriber(target: BusTarget, options: BusClientOptions
   }
   return connectCluster(target, {
     shardedSubscribers: true,
+    // A slot moved to another master (a reshard, a master added) takes the pods' subscriptions
+    // to its channels with it: the old master sends SUNSUBSCRIBE, which ioredis drops, and a
+    // subscriber sends no command that could come back MOVED. Only a look at the slots finds the
+    // new owner; then ioredis re-subscribes there and subscription-tracker.ts resyncs the rooms.
+    slotsRefreshInterval: SUBSCRIBER_SLOTS_REFRESH_MS,
     clusterRetryStrategy: options.retryStrategy ?? undefined,
     redisOptions: redisOptions(options),
   });
 }
+
+/** How often a bus subscriber on a cluster reads the slot map (one CLUSTER SLOTS per pod). */
+const SUBSCRIBER_SLOTS_REFRESH_MS = 2000;
 
 /**
  * The publishes of one event-loop turn leave in one write: the first corks the connection's

@@ -42,6 +42,14 @@ export interface LocalRedisCluster {
    * once the cluster has promoted it to serve the master's slots and reports `cluster_state:ok`.
    */
   promotedFor(index: number, timeoutMs?: number): Promise<number>;
+  /** Starts one more node and adds it to the cluster as a master serving no slot yet; its index. */
+  addMaster(): Promise<number>;
+  /**
+   * Moves hash slot `slot` (keys included) to the master at `toIndex` while the cluster serves,
+   * as `redis-cli --cluster reshard` does slot by slot: IMPORTING / MIGRATING, MIGRATE, then
+   * every master told the new owner.
+   */
+  moveSlot(slot: number, toIndex: number): Promise<void>;
   /** Kills every node and removes the directory. */
   close(): Promise<void>;
 }
@@ -141,18 +149,29 @@ async function clusterInfo(node: RedisClusterNode): Promise<string> {
   return withNode(node, async (client) => String(await client.cluster('INFO'))).catch(() => '');
 }
 
-/** Every node reports `cluster_state:ok` and knows every other (so clients see one topology). */
-async function waitClusterOk(nodes: readonly RedisClusterNode[]): Promise<void> {
+/**
+ * Every node of `nodes` reports `cluster_state:ok` and knows `known` nodes (so clients see one
+ * topology).
+ */
+async function waitClusterOk(nodes: readonly RedisClusterNode[], known = nodes.length): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     const infos = await Promise.all(nodes.map(clusterInfo));
     const ok = infos.every(
-      (info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${nodes.length}`) && info.includes('cluster_slots_ok:16384'),
+      (info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${known}`) && info.includes('cluster_slots_ok:16384'),
     );
     if (ok) return;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   throw new Error(`Redis Cluster ${nodes.map((n) => n.port).join(',')} not ok within ${READY_TIMEOUT_MS} ms`);
+}
+
+/** redis-cli's options to reach the nodes: their password, TLS with the test certificates. */
+function cliOptions(password: string | undefined, tls: TlsFiles | undefined): string[] {
+  return [
+    ...(password ? ['-a', password, '--no-auth-warning'] : []),
+    ...(tls ? ['--tls', '--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile] : []),
+  ];
 }
 
 /** `count` nodes are replicas whose link to their master is up (their first sync done). */
@@ -188,8 +207,7 @@ async function formCluster(
       ...nodes.map((node) => `${node.host}:${node.port}`),
       '--cluster-replicas', String(replicas),
       '--cluster-yes',
-      ...(password ? ['-a', password, '--no-auth-warning'] : []),
-      ...(tls ? ['--tls', '--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile] : []),
+      ...cliOptions(password, tls),
     ]);
     await waitClusterOk(nodes);
     if (replicas > 0) await waitReplicasSynced(nodes, masters * replicas);
@@ -277,6 +295,51 @@ export async function startRedisCluster(
         }
         if (Date.now() > deadline) throw new Error(`no replica of node ${index} (${former.port}) promoted within ${timeoutMs} ms`);
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
+    },
+    async addMaster() {
+      const node: RedisClusterNode = { ...nodes[0]!, port: await freePort(), busPort: await freePort() };
+      await startServer(dir, node, options.tls);
+      const existing = await liveNode();
+      await run('redis-cli', ['--cluster', 'add-node', `${node.host}:${node.port}`, `${existing.host}:${existing.port}`, ...cliOptions(options.password, options.tls)]);
+      nodes.push(node);
+      const live: RedisClusterNode[] = [];
+      for (const candidate of nodes) {
+        if ((await withNode(candidate, (client) => client.ping()).catch(() => '')) === 'PONG') live.push(candidate);
+      }
+      await waitClusterOk(live, nodes.length);
+      return nodes.length - 1;
+    },
+    async moveSlot(slot, toIndex) {
+      const target = nodes[toIndex];
+      if (!target) throw new Error(`no node ${toIndex}`);
+      const sourceIndex = indexServing(await withNode(await liveNode(), (client) => client.cluster('SLOTS')), slot);
+      const source = nodes[sourceIndex];
+      if (!source) throw new Error(`no master serves slot ${slot}`);
+      if (source === target) return;
+      const idOf = (node: RedisClusterNode) => withNode(node, (client) => client.cluster('MYID')) as Promise<string>;
+      const [sourceId, targetId] = await Promise.all([idOf(source), idOf(target)]);
+      await withNode(target, (client) => client.cluster('SETSLOT', slot, 'IMPORTING', sourceId));
+      await withNode(source, (client) => client.cluster('SETSLOT', slot, 'MIGRATING', targetId));
+      await withNode(source, async (client) => {
+        for (;;) {
+          const keys = (await client.cluster('GETKEYSINSLOT', slot, 100)) as string[];
+          if (keys.length === 0) break;
+          await client.call(
+            'MIGRATE', target.host, String(target.port), '', '0', '5000',
+            ...(options.password ? ['AUTH', options.password] : []),
+            'KEYS', ...keys,
+          );
+        }
+      });
+      // The target first, then the source, then every other master (as redis-cli does).
+      await withNode(target, (client) => client.cluster('SETSLOT', slot, 'NODE', targetId));
+      await withNode(source, (client) => client.cluster('SETSLOT', slot, 'NODE', targetId));
+      const masters = await withNode(target, (client) => client.cluster('SLOTS'));
+      const masterPorts = new Set(masters.map(([, , master]) => master![1]));
+      for (const node of nodes) {
+        if (node === source || node === target || !masterPorts.has(node.port)) continue;
+        await withNode(node, (client) => client.cluster('SETSLOT', slot, 'NODE', targetId)).catch(() => undefined);
       }
     },
     async close() {

@@ -1,3 +1,4 @@
+import calculateSlot from 'cluster-key-slot';
 import { io } from 'socket.io-client';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -223,5 +224,32 @@ describe('state on a Redis Cluster', () => {
     } finally {
       client.disconnect();
     }
+  });
+
+  it('carries on when the state’s slot moves to a master added to the running cluster', { timeout: 60_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const tag = `{${cluster.redisPrefix}}`;
+    const added = await redisCluster.addMaster();
+    // Presence, socket places, the occupancy queue and BullMQ's queues, keys and all, as
+    // `redis-cli --cluster reshard` moves a slot.
+    await redisCluster.moveSlot(calculateSlot(tag), added);
+    expect(await redisCluster.nodeIndexOf(tag)).toBe(added);
+
+    const alice = await makeUser('서유리');
+    const bob = await makeUser('남궁민');
+    const { roomId } = await createRoom(a!.url, alice);
+    await joinedOffline(b!.url, bob, roomId);
+    const watcher = await connect(a!.url, alice.token);
+    expect(await emitAck(watcher, 'join-room', { roomId })).toMatchObject({ ok: true });
+    const online = nextEvent(watcher, 'presence', 10_000);
+    const bobOnB = await connect(b!.url, bob.token);
+    expect(await online).toMatchObject({ roomId, userId: bob.userId, online: true });
+    bobOnB.close();
+
+    // The worker's queues, now on the added master: a room still expires on time.
+    const shortLived = await createRoom(a!.url, alice, { ttlSeconds: 3 });
+    const expired = nextEvent(watcher, 'room-expired', 30_000);
+    expect(await emitAck(watcher, 'join-room', { roomId: shortLived.roomId })).toMatchObject({ ok: true });
+    expect(await expired).toMatchObject({ roomId: shortLived.roomId });
   });
 });

@@ -64,45 +64,65 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
     await database?.drop();
   }, 40_000);
 
-  it('follows the promoted replicas: rooms resynced, nothing acknowledged lost, the worker still on time', { timeout: 120_000 }, async () => {
+  /**
+   * Two users on different pods in a room whose channel's master serves neither the main
+   * channel nor the state (its failover is the room's alone), resyncs recorded.
+   */
+  async function roomOnItsOwnMaster() {
     const [a, b] = cluster.pods;
     const alice = await makeUser('김철수');
     const bob = await makeUser('이영희');
     const prefix = busChannelPrefix(cluster.redisPrefix);
     const mainNode = await redisCluster.nodeIndexOf(mainChannel(prefix, CHAT_NAMESPACE));
     const stateNode = await redisCluster.nodeIndexOf(`{${cluster.redisPrefix}}`);
-    // A room whose channel's master serves neither the main channel nor the state: its failover
-    // is the room's alone.
     let roomId = '';
-    let victim = -1;
-    for (let attempt = 0; attempt < 40 && victim < 0; attempt++) {
+    let master = -1;
+    for (let attempt = 0; attempt < 40 && master < 0; attempt++) {
       roomId = (await createRoom(a!.url, alice)).roomId;
       const node = await redisCluster.nodeIndexOf(roomBusChannel(prefix, CHAT_NAMESPACE, roomChannel(roomId)));
-      if (node !== mainNode && node !== stateNode) victim = node;
+      if (node !== mainNode && node !== stateNode) master = node;
     }
-    expect(victim).toBeGreaterThanOrEqual(0);
+    expect(master).toBeGreaterThanOrEqual(0);
     const onA = await connect(a!.url, alice.token);
     const onB = await connect(b!.url, bob.token);
     expect((await emitAck(onA, 'join-room', { roomId })).ok).toBe(true);
     expect((await emitAck(onB, 'join-room', { roomId })).ok).toBe(true);
-    const heardByBob = record(onB, 'new-message') as { content?: string; seq?: number }[];
-    const resyncsA = record(onA, 'resync');
-    const resyncsB = record(onB, 'resync');
+    const heardByBob = record(onB, 'new-message') as { content?: string }[];
+    const resyncs = [record(onA, 'resync'), record(onB, 'resync')] as { roomId?: string }[][];
+    return { alice, roomId, master, stateNode, onA, onB, heardByBob, resyncs };
+  }
 
-    // A stream of acknowledged sends from pod A through the fault.
-    const stream = startAckedStream(onA, roomId, '흐름');
-
-    await sleep(500);
-    await redisCluster.stopNode(victim);
-    const promoted = await redisCluster.promotedFor(victim);
-    expect(promoted).not.toBe(victim);
-
-    const told = (seen: { roomId?: string }[]) => seen.some((resync) => resync.roomId === roomId);
-    await expect.poll(() => told(resyncsA) && told(resyncsB), { timeout: 30_000, interval: 100 }).toBe(true);
-    await deliveredAcrossPods(onA, heardByBob, roomId, '승격 후');
+  /** Both pods resync the room, its messages cross again, every acknowledged one stored once. */
+  async function roomRecovered(room: Awaited<ReturnType<typeof roomOnItsOwnMaster>>, stream: ReturnType<typeof startAckedStream>, last: string) {
+    const told = (seen: { roomId?: string }[]) => seen.some((resync) => resync.roomId === room.roomId);
+    await expect.poll(() => room.resyncs.every(told), { timeout: 30_000, interval: 100 }).toBe(true);
+    await deliveredAcrossPods(room.onA, room.heardByBob, room.roomId, last);
     await stream.stop();
     expect(stream.acked.size).toBeGreaterThan(10);
-    expectAckedStoredOnce(await readWholeHistory(b!.url, roomId), stream.acked);
+    expectAckedStoredOnce(await readWholeHistory(cluster.pods[1]!.url, room.roomId), stream.acked);
+  }
+
+  it('follows a manual failover (CLUSTER FAILOVER on the replica: how a cluster is upgraded)', { timeout: 90_000 }, async () => {
+    const room = await roomOnItsOwnMaster();
+    const replica = await redisCluster.replicaOf(room.master);
+    const stream = startAckedStream(room.onA, room.roomId, '교대');
+    await sleep(500);
+    // The old master stays up, as the replica of the new one: no connection breaks, only the
+    // slot's owner changes.
+    await redisCluster.failOverTo(replica);
+    expect(await redisCluster.nodeIndexOf(roomBusChannel(busChannelPrefix(cluster.redisPrefix), CHAT_NAMESPACE, roomChannel(room.roomId)))).toBe(replica);
+    await roomRecovered(room, stream, '교대 후');
+  });
+
+  it('follows the promoted replicas of dead masters: rooms resynced, nothing acknowledged lost, the worker still on time', { timeout: 120_000 }, async () => {
+    const [a, b] = cluster.pods;
+    const room = await roomOnItsOwnMaster();
+    const { alice, onB, stateNode } = room;
+    const stream = startAckedStream(room.onA, room.roomId, '흐름');
+    await sleep(500);
+    await redisCluster.stopNode(room.master);
+    expect(await redisCluster.promotedFor(room.master)).not.toBe(room.master);
+    await roomRecovered(room, stream, '승격 후');
 
     // The state's master next: presence, socket places and BullMQ's queues live on it.
     await redisCluster.stopNode(stateNode);

@@ -42,6 +42,14 @@ export interface LocalRedisCluster {
    * once the cluster has promoted it to serve the master's slots and reports `cluster_state:ok`.
    */
   promotedFor(index: number, timeoutMs?: number): Promise<number>;
+  /** The index of a live replica of the master at `index`. */
+  replicaOf(index: number): Promise<number>;
+  /**
+   * A manual failover, as an SRE upgrades a cluster without downtime: `CLUSTER FAILOVER` on the
+   * replica at `replicaIndex`, which takes its master's slots (the master, alive, becomes its
+   * replica); resolves once it is master and the cluster is ok.
+   */
+  failOverTo(replicaIndex: number, timeoutMs?: number): Promise<void>;
   /** Starts one more node and adds it to the cluster as a master serving no slot yet; its index. */
   addMaster(): Promise<number>;
   /**
@@ -240,10 +248,8 @@ export async function startRedisCluster(
     }
   }
   const { dir, nodes } = formed;
-  /** The ports of the masters when the cluster formed (a promoted replica is not one). */
-  const firstMasters = new Set<number>();
-  for (const [, , master] of await withNode(nodes[0]!, (client) => client.cluster('SLOTS'))) firstMasters.add(master![1]);
-  const wasMasterAtStart = (node: RedisClusterNode) => firstMasters.has(node.port);
+  /** A slot each stopped master served, by index. */
+  const slotServedBeforeStop = new Map<number, number>();
   /** Any node that answers (one may have been stopped). */
   const liveNode = async (): Promise<RedisClusterNode> => {
     for (const node of nodes) {
@@ -265,6 +271,10 @@ export async function startRedisCluster(
     async stopNode(index) {
       const node = nodes[index];
       if (!node) throw new Error(`no node ${index}`);
+      // Which slot it served, if a master: promotedFor looks for that slot's next owner.
+      const ranges = await withNode(await liveNode(), (client) => client.cluster('SLOTS')).catch(() => []);
+      const range = ranges.find(([, , master]) => master?.[1] === node.port);
+      if (range) slotServedBeforeStop.set(index, range[0]);
       await killNode(dir, node);
     },
     async startNode(index) {
@@ -284,16 +294,43 @@ export async function startRedisCluster(
     async promotedFor(index, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
       const former = nodes[index]!;
+      const slot = slotServedBeforeStop.get(index);
+      if (slot === undefined) throw new Error(`node ${index} served no slot when it was stopped`);
       for (;;) {
         const node = await liveNode().catch(() => null);
         if (node) {
           const info = await clusterInfo(node);
-          const ranges = await withNode(node, (client) => client.cluster('SLOTS')).catch(() => []);
-          const owners = new Set(ranges.map(([, , master]) => master?.[1]));
-          const promoted = nodes.findIndex((candidate) => candidate !== former && owners.has(candidate.port) && !wasMasterAtStart(candidate));
-          if (info.includes('cluster_state:ok') && !owners.has(former.port) && promoted >= 0) return promoted;
+          const owner = indexServing(await withNode(node, (client) => client.cluster('SLOTS')).catch(() => []), slot);
+          if (info.includes('cluster_state:ok') && owner >= 0 && nodes[owner] !== former) return owner;
         }
         if (Date.now() > deadline) throw new Error(`no replica of node ${index} (${former.port}) promoted within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
+    },
+    async replicaOf(index) {
+      const master = nodes[index];
+      if (!master) throw new Error(`no node ${index}`);
+      // Each replica's own word (INFO): another node's CLUSTER NODES may not have heard yet.
+      for (const [candidate, node] of nodes.entries()) {
+        const info = await withNode(node, (client) => client.info('replication')).catch(() => '');
+        if (info.includes('role:slave') && info.includes(`master_port:${master.port}\r`) && info.includes('master_link_status:up')) return candidate;
+      }
+      throw new Error(`node ${index} has no live replica`);
+    },
+    async failOverTo(replicaIndex, timeoutMs = 20_000) {
+      const replica = nodes[replicaIndex];
+      if (!replica) throw new Error(`no node ${replicaIndex}`);
+      await withNode(replica, (client) => client.cluster('FAILOVER'));
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const role = await withNode(replica, (client) => client.info('replication')).catch(() => '');
+        if (role.includes('role:master') && (await clusterInfo(replica)).includes('cluster_state:ok')) {
+          // And the node nodeIndexOf asks has heard (gossip takes a moment).
+          const own = (await withNode(replica, (client) => client.cluster('SLOTS'))).find(([, , master]) => master?.[1] === replica.port);
+          const seen = own ? indexServing(await withNode(await liveNode(), (client) => client.cluster('SLOTS')), own[0]) : -1;
+          if (seen === replicaIndex) return;
+        }
+        if (Date.now() > deadline) throw new Error(`node ${replicaIndex} did not take over within ${timeoutMs} ms`);
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       }
     },

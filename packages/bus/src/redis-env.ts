@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { readPemFile } from '@chat/runtime';
 import { hostPortListSchema, redisTarget, stateKeyPrefix, type BusTarget, type RedisTarget } from './bus-config.ts';
 import type { RedisEndpoint, RedisTls } from './redis-endpoint.ts';
 
@@ -17,24 +17,15 @@ const blankAsUnset = (schema: z.ZodString) =>
     .transform((value) => (value === undefined || value.trim() === '' ? undefined : value))
     .pipe(schema.optional());
 
-/**
- * A PEM file named by a variable, read once at start (a Kubernetes Secret mounted as files);
- * its content is key material or a certificate, so only the path ever appears in an error.
- */
+/** A PEM file named by a variable, read once at start (`readPemFile`: errors name the path only). */
 const pemFile = blankAsUnset(z.string()).transform((path, context): string | undefined => {
   if (path === undefined) return undefined;
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return readPemFile(path);
   } catch (error) {
-    context.addIssue({ code: 'custom', message: `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})` });
+    context.addIssue({ code: 'custom', message: (error as Error).message });
     return z.NEVER;
   }
-  if (!text.includes('-----BEGIN ')) {
-    context.addIssue({ code: 'custom', message: `${path} holds no PEM block` });
-    return z.NEVER;
-  }
-  return text;
 });
 
 /**

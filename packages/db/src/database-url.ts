@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { z } from 'zod';
+import { readPemFile } from '@chat/runtime';
 
 /**
  * DATABASE_URL as libpq and postgres.js read it, several hosts included:
@@ -98,19 +98,8 @@ export function postgresConnectionOf(url: string): { url: string; ssl?: Connecti
   const sslmode = firstHostUrl.searchParams.get('sslmode');
   const ssl: ConnectionOptions = { rejectUnauthorized: sslmode !== 'require' || files.ca !== undefined };
   if (sslmode !== 'verify-full') ssl.checkServerIdentity = () => undefined;
-  for (const [field, path] of Object.entries(files) as [keyof typeof files, string][]) ssl[field] = readPem(path);
+  for (const [field, path] of Object.entries(files) as [keyof typeof files, string][]) ssl[field] = readPemFile(path);
   return { url: withoutParameters(url, ['sslmode', ...Object.keys(TLS_FILE_PARAMETERS)]), ssl };
-}
-
-function readPem(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new Error(`cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  if (!text.includes('-----BEGIN ')) throw new Error(`${path} holds no PEM block`);
-  return text;
 }
 
 function withoutParameters(url: string, names: readonly string[]): string {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDatabase, runMigrations } from '@chat/db';
-import { closeAllSockets, connect, createRoom, emitAck, makeUser, nextEvent, record, request, sleep } from '@chat/testing';
+import { connect, createRoom, emitAck, makeUser, nextEvent, record, request, sleep } from '@chat/testing';
 import { postgresServerUnavailable, startPostgresPair, type LocalPostgresPair } from '@chat/testing/postgres-servers';
-import { closeAllWorkers, readWholeHistory, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import { readWholeHistory, startAppsOn, type AppsOnServers, type TestCluster } from '../support/index.ts';
 
 /**
  * Postgres failover through a DATABASE_URL that lists several hosts: a primary with a
@@ -18,6 +18,7 @@ if (unavailable) console.warn(`postgres-failover.test.ts skipped: ${unavailable}
 
 describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DATABASE_URL', () => {
   let pair: LocalPostgresPair;
+  let apps: AppsOnServers;
   let cluster: TestCluster;
 
   beforeAll(async () => {
@@ -28,13 +29,12 @@ describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DA
     await pair.caughtUp();
     await runMigrations(url);
     // One user sends the whole stream, past the protocol's 30 a minute.
-    cluster = await startCluster(2, { DATABASE_URL: url, MESSAGE_RATE_LIMIT_PER_MINUTE: '100000' });
-    await startTestWorker(cluster, { POD_NAME: 'postgres-failover-worker' });
+    apps = await startAppsOn({ DATABASE_URL: url, MESSAGE_RATE_LIMIT_PER_MINUTE: '100000' }, { worker: 'postgres-failover-worker' });
+    cluster = apps.cluster;
   }, 120_000);
 
   afterAll(async () => {
-    closeAllSockets();
-    await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+    await apps?.stop();
     await pair?.close();
   }, 60_000);
 

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDatabase, runMigrations, singleConnection } from '@chat/db';
-import { closeAllSockets, sleep } from '@chat/testing';
 import { postgresServerUnavailable, startPostgresTls, type LocalPostgresTls } from '@chat/testing/postgres-servers';
 import { makeTlsFiles, type TlsFiles } from '@chat/testing/tls-files';
-import { chatsAcrossPodsAndExpiresARoom, closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import { chatsAcrossPodsAndExpiresARoom, startAppsOn, type AppsOnServers } from '../support/index.ts';
 
 /**
  * Postgres over TLS with a private CA and client certificates, as an operator-run Postgres
@@ -19,7 +18,7 @@ if (unavailable) console.warn(`postgres-tls.test.ts skipped: ${unavailable}`);
 describe.skipIf(unavailable !== null)('Postgres over TLS with a private CA and client certificates', () => {
   let tls: TlsFiles;
   let postgres: LocalPostgresTls;
-  let cluster: TestCluster;
+  let apps: AppsOnServers;
   let url: string;
 
   beforeAll(async () => {
@@ -28,19 +27,17 @@ describe.skipIf(unavailable !== null)('Postgres over TLS with a private CA and c
     url = postgres.url('chat_tls', { sslmode: 'verify-full', sslrootcert: tls.caFile, sslcert: tls.clientCertFile, sslkey: tls.clientKeyFile });
     await ensureDatabase(url);
     await runMigrations(url);
-    cluster = await startCluster(2, { DATABASE_URL: url });
-    await startTestWorker(cluster, { POD_NAME: 'postgres-tls-worker' });
+    apps = await startAppsOn({ DATABASE_URL: url }, { worker: 'postgres-tls-worker' });
   }, 120_000);
 
   afterAll(async () => {
-    closeAllSockets();
-    await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+    await apps?.stop();
     await postgres?.close();
     await tls?.close();
   }, 60_000);
 
   it('migrates, serves two pods and the worker, every connection encrypted', { timeout: 60_000 }, async () => {
-    await chatsAcrossPodsAndExpiresARoom(cluster, '암호화');
+    await chatsAcrossPodsAndExpiresARoom(apps.cluster, '암호화');
 
     const admin = singleConnection(url);
     try {

@@ -2,27 +2,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busChannelPrefix, mainChannel, roomBusChannel } from '@chat/bus';
 import { CHAT_NAMESPACE, roomChannel } from '@chat/protocol';
 import {
-  closeAllSockets,
   connect,
   createRoom,
-  createTestDatabase,
   emitAck,
   makeUser,
   nextEvent,
   record,
   request,
   sleep,
-  type TestDatabase,
 } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
 import {
-  closeAllWorkers,
   deliveredAcrossPods,
   expectAckedStoredOnce,
   readWholeHistory,
+  startAppsOn,
+  type AppsOnServers,
   startAckedStream,
-  startCluster,
-  startTestWorker,
   type TestCluster,
 } from '../support/index.ts';
 
@@ -39,29 +35,24 @@ import {
 describe('a Redis Cluster with replicas, masters failing over', () => {
   let redisCluster: LocalRedisCluster;
   let cluster: TestCluster;
-  /** The file's own: its worker sweeps every room of its database (createTestDatabase). */
-  let database: TestDatabase;
+  let apps: AppsOnServers;
 
   beforeAll(async () => {
     redisCluster = await startRedisCluster({ replicas: 1 });
-    database = await createTestDatabase();
     const env = {
-      DATABASE_URL: database.url,
       // Nothing listens here: bus and state are the cluster.
       REDIS_URL: 'redis://127.0.0.1:1',
       REDIS_BUS_CLUSTER_NODES: redisCluster.nodesString,
       REDIS_STATE_CLUSTER_NODES: redisCluster.nodesString,
       MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
     };
-    cluster = await startCluster(2, env);
-    await startTestWorker(cluster, { ...env, POD_NAME: 'cluster-failover-worker' });
+    apps = await startAppsOn(env, { worker: 'cluster-failover-worker' });
+    cluster = apps.cluster;
   }, 90_000);
 
   afterAll(async () => {
-    closeAllSockets();
-    await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+    await apps?.stop();
     await redisCluster?.close();
-    await database?.drop();
   }, 40_000);
 
   /**

@@ -2,19 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectState, type StateClient } from '@chat/bus';
 import { loadWorkerConfig } from '@chat/worker';
 import {
-  closeAllSockets,
-  createTestDatabase,
   freePort,
-  sleep,
   spawnProcess,
   waitForOutput,
-  type TestDatabase,
   type TestProcess,
 } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
 import { startRedisSentinel, type LocalRedisSentinel } from '@chat/testing/redis-sentinel';
 import { makeTlsFiles, type TlsFiles } from '@chat/testing/tls-files';
-import { chatsAcrossPodsAndExpiresARoom, closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import { chatsAcrossPodsAndExpiresARoom, startAppsOn, type AppsOnServers } from '../support/index.ts';
 
 /**
  * Redis over TLS (`rediss:` REDIS_URL, REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE/KEY_FILE), as a
@@ -28,23 +24,18 @@ import { chatsAcrossPodsAndExpiresARoom, closeAllWorkers, startCluster, startTes
 const PASSWORD = 'tls-secret';
 
 let tls: TlsFiles;
-/** The file's own: its workers sweep every room of their database (createTestDatabase). */
-let database: TestDatabase;
 
 beforeAll(async () => {
   tls = await makeTlsFiles();
-  database = await createTestDatabase();
 }, 30_000);
 
 afterAll(async () => {
   await tls?.close();
-  await database?.drop();
 });
 
 /** The variables an app needs to reach these servers: REDIS_URL's scheme says TLS. */
 function tlsEnv(address: string): Record<string, string> {
   return {
-    DATABASE_URL: database.url,
     REDIS_URL: `rediss://:${PASSWORD}@${address}`,
     REDIS_TLS_CA_FILE: tls.caFile,
     REDIS_TLS_CERT_FILE: tls.clientCertFile,
@@ -59,36 +50,30 @@ function stateClientOf(env: Record<string, string>): StateClient {
   return client;
 }
 
-async function stopApps(cluster: TestCluster | undefined): Promise<void> {
-  closeAllSockets();
-  await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
-}
-
 describe('one Redis over TLS', () => {
   let redis: TestProcess;
   let env: Record<string, string>;
-  let cluster: TestCluster;
+  let apps: AppsOnServers;
 
   beforeAll(async () => {
     const port = await freePort();
     redis = spawnProcess('redis-server', [...tls.redisArgs(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD]);
     await waitForOutput(redis, 'Ready to accept connections', `redis-server (TLS) on ${port}`);
     env = { ...tlsEnv(`127.0.0.1:${port}`), REDIS_BUS_CLUSTER_NODES: '' };
-    cluster = await startCluster(2, env);
-    await startTestWorker(cluster, { ...env, POD_NAME: 'tls-worker' });
+    apps = await startAppsOn(env, { worker: 'tls-worker' });
   }, 60_000);
 
   afterAll(async () => {
-    await stopApps(cluster);
+    await apps?.stop();
     await redis?.kill('SIGKILL');
   }, 40_000);
 
   it('carries the bus, the state and the worker', { timeout: 60_000 }, async () => {
-    await chatsAcrossPodsAndExpiresARoom(cluster);
+    await chatsAcrossPodsAndExpiresARoom(apps.cluster);
     // The state really is there: the pods' presence keys, read over TLS.
     const client = stateClientOf(env);
     try {
-      expect((await client.keys(`${cluster.redisPrefix}*`)).length).toBeGreaterThan(0);
+      expect((await client.keys(`${apps.cluster.redisPrefix}*`)).length).toBeGreaterThan(0);
     } finally {
       client.disconnect();
     }
@@ -109,7 +94,7 @@ describe('one Redis over TLS', () => {
 
 describe('a Redis Cluster over TLS (bus and state)', () => {
   let redisCluster: LocalRedisCluster;
-  let cluster: TestCluster;
+  let apps: AppsOnServers;
   let env: Record<string, string>;
 
   beforeAll(async () => {
@@ -120,17 +105,16 @@ describe('a Redis Cluster over TLS (bus and state)', () => {
       REDIS_BUS_CLUSTER_NODES: redisCluster.nodesString,
       REDIS_STATE_CLUSTER_NODES: redisCluster.nodesString,
     };
-    cluster = await startCluster(2, env);
-    await startTestWorker(cluster, { ...env, POD_NAME: 'tls-cluster-worker' });
+    apps = await startAppsOn(env, { worker: 'tls-cluster-worker' });
   }, 90_000);
 
   afterAll(async () => {
-    await stopApps(cluster);
+    await apps?.stop();
     await redisCluster?.close();
   }, 40_000);
 
   it('carries the bus, the state and the worker', { timeout: 60_000 }, async () => {
-    await chatsAcrossPodsAndExpiresARoom(cluster);
+    await chatsAcrossPodsAndExpiresARoom(apps.cluster);
   });
 
   it('refuses the cluster when its certificates are from another CA', { timeout: 30_000 }, async () => {
@@ -145,7 +129,7 @@ describe('a Redis Cluster over TLS (bus and state)', () => {
 
 describe('Sentinel over TLS', () => {
   let sentinel: LocalRedisSentinel;
-  let cluster: TestCluster;
+  let apps: AppsOnServers;
 
   beforeAll(async () => {
     sentinel = await startRedisSentinel({ tls });
@@ -157,16 +141,15 @@ describe('Sentinel over TLS', () => {
       REDIS_SENTINEL_NAME: sentinel.name,
       REDIS_BUS_CLUSTER_NODES: '',
     };
-    cluster = await startCluster(2, env);
-    await startTestWorker(cluster, { ...env, POD_NAME: 'tls-sentinel-worker' });
+    apps = await startAppsOn(env, { worker: 'tls-sentinel-worker' });
   }, 60_000);
 
   afterAll(async () => {
-    await stopApps(cluster);
+    await apps?.stop();
     await sentinel?.close();
   }, 40_000);
 
   it('carries the bus, the state and the worker through the master the sentinel names', { timeout: 60_000 }, async () => {
-    await chatsAcrossPodsAndExpiresARoom(cluster);
+    await chatsAcrossPodsAndExpiresARoom(apps.cluster);
   });
 });

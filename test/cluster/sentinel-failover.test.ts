@@ -1,19 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  closeAllSockets,
   connect,
   createRoom,
-  createTestDatabase,
   emitAck,
   makeUser,
   nextEvent,
   record,
   request,
-  sleep,
-  type TestDatabase,
 } from '@chat/testing';
 import { startRedisSentinel, type LocalRedisSentinel } from '@chat/testing/redis-sentinel';
-import { closeAllWorkers, deliveredAcrossPods, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import { deliveredAcrossPods, startAppsOn, type AppsOnServers, type TestCluster } from '../support/index.ts';
 
 /**
  * The state Redis (and the bus on it) found through Redis Sentinel (REDIS_SENTINELS,
@@ -26,14 +22,11 @@ describe('state Redis behind Sentinel', () => {
   let sentinel: LocalRedisSentinel;
   let cluster: TestCluster;
   let env: Record<string, string>;
-  /** The file's own: its worker sweeps every room of its database (createTestDatabase). */
-  let database: TestDatabase;
+  let apps: AppsOnServers;
 
   beforeAll(async () => {
     sentinel = await startRedisSentinel();
-    database = await createTestDatabase();
     env = {
-      DATABASE_URL: database.url,
       // Nothing listens here: an app that ignored the sentinels would never reach its Redis.
       REDIS_URL: 'redis://127.0.0.1:1',
       REDIS_SENTINELS: sentinel.sentinels,
@@ -41,16 +34,13 @@ describe('state Redis behind Sentinel', () => {
       // The bus on the same Redis (a Redis Cluster bus does not go through Sentinel).
       REDIS_BUS_CLUSTER_NODES: '',
     };
-    cluster = await startCluster(2, env);
-    await startTestWorker(cluster, { ...env, POD_NAME: 'sentinel-worker' });
+    apps = await startAppsOn(env, { worker: 'sentinel-worker' });
+    cluster = apps.cluster;
   }, 60_000);
 
   afterAll(async () => {
-    closeAllSockets();
-    // Bounded, so that the sentinel's processes are removed even if an app hangs on its way out.
-    await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+    await apps?.stop();
     await sentinel?.close();
-    await database?.drop();
   }, 40_000);
 
   it('chats across pods before and after the master fails over to the replica', { timeout: 90_000 }, async () => {

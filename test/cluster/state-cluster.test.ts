@@ -6,10 +6,8 @@ import { stateKeyPrefix } from '@chat/bus';
 import { createPresenceStore } from '@chat/presence';
 import { CHAT_NAMESPACE } from '@chat/protocol';
 import {
-  closeAllSockets,
   connect,
   createRoom,
-  createTestDatabase,
   emitAck,
   joinedOffline,
   makeUser,
@@ -19,12 +17,11 @@ import {
   sleep,
   spawnGateway,
   type GatewayProcess,
-  type TestDatabase,
   type TestSocket,
   type TestUser,
 } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
-import { closeAllWorkers, startCluster, startTestWorker, type TestCluster } from '../support/index.ts';
+import { startAppsOn, type AppsOnServers, type TestCluster } from '../support/index.ts';
 
 /**
  * The state on a Redis Cluster (REDIS_STATE_CLUSTER_NODES), the bus on the same cluster, its
@@ -44,38 +41,32 @@ describe('state on a Redis Cluster', () => {
   let redisCluster: LocalRedisCluster;
   let cluster: TestCluster;
   let env: Record<string, string>;
-  /** The file's own: its worker sweeps every room of its database (createTestDatabase). */
-  let database: TestDatabase;
+  let apps: AppsOnServers;
   /** A gateway process to SIGKILL; it boots (tsx compiles for seconds) while the first tests run. */
   let doomedGateway: Promise<GatewayProcess>;
 
   beforeAll(async () => {
     redisCluster = await startRedisCluster({ password: PASSWORD });
-    database = await createTestDatabase();
     env = {
-      DATABASE_URL: database.url,
       // Nothing listens here: an app that kept its state on REDIS_URL would not start. Its
       // password is the cluster's (every node requires it).
       REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:1`,
       REDIS_STATE_CLUSTER_NODES: redisCluster.nodesString,
       REDIS_BUS_CLUSTER_NODES: redisCluster.nodesString,
     };
-    cluster = await startCluster(2, {
-      ...env,
-      MAX_SOCKETS_PER_USER: String(CAP),
-      MESSAGE_RATE_LIMIT_PER_MINUTE: String(SENDS_PER_MINUTE),
-    });
-    await startTestWorker(cluster, { ...env, POD_NAME: 'state-cluster-worker', PRESENCE_GC_INTERVAL_MS: '500' });
+    apps = await startAppsOn(
+      { ...env, MAX_SOCKETS_PER_USER: String(CAP), MESSAGE_RATE_LIMIT_PER_MINUTE: String(SENDS_PER_MINUTE) },
+      { worker: 'state-cluster-worker', workerEnv: { PRESENCE_GC_INTERVAL_MS: '500' } },
+    );
+    cluster = apps.cluster;
     doomedGateway = spawnGateway(cluster, { ...env, POD_NAME: 'state-cluster-doomed' });
     doomedGateway.catch(() => undefined);
   }, 90_000);
 
   afterAll(async () => {
-    closeAllSockets();
     await (await doomedGateway?.catch(() => null))?.kill('SIGKILL');
-    await Promise.race([Promise.allSettled([closeAllWorkers(), cluster?.close()]), sleep(15_000)]);
+    await apps?.stop();
     await redisCluster?.close();
-    await database?.drop();
   }, 40_000);
 
   function handshake(url: string, user: TestUser): Promise<{ socket: TestSocket } | { refused: { message: string; code?: string } }> {

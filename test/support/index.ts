@@ -6,3 +6,4 @@ export * from './table-scans.ts';
 export * from './pod-metrics.ts';
 export * from './cross-pod-round.ts';
 export * from './acked-stream.ts';
+export * from './apps-on-servers.ts';

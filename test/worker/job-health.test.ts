@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { JOB_CATALOG, bullPrefix } from '@chat/jobs';
-import { createRoom, emitAck, makeUser, nextEvent } from '@chat/testing';
+import { createRoom, emitAck, makeUser, nextEvent, sleep } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
 /**
@@ -10,7 +10,9 @@ import { clusterTest } from '../support/index.ts';
  * vanishes from Redis while every connection stays up — as when a Redis Cluster master restarts
  * empty, or a managed Redis fails over behind one address — is put back within seconds, and the
  * sweep runs again: a room created afterwards expires on time. Without the check no sweep would
- * ever run again (BullMQ re-creates nothing, and no connection event fires).
+ * ever run again (BullMQ re-creates nothing, and no connection event fires). And a worker whose
+ * blocking read failed — what every client blocked on a Redis gets when it fails over — is woken
+ * once a run is overdue, instead of sleeping BullMQ's 10 s ceiling first.
  */
 const it = clusterTest({ pods: 1, ownDatabase: true });
 
@@ -34,6 +36,33 @@ it('puts back a job scheduler Redis lost, and the sweep runs again', { timeout: 
     const expired = nextEvent(socket, 'room-expired', 15_000);
     expect(await emitAck(socket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
     expect(await expired).toMatchObject({ roomId: room.roomId });
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+});
+
+it('wakes a worker whose blocking read was failed by Redis, long before BullMQ looks again by itself', { timeout: 45_000 }, async ({ cluster, startWorker }) => {
+  await startWorker({ POD_NAME: 'job-wake' });
+  const redis = new Redis(cluster.redisUrl);
+  const queue = new Queue(JOB_CATALOG.roomSweep.queue, { connection: redis, prefix: bullPrefix(cluster.redisPrefix) });
+  const schedulerId = `${JOB_CATALOG.roomSweep.queue}-every`;
+  try {
+    // The sweep's worker between runs is blocked reading the queue's marker; Redis fails that
+    // read as it does on a failover (`UNBLOCKED ...`). Between two blocks the read may be off:
+    // tried again, boundedly.
+    let unblocked = 0;
+    for (let attempt = 0; attempt < 200 && unblocked === 0; attempt++) {
+      const blocked = (await queue.getWorkers()).find((client) => client.cmd === 'bzpopmin');
+      if (blocked) unblocked = Number(await redis.client('UNBLOCK', blocked.id!, 'ERROR'));
+      if (unblocked === 0) await sleep(20);
+    }
+    expect(unblocked).toBe(1);
+    const due = (await queue.getJobScheduler(schedulerId))!.next!;
+
+    // The run due then is taken, and the next one scheduled, within the health check's rounds;
+    // BullMQ alone would block again for 10 s before looking (SWEEP_INTERVAL_MS is 200 here).
+    await expect.poll(async () => (await queue.getJobScheduler(schedulerId))?.next, { timeout: 7000, interval: 100 }).toBeGreaterThan(due);
   } finally {
     await queue.close();
     redis.disconnect();

@@ -6,6 +6,12 @@ import { schedulerId, type JobRunner } from './job-runner.ts';
 /** How often Redis is asked whether every job scheduler is there and its runs are on time. */
 const HEALTH_CHECK_MS = 2500;
 
+/**
+ * A scheduled run overdue this long, with Redis answering, gets the queue's workers woken: a
+ * worker takes a due run within milliseconds, so this is never a run that is merely on its way.
+ */
+const WAKE_AFTER_MS = 1000;
+
 /** A scheduled run overdue this long, with Redis answering, means the workers are stuck. */
 function stalledAfterMs(everyMs: number): number {
   return Math.max(10_000, 5 * everyMs);
@@ -16,8 +22,13 @@ function stalledAfterMs(everyMs: number): number {
  * lost its data without the connection noticing (a Redis Cluster master restarted empty: the
  * cluster client stays ready; a managed failover behind one address) took the schedulers with
  * it, and no sweep would ever run again: they are looked for, and put back, every few seconds
- * (one read per queue). And a scheduled run overdue by `stalledAfterMs(everyMs)` while Redis
- * answers (no replica took it), its worker here running nothing, means that worker is stuck:
+ * (one read per queue). A scheduled run overdue by a second while Redis answers, no worker
+ * here running it, gets the queue's workers woken: after its blocking read failed (the
+ * `UNBLOCKED` a Redis failover sends to blocked clients, a dropped connection) a BullMQ worker
+ * no longer knows when the next run is due and sleeps its 10 s ceiling before looking, so every
+ * state failover held the sweep up 10 s or more. And a run overdue by `stalledAfterMs(everyMs)`
+ * while Redis answers (no replica took it), its worker here running nothing, means that worker
+ * is stuck:
  * BullMQ's blocking wait for the next job, sent to a Redis Cluster master that then died, could
  * stay unanswered for good after the master came back (fault scenario 9: no job ran again in 4
  * of 5 runs). That worker is replaced. The schedulers' `next` is the signal, not this replica's
@@ -28,10 +39,16 @@ export function watchJobHealth(options: { runner: JobRunner; jobs: JobDefinition
   /** Since when Redis has answered every health check, null while it does not. */
   let answeringSince: number | null = Date.now();
 
-  function replaceIfStalled(key: JobKey, index: number, overdueMs: number): void {
-    if (overdueMs < stalledAfterMs(jobs[key].everyMs ?? 0) || runner.isRunning(index)) return;
-    logger.warn({ queue: JOB_CATALOG[key].queue, overdueMs }, 'job worker stalled: replaced');
-    runner.replaceWorker(index);
+  function kickIfOverdue(key: JobKey, index: number, overdueMs: number): void {
+    if (overdueMs < WAKE_AFTER_MS || runner.isRunning(index)) return;
+    const queue = JOB_CATALOG[key].queue;
+    if (overdueMs >= stalledAfterMs(jobs[key].everyMs ?? 0)) {
+      logger.warn({ queue, overdueMs }, 'job worker stalled: replaced');
+      runner.replaceWorker(index);
+      return;
+    }
+    logger.info({ queue, overdueMs }, 'job run overdue: workers woken');
+    runner.wake(index).catch((error: unknown) => logger.debug({ err: error, queue }, 'wake failed'));
   }
 
   let checking = false;
@@ -56,7 +73,7 @@ export function watchJobHealth(options: { runner: JobRunner; jobs: JobDefinition
           }
           schedulers.forEach((scheduler, index) => {
             if (scheduler === null || scheduler === 'missing' || !scheduler.next) return;
-            replaceIfStalled(JOB_KEYS[index]!, index, now - Math.max(scheduler.next, answeringSince!));
+            kickIfOverdue(JOB_KEYS[index]!, index, now - Math.max(scheduler.next, answeringSince!));
           });
         },
         // Redis away: nothing runs, and nothing is stalled; the next check tries again.

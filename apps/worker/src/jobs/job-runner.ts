@@ -15,6 +15,8 @@ export interface JobRunner {
   isRunning(index: number): boolean;
   /** Closes (forcefully, not awaited) this process's worker of JOB_KEYS[index] and starts another. */
   replaceWorker(index: number): void;
+  /** Wakes every worker (any replica) blocked waiting on JOB_KEYS[index]'s queue. */
+  wake(index: number): Promise<void>;
 }
 
 /**
@@ -106,6 +108,11 @@ export async function startJobRunner(options: {
       // Not awaited: closing may wait on the very call that hangs; the force disconnects it.
       void workers[index]!.close(true).catch(() => undefined);
       workers[index] = startWorker(JOB_KEYS[index]!, index);
+    },
+    async wake(index) {
+      // What BullMQ's own addJob does for a waiting job: a worker's blocking read takes the
+      // queue's marker and looks for due work at once, promoting due delayed runs.
+      await producer.zadd(queues[index]!.keys.marker!, 0, '0');
     },
   };
 }

@@ -45,6 +45,9 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
       REDIS_BUS_CLUSTER_NODES: redisCluster.nodesString,
       REDIS_STATE_CLUSTER_NODES: redisCluster.nodesString,
       MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
+      // A room on a master of its own is found by creating rooms until one lands there: two
+      // masters in three are refused, and ten rooms a minute (the default) ran out in CI.
+      ROOM_CREATE_RATE_LIMIT_PER_MINUTE: '1000',
     };
     apps = await startAppsOn(env, { worker: 'cluster-failover-worker' });
     cluster = apps.cluster;

@@ -2,9 +2,9 @@ import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busChannelPrefix, mainChannel, roomBusChannel } from '@chat/bus';
 import { CHAT_NAMESPACE, roomChannel } from '@chat/protocol';
-import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, sleep } from '@chat/testing';
+import { closeAllSockets, createRoom, makeUser, record, sleep } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
-import { deliveredAcrossPods, expectAckedStoredOnce, readWholeHistory, startAckedStream, startCluster, type TestCluster } from '../support/index.ts';
+import { deliveredAcrossPods, expectAckedStoredOnce, membersOnTwoPods, readWholeHistory, startAckedStream, startCluster, type TestCluster } from '../support/index.ts';
 
 /**
  * Bus capacity grown while it serves: a fourth master joins the bus cluster and a room's channel
@@ -32,7 +32,6 @@ describe('a room channel slot moved to a master added to the running bus', () =>
   it('re-subscribes there, resyncs the room on every pod, and loses no acknowledged message', { timeout: 90_000 }, async () => {
     const [a, b] = cluster.pods;
     const alice = await makeUser('김철수');
-    const bob = await makeUser('이영희');
     const prefix = busChannelPrefix(cluster.redisPrefix);
     const mainSlot = calculateSlot(mainChannel(prefix, CHAT_NAMESPACE));
     // A room whose channel has a slot of its own (not the main channel's, which carries membership moves).
@@ -43,11 +42,7 @@ describe('a room channel slot moved to a master added to the running bus', () =>
     }
     expect(roomId).not.toBe('');
     const channel = roomBusChannel(prefix, CHAT_NAMESPACE, roomChannel(roomId));
-    const onA = await connect(a!.url, alice.token);
-    const onB = await connect(b!.url, bob.token);
-    expect((await emitAck(onA, 'join-room', { roomId })).ok).toBe(true);
-    expect((await emitAck(onB, 'join-room', { roomId })).ok).toBe(true);
-    const heardByBob = record(onB, 'new-message') as { content?: string }[];
+    const { socketA: onA, socketB: onB, heardByBob } = await membersOnTwoPods(cluster, { alice, roomId });
     const resyncsA = record(onA, 'resync');
     const resyncsB = record(onB, 'resync');
 

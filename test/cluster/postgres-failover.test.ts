@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDatabase, runMigrations } from '@chat/db';
-import { connect, createRoom, emitAck, makeUser, nextEvent, record, request, sleep } from '@chat/testing';
+import { emitAck, request, sleep } from '@chat/testing';
 import { postgresServerUnavailable, startPostgresPair, type LocalPostgresPair } from '@chat/testing/postgres-servers';
-import { readWholeHistory, startAppsOn, type AppsOnServers, type TestCluster } from '../support/index.ts';
+import { membersOnTwoPods, readWholeHistory, shortRoomExpires, startAppsOn, type AppsOnServers, type TestCluster } from '../support/index.ts';
 
 /**
  * Postgres failover through a DATABASE_URL that lists several hosts: a primary with a
@@ -40,14 +40,7 @@ describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DA
 
   it('keeps every acknowledged send over a failover, and the pods and the worker follow the primary', { timeout: 120_000 }, async () => {
     const [a, b] = cluster.pods;
-    const alice = await makeUser('김철수');
-    const bob = await makeUser('이영희');
-    const room = await createRoom(a!.url, alice);
-    const socketA = await connect(a!.url, alice.token);
-    const socketB = await connect(b!.url, bob.token);
-    expect(await emitAck(socketA, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
-    expect(await emitAck(socketB, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
-    const heardByBob = record(socketB, 'new-message') as { content?: string }[];
+    const { alice, roomId, socketA, socketB, heardByBob } = await membersOnTwoPods(cluster);
 
     // One send at a time, each retried with its clientMessageId until acknowledged (a client
     // that lost an answer resends the same message): 12 before the failover, a stream across it,
@@ -57,7 +50,7 @@ describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DA
     const sendUntilAcked = async (content: string) => {
       const deadline = Date.now() + 45_000;
       while (Date.now() < deadline) {
-        const ack = (await emitAck(socketA, 'send-message', { roomId: room.roomId, type: 'text', content, clientMessageId: content }, 3000).catch(
+        const ack = (await emitAck(socketA, 'send-message', { roomId, type: 'text', content, clientMessageId: content }, 3000).catch(
           () => null,
         )) as { ok: boolean; data?: { seq: number } } | null;
         if (ack?.ok && ack.data) {
@@ -87,7 +80,7 @@ describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DA
     for (const pod of [a!, b!]) {
       await expect.poll(async () => (await request(pod.url, 'GET', '/readyz')).status, { timeout: 30_000, interval: 250 }).toBe(200);
     }
-    const stored = await readWholeHistory(b!.url, room.roomId);
+    const stored = await readWholeHistory(b!.url, roomId);
     // Nothing acknowledged was lost, nothing stored twice, and the numbering has no gap.
     expect(stored.map((message) => message.content).sort()).toEqual(acked.map((message) => message.content).sort());
     expect(stored.map((message) => message.seq)).toEqual(stored.map((_, index) => index + 1));
@@ -97,11 +90,7 @@ describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DA
 
     // The worker's Postgres connection followed the primary too: a room created now expires on
     // time and its member hears it.
-    const shortLived = await createRoom(a!.url, alice, { ttlSeconds: 2 });
-    // Listening before the join: on a slow machine the ack and the expiry can arrive in one read.
-    const expired = nextEvent(socketB, 'room-expired', 20_000);
-    expect(await emitAck(socketB, 'join-room', { roomId: shortLived.roomId })).toMatchObject({ ok: true });
-    expect(await expired).toMatchObject({ roomId: shortLived.roomId });
+    await shortRoomExpires(a!.url, alice, socketB);
     console.info(`postgres failover: ${acked.length} sends acknowledged, ${retries} resends`);
   });
 });

@@ -1,21 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busChannelPrefix, mainChannel, roomBusChannel } from '@chat/bus';
 import { CHAT_NAMESPACE, roomChannel } from '@chat/protocol';
-import {
-  connect,
-  createRoom,
-  emitAck,
-  makeUser,
-  nextEvent,
-  record,
-  request,
-  sleep,
-} from '@chat/testing';
+import { createRoom, makeUser, record, request, sleep } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
 import {
   deliveredAcrossPods,
   expectAckedStoredOnce,
+  membersOnTwoPods,
   readWholeHistory,
+  shortRoomExpires,
   startAppsOn,
   type AppsOnServers,
   startAckedStream,
@@ -63,25 +56,19 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
    * channel nor the state (its failover is the room's alone), resyncs recorded.
    */
   async function roomOnItsOwnMaster() {
-    const [a, b] = cluster.pods;
     const alice = await makeUser('김철수');
-    const bob = await makeUser('이영희');
     const prefix = busChannelPrefix(cluster.redisPrefix);
     const mainNode = await redisCluster.nodeIndexOf(mainChannel(prefix, CHAT_NAMESPACE));
     const stateNode = await redisCluster.nodeIndexOf(`{${cluster.redisPrefix}}`);
     let roomId = '';
     let master = -1;
     for (let attempt = 0; attempt < 40 && master < 0; attempt++) {
-      roomId = (await createRoom(a!.url, alice)).roomId;
+      roomId = (await createRoom(cluster.pods[0]!.url, alice)).roomId;
       const node = await redisCluster.nodeIndexOf(roomBusChannel(prefix, CHAT_NAMESPACE, roomChannel(roomId)));
       if (node !== mainNode && node !== stateNode) master = node;
     }
     expect(master).toBeGreaterThanOrEqual(0);
-    const onA = await connect(a!.url, alice.token);
-    const onB = await connect(b!.url, bob.token);
-    expect((await emitAck(onA, 'join-room', { roomId })).ok).toBe(true);
-    expect((await emitAck(onB, 'join-room', { roomId })).ok).toBe(true);
-    const heardByBob = record(onB, 'new-message') as { content?: string }[];
+    const { socketA: onA, socketB: onB, heardByBob } = await membersOnTwoPods(cluster, { alice, roomId });
     const resyncs = [record(onA, 'resync'), record(onB, 'resync')] as { roomId?: string }[][];
     return { alice, roomId, master, stateNode, onA, onB, heardByBob, resyncs };
   }
@@ -94,14 +81,6 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
     await stream.stop();
     expect(stream.acked.size).toBeGreaterThan(10);
     expectAckedStoredOnce(await readWholeHistory(cluster.pods[1]!.url, room.roomId), stream.acked);
-  }
-
-  /** A room created now expires, and `member`'s socket hears it: the worker's jobs run. */
-  async function roomExpiresOnTime(owner: Awaited<ReturnType<typeof makeUser>>, member: Awaited<ReturnType<typeof connect>>) {
-    const shortLived = await createRoom(cluster.pods[0]!.url, owner, { ttlSeconds: 2 });
-    const expired = nextEvent(member, 'room-expired', 30_000);
-    await expect.poll(async () => (await emitAck(member, 'join-room', { roomId: shortLived.roomId }, 2000).catch(() => null))?.ok, { timeout: 20_000, interval: 500 }).toBe(true);
-    expect(await expired).toMatchObject({ roomId: shortLived.roomId });
   }
 
   it('follows a manual failover (CLUSTER FAILOVER on the replica: how a cluster is upgraded)', { timeout: 90_000 }, async () => {
@@ -118,7 +97,7 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
     // The state's master hands over the same way: BullMQ's blocked reads on it are released, and
     // the worker's queues, now on the new master, still expire a room on time.
     await redisCluster.failOverTo(await redisCluster.replicaOf(room.stateNode));
-    await roomExpiresOnTime(room.alice, room.onB);
+    await shortRoomExpires(cluster.pods[0]!.url, room.alice, room.onB);
   });
 
   it('follows the promoted replicas of dead masters: rooms resynced, nothing acknowledged lost, the worker still on time', { timeout: 120_000 }, async () => {
@@ -137,6 +116,6 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
     for (const pod of [a!, b!]) {
       await expect.poll(async () => (await request(pod.url, 'GET', '/readyz')).status, { timeout: 30_000, interval: 250 }).toBe(200);
     }
-    await roomExpiresOnTime(alice, onB);
+    await shortRoomExpires(a!.url, alice, onB);
   });
 });

@@ -1,15 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  connect,
-  createRoom,
-  emitAck,
-  makeUser,
-  nextEvent,
-  record,
-  request,
-} from '@chat/testing';
+import { emitAck, request } from '@chat/testing';
 import { startRedisSentinel, type LocalRedisSentinel } from '@chat/testing/redis-sentinel';
-import { deliveredAcrossPods, startAppsOn, type AppsOnServers, type TestCluster } from '../support/index.ts';
+import { deliveredAcrossPods, membersOnTwoPods, shortRoomExpires, startAppsOn, type AppsOnServers, type TestCluster } from '../support/index.ts';
 
 /**
  * The state Redis (and the bus on it) found through Redis Sentinel (REDIS_SENTINELS,
@@ -45,16 +37,9 @@ describe('state Redis behind Sentinel', () => {
 
   it('chats across pods before and after the master fails over to the replica', { timeout: 90_000 }, async () => {
     const [a, b] = cluster.pods;
-    const alice = await makeUser('김철수');
-    const bob = await makeUser('이영희');
-    const room = await createRoom(a!.url, alice);
-    const socketA = await connect(a!.url, alice.token);
-    const socketB = await connect(b!.url, bob.token);
-    expect(await emitAck(socketA, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
-    expect(await emitAck(socketB, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
-    const heardByBob = record(socketB, 'new-message') as { content?: string }[];
+    const { alice, roomId, socketA, socketB, heardByBob } = await membersOnTwoPods(cluster);
 
-    const before = await emitAck(socketA, 'send-message', { roomId: room.roomId, type: 'text', content: '장애 전' });
+    const before = await emitAck(socketA, 'send-message', { roomId, type: 'text', content: '장애 전' });
     expect(before).toMatchObject({ ok: true, data: { seq: 1 } });
     await expect.poll(() => heardByBob.map((message) => message.content)).toContain('장애 전');
 
@@ -65,16 +50,12 @@ describe('state Redis behind Sentinel', () => {
     for (const pod of [a!, b!]) {
       await expect.poll(async () => (await request(pod.url, 'GET', '/readyz')).status, { timeout: 30_000, interval: 250 }).toBe(200);
     }
-    await deliveredAcrossPods(socketA, heardByBob, room.roomId, '장애 후');
-    const history = await request<{ messages: { content: string }[] }>(b!.url, 'GET', `/api/rooms/${room.roomId}/messages`);
+    await deliveredAcrossPods(socketA, heardByBob, roomId, '장애 후');
+    const history = await request<{ messages: { content: string }[] }>(b!.url, 'GET', `/api/rooms/${roomId}/messages`);
     expect(history.body.messages.map((message) => message.content)).toEqual(expect.arrayContaining(['장애 전', '장애 후']));
 
     // The worker's queues and its emitter found the new master too: a room created now expires
     // on time and its member hears it.
-    const shortLived = await createRoom(a!.url, alice, { ttlSeconds: 2 });
-    // Listening before the join: on a slow machine the ack and the expiry can arrive in one read.
-    const expired = nextEvent(socketB, 'room-expired', 15_000);
-    expect(await emitAck(socketB, 'join-room', { roomId: shortLived.roomId })).toMatchObject({ ok: true });
-    expect(await expired).toMatchObject({ roomId: shortLived.roomId });
+    await shortRoomExpires(a!.url, alice, socketB);
   });
 });

@@ -1,3 +1,5 @@
+import { copyFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectState, type StateClient } from '@chat/bus';
 import { loadWorkerConfig } from '@chat/worker';
@@ -18,7 +20,8 @@ import { chatsAcrossPodsAndExpiresARoom, startAppsOn, type AppsOnServers } from 
  * asking every client for a certificate and a password. Two pods and the worker chat across pods
  * and expire a room through BullMQ and the bus — on one Redis, on a Redis Cluster (bus and
  * state, TLS between the nodes too) and through Sentinel (TLS to the sentinels as well) — and a
- * client that trusts another CA, or brings no certificate, is refused.
+ * client that trusts another CA, or brings no certificate, is refused. The files are read again
+ * by each new connection: a trust or a certificate renewed on disk holds without a restart.
  */
 
 const PASSWORD = 'tls-secret';
@@ -50,6 +53,37 @@ function stateClientOf(env: Record<string, string>): StateClient {
   return client;
 }
 
+/**
+ * The worker's state connection, made from its configuration with `env` and a CA file mounted
+ * as a Secret's are (replaced by a rename), reconnecting as the apps' do: once the file holds a
+ * CA that signed nothing here, its next connection is refused for the certificate; once the
+ * right one is back, the next gets in. Read once at start, the old CA would still be trusted.
+ */
+async function caReplacedOnDiskHolds(env: Record<string, string>): Promise<void> {
+  const caFile = join(tls.dir, `mounted-ca-${Date.now()}.crt`);
+  const mountCa = async (source: string) => {
+    await copyFile(source, `${caFile}.new`);
+    await rename(`${caFile}.new`, caFile);
+  };
+  await mountCa(tls.caFile);
+  const client = connectState(loadWorkerConfig({ ...env, REDIS_TLS_CA_FILE: caFile }).state, { connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => 200 });
+  const refusals: string[] = [];
+  const onError = (error: NodeJS.ErrnoException) => {
+    if (/CERT|SIGNATURE|certificate/.test(`${error.code} ${error.message}`)) refusals.push(error.code ?? error.message);
+  };
+  client.on('error', onError);
+  try {
+    expect(await client.ping()).toBe('PONG');
+    await mountCa(tls.otherCaFile);
+    client.disconnect(true);
+    await expect.poll(() => refusals.length, { timeout: 10_000, interval: 100 }).toBeGreaterThan(0);
+    await mountCa(tls.caFile);
+    await expect.poll(() => client.ping().catch(() => 'refused'), { timeout: 15_000, interval: 200 }).toBe('PONG');
+  } finally {
+    client.disconnect();
+  }
+}
+
 describe('one Redis over TLS', () => {
   let redis: TestProcess;
   let env: Record<string, string>;
@@ -67,6 +101,8 @@ describe('one Redis over TLS', () => {
     await apps?.stop();
     await redis?.kill('SIGKILL');
   }, 40_000);
+
+  it('reads its files again on each connection: a CA replaced on disk holds for the next one', { timeout: 60_000 }, () => caReplacedOnDiskHolds(env));
 
   it('carries the bus, the state and the worker', { timeout: 60_000 }, async () => {
     await chatsAcrossPodsAndExpiresARoom(apps.cluster);

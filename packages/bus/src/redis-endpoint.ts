@@ -40,13 +40,14 @@ export interface RedisEndpoint {
 /** A connection to the endpoint with `options` (timeouts, retries, pipelining). */
 export function connectRedis(endpoint: RedisEndpoint, options: RedisOptions = {}): Redis {
   const { sentinel, tls } = endpoint;
-  // A copy: ioredis hands its `tls` object to tls.connect, which may add to it.
-  if (!sentinel) return new Redis(endpoint.url, { ...options, ...(tls ? { tls: { ...tls } } : {}) });
+  // `tls` itself, never a copy: its PEM fields read their files at each connection (withPemFiles),
+  // and ioredis copies them into each connection's options.
+  if (!sentinel) return new Redis(endpoint.url, { ...options, ...(tls ? { tls } : {}) });
   const url = new URL(endpoint.url);
   const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
   return new Redis({
     ...options,
-    ...(tls ? { tls: { ...tls }, enableTLSForSentinelMode: true, sentinelTLS: { ...tls } } : {}),
+    ...(tls ? { tls, enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
     sentinels: sentinel.nodes.map((node) => ({ host: node.host, port: node.port })),
     name: sentinel.name,
     ...(sentinel.password ? { sentinelPassword: sentinel.password } : {}),
@@ -74,7 +75,7 @@ export function connectCluster(target: Extract<RedisTarget, { kind: 'cluster' }>
         ...options.redisOptions,
         ...(target.username ? { username: target.username } : {}),
         ...(target.password ? { password: target.password } : {}),
-        ...(tls ? { tls: { ...tls } } : {}),
+        ...(tls ? { tls } : {}),
       },
     },
   );

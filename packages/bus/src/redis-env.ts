@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { readPemFile } from '@chat/runtime';
+import { readPemFile, withPemFiles } from '@chat/runtime';
 import { hostPortListSchema, redisTarget, stateKeyPrefix, type BusTarget, type RedisTarget } from './bus-config.ts';
 import type { RedisEndpoint, RedisTls } from './redis-endpoint.ts';
 
@@ -17,11 +17,15 @@ const blankAsUnset = (schema: z.ZodString) =>
     .transform((value) => (value === undefined || value.trim() === '' ? undefined : value))
     .pipe(schema.optional());
 
-/** A PEM file named by a variable, read once at start (`readPemFile`: errors name the path only). */
+/**
+ * The path of a PEM file named by a variable, checked at start (`readPemFile`: errors name the
+ * path only); connections read it again (`withPemFiles`).
+ */
 const pemFile = blankAsUnset(z.string()).transform((path, context): string | undefined => {
   if (path === undefined) return undefined;
   try {
-    return readPemFile(path);
+    readPemFile(path);
+    return path;
   } catch (error) {
     context.addIssue({ code: 'custom', message: (error as Error).message });
     return z.NEVER;
@@ -118,10 +122,6 @@ export function redisSettingsOf(env: RedisEnv): RedisSettings {
 }
 
 function tlsOf(env: RedisEnv): RedisTls {
-  return Object.freeze({
-    ...(env.REDIS_TLS_CA_FILE ? { ca: env.REDIS_TLS_CA_FILE } : {}),
-    ...(env.REDIS_TLS_CERT_FILE ? { cert: env.REDIS_TLS_CERT_FILE } : {}),
-    ...(env.REDIS_TLS_KEY_FILE ? { key: env.REDIS_TLS_KEY_FILE } : {}),
-  });
+  return withPemFiles({}, { ca: env.REDIS_TLS_CA_FILE, cert: env.REDIS_TLS_CERT_FILE, key: env.REDIS_TLS_KEY_FILE });
 }
 

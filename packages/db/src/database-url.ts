@@ -1,6 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import { z } from 'zod';
-import { readPemFile } from '@chat/runtime';
+import { withPemFiles } from '@chat/runtime';
 
 /**
  * DATABASE_URL as libpq and postgres.js read it, several hosts included:
@@ -88,8 +88,9 @@ function tlsFilesOf(parameters: URLSearchParams): { ca?: string; cert?: string; 
  * What postgres.js is given for `url`: the URL itself, unless it names certificate files
  * (sslrootcert, sslcert, sslkey); then the URL without them and `sslmode`, and the TLS options
  * they mean, as libpq reads them — `verify-full` checks the chain and the server's name,
- * `verify-ca` the chain only, and `require` with a root certificate is `verify-ca`. Reads the
- * files (once per pool); throws naming a file it cannot read, never its content.
+ * `verify-ca` the chain only, and `require` with a root certificate is `verify-ca`. The files
+ * are read here, and again by each new connection (withPemFiles: a renewed certificate is used
+ * without a restart); throws naming a file it cannot read, never its content.
  */
 export function postgresConnectionOf(url: string): { url: string; ssl?: ConnectionOptions } {
   const { firstHostUrl } = parseDatabaseUrl(url);
@@ -98,8 +99,7 @@ export function postgresConnectionOf(url: string): { url: string; ssl?: Connecti
   const sslmode = firstHostUrl.searchParams.get('sslmode');
   const ssl: ConnectionOptions = { rejectUnauthorized: sslmode !== 'require' || files.ca !== undefined };
   if (sslmode !== 'verify-full') ssl.checkServerIdentity = () => undefined;
-  for (const [field, path] of Object.entries(files) as [keyof typeof files, string][]) ssl[field] = readPemFile(path);
-  return { url: withoutParameters(url, ['sslmode', ...Object.keys(TLS_FILE_PARAMETERS)]), ssl };
+  return { url: withoutParameters(url, ['sslmode', ...Object.keys(TLS_FILE_PARAMETERS)]), ssl: withPemFiles(ssl, files) };
 }
 
 function withoutParameters(url: string, names: readonly string[]): string {

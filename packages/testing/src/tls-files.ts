@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +25,11 @@ export interface TlsFiles {
   redisArgs(port: number): string[];
   /** The same as lines of a configuration file (a sentinel's). */
   redisConfigLines(port: number): string[];
+  /**
+   * A new client certificate and key (same CA and CN, another serial) put in place of the old
+   * pair, each file by an atomic rename, as a renewal in a mounted Secret lands.
+   */
+  renewClientCertificate(): Promise<void>;
   /** Node's TLS options for a test's own client (PEM texts). */
   clientOptions(): Promise<{ ca: string; cert: string; key: string }>;
   close(): Promise<void>;
@@ -38,9 +43,9 @@ async function makeCa(dir: string, name: string): Promise<void> {
   await openssl(dir, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.crt`]);
 }
 
-async function makeSigned(dir: string, name: string, ca: string, extensions: string): Promise<void> {
+async function makeSigned(dir: string, name: string, ca: string, extensions: string, commonName = name): Promise<void> {
   await writeFile(join(dir, `${name}.ext`), `${extensions}\n`);
-  await openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`]);
+  await openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${commonName}`, '-keyout', `${name}.key`, '-out', `${name}.csr`]);
   await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
 }
 
@@ -74,6 +79,11 @@ export async function makeTlsFiles(): Promise<TlsFiles> {
     otherCaFile: file('other-ca.crt'),
     redisArgs: (port) => settings(port).flatMap(([name, value]) => [`--${name}`, value]),
     redisConfigLines: (port) => settings(port).map(([name, value]) => `${name} ${value}`),
+    async renewClientCertificate() {
+      await makeSigned(dir, 'postgres-renewed', 'ca', 'extendedKeyUsage=clientAuth', 'postgres');
+      await rename(file('postgres-renewed.key'), file('postgres.key'));
+      await rename(file('postgres-renewed.crt'), file('postgres.crt'));
+    },
     async clientOptions() {
       const [ca, cert, key] = await Promise.all([file('ca.crt'), file('postgres.crt'), file('postgres.key')].map((path) => readFile(path, 'utf8')));
       return { ca: ca!, cert: cert!, key: key! };

@@ -13,7 +13,7 @@ export interface AppsOnServers {
  * group, a Redis Cluster, TLS servers, a Postgres pair — that `env` names. Unless `env` names a
  * DATABASE_URL (a Postgres of the test's own), they get a fresh database of their own: a worker
  * sweeps every room of its database, so it must not share rooms with other files
- * (createTestDatabase). The worker takes `env` and `workerEnv`, as `POD_NAME` `worker`.
+ * (createTestDatabase). The worker takes `env` and `workerEnv`, its `POD_NAME` `options.worker`.
  */
 export async function startAppsOn(
   env: Record<string, string>,

@@ -102,9 +102,8 @@ async function startServer(dir: string, node: RedisClusterNode, tls: TlsFiles | 
 async function waitAnswers(dir: string, node: RedisClusterNode): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    const pong = await withNode(node, (client) => client.ping()).catch(() => '');
-    if (pong === 'PONG') return;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    if (await answers(node)) return;
+    await pause();
   }
   const log = await readFile(join(dir, `${node.port}.log`), 'utf8').catch(() => '');
   throw new Error(`redis-server on ${node.port} did not answer within ${READY_TIMEOUT_MS} ms:\n${log.slice(-2000)}`);
@@ -157,6 +156,18 @@ async function clusterInfo(node: RedisClusterNode): Promise<string> {
   return withNode(node, async (client) => String(await client.cluster('INFO'))).catch(() => '');
 }
 
+/** Whether the node answers a PING now. */
+async function answers(node: RedisClusterNode): Promise<boolean> {
+  return (await withNode(node, (client) => client.ping()).catch(() => '')) === 'PONG';
+}
+
+/** The slot map as `node` knows it (CLUSTER SLOTS). */
+function slotsOf(node: RedisClusterNode) {
+  return withNode(node, (client) => client.cluster('SLOTS'));
+}
+
+const pause = () => new Promise((resolve) => setTimeout(resolve, POLL_MS));
+
 /**
  * Every node of `nodes` reports `cluster_state:ok` and knows `known` nodes (so clients see one
  * topology).
@@ -169,7 +180,7 @@ async function waitClusterOk(nodes: readonly RedisClusterNode[], known = nodes.l
       (info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${known}`) && info.includes('cluster_slots_ok:16384'),
     );
     if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    await pause();
   }
   throw new Error(`Redis Cluster ${nodes.map((n) => n.port).join(',')} not ok within ${READY_TIMEOUT_MS} ms`);
 }
@@ -188,7 +199,7 @@ async function waitReplicasSynced(nodes: readonly RedisClusterNode[], count: num
   while (Date.now() < deadline) {
     const infos = await Promise.all(nodes.map((node) => withNode(node, (client) => client.info('replication')).catch(() => '')));
     if (infos.filter((info) => info.includes('role:slave') && info.includes('master_link_status:up')).length === count) return;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    await pause();
   }
   throw new Error(`the cluster's ${count} replicas did not sync within ${READY_TIMEOUT_MS} ms`);
 }
@@ -252,10 +263,7 @@ export async function startRedisCluster(
   const slotServedBeforeStop = new Map<number, number>();
   /** Any node that answers (one may have been stopped). */
   const liveNode = async (): Promise<RedisClusterNode> => {
-    for (const node of nodes) {
-      const pong = await withNode(node, (client) => client.ping()).catch(() => '');
-      if (pong === 'PONG') return node;
-    }
+    for (const node of nodes) if (await answers(node)) return node;
     throw new Error('no node of the cluster answers');
   };
   const indexServing = (ranges: [number, number, ...[string, number, ...unknown[]][]][], slot: number) => {
@@ -272,7 +280,7 @@ export async function startRedisCluster(
       const node = nodes[index];
       if (!node) throw new Error(`no node ${index}`);
       // Which slot it served, if a master: promotedFor looks for that slot's next owner.
-      const ranges = await withNode(await liveNode(), (client) => client.cluster('SLOTS')).catch(() => []);
+      const ranges = await slotsOf(await liveNode()).catch(() => []);
       const range = ranges.find(([, , master]) => master?.[1] === node.port);
       if (range) slotServedBeforeStop.set(index, range[0]);
       await killNode(dir, node);
@@ -287,7 +295,7 @@ export async function startRedisCluster(
     async nodeIndexOf(key) {
       const node = await liveNode();
       const slot = await withNode(node, (client) => client.cluster('KEYSLOT', key));
-      const index = indexServing(await withNode(node, (client) => client.cluster('SLOTS')), slot);
+      const index = indexServing(await slotsOf(node), slot);
       if (index < 0) throw new Error(`no master serves slot ${slot}`);
       return index;
     },
@@ -300,11 +308,11 @@ export async function startRedisCluster(
         const node = await liveNode().catch(() => null);
         if (node) {
           const info = await clusterInfo(node);
-          const owner = indexServing(await withNode(node, (client) => client.cluster('SLOTS')).catch(() => []), slot);
+          const owner = indexServing(await slotsOf(node).catch(() => []), slot);
           if (info.includes('cluster_state:ok') && owner >= 0 && nodes[owner] !== former) return owner;
         }
         if (Date.now() > deadline) throw new Error(`no replica of node ${index} (${former.port}) promoted within ${timeoutMs} ms`);
-        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        await pause();
       }
     },
     async replicaOf(index) {
@@ -326,12 +334,12 @@ export async function startRedisCluster(
         const role = await withNode(replica, (client) => client.info('replication')).catch(() => '');
         if (role.includes('role:master') && (await clusterInfo(replica)).includes('cluster_state:ok')) {
           // And the node nodeIndexOf asks has heard (gossip takes a moment).
-          const own = (await withNode(replica, (client) => client.cluster('SLOTS'))).find(([, , master]) => master?.[1] === replica.port);
-          const seen = own ? indexServing(await withNode(await liveNode(), (client) => client.cluster('SLOTS')), own[0]) : -1;
+          const own = (await slotsOf(replica)).find(([, , master]) => master?.[1] === replica.port);
+          const seen = own ? indexServing(await slotsOf(await liveNode()), own[0]) : -1;
           if (seen === replicaIndex) return;
         }
         if (Date.now() > deadline) throw new Error(`node ${replicaIndex} did not take over within ${timeoutMs} ms`);
-        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        await pause();
       }
     },
     async addMaster() {
@@ -341,16 +349,14 @@ export async function startRedisCluster(
       await run('redis-cli', ['--cluster', 'add-node', `${node.host}:${node.port}`, `${existing.host}:${existing.port}`, ...cliOptions(options.password, options.tls)]);
       nodes.push(node);
       const live: RedisClusterNode[] = [];
-      for (const candidate of nodes) {
-        if ((await withNode(candidate, (client) => client.ping()).catch(() => '')) === 'PONG') live.push(candidate);
-      }
+      for (const candidate of nodes) if (await answers(candidate)) live.push(candidate);
       await waitClusterOk(live, nodes.length);
       return nodes.length - 1;
     },
     async moveSlot(slot, toIndex) {
       const target = nodes[toIndex];
       if (!target) throw new Error(`no node ${toIndex}`);
-      const sourceIndex = indexServing(await withNode(await liveNode(), (client) => client.cluster('SLOTS')), slot);
+      const sourceIndex = indexServing(await slotsOf(await liveNode()), slot);
       const source = nodes[sourceIndex];
       if (!source) throw new Error(`no master serves slot ${slot}`);
       if (source === target) return;
@@ -372,7 +378,7 @@ export async function startRedisCluster(
       // The target first, then the source, then every other master (as redis-cli does).
       await withNode(target, (client) => client.cluster('SETSLOT', slot, 'NODE', targetId));
       await withNode(source, (client) => client.cluster('SETSLOT', slot, 'NODE', targetId));
-      const masters = await withNode(target, (client) => client.cluster('SLOTS'));
+      const masters = await slotsOf(target);
       const masterPorts = new Set(masters.map(([, , master]) => master![1]));
       for (const node of nodes) {
         if (node === source || node === target || !masterPorts.has(node.port)) continue;

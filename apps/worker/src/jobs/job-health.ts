@@ -28,10 +28,9 @@ function stalledAfterMs(everyMs: number): number {
  * no longer knows when the next run is due and sleeps its 10 s ceiling before looking, so every
  * state failover held the sweep up 10 s or more. And a run overdue by `stalledAfterMs(everyMs)`
  * while Redis answers (no replica took it), its worker here running nothing, means that worker
- * is stuck:
- * BullMQ's blocking wait for the next job, sent to a Redis Cluster master that then died, could
- * stay unanswered for good after the master came back (fault scenario 9: no job ran again in 4
- * of 5 runs). That worker is replaced. The schedulers' `next` is the signal, not this replica's
+ * is stuck: BullMQ's blocking wait for the next job, sent to a Redis Cluster master that then
+ * died, could stay unanswered for good after the master came back (fault scenario 9: no job ran
+ * again in 4 of 5 runs). That worker is replaced. The schedulers' `next` is the signal, not this replica's
  * own work: with several replicas one of them takes each run. Returns the stop.
  */
 export function watchJobHealth(options: { runner: JobRunner; jobs: JobDefinitions; logger: Logger }): () => void {

@@ -13,6 +13,7 @@ import {
   type AppsOnServers,
   startAckedStream,
   type TestCluster,
+  withAppLogsOnFailure,
 } from '../support/index.ts';
 
 /**
@@ -75,12 +76,14 @@ describe('a Redis Cluster with replicas, masters failing over', () => {
 
   /** Both pods resync the room, its messages cross again, every acknowledged one stored once. */
   async function roomRecovered(room: Awaited<ReturnType<typeof roomOnItsOwnMaster>>, stream: ReturnType<typeof startAckedStream>, last: string) {
-    const told = (seen: { roomId?: string }[]) => seen.some((resync) => resync.roomId === room.roomId);
-    await expect.poll(() => room.resyncs.every(told), { timeout: 30_000, interval: 100 }).toBe(true);
-    await deliveredAcrossPods(room.onA, room.heardByBob, room.roomId, last);
-    await stream.stop();
-    expect(stream.acked.size).toBeGreaterThan(10);
-    expectAckedStoredOnce(await readWholeHistory(cluster.pods[1]!.url, room.roomId), stream.acked);
+    await withAppLogsOnFailure(async () => {
+      const told = (seen: { roomId?: string }[]) => seen.some((resync) => resync.roomId === room.roomId);
+      await expect.poll(() => room.resyncs.every(told), { timeout: 30_000, interval: 100 }).toBe(true);
+      await deliveredAcrossPods(room.onA, room.heardByBob, room.roomId, last);
+      await stream.stop();
+      expect(stream.acked.size).toBeGreaterThan(10);
+      expectAckedStoredOnce(await readWholeHistory(cluster.pods[1]!.url, room.roomId), stream.acked);
+    });
   }
 
   it('follows a manual failover (CLUSTER FAILOVER on the replica: how a cluster is upgraded)', { timeout: 90_000 }, async () => {

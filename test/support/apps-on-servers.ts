@@ -1,4 +1,6 @@
 import { closeAllSockets, createTestDatabase, sleep } from '@chat/testing';
+import { createLogger } from '@chat/gateway';
+import { appLogDestination, recordedWorkerLogger } from './app-logs.ts';
 import { startCluster, type TestCluster } from './cluster.ts';
 import { closeAllWorkers, startTestWorker } from './worker.ts';
 
@@ -28,8 +30,11 @@ export async function startAppsOn(
     await database?.drop();
   };
   try {
-    cluster = await startCluster(options.pods ?? 2, appsEnv);
-    await startTestWorker(cluster, { ...appsEnv, ...options.workerEnv, POD_NAME: options.worker });
+    // Logged in memory for a failure to print (app-logs.ts), unless TEST_LOG_LEVEL asks for stdout.
+    const recorded = process.env.TEST_LOG_LEVEL === undefined;
+    const gatewayLogger = (pod: string) => createLogger({ level: 'info', pod, destination: appLogDestination });
+    cluster = await startCluster(options.pods ?? 2, appsEnv, recorded ? { logger: gatewayLogger } : {});
+    await startTestWorker(cluster, { ...appsEnv, ...options.workerEnv, POD_NAME: options.worker }, recorded ? { logger: recordedWorkerLogger } : {});
     return { cluster, stop };
   } catch (error) {
     await stop();

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
 import { inject } from 'vitest';
 import { buildGateway, loadConfig, type Gateway } from '@chat/gateway';
 import { TEST_JWT_SECRET, busEnv, uniquePrefix, type ClusterServices } from '@chat/testing';
@@ -21,6 +22,7 @@ export interface TestCluster extends ClusterServices {
 export async function startCluster(
   pods = 2,
   env: Record<string, string> = {},
+  options: { logger?: (pod: string) => Logger } = {},
 ): Promise<TestCluster> {
   const databaseUrl = env.DATABASE_URL ?? inject('databaseUrl');
   // A test may bring its own Redis (one it can restart): REDIS_URL in env wins everywhere.
@@ -30,10 +32,11 @@ export async function startCluster(
   const busClusterNodes = (env.REDIS_BUS_CLUSTER_NODES ?? inject('busClusterNodes')) || null;
   const started: TestPod[] = [];
   for (let index = 0; index < pods; index++) {
+    const podName = `test-pod-${index}`;
     const config = loadConfig({
       PORT: '0',
       HOST: '127.0.0.1',
-      POD_NAME: `test-pod-${index}`,
+      POD_NAME: podName,
       DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
       REDIS_PREFIX: redisPrefix,
@@ -45,7 +48,7 @@ export async function startCluster(
       DATABASE_POOL_SIZE: '4',
       ...env,
     });
-    const gateway = await buildGateway(config);
+    const gateway = await buildGateway(config, options.logger ? { logger: options.logger(podName) } : {});
     await gateway.http.listen({ port: 0, host: '127.0.0.1' });
     const { port } = gateway.http.server.address() as AddressInfo;
     started.push({ gateway, url: `http://127.0.0.1:${port}` });

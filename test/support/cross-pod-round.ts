@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import { connect, createRoom, emitAck, makeUser, nextEvent, record, request, type TestSocket, type TestUser } from '@chat/testing';
+import { withAppLogsOnFailure } from './app-logs.ts';
 import type { TestCluster } from './cluster.ts';
 
 export interface MembersOnTwoPods {
@@ -39,13 +40,15 @@ export async function membersOnTwoPods(cluster: TestCluster, options: { alice?: 
  * `member`, joined to it, hears `room-expired` through the bus. The join is retried for a while
  * (the state may be failing over).
  */
-export async function shortRoomExpires(url: string, owner: TestUser, member: TestSocket): Promise<void> {
-  const shortLived = await createRoom(url, owner, { ttlSeconds: 2 });
-  // Listening before the join: on a slow machine the ack and the expiry can arrive in one read.
-  const expired = nextEvent(member, 'room-expired', 30_000);
-  const joined = () => emitAck(member, 'join-room', { roomId: shortLived.roomId }, 2000).then((ack) => ack.ok, () => false);
-  await expect.poll(joined, { timeout: 20_000, interval: 500 }).toBe(true);
-  expect(await expired).toMatchObject({ roomId: shortLived.roomId });
+export function shortRoomExpires(url: string, owner: TestUser, member: TestSocket): Promise<void> {
+  return withAppLogsOnFailure(async () => {
+    const shortLived = await createRoom(url, owner, { ttlSeconds: 2 });
+    // Listening before the join: on a slow machine the ack and the expiry can arrive in one read.
+    const expired = nextEvent(member, 'room-expired', 30_000);
+    const joined = () => emitAck(member, 'join-room', { roomId: shortLived.roomId }, 2000).then((ack) => ack.ok, () => false);
+    await expect.poll(joined, { timeout: 20_000, interval: 500 }).toBe(true);
+    expect(await expired).toMatchObject({ roomId: shortLived.roomId });
+  });
 }
 
 /**

@@ -7,3 +7,4 @@ export * from './pod-metrics.ts';
 export * from './cross-pod-round.ts';
 export * from './acked-stream.ts';
 export * from './apps-on-servers.ts';
+export * from './app-logs.ts';

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { loadWorkerConfig, startWorker, type WorkerApp } from '@chat/worker';
 import { testWorkerEnv, type ClusterServices } from '@chat/testing';
 
@@ -10,6 +11,7 @@ const started = new Set<WorkerApp>();
 export async function startTestWorker(
   cluster: ClusterServices,
   env: Record<string, string> = {},
+  options: { logger?: (pod: string) => Logger } = {},
 ): Promise<WorkerApp> {
   const config = loadWorkerConfig({
     ...testWorkerEnv(cluster),
@@ -18,7 +20,7 @@ export async function startTestWorker(
     POD_NAME: `test-worker-${started.size}`,
     ...env,
   });
-  const worker = await startWorker(config);
+  const worker = await startWorker(config, options.logger ? { logger: options.logger(config.podName) } : {});
   started.add(worker);
   const close = worker.close.bind(worker);
   // Idempotent: a test may close its worker and the `startWorker` fixture close it again.

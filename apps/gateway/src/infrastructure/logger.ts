@@ -1,4 +1,4 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 /**
  * Query parameter names whose values are credentials, compared after percent-decoding and
@@ -42,8 +42,9 @@ export function redactUrl(url: string | undefined): string | undefined {
   return `${url.slice(0, queryStart + 1)}${query}${url.slice(queryEnd)}`;
 }
 
-export function createLogger(options: { level: string; pod: string }): Logger {
-  return pino({
+/** `destination`: where the lines go (default stdout); tests keep them in memory. */
+export function createLogger(options: { level: string; pod: string; destination?: DestinationStream }): Logger {
+  const settings: LoggerOptions = {
     level: options.level,
     base: { pod: options.pod },
     redact: {
@@ -69,5 +70,6 @@ export function createLogger(options: { level: string; pod: string }): Logger {
         url: redactUrl(request.url),
       }),
     },
-  });
+  };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
 }

@@ -12,7 +12,9 @@ import { clusterTest } from '../support/index.ts';
  * sweep runs again: a room created afterwards expires on time. Without the check no sweep would
  * ever run again (BullMQ re-creates nothing, and no connection event fires). And a worker whose
  * blocking read failed — what every client blocked on a Redis gets when it fails over — is woken
- * once a run is overdue, instead of sleeping BullMQ's 10 s ceiling first.
+ * once a run is overdue, instead of sleeping BullMQ's 10 s ceiling first. And a schedule whose
+ * next run was lost — BullMQ schedules it in a call of its own after taking a run, which a
+ * failover can fail — is renewed once the run is long overdue, instead of ending there.
  */
 const it = clusterTest({ pods: 1, ownDatabase: true });
 
@@ -63,6 +65,45 @@ it('wakes a worker whose blocking read was failed by Redis, long before BullMQ l
     // The run due then is taken, and the next one scheduled, within the health check's rounds;
     // BullMQ alone would block again for 10 s before looking (SWEEP_INTERVAL_MS is 200 here).
     await expect.poll(async () => (await queue.getJobScheduler(schedulerId))?.next, { timeout: 7000, interval: 100 }).toBeGreaterThan(due);
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+});
+
+it('schedules a run again when the next one is lost and the scheduler kept, and the sweep goes on', { timeout: 60_000 }, async ({ cluster, url, connect, startWorker }) => {
+  await startWorker({ POD_NAME: 'job-reschedule' });
+  const redis = new Redis(cluster.redisUrl);
+  const queue = new Queue(JOB_CATALOG.roomSweep.queue, { connection: redis, prefix: bullPrefix(cluster.redisPrefix) });
+  const schedulerId = `${JOB_CATALOG.roomSweep.queue}-every`;
+  try {
+    // As when BullMQ took a run and its own call scheduling the next one failed (a failover):
+    // the scheduler stays, no run is pending. A run taken meanwhile schedules its next one
+    // after: removed again until nothing is pending or running.
+    let pending = -1;
+    for (let attempt = 0; attempt < 50 && pending !== 0; attempt++) {
+      // BullMQ refuses to remove a scheduler's run: its keys go, as if never written.
+      const runId = `repeat:${schedulerId}:${(await queue.getJobScheduler(schedulerId))!.next}`;
+      await redis
+        .multi()
+        .zrem(queue.keys.delayed!, runId)
+        .lrem(queue.keys.wait!, 0, runId)
+        .zrem(queue.keys.prioritized!, runId)
+        .del(queue.toKey(runId))
+        .exec();
+      await sleep(300);
+      const counts = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active');
+      pending = Object.values(counts).reduce((sum, count) => sum + count, 0);
+    }
+    expect(pending).toBe(0);
+    expect(await queue.getJobScheduler(schedulerId)).toBeTruthy();
+
+    const alice = await makeUser('김철수');
+    const room = await createRoom(url, alice, { ttlSeconds: 2 });
+    const socket = await connect(url, alice.token);
+    const expired = nextEvent(socket, 'room-expired', 25_000);
+    expect(await emitAck(socket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
+    expect(await expired).toMatchObject({ roomId: room.roomId });
   } finally {
     await queue.close();
     redis.disconnect();

@@ -30,7 +30,8 @@ function stalledAfterMs(everyMs: number): number {
  * while Redis answers (no replica took it), its worker here running nothing, means that worker
  * is stuck: BullMQ's blocking wait for the next job, sent to a Redis Cluster master that then
  * died, could stay unanswered for good after the master came back (fault scenario 9: no job ran
- * again in 4 of 5 runs). That worker is replaced. The schedulers' `next` is the signal, not this replica's
+ * again in 4 of 5 runs). That worker is replaced, and the job's schedule renewed in case the
+ * lost piece is the next run itself. The schedulers' `next` is the signal, not this replica's
  * own work: with several replicas one of them takes each run. Returns the stop.
  */
 export function watchJobHealth(options: { runner: JobRunner; jobs: JobDefinitions; logger: Logger }): () => void {
@@ -42,8 +43,12 @@ export function watchJobHealth(options: { runner: JobRunner; jobs: JobDefinition
     if (overdueMs < WAKE_AFTER_MS || runner.isRunning(index)) return;
     const queue = JOB_CATALOG[key].queue;
     if (overdueMs >= stalledAfterMs(jobs[key].everyMs ?? 0)) {
-      logger.warn({ queue, overdueMs }, 'job worker stalled: replaced');
+      logger.warn({ queue, overdueMs }, 'job worker stalled: replaced, the schedule renewed');
       runner.replaceWorker(index);
+      // The run may be what is missing, not a worker: BullMQ schedules a job's next run in a
+      // call of its own after taking it, and when that call fails (its Redis failing over) the
+      // schedule ends there, its last run left to the stalled-job check 30 s later or more.
+      runner.reschedule(index).catch((error: unknown) => logger.warn({ err: error, queue }, 'reschedule failed'));
       return;
     }
     logger.info({ queue, overdueMs }, 'job run overdue: workers woken');

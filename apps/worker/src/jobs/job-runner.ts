@@ -11,6 +11,11 @@ export interface JobRunner {
   workers: Worker[];
   /** Puts every job scheduler in Redis (idempotent); logs why when it is a repair. */
   upsertSchedulers(why?: string): Promise<void>;
+  /**
+   * Puts JOB_KEYS[index]'s scheduler in Redis again, and with it a pending run when its next one
+   * is gone (taken, but never followed by the one after); a pending run it has stays as it is.
+   */
+  reschedule(index: number): Promise<void>;
   /** Whether this process's worker of JOB_KEYS[index] is running a job now. */
   isRunning(index: number): boolean;
   /** Closes (forcefully, not awaited) this process's worker of JOB_KEYS[index] and starts another. */
@@ -44,20 +49,18 @@ export async function startJobRunner(options: {
     return queue;
   });
 
-  async function upsertAll(): Promise<void> {
-    await Promise.all(
-      JOB_KEYS.map((key, index) => {
-        const everyMs = jobs[key].everyMs;
-        // Not scheduled: other jobs add its runs (a webhook delivery).
-        if (everyMs === null) return undefined;
-        return queues[index]!.upsertJobScheduler(
-          schedulerId(key),
-          { every: everyMs },
-          { name: JOB_CATALOG[key].jobName, data: {}, opts: JOB_CATALOG[key].options },
-        );
-      }),
+  async function upsert(index: number): Promise<void> {
+    const key = JOB_KEYS[index]!;
+    const everyMs = jobs[key].everyMs;
+    // Not scheduled: other jobs add its runs (a webhook delivery).
+    if (everyMs === null) return;
+    await queues[index]!.upsertJobScheduler(
+      schedulerId(key),
+      { every: everyMs },
+      { name: JOB_CATALOG[key].jobName, data: {}, opts: JOB_CATALOG[key].options },
     );
   }
+  const upsertAll = () => Promise.all(JOB_KEYS.map((_, index) => upsert(index)));
   await upsertAll();
   const upsertSchedulers = (why?: string) =>
     upsertAll().then(
@@ -103,6 +106,7 @@ export async function startJobRunner(options: {
     queues,
     workers,
     upsertSchedulers,
+    reschedule: upsert,
     isRunning: (index) => running[index]! > 0,
     replaceWorker(index) {
       // Not awaited: closing may wait on the very call that hangs; the force disconnects it.

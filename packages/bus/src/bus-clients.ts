@@ -25,6 +25,13 @@ export function createBusPublisher(target: BusTarget, options: BusClientOptions 
   }
   return connectCluster(target, {
     enableAutoPipelining: true,
+    // A master demoted by a manual failover (CLUSTER FAILOVER, how a cluster is upgraded) still
+    // accepts its old slots' SPUBLISH, as a replica, without the MOVED that would correct the
+    // client, and only the cluster bus relays it to the subscribers on the new master: under
+    // load some of those relays were lost (a room's `room-expired`, published 7 s after its
+    // shard failed over, never arrived). The slot map read every few seconds sends them to
+    // the master again.
+    slotsRefreshInterval: SLOTS_REFRESH_MS,
     clusterRetryStrategy: options.retryStrategy ?? undefined,
     redisOptions: redisOptions(options),
   });
@@ -46,14 +53,14 @@ export function createBusSubscriber(target: BusTarget, options: BusClientOptions
     // to its channels with it: the old master sends SUNSUBSCRIBE, which ioredis drops, and a
     // subscriber sends no command that could come back MOVED. Only a look at the slots finds the
     // new owner; then ioredis re-subscribes there and subscription-tracker.ts resyncs the rooms.
-    slotsRefreshInterval: SUBSCRIBER_SLOTS_REFRESH_MS,
+    slotsRefreshInterval: SLOTS_REFRESH_MS,
     clusterRetryStrategy: options.retryStrategy ?? undefined,
     redisOptions: redisOptions(options),
   });
 }
 
-/** How often a bus subscriber on a cluster reads the slot map (one CLUSTER SLOTS per pod). */
-const SUBSCRIBER_SLOTS_REFRESH_MS = 2000;
+/** How often a bus client on a cluster reads the slot map (one CLUSTER SLOTS per client). */
+const SLOTS_REFRESH_MS = 2000;
 
 /**
  * The publishes of one event-loop turn leave in one write: the first corks the connection's

@@ -45,9 +45,15 @@ export function shortRoomExpires(url: string, owner: TestUser, member: TestSocke
     const shortLived = await createRoom(url, owner, { ttlSeconds: 2 });
     // Listening before the join: on a slow machine the ack and the expiry can arrive in one read.
     const expired = nextEvent(member, 'room-expired', 30_000);
+    const resyncs = record(member, 'resync');
     const joined = () => emitAck(member, 'join-room', { roomId: shortLived.roomId }, 2000).then((ack) => ack.ok, () => false);
     await expect.poll(joined, { timeout: 20_000, interval: 500 }).toBe(true);
-    expect(await expired).toMatchObject({ roomId: shortLived.roomId });
+    const heard = await expired.catch((error: unknown) => {
+      // What the member was told instead, if anything: a failure says it.
+      if (error instanceof Error) error.message += ` (room ${shortLived.roomId}; resyncs heard: ${JSON.stringify(resyncs)})`;
+      throw error;
+    });
+    expect(heard).toMatchObject({ roomId: shortLived.roomId });
   });
 }
 

@@ -168,6 +168,9 @@ function slotsOf(node: RedisClusterNode) {
 
 const pause = () => new Promise((resolve) => setTimeout(resolve, POLL_MS));
 
+/** Redis drops a manual failover its master has not answered after 5 s (CLUSTER_MF_TIMEOUT). */
+const MANUAL_FAILOVER_RETRY_MS = 6000;
+
 /**
  * Every node of `nodes` reports `cluster_state:ok` and knows `known` nodes (so clients see one
  * topology).
@@ -328,11 +331,17 @@ export async function startRedisCluster(
     async failOverTo(replicaIndex, timeoutMs = 20_000) {
       const replica = nodes[replicaIndex];
       if (!replica) throw new Error(`no node ${replicaIndex}`);
-      await withNode(replica, (client) => client.cluster('FAILOVER'));
       const deadline = Date.now() + timeoutMs;
+      // A master ignores the request of a node it does not know as its replica yet (a cluster
+      // just started: its gossip lags the replication link), and the replica drops a manual
+      // failover its master did not answer within 5 s: asked again until it is taken.
+      let askedAt = 0;
       for (;;) {
         const role = await withNode(replica, (client) => client.info('replication')).catch(() => '');
-        if (role.includes('role:master') && (await clusterInfo(replica)).includes('cluster_state:ok')) {
+        if (role.includes('role:slave') && Date.now() - askedAt > MANUAL_FAILOVER_RETRY_MS) {
+          await withNode(replica, (client) => client.cluster('FAILOVER'));
+          askedAt = Date.now();
+        } else if (role.includes('role:master') && (await clusterInfo(replica)).includes('cluster_state:ok')) {
           // And the node nodeIndexOf asks has heard (gossip takes a moment).
           const own = (await slotsOf(replica)).find(([, , master]) => master?.[1] === replica.port);
           const seen = own ? indexServing(await slotsOf(await liveNode()), own[0]) : -1;

@@ -33,7 +33,7 @@ interface ShardSubscriber {
 }
 
 it('a shard subscriber ioredis closed survives the SUNSUBSCRIBE its master pushes as it loses the slot', async () => {
-  const sub = createBusSubscriber({ kind: 'cluster', nodes: redisCluster.nodes.map(({ host, port }) => ({ host, port })) }) as Cluster;
+  const sub = createBusSubscriber({ kind: 'cluster', nodes: redisCluster.nodes }) as Cluster;
   sub.on('error', () => undefined);
   try {
     const channel = 'test:closed-subscriber:room';

@@ -36,7 +36,7 @@ async function spublishCalls(index: number): Promise<number> {
 
 it('sends SPUBLISH to the new master within seconds of a manual failover, not on to the demoted one', { timeout: 60_000 }, async () => {
   const channel = 'test:publisher-routing:room';
-  publisher = createBusPublisher({ kind: 'cluster', nodes: redisCluster.nodes.map(({ host, port }) => ({ host, port })) });
+  publisher = createBusPublisher({ kind: 'cluster', nodes: redisCluster.nodes });
   publisher.on('error', () => undefined);
   const master = await redisCluster.nodeIndexOf(channel);
   await publisher.spublish(channel, 'before');

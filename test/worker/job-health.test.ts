@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { JOB_CATALOG, bullPrefix } from '@chat/jobs';
-import { createRoom, emitAck, makeUser, nextEvent, sleep } from '@chat/testing';
+import { createRoom, emitAck, makeUser, nextEvent, sleep, type TestSocket } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
 /**
@@ -18,12 +18,34 @@ import { clusterTest } from '../support/index.ts';
  */
 const it = clusterTest({ pods: 1, ownDatabase: true });
 
-it('puts back a job scheduler Redis lost, and the sweep runs again', { timeout: 45_000 }, async ({ cluster, url, connect, startWorker }) => {
-  await startWorker({ POD_NAME: 'job-health' });
+/** The sweep's BullMQ queue as the worker's Redis holds it, opened beside the worker, for `use`. */
+async function withSweepQueue(
+  cluster: { redisUrl: string; redisPrefix: string },
+  use: (sweep: { redis: Redis; queue: Queue; schedulerId: string }) => Promise<void>,
+): Promise<void> {
   const redis = new Redis(cluster.redisUrl);
   const queue = new Queue(JOB_CATALOG.roomSweep.queue, { connection: redis, prefix: bullPrefix(cluster.redisPrefix) });
-  const schedulerId = `${JOB_CATALOG.roomSweep.queue}-every`;
   try {
+    await use({ redis, queue, schedulerId: `${JOB_CATALOG.roomSweep.queue}-every` });
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+}
+
+/** A room living 2 s expires, and its member hears `room-expired` within `timeoutMs`: the sweep runs. */
+async function shortRoomExpiresWithin(url: string, connect: (url: string, token: string) => Promise<TestSocket>, timeoutMs: number): Promise<void> {
+  const alice = await makeUser('김철수');
+  const room = await createRoom(url, alice, { ttlSeconds: 2 });
+  const socket = await connect(url, alice.token);
+  const expired = nextEvent(socket, 'room-expired', timeoutMs);
+  expect(await emitAck(socket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
+  expect(await expired).toMatchObject({ roomId: room.roomId });
+}
+
+it('puts back a job scheduler Redis lost, and the sweep runs again', { timeout: 45_000 }, async ({ cluster, url, connect, startWorker }) => {
+  await startWorker({ POD_NAME: 'job-health' });
+  await withSweepQueue(cluster, async ({ queue, schedulerId }) => {
     expect(await queue.getJobScheduler(schedulerId)).toBeTruthy();
     // As a Redis that lost its data would: the scheduler and its pending run are gone.
     await queue.removeJobScheduler(schedulerId);
@@ -32,24 +54,13 @@ it('puts back a job scheduler Redis lost, and the sweep runs again', { timeout: 
 
     await expect.poll(() => queue.getJobScheduler(schedulerId), { timeout: 15_000, interval: 250 }).toBeTruthy();
 
-    const alice = await makeUser('김철수');
-    const room = await createRoom(url, alice, { ttlSeconds: 2 });
-    const socket = await connect(url, alice.token);
-    const expired = nextEvent(socket, 'room-expired', 15_000);
-    expect(await emitAck(socket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
-    expect(await expired).toMatchObject({ roomId: room.roomId });
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
+    await shortRoomExpiresWithin(url, connect, 15_000);
+  });
 });
 
 it('wakes a worker whose blocking read was failed by Redis, long before BullMQ looks again by itself', { timeout: 45_000 }, async ({ cluster, startWorker }) => {
   await startWorker({ POD_NAME: 'job-wake' });
-  const redis = new Redis(cluster.redisUrl);
-  const queue = new Queue(JOB_CATALOG.roomSweep.queue, { connection: redis, prefix: bullPrefix(cluster.redisPrefix) });
-  const schedulerId = `${JOB_CATALOG.roomSweep.queue}-every`;
-  try {
+  await withSweepQueue(cluster, async ({ redis, queue, schedulerId }) => {
     // The sweep's worker between runs is blocked reading the queue's marker; Redis fails that
     // read as it does on a failover (`UNBLOCKED ...`). Between two blocks the read may be off:
     // tried again, boundedly.
@@ -65,18 +76,12 @@ it('wakes a worker whose blocking read was failed by Redis, long before BullMQ l
     // The run due then is taken, and the next one scheduled, within the health check's rounds;
     // BullMQ alone would block again for 10 s before looking (SWEEP_INTERVAL_MS is 200 here).
     await expect.poll(async () => (await queue.getJobScheduler(schedulerId))?.next, { timeout: 7000, interval: 100 }).toBeGreaterThan(due);
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
+  });
 });
 
 it('schedules a run again when the next one is lost and the scheduler kept, and the sweep goes on', { timeout: 60_000 }, async ({ cluster, url, connect, startWorker }) => {
   await startWorker({ POD_NAME: 'job-reschedule' });
-  const redis = new Redis(cluster.redisUrl);
-  const queue = new Queue(JOB_CATALOG.roomSweep.queue, { connection: redis, prefix: bullPrefix(cluster.redisPrefix) });
-  const schedulerId = `${JOB_CATALOG.roomSweep.queue}-every`;
-  try {
+  await withSweepQueue(cluster, async ({ redis, queue, schedulerId }) => {
     // As when BullMQ took a run and its own call scheduling the next one failed (a failover):
     // the scheduler stays, no run is pending. A run taken meanwhile schedules its next one
     // after: removed again until nothing is pending or running.
@@ -98,14 +103,6 @@ it('schedules a run again when the next one is lost and the scheduler kept, and 
     expect(pending).toBe(0);
     expect(await queue.getJobScheduler(schedulerId)).toBeTruthy();
 
-    const alice = await makeUser('김철수');
-    const room = await createRoom(url, alice, { ttlSeconds: 2 });
-    const socket = await connect(url, alice.token);
-    const expired = nextEvent(socket, 'room-expired', 25_000);
-    expect(await emitAck(socket, 'join-room', { roomId: room.roomId })).toMatchObject({ ok: true });
-    expect(await expired).toMatchObject({ roomId: room.roomId });
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
+    await shortRoomExpiresWithin(url, connect, 25_000);
+  });
 });

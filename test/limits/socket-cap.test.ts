@@ -1,4 +1,5 @@
 import { io } from 'socket.io-client';
+import WebSocket from 'ws';
 import { describe, expect } from 'vitest';
 import { CHAT_NAMESPACE } from '@chat/protocol';
 import { signToken } from '@chat/auth';
@@ -54,6 +55,36 @@ async function connectWhenFree(url: string, user: TestUser, withinMs: number): P
   return null;
 }
 
+/**
+ * Opens a websocket, sends Socket.IO's CONNECT with the token and closes at once, in the same
+ * burst: the pod reads the CONNECT, starts the handshake middleware, and sees the client gone
+ * while that middleware still waits on Redis and Postgres. Resolves once the server closed too.
+ */
+function abandonHandshake(url: string, token: string): Promise<void> {
+  const target = new URL(url);
+  target.protocol = 'ws:';
+  target.pathname = '/socket.io/';
+  target.search = '?EIO=4&transport=websocket';
+  const ws = new WebSocket(target.toString());
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      ws.send(`40${CHAT_NAMESPACE},${JSON.stringify({ token })}`);
+      ws.close();
+    });
+    ws.once('close', () => resolve());
+    ws.once('error', reject);
+  });
+}
+
+/**
+ * `count` handshakes at once over the pods, after the abandoned handshakes before have had time
+ * to finish on the server (each is a few milliseconds of middleware; a second is plenty).
+ */
+async function connectAllWhenSettled(urls: string[], user: TestUser, count: number): Promise<Outcome[]> {
+  await sleep(1000);
+  return Promise.all(Array.from({ length: count }, (_, i) => handshake(urls[i % urls.length]!, user)));
+}
+
 describe('sockets per user, across the cluster [ext]', () => {
   it('100 concurrent handshakes of one user over both pods: exactly the cap accepted, the rest TOO_MANY_REQUESTS', async ({ cluster }) => {
     const [a, b] = cluster.pods;
@@ -102,6 +133,23 @@ describe('sockets per user, across the cluster [ext]', () => {
     const outcomes = await Promise.all(Array.from({ length: CAP }, (_, i) => handshake((i % 2 ? b : a)!.url, user)));
     const sockets = accepted(outcomes);
     try {
+      expect(sockets).toHaveLength(CAP);
+    } finally {
+      for (const socket of sockets) socket.close();
+    }
+  });
+
+  it('a client that hangs up during its handshake gives its place back', async ({ cluster }) => {
+    const [a, b] = cluster.pods;
+    const user = await makeUser('중도포기');
+    // Socket.IO drops a socket whose client left before the handshake middleware finished
+    // without a `connection` or `disconnecting` event: mobile clients that reconnect over a
+    // flaky network do this all day, and a place taken then must not stay taken.
+    for (let i = 0; i < CAP * 2; i++) await abandonHandshake((i % 2 ? b : a)!.url, user.token);
+    const outcomes = await connectAllWhenSettled([a!.url, b!.url], user, CAP);
+    const sockets = accepted(outcomes);
+    try {
+      expect(refusals(outcomes)).toEqual([]);
       expect(sockets).toHaveLength(CAP);
     } finally {
       for (const socket of sockets) socket.close();

@@ -52,9 +52,9 @@ function authError(error: AppError): Error & { data: { code: ErrorCode; retryAft
  * subscriptions to them are confirmed (subscription-barrier.ts): a message sent after the client
  * connected reaches it.
  *
- * The place is reserved right after the signature check, before the database is asked anything:
- * the reservation is atomic across pods, so concurrent handshakes of one user cannot all pass a
- * count, and a user past the cap costs no query. It comes after the signature check because the
+ * The place is reserved right after the signature check and the handshake budget, before the
+ * database is asked anything: the reservation is atomic across pods, so concurrent handshakes
+ * of one user cannot all pass a count, and a user past the cap costs no query. It comes after the signature check because the
  * user id is only known then (a forged token must not take a real user's places).
  */
 export function createHandshakeMiddleware(deps: {
@@ -103,7 +103,13 @@ export function createHandshakeMiddleware(deps: {
       await socket.join(rooms);
       await deps.barrier.settle(socket.id, rooms);
     })().then(
-      () => next(),
+      () => {
+        // A client that hung up while this ran gets neither `connection` nor `disconnecting`:
+        // Socket.IO drops the socket silently once `next` is called (namespace.js `_add`), so
+        // the place would stay taken for as long as this pod lives.
+        if (reservedFor !== null && socket.conn.readyState !== 'open') void leases?.release(reservedFor, socket.id);
+        next();
+      },
       async (error: unknown) => {
         // Given back before the refusal is sent: a client told "no" finds its place free.
         if (reservedFor !== null) await leases?.release(reservedFor, socket.id);

@@ -53,6 +53,12 @@ export interface LocalPostgresPair {
   caughtUp(): Promise<void>;
   /** Kills the primary and promotes the standby; resolves once the standby takes writes. */
   failOver(): Promise<void>;
+  /**
+   * Kills the standby: every synchronous commit on the primary then waits for it (an asynchronous
+   * one does not, and is visible at once), until `startStandby` brings it back.
+   */
+  stopStandby(): Promise<void>;
+  startStandby(): Promise<void>;
   /** Stops both servers and removes their directory. */
   close(): Promise<void>;
 }
@@ -165,6 +171,8 @@ export async function startPostgresPair(): Promise<LocalPostgresPair> {
         await admin.end({ timeout: 2 });
       }
     },
+    stopStandby: () => runner.stop(standbyData),
+    startStandby: () => runner.start(standbyData, standbyPort),
     async failOver() {
       await runner.stop(primaryData);
       await asPostgres('pg_ctl', ['-D', standbyData, '-w', '-t', '60', 'promote'], 90_000);

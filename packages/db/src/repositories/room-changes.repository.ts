@@ -1,6 +1,7 @@
 import type { Sql } from 'postgres';
 import type { MessageType } from '@chat/protocol';
 import type { RoomEventKind, SenderKind } from '../schema.ts';
+import { durabilityBarrier } from './durability-barrier.ts';
 import { asDate, type HistoryRow } from './messages.repository.ts';
 
 /** The live event each change of the feed was announced with (PROTOCOL §16). */
@@ -86,8 +87,18 @@ function toChangeRow(roomId: string, row: ChangeRecord): ChangeRow {
  * Reads a room's change feed: its messages (by `change_seq`, and by `deleted_change_seq` for
  * their deletes) merged with its `room_events`, oldest first. Numbers are handed out under the
  * room row's lock and commit in order, so any snapshot sees a gap-free prefix of the feed.
+ *
+ * What it reads is durable before it is returned (`durableOnce`): the group commit's early lock
+ * release makes a batch visible before its WAL flush, and a change served then and lost in a
+ * crash would have its `changeSeq` handed to another change, which a reader that drops what it
+ * has seen (a webhook receiver, a client) would then drop for good.
  */
 export function createRoomChangesRepository(sql: Sql) {
+  /** Resolves once every change read so far is durable; nothing to wait for when none was read. */
+  const durableOnce = async (changesRead: number): Promise<void> => {
+    if (changesRead > 0) await durabilityBarrier(sql);
+  };
+
   /**
    * Up to `limit` changes of the room `t.room_id` after `t.after_seq`, oldest first: three
    * index range reads (each bounded by `limit`) merged. A room's messages all sit in the
@@ -124,6 +135,7 @@ export function createRoomChangesRepository(sql: Sql) {
         with t as (select id as room_id, expires_at, ${afterChangeSeq}::int8 as after_seq from rooms where id = ${roomId})
         select c.* from t cross join lateral (${changesAfter(limit)}) c
         order by c.change_seq`;
+      await durableOnce(rows.length);
       return rows.map((row) => toChangeRow(roomId, row));
     },
 
@@ -152,6 +164,7 @@ export function createRoomChangesRepository(sql: Sql) {
         // A room with nothing readable after its cursor comes as one row of nulls.
         if (row.change_seq !== null && row.change_seq !== undefined) room.rows.push(toChangeRow(row.room_id, row as ChangeRecord));
       }
+      await durableOnce(backlog.reduce((count, room) => count + room.rows.length, 0));
       return backlog;
     },
 

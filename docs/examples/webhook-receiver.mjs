@@ -27,8 +27,9 @@ export function verifyWebhook({ secret, timestamp, signature, rawBody, tolerance
  * A request handler: 401 for a bad signature, 200 once the events are handled. Events arrive
  * at least once and in order per room; `(roomId, changeSeq)` identifies one. A changeSeq
  * below or at the last one seen is a duplicate; one more than one past it means a gap (events
- * filtered out by `kinds` leave gaps too): refill it with
- * GET /api/rooms/:roomId/changes?after=<last seen>.
+ * filtered out by `kinds` leave gaps too): refill it from the server API with your API key,
+ * GET /api/server/rooms/:roomId/changes?after=<last seen> and `X-Api-Key: <key>`, following
+ * `hasMore` (the public /api/rooms/… route names nobody in joins and leaves to a non-member).
  */
 export function createWebhookHandler({ secret, onEvent }) {
   const lastSeen = new Map(); // roomId -> highest changeSeq handled; keep it in your database
@@ -69,7 +70,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const handler = createWebhookHandler({
     secret,
     onEvent: (event, { gapAfter }) => {
-      if (gapAfter !== null) console.log(`gap in ${event.roomId} after ${gapAfter}: refill from the changes route`);
+      if (gapAfter !== null) console.log(`gap in ${event.roomId} after ${gapAfter}: refill from GET /api/server/rooms/${event.roomId}/changes?after=${gapAfter}`);
       console.log(event.roomId, event.changeSeq, event.event, JSON.stringify(event.payload));
     },
   });

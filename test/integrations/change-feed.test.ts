@@ -11,11 +11,12 @@ import { clusterTest } from '../support/index.ts';
  */
 const it = clusterTest({ pods: 2, env: { MESSAGE_RATE_LIMIT_PER_MINUTE: '100000', MEMBERSHIP_RATE_LIMIT_PER_MINUTE: '100000' } });
 
-async function readFeed(url: string, roomId: string, after = 0, limit = 100) {
+/** The whole feed after `after`, page by page; as a guest unless `token` is given. */
+async function readFeed(url: string, roomId: string, after = 0, limit = 100, token?: string) {
   const all: { changeSeq: number; event: string; payload: Record<string, unknown> }[] = [];
   let cursor = after;
   for (let page = 0; page < 100; page++) {
-    const result = await request(url, 'GET', `/api/rooms/${roomId}/changes?after=${cursor}&limit=${limit}`);
+    const result = await request(url, 'GET', `/api/rooms/${roomId}/changes?after=${cursor}&limit=${limit}`, { token });
     expect(result.status).toBe(200);
     all.push(...result.body.changes);
     if (!result.body.hasMore) break;
@@ -60,7 +61,8 @@ describe('change feed [ext]', () => {
     expect((await emitAck(guestSocket, 'leave-room', { roomId: room.roomId })).ok).toBe(true);
     expect((await left).changeSeq).toBe(34);
 
-    const feed = await readFeed(b!.url, room.roomId, 0, 7);
+    // Read by a member: joins and leaves name who (non-members: the next test).
+    const feed = await readFeed(b!.url, room.roomId, 0, 7, owner.token);
     expect(feed.map((change) => change.changeSeq)).toEqual(Array.from({ length: 34 }, (_, i) => i + 1));
     expect(feed[0]).toMatchObject({ event: 'user-joined', payload: { userId: owner.userId, memberCount: 1, changeSeq: 1 } });
     expect(feed[1]).toMatchObject({ event: 'user-joined', payload: { userId: guest.userId, nicknameMask: '손*', memberCount: 2 } });
@@ -78,6 +80,43 @@ describe('change feed [ext]', () => {
 
     // `after` resumes exactly.
     expect((await readFeed(a!.url, room.roomId, 32)).map((change) => change.event)).toEqual(['message-deleted', 'user-left']);
+  });
+
+  it('names who joined and left only to the room\'s members; guests and other users get the count and the number', async ({ cluster, connect }) => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser('방장');
+    const member = await makeUser('회원');
+    const stranger = await makeUser('남남');
+    const room = await createRoom(a!.url, owner);
+    const ownerSocket = await connect(a!.url, owner.token);
+    const memberSocket = await connect(b!.url, member.token);
+    expect((await emitAck(ownerSocket, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    expect((await emitAck(memberSocket, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    expect((await emitAck(memberSocket, 'send-message', { roomId: room.roomId, type: 'text', content: '안녕' })).ok).toBe(true);
+    expect((await emitAck(memberSocket, 'leave-room', { roomId: room.roomId })).ok).toBe(true);
+    const { roomId } = room;
+
+    // A member: every payload whole. Pages of 2, so one page holds no membership change.
+    const whole = await readFeed(b!.url, roomId, 0, 2, owner.token);
+    expect(whole.map((change) => change.payload)).toEqual([
+      { roomId, userId: owner.userId, nicknameMask: '방*', memberCount: 1, changeSeq: 1 },
+      { roomId, userId: member.userId, nicknameMask: '회*', memberCount: 2, changeSeq: 2 },
+      expect.objectContaining({ userId: member.userId, content: '안녕', changeSeq: 3 }),
+      { roomId, userId: member.userId, memberCount: 1, changeSeq: 4 },
+    ]);
+
+    // A guest, a user who never joined and one who left: the same changes, same numbers,
+    // without who; messages as history shows them to anyone.
+    for (const token of [undefined, stranger.token, member.token]) {
+      const feed = await readFeed(a!.url, roomId, 0, 2, token);
+      expect(feed.map((change) => [change.changeSeq, change.event])).toEqual(whole.map((change) => [change.changeSeq, change.event]));
+      expect(feed.map((change) => change.payload)).toEqual([
+        { roomId, memberCount: 1, changeSeq: 1 },
+        { roomId, memberCount: 2, changeSeq: 2 },
+        whole[2]!.payload,
+        { roomId, memberCount: 1, changeSeq: 4 },
+      ]);
+    }
   });
 
   it('an offline client removes a message deleted while it was away after one catch-up', async ({ cluster, connect }) => {

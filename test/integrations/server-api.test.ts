@@ -239,6 +239,53 @@ describe('server API [ext]', () => {
     expect(again.status).toBe(403);
   });
 
+  it('serves a room\'s whole change feed, who joined and left included, to a key and to nobody else', async ({ cluster, connect }) => {
+    const [a, b] = cluster.pods;
+    const owner = await makeUser('방장');
+    const member = await makeUser('회원');
+    const room = await createRoom(a!.url, owner);
+    const { roomId } = room;
+    await joined(connect, a!.url, owner.token, roomId);
+    const memberSocket = await joined(connect, b!.url, member.token, roomId);
+    expect((await emitAck(memberSocket, 'leave-room', { roomId })).ok).toBe(true);
+    const changes = (query: string, auth: { token?: string; headers?: Record<string, string> } = asBackend()) =>
+      request(b!.url, 'GET', `/api/server/rooms/${roomId}/changes${query}`, auth);
+
+    // Not a member of any room, and still every payload whole; paged as the public route.
+    const first = await changes('?after=0&limit=2');
+    expect(first).toEqual({
+      status: 200,
+      body: {
+        changes: [
+          { roomId, changeSeq: 1, event: 'user-joined', payload: { roomId, userId: owner.userId, nicknameMask: '방*', memberCount: 1, changeSeq: 1 } },
+          { roomId, changeSeq: 2, event: 'user-joined', payload: { roomId, userId: member.userId, nicknameMask: '회*', memberCount: 2, changeSeq: 2 } },
+        ],
+        hasMore: true,
+      },
+    });
+    expect((await changes('?after=2')).body).toEqual({
+      changes: [{ roomId, changeSeq: 3, event: 'user-left', payload: { roomId, userId: member.userId, memberCount: 1, changeSeq: 3 } }],
+      hasMore: false,
+    });
+
+    // The public route's errors.
+    expect((await changes('?after=-1')).body.code).toBe('INVALID_REQUEST');
+    expect((await changes('?limit=101')).body.code).toBe('LIMIT_TOO_LARGE');
+    const missing = await request(a!.url, 'GET', '/api/server/rooms/00000000-0000-4000-8000-000000000000/changes', asBackend());
+    expect(missing.body.code).toBe('ROOM_NOT_FOUND');
+    // Only with a key: a user JWT, even a member's, is no key.
+    for (const [auth, code] of [
+      [{}, 'API_KEY_REQUIRED'],
+      [{ token: owner.token }, 'API_KEY_REQUIRED'],
+      [asBackend(owner.token), 'INVALID_API_KEY'],
+      [asBackend(REVOKED_KEY), 'API_KEY_REVOKED'],
+    ] as const) {
+      const refused = await changes('', auth);
+      expect(refused.status, code).toBe(401);
+      expect(refused.body.code).toBe(code);
+    }
+  });
+
   it('extends a room: its messages move to the new expiry day and stay readable on every pod', async ({ cluster, sql, connect }) => {
     const [a, b] = cluster.pods;
     const owner = await makeUser();
@@ -306,7 +353,7 @@ describe('server API [ext]', () => {
         JWT_SECRET: TEST_JWT_SECRET,
         DATABASE_POOL_SIZE: '2',
         SERVER_API_RATE_LIMIT_PER_MINUTE: '3',
-        SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)}`,
+        SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)},other-backend:${sha256(OTHER_KEY)}`,
         SERVER_API_KEYS_REVOKED: 'old-backend',
       }),
       { logger: pino({ level: 'info' }, sink) },
@@ -350,9 +397,15 @@ describe('server API [ext]', () => {
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       // Users' requests do not spend it, nor it theirs.
       expect((await gateway.http.inject({ method: 'GET', url: `/api/rooms/${room.roomId}/changes` })).statusCode).toBe(200);
+      // Another key has a budget of its own; reading the feed is a call like the others.
+      const feed = await gateway.http.inject({ method: 'GET', url: `/api/server/rooms/${room.roomId}/changes`, headers: { 'x-api-key': OTHER_KEY } });
+      expect(feed.statusCode).toBe(200);
+      const lastCall = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'server api call').at(-1);
+      expect([lastCall.apiKeyId, lastCall.statusCode, lastCall.route]).toEqual(['other-backend', 200, '/api/server/rooms/:roomId/changes']);
       for (const line of lines) {
         expect(line).not.toContain(KEY);
         expect(line).not.toContain(REVOKED_KEY);
+        expect(line).not.toContain(OTHER_KEY);
       }
 
       const openApi = JSON.parse((await gateway.http.inject({ method: 'GET', url: '/docs/json' })).body);
@@ -365,8 +418,10 @@ describe('server API [ext]', () => {
           '/api/server/rooms/{roomId}/members/{userId}',
           '/api/server/rooms/{roomId}/close',
           '/api/server/rooms/{roomId}/extend',
+          '/api/server/rooms/{roomId}/changes',
         ]),
       );
+      expect(openApi.paths['/api/server/rooms/{roomId}/changes'].get).toMatchObject({ tags: ['server api'], security: [{ apiKey: [] }] });
       expect(openApi.components.securitySchemes.apiKey).toEqual({ type: 'apiKey', in: 'header', name: 'X-Api-Key' });
     } finally {
       await gateway.close();

@@ -225,7 +225,7 @@ export function buildServices(
     }),
     roomService,
     messageService,
-    changeFeed: createChangeFeedService({ changes: repositories.changes, roomService }),
+    changeFeed: createChangeFeedService({ changes: repositories.changes, roomService, isMember: repositories.memberships.isMember }),
     serverApi: createServerApiService({
       users: repositories.users,
       lifetime: repositories.lifetime,

@@ -1,4 +1,4 @@
-import type { NewMessagePayload, RoomChange, ServerPayload } from '@chat/protocol';
+import type { AnonymousMembershipPayload, NewMessagePayload, RoomChange, ServerPayload } from '@chat/protocol';
 import { ApiError } from './api.ts';
 import { freshChanges, liveStep } from './change-feed.ts';
 import { renderMembers, setTyping } from './members.ts';
@@ -64,6 +64,15 @@ export function applyUserLeft(page: Page, room: OpenRoom, payload: ServerPayload
   if (live) notice(`${member?.nicknameMask ?? '누군가'} 님이 나갔습니다`);
 }
 
+/**
+ * A join or leave the feed names nobody in: read by a user who is no longer a member (left on
+ * another device, or removed by the server API; PROTOCOL §16). Only the count is known.
+ */
+function applyMemberCount(page: Page, room: OpenRoom, memberCount: number): void {
+  page.store.setMemberCount(room, memberCount);
+  renderMembers(page, room);
+}
+
 export function applyRoomExpiring(page: Page, room: OpenRoom, expiresAt: string): void {
   page.store.setExpiresAt(room, expiresAt);
   renderRoomHead(room);
@@ -86,15 +95,17 @@ function applyChange(page: Page, room: OpenRoom, change: RoomChange): void {
       applyMessageDeleted(page, room, (change.payload as ServerPayload<'message-deleted'>).messageId);
       break;
     case 'user-joined': {
-      const payload = change.payload as ServerPayload<'user-joined'>;
+      const payload = change.payload as ServerPayload<'user-joined'> | AnonymousMembershipPayload;
       updateRoomListEntry(page, room.roomId, { memberCount: payload.memberCount });
-      applyUserJoined(page, room, payload, live);
+      if ('userId' in payload) applyUserJoined(page, room, payload, live);
+      else applyMemberCount(page, room, payload.memberCount);
       break;
     }
     case 'user-left': {
-      const payload = change.payload as ServerPayload<'user-left'>;
+      const payload = change.payload as ServerPayload<'user-left'> | AnonymousMembershipPayload;
       updateRoomListEntry(page, room.roomId, { memberCount: payload.memberCount });
-      applyUserLeft(page, room, payload, live);
+      if ('userId' in payload) applyUserLeft(page, room, payload, live);
+      else applyMemberCount(page, room, payload.memberCount);
       break;
     }
     case 'room-expiring': {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { UserJoinedPayload } from './events.ts';
 import { isUuid } from './fields.ts';
 import { MESSAGE_TYPES } from './message-rules.ts';
 import { NICKNAME_MAX_CHARACTERS, ROOM_NAME_MAX_CHARACTERS, readName } from './text-rules.ts';
@@ -168,10 +169,20 @@ export const roomChangeSchema = z.object({
   roomId: z.string(),
   changeSeq: z.number(),
   event: z.enum(CHANGE_EVENTS),
-  /** The live event's payload (with `changeSeq`); a deleted message's `new-message` has no content. */
+  /**
+   * The live event's payload (with `changeSeq`); a deleted message's `new-message` has no content,
+   * and a non-member's `user-joined` / `user-left` is an AnonymousMembershipPayload.
+   */
   payload: z.record(z.string(), z.unknown()),
 });
 export type RoomChange = z.infer<typeof roomChangeSchema>;
+
+/**
+ * A `user-joined` / `user-left` of the public feed read by someone who is not a member of the
+ * room (PROTOCOL §16): who is in a room is for the people in it (§9), so it names nobody; the
+ * count and the number stay, and the feed stays gap-free.
+ */
+export type AnonymousMembershipPayload = Pick<UserJoinedPayload, 'roomId' | 'memberCount' | 'changeSeq'>;
 
 export const changesResponseSchema = z.object({
   changes: z.array(roomChangeSchema),

@@ -41,6 +41,11 @@ export function createRequestAuth(auth: UserAuthService, tokens: RequestTokens) 
       users.set(request, user);
     },
 
+    /** The user an `optionalUser` hook authenticated for this request; null for a guest. */
+    userOrGuestOf(request: FastifyRequest): AuthenticatedUser | null {
+      return users.get(request) ?? null;
+    },
+
     /** The user a `requireUser` hook authenticated for this request. */
     userOf(request: FastifyRequest): AuthenticatedUser {
       const user = users.get(request);

@@ -73,6 +73,7 @@ export async function registerHttp(
   await http.register(
     serverApiRoutes({
       serverApi: services.serverApi,
+      changeFeed: services.changeFeed,
       auth: createServerApiAuth({
         keys: config.serverApi.keys,
         revokedKeyIds: config.serverApi.revokedKeyIds,

@@ -110,12 +110,13 @@ export function roomsRoutes(deps: {
     app.get(
       '/api/rooms/:roomId/changes',
       {
-        // [ext] PROTOCOL §16. Same access as history: guests may read.
+        // [ext] PROTOCOL §16. Same access as history: guests may read; who joined and left
+        // only for the room's members (§9), so the caller is known when a token is sent.
         preParsing: auth.optionalUser,
         schema: {
           tags: ['rooms'],
           description:
-            'The room\'s change feed after `after` (a changeSeq, default 0), oldest first: every stored message, delete, membership change and expiry notice, each as the live event it was announced with. Follow `hasMore`.',
+            'The room\'s change feed after `after` (a changeSeq, default 0), oldest first: every stored message, delete, membership change and expiry notice, each as the live event it was announced with. Follow `hasMore`. For a caller who is not a member of the room (a guest included), `user-joined` and `user-left` carry no `userId` or `nicknameMask`; trusted backends read the whole feed at `/api/server/rooms/{roomId}/changes`.',
           params: roomParams,
           querystring: changesQuerySchema,
           response: {
@@ -127,7 +128,7 @@ export function roomsRoutes(deps: {
           },
         },
       },
-      async (request) => changeFeed.changes(request.params.roomId, request.query),
+      async (request) => changeFeed.changesFor(auth.userOrGuestOf(request), request.params.roomId, request.query),
     );
   };
 }

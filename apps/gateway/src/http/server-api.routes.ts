@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
+  changesQuerySchema,
+  changesResponseSchema,
   errorBodySchema,
   serverBatchBodySchema,
   serverBatchResponseSchema,
@@ -9,6 +11,7 @@ import {
   serverPublishResponseSchema,
   serverRoomLifetimeSchema,
 } from '@chat/protocol';
+import type { ChangeFeedService } from '../services/change-feed.service.ts';
 import type { ServerApiService } from '../services/server-api.service.ts';
 import type { ServerApiAuth } from './server-api-auth.ts';
 
@@ -26,8 +29,12 @@ const idempotencyHeaders = z.object({
  * authentication and its own rate limit per key (server-api-auth.ts), every call logged with
  * the key's id.
  */
-export function serverApiRoutes(deps: { serverApi: ServerApiService; auth: ServerApiAuth }): FastifyPluginAsyncZod {
-  const { serverApi, auth } = deps;
+export function serverApiRoutes(deps: {
+  serverApi: ServerApiService;
+  changeFeed: ChangeFeedService;
+  auth: ServerApiAuth;
+}): FastifyPluginAsyncZod {
+  const { serverApi, changeFeed, auth } = deps;
   return async (app) => {
     app.addHook('preParsing', auth.requireKey);
     app.addHook('onResponse', auth.logCall);
@@ -80,6 +87,21 @@ export function serverApiRoutes(deps: { serverApi: ServerApiService; auth: Serve
           })),
         );
       },
+    );
+
+    app.get(
+      '/api/server/rooms/:roomId/changes',
+      {
+        schema: {
+          ...common,
+          description:
+            'The room\'s change feed after `after` (a changeSeq, default 0), oldest first, as the public route serves it to the room\'s members: `user-joined` and `user-left` name who joined and left, which the public route hides from non-members. For refilling webhook gaps. Follow `hasMore`.',
+          params: roomParams,
+          querystring: changesQuerySchema,
+          response: { 200: changesResponseSchema, ...errors },
+        },
+      },
+      async (request) => changeFeed.changes(request.params.roomId, request.query),
     );
 
     app.post(

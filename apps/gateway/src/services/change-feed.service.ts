@@ -1,6 +1,16 @@
 import { toRoomChange, type ChangeRow, type RoomChangesRepository } from '@chat/db';
-import { AppError, CHANGES_DEFAULT_LIMIT, type ChangesQuery, type RoomChange } from '@chat/protocol';
+import {
+  AppError,
+  CHANGES_DEFAULT_LIMIT,
+  type AnonymousMembershipPayload,
+  type ChangesQuery,
+  type RoomChange,
+  type UserJoinedPayload,
+} from '@chat/protocol';
 import type { RoomService } from './room.service.ts';
+import type { AuthenticatedUser } from './user-auth.service.ts';
+
+type ChangesPage = { changes: RoomChange[]; hasMore: boolean };
 
 /**
  * True when `rows` (read with one row more than the page) are every change after `after` up to
@@ -12,6 +22,20 @@ function whole(rows: readonly ChangeRow[], after: number, lastChangeSeq: number,
   return rows.length === pageRows || (rows.at(-1)?.changeSeq ?? after) >= lastChangeSeq;
 }
 
+const isMembershipChange = (change: RoomChange) => change.event === 'user-joined' || change.event === 'user-left';
+
+/**
+ * A membership change as a non-member reads it: who joined or left is left out (PROTOCOL §9:
+ * who is in a room is for the people in it), the count and the number stay, so the feed keeps
+ * every `changeSeq` and a reader's gap detection still works.
+ */
+function withoutIdentity(change: RoomChange): RoomChange {
+  if (!isMembershipChange(change)) return change;
+  const { roomId, memberCount, changeSeq } = change.payload as UserJoinedPayload;
+  const payload: AnonymousMembershipPayload = { roomId, memberCount, changeSeq };
+  return { ...change, payload };
+}
+
 /**
  * PROTOCOL §16 [ext]: a room's change feed, oldest first after a `changeSeq`, for the room's
  * whole life. Guests may read, 404 for no room. After the room expired the feed stays readable
@@ -19,19 +43,44 @@ function whole(rows: readonly ChangeRow[], after: number, lastChangeSeq: number,
  * once the expiry day's messages are dropped (docs/partitions.md) a page would have holes, and
  * a feed with holes is not served: 410, as history answers.
  */
-export function createChangeFeedService(deps: { changes: RoomChangesRepository; roomService: RoomService }) {
+export function createChangeFeedService(deps: {
+  changes: RoomChangesRepository;
+  roomService: RoomService;
+  isMember(roomId: string, userId: string): Promise<boolean>;
+}) {
+  async function read(roomId: string, query: ChangesQuery): Promise<{ roomId: string; page: ChangesPage }> {
+    const room = await deps.roomService.requireRoom(roomId);
+    const expired = room.expiresAt.getTime() <= Date.now();
+    const limit = query.limit ?? CHANGES_DEFAULT_LIMIT;
+    const after = query.after ?? 0;
+    // Read before the page: the page's later snapshot holds at least every change up to it.
+    const lastChangeSeq = expired ? await deps.changes.lastChangeSeq(room.id) : null;
+    const rows = await deps.changes.page(room.id, after, limit + 1);
+    // A live room's feed is whole by construction (its day is never dropped while it lives).
+    if (lastChangeSeq !== null && !whole(rows, after, lastChangeSeq, limit + 1)) throw new AppError('ROOM_EXPIRED');
+    return { roomId: room.id, page: { changes: rows.slice(0, limit).map(toRoomChange), hasMore: rows.length > limit } };
+  }
+
+  /**
+   * Whether the page's membership changes must name nobody for `viewer`: a guest or a user who
+   * is not a member now. Asked only when the page has such a change and a user to ask about.
+   */
+  async function hidesIdentities(viewer: AuthenticatedUser | null, roomId: string, changes: readonly RoomChange[]): Promise<boolean> {
+    if (!changes.some(isMembershipChange)) return false;
+    return viewer === null || !(await deps.isMember(roomId, viewer.id));
+  }
+
   return {
-    async changes(roomId: string, query: ChangesQuery): Promise<{ changes: RoomChange[]; hasMore: boolean }> {
-      const room = await deps.roomService.requireRoom(roomId);
-      const expired = room.expiresAt.getTime() <= Date.now();
-      const limit = query.limit ?? CHANGES_DEFAULT_LIMIT;
-      const after = query.after ?? 0;
-      // Read before the page: the page's later snapshot holds at least every change up to it.
-      const lastChangeSeq = expired ? await deps.changes.lastChangeSeq(room.id) : null;
-      const rows = await deps.changes.page(room.id, after, limit + 1);
-      // A live room's feed is whole by construction (its day is never dropped while it lives).
-      if (lastChangeSeq !== null && !whole(rows, after, lastChangeSeq, limit + 1)) throw new AppError('ROOM_EXPIRED');
-      return { changes: rows.slice(0, limit).map(toRoomChange), hasMore: rows.length > limit };
+    /** The whole feed, who joined and left included: for trusted backends (the server API, §17). */
+    async changes(roomId: string, query: ChangesQuery): Promise<ChangesPage> {
+      return (await read(roomId, query)).page;
+    },
+
+    /** The public feed: whole for a member of the room; for anyone else joins and leaves name nobody. */
+    async changesFor(viewer: AuthenticatedUser | null, roomId: string, query: ChangesQuery): Promise<ChangesPage> {
+      const { roomId: room, page } = await read(roomId, query);
+      if (!(await hidesIdentities(viewer, room, page.changes))) return page;
+      return { changes: page.changes.map(withoutIdentity), hasMore: page.hasMore };
     },
   };
 }

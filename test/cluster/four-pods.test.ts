@@ -4,7 +4,7 @@ import { connect, createRoom, emitAck, makeUser, nextEvent, record, request, sle
 import { clusterTest, podsSubscribed as subscribers, type TestCluster } from '../support/index.ts';
 
 /**
- * More than two pods (the brief's "horizontally"): a room whose members sit on three of four
+ * More than two pods (the gateways scale out horizontally): a room whose members sit on three of four
  * pods, the fourth holding only a bystander. Every member hears every message once, in one gap-free
  * numbering; the room's bus channel is subscribed by exactly the pods that hold a member (the
  * sharded bus: a pod with no member pays nothing for the room) and follows joins and leaves;

@@ -6,15 +6,15 @@ import { attribute, bundleModuleMap, moduleName, parsePerfScript } from '../benc
 
 /** `perf script -F ip,sym,dso` as it prints a gateway's samples (shortened). */
 const SCRIPT = `
-	    7fecd01fd544 JS:*writeFreshBatch file:///work/main/packages/db/src/repositories/messages.repository.ts:55:1089 (/tmp/perf-1.map)
+	    7fecd01fd544 JS:*writeFreshBatch file:///srv/chat/packages/db/src/repositories/messages.repository.ts:55:1089 (/tmp/perf-1.map)
 	         1508083 Builtins_AsyncFunctionAwaitResolveClosure (/usr/bin/node)
 
 	    ffffffff81000001 _raw_spin_unlock_irqrestore ([kernel.kallsyms])
-	    7fecd01fd600 JS:*nextWrite file:///work/main/node_modules/.pnpm/postgres@3.4.9_patch_hash=ab/node_modules/postgres/src/connection.js:254:21 (/tmp/perf-1.map)
-	    7fecd01fd700 JS:*flush file:///work/main/apps/gateway/src/infrastructure/message-writer.ts:1:2745 (/tmp/perf-1.map)
+	    7fecd01fd600 JS:*nextWrite file:///srv/chat/node_modules/.pnpm/postgres@3.4.9_patch_hash=ab/node_modules/postgres/src/connection.js:254:21 (/tmp/perf-1.map)
+	    7fecd01fd700 JS:*flush file:///srv/chat/apps/gateway/src/infrastructure/message-writer.ts:1:2745 (/tmp/perf-1.map)
 
 	    1125ed2 v8::internal::JsonStringifier::SerializeString (/usr/bin/node)
-	    7fecd01fd800 JS:*get length file:///work/main/dist/gateway.mjs:12:3 (/tmp/perf-1.map)
+	    7fecd01fd800 JS:*get length file:///srv/chat/dist/gateway.mjs:12:3 (/tmp/perf-1.map)
 
 	    7fecd01fd900 JS:*processTicksAndRejections node:internal/process/task_queues:67:35 (/tmp/perf-1.map)
 
@@ -32,9 +32,9 @@ describe('perf profiles by module and by function', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('names a module by its package, or by its path in the repository', () => {
-    expect(moduleName('/work/main/node_modules/.pnpm/postgres@3.4.9_patch_hash=ab/node_modules/postgres/src/connection.js')).toBe('postgres/src/connection.js');
+    expect(moduleName('/srv/chat/node_modules/.pnpm/postgres@3.4.9_patch_hash=ab/node_modules/postgres/src/connection.js')).toBe('postgres/src/connection.js');
     expect(moduleName('node_modules/.pnpm/@socket.io+redis-adapter@8.3.0/node_modules/@socket.io/redis-adapter/dist/util.js')).toBe('@socket.io/redis-adapter/dist/util.js');
-    expect(moduleName('/work/main/apps/gateway/src/services/message.service.ts')).toBe('apps/gateway/src/services/message.service.ts');
+    expect(moduleName('/srv/chat/apps/gateway/src/services/message.service.ts')).toBe('apps/gateway/src/services/message.service.ts');
   });
 
   it("gives each sample to the JavaScript nearest its leaf, else to what its leaf is, and bundle lines to esbuild's modules", () => {

@@ -2,7 +2,7 @@ import { mainChannel, roomBusChannel } from './bus-config.ts';
 
 /**
  * The version of @socket.io/redis-adapter whose sharded wire format this emitter writes. The
- * contract test (test/sharded-emitter.contract.test.ts) fails when the installed adapter is
+ * contract test (test/bus/sharded-emitter.contract.test.ts) fails when the installed adapter is
  * another version: re-read its dist/sharded-adapter.js and socket.io-adapter's cluster-adapter
  * before moving this.
  */

@@ -5,8 +5,9 @@ import { isClusterClient } from './bus-clients.ts';
 /**
  * Which of the bus subscriber's SSUBSCRIBEs Redis has confirmed, and when one was lost and made
  * again. The sharded adapter fires `ssubscribe(channel)` on the subscriber when a room appears
- * on the pod and never waits for the answer, so nothing tells the pod when the room's
- * broadcasts start reaching it (FIELD-NOTES, "The sharded adapter"). This wraps the client's
+ * on the pod and never waits for the answer (8.3.0's `SSUBSCRIBE` in dist/util.js calls
+ * ioredis's `ssubscribe` and drops its promise), so nothing tells the pod when the room's
+ * broadcasts start reaching it. This wraps the client's
  * `ssubscribe` / `sunsubscribe` — installed before the adapter exists, so it sees every call,
  * the adapter's and ioredis's own re-subscriptions alike — and keeps each channel's state.
  *

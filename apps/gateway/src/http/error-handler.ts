@@ -18,7 +18,7 @@ function fromValidation(firstIssueMessage: string | undefined): AppError {
 
 /**
  * The one place an error becomes an HTTP answer `{ statusCode, error, message, code }`.
- * Schema failures carry an error code as their issue message (see packages/protocol/http.ts).
+ * Schema failures carry an error code as their issue message (see packages/protocol/src/http.ts).
  */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {

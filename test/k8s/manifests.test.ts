@@ -613,4 +613,12 @@ describe('ingress-nginx controller settings (k8s/ingress-nginx/values.yaml)', ()
     expect(config['error-log-level']).toBe('crit');
     expect(readFileSync(path.join(k8s, 'README.md'), 'utf8')).toContain('log-format-upstream');
   });
+
+  it('is a deployment step in k8s/README.md, not an option: the Ingress alone cannot keep tokens out of the error log', () => {
+    const readme = readFileSync(path.join(k8s, 'README.md'), 'utf8');
+    const rollingOut = /^## Rolling out\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? '';
+    expect(rollingOut).toContain('k8s/ingress-nginx/values.yaml');
+    expect(rollingOut).toContain('error-log-level: crit');
+    expect(rollingOut).toContain('log-format-upstream');
+  });
 });

@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfig } from '@chat/gateway';
 import { loadWorkerConfig } from '@chat/worker';
 
@@ -27,6 +29,26 @@ describe('gateway configuration', () => {
     // Bytes, not characters: 11 Hangul syllables are 33 bytes of UTF-8.
     expect(loadConfig({ JWT_SECRET: '가'.repeat(11) }).jwt.secret).toBe('가'.repeat(11));
     expect(() => loadConfig({ JWT_SECRET: '가'.repeat(10) })).toThrow(ConfigError);
+  });
+
+  it("refuses the example Secret's CHANGE-ME placeholder as JWT_SECRET, though it is long enough", () => {
+    const example = parseYaml(readFileSync(fileURLToPath(new URL('../../k8s/base/secret.example.yaml', import.meta.url)), 'utf8'));
+    const placeholder: string = example.stringData.JWT_SECRET;
+    expect(Buffer.byteLength(placeholder)).toBeGreaterThanOrEqual(32);
+    expect(() => loadConfig({ JWT_SECRET: placeholder })).toThrow(/JWT_SECRET is the example's CHANGE-ME placeholder/);
+    // Whatever its case or trailing text; the message never echoes the value.
+    for (const secret of [`change-me-${'x'.repeat(32)}`, ` CHANGE-ME${'x'.repeat(32)}`]) {
+      expect(() => loadConfig({ JWT_SECRET: secret }), secret).toThrow(ConfigError);
+      expect(() => loadConfig({ JWT_SECRET: secret })).not.toThrow(/x{32}/);
+    }
+    // Only a value that starts with it: a random secret may contain the letters.
+    expect(loadConfig({ JWT_SECRET: `${'x'.repeat(32)}CHANGE-ME` }).jwt.secret).toBe(`${'x'.repeat(32)}CHANGE-ME`);
+  });
+
+  it("refuses a webhook endpoint's secret still set to a CHANGE-ME placeholder (worker)", () => {
+    const endpoints = (secret: string) => JSON.stringify([{ id: 'crm', url: 'https://crm.example.com/hooks', secret }]);
+    expect(loadWorkerConfig({ WEBHOOK_ENDPOINTS: endpoints('a-webhook-secret-of-some-length') }).webhooks.endpoints).toHaveLength(1);
+    expect(() => loadWorkerConfig({ WEBHOOK_ENDPOINTS: endpoints('CHANGE-ME-to-a-random-secret') })).toThrow(/CHANGE-ME placeholder/);
   });
 
   it('requires an https: JWT_JWKS_URL unless NODE_ENV is development', () => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { checkRedisEnv, redisEnvShape, redisSettingsOf, type RedisSettings } from '@chat/bus';
 import { databaseUrlSchema } from '@chat/db';
-import { parseEnv } from '@chat/runtime';
+import { isPlaceholderSecret, parseEnv } from '@chat/runtime';
 import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
 /**
@@ -69,6 +69,7 @@ const envSchema = z
     JWT_SECRET: z
       .string()
       .refine((secret) => Buffer.byteLength(secret, 'utf8') >= 32, 'JWT_SECRET must be at least 32 bytes')
+      .refine((secret) => !isPlaceholderSecret(secret), "JWT_SECRET is the example's CHANGE-ME placeholder: set a random one (openssl rand -base64 48)")
       .optional(),
     JWT_JWKS_URL: z.string().url().optional(),
     /** Tokens living longer than this (exp − iat, and exp − now) are refused; 0: no bound. */

@@ -2,7 +2,7 @@ import { checkRedisEnv, redisEnvShape, redisSettingsOf, type RedisSettings } fro
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
 import { databaseUrlSchema } from '@chat/db';
-import { parseEnv } from '@chat/runtime';
+import { isPlaceholderSecret, parseEnv } from '@chat/runtime';
 
 /**
  * Webhook endpoints (docs/webhooks.md), as JSON: `[{ "id", "url", "secret", "kinds"? }]`. The
@@ -16,7 +16,10 @@ const webhookEndpoint = z
       .string()
       .url()
       .refine((url) => /^https?:$/.test(new URL(url).protocol) && new URL(url).username === '' && new URL(url).password === '', 'an http(s) URL without credentials'),
-    secret: z.string().min(16, 'a secret of at least 16 characters'),
+    secret: z
+      .string()
+      .min(16, 'a secret of at least 16 characters')
+      .refine((secret) => !isPlaceholderSecret(secret), "a secret of your own, not the example's CHANGE-ME placeholder"),
     kinds: z.array(z.enum(CHANGE_EVENTS)).min(1).optional(),
   })
   .strict();

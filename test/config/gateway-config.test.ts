@@ -49,6 +49,9 @@ describe('gateway configuration', () => {
     const endpoints = (secret: string) => JSON.stringify([{ id: 'crm', url: 'https://crm.example.com/hooks', secret }]);
     expect(loadWorkerConfig({ WEBHOOK_ENDPOINTS: endpoints('a-webhook-secret-of-some-length') }).webhooks.endpoints).toHaveLength(1);
     expect(() => loadWorkerConfig({ WEBHOOK_ENDPOINTS: endpoints('CHANGE-ME-to-a-random-secret') })).toThrow(/CHANGE-ME placeholder/);
+    // The example Secret's own, applied as it is.
+    const example = parseYaml(readFileSync(fileURLToPath(new URL('../../k8s/base/secret.example.yaml', import.meta.url)), 'utf8'));
+    expect(() => loadWorkerConfig({ WEBHOOK_ENDPOINTS: example.stringData.WEBHOOK_ENDPOINTS })).toThrow(/CHANGE-ME placeholder/);
   });
 
   it('requires an https: JWT_JWKS_URL unless NODE_ENV is development', () => {

@@ -70,32 +70,48 @@ function namedPeer(peer: Any): boolean {
   return Object.keys(peer.podSelector?.matchLabels ?? {}).length > 0;
 }
 
+/** Peers by port (`6379`, or `7000-7005` for a rule with endPort), as egress rules list them. */
+type PeersByPort = Record<string, Any[]>;
+const portKey = ({ port, endPort }: Any) => (endPort ? `${port}-${endPort}` : String(port));
+function addRules(peers: PeersByPort, rules: Any[]): PeersByPort {
+  for (const rule of rules) for (const port of rule.ports) (peers[portKey(port)] ??= []).push(...rule.to);
+  return peers;
+}
+
 /** What a workload's pods may reach: DNS or not, and the peers of every other port. */
-function egressOf(policies: Any[], workload: Any): { dns: boolean; peers: Record<number, Any[]> } {
+function egressOf(policies: Any[], workload: Any): { dns: boolean; peers: PeersByPort } {
   let dns = false;
-  const peers: Record<number, Any[]> = {};
+  const peers: PeersByPort = {};
   for (const policy of policiesSelecting(policies, workload)) {
     if (!policy.spec.policyTypes.includes('Egress')) continue;
     for (const rule of policy.spec.egress ?? []) {
-      for (const { port } of rule.ports) {
-        if (port === 53) dns = true;
-        else (peers[port] ??= []).push(...rule.to);
-      }
+      if (rule.ports.some((p: Any) => p.port === 53)) dns = true;
+      addRules(peers, [{ ...rule, ports: rule.ports.filter((p: Any) => p.port !== 53) }]);
     }
   }
   return { dns, peers };
 }
 
-/** The peers each chat-egress-* policy gets from the overlay's own patch file (none in the base). */
-function overlayEgress(overlay: string): Record<string, Any[]> {
+/**
+ * The peers, port by port, each chat-egress-* policy gets from the overlay's own patch file
+ * (none in the base): a Redis patch may add the sentinels' 26379 or a cluster's node ports.
+ */
+function overlayEgress(overlay: string): Record<string, PeersByPort> {
   const file = path.join(k8s, 'overlays', overlay, 'patches/networkpolicy.yaml');
-  const named: Record<string, Any[]> = {};
+  const named: Record<string, PeersByPort> = {};
   for (const document of parseAllDocuments(readFileSync(file, 'utf8'))) {
     const patch = document.toJS() as Any;
-    named[patch.metadata.name] = patch.spec.egress.flatMap((rule: Any) => rule.to);
+    named[patch.metadata.name] = addRules({}, patch.spec.egress);
   }
   return named;
 }
+
+/** The union of what several policies allow, port by port. */
+const mergePeers = (...maps: (PeersByPort | undefined)[]): PeersByPort =>
+  maps.reduce<PeersByPort>((all, map) => {
+    for (const [port, peers] of Object.entries(map ?? {})) (all[port] ??= []).push(...peers);
+    return all;
+  }, {});
 
 const models: Record<string, Record<string, unknown>> = {
   v1: core,
@@ -317,6 +333,12 @@ describe.each(overlays)('overlay %s', (overlay) => {
     const names = (c: Any) => (c.env as Any[]).map((env) => env.name);
     expect(names(gatewayContainer)).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'POD_NAME']));
     expect(names(workerContainer)).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'POD_NAME']));
+    // The webhook endpoints hold their signing secrets: from the Secret, and only if it has them.
+    expect(workerContainer.env.find((env: Any) => env.name === 'WEBHOOK_ENDPOINTS')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'chat-secrets',
+      key: 'WEBHOOK_ENDPOINTS',
+      optional: true,
+    });
     // Gateways and worker on one bus: the worker's announcements go where the pods listen.
     expect(workerConfig.REDIS_BUS_CLUSTER_NODES).toBe(gatewayConfig.REDIS_BUS_CLUSTER_NODES);
     // AUTH_DEV_LOGIN: "false" in the ConfigMap, and nowhere anything else.
@@ -419,7 +441,7 @@ describe.each(overlays)('overlay %s', (overlay) => {
     expect(policiesSelecting(policies, find(objects, 'Job', 'chat-migrate')).flatMap((p) => p.spec.ingress ?? [])).toEqual([]);
   });
 
-  it('NetworkPolicy egress: DNS, and only the database, Redis and JWKS endpoints the overlay names', () => {
+  it('NetworkPolicy egress: DNS, and only the database, Redis, JWKS and webhook endpoints the overlay names', () => {
     const policies = ofKind(objects, 'NetworkPolicy');
     // No rule lets a port other than DNS go to any address: every such rule names its peers.
     for (const policy of policies) {
@@ -434,12 +456,14 @@ describe.each(overlays)('overlay %s', (overlay) => {
     const named = overlayEgress(overlay);
     const postgres = named['chat-egress-postgres']!;
     const redis = named['chat-egress-redis']!;
-    const jwks = named['chat-egress-jwks'];
+    expect(Object.keys(postgres)).toContain('5432');
+    expect(Object.keys(redis)).toContain('6379');
     const job = find(objects, 'Job', 'chat-migrate');
-    const expected: [Any, Record<number, Any[]>][] = [
-      [gateway, jwks ? { 5432: postgres, 6379: redis, 443: jwks } : { 5432: postgres, 6379: redis }],
-      [worker, { 5432: postgres, 6379: redis }],
-      [job, { 5432: postgres }],
+    const expected: [Any, PeersByPort][] = [
+      // The identity provider's JWKS is the gateway's alone, the webhook receivers the worker's.
+      [gateway, mergePeers(postgres, redis, named['chat-egress-jwks'])],
+      [worker, mergePeers(postgres, redis, named['chat-egress-webhooks'])],
+      [job, mergePeers(postgres)],
     ];
     for (const [workload, ports] of expected) {
       const reach = egressOf(policies, workload);
@@ -515,6 +539,24 @@ describe.each(overlays)('overlay %s', (overlay) => {
   });
 });
 
+describe('overlay dev: the Secret create-secret.sh makes', () => {
+  it('points REDIS_URL (its default) and DATABASE_URL (its example) where dev\'s egress allows', () => {
+    const script = readFileSync(path.join(k8s, 'overlays/dev/create-secret.sh'), 'utf8');
+    const redisUrl = /REDIS_URL:-([^}"]+)\}/.exec(script)?.[1];
+    const databaseUrl = /^#\s+DATABASE_URL='([^']+)'/m.exec(script)?.[1];
+    expect(redisUrl).toBeDefined();
+    expect(databaseUrl).toBeDefined();
+    // The namespace a Service name resolves in: `<service>.<namespace>.svc…`, else the pod's own.
+    const namespaceOf = (url: string) => new URL(url).hostname.split('.')[1] ?? 'chat-dev';
+    const allowedNamespaces = (policy: string) =>
+      Object.values(overlayEgress('dev')[policy]!)
+        .flat()
+        .map((peer: Any) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name']);
+    expect(allowedNamespaces('chat-egress-redis')).toContain(namespaceOf(redisUrl!));
+    expect(allowedNamespaces('chat-egress-postgres')).toContain(namespaceOf(databaseUrl!));
+  });
+});
+
 describe('optional components', () => {
   const objects = rendered['prod+components'];
 
@@ -576,11 +618,15 @@ describe('optional components', () => {
 describe('base without an overlay', () => {
   const objects = rendered.base;
 
-  it('lets the pods reach DNS only: no database, Redis or JWKS until an overlay names them', () => {
+  it('lets the pods reach DNS only: no database, Redis, JWKS or webhook receiver until an overlay names them', () => {
     const policies = ofKind(objects, 'NetworkPolicy');
-    for (const name of ['chat-egress-postgres', 'chat-egress-redis', 'chat-egress-jwks']) {
+    for (const name of ['chat-egress-postgres', 'chat-egress-redis', 'chat-egress-jwks', 'chat-egress-webhooks']) {
       expect(find(objects, 'NetworkPolicy', name).spec.egress).toEqual([]);
     }
+    // The worker POSTs webhooks; the gateways never call out to them.
+    const webhooks = find(objects, 'NetworkPolicy', 'chat-egress-webhooks');
+    expect(policiesSelecting([webhooks], find(objects, 'Deployment', 'chat-worker'))).toHaveLength(1);
+    expect(policiesSelecting([webhooks], find(objects, 'Deployment', 'chat-gateway'))).toHaveLength(0);
     for (const workload of [find(objects, 'Deployment', 'chat-gateway'), find(objects, 'Deployment', 'chat-worker'), find(objects, 'Job', 'chat-migrate')]) {
       expect(egressOf(policies, workload), workload.metadata.name).toEqual({ dns: true, peers: {} });
     }

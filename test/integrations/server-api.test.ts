@@ -286,20 +286,31 @@ describe('server API [ext]', () => {
     }
   });
 
-  it('extends a room: its messages move to the new expiry day and stay readable on every pod', async ({ cluster, sql, connect }) => {
+  it('extends a room: its members on every pod hear the new expiry, its messages move to the new expiry day and stay readable', async ({ cluster, sql, connect }) => {
     const [a, b] = cluster.pods;
     const owner = await makeUser();
     const room = await createRoom(a!.url, owner, { ttlSeconds: 3 });
-    const socket = await joined(connect, a!.url, owner.token, room.roomId);
-    const sent = await emitAck<NewMessagePayload>(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '오래 남을 메시지' });
-    expect(sent.ok).toBe(true);
+    const { roomId } = room;
+    const socket = await joined(connect, a!.url, owner.token, roomId);
+    const memberOnB = await joined(connect, b!.url, (await makeUser()).token, roomId);
+    const sent = await emitAck<NewMessagePayload>(socket, 'send-message', { roomId, type: 'text', content: '오래 남을 메시지' });
+    if (!sent.ok) throw new Error('send failed');
     // Pod B caches the room's old expiry.
-    expect((await request(b!.url, 'GET', `/api/rooms/${room.roomId}/messages`)).status).toBe(200);
+    expect((await request(b!.url, 'GET', `/api/rooms/${roomId}/messages`)).status).toBe(200);
+    const heardOnA = nextEvent(socket, 'room-lifetime-changed');
+    const heardOnB = nextEvent(memberOnB, 'room-lifetime-changed');
 
-    const extended = await request(b!.url, 'POST', `/api/server/rooms/${room.roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 86_400 } });
+    const extended = await request(b!.url, 'POST', `/api/server/rooms/${roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 86_400 } });
     expect(extended.status).toBe(200);
     const newExpiry = extended.body.expiresAt as string;
     expect(Date.parse(newExpiry)).toBeGreaterThan(Date.now() + 86_000_000);
+    // The move is the room's next change, announced on both pods and in the feed at that number.
+    const moved = { roomId, expiresAt: newExpiry, changeSeq: sent.data.changeSeq + 1 };
+    expect(await heardOnA).toEqual(moved);
+    expect(await heardOnB).toEqual(moved);
+    const feed = await request(a!.url, 'GET', `/api/rooms/${roomId}/changes`);
+    expect(feed.body.changes.map((change: { changeSeq: number }) => change.changeSeq)).toEqual([1, 2, 3, 4]);
+    expect(feed.body.changes.at(-1)).toEqual({ roomId, changeSeq: moved.changeSeq, event: 'room-lifetime-changed', payload: moved });
     const [row] = await sql<{ expires_at: Date; part: string }[]>`
       select expires_at, tableoid::regclass::text as part from messages where room_id = ${room.roomId}`;
     expect(row!.expires_at.toISOString()).toBe(newExpiry);
@@ -307,27 +318,29 @@ describe('server API [ext]', () => {
 
     await sleep(Date.parse(room.expiresAt) - Date.now() + 200);
     for (const pod of [a!, b!]) {
-      const history = await request(pod.url, 'GET', `/api/rooms/${room.roomId}/messages`);
+      const history = await request(pod.url, 'GET', `/api/rooms/${roomId}/messages`);
       expect(history.status).toBe(200);
       expect(history.body.messages.map((message: { content: string }) => message.content)).toEqual(['오래 남을 메시지']);
     }
-    expect((await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '아직 살아있어요' })).ok).toBe(true);
-    expect((await request(a!.url, 'POST', `/api/server/rooms/${room.roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 0 } })).body.code).toBe('INVALID_TTL');
+    expect((await emitAck(socket, 'send-message', { roomId, type: 'text', content: '아직 살아있어요' })).ok).toBe(true);
+    expect((await request(a!.url, 'POST', `/api/server/rooms/${roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 0 } })).body.code).toBe('INVALID_TTL');
   });
 
-  it('closes a room now: the worker expires it the usual way, the feed ends with room-expired', async ({ cluster, connect, startWorker }) => {
+  it('closes a room now: members hear it ends now, the worker expires it the usual way, the feed ends with room-expired', async ({ cluster, connect, startWorker }) => {
     const [a, b] = cluster.pods;
     await startWorker();
     const owner = await makeUser();
     const room = await createRoom(a!.url, owner);
     const socket = await joined(connect, b!.url, owner.token, room.roomId);
     expect((await request(b!.url, 'GET', `/api/rooms/${room.roomId}/messages`)).status).toBe(200);
+    const ending = nextEvent(socket, 'room-lifetime-changed');
     const expired = nextEvent(socket, 'room-expired', 10_000);
 
     const closed = await request(a!.url, 'POST', `/api/server/rooms/${room.roomId}/close`, asBackend());
     expect(closed.status).toBe(200);
     expect(Date.parse(closed.body.expiresAt)).toBeLessThanOrEqual(Date.now());
-    expect(await expired).toEqual({ roomId: room.roomId, changeSeq: 2 });
+    expect(await ending).toEqual({ roomId: room.roomId, expiresAt: closed.body.expiresAt, changeSeq: 2 });
+    expect(await expired).toEqual({ roomId: room.roomId, changeSeq: 3 });
     for (const pod of [a!, b!]) {
       expect((await request(pod.url, 'GET', `/api/rooms/${room.roomId}/messages`)).status).toBe(410);
     }

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +12,17 @@ import { clusterTest } from '../support/index.ts';
  * worker through BullMQ, verified with the receiver example printed in docs/webhooks.md.
  */
 // Occupancy changes would interleave with the numbers these tests expect: none within a test.
-const it = clusterTest({ pods: 2, ownDatabase: true, env: { MESSAGE_RATE_LIMIT_PER_MINUTE: '100000', ROOM_OCCUPANCY_GRACE_MS: '600000' } });
+// A server API key extends a room (its lifetime change is a change of the feed).
+const API_KEY = `sk_${randomBytes(24).toString('hex')}`;
+const it = clusterTest({
+  pods: 2,
+  ownDatabase: true,
+  env: {
+    MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
+    ROOM_OCCUPANCY_GRACE_MS: '600000',
+    SERVER_API_KEYS: `backend:${createHash('sha256').update(API_KEY).digest('hex')}`,
+  },
+});
 
 type Verify = (input: { secret: string; timestamp: unknown; signature: unknown; rawBody: string; toleranceSeconds?: number }) => boolean;
 const example = (await import(new URL('../../docs/examples/webhook-receiver.mjs', import.meta.url).href)) as { verifyWebhook: Verify };
@@ -162,6 +173,33 @@ describe('webhooks [ext]', () => {
     expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed, signature: String(signed.signature).replace(/.$/, (c) => (c === '0' ? '1' : '0')) })).toBe(false);
     expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed, timestamp: String(Number(signed.timestamp) + 1) })).toBe(false);
     expect(example.verifyWebhook({ secret: 'not-the-receivers-secret', rawBody, ...signed, toleranceSeconds: -1 })).toBe(false);
+  });
+
+  it('delivers a room\'s lifetime change (the server API extended it) to an endpoint whose kinds name it', async ({ cluster, connect, startWorker }) => {
+    const [a] = cluster.pods;
+    const receiver = await startReceiver();
+    await startWorker({
+      WEBHOOK_POLL_INTERVAL_MS: '200',
+      WEBHOOK_ENDPOINTS: JSON.stringify([
+        { id: 'lifetime', url: `http://127.0.0.1:${receiver.port}/`, secret: SECRET, kinds: ['room-lifetime-changed'] },
+      ]),
+    });
+    const owner = await makeUser();
+    const { roomId } = await createRoom(a!.url, owner);
+    const socket = await connect(a!.url, owner.token);
+    await emitAck(socket, 'join-room', { roomId });
+    const extended = await request(a!.url, 'POST', `/api/server/rooms/${roomId}/extend`, {
+      headers: { 'x-api-key': API_KEY },
+      body: { ttlSeconds: 7200 },
+    });
+    expect(extended.status).toBe(200);
+
+    const ofRoom = () => receiver.unique().filter((event) => event.roomId === roomId);
+    await until('the lifetime change', () => ofRoom().length >= 1);
+    // The join (change 1) is filtered out; the move is change 2, with the new expiry.
+    const moved = { roomId, expiresAt: extended.body.expiresAt, changeSeq: 2 };
+    expect(ofRoom()).toEqual([{ roomId, changeSeq: 2, event: 'room-lifetime-changed', payload: moved }]);
+    await receiver.close();
   });
 
   it('moves past changes that can no longer be read (their messages dropped with their day)', async ({ cluster, sql, connect, startWorker }) => {

@@ -1,28 +1,22 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import { join } from 'node:path';
 import { busChannelPrefix, createShardedEmitter } from '@chat/bus';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import postgres, { type Sql, type TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
-  MIGRATIONS_FOLDER,
   createDatabase,
   createMessagePartitionsRepository,
   createMessagesRepository,
   createRoomExpiryRepository,
-  dropDatabase,
-  ensureDatabase,
   runMigrations,
   type Database,
   type NewMessage,
 } from '@chat/db';
 import { CHAT_NAMESPACE, type ServerToClientEvents } from '@chat/protocol';
 import { runPartitionMaintenance, runRoomSweep } from '@chat/worker';
-import { createTestDatabase, uniquePrefix, type TestDatabase } from '@chat/testing';
+import { createTestDatabase, createTestDatabaseUpTo, uniquePrefix, type TestDatabase } from '@chat/testing';
 import { closeAllWorkers, startTestWorker } from '../support/index.ts';
 
 /**
@@ -33,26 +27,6 @@ import { closeAllWorkers, startTestWorker } from '../support/index.ts';
 
 const logger = pino({ level: 'silent' });
 const DAY_MS = 86_400_000;
-
-/** A database migrated only up to `upTo` journal entries: the schema before partitioning. */
-async function createOldDatabase(upTo: number): Promise<{ url: string; drop(): Promise<void> }> {
-  const url = new URL(inject('databaseUrl'));
-  url.pathname = `${url.pathname}_old_${randomBytes(3).toString('hex')}`;
-  const databaseUrl = url.toString();
-  const folder = mkdtempSync(join(tmpdir(), 'chat-migrations-'));
-  cpSync(MIGRATIONS_FOLDER, folder, { recursive: true });
-  const journalPath = join(folder, 'meta', '_journal.json');
-  const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: unknown[] };
-  journal.entries = journal.entries.slice(0, upTo);
-  writeFileSync(journalPath, JSON.stringify(journal));
-  await ensureDatabase(databaseUrl);
-  try {
-    await runMigrations(databaseUrl, { migrationsFolder: folder });
-  } finally {
-    rmSync(folder, { recursive: true, force: true });
-  }
-  return { url: databaseUrl, drop: () => dropDatabase(databaseUrl) };
-}
 
 /** The UTC day, YYYY-MM-DD, `offsetDays` from the database's today. */
 async function dayFromToday(sql: Sql, offsetDays: number): Promise<string> {
@@ -96,7 +70,7 @@ async function messagePlacement(sql: Sql, roomId: string): Promise<Record<string
 }
 
 describe('migration 0002 on a database that already has messages', () => {
-  let old: { url: string; drop(): Promise<void> };
+  let old: TestDatabase;
   let sql: Sql;
   afterAll(async () => {
     await sql?.end({ timeout: 5 });
@@ -104,7 +78,7 @@ describe('migration 0002 on a database that already has messages', () => {
   });
 
   it('keeps every row, puts each room in its expiry day, and keeps the keys', { timeout: 60_000 }, async () => {
-    old = await createOldDatabase(2);
+    old = await createTestDatabaseUpTo(2);
     sql = postgres(old.url, { max: 2, onnotice: () => {} });
     expect((await sql`select relkind from pg_class where relname = 'messages'`)[0]?.relkind).toBe('r');
     const user = await makeUser(sql);

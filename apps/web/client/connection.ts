@@ -1,5 +1,5 @@
 import { io } from 'socket.io-client';
-import { CHAT_NAMESPACE, ERRORS, SERVER_EVENTS } from '@chat/protocol';
+import { CHAT_NAMESPACE, ERRORS, SERVER_EVENTS, type RoomExpiringPayload, type RoomLifetimeChangedPayload } from '@chat/protocol';
 import { forgetTyping } from './composer.ts';
 import { renderMembers, reloadMembers, setTyping } from './members.ts';
 import { setStatus, toast } from './notices.ts';
@@ -104,11 +104,15 @@ export function connect(page: Page, session: Session, signOut: (message: string)
     store.memberPresence(room, userId, nicknameMask, online);
     renderMembers(page, room);
   });
-  s.on(SERVER_EVENTS.roomExpiring, ({ roomId, expiresAt, changeSeq }) => {
+  // room-expiring, and room-lifetime-changed (the server API extended or closed the room): the
+  // countdown follows the time they carry.
+  const expiryMoved = ({ roomId, expiresAt, changeSeq }: RoomExpiringPayload | RoomLifetimeChangedPayload) => {
     updateRoomListEntry(page, roomId, { expiresAt });
     const room = changeOf(roomId, changeSeq);
     if (room) applyRoomExpiring(page, room, expiresAt);
-  });
+  };
+  s.on(SERVER_EVENTS.roomExpiring, expiryMoved);
+  s.on(SERVER_EVENTS.roomLifetimeChanged, expiryMoved);
   s.on(SERVER_EVENTS.roomExpired, ({ roomId, changeSeq }) => {
     removeFromRoomList(page, roomId);
     const room = changeOf(roomId, changeSeq);

@@ -73,6 +73,7 @@ function applyMemberCount(page: Page, room: OpenRoom, memberCount: number): void
   renderMembers(page, room);
 }
 
+/** `room-expiring`, and `room-lifetime-changed` (the server API moved the expiry): the countdown follows. */
 export function applyRoomExpiring(page: Page, room: OpenRoom, expiresAt: string): void {
   page.store.setExpiresAt(room, expiresAt);
   renderRoomHead(room);
@@ -108,8 +109,9 @@ function applyChange(page: Page, room: OpenRoom, change: RoomChange): void {
       else applyMemberCount(page, room, payload.memberCount);
       break;
     }
-    case 'room-expiring': {
-      const { expiresAt } = change.payload as ServerPayload<'room-expiring'>;
+    case 'room-expiring':
+    case 'room-lifetime-changed': {
+      const { expiresAt } = change.payload as ServerPayload<'room-expiring' | 'room-lifetime-changed'>;
       updateRoomListEntry(page, room.roomId, { expiresAt });
       applyRoomExpiring(page, room, expiresAt);
       break;

@@ -32,6 +32,7 @@ export function toRoomChange(row: ChangeRow): RoomChange {
       case 'user-left':
         return { roomId: row.roomId, userId: row.userId, memberCount: row.memberCount, changeSeq: row.changeSeq };
       case 'room-expiring':
+      case 'room-lifetime-changed':
         return { roomId: row.roomId, expiresAt: row.expiresAt?.toISOString() ?? null, changeSeq: row.changeSeq };
       case 'room-expired':
       case 'room-occupied':

@@ -168,7 +168,10 @@ export const messages = pgTable(
   ],
 );
 
-/** The kinds of `room_events` rows: the protocol's list (changing it needs a migration). */
+/**
+ * The kinds of `room_events` rows: the protocol's list (changing it needs a migration that
+ * replaces the CHECK below: 0007 added `room-lifetime-changed`).
+ */
 export type RoomEventKind = (typeof ROOM_EVENT_KINDS)[number];
 
 /**
@@ -189,7 +192,7 @@ export const roomEvents = pgTable(
     userId: uuid('user_id'),
     /** user-joined / user-left: the room's member count after the change. */
     memberCount: integer('member_count'),
-    /** room-expiring: when the room expires. */
+    /** room-expiring / room-lifetime-changed: when the room expires (as of that change). */
     expiresAt: timestamps('expires_at'),
     createdAt: timestamps('created_at').notNull().defaultNow(),
   },

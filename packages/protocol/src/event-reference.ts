@@ -43,6 +43,8 @@ const SERVER_EVENT_WHEN: Record<ServerEventName, string> = {
   'message-deleted': 'To the room after a soft delete.',
   'room-expired': 'To the room when it expires; its sockets then leave it.',
   'room-expiring': 'To the room a few minutes before it expires.',
+  'room-lifetime-changed':
+    "[ext] To the room when the server API moved its expiry (extend, or close: `expiresAt` is then now, and `room-expired` follows from the worker). A change of the feed; a countdown follows `expiresAt`.",
   'room-occupied':
     '[ext] To the room when its first member comes online (a few seconds after, so a reconnect does not flap). A change of the feed, like the other `changeSeq` events.',
   'room-vacated': '[ext] To the room when its last online member went offline, a few seconds after. A change of the feed.',

@@ -28,6 +28,7 @@ export const SERVER_EVENTS = {
   messageDeleted: 'message-deleted',
   roomExpired: 'room-expired',
   roomExpiring: 'room-expiring',
+  roomLifetimeChanged: 'room-lifetime-changed',
   roomOccupied: 'room-occupied',
   roomVacated: 'room-vacated',
   presence: 'presence',
@@ -50,6 +51,7 @@ export interface TypingIndicatorPayload extends ServerPayload<'typing-indicator'
 export interface MessageDeletedPayload extends ServerPayload<'message-deleted'> {}
 export interface RoomExpiredPayload extends ServerPayload<'room-expired'> {}
 export interface RoomExpiringPayload extends ServerPayload<'room-expiring'> {}
+export interface RoomLifetimeChangedPayload extends ServerPayload<'room-lifetime-changed'> {}
 export interface PresencePayload extends ServerPayload<'presence'> {}
 export interface ErrorPayload extends ServerPayload<'error'> {}
 
@@ -76,6 +78,8 @@ export interface ServerToClientEvents {
   'message-deleted': (payload: MessageDeletedPayload) => void;
   'room-expired': (payload: RoomExpiredPayload) => void;
   'room-expiring': (payload: RoomExpiringPayload) => void;
+  /** [ext] The server API moved the room's expiry (extend, close): it now expires at `expiresAt`. A change of its feed. */
+  'room-lifetime-changed': (payload: RoomLifetimeChangedPayload) => void;
   /** [ext] The room's first member came online (after a grace): a change of its feed. */
   'room-occupied': (payload: ServerPayload<'room-occupied'>) => void;
   /** [ext] The room's last online member went offline (after a grace): a change of its feed. */

@@ -159,7 +159,15 @@ export type ChangesQuery = z.infer<typeof changesQuerySchema>;
  * The changes of a room's feed besides its messages' (stored, deleted), named after the live
  * event that announces each; the database stores them as `room_events` rows of these kinds.
  */
-export const ROOM_EVENT_KINDS = ['user-joined', 'user-left', 'room-expiring', 'room-expired', 'room-occupied', 'room-vacated'] as const;
+export const ROOM_EVENT_KINDS = [
+  'user-joined',
+  'user-left',
+  'room-expiring',
+  'room-expired',
+  'room-occupied',
+  'room-vacated',
+  'room-lifetime-changed',
+] as const;
 
 /** Events a change of the feed is announced with; `payload` is that event's payload. */
 export const CHANGE_EVENTS = ['new-message', 'message-deleted', ...ROOM_EVENT_KINDS] as const;

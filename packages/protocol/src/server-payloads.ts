@@ -67,6 +67,7 @@ export const SERVER_PAYLOADS = {
   'message-deleted': { roomId: uuid, messageId: uuid, changeSeq },
   'room-expired': { roomId: uuid, changeSeq },
   'room-expiring': { roomId: uuid, expiresAt: timestamp, changeSeq },
+  'room-lifetime-changed': { roomId: uuid, expiresAt: timestamp, changeSeq },
   'room-occupied': { roomId: uuid, changeSeq },
   'room-vacated': { roomId: uuid, changeSeq },
   presence: { roomId: uuid, userId: uuid, nicknameMask: text, online: flag },

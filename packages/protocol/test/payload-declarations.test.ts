@@ -96,6 +96,11 @@ describe('server payload declarations', () => {
       retryAfterMs?: number;
     }>();
     expectTypeOf<Plain<Parameters<ServerToClientEvents['resync']>[0]>>().toEqualTypeOf<{ roomId?: string }>();
+    expectTypeOf<Plain<Parameters<ServerToClientEvents['room-lifetime-changed']>[0]>>().toEqualTypeOf<{
+      roomId: string;
+      expiresAt: string;
+      changeSeq: number;
+    }>();
     expectTypeOf<Parameters<ServerToClientEvents['token-expired']>[0]>().toEqualTypeOf<Record<string, never>>();
   });
 
@@ -103,5 +108,8 @@ describe('server payload declarations', () => {
     expect(SERVER_EVENT_DOCS['room-joined'].payload).toBe('{ roomId: string (UUID), memberCount: integer }');
     expect(SERVER_EVENT_DOCS.resync.payload).toBe('{ roomId?: string (UUID) }');
     expect(SERVER_EVENT_DOCS['server-draining'].payload).toBe('{}');
+    expect(SERVER_EVENT_DOCS['room-lifetime-changed'].payload).toBe(
+      '{ roomId: string (UUID), expiresAt: string (ISO-8601), changeSeq: integer ([ext] change feed number) }',
+    );
   });
 });

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inject } from 'vitest';
-import { dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
+import { MIGRATIONS_FOLDER, dropDatabase, ensureDatabase, runMigrations } from '@chat/db';
 
 export interface TestDatabase {
   url: string;
@@ -20,5 +23,29 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const databaseUrl = url.toString();
   await ensureDatabase(databaseUrl);
   await runMigrations(databaseUrl);
+  return { url: databaseUrl, drop: () => dropDatabase(databaseUrl) };
+}
+
+/**
+ * A fresh database migrated only up to its first `migrations` journal entries: the schema an
+ * existing installation had before the later migrations, for testing them on rows it holds
+ * (`runMigrations(url)` then applies the rest).
+ */
+export async function createTestDatabaseUpTo(migrations: number): Promise<TestDatabase> {
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `${url.pathname}_old_${randomBytes(3).toString('hex')}`;
+  const databaseUrl = url.toString();
+  const folder = mkdtempSync(join(tmpdir(), 'chat-migrations-'));
+  cpSync(MIGRATIONS_FOLDER, folder, { recursive: true });
+  const journalPath = join(folder, 'meta', '_journal.json');
+  const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: unknown[] };
+  journal.entries = journal.entries.slice(0, migrations);
+  writeFileSync(journalPath, JSON.stringify(journal));
+  await ensureDatabase(databaseUrl);
+  try {
+    await runMigrations(databaseUrl, { migrationsFolder: folder });
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
   return { url: databaseUrl, drop: () => dropDatabase(databaseUrl) };
 }

@@ -136,7 +136,7 @@ export function serverApiRoutes(deps: {
         schema: {
           ...common,
           description:
-            'Expires the room now. The worker\'s sweep then announces `room-expired` and empties it, as for any room that expires.',
+            'Expires the room now: the room hears `room-lifetime-changed` with the new `expiresAt` (a change of its feed). The worker\'s sweep then announces `room-expired` and empties it, as for any room that expires.',
           params: roomParams,
           response: { 200: serverRoomLifetimeSchema, ...errors },
         },
@@ -149,7 +149,8 @@ export function serverApiRoutes(deps: {
       {
         schema: {
           ...common,
-          description: 'The room now expires `ttlSeconds` (1–86400) from now. An expired room cannot be brought back (410).',
+          description:
+            'The room now expires `ttlSeconds` (1–86400) from now, and hears `room-lifetime-changed` with the new `expiresAt` (a change of its feed). An expired room cannot be brought back (410).',
           params: roomParams,
           body: serverExtendBodySchema,
           response: { 200: serverRoomLifetimeSchema, ...errors },

@@ -4,6 +4,7 @@ import {
   type MessageDeletedPayload,
   type NewMessagePayload,
   type RoomLeftPayload,
+  type RoomLifetimeChangedPayload,
   type UserJoinedPayload,
   type UserLeftPayload,
 } from '@chat/protocol';
@@ -60,9 +61,11 @@ export function createRoomEventsAdapter(
     disconnectUser: (userId) => {
       nsp.in(userChannel(userId)).disconnectSockets(true);
     },
-    // The other pods drop the room from their RoomCache (register-realtime.ts listens).
-    roomLifetimeChanged: (roomId) => {
-      nsp.serverSideEmit('room-lifetime', roomId);
-    },
+    // The other pods drop the room from their RoomCache (register-realtime.ts listens); the
+    // room's members hear the new expiry.
+    roomLifetimeChanged: counted('room-lifetime-changed', (payload: RoomLifetimeChangedPayload) => {
+      nsp.serverSideEmit('room-lifetime', payload.roomId);
+      nsp.to(roomChannel(payload.roomId)).emit('room-lifetime-changed', payload);
+    }),
   };
 }

@@ -2,6 +2,7 @@ import type {
   MessageDeletedPayload,
   NewMessagePayload,
   RoomLeftPayload,
+  RoomLifetimeChangedPayload,
   UserJoinedPayload,
   UserLeftPayload,
 } from '@chat/protocol';
@@ -23,6 +24,6 @@ export interface RoomEvents {
   roomLeftToUser(userId: string, payload: RoomLeftPayload): void;
   /** Disconnects every socket of the user, on every pod. */
   disconnectUser(userId: string): void;
-  /** The room's expiry changed: every pod drops what it cached of it. */
-  roomLifetimeChanged(roomId: string): void;
+  /** The room's expiry changed: every pod drops what it cached of it, and the room hears `room-lifetime-changed`. */
+  roomLifetimeChanged(payload: RoomLifetimeChangedPayload): void;
 }

@@ -10,6 +10,7 @@ import {
   type MemberListQuery,
   type RoomJoinedPayload,
   type RoomLeftPayload,
+  type RoomLifetimeChangedPayload,
   type RoomView,
 } from '@chat/protocol';
 import type { RoomCache, RoomMeta } from '../infrastructure/room-cache.ts';
@@ -222,10 +223,10 @@ export function createRoomService(deps: RoomServiceDeps) {
       roomCache.forget(roomId);
     },
 
-    /** After the server API changed a room's expiry: this pod and every other re-read it. */
-    lifetimeChanged(roomId: string): void {
-      roomCache.forget(roomId);
-      events.roomLifetimeChanged(roomId);
+    /** After the server API changed a room's expiry: this pod and every other re-read it, and its members are told. */
+    lifetimeChanged(payload: RoomLifetimeChangedPayload): void {
+      roomCache.forget(payload.roomId);
+      events.roomLifetimeChanged(payload);
     },
   };
 }

@@ -205,7 +205,10 @@ export function createServerApiService(deps: ServerApiDeps) {
       return { success: true as const, changeSeq: result.changeSeq };
     },
 
-    /** Expires the room now; the worker's sweep then announces and purges it as for any room. */
+    /**
+     * Expires the room now: its members hear `room-lifetime-changed` with the new `expiresAt`, then
+     * the worker's sweep announces and purges it as for any room.
+     */
     async closeRoom(roomId: string) {
       return changeLifetime(roomId, 'now');
     },
@@ -222,8 +225,9 @@ export function createServerApiService(deps: ServerApiDeps) {
     const change = await deps.lifetime.setExpiry(room, expiresAt);
     if (change.status === 'room-missing') throw new AppError('ROOM_NOT_FOUND');
     if (change.status === 'room-expired') throw new AppError('ROOM_EXPIRED');
-    roomService.lifetimeChanged(room);
-    return { roomId: room, expiresAt: change.expiresAt.toISOString() };
+    const moved = { roomId: room, expiresAt: change.expiresAt.toISOString() };
+    if (change.status === 'changed') roomService.lifetimeChanged({ ...moved, changeSeq: change.changeSeq });
+    return moved;
   }
 }
 

@@ -19,7 +19,7 @@ export interface ChangeRow {
   userId: string | null;
   nickname: string | null;
   memberCount: number | null;
-  /** room-expiring. */
+  /** room-expiring / room-lifetime-changed: the room's expiry it announced. */
   expiresAt: Date | null;
   /** When the change committed, near enough: the message's or the room event's creation; null for a delete (not recorded). */
   changedAt: Date | null;

@@ -1,11 +1,36 @@
-import type { Sql } from 'postgres';
+import type { Sql, TransactionSql } from 'postgres';
 import { asDate } from './messages.repository.ts';
 
 export type LifetimeChange =
-  | { status: 'changed'; expiresAt: Date; previousExpiresAt: Date }
+  /** `changeSeq`: the `room-lifetime-changed` recorded in the room's change feed. */
+  | { status: 'changed'; expiresAt: Date; previousExpiresAt: Date; changeSeq: number }
+  /** The room already expires at that time: nothing moved, nothing recorded. */
+  | { status: 'unchanged'; expiresAt: Date }
   | { status: 'room-missing' }
   /** Already expired: an expired room is never brought back (its day may be gone). */
   | { status: 'room-expired' };
+
+/**
+ * Sets the locked room's expiry and records `room-lifetime-changed` with the next change number,
+ * in one statement (as memberships.repository.ts records a join); returns that number. A room
+ * given more life may be warned again before its new expiry (`expires_at` in the SET list is
+ * still the old one).
+ */
+async function moveRoom(tx: TransactionSql, roomId: string, target: Date): Promise<number> {
+  const [row] = await tx<{ change_seq: number }[]>`
+    with moved as (
+      update rooms set expires_at = ${target.toISOString()}::timestamptz,
+        expiring_notified_at = case when ${target.toISOString()}::timestamptz > expires_at then null else expiring_notified_at end,
+        last_change_seq = last_change_seq + 1
+      where id = ${roomId}
+      returning id, expires_at, last_change_seq
+    ), recorded as (
+      insert into room_events (room_id, change_seq, kind, expires_at)
+      select id, last_change_seq, 'room-lifetime-changed', expires_at from moved
+    )
+    select last_change_seq as change_seq from moved`;
+  return row!.change_seq;
+}
 
 /**
  * Changing when a live room expires: closing it now, or extending its life (server API).
@@ -19,6 +44,10 @@ export type LifetimeChange =
  * still lives. All under the room row's lock, taken first, as the message batch takes it: no
  * send interleaves with the move. (A cascading foreign key did this until migration 0005; its
  * check cost every stored message a lookup.)
+ *
+ * The move is a change of the room's feed (PROTOCOL §16), `room-lifetime-changed`, numbered and
+ * recorded in the same transaction as every other room event, so members and webhook receivers
+ * learn the new expiry in order with the room's other changes.
  */
 export function createRoomLifetimeRepository(sql: Sql) {
   return {
@@ -33,16 +62,14 @@ export function createRoomLifetimeRepository(sql: Sql) {
         if (!room.live) return { status: 'room-expired' } as const;
         const previous = asDate(room.expires_at);
         const target = asDate(room.target);
+        // Not a change: no feed entry, and the messages already sit in the target's partition.
+        if (target.getTime() === previous.getTime()) return { status: 'unchanged', expiresAt: target } as const;
         // The messages follow, matched by the room's current expiry (their partition).
         await tx`
           update messages set expires_at = ${target.toISOString()}::timestamptz
           where room_id = ${roomId} and expires_at = (select expires_at from rooms where id = ${roomId})`;
-        // A room given more life may be warned again before its new expiry.
-        await tx`
-          update rooms set expires_at = ${target.toISOString()}::timestamptz,
-            expiring_notified_at = case when ${target.toISOString()}::timestamptz > expires_at then null else expiring_notified_at end
-          where id = ${roomId}`;
-        return { status: 'changed', expiresAt: target, previousExpiresAt: previous } as const;
+        const changeSeq = await moveRoom(tx, roomId, target);
+        return { status: 'changed', expiresAt: target, previousExpiresAt: previous, changeSeq } as const;
       });
     },
   };

@@ -193,6 +193,17 @@ describe('server API [ext]', () => {
     );
     await sleep(300);
     expect(heard.map((message) => message.content)).toEqual(['하나', '다섯']);
+
+    // 1–100 items: an empty batch and one of 101 are refused whole, nothing stored.
+    const before = await sql`select count(*)::int as n from messages where room_id = ${first.roomId}`;
+    for (const size of [0, 101]) {
+      const refused = await request(a!.url, 'POST', '/api/server/messages/batch', {
+        ...asBackend(KEY),
+        body: { items: Array.from({ length: size }, (_, i) => ({ roomId: first.roomId, sender: BOT, type: 'text', content: `초과 ${i}` })) },
+      });
+      expect({ size, status: refused.status, code: refused.body.code }).toEqual({ size, status: 400, code: 'INVALID_REQUEST' });
+    }
+    expect(await sql`select count(*)::int as n from messages where room_id = ${first.roomId}`).toEqual(before);
   });
 
   it('disconnects every socket of a user, on the other pod too', async ({ cluster, connect }) => {

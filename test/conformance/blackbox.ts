@@ -1,11 +1,15 @@
 /**
- * Black-box conformance test of the chat backend against docs/PROTOCOL.md (§0–§10).
+ * Black-box conformance test of the chat backend against docs/PROTOCOL.md (§0–§10, and the
+ * events of §12 with the delivery and change-feed rules of §14 and §16 they rely on).
  * Written from the contract alone: it knows nothing of the implementation.
  *
  * Usage (against a running local cluster started with a JWT_SECRET you know):
  *   JWT_SECRET=... BASE_A=http://127.0.0.1:3100 BASE_B=http://127.0.0.1:3101 \
- *     [ALLOWED_ORIGIN=<an origin in CORS_ORIGINS; default BASE_A>] npx tsx test/conformance/blackbox.ts
- * (test/conformance/blackbox.test.ts runs it in `pnpm test` against in-process pods.)
+ *     [BASE_C=... BASE_D=...] [ALLOWED_ORIGIN=<an origin in CORS_ORIGINS; default BASE_A>] \
+ *     npx tsx test/conformance/blackbox.ts
+ * BASE_C and BASE_D name a third and fourth pod; without them the clients meant for those pods use
+ * A and B, so that a two-pod `pnpm start` still runs every check.
+ * (test/conformance/blackbox.test.ts runs it in `pnpm test` against four in-process pods.)
  *
  * Prints one line per check (PASS / FAIL with expected vs actual), INFO lines for points the
  * contract leaves open (what the server chose), and `N passed, M failed`. Exit code 1 on any
@@ -21,6 +25,8 @@ const { io } = requireFromRoot('socket.io-client') as typeof import('socket.io-c
 
 const A = (process.env.BASE_A ?? 'http://127.0.0.1:3100').replace(/\/$/, '');
 const B = (process.env.BASE_B ?? 'http://127.0.0.1:3101').replace(/\/$/, '');
+const C = (process.env.BASE_C ?? A).replace(/\/$/, '');
+const D = (process.env.BASE_D ?? B).replace(/\/$/, '');
 const SECRET = process.env.JWT_SECRET ?? '';
 // A browser origin the cluster lists in CORS_ORIGINS: pnpm start lists its pods' own.
 const ALLOWED_ORIGIN = process.env.ALLOWED_ORIGIN ?? A;
@@ -65,6 +71,10 @@ function withoutChangeSeq(actual: unknown, expected: unknown): unknown {
 function eq(name: string, actual: unknown, expected: unknown): boolean {
   return check(name, isDeepStrictEqual(withoutChangeSeq(actual, expected), expected), expected, actual);
 }
+/** What each of several sockets heard of one broadcast: every one equals `expected`, as `eq` compares. */
+function eqEach(name: string, actual: unknown[], expected: unknown): boolean {
+  return check(name, actual.every((one) => isDeepStrictEqual(withoutChangeSeq(one, expected), expected)), actual.map(() => expected), actual);
+}
 /** every key of `subset` deep-equals the same key of `actual` */
 function has(name: string, actual: any, subset: Record<string, unknown>): boolean {
   const ok =
@@ -85,6 +95,9 @@ const SNAKE = /^[A-Z][A-Z0-9_]*$/;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowSec = () => Math.floor(Date.now() / 1000);
 const keys = (o: any) => (o && typeof o === 'object' ? Object.keys(o).sort() : o);
+// The defaults the protocol names (§10, §12): the checks below assume a cluster that keeps them.
+const EXPIRING_NOTICE_SECONDS = 300; // ROOM_EXPIRING_NOTICE_SECONDS
+const OCCUPANCY_GRACE_MS = 5000; // ROOM_OCCUPANCY_GRACE_MS
 
 const M = {
   AUTH_REQUIRED: '인증 토큰이 필요합니다',
@@ -226,6 +239,19 @@ async function createRoom(token: string, name = `room-${randomUUID().slice(0, 8)
   const r = await http('POST', `${A}/api/rooms`, { token, body: ttlSeconds === undefined ? { name } : { name, ttlSeconds } });
   if (r.status !== 201) throw new Error(`POST /api/rooms → ${r.status} ${fmt(r.body)}`);
   return r.body;
+}
+/**
+ * The room's change feed (§16) after `after`, read as `token` (a member: guests share one
+ * per-address request budget, §13) until `done` holds or `ms` have passed; the last page read.
+ */
+async function changesUntil(roomId: string, token: string, after: number, done: (changes: any[]) => boolean, ms: number): Promise<any[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const r = await http('GET', `${B}/api/rooms/${roomId}/changes?after=${after}&limit=100`, { token });
+    const changes = r.status === 200 && Array.isArray(r.body?.changes) ? r.body.changes : [];
+    if (done(changes) || Date.now() > deadline) return changes;
+    await sleep(200);
+  }
 }
 /** REST error: status + body { statusCode, error, message, code } */
 function restErr(name: string, r: { status: number; body: any }, status: number, message: string, code?: string) {
@@ -436,7 +462,7 @@ async function sectionMask() {
   let i = 0;
   for (const [nick, accepted] of cases) {
     const u = newUser(nick);
-    const c = await connect(i++ % 2 ? B : A, u.token);
+    const c = await connect([A, B, C, D][i++ % 4]!, u.token);
     await c.ack('join-room', { roomId: room.roomId });
     const j = await o.waitFor('user-joined', (d) => d?.userId === u.id, 3000);
     check(`${S} nicknameMask(${fmt(nick)}) ∈ ${fmt(accepted)}`, accepted.includes(j?.nicknameMask), accepted, j?.nicknameMask);
@@ -553,14 +579,24 @@ async function sectionRooms() {
   }
 }
 
-// ───────────────────────────── §2–§5, §8 main flow (cross-pod, second device) ─────────────────────────────
+// ───────────────────────────── §2–§5, §8 main flow (four pods, second device) ─────────────────────────────
+/** Where each client's events have been read up to, for the clients of one broadcast. */
+const markAll = (cs: Client[]) => new Map(cs.map((c) => [c, c.mark()]));
+const labelsOf = (cs: Client[]) => cs.map((c) => c.label).join(', ');
+
+/**
+ * Four members, one per pod (a1 on A, b1 on B, cM on C, dM on D), and three more devices of a1's
+ * user (a2 on B, a3 on C, a4 on D): every room event of the flow is heard on all four pods.
+ */
 async function sectionMain() {
   const u1 = newUser('김철수');
   const u2 = newUser('이영희');
+  const u3 = newUser('박민수');
+  const u4 = newUser('최지우');
   const room = await createRoom(u1.token, '메인 방');
   const R = room.roomId;
-  const a1 = await connect(A, u1.token, 'a1');
-  const b1 = await connect(B, u2.token, 'b1');
+  const a1 = await connect(A, u1.token, 'a1 (pod A)');
+  const b1 = await connect(B, u2.token, 'b1 (pod B)');
 
   // §2 join-room
   let m1 = a1.mark();
@@ -584,17 +620,34 @@ async function sectionMain() {
   eq('§2 joining again → room-joined again (ack memberCount 2)', await a1.ack('join-room', { roomId: R }), { ok: true, data: { roomId: R, memberCount: 2 } });
   eq('§2 joining again → room-joined event again', await a1.waitFor('room-joined', undefined, 2000, m1), { roomId: R, memberCount: 2 });
   // second device of u1 on pod B, explicitly joining
-  const a2 = await connect(B, u1.token, 'a2');
+  const a2 = await connect(B, u1.token, 'a2 (2nd device, pod B)');
   eq('§2 second device (pod B) join → room-joined, memberCount still 2', await a2.ack('join-room', { roomId: R }), { ok: true, data: { roomId: R, memberCount: 2 } });
   await sleep(500);
   eq('§2 re-join / second device → no user-joined to others', b1.since('user-joined', mb).length, 0);
   eq('§2/§9 GET /api/rooms/:roomId memberCount = users, not sockets (2)', (await http('GET', `${B}/api/rooms/${R}`)).body?.memberCount, 2);
-  // [ext] a third device that never joins is put into the room on connect
-  const a3 = await connect(A, u1.token, 'a3');
+  // Members on pods C and D: each join is heard by the members already on the other pods.
+  const cM = await connect(C, u3.token, 'cM (pod C)');
+  const dM = await connect(D, u4.token, 'dM (pod D)');
+  for (const [joiner, user, mask, memberCount, hearers] of [
+    [cM, u3, '박**', 3, [a1, b1]],
+    [dM, u4, '최**', 4, [a1, b1, cM]],
+  ] as const) {
+    const before = markAll([...hearers]);
+    eq(`§2 ${joiner.label} joins → ack memberCount ${memberCount}`, await joiner.ack('join-room', { roomId: R }), { ok: true, data: { roomId: R, memberCount } });
+    eqEach(
+      `§2 user-joined of ${joiner.label} reaches ${labelsOf([...hearers])}`,
+      await Promise.all(hearers.map((c) => c.waitFor('user-joined', (d) => d?.userId === user.id, 3000, before.get(c)))),
+      { roomId: R, userId: user.id, nicknameMask: mask, memberCount },
+    );
+  }
+  // [ext] devices that never join are put into the room on connect
+  const a3 = await connect(C, u1.token, 'a3 (never joined, [ext] auto-joined, pod C)');
+  const a4 = await connect(D, u1.token, 'a4 (never joined, [ext] auto-joined, pod D)');
+  const members = [a1, b1, cM, dM];
 
   // §4 send-message text
-  const all = [a1, a2, a3, b1];
-  let marks = all.map((c) => c.mark());
+  const all = [a1, a2, a3, a4, b1, cM, dM];
+  let marks = markAll(all);
   const sText = await send(a1, { roomId: R, type: 'text', content: '안녕하세요!' });
   const msg = sText?.data;
   check('§4 send-message text → ack { ok: true, data: new-message }', sText?.ok === true && !!msg, { ok: true }, sText);
@@ -611,10 +664,9 @@ async function sectionMain() {
   check('§4/§0 createdAt ISO-8601 UTC with milliseconds', ISO.test(msg?.createdAt), 'YYYY-MM-DDTHH:mm:ss.sssZ', msg?.createdAt);
   check('§4 [ext] seq is an integer', Number.isInteger(msg?.seq), '<integer>', msg?.seq);
   eq('§4 new-message has exactly the spec + [ext] keys', keys(msg), NEW_MESSAGE_KEYS);
-  const labels = ['a1 (sender, pod A)', 'a2 (sender 2nd device, pod B)', 'a3 (never joined, [ext] auto-joined on connect, pod A)', 'b1 (other user, pod B)'];
-  for (let i = 0; i < all.length; i++) {
-    const got = await all[i]!.waitFor('new-message', (d) => d?.messageId === msg?.messageId, 3000, marks[i]);
-    eq(`§4 new-message reaches ${labels[i]} and equals the ack data`, got, msg);
+  for (const c of all) {
+    const got = await c.waitFor('new-message', (d) => d?.messageId === msg?.messageId, 3000, marks.get(c));
+    eq(`§4 new-message reaches ${c === a1 ? 'a1 (sender, pod A)' : c.label} and equals the ack data`, got, msg);
   }
   // history right after the ack (ack only after commit)
   {
@@ -622,7 +674,7 @@ async function sectionMain() {
     check('§4/§7 message is in history immediately after the ack', !!h.body?.messages?.some((x: any) => x.messageId === msg?.messageId), 'present', h.body);
   }
   // image
-  marks = all.map((c) => c.mark());
+  marks = markAll(all);
   const sImg = await send(b1, { roomId: R, type: 'image', imageUrl: 'https://example.com/cat.png' });
   has('§4 image → new-message { type: image, imageUrl, userId, nicknameMask }', sImg?.data, {
     type: 'image',
@@ -631,12 +683,23 @@ async function sectionMain() {
     nicknameMask: '이**',
   });
   info(`§4 image message content = ${fmt(sImg?.data?.content)} (PROTOCOL.md does not say what content an image carries)`);
-  eq('§4 image new-message reaches pod A', await a1.waitFor('new-message', (d) => d?.messageId === sImg?.data?.messageId, 3000, marks[0]), sImg?.data);
+  eq('§4 image new-message reaches pod A', await a1.waitFor('new-message', (d) => d?.messageId === sImg?.data?.messageId, 3000, marks.get(a1)), sImg?.data);
   // emoji
   const sEmo = await send(a2, { roomId: R, type: 'emoji', content: '😀' });
   has('§4 emoji → new-message { type: emoji, content, imageUrl: null }', sEmo?.data, { type: 'emoji', content: '😀', imageUrl: null, userId: u1.id });
   eq('§4 emoji new-message reaches pod A (b1 sees via B)', !!(await b1.waitFor('new-message', (d) => d?.messageId === sEmo?.data?.messageId, 3000)), true);
   eq('§4 [ext] seq per room is gap-free and increasing (text, image, emoji)', [sImg?.data?.seq, sEmo?.data?.seq], [msg?.seq + 1, msg?.seq + 2]);
+  // Every member hears every other: a message from each of the other pods' members.
+  for (const sender of [b1, cM, dM]) {
+    const others = members.filter((c) => c !== sender);
+    marks = markAll(others);
+    const sent = await send(sender, { roomId: R, type: 'text', content: `from ${sender.label}` });
+    eqEach(
+      `§4 new-message from ${sender.label} reaches ${labelsOf(others)}`,
+      await Promise.all(others.map((c) => c.waitFor('new-message', (d) => d?.messageId === sent?.data?.messageId, 3000, marks.get(c)))),
+      sent?.data,
+    );
+  }
 
   // [ext] clientMessageId
   const cmid = `cm-${randomUUID()}`;
@@ -709,17 +772,34 @@ async function sectionMain() {
 
   // §5 typing
   {
-    marks = all.map((c) => c.mark());
+    marks = markAll(all);
     const t = await a1.ack('typing', { roomId: R, isTyping: true });
     eq('§5 typing ack → { ok: true, data: {} }', t, { ok: true, data: {} });
+    const typing = { roomId: R, userId: u1.id, nicknameMask: '김**', isTyping: true };
     eq(
       '§5 typing-indicator { roomId, userId, nicknameMask, isTyping } reaches the other user on the other pod',
-      await b1.waitFor('typing-indicator', undefined, 3000, marks[3]),
-      { roomId: R, userId: u1.id, nicknameMask: '김**', isTyping: true },
+      await b1.waitFor('typing-indicator', undefined, 3000, marks.get(b1)),
+      typing,
+    );
+    eqEach(
+      `§5 typing-indicator reaches ${labelsOf([cM, dM])}`,
+      await Promise.all([cM, dM].map((c) => c.waitFor('typing-indicator', undefined, 3000, marks.get(c)))),
+      typing,
     );
     await sleep(400);
-    eq('§5 the sender socket never gets its own typing-indicator', a1.since('typing-indicator', marks[0]).length, 0);
-    info(`§5 typing-indicator to the sender's other devices: a2 got ${a2.since('typing-indicator', marks[1]).length}, a3 got ${a3.since('typing-indicator', marks[2]).length} (spec: "other sockets of the room")`);
+    eq('§5 the sender socket never gets its own typing-indicator', a1.since('typing-indicator', marks.get(a1)).length, 0);
+    info(`§5 typing-indicator to the sender's other devices: ${[a2, a3, a4].map((c) => `${c.label.split(' ')[0]} got ${c.since('typing-indicator', marks.get(c)).length}`).join(', ')} (spec: "other sockets of the room")`);
+    // Every member hears every other's typing, whatever pod each is on.
+    for (const [typist, user, mask] of [[b1, u2, '이**'], [cM, u3, '박**'], [dM, u4, '최**']] as const) {
+      const others = members.filter((c) => c !== typist);
+      marks = markAll(others);
+      typist.socket.emit('typing', { roomId: R, isTyping: true });
+      eqEach(
+        `§5 typing-indicator from ${typist.label} reaches ${labelsOf(others)}`,
+        await Promise.all(others.map((c) => c.waitFor('typing-indicator', (d) => d?.userId === user.id, 3000, marks.get(c)))),
+        { roomId: R, userId: user.id, nicknameMask: mask, isTyping: true },
+      );
+    }
     // throttle
     await sleep(1200);
     mb = b1.mark();
@@ -776,11 +856,11 @@ async function sectionMain() {
     restErr('§8 DELETE unknown uuid → 404 메시지를 찾을 수 없습니다', await http('DELETE', `${A}/api/messages/${randomUUID()}`, { token: u1.token }), 404, M.MSG_NOT_FOUND);
     restErr('§8 DELETE not-a-uuid → 404 메시지를 찾을 수 없습니다', await http('DELETE', `${A}/api/messages/not-a-uuid`, { token: u1.token }), 404, M.MSG_NOT_FOUND);
     restErr('§8 no token takes precedence over unknown id → 401', await http('DELETE', `${A}/api/messages/not-a-uuid`), 401, M.AUTH_NEEDED);
-    marks = all.map((c) => c.mark());
+    marks = markAll(all);
     const d = await http('DELETE', `${B}/api/messages/${id}`, { token: u1.token });
     eq('§8 DELETE own message → 200 { success: true }', d, { status: 200, body: { success: true } });
-    for (const [i, lbl] of [[0, 'a1 (pod A)'], [3, 'b1 (pod B)'], [1, 'a2 (pod B)']] as const) {
-      eq(`§8 [ext] message-deleted { roomId, messageId } reaches ${lbl}`, await all[i]!.waitFor('message-deleted', undefined, 3000, marks[i]), { roomId: R, messageId: id });
+    for (const c of all) {
+      eq(`§8 [ext] message-deleted { roomId, messageId } reaches ${c.label}`, await c.waitFor('message-deleted', undefined, 3000, marks.get(c)), { roomId: R, messageId: id });
     }
     const h = await http('GET', `${A}/api/rooms/${R}/messages?limit=100`);
     check('§7/§8 deleted message is not in history', h.status === 200 && !h.body.messages.some((x: any) => x.messageId === id), 'absent', h.body?.messages?.map((x: any) => x.messageId));
@@ -794,26 +874,31 @@ async function sectionMain() {
 
   // §3 leave-room
   {
-    marks = all.map((c) => c.mark());
+    marks = markAll(all);
     const l = await a1.ack('leave-room', { roomId: R });
     eq('§3 leave-room ack → { ok: true, data: { roomId } }', l, { ok: true, data: { roomId: R } });
-    eq('§3 room-left { roomId } to the caller', await a1.waitFor('room-left', undefined, 2000, marks[0]), { roomId: R });
-    eq('§3 user-left { roomId, userId, memberCount } reaches the other user on the other pod', await b1.waitFor('user-left', undefined, 3000, marks[3]), {
-      roomId: R,
-      userId: u1.id,
-      memberCount: 1,
-    });
-    await sleep(300);
-    info(`§3 the leaving user's other sockets got: a2 ${fmt(a2.events.slice(marks[1]).map((e) => e.ev))}, a3 ${fmt(a3.events.slice(marks[2]).map((e) => e.ev))}`);
-    eq('§3 GET /api/rooms/:roomId memberCount after leave = 1', (await http('GET', `${A}/api/rooms/${R}`)).body?.memberCount, 1);
-    marks = all.map((c) => c.mark());
+    eq('§3 room-left { roomId } to the caller', await a1.waitFor('room-left', undefined, 2000, marks.get(a1)), { roomId: R });
+    const userLeft = { roomId: R, userId: u1.id, memberCount: 3 };
+    eq('§3 user-left { roomId, userId, memberCount } reaches the other user on the other pod', await b1.waitFor('user-left', undefined, 3000, marks.get(b1)), userLeft);
+    eqEach(
+      `§3 user-left reaches ${labelsOf([cM, dM])}`,
+      await Promise.all([cM, dM].map((c) => c.waitFor('user-left', undefined, 3000, marks.get(c)))),
+      userLeft,
+    );
+    eqEach(
+      `§3 [ext] room-left { roomId } reaches the leaving user's other devices ${labelsOf([a2, a3, a4])}`,
+      await Promise.all([a2, a3, a4].map((c) => c.waitFor('room-left', undefined, 3000, marks.get(c)))),
+      { roomId: R },
+    );
+    eq('§3 GET /api/rooms/:roomId memberCount after leave = 3', (await http('GET', `${A}/api/rooms/${R}`)).body?.memberCount, 3);
+    marks = markAll(all);
     const s = await send(b1, { roomId: R, type: 'text', content: 'after leave' });
-    await b1.waitFor('new-message', (d) => d?.messageId === s?.data?.messageId, 2000, marks[3]);
+    await b1.waitFor('new-message', (d) => d?.messageId === s?.data?.messageId, 2000, marks.get(b1));
     await sleep(600);
     eq(
-      '§3 [ext] after leave, none of the user\'s sockets (a1 pod A, a2 pod B, a3 pod A) gets the room\'s new-message',
-      [a1, a2, a3].map((c, i) => c.since('new-message', marks[i]).length),
-      [0, 0, 0],
+      '§3 [ext] after leave, none of the user\'s sockets (a1 pod A, a2 pod B, a3 pod C, a4 pod D) gets the room\'s new-message',
+      [a1, a2, a3, a4].map((c) => c.since('new-message', marks.get(c)).length),
+      [0, 0, 0, 0],
     );
     const me2 = a2.mark();
     const me3 = a3.mark();
@@ -832,19 +917,21 @@ async function sectionMain() {
   {
     b1.close();
     await sleep(300);
-    eq('§0 a disconnect does not end membership (memberCount still 1)', (await http('GET', `${A}/api/rooms/${R}`)).body?.memberCount, 1);
-    const b3 = await connect(A, u2.token, 'b3');
-    const mb3 = b3.mark();
+    eq('§0 a disconnect does not end membership (memberCount still 3)', (await http('GET', `${A}/api/rooms/${R}`)).body?.memberCount, 3);
+    const b3 = await connect(A, u2.token, 'b3 (reconnected, pod A)');
     const m = a1.mark();
+    marks = markAll([b3, cM, dM]);
     const j = await a1.ack('join-room', { roomId: R });
-    eq('§2 rejoin after leave → memberCount 2', j?.data?.memberCount, 2);
-    eq(
-      '§2 [ext] reconnected socket (other pod, no join-room) receives user-joined',
-      await b3.waitFor('user-joined', undefined, 3000, mb3),
-      { roomId: R, userId: u1.id, nicknameMask: '김**', memberCount: 2 },
+    eq('§2 rejoin after leave → memberCount 4', j?.data?.memberCount, 4);
+    const rejoined = { roomId: R, userId: u1.id, nicknameMask: '김**', memberCount: 4 };
+    eq('§2 [ext] reconnected socket (other pod, no join-room) receives user-joined', await b3.waitFor('user-joined', undefined, 3000, marks.get(b3)), rejoined);
+    eqEach(
+      `§2 user-joined of the rejoin on pod A reaches ${labelsOf([cM, dM])}`,
+      await Promise.all([cM, dM].map((c) => c.waitFor('user-joined', undefined, 3000, marks.get(c)))),
+      rejoined,
     );
     await sleep(300);
-    info(`§2 after rejoin by a1, sockets a2/a3 of the same user got user-joined: ${a2.since('user-joined', m).length + a3.since('user-joined', m).length}`);
+    info(`§2 after rejoin by a1, sockets a2/a3/a4 of the same user got user-joined: ${[a2, a3, a4].reduce((n, c) => n + c.since('user-joined', m).length, 0)}`);
     b3.close();
   }
   for (const c of all) c.close();
@@ -856,17 +943,108 @@ async function sectionDevices() {
   const q = newUser('상대방');
   const room = await createRoom(q.token, 'devices');
   const R = room.roomId;
+  // The room's only sockets are on pod A, and D is another pod even against two (D = B): the
+  // join mirrored to pod D is that pod's first socket in the room (§12 resync).
   const qc = await connect(A, q.token);
   await qc.ack('join-room', { roomId: R });
   const pA = await connect(A, p.token);
-  const pB = await connect(B, p.token);
-  const mB = pB.mark();
+  const pD = await connect(D, p.token);
+  const mD = pD.mark();
   await pA.ack('join-room', { roomId: R });
   const s = await send(qc, { roomId: R, type: 'text', content: 'to all devices' });
-  const got = await pB.waitFor('new-message', (d) => d?.messageId === s?.data?.messageId, 3000, mB);
-  eq('§2 [ext] join-room on pod A also puts the user\'s already-connected socket on pod B into the room', got?.messageId, s?.data?.messageId);
-  info(`§2 the user's other socket got after join-room: ${fmt(pB.events.slice(mB).map((e) => e.ev))}`);
-  for (const c of [qc, pA, pB]) c.close();
+  const got = await pD.waitFor('new-message', (d) => d?.messageId === s?.data?.messageId, 3000, mD);
+  eq('§2 [ext] join-room on pod A also puts the user\'s already-connected socket on pod D into the room', got?.messageId, s?.data?.messageId);
+  eq(
+    '§14/§12 [ext] that socket, put into the room by a join on another pod, gets resync { roomId } (catch up with ?after=)',
+    await pD.waitFor('resync', undefined, 3000, mD),
+    { roomId: R },
+  );
+  info(`§2 the user's other socket got after join-room: ${fmt(pD.events.slice(mD).map((e) => e.ev))}`);
+  info('§12 resync {} and the other causes of resync { roomId } (a pod that died, a bus publish or subscription lost and back) need a failure: nothing a client does causes them, so they are not checked');
+  for (const c of [qc, pA, pD]) c.close();
+}
+
+// ───────────────────────────── §12 presence ─────────────────────────────
+async function sectionPresence() {
+  const S = '§12';
+  const watcher = newUser('지켜보기');
+  const p = newUser('접속자');
+  const room = await createRoom(watcher.token, 'presence');
+  const R = room.roomId;
+  const w = await connect(A, watcher.token);
+  await w.ack('join-room', { roomId: R });
+  const presence = (online: boolean) => ({ roomId: R, userId: p.id, nicknameMask: '접**', online });
+  const ofP = (d: any) => d?.userId === p.id;
+  // p joins from pod D and goes offline: a member still (§0), now with no socket anywhere.
+  const first = await connect(D, p.token);
+  await first.ack('join-room', { roomId: R });
+  let m = w.mark();
+  first.close();
+  eq(`${S} [ext] presence online: false reaches pod A when a member's only socket (pod D) disconnects`, await w.waitFor('presence', ofP, 3000, m), presence(false));
+  m = w.mark();
+  const onC = await connect(C, p.token);
+  eq(`${S} [ext] presence { roomId, userId, nicknameMask, online: true } reaches pod A when the member's first socket connects (pod C)`, await w.waitFor('presence', ofP, 3000, m), presence(true));
+  const onB = await connect(B, p.token);
+  // The pauses let each pod take in one change before the next, so that the first socket closes
+  // while the second is counted; the last one lets a wrong extra announcement arrive.
+  await sleep(300);
+  onC.close();
+  await sleep(300);
+  onB.close();
+  await w.waitFor('presence', (d) => ofP(d) && d.online === false, 3000, m);
+  await sleep(300);
+  eq(
+    `${S} [ext] a second socket (pod B) and the first one closing announce nothing; the last closing → online: false`,
+    w.since('presence', m, ofP),
+    [presence(true), presence(false)],
+  );
+  w.close();
+}
+
+// ───────────────────────────── §12/§16 room occupancy (background) ─────────────────────────────
+async function sectionOccupancy() {
+  const S = '§12';
+  const o1 = newUser('점유일');
+  const o2 = newUser('점유이');
+  const room = await createRoom(o1.token, 'occupancy');
+  const R = room.roomId;
+  // No member of the room is online before this: the first becomes one at the connect or join below.
+  const online = Date.now();
+  const c1 = await connect(C, o1.token);
+  const c2 = await connect(D, o2.token);
+  await c1.ack('join-room', { roomId: R });
+  await c2.ack('join-room', { roomId: R });
+  const [live1, live2] = await Promise.all([c1, c2].map((c) => c.waitFor('room-occupied', (d) => d?.roomId === R, OCCUPANCY_GRACE_MS + 8000)));
+  const heard = c1.events.find((e) => e.ev === 'room-occupied')?.at;
+  check(
+    `${S} [ext] room-occupied comes once the first member has been online for ROOM_OCCUPANCY_GRACE_MS (${OCCUPANCY_GRACE_MS} ms), not before`,
+    heard !== undefined && heard - online >= OCCUPANCY_GRACE_MS,
+    `≥ ${OCCUPANCY_GRACE_MS} ms after the first member came online`,
+    heard === undefined ? 'not heard' : `${heard - online} ms`,
+  );
+  const feed = await changesUntil(R, o1.token, 0, (changes) => changes.some((c) => c.event === 'room-occupied'), 3000);
+  const occupied = feed.find((c) => c.event === 'room-occupied');
+  eq(`§16 the feed: the two joins, then room-occupied`, feed.map((c) => c.event), ['user-joined', 'user-joined', 'room-occupied']);
+  eqEach(
+    `${S} [ext] room-occupied { roomId, changeSeq } reaches the members on pods C and D, as the feed's change`,
+    [live1, live2, occupied?.payload],
+    { roomId: R, changeSeq: occupied?.changeSeq },
+  );
+  // Every member goes offline; one comes back and goes again within the grace, which changes
+  // nothing: one room-vacated, the grace after the last one went. Nobody of the room is online
+  // to hear it live, so it is read from the feed.
+  c1.close();
+  c2.close();
+  const back = await connect(A, o1.token);
+  await sleep(500);
+  back.close();
+  await sleep(OCCUPANCY_GRACE_MS + 1500);
+  const after = await changesUntil(R, o1.token, occupied?.changeSeq ?? 0, (changes) => changes.length > 0, 8000);
+  eq(
+    `${S}/§16 [ext] room-vacated { roomId, changeSeq } is the feed's next change once the last member is offline, once despite a return within the grace`,
+    after.map((c) => [c.event, c.payload]),
+    [['room-vacated', { roomId: R, changeSeq: (occupied?.changeSeq ?? 0) + 1 }]],
+  );
 }
 
 // ───────────────────────────── §6 error table, precedence ─────────────────────────────
@@ -1232,12 +1410,25 @@ async function sectionExpiry() {
   const x2 = newUser('만료이');
   const x3 = newUser('만료삼');
   const c1 = await connect(A, x1.token);
-  const c2 = await connect(B, x2.token);
+  const c2 = await connect(C, x2.token);
   const c3 = await connect(A, x3.token);
+  // [ext] room-expiring: a room whose expiresAt is 3 s past the notice window is due for it 3 s
+  // from now; members on pods B and D hear it while the short-lived room below runs its course.
+  const y1 = newUser('예고일');
+  const y2 = newUser('예고이');
+  const w1 = await connect(B, y1.token);
+  const w2 = await connect(D, y2.token);
+  const notice = await createRoom(y1.token, 'expiring', EXPIRING_NOTICE_SECONDS + 3);
+  const N = notice.roomId;
+  await w1.ack('join-room', { roomId: N });
+  await w2.ack('join-room', { roomId: N });
+  // The sweep runs every couple of seconds (§10): a few of them past the due time at most.
+  const noticeWithin = Date.parse(notice.expiresAt) - EXPIRING_NOTICE_SECONDS * 1000 - Date.now() + 10_000;
+  const noticed = Promise.all([w1, w2].map((c) => c.waitFor('room-expiring', (d) => d?.roomId === N, noticeWithin)));
   const room = await createRoom(x1.token, 'short-lived', 2);
   const R = room.roomId;
   eq(`${S} ttlSeconds 2 → expiresAt − createdAt = 2 s`, Date.parse(room.expiresAt) - Date.parse(room.createdAt), 2000);
-  const c4 = await connect(B, newUser('만료사').token);
+  const c4 = await connect(D, newUser('만료사').token);
   const j1 = await c1.ack('join-room', { roomId: R });
   const j2 = await c2.ack('join-room', { roomId: R });
   await c4.ack('join-room', { roomId: R });
@@ -1265,9 +1456,27 @@ async function sectionExpiry() {
   const e1 = await c1.waitFor('room-expired', undefined, Math.max(1000, deadline - Date.now()));
   const e2 = await c2.waitFor('room-expired', undefined, Math.max(1000, deadline - Date.now()));
   eq(`${S} room-expired { roomId } reaches a member on pod A`, e1, { roomId: R });
-  eq(`${S} room-expired { roomId } reaches a member on pod B`, e2, { roomId: R });
+  eq(`${S} room-expired { roomId } reaches a member on pod C`, e2, { roomId: R });
   const at = c1.events.find((e) => e.ev === 'room-expired')?.at;
   if (at) info(`${S} room-expired arrived ${((at - Date.parse(room.expiresAt)) / 1000).toFixed(1)} s after expiresAt`);
+  {
+    // §10 promises room-expiring ROOM_EXPIRING_NOTICE_SECONDS before expiresAt: a room that never
+    // lives that long may or may not get it, so what happened is reported, not judged.
+    const early = c1.events.find((e) => e.ev === 'room-expiring' && e.data?.roomId === R);
+    info(`${S} room-expiring for a room whose whole life (2 s) is shorter than the ${EXPIRING_NOTICE_SECONDS} s notice → ${early ? `${fmt(early.data)}, ${((Date.parse(room.expiresAt) - early.at) / 1000).toFixed(1)} s before expiresAt` : 'not sent'}`);
+    const feed = await http('GET', `${B}/api/rooms/${R}/changes?limit=100`);
+    const last = feed.body?.changes?.at(-1);
+    eq(`§16 the expired room's change feed is still served (guest) and ends with room-expired, the live event's payload`, [feed.status, last?.event, last?.payload], [200, 'room-expired', e1]);
+  }
+  {
+    const [n1, n2] = await noticed;
+    eq(`${S} [ext] room-expiring { roomId, expiresAt } reaches a member on pod B`, n1, { roomId: N, expiresAt: notice.expiresAt });
+    eq(`${S} [ext] room-expiring { roomId, expiresAt } reaches a member on pod D`, n2, { roomId: N, expiresAt: notice.expiresAt });
+    const heard = w1.events.find((e) => e.ev === 'room-expiring')?.at;
+    if (heard) info(`${S} room-expiring arrived ${((heard - (Date.parse(notice.expiresAt) - EXPIRING_NOTICE_SECONDS * 1000)) / 1000).toFixed(1)} s after expiresAt − ${EXPIRING_NOTICE_SECONDS} s`);
+    const feed = await http('GET', `${B}/api/rooms/${N}/changes?limit=100`, { token: y1.token });
+    eq(`§16 room-expiring is a change of the feed, with the live event's payload`, feed.body?.changes?.find((c: any) => c.event === 'room-expiring')?.payload, n1);
+  }
   eq(`${S} non-member socket does not get room-expired`, c3.since('room-expired').length, 0);
   info(`${S} other events seen by a member: ${fmt([...new Set(c1.events.map((e) => e.ev))])}`);
   {
@@ -1285,7 +1494,9 @@ async function sectionExpiry() {
   info(`${S} leave-room on an expired room (spec table has no "leave / expired" row) → ${fmt(lv)}`);
   const dl = await http('DELETE', `${A}/api/messages/${msg?.data?.messageId}`, { token: x1.token });
   info(`${S} DELETE a message of an expired, swept room → ${dl.status} ${fmt(dl.body)}`);
-  for (const c of [c1, c2, c3, c4]) c.close();
+  // §10: "once" — the sweeps since the notice did not repeat it.
+  eq(`${S} [ext] room-expiring comes once (pods B and D)`, [w1, w2].map((c) => c.since('room-expiring').length), [1, 1]);
+  for (const c of [c1, c2, c3, c4, w1, w2]) c.close();
 }
 
 // ───────────────────────────── run ─────────────────────────────
@@ -1315,20 +1526,22 @@ const watchdog = setTimeout(() => {
 }, 170_000);
 watchdog.unref();
 
-for (const base of [A, B]) {
+for (const base of new Set([A, B, C, D])) {
   const r = await http('GET', `${base}/readyz`).catch((e) => ({ status: 0, body: String(e) }));
   if (!check(`setup: ${base}/readyz → 200`, r.status === 200, 200, r)) summary(1);
 }
-// background: they wait on timers (token exp, room expiry) while the rest runs
-const background = [guarded('§10 expiry', sectionExpiry), guarded('§1 token-expired', sectionTokenExpiry)];
+// background: they wait on timers (token exp, room expiry, the occupancy grace) while the rest runs
+const background = [guarded('§10 expiry', sectionExpiry), guarded('§1 token-expired', sectionTokenExpiry), guarded('§12 occupancy', sectionOccupancy)];
 await guarded('§1 auth', sectionAuth);
 await guarded('§1 nickname', sectionNickname);
 await guarded('§0 nicknameMask', sectionMask);
 await guarded('§9 rooms', sectionRooms);
 await guarded('§2–§8 main', sectionMain);
 await guarded('§2 devices', sectionDevices);
+await guarded('§12 presence', sectionPresence);
 await guarded('§6 errors', sectionErrors);
 await guarded('§4 rate limit', sectionRateLimit);
 await guarded('§7 history', sectionHistory);
+info('§12 server-draining {} is not checked here: it needs a pod to shut down, which this client does not do to the cluster it checks (covered elsewhere)');
 await Promise.all(background);
 summary();

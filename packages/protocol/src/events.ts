@@ -89,10 +89,13 @@ export interface ServerToClientEvents {
   /** [ext] This pod is shutting down: reconnect (the load balancer picks another pod). */
   'server-draining': (payload: ServerPayload<'server-draining'>) => void;
   /**
-   * [ext] Broadcasts may have been missed: fetch `GET …/messages?after=<last messageId>`.
-   * `{}`: this pod lost its Redis subscription and has just re-subscribed, so for every room.
-   * `{ roomId }`: a pod with a sender in that room died, and may have committed a message it
-   * never got to broadcast, so for that room.
+   * [ext] Broadcasts may have been missed: catch up with `?after=` (PROTOCOL §12, §14).
+   * `{}`: this pod lost its subscription to the bus channel of membership moves and has it
+   * back, so for every room. `{ roomId }`: for that room only: a pod with a member of it died
+   * and may have committed a message it never broadcast; a pod that could not publish to the
+   * bus broadcast to the room meanwhile and now can; or this pod's subscription to the room's
+   * bus channel was confirmed only after the socket was put into the room, or was lost and is
+   * back.
    */
   resync: (payload: ServerPayload<'resync'>) => void;
   error: (payload: ErrorPayload) => void;

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createMessagesRepository, type Database, type NewMessage } from '@chat/db';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
-import { seqScansOf } from '../support/index.ts';
+import { describe, expect } from 'vitest';
+import { createMessagesRepository, type Database, type NewMessage } from '@chat/db';
+import { databaseTest, seqScansOf } from '../support/index.ts';
+
+const it = databaseTest({ maxConnections: 2 });
 
 /**
  * Issue 17: how the group commit's statement finds its rooms. Locking them as `id = any(<ids>)`,
@@ -17,14 +18,12 @@ const ROOMS = 1_000;
 const BATCHES = 12;
 
 describe('the batch statement at 1,000 rooms', () => {
-  let testDb: TestDatabase;
   let database: Database;
   let userId: string;
   let roomIds: string[];
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = createDatabase({ url: testDb.url, maxConnections: 2 });
+  it.beforeAll(async ({ database: db }) => {
+    database = db;
     userId = randomUUID();
     await database.sql`insert into users (id, nickname) values (${userId}, '작성자')`;
     roomIds = Array.from({ length: ROOMS }, () => randomUUID());
@@ -32,10 +31,6 @@ describe('the batch statement at 1,000 rooms', () => {
       select id::uuid, 'plan', ${userId}, 1, now(), now() + interval '1 day'
       from json_array_elements_text(${JSON.stringify(roomIds)}::text::json) as x(id)`;
     await database.sql`analyze rooms`;
-  });
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
   });
 
   const message = (roomId: string, clientMessageId: string | null): NewMessage => ({
@@ -50,7 +45,7 @@ describe('the batch statement at 1,000 rooms', () => {
   });
 
   for (const ids of ['without', 'with'] as const) {
-    it(`locks and advances a batch's rooms by their key (${ids} clientMessageIds)`, async () => {
+    it(`locks and advances a batch's rooms by their key (${ids} clientMessageIds)`, async ({ testDb }) => {
       const scans = await seqScansOf(testDb.url, ['rooms'], async (sql) => {
         const messages = createMessagesRepository(sql);
         for (let batch = 0; batch < BATCHES; batch++) {

@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
-  createDatabase,
   createMembershipsRepository,
   createMessagesRepository,
   createRoomOccupancyRepository,
   createUsersRepository,
   type Database,
 } from '@chat/db';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
+import { databaseTest } from '../support/index.ts';
 
 const USERS = 20_000;
 const ROOMS = 2_000;
+
+const it = databaseTest({ maxConnections: 2 });
 
 /**
  * The worker's lookups over many ids at once, at the size a dead pod or a reconnect storm
@@ -24,14 +25,12 @@ const ROOMS = 2_000;
  * 65,534 for a pod of more users than that.
  */
 describe('lookups over many ids', () => {
-  let testDb: TestDatabase;
   let database: Database;
   const users = Array.from({ length: USERS }, () => randomUUID());
   const rooms = Array.from({ length: ROOMS }, () => randomUUID());
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = createDatabase({ url: testDb.url, maxConnections: 2 });
+  it.beforeAll(async ({ database: db }) => {
+    database = db;
     const { sql } = database;
     await sql`insert into users (id, nickname) select id::uuid, 'u' || ord from json_array_elements_text(${JSON.stringify(users)}::text::json) with ordinality as x(id, ord)`;
     await sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
@@ -47,10 +46,6 @@ describe('lookups over many ids', () => {
       from json_to_recordset(${JSON.stringify(newest)}::text::json) as x(room_id uuid, user_id uuid) join rooms r on r.id = x.room_id`;
     await sql`analyze`;
   }, 120_000);
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
-  });
 
   it(`memberships.activeRoomIdsOfUsers: ${USERS.toLocaleString('en')} users in one call`, async () => {
     const byUser = await createMembershipsRepository(database.sql).activeRoomIdsOfUsers(users);

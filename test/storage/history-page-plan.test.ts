@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createMessagesRepository, type Database, type MessagesRepository } from '@chat/db';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
+import { describe, expect } from 'vitest';
+import { createMessagesRepository, type Database, type MessagesRepository } from '@chat/db';
+import { databaseTest } from '../support/index.ts';
+
+const it = databaseTest({ maxConnections: 1 });
 
 /**
  * The history page is the busiest read, and planning it over `messages`' day partitions and
@@ -10,14 +12,12 @@ import { createTestDatabase, type TestDatabase } from '@chat/testing';
  * as 10% of the room). One connection, so every call runs on the session the check reads.
  */
 describe('history page statement', () => {
-  let testDb: TestDatabase;
   let database: Database;
   let repository: MessagesRepository;
   let roomId: string;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = createDatabase({ url: testDb.url, maxConnections: 1 });
+  it.beforeAll(async ({ database: db }) => {
+    database = db;
     repository = createMessagesRepository(database.sql);
     const userId = randomUUID();
     roomId = randomUUID();
@@ -38,11 +38,6 @@ describe('history page statement', () => {
       select gen_random_uuid(), r.id, ${userId}, 'text', 'small', g, now(), r.expires_at
       from rooms r, generate_series(1, 200) g where r.name like 'small %'`;
     await database.sql`analyze messages`;
-  });
-
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
   });
 
   /** The newest-first page statements prepared on the connection, behind a cursor or not. */

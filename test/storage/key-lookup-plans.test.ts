@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
-  createDatabase,
   createMembershipsRepository,
   createRoomOccupancyRepository,
   createSessionsRepository,
   createWebhookCursorsRepository,
   type Database,
 } from '@chat/db';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
-import { seqScansOf } from '../support/index.ts';
+import { databaseTest, seqScansOf } from '../support/index.ts';
 
 /**
  * Statements that take a set of ids (a `json_to_recordset` or an array the planner cannot size)
@@ -24,15 +22,15 @@ const USERS = 5_000;
 const ROOMS = 1_000;
 const BATCHES = 12;
 
+const it = databaseTest({ maxConnections: 2 });
+
 describe('lookups by key at 5,000 users in 1,000 rooms', () => {
-  let testDb: TestDatabase;
   let database: Database;
   let users: string[];
   let rooms: string[];
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = createDatabase({ url: testDb.url, maxConnections: 2 });
+  it.beforeAll(async ({ database: db }) => {
+    database = db;
     const { sql } = database;
     users = Array.from({ length: USERS }, () => randomUUID());
     rooms = Array.from({ length: ROOMS }, () => randomUUID());
@@ -46,12 +44,8 @@ describe('lookups by key at 5,000 users in 1,000 rooms', () => {
       select room_id, user_id from json_to_recordset(${JSON.stringify(memberships)}::text::json) as x(room_id uuid, user_id uuid)`;
     await sql`analyze users, rooms, room_members`;
   });
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
-  });
 
-  it('finds each user and their rooms by key, stores a new or renamed user', async () => {
+  it('finds each user and their rooms by key, stores a new or renamed user', async ({ testDb }) => {
     const scans = await seqScansOf(testDb.url, ['users', 'room_members', 'rooms'], async (sql) => {
       const sessions = createSessionsRepository(sql);
       for (let batch = 0; batch < BATCHES; batch++) {
@@ -81,7 +75,7 @@ describe('lookups by key at 5,000 users in 1,000 rooms', () => {
    * --rooms 1000`: each read all of `rooms` (the first all of `room_members` too) on every call,
    * ~400 sequential scans in a 40 s probe. (The occupancy job's recording: below.)
    */
-  it("finds the worker's rooms and members by key and moves webhook cursors", async () => {
+  it("finds the worker's rooms and members by key and moves webhook cursors", async ({ testDb }) => {
     const { sql } = database;
     await sql`insert into webhook_endpoints (id) values ('plan') on conflict do nothing`;
     const scans = await seqScansOf(testDb.url, ['room_members', 'rooms'], async (worker) => {
@@ -112,7 +106,7 @@ describe('lookups by key at 5,000 users in 1,000 rooms', () => {
    * probed by key once a scan costs more than ten probes: from about 3,000 rooms; below that the
    * planner reads the small table whole, rightly).
    */
-  it('records occupancy by key at 5,000 rooms', async () => {
+  it('records occupancy by key at 5,000 rooms', async ({ testDb }) => {
     const { sql } = database;
     const more = Array.from({ length: 4_000 }, () => randomUUID());
     await sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)

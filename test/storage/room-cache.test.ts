@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createDatabase, createRoomsRepository, createSessionsRepository, type Database, type RoomsRepository } from '@chat/db';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
 import { RoomCache } from '../../apps/gateway/src/infrastructure/room-cache.ts';
+import { databaseTest } from '../support/index.ts';
+
+const it = databaseTest({ maxConnections: 4 });
 
 /**
  * The gateway's room cache against a real `rooms` table: events that miss the same room at
@@ -11,21 +13,15 @@ import { RoomCache } from '../../apps/gateway/src/infrastructure/room-cache.ts';
  * a lookup that read the room before the change.
  */
 describe('RoomCache', () => {
-  let testDb: TestDatabase;
   let database: Database;
   let rooms: RoomsRepository;
   let userId: string;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = createDatabase({ url: testDb.url, maxConnections: 4 });
+  it.beforeAll(async ({ database: db }) => {
+    database = db;
     rooms = createRoomsRepository(database.db);
     userId = randomUUID();
     await database.sql`insert into users (id, nickname) values (${userId}, '방장')`;
-  });
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
   });
 
   async function room(): Promise<string> {
@@ -71,7 +67,7 @@ describe('RoomCache', () => {
     expect(calls).toHaveLength(1);
   });
 
-  it('a lookup that fails fails for all its waiters and is not kept: the next event asks again', async () => {
+  it('a lookup that fails fails for all its waiters and is not kept: the next event asks again', async ({ testDb }) => {
     const id = await room();
     const closed = createDatabase({ url: testDb.url, maxConnections: 1 });
     await closed.close();

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { createDatabase, createRoomChangesRepository, createRoomLifetimeRepository, runMigrations, toRoomChange, type Database } from '@chat/db';
-import { createTestDatabase, createTestDatabaseUpTo, type TestDatabase } from '@chat/testing';
+import { createTestDatabaseUpTo, type TestDatabase } from '@chat/testing';
+import { databaseTest } from '../support/index.ts';
 
 /**
  * PROTOCOL §16/§17: the server API's extend / close is a change of the room's feed,
@@ -9,6 +10,9 @@ import { createTestDatabase, createTestDatabaseUpTo, type TestDatabase } from '@
  * (room-lifetime.repository.ts); migration 0007 lets `room_events` hold that kind.
  */
 const HOUR_MS = 3_600_000;
+
+/** The feed's tests run on the file's migrated database (`sql`); the migration's test makes its own, migrated up to 0007. */
+const it = databaseTest({ maxConnections: 2 });
 
 async function makeRoom(sql: Database['sql']): Promise<string> {
   const owner = randomUUID();
@@ -53,19 +57,7 @@ describe('migration 0007 on a database that already has room events', () => {
 });
 
 describe('a room lifetime change in the feed', () => {
-  let testDb: TestDatabase;
-  let db: Database;
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    db = createDatabase({ url: testDb.url, maxConnections: 2 });
-  });
-  afterAll(async () => {
-    await db?.close();
-    await testDb?.drop();
-  });
-
-  it('numbers each move of the expiry, records the new one, and records nothing for the same time', async () => {
-    const { sql } = db;
+  it('numbers each move of the expiry, records the new one, and records nothing for the same time', async ({ sql }) => {
     const roomId = await makeRoom(sql);
     const lifetime = createRoomLifetimeRepository(sql);
     const changes = createRoomChangesRepository(sql);

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asDate, createDatabase, createSessionsRepository, type Database } from '@chat/db';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
+import { describe, expect } from 'vitest';
+import { asDate, createSessionsRepository, type Database } from '@chat/db';
+import { databaseTest } from '../support/index.ts';
+
+const it = databaseTest({ maxConnections: 2 });
 
 /**
  * What a connecting socket's user costs Postgres. A returning user whose token carries the name
@@ -11,17 +13,10 @@ import { createTestDatabase, type TestDatabase } from '@chat/testing';
  * storm of N users was N durable commits.
  */
 describe('sessions: sign-in on real Postgres', () => {
-  let testDb: TestDatabase;
   let database: Database;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = createDatabase({ url: testDb.url, maxConnections: 2 });
-  });
-
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
+  it.beforeAll(({ database: db }) => {
+    database = db;
   });
 
   /**

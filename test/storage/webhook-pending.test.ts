@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createRoomChangesRepository, createWebhookCursorsRepository, type Database } from '@chat/db';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
+import { describe, expect } from 'vitest';
+import { createRoomChangesRepository, createWebhookCursorsRepository, type Database } from '@chat/db';
+import { databaseTest } from '../support/index.ts';
+
+const it = databaseTest({ maxConnections: 2 });
 
 /**
  * Issue 20 §3, docs/webhooks.md: the webhook dispatch finds rooms with undelivered changes
@@ -11,14 +13,12 @@ import { createTestDatabase, type TestDatabase } from '@chat/testing';
  * and lowered once every configured endpoint acknowledged the room's last change.
  */
 describe('webhook pending rooms', () => {
-  let testDb: TestDatabase;
   let database: Database;
   let owner: string;
   const ROOMS = 20_000;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = createDatabase({ url: testDb.url, maxConnections: 2 });
+  it.beforeAll(async ({ database: db }) => {
+    database = db;
     owner = randomUUID();
     await database.sql`insert into users (id, nickname) values (${owner}, '방장')`;
     // Many rooms, none with undelivered changes: what a poll must not read one by one.
@@ -26,10 +26,6 @@ describe('webhook pending rooms', () => {
       insert into rooms (id, name, created_by, created_at, expires_at)
       select gen_random_uuid(), 'quiet', ${owner}, now(), now() + interval '1 day' from generate_series(1, ${ROOMS})`;
     await database.sql`analyze rooms`;
-  });
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
   });
 
   async function room() {

@@ -1,26 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, type Database } from '@chat/db';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
+import { describe, expect } from 'vitest';
+import { createDatabase } from '@chat/db';
 import { WriterConnection } from '../../apps/gateway/src/infrastructure/writer-connection.ts';
+import { databaseTest } from '../support/index.ts';
+
+const it = databaseTest({ maxConnections: 1 });
 
 /**
  * The group commit's connection, replaced after a stalled batch: a query stuck on the old one
  * must not hold the next batches (one connection: they would queue behind it for good).
  */
 describe('WriterConnection', () => {
-  let testDb: TestDatabase;
-  let observer: Database;
-
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    observer = createDatabase({ url: testDb.url, maxConnections: 1 });
-  });
-  afterAll(async () => {
-    await observer.close();
-    await testDb.drop();
-  });
-
-  it('replace() gives the next queries a new session and lets go of what the old one held', async () => {
+  it('replace() gives the next queries a new session and lets go of what the old one held', async ({ testDb, database: observer }) => {
     const writer = new WriterConnection(() => createDatabase({ url: testDb.url, maxConnections: 1, applicationName: 'writer-connection-test' }));
     try {
       const [first] = await writer.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;

@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import { test as base } from 'vitest';
+import { createDatabase } from '@chat/db';
 import {
   closeAllSockets,
   connect as connectSocket,
@@ -84,4 +85,38 @@ export function clusterTest(options: ClusterOptions = {}) {
         return worker;
       };
     });
+}
+
+export interface DatabaseTestOptions {
+  /** The `database` client's pool size (default 2). */
+  maxConnections?: number;
+}
+
+/**
+ * The test API of a file that works on a database of its own, with no cluster:
+ *
+ *   const test = databaseTest({ maxConnections: 4 });
+ *   test.beforeAll(async ({ sql }) => { … });
+ *   test('…', async ({ database }) => { … });
+ *
+ * File-scoped (set up on first use, shared by the file's tests and `test.beforeAll` hooks):
+ * - `testDb`: a fresh, migrated database (createTestDatabase), dropped at the end of the file.
+ * - `database`: the application's client on it (createDatabase), closed before the drop.
+ * - `sql`: `database.sql`.
+ * One such database a file: file-scoped fixtures are kept by name, so a second `databaseTest`
+ * in the same file would be handed the first one's database, not a database of its own.
+ */
+export function databaseTest(options: DatabaseTestOptions = {}) {
+  return base
+    .extend('testDb', { scope: 'file' }, async ({}, { onCleanup }) => {
+      const testDb = await createTestDatabase();
+      onCleanup(() => testDb.drop());
+      return testDb;
+    })
+    .extend('database', { scope: 'file' }, ({ testDb }, { onCleanup }) => {
+      const database = createDatabase({ url: testDb.url, maxConnections: options.maxConnections ?? 2 });
+      onCleanup(() => database.close());
+      return database;
+    })
+    .extend('sql', { scope: 'file' }, ({ database }) => database.sql);
 }

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { busChannelPrefix, createShardedEmitter } from '@chat/bus';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createDatabase, createRoomExpiryRepository, type Database } from '@chat/db';
+import { afterAll, beforeAll, describe, expect, inject } from 'vitest';
+import { createRoomExpiryRepository } from '@chat/db';
 import { CHAT_NAMESPACE, type ServerToClientEvents } from '@chat/protocol';
 import { runRoomSweep } from '@chat/worker';
-import { createTestDatabase, uniquePrefix, type TestDatabase } from '@chat/testing';
+import { uniquePrefix } from '@chat/testing';
+import { databaseTest } from '../support/index.ts';
 
 /**
  * PROTOCOL §10 when many rooms expire at once (a load test's rooms, created together with one
@@ -17,25 +18,19 @@ import { createTestDatabase, uniquePrefix, type TestDatabase } from '@chat/testi
 const ROOMS = 1_000;
 const MEMBERS = 3;
 
-let testDb: TestDatabase;
-let database: Database;
+const it = databaseTest({ maxConnections: 4 });
 let redis: Redis;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  database = createDatabase({ url: testDb.url, maxConnections: 4 });
   redis = new Redis(inject('redisUrl'));
 });
 
 afterAll(async () => {
   redis?.disconnect();
-  await database?.close();
-  await testDb?.drop();
 });
 
 describe('the room sweep with a thousand rooms due', () => {
-  it('announces, empties and marks every one of them in one sweep', { timeout: 60_000 }, async () => {
-    const { sql } = database;
+  it('announces, empties and marks every one of them in one sweep', { timeout: 60_000 }, async ({ sql }) => {
     const owner = randomUUID();
     const users = Array.from({ length: MEMBERS }, () => randomUUID());
     await sql`insert into users (id, nickname) select id::uuid, '만료' from json_array_elements_text(${JSON.stringify([owner, ...users])}::text::json) as x(id)`;

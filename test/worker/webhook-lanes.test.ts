@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, createRoomChangesRepository, createWebhookCursorsRepository, type Database } from '@chat/db';
+import { afterAll, describe, expect } from 'vitest';
+import { createRoomChangesRepository, createWebhookCursorsRepository, type Database } from '@chat/db';
 import { createWorkerMetrics, runWebhookDelivery } from '@chat/worker';
-import { createTestDatabase, type TestDatabase } from '@chat/testing';
+import { databaseTest } from '../support/index.ts';
 
 /**
  * docs/webhooks.md at the size of a busy cluster: an endpoint's deliveries go by lane, not by
@@ -21,18 +21,15 @@ const PER_ROOM = 3;
 const BIG_ROOM = 120;
 const BATCH = 50;
 
-let database: TestDatabase;
-let db: Database;
+const it = databaseTest({ maxConnections: 2 });
 let sql: Database['sql'];
 let receiver: Server;
 let url: string;
 const posts: { roomId: string; changeSeq: number }[][] = [];
 
-beforeAll(async () => {
-  database = await createTestDatabase();
+it.beforeAll(async ({ sql: db }) => {
   // The application's client: it reads int8 as numbers, as the worker does.
-  db = createDatabase({ url: database.url, maxConnections: 2 });
-  sql = db.sql;
+  sql = db;
   receiver = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -48,8 +45,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   receiver?.close();
-  await db?.close();
-  await database?.drop();
 });
 
 /** Rooms with `messages` messages each, numbered 1… in both `seq` and `change_seq`. */

@@ -64,11 +64,9 @@ export function renderNginxConf(source: string, options: { dir: string; port: nu
   conf = replaceOnce(conf, /^pid .*;$/m, `${runAs}daemon off;\npid ${dir}/nginx.pid;`);
   conf = replaceOnce(conf, /access_log \/dev\/stdout\b/, `access_log ${dir}/access.log`);
   conf = replaceOnce(conf, /error_log \/dev\/stderr\b/, `error_log ${dir}/error.log`);
-  conf = replaceOnce(
-    conf,
-    /^http \{$/m,
-    ['http {', ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${dir}/${kind};`)].join('\n'),
-  );
+  for (const kind of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) {
+    conf = replaceOnce(conf, new RegExp(`^(\\s*)${kind}_temp_path .*;$`, 'm'), `$1${kind}_temp_path ${dir}/${kind};`);
+  }
   conf = replaceOnce(conf, /^(\s*)listen \d+;$/m, `$1listen 127.0.0.1:${options.port};`);
   const upstream = /(upstream gateways \{)([^}]*)(\})/.exec(conf);
   if (!upstream) throw new Error('nginx.conf: no `upstream gateways` block');

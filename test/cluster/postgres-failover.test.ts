@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDatabase, runMigrations } from '@chat/db';
 import { emitAck, request, sleep } from '@chat/testing';
 import { postgresServerUnavailable, startPostgresPair, type LocalPostgresPair } from '@chat/testing/postgres-servers';
 import { membersOnTwoPods, readWholeHistory, shortRoomExpires, startAppsOn, type AppsOnServers, type TestCluster } from '../support/index.ts';
@@ -23,11 +22,7 @@ describe.skipIf(unavailable !== null)('Postgres failover through a multi-host DA
 
   beforeAll(async () => {
     pair = await startPostgresPair();
-    const url = pair.url('chat');
-    await ensureDatabase(url);
-    // The standby, first in the URL, is asked for the database at connection start-up.
-    await pair.caughtUp();
-    await runMigrations(url);
+    const url = await pair.migratedDatabase('chat');
     // One user sends the whole stream, past the protocol's 30 a minute.
     apps = await startAppsOn({ DATABASE_URL: url, MESSAGE_RATE_LIMIT_PER_MINUTE: '100000' }, { worker: 'postgres-failover-worker' });
     cluster = apps.cluster;

@@ -4,8 +4,6 @@ import {
   createDatabase,
   createMessagesRepository,
   createRoomChangesRepository,
-  ensureDatabase,
-  runMigrations,
   type Database,
   type NewMessage,
 } from '@chat/db';
@@ -37,10 +35,7 @@ describe.skipIf(unavailable !== null)('the change feed serves only durable chang
 
   beforeAll(async () => {
     pair = await startPostgresPair();
-    const url = pair.url('chat_feed_durability');
-    await ensureDatabase(url);
-    await pair.caughtUp();
-    await runMigrations(url);
+    const url = await pair.migratedDatabase('chat_feed_durability');
     database = createDatabase({ url, maxConnections: 4 });
     writer = createDatabase({ url, maxConnections: 1, synchronousCommit: 'off' });
     userId = randomUUID();

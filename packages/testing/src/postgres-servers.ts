@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
+import { ensureDatabase, runMigrations } from '@chat/db';
 import { sleep } from './clients.ts';
 import { freePort } from './ports.ts';
 import type { TlsFiles } from './tls-files.ts';
@@ -46,6 +47,11 @@ export interface LocalPostgresPair {
   standbyPort: number;
   /** A URL of database `name` listing the standby first and the primary second. */
   url(name: string): string;
+  /**
+   * Creates database `name` on the primary, waits for the standby to have it (a connection to
+   * the standby, first in the URL, names it at start-up), migrates it; resolves with its `url`.
+   */
+  migratedDatabase(name: string): Promise<string>;
   /**
    * Resolves once the standby has replayed everything the primary wrote so far (a database
    * just created, say: a connection to the standby names it at startup).
@@ -153,10 +159,18 @@ export async function startPostgresPair(): Promise<LocalPostgresPair> {
     await close();
     throw error;
   }
-  return {
+  const url = (name: string) => `postgres://postgres@${HOST}:${standbyPort},${HOST}:${primaryPort}/${name}`;
+  const pair: LocalPostgresPair = {
     primaryPort,
     standbyPort,
-    url: (name) => `postgres://postgres@${HOST}:${standbyPort},${HOST}:${primaryPort}/${name}`,
+    url,
+    async migratedDatabase(name) {
+      const databaseUrl = url(name);
+      await ensureDatabase(databaseUrl);
+      await pair.caughtUp();
+      await runMigrations(databaseUrl);
+      return databaseUrl;
+    },
     async caughtUp() {
       const admin = postgres(`postgres://postgres@${HOST}:${primaryPort}/postgres`, { max: 1, onnotice: () => {} });
       try {
@@ -179,6 +193,7 @@ export async function startPostgresPair(): Promise<LocalPostgresPair> {
     },
     close,
   };
+  return pair;
 }
 
 /**

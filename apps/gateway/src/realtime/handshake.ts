@@ -54,8 +54,9 @@ function authError(error: AppError): Error & { data: { code: ErrorCode; retryAft
  *
  * The place is reserved right after the signature check and the handshake budget, before the
  * database is asked anything: the reservation is atomic across pods, so concurrent handshakes
- * of one user cannot all pass a count, and a user past the cap costs no query. It comes after the signature check because the
- * user id is only known then (a forged token must not take a real user's places).
+ * of one user cannot all pass a count, and a user past the cap costs no query. It comes after
+ * the signature check because the user id is only known then (a forged token must not take a
+ * real user's places).
  */
 export function createHandshakeMiddleware(deps: {
   auth: UserAuthService;

@@ -3,7 +3,7 @@ import { asDate } from './messages.repository.ts';
 
 export type LifetimeChange =
   /** `changeSeq`: the `room-lifetime-changed` recorded in the room's change feed. */
-  | { status: 'changed'; expiresAt: Date; previousExpiresAt: Date; changeSeq: number }
+  | { status: 'changed'; expiresAt: Date; changeSeq: number }
   /** The room already expires at that time: nothing moved, nothing recorded. */
   | { status: 'unchanged'; expiresAt: Date }
   | { status: 'room-missing' }
@@ -69,7 +69,7 @@ export function createRoomLifetimeRepository(sql: Sql) {
           update messages set expires_at = ${target.toISOString()}::timestamptz
           where room_id = ${roomId} and expires_at = (select expires_at from rooms where id = ${roomId})`;
         const changeSeq = await moveRoom(tx, roomId, target);
-        return { status: 'changed', expiresAt: target, previousExpiresAt: previous, changeSeq } as const;
+        return { status: 'changed', expiresAt: target, changeSeq } as const;
       });
     },
   };

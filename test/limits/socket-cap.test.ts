@@ -1,10 +1,11 @@
+import { Redis } from 'ioredis';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { describe, expect } from 'vitest';
 import { CHAT_NAMESPACE } from '@chat/protocol';
 import { signToken } from '@chat/auth';
-import { TEST_JWT_SECRET, connect, makeUser, sleep, spawnGateway, type TestSocket, type TestUser } from '@chat/testing';
-import { clusterTest } from '../support/index.ts';
+import { TEST_JWT_SECRET, connect, makeUser, sleep, spawnGateway, startPrivateRedis, type TestSocket, type TestUser } from '@chat/testing';
+import { clusterTest, startCluster, type TestPod } from '../support/index.ts';
 
 /**
  * [ext] MAX_SOCKETS_PER_USER is one cap per user across the cluster (issue 18, point 1). Each
@@ -181,6 +182,53 @@ describe('sockets per user, across the cluster [ext]', () => {
       expect(await handshake(a!.url, user)).toEqual({ refused: TOO_MANY });
     } finally {
       for (const socket of sockets) socket.close();
+    }
+  });
+});
+
+describe('sockets per user while the state Redis does not answer [ext]', () => {
+  it('each pod still holds a user to the cap on it: concurrent handshakes cannot all pass', { timeout: 60_000 }, async () => {
+    // A Redis of the test's own, which refuses every script once the user is connected: the
+    // reservation fails as it does while Redis is unreachable, while the bus on the same server
+    // keeps carrying the join barrier (with Redis stopped, every handshake would wait for it).
+    const redis = await startPrivateRedis();
+    const local = await startCluster(2, {
+      REDIS_URL: redis.url,
+      REDIS_BUS_CLUSTER_NODES: '',
+      MAX_SOCKETS_PER_USER: String(CAP),
+      HANDSHAKE_RATE_LIMIT_PER_MINUTE: '0',
+    });
+    const admin = new Redis(redis.url);
+    const sockets: TestSocket[] = [];
+    try {
+      const [a, b] = local.pods;
+      const user = await makeUser('레디스장애');
+      // Half the cap through Redis first: those places count on their pod when Redis goes away.
+      for (let i = 0; i < CAP / 2; i++) sockets.push(await connect(a!.url, user.token));
+      await admin.call('ACL', 'SETUSER', 'default', '-eval', '-evalsha', '-eval_ro', '-evalsha_ro');
+
+      const podOf = (i: number) => (i % 2 ? b : a)!;
+      const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => handshake(podOf(i).url, user)));
+      // The cap on each pod: the half a had left, and all of b's.
+      const acceptedOn = (pod: TestPod) => outcomes.filter((outcome, i) => 'socket' in outcome && podOf(i) === pod).length;
+      expect([acceptedOn(a!), acceptedOn(b!)]).toEqual([CAP / 2, CAP]);
+      expect(refusals(outcomes)).toEqual(Array.from({ length: 40 - CAP - CAP / 2 }, () => TOO_MANY));
+      sockets.push(...accepted(outcomes));
+      // A place counted by the pod alone is given back when its socket closes.
+      const onB = outcomes.findIndex((outcome, i) => 'socket' in outcome && podOf(i) === b);
+      const freed = (outcomes[onB] as { socket: TestSocket }).socket;
+      freed.close();
+      sockets.splice(sockets.indexOf(freed), 1);
+      const again = await connectWhenFree(b!.url, user, 5000);
+      expect(again?.connected).toBe(true);
+      sockets.push(again!);
+      for (const pod of [a, b]) expect(await handshake(pod!.url, user)).toEqual({ refused: TOO_MANY });
+    } finally {
+      for (const socket of sockets) socket.close();
+      admin.disconnect();
+      await local.close();
+      await sleep(300);
+      await redis.stop();
     }
   });
 });

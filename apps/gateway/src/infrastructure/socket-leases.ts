@@ -65,15 +65,21 @@ type LeaseCommands = StateClient & {
   reserveSocketLease(key: string, member: string, podKeyPrefix: string, places: number, ttlMs: number): Promise<number>;
 };
 
-export type Reservation = 'reserved' | 'full' | 'unavailable';
+/**
+ * 'reserved': a place in Redis. 'local': Redis did not answer, and the socket takes a place
+ * counted by this pod alone (below). 'full': no place, the handshake is refused.
+ */
+export type Reservation = 'reserved' | 'local' | 'full';
 
 export interface SocketLeases {
   /**
-   * Takes one of the user's places for this socket. 'unavailable': Redis did not answer; the
-   * caller lets the socket in uncounted rather than refuse everyone while Redis is away.
+   * Takes one of the user's places for this socket. While Redis does not answer, the socket is
+   * let in rather than everyone refused, but counted by this pod alone: no user holds more than
+   * the cap on one pod then, so an outage of the state Redis lets a user hold at most the cap
+   * per pod instead of any number of sockets (each held until its disconnect).
    */
   reserve(userId: string, socketId: string): Promise<Reservation>;
-  /** Gives the place back (a failed handshake, a disconnect). Never rejects. */
+  /** Gives the place back (a failed handshake, a disconnect), whichever kind. Never rejects. */
   release(userId: string, socketId: string): Promise<void>;
   start(): void;
   stop(): void;
@@ -101,6 +107,16 @@ export function createSocketLeases(deps: {
     redis.defineCommand('reserveSocketLease', { numberOfKeys: 1, lua: RESERVE });
   }
   const timers: NodeJS.Timeout[] = [];
+  /**
+   * Every place this pod holds, by user, Redis's and local ones alike: checked and taken in one
+   * synchronous step when Redis fails, so concurrent handshakes cannot all pass the count.
+   */
+  const held = new Map<string, Set<string>>();
+  const hold = (userId: string, socketId: string) => {
+    const sockets = held.get(userId);
+    if (sockets) sockets.add(socketId);
+    else held.set(userId, new Set([socketId]));
+  };
 
   /** One command per pod, whatever its number of sockets. */
   const renewPod = () => redis.set(podKey, '1', 'PX', leaseMs);
@@ -118,13 +134,19 @@ export function createSocketLeases(deps: {
     async reserve(userId, socketId) {
       try {
         const reserved = await commands.reserveSocketLease(keyOf(userId), memberOf(socketId), podKeyPrefix, deps.places, USER_SET_TTL_MS);
-        return reserved === 1 ? 'reserved' : 'full';
+        if (reserved !== 1) return 'full';
+        hold(userId, socketId);
+        return 'reserved';
       } catch (error) {
-        logger.warn({ err: error, userId }, 'socket lease unavailable: accepting the socket uncounted');
-        return 'unavailable';
+        if ((held.get(userId)?.size ?? 0) >= deps.places) return 'full';
+        hold(userId, socketId);
+        logger.warn({ err: error, userId }, 'socket lease unavailable: the socket takes a place counted by this pod alone');
+        return 'local';
       }
     },
     async release(userId, socketId) {
+      const sockets = held.get(userId);
+      if (sockets?.delete(socketId) && sockets.size === 0) held.delete(userId);
       // A release that does not reach Redis stops counting once this pod's key lapses.
       await redis.zrem(keyOf(userId), memberOf(socketId)).catch(() => undefined);
     },

@@ -93,7 +93,7 @@ export function createHandshakeMiddleware(deps: {
       if (leases) {
         const reservation = await leases.reserve(verified.userId, socket.id);
         if (reservation === 'full') throw new AppError('TOO_MANY_REQUESTS');
-        if (reservation === 'reserved') reservedFor = verified.userId;
+        reservedFor = verified.userId;
       }
       const { user, roomIds } = await deps.auth.connect(verified);
       socket.data.user = user;

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { describe, expect } from 'vitest';
@@ -192,12 +193,13 @@ describe('sockets per user while the state Redis does not answer [ext]', () => {
     // reservation fails as it does while Redis is unreachable, while the bus on the same server
     // keeps carrying the join barrier (with Redis stopped, every handshake would wait for it).
     const redis = await startPrivateRedis();
-    const local = await startCluster(2, {
-      REDIS_URL: redis.url,
-      REDIS_BUS_CLUSTER_NODES: '',
-      MAX_SOCKETS_PER_USER: String(CAP),
-      HANDSHAKE_RATE_LIMIT_PER_MINUTE: '0',
-    });
+    const warnings: string[] = [];
+    const logs = { write: (line: string) => void warnings.push(line) };
+    const local = await startCluster(
+      2,
+      { REDIS_URL: redis.url, REDIS_BUS_CLUSTER_NODES: '', MAX_SOCKETS_PER_USER: String(CAP), HANDSHAKE_RATE_LIMIT_PER_MINUTE: '0' },
+      { logger: (pod) => pino({ level: 'warn', base: { pod } }, logs) },
+    );
     const admin = new Redis(redis.url);
     const sockets: TestSocket[] = [];
     try {
@@ -223,6 +225,10 @@ describe('sockets per user while the state Redis does not answer [ext]', () => {
       expect(again?.connected).toBe(true);
       sockets.push(again!);
       for (const pod of [a, b]) expect(await handshake(pod!.url, user)).toEqual({ refused: TOO_MANY });
+      // Said once per pod, not once per handshake.
+      const said = warnings.filter((line) => line.includes('socket lease unavailable'));
+      expect(said.length).toBeGreaterThanOrEqual(1);
+      expect(said.length).toBeLessThanOrEqual(2);
     } finally {
       for (const socket of sockets) socket.close();
       admin.disconnect();

@@ -58,6 +58,9 @@ return 1`;
 const USER_SET_TTL_MS = 3 * 3_600_000;
 const USER_SET_REFRESH_MS = 3_600_000;
 
+/** How often a pod says at most that reservations fail (with how many sockets since). */
+const UNAVAILABLE_WARN_INTERVAL_MS = 5000;
+
 /** Set refreshes sent in one pipeline at most. */
 const REFRESH_BATCH = 500;
 
@@ -112,6 +115,17 @@ export function createSocketLeases(deps: {
    * synchronous step when Redis fails, so concurrent handshakes cannot all pass the count.
    */
   const held = new Map<string, Set<string>>();
+  /** A reconnect storm during an outage is one story, not a line per handshake. */
+  let warnedAt = 0;
+  let unwarned = 0;
+  const warnUnavailable = (error: unknown) => {
+    unwarned += 1;
+    const now = Date.now();
+    if (now - warnedAt < UNAVAILABLE_WARN_INTERVAL_MS) return;
+    logger.warn({ err: error, sockets: unwarned }, 'socket lease unavailable: sockets take places counted by this pod alone');
+    warnedAt = now;
+    unwarned = 0;
+  };
   const hold = (userId: string, socketId: string) => {
     const sockets = held.get(userId);
     if (sockets) sockets.add(socketId);
@@ -140,7 +154,7 @@ export function createSocketLeases(deps: {
       } catch (error) {
         if ((held.get(userId)?.size ?? 0) >= deps.places) return 'full';
         hold(userId, socketId);
-        logger.warn({ err: error, userId }, 'socket lease unavailable: the socket takes a place counted by this pod alone');
+        warnUnavailable(error);
         return 'local';
       }
     },

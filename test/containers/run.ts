@@ -255,7 +255,7 @@ async function main(): Promise<void> {
     return `${found.join(', ')}; nginx answers 404 for /metrics`;
   });
 
-  await check('app containers non-root, read-only root fs; nginx read-only too', async () => {
+  await check('app containers non-root, read-only root fs; nginx, Postgres, Redis read-only too', async () => {
     for (const service of appServices) {
       const info = await stack!.inspect(service);
       expect(info.Config.User === '1000:1000', `${service} runs as ${info.Config.User || 'root'}`);
@@ -273,9 +273,11 @@ async function main(): Promise<void> {
       expect(seen.uid === 1000 && seen.pid1 === '1000', `${service}: uid ${seen.uid}, pid 1 uid ${seen.pid1}`);
       expect(seen.root === 'EROFS', `${service}: writing /app gave ${seen.root}`);
     }
-    const front = await stack!.inspect('nginx');
-    expect(front.HostConfig.ReadonlyRootfs, 'nginx has a writable root fs');
-    return `${appServices.join(', ')}: uid 1000, writes to / fail with EROFS, /tmp is writable; nginx: read-only root fs`;
+    for (const service of ['nginx', 'postgres', 'redis'] as const) {
+      const info = await stack!.inspect(service);
+      expect(info.HostConfig.ReadonlyRootfs, `${service} has a writable root fs`);
+    }
+    return `${appServices.join(', ')}: uid 1000, writes to / fail with EROFS, /tmp is writable; nginx, postgres, redis: read-only root fs`;
   });
 
   const killed = aliceOn;

@@ -222,7 +222,8 @@ ports.forEach((port, index) =>
     SERVER_API_KEYS: process.env.SERVER_API_KEYS ?? `local:${createHash('sha256').update(serverApiKey).digest('hex')}`,
   }),
 );
-run('worker', 'apps/worker/src/main.ts', { ...shared, POD_NAME: 'worker' });
+// The worker's /metrics on loopback too, as the gateways (its default, 0.0.0.0, is for a pod).
+run('worker', 'apps/worker/src/main.ts', { ...shared, POD_NAME: 'worker', METRICS_HOST: host });
 
 const urls = ports.map((port) => `http://${host}:${port}`);
 const ready = await Promise.all(urls.map((url) => waitReady(url, 30_000)));

@@ -104,11 +104,15 @@ describe('infra/docker-compose.yml', () => {
       expect(env.REDIS_PREFIX).toMatch(/:-chat}$/);
     }
     // The worker gets the shared variables it reads (not JWT_SECRET: it verifies no tokens).
-    expect(workerOnly).toEqual(['POD_NAME']);
+    expect(workerOnly).toEqual(['POD_NAME', 'METRICS_HOST']);
     const workerShared = shared.filter((name) => workerVariables.has(name));
     expect(workerShared).toEqual(['DATABASE_URL', 'REDIS_URL', 'REDIS_PREFIX', 'LOG_LEVEL']);
     expect(Object.keys(services.worker.environment)).toEqual(expect.arrayContaining([...workerShared, ...workerOnly]));
     expect(services.worker.environment.POD_NAME).toBe('worker');
+    // `pnpm start` keeps the worker's /metrics on loopback, as its gateways; compose opens it to
+    // the compose network, where Prometheus scrapes it.
+    expect(localCluster).toMatch(/run\('worker'[^\n]*METRICS_HOST: host\b/);
+    expect(services.worker.environment.METRICS_HOST).toBe('0.0.0.0');
     expect(services.migrate.environment.DATABASE_URL).toBe(services.worker.environment.DATABASE_URL);
   });
 

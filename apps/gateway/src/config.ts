@@ -116,9 +116,9 @@ const envSchema = z
     SERVER_API_KEYS_REVOKED: csv.default([]),
     /** Server API calls per minute per key, shared by all pods (its own budget, not HTTP_RATE_LIMIT_PER_MINUTE). */
     SERVER_API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(6000),
-    /** Fault suite only (test/faults): crash after the Nth (or a fraction of) committed sends. */
     /** Tests of the subscription barrier only: hold each bus SSUBSCRIBE this long. */
     FAULT_BUS_SUBSCRIBE_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
+    /** Fault suite only (test/faults): crash after the Nth (or a fraction of) committed sends. */
     FAULT_CRASH_AFTER_COMMIT: z
       .string()
       .optional()

@@ -126,6 +126,12 @@ export function createSocketLeases(deps: {
     warnedAt = now;
     unwarned = 0;
   };
+  /**
+   * The places taken while Redis did not answer (socket id → user), written to the users' sets
+   * once it answers again (`reconcile`): from then on they count across the cluster as well, so
+   * a user who got sockets in during an outage is not let past the cap after it.
+   */
+  const unrecorded = new Map<string, string>();
   const hold = (userId: string, socketId: string) => {
     const sockets = held.get(userId);
     if (sockets) sockets.add(socketId);
@@ -134,6 +140,25 @@ export function createSocketLeases(deps: {
 
   /** One command per pod, whatever its number of sockets. */
   const renewPod = () => redis.set(podKey, '1', 'PX', leaseMs);
+
+  /**
+   * Adds the places taken during an outage to their users' sets, without the cap's check: their
+   * sockets are connected already. A socket that closes meanwhile is removed after (its ZREM
+   * follows on the same connection).
+   */
+  async function reconcile(): Promise<void> {
+    if (unrecorded.size === 0) return;
+    const places = [...unrecorded];
+    const pipeline = redis.pipeline();
+    for (const [socketId, userId] of places) {
+      pipeline.zadd(keyOf(userId), 0, memberOf(socketId));
+      pipeline.pexpire(keyOf(userId), USER_SET_TTL_MS);
+    }
+    const results = await pipeline.exec();
+    places.forEach(([socketId], i) => {
+      if (results?.[2 * i]?.[0] === null) unrecorded.delete(socketId);
+    });
+  }
 
   async function refreshUserSets(): Promise<void> {
     const users = [...new Set([...deps.connected()].map((socket) => socket.userId))];
@@ -154,6 +179,7 @@ export function createSocketLeases(deps: {
       } catch (error) {
         if ((held.get(userId)?.size ?? 0) >= deps.places) return 'full';
         hold(userId, socketId);
+        unrecorded.set(socketId, userId);
         warnUnavailable(error);
         return 'local';
       }
@@ -161,13 +187,17 @@ export function createSocketLeases(deps: {
     async release(userId, socketId) {
       const sockets = held.get(userId);
       if (sockets?.delete(socketId) && sockets.size === 0) held.delete(userId);
+      unrecorded.delete(socketId);
       // A release that does not reach Redis stops counting once this pod's key lapses.
       await redis.zrem(keyOf(userId), memberOf(socketId)).catch(() => undefined);
     },
     start() {
       // Sent before any reservation of this pod (one connection, in order): its places count
       // from the first handshake on.
-      const renew = () => renewPod().catch((error: unknown) => logger.warn({ err: error }, 'socket lease renewal failed'));
+      const renew = () =>
+        renewPod()
+          .then(reconcile)
+          .catch((error: unknown) => logger.warn({ err: error }, 'socket lease renewal failed'));
       void renew();
       timers.push(setInterval(() => void renew(), Math.max(100, Math.floor(leaseMs / 3))));
       timers.push(

@@ -214,6 +214,7 @@ describe('sockets per user while the state Redis does not answer [ext]', () => {
       // Half the cap through Redis first: those places count on their pod when Redis goes away.
       for (let i = 0; i < CAP / 2; i++) sockets.push(await connect(a!.url, user.token));
       await admin.call('ACL', 'SETUSER', 'default', '-eval', '-evalsha', '-eval_ro', '-evalsha_ro');
+      const outageFrom = Date.now();
 
       const podOf = (i: number) => (i % 2 ? b : a)!;
       const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => handshake(podOf(i).url, user)));
@@ -231,10 +232,10 @@ describe('sockets per user while the state Redis does not answer [ext]', () => {
       expect(again?.connected).toBe(true);
       sockets.push(again!);
       for (const pod of [a, b]) expect(await handshake(pod!.url, user)).toEqual({ refused: TOO_MANY });
-      // Said once per pod, not once per handshake.
+      // Said once per pod every 5 s at most (13 sockets came in uncounted), not once per handshake.
       const said = warnings.filter((line) => line.includes('socket lease unavailable'));
       expect(said.length).toBeGreaterThanOrEqual(1);
-      expect(said.length).toBeLessThanOrEqual(2);
+      expect(said.length).toBeLessThanOrEqual(2 * (1 + Math.floor((Date.now() - outageFrom) / 5000)));
 
       // Redis answers again: the places taken meanwhile are written to the user's set (at the
       // pods' next renewal), so the cluster-wide cap counts them: twice the cap is connected,

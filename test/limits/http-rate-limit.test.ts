@@ -100,21 +100,33 @@ describe('HTTP rate limit', () => {
 });
 
 describe('HTTP rate limit without Redis', () => {
-  it('serves /api/* while Redis is down rather than refusing everyone, and limits again once it is back', async () => {
+  it('while Redis is down each pod counts the budget by itself, and the shared count is back with Redis', async () => {
     const redis = await startPrivateRedis();
     const local = await startCluster(1, { REDIS_URL: redis.url, HTTP_RATE_LIMIT_PER_MINUTE: '2' });
     try {
       const url = local.pods[0]!.url;
       await redis.stop();
-      for (let i = 0; i < 6; i++) expect((await request(url, 'GET', '/api/rooms')).status).toBe(200);
+      // Served within the budget (not refused for want of Redis), then limited all the same.
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await request(url, 'GET', '/api/rooms')).status);
+      expect(statuses).toEqual([200, 200, 429, 429, 429, 429]);
+      const refused = await fetch(`${url}/api/rooms`);
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(((await refused.json()) as { code?: string }).code).toBe('TOO_MANY_REQUESTS');
+
+      // Redis back (empty, as after a crash): the shared count decides again. The pod's own
+      // count is spent, so a request served means Redis answered; then the budget runs out there.
       await redis.start();
       // The commands client reconnects with a back-off of up to 2 s.
-      let limited = false;
-      for (let i = 0; i < 60 && !limited; i++) {
-        limited = (await request(url, 'GET', '/api/rooms')).status === 429;
-        if (!limited) await sleep(100);
+      let served = false;
+      for (let i = 0; i < 60 && !served; i++) {
+        served = (await request(url, 'GET', '/api/rooms')).status === 200;
+        if (!served) await sleep(100);
       }
-      expect(limited).toBe(true);
+      expect(served).toBe(true);
+      expect((await request(url, 'GET', '/api/rooms')).status).toBe(200);
+      expect((await request(url, 'GET', '/api/rooms')).status).toBe(429);
     } finally {
       await local.close();
       await sleep(300);

@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { StateClient } from '@chat/bus';
 import { AppError } from '@chat/protocol';
+import { redisStoreWithLocalFallback } from './rate-limit-store.ts';
 import type { RequestTokens } from './request-token.ts';
 
 /**
@@ -34,8 +35,8 @@ function budgetKeyOf(tokens: RequestTokens) {
 /**
  * `/api/*` requests per minute per user (or per client address for guests, as the trusted
  * proxy reports it), counted in Redis so every pod shares one budget. Over the budget: 429
- * `TOO_MANY_REQUESTS` with `Retry-After`. When Redis cannot answer, requests are served rather
- * than all refused.
+ * `TOO_MANY_REQUESTS` with `Retry-After`. When Redis cannot answer, each pod counts the same
+ * budget by itself (rate-limit-store.ts) rather than refuse everyone or limit no one.
  */
 export async function registerHttpRateLimit(
   app: FastifyInstance,
@@ -46,8 +47,8 @@ export async function registerHttpRateLimit(
     global: true,
     max: options.perMinute,
     timeWindow: 60_000,
-    redis: options.redis,
-    nameSpace: `${options.keyPrefix}:http-rate:`,
+    store: redisStoreWithLocalFallback(options.redis, `${options.keyPrefix}:http-rate:`),
+    // The store answers from memory when Redis does not; anything else failing serves the request.
     skipOnError: true,
     allowList: (request) => !isLimited(request.url),
     keyGenerator: budgetKeyOf(options.tokens),

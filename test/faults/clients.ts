@@ -44,9 +44,10 @@ export async function http<T = any>(
 const jitter = (min: number, max: number) => min + Math.random() * (max - min);
 
 /**
- * One user's connection to the cluster. It starts on its home pod and, when a connection drops
- * or fails, reconnects after a jittered pause to the next pod in the list (the load balancer's
- * job in production). The socket is never auto-reconnected by socket.io-client, so nothing
+ * One user's connection to the cluster. It starts on its home pod (`home` modulo the pod count:
+ * the scenarios spread clients with `index % podCount`) and, when a connection drops or fails,
+ * reconnects after a jittered pause to the next pod in the list, round the ring of however many
+ * pods there are (the load balancer's job in production). The socket is never auto-reconnected by socket.io-client, so nothing
  * buffered is replayed behind our back.
  */
 export class Client {
@@ -118,7 +119,7 @@ export class Client {
       first = false;
       await new Promise<void>((resolve) => socket.once('disconnect', () => resolve()));
       if (this.closed) return;
-      this.index += 1; // the pod dropped us: the other one
+      this.index += 1; // the pod dropped us: the next one
       await sleep(jitter(...this.reconnectDelay));
     }
   }

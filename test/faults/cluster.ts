@@ -1,6 +1,7 @@
 /**
- * The cluster under test: a private Postgres and Redis, two gateway processes on fixed ports
- * (clients reconnect to the same addresses after a restart) and the worker. With `bus:
+ * The cluster under test: a private Postgres and Redis, N gateway processes (`pods`, 2 to 4;
+ * 2 unless `--pods=N`) on fixed ports (clients reconnect to the same addresses after a restart)
+ * and the worker. With `bus:
  * 'cluster'` the Socket.IO bus is a private three-master Redis Cluster; the state stays on the
  * private Redis.
  */
@@ -23,7 +24,8 @@ import {
 } from './infra.ts';
 
 export class Cluster {
-  gateways: (GatewayProc | null)[] = [null, null];
+  /** One slot per pod (`ports.length`); null while that pod is down. */
+  gateways: (GatewayProc | null)[];
   worker: Proc | null = null;
   workerStarts = 0;
 
@@ -34,10 +36,25 @@ export class Cluster {
     readonly ports: number[],
     /** The bus's Redis Cluster (`bus: 'cluster'`), else null: the bus is `redis`. */
     readonly busCluster: LocalRedisCluster | null,
-  ) {}
+  ) {
+    this.gateways = ports.map(() => null);
+  }
 
-  /** `state: 'cluster'` puts the state on the bus's cluster too (it needs `bus: 'cluster'`). */
-  static async start(workDir: string, options: { bus?: 'standalone' | 'cluster'; state?: 'standalone' | 'cluster' } = {}): Promise<Cluster> {
+  /** How many gateway processes (pods) this cluster runs. */
+  get podCount(): number {
+    return this.ports.length;
+  }
+
+  /**
+   * `state: 'cluster'` puts the state on the bus's cluster too (it needs `bus: 'cluster'`);
+   * `pods` is the number of gateway processes (default 2).
+   */
+  static async start(
+    workDir: string,
+    options: { bus?: 'standalone' | 'cluster'; state?: 'standalone' | 'cluster'; pods?: number } = {},
+  ): Promise<Cluster> {
+    const pods = options.pods ?? 2;
+    if (!Number.isInteger(pods) || pods < 1) throw new Error(`pods must be a positive integer, not ${pods}`);
     const logDir = join(workDir, 'logs');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(logDir, { recursive: true });
@@ -64,9 +81,11 @@ export class Cluster {
       redisPrefix: `faults-${randomBytes(3).toString('hex')}`,
       logDir,
     };
-    const cluster = new Cluster(pg, redis, services, [await freePort(), await freePort()], busCluster);
+    const ports: number[] = [];
+    for (let index = 0; index < pods; index++) ports.push(await freePort());
+    const cluster = new Cluster(pg, redis, services, ports, busCluster);
     try {
-      await Promise.all([cluster.startGateway(0), cluster.startGateway(1), cluster.startWorker()]);
+      await Promise.all([...ports.map((_, index) => cluster.startGateway(index)), cluster.startWorker()]);
     } catch (error) {
       await cluster.close();
       throw error;
@@ -109,7 +128,7 @@ export class Cluster {
       await waitFor(async () => (await this.pg.admin`select 1 as ok`).length === 1, 30_000, 200);
     }
     await Promise.all(
-      [0, 1].map(async (index) => {
+      this.ports.map(async (_, index) => {
         const gateway = this.gateways[index];
         if (!gateway?.alive()) await this.startGateway(index);
         else if (!(await waitHttpOk(`${gateway.url}/readyz`, 20_000, gateway))) {

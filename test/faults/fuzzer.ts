@@ -187,7 +187,9 @@ export async function runFuzzer(cluster: Cluster, durationMs: number): Promise<F
 
   const member = new Client(await makeUser('퍼저'), urls, 0, [50, 200]);
   const stranger = new Client(await makeUser('낯선이'), urls, 1, [50, 200]);
-  const watchers = [new Client(await makeUser('감시0'), urls, 0), new Client(await makeUser('감시1'), urls, 1)];
+  // One watcher homed on each pod: an event leaking out of any pod's fuzzing is seen.
+  const watchers: Client[] = [];
+  for (let index = 0; index < cluster.podCount; index++) watchers.push(new Client(await makeUser(`감시${index}`), urls, index));
   for (const client of [member, stranger, ...watchers]) void client.start();
   for (const client of [member, ...watchers]) {
     await client.ready(10_000);
@@ -277,7 +279,7 @@ export async function runFuzzer(cluster: Cluster, durationMs: number): Promise<F
         );
       } else {
         bump('raw websocket');
-        round.push(rawWsRound(cluster.ports[Math.floor(Math.random() * 2)]!, member.user.token, roomId, counts).catch(() => undefined));
+        round.push(rawWsRound(pick(cluster.ports), member.user.token, roomId, counts).catch(() => undefined));
       }
     }
     await Promise.all(round);

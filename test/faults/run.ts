@@ -1,7 +1,8 @@
 /**
  * `pnpm test:faults` — the fault suite (issue 6). Starts a private Postgres and Redis, two
- * gateway processes and the worker, runs every scenario under load, runs the protocol fuzzer,
- * prints the table and exits non-zero if anything was lost, duplicated or left incomplete.
+ * gateway processes (N with --pods=N) and the worker, runs every scenario under load, runs the
+ * protocol fuzzer, prints the table and exits non-zero if anything was lost, duplicated or left
+ * incomplete.
  *
  *   pnpm test:faults               every scenario + 60 s of fuzzing (about 10 minutes)
  *   pnpm test:faults -- --quick    a short local subset (CI runs every scenario) + 20 s of fuzzing (about 4 minutes)
@@ -12,6 +13,9 @@
  *                                  master killed and restarted
  *   --state=cluster                with --bus=cluster: the state on that cluster too; adds
  *                                  scenario 9, the state's master killed and restarted
+ *   --pods=N                       N gateway processes, 2 to 4 (default 2): senders, observers
+ *                                  and the crowd spread over all N, scenario 6 restarts all N
+ *                                  (a by-hand run; CI runs 2). --quick --pods=4: 150 s here
  */
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +40,12 @@ if ((stateArg !== 'standalone' && stateArg !== 'cluster') || (stateArg === 'clus
   process.exit(2);
 }
 const state: 'standalone' | 'cluster' = stateArg;
+const podsArg = args.find((arg) => arg.startsWith('--pods='))?.slice('--pods='.length) ?? '2';
+if (!/^[2-4]$/.test(podsArg)) {
+  process.stdout.write(`--pods takes 2, 3 or 4, not "${podsArg}"\n`);
+  process.exit(2);
+}
+const pods = Number(podsArg);
 const crowdArg = args.find((arg) => arg.startsWith('--crowd='))?.slice('--crowd='.length);
 const fuzzMs = Number(args.find((arg) => arg.startsWith('--fuzz-seconds='))?.slice(15) ?? (quick ? 20 : 60)) * 1000;
 const HARD_LIMIT_MS = quick ? 8 * 60_000 : 20 * 60_000;
@@ -91,8 +101,8 @@ function table(results: ScenarioResult[], fuzz: FuzzResult | null): string {
 
 async function main(): Promise<number> {
   const started = Date.now();
-  say(`fault suite (${quick ? 'quick' : only ? `only ${only}` : 'full'}, ${bus} bus, ${state} state) — work dir ${workDir}`);
-  cluster = await Cluster.start(workDir, { bus, state });
+  say(`fault suite (${quick ? 'quick' : only ? `only ${only}` : 'full'}, ${pods} pods, ${bus} bus, ${state} state) — work dir ${workDir}`);
+  cluster = await Cluster.start(workDir, { bus, state, pods });
   say(
     `cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s: postgres :${cluster.pg.port}, redis :${cluster.redis.port}, ` +
       `${cluster.busCluster ? `bus cluster ${cluster.busCluster.nodesString}, ` : ''}gateways :${cluster.ports.join(', :')}`,
@@ -119,7 +129,7 @@ async function main(): Promise<number> {
     for (const violation of fuzz.violations) say(`    ${violation}`);
   }
 
-  say(`\n${table(results, fuzz)}`);
+  say(`\n${pods} pods, ${bus} bus, ${state} state\n${table(results, fuzz)}`);
   say(`\ntotal ${((Date.now() - started) / 1000).toFixed(0)} s${keep ? `; logs and operations.jsonl in ${workDir}` : ''}`);
   const failed = results.some((r) => !r.ok) || (fuzz !== null && fuzz.violations.length > 0);
   return failed ? 1 : 0;

@@ -1,6 +1,6 @@
 /**
- * The scenarios. Each one runs a steady load (senders + observers on both pods) around one
- * fault, stops the load, lets retries finish (bounded), and hands everything to the checker.
+ * The scenarios. Each one runs a steady load (senders + observers spread over every pod, 2 to 4
+ * of them: `--pods=N`) around one fault, stops the load, lets retries finish (bounded), and hands everything to the checker.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { NewMessagePayload } from '@chat/protocol';
@@ -101,6 +101,7 @@ async function runLoaded(cluster: Cluster, spec: ScenarioSpec, log: (entry: obje
   await cluster.ensureHealthy();
   await spec.before?.(cluster);
   const urls = cluster.urls;
+  const podCount = cluster.podCount;
   const notes: string[] = [];
   let faultOk = true;
   const roomCount = spec.rooms ?? 4;
@@ -130,10 +131,10 @@ async function runLoaded(cluster: Cluster, spec: ScenarioSpec, log: (entry: obje
   }
   ownerClient.close();
 
-  // Observers: members of every room, half homed on each pod.
+  // Observers: members of every room, `observersPerPod` homed on each pod.
   const observers: Observer[] = [];
-  for (let index = 0; index < (spec.observersPerPod ?? 2) * 2; index++) {
-    const client = new Client(await makeUser(`관찰${index}`), urls, index % 2);
+  for (let index = 0; index < (spec.observersPerPod ?? 2) * podCount; index++) {
+    const client = new Client(await makeUser(`관찰${index}`), urls, index % podCount);
     observers.push(new Observer(client, anchors));
   }
   await inBatches(observers, 10, async (observer) => {
@@ -146,7 +147,7 @@ async function runLoaded(cluster: Cluster, spec: ScenarioSpec, log: (entry: obje
   const crowdObservers: Observer[] = [];
   for (let index = 0; index < (spec.crowd ?? 0); index++) {
     const roomId = roomIds[index % roomIds.length]!;
-    const client = new Client(await makeUser(`군중${index}`), urls, index % 2, [500, 3000]);
+    const client = new Client(await makeUser(`군중${index}`), urls, index % podCount, [500, 3000]);
     crowd.push(client);
     crowdObservers.push(new Observer(client, new Map([[roomId, anchors.get(roomId)!]])));
   }
@@ -157,7 +158,7 @@ async function runLoaded(cluster: Cluster, spec: ScenarioSpec, log: (entry: obje
 
   const senders: Sender[] = [];
   for (let index = 0; index < (spec.senders ?? 12); index++) {
-    const client = new Client(await makeUser(`보냄${index}`), urls, index % 2);
+    const client = new Client(await makeUser(`보냄${index}`), urls, index % podCount);
     void client.start();
     await joinAll(client, roomIds);
     senders.push(new Sender(client, roomIds, { ackTimeoutMs: ACK_TIMEOUT_MS, intervalMs: spec.intervalMs ?? [150, 350] }, log));
@@ -198,10 +199,10 @@ async function runLoaded(cluster: Cluster, spec: ScenarioSpec, log: (entry: obje
     notes.push('FAIL sends not acknowledged again within 60 s of lifting the fault');
   }
   // Recovered means every pod, not just enough of them: a pod left wedged (a connection that
-  // never answers again) still lets the other pod's senders reach the count above. So every
-  // sender (half are homed on each pod) must have a send acknowledged after the fault was
+  // never answers again) still lets the other pods' senders reach the count above. So every
+  // sender (they are spread over every pod) must have a send acknowledged after the fault was
   // lifted, within 30 s of the cluster answering again (one pod may take longer than the
-  // other: a client reconnecting after a pod kill, say).
+  // others: a client reconnecting after a pod kill, say).
   const unanswered = () =>
     senders.filter((sender) => !sender.ops.some((op) => op.attempts.some((attempt) => attempt.result === 'ok' && attempt.startedAt >= liftedAt)));
   const everyPodBack = await waitFor(() => unanswered().length === 0, 30_000, 200);
@@ -261,7 +262,10 @@ async function runLoaded(cluster: Cluster, spec: ScenarioSpec, log: (entry: obje
 // ---------------------------------------------------------------------------------------------
 // Fault helpers
 
-/** The worker resumes by itself: a room that expires now is swept within `timeoutMs`. */
+/**
+ * The worker resumes by itself: a room that expires now is swept within `timeoutMs`. (Created
+ * through pod 1: any pod would do; scenario 8 kills pod 0.)
+ */
 async function probeWorker(context: FaultContext, timeoutMs = 20_000): Promise<void> {
   const url = context.cluster.urls()[1]!;
   const { status, body } = await http(url, 'POST', '/api/rooms', { token: context.owner.token, body: { name: 'probe', ttlSeconds: 1 } });
@@ -331,6 +335,7 @@ function webhookScenario(): ScenarioSpec {
       return at;
     },
     async verify({ cluster, notes, fail, owner, roomIds }, ops) {
+      // The changes route through pod 1, one that was not killed (any of them would do).
       const { waitedMs, feeds } = await awaitWebhooks(receiver, cluster.urls()[1]!, owner.token, roomIds, 60_000);
       if (waitedMs < 0) fail('receiver not holding every change within 60 s of load stop');
       else notes.push(`receiver held every change ${waitedMs} ms after load stop`);
@@ -353,6 +358,8 @@ export const SCENARIOS: ScenarioSpec[] = [
   {
     name: '1 gateway SIGKILL',
     quick: true,
+    // One pod down, whatever the pod count: gateway-0 (its clients move on to the next pod),
+    // the other pods keep serving.
     async fault({ cluster, notes }) {
       await cluster.killGateway(0, 'SIGKILL');
       const at = Date.now();
@@ -365,6 +372,7 @@ export const SCENARIOS: ScenarioSpec[] = [
   {
     name: '2 crash after COMMIT',
     quick: true,
+    // One pod (gateway-0) crashes, whatever the pod count.
     async before(cluster) {
       await cluster.killGateway(0, 'SIGTERM');
       await cluster.startGateway(0, { FAULT_CRASH_AFTER_COMMIT: '150' });
@@ -417,7 +425,8 @@ export const SCENARIOS: ScenarioSpec[] = [
       await sleep(3000);
       const second = await cluster.redis.killPubSubClients();
       notes.push(`killed ${first} + ${second} pub/sub connections`);
-      if (first < 2) fail('fewer than 2 pub/sub connections found to kill');
+      // At least one per pod (each gateway's bus subscriber).
+      if (first < cluster.podCount) fail(`fewer than ${cluster.podCount} pub/sub connections found to kill`);
       return Date.now();
     },
   },
@@ -567,7 +576,9 @@ export const SCENARIOS: ScenarioSpec[] = [
     },
   },
   {
-    name: '6 both gateways restart + crowd',
+    // Every pod at once (both with the default two, all N with --pods=N): the crowd has nowhere
+    // to go until they answer again.
+    name: '6 all gateways restart + crowd',
     quick: false,
     rooms: 10,
     senders: 8,
@@ -575,17 +586,18 @@ export const SCENARIOS: ScenarioSpec[] = [
     intervalMs: [300, 600],
     recoverMs: 8000,
     async fault({ cluster, notes, fail, crowd }) {
-      await Promise.all([cluster.killGateway(0), cluster.killGateway(1)]);
+      const pods = cluster.ports.map((_, index) => index);
+      await Promise.all(pods.map((index) => cluster.killGateway(index)));
       const at = Date.now();
       await sleep(1000);
-      await Promise.all([cluster.startGateway(0), cluster.startGateway(1)]);
+      await Promise.all(pods.map((index) => cluster.startGateway(index)));
       const upAt = Date.now();
       const back = await waitFor(() => crowd.every((client) => client.connected), 60_000, 100);
       const allAt = Date.now();
-      const perPod = [0, 1].map((index) => crowd.filter((c) => c.connected && c.currentUrl === cluster.urls()[index]).length);
+      const perPod = pods.map((index) => crowd.filter((c) => c.connected && c.currentUrl === cluster.urls()[index]).length);
       if (back) {
         notes.push(
-          `${crowd.length} crowd clients all reconnected ${allAt - at} ms after the kill, ${Math.max(0, allAt - upAt)} ms after both pods answered /readyz (${perPod.join(' / ')} per pod)`,
+          `${crowd.length} crowd clients all reconnected ${allAt - at} ms after the kill, ${Math.max(0, allAt - upAt)} ms after all ${pods.length} pods answered /readyz (${perPod.join(' / ')} per pod)`,
         );
       }
       else fail(`${crowd.filter((c) => !c.connected).length} of ${crowd.length} crowd clients not back within 60 s`);

@@ -54,7 +54,8 @@ export class Cluster {
     options: { bus?: 'standalone' | 'cluster'; state?: 'standalone' | 'cluster'; pods?: number } = {},
   ): Promise<Cluster> {
     const pods = options.pods ?? 2;
-    if (!Number.isInteger(pods) || pods < 1) throw new Error(`pods must be a positive integer, not ${pods}`);
+    // At least two: scenarios read through pod 1 while pod 0 is down.
+    if (!Number.isInteger(pods) || pods < 2) throw new Error(`pods must be an integer of at least 2, not ${pods}`);
     const logDir = join(workDir, 'logs');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(logDir, { recursive: true });

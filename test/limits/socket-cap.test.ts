@@ -5,8 +5,8 @@ import WebSocket from 'ws';
 import { describe, expect } from 'vitest';
 import { CHAT_NAMESPACE } from '@chat/protocol';
 import { signToken } from '@chat/auth';
-import { TEST_JWT_SECRET, connect, makeUser, sleep, spawnGateway, startPrivateRedis, type TestSocket, type TestUser } from '@chat/testing';
-import { clusterTest, startCluster, type TestPod } from '../support/index.ts';
+import { TEST_JWT_SECRET, connect, makeUser, sleep, spawnGateway, startPrivateRedis, type PrivateRedis, type TestSocket, type TestUser } from '@chat/testing';
+import { clusterTest, startCluster, type TestCluster, type TestPod } from '../support/index.ts';
 
 /**
  * [ext] MAX_SOCKETS_PER_USER is one cap per user across the cluster (issue 18, point 1). Each
@@ -188,14 +188,9 @@ describe('sockets per user, across the cluster [ext]', () => {
 });
 
 describe('sockets per user while the state Redis does not answer [ext]', () => {
-  it('each pod still holds a user to the cap on it, and once Redis answers those sockets count across the cluster', { timeout: 60_000 }, async () => {
-    // A Redis of the test's own, which refuses every script once the user is connected: the
-    // reservation fails as it does while Redis is unreachable, while the bus on the same server
-    // keeps carrying the join barrier (with Redis stopped, every handshake would wait for it).
-    const redis = await startPrivateRedis();
-    const warnings: string[] = [];
-    const logs = { write: (line: string) => void warnings.push(line) };
-    const local = await startCluster(
+  /** Two pods of the test's own on `redis`, their warnings kept in `warnings`. */
+  const startOwnCluster = (redis: PrivateRedis, warnings: string[] = []) =>
+    startCluster(
       2,
       {
         REDIS_URL: redis.url,
@@ -204,8 +199,36 @@ describe('sockets per user while the state Redis does not answer [ext]', () => {
         SOCKET_LEASE_MS: String(LEASE_MS),
         HANDSHAKE_RATE_LIMIT_PER_MINUTE: '0',
       },
-      { logger: (pod) => pino({ level: 'warn', base: { pod } }, logs) },
+      { logger: (pod) => pino({ level: 'warn', base: { pod } }, { write: (line: string) => void warnings.push(line) }) },
     );
+  const placesOf = (admin: Redis, prefix: string, user: TestUser) => admin.zcard(`${prefix}:sockets:{${user.userId}}`);
+
+  async function stopEverything(sockets: TestSocket[], admin: Redis, local: TestCluster, redis: PrivateRedis): Promise<void> {
+    for (const socket of sockets) socket.close();
+    admin.disconnect();
+    await local.close();
+    await sleep(300);
+    await redis.stop();
+  }
+
+  /** Polls the user's set until it holds `count` places; the last count seen. */
+  async function placesReach(admin: Redis, prefix: string, user: TestUser, count: number, withinMs: number): Promise<number> {
+    const deadline = Date.now() + withinMs;
+    let seen = await placesOf(admin, prefix, user);
+    while (seen !== count && Date.now() < deadline) {
+      await sleep(100);
+      seen = await placesOf(admin, prefix, user);
+    }
+    return seen;
+  }
+
+  it('each pod still holds a user to the cap on it, and once Redis answers those sockets count across the cluster', { timeout: 60_000 }, async () => {
+    // A Redis of the test's own, which refuses the places' commands once the user is connected:
+    // the reservation fails as it does while Redis is unreachable, while the bus on the same
+    // server keeps carrying the join barrier (with Redis stopped, every handshake would wait).
+    const redis = await startPrivateRedis();
+    const warnings: string[] = [];
+    const local = await startOwnCluster(redis, warnings);
     const admin = new Redis(redis.url);
     const sockets: TestSocket[] = [];
     try {
@@ -213,7 +236,7 @@ describe('sockets per user while the state Redis does not answer [ext]', () => {
       const user = await makeUser('레디스장애');
       // Half the cap through Redis first: those places count on their pod when Redis goes away.
       for (let i = 0; i < CAP / 2; i++) sockets.push(await connect(a!.url, user.token));
-      await admin.call('ACL', 'SETUSER', 'default', '-eval', '-evalsha', '-eval_ro', '-evalsha_ro');
+      await admin.call('ACL', 'SETUSER', 'default', '-eval', '-evalsha', '-eval_ro', '-evalsha_ro', '-zadd', '-zrem');
       const outageFrom = Date.now();
 
       const podOf = (i: number) => (i % 2 ? b : a)!;
@@ -236,20 +259,40 @@ describe('sockets per user while the state Redis does not answer [ext]', () => {
       const said = warnings.filter((line) => line.includes('socket lease unavailable'));
       expect(said.length).toBeGreaterThanOrEqual(1);
       expect(said.length).toBeLessThanOrEqual(2 * (1 + Math.floor((Date.now() - outageFrom) / 5000)));
+      // One of the places Redis holds is given back while Redis refuses the removal.
+      sockets.shift()!.close();
+      await sleep(200);
 
-      // Redis answers again: the places taken meanwhile are written to the user's set (at the
-      // pods' next renewal), so the cluster-wide cap counts them: twice the cap is connected,
-      // and no pod lets one more in.
+      // Redis answers again. At once, before anything is written back: b holds the cap, and
+      // lets no one more in whatever the user's set says.
       await admin.call('ACL', 'SETUSER', 'default', '+@all');
-      await sleep(LEASE_MS);
+      expect(await handshake(b!.url, user)).toEqual({ refused: TOO_MANY });
+      // Then the set is made right: the places taken meanwhile written, the one given back gone.
+      expect(await placesReach(admin, local.redisPrefix, user, 2 * CAP - 1, LEASE_MS * 3)).toBe(2 * CAP - 1);
       for (const pod of [a, b]) expect(await handshake(pod!.url, user)).toEqual({ refused: TOO_MANY });
-      expect(await admin.zcard(`${local.redisPrefix}:sockets:{${user.userId}}`)).toBe(2 * CAP);
     } finally {
-      for (const socket of sockets) socket.close();
-      admin.disconnect();
-      await local.close();
-      await sleep(300);
+      await stopEverything(sockets, admin, local, redis);
+    }
+  });
+
+  it("a Redis that comes back empty gets every connected socket's place back", { timeout: 60_000 }, async () => {
+    const redis = await startPrivateRedis();
+    const local = await startOwnCluster(redis);
+    const admin = new Redis(redis.url, { lazyConnect: true, retryStrategy: () => 100 });
+    const sockets: TestSocket[] = [];
+    try {
+      const [a, b] = local.pods;
+      const user = await makeUser('레디스재시작');
+      for (let i = 0; i < CAP; i++) sockets.push(await connect((i % 2 ? b : a)!.url, user.token));
+      // Restarted without its data, as after a crash without persistence.
       await redis.stop();
+      await redis.start();
+      await admin.connect();
+      // Each pod finds its key gone at its next renewal and writes its places back.
+      expect(await placesReach(admin, local.redisPrefix, user, CAP, 10_000)).toBe(CAP);
+      for (const pod of [a, b]) expect(await handshake(pod!.url, user)).toEqual({ refused: TOO_MANY });
+    } finally {
+      await stopEverything(sockets, admin, local, redis);
     }
   });
 });

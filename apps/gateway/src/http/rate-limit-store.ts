@@ -1,4 +1,5 @@
 import type { FastifyRateLimitStore } from '@fastify/rate-limit';
+import type { FastifyBaseLogger } from 'fastify';
 import type { StateClient } from '@chat/bus';
 
 /** A window's count and how long it has left, as @fastify/rate-limit reads a store's answer. */
@@ -26,8 +27,11 @@ else
 end
 return {current, ttl}`;
 
-/** Keys a pod counts by itself while Redis does not answer, at most (the oldest go first). */
+/** Keys a pod counts by itself while Redis does not answer, at most (the least recently used go first). */
 const LOCAL_KEYS = 20_000;
+
+/** How often a pod says at most that it counts by itself. */
+const FALLBACK_WARN_INTERVAL_MS = 5000;
 
 /** The same windows in this process's memory. */
 class LocalWindows {
@@ -36,12 +40,14 @@ class LocalWindows {
   incr(key: string, windowMs: number): WindowCount {
     const now = Date.now();
     let window = this.windows.get(key);
+    // Taken out and put back: a Map iterates in insertion order, so its first key is the least
+    // recently used, the one dropped when the map is full.
+    this.windows.delete(key);
     if (!window || window.endsAt <= now) {
-      this.windows.delete(key);
       if (this.windows.size >= LOCAL_KEYS) this.windows.delete(this.windows.keys().next().value!);
       window = { count: 0, endsAt: now + windowMs };
-      this.windows.set(key, window);
     }
+    this.windows.set(key, window);
     window.count += 1;
     return { current: window.count, ttl: window.endsAt - now };
   }
@@ -52,17 +58,29 @@ class LocalWindows {
  * answer, each pod counts in its own memory, so the budget holds per pod instead of not at all
  * (the send and handshake budgets fall back the same way).
  */
-export function redisStoreWithLocalFallback(redis: StateClient, keyPrefix: string): new () => FastifyRateLimitStore {
+export function redisStoreWithLocalFallback(redis: StateClient, keyPrefix: string, logger: FastifyBaseLogger): new () => FastifyRateLimitStore {
   const commands = redis as WindowCommands;
   if (typeof commands.httpRateIncr !== 'function') {
     redis.defineCommand('httpRateIncr', { numberOfKeys: 1, lua: INCR_SCRIPT });
   }
   const local = new LocalWindows();
+  let warnedAt = 0;
+  let unwarned = 0;
+  const countLocally = (key: string, windowMs: number, error: unknown): WindowCount => {
+    unwarned += 1;
+    const now = Date.now();
+    if (now - warnedAt >= FALLBACK_WARN_INTERVAL_MS) {
+      logger.warn({ err: error, requests: unwarned }, 'http rate limit: Redis did not answer, this pod counts by itself');
+      warnedAt = now;
+      unwarned = 0;
+    }
+    return local.incr(key, windowMs);
+  };
   return class RedisWithLocalFallback implements FastifyRateLimitStore {
     incr(key: string, callback: (error: Error | null, result?: WindowCount) => void, timeWindow: number): void {
       commands.httpRateIncr(keyPrefix + key, timeWindow).then(
         ([current, ttl]) => callback(null, { current, ttl }),
-        () => callback(null, local.incr(key, timeWindow)),
+        (error: unknown) => callback(null, countLocally(key, timeWindow, error)),
       );
     }
 

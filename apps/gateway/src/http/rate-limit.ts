@@ -47,7 +47,7 @@ export async function registerHttpRateLimit(
     global: true,
     max: options.perMinute,
     timeWindow: 60_000,
-    store: redisStoreWithLocalFallback(options.redis, `${options.keyPrefix}:http-rate:`),
+    store: redisStoreWithLocalFallback(options.redis, `${options.keyPrefix}:http-rate:`, app.log),
     // The store answers from memory when Redis does not; anything else failing serves the request.
     skipOnError: true,
     allowList: (request) => !isLimited(request.url),

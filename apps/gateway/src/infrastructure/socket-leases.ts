@@ -30,6 +30,9 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local live, mine, alive = 0, false, {}
+-- The caller's own pod is alive whatever its key says: after Redis lost its data, or while the
+-- key lapsed in a long stall, its places must not be dropped before its next renewal.
+alive[string.match(ARGV[1], '^(.*)|')] = true
 for i = 1, #members, 2 do
   local member, score = members[i], tonumber(members[i + 1])
   local pod = string.match(member, '^(.*)|')
@@ -127,37 +130,80 @@ export function createSocketLeases(deps: {
     unwarned = 0;
   };
   /**
-   * The places taken while Redis did not answer (socket id → user), written to the users' sets
-   * once it answers again (`reconcile`): from then on they count across the cluster as well, so
-   * a user who got sockets in during an outage is not let past the cap after it.
+   * Places this pod holds that may be missing from the users' sets (socket id → user): those
+   * taken while Redis did not answer, and all of them when this pod's key was found gone (Redis
+   * lost its data, or the key lapsed in a long stall, and with it the places other pods' scripts
+   * then dropped). Written back by `reconcile`, so that a user who got sockets in during an
+   * outage is not let past the cap after it.
    */
   const unrecorded = new Map<string, string>();
+  /**
+   * Places given back whose removal did not reach Redis, or may have been overtaken by a write
+   * resent after a reconnect (socket id → user): removed again by `reconcile`. Without this a
+   * live pod would keep them counted for as long as it lives (its key never lapses).
+   */
+  const unreleased = new Map<string, string>();
+  let reconciling = false;
   const hold = (userId: string, socketId: string) => {
     const sockets = held.get(userId);
     if (sockets) sockets.add(socketId);
     else held.set(userId, new Set([socketId]));
   };
 
-  /** One command per pod, whatever its number of sockets. */
-  const renewPod = () => redis.set(podKey, '1', 'PX', leaseMs);
+  /** Gives a place back in Redis now, or at the next `reconcile` if Redis does not take it. */
+  const removePlace = (userId: string, socketId: string) =>
+    redis.zrem(keyOf(userId), memberOf(socketId)).then(
+      () => undefined,
+      () => void unreleased.set(socketId, userId),
+    );
 
   /**
-   * Adds the places taken during an outage to their users' sets, without the cap's check: their
-   * sockets are connected already. A socket that closes meanwhile is removed after (its ZREM
-   * follows on the same connection).
+   * One command per pod, whatever its number of sockets. Its key found gone means this pod's
+   * places may be gone from the users' sets too: all of them are written back.
+   */
+  async function renewPod(): Promise<void> {
+    const previous = await redis.set(podKey, '1', 'PX', leaseMs, 'GET');
+    if (previous !== null) return;
+    for (const [userId, sockets] of held) for (const socketId of sockets) unrecorded.set(socketId, userId);
+  }
+
+  /**
+   * Writes `unrecorded` places to their users' sets, without the cap's check (their sockets are
+   * connected already), and removes `unreleased` ones, in pipelines of `REFRESH_BATCH`. A place
+   * whose socket closed while its write was on the way is removed again after it.
    */
   async function reconcile(): Promise<void> {
-    if (unrecorded.size === 0) return;
-    const places = [...unrecorded];
-    const pipeline = redis.pipeline();
-    for (const [socketId, userId] of places) {
-      pipeline.zadd(keyOf(userId), 0, memberOf(socketId));
-      pipeline.pexpire(keyOf(userId), USER_SET_TTL_MS);
+    if (reconciling || (unrecorded.size === 0 && unreleased.size === 0)) return;
+    reconciling = true;
+    try {
+      const removals = [...unreleased];
+      for (let start = 0; start < removals.length; start += REFRESH_BATCH) {
+        const batch = removals.slice(start, start + REFRESH_BATCH);
+        const pipeline = redis.pipeline();
+        for (const [socketId, userId] of batch) pipeline.zrem(keyOf(userId), memberOf(socketId));
+        const results = await pipeline.exec();
+        batch.forEach(([socketId], i) => {
+          if (results?.[i]?.[0] === null) unreleased.delete(socketId);
+        });
+      }
+      const places = [...unrecorded];
+      for (let start = 0; start < places.length; start += REFRESH_BATCH) {
+        const batch = places.slice(start, start + REFRESH_BATCH);
+        const pipeline = redis.pipeline();
+        for (const [socketId, userId] of batch) {
+          pipeline.zadd(keyOf(userId), 0, memberOf(socketId));
+          pipeline.pexpire(keyOf(userId), USER_SET_TTL_MS);
+        }
+        const results = await pipeline.exec();
+        batch.forEach(([socketId, userId], i) => {
+          if (results?.[2 * i]?.[0] !== null) return;
+          if (unrecorded.get(socketId) === userId) unrecorded.delete(socketId);
+          if (!held.get(userId)?.has(socketId)) void removePlace(userId, socketId);
+        });
+      }
+    } finally {
+      reconciling = false;
     }
-    const results = await pipeline.exec();
-    places.forEach(([socketId], i) => {
-      if (results?.[2 * i]?.[0] === null) unrecorded.delete(socketId);
-    });
   }
 
   async function refreshUserSets(): Promise<void> {
@@ -171,13 +217,20 @@ export function createSocketLeases(deps: {
 
   return {
     async reserve(userId, socketId) {
+      // This pod's own places are part of the cluster's count: the cap reached here needs no
+      // Redis (and holds even while places taken in an outage are not written back yet).
+      if ((held.get(userId)?.size ?? 0) >= deps.places) return 'full';
       try {
         const reserved = await commands.reserveSocketLease(keyOf(userId), memberOf(socketId), podKeyPrefix, deps.places, USER_SET_TTL_MS);
         if (reserved !== 1) return 'full';
         hold(userId, socketId);
         return 'reserved';
       } catch (error) {
-        if ((held.get(userId)?.size ?? 0) >= deps.places) return 'full';
+        if ((held.get(userId)?.size ?? 0) >= deps.places) {
+          // A timed-out script may have taken the place all the same.
+          void removePlace(userId, socketId);
+          return 'full';
+        }
         hold(userId, socketId);
         unrecorded.set(socketId, userId);
         warnUnavailable(error);
@@ -188,8 +241,7 @@ export function createSocketLeases(deps: {
       const sockets = held.get(userId);
       if (sockets?.delete(socketId) && sockets.size === 0) held.delete(userId);
       unrecorded.delete(socketId);
-      // A release that does not reach Redis stops counting once this pod's key lapses.
-      await redis.zrem(keyOf(userId), memberOf(socketId)).catch(() => undefined);
+      await removePlace(userId, socketId);
     },
     start() {
       // Sent before any reservation of this pod (one connection, in order): its places count

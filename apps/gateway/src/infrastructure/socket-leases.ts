@@ -144,6 +144,8 @@ export function createSocketLeases(deps: {
    */
   const unreleased = new Map<string, string>();
   let reconciling = false;
+  /** When a renewal of this pod's key was last answered. */
+  let confirmedAt = 0;
   const hold = (userId: string, socketId: string) => {
     const sockets = held.get(userId);
     if (sockets) sockets.add(socketId);
@@ -163,7 +165,12 @@ export function createSocketLeases(deps: {
    */
   async function renewPod(): Promise<void> {
     const previous = await redis.set(podKey, '1', 'PX', leaseMs, 'GET');
-    if (previous !== null) return;
+    const now = Date.now();
+    // A lease without a confirmed renewal may have lapsed unseen: a renewal's "gone" answer that
+    // came after its timeout (a frozen Redis, a link without a reset) was dropped with it.
+    const mayHaveLapsed = now - confirmedAt > leaseMs;
+    confirmedAt = now;
+    if (previous !== null && !mayHaveLapsed) return;
     for (const [userId, sockets] of held) for (const socketId of sockets) unrecorded.set(socketId, userId);
   }
 
@@ -194,12 +201,13 @@ export function createSocketLeases(deps: {
           pipeline.zadd(keyOf(userId), 0, memberOf(socketId));
           pipeline.pexpire(keyOf(userId), USER_SET_TTL_MS);
         }
-        const results = await pipeline.exec();
+        const results = await pipeline.exec().catch(() => null);
         batch.forEach(([socketId, userId], i) => {
-          if (results?.[2 * i]?.[0] !== null) return;
-          if (unrecorded.get(socketId) === userId) unrecorded.delete(socketId);
+          // Closed while its write was on the way: the write may have landed after the removal.
           if (!held.get(userId)?.has(socketId)) void removePlace(userId, socketId);
+          else if (results?.[2 * i]?.[0] === null && unrecorded.get(socketId) === userId) unrecorded.delete(socketId);
         });
+        if (results === null) return;
       }
     } finally {
       reconciling = false;
@@ -223,6 +231,12 @@ export function createSocketLeases(deps: {
       try {
         const reserved = await commands.reserveSocketLease(keyOf(userId), memberOf(socketId), podKeyPrefix, deps.places, USER_SET_TTL_MS);
         if (reserved !== 1) return 'full';
+        // Checked again: concurrent handshakes all passed the check above, and the user's set may
+        // lack this pod's places (not written back yet after an outage).
+        if ((held.get(userId)?.size ?? 0) >= deps.places) {
+          void removePlace(userId, socketId);
+          return 'full';
+        }
         hold(userId, socketId);
         return 'reserved';
       } catch (error) {

@@ -144,8 +144,9 @@ export function createSocketLeases(deps: {
    */
   const unreleased = new Map<string, string>();
   let reconciling = false;
-  /** When a renewal of this pod's key was last answered. */
+  /** When a renewal of this pod's key was last answered, and whether one failed since. */
   let confirmedAt = 0;
+  let renewalFailed = false;
   const hold = (userId: string, socketId: string) => {
     const sockets = held.get(userId);
     if (sockets) sockets.add(socketId);
@@ -164,12 +165,19 @@ export function createSocketLeases(deps: {
    * places may be gone from the users' sets too: all of them are written back.
    */
   async function renewPod(): Promise<void> {
-    const previous = await redis.set(podKey, '1', 'PX', leaseMs, 'GET');
+    let previous: string | null;
+    try {
+      previous = await redis.set(podKey, '1', 'PX', leaseMs, 'GET');
+    } catch (error) {
+      renewalFailed = true;
+      throw error;
+    }
     const now = Date.now();
-    // A lease without a confirmed renewal may have lapsed unseen: a renewal's "gone" answer that
-    // came after its timeout (a frozen Redis, a link without a reset) was dropped with it.
-    const mayHaveLapsed = now - confirmedAt > leaseMs;
+    // Failed renewals over more than a lease: the key may have lapsed unseen, a "gone" answer
+    // that came after its timeout (a frozen Redis, a link without a reset) dropped with it.
+    const mayHaveLapsed = renewalFailed && now - confirmedAt > leaseMs;
     confirmedAt = now;
+    renewalFailed = false;
     if (previous !== null && !mayHaveLapsed) return;
     for (const [userId, sockets] of held) for (const socketId of sockets) unrecorded.set(socketId, userId);
   }

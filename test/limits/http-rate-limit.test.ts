@@ -100,6 +100,32 @@ describe('HTTP rate limit', () => {
 });
 
 describe('HTTP rate limit without Redis', () => {
+  it('a frozen Redis makes one request a second wait for it, not every request', async () => {
+    const redis = await startPrivateRedis();
+    const local = await startCluster(1, { REDIS_URL: redis.url, HTTP_RATE_LIMIT_PER_MINUTE: '100' });
+    try {
+      const url = local.pods[0]!.url;
+      expect((await request(url, 'GET', '/api/rooms')).status).toBe(200);
+      // Stopped, not dead: the connection stays open and nothing answers; each command gives
+      // up after the client's timeout (500 ms).
+      redis.freeze(true);
+      const took: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const started = Date.now();
+        expect((await request(url, 'GET', '/api/rooms')).status).toBe(200);
+        took.push(Date.now() - started);
+      }
+      // Asked once (it waits out the timeout), then counted in memory for a second. Without
+      // that every request waited ~500 ms.
+      expect(took.filter((ms) => ms >= 400).length, `request times ${took.join(', ')} ms`).toBeLessThanOrEqual(2);
+    } finally {
+      redis.freeze(false);
+      await local.close();
+      await sleep(300);
+      await redis.stop();
+    }
+  });
+
   it('while Redis is down each pod counts the budget by itself, and the shared count is back with Redis', async () => {
     const redis = await startPrivateRedis();
     const local = await startCluster(1, { REDIS_URL: redis.url, HTTP_RATE_LIMIT_PER_MINUTE: '2' });

@@ -151,6 +151,8 @@ export interface PrivateRedis {
   stop(): Promise<void>;
   /** Starts it again on the same port, empty. */
   start(): Promise<void>;
+  /** SIGSTOP (true) or SIGCONT (false): a server that keeps its connections and answers nothing. */
+  freeze(frozen: boolean): void;
 }
 
 /**
@@ -180,5 +182,8 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       proc = null;
     },
     start,
+    freeze(frozen) {
+      (proc as TestProcess | null)?.child.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+    },
   };
 }

@@ -33,6 +33,13 @@ const LOCAL_KEYS = 20_000;
 /** How often a pod says at most that it counts by itself. */
 const FALLBACK_WARN_INTERVAL_MS = 5000;
 
+/**
+ * After Redis failed to answer, how long requests are counted in memory without asking it: a
+ * frozen Redis answers nothing until the client's command timeout (500 ms), which every request
+ * would otherwise wait out. One request asks again after this.
+ */
+const LOCAL_ONLY_MS = 1000;
+
 /** The same windows in this process's memory. */
 class LocalWindows {
   private readonly windows = new Map<string, { count: number; endsAt: number }>();
@@ -66,7 +73,13 @@ export function redisStoreWithLocalFallback(redis: StateClient, keyPrefix: strin
   const local = new LocalWindows();
   let warnedAt = 0;
   let unwarned = 0;
+  /** Redis failed and has not answered since: requests count in memory, one at a time asks again. */
+  let degraded = false;
+  let probing = false;
+  let localUntil = 0;
   const countLocally = (key: string, windowMs: number, error: unknown): WindowCount => {
+    degraded = true;
+    localUntil = Date.now() + LOCAL_ONLY_MS;
     unwarned += 1;
     const now = Date.now();
     if (now - warnedAt >= FALLBACK_WARN_INTERVAL_MS) {
@@ -78,9 +91,21 @@ export function redisStoreWithLocalFallback(redis: StateClient, keyPrefix: strin
   };
   return class RedisWithLocalFallback implements FastifyRateLimitStore {
     incr(key: string, callback: (error: Error | null, result?: WindowCount) => void, timeWindow: number): void {
+      if (degraded && (probing || Date.now() < localUntil)) {
+        callback(null, local.incr(key, timeWindow));
+        return;
+      }
+      const probe = degraded;
+      if (probe) probing = true;
       commands.httpRateIncr(keyPrefix + key, timeWindow).then(
-        ([current, ttl]) => callback(null, { current, ttl }),
-        (error: unknown) => callback(null, countLocally(key, timeWindow, error)),
+        ([current, ttl]) => {
+          if (probe) probing = degraded = false;
+          callback(null, { current, ttl });
+        },
+        (error: unknown) => {
+          if (probe) probing = false;
+          callback(null, countLocally(key, timeWindow, error));
+        },
       );
     }
 

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { describe, expect } from 'vitest';
-import { CHAT_NAMESPACE } from '@chat/protocol';
+import { CHAT_NAMESPACE, ERRORS } from '@chat/protocol';
 import { signToken } from '@chat/auth';
 import { TEST_JWT_SECRET, connect, makeUser, sleep, spawnGateway, startPrivateRedis, type PrivateRedis, type TestSocket, type TestUser } from '@chat/testing';
 import { clusterTest, startCluster, type TestCluster, type TestPod } from '../support/index.ts';
@@ -18,7 +18,7 @@ import { clusterTest, startCluster, type TestCluster, type TestPod } from '../su
 
 const CAP = 8;
 const LEASE_MS = 2000;
-const TOO_MANY = { message: '요청이 너무 많습니다. 잠시 후 다시 시도해주세요', code: 'TOO_MANY_REQUESTS' };
+const TOO_MANY = { message: ERRORS.TOO_MANY_REQUESTS.message, code: 'TOO_MANY_REQUESTS' };
 
 // Well over 100 handshakes of one user in a minute: the handshake budget is another test's.
 const it = clusterTest({ pods: 2, env: { MAX_SOCKETS_PER_USER: String(CAP), SOCKET_LEASE_MS: String(LEASE_MS), HANDSHAKE_RATE_LIMIT_PER_MINUTE: '0' } });

@@ -24,13 +24,12 @@ describe('socket places: liveness per pod', () => {
     redis.disconnect();
   });
 
-  function pod(prefix: string, options: { places: number; leaseMs: number; connected?: { userId: string; socketId: string }[] }) {
+  function pod(prefix: string, options: { places: number; leaseMs: number }) {
     const leases = createSocketLeases({
       redis,
       prefix,
       places: options.places,
       leaseMs: options.leaseMs,
-      connected: () => options.connected ?? [],
       logger,
       podName: 'test-pod',
     });
@@ -41,7 +40,7 @@ describe('socket places: liveness per pod', () => {
   it('2,000 users on a pod: each renewal is one command, none per user', async () => {
     const prefix = uniquePrefix('lease-scale');
     const sockets = Array.from({ length: 2000 }, (_, i) => ({ userId: `user-${i}`, socketId: `socket-${i}` }));
-    const leases = pod(prefix, { places: 4, leaseMs: 900, connected: sockets });
+    const leases = pod(prefix, { places: 4, leaseMs: 900 });
     leases.start();
     for (const { userId, socketId } of sockets) expect(await leases.reserve(userId, socketId)).toBe('reserved');
 

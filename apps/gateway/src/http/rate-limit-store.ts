@@ -1,6 +1,7 @@
 import type { FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyBaseLogger } from 'fastify';
 import type { StateClient } from '@chat/bus';
+import { throttledWarning } from '@chat/runtime';
 
 /** A window's count and how long it has left, as @fastify/rate-limit reads a store's answer. */
 interface WindowCount {
@@ -30,9 +31,6 @@ return {current, ttl}`;
 /** Keys a pod counts by itself while Redis does not answer, at most (the least recently used go first). */
 const LOCAL_KEYS = 20_000;
 
-/** How often a pod says at most that it counts by itself. */
-const FALLBACK_WARN_INTERVAL_MS = 5000;
-
 /**
  * After Redis failed to answer, how long requests are counted in memory without asking it: a
  * frozen Redis answers nothing until the client's command timeout (500 ms), which every request
@@ -40,7 +38,12 @@ const FALLBACK_WARN_INTERVAL_MS = 5000;
  */
 const LOCAL_ONLY_MS = 1000;
 
-/** The same windows in this process's memory. */
+/**
+ * The same windows in this process's memory. Not rate-limiter-flexible's RateLimiterMemory, which
+ * the per-user limits fall back to: keys here are also client addresses, which a client can vary
+ * at will, and that one keeps every key (and a timer) for its whole window; this one holds at
+ * most LOCAL_KEYS.
+ */
 class LocalWindows {
   private readonly windows = new Map<string, { count: number; endsAt: number }>();
 
@@ -71,8 +74,7 @@ export function redisStoreWithLocalFallback(redis: StateClient, keyPrefix: strin
     redis.defineCommand('httpRateIncr', { numberOfKeys: 1, lua: INCR_SCRIPT });
   }
   const local = new LocalWindows();
-  let warnedAt = 0;
-  let unwarned = 0;
+  const warnLocal = throttledWarning(logger, 'http rate limit: Redis did not answer, this pod counts by itself', 'requests');
   /** Redis failed and has not answered since: requests count in memory, one at a time asks again. */
   let degraded = false;
   let probing = false;
@@ -80,13 +82,7 @@ export function redisStoreWithLocalFallback(redis: StateClient, keyPrefix: strin
   const countLocally = (key: string, windowMs: number, error: unknown): WindowCount => {
     degraded = true;
     localUntil = Date.now() + LOCAL_ONLY_MS;
-    unwarned += 1;
-    const now = Date.now();
-    if (now - warnedAt >= FALLBACK_WARN_INTERVAL_MS) {
-      logger.warn({ err: error, requests: unwarned }, 'http rate limit: Redis did not answer, this pod counts by itself');
-      warnedAt = now;
-      unwarned = 0;
-    }
+    warnLocal(error);
     return local.incr(key, windowMs);
   };
   return class RedisWithLocalFallback implements FastifyRateLimitStore {

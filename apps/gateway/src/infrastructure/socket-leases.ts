@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { StateClient } from '@chat/bus';
+import { throttledWarning } from '@chat/runtime';
 
 /**
  * MAX_SOCKETS_PER_USER across the cluster [ext]. Each user has a set in Redis,
@@ -61,9 +62,6 @@ return 1`;
 const USER_SET_TTL_MS = 3 * 3_600_000;
 const USER_SET_REFRESH_MS = 3_600_000;
 
-/** How often a pod says at most that reservations fail (with how many sockets since). */
-const UNAVAILABLE_WARN_INTERVAL_MS = 5000;
-
 /** Set refreshes sent in one pipeline at most. */
 const REFRESH_BATCH = 500;
 
@@ -96,8 +94,6 @@ export function createSocketLeases(deps: {
   prefix: string;
   places: number;
   leaseMs: number;
-  /** The sockets connected to this pod now, by user. */
-  connected(): Iterable<{ userId: string; socketId: string }>;
   logger: Logger;
   /** Names this process in its members; unique per process (a restarted pod must not inherit a dead one's places). */
   podName: string;
@@ -118,17 +114,7 @@ export function createSocketLeases(deps: {
    * synchronous step when Redis fails, so concurrent handshakes cannot all pass the count.
    */
   const held = new Map<string, Set<string>>();
-  /** A reconnect storm during an outage is one story, not a line per handshake. */
-  let warnedAt = 0;
-  let unwarned = 0;
-  const warnUnavailable = (error: unknown) => {
-    unwarned += 1;
-    const now = Date.now();
-    if (now - warnedAt < UNAVAILABLE_WARN_INTERVAL_MS) return;
-    logger.warn({ err: error, sockets: unwarned }, 'socket lease unavailable: sockets take places counted by this pod alone');
-    warnedAt = now;
-    unwarned = 0;
-  };
+  const warnUnavailable = throttledWarning(logger, 'socket lease unavailable: sockets take places counted by this pod alone', 'sockets');
   /**
    * Places this pod holds that may be missing from the users' sets (socket id → user): those
    * taken while Redis did not answer, and all of them when this pod's key was found gone (Redis
@@ -147,6 +133,7 @@ export function createSocketLeases(deps: {
   /** When a renewal of this pod's key was last answered, and whether one failed since. */
   let confirmedAt = 0;
   let renewalFailed = false;
+  const heldBy = (userId: string) => held.get(userId)?.size ?? 0;
   const hold = (userId: string, socketId: string) => {
     const sockets = held.get(userId);
     if (sockets) sockets.add(socketId);
@@ -223,7 +210,7 @@ export function createSocketLeases(deps: {
   }
 
   async function refreshUserSets(): Promise<void> {
-    const users = [...new Set([...deps.connected()].map((socket) => socket.userId))];
+    const users = [...held.keys()];
     for (let start = 0; start < users.length; start += REFRESH_BATCH) {
       const pipeline = redis.pipeline();
       for (const userId of users.slice(start, start + REFRESH_BATCH)) pipeline.pexpire(keyOf(userId), USER_SET_TTL_MS);
@@ -235,20 +222,20 @@ export function createSocketLeases(deps: {
     async reserve(userId, socketId) {
       // This pod's own places are part of the cluster's count: the cap reached here needs no
       // Redis (and holds even while places taken in an outage are not written back yet).
-      if ((held.get(userId)?.size ?? 0) >= deps.places) return 'full';
+      if (heldBy(userId) >= deps.places) return 'full';
       try {
         const reserved = await commands.reserveSocketLease(keyOf(userId), memberOf(socketId), podKeyPrefix, deps.places, USER_SET_TTL_MS);
         if (reserved !== 1) return 'full';
         // Checked again: concurrent handshakes all passed the check above, and the user's set may
         // lack this pod's places (not written back yet after an outage).
-        if ((held.get(userId)?.size ?? 0) >= deps.places) {
+        if (heldBy(userId) >= deps.places) {
           void removePlace(userId, socketId);
           return 'full';
         }
         hold(userId, socketId);
         return 'reserved';
       } catch (error) {
-        if ((held.get(userId)?.size ?? 0) >= deps.places) {
+        if (heldBy(userId) >= deps.places) {
           // A timed-out script may have taken the place all the same.
           void removePlace(userId, socketId);
           return 'full';

@@ -96,7 +96,6 @@ export function createRealtime(
           prefix: config.stateKeyPrefix,
           places: config.maxSocketsPerUser,
           leaseMs: config.socketLeaseMs,
-          connected: () => connectedSockets(nsp),
           logger,
           podName: config.podName,
         })
@@ -115,12 +114,6 @@ export function createRealtime(
     }),
     leases,
   };
-}
-
-function* connectedSockets(nsp: ChatNamespace): Iterable<{ userId: string; socketId: string }> {
-  for (const socket of nsp.sockets.values()) {
-    if (socket.data.user) yield { userId: socket.data.user.id, socketId: socket.id };
-  }
 }
 
 /**

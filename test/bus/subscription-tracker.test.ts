@@ -3,6 +3,7 @@ import { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBusPublisher, createBusSubscriber, trackSubscriptions, type BusClient } from '@chat/bus';
+import { startPrivateRedis } from '@chat/testing';
 import { startRedisCluster, type LocalRedisCluster } from '@chat/testing/redis-cluster';
 
 /**
@@ -90,6 +91,41 @@ describe('on a standalone Redis', () => {
     await pub.spublish(rooms[0]!, 'back');
     expect(await received).toBe('back');
     tracker.close();
+  });
+
+  it('a room left while Redis was away is not subscribed again when it is back, and its failed SUNSUBSCRIBE is no unhandled rejection', { timeout: 30_000 }, async () => {
+    const redis = await startPrivateRedis();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // Two attempts per command: ioredis gives up on the queued SUNSUBSCRIBE within a second
+      // (the gateway's bus clients wait out ioredis's default of 20).
+      const sub = track(createBusSubscriber({ kind: 'standalone', url: redis.url }, { retryStrategy: () => 100, maxRetriesPerRequest: 1 }));
+      const failures: string[] = [];
+      const tracker = trackSubscriptions(sub, { onError: (_error, name) => failures.push(name) });
+      const [kept, left] = [channel('kept'), channel('left')];
+      // As the adapter calls them: the promises dropped.
+      for (const room of [kept, left]) void sub.ssubscribe(room);
+      for (const room of [kept, left]) expect(await tracker.whenConfirmed(room, 5000)).toBe(true);
+
+      await redis.stop();
+      void sub.sunsubscribe(left);
+      await until(() => failures.includes(left), 10_000);
+      expect(failures).toContain(left);
+
+      await redis.start();
+      expect(await tracker.whenConfirmed(kept, 10_000)).toBe(true);
+      const admin = track(new Redis(redis.url));
+      // Before: ioredis re-subscribed `left` with `kept`, a room this pod no longer holds.
+      expect(await admin.pubsub('SHARDCHANNELS')).toEqual([kept]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+      tracker.close();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await redis.stop();
+    }
   });
 });
 

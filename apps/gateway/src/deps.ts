@@ -239,9 +239,14 @@ export function buildServices(
     // A client reconnecting in a loop would otherwise cost a database lookup per handshake and,
     // each time its user comes online, a presence announcement to every one of its rooms.
     handshakes: config.handshakeRateLimitPerMinute > 0 ? userRateLimiter('handshake', config.handshakeRateLimitPerMinute, 'TOO_MANY_REQUESTS') : null,
+    // Postgres only: a pod that cannot reach it refuses every handshake (they read the user's
+    // rooms), so it had better leave the Service. Redis is not checked: every pod shares it, and
+    // while it does not answer the pods serve in their degraded mode (local delivery then
+    // resync, per-pod limits); failing readiness on it took every pod out of the Service at
+    // once and turned that into refusing everyone at the load balancer.
     health: createHealthService({
       isDraining: deps.isDraining,
-      checks: [() => database.sql`select 1`, () => redis.commands.ping()],
+      checks: [() => database.sql`select 1`],
     }),
   };
 }

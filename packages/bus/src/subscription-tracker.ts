@@ -123,13 +123,38 @@ export function trackSubscriptions(sub: BusClient, options: { onError?: (error: 
   }
 
   function unsubscribe(...args: unknown[]): Promise<unknown> {
-    for (const channel of channelsOf(args)) {
+    const channels = channelsOf(args);
+    for (const channel of channels) {
       const entry = entries.get(channel);
       if (!entry) continue;
       entries.delete(channel);
       settle(entry, false);
     }
-    return originalUnsubscribe(...args);
+    const result = originalUnsubscribe(...args);
+    // The adapter drops this promise: a SUNSUBSCRIBE queued while Redis is away and given up
+    // on by ioredis (after its retries) was an unhandled rejection per room left meanwhile.
+    result.catch((error: unknown) => {
+      options.onError?.(error, channels.join(' '));
+      forgetResubscription(channels.filter((channel) => !entries.has(channel)));
+    });
+    return result;
+  }
+
+  /**
+   * A SUNSUBSCRIBE that failed leaves its channel in the list ioredis re-subscribes on its next
+   * connection (it takes a channel off only when Redis answers the SUNSUBSCRIBE): the pod would
+   * subscribe again to a room it no longer holds and receive its broadcasts until it restarts.
+   * Redis itself holds no subscription of a closed connection, so taking the channel off that
+   * list is the whole of unsubscribing. (A standalone subscriber's list; a cluster's per-shard
+   * subscribers keep theirs elsewhere, and are not reached here.)
+   */
+  function forgetResubscription(channels: string[]) {
+    if (cluster || channels.length === 0) return;
+    const client = sub as unknown as Record<'condition' | 'prevCondition', { subscriber?: { del(set: string, channel: string): void } | false } | null | undefined>;
+    for (const condition of [client.prevCondition, client.condition]) {
+      const subscriber = condition?.subscriber;
+      if (subscriber) for (const channel of channels) subscriber.del('ssubscribe', channel);
+    }
   }
 
   target.ssubscribe = subscribe;

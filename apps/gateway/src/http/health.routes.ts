@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 
-/** `/livez`: the process serves. `/readyz`: its dependencies answer and it is not draining. */
+/** `/livez`: the process serves. `/readyz`: Postgres answers and the pod is not draining. */
 export function healthRoutes(deps: { isReady(): Promise<boolean> }): FastifyPluginAsync {
   return async (app) => {
     app.get('/livez', { logLevel: 'warn' }, async () => ({ status: 'ok' }));

@@ -1,6 +1,6 @@
 /**
- * Readiness: the pod takes traffic while it is not draining and its dependencies answer.
- * `checks` are one cheap round trip each (Postgres, Redis); one that throws means not ready.
+ * Readiness: the pod takes traffic while it is not draining and what it cannot serve without
+ * answers. `checks` are one cheap round trip each (Postgres); one that throws means not ready.
  */
 export function createHealthService(deps: { isDraining(): boolean; checks: readonly (() => Promise<unknown>)[] }) {
   return {

@@ -40,6 +40,14 @@ const find = (objects: K8sObject[], kind: string, name: string): Any => {
   return found[0];
 };
 const ofKind = (objects: K8sObject[], kind: string): Any[] => objects.filter((object) => object.kind === kind);
+/** A generated ConfigMap's name: its configMapGenerator name, `-`, ten characters of its contents' hash. */
+const hashedName = (name: string) => new RegExp(`^${name}-[a-z0-9]{10}$`);
+/** The generated ConfigMap `name` (rendered as `name-<hash>`). */
+const configMap = (objects: K8sObject[], name: string): Any => {
+  const found = objects.filter((object) => object.kind === 'ConfigMap' && hashedName(name).test(object.metadata.name));
+  expect(found, `ConfigMap ${name}-<hash>`).toHaveLength(1);
+  return found[0];
+};
 const podSpec = (workload: Any): Any => workload.spec.template.spec;
 const container = (workload: Any, name: string): Any => {
   const found = podSpec(workload).containers.find((c: Any) => c.name === name);
@@ -241,8 +249,10 @@ describe.each(overlays)('overlay %s', (overlay) => {
   const namespace = overlay === 'prod' ? 'chat' : 'chat-dev';
   const gateway = find(objects, 'Deployment', 'chat-gateway');
   const worker = find(objects, 'Deployment', 'chat-worker');
-  const gatewayConfig = find(objects, 'ConfigMap', 'chat-gateway-config').data;
-  const workerConfig = find(objects, 'ConfigMap', 'chat-worker-config').data;
+  const gatewayConfigMap = configMap(objects, 'chat-gateway-config');
+  const workerConfigMap = configMap(objects, 'chat-worker-config');
+  const gatewayConfig = gatewayConfigMap.data;
+  const workerConfig = workerConfigMap.data;
   const gatewayContainer = container(gateway, 'gateway');
   const workerContainer = container(worker, 'worker');
 
@@ -319,8 +329,9 @@ describe.each(overlays)('overlay %s', (overlay) => {
   });
 
   it('configuration: env from the ConfigMaps and Secret keys the example documents; dev login off everywhere', () => {
-    expect(gatewayContainer.envFrom).toEqual([{ configMapRef: { name: 'chat-gateway-config' } }]);
-    expect(workerContainer.envFrom).toEqual([{ configMapRef: { name: 'chat-worker-config' } }]);
+    // The generated ConfigMaps, by their hash-suffixed names (see the test on config changes below).
+    expect(gatewayContainer.envFrom).toEqual([{ configMapRef: { name: gatewayConfigMap.metadata.name } }]);
+    expect(workerContainer.envFrom).toEqual([{ configMapRef: { name: workerConfigMap.metadata.name } }]);
     const job = find(objects, 'Job', 'chat-migrate');
     for (const c of [gatewayContainer, workerContainer, ...podSpec(job).containers]) {
       for (const env of c.env ?? []) {
@@ -539,6 +550,55 @@ describe.each(overlays)('overlay %s', (overlay) => {
   });
 });
 
+describe('a configuration change rolls the pods', () => {
+  // The ConfigMaps are generated (base/kustomization.yaml configMapGenerator): each name carries
+  // a hash of the contents, so a changed value is a changed pod template and the Deployment
+  // rolls. With a plain ConfigMap, old pods kept the old values next to new pods with the new.
+  const plain = { 'chat-gateway': 'chat-gateway-config', 'chat-worker': 'chat-worker-config' } as const;
+
+  it('every rendering: both Deployments read a ConfigMap named <name>-<hash>, and no ConfigMap without a hash exists', () => {
+    for (const [rendering, objects] of Object.entries(rendered)) {
+      for (const [deployment, name] of Object.entries(plain)) {
+        const refs = podSpec(find(objects, 'Deployment', deployment)).containers.flatMap((c: Any) =>
+          (c.envFrom ?? []).map((from: Any) => from.configMapRef?.name),
+        );
+        expect(refs, `${rendering}: ${deployment}`).toEqual([expect.stringMatching(hashedName(name))]);
+        expect(configMap(objects, name).metadata.name, rendering).toBe(refs[0]);
+        expect(ofKind(objects, 'ConfigMap').map((c) => c.metadata.name), rendering).not.toContain(name);
+      }
+    }
+  });
+
+  it('changing one value (a bus setting) changes each Deployment\'s pod template, and nothing else in it', () => {
+    const scratch = mkdtempSync(path.join(tmpdir(), 'chat-config-change-'));
+    try {
+      writeFileSync(
+        path.join(scratch, 'kustomization.yaml'),
+        ['apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${path.relative(scratch, path.join(k8s, 'base'))}`, 'patches:', '  - path: config.yaml', ''].join('\n'),
+      );
+      writeFileSync(
+        path.join(scratch, 'config.yaml'),
+        Object.values(plain)
+          .map((name) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  REDIS_BUS_CLUSTER_NODES: redis-bus-0.cache:6379\n`)
+          .join('---\n'),
+      );
+      const changed = kustomize(scratch);
+      for (const [deployment, name] of Object.entries(plain)) {
+        const before = find(rendered.base, 'Deployment', deployment);
+        const after = find(changed, 'Deployment', deployment);
+        expect(configMap(changed, name).data.REDIS_BUS_CLUSTER_NODES).toBe('redis-bus-0.cache:6379');
+        const [oldName, newName] = [configMap(rendered.base, name).metadata.name, configMap(changed, name).metadata.name];
+        expect(newName, deployment).not.toBe(oldName);
+        // The template differs (so the Deployment rolls), and only in the ConfigMap's name.
+        expect(after.spec.template, deployment).not.toEqual(before.spec.template);
+        expect(JSON.parse(JSON.stringify(after.spec.template).replaceAll(newName, oldName))).toEqual(before.spec.template);
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('overlay dev: the Secret create-secret.sh makes', () => {
   it('points REDIS_URL (its default) and DATABASE_URL (its example) where dev\'s egress allows', () => {
     const script = readFileSync(path.join(k8s, 'overlays/dev/create-secret.sh'), 'utf8');
@@ -585,7 +645,7 @@ describe('optional components', () => {
       const mount = container(workload, containerName).volumeMounts.find((m: Any) => m.name === 'redis-tls');
       expect(mount).toMatchObject({ readOnly: true });
       const files = volume.secret.items.map((item: Any) => `${mount.mountPath}/${item.path}`).sort();
-      const config = find(objects, 'ConfigMap', configName).data;
+      const config = configMap(objects, configName).data;
       expect([config.REDIS_TLS_CA_FILE, config.REDIS_TLS_CERT_FILE, config.REDIS_TLS_KEY_FILE].sort()).toEqual(files);
       // The rest of the pod is as before: /tmp still the only writable path.
       expect(container(workload, containerName).securityContext.readOnlyRootFilesystem).toBe(true);

@@ -15,7 +15,8 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 describe('prod overlay: token claims', () => {
   it('sets JWT_ISSUER, JWT_AUDIENCE and JWT_MAX_LIFETIME_SECONDS in the gateway ConfigMap, and the gateway takes them', () => {
     const objects = kustomize(path.join(root, 'k8s/overlays/prod'));
-    const config = objects.find((object) => object.kind === 'ConfigMap' && object.metadata.name === 'chat-gateway-config');
+    // Generated: named chat-gateway-config-<hash of its contents>.
+    const config = objects.find((object) => object.kind === 'ConfigMap' && /^chat-gateway-config-[a-z0-9]{10}$/.test(object.metadata.name));
     const data = (config as unknown as { data: Record<string, string> }).data;
     expect(data.JWT_ISSUER).toMatch(/^https:\/\/\S+$/);
     expect(data.JWT_AUDIENCE).toMatch(/^\S+$/);

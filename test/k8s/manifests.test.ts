@@ -350,6 +350,22 @@ describe.each(overlays)('overlay %s', (overlay) => {
       key: 'WEBHOOK_ENDPOINTS',
       optional: true,
     });
+    // The sentinels' password (REDIS_SENTINEL_PASSWORD, read by packages/bus/src/redis-env.ts):
+    // from the Secret into both apps, optional (no Sentinel, or none with a password).
+    for (const c of [gatewayContainer, workerContainer]) {
+      expect(c.env.find((env: Any) => env.name === 'REDIS_SENTINEL_PASSWORD')?.valueFrom?.secretKeyRef, c.name).toEqual({
+        name: 'chat-secrets',
+        key: 'REDIS_SENTINEL_PASSWORD',
+        optional: true,
+      });
+    }
+    // Every key the example Secret documents is read by some workload (none documented for nothing).
+    const read = new Set(
+      [gatewayContainer, workerContainer, ...podSpec(job).containers].flatMap((c: Any) =>
+        (c.env ?? []).map((env: Any) => env.valueFrom?.secretKeyRef?.key).filter(Boolean),
+      ),
+    );
+    expect([...read].sort()).toEqual([...secretKeys].sort());
     // Gateways and worker on one bus: the worker's announcements go where the pods listen.
     expect(workerConfig.REDIS_BUS_CLUSTER_NODES).toBe(gatewayConfig.REDIS_BUS_CLUSTER_NODES);
     // AUTH_DEV_LOGIN: "false" in the ConfigMap, and nowhere anything else.

@@ -451,6 +451,27 @@ describe.each(overlays)('overlay %s', (overlay) => {
     expect(podSpec(job).containers[0].image).toMatch(/\/migrate:/);
   });
 
+  it('hooks name no ServiceAccount that the sync or install has not created yet', () => {
+    // A PreSync / pre-install hook runs before the non-hook objects are applied: on a first
+    // install a pod naming a ServiceAccount that is not an earlier hook cannot be created.
+    const hookWeight = (object: Any, phase: 'argocd' | 'helm'): number | undefined => {
+      const a = object.metadata.annotations ?? {};
+      if (phase === 'argocd') return a['argocd.argoproj.io/hook'] === 'PreSync' ? Number(a['argocd.argoproj.io/sync-wave'] ?? 0) : undefined;
+      return /\bpre-install\b/.test(a['helm.sh/hook'] ?? '') ? Number(a['helm.sh/hook-weight'] ?? 0) : undefined;
+    };
+    const hooks = objects.filter((object) => hookWeight(object, 'argocd') !== undefined || hookWeight(object, 'helm') !== undefined);
+    expect(hooks.map(objectId)).toContain(objectId(find(objects, 'Job', 'chat-migrate')));
+    for (const hook of hooks as Any[]) {
+      const account = hook.spec?.template?.spec?.serviceAccountName;
+      if (account === undefined || account === 'default') continue;
+      const sa = find(objects, 'ServiceAccount', account);
+      for (const phase of ['argocd', 'helm'] as const) {
+        if (hookWeight(hook, phase) === undefined) continue;
+        expect(hookWeight(sa, phase), `${objectId(hook)} names ServiceAccount ${account}, not an earlier ${phase} hook`).toBeLessThan(hookWeight(hook, phase)!);
+      }
+    }
+  });
+
   it('NetworkPolicy: default deny, then the ingress controller and Prometheus in', () => {
     const policies = ofKind(objects, 'NetworkPolicy');
     const defaultDeny = policies.find((p) => Object.keys(p.spec.podSelector).length === 0);

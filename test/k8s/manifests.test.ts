@@ -636,6 +636,33 @@ describe('a configuration change rolls the pods', () => {
   });
 });
 
+describe('k8s/README.md: the Postgres connections prod needs', () => {
+  it('states the figures the prod manifests and the apps\' pools give', () => {
+    const objects = rendered.prod;
+    const source = (file: string) => readFileSync(path.join(root, file), 'utf8');
+    // The pools as the apps open them: the gateway's DATABASE_POOL_SIZE plus its one-connection
+    // writer, the worker's fixed pool.
+    expect(source('apps/gateway/src/deps.ts')).toMatch(/maxConnections: config\.databasePoolSize,[\s\S]*?maxConnections: 1,[\s\S]*?synchronousCommit: 'off'/);
+    const workerPool = Number(/maxConnections: (\d+)/.exec(source('apps/worker/src/deps.ts'))?.[1]);
+    expect(workerPool).toBeGreaterThan(0);
+    const perGateway = Number(configMap(objects, 'chat-gateway-config').data.DATABASE_POOL_SIZE) + 1;
+    const maxReplicas = find(objects, 'HorizontalPodAutoscaler', 'chat-gateway').spec.maxReplicas;
+    const gateway = find(objects, 'Deployment', 'chat-gateway');
+    const surge = Math.ceil((maxReplicas * Number(String(gateway.spec.strategy.rollingUpdate.maxSurge).replace('%', ''))) / 100);
+    const worker = find(objects, 'Deployment', 'chat-worker');
+    const workers = (worker.spec.replicas + worker.spec.strategy.rollingUpdate.maxSurge) * workerPool;
+
+    const readme = readFileSync(path.join(k8s, 'README.md'), 'utf8');
+    const needs = /^## What the cluster needs\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? '';
+    const figure = (n: number) => n.toLocaleString('en-US');
+    expect(needs).toContain(`${maxReplicas} × (${perGateway - 1} + 1) = **${figure(maxReplicas * perGateway)} steady**`);
+    expect(needs).toContain(`${maxReplicas + surge} × ${perGateway} = ${figure((maxReplicas + surge) * perGateway)}`);
+    expect(needs).toContain(`${maxReplicas + 2 * surge} × ${perGateway} = ${figure((maxReplicas + 2 * surge) * perGateway)}`);
+    expect(needs).toContain(`× ${workerPool} = ${workers}`);
+    expect(needs).toMatch(/transaction pooling is \*\*not\*\*\s+suitable for the writer connection/);
+  });
+});
+
 describe('overlay dev: the Secret create-secret.sh makes', () => {
   it('points REDIS_URL (its default) and DATABASE_URL (its example) where dev\'s egress allows', () => {
     const script = readFileSync(path.join(k8s, 'overlays/dev/create-secret.sh'), 'utf8');

@@ -6,7 +6,7 @@
  * equal this test's renderer's. No network, no cluster.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,19 +143,15 @@ function schemaErrors(object: K8sObject): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------
+/** Every optional component, rendered together on top of prod (a test checks the list is complete). */
+const components = ['hpa-connected-sockets', 'ingress-access-log', 'redis-tls', 'postgres-tls'] as const;
 const rendered: Record<'base' | (typeof overlays)[number] | 'prod+components', K8sObject[]> = {
   base: kustomize(path.join(k8s, 'base')),
   dev: kustomize(path.join(k8s, 'overlays/dev')),
   prod: kustomize(path.join(k8s, 'overlays/prod')),
   'prod+components': kustomizeWith(
     [path.join(k8s, 'overlays/prod')],
-    [
-      path.join(k8s, 'components/ws-affinity'),
-      path.join(k8s, 'components/hpa-connected-sockets'),
-      path.join(k8s, 'components/ingress-access-log'),
-      path.join(k8s, 'components/redis-tls'),
-      path.join(k8s, 'components/postgres-tls'),
-    ],
+    components.map((component) => path.join(k8s, 'components', component)),
   ),
 };
 
@@ -222,11 +218,7 @@ describe('k8s manifests render', () => {
           'resources:',
           `  - ${relative(path.join(k8s, 'overlays/prod'))}`,
           'components:',
-          `  - ${relative(path.join(k8s, 'components/ws-affinity'))}`,
-          `  - ${relative(path.join(k8s, 'components/hpa-connected-sockets'))}`,
-          `  - ${relative(path.join(k8s, 'components/ingress-access-log'))}`,
-          `  - ${relative(path.join(k8s, 'components/redis-tls'))}`,
-          `  - ${relative(path.join(k8s, 'components/postgres-tls'))}`,
+          ...components.map((component) => `  - ${relative(path.join(k8s, 'components', component))}`),
           '',
         ].join('\n'),
       );
@@ -412,7 +404,10 @@ describe.each(overlays)('overlay %s', (overlay) => {
     }
     const source = readFileSync(path.join(k8s, 'base/gateway-ingress.yaml'), 'utf8');
     expect(source).toMatch(/Why no session affinity/);
-    expect(source).toMatch(/components\/ws-affinity/);
+    // No affinity because the server takes the websocket transport only: no long-polling
+    // session (several requests that must reach one pod) can exist.
+    expect(readFileSync(path.join(root, 'apps/gateway/src/realtime/socket-server.ts'), 'utf8')).toMatch(/transports: \['websocket'\],/);
+    expect(source).toMatch(/transports: \['websocket'\]/);
   });
 
   it('HPA: CPU, with a scale-down stabilisation window and a gentle scale-down policy', () => {
@@ -684,6 +679,12 @@ describe('overlay dev: the Secret create-secret.sh makes', () => {
 describe('optional components', () => {
   const objects = rendered['prod+components'];
 
+  it('are all rendered here, and none turns on session affinity (the gateway serves websockets only)', () => {
+    expect(readdirSync(path.join(k8s, 'components')).sort()).toEqual([...components].sort());
+    expect(find(objects, 'Ingress', 'chat-gateway').metadata.annotations['nginx.ingress.kubernetes.io/affinity']).toBeUndefined();
+    expect(find(objects, 'Service', 'chat-gateway').spec.sessionAffinity).toBe('None');
+  });
+
   it('hpa-connected-sockets adds chat_connected_sockets per pod and keeps CPU', () => {
     const hpa = find(objects, 'HorizontalPodAutoscaler', 'chat-gateway');
     expect(hpa.spec.metrics.map((m: Any) => m.type).sort()).toEqual(['Pods', 'Resource']);
@@ -730,12 +731,6 @@ describe('optional components', () => {
       // Readable by the non-root user through its group, whatever the pod's own settings were.
       expect(podSpec(workload).securityContext).toMatchObject({ runAsUser: 1000, fsGroup: 1000, runAsNonRoot: true });
     }
-  });
-
-  it('ws-affinity adds cookie affinity and keeps the hour-long timeouts', () => {
-    const annotations = find(objects, 'Ingress', 'chat-gateway').metadata.annotations;
-    expect(annotations['nginx.ingress.kubernetes.io/affinity']).toBe('cookie');
-    expect(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout']).toBe('3600');
   });
 });
 

@@ -658,6 +658,23 @@ describe('k8s/README.md: the Postgres connections prod needs', () => {
   });
 });
 
+describe('k8s/README.md: idle connections per pod', () => {
+  it('leaves headroom in the memory limit beyond the measured cost per connection, and recommends the sockets HPA', () => {
+    const readme = readFileSync(path.join(k8s, 'README.md'), 'utf8');
+    const capacity = /^## Capacity model\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? '';
+    // The measured cost per idle connection (the unit-cost table's range; its high end).
+    const kib = /\| idle connection \| [\d.]+–([\d.]+) KiB RSS/.exec(capacity)?.[1];
+    expect(kib).toBeDefined();
+    const perGiB = Number(/about ([\d,]+) idle ones per GiB/.exec(capacity)?.[1]?.replaceAll(',', ''));
+    expect(perGiB).toBeGreaterThan(0);
+    // At most 60% of the limit for the sockets: the rest for the process, garbage and bursts.
+    expect(perGiB * Number(kib) * 1024).toBeLessThanOrEqual(0.6 * 2 ** 30);
+    // "Per GiB" is against prod's gateway limit, the one the section names.
+    expect(container(find(rendered.prod, 'Deployment', 'chat-gateway'), 'gateway').resources.limits.memory).toBe('1Gi');
+    expect(capacity).toMatch(/In production,\s+where connections rather than traffic bound the pods, enable\s+`components\/hpa-connected-sockets`/);
+  });
+});
+
 describe('overlay dev: the Secret create-secret.sh makes', () => {
   it('points REDIS_URL (its default) and DATABASE_URL (its example) where dev\'s egress allows', () => {
     const script = readFileSync(path.join(k8s, 'overlays/dev/create-secret.sh'), 'utf8');

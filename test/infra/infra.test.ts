@@ -122,12 +122,18 @@ describe('infra/docker-compose.yml', () => {
       expect(Object.keys(services[name].environment).filter((v) => !known(gatewayVariables)(v))).toEqual([]);
     }
     expect(Object.keys(services.worker.environment).filter((v) => !known(workerVariables)(v))).toEqual([]);
-    // The k8s ConfigMaps too.
-    const [gatewayConfigMap, workerConfigMap] = read('k8s/base/configmap.yaml')
-      .split(/^---$/m)
-      .map((document) => parseYaml(document) as Any);
-    expect(Object.keys(gatewayConfigMap.data).filter((v) => !known(gatewayVariables)(v))).toEqual([]);
-    expect(Object.keys(workerConfigMap.data).filter((v) => !known(workerVariables)(v))).toEqual([]);
+    // The k8s ConfigMaps too (generated from env files: KEY=value lines, `#` comments).
+    const keysOf = (file: string) =>
+      read(file)
+        .split('\n')
+        .filter((line) => line !== '' && !line.startsWith('#'))
+        .map((line) => line.slice(0, line.indexOf('=')));
+    const gatewayKeys = keysOf('k8s/base/gateway-config.env');
+    const workerKeys = keysOf('k8s/base/worker-config.env');
+    expect(gatewayKeys).toContain('REDIS_PREFIX');
+    expect(workerKeys).toContain('REDIS_PREFIX');
+    expect(gatewayKeys.filter((v) => !known(gatewayVariables)(v))).toEqual([]);
+    expect(workerKeys.filter((v) => !known(workerVariables)(v))).toEqual([]);
   });
 
   it('gives the gateways a stop grace period above SHUTDOWN_TIMEOUT_MS (and the drain window)', () => {

@@ -61,4 +61,55 @@ describe('EventSlots', () => {
     await Promise.all([blocked, queued]);
     expect(busy.data.inFlight).toBe(0);
   });
+
+  it('runs an ordered event alone, after every earlier event and before every later one', async () => {
+    const socket = owner();
+    const slots = slotsOf(4, 64);
+    const log: string[] = [];
+    let running = 0;
+    const task = (name: string, ms: number) => async () => {
+      running += 1;
+      log.push(`start ${name} (${running} running)`);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      running -= 1;
+      log.push(`end ${name}`);
+    };
+    await Promise.all([
+      slots.run(socket, task('send1', 5)),
+      slots.run(socket, task('send2', 1)),
+      slots.run(socket, task('join', 1), true),
+      slots.run(socket, task('send3', 1)),
+      slots.run(socket, task('send4', 1)),
+      slots.run(socket, task('leave', 1), true),
+    ]);
+    expect(log).toEqual([
+      'start send1 (1 running)',
+      'start send2 (2 running)',
+      'end send2',
+      'end send1',
+      'start join (1 running)',
+      'end join',
+      'start send3 (1 running)',
+      'start send4 (2 running)',
+      expect.stringMatching(/^end send[34]$/),
+      expect.stringMatching(/^end send[34]$/),
+      'start leave (1 running)',
+      'end leave',
+    ]);
+    expect(socket.data).toEqual({ inFlight: 0, backlog: undefined });
+  });
+
+  it('an ordered event on an idle socket starts at once, and a failing one releases the socket', async () => {
+    const socket = owner();
+    const slots = slotsOf(2, 8);
+    let started = false;
+    const first = slots.run(socket, async () => {
+      started = true;
+      throw new Error('refused');
+    }, true);
+    expect(started).toBe(true);
+    await expect(first).rejects.toThrow('refused');
+    expect(await slots.run(socket, async () => 'next')).toBe('next');
+    expect(socket.data).toEqual({ inFlight: 0, backlog: undefined });
+  });
 });

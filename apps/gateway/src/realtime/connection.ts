@@ -51,8 +51,8 @@ export function createConnectionHandler(deps: ConnectionDeps): (socket: ChatSock
     slots: new EventSlots<ChatSocket>(CONCURRENT_EVENTS, EVENT_BACKLOG, setReading),
     failures: deps.failures,
   };
-  const onJoinRoom = guardedHandler('join-room', context, joinRoomHandler(deps.roomService, deps.barrier));
-  const onLeaveRoom = guardedHandler('leave-room', context, leaveRoomHandler(deps.roomService));
+  const onJoinRoom = guardedHandler('join-room', context, joinRoomHandler(deps.roomService, deps.barrier), { ordered: true });
+  const onLeaveRoom = guardedHandler('leave-room', context, leaveRoomHandler(deps.roomService), { ordered: true });
   const onSendMessage = guardedHandler('send-message', context, sendMessageHandler(deps.messageService));
   const onTyping = guardedHandler('typing', context, typingHandler);
   const expiry = createTokenExpiry(deps.tokenExpiryMaxStepMs === undefined ? {} : { maxStepMs: deps.tokenExpiryMaxStepMs });

@@ -34,6 +34,9 @@ export type SocketEventHandler<T> = (socket: ChatSocket, payload: unknown) => Pr
  * handler, and answers success through the ack and failure through `error` + ack. Nothing a
  * client sends can turn into an unhandled rejection.
  *
+ * `ordered`: the event runs alone in its socket's arrival order (event-slots.ts), for events that
+ * change what the socket's later events may do (join-room, leave-room).
+ *
  * Built once per pod and registered on every socket: the emitter calls it with the socket as
  * `this`, so a connection costs a listener slot, not closures of its own (issue 17, memory per
  * idle connection). Its counters are bound to their label here, once: prom-client hashes a
@@ -43,7 +46,9 @@ export function guardedHandler<T>(
   event: ClientEventName,
   context: HandlerContext,
   handle: SocketEventHandler<T>,
+  options: { ordered?: boolean } = {},
 ): (this: ChatSocket, ...args: unknown[]) => void {
+  const ordered = options.ordered === true;
   const { logger, metrics, slots } = context;
   const received = metrics.eventsReceived.labels({ event });
   const ackDuration = metrics.ackDuration.labels({ event });
@@ -55,7 +60,7 @@ export function guardedHandler<T>(
     received.inc();
     const stopTimer = ackDuration.startTimer();
     const userId = socket.data.user.id;
-    slots.run(socket, () => failing(userId, context.failures, () => handle(socket, payload))).then(
+    slots.run(socket, () => failing(userId, context.failures, () => handle(socket, payload)), ordered).then(
       (data) => {
         safeAck(ack, { ok: true, data });
         stopTimer();

@@ -1,10 +1,12 @@
-import { loadConfigOrExit, stopOnSignals } from '@chat/runtime';
+import { exitOnSignalsWhileStarting, loadConfigOrExit, stopOnSignals } from '@chat/runtime';
 import { buildGateway } from './app.ts';
 import { loadConfig } from './config.ts';
 
 const config = loadConfigOrExit('gateway', () => loadConfig(process.env));
+const started = exitOnSignalsWhileStarting('gateway');
 const gateway = await buildGateway(config);
 const { logger } = gateway;
+started();
 
 stopOnSignals({
   logger,

@@ -1,5 +1,5 @@
 export { ConfigError, isPlaceholderSecret, parseEnv } from './config-error.ts';
-export { loadConfigOrExit, stopOnSignals } from './process-lifecycle.ts';
+export { exitOnSignalsWhileStarting, loadConfigOrExit, stopOnSignals } from './process-lifecycle.ts';
 export { logErrorsThrottled, publishWithoutRejection } from './redis-errors.ts';
 export { readPemFile, withPemFiles } from './pem-file.ts';
 export { throttledWarning } from './throttled-warning.ts';

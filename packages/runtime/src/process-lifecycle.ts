@@ -18,6 +18,27 @@ export function loadConfigOrExit<T>(app: string, load: () => T): T {
 }
 
 /**
+ * SIGTERM or SIGINT while the app is still starting (connecting to Postgres and Redis, up to
+ * seconds when one is away) ends the process at once: nothing is served yet, so nothing needs
+ * draining. Without a handler a signal would not wait either, except where Node runs as PID 1
+ * (a container without an init, as Kubernetes starts it), which ignores signals it has no
+ * handler for: a pod stopped while starting ran on until its grace period's SIGKILL. Call the
+ * returned function right before `stopOnSignals` takes over.
+ */
+export function exitOnSignalsWhileStarting(app: string): () => void {
+  const exit = (signal: NodeJS.Signals) => {
+    console.error(`${app}: ${signal} while starting; exiting`);
+    process.exit(0);
+  };
+  process.once('SIGTERM', exit);
+  process.once('SIGINT', exit);
+  return () => {
+    process.off('SIGTERM', exit);
+    process.off('SIGINT', exit);
+  };
+}
+
+/**
  * SIGTERM and SIGINT run `stop` once, then exit 0; a stop that outlasts `timeoutMs` exits 1
  * instead (keep it under the orchestrator's grace period). Unhandled rejections are logged,
  * never fatal.

@@ -201,6 +201,24 @@ describe('change feed [ext]', () => {
     expect((await readFeed(b!.url, room.roomId, 2)).map((change) => change.event)).toEqual(['room-expired']);
   });
 
+  it('refuses a page with holes even where the pod still holds the room as live (its news of a close lost)', async ({ cluster, sql, connect }) => {
+    const [a] = cluster.pods;
+    const owner = await makeUser('닫힘');
+    const room = await createRoom(a!.url, owner);
+    const socket = await connect(a!.url, owner.token);
+    await emitAck(socket, 'join-room', { roomId: room.roomId });
+    expect((await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '하나' })).ok).toBe(true);
+    // The pod has the room cached, live.
+    expect((await readFeed(a!.url, room.roomId)).map((change) => change.event)).toEqual(['user-joined', 'new-message']);
+    // Closed elsewhere, and its day since dropped, with no word to this pod (a lost
+    // `room-lifetime` notice): only the database knows.
+    await sql`update rooms set expires_at = now() - interval '1 second' where id = ${room.roomId}`;
+    await sql`delete from messages where room_id = ${room.roomId}`;
+    const refused = await request(a!.url, 'GET', `/api/rooms/${room.roomId}/changes?after=0`);
+    expect(refused.status, JSON.stringify(refused.body)).toBe(410);
+    expect(refused.body.code).toBe('ROOM_EXPIRED');
+  });
+
   it('answers like history: 404 for no room, 400 for a bad cursor or limit', async ({ url }) => {
     const owner = await makeUser();
     const room = await createRoom(url, owner);

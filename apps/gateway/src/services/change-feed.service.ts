@@ -50,14 +50,17 @@ export function createChangeFeedService(deps: {
 }) {
   async function read(roomId: string, query: ChangesQuery): Promise<{ roomId: string; page: ChangesPage }> {
     const room = await deps.roomService.requireRoom(roomId);
-    const expired = room.expiresAt.getTime() <= Date.now();
     const limit = query.limit ?? CHANGES_DEFAULT_LIMIT;
     const after = query.after ?? 0;
     // Read before the page: the page's later snapshot holds at least every change up to it.
-    const lastChangeSeq = expired ? await deps.changes.lastChangeSeq(room.id) : null;
+    // For every room, not only those this pod holds as expired: its cached expiry can be stale
+    // (a close through the server API on another pod, whose notice this pod missed), and a
+    // live room's feed is whole anyway, so the check costs one primary-key read.
+    const lastChangeSeq = await deps.changes.lastChangeSeq(room.id);
+    // Deleted since the lookup (an expired room's tombstone goes after ROOM_TOMBSTONE_TTL).
+    if (lastChangeSeq === null) throw new AppError('ROOM_NOT_FOUND');
     const rows = await deps.changes.page(room.id, after, limit + 1);
-    // A live room's feed is whole by construction (its day is never dropped while it lives).
-    if (lastChangeSeq !== null && !whole(rows, after, lastChangeSeq, limit + 1)) throw new AppError('ROOM_EXPIRED');
+    if (!whole(rows, after, lastChangeSeq, limit + 1)) throw new AppError('ROOM_EXPIRED');
     return { roomId: room.id, page: { changes: rows.slice(0, limit).map(toRoomChange), hasMore: rows.length > limit } };
   }
 

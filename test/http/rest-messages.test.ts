@@ -153,14 +153,19 @@ describe('GET /api/rooms/:roomId/messages', () => {
 
   it('400 limit은 100을 초과할 수 없습니다 above 100', async () => {
     const { room } = await roomWithMember();
-    for (const limit of ['101', '1000', '999999999']) {
+    // Above 100 is too large however many digits it has: ten and more digits too, and a value
+    // no number can hold; leading zeros do not make it an other kind of mistake.
+    for (const limit of ['101', '1000', '999999999', '9999999999', '10000000000', '99999999999999999999', '9'.repeat(400), '0000000000101']) {
       expect(await history(podA, room.roomId, `?limit=${limit}`), limit).toEqual({ status: 400, body: LIMIT_TOO_LARGE });
     }
+    // Leading zeros before a value in range: that value.
+    const padded = await history(podA, room.roomId, '?limit=0000000000100');
+    expect(padded.status).toBe(200);
   });
 
   it('400 limit은 1 이상의 정수여야 합니다 for limit < 1 or not an integer', async () => {
     const { room } = await roomWithMember();
-    for (const limit of ['0', '-1', '-100', '1.5', '50.0', 'abc', '', '1e2', ' 5', '0x10', 'NaN', 'Infinity', '99999999999999999999']) {
+    for (const limit of ['0', '-1', '-100', '1.5', '50.0', 'abc', '', '1e2', ' 5', '0x10', 'NaN', 'Infinity', '0000000000', '-9999999999', '9999999999.5', '１０']) {
       expect(await history(podA, room.roomId, `?limit=${encodeURIComponent(limit)}`), limit).toEqual({ status: 400, body: INVALID_LIMIT });
     }
     // Repeated parameters are not an integer either.

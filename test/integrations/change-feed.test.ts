@@ -224,7 +224,10 @@ describe('change feed [ext]', () => {
     const room = await createRoom(url, owner);
     expect((await request(url, 'GET', `/api/rooms/00000000-0000-4000-8000-000000000000/changes`)).status).toBe(404);
     expect((await request(url, 'GET', `/api/rooms/${room.roomId}/changes?after=-1`)).body.code).toBe('INVALID_REQUEST');
-    expect((await request(url, 'GET', `/api/rooms/${room.roomId}/changes?limit=101`)).body.code).toBe('LIMIT_TOO_LARGE');
+    for (const limit of ['101', '9999999999', '99999999999999999999']) {
+      expect((await request(url, 'GET', `/api/rooms/${room.roomId}/changes?limit=${limit}`)).body.code, limit).toBe('LIMIT_TOO_LARGE');
+    }
+    expect((await request(url, 'GET', `/api/rooms/${room.roomId}/changes?limit=0`)).body.code).toBe('INVALID_LIMIT');
     expect((await request(url, 'GET', `/api/rooms/${room.roomId}/changes`)).body).toEqual({ changes: [], hasMore: false });
   });
 

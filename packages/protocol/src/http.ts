@@ -13,12 +13,28 @@ export const HISTORY_MAX_LIMIT = 100;
 export const ROOM_LIST_DEFAULT_LIMIT = 20;
 
 const uuid = z.uuid({ error: 'INVALID_REQUEST' });
+/**
+ * A `limit` (PROTOCOL §7): decimal digits only, else `invalid` (a sign, a point, an exponent,
+ * blank); zero is `invalid`; any value above `max` is `tooLarge`, however many digits it has.
+ * The digits are compared as text (leading zeros dropped) before they become a number, so a
+ * value too long for a number is still too large rather than invalid.
+ */
 const integerString = (tooLarge: 'LIMIT_TOO_LARGE', invalid: 'INVALID_LIMIT', max: number) =>
   z
     .string({ error: invalid })
-    .regex(/^\d{1,9}$/, { error: invalid })
-    .transform(Number)
-    .pipe(z.number().int().min(1, { error: invalid }).max(max, { error: tooLarge }));
+    .regex(/^\d+$/, { error: invalid })
+    .transform((digits, context) => {
+      const significant = digits.replace(/^0+/, '');
+      if (significant === '') {
+        context.addIssue({ code: 'custom', message: invalid });
+        return z.NEVER;
+      }
+      if (significant.length > String(max).length || Number(significant) > max) {
+        context.addIssue({ code: 'custom', message: tooLarge });
+        return z.NEVER;
+      }
+      return Number(significant);
+    });
 
 export const historyQuerySchema = z.object({
   limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),

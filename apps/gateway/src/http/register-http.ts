@@ -1,3 +1,4 @@
+import { maxHeaderSize } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import {
   serializerCompiler,
@@ -13,7 +14,7 @@ import type { Services } from '../deps.ts';
 import { createRequestAuth } from './authenticate.ts';
 import { devLoginRoutes } from './dev-login.routes.ts';
 import { registerApiDocs } from './docs.routes.ts';
-import { registerErrorHandling } from './error-handler.ts';
+import { createPathErrors, registerErrorHandling } from './error-handler.ts';
 import { healthRoutes } from './health.routes.ts';
 import { messagesRoutes } from './messages.routes.ts';
 import { metricsRoutes } from './metrics.routes.ts';
@@ -27,15 +28,24 @@ import { createUserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 
 /** The Fastify instance, with its validation and its one error shape; no routes yet. */
 export function createHttpServer(config: Readonly<GatewayConfig>, logger: Logger) {
+  // No id is refused by the router for its length (Fastify's default stops at 100 characters
+  // with its own 414): one as long as a request line can be reaches its route, which answers
+  // it as any id that is not a UUID, after authentication and the rate limit (PROTOCOL §7, §8).
+  const maxParamLength = maxHeaderSize;
+  // What the router still refuses (a path that is not valid percent-encoding) is answered from
+  // the catalog, by the shape of the route it names (error-handler.ts).
+  const pathErrors = createPathErrors(maxParamLength);
   const http = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
+    maxParamLength,
+    frameworkErrors: pathErrors.frameworkErrors,
     trustProxy: (Array.isArray(config.trustProxy) ? [...config.trustProxy] : config.trustProxy) as FastifyServerOptions['trustProxy'],
   }).withTypeProvider<ZodTypeProvider>();
   http.setValidatorCompiler(validatorCompiler);
   http.setSerializerCompiler(serializerCompiler);
-  registerErrorHandling(http);
+  registerErrorHandling(http, pathErrors);
   return http;
 }
 

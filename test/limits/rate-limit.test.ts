@@ -86,6 +86,30 @@ describe('send-message rate limit', () => {
     expect(broadcasts).toHaveLength(LIMIT);
   });
 
+  it('one socket on one pod: #31 is told the rest of the minute, and a retry past the pod\'s lease is refused for the same moment', async () => {
+    const { roomId, sockets } = await setup();
+    const socket = sockets[0];
+    const started = Date.now();
+    for (let index = 0; index < LIMIT; index++) {
+      const ack = await emitAck<NewMessagePayload>(socket, 'send-message', text(roomId, `#${index + 1}`));
+      expect(ack.ok, `send #${index + 1}`).toBe(true);
+    }
+    const first = await emitAck<NewMessagePayload>(socket, 'send-message', text(roomId, '#31'));
+    const refusedAt = Date.now();
+    expectLimited(first);
+    const retryAfterMs = first.ok ? 0 : first.error.retryAfterMs!;
+    // The minute began with the first send; no unit comes back before it ends (this pod spent
+    // every unit it leased, and no other pod holds any).
+    expect(retryAfterMs).toBeGreaterThan(60_000 - (refusedAt - started) - 500);
+    // Past MESSAGE_RATE_LEASE_MS (3 s): still refused, and told the same moment.
+    await sleep(3_100);
+    const again = await emitAck<NewMessagePayload>(socket, 'send-message', text(roomId, '#31 again'));
+    expectLimited(again);
+    const againAfterMs = again.ok ? 0 : again.error.retryAfterMs!;
+    expect(Math.abs(Date.now() + againAfterMs - (refusedAt + retryAfterMs))).toBeLessThan(500);
+    expect(await countMessageRows(sql, roomId)).toBe(LIMIT);
+  });
+
   it('a burst of 45 concurrent sends on both pods: exactly 30 stored, 15 limited, seq gap-free', async () => {
     const { roomId, sockets } = await setup();
     const acks = await Promise.all(

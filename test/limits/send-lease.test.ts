@@ -135,16 +135,56 @@ describe('LeasedRateLimiter', () => {
     expect(onB.filter((r) => r === 'ok')).toHaveLength(LIMIT - 10);
   });
 
-  it('a refusal caused by units held on another pod says to retry when they come back', async () => {
+  it('a refusal caused by units held on another pod says to retry when they come back, and a retry then is accepted', async () => {
     const { a, b } = pods({ leaseMs: 1000 });
     const user = randomUUID();
     // A leases ahead while the user sends quickly, then the user moves to B and uses up the rest.
     for (let index = 0; index < 12; index++) expect(await attempt(a, user)).toBe('ok');
     let refusal: 'ok' | number = 'ok';
-    for (let index = 0; index < LIMIT && refusal === 'ok'; index++) refusal = await attempt(b, user);
+    let okOnB = 0;
+    for (let index = 0; index < LIMIT && refusal === 'ok'; index++) {
+      refusal = await attempt(b, user);
+      if (refusal === 'ok') okOnB++;
+    }
     expect(refusal).not.toBe('ok');
-    // Held units, not the window's end: the wait is at most the lease.
-    expect(refusal).toBeLessThanOrEqual(1000);
+    const refusedAt = Date.now();
+    // A still holds some: B got fewer than the rest of the budget.
+    expect(okOnB).toBeLessThan(LIMIT - 12);
+    // Held units, not the window's end: the wait is at most the lease and A's sweep after it.
+    expect(refusal).toBeLessThanOrEqual(1000 + 250);
+    const retryAt = refusedAt + (refusal as number);
+    // Clearly before that, A has not given them back yet.
+    if ((refusal as number) > 400) {
+      await sleep(retryAt - 300 - Date.now());
+      expect(await attempt(b, user)).not.toBe('ok');
+    }
+    // Once they are back, B gets them.
+    await sleep(retryAt + 150 - Date.now());
+    expect(await attempt(b, user)).toBe('ok');
+  });
+
+  it('a refusal on the pod that spent the whole budget says when the window ends, not when its own lease does', async () => {
+    const WINDOW = 3000;
+    const { a } = pods({ windowMs: WINDOW, leaseMs: 1000 });
+    const user = randomUUID();
+    const started = Date.now();
+    // Quick sends: the pod leases spare units ahead, and spends them all.
+    for (let index = 0; index < LIMIT; index++) expect(await attempt(a, user)).toBe('ok');
+    const refusal = await attempt(a, user);
+    const refusedAt = Date.now();
+    expect(refusal).not.toBe('ok');
+    // The window started with the first send: nothing comes back before it ends.
+    expect(refusal).toBeGreaterThan(WINDOW - (refusedAt - started) - 100);
+    expect(refusal).toBeLessThanOrEqual(WINDOW);
+    const retryAt = refusedAt + (refusal as number);
+    // Clearly before it (past the pod's lease): refused, and told the same moment.
+    await sleep(retryAt - 400 - Date.now());
+    const early = await attempt(a, user);
+    expect(early).not.toBe('ok');
+    expect(Math.abs(Date.now() + (early as number) - retryAt)).toBeLessThan(150);
+    // Just after it: a new window.
+    await sleep(retryAt + 150 - Date.now());
+    expect(await attempt(a, user)).toBe('ok');
   });
 
   it('refund gives a unit back to the window', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { StateClient } from '@chat/bus';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '@chat/protocol';
@@ -15,60 +16,97 @@ export interface SendRateLimiter {
  * Takes units from a user's window: all the sends waiting (`need`), plus up to `spare` more for
  * the sends to come, but never more than a quarter of what would be left, so that units held
  * by one pod can starve the user's sends on another only in the last quarter of the budget.
- * A window is a hash {n: units taken, w: its id, h: until when spare units may be held} living
- * `window` ms from its first unit (a fixed window, as rate-limiter-flexible's was).
- * Returns {units granted, ms until the window ends, window id, ms until spare units held
- * elsewhere come back (0: none)}.
+ * A window is a hash {n: units taken, w: its id, and per pod holding units `h:<pod>`: until when
+ * at the latest it gives back the ones it does not spend} living `window` ms from its first unit
+ * (a fixed window, as rate-limiter-flexible's was).
+ * `held`: units of window `heldWindow` the asking pod holds already; it serves its waiting sends
+ * from them first, and holds what is left over until `hold` ms from now (or nothing: no record).
+ * Returns {units granted, ms until the window ends, window id, ms until the first units held by
+ * another pod come back (0: none held elsewhere, or no waiting send goes without a unit)}. The
+ * asking pod's own record never counts: what it holds is in `held`, and serves it first.
  */
 const LEASE_SCRIPT = `
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local need = tonumber(ARGV[3])
 local spare = tonumber(ARGV[4])
-local leaseMs = tonumber(ARGV[5])
+local hold = tonumber(ARGV[5])
+local mine = 'h:' .. ARGV[6]
+local held = tonumber(ARGV[7])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local ttl = redis.call('PTTL', KEYS[1])
-local used, id, heldUntil = 0, nil, 0
+local used, id = 0, nil
 local fresh = ttl <= 0
 if fresh then
   id = time[1] .. '.' .. time[2]
   ttl = window
   redis.call('DEL', KEYS[1])
 else
-  local fields = redis.call('HMGET', KEYS[1], 'n', 'w', 'h')
+  local fields = redis.call('HMGET', KEYS[1], 'n', 'w')
   used = tonumber(fields[1]) or 0
   id = fields[2] or ''
-  heldUntil = tonumber(fields[3]) or 0
 end
+if ARGV[8] ~= id then held = 0 end
 local left = limit - used
 local granted = math.min(need, left)
 if granted > 0 then
   local extra = math.min(spare, math.floor((left - granted) / 4))
-  if extra > 0 then
-    granted = granted + extra
-    heldUntil = math.max(heldUntil, now + leaseMs)
-  end
-  redis.call('HSET', KEYS[1], 'n', used + granted, 'w', id, 'h', heldUntil)
+  if extra > 0 then granted = granted + extra end
+  redis.call('HSET', KEYS[1], 'n', used + granted, 'w', id)
   if fresh then redis.call('PEXPIRE', KEYS[1], window) end
 end
+local kept = held + granted - math.min(held + granted, need)
+if kept > 0 then
+  redis.call('HSET', KEYS[1], mine, now + hold)
+else
+  redis.call('HDEL', KEYS[1], mine)
+end
 local wait = 0
-if heldUntil > now then wait = heldUntil - now end
+if held + granted < need then
+  local fields = redis.call('HGETALL', KEYS[1])
+  for i = 1, #fields, 2 do
+    local field = fields[i]
+    if field ~= mine and string.sub(field, 1, 2) == 'h:' then
+      local untilMs = tonumber(fields[i + 1]) or 0
+      if untilMs <= now then
+        redis.call('HDEL', KEYS[1], field)
+      elseif wait == 0 or untilMs - now < wait then
+        wait = untilMs - now
+      end
+    end
+  end
+end
 return { granted, ttl, id, wait }
 `;
 
-/** Gives unspent units back to the window they came from; nothing if that window has ended. */
+/**
+ * Gives unspent units back to the window they came from; nothing if that window has ended.
+ * With a pod (ARGV[3]), that pod gave back all it held: its record goes.
+ */
 const RETURN_SCRIPT = `
 local fields = redis.call('HMGET', KEYS[1], 'n', 'w')
 if fields[2] == ARGV[2] then
   redis.call('HSET', KEYS[1], 'n', math.max(0, (tonumber(fields[1]) or 0) - tonumber(ARGV[1])))
+  if ARGV[3] ~= '' then redis.call('HDEL', KEYS[1], 'h:' .. ARGV[3]) end
 end
 return 0
 `;
 
 interface LeaseCommands {
-  chatRateLease(key: string, limit: number, windowMs: number, need: number, spare: number, leaseMs: number): Promise<[number, number, string, number]>;
-  chatRateReturn(key: string, units: number, windowId: string): Promise<number>;
+  chatRateLease(
+    key: string,
+    limit: number,
+    windowMs: number,
+    need: number,
+    spare: number,
+    holdMs: number,
+    pod: string,
+    held: number,
+    heldWindowId: string,
+  ): Promise<[number, number, string, number]>;
+  /** `pod`: '' for one unit (a refund), the pod's id when it gives back all it held. */
+  chatRateReturn(key: string, units: number, windowId: string, pod: string): Promise<number>;
 }
 
 interface Waiter {
@@ -119,7 +157,11 @@ export interface LeasedRateLimiterOptions {
  * as before) and at most a quarter of what is left; a pod gives back the ones it did not spend
  * after `leaseMs`. The price: a user who moves to another pod with units still held on the
  * first one, and reaches the end of the budget within `leaseMs`, can be refused up to those few
- * units early; the refusal's `retryAfterMs` then says when they come back.
+ * units early; the refusal's `retryAfterMs` then says when they come back (the first sweep after
+ * that pod's lease: the window records, per pod, until when it may hold units). Otherwise a
+ * refusal's `retryAfterMs` is the end of the window: the asking pod's own lease never counts,
+ * since it asks only when it has no unit left to spend. (Units the other pod spends before they
+ * are due back do not come back: a retry then is refused again, with the end of the window.)
  *
  * When Redis cannot answer, an in-memory limiter with the same budget stands in (per pod, so at
  * worst N × pods while Redis is away) rather than refusing every send.
@@ -131,6 +173,9 @@ export class LeasedRateLimiter implements SendRateLimiter {
   private readonly leaseMs: number;
   private readonly maxSpare: number;
   private readonly windowMs: number;
+  private readonly sweepEveryMs: number;
+  /** This limiter's name in a window's records of who holds units (`h:<pod>`). */
+  private readonly pod = randomUUID();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly options: LeasedRateLimiterOptions) {
@@ -144,7 +189,8 @@ export class LeasedRateLimiter implements SendRateLimiter {
     }
     this.commands = redis as unknown as LeaseCommands;
     this.insurance = new RateLimiterMemory({ points: options.perMinute, duration: Math.ceil(this.windowMs / 1000) });
-    this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(this.leaseMs / 4)));
+    this.sweepEveryMs = Math.max(50, Math.floor(this.leaseMs / 4));
+    this.sweeper = setInterval(() => this.sweep(), this.sweepEveryMs);
     this.sweeper.unref();
   }
 
@@ -178,7 +224,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
       lease.spent = Math.max(0, lease.spent - 1);
       return;
     }
-    await this.commands.chatRateReturn(this.key(userId), 1, lease.windowId).catch(() => undefined);
+    await this.commands.chatRateReturn(this.key(userId), 1, lease.windowId, '').catch(() => undefined);
   }
 
   /** Gives every unspent unit back (shutdown). */
@@ -186,7 +232,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
     clearInterval(this.sweeper);
     const returns: Promise<unknown>[] = [];
     for (const [userId, lease] of this.leases) {
-      if (lease.units > 0 && Date.now() < lease.windowEndsAt) returns.push(this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId).catch(() => undefined));
+      if (lease.units > 0 && Date.now() < lease.windowEndsAt) returns.push(this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId, this.pod).catch(() => undefined));
       lease.units = 0;
     }
     await Promise.all(returns);
@@ -216,7 +262,9 @@ export class LeasedRateLimiter implements SendRateLimiter {
     lease.lastAskedAt = askedAt;
     lease.asking = true;
     const need = lease.waiting.length;
-    this.commands.chatRateLease(this.key(userId), this.options.perMinute, this.windowMs, need, lease.spare, this.leaseMs).then(
+    // Units left over here go back at the first sweep after the lease: other pods are told that.
+    const holdMs = this.leaseMs + this.sweepEveryMs;
+    this.commands.chatRateLease(this.key(userId), this.options.perMinute, this.windowMs, need, lease.spare, holdMs, this.pod, Math.max(0, lease.units), lease.windowId).then(
       ([granted, ttl, windowId, heldElsewhereMs]) => {
         lease.asking = false;
         if (windowId !== lease.windowId) lease.units = 0; // units of an ended window are void
@@ -234,7 +282,8 @@ export class LeasedRateLimiter implements SendRateLimiter {
           this.ask(userId, lease);
           return;
         }
-        // The window is spent: every send still waiting is refused.
+        // The window is spent: every send still waiting is refused, until units held by another
+        // pod come back or else the window ends.
         const retryAfterMs = Math.max(1, heldElsewhereMs > 0 ? Math.min(heldElsewhereMs, ttl) : ttl);
         for (const waiter of lease.waiting.splice(0)) waiter.reject(new AppError('RATE_LIMITED', { retryAfterMs }));
       },
@@ -258,7 +307,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
     for (const [userId, lease] of this.leases) {
       if (lease.asking || lease.waiting.length > 0) continue;
       if (lease.units > 0 && now >= lease.returnAt) {
-        if (now < lease.windowEndsAt) void this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId).catch(() => undefined);
+        if (now < lease.windowEndsAt) void this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId, this.pod).catch(() => undefined);
         lease.units = 0;
         // What the user did use in that lease, beyond the unit its first send needed.
         lease.spare = Math.min(this.maxSpare, Math.max(0, lease.spent - 1));

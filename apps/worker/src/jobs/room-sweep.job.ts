@@ -102,14 +102,20 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
   for (let picks = 1; ; picks++) {
     const due = await expiry.dueForExpiry(ROOMS_PER_PICK);
     await forEachAtOnce(due, ROOMS_AT_ONCE, async (room) => {
-      result.maxLagMs = Math.max(result.maxLagMs, Date.now() - room.expiresAt.getTime());
+      const lagMs = Date.now() - room.expiresAt.getTime();
       // The change feed's `room-expired`, recorded once (a repeated sweep gets the same number).
+      // Null: the room is not ours to expire any more. Either its row went away (another sweep
+      // finished it and deleted its tombstone) or it is no longer due: the server API extended
+      // it after this pick (an extend that held the room's lock across the old expiry commits
+      // after it). Either way nothing of it is touched: no announcement, no leave, no purge, no
+      // mark; a room that is due again is picked again.
       const changeSeq = await expiry.recordExpired(room.id);
+      if (changeSeq === null) return;
+      result.maxLagMs = Math.max(result.maxLagMs, lagMs);
       // The announcement goes on the room's channel and the leave on the main channel, which on
       // a cluster bus may live on another master: the leave only once Redis has taken the
-      // announcement, or it could overtake it and the members would never hear it. Null: the
-      // room row went away meanwhile (another sweep deleted its tombstone); nothing to tell.
-      if (changeSeq !== null) await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq });
+      // announcement, or it could overtake it and the members would never hear it.
+      await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq });
       await nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
       // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
       // purging the same room. markExpired re-checks emptiness, so stopping early is only late.

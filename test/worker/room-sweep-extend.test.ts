@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import pino from 'pino';
+import type { Sql, TransactionSql } from 'postgres';
+import { afterAll, afterEach, describe, expect } from 'vitest';
+import {
+  createDatabase,
+  createMembershipsRepository,
+  createRoomExpiryRepository,
+  createRoomLifetimeRepository,
+  type Database,
+} from '@chat/db';
+import { runRoomSweep } from '@chat/worker';
+import { sleep } from '@chat/testing';
+import { databaseTest } from '../support/index.ts';
+
+/**
+ * PROTOCOL §10 / §17: the sweep and the server API's extend meeting at the room's expiry. An
+ * extend holds the room's row lock for as long as it moves the room's messages (seconds for a
+ * big room), so it can decide "live" before the expiry and commit after it, while the sweep has
+ * already picked the room as due. The room must end either extended and whole (memberships,
+ * no `expired_at`, no `room-expired`) or expired the usual way (`room-expired` recorded and
+ * announced, memberships purged, `expired_at`), never a mix of both.
+ *
+ * Each race is made deterministic with a third connection holding a lock across the expiry
+ * instant: a message row (the extend then waits inside its transaction, the room already
+ * locked) or the room row itself (the extend then waits for the room's lock). Every waiter is
+ * seen queued in pg_stat_activity before the holder lets go. Its own database: a sweep reads
+ * every due room of it.
+ */
+
+const it = databaseTest({ maxConnections: 2 });
+
+/** How far ahead each race's room expires: its setup must be done (and checked done) by then. */
+const EXPIRES_IN_MS = 3_000;
+const HOUR_MS = 3_600_000;
+
+const clients: Database[] = [];
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.close()));
+});
+
+/**
+ * What a test leaves in flight (held locks, queries waiting behind them), released and settled
+ * after it, passed or failed: a failed assertion must not leave them to the next test or to the
+ * database's drop.
+ */
+const releases: (() => void)[] = [];
+const inFlight: Promise<unknown>[] = [];
+function track<T>(promise: Promise<T>): Promise<T> {
+  inFlight.push(promise.catch(() => undefined));
+  return promise;
+}
+afterEach(async () => {
+  for (const release of releases.splice(0)) release();
+  await Promise.allSettled(inFlight.splice(0));
+});
+
+/**
+ * The application's client (as the gateway's and the worker's) under a name of its own in
+ * pg_stat_activity; a lock timeout longer than the service's 5 s, so a slow machine cannot turn
+ * a held lock into an error.
+ */
+function client(url: string, applicationName: string, maxConnections = 2): Database {
+  const database = createDatabase({ url, maxConnections, applicationName, statementTimeoutMs: 20_000 });
+  clients.push(database);
+  return database;
+}
+
+interface Room {
+  id: string;
+  expiresAt: Date;
+  members: string[];
+}
+
+/** A room expiring `expiresInMs` from now (Postgres's clock) with one message, and two members unless `empty`. */
+async function makeRoom(sql: Sql, expiresInMs: number, { empty = false } = {}): Promise<Room> {
+  const owner = randomUUID();
+  const guest = randomUUID();
+  const id = randomUUID();
+  await sql`insert into users (id, nickname) values (${owner}, '방장'), (${guest}, '손님')`;
+  const [room] = await sql<{ expires_at: Date | string }[]>`
+    insert into rooms (id, name, created_by, created_at, expires_at)
+    values (${id}, 'race', ${owner}, now(), date_trunc('milliseconds', clock_timestamp()) + ${expiresInMs}::int * interval '1 millisecond')
+    returning expires_at`;
+  const memberships = createMembershipsRepository(sql);
+  if (!empty) for (const user of [owner, guest]) expect(await memberships.add(id, user)).toMatchObject({ changed: true });
+  await sql.begin(async (tx) => {
+    await tx`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
+      select gen_random_uuid(), r.id, ${owner}, 'text', '안녕', r.last_seq + 1, now(), r.expires_at from rooms r where r.id = ${id}`;
+    await tx`update rooms set last_seq = last_seq + 1 where id = ${id}`;
+  });
+  return { id, expiresAt: new Date(room!.expires_at), members: [owner, guest] };
+}
+
+/** Milliseconds until `at` by Postgres's clock (negative once past). */
+async function msUntil(sql: Sql, at: Date): Promise<number> {
+  const [row] = await sql<{ ms: number }[]>`select (extract(epoch from (${at.toISOString()}::timestamptz - clock_timestamp())) * 1000)::float8 as ms`;
+  return row!.ms;
+}
+
+/** Sleeps until Postgres's clock is `marginMs` past `at`. */
+async function untilPast(sql: Sql, at: Date, marginMs = 100): Promise<void> {
+  const left = await msUntil(sql, at);
+  if (left + marginMs > 0) await sleep(left + marginMs);
+  expect(await msUntil(sql, at)).toBeLessThan(0);
+}
+
+/** Bounded poll (400 × 25 ms) until `ready(n)` holds for n = how many backends of `name` wait for a lock. */
+async function untilLockWaiters(sql: Sql, name: string, ready: (waiting: number) => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 400; attempt++) {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where application_name = ${name} and wait_event_type = 'Lock'`;
+    if (ready(row!.n)) return;
+    await sleep(25);
+  }
+  throw new Error(`${name}: never the lock waiters expected`);
+}
+
+/** A transaction on its own connection that takes a row lock and keeps it until `release()`. */
+function holdLock(url: string, lock: (tx: TransactionSql) => PromiseLike<unknown>): { locked: Promise<void>; release: () => void; done: Promise<unknown> } {
+  const holder = client(url, `race-holder-${randomUUID().slice(0, 8)}`, 1);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+  const done = track(
+    holder.sql.begin(async (tx) => {
+      await lock(tx);
+      locked();
+      await released;
+    }),
+  );
+  releases.push(release);
+  return { locked: lockTaken, release, done };
+}
+
+/** What a sweep told the room (a recorder in place of the bus). */
+function recordingEmitter(sent: string[]) {
+  const emitter = {
+    to: (channel: string) => ({
+      emit: async (event: string, payload: unknown) => {
+        sent.push(`${channel} ${event} ${JSON.stringify(payload)}`);
+        return true;
+      },
+    }),
+    in: (channel: string) => ({
+      socketsLeave: async (left: string) => {
+        sent.push(`${channel} socketsLeave ${left}`);
+      },
+    }),
+  };
+  return emitter as unknown as Parameters<typeof runRoomSweep>[0]['emitter'];
+}
+
+function sweep(sql: Sql, sent: string[]) {
+  return runRoomSweep({
+    expiry: createRoomExpiryRepository(sql),
+    emitter: recordingEmitter(sent),
+    logger: pino({ level: 'silent' }),
+    expiringNoticeMs: 0,
+    tombstoneTtlMs: 7 * 86_400_000,
+    batchSize: 1000,
+    budgetMs: 10_000,
+  });
+}
+
+async function roomState(sql: Sql, roomId: string) {
+  const [room] = await sql<{ expires_at: Date | string; expired_at: Date | string | null; member_count: number }[]>`
+    select expires_at, expired_at, member_count from rooms where id = ${roomId}`;
+  const [members] = await sql<{ n: number }[]>`select count(*)::int as n from room_members where room_id = ${roomId}`;
+  const kinds = await sql<{ kind: string }[]>`select kind from room_events where room_id = ${roomId} order by change_seq`;
+  return {
+    expiresAt: new Date(room!.expires_at),
+    expiredAt: room!.expired_at === null ? null : new Date(room!.expired_at),
+    memberCount: room!.member_count,
+    members: members!.n,
+    kinds: kinds.map((row) => row.kind),
+  };
+}
+
+describe('an extend that straddles the expiry, next to the sweep', () => {
+  it('took the room before it expired and commits after: a sweep that picked the room meanwhile leaves it alone', { timeout: 30_000 }, async ({ sql, testDb }) => {
+    const room = await makeRoom(sql, EXPIRES_IN_MS);
+    const extendDb = client(testDb.url, 'race-extend');
+    const sweepDb = client(testDb.url, 'race-sweep', 4);
+    // The extend locks the room, finds it live, and then waits on the message it moves.
+    const holder = holdLock(testDb.url, (tx) => tx`select 1 from messages where room_id = ${room.id} for update`);
+    await holder.locked;
+    const target = new Date(Date.now() + HOUR_MS);
+    const extend = track(createRoomLifetimeRepository(extendDb.sql).setExpiry(room.id, target));
+    await untilLockWaiters(sql, 'race-extend', (waiting) => waiting === 1);
+    expect(await msUntil(sql, room.expiresAt), 'the extend must hold the room before it expires').toBeGreaterThan(0);
+
+    // The room is past its (old) expiry while the extend is still moving its messages: the
+    // sweep picks it and waits for the room to record `room-expired`.
+    await untilPast(sql, room.expiresAt);
+    const sent: string[] = [];
+    const swept = track(sweep(sweepDb.sql, sent));
+    await untilLockWaiters(sql, 'race-sweep', (waiting) => waiting === 1);
+    holder.release();
+    await holder.done;
+
+    expect(await extend).toMatchObject({ status: 'changed', expiresAt: target });
+    await swept;
+    // Extended and whole: without the sweep's stop at "no room-expired recorded", it made the
+    // room's sockets leave, purged the memberships and marked the extended room expired.
+    expect(sent.filter((line) => line.includes(room.id))).toEqual([]);
+    expect(await roomState(sql, room.id)).toEqual({
+      expiresAt: target,
+      expiredAt: null,
+      memberCount: 2,
+      members: 2,
+      kinds: ['user-joined', 'user-joined', 'room-lifetime-changed'],
+    });
+  });
+});

@@ -213,4 +213,59 @@ describe('an extend that straddles the expiry, next to the sweep', () => {
       kinds: ['user-joined', 'user-joined', 'room-lifetime-changed'],
     });
   });
+
+  it('purging or marking a room whose extend commits while they wait for it leaves the room alive', { timeout: 30_000 }, async ({ sql, testDb }) => {
+    const expiry = createRoomExpiryRepository(sql);
+    // Not expired at all: nothing to purge, nothing to mark (the mark's room has no member left).
+    const live = await makeRoom(sql, HOUR_MS);
+    const liveEmpty = await makeRoom(sql, HOUR_MS, { empty: true });
+    expect(await expiry.purgeMembers(live.id, 1000)).toBe(0);
+    expect(await expiry.markExpired(liveEmpty.id)).toBe(false);
+    expect(await roomState(sql, live.id)).toMatchObject({ expiredAt: null, memberCount: 2, members: 2 });
+    expect(await roomState(sql, liveEmpty.id)).toMatchObject({ expiredAt: null, memberCount: 0 });
+
+    // Expired by their old expiry, each with an extend in flight that locked it before: the
+    // purge and the mark must check the expiry on the locked row (and so wait for the extend's
+    // commit), not on what their snapshot shows. One room with members (the purge's), one whose
+    // members are gone (the mark's: it marks only an empty room).
+    const room = await makeRoom(sql, EXPIRES_IN_MS);
+    const emptyRoom = await makeRoom(sql, EXPIRES_IN_MS, { empty: true });
+    const extendDb = client(testDb.url, 'race-extend-2');
+    const sweepDb = client(testDb.url, 'race-sweep-2', 4);
+    const holder = holdLock(testDb.url, (tx) => tx`select 1 from messages where room_id in ${tx([room.id, emptyRoom.id])} for update`);
+    await holder.locked;
+    const target = new Date(Date.now() + HOUR_MS);
+    const lifetime = createRoomLifetimeRepository(extendDb.sql);
+    const extensions = [room, emptyRoom].map((extended) => track(lifetime.setExpiry(extended.id, target)));
+    await untilLockWaiters(sql, 'race-extend-2', (waiting) => waiting === 2);
+    expect(await msUntil(sql, room.expiresAt), 'the extends must hold the rooms before they expire').toBeGreaterThan(0);
+    await untilPast(sql, emptyRoom.expiresAt);
+
+    const sweeping = createRoomExpiryRepository(sweepDb.sql);
+    let purgeSettled = false;
+    const purged = track(sweeping.purgeMembers(room.id, 1000).finally(() => (purgeSettled = true)));
+    const marked = track(sweeping.markExpired(emptyRoom.id));
+    // Both queue behind the extends (a purge that does not lock the room has finished by then).
+    await untilLockWaiters(sql, 'race-sweep-2', (waiting) => waiting === 2 || (purgeSettled && waiting === 1));
+    holder.release();
+    await holder.done;
+
+    for (const extended of extensions) expect(await extended).toMatchObject({ status: 'changed', expiresAt: target });
+    expect(await purged).toBe(0);
+    expect(await marked).toBe(false);
+    expect(await roomState(sql, room.id)).toEqual({
+      expiresAt: target,
+      expiredAt: null,
+      memberCount: 2,
+      members: 2,
+      kinds: ['user-joined', 'user-joined', 'room-lifetime-changed'],
+    });
+    expect(await roomState(sql, emptyRoom.id)).toEqual({
+      expiresAt: target,
+      expiredAt: null,
+      memberCount: 0,
+      members: 0,
+      kinds: ['room-lifetime-changed'],
+    });
+  });
 });

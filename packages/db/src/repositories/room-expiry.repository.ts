@@ -82,10 +82,19 @@ export function createRoomExpiryRepository(sql: Sql) {
       return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at) }));
     },
 
+    /**
+     * Deletes up to `batch` of the room's memberships, only while the room is expired: the
+     * room's row is share-locked and its `expires_at <= now()` checked in the same statement,
+     * before any membership is read (the scalar subquery is evaluated first, as the key of the
+     * membership scan). An extend of the room (room-lifetime.repository.ts) holds the row
+     * `for update`: this waits for it, and once it committed a later expiry Postgres re-checks
+     * the condition on the new row and nothing is deleted.
+     */
     async purgeMembers(roomId: string, batch: number): Promise<number> {
       const result = await sql`
         delete from room_members where (room_id, user_id) in (
-          select room_id, user_id from room_members where room_id = ${roomId}
+          select room_id, user_id from room_members
+          where room_id = (select id from rooms where id = ${roomId} and expires_at <= now() for share)
           limit ${batch} for update skip locked)`;
       return result.count;
     },
@@ -96,12 +105,14 @@ export function createRoomExpiryRepository(sql: Sql) {
      * batch back). False if rows remain or another sweep got there first: the room stays due,
      * and the next sweep finishes it. Its messages are not touched: they stay in their day's
      * partition, unreadable (every read checks the room's expiry), until the partition job drops
-     * the whole day, which it does only once every room of that day is marked here.
+     * the whole day, which it does only once every room of that day is marked here. Only a room
+     * that is expired (`expires_at <= now()`, re-checked by the update on the locked row, so an
+     * extend that commits a later expiry while this waits for the row leaves the room live).
      */
     async markExpired(roomId: string): Promise<boolean> {
       const result = await sql`
         update rooms set expired_at = now(), member_count = 0
-        where id = ${roomId} and expired_at is null
+        where id = ${roomId} and expired_at is null and expires_at <= now()
           and not exists (select 1 from room_members where room_id = ${roomId})`;
       return result.count > 0;
     },

@@ -8,7 +8,9 @@ import {
   createRoomExpiryRepository,
   createRoomLifetimeRepository,
   type Database,
+  type LifetimeChange,
 } from '@chat/db';
+import { roomChannel } from '@chat/protocol';
 import { runRoomSweep } from '@chat/worker';
 import { sleep } from '@chat/testing';
 import { databaseTest } from '../support/index.ts';
@@ -267,5 +269,57 @@ describe('an extend that straddles the expiry, next to the sweep', () => {
       members: 0,
       kinds: ['room-lifetime-changed'],
     });
+  });
+
+  it('began before the expiry but got the room only after it: refused, and the sweep expires the room whole', { timeout: 30_000 }, async ({ sql, testDb }) => {
+    const room = await makeRoom(sql, EXPIRES_IN_MS);
+    const extendDb = client(testDb.url, 'race-extend-3');
+    const sweepDb = client(testDb.url, 'race-sweep-3', 4);
+    // Something else (a send batch, say) holds the room across its expiry.
+    const holder = holdLock(testDb.url, (tx) => tx`select 1 from rooms where id = ${room.id} for update`);
+    await holder.locked;
+    const extend = track(createRoomLifetimeRepository(extendDb.sql).setExpiry(room.id, new Date(Date.now() + HOUR_MS)));
+    await untilLockWaiters(sql, 'race-extend-3', (waiting) => waiting === 1);
+    // Its transaction began (its now()) before the expiry.
+    expect(await msUntil(sql, room.expiresAt), 'the extend must start before the room expires').toBeGreaterThan(0);
+    await untilPast(sql, room.expiresAt);
+    const sent: string[] = [];
+    const swept = track(sweep(sweepDb.sql, sent));
+    await untilLockWaiters(sql, 'race-sweep-3', (waiting) => waiting === 1);
+    holder.release();
+    await holder.done;
+
+    // The room had expired when the extend got it: 'room-expired' (the route's 410), as for
+    // any expired room, instead of an hour more for a room the sweep is emptying.
+    expect(await extend).toEqual({ status: 'room-expired' } satisfies LifetimeChange);
+    await swept;
+    const state = await roomState(sql, room.id);
+    expect(state).toMatchObject({ expiresAt: room.expiresAt, memberCount: 0, members: 0, kinds: ['user-joined', 'user-joined', 'room-expired'] });
+    expect(state.expiredAt).not.toBeNull();
+    const channel = roomChannel(room.id);
+    expect(sent).toEqual([
+      `${channel} room-expired ${JSON.stringify({ roomId: room.id, changeSeq: 3 })}`,
+      `${channel} socketsLeave ${channel}`,
+    ]);
+  });
+
+  it('refuses a room the sweep has reached, whatever its expires_at says', async ({ sql }) => {
+    const lifetime = createRoomLifetimeRepository(sql);
+    // What the race above left behind before this fix: marked expired, members purged, and an
+    // expiry an hour ahead.
+    const marked = await makeRoom(sql, HOUR_MS);
+    await sql`delete from room_members where room_id = ${marked.id}`;
+    await sql`update rooms set expired_at = now(), member_count = 0 where id = ${marked.id}`;
+    // `room-expired` recorded (the sweep's first step), the rest not done yet.
+    const recorded = await makeRoom(sql, HOUR_MS);
+    await sql`with bumped as (update rooms set last_change_seq = last_change_seq + 1 where id = ${recorded.id} returning id, last_change_seq)
+      insert into room_events (room_id, change_seq, kind) select id, last_change_seq, 'room-expired' from bumped`;
+
+    for (const room of [marked, recorded]) {
+      const before = await roomState(sql, room.id);
+      expect(await lifetime.setExpiry(room.id, new Date(Date.now() + 2 * HOUR_MS))).toEqual({ status: 'room-expired' });
+      expect(await lifetime.setExpiry(room.id, 'now')).toEqual({ status: 'room-expired' });
+      expect(await roomState(sql, room.id)).toEqual(before);
+    }
   });
 });

@@ -7,7 +7,11 @@ export type LifetimeChange =
   /** The room already expires at that time: nothing moved, nothing recorded. */
   | { status: 'unchanged'; expiresAt: Date }
   | { status: 'room-missing' }
-  /** Already expired: an expired room is never brought back (its day may be gone). */
+  /**
+   * Already expired when the room's lock was taken (by the clock then, not when the call began),
+   * or already swept (`expired_at`, or its `room-expired` recorded): an expired room is never
+   * brought back (its day may be gone, its members purged).
+   */
   | { status: 'room-expired' };
 
 /**
@@ -51,15 +55,25 @@ async function moveRoom(tx: TransactionSql, roomId: string, target: Date): Promi
  */
 export function createRoomLifetimeRepository(sql: Sql) {
   return {
-    /** Sets the room's expiry to `expiresAt`, or to the database's `now()` when `'now'`. */
+    /** Sets the room's expiry to `expiresAt`, or when `'now'` to the database's clock once the room is locked. */
     async setExpiry(roomId: string, expiresAt: Date | 'now'): Promise<LifetimeChange> {
       return sql.begin(async (tx) => {
+        const [locked] = await tx`select id from rooms where id = ${roomId} for update`;
+        if (!locked) return { status: 'room-missing' } as const;
+        // Live or not is decided only now that the lock is held, by the clock: `now()` is when
+        // the transaction began, and the wait for the lock (a send batch, another move, the
+        // sweep's `room-expired`) may have crossed the room's expiry, after which the sweep may
+        // already have picked it. A room the sweep has reached (`expired_at`, or `room-expired`
+        // recorded) is refused whatever its `expires_at` says. A close ('now') ends the room at
+        // that same instant.
         const [room] = await tx<{ expires_at: Date | string; live: boolean; target: Date | string }[]>`
-          select expires_at, expires_at > now() as live,
-                 ${expiresAt === 'now' ? sql`date_trunc('milliseconds', now())` : sql`${expiresAt.toISOString()}::timestamptz`} as target
-          from rooms where id = ${roomId} for update`;
-        if (!room) return { status: 'room-missing' } as const;
-        if (!room.live) return { status: 'room-expired' } as const;
+          with clock as materialized (select clock_timestamp() as at)
+          select r.expires_at,
+                 r.expires_at > clock.at and r.expired_at is null
+                   and not exists (select 1 from room_events e where e.room_id = r.id and e.kind = 'room-expired') as live,
+                 ${expiresAt === 'now' ? sql`date_trunc('milliseconds', clock.at)` : sql`${expiresAt.toISOString()}::timestamptz`} as target
+          from rooms r, clock where r.id = ${roomId}`;
+        if (!room?.live) return { status: 'room-expired' } as const;
         const previous = asDate(room.expires_at);
         const target = asDate(room.target);
         // Not a change: no feed entry, and the messages already sit in the target's partition.

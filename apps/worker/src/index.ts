@@ -5,4 +5,5 @@ export { runPresenceGc, PRESENCE_STALE_AFTER_MS } from './jobs/presence-gc.job.t
 export { runPartitionMaintenance } from './jobs/partition-maintenance.job.ts';
 export { runRoomOccupancy } from './jobs/room-occupancy.job.ts';
 export { runWebhookDelivery } from './jobs/webhook-delivery.job.ts';
+export { runWebhookDispatch, type SettlePass } from './jobs/webhook-dispatch.job.ts';
 export { createWorkerMetrics } from './metrics.ts';

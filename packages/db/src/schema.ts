@@ -219,10 +219,17 @@ export const webhookCursors = pgTable(
   (table) => [primaryKey({ name: 'webhook_cursors_pkey', columns: [table.endpointId, table.roomId] })],
 );
 
-/** The endpoints the webhook dispatch last saw configured: a new one raises every room's `webhook_pending`. */
+/**
+ * The endpoints the webhook dispatch last saw configured: a new one raises every room's
+ * `webhook_pending`, a batch of rooms at a time (migration 0008).
+ */
 export const webhookEndpoints = pgTable('webhook_endpoints', {
   id: text('id').primaryKey(),
   createdAt: timestamps('created_at').notNull().defaultNow(),
+  /** The rooms from this id on (in id order) are still to be flagged for the endpoint; null: all of them. */
+  flagFrom: uuid('flag_from'),
+  /** When every room with changes had been flagged for it; null while that goes on. */
+  syncedAt: timestamps('synced_at'),
 });
 
 /**

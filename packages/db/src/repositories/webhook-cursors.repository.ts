@@ -12,6 +12,9 @@ export interface CursorMove {
  * endpoint acknowledged. A cursor only moves forward (`greatest`), so a late or repeated
  * delivery never moves it back.
  */
+/** Sorts before every id (UUIDv7 and v4 alike): "from nothing" is every room. */
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
 export function createWebhookCursorsRepository(sql: Sql) {
   return {
     /**
@@ -40,21 +43,82 @@ export function createWebhookCursorsRepository(sql: Sql) {
     },
 
     /**
-     * Records the configured endpoints. One not seen before (new, or renamed) starts from the
-     * beginning of every room (docs/webhooks.md): every room with changes is flagged pending
-     * again, one scan of rooms when the configuration changes, never per poll. Returns how many
-     * rooms that flagged.
+     * Records the configured endpoints and forgets the others, in one short statement that
+     * touches no room. Returns the configured endpoints whose rooms are not all flagged yet:
+     * `added` (not seen before: new, or renamed) and `syncing` (every one not synced, the added
+     * included). Such an endpoint starts from the beginning of every room (docs/webhooks.md):
+     * `flagRooms` raises the flag of every room with changes for it, a batch at a time.
      */
-    async syncEndpoints(endpointIds: readonly string[]): Promise<number> {
+    async syncEndpoints(endpointIds: readonly string[]): Promise<{ added: string[]; syncing: string[] }> {
       const ids = [...endpointIds];
-      const result = await sql`
+      // The statement's snapshot does not see its own insert: the added come from `returning`.
+      // (`gone` and the configured ids are disjoint, so the select never sees a deleted row.)
+      const rows = await sql<{ id: string; added: boolean }[]>`
         with gone as (delete from webhook_endpoints where id <> all(${ids}::text[])),
         added as (
           insert into webhook_endpoints (id) select unnest(${ids}::text[])
           on conflict (id) do nothing returning id)
-        update rooms set webhook_pending = true
-        where exists (select 1 from added) and not webhook_pending and last_change_seq > 0`;
-      return result.count;
+        select id, true as added from added
+        union all
+        select id, false as added from webhook_endpoints where id = any(${ids}::text[]) and synced_at is null
+        order by id`;
+      return { added: rows.filter((row) => row.added).map((row) => row.id), syncing: rows.map((row) => row.id) };
+    },
+
+    /**
+     * One batch of an endpoint's sync (`syncEndpoints`): raises `webhook_pending` on the rooms
+     * with changes among the next `batchSize` rooms in id order (tombstones included) from where
+     * the endpoint's sync stands, and records where it stands now, all in one short
+     * transaction; the last batch marks the endpoint synced. Null when there is nothing to do:
+     * the endpoint is synced, gone, or another process is running one of its batches now.
+     *
+     * No room is lost. A room flagged stays flagged until every configured endpoint, this one
+     * included, has acknowledged its last change (`settleDelivered` is given them all). A room passed without a
+     * change yet, or created meanwhile (wherever its id falls), is flagged by the trigger
+     * (migration 0004) when it first changes. A room already pending needs nothing. So the
+     * rooms behind the position are all pending for it, whatever ran meanwhile.
+     *
+     * Never waits for a lock: a room locked now (a send in flight, the settle pass) is skipped,
+     * and the next batch starts at it (a send that commits a change flags it itself; one rolled
+     * back leaves it to that batch). A send waits at most for
+     * this batch's own short transaction, never for the sync; and a batch that never waits takes
+     * part in no deadlock.
+     */
+    async flagRooms(endpointId: string, options: { batchSize: number }): Promise<{ flagged: number; synced: boolean } | null> {
+      return sql.begin(async (tx) => {
+        // The endpoint's row, locked for the batch: two processes never flag the same batch,
+        // and one finding it locked moves on to its dispatch.
+        const [endpoint] = await tx<{ flag_from: string | null }[]>`
+          select flag_from from webhook_endpoints where id = ${endpointId} and synced_at is null
+          for update skip locked`;
+        if (!endpoint) return null;
+        const from = endpoint.flag_from ?? NIL_UUID;
+        // The first room after this batch (by the primary key); none: the batch is the last.
+        const [next] = await tx<{ id: string }[]>`
+          select id from rooms where id >= ${from}::uuid order by id offset ${options.batchSize} limit 1`;
+        const range = next
+          ? tx`id >= ${from}::uuid and id < ${next.id}::uuid`
+          : tx`id >= ${from}::uuid`;
+        // Only the rooms this batch could lock are flagged, each rechecked at its newest version.
+        const flagged = await tx`
+          with locked as (
+            select id from rooms where ${range} and not webhook_pending and last_change_seq > 0
+            order by id for update skip locked
+          )
+          update rooms set webhook_pending = true where id = any(array(select id from locked))`;
+        // Read after it (this transaction's flags seen): the first room of the batch still to
+        // flag, one locked by another transaction; the next batch starts there.
+        const [left] = await tx<{ id: string }[]>`
+          select id from rooms where ${range} and not webhook_pending and last_change_seq > 0 order by id limit 1`;
+        const skipped = left?.id ?? null;
+        const synced = skipped === null && !next;
+        await tx`
+          update webhook_endpoints
+          set flag_from = ${synced ? null : (skipped ?? next!.id)}::uuid,
+              synced_at = ${synced ? tx`now()` : tx`null`}
+          where id = ${endpointId}`;
+        return { flagged: flagged.count, synced };
+      });
     },
 
     /**
@@ -71,8 +135,8 @@ export function createWebhookCursorsRepository(sql: Sql) {
      */
     async settleDelivered(endpointIds: readonly string[], options: { after: string | null; limit: number }): Promise<{ settled: number; last: string | null }> {
       const endpoints = [...endpointIds];
-      // The nil UUID sorts before every id (UUIDv7 and v4 alike), so "after nothing" is all.
-      const after = options.after ?? '00000000-0000-0000-0000-000000000000';
+      // "After nothing" is all.
+      const after = options.after ?? NIL_UUID;
       // Every endpoint's cursor is a lookup by its key: as a join, Postgres planned it (in the
       // statement's generic plan, made while few cursors existed) as a read of all of
       // webhook_cursors per room.

@@ -15,13 +15,16 @@
  * others: `plain` (no clientMessageId, the default), `ids` (every message a new clientMessageId,
  * as the web page sends: the plain statement after one index probe per message) and `repeat`
  * (ids, and the batch's last message repeats its first one's: the dedupe statement, which every
- * batch with an id took before the plain statement learned to probe for retries).
+ * batch with an id took before the plain statement learned to probe for retries), and `bots`
+ * (as `plain`, but sent as the server API's bots are: no membership check). Every other form's
+ * messages are users' sends from members of the room, which the statement checks (one probe of
+ * room_members' key per room and sender).
  * PROBE_NO_BARRIER=1 runs the batches without the durability barrier (not durable), to see what
  * the barrier costs; `--one-query` commits each batch synchronously inside its statement
  * instead, as the writer does for rooms that are not hot.
  *
  *   pnpm bench:batch [--sizes 1,4,24] [--batches 2000] [--rounds 3] [--rooms 60] [--one-query]
- *                    [--forms plain,ids,repeat] [--variant NAME=SQL]…
+ *                    [--forms plain,ids,repeat,bots] [--variant NAME=SQL]…
  *
  * Everything on 127.0.0.1, private databases dropped at the end, bounded in count and time.
  */
@@ -42,7 +45,7 @@ const sizes = option('sizes', '1,4,24').split(',').map(Number).filter((n) => n >
 const batches = Math.max(10, Math.min(20_000, Number(option('batches', '2000'))));
 const rounds = Math.max(1, Math.min(10, Number(option('rounds', '3'))));
 const roomCount = Math.max(1, Math.min(2000, Number(option('rooms', '60'))));
-const FORMS = ['plain', 'ids', 'repeat'] as const;
+const FORMS = ['plain', 'ids', 'repeat', 'bots'] as const;
 type Form = (typeof FORMS)[number];
 const forms = option('forms', 'plain')
   .split(',')
@@ -89,6 +92,9 @@ async function setUp(name: string, extraSql: string, db: BenchDatabase): Promise
   await database.sql`insert into rooms (id, name, created_by, member_count, created_at, expires_at)
     select id, 'batch', ${owner}, 10, now(), now() + interval '1 day'
     from json_to_recordset(${JSON.stringify(rooms.map((id) => ({ id })))}::text::json) as x(id uuid)`;
+  // Each room's ten senders (batchOf) are its members.
+  await database.sql`insert into room_members (room_id, user_id)
+    select room_id, user_id from json_to_recordset(${JSON.stringify(users.map((id, at) => ({ room_id: rooms[Math.floor(at / 10)], user_id: id })))}::text::json) as x(room_id uuid, user_id uuid)`;
   process.stderr.write(`${name}: database ${db.name}, writer backend pid ${backend.pid}\n`);
   const repository = process.env.PROBE_NO_BARRIER ? createMessagesRepository(writer.sql) : createMessagesRepository(database.sql, { batchConnection: writer });
   // `--one-query`: as the writer sends the batches of rooms that are not hot (message-writer.ts),
@@ -107,8 +113,9 @@ function batchOf(setup: Setup, size: number, form: Form): NewMessage[] {
       type: 'text' as const,
       content: 'a message of about the size the bench sends, 60 characters.',
       imageUrl: null,
-      clientMessageId: form === 'plain' ? null : randomUUID(),
+      clientMessageId: form === 'plain' || form === 'bots' ? null : randomUUID(),
       createdAt: new Date(),
+      requireMember: form !== 'bots',
     };
   });
   // A retry sent before its original was answered: same user, room and id as the first.

@@ -38,15 +38,17 @@ describe('the batch statement', () => {
               ${options.expired ? database.sql`now() - interval '1 minute'` : database.sql`now() + interval '1 day'`}, ${options.lastSeq ?? 0})`;
     return id;
   }
-  const message = (roomId: string, content: string, clientMessageId: string | null = null): NewMessage => ({
+  /** A message needing no membership (the rooms above have none), as a server API publish. */
+  const message = (roomId: string, content: string, clientMessageId: string | null = null, sender = userId, requireMember = false): NewMessage => ({
     id: randomUUID(),
     roomId,
-    userId,
+    userId: sender,
     type: 'text',
     content,
     imageUrl: null,
     clientMessageId,
     createdAt: new Date(),
+    requireMember,
   });
   const summary = (outcomes: BatchOutcome[]) =>
     outcomes.map((o) => (o.status === 'stored' || o.status === 'duplicate' ? `${o.status} ${o.message.content} #${o.message.seq}` : o.status));
@@ -132,7 +134,7 @@ describe('the batch statement', () => {
     const clientMessageId = randomUUID();
     expect(summary(await repository.insertBatch([message(id, 'a', clientMessageId), message(id, 'b', randomUUID())], oneQuery))).toEqual(['stored a #1', 'stored b #2']);
     const plain = await lastStatementOf(writer!.pid);
-    expect(plain).toContain('retried as (');
+    expect(plain).toContain('deferred as (');
     expect(plain).not.toContain('existing as (');
     // A retry: the plain statement finds it and writes nothing; the dedupe statement runs last.
     expect(summary(await repository.insertBatch([message(id, 'a again', clientMessageId), message(id, 'c', randomUUID())], oneQuery))).toEqual(['duplicate a #1', 'stored c #3']);
@@ -190,4 +192,115 @@ describe('the batch statement', () => {
       expect(setting!.sync).toBe('off');
     });
   }
+  describe('membership (PROTOCOL §4: a send requires membership)', () => {
+    /** Users (the `kind` of a bot for the server API's sender) and a membership of `member`s. */
+    async function user(nickname: string, kind: 'user' | 'bot' = 'user') {
+      const id = randomUUID();
+      await database.sql`insert into users (id, nickname, kind) values (${id}, ${nickname}, ${kind})`;
+      return id;
+    }
+    const join = (roomId: string, member: string) => database.sql`insert into room_members (room_id, user_id) values (${roomId}, ${member})`;
+    /** A user's send: stored only while the sender is a member. */
+    const sent = (roomId: string, sender: string, content: string, clientMessageId: string | null = null) => message(roomId, content, clientMessageId, sender, true);
+    /** A server API publish by a bot, which is no member. */
+    const published = (roomId: string, bot: string, content: string) => message(roomId, content, null, bot, false);
+
+    async function mixedRooms() {
+      const [live, other] = [await room({ lastSeq: 5 }), await room()];
+      const [alice, bob, mallory, bot] = [await user('앨리스'), await user('밥'), await user('말로리'), await user('봇', 'bot')];
+      await join(live, alice);
+      await join(live, bob);
+      await join(other, alice);
+      // Mallory is a member of the other room only; she was one of `live` and left it.
+      await join(other, mallory);
+      await join(live, mallory);
+      await database.sql`delete from room_members where room_id = ${live} and user_id = ${mallory}`;
+      return { live, other, alice, bob, mallory, bot };
+    }
+    const rowsOf = async (roomId: string) =>
+      (await database.sql<{ content: string; seq: number; change_seq: number }[]>`select content, seq, change_seq from messages where room_id = ${roomId} order by seq`).map(
+        (r) => `${r.content}#${r.seq}/${r.change_seq}`,
+      );
+    const countersOf = async (roomId: string) =>
+      (await database.sql<{ last_seq: number; last_change_seq: number }[]>`select last_seq, last_change_seq from rooms where id = ${roomId}`)[0];
+
+    for (const [how, { make: makeRepository, write }] of Object.entries(repositories)) {
+      it(`${how}: stores the members' and the bot's messages gap-free and refuses the non-member's, which takes no number`, async () => {
+        const repository = makeRepository();
+        const { live, other, alice, bob, mallory, bot } = await mixedRooms();
+        const outcomes = await repository.insertBatch(
+          [
+            sent(live, alice, 'a1'),
+            sent(live, mallory, 'm1', randomUUID()),
+            published(live, bot, 'bot1'),
+            sent(other, mallory, 'm2'),
+            sent(live, bob, 'b1', randomUUID()),
+            sent(live, mallory, 'm3'),
+            sent(live, alice, 'a2'),
+          ],
+          write,
+        );
+        expect(summary(outcomes)).toEqual(['stored a1 #6', 'not-member', 'stored bot1 #7', 'stored m2 #1', 'stored b1 #8', 'not-member', 'stored a2 #9']);
+        expect(await rowsOf(live)).toEqual(['a1#6/1', 'bot1#7/2', 'b1#8/3', 'a2#9/4']);
+        expect(await rowsOf(other)).toEqual(['m2#1/1']);
+        expect(await countersOf(live)).toEqual({ last_seq: 9, last_change_seq: 4 });
+        // The refused messages are nowhere: not in another room, not under their ids.
+        const [mallorys] = await database.sql<{ n: number }[]>`select count(*)::int as n from messages where user_id = ${mallory}`;
+        expect(mallorys!.n).toBe(1);
+      });
+
+      it(`${how}: the same in a batch holding a retry (the dedupe form): the retry answers its original, the non-member is refused`, async () => {
+        const repository = makeRepository();
+        const { live, alice, bob, mallory, bot } = await mixedRooms();
+        const clientMessageId = randomUUID();
+        expect(summary(await repository.insertBatch([sent(live, alice, 'first', clientMessageId)], write))).toEqual(['stored first #6']);
+        const repeated = randomUUID();
+        const outcomes = await repository.insertBatch(
+          [
+            sent(live, bob, 'b1'),
+            sent(live, mallory, 'm1', repeated),
+            sent(live, alice, 'first, again', clientMessageId),
+            published(live, bot, 'bot1'),
+            sent(live, mallory, 'm1, again', repeated),
+            sent(live, alice, 'a2', randomUUID()),
+          ],
+          write,
+        );
+        expect(summary(outcomes)).toEqual(['stored b1 #7', 'not-member', 'duplicate first #6', 'stored bot1 #8', 'not-member', 'stored a2 #9']);
+        expect(await rowsOf(live)).toEqual(['first#6/1', 'b1#7/2', 'bot1#8/3', 'a2#9/4']);
+        expect(await countersOf(live)).toEqual({ last_seq: 9, last_change_seq: 4 });
+      });
+
+      it(`${how}: a batch of a non-member alone stores nothing and leaves the room's counters as they were`, async () => {
+        const repository = makeRepository();
+        const { live, mallory } = await mixedRooms();
+        expect(summary(await repository.insertBatch([sent(live, mallory, 'm1'), sent(live, mallory, 'm2', randomUUID())], write))).toEqual(['not-member', 'not-member']);
+        expect(await rowsOf(live)).toEqual([]);
+        expect(await countersOf(live)).toEqual({ last_seq: 5, last_change_seq: 0 });
+      });
+    }
+
+    it('an expired room is answered room-expired before membership, an unknown one room-missing', async () => {
+      const repository = createMessagesRepository(database.sql);
+      const { live, mallory } = await mixedRooms();
+      const expired = await room({ expired: true });
+      expect(summary(await repository.insertBatch([sent(expired, mallory, 'x'), sent(randomUUID(), mallory, 'y'), sent(live, mallory, 'z')]))).toEqual([
+        'room-expired',
+        'room-missing',
+        'not-member',
+      ]);
+    });
+
+    it('checks members in the plain statement, and leaves a batch with a non-member to the dedupe statement', async () => {
+      const repository = createMessagesRepository(database.sql, { batchConnection: writerDatabase });
+      const { live, alice, bob, mallory } = await mixedRooms();
+      const [writer] = await writerDatabase.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      expect(summary(await repository.insertBatch([sent(live, alice, 'a'), sent(live, bob, 'b', randomUUID())], oneQuery))).toEqual(['stored a #6', 'stored b #7']);
+      const plain = await lastStatementOf(writer!.pid);
+      expect(plain).toContain('deferred as (');
+      expect(plain).not.toContain('existing as (');
+      expect(summary(await repository.insertBatch([sent(live, alice, 'c'), sent(live, mallory, 'm')], oneQuery))).toEqual(['stored c #8', 'not-member']);
+      expect(await lastStatementOf(writer!.pid)).toContain('existing as (');
+    });
+  });
 });

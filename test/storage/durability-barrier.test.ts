@@ -131,6 +131,7 @@ describe('the durability barrier', () => {
       imageUrl: null,
       clientMessageId: null,
       createdAt: new Date(),
+      requireMember: false,
     }));
 
   it('goes out with a large batch statement in one round trip while the event loop is busy', async () => {

@@ -55,7 +55,7 @@ describe.skipIf(unavailable !== null)('the change feed serves only durable chang
   it('a batch committed but not yet durable is read by neither the feed nor the webhook backlog until it is', { timeout: 90_000 }, async () => {
     const messages = createMessagesRepository(database.sql, { batchConnection: writer });
     const changes = createRoomChangesRepository(database.sql);
-    const message: NewMessage = { id: randomUUID(), roomId, userId, type: 'text', content: '아직', imageUrl: null, clientMessageId: null, createdAt: new Date() };
+    const message: NewMessage = { id: randomUUID(), roomId, userId, type: 'text', content: '아직', imageUrl: null, clientMessageId: null, createdAt: new Date(), requireMember: false };
     // The lane of the room's webhook deliveries: the last byte of its id, modulo 16.
     const lane = Number.parseInt(roomId.at(-1)!, 16);
 

@@ -37,6 +37,7 @@ describe('MessageWriter', () => {
     imageUrl: null,
     clientMessageId: null,
     createdAt: new Date(),
+    requireMember: false,
   });
   const settleAfter = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
   /** A writer on the real repository that records the size of every batch it commits. */
@@ -218,6 +219,7 @@ describe('the batch statement', () => {
       imageUrl: null,
       clientMessageId,
       createdAt: new Date(),
+      requireMember: false,
     });
     const repository = createMessagesRepository(database.sql);
     for (let i = 0; i < 40; i++) {

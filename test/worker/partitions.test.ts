@@ -182,6 +182,7 @@ describe('day partitions', () => {
     imageUrl: null,
     clientMessageId,
     createdAt: new Date(),
+    requireMember: false,
   });
 
   it('the batch insert lands in the room’s day; retries dedupe and seq stays gap-free across days', async () => {

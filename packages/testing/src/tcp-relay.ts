@@ -5,6 +5,8 @@ import { freePort } from './ports.ts';
  * A TCP relay to a real Postgres or Redis on a port of its own, for "the server goes away" (or
  * "one pod loses it") without touching the shared server: `cut()` drops every connection and
  * refuses new ones (as a stopped server does), `restore()` relays again on the same port.
+ * `replyDelayMs` holds back what the server sends to its clients that long (in order), for "this
+ * pod hears the bus late" (a slow path, a busy subscriber).
  */
 export interface TcpRelay {
   /** The server's URL with its host and port replaced by the relay's. */
@@ -14,7 +16,8 @@ export interface TcpRelay {
   close(): Promise<void>;
 }
 
-export async function startTcpRelay(serverUrl: string, options: { listening?: boolean } = {}): Promise<TcpRelay> {
+export async function startTcpRelay(serverUrl: string, options: { listening?: boolean; replyDelayMs?: number } = {}): Promise<TcpRelay> {
+  const replyDelayMs = options.replyDelayMs ?? 0;
   const target = new URL(serverUrl);
   if (!target.port) throw new Error(`startTcpRelay needs an explicit port: ${serverUrl}`);
   const port = await freePort();
@@ -31,7 +34,13 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
         open.add(socket);
         socket.once('close', () => open.delete(socket));
       }
-      client.pipe(upstream).pipe(client);
+      client.pipe(upstream);
+      if (replyDelayMs <= 0) upstream.pipe(client);
+      else {
+        // Timers of one duration fire in the order they were set: the replies keep their order.
+        upstream.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || client.write(chunk), replyDelayMs));
+        upstream.once('end', () => setTimeout(() => client.end(), replyDelayMs));
+      }
       client.on('error', () => upstream.destroy());
       upstream.on('error', () => client.destroy());
     });

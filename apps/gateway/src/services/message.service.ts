@@ -18,8 +18,11 @@ import type { AuthenticatedUser } from './user-auth.service.ts';
 import { uuidv7 } from '../lib/uuidv7.ts';
 
 /**
- * How the caller knows the sender's membership without a query: a socket is in
- * `room:<id>` exactly when its user is a member (see docs/ARCHITECTURE.md).
+ * How the caller knows the sender's membership without a query: a socket is in `room:<id>` when
+ * its user is a member (see docs/ARCHITECTURE.md). Only a pre-check: a leave made on another pod
+ * moves the socket out through the bus a moment after the leave is answered, so a socket may
+ * still be in the room of a user who has left it. The group commit's statement checks
+ * membership in the database for every user's message (`requireMember`).
  */
 export interface MembershipHint {
   isInRoom(roomId: string): boolean;
@@ -45,7 +48,10 @@ const toNewMessagePayload = (message: StoredMessage, mask: string) => newMessage
 export function createMessageService(deps: MessageServiceDeps) {
   const { messages, writer, roomService, rateLimiter, events } = deps;
 
-  /** Undefined when the socket is in the room (most sends: no promise), else the lookup. */
+  /**
+   * Undefined when the socket is in the room (most sends: no promise), else the lookup. A send
+   * that passes is checked again by the batch statement (`requireMember`), which is what decides.
+   */
   function requireMembership(sender: AuthenticatedUser, roomId: string, hint: MembershipHint): Promise<void> | undefined {
     if (hint.isInRoom(roomId)) return undefined;
     return lookUpMembership(sender, roomId, hint);
@@ -93,6 +99,7 @@ export function createMessageService(deps: MessageServiceDeps) {
         imageUrl: body.imageUrl,
         clientMessageId: body.clientMessageId,
         createdAt: new Date(),
+        requireMember: true,
       };
 
       let written: Promise<WriteOutcome>;
@@ -137,6 +144,12 @@ export function createMessageService(deps: MessageServiceDeps) {
           throw new AppError('ROOM_EXPIRED');
         case 'room-missing':
           throw new AppError('ROOM_NOT_FOUND');
+        case 'not-member':
+          // The socket was still in the room, but its user had left it (a leave on another pod
+          // whose move of this socket had not arrived yet): nothing was written, nothing is
+          // broadcast, and the send costs no rate-limit unit.
+          await rateLimiter.refund(sender.id);
+          throw new AppError('NOT_A_MEMBER');
         case 'not-admitted':
           // Admission was settled true above; a writer that says otherwise is a bug.
           throw new Error('an admitted message was not written');

@@ -99,6 +99,8 @@ export function createServerApiService(deps: ServerApiDeps) {
       imageUrl: body.imageUrl,
       clientMessageId: key === null ? null : scopedClientMessageId(input.apiKeyId, key),
       createdAt: new Date(),
+      // A bot / system sender is never a member of the room, and needs not be (§17).
+      requireMember: false,
     };
     const claim =
       key === null ? null : { apiKeyId: input.apiKeyId, idempotencyKey: key, roomId, requestSha256: requestSha256(roomId, input.sender, body) };
@@ -140,6 +142,8 @@ export function createServerApiService(deps: ServerApiDeps) {
         throw new AppError('ROOM_NOT_FOUND');
       case 'not-admitted':
         throw new Error('a server API message was not admitted');
+      case 'not-member':
+        throw new Error('a server API message was refused for membership it does not need');
     }
   }
 

@@ -13,9 +13,16 @@ export interface NewMessage {
   imageUrl: string | null;
   clientMessageId: string | null;
   createdAt: Date;
+  /**
+   * Whether the sender must be a member of the room for the message to be stored: true for a
+   * user's send, checked by the batch statement against `room_members` in its own snapshot
+   * (PROTOCOL §4: a send requires membership); false for the server API's bot / system
+   * senders, which are never members (§17).
+   */
+  requireMember: boolean;
 }
 
-export interface StoredMessage extends NewMessage {
+export interface StoredMessage extends Omit<NewMessage, 'requireMember'> {
   seq: number;
   /** The `message-stored` change's number in the room's change feed. */
   changeSeq: number;
@@ -28,7 +35,9 @@ export type BatchOutcome =
   /** A retry of an already stored `(userId, clientMessageId)`: the original comes back. */
   | { status: 'duplicate'; message: StoredMessage }
   | { status: 'room-expired' }
-  | { status: 'room-missing' };
+  | { status: 'room-missing' }
+  /** `requireMember` and the sender is not a member of the room: nothing stored, no seq taken. */
+  | { status: 'not-member' };
 
 export interface HistoryRow {
   id: string;
@@ -233,7 +242,18 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    * rooms in id order (two pods never deadlock), drop retries
    * already stored (and repeats within the batch), number the rest from each room's `last_seq`
    * (gap-free in commit order: a statement that fails leaves no number behind), insert them
-   * and advance `last_seq`. Rooms that expired get nothing.
+   * and advance `last_seq`. Rooms that expired get nothing, and nor does a message whose sender
+   * must be a member (`requireMember`) and is not one in the statement's snapshot (`outsiders`,
+   * answered `not-member`): it takes no number, so `seq` stays gap-free.
+   *
+   * Membership is checked here, where it lives, and not only by the gateway: a socket is in the
+   * room's channel while its user is a member, but a leave made on another pod moves the socket
+   * out through the bus a moment after the leave is answered, and a send from that socket in
+   * that moment was stored (9 of 25 in review). The check reads the statement's snapshot, taken
+   * when it starts, before its room locks are granted: a leave that commits after that (a leave
+   * and a send made at the same moment, neither after the other's answer) may still let the
+   * message through, numbered after the leave's change in the feed; a send made after the leave
+   * was answered never is.
    *
    * Change feed (issue 20): each stored message is also the room's next change, numbered from
    * `last_change_seq` in the same way and in the same statement (the `change_seq` column of
@@ -258,16 +278,18 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    * for every row it was compared with (a tenth of the statement's CPU in batches of 24 over 60
    * rooms). The update of the counters joins the rooms of the stored messages: below some
    * thousand rooms Postgres reads the whole table for it, which this form, run only for batches
-   * holding a retry, can afford (test/storage/batch-statement-plan.test.ts covers the plain form).
+   * holding a retry, can afford (test/storage/batch-statement-plan.test.ts covers the plain form,
+   * and that neither form reads all of `room_members`).
    */
   async function writeDedupedBatch(batch: readonly NewMessage[], write: BatchWriteOptions): Promise<BatchOutcome[]> {
-    const input = batch.map((message, ord) => ({ ord, ...batchRowOf(message) }));
+    const input = batch.map((message, ord) => ({ ord, ...batchRowOf(message), require_member: message.requireMember }));
     const roomIds = uuidArrayLiteral(batch.map((message) => message.roomId));
     const syncCommit = commitsDurably(write);
     const [result] = await durably((db) => db<
       {
         rooms: { id: string; last_seq: number; expires_at: string; live: boolean }[];
         existing: MessageRecord[];
+        outsiders: number[];
         stored: { ord: number; seq: number; change_seq: number }[];
       }[]
     >`
@@ -278,7 +300,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       ), input as (
         select * from json_to_recordset(${asJson(input)}::text::json) as x(
           ord int, id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
-          client_message_id text, created_at timestamptz)
+          client_message_id text, created_at timestamptz, require_member boolean)
       ), locked as (
         select r.id, r.last_seq, r.last_change_seq, r.expires_at, r.expires_at > now() as live
         from ${lockRoomsInIdOrder(db, roomIds)}
@@ -290,12 +312,23 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
           limit 1
         ) m
         where i.client_message_id is not null
+      ), outsiders as (
+        -- messages whose sender must be a member and is not, in this statement's snapshot: one
+        -- probe of room_members' primary key each (a lateral LIMIT 1, never a join over the table)
+        select i.ord from input i
+        left join lateral (
+          select true as found from room_members rm
+          where rm.room_id = i.room_id and rm.user_id = i.user_id
+          limit 1
+        ) rm on true
+        where i.require_member and rm.found is null
       ), fresh as (
         select distinct on (i.user_id, coalesce(i.client_message_id, i.id::text)) i.*
         from input i join locked l on l.id = i.room_id
         where l.live and not exists (
           select 1 from existing e
           where e.user_id = i.user_id and e.client_message_id = i.client_message_id)
+          and not exists (select 1 from outsiders o where o.ord = i.ord)
         order by i.user_id, coalesce(i.client_message_id, i.id::text), i.ord
       ), numbered as (
         select f.*, l.last_seq + row_number() over (partition by f.room_id order by f.ord) as seq,
@@ -322,12 +355,14 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
            'id', id, 'last_seq', last_seq, 'expires_at', expires_at, 'live', live)), '[]')
          from locked) as rooms,
         (select coalesce(json_agg(e), '[]') from existing e) as existing,
+        (select coalesce(json_agg(ord), '[]') from outsiders) as outsiders,
         (select coalesce(json_agg(json_build_object('ord', ord, 'seq', seq, 'change_seq', change_seq)), '[]')
          from numbered where id in (select id from inserted)) as stored`, write);
     if (!result) throw new Error('batch statement returned no row');
 
     const rooms = new Map(result.rooms.map((room) => [room.id, room]));
     const storedByOrd = new Map(result.stored.map((row) => [row.ord, row]));
+    const outsiders = new Set(result.outsiders);
     const known = new Map(
       result.existing.map((row) => [dedupeKey(row.user_id, row.client_message_id ?? ''), toStored(row)]),
     );
@@ -346,15 +381,18 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       // filled in batch order, and a repeat always comes after its first occurrence)…
       const original = key === null ? undefined : known.get(key);
       if (original) return { status: 'duplicate', message: original };
-      // …or a room that had expired.
+      // …or a room that had expired (PROTOCOL §6: expiry is answered before membership)…
       if (!room.live) return { status: 'room-expired' };
+      // …or a sender who is not a member.
+      if (outsiders.has(ord)) return { status: 'not-member' };
       throw new Error('message neither stored nor explained');
     });
   }
 
   /**
    * A batch that holds no retry: no `(userId, clientMessageId)` twice in it (the caller checks)
-   * and none already stored (the statement checks). The same room locks in id order and the same
+   * and none already stored (the statement checks), and no sender who must be a member and is
+   * not (the statement checks). The same room locks in id order and the same
    * gap-free numbering, without the sort and window function that number the survivors or the
    * per-row JSON answer. Every message of a live room is stored, so its `seq` is known before the
    * statement runs: the room's `last_seq` plus its place among the batch's messages to that room
@@ -362,9 +400,13 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
    *
    * Retries are rare, so the statement assumes there is none and checks: one index probe per
    * message that carries a `clientMessageId` (as `writeDedupedBatch` reads them, in every day
-   * partition). If any is stored already it writes nothing (its room locks are released at its
-   * commit) and answers `retried`, and this returns null: the caller runs `writeDedupedBatch`,
-   * which answers each message. Batches whose messages all carry a new `clientMessageId` (what
+   * partition). Senders who are not members are rarer still (the gateway refuses a socket that is
+   * not in the room before it queues the message), so it assumes every sender that must be a
+   * member (`requireMember`) is one, and checks: one probe of `room_members`' primary key per
+   * (room, sender) of the batch, in the statement's snapshot (see `writeDedupedBatch`). If either
+   * check fails it writes nothing (its room locks are released at its commit) and answers
+   * `deferred`, and this returns null: the caller runs `writeDedupedBatch`, which answers each
+   * message. Batches whose messages all carry a new `clientMessageId` (what
    * the web page sends) cost the backend 1.32-1.42× a batch without ids through
    * `writeDedupedBatch`, 1.07-1.23× this way (`bench:batch --forms plain,ids`, sizes 3 and 16,
    * the two versions run alternately).
@@ -382,8 +424,13 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
     const keys = batch.flatMap((message) =>
       message.clientMessageId === null ? [] : [{ user_id: message.userId, client_message_id: message.clientMessageId }],
     );
+    // The (room, sender) pairs whose membership the statement checks, each once.
+    const memberships = new Map<string, { room_id: string; user_id: string }>();
+    for (const message of batch) {
+      if (message.requireMember) memberships.set(`${message.roomId}\u0000${message.userId}`, { room_id: message.roomId, user_id: message.userId });
+    }
     const syncCommit = commitsDurably(write);
-    const answer = await durably((db) => db<{ id: string | null; last_seq: number; last_change_seq: number; expires_at: Date | string; live: boolean; retried: boolean }[]>`
+    const answer = await durably((db) => db<{ id: string | null; last_seq: number; last_change_seq: number; expires_at: Date | string; live: boolean; deferred: boolean }[]>`
       with durability as (
         -- this transaction waits for its WAL flush at COMMIT when asked to (commitsDurably);
         -- one row always, so that it runs whatever the rooms
@@ -392,7 +439,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       ), locked as (
         select r.id, r.last_seq, r.last_change_seq, r.expires_at, r.expires_at > now() as live
         from ${lockRoomsInIdOrder(db, uuidArrayLiteral(roomIds))}
-      ), retried as (
+      ), deferred as (
         -- a message of the batch already stored: then nothing is written. (After "locked" in
         -- the text: the statement locks rooms before messages, as docs/partitions.md needs.)
         select exists (
@@ -402,13 +449,24 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
             where m.user_id = c.user_id and m.client_message_id = c.client_message_id
             limit 1
           ) m
+        ) or exists (
+          -- a sender who must be a member and is not (in this statement's snapshot): then too
+          -- nothing is written, and the dedupe form answers each message. One probe of
+          -- room_members' primary key per (room, sender), as lateral as the one above.
+          select 1 from json_to_recordset(${asJson([...memberships.values()])}::text::json) as p(room_id uuid, user_id uuid)
+          left join lateral (
+            select true as found from room_members rm
+            where rm.room_id = p.room_id and rm.user_id = p.user_id
+            limit 1
+          ) rm on true
+          where rm.found is null
         ) as found
       ), counts as (
         select * from json_to_recordset(${asJson(roomIds.map((id) => ({ id, n: perRoom.get(id) })))}::text::json) as c(id uuid, n int)
       ), advanced as (
         update rooms set last_seq = l.last_seq + c.n, last_change_seq = l.last_change_seq + c.n, last_message_at = now()
         from locked l join counts c on c.id = l.id
-        where rooms.id = l.id and l.live and not (select found from retried)
+        where rooms.id = l.id and l.live and not (select found from deferred)
       ), inserted as (
         insert into messages (id, room_id, user_id, type, content, image_url, client_message_id, seq, change_seq, created_at, expires_at)
         select i.id, i.room_id, i.user_id, i.type, i.content, i.image_url, i.client_message_id,
@@ -417,11 +475,11 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
           id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
           client_message_id text, created_at timestamptz, k int)
         join locked l on l.id = i.room_id
-        where l.live and not (select found from retried)
+        where l.live and not (select found from deferred)
       )
-      select l.id, l.last_seq, l.last_change_seq, l.expires_at, l.live, (select found from retried) as retried
+      select l.id, l.last_seq, l.last_change_seq, l.expires_at, l.live, (select found from deferred) as deferred
       from durability left join locked l on true`, write);
-    if (answer[0]?.retried) return null;
+    if (answer[0]?.deferred) return null;
     // expires_at parsed once per room, not once per message
     const byId = new Map(
       answer.flatMap((room) =>

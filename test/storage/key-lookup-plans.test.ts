@@ -52,10 +52,10 @@ describe('lookups by key at 5,000 users in 1,000 rooms', () => {
         const [same, renamed, unnamed] = [users[batch * 3]!, users[batch * 3 + 1]!, users[batch * 3 + 2]!];
         const newcomer = randomUUID();
         const answers = await sessions.open([
-          { id: same, nickname: '사용자' },
-          { id: renamed, nickname: `새이름${batch}` },
-          { id: unnamed, nickname: null },
-          { id: newcomer, nickname: '신규' },
+          { id: same, nickname: '사용자', rooms: true },
+          { id: renamed, nickname: `새이름${batch}`, rooms: true },
+          { id: unnamed, nickname: null, rooms: true },
+          { id: newcomer, nickname: '신규', rooms: true },
         ]);
         expect(answers.map((answer) => answer && { nickname: answer.nickname, rooms: answer.rooms.length })).toEqual([
           { nickname: '사용자', rooms: 2 },

@@ -122,7 +122,7 @@ describe('RoomCache', () => {
     const cache = new RoomCache(repository);
 
     const generation = cache.generation();
-    const [session] = await sessions.open([{ id: member, nickname: null }]);
+    const [session] = await sessions.open([{ id: member, nickname: null, rooms: true }]);
     cache.seed(session!.rooms, generation);
     expect((await cache.get(first))?.name).toBe('cache');
     expect((await cache.get(second))?.id).toBe(second);
@@ -131,7 +131,7 @@ describe('RoomCache', () => {
     // A room's lifetime changed while a session read it: that read is not kept.
     const fresh = new RoomCache(repository);
     const before = fresh.generation();
-    const [again] = await sessions.open([{ id: member, nickname: null }]);
+    const [again] = await sessions.open([{ id: member, nickname: null, rooms: true }]);
     fresh.forget(first);
     fresh.seed(again!.rooms, before);
     await fresh.get(second);

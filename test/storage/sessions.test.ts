@@ -41,15 +41,32 @@ describe('sessions: sign-in on real Postgres', () => {
   it('a lone sign-in (REST, or a handshake alone in its turn) stores a new name, renames, and leaves an unchanged user untouched (no row lock)', async () => {
     const sessions = createSessionsRepository(database.sql);
     const id = randomUUID();
-    await sessions.open([{ id, nickname: '처음' }]);
+    await sessions.open([{ id, nickname: '처음', rooms: true }]);
     expect(await nicknameOf(id)).toBe('처음');
-    await sessions.open([{ id, nickname: '다음' }]);
+    await sessions.open([{ id, nickname: '다음', rooms: true }]);
     expect(await nicknameOf(id)).toBe('다음');
     const before = await xmaxOf(id);
-    await sessions.open([{ id, nickname: '다음' }]);
-    await sessions.open([{ id, nickname: '다음' }]);
+    await sessions.open([{ id, nickname: '다음', rooms: true }]);
+    await sessions.open([{ id, nickname: '다음', rooms: true }]);
     expect(await xmaxOf(id)).toBe(before);
     expect(await nicknameOf(id)).toBe('다음');
+  });
+
+  it('reads no rooms for a request that does not ask for them (REST), and all of them when one of the same user does', async () => {
+    const sessions = createSessionsRepository(database.sql);
+    const [member, other] = [randomUUID(), randomUUID()];
+    await database.sql`insert into users (id, nickname) values (${member}, '회원'), (${other}, '다른')`;
+    const live = await room({ live: true, members: [member, other] });
+    const [rest] = await sessions.open([{ id: member, nickname: '회원', rooms: false }]);
+    expect(rest).toEqual({ nickname: '회원', rooms: [] });
+    const [restAgain, handshake, otherRest] = await sessions.open([
+      { id: member, nickname: null, rooms: false },
+      { id: member, nickname: null, rooms: true },
+      { id: other, nickname: null, rooms: false },
+    ]);
+    expect(handshake!.rooms.map((r) => r.id)).toEqual([live]);
+    expect(restAgain!.rooms.map((r) => r.id)).toEqual([live]);
+    expect(otherRest).toEqual({ nickname: '다른', rooms: [] });
   });
 
   it('opens many sessions in one statement: creates, renames, reads, refuses the unknown, and lists live rooms only', async () => {
@@ -63,12 +80,12 @@ describe('sessions: sign-in on real Postgres', () => {
     const before = { returning: await xmaxOf(returning!), noRooms: await xmaxOf(noRooms!), tokenWithoutName: await xmaxOf(tokenWithoutName!) };
 
     const opened = await sessions.open([
-      { id: returning!, nickname: '그대로' },
-      { id: renamed!, nickname: '새이름' },
-      { id: tokenWithoutName!, nickname: null },
-      { id: unknown!, nickname: null },
-      { id: fresh!, nickname: '신규' },
-      { id: noRooms!, nickname: '혼자' },
+      { id: returning!, nickname: '그대로', rooms: true },
+      { id: renamed!, nickname: '새이름', rooms: true },
+      { id: tokenWithoutName!, nickname: null, rooms: true },
+      { id: unknown!, nickname: null, rooms: true },
+      { id: fresh!, nickname: '신규', rooms: true },
+      { id: noRooms!, nickname: '혼자', rooms: true },
     ]);
 
     // One answer per request, in the requests' order.
@@ -97,8 +114,8 @@ describe('sessions: sign-in on real Postgres', () => {
     const sessions = createSessionsRepository(database.sql);
     const id = randomUUID();
     const opened = await sessions.open([
-      { id, nickname: '하나' },
-      { id, nickname: '둘' },
+      { id, nickname: '하나', rooms: true },
+      { id, nickname: '둘', rooms: true },
     ]);
     expect(opened).toEqual([
       { nickname: '둘', rooms: [] },
@@ -118,7 +135,7 @@ describe('sessions: sign-in on real Postgres', () => {
       (await database.sql<{ id: string; xmax: string }[]>`
         select id, xmax::text as xmax from users where id in (select unnest(${`{${ids.join(',')}}`}::uuid[])) order by id`).map((r) => `${r.id}:${r.xmax}`);
     const before = await xmaxes();
-    const opened = await sessions.open(ids.map((id) => ({ id, nickname: 'storm' })));
+    const opened = await sessions.open(ids.map((id) => ({ id, nickname: 'storm', rooms: true })));
     expect(opened.filter((session) => session !== null)).toHaveLength(2000);
     expect(opened[0]?.rooms.map((r) => r.id)).toEqual([shared]);
     expect(opened[1999]?.rooms).toEqual([]);

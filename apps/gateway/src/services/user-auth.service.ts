@@ -34,7 +34,7 @@ export function createUserAuthService(deps: {
 
   async function connect(verified: VerifiedToken): Promise<{ user: AuthenticatedUser; roomIds: string[] }> {
     const generation = deps.knownRooms.generation();
-    const session = await deps.openSession({ id: verified.userId, nickname: verified.nickname });
+    const session = await deps.openSession({ id: verified.userId, nickname: verified.nickname, rooms: true });
     if (!session) throw new AppError('INVALID_TOKEN');
     // The socket's first event in each of its rooms then needs no lookup on this pod: a pod that
     // starts (or takes over a dead pod's clients) otherwise queries every busy room once.
@@ -42,9 +42,11 @@ export function createUserAuthService(deps: {
     return { user: toAuthenticated(verified, verified.nickname ?? session.nickname), roomIds: session.rooms.map((room) => room.id) };
   }
 
-  /** REST: the same statement as a socket's handshake (one rule for storing the nickname); its rooms only fill the room cache. */
+  /** REST: the same statement as a socket's handshake (one rule for storing the nickname), without the rooms. */
   async function authenticateVerified(verified: VerifiedToken): Promise<AuthenticatedUser> {
-    return (await connect(verified)).user;
+    const session = await deps.openSession({ id: verified.userId, nickname: verified.nickname, rooms: false });
+    if (!session) throw new AppError('INVALID_TOKEN');
+    return toAuthenticated(verified, verified.nickname ?? session.nickname);
   }
 
   return {

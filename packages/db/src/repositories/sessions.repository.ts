@@ -17,6 +17,12 @@ export interface SessionRequest {
   id: string;
   /** The token's nickname, to be stored; null: the token names none, the user must exist. */
   nickname: string | null;
+  /**
+   * Whether to read the user's live rooms (a connecting socket is put into them). A REST request
+   * needs only the user: reading every room of a user who belongs to thousands cost each of
+   * their API requests ~185 ms of gateway CPU and filled the pod's room cache with them.
+   */
+  rooms: boolean;
 }
 
 /**
@@ -43,16 +49,18 @@ export function createSessionsRepository(sql: Sql) {
      * of fewer than some tens of thousands of users (test/storage/key-lookup-plans.test.ts).
      */
     async open(requests: readonly SessionRequest[]): Promise<(SessionUser | null)[]> {
-      const byId = new Map<string, string | null>();
-      for (const request of requests) byId.set(request.id, request.nickname);
+      const byId = new Map<string, { nickname: string | null; rooms: boolean }>();
+      for (const request of requests) {
+        byId.set(request.id, { nickname: request.nickname, rooms: request.rooms || byId.get(request.id)?.rooms === true });
+      }
       if (byId.size === 0) return [];
       const sessions = new Map<string, SessionUser>();
-      const input = JSON.stringify([...byId].map(([id, nickname]) => ({ id, nickname })));
+      const input = JSON.stringify([...byId].map(([id, { nickname, rooms }]) => ({ id, nickname, rooms })));
       const rows = await sql<
         { id: string; nickname: string; room_id: string | null; name: string; created_by: string; created_at: Date; expires_at: Date }[]
       >`
         with input as (
-          select id, nickname from json_to_recordset(${input}::text::json) as x(id uuid, nickname text)
+          select id, nickname, rooms from json_to_recordset(${input}::text::json) as x(id uuid, nickname text, rooms boolean)
         ), stored as (
           insert into users (id, nickname)
           select i.id, i.nickname from input i
@@ -67,7 +75,7 @@ export function createSessionsRepository(sql: Sql) {
         left join lateral (
           select m.room_id, r.name, r.created_by, r.created_at, r.expires_at
           from room_members m join rooms r on r.id = m.room_id
-          where m.user_id = i.id and r.expires_at > now()
+          where i.rooms and m.user_id = i.id and r.expires_at > now()
           offset 0
         ) m on true
         where i.nickname is not null or u.id is not null`;

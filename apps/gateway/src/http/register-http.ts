@@ -39,7 +39,7 @@ export function createHttpServer(config: Readonly<GatewayConfig>, logger: Logger
     loggerInstance: logger as FastifyBaseLogger,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
-    maxParamLength,
+    routerOptions: { maxParamLength },
     frameworkErrors: pathErrors.frameworkErrors,
     trustProxy: (Array.isArray(config.trustProxy) ? [...config.trustProxy] : config.trustProxy) as FastifyServerOptions['trustProxy'],
   }).withTypeProvider<ZodTypeProvider>();

@@ -70,8 +70,9 @@ export const rooms = pgTable(
     webhookPending: boolean('webhook_pending').notNull().default(false),
   },
   (table) => [
-    // Room listing (active rooms, newest first) is a keyset read on this index.
-    index('rooms_created_at_id_idx').on(table.createdAt.desc(), table.id.desc()),
+    // Room listing (active rooms, newest first) is a keyset read on this index, which leaves
+    // out the swept rooms (tombstones) a listing would otherwise walk past (migration 0009).
+    index('rooms_live_created_at_id_idx').on(table.createdAt.desc(), table.id.desc()).where(sql`${table.expiredAt} is null`),
     // The expiry sweep reads only rooms not yet purged.
     index('rooms_unexpired_expires_at_idx').on(table.expiresAt).where(sql`${table.expiredAt} is null`),
     index('rooms_expired_at_idx').on(table.expiredAt).where(sql`${table.expiredAt} is not null`),
@@ -100,6 +101,8 @@ export const roomMembers = pgTable(
     primaryKey({ columns: [table.roomId, table.userId] }),
     // A connecting socket is put into every room of its user: a range read on this index.
     index('room_members_user_id_idx').on(table.userId),
+    // A room's member list in joining order, a page at a time (migration 0009).
+    index('room_members_room_joined_at_user_idx').on(table.roomId, table.joinedAt, table.userId),
   ],
 );
 

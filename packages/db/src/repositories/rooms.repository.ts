@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../client.ts';
 import { rooms } from '../schema.ts';
 
@@ -40,7 +40,8 @@ export function createRoomsRepository(db: Db) {
 
     /** Active rooms, newest first; `before` is the last room of the previous page. */
     async listActive(limit: number, before: StoredRoom | null): Promise<StoredRoom[]> {
-      const active = gt(rooms.expiresAt, sql`now()`);
+      // `expired_at is null` as well: the listing's index holds only rooms not yet swept.
+      const active = and(isNull(rooms.expiredAt), gt(rooms.expiresAt, sql`now()`));
       const keyset = before
         ? or(
             lt(rooms.createdAt, before.createdAt),

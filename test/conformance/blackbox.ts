@@ -807,7 +807,7 @@ async function sectionMain() {
     for (let i = 0; i < 20; i++) a1.socket.emit('typing', { roomId: R, isTyping: i % 2 === 0 });
     await sleep(800);
     const n = b1.since('typing-indicator', mb).length;
-    check('§5 [ext] typing is throttled per socket (20 rapid events → fewer delivered, none as error)', n >= 1 && n < 20 && a1.since('error', ma).length === 0, '1..19 delivered, no error', { delivered: n, errors: a1.since('error', ma) });
+    check('§5 [ext] typing is throttled per user per room (20 rapid events → fewer delivered, none as error)', n >= 1 && n < 20 && a1.since('error', ma).length === 0, '1..19 delivered, no error', { delivered: n, errors: a1.since('error', ma) });
     info(`§5 20 rapid typing events → ${n} typing-indicator delivered`);
     // typing with invalid isTyping
     await sleep(1200);

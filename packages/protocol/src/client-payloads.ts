@@ -109,7 +109,7 @@ export const CLIENT_EVENT_CONTRACTS: Record<ClientEventName, ClientEventContract
     ack: '`{}`',
     dropsMalformed: true,
     description:
-      'Relayed as `typing-indicator` to the other sockets of the room; ignored unless the socket is in the room; throttled per socket. A malformed payload is dropped.',
+      "Relayed as `typing-indicator` to the other sockets of the room; ignored unless the socket is in the room; throttled per user per room (the user's sockets on one pod share the budget; the `false` that ends a `true` always passes). A malformed payload is dropped.",
   },
 };
 

@@ -15,6 +15,7 @@ import type { PresenceTracker } from './presence-tracker.ts';
 import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import { createTokenExpiry } from './token-expiry.ts';
 import type { ChatSocket } from './types.ts';
+import { TypingThrottle } from './typing-throttle.ts';
 
 export interface ConnectionDeps {
   roomService: RoomService;
@@ -54,7 +55,9 @@ export function createConnectionHandler(deps: ConnectionDeps): (socket: ChatSock
   const onJoinRoom = guardedHandler('join-room', context, joinRoomHandler(deps.roomService, deps.barrier), { ordered: true });
   const onLeaveRoom = guardedHandler('leave-room', context, leaveRoomHandler(deps.roomService), { ordered: true });
   const onSendMessage = guardedHandler('send-message', context, sendMessageHandler(deps.messageService));
-  const onTyping = guardedHandler('typing', context, typingHandler);
+  // Typing budgets per (user, room) on this pod, shared by the user's sockets (typing-throttle.ts).
+  const typing = new TypingThrottle();
+  const onTyping = guardedHandler('typing', context, typingHandler(typing));
   const expiry = createTokenExpiry(deps.tokenExpiryMaxStepMs === undefined ? {} : { maxStepMs: deps.tokenExpiryMaxStepMs });
 
   // Before Socket.IO takes the socket out of its rooms: presence and typing still know them.
@@ -64,7 +67,7 @@ export function createConnectionHandler(deps: ConnectionDeps): (socket: ChatSock
     metrics.disconnections.inc({ reason });
     expiry.forget(this);
     void deps.leases?.release(this.data.user.id, this.id);
-    endTyping(this);
+    endTyping(typing, this);
   }
   // A socket error (an oversized frame, a parse failure) must never reach the process.
   function onError(this: ChatSocket, error: Error) {

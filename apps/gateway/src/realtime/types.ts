@@ -2,7 +2,7 @@ import type { Namespace, Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@chat/protocol';
 import type { AuthenticatedUser } from '../services/user-auth.service.ts';
 import type { EventBacklog } from './event-slots.ts';
-import type { TypingState } from './handlers/typing.handler.ts';
+import type { TypingRooms } from './handlers/typing.handler.ts';
 
 /** Between gateway pods, through the adapter (`serverSideEmit`). */
 export interface InterServerEvents {
@@ -21,8 +21,8 @@ export interface SocketData {
   inFlight: number;
   /** Events waiting for one of the socket's slots (event-slots.ts); absent while none wait. */
   backlog?: EventBacklog | undefined;
-  /** Typing throttle and the rooms it said `isTyping: true` in; absent until its first `typing`. */
-  typing?: TypingState;
+  /** The rooms where this socket's last `typing` said `true`; absent while there are none. */
+  typing?: TypingRooms | undefined;
 }
 
 export type ChatNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

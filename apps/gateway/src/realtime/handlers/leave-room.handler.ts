@@ -1,6 +1,7 @@
 import { roomChannel } from '@chat/protocol';
 import type { RoomService } from '../../services/room.service.ts';
 import { membershipChangeHandler } from './membership-change.ts';
+import { forgetRoom } from './typing.handler.ts';
 
 /** `leave-room` (PROTOCOL §3) → `room-left` to the caller and the user's other devices. */
 export function leaveRoomHandler(roomService: RoomService) {
@@ -9,7 +10,7 @@ export function leaveRoomHandler(roomService: RoomService) {
     (socket, payload) => roomService.leave(socket.data.user, payload),
     async (socket, roomId) => {
       await socket.leave(roomChannel(roomId));
-      socket.data.typing?.rooms.delete(roomId);
+      forgetRoom(socket, roomId);
     },
   );
 }

@@ -7,8 +7,8 @@ import { clusterTest, startCluster, type TestCluster } from '../support/index.ts
 
 /**
  * HTTP rate limit on /api/* (issue 5: probes and /metrics exempt): one budget per user (valid
- * token), or per address for everyone else, shared by both pods through Redis. A budget of 5
- * per minute here.
+ * token), or per address for everyone else (an IPv6 address's /64), shared by both pods
+ * through Redis. A budget of 5 per minute here.
  */
 
 let cluster: TestCluster;
@@ -85,6 +85,33 @@ describe('HTTP rate limit', () => {
     let other = `203.0.113.${octet()}`;
     while (other === real) other = `203.0.113.${octet()}`;
     expect((await request(pod(0), 'GET', '/api/rooms', via('198.51.100.200', other))).status).toBe(200);
+  });
+
+  it('charges every address of an IPv6 /64 to one budget (a host picks its addresses from its /64), another /64 to its own', async () => {
+    const group = () => (1 + Math.floor(Math.random() * 0xfffe)).toString(16);
+    const prefix = `2001:db8:${group()}:${group()}`;
+    const via = (client: string) => ({ headers: { 'x-forwarded-for': client } });
+    // A fresh address of the /64 for every request, as a client rotating through it would.
+    for (let i = 0; i < BUDGET; i++) expect((await request(pod(i), 'GET', '/api/rooms', via(`${prefix}::${group()}:${i + 1}`))).status).toBe(200);
+    expect((await request(pod(1), 'GET', '/api/rooms', via(`${prefix}:ffff:ffff:ffff:ffff`))).status).toBe(429);
+    // Spelled another way (upper case, zeros written out): still that /64.
+    const [a, b, c, d] = prefix.split(':') as [string, string, string, string];
+    const spelled = `${a}:${b.padStart(4, '0')}:${c.toUpperCase()}:${d.padStart(4, '0')}:0:0:0:7`;
+    expect((await request(pod(0), 'GET', '/api/rooms', via(spelled))).status).toBe(429);
+    // The neighbouring /64 is another host's.
+    const next = `${a}:${b}:${c}:${(Number.parseInt(d, 16) + 1).toString(16)}`;
+    expect((await request(pod(0), 'GET', '/api/rooms', via(`${next}::${group()}`))).status).toBe(200);
+  });
+
+  it('charges an IPv4-mapped IPv6 address (::ffff:a.b.c.d) to that IPv4 address', async () => {
+    const octet = () => 1 + Math.floor(Math.random() * 254);
+    const address = `198.18.${octet()}.${octet()}`;
+    const via = (client: string) => ({ headers: { 'x-forwarded-for': client } });
+    for (let i = 0; i < BUDGET; i++) {
+      expect((await request(pod(i), 'GET', '/api/rooms', via(i % 2 ? `::ffff:${address}` : address))).status).toBe(200);
+    }
+    expect((await request(pod(0), 'GET', '/api/rooms', via(address))).status).toBe(429);
+    expect((await request(pod(1), 'GET', '/api/rooms', via(`::ffff:${address}`))).status).toBe(429);
   });
 
   it('never limits probes, /metrics or the web page, even for an address past its budget', async () => {

@@ -93,7 +93,7 @@ const envSchema = z
     FAILED_EVENT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** POST /api/rooms per minute per user, shared by all pods. */
     ROOM_CREATE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(10),
-    /** Requests to /api/* per minute per user (per address for guests and invalid tokens), shared by all pods; 0: off. */
+    /** Requests to /api/* per minute per user (per IPv4 address or IPv6 /64 for guests and invalid tokens), shared by all pods; 0: off. */
     HTTP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(600),
     /** Sockets one user may hold across the cluster; past it the handshake is refused; 0: no bound. */
     MAX_SOCKETS_PER_USER: z.coerce.number().int().min(0).default(32),

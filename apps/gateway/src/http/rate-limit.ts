@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { StateClient } from '@chat/bus';
 import { AppError } from '@chat/protocol';
+import { clientAddressKey } from './address-key.ts';
 import { redisStoreWithLocalFallback } from './rate-limit-store.ts';
 import type { RequestTokens } from './request-token.ts';
 
@@ -14,9 +15,10 @@ const isLimited = (url: string) => url.startsWith('/api/') && !url.startsWith('/
 
 /**
  * Whose budget a request spends: a request with a valid token spends its user's (users behind
- * one NAT do not share), any other its client address's. The token is verified here (the
- * signature only: no database), so made-up tokens cannot each buy a fresh budget; through
- * `tokens`, one verification serves both this key and the route's authentication.
+ * one NAT do not share), any other its client address's (an IPv6 client's whole /64:
+ * address-key.ts). The token is verified here (the signature only: no database), so made-up
+ * tokens cannot each buy a fresh budget; through `tokens`, one verification serves both this
+ * key and the route's authentication.
  */
 function budgetKeyOf(tokens: RequestTokens) {
   return async (request: FastifyRequest): Promise<string> => {
@@ -28,15 +30,16 @@ function budgetKeyOf(tokens: RequestTokens) {
         // Invalid or expired: the route answers 401, on the address's budget.
       }
     }
-    return `a:${request.ip}`;
+    return `a:${clientAddressKey(request.ip)}`;
   };
 }
 
 /**
  * `/api/*` requests per minute per user (or per client address for guests, as the trusted
- * proxy reports it), counted in Redis so every pod shares one budget. Over the budget: 429
- * `TOO_MANY_REQUESTS` with `Retry-After`. When Redis cannot answer, each pod counts the same
- * budget by itself (rate-limit-store.ts) rather than refuse everyone or limit no one.
+ * proxy reports it: an IPv4 address, or an IPv6 /64), counted in Redis so every pod shares one
+ * budget. Over the budget: 429 `TOO_MANY_REQUESTS` with `Retry-After`. When Redis cannot
+ * answer, each pod counts the same budget by itself (rate-limit-store.ts) rather than refuse
+ * everyone or limit no one.
  */
 export async function registerHttpRateLimit(
   app: FastifyInstance,

@@ -425,6 +425,65 @@ describe('partition DDL next to a send in flight', () => {
     expect(await partitionNames(sql)).toContain(partitionOf(day));
   });
 
+  /** A move out of messages_default under way, its bulk copy done: what is left is its locked end. */
+  async function moveCopied(dayOffset: number): Promise<string> {
+    const day = await dayFromToday(sql, dayOffset);
+    await makeRoom(sql, user, new Date(`${day}T12:00:00.000Z`), 5);
+    const partitions = createMessagePartitionsRepository(sql);
+    expect(await partitions.beginMove()).toBe(true);
+    while ((await partitions.copyBatch(100)) > 0);
+    return day;
+  }
+
+  it('ending a move out of messages_default waits for a send that holds its room, instead of deadlocking with it', { timeout: 30_000 }, async () => {
+    const day = await moveCopied(60);
+    const result = await sendAlongside(
+      async (tx) => {
+        await lockRoom(tx);
+        await advanceRoom(tx);
+      },
+      (job) => createMessagePartitionsRepository(job).finishMove(),
+      readEveryPartition,
+    );
+    expect(result).toEqual({ send: { ok: true, value: undefined }, job: { ok: true, value: [day] } });
+    expect(await partitionNames(sql)).toContain(partitionOf(day));
+  });
+
+  it('ending a move waits for a send that has locked its room and read messages, then updates the room', { timeout: 30_000 }, async () => {
+    const day = await moveCopied(61);
+    const result = await sendAlongside(
+      async (tx) => {
+        await lockRoom(tx);
+        await readEveryPartition(tx);
+      },
+      (job) => createMessagePartitionsRepository(job).finishMove(),
+      advanceRoom,
+    );
+    expect(result).toEqual({ send: { ok: true, value: undefined }, job: { ok: true, value: [day] } });
+    expect(await partitionNames(sql)).toContain(partitionOf(day));
+  });
+
+  it('starting a move waits for a send that has written messages_default, which then updates its room', { timeout: 30_000 }, async () => {
+    // The log's trigger is turned on under SHARE ROW EXCLUSIVE on messages_default: it waits
+    // for the writers in flight, holding nothing on rooms.
+    const day = await dayFromToday(sql, 62);
+    const far = await makeRoom(sql, user, new Date(`${day}T12:00:00.000Z`), 1);
+    const result = await sendAlongside(
+      async (tx) => {
+        await tx`select id from rooms where id = ${far} for update`;
+        await tx`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
+                 select gen_random_uuid(), id, ${user}, 'text', 'x', last_seq + 1, now(), expires_at from rooms where id = ${far}`;
+      },
+      (job) => createMessagePartitionsRepository(job).beginMove(),
+      (tx) => tx`update rooms set last_seq = last_seq + 1 where id = ${far}`,
+    );
+    expect(result).toEqual({ send: { ok: true, value: undefined }, job: { ok: true, value: true } });
+    const partitions = createMessagePartitionsRepository(sql);
+    while ((await partitions.copyBatch(100)) > 0);
+    expect(await partitions.finishMove()).toEqual([day]);
+    expect(await sql`select count(*)::int as n from messages where room_id = ${far} and tableoid = ${partitionOf(day)}::regclass`).toEqual([{ n: 2 }]);
+  });
+
   it('dropping a day waits for a send that holds its room and reads messages, instead of deadlocking with it', { timeout: 30_000 }, async () => {
     const day = await dayFromToday(sql, -3);
     await createMessagePartitionsRepository(sql).ensure(day);

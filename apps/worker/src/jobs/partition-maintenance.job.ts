@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { MessagePartitionsRepository } from '@chat/db';
 import type { WorkerMetrics } from '../metrics.ts';
@@ -9,18 +10,33 @@ export interface PartitionMaintenanceDeps {
   aheadDays?: number;
   /** Kept this long past the end of its day before a partition is dropped (0: at once). */
   graceMs?: number;
+  /** Rows per batch (one short transaction each) when messages_default is emptied. */
+  moveBatchRows?: number;
+  /**
+   * How long one run may spend emptying messages_default before it leaves the rest to the next
+   * run (the move resumes where it stopped); the creations and drops come after it.
+   */
+  moveBudgetMs?: number;
+  /** A pause after each batch of the move (tests: a move that lasts while they look at it). */
+  moveBatchPauseMs?: number;
+  /**
+   * How long the move's locked end waits for each lock (rooms, then messages_default) before it
+   * gives up and tries again: sends queue behind the rooms lock while it waits for readers of
+   * messages_default to finish.
+   */
+  moveLockWaitMs?: number;
 }
 
 /** One step of a run that failed; the run went on with the others. */
 export interface PartitionStepFailure {
-  step: 'wanted-days' | 'create' | 'list' | 'drop';
+  step: 'move-default' | 'wanted-days' | 'create' | 'list' | 'drop';
   /** The day of a `create` or `drop`. */
   day?: string;
   error: unknown;
 }
 
 export interface PartitionMaintenanceResult {
-  /** Days (YYYY-MM-DD) whose partition this run created. */
+  /** Days (YYYY-MM-DD) whose partition this run created (or attached, moved out of messages_default). */
   created: string[];
   /** Days whose partition this run dropped. */
   dropped: string[];
@@ -28,6 +44,10 @@ export interface PartitionMaintenanceResult {
   rowsDropped: number;
   /** Days over but kept because a room of theirs is not marked expired yet. */
   waiting: string[];
+  /** Rows of messages_default this run copied into their days (the move's bulk copy). */
+  rowsMoved: number;
+  /** A move out of messages_default is still under way at the end of this run (the budget ran out). */
+  moving: boolean;
   /** The steps that failed. */
   failed: PartitionStepFailure[];
 }
@@ -35,6 +55,17 @@ export interface PartitionMaintenanceResult {
 const AHEAD_DAYS = 2;
 /** ROOM_TTL_SECONDS allows 30 days; a room's day needs its partition before its first message. */
 const MAX_AHEAD_DAYS = 40;
+/** A batch of 5,000 rows is a few hundred ms of one connection, well inside statement_timeout. */
+const MOVE_BATCH_ROWS = 5_000;
+/** Three quarters of the job's 60 s interval, as the room sweep's budget. */
+const MOVE_BUDGET_MS = 45_000;
+/** Sends wait at most this long behind one attempt of the move's locked end. */
+const MOVE_LOCK_WAIT_MS = 500;
+/** Attempts of the locked end per run; then the step fails and the next run goes on. */
+const MOVE_FINISH_ATTEMPTS = 5;
+
+const isLockTimeout = (error: unknown): boolean =>
+  typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '55P03';
 
 /** The run's steps failed: thrown by the job once every other step is done (the failure metric). */
 export class PartitionMaintenanceError extends Error {
@@ -47,19 +78,60 @@ export class PartitionMaintenanceError extends Error {
 }
 
 /**
- * Keeps the day partitions of `messages` (docs/partitions.md): creates them ahead, for today
- * .. today + 2 and for every day a live room expires on, so the gateway's insert finds its
- * partition (messages_default catches the rest and is emptied here); drops a day once it is
- * over and every room of it is marked expired by the sweep: its messages were unreadable since
- * their room expired, and the drop frees them at the cost of a catalog change, where a DELETE
- * would rewrite and vacuum every row. Runs at worker start and on its schedule; idempotent. A
- * step that fails (one day's creation or drop) is logged and recorded in `failed`, and the run
- * goes on with the others: one bad day does not keep the others from being created, or the
- * expired ones from being dropped.
+ * Empties messages_default into its days (migration 0010, docs/partitions.md): bulk copy, then
+ * the changes made meanwhile, then the short locked end. Returns whether messages_default is
+ * empty (or a move was finished) at the end; false when the budget ran out first.
+ */
+async function moveDefault(deps: PartitionMaintenanceDeps, result: PartitionMaintenanceResult): Promise<boolean> {
+  const { partitions } = deps;
+  const batchRows = deps.moveBatchRows ?? MOVE_BATCH_ROWS;
+  const deadline = Date.now() + (deps.moveBudgetMs ?? MOVE_BUDGET_MS);
+  const pause = deps.moveBatchPauseMs ?? 0;
+  if (!(await partitions.beginMove())) return true;
+  for (;;) {
+    const copied = await partitions.copyBatch(batchRows);
+    result.rowsMoved += copied;
+    if (copied === 0) break;
+    if (pause > 0) await delay(pause);
+    if (Date.now() >= deadline) return false;
+  }
+  // Rows sent (or changed) in messages_default during the copy: until a batch finds fewer than
+  // it could take, so that what the locked end replays is what arrived during one batch.
+  for (;;) {
+    const replayed = await partitions.replayBatch(batchRows);
+    if (replayed < batchRows) break;
+    if (pause > 0) await delay(pause);
+    if (Date.now() >= deadline) return false;
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      result.created.push(...(await partitions.finishMove(deps.moveLockWaitMs ?? MOVE_LOCK_WAIT_MS)));
+      return true;
+    } catch (error) {
+      // A reader of messages_default (or a long send) held a lock past the short wait: let the
+      // sends through, catch up with what they wrote, and try again.
+      if (!isLockTimeout(error) || attempt >= MOVE_FINISH_ATTEMPTS || Date.now() >= deadline) throw error;
+      deps.logger.info({ attempt }, 'messages_default move: its end waited too long for a lock, trying again');
+      await delay(Math.max(pause, 100));
+      await partitions.replayBatch(batchRows);
+    }
+  }
+}
+
+/**
+ * Keeps the day partitions of `messages` (docs/partitions.md): empties messages_default into its
+ * days (rows sent while their day had no partition), creates days ahead, for today .. today + 2
+ * and for every day a live room expires on, so the gateway's insert finds its partition; drops a
+ * day once it is over and every room of it is marked expired by the sweep: its messages were
+ * unreadable since their room expired, and the drop frees them at the cost of a catalog change,
+ * where a DELETE would rewrite and vacuum every row. Runs at worker start and on its schedule;
+ * idempotent. A step that fails (one day's creation or drop, the move) is logged and recorded in
+ * `failed`, and the run goes on with the others: one bad day does not keep the others from being
+ * created, or the expired ones from being dropped.
  */
 export async function runPartitionMaintenance(deps: PartitionMaintenanceDeps): Promise<PartitionMaintenanceResult> {
   const { partitions, logger } = deps;
-  const result: PartitionMaintenanceResult = { created: [], dropped: [], rowsDropped: 0, waiting: [], failed: [] };
+  const result: PartitionMaintenanceResult = { created: [], dropped: [], rowsDropped: 0, waiting: [], rowsMoved: 0, moving: false, failed: [] };
   async function step<T>(name: PartitionStepFailure['step'], day: string | undefined, work: () => Promise<T>): Promise<T | undefined> {
     try {
       return await work();
@@ -70,9 +142,19 @@ export async function runPartitionMaintenance(deps: PartitionMaintenanceDeps): P
     }
   }
 
-  // Creation first: a day waiting in messages_default gets its partition, then may be dropped.
-  for (const day of (await step('wanted-days', undefined, () => partitions.wantedDays(deps.aheadDays ?? AHEAD_DAYS, MAX_AHEAD_DAYS))) ?? []) {
-    if (await step('create', day, () => partitions.ensure(day))) result.created.push(day);
+  // First: a day waiting in messages_default gets its partition, then may be dropped below.
+  const defaultEmptied = await step('move-default', undefined, () => moveDefault(deps, result));
+  result.moving = defaultEmptied === false;
+  if (result.moving) {
+    logger.warn({ rowsMoved: result.rowsMoved }, 'messages_default still being moved into its days: the next run goes on');
+  }
+
+  // While a move is under way (unfinished, or failed) the days it will attach are its own, and
+  // creating another would scan messages_default under the rooms lock: created once it is done.
+  if (defaultEmptied === true) {
+    for (const day of (await step('wanted-days', undefined, () => partitions.wantedDays(deps.aheadDays ?? AHEAD_DAYS, MAX_AHEAD_DAYS))) ?? []) {
+      if (await step('create', day, () => partitions.ensure(day))) result.created.push(day);
+    }
   }
 
   // Oldest first; the repository re-checks each day against the database's clock.
@@ -88,7 +170,7 @@ export async function runPartitionMaintenance(deps: PartitionMaintenanceDeps): P
     }
   }
 
-  if (result.created.length > 0 || result.dropped.length > 0) {
+  if (result.created.length > 0 || result.dropped.length > 0 || result.rowsMoved > 0) {
     const { failed: _failed, ...summary } = result;
     logger.info(summary, 'message partitions');
   }

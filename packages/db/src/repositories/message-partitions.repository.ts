@@ -13,6 +13,7 @@ export type DropOutcome =
   | { status: 'not-due' }
   /** A room of that day is not marked expired by the sweep yet: it has not been announced. */
   | { status: 'rooms-pending' }
+  /** No partition of that day (a table staged by a move out of messages_default is not one yet). */
   | { status: 'missing' };
 
 /** The name messages_ensure_partition (migration 0002) gives a day's partition. */
@@ -47,9 +48,10 @@ export function createMessagePartitionsRepository(sql: Sql) {
     },
 
     /**
-     * The days that must have a partition now: today .. today + `aheadDays`, every day up to
+     * The days that must have a partition now: today .. today + `aheadDays`, and every day up to
      * the latest expiry of a room not yet expired (a room may live longer than the look-ahead;
-     * at most `maxAheadDays`), and every day that has rows waiting in messages_default.
+     * at most `maxAheadDays`). Days with rows waiting in messages_default are not read here (a
+     * scan of it, however large): the move out of it (`beginMove` …) creates those.
      */
     async wantedDays(aheadDays: number, maxAheadDays: number): Promise<string[]> {
       const rows = await sql<{ day: string }[]>`
@@ -60,17 +62,51 @@ export function createMessagePartitionsRepository(sql: Sql) {
           generate_series(today.d,
             greatest(today.d + ${aheadDays}::int, least(coalesce(latest.d, today.d), today.d + ${maxAheadDays}::int)),
             interval '1 day') g
-        union
-        (select distinct to_char((expires_at at time zone 'UTC')::date, 'YYYY-MM-DD') from messages_default
-         limit ${maxAheadDays}::int)
         order by day`;
       return rows.map((row) => row.day);
     },
 
-    /** Creates the day's partition unless it exists (moving in rows of that day from messages_default). */
+    /**
+     * Creates the day's partition unless it exists (moving in the few rows of that day sent to
+     * messages_default since it was last emptied). Fails while a move out of messages_default is
+     * under way, and when a table of the partition's name exists that is not a partition.
+     */
     async ensure(day: string): Promise<boolean> {
       const [row] = await sql<{ created: boolean }[]>`select messages_ensure_partition(${day}::date) as created`;
       return row?.created === true;
+    },
+
+    /**
+     * Moving the rows of messages_default into their days' partitions without holding sends up
+     * (migration 0010, docs/partitions.md): `beginMove` starts one (or finds one under way; false
+     * when messages_default is empty and none is), `copyBatch` copies its next rows (0: done),
+     * `replayBatch` copies again rows changed since (0: none left), `finishMove` locks, replays
+     * the rest, empties messages_default and attaches the days, which it returns. Each is one
+     * short transaction; only `finishMove` locks what a send needs (rooms, then
+     * messages_default), for a catalog change and the changes since the last replay. The rows
+     * stay in messages_default, readable and unique-checked where they were, until that commit.
+     */
+    async beginMove(): Promise<boolean> {
+      const [row] = await sql<{ moving: boolean }[]>`select messages_default_move_begin() as moving`;
+      return row?.moving === true;
+    },
+
+    async copyBatch(rows: number): Promise<number> {
+      const [row] = await sql<{ copied: number }[]>`select messages_default_move_copy(${rows}::int) as copied`;
+      return row?.copied ?? 0;
+    },
+
+    async replayBatch(rows: number): Promise<number> {
+      const [row] = await sql<{ replayed: number }[]>`select messages_default_move_replay(${rows}::int) as replayed`;
+      return row?.replayed ?? 0;
+    },
+
+    /** `lockWaitMs` bounds each of its lock waits (a timeout is 55P03; null: the connection's lock_timeout). */
+    async finishMove(lockWaitMs: number | null = null): Promise<string[]> {
+      const [row] = await sql<{ days: string[] }[]>`
+        select coalesce(array_agg(to_char(d, 'YYYY-MM-DD') order by d), '{}') as days
+        from unnest(messages_default_move_finish(${lockWaitMs}::int)) d`;
+      return row?.days ?? [];
     },
 
     /**
@@ -91,7 +127,8 @@ export function createMessagePartitionsRepository(sql: Sql) {
       return sql.begin(async (tx) => {
         await tx`select pg_advisory_xact_lock(${PARTITION_LOCK})`;
         const [state] = await tx<{ present: boolean; due: boolean; pending: boolean; rows: number }[]>`
-          select to_regclass(${`public.${name}`}) is not null as present,
+          select exists (select 1 from pg_inherits
+                         where inhrelid = to_regclass(${`public.${name}`}) and inhparent = 'public.messages'::regclass) as present,
                  (${day}::date + 1)::timestamp at time zone 'UTC' <= now() - ${graceMs}::bigint * interval '1 millisecond' as due,
                  exists (select 1 from rooms
                          where expired_at is null

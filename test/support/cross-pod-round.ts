@@ -76,16 +76,20 @@ export async function chatsAcrossPodsAndExpiresARoom(cluster: TestCluster, conte
 }
 
 /**
- * Sends `content` from `from` (retries keep one clientMessageId, so it is stored once) until
- * `heard`, a recording of another socket's `new-message`, has it: the bus may be catching up
- * after a failover.
+ * Sends `content` from `from` until `heard`, a recording of another socket's `new-message`, has
+ * it live: the bus may be catching up after a failover. Each attempt is a message of its own: one
+ * stored while the bus was away reaches the other pod's sockets by `resync` and history, not live
+ * (and a retry of it with the same clientMessageId is answered without a second broadcast), so
+ * only a later one can show the room's traffic flowing again. The history may hold it more than once.
  */
 export async function deliveredAcrossPods(from: TestSocket, heard: { content?: string }[], roomId: string, content: string): Promise<void> {
+  let attempt = 0;
   await expect
     .poll(
       async () => {
         if (!heard.some((message) => message.content === content)) {
-          await emitAck(from, 'send-message', { roomId, type: 'text', content, clientMessageId: content }, 2000).catch(() => undefined);
+          attempt += 1;
+          await emitAck(from, 'send-message', { roomId, type: 'text', content, clientMessageId: `${content}#${attempt}` }, 2000).catch(() => undefined);
         }
         return heard.some((message) => message.content === content);
       },

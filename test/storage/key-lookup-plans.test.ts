@@ -5,6 +5,7 @@ import {
   createRoomOccupancyRepository,
   createSessionsRepository,
   createWebhookCursorsRepository,
+  ROOM_CAP_REACHED,
   type Database,
 } from '@chat/db';
 import { databaseTest, seqScansOf } from '../support/index.ts';
@@ -95,6 +96,32 @@ describe('lookups by key at 5,000 users in 1,000 rooms', () => {
     });
     expect(scans).toEqual({ room_members: 0, rooms: 0 });
     expect(await sql`select count(*)::int as n from webhook_cursors where endpoint_id = 'plan' and delivered_change_seq = 1`).toEqual([{ n: BATCHES * 4 }]);
+  });
+
+  /**
+   * join-room's count of the user's live rooms under MAX_ROOMS_PER_USER (memberships.add), for a
+   * user in 402 rooms, stored and analyzed as such: as a join of `room_members` and `rooms`, the
+   * planner, knowing the user's many rows, hashed all of `rooms` for every join. Each room's
+   * expiry is a look-up by key.
+   */
+  it("counts a joining user's live rooms by key", async ({ testDb }) => {
+    const { sql } = database;
+    const collector = users[4_999]!;
+    const held = rooms.slice(0, 400);
+    await sql`insert into room_members (room_id, user_id) select unnest(${held}::uuid[]), ${collector} on conflict do nothing`;
+    await sql`analyze room_members`;
+    // Its two rooms of the setup as well.
+    const cap = 402 + BATCHES;
+    const answers: unknown[] = [];
+    const scans = await seqScansOf(testDb.url, ['room_members', 'rooms'], async (worker) => {
+      const memberships = createMembershipsRepository(worker);
+      for (let batch = 0; batch < BATCHES; batch++) answers.push(await memberships.add(rooms[500 + batch]!, collector, cap));
+      // At the cap: refused.
+      answers.push(await memberships.add(rooms[900]!, collector, cap));
+    });
+    expect(scans).toEqual({ room_members: 0, rooms: 0 });
+    expect(answers.slice(0, BATCHES).every((answer) => (answer as { changed?: boolean }).changed === true)).toBe(true);
+    expect(answers.at(-1)).toBe(ROOM_CAP_REACHED);
   });
 
   /**

@@ -85,7 +85,7 @@ async function makeRoom(sql: Sql, expiresInMs: number, { empty = false } = {}): 
     values (${id}, 'race', ${owner}, now(), date_trunc('milliseconds', clock_timestamp()) + ${expiresInMs}::int * interval '1 millisecond')
     returning expires_at`;
   const memberships = createMembershipsRepository(sql);
-  if (!empty) for (const user of [owner, guest]) expect(await memberships.add(id, user)).toMatchObject({ changed: true });
+  if (!empty) for (const user of [owner, guest]) expect(await memberships.add(id, user, 500)).toMatchObject({ changed: true });
   await sql.begin(async (tx) => {
     await tx`insert into messages (id, room_id, user_id, type, content, seq, created_at, expires_at)
       select gen_random_uuid(), r.id, ${owner}, 'text', '안녕', r.last_seq + 1, now(), r.expires_at from rooms r where r.id = ${id}`;

@@ -89,6 +89,11 @@ const envSchema = z
     GROUP_COMMIT_LINGER_MS: z.coerce.number().min(0).max(50).default(2),
     /** join-room / leave-room that would change a membership, per minute per user, shared by all pods. */
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+    /**
+     * Live rooms one user may belong to: a join past it is refused (TOO_MANY_ROOMS). Every
+     * handshake puts the socket into all of them, and presence and occupancy go to all of them.
+     */
+    MAX_ROOMS_PER_USER: z.coerce.number().int().min(1).max(100_000).default(500),
     /** Socket events refused after a database lookup (no such room, not a member) per minute per user, all pods. */
     FAILED_EVENT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** POST /api/rooms per minute per user, shared by all pods. */
@@ -167,6 +172,8 @@ export interface GatewayConfig extends RedisSettings {
   groupCommitLingerMs: number;
   membershipRateLimitPerMinute: number;
   roomCreateRateLimitPerMinute: number;
+  /** Memberships in live rooms one user may hold; past it join-room is refused with TOO_MANY_ROOMS. */
+  maxRoomsPerUser: number;
   /** Socket events a user may have refused after a lookup per minute; past it their events are refused. */
   failedEventLimitPerMinute: number;
   /** 0: no HTTP rate limit. */
@@ -230,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     groupCommitLingerMs: e.GROUP_COMMIT_LINGER_MS,
     membershipRateLimitPerMinute: e.MEMBERSHIP_RATE_LIMIT_PER_MINUTE,
     roomCreateRateLimitPerMinute: e.ROOM_CREATE_RATE_LIMIT_PER_MINUTE,
+    maxRoomsPerUser: e.MAX_ROOMS_PER_USER,
     failedEventLimitPerMinute: e.FAILED_EVENT_LIMIT_PER_MINUTE,
     httpRateLimitPerMinute: e.HTTP_RATE_LIMIT_PER_MINUTE,
     maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,

@@ -204,6 +204,7 @@ export function buildServices(
     // budget, one client toggling a membership floods the room's members and the database.
     membershipLimiter: userRateLimiter('membership', config.membershipRateLimitPerMinute, 'TOO_MANY_REQUESTS'),
     creationLimiter: userRateLimiter('room-create', config.roomCreateRateLimitPerMinute, 'TOO_MANY_REQUESTS'),
+    maxRoomsPerUser: config.maxRoomsPerUser,
   });
   const messageService = createMessageService({
     messages: repositories.messages,

@@ -28,6 +28,8 @@ export const ERRORS = {
   },
   /** [ext] A client's requests to `/api/*` over the per-minute budget; a handshake past a user's sockets across the cluster; join-room / leave-room past the user's membership changes per minute; POST /api/rooms past the user's rooms per minute; any socket event once the user's failed events per minute are spent. */
   TOO_MANY_REQUESTS: { status: 429, message: '요청이 너무 많습니다. 잠시 후 다시 시도해주세요' },
+  /** [ext] join-room by a user who already belongs to MAX_ROOMS_PER_USER live rooms (§15). */
+  TOO_MANY_ROOMS: { status: 403, message: '참여할 수 있는 방의 수를 초과했습니다' },
   UNAVAILABLE: { status: 503, message: '일시적인 오류입니다. 잠시 후 다시 시도해주세요' },
   LIMIT_TOO_LARGE: { status: 400, message: 'limit은 100을 초과할 수 없습니다' },
   INVALID_LIMIT: { status: 400, message: 'limit은 1 이상의 정수여야 합니다' },

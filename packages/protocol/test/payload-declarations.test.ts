@@ -64,6 +64,7 @@ describe('client payload declarations', () => {
       'ROOM_NOT_FOUND',
       'TOO_MANY_REQUESTS',
       'ROOM_EXPIRED',
+      'TOO_MANY_ROOMS',
       'UNAVAILABLE',
     ]);
     expect(CLIENT_EVENT_DOCS.typing.errors).toEqual([]);

@@ -1,5 +1,5 @@
 import { uuidv7 } from '../lib/uuidv7.ts';
-import type { MembershipsRepository, RoomsRepository, StoredRoom } from '@chat/db';
+import { ROOM_CAP_REACHED, type MembershipsRepository, type RoomsRepository, type StoredRoom } from '@chat/db';
 import {
   AppError,
   isUuid,
@@ -28,6 +28,11 @@ export interface RoomServiceDeps {
   membershipLimiter: UserRateLimiter;
   /** Rooms one user may create per minute (ROOM_CREATE_RATE_LIMIT_PER_MINUTE). */
   creationLimiter: UserRateLimiter;
+  /**
+   * Live rooms one user may belong to (MAX_ROOMS_PER_USER): a connecting socket is put into
+   * every one of them, and presence and occupancy go to every one of them.
+   */
+  maxRoomsPerUser: number;
   /** Which of these users have a socket on any pod right now. */
   onlineUsers(userIds: readonly string[]): Promise<Set<string>>;
 }
@@ -176,8 +181,10 @@ export function createRoomService(deps: RoomServiceDeps) {
       // one, so a join/leave toggle still pays for each round.
       if (!isInRoom(roomId)) await deps.membershipLimiter.consume(user.id);
       await requireActiveRoom(roomId);
-      const change = await memberships.add(roomId, user.id);
+      const change = await memberships.add(roomId, user.id, deps.maxRoomsPerUser);
       if (!change) throw new AppError('ROOM_EXPIRED');
+      // Refused before anything is written: no row, no move, no announcement.
+      if (change === ROOM_CAP_REACHED) throw new AppError('TOO_MANY_ROOMS');
       events.addUserToRoom(user.id, roomId);
       if (change.changed) {
         events.userJoined({

@@ -91,7 +91,7 @@ export const CLIENT_EVENT_CONTRACTS: Record<ClientEventName, ClientEventContract
     ack: '`room-joined` payload',
     dropsMalformed: false,
     description:
-      'Becomes a member (idempotent). Every socket of the user, on every pod, enters the room. The caller gets `room-joined`; others get `user-joined` only if the user is new. [ext] A join from a socket not yet in the room takes one of the user\'s MEMBERSHIP_RATE_LIMIT_PER_MINUTE (60) membership changes, shared with `leave-room` across pods; past it: TOO_MANY_REQUESTS with `retryAfterMs`, and nothing changes. A user who is not yet a member and already belongs to MAX_ROOMS_PER_USER (500) live rooms is refused with TOO_MANY_ROOMS, and nothing changes.',
+      'Becomes a member (idempotent). Every socket of the user, on every pod, enters the room. The caller gets `room-joined`; others get `user-joined` only if the user is new. [ext] A join from a socket not yet in the room takes one of the user\'s MEMBERSHIP_RATE_LIMIT_PER_MINUTE (60) membership changes, shared with `leave-room` across pods; past it: TOO_MANY_REQUESTS with `retryAfterMs`, and nothing changes. A user who is not yet a member and already belongs to MAX_ROOMS_PER_USER (500) live rooms is refused with TOO_MANY_ROOMS, and nothing changes. A join from a socket already in the room answers the stored memberCount, with no write and no broadcast.',
   },
   'leave-room': {
     checks: LEAVE_ROOM_CHECKS,

@@ -171,15 +171,30 @@ export function createRoomService(deps: RoomServiceDeps) {
 
     /**
      * PROTOCOL §2. Idempotent: only a newly added member is announced. `isInRoom`: whether the
-     * caller's socket is in the room already (sockets mirror membership).
+     * caller's socket is in the room already (sockets mirror membership). `repeat`: it was, and
+     * nothing was written or published; the user's other devices need not hear of it.
      */
-    async join(user: AuthenticatedUser, payload: unknown, isInRoom: (roomId: string) => boolean): Promise<RoomJoinedPayload> {
+    async join(
+      user: AuthenticatedUser,
+      payload: unknown,
+      isInRoom: (roomId: string) => boolean,
+    ): Promise<{ answer: RoomJoinedPayload; repeat: boolean }> {
       const roomId = readRoomId(payload);
-      // A re-join from a socket already in the room changes nothing, so it costs nothing: a
-      // client may repeat its joins after every reconnect. The mirror can trail a leave made on
-      // another pod by a Redis hop, so a join just after it may go free; a leave always costs
-      // one, so a join/leave toggle still pays for each round.
-      if (!isInRoom(roomId)) await deps.membershipLimiter.consume(user.id);
+      if (isInRoom(roomId)) {
+        // A re-join from a socket already in the room changes nothing, so it costs nothing: a
+        // client may repeat its joins after every reconnect. No budget, no write, no bus
+        // publish (every socket of the user is in the room already): the room's liveness from
+        // the cache, the count in one read by key. The socket being in the room means its user
+        // is a member, except that the mirror trails a leave made on another pod by a Redis hop:
+        // a repeat join in that gap is answered from the read (the count without the user) and
+        // the leave's move takes the socket out just after; the membership's truth stays the
+        // database's. A leave always costs one, so a join/leave toggle still pays for each round.
+        await requireActiveRoom(roomId);
+        const memberCount = await memberships.memberCount(roomId);
+        if (memberCount === null) throw new AppError('ROOM_EXPIRED');
+        return { answer: { roomId, memberCount }, repeat: true };
+      }
+      await deps.membershipLimiter.consume(user.id);
       await requireActiveRoom(roomId);
       const change = await memberships.add(roomId, user.id, deps.maxRoomsPerUser);
       if (!change) throw new AppError('ROOM_EXPIRED');
@@ -195,7 +210,7 @@ export function createRoomService(deps: RoomServiceDeps) {
           changeSeq: change.changeSeq ?? 0,
         });
       }
-      return { roomId, memberCount: change.memberCount };
+      return { answer: { roomId, memberCount: change.memberCount }, repeat: false };
     },
 
     /** PROTOCOL §3. Leaving needs no live room: a member may leave an expired one. */

@@ -122,6 +122,16 @@ export function createMembershipsRepository(sql: Sql) {
       return { changed: false, memberCount: fresh.member_count, changeSeq: null };
     },
 
+    /**
+     * What a repeat join answers (a socket already in the room, PROTOCOL §2): the room's member
+     * count, one read by key and no write; null when the room is gone or expired.
+     */
+    async memberCount(roomId: string): Promise<number | null> {
+      const [row] = await sql<{ member_count: number }[]>`
+        select member_count from rooms where id = ${roomId} and expires_at > now()`;
+      return row?.member_count ?? null;
+    },
+
     async remove(roomId: string, userId: string): Promise<MembershipChange> {
       const [row] = await sql<{ removed: boolean; member_count: number | null; change_seq: number | null }[]>`
         with deleted as (

@@ -12,8 +12,13 @@ import { membershipChangeHandler } from './membership-change.ts';
 export function joinRoomHandler(roomService: RoomService, barrier: SubscriptionBarrier) {
   return membershipChangeHandler(
     'room-joined',
-    (socket, payload) => roomService.join(socket.data.user, payload, (roomId) => isInRoom(socket, roomId)),
-    // The adapter has already put this pod's sockets in; make sure of the caller's own.
+    async (socket, payload) => {
+      const { answer, repeat } = await roomService.join(socket.data.user, payload, (roomId) => isInRoom(socket, roomId));
+      // A repeat join moved nobody: the user's other devices are in the room already.
+      return { answer, toOtherDevices: !repeat };
+    },
+    // The adapter has already put this pod's sockets in; make sure of the caller's own. For a
+    // repeat join both are no-ops unless the room's subscription is still being confirmed.
     async (socket, roomId) => {
       const room = roomChannel(roomId);
       await socket.join(room);

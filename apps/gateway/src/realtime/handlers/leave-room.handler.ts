@@ -7,7 +7,7 @@ import { forgetRoom } from './typing.handler.ts';
 export function leaveRoomHandler(roomService: RoomService) {
   return membershipChangeHandler(
     'room-left',
-    (socket, payload) => roomService.leave(socket.data.user, payload),
+    async (socket, payload) => ({ answer: await roomService.leave(socket.data.user, payload), toOtherDevices: true }),
     async (socket, roomId) => {
       await socket.leave(roomChannel(roomId));
       forgetRoom(socket, roomId);

@@ -4,6 +4,13 @@ import type { ChatSocket } from '../types.ts';
 
 type MembershipAnswers = { 'room-joined': RoomJoinedPayload; 'room-left': RoomLeftPayload };
 
+/** What the service answers: the event's payload, and whether the user's other devices hear it too. */
+export interface MembershipOutcome<T> {
+  answer: T;
+  /** False when nothing moved (a repeat join-room): only the caller is answered, nothing is published. */
+  toOtherDevices: boolean;
+}
+
 /**
  * What join-room and leave-room share: the service changes the membership (and moves the
  * user's sockets on every pod), this socket is moved for sure, then the caller and the user's
@@ -11,16 +18,16 @@ type MembershipAnswers = { 'room-joined': RoomJoinedPayload; 'room-left': RoomLe
  */
 export function membershipChangeHandler<E extends keyof MembershipAnswers>(
   answer: E,
-  change: (socket: ChatSocket, payload: unknown) => Promise<MembershipAnswers[E]>,
+  change: (socket: ChatSocket, payload: unknown) => Promise<MembershipOutcome<MembershipAnswers[E]>>,
   moveSocket: (socket: ChatSocket, roomId: string) => Promise<void> | void,
 ): SocketEventHandler<MembershipAnswers[E]> {
   return async (socket, payload) => {
-    const result = await change(socket, payload);
+    const { answer: result, toOtherDevices } = await change(socket, payload);
     await moveSocket(socket, result.roomId);
     const emit = (target: { emit: ChatSocket['emit'] }) =>
       (target.emit as (event: E, payload: MembershipAnswers[E]) => void)(answer, result);
     emit(socket);
-    emit(socket.to(userChannel(socket.data.user.id)));
+    if (toOtherDevices) emit(socket.to(userChannel(socket.data.user.id)));
     return result;
   };
 }

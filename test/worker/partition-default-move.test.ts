@@ -15,6 +15,8 @@ import {
 import { createWorkerMetrics, partitionMaintenanceJob, PartitionMaintenanceError, runPartitionMaintenance } from '@chat/worker';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 
+import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '../support/partitions.ts';
+
 /**
  * Rows that piled up in messages_default (the worker down longer than its look-ahead) are moved
  * into their days in bounded batches that hold no lock a send waits for, then attached in one
@@ -25,21 +27,6 @@ import { createTestDatabase, type TestDatabase } from '@chat/testing';
  */
 
 const logger = pino({ level: 'silent' });
-const DAY_MS = 86_400_000;
-
-async function dayFromToday(sql: Sql, offsetDays: number): Promise<string> {
-  const [row] = await sql<{ day: string }[]>`select to_char((now() at time zone 'UTC')::date + ${offsetDays}::int, 'YYYY-MM-DD') as day`;
-  return row!.day;
-}
-
-const partitionOf = (day: string) => `messages_p${day.replaceAll('-', '')}`;
-
-async function makeUser(sql: Sql): Promise<string> {
-  const id = randomUUID();
-  await sql`insert into users (id, nickname) values (${id}, '이동')`;
-  return id;
-}
-
 /** A room expiring at `expiresAt` with `count` messages (seq 1..count, every tenth soft-deleted). */
 async function makeRoom(sql: Sql, userId: string, expiresAt: Date, count: number): Promise<string> {
   const id = randomUUID();
@@ -62,12 +49,6 @@ async function fingerprint(sql: Sql): Promise<{ n: number; ids: number; digest: 
                                     deleted_change_seq, created_at, expires_at, is_deleted), ',' order by id)) as digest
     from messages`;
   return row!;
-}
-
-async function placement(sql: Sql, roomId: string): Promise<Record<string, number>> {
-  const rows = await sql<{ part: string; n: number }[]>`
-    select tableoid::regclass::text as part, count(*)::int as n from messages where room_id = ${roomId} group by 1`;
-  return Object.fromEntries(rows.map((row) => [row.part, row.n]));
 }
 
 async function seqs(sql: Sql, roomId: string): Promise<number[]> {
@@ -135,7 +116,7 @@ describe('moving messages_default into its days', () => {
     database = await createTestDatabase();
     db = createDatabase({ url: database.url, maxConnections: 6 });
     sql = postgres(database.url, { max: 4, onnotice: () => {} });
-    user = await makeUser(sql);
+    user = await seedUser(sql, '이동');
   });
   afterAll(async () => {
     await sql?.end({ timeout: 5 });
@@ -162,7 +143,7 @@ describe('moving messages_default into its days', () => {
     const second = await dayFromToday(sql, 46);
     const a = await makeRoom(sql, user, new Date(`${first}T12:00:00.000Z`), 240);
     const b = await makeRoom(sql, user, new Date(`${second}T03:00:00.000Z`), 130);
-    expect(await placement(sql, a)).toEqual({ messages_default: 240 });
+    expect(await messagePlacement(sql, a)).toEqual({ messages_default: 240 });
     const before = await fingerprint(sql);
 
     const { partitions, copies } = countingBatches(createMessagePartitionsRepository(db.sql));
@@ -173,8 +154,8 @@ describe('moving messages_default into its days', () => {
     expect(run.failed).toEqual([]);
     expect(run).toMatchObject({ rowsMoved: 370, moving: false });
     expect(run.created).toEqual(expect.arrayContaining([first, second]));
-    expect(await placement(sql, a)).toEqual({ [partitionOf(first)]: 240 });
-    expect(await placement(sql, b)).toEqual({ [partitionOf(second)]: 130 });
+    expect(await messagePlacement(sql, a)).toEqual({ [partitionOf(first)]: 240 });
+    expect(await messagePlacement(sql, b)).toEqual({ [partitionOf(second)]: 130 });
     expect(await sql`select count(*)::int as n from messages_default`).toEqual([{ n: 0 }]);
     expect(await fingerprint(sql)).toEqual(before);
     expect(before.ids).toBe(before.n);
@@ -242,7 +223,7 @@ describe('moving messages_default into its days', () => {
     expect(await lifetime.setExpiry(b, new Date(`${laterDay}T06:00:00.000Z`))).toMatchObject({ status: 'changed' });
     expect(await lifetime.setExpiry(closing, 'now')).toMatchObject({ status: 'changed' });
     expect(await lifetime.setExpiry(extended, new Date(`${day}T20:00:00.000Z`))).toMatchObject({ status: 'changed' });
-    expect(await placement(sql, extended)).toEqual({ messages_default: 30 });
+    expect(await messagePlacement(sql, extended)).toEqual({ messages_default: 30 });
 
     // All of it happened while the move was under way; what `messages` shows now is what it must
     // show once the days are attached.
@@ -255,14 +236,14 @@ describe('moving messages_default into its days', () => {
     expect(run.created).toEqual(expect.arrayContaining([day, laterDay]));
     expect(await fingerprint(sql)).toEqual(expected);
     expect(expected.ids).toBe(expected.n);
-    expect(await placement(sql, a)).toEqual({ [partitionOf(day)]: 201 });
+    expect(await messagePlacement(sql, a)).toEqual({ [partitionOf(day)]: 201 });
     expect(await seqs(sql, a)).toEqual(range(1, 201));
     expect(await sql`select is_deleted from messages where id = ${early!.id}`).toEqual([{ is_deleted: true }]);
     expect(await sql`select count(*)::int as n from messages where user_id = ${user} and client_message_id = ${retried!.client_message_id}`).toEqual([{ n: 1 }]);
-    expect(await placement(sql, b)).toEqual({ [partitionOf(laterDay)]: 100 });
+    expect(await messagePlacement(sql, b)).toEqual({ [partitionOf(laterDay)]: 100 });
     const today = await dayFromToday(sql, 0);
-    expect(await placement(sql, closing)).toEqual({ [partitionOf(today)]: 50 });
-    expect(await placement(sql, extended)).toEqual({ [partitionOf(day)]: 30 });
+    expect(await messagePlacement(sql, closing)).toEqual({ [partitionOf(today)]: 50 });
+    expect(await messagePlacement(sql, extended)).toEqual({ [partitionOf(day)]: 30 });
     for (const room of [a, b, closing, extended]) {
       // Every message still carries its room's expiry: one partition per room.
       expect(await sql`select count(*)::int as n from messages m join rooms r on r.id = m.room_id
@@ -301,7 +282,7 @@ describe('moving messages_default into its days', () => {
     expect(run.created).toContain(day);
     expect(await fingerprint(sql)).toEqual(expected);
     expect(expected.n).toBe(expected.ids);
-    expect(await placement(sql, a)).toEqual({ [partitionOf(day)]: 204 });
+    expect(await messagePlacement(sql, a)).toEqual({ [partitionOf(day)]: 204 });
     expect(await sql`select content from messages where id = ${edited!.id}`).toEqual([{ content: 'edited' }]);
     expect(await sql`select count(*)::int as n from messages where id = ${gone!.id}`).toEqual([{ n: 0 }]);
     await expectNoMoveLeft(sql);
@@ -318,7 +299,7 @@ describe('sends next to the move', () => {
     database = await createTestDatabase();
     db = createDatabase({ url: database.url, maxConnections: 4 });
     sql = postgres(database.url, { max: 4, onnotice: () => {} });
-    user = await makeUser(sql);
+    user = await seedUser(sql, '이동');
   });
   afterAll(async () => {
     await sql?.end({ timeout: 5 });
@@ -371,7 +352,7 @@ describe('sends next to the move', () => {
     expect(moveMs).toBeGreaterThan(1_000);
     expect(run).toMatchObject({ failed: [], moving: false });
     expect(run.created).toContain(day);
-    expect(await placement(sql, waiting)).toEqual({ [partitionOf(day)]: 302 });
+    expect(await messagePlacement(sql, waiting)).toEqual({ [partitionOf(day)]: 302 });
     expect(await seqs(sql, waiting)).toEqual(range(1, 302));
   });
 
@@ -412,7 +393,7 @@ describe('sends next to the move', () => {
     expect(first.failed.map((failure) => (failure.error as { code?: string }).code)).toEqual(first.failed.length > 0 ? ['55P03'] : []);
     expect(second.failed).toEqual([]);
     expect([...first.created, ...second.created]).toContain(day);
-    expect(await placement(sql, waiting)).toEqual({ [partitionOf(day)]: 60 });
+    expect(await messagePlacement(sql, waiting)).toEqual({ [partitionOf(day)]: 60 });
   });
 });
 
@@ -426,7 +407,7 @@ describe('one failing step of the partition job', () => {
     database = await createTestDatabase();
     db = createDatabase({ url: database.url, maxConnections: 2 });
     sql = postgres(database.url, { max: 2, onnotice: () => {} });
-    user = await makeUser(sql);
+    user = await seedUser(sql, '이동');
   });
   afterAll(async () => {
     await sql?.end({ timeout: 5 });

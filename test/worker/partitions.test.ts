@@ -19,6 +19,8 @@ import { runPartitionMaintenance, runRoomSweep } from '@chat/worker';
 import { createTestDatabase, createTestDatabaseUpTo, uniquePrefix, type TestDatabase } from '@chat/testing';
 import { closeAllWorkers, startTestWorker } from '../support/index.ts';
 
+import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '../support/partitions.ts';
+
 /**
  * Issue 17 §3: `messages` partitioned by expiry day (migration 0002, docs/partitions.md), on
  * real Postgres. Every database here is this file's own: the partition job drops days of the
@@ -26,27 +28,11 @@ import { closeAllWorkers, startTestWorker } from '../support/index.ts';
  */
 
 const logger = pino({ level: 'silent' });
-const DAY_MS = 86_400_000;
-
-/** The UTC day, YYYY-MM-DD, `offsetDays` from the database's today. */
-async function dayFromToday(sql: Sql, offsetDays: number): Promise<string> {
-  const [row] = await sql<{ day: string }[]>`select to_char((now() at time zone 'UTC')::date + ${offsetDays}::int, 'YYYY-MM-DD') as day`;
-  return row!.day;
-}
-
-const partitionOf = (day: string) => `messages_p${day.replaceAll('-', '')}`;
-
 async function partitionNames(sql: Sql): Promise<string[]> {
   const rows = await sql<{ name: string }[]>`
     select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
     where i.inhparent = 'messages'::regclass order by 1`;
   return rows.map((row) => row.name);
-}
-
-async function makeUser(sql: Sql): Promise<string> {
-  const id = randomUUID();
-  await sql`insert into users (id, nickname) values (${id}, '파티션')`;
-  return id;
 }
 
 /** A room expiring at `expiresAt`, with `count` messages (every tenth soft-deleted) and one member. */
@@ -63,12 +49,6 @@ async function makeRoom(sql: Sql, userId: string, expiresAt: Date, count: number
   return id;
 }
 
-async function messagePlacement(sql: Sql, roomId: string): Promise<Record<string, number>> {
-  const rows = await sql<{ part: string; n: number }[]>`
-    select tableoid::regclass::text as part, count(*)::int as n from messages where room_id = ${roomId} group by 1`;
-  return Object.fromEntries(rows.map((row) => [row.part, row.n]));
-}
-
 describe('migration 0002 on a database that already has messages', () => {
   let old: TestDatabase;
   let sql: Sql;
@@ -81,7 +61,7 @@ describe('migration 0002 on a database that already has messages', () => {
     old = await createTestDatabaseUpTo(2);
     sql = postgres(old.url, { max: 2, onnotice: () => {} });
     expect((await sql`select relkind from pg_class where relname = 'messages'`)[0]?.relkind).toBe('r');
-    const user = await makeUser(sql);
+    const user = await seedUser(sql, '파티션');
     const now = Date.now();
     const expiredRoom = await makeRoom(sql, user, new Date(now - 2 * DAY_MS), 300);
     const liveRoom = await makeRoom(sql, user, new Date(now + DAY_MS), 500);
@@ -163,7 +143,7 @@ describe('day partitions', () => {
     db = createDatabase({ url: database.url, maxConnections: 4 });
     sql = postgres(database.url, { max: 2, onnotice: () => {} });
     redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 1 });
-    user = await makeUser(sql);
+    user = await seedUser(sql, '파티션');
   });
   afterAll(async () => {
     await closeAllWorkers();
@@ -326,7 +306,7 @@ describe('partition DDL next to a send in flight', () => {
     database = await createTestDatabase();
     sql = postgres(database.url, { max: 2, onnotice: () => {} });
     send = postgres(database.url, { max: 1, onnotice: () => {} });
-    user = await makeUser(sql);
+    user = await seedUser(sql, '파티션');
     room = await makeRoom(sql, user, new Date(Date.now() + 3_600_000), 1);
   });
   afterAll(async () => {

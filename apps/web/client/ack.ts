@@ -2,7 +2,7 @@ import type { AckResponse } from '@chat/protocol';
 import { toast } from './notices.ts';
 import type { ChatSocket, Page } from './store.ts';
 
-const ACK_TIMEOUT_MS = 10_000;
+export const ACK_TIMEOUT_MS = 10_000;
 const NO_ANSWER = '서버가 응답하지 않습니다. 잠시 후 다시 시도해주세요';
 
 /** An acknowledged emit; null when the server did not answer in time (already reported). */

@@ -1,34 +1,72 @@
 import { CLIENT_EVENTS, type NewMessagePayload } from '@chat/protocol';
-import { ask } from './ack.ts';
+import { ACK_TIMEOUT_MS } from './ack.ts';
 import { randomId } from './dom.ts';
-import type { Page } from './store.ts';
+import { toast } from './notices.ts';
+import { SendQueue, type AttemptResult, type OutgoingMessage, type QueuedSend } from './pending-send.ts';
+import type { ChatSocket, Page } from './store.ts';
 import { fromPayload, showLive } from './timeline-view.ts';
 
 /** Sending messages, and telling the room that we are typing. */
 
+export type { OutgoingMessage };
+
 /** PROTOCOL §5: `isTyping: false` after 3 s without input. */
 const TYPING_IDLE_MS = 3000;
 
-export type OutgoingMessage = { type: 'text' | 'emoji'; content: string } | { type: 'image'; imageUrl: string };
+const SENDS_WHEN_CONNECTED = '연결이 끊겨 있습니다. 다시 연결되면 보냅니다';
+const NOT_SENT = '메시지를 보내지 못했을 수 있습니다. 다시 보내면 같은 메시지로 한 번만 전송됩니다';
 
-/** True once the server has stored it (the caller then clears the input). */
-export async function send(page: Page, body: OutgoingMessage): Promise<boolean> {
+/**
+ * The page's sends (pending-send.ts): one `clientMessageId` per draft, retried on its own
+ * after a reconnect, a timed-out ack, `UNAVAILABLE` or `RATE_LIMITED`, always with that id.
+ */
+export function createSendQueue(socket: () => ChatSocket | null): SendQueue<NewMessagePayload> {
+  return new SendQueue<NewMessagePayload>({
+    newId: randomId,
+    isConnected: () => socket()?.connected === true,
+    random: Math.random,
+    attempt: async ({ roomId, message }: QueuedSend, clientMessageId: string): Promise<AttemptResult<NewMessagePayload>> => {
+      const current = socket();
+      if (!current?.connected) return { noAnswer: 'disconnected' };
+      try {
+        return await current
+          .timeout(ACK_TIMEOUT_MS)
+          .emitWithAck(
+            CLIENT_EVENTS.sendMessage,
+            message.type === 'image'
+              ? { roomId, type: 'image', imageUrl: message.imageUrl, clientMessageId }
+              : { roomId, type: message.type, content: message.content, clientMessageId },
+          );
+      } catch {
+        // socket.io-client fails an ack at once when the socket drops with it in flight, or
+        // after the timeout: either way nobody knows whether the message was stored.
+        return { noAnswer: current.connected ? 'timeout' : 'disconnected' };
+      }
+    },
+  });
+}
+
+/**
+ * True once the server has stored it (the caller then clears the input). Pressing send again
+ * while the same draft is on its way sends nothing more; once its retries stopped, it sends
+ * the draft again under the same `clientMessageId`, so it is stored at most once.
+ */
+export async function send(page: Page, message: OutgoingMessage): Promise<boolean> {
   const room = page.store.state.current;
   if (!room) return false;
   stopTyping(page);
-  const clientMessageId = randomId();
-  const answer = await ask<NewMessagePayload>(page, (socket) =>
-    socket.emitWithAck(
-      CLIENT_EVENTS.sendMessage,
-      body.type === 'image'
-        ? { roomId: room.roomId, type: 'image', imageUrl: body.imageUrl, clientMessageId }
-        : { roomId: room.roomId, type: body.type, content: body.content, clientMessageId },
-    ),
-  );
-  if (!answer?.ok) return false;
-  // The ack carries the stored message: show it even if the broadcast is lost.
-  if (page.store.isCurrent(room)) showLive(page, room, fromPayload(answer.data));
-  return true;
+  const queued: QueuedSend = { roomId: room.roomId, message };
+  if (!page.store.state.socket?.connected && !page.sends.busy(queued)) toast(page, SENDS_WHEN_CONNECTED);
+  const result = await page.sends.submit(queued);
+  if (result.ok) {
+    // The ack carries the stored message (the original, for a retry): show it even if the
+    // broadcast is lost. The timeline holds it by messageId, so it shows once.
+    if (page.store.isCurrent(room)) showLive(page, room, fromPayload(result.data));
+    return true;
+  }
+  // A refusal was shown by the server's `error` event; an unknown outcome is ours to tell.
+  if (!result.final) toast(page, NOT_SENT);
+  return false;
 }
 
 /** A keystroke: `isTyping: true` once, then `false` after a pause. */

@@ -40,8 +40,11 @@ export function connect(page: Page, session: Session, signOut: (message: string)
   let connectedBefore = false;
 
   s.on('connect', () => {
+    if (!mine()) return;
     setStatus('online', '연결됨');
     forgetTyping(page);
+    // Sends cut off by the disconnect go again, each with its clientMessageId (PROTOCOL §14).
+    page.sends.connected();
     // Broadcasts are at-most-once: whatever happened while away comes from the database.
     if (connectedBefore) void resync(page);
     connectedBefore = true;

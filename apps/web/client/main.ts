@@ -7,7 +7,7 @@
  * module, and the page's controls to the module that handles them.
  */
 import { createApi } from './api.ts';
-import { onComposerInput, send, type OutgoingMessage } from './composer.ts';
+import { createSendQueue, onComposerInput, send, type OutgoingMessage } from './composer.ts';
 import { $, $input, $select } from './dom.ts';
 import { showError } from './notices.ts';
 import { onRoomPicked, refreshRooms } from './room-list.ts';
@@ -21,7 +21,11 @@ import './style.css';
 const ROOM_LIST_REFRESH_MS = 20_000;
 
 const store = createStore(loadSession());
-const page: Page = { store, api: createApi(location.origin, () => store.state.session?.token ?? null) };
+const page: Page = {
+  store,
+  api: createApi(location.origin, () => store.state.session?.token ?? null),
+  sends: createSendQueue(() => store.state.socket),
+};
 
 $('sign-in-form').addEventListener('submit', (event) => {
   event.preventDefault();

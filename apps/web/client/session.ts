@@ -18,6 +18,7 @@ export async function signIn(page: Page, nickname: string): Promise<void> {
 
 export function signOut(page: Page, message?: string): void {
   disconnect(page);
+  page.sends.clear();
   page.store.setSession(null);
   forgetSession();
   closeRoom(page);

@@ -1,6 +1,7 @@
 import type { Socket } from 'socket.io-client';
-import type { ClientEmits, ServerToClientEvents } from '@chat/protocol';
+import type { ClientEmits, NewMessagePayload, ServerToClientEvents } from '@chat/protocol';
 import type { Api, RoomView } from './api.ts';
+import type { SendQueue } from './pending-send.ts';
 import { Timeline } from './timeline.ts';
 
 /**
@@ -219,8 +220,12 @@ export function createStore(session: Session | null) {
 
 export type Store = ReturnType<typeof createStore>;
 
-/** What every module of the page is handed: the state and the REST API (explicit wiring). */
+/**
+ * What every module of the page is handed: the state, the REST API and the sends not yet
+ * known to be stored (explicit wiring).
+ */
 export interface Page {
   readonly store: Store;
   readonly api: Api;
+  readonly sends: SendQueue<NewMessagePayload>;
 }

@@ -27,6 +27,14 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The server says the user is not a member of the room (403 `NOT_A_MEMBER`, e.g. from the
+ * members route): they left on another device or a backend removed them (PROTOCOL §9, §17).
+ */
+export function isNotAMember(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 403 && error.code === 'NOT_A_MEMBER';
+}
+
 export const NETWORK_ERROR_MESSAGE = '서버에 연결할 수 없습니다';
 
 /** The member list shows at most this many pages of 100 (a room's count is shown whole). */

@@ -2,7 +2,7 @@ import { CLIENT_EVENTS, type NewMessagePayload } from '@chat/protocol';
 import { ACK_TIMEOUT_MS } from './ack.ts';
 import { randomId } from './dom.ts';
 import { toast } from './notices.ts';
-import { SendQueue, type AttemptResult, type OutgoingMessage, type QueuedSend } from './pending-send.ts';
+import { SendQueue, type AttemptResult, type OutgoingMessage, type QueuedSend, type SendResult } from './pending-send.ts';
 import type { ChatSocket, Page } from './store.ts';
 import { fromPayload, showLive } from './timeline-view.ts';
 
@@ -47,13 +47,14 @@ export function createSendQueue(socket: () => ChatSocket | null): SendQueue<NewM
 }
 
 /**
- * True once the server has stored it (the caller then clears the input). Pressing send again
- * while the same draft is on its way sends nothing more; once its retries stopped, it sends
- * the draft again under the same `clientMessageId`, so it is stored at most once.
+ * Sends to the open room; `ok` once the server has stored it (the caller then clears the
+ * input), null when there is no room to send to. Pressing send again while the same draft is
+ * on its way sends nothing more; once its retries stopped, it sends the draft again under the
+ * same `clientMessageId`, so it is stored at most once.
  */
-export async function send(page: Page, message: OutgoingMessage): Promise<boolean> {
+export async function send(page: Page, message: OutgoingMessage): Promise<SendResult<NewMessagePayload> | null> {
   const room = page.store.state.current;
-  if (!room) return false;
+  if (!room || room.left) return null;
   stopTyping(page);
   const queued: QueuedSend = { roomId: room.roomId, message };
   if (!page.store.state.socket?.connected && !page.sends.busy(queued)) toast(page, SENDS_WHEN_CONNECTED);
@@ -62,11 +63,11 @@ export async function send(page: Page, message: OutgoingMessage): Promise<boolea
     // The ack carries the stored message (the original, for a retry): show it even if the
     // broadcast is lost. The timeline holds it by messageId, so it shows once.
     if (page.store.isCurrent(room)) showLive(page, room, fromPayload(result.data));
-    return true;
+    return result;
   }
   // A refusal was shown by the server's `error` event; an unknown outcome is ours to tell.
   if (!result.final) toast(page, NOT_SENT);
-  return false;
+  return result;
 }
 
 /** A keystroke: `isTyping: true` once, then `false` after a pause. */

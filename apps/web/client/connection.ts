@@ -15,6 +15,7 @@ import {
   catchUp,
 } from './room-changes.ts';
 import { refusedRetryDelayMs } from './refused-retry.ts';
+import { roomLeft, showLeft } from './room-view.ts';
 import type { ChatSocket, Page, Session } from './store.ts';
 
 /**
@@ -101,6 +102,12 @@ export function connect(page: Page, session: Session, signOut: (message: string)
     const room = changeOf(payload.roomId, payload.changeSeq);
     if (room) applyUserLeft(page, room, payload, LIVE);
   });
+  // The user left the room on another device, or a backend removed them (PROTOCOL §3, §17):
+  // the socket is out of the room, so nothing more of it comes and sends would be refused.
+  s.on(SERVER_EVENTS.roomLeft, ({ roomId }) => {
+    const room = store.currentIf(roomId);
+    if (room) roomLeft(page, room);
+  });
   s.on(SERVER_EVENTS.presence, ({ roomId, userId, nicknameMask, online }) => {
     const room = store.currentIf(roomId);
     if (!room) return;
@@ -131,7 +138,7 @@ export function connect(page: Page, session: Session, signOut: (message: string)
       return;
     }
     const room = store.currentIf(roomId);
-    if (room) void catchUp(page, room);
+    if (room && !room.left) void catchUp(page, room);
   });
   s.on(SERVER_EVENTS.tokenExpired, () => signOut(ERRORS.TOKEN_EXPIRED.message));
   // Every failed event answers with `error` { message, code, event }: the Korean message is shown.
@@ -149,9 +156,13 @@ export function disconnect(page: Page): void {
 async function resync(page: Page): Promise<void> {
   void refreshRooms(page);
   const room = page.store.state.current;
-  if (!room) return;
+  if (!room || room.left) return;
   // Members first: the changes after the cursor then replay joins and leaves over that list
   // in order, so a snapshot older than the feed's last change cannot win.
-  await reloadMembers(page, room);
+  if ((await reloadMembers(page, room)) === 'not-member') {
+    // Left or removed while this page was away: the `room-left` went to a socket it no longer has.
+    showLeft(page, room);
+    return;
+  }
   await catchUp(page, room);
 }

@@ -11,7 +11,7 @@ import { createSendQueue, onComposerInput, send, type OutgoingMessage } from './
 import { $, $input, $select } from './dom.ts';
 import { showError } from './notices.ts';
 import { onRoomPicked, refreshRooms } from './room-list.ts';
-import { createRoom, leaveRoom, openRoom, tick } from './room-view.ts';
+import { createRoom, leaveRoom, openRoom, showLeft, tick } from './room-view.ts';
 import { loadSession } from './saved-session.ts';
 import { signIn, signOut, startApp } from './session.ts';
 import { createStore, type Page } from './store.ts';
@@ -65,18 +65,27 @@ $select('message-type').addEventListener('change', () => {
   input.placeholder = $select('message-type').value === 'image' ? 'https://… 이미지 주소' : '메시지를 입력하세요';
   input.focus();
 });
+/** Sends to the open room; true once stored. */
+async function submit(body: OutgoingMessage): Promise<boolean> {
+  const room = store.state.current;
+  const result = await send(page, body);
+  // Not a member: the room's `room-left` was lost (broadcasts are at most once): show it left.
+  if (room && result && !result.ok && result.code === 'NOT_A_MEMBER') showLeft(page, room);
+  return result?.ok === true;
+}
+
 $('composer').addEventListener('submit', (event) => {
   event.preventDefault();
   const value = input.value;
   const type = $select('message-type').value;
   const body: OutgoingMessage =
     type === 'image' ? { type: 'image', imageUrl: value.trim() } : { type: type === 'emoji' ? 'emoji' : 'text', content: value };
-  void send(page, body).then((sent) => {
+  void submit(body).then((sent) => {
     if (sent && input.value === value) input.value = '';
   });
 });
 for (const button of $('emoji-bar').querySelectorAll('button')) {
-  button.addEventListener('click', () => void send(page, { type: 'emoji', content: button.textContent ?? '' }));
+  button.addEventListener('click', () => void submit({ type: 'emoji', content: button.textContent ?? '' }));
 }
 
 setInterval(() => tick(page), 1000);

@@ -1,3 +1,4 @@
+import { isNotAMember } from './api.ts';
 import { $, el } from './dom.ts';
 import { updateRoomListEntry } from './room-list.ts';
 import { showError } from './notices.ts';
@@ -8,10 +9,15 @@ import type { OpenRoom, Page } from './store.ts';
 /** A lost `isTyping: false` must not leave someone typing for ever. */
 const TYPING_SHOWN_MS = 6000;
 
-export async function reloadMembers(page: Page, room: OpenRoom): Promise<void> {
+/**
+ * Reads the member list again. `not-member`: the server refused it because the user is not in
+ * the room any more (403 NOT_A_MEMBER: left on another device, or removed): the caller shows
+ * the room left. `failed` has been reported.
+ */
+export async function reloadMembers(page: Page, room: OpenRoom): Promise<'ok' | 'not-member' | 'failed'> {
   try {
     const { members, memberCount } = await page.api.members(room.roomId);
-    if (!page.store.isCurrent(room)) return;
+    if (!page.store.isCurrent(room)) return 'ok';
     page.store.setMembers(
       room,
       members.map((member) => [member.userId, { nicknameMask: member.nicknameMask, online: member.online }]),
@@ -19,8 +25,11 @@ export async function reloadMembers(page: Page, room: OpenRoom): Promise<void> {
     page.store.setMemberCount(room, memberCount);
     renderMembers(page, room);
     updateRoomListEntry(page, room.roomId, { memberCount });
+    return 'ok';
   } catch (error) {
+    if (isNotAMember(error)) return 'not-member';
     showError(page, error);
+    return 'failed';
   }
 }
 

@@ -172,6 +172,14 @@ export class SendQueue<T> {
     return Boolean(this.pending.get(draftKey(send))?.result);
   }
 
+  /**
+   * Calls off the sends to a room the user is no longer in (`room-left`): they would only be
+   * refused `NOT_A_MEMBER`, each refusal spending the user's failed-event budget (PROTOCOL §15).
+   */
+  cancelRoom(roomId: string): void {
+    for (const entry of [...this.pending.values()]) if (entry.send.roomId === roomId) this.cancel(entry);
+  }
+
   /** Calls off every send (signing out): they resolve as cancelled and are never retried. */
   clear(): void {
     for (const entry of [...this.pending.values()]) this.cancel(entry);

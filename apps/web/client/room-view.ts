@@ -1,8 +1,8 @@
 import { CLIENT_EVENTS, ERRORS, type RoomJoinedPayload, type RoomLeftPayload } from '@chat/protocol';
 import { ask } from './ack.ts';
-import { stopTyping } from './composer.ts';
+import { forgetTyping, stopTyping } from './composer.ts';
 import { $, $input, timeLeft } from './dom.ts';
-import { reloadMembers, stopTypingTimers } from './members.ts';
+import { reloadMembers, renderMembers, stopTypingTimers } from './members.ts';
 import { showError, toast } from './notices.ts';
 import { refreshRooms, renderRooms, updateRoomListEntry } from './room-list.ts';
 import { forgetRoomId, saveRoomId } from './saved-session.ts';
@@ -12,6 +12,7 @@ import { clearMessages, loadFirstPage } from './timeline-view.ts';
 /** The room on screen: creating, joining and leaving it, and its head (name, time left, banner). */
 
 const EXPIRING_SOON_MS = 5 * 60_000;
+const LEFT_NOTE = '이 방에서 나갔습니다. 목록에서 방을 누르면 다시 참여합니다';
 
 export async function createRoom(page: Page, name: string, ttlSeconds: number | undefined): Promise<void> {
   const created = await page.api.createRoom(name, ttlSeconds);
@@ -21,7 +22,8 @@ export async function createRoom(page: Page, name: string, ttlSeconds: number | 
 
 export async function openRoom(page: Page, roomId: string): Promise<void> {
   const { store } = page;
-  if (store.currentIf(roomId)) return;
+  // On screen already, unless it is shown left: then picking it joins it again.
+  if (store.openAndJoined(roomId)) return;
   let info = store.state.rooms.find((room) => room.roomId === roomId);
   if (!info) {
     try {
@@ -54,19 +56,68 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
   saveRoomId(roomId);
   updateRoomListEntry(page, roomId, { memberCount: room.memberCount });
   renderRoomHead(room);
-  await Promise.all([loadFirstPage(page, room), reloadMembers(page, room)]);
-  if (store.isCurrent(room)) $input('message-input').focus();
+  const [, members] = await Promise.all([loadFirstPage(page, room), reloadMembers(page, room)]);
+  // Left again at once (another device): its `room-left` may have come before the join's answer.
+  if (members === 'not-member') showLeft(page, room);
+  if (store.isCurrent(room) && !room.left) $input('message-input').focus();
 }
 
 export async function leaveRoom(page: Page): Promise<void> {
   const room = page.store.state.current;
   if (!room) return;
+  // Left already (on another device, or removed): there is nothing to tell the server.
+  if (room.left) {
+    closeLeftRoom(page, room);
+    return;
+  }
   stopTyping(page);
+  page.store.setLeaving(room, true);
   const left = await ask<RoomLeftPayload>(page, (socket) => socket.emitWithAck(CLIENT_EVENTS.leaveRoom, { roomId: room.roomId }));
-  if (!left?.ok) return;
+  page.store.setLeaving(room, false);
+  // NOT_A_MEMBER_LEAVE: left elsewhere meanwhile; what was asked is done all the same.
+  if (!left?.ok && left?.error.code !== 'NOT_A_MEMBER_LEAVE') return;
+  if (page.store.isCurrent(room)) closeLeftRoom(page, room);
+}
+
+/**
+ * `room-left` for the open room (PROTOCOL §3, §17). From this page's own `leave-room` it
+ * closes the room (the answer may be lost); otherwise the user left on another device or a
+ * backend removed them, and the room is shown left.
+ */
+export function roomLeft(page: Page, room: OpenRoom): void {
+  if (room.leaving) closeLeftRoom(page, room);
+  else showLeft(page, room);
+}
+
+function closeLeftRoom(page: Page, room: OpenRoom): void {
   if (page.store.isCurrent(room)) closeRoom(page);
+  page.sends.cancelRoom(room.roomId);
   forgetRoomId();
   void refreshRooms(page);
+}
+
+/**
+ * The user is no longer a member of the open room (left on another device, removed by a
+ * backend, or the server said so): its timeline would stop and every send would be refused
+ * `NOT_A_MEMBER`. It stays on screen as it was, with a note and the composer off; sends still
+ * pending for it are called off; picking it in the list joins it again.
+ */
+export function showLeft(page: Page, room: OpenRoom): void {
+  const { store } = page;
+  if (!store.isCurrent(room) || room.left) return;
+  // The socket is out of the room: an `isTyping: false` there would be ignored.
+  forgetTyping(page);
+  store.markLeft(room);
+  page.sends.cancelRoom(room.roomId);
+  stopTypingTimers(room);
+  for (const userId of [...room.typing.keys()]) store.setTypist(room, userId, null);
+  $('typing').textContent = '';
+  const me = store.state.session?.userId;
+  if (me) store.memberLeft(room, me);
+  renderMembers(page, room);
+  // A reload does not join it again on its own.
+  forgetRoomId();
+  renderRoomHead(room);
 }
 
 export function closeRoom(page: Page): void {
@@ -93,6 +144,10 @@ export function renderRoomHead(room: OpenRoom): void {
     banner.textContent = ERRORS.ROOM_EXPIRED.message;
     banner.dataset.kind = 'expired';
     banner.hidden = false;
+  } else if (room.left) {
+    banner.textContent = LEFT_NOTE;
+    banner.dataset.kind = 'left';
+    banner.hidden = false;
   } else if (remaining <= EXPIRING_SOON_MS) {
     banner.textContent = `이 방은 ${timeLeft(room.expiresAt)} 후 만료됩니다`;
     banner.dataset.kind = 'expiring';
@@ -100,7 +155,7 @@ export function renderRoomHead(room: OpenRoom): void {
   } else {
     banner.hidden = true;
   }
-  const closed = room.expired;
+  const closed = room.expired || room.left;
   for (const control of $('composer').querySelectorAll<HTMLInputElement | HTMLButtonElement | HTMLSelectElement>('input, button, select')) {
     control.disabled = closed;
   }

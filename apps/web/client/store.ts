@@ -45,6 +45,13 @@ export interface OpenRoom {
   readonly expiresAt: string;
   readonly memberCount: number;
   readonly expired: boolean;
+  /**
+   * The user is no longer a member (`room-left`: left on another device, or removed by a
+   * backend): the room stays on screen, closed to sending, until it is picked again (a join).
+   */
+  readonly left: boolean;
+  /** A `leave-room` of this page is on its way (its `room-left` then closes the room). */
+  readonly leaving: boolean;
   /** Messages held (its own methods are its updates: it is the timeline's model). */
   readonly timeline: Timeline;
   /** The element shown for each messageId, to remove it on delete. */
@@ -127,6 +134,8 @@ export function createStore(session: Session | null) {
         expiresAt: info.expiresAt,
         memberCount: info.memberCount,
         expired: false,
+        left: false,
+        leaving: false,
         timeline: new Timeline(),
         elements: new Map(),
         members: new Map(),
@@ -152,6 +161,13 @@ export function createStore(session: Session | null) {
     currentIf(roomId: string): OpenRoom | null {
       return state.current?.roomId === roomId ? state.current : null;
     },
+    /**
+     * Whether `roomId` is on screen and joined: picking it in the list then does nothing. A
+     * room shown as left is picked to join it again.
+     */
+    openAndJoined(roomId: string): boolean {
+      return state.current?.roomId === roomId && !state.current.left;
+    },
 
     setMemberCount(room: OpenRoom, memberCount: number): void {
       write(room).memberCount = memberCount;
@@ -161,6 +177,12 @@ export function createStore(session: Session | null) {
     },
     markExpired(room: OpenRoom): void {
       write(room).expired = true;
+    },
+    markLeft(room: OpenRoom): void {
+      write(room).left = true;
+    },
+    setLeaving(room: OpenRoom, leaving: boolean): void {
+      write(room).leaving = leaving;
     },
 
     setMembers(room: OpenRoom, members: Iterable<[string, Member]>): void {

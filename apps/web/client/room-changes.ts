@@ -1,10 +1,10 @@
 import type { AnonymousMembershipPayload, NewMessagePayload, RoomChange, ServerPayload } from '@chat/protocol';
-import { ApiError } from './api.ts';
-import { freshChanges, liveStep } from './change-feed.ts';
+import { catchUpFailed, catchUpRoom, type CatchUpIo } from './catch-up.ts';
+import { liveStep } from './change-feed.ts';
 import { renderMembers, setTyping } from './members.ts';
 import { showError } from './notices.ts';
 import { removeFromRoomList, updateRoomListEntry } from './room-list.ts';
-import { renderRoomHead } from './room-view.ts';
+import { renderRoomHead } from './room-head.ts';
 import type { OpenRoom, Page } from './store.ts';
 import { fromPayload, loadFirstPage, notice, removeMessage, showLive } from './timeline-view.ts';
 
@@ -14,10 +14,6 @@ import { fromPayload, loadFirstPage, notice, removeMessage, showLive } from './t
  * last one applied and applies them in order, deletes included. The same appliers serve both,
  * so a change looks the same on the page however it arrived.
  */
-
-/** Changes per request, and requests per catch-up run (a longer gap goes on at the next one). */
-const CHANGES_PAGE = 100;
-const CHANGES_PAGES_PER_RUN = 50;
 
 type Live = { readonly live: boolean };
 
@@ -126,48 +122,33 @@ function applyChange(page: Page, room: OpenRoom, change: RoomChange): void {
   }
 }
 
+/** The catch-up's effects on the page, for one room (catch-up.ts runs it). */
+function feedOf(page: Page, room: OpenRoom): CatchUpIo<RoomChange> {
+  return {
+    loadFirstPage: () => loadFirstPage(page, room),
+    changes: (after, limit) => page.api.changes(room.roomId, after, limit),
+    apply: (change) => applyChange(page, room, change),
+    expired: () => applyRoomExpired(page, room),
+    report: (error) => showError(page, error),
+    again: () => void catchUp(page, room),
+    random: Math.random,
+  };
+}
+
 /**
- * Fetches and applies the changes after the last one applied, page after page while
- * `hasMore` (at most CHANGES_PAGES_PER_RUN pages a run). Before the first history page is in
- * there is no cursor: that page is loaded instead. One run at a time per room; a request
- * while one runs makes it go round once more.
+ * Fetches and applies the changes after the last one applied (or, before the first history
+ * page is in, that page first); a transient failure is retried with backoff while the room
+ * is on screen (catch-up.ts).
  */
 export function catchUp(page: Page, room: OpenRoom): Promise<void> {
-  const { store } = page;
-  if (room.catchingUp) {
-    store.setCatchUpAgain(room, true);
-    return room.catchingUp;
+  return catchUpRoom(page.store, room, feedOf(page, room));
+}
+
+/** The first history page of a room just joined; a transient failure is retried as a catch-up (which loads it first). */
+export async function openTimeline(page: Page, room: OpenRoom): Promise<void> {
+  try {
+    await loadFirstPage(page, room);
+  } catch (error) {
+    catchUpFailed(page.store, room, feedOf(page, room), error);
   }
-  const run = (async () => {
-    do {
-      store.setCatchUpAgain(room, false);
-      if (room.changeSeq === null) {
-        await loadFirstPage(page, room);
-        if (room.changeSeq === null) return;
-      }
-      try {
-        for (let pages = 0; pages < CHANGES_PAGES_PER_RUN; pages++) {
-          const cursor: number = room.changeSeq ?? 0;
-          const { changes, hasMore } = await page.api.changes(room.roomId, cursor, CHANGES_PAGE);
-          if (!store.isCurrent(room)) return;
-          for (const change of freshChanges(room.changeSeq ?? 0, changes)) {
-            applyChange(page, room, change);
-            store.advanceChangeSeq(room, change.changeSeq);
-          }
-          if (!hasMore || changes.length === 0) break;
-        }
-      } catch (error) {
-        if (!store.isCurrent(room)) return;
-        // The room expired long enough ago that its feed is gone (410): the room is over.
-        if (error instanceof ApiError && error.status === 410) applyRoomExpired(page, room);
-        // Offline again: the next `connect` catches up.
-        else if (!(error instanceof ApiError && error.status === 0)) showError(page, error);
-        return;
-      }
-    } while (room.catchUpAgain && store.isCurrent(room));
-  })().finally(() => {
-    store.setCatchingUp(room, null);
-  });
-  store.setCatchingUp(room, run);
-  return run;
 }

@@ -2,17 +2,18 @@ import { CLIENT_EVENTS, ERRORS, type RoomJoinedPayload, type RoomLeftPayload } f
 import { ask } from './ack.ts';
 import { forgetTyping, stopTyping } from './composer.ts';
 import { $, $input, timeLeft } from './dom.ts';
+import { cancelCatchUpRetry } from './catch-up.ts';
 import { reloadMembers, renderMembers, stopTypingTimers } from './members.ts';
 import { showError, toast } from './notices.ts';
+import { openTimeline } from './room-changes.ts';
+import { renderRoomHead } from './room-head.ts';
 import { refreshRooms, renderRooms, updateRoomListEntry } from './room-list.ts';
 import { forgetRoomId, saveRoomId } from './saved-session.ts';
 import type { OpenRoom, Page } from './store.ts';
-import { clearMessages, loadFirstPage } from './timeline-view.ts';
+import { clearMessages } from './timeline-view.ts';
 
-/** The room on screen: creating, joining and leaving it, and its head (name, time left, banner). */
+/** The room on screen: creating, joining and leaving it (its head is room-head.ts's). */
 
-const EXPIRING_SOON_MS = 5 * 60_000;
-const LEFT_NOTE = '이 방에서 나갔습니다. 목록에서 방을 누르면 다시 참여합니다';
 
 export async function createRoom(page: Page, name: string, ttlSeconds: number | undefined): Promise<void> {
   const created = await page.api.createRoom(name, ttlSeconds);
@@ -56,7 +57,7 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
   saveRoomId(roomId);
   updateRoomListEntry(page, roomId, { memberCount: room.memberCount });
   renderRoomHead(room);
-  const [, members] = await Promise.all([loadFirstPage(page, room), reloadMembers(page, room)]);
+  const [, members] = await Promise.all([openTimeline(page, room), reloadMembers(page, room)]);
   // Left again at once (another device): its `room-left` may have come before the join's answer.
   if (members === 'not-member') showLeft(page, room);
   if (store.isCurrent(room) && !room.left) $input('message-input').focus();
@@ -123,43 +124,16 @@ export function showLeft(page: Page, room: OpenRoom): void {
 export function closeRoom(page: Page): void {
   stopTyping(page);
   const room = page.store.closeRoom();
-  if (room) stopTypingTimers(room);
+  if (room) {
+    stopTypingTimers(room);
+    cancelCatchUpRetry(page.store, room);
+  }
   clearMessages();
   $('member-list').replaceChildren();
   $('typing').textContent = '';
   $('room-view').hidden = true;
   $('room-empty').hidden = false;
   renderRooms(page);
-}
-
-export function renderRoomHead(room: OpenRoom): void {
-  $('room-title').textContent = room.name;
-  $('member-count').textContent = `${room.memberCount}명`;
-  const left = $('room-time-left');
-  left.dataset.expiresAt = room.expiresAt;
-  left.textContent = timeLeft(room.expiresAt);
-  const banner = $('room-banner');
-  const remaining = Date.parse(room.expiresAt) - Date.now();
-  if (room.expired || remaining <= 0) {
-    banner.textContent = ERRORS.ROOM_EXPIRED.message;
-    banner.dataset.kind = 'expired';
-    banner.hidden = false;
-  } else if (room.left) {
-    banner.textContent = LEFT_NOTE;
-    banner.dataset.kind = 'left';
-    banner.hidden = false;
-  } else if (remaining <= EXPIRING_SOON_MS) {
-    banner.textContent = `이 방은 ${timeLeft(room.expiresAt)} 후 만료됩니다`;
-    banner.dataset.kind = 'expiring';
-    banner.hidden = false;
-  } else {
-    banner.hidden = true;
-  }
-  const closed = room.expired || room.left;
-  for (const control of $('composer').querySelectorAll<HTMLInputElement | HTMLButtonElement | HTMLSelectElement>('input, button, select')) {
-    control.disabled = closed;
-  }
-  for (const button of $('emoji-bar').querySelectorAll('button')) button.disabled = closed;
 }
 
 /** Time left, every second, wherever it is shown. */

@@ -66,6 +66,8 @@ export interface OpenRoom {
   /** The catch-up under way, if any; `catchUpAgain` asks it to go round once more. */
   readonly catchingUp: Promise<void> | null;
   readonly catchUpAgain: boolean;
+  /** Failed catch-ups (or first pages) in a row, and the timer of the next attempt (catch-up.ts). */
+  readonly catchUpRetry: { readonly attempts: number; readonly timer: ReturnType<typeof setTimeout> | undefined };
   readonly loadingOlder: boolean;
 }
 
@@ -143,6 +145,7 @@ export function createStore(session: Session | null) {
         changeSeq: null,
         catchingUp: null,
         catchUpAgain: false,
+        catchUpRetry: { attempts: 0, timer: undefined },
         loadingOlder: false,
       };
       state.current = room;
@@ -226,6 +229,9 @@ export function createStore(session: Session | null) {
     },
     setCatchUpAgain(room: OpenRoom, again: boolean): void {
       write(room).catchUpAgain = again;
+    },
+    setCatchUpRetry(room: OpenRoom, attempts: number, timer: ReturnType<typeof setTimeout> | undefined): void {
+      write(room).catchUpRetry = { attempts, timer };
     },
     setLoadingOlder(room: OpenRoom, loading: boolean): void {
       write(room).loadingOlder = loading;

@@ -24,19 +24,16 @@ export function showLive(page: Page, room: OpenRoom, message: TimelineMessage): 
   renderMessages(page, room, room.timeline.add([message]));
 }
 
+/** The newest page, which starts the room's cursor; rejects when it could not be read (the caller retries). */
 export async function loadFirstPage(page: Page, room: OpenRoom): Promise<void> {
-  try {
-    const history = await page.api.history(room.roomId, { limit: 50 });
-    if (!page.store.isCurrent(room)) return;
-    const firstLoad = !room.timeline.loaded;
-    renderMessages(page, room, room.timeline.markComplete(history.messages.map(fromPayload)), 'bottom');
-    if (firstLoad) room.timeline.hasOlder = history.hasMore;
-    renderOlderButton(room);
-    // Broadcasts that overtook the page are held already; from here `changeSeq` is followed.
-    if (room.changeSeq === null) page.store.advanceChangeSeq(room, startingCursor(room.timeline.newestSeq));
-  } catch (error) {
-    showError(page, error);
-  }
+  const history = await page.api.history(room.roomId, { limit: 50 });
+  if (!page.store.isCurrent(room)) return;
+  const firstLoad = !room.timeline.loaded;
+  renderMessages(page, room, room.timeline.markComplete(history.messages.map(fromPayload)), 'bottom');
+  if (firstLoad) room.timeline.hasOlder = history.hasMore;
+  renderOlderButton(room);
+  // Broadcasts that overtook the page are held already; from here `changeSeq` is followed.
+  if (room.changeSeq === null) page.store.advanceChangeSeq(room, startingCursor(room.timeline.newestSeq));
 }
 
 export async function loadOlder(page: Page, room: OpenRoom): Promise<void> {

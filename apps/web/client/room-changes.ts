@@ -33,9 +33,7 @@ export function applyNewMessage(page: Page, room: OpenRoom, payload: NewMessageP
   if (live) setTyping(page, room, payload.userId, payload.nicknameMask, false);
   // Deleted since: the feed keeps its place without content, and its `message-deleted` follows.
   if (payload.content === null && payload.imageUrl === null) return;
-  // Older than what is shown while there is more to scroll back to: scroll-back shows it.
-  const oldest = room.timeline.oldestSeq;
-  if (room.timeline.hasOlder && oldest !== null && payload.seq < oldest) return;
+  // Older than what is shown while there is more to scroll back to: showLive leaves it to scroll-back.
   showLive(page, room, fromPayload(payload));
 }
 

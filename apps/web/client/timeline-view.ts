@@ -9,7 +9,21 @@ import type { TimelineMessage } from './timeline.ts';
 /**
  * The open room's messages on screen: live messages, the first page, scrolling back, deletes
  * and notices (catching up is room-changes.ts's). What is held is the room's Timeline.
+ *
+ * Bounded: with the reader at the bottom, the newest TIMELINE_KEPT messages stay and the older
+ * ones leave the page and the timeline (scrolling back reads them again); a reader scrolled
+ * back keeps up to TIMELINE_KEPT_SCROLLED_BACK. Live messages are put on screen together once
+ * per frame (one layout read per frame, not per message).
  */
+
+/** Messages kept while the reader is at the bottom. */
+export const TIMELINE_KEPT = 500;
+/** Messages kept whatever the reader does (scrolled back, or a background tab that renders no frames). */
+export const TIMELINE_KEPT_SCROLLED_BACK = 2000;
+/** Join and leave lines kept. */
+const NOTICES_KEPT = 200;
+/** A frame may never come (a background tab): the queue is rendered after this at the latest. */
+const FRAME_FALLBACK_MS = 250;
 
 export function fromPayload(message: NewMessagePayload | HistoryMessage): TimelineMessage {
   const { messageId, roomId, seq, userId, nicknameMask, type, content, imageUrl, createdAt } = message;
@@ -17,11 +31,65 @@ export function fromPayload(message: NewMessagePayload | HistoryMessage): Timeli
 }
 
 /**
- * One message as it happens (a broadcast, a send's ack, a change caught up): shown once.
- * Missed messages are noticed by `changeSeq` (room-changes.ts), not here.
+ * One message as it happens (a broadcast, a send's ack, a change caught up): shown once, at
+ * the next frame. Missed messages are noticed by `changeSeq` (room-changes.ts), not here.
  */
 export function showLive(page: Page, room: OpenRoom, message: TimelineMessage): void {
-  renderMessages(page, room, room.timeline.add([message]));
+  const { timeline } = room;
+  // Older than what is held while there is more to scroll back to: scroll-back shows it.
+  if (timeline.isBehindWindow(message.seq)) return;
+  const added = timeline.add([message]);
+  if (added.length === 0) return;
+  if (timeline.size > TIMELINE_KEPT_SCROLLED_BACK) dropOldest(page, room, TIMELINE_KEPT_SCROLLED_BACK);
+  if (timeline.enqueue(added)) nextFrame(() => renderQueued(page, room));
+}
+
+function nextFrame(run: () => void): void {
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    run();
+  };
+  requestAnimationFrame(once);
+  window.setTimeout(once, FRAME_FALLBACK_MS);
+}
+
+/** The live messages queued since the last frame, in one go; the oldest leave if the reader is at the bottom. */
+function renderQueued(page: Page, room: OpenRoom): void {
+  if (!page.store.isCurrent(room)) {
+    room.timeline.takeQueued();
+    return;
+  }
+  const box = $('messages');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  if (atBottom) dropOldest(page, room, TIMELINE_KEPT);
+  const messages = room.timeline.takeQueued();
+  const me = page.store.state.session?.userId;
+  const mine = messages.some((message) => message.userId === me);
+  renderMessages(page, room, messages, atBottom || mine ? 'bottom' : 'keep');
+}
+
+/**
+ * Keeps the newest `keep` messages held and on screen: the others leave the timeline, their
+ * elements the page, and so do the join and leave lines above the oldest message kept.
+ */
+function dropOldest(page: Page, room: OpenRoom, keep: number): void {
+  const dropped = room.timeline.trim(keep);
+  if (dropped.length === 0) return;
+  for (const messageId of dropped) {
+    room.elements.get(messageId)?.remove();
+    page.store.untrackElement(room, messageId);
+  }
+  if (!page.store.isCurrent(room)) return;
+  const list = $('message-list');
+  const oldest = room.timeline.oldestSeq;
+  for (let node = list.firstElementChild; node; node = list.firstElementChild) {
+    const seq = node instanceof HTMLElement ? node.dataset.seq : undefined;
+    if (seq !== undefined && oldest !== null && Number(seq) >= oldest) break;
+    node.remove();
+  }
+  renderOlderButton(room);
 }
 
 /** The newest page, which starts the room's cursor; rejects when it could not be read (the caller retries). */
@@ -60,13 +128,13 @@ function renderOlderButton(room: OpenRoom): void {
   $('load-older').hidden = !room.timeline.hasOlder;
 }
 
-/** Inserts message elements in `seq` order; scrolls down if the reader was at the bottom. */
+/** Inserts message elements in `seq` order; scrolls down if the reader was at the bottom (`auto`). */
 function renderMessages(page: Page, room: OpenRoom, messages: readonly TimelineMessage[], scroll: 'auto' | 'bottom' | 'keep' = 'auto'): void {
   if (messages.length === 0 || !page.store.isCurrent(room)) return;
   const me = page.store.state.session?.userId;
   const box = $('messages');
   const list = $('message-list');
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  const atBottom = scroll === 'auto' && box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   for (const message of messages) {
     const element = messageElement(page, message, message.userId === me);
     page.store.trackElement(room, message.messageId, element);
@@ -140,11 +208,14 @@ async function deleteMessage(page: Page, messageId: string): Promise<void> {
   }
 }
 
-/** A line between messages: someone came or went. */
+/** A line between messages: someone came or went (the oldest lines go past NOTICES_KEPT). */
 export function notice(text: string): void {
   const box = $('messages');
+  const list = $('message-list');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-  $('message-list').append(el('li', { className: 'notice', text }));
+  list.append(el('li', { className: 'notice', text }));
+  const notices = list.getElementsByClassName('notice');
+  while (notices.length > NOTICES_KEPT) notices[0]?.remove();
   if (atBottom) box.scrollTop = box.scrollHeight;
 }
 

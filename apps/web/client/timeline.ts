@@ -6,9 +6,16 @@ import type { NewMessagePayload } from '@chat/protocol';
  */
 export type TimelineMessage = Omit<NewMessagePayload, 'clientMessageId' | 'changeSeq' | 'sender'>;
 
+/** Deleted ids remembered (so a late copy is not shown again); the oldest are forgotten past it. */
+export const DELETED_KEPT = 1000;
+
 /**
  * One room's messages, keyed by messageId, so the same message from a broadcast, an ack, a
  * history page and a catch-up is shown once. No DOM here (unit-tested in apps/web/test).
+ *
+ * Bounded: `trim` keeps the newest messages and drops the older ones (scrolling back reads them
+ * again from the server), so a page left open on a busy room does not grow without end. Live
+ * messages wait in `queued` to be put on screen together, once per frame.
  *
  * Missed messages are noticed and fetched by `changeSeq` (room-changes.ts, PROTOCOL §16), not
  * by `seq` here: every message is a change of the feed, so the feed's gaps cover them, and
@@ -17,6 +24,8 @@ export type TimelineMessage = Omit<NewMessagePayload, 'clientMessageId' | 'chang
 export class Timeline {
   private readonly messages = new Map<string, TimelineMessage>();
   private readonly deleted = new Set<string>();
+  /** Held messages not on screen yet (timeline-view.ts renders them at the next frame). */
+  private readonly queued = new Set<string>();
   /** The newest seq of the pages that reached the newest message on the server. */
   private complete: number | null = null;
   private oldest: { messageId: string; seq: number } | null = null;
@@ -74,7 +83,64 @@ export class Timeline {
 
   remove(messageId: string): boolean {
     this.deleted.add(messageId);
+    // A Set iterates in insertion order: the first is the longest known.
+    for (const old of this.deleted) {
+      if (this.deleted.size <= DELETED_KEPT) break;
+      this.deleted.delete(old);
+    }
+    this.queued.delete(messageId);
     return this.messages.delete(messageId);
+  }
+
+  /**
+   * Older than the oldest message held while there is more to scroll back to: scroll-back
+   * shows it, in its place (shown now, it would sit above a gap).
+   */
+  isBehindWindow(seq: number): boolean {
+    return this.hasOlder && this.oldest !== null && seq < this.oldest.seq;
+  }
+
+  /**
+   * Keeps the newest `keep` messages and drops the others (and their place in the queue);
+   * returns the dropped messageIds, oldest first, to take them off the page. Dropping any
+   * means there are older messages again: `hasOlder`, and the scroll-back anchor moves to
+   * the oldest message kept.
+   */
+  trim(keep: number): string[] {
+    if (this.messages.size <= keep) return [];
+    const held = this.list();
+    const dropped = held.slice(0, held.length - keep);
+    for (const message of dropped) {
+      this.messages.delete(message.messageId);
+      this.queued.delete(message.messageId);
+    }
+    const oldest = held[held.length - keep]!;
+    this.oldest = { messageId: oldest.messageId, seq: oldest.seq };
+    this.hasOlder = true;
+    return dropped.map((message) => message.messageId);
+  }
+
+  /** Deleted ids remembered (at most DELETED_KEPT). */
+  get deletedCount(): number {
+    return this.deleted.size;
+  }
+
+  /** Queues held messages for the screen; true when the queue was empty (a frame is to be asked for). */
+  enqueue(messages: readonly TimelineMessage[]): boolean {
+    const wasEmpty = this.queued.size === 0;
+    for (const message of messages) if (this.messages.has(message.messageId)) this.queued.add(message.messageId);
+    return wasEmpty && this.queued.size > 0;
+  }
+
+  /** The queued messages still held (not deleted or trimmed since), in seq order; empties the queue. */
+  takeQueued(): TimelineMessage[] {
+    const taken: TimelineMessage[] = [];
+    for (const messageId of this.queued) {
+      const message = this.messages.get(messageId);
+      if (message) taken.push(message);
+    }
+    this.queued.clear();
+    return taken.sort((a, b) => a.seq - b.seq);
   }
 
   get(messageId: string): TimelineMessage | undefined {

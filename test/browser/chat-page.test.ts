@@ -419,6 +419,36 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     await screenshot(bob, 'bob-caught-up-delete');
   });
 
+  it('shows the room left when the user leaves it on another device, and joins it again when picked', async () => {
+    // Bob's other device (a script with his token) leaves the room his page has open.
+    const roomId = await bob.locator('#room-list li.active .room-item').getAttribute('data-room-id');
+    expect(roomId).toBeTruthy();
+    const token = await sessionToken(bob);
+    const device: Socket = io(`${podA.url}${CHAT_NAMESPACE}`, { auth: { token }, transports: ['websocket'] });
+    try {
+      expect(await device.timeout(10_000).emitWithAck('leave-room', { roomId })).toMatchObject({ ok: true });
+    } finally {
+      device.disconnect();
+    }
+    // room-left: the page says so and will not send.
+    await bob.locator('#room-banner[data-kind=left]').waitFor();
+    expect(await bob.locator('#send').isDisabled()).toBe(true);
+    expect(await bob.locator('#message-input').isDisabled()).toBe(true);
+    await alice.locator('#message-list li.notice', { hasText: '이** 님이 나갔습니다' }).last().waitFor();
+    await send(alice, '나간 사이에 온 메시지');
+    await bob.waitForTimeout(500);
+    expect(await message(bob, '나간 사이에 온 메시지').count()).toBe(0);
+    await screenshot(bob, 'bob-left-on-another-device');
+
+    // Picking the room in the list joins it again.
+    await bob.locator('#room-list .room-item', { hasText: '브라우저 테스트 방' }).click();
+    await message(bob, '나간 사이에 온 메시지').waitFor();
+    await expect.poll(() => bob.locator('#send').isDisabled()).toBe(false);
+    expect(await bob.locator('#room-banner').isHidden()).toBe(true);
+    await send(bob, '다시 들어왔어요');
+    await message(alice, '다시 들어왔어요').waitFor();
+  });
+
   it('shows a room expiring and then expired, live', async () => {
     const { accessToken } = await devLogin(podA.url, '최지우');
     await createRoom(podA.url, accessToken, '곧 사라질 방', 5);

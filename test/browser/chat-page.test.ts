@@ -432,6 +432,7 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     }
     // room-left: the page says so and will not send.
     await bob.locator('#room-banner[data-kind=left]').waitFor();
+    await expect.poll(() => bob.textContent('#member-count')).toBe('1명');
     expect(await bob.locator('#send').isDisabled()).toBe(true);
     expect(await bob.locator('#message-input').isDisabled()).toBe(true);
     await alice.locator('#message-list li.notice', { hasText: '이** 님이 나갔습니다' }).last().waitFor();

@@ -113,8 +113,12 @@ export function showLeft(page: Page, room: OpenRoom): void {
   stopTypingTimers(room);
   for (const userId of [...room.typing.keys()]) store.setTypist(room, userId, null);
   $('typing').textContent = '';
+  // One member fewer: this user (the `user-left` went to the room, which this socket has left).
   const me = store.state.session?.userId;
-  if (me) store.memberLeft(room, me);
+  if (me && store.memberLeft(room, me)) {
+    store.setMemberCount(room, Math.max(0, room.memberCount - 1));
+    updateRoomListEntry(page, room.roomId, { memberCount: room.memberCount });
+  }
   renderMembers(page, room);
   // A reload does not join it again on its own.
   forgetRoomId();

@@ -62,7 +62,7 @@ export async function send(page: Page, message: OutgoingMessage): Promise<SendRe
   if (result.ok) {
     // The ack carries the stored message (the original, for a retry): show it even if the
     // broadcast is lost. The timeline holds it by messageId, so it shows once.
-    if (page.store.isCurrent(room)) showLive(page, room, fromPayload(result.data));
+    if (page.store.isCurrent(room)) showLive(page, room, fromPayload(result.data), { now: true });
     return result;
   }
   // A refusal was shown by the server's `error` event; an unknown outcome is ours to tell.

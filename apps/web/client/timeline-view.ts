@@ -32,16 +32,20 @@ export function fromPayload(message: NewMessagePayload | HistoryMessage): Timeli
 
 /**
  * One message as it happens (a broadcast, a send's ack, a change caught up): shown once, at
- * the next frame. Missed messages are noticed by `changeSeq` (room-changes.ts), not here.
+ * the next frame — or at once with `now` (the ack of the user's own send, together with what
+ * else waits, its broadcast included if that came first). Missed messages are noticed by
+ * `changeSeq` (room-changes.ts), not here.
  */
-export function showLive(page: Page, room: OpenRoom, message: TimelineMessage): void {
+export function showLive(page: Page, room: OpenRoom, message: TimelineMessage, { now = false } = {}): void {
   const { timeline } = room;
   // Older than what is held while there is more to scroll back to: scroll-back shows it.
   if (timeline.isBehindWindow(message.seq)) return;
   const added = timeline.add([message]);
-  if (added.length === 0) return;
-  if (timeline.size > TIMELINE_KEPT_SCROLLED_BACK) dropOldest(page, room, TIMELINE_KEPT_SCROLLED_BACK);
-  if (timeline.enqueue(added)) nextFrame(() => renderQueued(page, room));
+  if (added.length > 0) {
+    if (timeline.size > TIMELINE_KEPT_SCROLLED_BACK) dropOldest(page, room, TIMELINE_KEPT_SCROLLED_BACK);
+    if (timeline.enqueue(added) && !now) nextFrame(() => renderQueued(page, room));
+  }
+  if (now) renderQueued(page, room);
 }
 
 function nextFrame(run: () => void): void {
@@ -61,6 +65,8 @@ function renderQueued(page: Page, room: OpenRoom): void {
     room.timeline.takeQueued();
     return;
   }
+  // Rendered already (an own send's ack went first): no layout read for nothing.
+  if (room.timeline.queuedCount === 0) return;
   const box = $('messages');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   if (atBottom) dropOldest(page, room, TIMELINE_KEPT);

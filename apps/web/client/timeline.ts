@@ -125,6 +125,11 @@ export class Timeline {
     return this.deleted.size;
   }
 
+  /** Messages waiting for the screen. */
+  get queuedCount(): number {
+    return this.queued.size;
+  }
+
   /** Queues held messages for the screen; true when the queue was empty (a frame is to be asked for). */
   enqueue(messages: readonly TimelineMessage[]): boolean {
     const wasEmpty = this.queued.size === 0;

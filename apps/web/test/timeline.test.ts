@@ -104,7 +104,9 @@ describe('the page timeline', () => {
     expect(frames).toEqual([true, false, false, false, false]);
     timeline.remove('m4');
     expect(timeline.trim(3)).toEqual(['m1']);
+    expect(timeline.queuedCount).toBe(3);
     expect(timeline.takeQueued().map((m) => m.seq)).toEqual([2, 3, 5]);
+    expect(timeline.queuedCount).toBe(0);
     expect(timeline.takeQueued()).toEqual([]);
     // A message already held is not queued twice.
     expect(timeline.enqueue(timeline.add([message(5)]))).toBe(false);

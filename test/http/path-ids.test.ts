@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
+import { ERRORS, type ErrorCode } from '@chat/protocol';
 import { createRoom, makeUser, request, type HttpResult } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
@@ -16,11 +17,12 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('hex
 
 const it = clusterTest({ pods: 1, env: { SERVER_API_KEYS: `backend:${sha256(KEY)}` } });
 
-const errorBody = (statusCode: number, error: string, message: string, code: string) => ({ statusCode, error, message, code });
-const ROOM_NOT_FOUND = errorBody(404, 'Not Found', '방을 찾을 수 없습니다', 'ROOM_NOT_FOUND');
-const MESSAGE_NOT_FOUND = errorBody(404, 'Not Found', '메시지를 찾을 수 없습니다', 'MESSAGE_NOT_FOUND');
-const UNAUTHORIZED = errorBody(401, 'Unauthorized', '인증이 필요합니다', 'UNAUTHORIZED');
-const INVALID_REQUEST = errorBody(400, 'Bad Request', '잘못된 요청입니다', 'INVALID_REQUEST');
+// The catalog's own words (packages/protocol, kept identical to docs/PROTOCOL.md by its test).
+const errorBody = (code: ErrorCode, error: string) => ({ statusCode: ERRORS[code].status, error, message: ERRORS[code].message, code });
+const ROOM_NOT_FOUND = errorBody('ROOM_NOT_FOUND', 'Not Found');
+const MESSAGE_NOT_FOUND = errorBody('MESSAGE_NOT_FOUND', 'Not Found');
+const UNAUTHORIZED = errorBody('UNAUTHORIZED', 'Unauthorized');
+const INVALID_REQUEST = errorBody('INVALID_REQUEST', 'Bad Request');
 
 const LONG = 'a'.repeat(101);
 const VERY_LONG = 'b'.repeat(4000);

@@ -1,7 +1,7 @@
 import type { Sql } from 'postgres';
 import { describe, expect } from 'vitest';
 import { createMembershipsRepository } from '@chat/db';
-import type { AckResponse } from '@chat/protocol';
+import { ERRORS, type AckResponse } from '@chat/protocol';
 import { createRoom, emitAck, makeUser, nextEvent, record, sleep, type TestSocket, type TestUser } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
@@ -13,7 +13,8 @@ import { clusterTest } from '../support/index.ts';
  */
 
 const CAP = 3;
-const TOO_MANY_ROOMS = { message: '참여할 수 있는 방의 수를 초과했습니다', code: 'TOO_MANY_ROOMS' };
+// The catalog's words (packages/protocol, kept identical to docs/PROTOCOL.md by its test).
+const TOO_MANY_ROOMS = { message: ERRORS.TOO_MANY_ROOMS.message, code: 'TOO_MANY_ROOMS' };
 
 const it = clusterTest({
   pods: 2,

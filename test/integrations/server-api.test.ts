@@ -206,6 +206,17 @@ describe('server API [ext]', () => {
     expect(await sql`select count(*)::int as n from messages where room_id = ${first.roomId}`).toEqual(before);
   });
 
+  it('takes a batch of 100 items at the message limits (1000 characters each): the body limit fits the documented batch', async ({ cluster, sql }) => {
+    const [a] = cluster.pods;
+    const room = await createRoom(a!.url, await makeUser());
+    // 1000 Hangul syllables: 3,000 bytes of UTF-8 an item, ~310 KB a batch (PROTOCOL §17: 1–100 items, §4 rules).
+    const items = Array.from({ length: 100 }, (_, i) => ({ roomId: room.roomId, sender: BOT, type: 'text', content: `${String(i).padStart(3, '0')}${'가'.repeat(997)}` }));
+    const result = await request(a!.url, 'POST', '/api/server/messages/batch', { ...asBackend(), body: { items } });
+    expect({ status: result.status, code: result.body.code }).toEqual({ status: 200, code: undefined });
+    expect(result.body.results.every((item: { ok: boolean }) => item.ok)).toBe(true);
+    expect(await sql`select count(*)::int as n from messages where room_id = ${room.roomId}`).toEqual([{ n: 100 }]);
+  });
+
   it('disconnects every socket of a user, on the other pod too', async ({ cluster, connect }) => {
     const [a, b] = cluster.pods;
     const user = await makeUser();

@@ -10,12 +10,22 @@ import {
   serverPublishBodySchema,
   serverPublishResponseSchema,
   serverRoomLifetimeSchema,
+  SERVER_BATCH_MAX_ITEMS,
 } from '@chat/protocol';
 import type { ChangeFeedService } from '../services/change-feed.service.ts';
 import type { ServerApiService } from '../services/server-api.service.ts';
 import type { ServerApiAuth } from './server-api-auth.ts';
 
 const roomParams = z.object({ roomId: z.string() });
+
+/**
+ * The batch route's body limit. The server's 64 KiB (register-http.ts) refused with 413 a batch
+ * the contract allows: 100 items of 1000 Hangul characters are ~310 KB. An item at its limits —
+ * 1000 characters of content or a 2048-character URL, a 30-character name, 64-character ids —
+ * stays under 16 KiB even with every character JSON-escaped (12 bytes for an astral one). The
+ * key is checked before the body is read (preParsing), so only a backend can send this much.
+ */
+const BATCH_BODY_LIMIT_BYTES = SERVER_BATCH_MAX_ITEMS * 16 * 1024;
 const errors = { 400: errorBodySchema, 401: errorBodySchema, 404: errorBodySchema, 410: errorBodySchema, 429: errorBodySchema, 503: errorBodySchema };
 const idempotencyHeaders = z.object({
   'idempotency-key': z
@@ -67,6 +77,7 @@ export function serverApiRoutes(deps: {
     app.post(
       '/api/server/messages/batch',
       {
+        bodyLimit: BATCH_BODY_LIMIT_BYTES,
         schema: {
           ...common,
           description:

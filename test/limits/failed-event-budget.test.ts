@@ -84,6 +84,19 @@ describe('failed events cost budget', () => {
     expect(await roomLookups(a!.url)).toBe(before + 1);
   });
 
+  it('refuses every event once the budget is spent, typing included (PROTOCOL §6: "any event")', async ({ cluster, connect }) => {
+    const [a] = cluster.pods;
+    const user = await makeUser('타자');
+    const room = await createRoom(a!.url, user);
+    const socket = await connect(a!.url, user.token);
+    expect((await emitAck(socket, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    expect(await emitAck(socket, 'typing', { roomId: room.roomId, isTyping: true })).toEqual({ ok: true, data: {} });
+    for (let i = 0; i <= BUDGET; i++) await emitAck(socket, 'leave-room', { roomId: randomUUID() });
+    const refused = { ok: false, error: { message: TOO_MANY, code: 'TOO_MANY_REQUESTS', retryAfterMs: expect.any(Number) } };
+    expect(await emitAck(socket, 'typing', { roomId: room.roomId, isTyping: false })).toEqual(refused);
+    expect(await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '막힘' })).toEqual(refused);
+  });
+
   it('successful events cost nothing: a member sends well past the failure budget', async ({ cluster, connect }) => {
     const [a] = cluster.pods;
     const user = await makeUser('성실');

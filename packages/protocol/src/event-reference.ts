@@ -82,6 +82,10 @@ export function renderEventReference(): string {
     'Like any dropped connection, it reconnects and fetches `?after=` its last message per room.',
     'A socket\'s events are handled at most 8 at a time, the others in the order they arrived; each',
     'is answered, so a client that sends without waiting for answers only gets them later.',
+    '[ext] Events refused after a lookup (ROOM_NOT_FOUND, ROOM_EXPIRED, NOT_A_MEMBER, NOT_A_MEMBER_LEAVE)',
+    'cost one of the user\'s `FAILED_EVENT_LIMIT_PER_MINUTE` (60 by default), shared by all pods; once',
+    'they are spent, every event of the user, `typing` included, is refused with `TOO_MANY_REQUESTS`',
+    'and `retryAfterMs` before any check of the tables below, until the minute is over.',
     '',
     '## Client → server',
     '',
@@ -92,7 +96,7 @@ export function renderEventReference(): string {
     const doc = CLIENT_EVENT_DOCS[name];
     const contract = CLIENT_EVENT_CONTRACTS[name];
     const checks = contract.dropsMalformed
-      ? 'malformed → dropped, answered `{}`'
+      ? 'malformed → dropped, answered `{}`; failed events spent (above): TOO_MANY_REQUESTS'
       : `${describeChecks(contract.checks)}; any step: UNAVAILABLE`;
     lines.push(`| \`${name}\` | \`${doc.payload.replaceAll('|', '\\|')}\` | ${doc.ack} | ${checks} | ${doc.description} |`);
   }

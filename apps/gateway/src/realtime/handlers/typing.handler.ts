@@ -11,7 +11,8 @@ import type { ChatSocket } from '../types.ts';
 export type TypingRooms = Set<string>;
 
 /**
- * `typing` (PROTOCOL §5): best-effort, answered `{}` whatever happens to it. The budget is the
+ * `typing` (PROTOCOL §5): best-effort, answered `{}` whatever happens to it here (only a user
+ * whose failed events are spent is refused, by guarded-handler.ts, as for any event). The budget is the
  * user's in the room, shared by all the user's sockets on this pod (typing-throttle.ts says
  * why the `false` that ends a `true` is always let through).
  */

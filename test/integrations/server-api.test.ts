@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { buildGateway, loadConfig } from '@chat/gateway';
 import { describe, expect } from 'vitest';
-import type { NewMessagePayload } from '@chat/protocol';
+import { ERRORS, type NewMessagePayload } from '@chat/protocol';
 import { TEST_JWT_SECRET, uniquePrefix, createRoom, emitAck, makeUser, nextEvent, record, request, sleep, type TestSocket } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
@@ -206,15 +206,42 @@ describe('server API [ext]', () => {
     expect(await sql`select count(*)::int as n from messages where room_id = ${first.roomId}`).toEqual(before);
   });
 
-  it('takes a batch of 100 items at the message limits (1000 characters each): the body limit fits the documented batch', async ({ cluster, sql }) => {
+  const batchOf = (items: unknown[], idempotencyKey?: string, url?: string) =>
+    request(url!, 'POST', '/api/server/messages/batch', { ...asBackend(KEY, idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey }), body: { items } });
+
+  it('takes a full batch of the longest messages (more than the 64 KiB of other bodies)', async ({ cluster, sql }) => {
     const [a] = cluster.pods;
     const room = await createRoom(a!.url, await makeUser());
-    // 1000 Hangul syllables: 3,000 bytes of UTF-8 an item, ~310 KB a batch (PROTOCOL §17: 1–100 items, §4 rules).
-    const items = Array.from({ length: 100 }, (_, i) => ({ roomId: room.roomId, sender: BOT, type: 'text', content: `${String(i).padStart(3, '0')}${'가'.repeat(997)}` }));
-    const result = await request(a!.url, 'POST', '/api/server/messages/batch', { ...asBackend(), body: { items } });
-    expect({ status: result.status, code: result.body.code }).toEqual({ status: 200, code: undefined });
-    expect(result.body.results.every((item: { ok: boolean }) => item.ok)).toBe(true);
+    // 100 items of 1000 Korean characters: about 300 KB of JSON.
+    const longest = Array.from({ length: 100 }, (_, i) => ({ roomId: room.roomId, sender: BOT, type: 'text', content: `${i}`.padEnd(1000, '가') }));
+    const full = await batchOf(longest, undefined, a!.url);
+    expect(full.status).toBe(200);
+    expect(full.body.results.filter((item: { ok: boolean }) => item.ok)).toHaveLength(100);
     expect(await sql`select count(*)::int as n from messages where room_id = ${room.roomId}`).toEqual([{ n: 100 }]);
+  });
+
+  it('keys every item of a batch from a long Idempotency-Key alike, and refuses the whole batch for a bad one', async ({ cluster, sql }) => {
+    const [a, b] = cluster.pods;
+    const room = await createRoom(a!.url, await makeUser());
+    const batch = (items: unknown[], idempotencyKey?: string, url = a!.url) => batchOf(items, idempotencyKey, url);
+    const count = async () => (await sql`select count(*)::int as n from messages where room_id = ${room.roomId}`)[0]!.n as number;
+
+    // A 62-character key: `<key>:<index>` passes 64 characters from index 10 on, and every item
+    // is keyed all the same; a retry of the batch stores none again.
+    const items = Array.from({ length: 12 }, (_, i) => ({ roomId: room.roomId, sender: BOT, type: 'text', content: `항목 ${i}` }));
+    const key = 'k'.repeat(62);
+    const first = await batch(items, key);
+    expect(first.body.results.map((item: { ok: boolean; created?: boolean }) => item.ok && item.created)).toEqual(items.map(() => true));
+    const retry = await batch(items, key, b!.url);
+    expect(retry.body.results.map((item: { ok: boolean; created?: boolean }) => item.ok && item.created === false)).toEqual(items.map(() => true));
+    expect(await count()).toBe(12);
+
+    // A key a single publish would refuse refuses the whole batch, as the single publish does.
+    for (const refused of ['k'.repeat(65), '']) {
+      const answer = await batch(items, refused);
+      expect(answer).toEqual({ status: 400, body: { statusCode: 400, error: 'Bad Request', message: ERRORS.INVALID_CLIENT_MESSAGE_ID.message, code: 'INVALID_CLIENT_MESSAGE_ID' } });
+    }
+    expect(await count()).toBe(12);
   });
 
   it('disconnects every socket of a user, on the other pod too', async ({ cluster, connect }) => {

@@ -219,6 +219,14 @@ export const changesResponseSchema = z.object({
  */
 export const SERVER_BATCH_MAX_ITEMS = 100;
 
+/**
+ * The batch route's body limit: 16 KiB per item, room for any valid text item however its JSON
+ * is escaped (1000 characters outside the BMP, each written as two `\uXXXX`, are 12,000 bytes).
+ * The gateway's 64 KiB for every other body refused a full batch of ordinary messages
+ * (100 × 1000 characters) as 413.
+ */
+export const SERVER_BATCH_MAX_BODY_BYTES = SERVER_BATCH_MAX_ITEMS * 16 * 1024;
+
 export const serverSenderSchema = z.object({
   kind: z.enum(['bot', 'system'], { error: 'INVALID_REQUEST' }),
   /** The backend's name for this sender; the same id is the same sender (and dedupe scope). */

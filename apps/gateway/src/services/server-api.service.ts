@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { newMessagePayload, type RoomLifetimeRepository, type ServerIdempotencyRepository, type UsersRepository } from '@chat/db';
 import {
   AppError,
+  CLIENT_MESSAGE_ID,
   ERRORS,
   isUuid,
   nicknameMask,
@@ -38,7 +39,15 @@ export interface PublishInput {
   imageUrl?: unknown;
   /** The Idempotency-Key: a retry by the same API key with the same key stores nothing new. */
   idempotencyKey: string | null;
+  /**
+   * True when the key was derived from a batch's checked Idempotency-Key (`<key>:<index>`):
+   * not held to the 64 characters a sent key has, which `:<index>` may pass (§17).
+   */
+  keyDerived?: boolean;
 }
+
+/** One item of a batch, as its body names it. */
+export type BatchItem = Omit<PublishInput, 'apiKeyId' | 'idempotencyKey' | 'keyDerived'> & { idempotencyKey?: string };
 
 export type PublishResult = { created: boolean; message: NewMessagePayload };
 
@@ -86,7 +95,8 @@ export function createServerApiService(deps: ServerApiDeps) {
       type: input.type,
       content: input.content,
       imageUrl: input.imageUrl,
-      ...(input.idempotencyKey === null ? {} : { clientMessageId: input.idempotencyKey }),
+      // A sent key follows clientMessageId's rules; a derived one was checked as the batch's.
+      ...(input.idempotencyKey === null || input.keyDerived ? {} : { clientMessageId: input.idempotencyKey }),
     });
     const author = { nicknameMask: nicknameMask(input.sender.name), sender: input.sender };
     const key = input.idempotencyKey;
@@ -165,9 +175,20 @@ export function createServerApiService(deps: ServerApiDeps) {
 
     /**
      * Up to 100 messages, each checked on its own; the valid ones are queued together in one
-     * tick, so they share one group commit (one transaction). Answers per item, in order.
+     * tick, so they share one group commit (one transaction). Answers per item, in order. An
+     * item without its own `idempotencyKey` takes `<batchKey>:<index>`; the batch's key is
+     * checked once, as a sent key (1–64 characters): a bad one refuses the whole request
+     * (INVALID_CLIENT_MESSAGE_ID). Derived keys are not held to 64 characters: they were, and
+     * a 62-character key had its items from index 10 on refused, the others stored.
      */
-    async publishBatch(inputs: readonly PublishInput[]) {
+    async publishBatch(apiKeyId: string, batchKey: string | null, items: readonly BatchItem[]) {
+      if (batchKey !== null) CLIENT_MESSAGE_ID.read(batchKey);
+      const inputs = items.map(
+        (item, index): PublishInput =>
+          item.idempotencyKey !== undefined
+            ? { ...item, apiKeyId, idempotencyKey: item.idempotencyKey }
+            : { ...item, apiKeyId, idempotencyKey: batchKey === null ? null : `${batchKey}:${index}`, keyDerived: true },
+      );
       const checked = await Promise.allSettled(inputs.map((input) => prepare(input)));
       const keysOk = await keysMatch(checked.flatMap((item) => (item.status === 'fulfilled' ? [item.value] : [])));
       let next = 0;

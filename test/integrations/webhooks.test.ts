@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect } from 'vitest';
 import type { NewMessagePayload } from '@chat/protocol';
 import { createRoom, emitAck, makeUser, request, sleep } from '@chat/testing';
@@ -200,6 +200,61 @@ describe('webhooks [ext]', () => {
     const moved = { roomId, expiresAt: extended.body.expiresAt, changeSeq: 2 };
     expect(ofRoom()).toEqual([{ roomId, changeSeq: 2, event: 'room-lifetime-changed', payload: moved }]);
     await receiver.close();
+  });
+
+  it('a receiver that accepts the connection and never answers holds only its share of the deliveries: another endpoint is delivered meanwhile', async ({ cluster, startWorker }) => {
+    const [a] = cluster.pods;
+    // Accepts every connection, reads the request, never answers.
+    const held: Socket[] = [];
+    let mostHeldAtOnce = 0;
+    const silent = createTcpServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => held.splice(held.indexOf(socket), 1));
+      mostHeldAtOnce = Math.max(mostHeldAtOnce, held.length);
+    });
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const receiver = await startReceiver();
+    // Rooms in several delivery lanes (the last byte of the id), each with a message.
+    const rooms = await Promise.all(Array.from({ length: 12 }, async () => createRoom(a!.url, await makeUser())));
+    for (const { roomId } of rooms) {
+      const published = await request(a!.url, 'POST', `/api/server/rooms/${roomId}/messages`, {
+        headers: { 'x-api-key': API_KEY },
+        body: { sender: { kind: 'bot', id: 'probe', name: '봇' }, type: 'text', content: '안녕' },
+      });
+      expect(published.status).toBe(201);
+    }
+    expect(new Set(rooms.map(({ roomId }) => parseInt(roomId.slice(-2), 16) % 16)).size).toBeGreaterThan(2);
+
+    const worker = await startWorker({
+      WEBHOOK_POLL_INTERVAL_MS: '200',
+      // Two slots, and a silence far longer than this test: the silent endpoint is listed
+      // first, so its lanes are queued first. Each endpoint's share is one slot.
+      WEBHOOK_CONCURRENCY: '2',
+      WEBHOOK_TIMEOUT_MS: '120000',
+      WEBHOOK_ENDPOINTS: JSON.stringify([
+        { id: 'silent', url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, secret: SECRET },
+        { id: 'answering', url: `http://127.0.0.1:${receiver.port}/`, secret: SECRET },
+      ]),
+    });
+    try {
+      const ours = new Set(rooms.map(({ roomId }) => roomId));
+      await until('every room delivered to the answering endpoint', () =>
+        rooms.every(({ roomId }) => receiver.unique().some((event) => event.roomId === roomId && event.event === 'new-message')),
+        15_000,
+      );
+      expect(receiver.deliveries.every((delivery) => delivery.verified)).toBe(true);
+      expect(receiver.unique().filter((event) => ours.has(event.roomId))).toHaveLength(rooms.length);
+      // The silent endpoint had one POST at a time in flight, its share, never both slots.
+      expect(mostHeldAtOnce).toBe(1);
+    } finally {
+      // Its POSTs fail now, so the worker closes without waiting them out.
+      silent.close();
+      for (const socket of [...held]) socket.destroy();
+      await worker.close();
+      await receiver.close();
+    }
   });
 
   it('moves past changes that can no longer be read (their messages dropped with their day)', async ({ cluster, sql, connect, startWorker }) => {

@@ -77,6 +77,8 @@ describe('webhook delivery lanes', () => {
       metrics: createWorkerMetrics(),
       batchSize: BATCH,
       timeoutMs: 5000,
+      lanesRunning: new Map<string, number>(),
+      lanesPerEndpoint: 1,
     };
     const lanes = await deps.cursors.lanesBehind('lanes');
     // 321 random ids fill every one of the 16 lanes (each is empty with odds of 1e-9).

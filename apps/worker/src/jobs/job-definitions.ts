@@ -4,7 +4,7 @@ import type { WorkerDeps } from '../deps.ts';
 import { PRESENCE_STALE_AFTER_MS, presenceGcJob } from './presence-gc.job.ts';
 import { partitionMaintenanceJob } from './partition-maintenance.job.ts';
 import { roomSweepJob } from './room-sweep.job.ts';
-import { runWebhookDelivery } from './webhook-delivery.job.ts';
+import { runWebhookDelivery, webhookLaneShare } from './webhook-delivery.job.ts';
 import { runRoomOccupancy } from './room-occupancy.job.ts';
 import { runWebhookDispatch, type SettlePass } from './webhook-dispatch.job.ts';
 
@@ -22,6 +22,7 @@ export type JobDefinitions = { [K in JobKey]: JobDefinition<K> };
 export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): JobDefinitions {
   const { logger, emitter, metrics, presence, repositories } = deps;
   const webhookSettlePass: SettlePass = { after: null };
+  const webhookLanesRunning = new Map<string, number>();
   return {
     roomSweep: {
       everyMs: config.sweepIntervalMs,
@@ -96,6 +97,8 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
             metrics,
             batchSize: config.webhooks.batchSize,
             timeoutMs: config.webhooks.timeoutMs,
+            lanesRunning: webhookLanesRunning,
+            lanesPerEndpoint: webhookLaneShare(config.webhooks.concurrency, config.webhooks.endpoints.length),
           },
           payload,
         ),

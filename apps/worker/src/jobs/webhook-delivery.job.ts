@@ -14,6 +14,22 @@ export interface WebhookDeliveryDeps {
   metrics: WorkerMetrics;
   batchSize: number;
   timeoutMs: number;
+  /** Lanes each endpoint is delivering in this process now (one map for all runs). */
+  lanesRunning: Map<string, number>;
+  /** The most lanes of one endpoint this process delivers at a time (webhookLaneShare). */
+  lanesPerEndpoint: number;
+}
+
+/**
+ * The lanes one endpoint may deliver at a time in a worker process: its fair share of the
+ * process's WEBHOOK_CONCURRENCY (at least one). Without it, a receiver that accepts the
+ * connection and never answers held every slot for WEBHOOK_TIMEOUT_MS, again at each retry, and
+ * no other endpoint was delivered meanwhile: its lanes, queued behind, waited. With it every
+ * endpoint keeps its share, however many others hang (as long as there are no more endpoints
+ * than slots). One endpoint alone has them all.
+ */
+export function webhookLaneShare(concurrency: number, endpoints: number): number {
+  return Math.max(1, Math.floor(concurrency / Math.max(1, endpoints)));
 }
 
 /** A POST the receiver did not acknowledge with a 2xx in time: the job fails and is retried. */
@@ -69,6 +85,22 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
   // Removed from the configuration since the job was queued, or queued by an earlier version
   // for one room (the dispatch queues that room's lane).
   if (!endpoint || !('lane' in payload)) return { delivered: 0 };
+  const running = deps.lanesRunning.get(endpoint.id) ?? 0;
+  if (running >= deps.lanesPerEndpoint) {
+    // The endpoint has its share running here: done without a POST, so the slot goes to the
+    // next job; the lane is still behind, and the next dispatch queues it again.
+    deps.logger.debug({ endpoint: endpoint.id, lane: payload.lane }, 'webhook lane deferred: the endpoint has its share of deliveries running');
+    return { delivered: 0, deferred: true };
+  }
+  deps.lanesRunning.set(endpoint.id, running + 1);
+  try {
+    return await deliverLane(deps, endpoint, payload.lane);
+  } finally {
+    deps.lanesRunning.set(endpoint.id, (deps.lanesRunning.get(endpoint.id) ?? 1) - 1);
+  }
+}
+
+async function deliverLane(deps: WebhookDeliveryDeps, endpoint: WebhookEndpoint, lane: number) {
   const wanted = endpoint.kinds ? new Set<string>(endpoint.kinds) : null;
   let delivered = 0;
   let posts = 0;
@@ -97,7 +129,7 @@ export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: Job
     moves = new Map();
   };
   while (posts < MAX_POSTS_PER_RUN) {
-    const backlog = await deps.changes.backlog(endpoint.id, payload.lane, { rooms: deps.batchSize, perRoom: deps.batchSize });
+    const backlog = await deps.changes.backlog(endpoint.id, lane, { rooms: deps.batchSize, perRoom: deps.batchSize });
     let moved = 0;
     for (const room of backlog) {
       if (room.rows.length === 0) {

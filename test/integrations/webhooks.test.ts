@@ -257,6 +257,56 @@ describe('webhooks [ext]', () => {
     }
   });
 
+  it('acknowledges a 2xx without reading an endless answer body to its end', async ({ cluster, sql, startWorker }) => {
+    const [a] = cluster.pods;
+    let posts = 0;
+    // Answers 200, then streams its body for as long as the worker reads it.
+    const chatty = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        posts += 1;
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        let open = true;
+        res.on('close', () => (open = false));
+        const pump = () => {
+          while (open && res.write(chunk));
+        };
+        res.on('drain', pump);
+        pump();
+      });
+    });
+    chatty.listen(0, '127.0.0.1');
+    await once(chatty, 'listening');
+    const { roomId } = await createRoom(a!.url, await makeUser());
+    const published = await request(a!.url, 'POST', `/api/server/rooms/${roomId}/messages`, {
+      headers: { 'x-api-key': API_KEY },
+      body: { sender: { kind: 'bot', id: 'probe', name: '봇' }, type: 'text', content: '안녕' },
+    });
+    expect(published.status).toBe(201);
+    const worker = await startWorker({
+      WEBHOOK_POLL_INTERVAL_MS: '200',
+      // Far longer than this test: an answer read to its end would be acknowledged only then.
+      WEBHOOK_TIMEOUT_MS: '120000',
+      WEBHOOK_ENDPOINTS: JSON.stringify([{ id: 'chatty', url: `http://127.0.0.1:${(chatty.address() as AddressInfo).port}/`, secret: SECRET }]),
+    });
+    try {
+      const cursor = async () => {
+        const [row] = await sql<{ delivered: number }[]>`
+          select delivered_change_seq::int as delivered from webhook_cursors where endpoint_id = 'chatty' and room_id = ${roomId}`;
+        return row?.delivered ?? 0;
+      };
+      const deadline = Date.now() + 15_000;
+      while ((await cursor()) < published.body.message.changeSeq && Date.now() < deadline) await sleep(100);
+      expect(await cursor()).toBe(published.body.message.changeSeq);
+      expect(posts).toBeGreaterThan(0);
+    } finally {
+      chatty.closeAllConnections();
+      chatty.close();
+      await worker.close();
+    }
+  });
+
   it('moves past changes that can no longer be read (their messages dropped with their day)', async ({ cluster, sql, connect, startWorker }) => {
     const [a] = cluster.pods;
     const owner = await makeUser();

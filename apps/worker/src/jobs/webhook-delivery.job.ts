@@ -65,8 +65,33 @@ async function post(endpoint: WebhookEndpoint, events: RoomChange[], timeoutMs: 
   } catch (error) {
     throw new WebhookDeliveryError(endpoint.id, (error as Error).name === 'TimeoutError' ? 'timed out' : 'unreachable');
   }
-  await response.arrayBuffer().catch(() => undefined);
+  await discardBody(response);
   if (response.status < 200 || response.status > 299) throw new WebhookDeliveryError(endpoint.id, `answered ${response.status}`);
+}
+
+/** What of an answer's body is read (and dropped) so that the connection can serve the next POST. */
+const ANSWER_BODY_READ_BYTES = 64 * 1024;
+
+/**
+ * Drops the answer's body unread beyond ANSWER_BODY_READ_BYTES: nobody looks at it (it is never
+ * logged), and reading it whole held a receiver's endless or huge answer in the worker's memory
+ * until WEBHOOK_TIMEOUT_MS, and held the POST's acknowledgement as long. A short body is read
+ * to its end, which lets the connection be kept alive; a longer one is cancelled.
+ */
+async function discardBody(response: Response): Promise<void> {
+  const reader = response.body?.getReader();
+  if (!reader) return;
+  let read = 0;
+  try {
+    while (read <= ANSWER_BODY_READ_BYTES) {
+      const chunk = await reader.read();
+      if (chunk.done) return;
+      read += chunk.value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // A body cut short (or timed out) changes nothing: the status decides.
+  }
 }
 
 /**

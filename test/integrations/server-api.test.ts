@@ -397,6 +397,41 @@ describe('server API [ext]', () => {
     expect((await request(a!.url, 'POST', `/api/server/rooms/${room.roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 60 } })).status).toBe(410);
   });
 
+  it('limits refused calls (no key, a wrong or a revoked one) per client address, as a guest is limited', async ({ cluster }) => {
+    const gateway = await buildGateway(
+      loadConfig({
+        PORT: '0',
+        DATABASE_URL: cluster.databaseUrl,
+        REDIS_URL: cluster.redisUrl,
+        // Its own prefix: its rate-limit counters start at zero.
+        REDIS_PREFIX: uniquePrefix('refusals'),
+        JWT_SECRET: TEST_JWT_SECRET,
+        DATABASE_POOL_SIZE: '2',
+        HTTP_RATE_LIMIT_PER_MINUTE: '3',
+        SERVER_API_KEYS: `backend:${sha256(KEY)},old-backend:${sha256(REVOKED_KEY)}`,
+        SERVER_API_KEYS_REVOKED: 'old-backend',
+      }),
+      { logger: pino({ level: 'silent' }) },
+    );
+    try {
+      const call = (headers: Record<string, string>, remoteAddress = '198.51.100.7') =>
+        gateway.http.inject({ method: 'GET', url: '/api/server/rooms/00000000-0000-4000-8000-000000000000/changes', headers, remoteAddress });
+      expect((await call({})).statusCode).toBe(401);
+      expect((await call({ 'x-api-key': `${KEY}x` })).statusCode).toBe(401);
+      expect((await call({ 'x-api-key': REVOKED_KEY })).statusCode).toBe(401);
+      // The address's fourth refusal within the minute: 429, Retry-After, nothing else said.
+      const limited = await call({ 'x-api-key': `${KEY}y` });
+      expect(limited.statusCode).toBe(429);
+      expect(JSON.parse(limited.body)).toEqual({ statusCode: 429, error: 'Too Many Requests', message: ERRORS.TOO_MANY_REQUESTS.message, code: 'TOO_MANY_REQUESTS' });
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      // A valid key from that address, and a refusal from another address, are not held back.
+      expect((await call({ 'x-api-key': KEY })).statusCode).toBe(404);
+      expect((await call({ 'x-api-key': `${KEY}x` }, '198.51.100.8')).statusCode).toBe(401);
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('logs every call with the key id, never the key, limits each key on its own, and documents the routes in the OpenAPI', async ({ cluster }) => {
     const lines: string[] = [];
     const sink = new Writable({

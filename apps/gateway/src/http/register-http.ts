@@ -93,6 +93,16 @@ export async function registerHttp(
           perMinute: config.serverApi.rateLimitPerMinute,
           refusal: 'TOO_MANY_REQUESTS',
         }),
+        // Refused calls spend a budget of their client address, as large as a guest's.
+        refusalLimiter:
+          config.httpRateLimitPerMinute > 0
+            ? createUserRateLimiter({
+                redis: deps.redis,
+                keyPrefix: `${config.redisPrefix}:rl:server-api-refused`,
+                perMinute: config.httpRateLimitPerMinute,
+                refusal: 'TOO_MANY_REQUESTS',
+              })
+            : null,
       }),
     }),
   );

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '@chat/protocol';
 import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
+import { clientAddressKey } from './address-key.ts';
 
 export interface ServerApiKeys {
   /** Each key's id and the SHA-256 (hex) of the key. */
@@ -15,10 +16,21 @@ export const API_KEY_HEADER = 'x-api-key';
 /**
  * Authentication of the server API (PROTOCOL §17): `X-Api-Key: <key>`, compared by its SHA-256
  * against the configured hashes (constant time per entry), then the key's own rate limit.
- * Missing → API_KEY_REQUIRED, unknown → INVALID_API_KEY, revoked → API_KEY_REVOKED, all 401.
+ * Missing → API_KEY_REQUIRED, unknown → INVALID_API_KEY, revoked → API_KEY_REVOKED, all 401,
+ * within a budget of refusals per client address (then 429).
  * Every call is logged once it is answered, with the key's id (never the key) and the status.
  */
-export function createServerApiAuth(options: ServerApiKeys & { limiter: UserRateLimiter }) {
+export function createServerApiAuth(
+  options: ServerApiKeys & {
+    limiter: UserRateLimiter;
+    /**
+     * Refused calls (no key, an unknown or a revoked one) per client address: they spend no key's
+     * budget, and the user routes' limit leaves `/api/server/` out, so they were not limited at
+     * all. Null: not limited (HTTP_RATE_LIMIT_PER_MINUTE=0).
+     */
+    refusalLimiter: UserRateLimiter | null;
+  },
+) {
   const configured = options.keys.map((key) => ({ id: key.id, digest: Buffer.from(key.sha256, 'hex') }));
   const revoked = new Set(options.revokedKeyIds);
   const keyIds = new WeakMap<FastifyRequest, string>();
@@ -31,16 +43,22 @@ export function createServerApiAuth(options: ServerApiKeys & { limiter: UserRate
     return found;
   }
 
+  /** Past the address's budget of refusals: 429 TOO_MANY_REQUESTS with Retry-After instead of the 401. */
+  async function refuse(request: FastifyRequest, code: 'API_KEY_REQUIRED' | 'INVALID_API_KEY' | 'API_KEY_REVOKED'): Promise<never> {
+    await options.refusalLimiter?.consume(clientAddressKey(request.ip));
+    throw new AppError(code);
+  }
+
   return {
     /** A `preParsing` hook: before the body is read, as the user routes authenticate. */
     async requireKey(request: FastifyRequest): Promise<void> {
       const header = request.headers[API_KEY_HEADER];
       const presented = Array.isArray(header) ? header[0] : header;
-      if (presented === undefined || presented.trim() === '') throw new AppError('API_KEY_REQUIRED');
+      if (presented === undefined || presented.trim() === '') return refuse(request, 'API_KEY_REQUIRED');
       const keyId = identify(presented.trim());
-      if (keyId === null) throw new AppError('INVALID_API_KEY');
+      if (keyId === null) return refuse(request, 'INVALID_API_KEY');
       keyIds.set(request, keyId);
-      if (revoked.has(keyId)) throw new AppError('API_KEY_REVOKED');
+      if (revoked.has(keyId)) return refuse(request, 'API_KEY_REVOKED');
       await options.limiter.consume(keyId);
     },
 

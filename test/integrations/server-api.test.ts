@@ -520,6 +520,14 @@ describe('server API [ext]', () => {
       );
       expect(openApi.paths['/api/server/rooms/{roomId}/changes'].get).toMatchObject({ tags: ['server api'], security: [{ apiKey: [] }] });
       expect(openApi.components.securitySchemes.apiKey).toEqual({ type: 'apiKey', in: 'header', name: 'X-Api-Key' });
+      // The Idempotency-Key's length and the message fields' rules, as the routes check them.
+      for (const path of ['/api/server/rooms/{roomId}/messages', '/api/server/messages/batch']) {
+        const header = openApi.paths[path].post.parameters.find((parameter: { name: string }) => parameter.name === 'idempotency-key');
+        expect(header.schema, path).toMatchObject({ type: 'string', minLength: 1, maxLength: 64 });
+      }
+      const publishBody = openApi.paths['/api/server/rooms/{roomId}/messages'].post.requestBody.content['application/json'].schema;
+      expect(publishBody.properties.type.description).toContain('"text" | "image" | "emoji"');
+      expect(publishBody.properties.content.description).toContain('1–1000 characters');
     } finally {
       await gateway.close();
     }

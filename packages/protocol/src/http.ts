@@ -236,11 +236,13 @@ export const serverSenderSchema = z.object({
 });
 export type ServerSender = z.infer<typeof serverSenderSchema>;
 
+// Checked by send-message's own rules (parseMessageBody), in its order and with its errors;
+// the descriptions are what the OpenAPI at /docs shows of them.
 const serverMessageFields = {
   sender: serverSenderSchema,
-  type: z.unknown().optional(),
-  content: z.unknown().optional(),
-  imageUrl: z.unknown().optional(),
+  type: z.unknown().optional().describe('"text" | "image" | "emoji", as in send-message (PROTOCOL §4)'),
+  content: z.unknown().optional().describe('text: 1–1000 characters; emoji: emoji only (PROTOCOL §4, §11)'),
+  imageUrl: z.unknown().optional().describe('image: an http(s) URL of up to 2048 characters'),
 };
 
 export const serverPublishBodySchema = z.object(serverMessageFields);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   changesQuerySchema,
   changesResponseSchema,
+  CLIENT_MESSAGE_ID_MAX_LENGTH,
   errorBodySchema,
   SERVER_BATCH_MAX_BODY_BYTES,
   serverBatchBodySchema,
@@ -22,6 +23,9 @@ const errors = { 400: errorBodySchema, 401: errorBodySchema, 404: errorBodySchem
 const idempotencyHeaders = z.object({
   'idempotency-key': z
     .string()
+    // The service checks its characters too (clientMessageId's rules); the length shows in /docs.
+    .min(1, { error: 'INVALID_CLIENT_MESSAGE_ID' })
+    .max(CLIENT_MESSAGE_ID_MAX_LENGTH, { error: 'INVALID_CLIENT_MESSAGE_ID' })
     .optional()
     .describe('Scoped to the API key: a retry with the same key stores the message once; the same key for a different request answers 422 IDEMPOTENCY_KEY_REUSED.'),
 });

@@ -54,6 +54,34 @@ describe('gateway configuration', () => {
     expect(() => loadWorkerConfig({ WEBHOOK_ENDPOINTS: example.stringData.WEBHOOK_ENDPOINTS })).toThrow(/CHANGE-ME placeholder/);
   });
 
+  it('refuses a webhook endpoint URL that is no URL with the configuration error, not a TypeError (worker)', () => {
+    const endpoints = (url: string) => JSON.stringify([{ id: 'crm', url, secret: 'a-webhook-secret-of-some-length' }]);
+    for (const url of ['not a url', 'crm.example.com/hooks', 'ftp://crm.example.com/', 'https://user:pw@crm.example.com/']) {
+      expect(() => loadWorkerConfig({ WEBHOOK_ENDPOINTS: endpoints(url) }), url).toThrow(ConfigError);
+      expect(() => loadWorkerConfig({ WEBHOOK_ENDPOINTS: endpoints(url) }), url).toThrow(/WEBHOOK_ENDPOINTS\.0\.url: an http\(s\) URL without credentials/);
+    }
+  });
+
+  it('refuses server API keys whose ids or hashes repeat, and a revocation naming no configured key', () => {
+    const hash = (fill: string) => fill.repeat(64);
+    expect(loadConfig({ ...base, SERVER_API_KEYS: `crm:${hash('a')},ops:${hash('b')}`, SERVER_API_KEYS_REVOKED: 'ops' }).serverApi).toMatchObject({
+      keys: [{ id: 'crm' }, { id: 'ops' }],
+      revokedKeyIds: ['ops'],
+    });
+    // One id for two keys: a call's id, its budget and its revocation would stand for either.
+    expect(() => loadConfig({ ...base, SERVER_API_KEYS: `crm:${hash('a')},crm:${hash('b')}` })).toThrow(/SERVER_API_KEYS: each key id once; repeated: crm/);
+    // One key under two ids (case of the hex aside): which id a call was made with would be a guess.
+    expect(() => loadConfig({ ...base, SERVER_API_KEYS: `crm:${hash('a')},ops:${hash('A')}` })).toThrow(/SERVER_API_KEYS: each key once/);
+    // A misspelt revocation would leave the key working: refused, by position (a key pasted
+    // there by mistake looks like an id, and is not echoed).
+    const pasted = `sk_${'f'.repeat(48)}`;
+    for (const revoked of ['crm-backend', `crm_backend,${pasted}`]) {
+      const load = () => loadConfig({ ...base, SERVER_API_KEYS: `crm_backend:${hash('a')}`, SERVER_API_KEYS_REVOKED: revoked });
+      expect(load, revoked).toThrow(/SERVER_API_KEYS_REVOKED: every id must name a key of SERVER_API_KEYS; entry [12] names none/);
+      expect(load, revoked).not.toThrow(new RegExp(`crm-backend|${pasted}`));
+    }
+  });
+
   it('requires an https: JWT_JWKS_URL unless NODE_ENV is development', () => {
     expect(loadConfig({ JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json' }).jwt.jwksUrl).toBe(
       'https://idp.example.com/.well-known/jwks.json',

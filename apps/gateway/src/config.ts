@@ -148,7 +148,38 @@ const envSchema = z
     message: 'AUTH_DEV_LOGIN signs HS256 tokens and needs JWT_SECRET',
     path: ['AUTH_DEV_LOGIN'],
   })
+  .superRefine(checkServerApiKeys)
   .superRefine(checkRedisEnv);
+
+/**
+ * A key id names one key (logs, its rate limit, its Idempotency-Keys, its revocation), and one
+ * key has one id: a repeated id or hash would make the id of a call a guess. A revoked id that
+ * names no configured key revokes nothing, most likely a misspelt one of a key still accepted:
+ * refused at start rather than left working. Only configured ids are echoed, never a hash.
+ */
+function checkServerApiKeys(
+  env: { SERVER_API_KEYS: readonly { id: string; sha256: string }[]; SERVER_API_KEYS_REVOKED: readonly string[] },
+  context: z.RefinementCtx,
+): void {
+  const ids = env.SERVER_API_KEYS.map((key) => key.id);
+  const repeatedIds = ids.filter((id, index) => ids.indexOf(id) !== index);
+  if (repeatedIds.length > 0) {
+    context.addIssue({ code: 'custom', path: ['SERVER_API_KEYS'], message: `each key id once; repeated: ${[...new Set(repeatedIds)].join(', ')}` });
+  }
+  const hashes = env.SERVER_API_KEYS.map((key) => key.sha256);
+  if (new Set(hashes).size !== hashes.length) {
+    context.addIssue({ code: 'custom', path: ['SERVER_API_KEYS'], message: 'each key once: two ids have the same SHA-256' });
+  }
+  // Named by position, not echoed: a key pasted there by mistake looks like an id.
+  const unknown = env.SERVER_API_KEYS_REVOKED.flatMap((id, index) => (ids.includes(id) ? [] : [index + 1]));
+  if (unknown.length > 0) {
+    context.addIssue({
+      code: 'custom',
+      path: ['SERVER_API_KEYS_REVOKED'],
+      message: `every id must name a key of SERVER_API_KEYS; entry ${unknown.join(', ')} names none`,
+    });
+  }
+}
 
 export interface GatewayConfig extends RedisSettings {
   port: number;

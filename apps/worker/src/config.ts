@@ -15,7 +15,12 @@ const webhookEndpoint = z
     url: z
       .string()
       .url()
-      .refine((url) => /^https?:$/.test(new URL(url).protocol) && new URL(url).username === '' && new URL(url).password === '', 'an http(s) URL without credentials'),
+      // The refinement runs after a failed .url() too: a string that is no URL is not parsed
+      // here, where it threw a TypeError that stopped the worker without the config's message.
+      .refine((url) => {
+        const parsed = URL.canParse(url) ? new URL(url) : null;
+        return parsed !== null && /^https?:$/.test(parsed.protocol) && parsed.username === '' && parsed.password === '';
+      }, 'an http(s) URL without credentials'),
     secret: z
       .string()
       .min(16, 'a secret of at least 16 characters')

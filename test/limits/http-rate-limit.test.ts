@@ -52,6 +52,15 @@ describe('HTTP rate limit', () => {
     expect((await request(pod(0), 'GET', '/api/rooms', { token: fresh })).status).toBe(429);
   });
 
+  it('charges a route however its path is spelled: percent-escapes the router decodes buy no fresh budget', async () => {
+    const user = await makeUser('인코딩');
+    for (let i = 0; i < BUDGET; i++) expect((await request(pod(i), 'GET', '/api/rooms', { token: user.token })).status).toBe(200);
+    // Each of these reaches GET /api/rooms (the router decodes the path), so each is past the budget.
+    for (const path of ['/%61pi/rooms', '/%61%70%69/rooms', '/api/%72ooms']) {
+      expect((await request(pod(0), 'GET', path, { token: user.token })).status, path).toBe(429);
+    }
+  });
+
   it('gives each user its own budget, apart from the guests of the same address', async () => {
     const other = await makeUser('다른사용자');
     expect((await request(pod(0), 'GET', '/api/rooms', { token: other.token })).status).toBe(200);

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AppError } from '@chat/protocol';
-import { monitorRedis, sleep, uniquePrefix, type RedisMonitor } from '@chat/testing';
-import { LeasedRateLimiter } from '../../apps/gateway/src/infrastructure/leased-rate-limiter.ts';
+import { freePort, monitorRedis, sleep, uniquePrefix, type RedisMonitor } from '@chat/testing';
+import { LeasedRateLimiter, isMemoryUnit } from '../../apps/gateway/src/infrastructure/leased-rate-limiter.ts';
 
 /**
  * The send budget leased from Redis a few units at a time, with two limiters on one Redis
@@ -79,11 +79,11 @@ describe('LeasedRateLimiter', () => {
     const { a, b } = pods();
     const user = randomUUID();
     // Nothing held yet: no unit, and no call to Redis to find that out.
-    expect(a.tryConsumeLeased(user)).toBe(false);
+    expect(a.tryConsumeLeased(user)).toBeNull();
     // As a send does: a unit held by the pod, else the lease (which may ask Redis).
     let held = 0;
     const send = async (limiter: LeasedRateLimiter): Promise<'ok' | number> => {
-      if (limiter.tryConsumeLeased(user)) {
+      if (limiter.tryConsumeLeased(user) !== null) {
         held += 1;
         return 'ok';
       }
@@ -96,7 +96,7 @@ describe('LeasedRateLimiter', () => {
     expect(results.filter((r) => r === 'ok')).toHaveLength(LIMIT);
     // A user sending this fast is served from units leased ahead.
     expect(held).toBeGreaterThan(0);
-    expect(a.tryConsumeLeased(user) || b.tryConsumeLeased(user)).toBe(false);
+    expect(a.tryConsumeLeased(user) ?? b.tryConsumeLeased(user)).toBeNull();
   });
 
   it('keeps each user to their own budget', async () => {
@@ -190,11 +190,56 @@ describe('LeasedRateLimiter', () => {
   it('refund gives a unit back to the window', async () => {
     const { a, b } = pods({ leaseMs: 0 });
     const user = randomUUID();
-    for (let index = 0; index < LIMIT; index++) expect(await attempt(a, user)).toBe('ok');
+    let unit = '';
+    for (let index = 0; index < LIMIT; index++) unit = await a.consume(user);
     expect(await attempt(b, user)).not.toBe('ok');
-    await a.refund(user);
+    await a.refund(user, unit);
     expect(await attempt(b, user)).toBe('ok');
     expect(await attempt(b, user)).not.toBe('ok');
+  });
+
+  it('a refund of a unit taken in a window that has ended adds nothing to the next one', async () => {
+    // A long lease: the pod still holds units of the new window when the refund comes.
+    const { a, b } = pods({ windowMs: 1000, leaseMs: 5000, perMinute: 5 });
+    const user = randomUUID();
+    // A send takes a unit; its write outlives the window (a duplicate found, a failed write).
+    const old = await a.consume(user);
+    await sleep(1200);
+    // The next window: its whole budget spent, from the pod that took the old unit.
+    for (let index = 0; index < 5; index++) expect(await attempt(a, user)).toBe('ok');
+    await a.refund(user, old);
+    expect(await attempt(a, user)).not.toBe('ok');
+    expect(await attempt(b, user)).not.toBe('ok');
+  });
+
+  it('a refund of a unit the pod gave back already with its lease goes to Redis, once', async () => {
+    const { a, b } = pods({ leaseMs: 200, perMinute: 5 });
+    const user = randomUUID();
+    const units: string[] = [];
+    for (let index = 0; index < 5; index++) units.push(await a.consume(user));
+    expect(await attempt(b, user)).not.toBe('ok');
+    // Past A's lease (and its sweep): the refund cannot go into a lease A no longer holds.
+    await sleep(500);
+    await a.refund(user, units[0]!);
+    expect(await attempt(b, user)).toBe('ok');
+    expect(await attempt(b, user)).not.toBe('ok');
+  });
+
+  it('while Redis does not answer, the in-memory budget decides, and a refund gives its unit back there', async () => {
+    // Nothing listens on that port: every call fails at once, as with a Redis that is down.
+    const down = new Redis(`redis://127.0.0.1:${await freePort()}`, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const limiter = new LeasedRateLimiter({ redis: down, keyPrefix: uniquePrefix('lease'), perMinute: 5 });
+    limiters.push(limiter);
+    const user = randomUUID();
+    const units: string[] = [];
+    for (let index = 0; index < 5; index++) units.push(await limiter.consume(user));
+    expect(units.every(isMemoryUnit)).toBe(true);
+    expect(await attempt(limiter, user)).not.toBe('ok');
+    // A duplicate found, a failed write: the send stored nothing and costs nothing.
+    await limiter.refund(user, units[0]!);
+    expect(await attempt(limiter, user)).toBe('ok');
+    expect(await attempt(limiter, user)).not.toBe('ok');
+    down.disconnect();
   });
 
   it('starts a new budget when the window ends, and units of the old window are not spent in the new one', async () => {

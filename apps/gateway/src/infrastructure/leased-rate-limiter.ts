@@ -1,15 +1,64 @@
 import { randomUUID } from 'node:crypto';
 import type { StateClient } from '@chat/bus';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '@chat/protocol';
+
+/**
+ * A unit taken for one send: the id of the window it came from, in Redis or, while Redis does
+ * not answer, in this pod's memory (`isMemoryUnit`). A refund gives it back to that window and
+ * nowhere else: a unit of a window that has ended goes with it, never into the user's next one.
+ */
+export type SendUnit = string;
+
+const MEMORY_WINDOW = 'mem:';
+
+/** Whether the in-memory budget gave this unit (Redis windows are named by Redis's TIME). */
+export const isMemoryUnit = (unit: SendUnit): boolean => unit.startsWith(MEMORY_WINDOW);
+
+/**
+ * The budget that stands in while Redis does not answer: the same fixed windows, per user on
+ * this pod alone. Windows that have ended are dropped by `sweep`, so it holds only users who
+ * sent while Redis was away, for at most a window.
+ */
+class MemoryBudget {
+  private readonly windows = new Map<string, { id: string; used: number; endsAt: number }>();
+  private created = 0;
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /** A unit, or how long until the user's window ends. */
+  take(userId: string): { unit: SendUnit } | { retryAfterMs: number } {
+    const now = Date.now();
+    let window = this.windows.get(userId);
+    if (!window || window.endsAt <= now) {
+      window = { id: `${MEMORY_WINDOW}${++this.created}`, used: 0, endsAt: now + this.windowMs };
+      this.windows.set(userId, window);
+    }
+    // A refusal counts nothing: a refund after it gives back a unit that was spent.
+    if (window.used >= this.limit) return { retryAfterMs: Math.max(1, window.endsAt - now) };
+    window.used += 1;
+    return { unit: window.id };
+  }
+
+  giveBack(userId: string, unit: SendUnit): void {
+    const window = this.windows.get(userId);
+    if (window && window.id === unit && window.endsAt > Date.now()) window.used = Math.max(0, window.used - 1);
+  }
+
+  sweep(now: number): void {
+    for (const [userId, window] of this.windows) if (window.endsAt <= now) this.windows.delete(userId);
+  }
+}
 
 /** A send budget: one unit per send, or the refusal (RATE_LIMITED with `retryAfterMs`). */
 export interface SendRateLimiter {
-  /** Takes a unit this pod holds already, synchronously; false when `consume` must ask. */
-  tryConsumeLeased(userId: string): boolean;
-  consume(userId: string): Promise<void>;
-  /** Gives one back (a send that stored nothing new should not cost the user). */
-  refund(userId: string): Promise<void>;
+  /** Takes a unit this pod holds already, synchronously; null when `consume` must ask. */
+  tryConsumeLeased(userId: string): SendUnit | null;
+  consume(userId: string): Promise<SendUnit>;
+  /** Gives `unit` back (a send that stored nothing new should not cost the user). */
+  refund(userId: string, unit: SendUnit): Promise<void>;
 }
 
 /**
@@ -110,7 +159,7 @@ interface LeaseCommands {
 }
 
 interface Waiter {
-  resolve(): void;
+  resolve(unit: SendUnit): void;
   reject(error: unknown): void;
 }
 
@@ -169,7 +218,7 @@ export interface LeasedRateLimiterOptions {
 export class LeasedRateLimiter implements SendRateLimiter {
   private readonly leases = new Map<string, Lease>();
   private readonly commands: LeaseCommands;
-  private readonly insurance: RateLimiterMemory;
+  private readonly insurance: MemoryBudget;
   private readonly leaseMs: number;
   private readonly maxSpare: number;
   private readonly windowMs: number;
@@ -188,7 +237,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
       redis.defineCommand('chatRateReturn', { numberOfKeys: 1, lua: RETURN_SCRIPT });
     }
     this.commands = redis as unknown as LeaseCommands;
-    this.insurance = new RateLimiterMemory({ points: options.perMinute, duration: Math.ceil(this.windowMs / 1000) });
+    this.insurance = new MemoryBudget(options.perMinute, this.windowMs);
     this.sweepEveryMs = Math.max(50, Math.floor(this.leaseMs / 4));
     this.sweeper = setInterval(() => this.sweep(), this.sweepEveryMs);
     this.sweeper.unref();
@@ -198,33 +247,43 @@ export class LeasedRateLimiter implements SendRateLimiter {
    * Takes a unit of the user's lease held by this pod, if it has one: true, and the send is
    * admitted with no promise at all. False: `consume` (which may ask Redis).
    */
-  tryConsumeLeased(userId: string): boolean {
+  tryConsumeLeased(userId: string): SendUnit | null {
     const lease = this.leases.get(userId);
-    if (!lease || lease.units <= 0 || Date.now() >= lease.returnAt) return false;
+    if (!lease || lease.units <= 0 || Date.now() >= lease.returnAt) return null;
     lease.units -= 1;
     lease.spent += 1;
-    return true;
+    return lease.windowId;
   }
 
-  consume(userId: string): Promise<void> {
-    if (this.tryConsumeLeased(userId)) return Promise.resolve();
+  consume(userId: string): Promise<SendUnit> {
+    const held = this.tryConsumeLeased(userId);
+    if (held !== null) return Promise.resolve(held);
     const lease = this.leaseOf(userId);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<SendUnit>((resolve, reject) => {
       lease.waiting.push({ resolve, reject });
       if (!lease.asking) this.ask(userId, lease);
     });
   }
 
-  async refund(userId: string): Promise<void> {
-    const lease = this.leases.get(userId);
-    const now = Date.now();
-    if (!lease || now >= lease.windowEndsAt) return; // the unit's window is over: it went with it
-    if (now < lease.returnAt) {
-      lease.units += 1;
-      lease.spent = Math.max(0, lease.spent - 1);
+  async refund(userId: string, unit: SendUnit): Promise<void> {
+    if (isMemoryUnit(unit)) {
+      this.insurance.giveBack(userId, unit);
       return;
     }
-    await this.commands.chatRateReturn(this.key(userId), 1, lease.windowId, '').catch(() => undefined);
+    const lease = this.leases.get(userId);
+    const now = Date.now();
+    if (lease?.windowId === unit) {
+      if (now >= lease.windowEndsAt) return; // the unit's window is over: it went with it
+      if (now < lease.returnAt) {
+        lease.units += 1;
+        lease.spent = Math.max(0, lease.spent - 1);
+        return;
+      }
+    }
+    // Not held here any more (or taken in a window this pod has left since): back to Redis, which
+    // takes it only while its window is still the user's. Counted into the window the pod holds
+    // now instead, a send stored nothing at the end of one minute would add a unit to the next.
+    await this.commands.chatRateReturn(this.key(userId), 1, unit, '').catch(() => undefined);
   }
 
   /** Gives every unspent unit back (shutdown). */
@@ -275,7 +334,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
         const served = lease.waiting.splice(0, Math.min(lease.units, lease.waiting.length));
         lease.units -= served.length;
         lease.spent = served.length;
-        for (const waiter of served) waiter.resolve();
+        for (const waiter of served) waiter.resolve(windowId);
         if (lease.waiting.length === 0) return;
         if (granted >= need) {
           // Sends that arrived during the call and found no spare unit: ask again for them.
@@ -287,15 +346,13 @@ export class LeasedRateLimiter implements SendRateLimiter {
         const retryAfterMs = Math.max(1, heldElsewhereMs > 0 ? Math.min(heldElsewhereMs, ttl) : ttl);
         for (const waiter of lease.waiting.splice(0)) waiter.reject(new AppError('RATE_LIMITED', { retryAfterMs }));
       },
-      (error: unknown) => {
+      () => {
         lease.asking = false;
         // Redis did not answer: the in-memory budget decides for the sends waiting now.
         for (const waiter of lease.waiting.splice(0)) {
-          this.insurance.consume(userId, 1).then(
-            () => waiter.resolve(),
-            (rejection: unknown) =>
-              waiter.reject(rejection instanceof RateLimiterRes ? new AppError('RATE_LIMITED', { retryAfterMs: Math.max(1, rejection.msBeforeNext) }) : error),
-          );
+          const taken = this.insurance.take(userId);
+          if ('unit' in taken) waiter.resolve(taken.unit);
+          else waiter.reject(new AppError('RATE_LIMITED', { retryAfterMs: taken.retryAfterMs }));
         }
       },
     );
@@ -304,6 +361,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
   /** Gives back units held past their lease, and forgets users whose window has ended. */
   private sweep(): void {
     const now = Date.now();
+    this.insurance.sweep(now);
     for (const [userId, lease] of this.leases) {
       if (lease.asking || lease.waiting.length > 0) continue;
       if (lease.units > 0 && now >= lease.returnAt) {

@@ -13,7 +13,7 @@ import { withinDeadline } from '../lib/deadline.ts';
 import type { MessageWriter, WriteOutcome } from '../infrastructure/message-writer.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RoomService } from './room.service.ts';
-import type { SendRateLimiter } from '../infrastructure/leased-rate-limiter.ts';
+import type { SendRateLimiter, SendUnit } from '../infrastructure/leased-rate-limiter.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
 import { uuidv7 } from '../lib/uuidv7.ts';
 
@@ -63,15 +63,17 @@ export function createMessageService(deps: MessageServiceDeps) {
     hint.enterRoom(roomId);
   }
 
-  /** A limited sender retrying a message that is already stored gets it back, not an error. */
-  async function consumeOrFindRetry(sender: AuthenticatedUser, clientMessageId: string | null) {
+  /**
+   * The unit the send spent, or, for a limited sender retrying a message that is already
+   * stored, that message: it gets it back, not an error.
+   */
+  async function consumeOrFindRetry(sender: AuthenticatedUser, clientMessageId: string | null): Promise<{ unit: SendUnit } | { retried: StoredMessage }> {
     try {
-      await rateLimiter.consume(sender.id);
-      return null;
+      return { unit: await rateLimiter.consume(sender.id) };
     } catch (error) {
       if (error instanceof AppError && error.code === 'RATE_LIMITED' && clientMessageId) {
         const original = await messages.findByClientMessageId(sender.id, clientMessageId);
-        if (original) return original;
+        if (original) return { retried: original };
       }
       throw error;
     }
@@ -103,16 +105,20 @@ export function createMessageService(deps: MessageServiceDeps) {
       };
 
       let written: Promise<WriteOutcome>;
-      if (rateLimiter.tryConsumeLeased(sender.id)) written = writer.write(message);
+      // The unit the send spent: a refund gives it back to the window it came from.
+      let unit = rateLimiter.tryConsumeLeased(sender.id);
+      if (unit !== null) written = writer.write(message);
       else {
         // The rate-limit check and the queued write start together: the writer holds the
         // message until the check settles and drops it unless admitted, so under load the Redis
         // round trip overlaps the transaction in flight instead of adding to it.
         const admission = consumeOrFindRetry(sender, body.clientMessageId);
-        written = writer.write(message, admission.then((retried) => retried === null));
-        const retried = await admission;
-        if (retried) return toNewMessagePayload(retried, sender.nicknameMask);
+        written = writer.write(message, admission.then((admitted) => 'unit' in admitted));
+        const admitted = await admission;
+        if ('retried' in admitted) return toNewMessagePayload(admitted.retried, sender.nicknameMask);
+        unit = admitted.unit;
       }
+      const spent = unit;
 
       // statement_timeout and lock_timeout are enforced by the server, so a server that is frozen
       // (SIGSTOP, a stalled disk, a path that drops packets without a RST) never sends them, and
@@ -126,7 +132,7 @@ export function createMessageService(deps: MessageServiceDeps) {
       })
         .catch(async (error: unknown) => {
           // Nothing was stored: the client's retry should not be charged twice.
-          await rateLimiter.refund(sender.id);
+          await rateLimiter.refund(sender.id, spent);
           throw error;
         });
       deps.afterCommit?.();
@@ -138,7 +144,7 @@ export function createMessageService(deps: MessageServiceDeps) {
         }
         case 'duplicate':
           // Stored before: nothing new was written, so it costs the sender nothing either.
-          await rateLimiter.refund(sender.id);
+          await rateLimiter.refund(sender.id, spent);
           return toNewMessagePayload(outcome.message, sender.nicknameMask);
         case 'room-expired':
           throw new AppError('ROOM_EXPIRED');
@@ -148,7 +154,7 @@ export function createMessageService(deps: MessageServiceDeps) {
           // The socket was still in the room, but its user had left it (a leave on another pod
           // whose move of this socket had not arrived yet): nothing was written, nothing is
           // broadcast, and the send costs no rate-limit unit.
-          await rateLimiter.refund(sender.id);
+          await rateLimiter.refund(sender.id, spent);
           throw new AppError('NOT_A_MEMBER');
         case 'not-admitted':
           // Admission was settled true above; a writer that says otherwise is a bug.

@@ -187,6 +187,28 @@ describe('LeasedRateLimiter', () => {
     expect(await attempt(a, user)).toBe('ok');
   });
 
+  it('a pod asking again while it still holds units (its lease just over) takes only what they do not cover', async () => {
+    const { keyPrefix } = pods();
+    const user = randomUUID();
+    const key = `${keyPrefix}:${user}`;
+    // The lease script as a pod calls it: (key, limit, window, need, spare, hold, pod, held, heldWindow).
+    const lease = (redis as unknown as { chatRateLease(...args: (string | number)[]): Promise<[number, number, string, number]> }).chatRateLease.bind(redis);
+    const [first, , windowId] = await lease(key, 5, 60_000, 1, 2, 1000, 'pod-a', 0, '');
+    // One send, and spare units for the next ones: the pod keeps what it did not spend.
+    expect(first).toBeGreaterThan(1);
+    const kept = first - 1;
+    expect(await redis.hget(key, 'n')).toBe(String(first));
+    // The pod's lease ran out before it gave them back: a send asks with them as `held`. They
+    // serve it; the window gives nothing more, and keeps the rest for the user's other pods.
+    const [granted, , sameWindow, wait] = await lease(key, 5, 60_000, 1, 0, 1000, 'pod-a', kept, windowId);
+    expect(sameWindow).toBe(windowId);
+    expect(granted).toBe(0);
+    expect(wait).toBe(0);
+    expect(await redis.hget(key, 'n')).toBe(String(first));
+    const [onB] = await lease(key, 5, 60_000, 5 - first, 0, 1000, 'pod-b', 0, '');
+    expect(onB).toBe(5 - first);
+  });
+
   it('refund gives a unit back to the window', async () => {
     const { a, b } = pods({ leaseMs: 0 });
     const user = randomUUID();

@@ -62,9 +62,10 @@ export interface SendRateLimiter {
 }
 
 /**
- * Takes units from a user's window: all the sends waiting (`need`), plus up to `spare` more for
- * the sends to come, but never more than a quarter of what would be left, so that units held
- * by one pod can starve the user's sends on another only in the last quarter of the budget.
+ * Takes units from a user's window: for the sends waiting (`need`) that the units the pod holds
+ * already (`held`) do not cover, plus up to `spare` more for the sends to come, but never more
+ * than a quarter of what would be left, so that units held by one pod can starve the user's
+ * sends on another only in the last quarter of the budget.
  * A window is a hash {n: units taken, w: its id, and per pod holding units `h:<pod>`: until when
  * at the latest it gives back the ones it does not spend} living `window` ms from its first unit
  * (a fixed window, as rate-limiter-flexible's was).
@@ -98,7 +99,9 @@ else
 end
 if ARGV[8] ~= id then held = 0 end
 local left = limit - used
-local granted = math.min(need, left)
+-- What the pod holds serves first: taking units for sends it can serve would hold them away
+-- from the user's other pods for another lease.
+local granted = math.min(math.max(0, need - held), left)
 if granted > 0 then
   local extra = math.min(spare, math.floor((left - granted) / 4))
   if extra > 0 then granted = granted + extra end
@@ -323,9 +326,12 @@ export class LeasedRateLimiter implements SendRateLimiter {
     const need = lease.waiting.length;
     // Units left over here go back at the first sweep after the lease: other pods are told that.
     const holdMs = this.leaseMs + this.sweepEveryMs;
-    this.commands.chatRateLease(this.key(userId), this.options.perMinute, this.windowMs, need, lease.spare, holdMs, this.pod, Math.max(0, lease.units), lease.windowId).then(
+    const held = Math.max(0, lease.units);
+    this.commands.chatRateLease(this.key(userId), this.options.perMinute, this.windowMs, need, lease.spare, holdMs, this.pod, held, lease.windowId).then(
       ([granted, ttl, windowId, heldElsewhereMs]) => {
         lease.asking = false;
+        // What the script counted as held: nothing when the window is another one.
+        const counted = windowId === lease.windowId ? held : 0;
         if (windowId !== lease.windowId) lease.units = 0; // units of an ended window are void
         lease.windowId = windowId;
         lease.windowEndsAt = askedAt + ttl;
@@ -336,7 +342,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
         lease.spent = served.length;
         for (const waiter of served) waiter.resolve(windowId);
         if (lease.waiting.length === 0) return;
-        if (granted >= need) {
+        if (counted + granted >= need) {
           // Sends that arrived during the call and found no spare unit: ask again for them.
           this.ask(userId, lease);
           return;

@@ -209,6 +209,37 @@ describe('LeasedRateLimiter', () => {
     expect(onB).toBe(5 - first);
   });
 
+  it('units held by a pod that dies are lost until the window ends, never spent twice (PROTOCOL §4)', async () => {
+    const WINDOW = 4000;
+    const keyPrefix = uniquePrefix('lease');
+    // Pod A has a connection of its own: closing it is A dying (SIGKILL): nothing it held comes back.
+    const own = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 0 });
+    await own.ping();
+    const a = new LeasedRateLimiter({ redis: own, keyPrefix, perMinute: LIMIT, leaseMs: 500, windowMs: WINDOW });
+    const b = new LeasedRateLimiter({ redis, keyPrefix, perMinute: LIMIT, leaseMs: 500, windowMs: WINDOW });
+    limiters.push(a, b);
+    const user = randomUUID();
+    // Quick sends on A: it leases spare units ahead.
+    for (let index = 0; index < 12; index++) expect(await attempt(a, user)).toBe('ok');
+    own.disconnect();
+    const results: ('ok' | number)[] = [];
+    for (let index = 0; index < LIMIT; index++) results.push(await attempt(b, user));
+    const okOnB = results.filter((r) => r === 'ok').length;
+    // A held some: B got fewer than the rest, and the refusal says when they were due back.
+    expect(okOnB).toBeLessThan(LIMIT - 12);
+    const refusal = results.find((r): r is number => r !== 'ok')!;
+    expect(refusal).toBeLessThanOrEqual(500 + 125);
+    // Due back, but A is gone: the retry is refused, now until the window's end.
+    await sleep(refusal + 50);
+    const retry = await attempt(b, user);
+    expect(retry).not.toBe('ok');
+    expect(retry).toBeGreaterThan(refusal);
+    expect(retry).toBeLessThanOrEqual(WINDOW);
+    // And then a whole new budget.
+    await sleep((retry as number) + 100);
+    expect(await attempt(b, user)).toBe('ok');
+  });
+
   it('refund gives a unit back to the window', async () => {
     const { a, b } = pods({ leaseMs: 0 });
     const user = randomUUID();

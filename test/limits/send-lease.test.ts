@@ -295,6 +295,31 @@ describe('LeasedRateLimiter', () => {
     down.disconnect();
   });
 
+  it('units the in-memory budget gave while Redis was away count in Redis once it answers again, on every pod', async () => {
+    const keyPrefix = uniquePrefix('lease');
+    const flaky = new Redis(inject('redisUrl'), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    await flaky.connect();
+    const a = new LeasedRateLimiter({ redis: flaky, keyPrefix, perMinute: 5 });
+    const b = new LeasedRateLimiter({ redis, keyPrefix, perMinute: 5 });
+    limiters.push(a, b);
+    const user = randomUUID();
+    expect(await attempt(a, user)).toBe('ok');
+    // A's Redis goes away (down, or its data lost: A cannot tell): A's memory gives the rest.
+    const closed = new Promise((resolve) => flaky.once('end', resolve));
+    flaky.disconnect();
+    await closed;
+    const meanwhile: ('ok' | number)[] = [];
+    for (let index = 0; index < 6; index++) meanwhile.push(await attempt(a, user));
+    expect(meanwhile.filter((r) => r === 'ok').length).toBeGreaterThan(0);
+    await flaky.connect();
+    // Back: what the user sent meanwhile is counted, so no pod starts them a fresh budget.
+    expect(await attempt(a, user)).not.toBe('ok');
+    expect(await attempt(b, user)).not.toBe('ok');
+    // The window holds the one send Redis saw and the ones A's memory gave, up to the limit.
+    expect(Number(await redis.hget(`${keyPrefix}:${user}`, 'n'))).toBe(5);
+    flaky.disconnect();
+  });
+
   it('starts a new budget when the window ends, and units of the old window are not spent in the new one', async () => {
     const { a, b } = pods({ windowMs: 1500, leaseMs: 5000 });
     const user = randomUUID();

@@ -20,7 +20,8 @@ export const isMemoryUnit = (unit: SendUnit): boolean => unit.startsWith(MEMORY_
  * sent while Redis was away, for at most a window.
  */
 class MemoryBudget {
-  private readonly windows = new Map<string, { id: string; used: number; endsAt: number }>();
+  /** `charged`: units of `used` counted into the user's Redis window since (`uncharged`). */
+  private readonly windows = new Map<string, { id: string; used: number; charged: number; endsAt: number }>();
   private created = 0;
 
   constructor(
@@ -33,7 +34,7 @@ class MemoryBudget {
     const now = Date.now();
     let window = this.windows.get(userId);
     if (!window || window.endsAt <= now) {
-      window = { id: `${MEMORY_WINDOW}${++this.created}`, used: 0, endsAt: now + this.windowMs };
+      window = { id: `${MEMORY_WINDOW}${++this.created}`, used: 0, charged: 0, endsAt: now + this.windowMs };
       this.windows.set(userId, window);
     }
     // A refusal counts nothing: a refund after it gives back a unit that was spent.
@@ -45,6 +46,19 @@ class MemoryBudget {
   giveBack(userId: string, unit: SendUnit): void {
     const window = this.windows.get(userId);
     if (window && window.id === unit && window.endsAt > Date.now()) window.used = Math.max(0, window.used - 1);
+  }
+
+  /** The units spent in the user's live window and not yet counted in Redis, if any. */
+  uncharged(userId: string): { id: string; units: number } | null {
+    const window = this.windows.get(userId);
+    if (!window || window.endsAt <= Date.now() || window.used <= window.charged) return null;
+    return { id: window.id, units: window.used - window.charged };
+  }
+
+  /** Redis counted them: a later lease does not count them again. */
+  charged(userId: string, debt: { id: string; units: number }): void {
+    const window = this.windows.get(userId);
+    if (window?.id === debt.id) window.charged += debt.units;
   }
 
   sweep(now: number): void {
@@ -71,6 +85,9 @@ export interface SendRateLimiter {
  * (a fixed window, as rate-limiter-flexible's was).
  * `held`: units of window `heldWindow` the asking pod holds already; it serves its waiting sends
  * from them first, and holds what is left over until `hold` ms from now (or nothing: no record).
+ * `debt`: units the pod's in-memory budget gave while Redis did not answer, counted into the
+ * window first (up to the limit), so that Redis coming back (empty, or missing those sends)
+ * buys the user no fresh budget.
  * Returns {units granted, ms until the window ends, window id, ms until the first units held by
  * another pod come back (0: none held elsewhere, or no waiting send goes without a unit)}. The
  * asking pod's own record never counts: what it holds is in `held`, and serves it first.
@@ -98,6 +115,15 @@ else
   id = fields[2] or ''
 end
 if ARGV[8] ~= id then held = 0 end
+local debt = tonumber(ARGV[9]) or 0
+if debt > 0 then
+  used = math.min(limit, used + debt)
+  redis.call('HSET', KEYS[1], 'n', used, 'w', id)
+  if fresh then
+    redis.call('PEXPIRE', KEYS[1], window)
+    fresh = false
+  end
+end
 local left = limit - used
 -- What the pod holds serves first: taking units for sends it can serve would hold them away
 -- from the user's other pods for another lease.
@@ -156,6 +182,7 @@ interface LeaseCommands {
     pod: string,
     held: number,
     heldWindowId: string,
+    debt: number,
   ): Promise<[number, number, string, number]>;
   /** `pod`: '' for one unit (a refund), the pod's id when it gives back all it held. */
   chatRateReturn(key: string, units: number, windowId: string, pod: string): Promise<number>;
@@ -216,7 +243,9 @@ export interface LeasedRateLimiterOptions {
  * are due back do not come back: a retry then is refused again, with the end of the window.)
  *
  * When Redis cannot answer, an in-memory limiter with the same budget stands in (per pod, so at
- * worst N × pods while Redis is away) rather than refusing every send.
+ * worst N × pods while Redis is away) rather than refusing every send. The units it gave are
+ * counted into the user's Redis window at the next lease that Redis answers, so a Redis that
+ * comes back (having lost its data, or just missing those sends) starts no fresh budget.
  */
 export class LeasedRateLimiter implements SendRateLimiter {
   private readonly leases = new Map<string, Lease>();
@@ -327,9 +356,11 @@ export class LeasedRateLimiter implements SendRateLimiter {
     // Units left over here go back at the first sweep after the lease: other pods are told that.
     const holdMs = this.leaseMs + this.sweepEveryMs;
     const held = Math.max(0, lease.units);
-    this.commands.chatRateLease(this.key(userId), this.options.perMinute, this.windowMs, need, lease.spare, holdMs, this.pod, held, lease.windowId).then(
+    const debt = this.insurance.uncharged(userId);
+    this.commands.chatRateLease(this.key(userId), this.options.perMinute, this.windowMs, need, lease.spare, holdMs, this.pod, held, lease.windowId, debt?.units ?? 0).then(
       ([granted, ttl, windowId, heldElsewhereMs]) => {
         lease.asking = false;
+        if (debt) this.insurance.charged(userId, debt);
         // What the script counted as held: nothing when the window is another one.
         const counted = windowId === lease.windowId ? held : 0;
         if (windowId !== lease.windowId) lease.units = 0; // units of an ended window are void

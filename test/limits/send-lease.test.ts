@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { AppError } from '@chat/protocol';
 import { freePort, monitorRedis, sleep, uniquePrefix, type RedisMonitor } from '@chat/testing';
 import { LeasedRateLimiter, isMemoryUnit } from '../../apps/gateway/src/infrastructure/leased-rate-limiter.ts';
@@ -318,6 +318,25 @@ describe('LeasedRateLimiter', () => {
     // The window holds the one send Redis saw and the ones A's memory gave, up to the limit.
     expect(Number(await redis.hget(`${keyPrefix}:${user}`, 'n'))).toBe(5);
     flaky.disconnect();
+  });
+
+  it("a pod whose wall clock is stepped back (NTP) spends no unit past its window: leases run on a monotonic clock", async () => {
+    const { a, b, keyPrefix } = pods({ windowMs: 1000, leaseMs: 5000 });
+    const user = randomUUID();
+    // Quick sends: A leases spare units ahead, and holds some.
+    for (let index = 0; index < 7; index++) expect(await attempt(a, user)).toBe('ok');
+    expect(Number(await redis.hget(`${keyPrefix}:${user}`, 'n'))).toBeGreaterThan(7);
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() - 3_600_000 });
+    try {
+      await sleep(1200);
+      // The window is over in Redis: A's spare units went with it. Spent now, they would be
+      // counted nowhere: B takes the whole new budget, A must get nothing without asking.
+      for (let index = 0; index < LIMIT; index++) expect(await attempt(b, user)).toBe('ok');
+      expect(a.tryConsumeLeased(user)).toBeNull();
+      expect(await attempt(a, user)).not.toBe('ok');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('starts a new budget when the window ends, and units of the old window are not spent in the new one', async () => {

@@ -9,6 +9,13 @@ import { AppError } from '@chat/protocol';
  */
 export type SendUnit = string;
 
+/**
+ * This pod's clock for leases and windows: only durations are measured here (the moments that
+ * matter to other pods are Redis's TIME), and a wall clock stepped back (NTP) would let a pod
+ * keep spending units past its lease, or past the end of their window into the next one.
+ */
+const monotonicNow = (): number => performance.now();
+
 const MEMORY_WINDOW = 'mem:';
 
 /** Whether the in-memory budget gave this unit (Redis windows are named by Redis's TIME). */
@@ -31,7 +38,7 @@ class MemoryBudget {
 
   /** A unit, or how long until the user's window ends. */
   take(userId: string): { unit: SendUnit } | { retryAfterMs: number } {
-    const now = Date.now();
+    const now = monotonicNow();
     let window = this.windows.get(userId);
     if (!window || window.endsAt <= now) {
       window = { id: `${MEMORY_WINDOW}${++this.created}`, used: 0, charged: 0, endsAt: now + this.windowMs };
@@ -45,13 +52,13 @@ class MemoryBudget {
 
   giveBack(userId: string, unit: SendUnit): void {
     const window = this.windows.get(userId);
-    if (window && window.id === unit && window.endsAt > Date.now()) window.used = Math.max(0, window.used - 1);
+    if (window && window.id === unit && window.endsAt > monotonicNow()) window.used = Math.max(0, window.used - 1);
   }
 
   /** The units spent in the user's live window and not yet counted in Redis, if any. */
   uncharged(userId: string): { id: string; units: number } | null {
     const window = this.windows.get(userId);
-    if (!window || window.endsAt <= Date.now() || window.used <= window.charged) return null;
+    if (!window || window.endsAt <= monotonicNow() || window.used <= window.charged) return null;
     return { id: window.id, units: window.used - window.charged };
   }
 
@@ -281,7 +288,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
    */
   tryConsumeLeased(userId: string): SendUnit | null {
     const lease = this.leases.get(userId);
-    if (!lease || lease.units <= 0 || Date.now() >= lease.returnAt) return null;
+    if (!lease || lease.units <= 0 || monotonicNow() >= lease.returnAt) return null;
     lease.units -= 1;
     lease.spent += 1;
     return lease.windowId;
@@ -303,7 +310,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
       return;
     }
     const lease = this.leases.get(userId);
-    const now = Date.now();
+    const now = monotonicNow();
     if (lease?.windowId === unit) {
       if (now >= lease.windowEndsAt) return; // the unit's window is over: it went with it
       if (now < lease.returnAt) {
@@ -323,7 +330,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
     clearInterval(this.sweeper);
     const returns: Promise<unknown>[] = [];
     for (const [userId, lease] of this.leases) {
-      if (lease.units > 0 && Date.now() < lease.windowEndsAt) returns.push(this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId, this.pod).catch(() => undefined));
+      if (lease.units > 0 && monotonicNow() < lease.windowEndsAt) returns.push(this.commands.chatRateReturn(this.key(userId), lease.units, lease.windowId, this.pod).catch(() => undefined));
       lease.units = 0;
     }
     await Promise.all(returns);
@@ -336,14 +343,14 @@ export class LeasedRateLimiter implements SendRateLimiter {
   private leaseOf(userId: string): Lease {
     let lease = this.leases.get(userId);
     if (!lease) {
-      lease = { windowId: '', units: 0, returnAt: 0, windowEndsAt: 0, spare: 0, spent: 0, lastAskedAt: 0, asking: false, waiting: [] };
+      lease = { windowId: '', units: 0, returnAt: 0, windowEndsAt: 0, spare: 0, spent: 0, lastAskedAt: -Infinity, asking: false, waiting: [] };
       this.leases.set(userId, lease);
     }
     return lease;
   }
 
   private ask(userId: string, lease: Lease): void {
-    const askedAt = Date.now();
+    const askedAt = monotonicNow();
     const sinceLast = askedAt - lease.lastAskedAt;
     // Asking again within a lease's life: the user sends faster than the last lease assumed.
     if (sinceLast < this.leaseMs) lease.spare = Math.min(this.maxSpare, Math.max(1, lease.spare * 2));
@@ -397,7 +404,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
 
   /** Gives back units held past their lease, and forgets users whose window has ended. */
   private sweep(): void {
-    const now = Date.now();
+    const now = monotonicNow();
     this.insurance.sweep(now);
     for (const [userId, lease] of this.leases) {
       if (lease.asking || lease.waiting.length > 0) continue;

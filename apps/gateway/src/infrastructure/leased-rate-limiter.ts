@@ -283,8 +283,8 @@ export class LeasedRateLimiter implements SendRateLimiter {
   }
 
   /**
-   * Takes a unit of the user's lease held by this pod, if it has one: true, and the send is
-   * admitted with no promise at all. False: `consume` (which may ask Redis).
+   * Takes a unit of the user's lease held by this pod, if it has one: the unit, and the send is
+   * admitted with no promise at all. Null: `consume` (which may ask Redis).
    */
   tryConsumeLeased(userId: string): SendUnit | null {
     const lease = this.leases.get(userId);
@@ -321,7 +321,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
     }
     // Not held here any more (or taken in a window this pod has left since): back to Redis, which
     // takes it only while its window is still the user's. Counted into the window the pod holds
-    // now instead, a send stored nothing at the end of one minute would add a unit to the next.
+    // now instead, a send that stored nothing at the end of one minute would add a unit to the next.
     await this.commands.chatRateReturn(this.key(userId), 1, unit, '').catch(() => undefined);
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { AppError } from '@chat/protocol';
-import { freePort, monitorRedis, sleep, uniquePrefix, type RedisMonitor } from '@chat/testing';
+import { freePort, monitorRedis, sleep, startPrivateRedis, uniquePrefix, type RedisMonitor } from '@chat/testing';
 import { LeasedRateLimiter, isMemoryUnit } from '../../apps/gateway/src/infrastructure/leased-rate-limiter.ts';
 
 /**
@@ -312,12 +312,49 @@ describe('LeasedRateLimiter', () => {
     for (let index = 0; index < 6; index++) meanwhile.push(await attempt(a, user));
     expect(meanwhile.filter((r) => r === 'ok').length).toBeGreaterThan(0);
     await flaky.connect();
+    // A pod asks Redis again a second after it last failed to answer (MEMORY_ONLY_MS).
+    await sleep(1_100);
     // Back: what the user sent meanwhile is counted, so no pod starts them a fresh budget.
     expect(await attempt(a, user)).not.toBe('ok');
     expect(await attempt(b, user)).not.toBe('ok');
     // The window holds the one send Redis saw and the ones A's memory gave, up to the limit.
     expect(Number(await redis.hget(`${keyPrefix}:${user}`, 'n'))).toBe(5);
     flaky.disconnect();
+  });
+
+  it('a frozen Redis is waited for by one send, not by every user\'s: the in-memory budget decides for a second, then one send asks again', async () => {
+    const privateRedis = await startPrivateRedis();
+    // As the gateway's state client: a command unanswered after its timeout fails (redis-clients.ts).
+    const frozenClient = new Redis(privateRedis.url, { commandTimeout: 300, maxRetriesPerRequest: 0 });
+    try {
+      const limiter = new LeasedRateLimiter({ redis: frozenClient, keyPrefix: uniquePrefix('lease'), perMinute: 5 });
+      limiters.push(limiter);
+      expect(await attempt(limiter, randomUUID())).toBe('ok'); // the script is loaded
+      const leaseCalls = async () => {
+        const stats = await frozenClient.info('commandstats');
+        return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+      };
+      const before = await leaseCalls();
+      privateRedis.freeze(true);
+      // Ten users send one after another: the first waits out the command timeout, the others
+      // are decided in memory at once (without the pause, each waited 300 ms and sent a call).
+      const users = Array.from({ length: 10 }, () => randomUUID());
+      const units: string[] = [];
+      for (const user of users) units.push(await limiter.consume(user));
+      expect(units.every(isMemoryUnit)).toBe(true);
+      privateRedis.freeze(false);
+      await sleep(100);
+      // The calls Redis received while frozen (it runs them once thawed): the first send's alone.
+      // (INFO itself is no EVALSHA; the count is read on the same connection, after them.)
+      expect((await leaseCalls()) - before).toBe(1);
+      // A second on, one send asks Redis again, and once it answers sends are counted there again.
+      await sleep(1_100);
+      const back = randomUUID();
+      expect(isMemoryUnit(await limiter.consume(back))).toBe(false);
+    } finally {
+      frozenClient.disconnect();
+      await privateRedis.stop();
+    }
   });
 
   it("a pod whose wall clock is stepped back (NTP) spends no unit past its window: leases run on a monotonic clock", async () => {

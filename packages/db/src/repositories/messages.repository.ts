@@ -162,6 +162,12 @@ function repeatsWithin(batch: readonly NewMessage[]): boolean {
  * Per lookup it picks what a one-row lookup needs: the index, or a scan of a one-page table.
  * The ids are sorted before the nested loop, which keeps that order as it locks. A row
  * another pod's batch updated meanwhile is re-checked against its own `id = q.id` alone.
+ *
+ * Whether a locked room is live is judged by the clock once its lock is held
+ * (`clock_timestamp()` in the select over these rows, computed after the lateral lock), not by
+ * `now()`, the statement's start: a batch that queued behind the server API's close (which sets
+ * `expires_at` to the moment it got the lock, later than this statement's start) would
+ * otherwise store its messages in the closed room, numbered after its `room-lifetime-changed`.
  */
 const lockRoomsInIdOrder = (db: Sql, roomIds: string) => db`
   (select id from unnest((select ${roomIds}::text::uuid[])::uuid[]) as u(id) order by id) q
@@ -302,7 +308,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
           ord int, id uuid, room_id uuid, user_id uuid, type text, content text, image_url text,
           client_message_id text, created_at timestamptz, require_member boolean)
       ), locked as (
-        select r.id, r.last_seq, r.last_change_seq, r.expires_at, r.expires_at > now() as live
+        select r.id, r.last_seq, r.last_change_seq, r.expires_at, r.expires_at > clock_timestamp() as live
         from ${lockRoomsInIdOrder(db, roomIds)}
       ), existing as (
         select distinct m.* from input i
@@ -437,7 +443,7 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
         select case when ${syncCommit}::boolean then set_config('synchronous_commit', 'on', true) = 'on' else true end as durable,
                ${SEND_AT_ONCE_PADDING}::text as padding
       ), locked as (
-        select r.id, r.last_seq, r.last_change_seq, r.expires_at, r.expires_at > now() as live
+        select r.id, r.last_seq, r.last_change_seq, r.expires_at, r.expires_at > clock_timestamp() as live
         from ${lockRoomsInIdOrder(db, uuidArrayLiteral(roomIds))}
       ), deferred as (
         -- a message of the batch already stored: then nothing is written. (After "locked" in
@@ -525,13 +531,18 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
      * Soft delete by its author: the room's next change (`message-deleted`), numbered in the
      * same transaction. The room row is locked first, as every numbering statement does, so the
      * number is only taken when the message really changes (a concurrent delete of the same
-     * message waits, then finds it deleted and takes nothing). Null when it was already deleted.
+     * message waits, then finds it deleted and takes nothing). Null when it was already deleted,
+     * or when the room has expired by the time its lock is held: a delete that queued behind the
+     * server API's close (or the sweep's `room-expired`) is re-checked on the updated row with the
+     * clock of that moment (`clock_timestamp()`, not the transaction's start), so it never lands
+     * in the feed after the room ended.
      */
     async softDelete(id: string, userId: string): Promise<{ roomId: string; changeSeq: number } | null> {
       return sql.begin(async (tx) => {
         const [target] = await tx<{ room_id: string }[]>`
           select r.id as room_id from messages m join rooms r on r.id = m.room_id
           where m.id = ${id} and m.user_id = ${userId} and m.is_deleted = false
+            and r.expires_at > clock_timestamp()
           for update of r`;
         if (!target) return null;
         const [row] = await tx<{ change_seq: number }[]>`

@@ -28,6 +28,9 @@ export function createRoomExpiryRepository(sql: Sql) {
      * statement; returns the rooms this call warned, with the change's number (a room another
      * sweep warned meanwhile is not returned: the `expiring_notified_at is null` condition is
      * re-checked on the locked row). Rows are locked in id order, as the message batch does.
+     * Live is judged by the clock on the locked row (`clock_timestamp()`, not the statement's
+     * `now()`): a room the server API closed while this waited for its lock is not warned after
+     * its `room-lifetime-changed`.
      */
     async markWarned(roomIds: string[]): Promise<(ExpiringRoom & { changeSeq: number })[]> {
       if (roomIds.length === 0) return [];
@@ -37,7 +40,7 @@ export function createRoomExpiryRepository(sql: Sql) {
         ), warned as (
           update rooms set expiring_notified_at = now(), last_change_seq = last_change_seq + 1
           where id in (select id from locked) and expiring_notified_at is null and expired_at is null
-            and expires_at > now()
+            and expires_at > clock_timestamp()
           returning id, expires_at, last_change_seq
         ), recorded as (
           insert into room_events (room_id, change_seq, kind, expires_at)

@@ -32,7 +32,8 @@ export function createRoomOccupancyRepository(sql: Sql) {
      * one round trip each). The rooms that differ are locked in id order first, as the group
      * commit locks them, so the two never deadlock; a room changed meanwhile by a concurrent
      * recorder is re-checked on its locked row and skipped if it now agrees. Returns the rooms
-     * that changed with their change number (expired rooms never change).
+     * that changed with their change number (expired rooms never change: judged by the clock on
+     * the locked row, so a room the server API closed while this waited is not changed after it).
      *
      * Each room is a lookup by key, locked and then updated: as joins against `wanted` (a
      * `json_to_recordset`, planned as 100 rows) both read all of `rooms` on every run, two
@@ -50,7 +51,7 @@ export function createRoomOccupancyRepository(sql: Sql) {
           from (select * from json_to_recordset(${input}::text::json) as w(id uuid, occupied boolean) order by id) w
           cross join lateral (
             select id from rooms
-            where rooms.id = w.id and rooms.occupied <> w.occupied and rooms.expires_at > now()
+            where rooms.id = w.id and rooms.occupied <> w.occupied and rooms.expires_at > clock_timestamp()
             for update) r
         ), changed as (
           update rooms set occupied = not rooms.occupied, last_change_seq = rooms.last_change_seq + 1

@@ -1,0 +1,176 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect } from 'vitest';
+import type { NewMessagePayload } from '@chat/protocol';
+import { createRoom, emitAck, makeUser, request, sleep, type TestSocket } from '@chat/testing';
+import { clusterTest } from '../support/index.ts';
+
+/**
+ * PROTOCOL §16 [ext], adversarially: the change feed and the live events are one numbering.
+ * Sends on two pods, deletes, joins, leaves, the server API's extend and close and the worker's
+ * notices all at once: every live event a member hears is the feed's change of that number,
+ * and the feed is 1…last without a gap.
+ */
+const KEY = `sk_${randomBytes(24).toString('hex')}`;
+const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+const asBackend = { headers: { 'x-api-key': KEY } };
+
+const it = clusterTest({
+  pods: 2,
+  ownDatabase: true,
+  env: {
+    SERVER_API_KEYS: `backend:${sha256(KEY)}`,
+    MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
+    MEMBERSHIP_RATE_LIMIT_PER_MINUTE: '100000',
+    ROOM_OCCUPANCY_GRACE_MS: '0',
+  },
+});
+
+type Change = { changeSeq: number; event: string; payload: Record<string, unknown> };
+
+/** The whole feed after `after`, page by page (bounded): the public route, or the server API's with `asBackend`. */
+async function readFeed(url: string, roomId: string, after = 0, limit = 100, auth: { token?: string; headers?: Record<string, string> } = {}): Promise<Change[]> {
+  const all: Change[] = [];
+  let cursor = after;
+  const path = auth.headers ? `/api/server/rooms/${roomId}/changes` : `/api/rooms/${roomId}/changes`;
+  for (let page = 0; page < 200; page++) {
+    const result = await request(url, 'GET', `${path}?after=${cursor}&limit=${limit}`, auth);
+    expect(result.status, JSON.stringify(result.body)).toBe(200);
+    all.push(...result.body.changes);
+    if (!result.body.hasMore) return all;
+    cursor = result.body.changes.at(-1).changeSeq;
+  }
+  throw new Error('feed did not end within 200 pages');
+}
+
+const FEED_EVENTS = [
+  'new-message',
+  'message-deleted',
+  'user-joined',
+  'user-left',
+  'room-expiring',
+  'room-expired',
+  'room-lifetime-changed',
+  'room-occupied',
+  'room-vacated',
+] as const;
+
+/** Every change event the socket hears, in arrival order. */
+function recordChanges(socket: TestSocket): Change[] {
+  const heard: Change[] = [];
+  socket.onAny((event: string, payload: Record<string, unknown>) => {
+    if ((FEED_EVENTS as readonly string[]).includes(event)) heard.push({ event, changeSeq: payload.changeSeq as number, payload });
+  });
+  return heard;
+}
+
+/** Until `done()` or `ms` passed (a bound on waiting for broadcasts, not a timing assertion). */
+async function until(done: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await sleep(20);
+}
+
+describe('change feed under concurrency [ext]', () => {
+  it('live events and the feed are one gap-free numbering: sends on two pods, deletes, joins, leaves, extends, close, worker notices', async ({ cluster, connect, startWorker }) => {
+    const [a, b] = cluster.pods;
+    await startWorker({ ROOM_EXPIRING_NOTICE_SECONDS: '300' });
+    const watcher1 = await makeUser('감시일');
+    const watcher2 = await makeUser('감시이');
+    const alice = await makeUser('앨리스');
+    const bob = await makeUser('밥');
+    const carol = await makeUser('캐럴');
+    const dave = await makeUser('데이브');
+    // Inside the notice window from the start: the worker warns it, and warns again after each extend.
+    const room = await createRoom(a!.url, watcher1, { ttlSeconds: 200 });
+    const { roomId } = room;
+    const w1 = await connect(a!.url, watcher1.token);
+    const w2 = await connect(b!.url, watcher2.token);
+    const heard1 = recordChanges(w1);
+    const heard2 = recordChanges(w2);
+    expect((await emitAck(w1, 'join-room', { roomId })).ok).toBe(true);
+    expect((await emitAck(w2, 'join-room', { roomId })).ok).toBe(true);
+    const sockets = {
+      alice: await connect(a!.url, alice.token),
+      bob: await connect(b!.url, bob.token),
+      carol: await connect(a!.url, carol.token),
+      dave: await connect(b!.url, dave.token),
+    };
+    expect((await emitAck(sockets.alice, 'join-room', { roomId })).ok).toBe(true);
+    expect((await emitAck(sockets.bob, 'join-room', { roomId })).ok).toBe(true);
+
+    const COUNT = 30;
+    const deleteStatuses: number[] = [];
+    const deletedIds = new Set<string>();
+    const sendAll = (socket: TestSocket, author: { token: string }, deleteOn: string, tag: string) =>
+      Promise.all(
+        Array.from({ length: COUNT }, async (_, index) => {
+          const ack = await emitAck<NewMessagePayload>(socket, 'send-message', { roomId, type: 'text', content: `${tag} ${index}` }, 10_000);
+          expect(ack.ok, JSON.stringify(ack)).toBe(true);
+          if (!ack.ok || index % 3 !== 0) return;
+          // Two deletes of one message at once, on both pods: one change, one 200.
+          const [first, second] = await Promise.all([
+            request(deleteOn, 'DELETE', `/api/messages/${ack.data.messageId}`, { token: author.token }),
+            request(a!.url, 'DELETE', `/api/messages/${ack.data.messageId}`, { token: author.token }),
+          ]);
+          deleteStatuses.push(first.status, second.status);
+          deletedIds.add(ack.data.messageId);
+        }),
+      );
+    const toggle = async (socket: TestSocket) => {
+      for (let round = 0; round < 5; round++) {
+        expect((await emitAck(socket, 'join-room', { roomId })).ok).toBe(true);
+        expect((await emitAck(socket, 'leave-room', { roomId })).ok).toBe(true);
+      }
+    };
+    const extend = async () => {
+      for (let round = 0; round < 3; round++) {
+        const pod = round % 2 ? a! : b!;
+        const result = await request(pod.url, 'POST', `/api/server/rooms/${roomId}/extend`, { ...asBackend, body: { ttlSeconds: 200 + round } });
+        expect(result.status, JSON.stringify(result.body)).toBe(200);
+      }
+    };
+    await Promise.all([
+      sendAll(sockets.alice, alice, b!.url, 'A'),
+      sendAll(sockets.bob, bob, a!.url, 'B'),
+      toggle(sockets.carol),
+      toggle(sockets.dave),
+      extend(),
+    ]);
+    expect(deleteStatuses.filter((status) => status === 200)).toHaveLength(deletedIds.size);
+    expect(deleteStatuses.filter((status) => status === 404)).toHaveLength(deletedIds.size);
+
+    // The end of the room: closed by the server API, then the worker's room-expired.
+    expect((await request(b!.url, 'POST', `/api/server/rooms/${roomId}/close`, asBackend)).status).toBe(200);
+    await until(() => heard1.some((change) => change.event === 'room-expired') && heard2.some((change) => change.event === 'room-expired'), 15_000);
+
+    // Members are purged by now: the whole feed is the server API's.
+    const feed = await readFeed(b!.url, roomId, 0, 7, asBackend);
+    expect(feed.map((change) => change.changeSeq)).toEqual(Array.from({ length: feed.length }, (_, i) => i + 1));
+    expect(feed.at(-1)!.event).toBe('room-expired');
+    // Each deleted message deleted once in the feed.
+    const deletes = feed.filter((change) => change.event === 'message-deleted').map((change) => change.payload.messageId);
+    expect(new Set(deletes).size).toBe(deletes.length);
+    expect(new Set(deletes)).toEqual(deletedIds);
+    expect(feed.filter((change) => change.event === 'new-message')).toHaveLength(2 * COUNT);
+    expect(feed.filter((change) => change.event === 'room-lifetime-changed')).toHaveLength(4);
+
+    // Live: every change after the watchers' joins, once each, as the feed has it.
+    await until(() => heard1.length >= feed.length - 1 && heard2.length >= feed.length - 2, 10_000);
+    const asFeedShows = (change: Change): Change => {
+      if (change.event !== 'new-message' || !deletedIds.has(change.payload.messageId as string)) return change;
+      return { ...change, payload: { ...change.payload, content: null, imageUrl: null } };
+    };
+    for (const [heard, from] of [
+      [heard1, 2],
+      [heard2, 3],
+    ] as const) {
+      expect(heard.map((change) => change.changeSeq).sort((x, y) => x - y)).toEqual(feed.slice(from - 1).map((change) => change.changeSeq));
+      for (const change of heard) {
+        const stored = feed[change.changeSeq - 1]!;
+        expect({ event: stored.event, payload: stored.payload }, `changeSeq ${change.changeSeq}`).toEqual({
+          event: change.event,
+          payload: asFeedShows(change).payload,
+        });
+      }
+    }
+  }, 120_000);
+});

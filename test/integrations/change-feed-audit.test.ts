@@ -174,3 +174,25 @@ describe('change feed under concurrency [ext]', () => {
     }
   }, 120_000);
 });
+
+describe('change feed cursor [ext]', () => {
+  it('takes any non-negative integer as `after`: leading zeros, and values past the last change however long, never 400 nor 500', async ({ url, connect }) => {
+    const owner = await makeUser('커서');
+    const room = await createRoom(url, owner);
+    const socket = await connect(url, owner.token);
+    expect((await emitAck(socket, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    expect((await emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '하나' })).ok).toBe(true);
+    const page = (query: string) => request(url, 'GET', `/api/rooms/${room.roomId}/changes?${query}`, { token: owner.token });
+
+    const fromOne = await page('after=1');
+    expect(fromOne.body.changes.map((change: Change) => change.changeSeq)).toEqual([2]);
+    expect(await page('after=0000000000000000001')).toEqual(fromOne);
+    for (const after of ['2', '999999999999999', '9999999999999999', '9007199254740993', '18446744073709551616', '9'.repeat(400)]) {
+      expect(await page(`after=${after}`), after).toEqual({ status: 200, body: { changes: [], hasMore: false } });
+    }
+    // Not a non-negative integer: 400 INVALID_REQUEST, as before.
+    for (const after of ['-1', '1.5', '1e3', '', '+1', '0x10', 'abc', '%201']) {
+      expect((await page(`after=${after}`)).body, after).toMatchObject({ statusCode: 400, code: 'INVALID_REQUEST' });
+    }
+  });
+});

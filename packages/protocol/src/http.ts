@@ -161,12 +161,22 @@ export const roomMembersSchema = z.object({
 /** [ext] The change feed (PROTOCOL §16). */
 export const CHANGES_DEFAULT_LIMIT = 50;
 
+/**
+ * A `changeSeq` cursor (PROTOCOL §16): any non-negative integer in decimal digits, else
+ * INVALID_REQUEST. Leading zeros do not count; a value past what a number holds exactly names a
+ * point after every change any room will ever have, so it is read as the largest safe integer
+ * (an empty page) rather than refused: it is a non-negative integer all the same.
+ */
+const changeSeqCursor = z
+  .string({ error: 'INVALID_REQUEST' })
+  .regex(/^\d+$/, { error: 'INVALID_REQUEST' })
+  .transform((digits) => {
+    const significant = digits.replace(/^0+/, '');
+    return significant.length > 15 ? Number.MAX_SAFE_INTEGER : Number(significant);
+  });
+
 export const changesQuerySchema = z.object({
-  after: z
-    .string({ error: 'INVALID_REQUEST' })
-    .regex(/^\d{1,15}$/, { error: 'INVALID_REQUEST' })
-    .transform(Number)
-    .optional(),
+  after: changeSeqCursor.optional(),
   limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
 });
 export type ChangesQuery = z.infer<typeof changesQuerySchema>;

@@ -107,6 +107,26 @@ describe('changes queued behind a close [ext]', () => {
     expect(feed.map((change) => change.event)).toEqual(['user-joined', 'new-message', 'room-lifetime-changed']);
     expect(feed[1]!.payload.content).toBe('지울 것');
   });
+  it('a join that waited for the room while it was closed is refused: no member, no user-joined after the close', async ({ url, sql, connect }) => {
+    const owner = await makeUser('방장');
+    const joiner = await makeUser('참가');
+    const room = await createRoom(url, owner);
+    const socket = await connect(url, joiner.token);
+
+    const held = await holdRoom(sql, room.roomId);
+    const closed = request(url, 'POST', `/api/server/rooms/${room.roomId}/close`, asBackend);
+    await lockWaiters(sql, 1);
+    const joined = emitAck(socket, 'join-room', { roomId: room.roomId }, 10_000);
+    await lockWaiters(sql, 2);
+    await held.release();
+
+    expect((await closed).status).toBe(200);
+    expect(await joined).toEqual({ ok: false, error: { code: 'ROOM_EXPIRED', message: ERRORS.ROOM_EXPIRED.message } });
+    expect((await feedOf(url, room.roomId)).map((change) => change.event)).toEqual(['room-lifetime-changed']);
+    expect(await sql`select 1 from room_members where room_id = ${room.roomId}`).toHaveLength(0);
+    const [stored] = await sql<{ member_count: number }[]>`select member_count from rooms where id = ${room.roomId}`;
+    expect(stored!.member_count).toBe(0);
+  });
 });
 
 describe('worker notices queued behind a close [ext]', () => {

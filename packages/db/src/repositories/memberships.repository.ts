@@ -69,13 +69,23 @@ export function createMembershipsRepository(sql: Sql) {
      * checked by test/storage/key-lookup-plans.test.ts). About 1.3 ms of execution for a user in
      * 799 rooms, 499 live (EXPLAIN ANALYZE, 5,300 rooms). Memberships of expired rooms are
      * skipped, not counted; the expiry sweep deletes them.
+     *
+     * The room's row is locked first (`live`, the lock its counter's update takes anyway) and is
+     * judged live by `clock_timestamp()` on the row as the lock leaves it: a join that queued
+     * behind the server API's close (which sets `expires_at` to the moment it held the room,
+     * after this statement began) is refused instead of adding a member to the closed room and
+     * a `user-joined` after its `room-lifetime-changed`. Every statement that writes both a
+     * membership and the room's row takes the room first (`remove` too), so a join and a leave
+     * of one user at the same instant queue on the room and never deadlock.
      */
     async add(roomId: string, userId: string, maxRooms: number): Promise<MembershipChange | typeof ROOM_CAP_REACHED | null> {
       const [, rows] = await sql.begin((tx) => [
         tx`select 1 from users where id = ${userId} for no key update`,
         tx<{ added: boolean; live: boolean; member: boolean; held: number; member_count: number | null; change_seq: number | null }[]>`
           with live as (
-            select 1 from rooms where id = ${roomId} and expires_at > now()
+            -- The room's row, locked before the membership is written and judged live by the
+            -- clock once held (see the comment above)
+            select 1 from rooms where id = ${roomId} and expires_at > clock_timestamp() for no key update
           ), held as (
             select count(*)::int as n from (
               select 1 from room_members m
@@ -132,10 +142,17 @@ export function createMembershipsRepository(sql: Sql) {
       return row?.member_count ?? null;
     },
 
+    /**
+     * Takes the room's row lock before the membership row (the order of `add`): a join and a
+     * leave of one user at the same instant queue on the room instead of each holding what the
+     * other waits for.
+     */
     async remove(roomId: string, userId: string): Promise<MembershipChange> {
       const [row] = await sql<{ removed: boolean; member_count: number | null; change_seq: number | null }[]>`
-        with deleted as (
-          delete from room_members where room_id = ${roomId} and user_id = ${userId}
+        with room as (
+          select id from rooms where id = ${roomId} for no key update
+        ), deleted as (
+          delete from room_members where room_id = (select id from room) and user_id = ${userId}
           returning room_id
         ), counted as (
           update rooms set member_count = member_count - 1, last_change_seq = last_change_seq + 1

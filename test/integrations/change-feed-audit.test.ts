@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import type { NewMessagePayload } from '@chat/protocol';
-import { createRoom, emitAck, makeUser, request, sleep, type TestSocket } from '@chat/testing';
+import { signToken } from '@chat/auth';
+import { TEST_JWT_SECRET, createRoom, emitAck, makeUser, request, sleep, type TestSocket } from '@chat/testing';
 import { clusterTest } from '../support/index.ts';
 
 /**
@@ -234,4 +235,26 @@ describe('membership changes at the same instant [ext]', () => {
     expect(stored!.member_count).toBe(members);
     expect(stored!.members).toBe(members);
   }, 60_000);
+});
+
+describe('change feed payloads [ext]', () => {
+  it('masks a user\'s nickname as stored now, as history does (PROTOCOL §16), not as the live event carried it', async ({ url, connect }) => {
+    const owner = await makeUser('김철수');
+    const room = await createRoom(url, owner);
+    const before = await connect(url, owner.token);
+    expect((await emitAck(before, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    const sent = await emitAck<NewMessagePayload>(before, 'send-message', { roomId: room.roomId, type: 'text', content: '안녕' });
+    expect(sent.ok && sent.data.nicknameMask).toBe('김**');
+    before.close();
+    // The same user with a token bearing another nickname: the stored user takes it.
+    const { token } = await signToken({ secret: TEST_JWT_SECRET, userId: owner.userId, nickname: '박' });
+    await connect(url, token);
+    const feed = await request(url, 'GET', `/api/rooms/${room.roomId}/changes`, { token });
+    expect(feed.body.changes.map((change: Change) => [change.event, change.payload.nicknameMask])).toEqual([
+      ['user-joined', '*'],
+      ['new-message', '*'],
+    ]);
+    const history = await request(url, 'GET', `/api/rooms/${room.roomId}/messages`);
+    expect(history.body.messages[0]).toMatchObject({ nickname: '박', nicknameMask: '*' });
+  });
 });

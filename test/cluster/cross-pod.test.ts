@@ -184,7 +184,7 @@ describe('membership follows the user to every pod', () => {
     const aliceB = await connect(B, alice.token);
     const joinedOnB = nextEvent(aliceB, 'room-joined');
     await join(aliceA, roomId);
-    expect(await joinedOnB).toEqual({ roomId, memberCount: 1 });
+    expect(await joinedOnB).toEqual({ roomId, memberCount: 1, lastChangeSeq: expect.any(Number) });
     const callerJoins = record(aliceA, 'room-joined');
     const leftOnB = nextEvent(aliceB, 'room-left');
     const callerLefts = record(aliceA, 'room-left');
@@ -249,7 +249,7 @@ describe('room announcements and typing across pods', () => {
     const bobB = await connect(B, bob.token);
     const bobASaw = record(bobA, 'user-joined');
     const aliceSaw = nextEvent(aliceA, 'user-joined');
-    expect(await join(bobB, roomId)).toEqual({ roomId, memberCount: 2 });
+    expect(await join(bobB, roomId)).toEqual({ roomId, memberCount: 2, lastChangeSeq: expect.any(Number) });
     expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, nicknameMask: '이**', memberCount: 2, changeSeq: expect.any(Number) });
     await sleep(QUIET_MS);
     expect(bobASaw).toEqual([]);
@@ -259,7 +259,7 @@ describe('room announcements and typing across pods', () => {
     const { bob, roomId, aliceA } = await twoPodRoom();
     const bobA = await connect(A, bob.token);
     const aliceSaw = record(aliceA, 'user-joined');
-    expect(await join(bobA, roomId)).toEqual({ roomId, memberCount: 2 });
+    expect(await join(bobA, roomId)).toEqual({ roomId, memberCount: 2, lastChangeSeq: expect.any(Number) });
     await sleep(QUIET_MS);
     expect(aliceSaw).toEqual([]);
     const room = await request(B, 'GET', `/api/rooms/${roomId}`);
@@ -274,8 +274,8 @@ describe('room announcements and typing across pods', () => {
       const devices = await Promise.all([connect(A, carol.token), connect(B, carol.token)]);
       const acks = await Promise.all(devices.map((socket) => emitAck(socket, 'join-room', { roomId })));
       expect(acks).toEqual([
-        { ok: true, data: { roomId, memberCount: 3 } },
-        { ok: true, data: { roomId, memberCount: 3 } },
+        { ok: true, data: { roomId, memberCount: 3, lastChangeSeq: expect.any(Number) } },
+        { ok: true, data: { roomId, memberCount: 3, lastChangeSeq: expect.any(Number) } },
       ]);
       const room = await request(A, 'GET', `/api/rooms/${roomId}`);
       expect(room.body.memberCount).toBe(3);

@@ -58,15 +58,23 @@ function check(name: string, pass: boolean, expected?: unknown, actual?: unknown
 }
 /**
  * The change feed (docs/PROTOCOL.md §16, an extension) adds `changeSeq`, a positive integer, to
- * the live events it numbers. A payload the contract spells without it still matches when its
- * other fields are exactly the contract's and `changeSeq` is a well-formed number.
+ * the live events it numbers, and `lastChangeSeq`, a non-negative integer, to `room-joined` (§2),
+ * also inside a join ack's `data`. A payload the contract spells without them still matches when
+ * its other fields are exactly the contract's and each added field is a well-formed number.
  */
+const FEED_FIELDS: Readonly<Record<string, number>> = { changeSeq: 1, lastChangeSeq: 0 };
 function withoutChangeSeq(actual: unknown, expected: unknown): unknown {
   if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return actual;
-  if (expected !== null && typeof expected === 'object' && 'changeSeq' in expected) return actual;
-  const { changeSeq, ...rest } = actual as Record<string, unknown>;
-  if (changeSeq === undefined) return actual;
-  return Number.isSafeInteger(changeSeq) && (changeSeq as number) > 0 ? rest : actual;
+  const expectedObject = expected !== null && typeof expected === 'object' ? (expected as Record<string, unknown>) : {};
+  const rest: Record<string, unknown> = { ...(actual as Record<string, unknown>) };
+  for (const [field, least] of Object.entries(FEED_FIELDS)) {
+    const value = rest[field];
+    if (value === undefined || field in expectedObject) continue;
+    if (!Number.isSafeInteger(value) || (value as number) < least) return actual;
+    delete rest[field];
+  }
+  if ('data' in rest && 'data' in expectedObject) rest.data = withoutChangeSeq(rest.data, expectedObject.data);
+  return rest;
 }
 function eq(name: string, actual: unknown, expected: unknown): boolean {
   return check(name, isDeepStrictEqual(withoutChangeSeq(actual, expected), expected), expected, actual);

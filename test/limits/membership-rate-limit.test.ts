@@ -92,7 +92,7 @@ describe('membership rate limit [ext]', () => {
     // Idempotent re-joins (PROTOCOL §2), well past the budget: all answered as before.
     for (let again = 0; again < LIMIT * 3; again++) {
       const ack = await emitAck<{ roomId: string; memberCount: number }>(socket, 'join-room', { roomId: room.roomId });
-      expect(ack).toEqual({ ok: true, data: { roomId: room.roomId, memberCount: 1 } });
+      expect(ack).toEqual({ ok: true, data: { roomId: room.roomId, memberCount: 1, lastChangeSeq: expect.any(Number) } });
     }
     // The budget is intact: 3 more changes go through (the first join took one).
     expect((await emitAck(socket, 'leave-room', { roomId: room.roomId })).ok).toBe(true);

@@ -97,12 +97,12 @@ describe('rooms per user [ext]', () => {
     // At the cap, a room the user is already in still answers (idempotent, PROTOCOL §2): from a
     // socket in the room, and in the statement itself (a socket its pod has not moved in yet).
     await joinOk(socket, roomIds[0]!);
-    expect(await createMembershipsRepository(sql).add(roomIds[0]!, user.userId, CAP)).toEqual({ changed: false, memberCount: 1, changeSeq: null });
+    expect(await createMembershipsRepository(sql).add(roomIds[0]!, user.userId, CAP)).toMatchObject({ changed: false, memberCount: 1, changeSeq: null });
 
     // Leaving one frees a place.
     expect((await emitAck(socket, 'leave-room', { roomId: roomIds[1] })).ok).toBe(true);
     const joined = nextEvent(observer, 'user-joined');
-    expect(await emitAck(socket, 'join-room', { roomId: last })).toEqual({ ok: true, data: { roomId: last, memberCount: 2 } });
+    expect(await emitAck(socket, 'join-room', { roomId: last })).toEqual({ ok: true, data: { roomId: last, memberCount: 2, lastChangeSeq: expect.any(Number) } });
     expect(await joined).toMatchObject({ roomId: last, userId: user.userId, memberCount: 2 });
     expect(await liveMemberships(sql, user.userId)).toBe(CAP);
     // And the place is taken again.

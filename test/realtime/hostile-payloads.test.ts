@@ -207,7 +207,7 @@ describe('hostile payloads', () => {
     // A valid payload followed by a non-function still works (and is idempotent for a member).
     const joined = nextEvent(socket, 'room-joined');
     raw.emit('join-room', { roomId }, 'x', 1);
-    expect(await joined).toEqual({ roomId, memberCount: 3 });
+    expect(await joined).toEqual({ roomId, memberCount: 3, lastChangeSeq: expect.any(Number) });
   });
 
   it('raw frames with own __proto__ / constructor keys pollute nothing and are refused', async () => {
@@ -298,7 +298,7 @@ describe('hostile payloads', () => {
       socket.close();
     }
     expect(bystander.connected).toBe(true);
-    expect(await emitAck(bystander, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 3 } });
+    expect(await emitAck(bystander, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 3, lastChangeSeq: expect.any(Number) } });
   });
 
   it('a frame over ~16 KB closes that socket only; the pod keeps serving the others', async () => {

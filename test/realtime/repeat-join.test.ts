@@ -17,13 +17,13 @@ describe('a repeat join-room [ext]', () => {
     const owner = await makeUser('방장');
     const { roomId } = await createRoom(a!.url, owner);
     const ownerSocket = await connect(b!.url, owner.token);
-    expect(await emitAck(ownerSocket, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 1 } });
+    expect(await emitAck(ownerSocket, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 1, lastChangeSeq: expect.any(Number) } });
 
     const user = await makeUser('재접속');
     const socket = await connect(a!.url, user.token);
     const otherDevice = await connect(b!.url, user.token);
     const moved = nextEvent(otherDevice, 'room-joined');
-    expect(await emitAck(socket, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
+    expect(await emitAck(socket, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2, lastChangeSeq: expect.any(Number) } });
     await moved;
     // A socket connected afterwards is put into the room by its handshake.
     const reconnected = await connect(b!.url, user.token);
@@ -55,9 +55,9 @@ describe('a repeat join-room [ext]', () => {
       await sleep(100);
       expect(published).toEqual([]);
       for (let again = 0; again < 5; again++) {
-        expect(await emitAck(socket, 'join-room', { roomId }, 2000), `repeat ${again + 1}`).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
+        expect(await emitAck(socket, 'join-room', { roomId }, 2000), `repeat ${again + 1}`).toEqual({ ok: true, data: { roomId, memberCount: 2, lastChangeSeq: expect.any(Number) } });
       }
-      expect(await emitAck(reconnected, 'join-room', { roomId }, 2000)).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
+      expect(await emitAck(reconnected, 'join-room', { roomId }, 2000)).toEqual({ ok: true, data: { roomId, memberCount: 2, lastChangeSeq: expect.any(Number) } });
       await sleep(200);
       expect(published).toEqual([]);
     } finally {
@@ -66,7 +66,7 @@ describe('a repeat join-room [ext]', () => {
       await held;
     }
     // The caller hears its room-joined; nobody else hears anything.
-    expect(heard).toEqual(Array(5).fill({ roomId, memberCount: 2 }));
+    expect(heard).toEqual(Array(5).fill({ roomId, memberCount: 2, lastChangeSeq: expect.any(Number) }));
     expect(otherHeard).toEqual([]);
     expect(ownerHeard).toEqual([]);
     const [row] = await sql<{ member_count: number; events: number }[]>`
@@ -75,8 +75,8 @@ describe('a repeat join-room [ext]', () => {
 
     // The count is read, not remembered: a third member shows in the next repeat.
     const third = await connect(a!.url, (await makeUser('셋째')).token);
-    expect(await emitAck(third, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 3 } });
-    expect(await emitAck(socket, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 3 } });
+    expect(await emitAck(third, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 3, lastChangeSeq: expect.any(Number) } });
+    expect(await emitAck(socket, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 3, lastChangeSeq: expect.any(Number) } });
   });
 
   it('still refuses a room that expired meanwhile', async ({ url, sql, connect }) => {

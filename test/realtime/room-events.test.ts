@@ -61,9 +61,9 @@ describe('join-room (§2)', () => {
     const [alice] = sockets as [TestSocket];
     const joinedEvents = record(alice, 'room-joined');
     const ack = await emitAck(alice, 'join-room', { roomId });
-    expect(ack).toEqual({ ok: true, data: { roomId, memberCount: 1 } });
+    expect(ack).toEqual({ ok: true, data: { roomId, memberCount: 1, lastChangeSeq: expect.any(Number) } });
     await sleep(50);
-    expect(joinedEvents).toEqual([{ roomId, memberCount: 1 }]);
+    expect(joinedEvents).toEqual([{ roomId, memberCount: 1, lastChangeSeq: expect.any(Number) }]);
     expect(await memberCountOverRest(roomId)).toBe(1);
   });
 
@@ -72,7 +72,7 @@ describe('join-room (§2)', () => {
     const [alice] = sockets as [TestSocket];
     const joined = nextEvent(alice, 'room-joined');
     (alice as unknown as { emit(event: string, payload: unknown): void }).emit('join-room', { roomId });
-    expect(await joined).toEqual({ roomId, memberCount: 1 });
+    expect(await joined).toEqual({ roomId, memberCount: 1, lastChangeSeq: expect.any(Number) });
   });
 
   it('announces user-joined {roomId, userId, nicknameMask, memberCount} to the others only', async () => {
@@ -86,7 +86,7 @@ describe('join-room (§2)', () => {
     const bobSaw = record(bob, 'user-joined');
     const bobPhoneSaw = recordFor(bobPhone, OTHERS_ONLY_EVENTS, QUIET_MS + 100);
 
-    expect(await emitAck(bob, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
+    expect(await emitAck(bob, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2, lastChangeSeq: expect.any(Number) } });
     await sleep(QUIET_MS);
     expect(aliceSaw).toEqual([{ roomId, userId: bobUser.userId, nicknameMask: '이**', memberCount: 2, changeSeq: expect.any(Number) }]);
     expect(bobSaw).toEqual([]);
@@ -117,13 +117,13 @@ describe('join-room (§2)', () => {
     const bobJoined = record(bob, 'room-joined');
     const laptopJoined = record(bobLaptop, 'room-joined');
 
-    expect(await emitAck(bob, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
-    expect(await emitAck(bobLaptop, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
-    expect(await emitAck(alice, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
+    expect(await emitAck(bob, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2, lastChangeSeq: expect.any(Number) } });
+    expect(await emitAck(bobLaptop, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2, lastChangeSeq: expect.any(Number) } });
+    expect(await emitAck(alice, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2, lastChangeSeq: expect.any(Number) } });
     await sleep(QUIET_MS);
     // Each caller got its room-joined (whether a user's other devices also hear of it is open).
-    expect(bobJoined[0]).toEqual({ roomId, memberCount: 2 });
-    expect(laptopJoined.at(-1)).toEqual({ roomId, memberCount: 2 });
+    expect(bobJoined[0]).toEqual({ roomId, memberCount: 2, lastChangeSeq: expect.any(Number) });
+    expect(laptopJoined.at(-1)).toEqual({ roomId, memberCount: 2, lastChangeSeq: expect.any(Number) });
     expect(aliceSaw).toEqual([]);
     expect(await memberCountOverRest(roomId)).toBe(2);
   });
@@ -133,7 +133,7 @@ describe('join-room (§2)', () => {
     const [alice] = sockets as [TestSocket];
     expect(await emitAck(alice, 'join-room', { roomId: roomId.toUpperCase() })).toEqual({
       ok: true,
-      data: { roomId, memberCount: 1 },
+      data: { roomId, memberCount: 1, lastChangeSeq: expect.any(Number) },
     });
     expect(await memberCountOverRest(roomId)).toBe(1);
   });
@@ -210,7 +210,7 @@ describe('leave-room (§3)', () => {
     await join(bob, roomId);
     await emitAck(bob, 'leave-room', { roomId });
     const seen = nextEvent(alice, 'user-joined');
-    expect(await emitAck(bob, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2 } });
+    expect(await emitAck(bob, 'join-room', { roomId })).toEqual({ ok: true, data: { roomId, memberCount: 2, lastChangeSeq: expect.any(Number) } });
     expect(await seen).toEqual({ roomId, userId: users[1]!.userId, nicknameMask: '이**', memberCount: 2, changeSeq: expect.any(Number) });
   });
 

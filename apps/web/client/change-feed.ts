@@ -32,12 +32,13 @@ export function freshChanges<Change extends { readonly changeSeq: number }>(curs
 }
 
 /**
- * The cursor to start from once the first history page is in. Nothing in the protocol gives a
- * room's current `changeSeq` on open, but every stored message is a change of the same feed,
- * so the newest message's `changeSeq` is at least its `seq`: the newest `seq` shown is a safe
- * lower bound of what the page reflects (0 for an empty room). Catching up from a lower bound
+ * The cursor to start from once the first history page is in: a lower bound of what the page
+ * reflects, the higher of two. The join's `lastChangeSeq` (PROTOCOL §2): the page is read after
+ * the join was answered, so it reflects every change up to it. And the newest `seq` shown: every
+ * stored message is a change of the same feed, so the newest message's `changeSeq` is at least
+ * its `seq`. (0 for an empty room joined before any change.) Catching up from a lower bound
  * re-reads some changes, which applying tolerates (messages by id, members in order).
  */
-export function startingCursor(newestSeq: number | null): number {
-  return newestSeq ?? 0;
+export function startingCursor(newestSeq: number | null, joinedChangeSeq: number | null): number {
+  return Math.max(newestSeq ?? 0, joinedChangeSeq ?? 0);
 }

@@ -54,6 +54,7 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
     return;
   }
   store.setMemberCount(room, joined.data.memberCount);
+  store.setJoinedChangeSeq(room, joined.data.lastChangeSeq);
   saveRoomId(roomId);
   updateRoomListEntry(page, roomId, { memberCount: room.memberCount });
   renderRoomHead(room);

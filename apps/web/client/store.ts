@@ -63,6 +63,8 @@ export interface OpenRoom {
    * history page is in (change-feed.ts says where it starts).
    */
   readonly changeSeq: number | null;
+  /** Where the room's feed stood when this page's join was answered (`room-joined`'s `lastChangeSeq`); null before. */
+  readonly joinedChangeSeq: number | null;
   /** The catch-up under way, if any; `catchUpAgain` asks it to go round once more. */
   readonly catchingUp: Promise<void> | null;
   readonly catchUpAgain: boolean;
@@ -143,6 +145,7 @@ export function createStore(session: Session | null) {
         members: new Map(),
         typing: new Map(),
         changeSeq: null,
+        joinedChangeSeq: null,
         catchingUp: null,
         catchUpAgain: false,
         catchUpRetry: { attempts: 0, timer: undefined },
@@ -174,6 +177,9 @@ export function createStore(session: Session | null) {
 
     setMemberCount(room: OpenRoom, memberCount: number): void {
       write(room).memberCount = memberCount;
+    },
+    setJoinedChangeSeq(room: OpenRoom, lastChangeSeq: number): void {
+      write(room).joinedChangeSeq = lastChangeSeq;
     },
     setExpiresAt(room: OpenRoom, expiresAt: string): void {
       write(room).expiresAt = expiresAt;

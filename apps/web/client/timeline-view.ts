@@ -107,7 +107,7 @@ export async function loadFirstPage(page: Page, room: OpenRoom): Promise<void> {
   if (firstLoad) room.timeline.hasOlder = history.hasMore;
   renderOlderButton(room);
   // Broadcasts that overtook the page are held already; from here `changeSeq` is followed.
-  if (room.changeSeq === null) page.store.advanceChangeSeq(room, startingCursor(room.timeline.newestSeq));
+  if (room.changeSeq === null) page.store.advanceChangeSeq(room, startingCursor(room.timeline.newestSeq, room.joinedChangeSeq));
 }
 
 export async function loadOlder(page: Page, room: OpenRoom): Promise<void> {

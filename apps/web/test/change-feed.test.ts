@@ -36,11 +36,14 @@ describe('following a room change feed', () => {
     expect(freshChanges(0, [])).toEqual([]);
   });
 
-  it('starts below what the first page shows: its newest seq, or 0 in an empty room', () => {
+  it('starts below what the first page shows: the join\'s lastChangeSeq or its newest seq, whichever is higher, or 0', () => {
     const timeline = new Timeline();
-    expect(startingCursor(timeline.newestSeq)).toBe(0);
+    expect(startingCursor(timeline.newestSeq, null)).toBe(0);
+    expect(startingCursor(timeline.newestSeq, 3)).toBe(3);
     timeline.markComplete([message(12), message(11), message(10)]);
-    expect(startingCursor(timeline.newestSeq)).toBe(12);
+    expect(startingCursor(timeline.newestSeq, null)).toBe(12);
+    // Joins, leaves and deletes number changes too: the join's cursor is then past the newest seq.
+    expect(startingCursor(timeline.newestSeq, 20)).toBe(20);
     expect(timeline.oldestSeq).toBe(10);
   });
 

@@ -190,9 +190,9 @@ export function createRoomService(deps: RoomServiceDeps) {
         // the leave's move takes the socket out just after; the membership's truth stays the
         // database's. A leave always costs one, so a join/leave toggle still pays for each round.
         await requireActiveRoom(roomId);
-        const memberCount = await memberships.memberCount(roomId);
-        if (memberCount === null) throw new AppError('ROOM_EXPIRED');
-        return { answer: { roomId, memberCount }, repeat: true };
+        const facts = await memberships.joinFacts(roomId);
+        if (facts === null) throw new AppError('ROOM_EXPIRED');
+        return { answer: { roomId, memberCount: facts.memberCount, lastChangeSeq: facts.lastChangeSeq }, repeat: true };
       }
       await deps.membershipLimiter.consume(user.id);
       await requireActiveRoom(roomId);
@@ -210,7 +210,7 @@ export function createRoomService(deps: RoomServiceDeps) {
           changeSeq: change.changeSeq ?? 0,
         });
       }
-      return { answer: { roomId, memberCount: change.memberCount }, repeat: false };
+      return { answer: { roomId, memberCount: change.memberCount, lastChangeSeq: change.lastChangeSeq }, repeat: false };
     },
 
     /** PROTOCOL §3. Leaving needs no live room: a member may leave an expired one. */

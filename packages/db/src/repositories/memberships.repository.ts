@@ -12,6 +12,21 @@ export interface MembershipChange {
   changeSeq: number | null;
 }
 
+/** What a join answers besides the change: the room's feed as of the join (PROTOCOL §2, §16). */
+export interface JoinChange extends MembershipChange {
+  /**
+   * The room's last change number once the join held the room: the join's own `user-joined` when
+   * it added the member, else the latest change before it. Every later change has a higher one.
+   */
+  lastChangeSeq: number;
+}
+
+/** A repeat join's answer (a socket already in the room): read by key, no write. */
+export interface RoomJoinFacts {
+  memberCount: number;
+  lastChangeSeq: number;
+}
+
 /**
  * Membership and the room's `member_count` change in one statement, so the counter can never
  * drift from the rows. The same statement numbers the change in the room's feed
@@ -78,14 +93,14 @@ export function createMembershipsRepository(sql: Sql) {
      * membership and the room's row takes the room first (`remove` too), so a join and a leave
      * of one user at the same instant queue on the room and never deadlock.
      */
-    async add(roomId: string, userId: string, maxRooms: number): Promise<MembershipChange | typeof ROOM_CAP_REACHED | null> {
+    async add(roomId: string, userId: string, maxRooms: number): Promise<JoinChange | typeof ROOM_CAP_REACHED | null> {
       const [, rows] = await sql.begin((tx) => [
         tx`select 1 from users where id = ${userId} for no key update`,
-        tx<{ added: boolean; live: boolean; member: boolean; held: number; member_count: number | null; change_seq: number | null }[]>`
+        tx<{ added: boolean; live: boolean; member: boolean; held: number; member_count: number | null; change_seq: number | null; last_change_seq: number | null }[]>`
           with live as (
             -- The room's row, locked before the membership is written and judged live by the
             -- clock once held (see the comment above)
-            select 1 from rooms where id = ${roomId} and expires_at > clock_timestamp() for no key update
+            select last_change_seq from rooms where id = ${roomId} and expires_at > clock_timestamp() for no key update
           ), held as (
             select count(*)::int as n from (
               select 1 from room_members m
@@ -112,34 +127,38 @@ export function createMembershipsRepository(sql: Sql) {
                  exists (select 1 from room_members where room_id = ${roomId} and user_id = ${userId}) as member,
                  (select n from held) as held,
                  (select last_change_seq from counted) as change_seq,
+                 -- the locked row's (not the snapshot's): the latest change before this join
+                 coalesce((select last_change_seq from counted), (select last_change_seq from live)) as last_change_seq,
                  coalesce(
                    (select member_count from counted),
                    (select member_count from rooms where id = ${roomId} and expires_at > now())
                  ) as member_count`,
       ]);
       const row = rows[0];
-      if (!row || !row.live || row.member_count === null) return null;
-      if (row.added) return { changed: true, memberCount: row.member_count, changeSeq: row.change_seq };
+      if (!row || !row.live || row.member_count === null || row.last_change_seq === null) return null;
+      const lastChangeSeq = row.last_change_seq;
+      if (row.added) return { changed: true, memberCount: row.member_count, changeSeq: row.change_seq, lastChangeSeq };
       // `member` is read in the statement's snapshot, which the user's lock made fresh.
-      if (row.member) return { changed: false, memberCount: row.member_count, changeSeq: null };
+      if (row.member) return { changed: false, memberCount: row.member_count, changeSeq: null, lastChangeSeq };
       if (row.held >= maxRooms) return ROOM_CAP_REACHED;
       // Not inserted, yet no member in the snapshot and room left: a row inserted concurrently
       // without the user's lock (no code path of this repository does). ON CONFLICT waited for
       // its commit; read the count again in a fresh snapshot.
-      const [fresh] = await sql<{ member_count: number }[]>`
-        select member_count from rooms where id = ${roomId} and expires_at > now()`;
+      const [fresh] = await sql<{ member_count: number; last_change_seq: number }[]>`
+        select member_count, last_change_seq from rooms where id = ${roomId} and expires_at > now()`;
       if (!fresh) return null;
-      return { changed: false, memberCount: fresh.member_count, changeSeq: null };
+      return { changed: false, memberCount: fresh.member_count, changeSeq: null, lastChangeSeq: fresh.last_change_seq };
     },
 
     /**
      * What a repeat join answers (a socket already in the room, PROTOCOL §2): the room's member
-     * count, one read by key and no write; null when the room is gone or expired.
+     * count and last change number, one read by key and no write; null when the room is gone or
+     * expired.
      */
-    async memberCount(roomId: string): Promise<number | null> {
-      const [row] = await sql<{ member_count: number }[]>`
-        select member_count from rooms where id = ${roomId} and expires_at > now()`;
-      return row?.member_count ?? null;
+    async joinFacts(roomId: string): Promise<RoomJoinFacts | null> {
+      const [row] = await sql<{ member_count: number; last_change_seq: number }[]>`
+        select member_count, last_change_seq from rooms where id = ${roomId} and expires_at > now()`;
+      return row ? { memberCount: row.member_count, lastChangeSeq: row.last_change_seq } : null;
     },
 
     /**

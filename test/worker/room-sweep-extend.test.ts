@@ -323,3 +323,50 @@ describe('an extend that straddles the expiry, next to the sweep', () => {
     }
   });
 });
+
+/**
+ * Two sweeps at once (two worker replicas: a sweep that outlasts SWEEP_INTERVAL_MS has the next
+ * run taken by another replica while it goes on) reach the same due room. `room-expired` is
+ * recorded once; it must be announced once too (PROTOCOL §10), and the room's sockets made to
+ * leave only after that announcement, by the sweep that made it: a second leave racing the first
+ * sweep's announcement could take the members out before they hear it.
+ */
+describe('two sweeps at once on one due room', () => {
+  it('announce `room-expired` once, the announcing sweep making the sockets leave after it', { timeout: 30_000 }, async ({ sql, testDb }) => {
+    const room = await makeRoom(sql, 1000);
+    await untilPast(sql, room.expiresAt);
+    // Both sweeps pick the room and queue on its row, held meanwhile (a send, say).
+    const holder = holdLock(testDb.url, (tx) => tx`select 1 from rooms where id = ${room.id} for update`);
+    await holder.locked;
+    const replicas = [client(testDb.url, 'twin-sweep-a', 4), client(testDb.url, 'twin-sweep-b', 4)];
+    const sent: string[][] = [[], []];
+    const sweeps = replicas.map((replica, index) => track(sweep(replica.sql, sent[index]!)));
+    await untilLockWaiters(sql, 'twin-sweep-a', (waiting) => waiting === 1);
+    await untilLockWaiters(sql, 'twin-sweep-b', (waiting) => waiting === 1);
+    holder.release();
+    await holder.done;
+    await Promise.all(sweeps);
+
+    const state = await roomState(sql, room.id);
+    expect(state).toMatchObject({ members: 0, kinds: ['user-joined', 'user-joined', 'room-expired'] });
+    expect(state.expiredAt).not.toBeNull();
+    const channel = roomChannel(room.id);
+    const announced = [`${channel} room-expired ${JSON.stringify({ roomId: room.id, changeSeq: 3 })}`, `${channel} socketsLeave ${channel}`];
+    // One of the two announced and emptied the room; the other, finding it recorded a moment
+    // ago by a sweep still at it, told the room nothing.
+    expect([...sent].sort((a, b) => b.length - a.length)).toEqual([announced, []]);
+  });
+
+  it('a recorded expiry whose sweep died before announcing it is announced by a later sweep', { timeout: 30_000 }, async ({ sql, testDb }) => {
+    const room = await makeRoom(sql, 1000);
+    await untilPast(sql, room.expiresAt);
+    // What a sweep killed between its record and its announcement left, a while ago.
+    await sql`with bumped as (update rooms set last_change_seq = last_change_seq + 1 where id = ${room.id} returning id, last_change_seq)
+      insert into room_events (room_id, change_seq, kind, created_at) select id, last_change_seq, 'room-expired', now() - interval '1 minute' from bumped`;
+    const sent: string[] = [];
+    await sweep(client(testDb.url, 'late-sweep', 2).sql, sent);
+    const channel = roomChannel(room.id);
+    expect(sent).toEqual([`${channel} room-expired ${JSON.stringify({ roomId: room.id, changeSeq: 3 })}`, `${channel} socketsLeave ${channel}`]);
+    expect(await roomState(sql, room.id)).toMatchObject({ members: 0, kinds: ['user-joined', 'user-joined', 'room-expired'] });
+  });
+});

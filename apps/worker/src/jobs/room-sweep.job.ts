@@ -37,6 +37,13 @@ const MAX_PICKS_PER_SWEEP = 25;
 const ROOMS_AT_ONCE = 4;
 /** Default for `budgetMs` (the job gives three quarters of SWEEP_INTERVAL_MS). */
 const SWEEP_BUDGET_MS = 1500;
+/**
+ * A `room-expired` recorded longer ago than this and the room still not marked expired: the sweep
+ * that recorded it died before announcing it (it announces right after the record's commit, in
+ * milliseconds), and the next sweep to reach the room announces it. Within it, the recorder may
+ * still be at it (a replica's overlapping sweep): the room is not announced twice.
+ */
+const ANNOUNCED_WITHIN_MS = 30_000;
 /** Bounds one room's share of a sweep; a bigger room is simply continued by the next sweep. */
 const MAX_BATCHES_PER_ROOM = 10_000;
 
@@ -60,7 +67,7 @@ async function forEachAtOnce<T>(items: readonly T[], atOnce: number, each: (item
 /**
  * One pass of PROTOCOL §10. Each room is announced, emptied on every pod, its memberships
  * purged in bounded batches, and only then marked expired, so a sweep that dies midway is
- * simply redone by the next (the announcements may repeat; the rows cannot come back).
+ * simply redone by the next (the rows cannot come back; `room-expired` is announced once).
  * Messages are not deleted per room: a room's messages sit in the partition of its expiry
  * day, unreadable from `expires_at` on, and the partition job drops the whole day once every
  * room of it is marked expired here (partition-maintenance.job.ts).
@@ -109,14 +116,19 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
       // it after this pick (an extend that held the room's lock across the old expiry commits
       // after it). Either way nothing of it is touched: no announcement, no leave, no purge, no
       // mark; a room that is due again is picked again.
-      const changeSeq = await expiry.recordExpired(room.id);
-      if (changeSeq === null) return;
+      const recorded = await expiry.recordExpired(room.id, ANNOUNCED_WITHIN_MS);
+      if (recorded === null) return;
       result.maxLagMs = Math.max(result.maxLagMs, lagMs);
-      // The announcement goes on the room's channel and the leave on the main channel, which on
-      // a cluster bus may live on another master: the leave only once Redis has taken the
-      // announcement, or it could overtake it and the members would never hear it.
-      await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq });
-      await nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
+      // Announced once (PROTOCOL §10): by the sweep that recorded it, or by a later one when that
+      // sweep died before announcing. Another sweep at the room now (a replica's sweep overlapping
+      // a long one) leaves both steps to the recorder and only helps with the purge.
+      if (recorded.announce) {
+        // The announcement goes on the room's channel and the leave on the main channel, which
+        // on a cluster bus may live on another master: the leave only once Redis has taken the
+        // announcement, or it could overtake it and the members would never hear it.
+        await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq: recorded.changeSeq });
+        await nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
+      }
       // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
       // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
       for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {

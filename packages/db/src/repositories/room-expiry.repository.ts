@@ -52,17 +52,24 @@ export function createRoomExpiryRepository(sql: Sql) {
 
     /**
      * Records `room-expired` in the room's change feed once (a sweep that repeats the room gets
-     * the same number back); null if the room is gone or not expired.
+     * the same number back); null if the room is gone or not expired. `announce` says whether
+     * this sweep is the one to announce it and make the room's sockets leave: the sweep that
+     * recorded it, or any sweep once the record is older than `announcedWithinMs` (the sweep that
+     * recorded it died before announcing: it announces right after this commit). A sweep that
+     * finds it recorded a moment ago is running beside the recorder (two worker replicas) and
+     * says nothing: its announcement would repeat the recorder's, and its leave could overtake
+     * the recorder's announcement, taking the members out before they hear it.
      */
-    async recordExpired(roomId: string): Promise<number | null> {
+    async recordExpired(roomId: string, announcedWithinMs: number): Promise<{ changeSeq: number; announce: boolean } | null> {
       return sql.begin(async (tx) => {
         const [room] = await tx<{ id: string }[]>`
           select id from rooms where id = ${roomId} and expires_at <= now() for update`;
         if (!room) return null;
-        const [existing] = await tx<{ change_seq: number }[]>`
-          select change_seq from room_events where room_id = ${roomId} and kind = 'room-expired'
+        const [existing] = await tx<{ change_seq: number; stale: boolean }[]>`
+          select change_seq, created_at <= now() - ${announcedWithinMs}::bigint * interval '1 millisecond' as stale
+          from room_events where room_id = ${roomId} and kind = 'room-expired'
           order by change_seq desc limit 1`;
-        if (existing) return existing.change_seq;
+        if (existing) return { changeSeq: Number(existing.change_seq), announce: existing.stale };
         const [row] = await tx<{ change_seq: number }[]>`
           with bumped as (
             update rooms set last_change_seq = last_change_seq + 1 where id = ${roomId}
@@ -72,7 +79,7 @@ export function createRoomExpiryRepository(sql: Sql) {
             select id, last_change_seq, 'room-expired' from bumped
           )
           select last_change_seq as change_seq from bumped`;
-        return row?.change_seq ?? null;
+        return row ? { changeSeq: Number(row.change_seq), announce: true } : null;
       });
     },
 

@@ -4,7 +4,7 @@ import type { JobRunner } from './jobs/job-runner.ts';
 
 /**
  * The shutdown order: no more health checks (they would replace closing workers), the running
- * jobs finish (workers), then the metrics server, the queues, Redis and Postgres, each after what
+ * jobs told to stop at their next safe point and awaited (workers), then the metrics server, the queues, Redis and Postgres, each after what
  * uses it. Idempotent.
  */
 export function createShutdown(parts: { runner: JobRunner; stopJobHealth: () => void; metricsServer: Server; deps: WorkerDeps }): () => Promise<void> {
@@ -13,6 +13,7 @@ export function createShutdown(parts: { runner: JobRunner; stopJobHealth: () => 
   return () => {
     closing ??= (async () => {
       parts.stopJobHealth();
+      runner.stopJobs();
       await Promise.all(runner.workers.map((worker) => worker.close()));
       await new Promise((resolve) => metricsServer.close(resolve));
       await Promise.all([...runner.queues, ...Object.values(deps.queues)].map((queue) => queue.close()));

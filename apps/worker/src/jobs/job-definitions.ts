@@ -13,7 +13,12 @@ export interface JobDefinition<K extends JobKey> {
   everyMs: number | null;
   /** Runs at a time in this process (default: WORKER_CONCURRENCY). */
   concurrency?: number;
-  run(payload: JobPayload<K>): Promise<unknown>;
+  /**
+   * One run. `stopping` aborts when the worker is stopping (SIGTERM): a long run stops at its
+   * next safe point and leaves the rest to the next run, so that the stop is done within
+   * SHUTDOWN_TIMEOUT_MS instead of waiting out a 45 s move or a big room's purge.
+   */
+  run(payload: JobPayload<K>, stopping?: AbortSignal): Promise<unknown>;
 }
 
 /** Every job of the catalog (@chat/jobs) with its run; a job missing here fails to compile. */
@@ -62,8 +67,9 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
     },
     roomOccupancy: {
       everyMs: JOB_CATALOG.roomOccupancy.everyMs,
-      run: () =>
+      run: (_payload, stopping) =>
         runRoomOccupancy({
+          stopping,
           queue: deps.occupancyQueue,
           presence,
           memberships: repositories.memberships,
@@ -87,9 +93,10 @@ export function defineJobs(config: Readonly<WorkerConfig>, deps: WorkerDeps): Jo
     webhookDelivery: {
       everyMs: null,
       concurrency: config.webhooks.concurrency,
-      run: (payload) =>
+      run: (payload, stopping) =>
         runWebhookDelivery(
           {
+            stopping,
             endpoints: config.webhooks.endpoints,
             cursors: repositories.webhookCursors,
             changes: repositories.changes,

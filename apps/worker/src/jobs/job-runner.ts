@@ -22,6 +22,8 @@ export interface JobRunner {
   replaceWorker(index: number): void;
   /** Wakes every worker (any replica) blocked waiting on JOB_KEYS[index]'s queue. */
   wake(index: number): Promise<void>;
+  /** Tells the running jobs the worker is stopping: long ones stop at their next safe point. */
+  stopJobs(): void;
 }
 
 /**
@@ -74,9 +76,10 @@ export async function startJobRunner(options: {
 
   /** Jobs each worker is running now: a worker busy with a long job is not stalled. */
   const running = JOB_KEYS.map(() => 0);
+  const stopping = new AbortController();
   const startWorker = (key: JobKey, index: number): Worker => {
     const entry = JOB_CATALOG[key];
-    const run = jobs[key].run as (payload: unknown) => Promise<unknown>;
+    const run = jobs[key].run as (payload: unknown, stopping: AbortSignal) => Promise<unknown>;
     const worker = new Worker(
       entry.queue,
       async (job: Job) => {
@@ -84,7 +87,7 @@ export async function startJobRunner(options: {
         const stopTimer = metrics.jobDuration.startTimer({ queue: entry.queue });
         running[index]!++;
         try {
-          return await run(payload);
+          return await run(payload, stopping.signal);
         } finally {
           running[index]!--;
           stopTimer();
@@ -113,6 +116,7 @@ export async function startJobRunner(options: {
       void workers[index]!.close(true).catch(() => undefined);
       workers[index] = startWorker(JOB_KEYS[index]!, index);
     },
+    stopJobs: () => stopping.abort(),
     async wake(index) {
       // What BullMQ's own addJob does for a waiting job: a worker's blocking read takes the
       // queue's marker and looks for due work at once, promoting due delayed runs.

@@ -25,6 +25,11 @@ export interface PartitionMaintenanceDeps {
    * messages_default to finish.
    */
   moveLockWaitMs?: number;
+  /**
+   * Aborted when the worker is stopping: the move stops after its current batch, as when its
+   * budget runs out (the next run goes on where it stands), and no further day is dropped.
+   */
+  stopping?: AbortSignal;
 }
 
 /** One step of a run that failed; the run went on with the others. */
@@ -87,13 +92,14 @@ async function moveDefault(deps: PartitionMaintenanceDeps, result: PartitionMain
   const batchRows = deps.moveBatchRows ?? MOVE_BATCH_ROWS;
   const deadline = Date.now() + (deps.moveBudgetMs ?? MOVE_BUDGET_MS);
   const pause = deps.moveBatchPauseMs ?? 0;
+  const timeUp = () => Date.now() >= deadline || deps.stopping?.aborted === true;
   if (!(await partitions.beginMove())) return true;
   for (;;) {
     const copied = await partitions.copyBatch(batchRows);
     result.rowsMoved += copied;
     if (copied === 0) break;
     if (pause > 0) await delay(pause);
-    if (Date.now() >= deadline) return false;
+    if (timeUp()) return false;
   }
   // Rows sent (or changed) in messages_default during the copy: until a batch finds fewer than
   // it could take, so that what the locked end replays is what arrived during one batch.
@@ -101,7 +107,7 @@ async function moveDefault(deps: PartitionMaintenanceDeps, result: PartitionMain
     const replayed = await partitions.replayBatch(batchRows);
     if (replayed < batchRows) break;
     if (pause > 0) await delay(pause);
-    if (Date.now() >= deadline) return false;
+    if (timeUp()) return false;
   }
   for (let attempt = 1; ; attempt++) {
     try {
@@ -110,7 +116,7 @@ async function moveDefault(deps: PartitionMaintenanceDeps, result: PartitionMain
     } catch (error) {
       // A reader of messages_default (or a long send) held a lock past the short wait: let the
       // sends through, catch up with what they wrote, and try again.
-      if (!isLockTimeout(error) || attempt >= MOVE_FINISH_ATTEMPTS || Date.now() >= deadline) throw error;
+      if (!isLockTimeout(error) || attempt >= MOVE_FINISH_ATTEMPTS || timeUp()) throw error;
       deps.logger.info({ attempt }, 'messages_default move: its end waited too long for a lock, trying again');
       await delay(Math.max(pause, 100));
       await partitions.replayBatch(batchRows);
@@ -160,7 +166,7 @@ export async function runPartitionMaintenance(deps: PartitionMaintenanceDeps): P
   // Oldest first; the repository re-checks each day against the database's clock.
   const today = new Date().toISOString().slice(0, 10);
   for (const { day } of (await step('list', undefined, () => partitions.list())) ?? []) {
-    if (day >= today) break;
+    if (day >= today || deps.stopping?.aborted) break;
     const outcome = await step('drop', day, () => partitions.dropIfExpired(day, deps.graceMs ?? 0));
     if (outcome?.status === 'dropped') {
       result.dropped.push(day);
@@ -183,9 +189,12 @@ export async function runPartitionMaintenance(deps: PartitionMaintenanceDeps): P
  * with a failed step fails once every other step is done (PartitionMaintenanceError): the
  * runner counts it in `chat_worker_job_failures_total` (ChatWorkerJobsFailing) and logs it.
  */
-export function partitionMaintenanceJob(deps: PartitionMaintenanceDeps, metrics: WorkerMetrics): () => Promise<PartitionMaintenanceResult> {
-  return async () => {
-    const result = await runPartitionMaintenance(deps);
+export function partitionMaintenanceJob(
+  deps: PartitionMaintenanceDeps,
+  metrics: WorkerMetrics,
+): (payload?: unknown, stopping?: AbortSignal) => Promise<PartitionMaintenanceResult> {
+  return async (_payload, stopping) => {
+    const result = await runPartitionMaintenance(stopping ? { ...deps, stopping } : deps);
     metrics.rowsPurged.inc({ table: 'messages' }, result.rowsDropped);
     if (result.failed.length > 0) throw new PartitionMaintenanceError(result);
     return result;

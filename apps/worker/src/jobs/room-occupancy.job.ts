@@ -11,6 +11,8 @@ export interface RoomOccupancyDeps {
   occupancy: RoomOccupancyRepository;
   emitter: ChatEmitter;
   logger: Logger;
+  /** Aborted when the worker is stopping: no further chunk (what is due stays due for the next run). */
+  stopping?: AbortSignal | undefined;
 }
 
 /** Users and rooms looked at together: three lookups and one recording statement for all of them. */
@@ -34,7 +36,7 @@ const MAX_CHUNKS_PER_RUN = 40;
 export async function runRoomOccupancy(deps: RoomOccupancyDeps): Promise<{ looked: number; changed: number }> {
   let looked = 0;
   let changed = 0;
-  for (let chunk = 0; chunk < MAX_CHUNKS_PER_RUN; chunk++) {
+  for (let chunk = 0; chunk < MAX_CHUNKS_PER_RUN && !deps.stopping?.aborted; chunk++) {
     const due = await deps.queue.due(SUBJECTS_PER_CHUNK);
     if (due.length === 0) break;
     changed += await lookAt(deps, due);

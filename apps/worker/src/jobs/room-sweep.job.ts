@@ -13,6 +13,12 @@ export interface RoomSweepDeps {
   batchSize: number;
   /** How long a sweep goes on picking due rooms (default SWEEP_BUDGET_MS). */
   budgetMs?: number;
+  /**
+   * Aborted when the worker is stopping: the sweep picks no more rooms, starts no other room,
+   * and stops a room's purge after its current batch (the room stays due; the next sweep, on
+   * any replica, finishes it).
+   */
+  stopping?: AbortSignal;
 }
 
 export interface RoomSweepResult {
@@ -47,12 +53,12 @@ const ANNOUNCED_WITHIN_MS = 30_000;
 /** Bounds one room's share of a sweep; a bigger room is simply continued by the next sweep. */
 const MAX_BATCHES_PER_ROOM = 10_000;
 
-/** Runs `each` over `items`, at most `atOnce` at a time; after a failure it starts no more. */
-async function forEachAtOnce<T>(items: readonly T[], atOnce: number, each: (item: T) => Promise<void>): Promise<void> {
+/** Runs `each` over `items`, at most `atOnce` at a time; after a failure, or once `stop()`, it starts no more. */
+async function forEachAtOnce<T>(items: readonly T[], atOnce: number, stop: () => boolean, each: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed = false;
   const lane = async () => {
-    while (next < items.length && !failed) {
+    while (next < items.length && !failed && !stop()) {
       try {
         await each(items[next++]!);
       } catch (error) {
@@ -85,8 +91,10 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
 
   const budgetMs = deps.budgetMs ?? SWEEP_BUDGET_MS;
   const started = Date.now();
-  /** Picks due rooms until none are left, MAX_PICKS_PER_SWEEP or the budget: true to go on. */
-  const goOn = (picks: number, picked: number) => picked === ROOMS_PER_PICK && picks < MAX_PICKS_PER_SWEEP && Date.now() - started < budgetMs;
+  const stopping = () => deps.stopping?.aborted === true;
+  /** Picks due rooms until none are left, MAX_PICKS_PER_SWEEP, the budget or the worker's stop: true to go on. */
+  const goOn = (picks: number, picked: number) =>
+    picked === ROOMS_PER_PICK && picks < MAX_PICKS_PER_SWEEP && Date.now() - started < budgetMs && !stopping();
 
   if (deps.expiringNoticeMs > 0) {
     for (let picks = 1; ; picks++) {
@@ -108,7 +116,7 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
 
   for (let picks = 1; ; picks++) {
     const due = await expiry.dueForExpiry(ROOMS_PER_PICK);
-    await forEachAtOnce(due, ROOMS_AT_ONCE, async (room) => {
+    await forEachAtOnce(due, ROOMS_AT_ONCE, stopping, async (room) => {
       const lagMs = Date.now() - room.expiresAt.getTime();
       // The change feed's `room-expired`, recorded once (a repeated sweep gets the same number).
       // Null: the room is not ours to expire any more. Either its row went away (another sweep
@@ -132,6 +140,7 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
       // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
       // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
       for (let purged = -1, batches = 0; purged !== 0 && batches < MAX_BATCHES_PER_ROOM; batches++) {
+        if (stopping()) return;
         purged = await expiry.purgeMembers(room.id, batchSize);
         result.membersPurged += purged;
       }
@@ -140,7 +149,7 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     if (!goOn(picks, due.length)) break;
   }
 
-  result.tombstonesDeleted = await expiry.deleteTombstones(deps.tombstoneTtlMs, ROOMS_PER_PICK);
+  if (!stopping()) result.tombstonesDeleted = await expiry.deleteTombstones(deps.tombstoneTtlMs, ROOMS_PER_PICK);
   if (result.expired > 0 || result.warned > 0 || result.tombstonesDeleted > 0) {
     logger.info(result, 'room sweep');
   }
@@ -148,9 +157,9 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
 }
 
 /** The `roomSweep` job: one sweep, counted in the worker's metrics. */
-export function roomSweepJob(deps: RoomSweepDeps, metrics: WorkerMetrics): () => Promise<RoomSweepResult> {
-  return async () => {
-    const result = await runRoomSweep(deps);
+export function roomSweepJob(deps: RoomSweepDeps, metrics: WorkerMetrics): (payload?: unknown, stopping?: AbortSignal) => Promise<RoomSweepResult> {
+  return async (_payload, stopping) => {
+    const result = await runRoomSweep(stopping ? { ...deps, stopping } : deps);
     metrics.roomsExpired.inc(result.expired);
     metrics.rowsPurged.inc({ table: 'room_members' }, result.membersPurged);
     metrics.rowsPurged.inc({ table: 'rooms' }, result.tombstonesDeleted);

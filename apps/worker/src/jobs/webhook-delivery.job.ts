@@ -18,6 +18,12 @@ export interface WebhookDeliveryDeps {
   lanesRunning: Map<string, number>;
   /** The most lanes of one endpoint this process delivers at a time (webhookLaneShare). */
   lanesPerEndpoint: number;
+  /**
+   * Aborted when the worker is stopping: no further POST (the one in flight is let finish, its
+   * cursors moved); the lane's cursors stand where the last acknowledged POST left them, and
+   * the next dispatch queues the lane again.
+   */
+  stopping?: AbortSignal | undefined;
 }
 
 /**
@@ -134,6 +140,7 @@ async function deliverLane(deps: WebhookDeliveryDeps, endpoint: WebhookEndpoint,
   let oldestAt = Number.POSITIVE_INFINITY;
   // Where each room's cursor goes once the events read so far are acknowledged.
   let moves = new Map<string, number>();
+  const stopping = () => deps.stopping?.aborted === true;
   const flush = async () => {
     if (events.length > 0) {
       try {
@@ -153,7 +160,7 @@ async function deliverLane(deps: WebhookDeliveryDeps, endpoint: WebhookEndpoint,
     oldestAt = Number.POSITIVE_INFINITY;
     moves = new Map();
   };
-  while (posts < MAX_POSTS_PER_RUN) {
+  while (posts < MAX_POSTS_PER_RUN && !stopping()) {
     const backlog = await deps.changes.backlog(endpoint.id, lane, { rooms: deps.batchSize, perRoom: deps.batchSize });
     let moved = 0;
     for (const room of backlog) {
@@ -169,13 +176,18 @@ async function deliverLane(deps: WebhookDeliveryDeps, endpoint: WebhookEndpoint,
       for (const row of room.rows) {
         const change = toRoomChange(row);
         if (wanted === null || wanted.has(change.event)) {
-          if (events.length === deps.batchSize) await flush();
+          if (events.length === deps.batchSize) {
+            // Stopping: what was read and not posted is read again by the next run.
+            if (stopping()) return { delivered };
+            await flush();
+          }
           events.push(change);
           if (row.changedAt) oldestAt = Math.min(oldestAt, row.changedAt.getTime());
         }
         moves.set(room.roomId, row.changeSeq);
       }
     }
+    if (stopping()) break;
     await flush();
     // A full read may have left more behind in the lane; one that moved no cursor would only
     // read the same again.

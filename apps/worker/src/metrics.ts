@@ -14,7 +14,7 @@ export function createWorkerMetrics() {
     }),
     jobDuration: new Histogram({
       name: 'chat_worker_job_duration_seconds',
-      help: 'Job run time, by queue.',
+      help: 'Run time of completed jobs, by queue (failed runs are in chat_worker_job_failures_total).',
       labelNames: ['queue'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],

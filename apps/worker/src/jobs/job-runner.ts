@@ -87,10 +87,13 @@ export async function startJobRunner(options: {
         const stopTimer = metrics.jobDuration.startTimer({ queue: entry.queue });
         running[index]!++;
         try {
-          return await run(payload, stopping.signal);
+          const result = await run(payload, stopping.signal);
+          // Completed runs only: ChatRoomSweepStalled reads this count as "sweeps that ran", and
+          // a sweep failing on every run (counted in jobFailures) expires no room either.
+          stopTimer();
+          return result;
         } finally {
           running[index]!--;
-          stopTimer();
         }
       },
       // `name` is stored on each job as `processedBy`: which replica ran a sweep is visible in Redis.

@@ -400,6 +400,8 @@ const sendCases: Case[] = [
   ['emoji Hangul', 'INVALID_EMOJI', room('roomId', { type: 'emoji', content: '하하' })],
   ['emoji of 17 code points', 'INVALID_EMOJI', room('roomId', { type: 'emoji', content: '😀'.repeat(17) })],
   ['emoji with U+0000', 'INVALID_EMOJI', room('roomId', { type: 'emoji', content: '😀\u0000' })],
+  ['emoji with digits around it', 'INVALID_EMOJI', room('roomId', { type: 'emoji', content: '9😀123' })],
+  ['emoji a lone keycap mark', 'INVALID_EMOJI', room('roomId', { type: 'emoji', content: '\u20e3' })],
   // [ext] control characters
   ['text with U+0000', 'INVALID_CONTENT', text('hello\u0000world')],
   ['text with U+0007 (bell)', 'INVALID_CONTENT', text('ding\u0007')],

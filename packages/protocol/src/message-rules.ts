@@ -11,17 +11,21 @@ export const EMOJI_MAX_CODE_POINTS = 16;
 export const IMAGE_URL_MAX_LENGTH = 2048;
 export const CLIENT_MESSAGE_ID_MAX_LENGTH = 64;
 
-// One or more emoji: pictographs, flags, keycaps, with their modifiers and joiners.
-const EMOJI_SEQUENCE =
-  /^(?:\p{Extended_Pictographic}|\p{Emoji_Modifier}|\p{Regional_Indicator}|[\u200d\ufe0f\u20e3#*0-9]|[\u{e0020}-\u{e007f}])+$/u;
-const EMOJI_BASE = /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3/u;
+/**
+ * One or more whole emoji (UTS #51, leniently): a pictograph with an optional presentation
+ * selector, skin tone or tag sequence (🏴󠁧󠁢󠁳󠁣󠁴󠁿), pictographs joined by ZWJ into one (👨‍👩‍👧), a keycap
+ * (a digit, `#` or `*`, then U+20E3: 1️⃣) or a flag (two regional indicators: 🇰🇷). Each part
+ * must be whole: a digit, `#` or `*` is text unless a keycap follows it (`😀123` is not emoji),
+ * and a lone keycap mark, joiner or skin tone shows as a broken glyph.
+ */
+const PICTOGRAPH = String.raw`\p{Extended_Pictographic}(?:\p{Emoji_Modifier}\ufe0f?|\ufe0f\p{Emoji_Modifier}?|[\u{e0020}-\u{e007e}]+\u{e007f})?`;
+const EMOJI_SEQUENCE = new RegExp(
+  String.raw`^(?:${PICTOGRAPH}(?:\u200d${PICTOGRAPH})*|[0-9#*]\ufe0f?\u20e3|\p{Regional_Indicator}{2})+$`,
+  'u',
+);
 
 export function isEmoji(text: string): boolean {
-  return (
-    codePointLength(text) <= EMOJI_MAX_CODE_POINTS &&
-    EMOJI_SEQUENCE.test(text) &&
-    EMOJI_BASE.test(text)
-  );
+  return codePointLength(text) <= EMOJI_MAX_CODE_POINTS && EMOJI_SEQUENCE.test(text);
 }
 
 /** http(s) only (a bare `URL` parse also accepts `javascript:` and `data:`), no credentials. */

@@ -207,11 +207,14 @@ describe('parseMessageBody: type → content → length, then the [ext] rules', 
 });
 
 describe('isEmoji', () => {
-  it.each(['😀', '👍🏽', '👨‍👩‍👧', '🇰🇷', '1️⃣', '#️⃣', '❤️', '😀😂🎉', '😀'.repeat(16), '🏳️‍🌈', '🏴󠁧󠁢󠁳󠁣󠁴󠁿'])('%s is emoji', (text) => {
+  it.each(['😀', '👍🏽', '👨‍👩‍👧', '🇰🇷', '1️⃣', '#️⃣', '❤️', '😀😂🎉', '😀'.repeat(16), '🏳️‍🌈', '🏴󠁧󠁢󠁳󠁣󠁴󠁿', '👨‍🦰', '❤️‍🔥', '👁️‍🗨️', '🫱🏻‍🫲🏿', '*️⃣', '1\u20e3', '🇰🇷🇯🇵', '™'])('%s is emoji', (text) => {
     expect(isEmoji(text)).toBe(true);
   });
 
-  it.each(['', 'a', '1', '#', '*', '가', '😀a', 'a😀', '😀 😀', ' 😀', '😀\n', '\u200d', '\ufe0f', '😀'.repeat(17), ':)', '<3'])(
+  it.each(['', 'a', '1', '#', '*', '가', '😀a', 'a😀', '😀 😀', ' 😀', '😀\n', '\u200d', '\ufe0f', '😀'.repeat(17), ':)', '<3',
+    // Digits, # and * are text unless a keycap mark follows; the marks, joiners, skin tones and
+    // regional indicators are parts of an emoji, not emoji on their own.
+    '😀1', '😀123', '9😀9', '😀#*', '\u20e3', '0\u20e3\u20e3', '\u200d😀', '😀\u200d', '😀\u200d\u200d😀', '🏽', '😀🏽🏽', '🇰', '🇰🇷🇰', '😀\u{e0041}'])(
     '%j is not emoji',
     (text) => {
       expect(isEmoji(text)).toBe(false);

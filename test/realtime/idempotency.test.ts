@@ -168,12 +168,15 @@ describe('clientMessageId', () => {
     expect(ok).toMatchObject({ ok: true, data: { clientMessageId: 'x'.repeat(64) } });
     const korean64 = await sendAck(onA, { roomId, type: 'text', content: '한글 키', clientMessageId: '가'.repeat(64) });
     expect(korean64).toMatchObject({ ok: true, data: { clientMessageId: '가'.repeat(64) } });
+    // Characters are code points (§0): 64 emoji are 64 characters, though 128 UTF-16 units.
+    const emoji64 = await sendAck(onA, { roomId, type: 'text', content: '이모지 키', clientMessageId: '😀'.repeat(64) });
+    expect(emoji64).toMatchObject({ ok: true, data: { clientMessageId: '😀'.repeat(64) } });
 
-    // Both accepted messages reached the observer before the hostile ones start.
-    for (let wait = 0; wait < 40 && accepted.length < 2; wait++) await sleep(25);
-    expect(accepted.map((m) => m.seq)).toEqual([1, 2]);
+    // The accepted messages reached the observer before the hostile ones start.
+    for (let wait = 0; wait < 40 && accepted.length < 3; wait++) await sleep(25);
+    expect(accepted.map((m) => m.seq)).toEqual([1, 2, 3]);
 
-    const bad: unknown[] = ['x'.repeat(65), 'x'.repeat(10_000), '', 42, 0, true, false, {}, { id: 'a' }, ['a'], 'a\u0000b'];
+    const bad: unknown[] = ['x'.repeat(65), '😀'.repeat(65), 'x'.repeat(10_000), '', 42, 0, true, false, {}, { id: 'a' }, ['a'], 'a\u0000b'];
     const broadcasts = record(observer, 'new-message');
     for (const clientMessageId of bad) {
       const errorEvent = nextEvent(onA, 'error');
@@ -181,11 +184,11 @@ describe('clientMessageId', () => {
       expect(ack, JSON.stringify(clientMessageId)).toEqual({ ok: false, error: INVALID_CLIENT_MESSAGE_ID });
       expect(await errorEvent).toEqual({ ...INVALID_CLIENT_MESSAGE_ID, event: 'send-message' });
     }
-    expect(await countMessageRows(sql, roomId)).toBe(2);
+    expect(await countMessageRows(sql, roomId)).toBe(3);
     expect(await recordFor(observer, ['new-message'], 150)).toEqual([]);
     expect(broadcasts).toEqual([]);
     // The numbering did not move.
-    expect(await sendAck(onA, { roomId, type: 'text', content: '다음' })).toMatchObject({ ok: true, data: { seq: 3 } });
+    expect(await sendAck(onA, { roomId, type: 'text', content: '다음' })).toMatchObject({ ok: true, data: { seq: 4 } });
   });
 
   it('acknowledges a retry as { ok: true, data } with exactly the new-message fields', async () => {

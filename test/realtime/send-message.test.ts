@@ -135,6 +135,9 @@ describe('send-message happy paths (§4)', () => {
     const prefix = 'https://example.com/';
     const long = prefix + 'a'.repeat(2048 - prefix.length);
     expect((await sendOk(senderSocket, { roomId, type: 'image', imageUrl: long })).imageUrl).toBe(long);
+    // Characters are code points (§0): 2048 of them, though the emoji make it 4076 UTF-16 units.
+    const astral = prefix + '😀'.repeat(2048 - prefix.length);
+    expect((await sendOk(senderSocket, { roomId, type: 'image', imageUrl: astral })).imageUrl).toBe(astral);
   });
 
   it('emoji: single, ZWJ family, flag, keycap and skin tone; imageUrl null', async () => {
@@ -370,6 +373,7 @@ const sendCases: Case[] = [
   ['text of 1001 ASCII characters', 'MESSAGE_TOO_LONG', text('a'.repeat(1001))],
   ['text of 1001 Hangul syllables', 'MESSAGE_TOO_LONG', text('가'.repeat(1001))],
   ['text of 1001 emoji (code points)', 'MESSAGE_TOO_LONG', text('😀'.repeat(1001))],
+  ['text of 1001 code points in 501 graphemes (e + U+0301)', 'MESSAGE_TOO_LONG', text('e\u0301'.repeat(500) + 'a')],
   // [ext] image URL
   ['image without imageUrl', 'INVALID_IMAGE_URL', room('roomId', { type: 'image' })],
   ['image with content instead of imageUrl', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', content: 'https://example.com/a.png' })],
@@ -391,6 +395,11 @@ const sendCases: Case[] = [
     'imageUrl of 2049 characters',
     'INVALID_IMAGE_URL',
     room('roomId', { type: 'image', imageUrl: 'https://example.com/' + 'a'.repeat(2049 - 'https://example.com/'.length) }),
+  ],
+  [
+    'imageUrl of 2049 characters, emoji among them',
+    'INVALID_IMAGE_URL',
+    room('roomId', { type: 'image', imageUrl: 'https://example.com/' + '😀'.repeat(2049 - 'https://example.com/'.length) }),
   ],
   // [ext] emoji content
   ['emoji that is plain text', 'INVALID_EMOJI', room('roomId', { type: 'emoji', content: 'abc' })],

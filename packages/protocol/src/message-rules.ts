@@ -30,7 +30,7 @@ export function isEmoji(text: string): boolean {
 
 /** http(s) only (a bare `URL` parse also accepts `javascript:` and `data:`), no credentials. */
 export function isImageUrl(value: unknown): value is string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > IMAGE_URL_MAX_LENGTH) {
+  if (typeof value !== 'string' || value.length === 0 || longerThan(value, IMAGE_URL_MAX_LENGTH)) {
     return false;
   }
   if (value.trim() !== value || hasForbiddenCharacters(value) || /\s/.test(value)) return false;
@@ -58,7 +58,7 @@ export const TEXT_CONTENT = required<string, string>(
   ['CONTENT_REQUIRED', 'MESSAGE_TOO_LONG', 'INVALID_CONTENT'],
   (value) => {
     const content = readContent(value);
-    if (content.length > TEXT_MAX_CHARACTERS && codePointLength(content) > TEXT_MAX_CHARACTERS) {
+    if (longerThan(content, TEXT_MAX_CHARACTERS)) {
       throw new AppError('MESSAGE_TOO_LONG');
     }
     if (hasForbiddenCharacters(content)) throw new AppError('INVALID_CONTENT');
@@ -89,7 +89,7 @@ export const CLIENT_MESSAGE_ID = optional<string, string | null>(
     if (
       typeof value !== 'string' ||
       value.length === 0 ||
-      value.length > CLIENT_MESSAGE_ID_MAX_LENGTH ||
+      longerThan(value, CLIENT_MESSAGE_ID_MAX_LENGTH) ||
       hasForbiddenCharacters(value)
     ) {
       throw new AppError('INVALID_CLIENT_MESSAGE_ID');
@@ -97,6 +97,15 @@ export const CLIENT_MESSAGE_ID = optional<string, string | null>(
     return value;
   },
 );
+
+/**
+ * Whether the text has more than `max` characters, counted as the contract counts them
+ * everywhere (§0): Unicode code points, so 😀 is one character, not two UTF-16 units. The UTF-16
+ * length is a cheap upper bound: at or under `max`, no need to count.
+ */
+function longerThan(text: string, max: number): boolean {
+  return text.length > max && codePointLength(text) > max;
+}
 
 /** Content that shows nothing (only spaces and invisible characters, text-rules.ts) is no content. */
 function readContent(value: unknown): string {

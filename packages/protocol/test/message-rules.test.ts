@@ -192,6 +192,8 @@ describe('parseMessageBody: type → content → length, then the [ext] rules', 
   it('clientMessageId: a 1–64 character string, or absent / null', () => {
     expect(parseMessageBody({ type: 'text', content: 'x', clientMessageId: null }).clientMessageId).toBeNull();
     expect(parseMessageBody({ type: 'text', content: 'x', clientMessageId: 'k'.repeat(64) }).clientMessageId).toBe('k'.repeat(64));
+    expect(parseMessageBody({ type: 'text', content: 'x', clientMessageId: '😀'.repeat(64) }).clientMessageId).toBe('😀'.repeat(64));
+    expect(codeOf(() => parseMessageBody({ type: 'text', content: 'x', clientMessageId: '😀'.repeat(65) }))).toBe('INVALID_CLIENT_MESSAGE_ID');
     for (const clientMessageId of ['k'.repeat(65), '', 42, true, {}, ['a'], 'a\u0000b']) {
       expect(codeOf(() => parseMessageBody({ type: 'text', content: 'x', clientMessageId }))).toBe('INVALID_CLIENT_MESSAGE_ID');
     }
@@ -262,6 +264,10 @@ describe('isImageUrl', () => {
     expect(isImageUrl(exact)).toBe(true);
     expect(isImageUrl(exact + 'a')).toBe(false);
     expect(isImageUrl(base + 'a'.repeat(100_000))).toBe(false);
+    // Characters are code points: an emoji is one, not two UTF-16 units.
+    const emoji = base + '😀'.repeat(2048 - base.length);
+    expect(isImageUrl(emoji)).toBe(true);
+    expect(isImageUrl(emoji + '😀')).toBe(false);
   });
 });
 

@@ -210,6 +210,24 @@ describe('hostile payloads', () => {
     expect(await joined).toEqual({ roomId, memberCount: 3, lastChangeSeq: expect.any(Number) });
   });
 
+  it('an event the protocol does not name is answered INVALID_REQUEST (ack and error event), not left hanging', async () => {
+    const socket = await connect(podA, attacker.token);
+    const raw = socket as unknown as { emit(event: string, ...args: unknown[]): void };
+    const refused = { message: '잘못된 요청입니다', code: 'INVALID_REQUEST' };
+    // Deleting is REST (§8); a socket `delete-message` is not an event of the protocol.
+    for (const event of ['delete-message', 'JOIN-ROOM', 'sendMessage', '__proto__', 'hasOwnProperty']) {
+      const error = nextEvent(socket, 'error');
+      expect(await emitAck(socket, event, { roomId, messageId: randomUUID() }, 2000), event).toEqual({ ok: false, error: refused });
+      expect(await error).toEqual({ ...refused, event });
+    }
+    // Without an ack, the error event alone.
+    const bare = nextEvent(socket, 'error');
+    raw.emit('delete-message', { roomId });
+    expect(await bare).toEqual({ ...refused, event: 'delete-message' });
+    expect(socket.connected).toBe(true);
+    expect(await emitAck(socket, 'join-room', { roomId })).toMatchObject({ ok: true });
+  });
+
   it('raw frames with own __proto__ / constructor keys pollute nothing and are refused', async () => {
     const socket = await connect(podA, attacker.token);
     const acks = rawAcks(socket);

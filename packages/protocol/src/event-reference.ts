@@ -86,6 +86,8 @@ export function renderEventReference(): string {
     'cost one of the user\'s `FAILED_EVENT_LIMIT_PER_MINUTE` (60 by default), shared by all pods; once',
     'they are spent, every event of the user, `typing` included, is refused with `TOO_MANY_REQUESTS`',
     'and `retryAfterMs` before any check of the tables below, until the minute is over.',
+    '[ext] An event not in the table below (`delete-message`: deleting is REST) is refused with',
+    '`INVALID_REQUEST`, `error.event` being the name as sent.',
     '',
     '## Client → server',
     '',

@@ -77,7 +77,8 @@ export const SERVER_PAYLOADS = {
   error: {
     message: shape<string>('string (Korean, from the error catalog)'),
     code: shape<ErrorCode>('error code'),
-    event: shape<ClientEventName>('client event name'),
+    // [ext] The name as sent when the protocol does not name the event (INVALID_REQUEST).
+    event: shape<ClientEventName | (string & {})>('client event name'),
     retryAfterMs: maybe(count),
   },
 } as const satisfies Record<string, ServerPayloadShape>;

@@ -93,7 +93,7 @@ describe('server payload declarations', () => {
     expectTypeOf<Plain<ErrorPayload>>().toEqualTypeOf<{
       message: string;
       code: ErrorCode;
-      event: ClientEventName;
+      event: ClientEventName | (string & {});
       retryAfterMs?: number;
     }>();
     expectTypeOf<Plain<Parameters<ServerToClientEvents['resync']>[0]>>().toEqualTypeOf<{ roomId?: string }>();

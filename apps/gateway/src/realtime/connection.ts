@@ -4,7 +4,7 @@ import type { MessageService } from '../services/message.service.ts';
 import type { RoomService } from '../services/room.service.ts';
 import { setReading } from './engine-socket.ts';
 import { EventSlots } from './event-slots.ts';
-import { guardedHandler, type HandlerContext } from './guarded-handler.ts';
+import { guardedHandler, unknownEventHandler, type HandlerContext } from './guarded-handler.ts';
 import { joinRoomHandler } from './handlers/join-room.handler.ts';
 import { leaveRoomHandler } from './handlers/leave-room.handler.ts';
 import { sendMessageHandler } from './handlers/send-message.handler.ts';
@@ -58,6 +58,7 @@ export function createConnectionHandler(deps: ConnectionDeps): (socket: ChatSock
   // Typing budgets per (user, room) on this pod, shared by the user's sockets (typing-throttle.ts).
   const typing = new TypingThrottle();
   const onTyping = guardedHandler('typing', context, typingHandler(typing));
+  const onUnknownEvent = unknownEventHandler(context);
   const expiry = createTokenExpiry(deps.tokenExpiryMaxStepMs === undefined ? {} : { maxStepMs: deps.tokenExpiryMaxStepMs });
 
   // Before Socket.IO takes the socket out of its rooms: presence and typing still know them.
@@ -83,6 +84,7 @@ export function createConnectionHandler(deps: ConnectionDeps): (socket: ChatSock
     socket.on('leave-room', onLeaveRoom);
     socket.on('send-message', onSendMessage);
     socket.on('typing', onTyping);
+    socket.onAny(onUnknownEvent);
     socket.on('error', onError);
     expiry.watch(socket);
   };

@@ -1,4 +1,4 @@
-import { AppError, ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
+import { AppError, CLIENT_EVENTS, ERRORS, type AckResponse, type ClientEventName, type ErrorCode } from '@chat/protocol';
 import { isDatabaseUnavailable, toAppError } from '../errors/error-classification.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Logger } from 'pino';
@@ -80,6 +80,37 @@ export function guardedHandler<T>(
   };
 }
 
+/** The events the protocol names (PROTOCOL §2–§5). */
+const CLIENT_EVENT_NAMES: ReadonlySet<unknown> = new Set<unknown>(Object.values(CLIENT_EVENTS));
+
+/**
+ * The socket's `onAny` listener: answers an event the protocol does not name (a typo, a
+ * `delete-message` — deleting is REST, §8) with INVALID_REQUEST, through `error` and the ack.
+ * Socket.IO would drop it silently, and a client waiting on its acknowledgement would wait for
+ * good, where every event is answered (§6, §14). It takes its turn in the socket's order and
+ * within the user's failed-event budget like any event; its metrics say `unknown`, never the
+ * client's string (which would make a label per name sent). Shared by every socket (`this`).
+ */
+export function unknownEventHandler(context: HandlerContext): (this: ChatSocket, event: unknown, ...args: unknown[]) => void {
+  const { metrics, slots } = context;
+  const received = metrics.eventsReceived.labels({ event: 'unknown' });
+  const refused = metrics.errors.labels({ event: 'unknown', code: 'INVALID_REQUEST' });
+  return function onAnyEvent(this: ChatSocket, event: unknown, ...args: unknown[]) {
+    if (CLIENT_EVENT_NAMES.has(event)) return;
+    const socket = this;
+    const last = args[args.length - 1];
+    const ack = typeof last === 'function' ? (last as AnyAck) : undefined;
+    received.inc();
+    const refusal = () => Promise.reject(new AppError('INVALID_REQUEST'));
+    slots.run(socket, () => failing(socket.data.user.id, context.failures, refusal)).catch((error: unknown) => {
+      const appError = toAppError(error);
+      if (appError.code === 'INVALID_REQUEST') refused.inc();
+      else metrics.errors.inc({ event: 'unknown', code: appError.code });
+      sendError(socket, String(event), appError.code, ack, appError.details);
+    });
+  };
+}
+
 /**
  * Runs the handler inside the user's budget of failed events: refused at once while it is
  * spent, and a failure is charged before the event is answered (and before its slot frees),
@@ -99,7 +130,8 @@ async function failing<T>(userId: string, failures: FailedEventBudget | undefine
 
 export function sendError(
   socket: ChatSocket,
-  event: ClientEventName,
+  /** The client event that failed: one of the protocol's, or the name of one it does not name. */
+  event: string,
   code: ErrorCode,
   ack: AnyAck | undefined,
   details?: Readonly<Record<string, unknown>>,

@@ -326,6 +326,28 @@ describe('DELETE /api/messages/:messageId', () => {
     expect(seen).toEqual([]);
   });
 
+  it('the author may delete after leaving the room; the room hears it, the author does not; an upper-case id is the same message', async () => {
+    const { user, room, socket: author } = await roomWithMember('김철수', podA);
+    const stayer = await joinedSocket(podB, await makeUser('이영희'), room.roomId);
+    const stayerOnA = await joinedSocket(podA, await makeUser('박지민'), room.roomId);
+    const message = await send(author, { roomId: room.roomId, type: 'text', content: '떠나기 전' });
+    expect((await emitAck(author, 'leave-room', { roomId: room.roomId })).ok).toBe(true);
+    const authorSeen = record(author, 'message-deleted');
+    const toRoom = nextEvent(stayer, 'message-deleted');
+    const toRoomOnA = nextEvent(stayerOnA, 'message-deleted');
+    expect(await request(podB, 'DELETE', `/api/messages/${message.messageId.toUpperCase()}`, { token: user.token })).toEqual({
+      status: 200,
+      body: { success: true },
+    });
+    expect(await toRoom).toEqual({ roomId: room.roomId, messageId: message.messageId, changeSeq: expect.any(Number) });
+    expect(await toRoomOnA).toEqual(await toRoom);
+    expect(await sql`select is_deleted from messages where id = ${message.messageId}`).toEqual([{ is_deleted: true }]);
+    // The author's socket (on pod A, which has delivered the event) left the room with the
+    // membership: a round trip on it flushes anything sent to it.
+    expect(await emitAck(author, 'typing', { roomId: room.roomId, isTyping: false })).toEqual({ ok: true, data: {} });
+    expect(authorSeen).toEqual([]);
+  });
+
   it('two concurrent deletes on two pods: one 200, one 404, one announcement', async () => {
     const { user, room, socket } = await roomWithMember();
     const message = await send(socket, { roomId: room.roomId, type: 'text', content: '경쟁' });

@@ -389,6 +389,10 @@ const sendCases: Case[] = [
   ['imageUrl not a URL', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: 'not a url' })],
   ['imageUrl with user:password', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: 'https://user:secret@example.com/a.png' })],
   ['imageUrl with a user only', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: 'https://user@example.com/a.png' })],
+  ['imageUrl with empty credentials', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: 'https://@example.com/a.png' })],
+  ['imageUrl with a backslash before an @', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: 'https://example.com\\@evil.example/a.png' })],
+  ['imageUrl without // after the scheme', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: 'https:example.com/a.png' })],
+  ['imageUrl with /// after the scheme', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: 'https:///example.com/a.png' })],
   ['imageUrl with surrounding spaces', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: ' https://example.com/a.png ' })],
   ['imageUrl with a control character', 'INVALID_IMAGE_URL', room('roomId', { type: 'image', imageUrl: 'https://example.com/a\u0000.png' })],
   [

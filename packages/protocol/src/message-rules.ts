@@ -28,12 +28,22 @@ export function isEmoji(text: string): boolean {
   return codePointLength(text) <= EMOJI_MAX_CODE_POINTS && EMOJI_SEQUENCE.test(text);
 }
 
+/**
+ * How an image URL must begin, as written: `http://` or `https://`, then a host part (up to the
+ * first `/`, `?` or `#`) that is not empty and holds no `@` and no `\`. The WHATWG parser below
+ * forgives `https:host`, `https:///host`, `https://@host` and `https://host\@other/`, but
+ * clients store the URL as sent and other parsers (mobile platforms' URI classes) read some of
+ * these with another host, or with credentials the check below never saw.
+ */
+const IMAGE_URL_START = /^https?:\/\/[^/?#@\\]+(?:[/?#]|$)/i;
+
 /** http(s) only (a bare `URL` parse also accepts `javascript:` and `data:`), no credentials. */
 export function isImageUrl(value: unknown): value is string {
   if (typeof value !== 'string' || value.length === 0 || longerThan(value, IMAGE_URL_MAX_LENGTH)) {
     return false;
   }
   if (value.trim() !== value || hasForbiddenCharacters(value) || /\s/.test(value)) return false;
+  if (!IMAGE_URL_START.test(value)) return false;
   let url: URL;
   try {
     url = new URL(value);

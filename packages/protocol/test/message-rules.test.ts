@@ -225,7 +225,7 @@ describe('isEmoji', () => {
 });
 
 describe('isImageUrl', () => {
-  it.each(['https://cdn.example/a.png', 'http://cdn.example/a.png?x=1#y', 'HTTPS://CDN.EXAMPLE/A.PNG', 'https://127.0.0.1:8080/a.png', 'https://이미지.한국/사진.png'])(
+  it.each(['https://cdn.example/a.png', 'http://cdn.example/a.png?x=1#y', 'https://cdn.example/@user/a.png?by=a@b', 'https://cdn.example', 'https://cdn.example?x=1', 'http://[::1]:8080/a.png', 'HTTPS://CDN.EXAMPLE/A.PNG', 'https://127.0.0.1:8080/a.png', 'https://이미지.한국/사진.png'])(
     'accepts %s',
     (url) => {
       expect(isImageUrl(url)).toBe(true);
@@ -240,6 +240,13 @@ describe('isImageUrl', () => {
     ['ftp:', 'ftp://cdn.example/a.png'],
     ['credentials', 'https://user:pass@cdn.example/a.png'],
     ['a user name', 'https://user@cdn.example/a.png'],
+    ['empty credentials', 'https://@cdn.example/a.png'],
+    ['empty user and password', 'https://:@cdn.example/a.png'],
+    ['a backslash before an @ (WHATWG: host cdn.example; elsewhere: user cdn.example\\)', 'https://cdn.example\\@evil.example/a.png'],
+    ['a backslash in the host part', 'https://cdn.example\\a.png'],
+    ['no slashes after the scheme', 'https:cdn.example/a.png'],
+    ['one slash after the scheme', 'https:/cdn.example/a.png'],
+    ['three slashes after the scheme', 'https:///cdn.example/a.png'],
     ['a leading space', ' https://cdn.example/a.png'],
     ['a trailing space', 'https://cdn.example/a.png '],
     ['an inner space', 'https://cdn.example/a b.png'],

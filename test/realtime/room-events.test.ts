@@ -67,6 +67,22 @@ describe('join-room (§2)', () => {
     expect(await memberCountOverRest(roomId)).toBe(1);
   });
 
+  it('an upper-case roomId names the same room in send-message, typing and leave-room too', async () => {
+    const { users, sockets, roomId } = await scene(['김철수', '이영희']);
+    const [alice, bob] = sockets as [TestSocket, TestSocket];
+    const upper = roomId.toUpperCase();
+    await join(alice, upper);
+    await join(bob, roomId);
+    const typing = nextEvent(bob, 'typing-indicator');
+    expect(await emitAck(alice, 'typing', { roomId: upper, isTyping: true })).toEqual({ ok: true, data: {} });
+    expect(await typing).toEqual({ roomId, userId: users[0]!.userId, nicknameMask: '김**', isTyping: true });
+    const sent = await emitAck(alice, 'send-message', { roomId: upper, type: 'text', content: '대문자' });
+    expect(sent).toMatchObject({ ok: true, data: { roomId, seq: 1 } });
+    const left = nextEvent(bob, 'user-left');
+    expect(await emitAck(alice, 'leave-room', { roomId: upper })).toEqual({ ok: true, data: { roomId } });
+    expect(await left).toMatchObject({ roomId, userId: users[0]!.userId, memberCount: 1 });
+  });
+
   it('works without an ack callback (plain emit)', async () => {
     const { sockets, roomId } = await scene(['김철수']);
     const [alice] = sockets as [TestSocket];

@@ -272,16 +272,23 @@ describe('hostile payloads', () => {
     await emitAck(socket, 'join-room', { roomId: room.roomId });
     const acks = rawAcks(socket);
     const broadcast = nextEvent(socket, 'new-message');
+    const forgedId = randomUUID();
+    const sentAt = Date.now();
     emitRawFrame(
       socket,
-      `["send-message",{"roomId":"${room.roomId}","type":"text","content":"정상","__proto__":{"isAdmin":true,"polluted":"yes"},"userId":"${randomUUID()}","seq":999,"nicknameMask":"관리자"}]`,
+      `["send-message",{"roomId":"${room.roomId}","type":"text","content":"정상","__proto__":{"isAdmin":true,"polluted":"yes"},"userId":"${randomUUID()}","seq":999,"nicknameMask":"관리자",` +
+        `"sender":{"kind":"system","id":"admin","name":"운영자"},"createdAt":"2000-01-01T00:00:00.000Z","changeSeq":999,"messageId":"${forgedId}","imageUrl":"https://example.com/a.png"}]`,
       7,
     );
     const message = await broadcast;
     expect(Object.keys(message).sort()).toEqual(
       ['changeSeq', 'clientMessageId', 'content', 'createdAt', 'imageUrl', 'messageId', 'nicknameMask', 'roomId', 'seq', 'type', 'userId'].sort(),
     );
-    expect(message).toMatchObject({ userId: author.userId, seq: 1, nicknameMask: '작**', content: '정상' });
+    expect(message).toMatchObject({ userId: author.userId, seq: 1, nicknameMask: '작**', content: '정상', imageUrl: null });
+    // A client-supplied sender, createdAt, changeSeq or messageId is never taken.
+    expect(message.messageId).not.toBe(forgedId);
+    expect(message.changeSeq).toBeLessThan(999);
+    expect(Date.parse(message.createdAt)).toBeGreaterThanOrEqual(sentAt - 1000);
     expect((message as unknown as Record<string, unknown>).isAdmin).toBeUndefined();
     for (let waited = 0; waited < 2000 && !acks.has(7); waited += 25) await sleep(25);
     expect(acks.get(7)).toEqual([{ ok: true, data: message }]);

@@ -421,6 +421,38 @@ describe('token expiry while connected', () => {
     expect(await disconnected).toBe('io server disconnect');
     expect(socket.connected).toBe(false);
   });
+
+  it('answers the events sent before exp before it disconnects, and refuses one sent after with TOKEN_EXPIRED', async () => {
+    const user = await makeUser('김철수', { expiresInSeconds: 3 });
+    const room = await createRoom(url, user);
+    const socket = await connect(url, user.token);
+    expect((await emitAck(socket, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    // The sends wait on the room's row, held here, until after the token has expired.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    const holder = sql.begin(async (tx) => {
+      await tx`select id from rooms where id = ${room.roomId} for update`;
+      locked();
+      await held;
+    });
+    await lockTaken;
+    const expired = nextEvent(socket, 'token-expired', 5000);
+    const disconnected = new Promise<string>((resolve) => socket.once('disconnect', (reason) => resolve(reason)));
+    const answers = Array.from({ length: 20 }, (_, i) =>
+      emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: `만료 전 ${i}` }, 8000).catch(() => 'no answer'),
+    );
+    expect(await expired).toEqual({});
+    const late = emitAck(socket, 'send-message', { roomId: room.roomId, type: 'text', content: '만료 후' }, 8000).catch(() => 'no answer');
+    release();
+    await holder;
+    for (const answer of await Promise.all(answers)) expect(answer).toMatchObject({ ok: true, data: { type: 'text' } });
+    expect(await late).toEqual({ ok: false, error: { message: '유효하지 않은 토큰입니다', code: 'TOKEN_EXPIRED' } });
+    expect(await disconnected).toBe('io server disconnect');
+    const [stored] = await sql<{ n: number }[]>`select count(*)::int as n from messages where room_id = ${room.roomId}`;
+    expect(stored?.n).toBe(20);
+  });
 });
 
 describe('sockets per user', () => {

@@ -49,7 +49,7 @@ const SERVER_EVENT_WHEN: Record<ServerEventName, string> = {
     '[ext] To the room when its first member comes online (a few seconds after, so a reconnect does not flap). A change of the feed, like the other `changeSeq` events.',
   'room-vacated': '[ext] To the room when its last online member went offline, a few seconds after. A change of the feed.',
   presence: "To each of a user's rooms on their first connection and after their last disconnection.",
-  'token-expired': "When the token's `exp` passes; the socket is then disconnected.",
+  'token-expired': "When the token's `exp` passes; the socket is then disconnected, once the events it sent before are answered (an event it sends from `exp` on is refused TOKEN_EXPIRED).",
   'server-draining': 'This pod is shutting down; reconnect (the load balancer picks another pod).',
   resync:
     'Broadcasts may have been missed: fetch `?after=`. `{}`: this pod lost and regained its subscription to the bus channel of membership moves, so for every room. ' +
@@ -88,6 +88,8 @@ export function renderEventReference(): string {
     'and `retryAfterMs` before any check of the tables below, until the minute is over.',
     '[ext] An event not in the table below (`delete-message`: deleting is REST) is refused with',
     '`INVALID_REQUEST`, `error.event` being the name as sent.',
+    '[ext] From the token\'s `exp` on, every event is refused with `TOKEN_EXPIRED` (`유효하지 않은 토큰입니다`)',
+    'until the socket is closed (`token-expired`).',
     '',
     '## Client → server',
     '',

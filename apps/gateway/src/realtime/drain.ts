@@ -4,8 +4,11 @@ import type { ChatNamespace, ChatSocket } from './types.ts';
 const SETTLE_POLL_MS = 10;
 const SETTLE_LIMIT_MS = 3000;
 
-/** Waits until the socket has no event in flight (its send is committed and acknowledged). */
-async function settled(socket: ChatSocket): Promise<void> {
+/**
+ * Waits until the socket has no event in flight (its send is committed and acknowledged), at
+ * most SETTLE_LIMIT_MS: what a pod does before closing a socket itself (drain, token expiry).
+ */
+export async function settled(socket: ChatSocket): Promise<void> {
   const deadline = Date.now() + SETTLE_LIMIT_MS;
   while ((socket.data.inFlight ?? 0) > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));

@@ -4,6 +4,7 @@ import type { GatewayMetrics } from '../metrics.ts';
 import type { Logger } from 'pino';
 import type { EventSlots } from './event-slots.ts';
 import type { FailedEventBudget } from './failed-event-budget.ts';
+import { isTokenExpired } from './token-expiry.ts';
 import type { ChatSocket } from './types.ts';
 
 type AnyAck = (response: AckResponse<unknown>) => void;
@@ -60,7 +61,9 @@ export function guardedHandler<T>(
     received.inc();
     const stopTimer = ackDuration.startTimer();
     const userId = socket.data.user.id;
-    slots.run(socket, () => failing(userId, context.failures, () => handle(socket, payload)), ordered).then(
+    // Judged as the event arrives: one sent before `exp` and still waiting its turn is served.
+    const run = isTokenExpired(socket) ? refuseExpired : () => failing(userId, context.failures, () => handle(socket, payload));
+    slots.run(socket, run, ordered).then(
       (data) => {
         safeAck(ack, { ok: true, data });
         stopTimer();
@@ -102,7 +105,8 @@ export function unknownEventHandler(context: HandlerContext): (this: ChatSocket,
     const ack = typeof last === 'function' ? (last as AnyAck) : undefined;
     received.inc();
     const refusal = () => Promise.reject(new AppError('INVALID_REQUEST'));
-    slots.run(socket, () => failing(socket.data.user.id, context.failures, refusal)).catch((error: unknown) => {
+    const run = isTokenExpired(socket) ? refuseExpired : () => failing(socket.data.user.id, context.failures, refusal);
+    slots.run(socket, run).catch((error: unknown) => {
       const appError = toAppError(error);
       if (appError.code === 'INVALID_REQUEST') refused.inc();
       else metrics.errors.inc({ event: 'unknown', code: appError.code });
@@ -110,6 +114,9 @@ export function unknownEventHandler(context: HandlerContext): (this: ChatSocket,
     });
   };
 }
+
+/** An event sent once the socket's token has expired, while its earlier events are answered (token-expiry.ts). */
+const refuseExpired = (): Promise<never> => Promise.reject(new AppError('TOKEN_EXPIRED'));
 
 /**
  * Runs the handler inside the user's budget of failed events: refused at once while it is

@@ -106,7 +106,7 @@ describe('server payload declarations', () => {
   });
 
   it('are what the event reference documents', () => {
-    expect(SERVER_EVENT_DOCS['room-joined'].payload).toBe('{ roomId: string (UUID), memberCount: integer }');
+    expect(SERVER_EVENT_DOCS['room-joined'].payload).toBe("{ roomId: string (UUID), memberCount: integer, lastChangeSeq: integer ([ext] the room's last change number as of the join: every later change has a higher one, §16) }");
     expect(SERVER_EVENT_DOCS.resync.payload).toBe('{ roomId?: string (UUID) }');
     expect(SERVER_EVENT_DOCS['server-draining'].payload).toBe('{}');
     expect(SERVER_EVENT_DOCS['room-lifetime-changed'].payload).toBe(

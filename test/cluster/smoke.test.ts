@@ -13,7 +13,7 @@ describe('smoke', () => {
     const sa = await connect(a!.url, alice.token);
     const sb = await connect(b!.url, bob.token);
     const joinA = await emitAck(sa, 'join-room', { roomId: room.roomId });
-    expect(joinA).toEqual({ ok: true, data: { roomId: room.roomId, memberCount: 1 } });
+    expect(joinA).toEqual({ ok: true, data: { roomId: room.roomId, memberCount: 1, lastChangeSeq: expect.any(Number) } });
     const joinedSeen = nextEvent(sa, 'user-joined');
     await emitAck(sb, 'join-room', { roomId: room.roomId });
     expect(await joinedSeen).toMatchObject({ userId: bob.userId, nicknameMask: '이**', memberCount: 2 });

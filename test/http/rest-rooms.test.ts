@@ -288,7 +288,7 @@ describe('POST /api/auth/token (dev login)', () => {
     const socket = await connect(cluster.pods[1]!.url, login.body.accessToken);
     expect(await emitAck(socket, 'join-room', { roomId: created.body.roomId })).toEqual({
       ok: true,
-      data: { roomId: created.body.roomId, memberCount: 1 },
+      data: { roomId: created.body.roomId, memberCount: 1, lastChangeSeq: expect.any(Number) },
     });
     const sent = await emitAck(socket, 'send-message', { roomId: created.body.roomId, type: 'text', content: '토큰 확인' });
     expect(sent).toMatchObject({ ok: true, data: { userId: login.body.userId, nicknameMask: '개**' } });

@@ -177,7 +177,7 @@ describe('a new webhook endpoint is synced a batch at a time', () => {
     // Synced: the next runs flag nothing more.
     const after = await run();
     expect(after.result).toEqual({ ok: true, value: { queued: expect.any(Number), flagged: 0 } });
-    expect(await cursors.syncEndpoints(['crm', 'archive'])).toEqual({ added: [], syncing: [] });
+    expect(await cursors.syncEndpoints(['crm', 'archive'])).toEqual({ added: [], syncing: [], removed: [] });
   });
 
   it('never waits for a locked room: the sync flags around it and stays at it, the others are dispatched, and it goes on once the lock is gone', async () => {
@@ -251,6 +251,6 @@ describe('migration 0008 on a database that already has webhook endpoints', () =
     db = createDatabase({ url: old.url, maxConnections: 1 });
     await db.sql`insert into webhook_endpoints (id) values ('crm')`;
     await runMigrations(old.url);
-    expect(await createWebhookCursorsRepository(db.sql).syncEndpoints(['crm', 'archive'])).toEqual({ added: ['archive'], syncing: ['archive'] });
+    expect(await createWebhookCursorsRepository(db.sql).syncEndpoints(['crm', 'archive'])).toEqual({ added: ['archive'], syncing: ['archive'], removed: [] });
   });
 });

@@ -223,8 +223,9 @@ export const webhookCursors = pgTable(
 );
 
 /**
- * The endpoints the webhook dispatch last saw configured: a new one raises every room's
- * `webhook_pending`, a batch of rooms at a time (migration 0008).
+ * The endpoints some worker process is configured with: a new one raises every room's
+ * `webhook_pending`, a batch of rooms at a time (migration 0008); one no process has named for
+ * the grace (`seen_at`, migration 0011) is deleted. The settle pass waits for every endpoint here.
  */
 export const webhookEndpoints = pgTable('webhook_endpoints', {
   id: text('id').primaryKey(),
@@ -233,6 +234,8 @@ export const webhookEndpoints = pgTable('webhook_endpoints', {
   flagFrom: uuid('flag_from'),
   /** When every room with changes had been flagged for it; null while that goes on. */
   syncedAt: timestamps('synced_at'),
+  /** When a worker process configured with it last said so (a heartbeat, refreshed by its dispatch runs). */
+  seenAt: timestamps('seen_at').notNull().defaultNow(),
 });
 
 /**

@@ -113,8 +113,11 @@ async function discardBody(response: Response): Promise<void> {
  */
 export async function runWebhookDelivery(deps: WebhookDeliveryDeps, payload: JobPayload<'webhookDelivery'>) {
   const endpoint = deps.endpoints.find((candidate) => candidate.id === payload.endpointId);
-  // Removed from the configuration since the job was queued, or queued by an earlier version
-  // for one room (the dispatch queues that room's lane).
+  // Removed from the configuration since the job was queued, queued by a replica configured
+  // otherwise (a rolling update that changes the endpoints: the queue is shared, and the next
+  // dispatch by a replica that has the endpoint queues the lane again; docs/webhooks.md,
+  // "Changing the endpoints"), or queued by an earlier version for one room (the dispatch queues
+  // that room's lane). Dropped: no POST, no cursor moved.
   if (!endpoint || !('lane' in payload)) return { delivered: 0 };
   const running = deps.lanesRunning.get(endpoint.id) ?? 0;
   if (running >= deps.lanesPerEndpoint) {

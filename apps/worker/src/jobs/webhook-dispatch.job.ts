@@ -16,6 +16,8 @@ export interface WebhookDispatchDeps {
   syncBatchSize?: number;
   /** How long a run goes on syncing new endpoints (at least one batch each); default SYNC_BUDGET_MS. */
   syncBudgetMs?: number;
+  /** How long an endpoint no process names is kept (`WebhookCursorsRepository.syncEndpoints`); default WEBHOOK_ENDPOINT_GRACE_MS (@chat/db). */
+  endpointGraceMs?: number;
 }
 
 /** The pending room the last run's settle pass examined last; null: start from the first. */
@@ -54,6 +56,11 @@ export const SYNC_BUDGET_MS = 500;
  * `syncBudgetMs`, and the next run goes on where it stopped, until every room is flagged. It is
  * dispatched meanwhile like any other: its rooms flagged so far are delivered from their start.
  *
+ * Each worker process dispatches the endpoints of its own configuration, and records them
+ * (`syncEndpoints`) without deleting another process's: replicas of a rolling update that
+ * changes the endpoints converge without restarting each other's syncs, and the settle pass
+ * lowers a room's flag only once every recorded endpoint has acknowledged it.
+ *
  * Each step stands alone: a failure of the settle pass, of one endpoint's dispatch or of one
  * endpoint's sync is logged and the others still run; the run then fails with it (the job's
  * failure metric and log), and the next poll tries again.
@@ -68,14 +75,16 @@ export async function runWebhookDispatch(deps: WebhookDispatchDeps): Promise<{ q
 
   let syncing: string[] = [];
   try {
-    const recorded = await deps.cursors.syncEndpoints(endpointIds);
+    const recorded = await deps.cursors.syncEndpoints(endpointIds, deps.endpointGraceMs === undefined ? {} : { graceMs: deps.endpointGraceMs });
     syncing = recorded.syncing;
     for (const endpoint of recorded.added) deps.logger.info({ endpoint }, 'webhook endpoint added: its rooms with changes are flagged pending for it, a batch at a time');
+    for (const endpoint of recorded.removed) deps.logger.info({ endpoint }, 'webhook endpoint removed: no worker process has been configured with it for the grace');
   } catch (error) {
     failed(error, {}, 'webhook endpoints not recorded');
   }
 
-  // Rooms every endpoint has caught up with leave the pending index the dispatch reads: a
+  // Rooms every endpoint (every recorded one, not only this process's) has caught up with
+  // leave the pending index the dispatch reads: a
   // slice of the pending rooms per run, so that its cost stays the same at any number of busy
   // rooms, and every pending room is looked at every pending ÷ SETTLE_PER_RUN runs.
   try {

@@ -15,6 +15,31 @@ export interface CursorMove {
 /** Sorts before every id (UUIDv7 and v4 alike): "from nothing" is every room. */
 const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
+/**
+ * How long an endpoint's record outlives the last worker process configured with it
+ * (`syncEndpoints`; docs/webhooks.md, "Changing the endpoints"). Replicas configured differently run side by side
+ * during a rolling update, each naming its own endpoints on each of its dispatch runs (the
+ * dispatch runs one at a time across replicas, taken by whichever is free), and none deletes an
+ * endpoint another named within this time: so it must be longer than any replica goes without a
+ * dispatch run while it is up, and it is how long a removed endpoint still holds its rooms
+ * pending (the settle pass waits for every recorded endpoint) once the last replica naming it has
+ * stopped. Five minutes: a few hundred polls.
+ */
+export const WEBHOOK_ENDPOINT_GRACE_MS = 5 * 60_000;
+
+/**
+ * The advisory lock between the settle pass (shared) and the recording of an endpoint
+ * (exclusive): see `syncEndpoints`. Any constant no other lock of the schema uses (the
+ * messages_default move holds 727275).
+ */
+const ENDPOINTS_LOCK = 727276;
+
+/** `fn` in a transaction of its own, or in the caller's when `sql` is one already (it has no `begin`). */
+function inTransaction<T>(sql: Sql, fn: (tx: Sql) => Promise<T>): Promise<T> {
+  if (typeof (sql as Partial<Sql>).begin !== 'function') return fn(sql);
+  return sql.begin((tx) => fn(tx as unknown as Sql)) as Promise<T>;
+}
+
 export function createWebhookCursorsRepository(sql: Sql) {
   return {
     /**
@@ -43,26 +68,69 @@ export function createWebhookCursorsRepository(sql: Sql) {
     },
 
     /**
-     * Records the configured endpoints and forgets the others, in one short statement that
-     * touches no room. Returns the configured endpoints whose rooms are not all flagged yet:
-     * `added` (not seen before: new, or renamed) and `syncing` (every one not synced, the added
-     * included). Such an endpoint starts from the beginning of every room (docs/webhooks.md):
-     * `flagRooms` raises the flag of every room with changes for it, a batch at a time.
+     * Records the endpoints this process is configured with, and forgets those no process has
+     * named for `graceMs` (docs/webhooks.md, "Changing the endpoints"). Worker replicas may be
+     * configured differently for a while (a rolling update that changes WEBHOOK_ENDPOINTS), so
+     * one never deletes an endpoint merely because it does not know it: each refreshes its own
+     * endpoints' `seen_at` (a heartbeat, at most every `graceMs` / 10), and a row goes only once
+     * its `seen_at` is older than `graceMs` (the database's clock: the replicas' own do not
+     * matter). A row that stays keeps its sync state, so an endpoint named again is not started
+     * again from the beginning. Returns the configured endpoints whose rooms are not all flagged
+     * yet: `added` (not recorded before: new, renamed, or gone for longer than the grace) and
+     * `syncing` (every one not synced, the added included); and the endpoints `removed` now.
+     * Such an endpoint starts from the beginning of every room: `flagRooms` raises the flag of
+     * every room with changes for it, a batch at a time.
+     *
+     * Never waits for a row lock (another process's `flagRooms` holds its endpoint's row for a
+     * batch): a locked row is refreshed or deleted by a later run. Only an endpoint not recorded
+     * yet waits, for the settle passes in flight (`settleDelivered`), in a transaction of its own.
      */
-    async syncEndpoints(endpointIds: readonly string[]): Promise<{ added: string[]; syncing: string[] }> {
+    async syncEndpoints(
+      endpointIds: readonly string[],
+      options: { graceMs?: number } = {},
+    ): Promise<{ added: string[]; syncing: string[]; removed: string[] }> {
       const ids = [...endpointIds];
-      // The statement's snapshot does not see its own insert: the added come from `returning`.
-      // (`gone` and the configured ids are disjoint, so the select never sees a deleted row.)
-      const rows = await sql<{ id: string; added: boolean }[]>`
-        with gone as (delete from webhook_endpoints where id <> all(${ids}::text[])),
-        added as (
-          insert into webhook_endpoints (id) select unnest(${ids}::text[])
-          on conflict (id) do nothing returning id)
-        select id, true as added from added
+      const grace = (options.graceMs ?? WEBHOOK_ENDPOINT_GRACE_MS) / 1000;
+      const refresh = grace / 10;
+      // The heartbeat and the removal touch disjoint rows (configured here or not), in one short
+      // statement that touches no room. Each candidate row is locked (skip locked) and its
+      // condition checked again at its newest version: a row another process refreshed meanwhile
+      // is not deleted.
+      const rows = await sql<{ id: string; syncing: boolean; removed: boolean }[]>`
+        with removed as (
+          delete from webhook_endpoints where id in (
+            select id from webhook_endpoints
+            where id <> all(${ids}::text[]) and seen_at < now() - make_interval(secs => ${grace})
+            for update skip locked)
+          returning id
+        ), seen as (
+          update webhook_endpoints set seen_at = now() where id in (
+            select id from webhook_endpoints
+            where id = any(${ids}::text[]) and seen_at < now() - make_interval(secs => ${refresh})
+            for update skip locked)
+        )
+        select id, synced_at is null as syncing, false as removed from webhook_endpoints where id = any(${ids}::text[])
         union all
-        select id, false as added from webhook_endpoints where id = any(${ids}::text[]) and synced_at is null
+        select id, false, true from removed
         order by id`;
-      return { added: rows.filter((row) => row.added).map((row) => row.id), syncing: rows.map((row) => row.id) };
+      const recorded = new Set(rows.filter((row) => !row.removed).map((row) => row.id));
+      const missing = ids.filter((id) => !recorded.has(id));
+      let added: string[] = [];
+      if (missing.length > 0) {
+        added = await inTransaction(sql, async (tx) => {
+          // A settle pass whose snapshot predates this endpoint would lower rooms it has not
+          // had, after its first batches saw them pending and passed them by: the endpoint
+          // would never read them. This waits for the settle passes in flight; every later
+          // one sees the endpoint.
+          await tx`select pg_advisory_xact_lock(${ENDPOINTS_LOCK})`;
+          const inserted = await tx<{ id: string }[]>`
+            insert into webhook_endpoints (id) select unnest(${missing}::text[])
+            on conflict (id) do nothing returning id`;
+          return inserted.map((row) => row.id).sort();
+        });
+      }
+      const syncing = [...new Set([...rows.filter((row) => !row.removed && row.syncing).map((row) => row.id), ...added])].sort();
+      return { added, syncing, removed: rows.filter((row) => row.removed).map((row) => row.id) };
     },
 
     /**
@@ -72,8 +140,10 @@ export function createWebhookCursorsRepository(sql: Sql) {
      * transaction; the last batch marks the endpoint synced. Null when there is nothing to do:
      * the endpoint is synced, gone, or another process is running one of its batches now.
      *
-     * No room is lost. A room flagged stays flagged until every configured endpoint, this one
-     * included, has acknowledged its last change (`settleDelivered` is given them all). A room passed without a
+     * No room is lost. A room flagged stays flagged until every recorded endpoint, this one
+     * included, has acknowledged its last change (`settleDelivered` counts every row of
+     * `webhook_endpoints`, whichever process recorded it, and a pass that started before this
+     * endpoint was recorded has committed before its first batch: see `syncEndpoints`). A room passed without a
      * change yet, or created meanwhile (wherever its id falls), is flagged by the trigger
      * (migration 0004) when it first changes. A room already pending needs nothing. So the
      * rooms behind the position are all pending for it, whatever ran meanwhile.
@@ -122,8 +192,11 @@ export function createWebhookCursorsRepository(sql: Sql) {
     },
 
     /**
-     * Lowers `webhook_pending` on rooms every configured endpoint has acknowledged through their
-     * last change, a slice at a time: examines the next `limit` pending rooms after `after` in id
+     * Lowers `webhook_pending` on rooms every endpoint has acknowledged through their last
+     * change: every endpoint recorded in `webhook_endpoints` (whichever process configured it,
+     * however long ago within the grace of `syncEndpoints`) and those given (this process's own,
+     * recorded or not), so that replicas configured differently (a rolling update) never lower a
+     * flag another's endpoint still needs. A slice at a time: examines the next `limit` pending rooms after `after` in id
      * order, whether behind or not, and lowers those caught up. `last` is the last room examined,
      * where the next pass goes on; null once it reached the end (the next starts again from the
      * first). Bounded work per call whatever the number of pending rooms: reading every pending
@@ -134,38 +207,46 @@ export function createWebhookCursorsRepository(sql: Sql) {
      * CPU doubled, 2.0-2.2% of a core to 3.9-4.2%, in the same probe.)
      */
     async settleDelivered(endpointIds: readonly string[], options: { after: string | null; limit: number }): Promise<{ settled: number; last: string | null }> {
-      const endpoints = [...endpointIds];
+      const given = [...endpointIds];
       // "After nothing" is all.
       const after = options.after ?? NIL_UUID;
-      // Every endpoint's cursor is a lookup by its key: as a join, Postgres planned it (in the
-      // statement's generic plan, made while few cursors existed) as a read of all of
-      // webhook_cursors per room.
-      const caughtUp = (room: string, lastChangeSeq: string) => sql`not exists (
-          select 1 from unnest(${endpoints}::text[]) e(id)
-          where coalesce((select w.delivered_change_seq from webhook_cursors w
-                          where w.endpoint_id = e.id and w.room_id = ${sql(room)}), 0) < ${sql(lastChangeSeq)})`;
-      // Only the rooms that look caught up in the statement's snapshot are locked, by key in id
-      // order (as a send batch locks rooms, so the two cannot deadlock), and checked again at
-      // their newest version once locked; a room locked by a change in flight is skipped, never
-      // waited for. A change after that raises the flag again through the trigger (migration 0004).
-      const [row] = await sql<{ settled: number; examined: number; last: string | null }[]>`
-        with slice as (
-          select id, last_change_seq from rooms
-          where webhook_pending and id > ${after}::uuid order by id limit ${options.limit}
-        ), done as (
-          select l.id from (select id from slice s where ${caughtUp('s.id', 's.last_change_seq')} order by id) c
-          cross join lateral (
-            select id from rooms
-            where rooms.id = c.id and rooms.webhook_pending and ${caughtUp('rooms.id', 'rooms.last_change_seq')}
-            for update skip locked) l
-        ), lowered as (
-          update rooms set webhook_pending = false where rooms.id = any(array(select id from done))
-          returning 1
-        )
-        select (select count(*)::int from lowered) as settled,
-               (select count(*)::int from slice) as examined,
-               (select id from slice order by id desc limit 1) as last`;
-      return { settled: row?.settled ?? 0, last: row && row.examined >= options.limit ? row.last : null };
+      return inTransaction(sql, async (tx) => {
+        // Shared: passes run side by side; an endpoint being recorded waits for them (see
+        // `syncEndpoints`), and the statement below, whose snapshot is taken after this, sees it.
+        await tx`select pg_advisory_xact_lock_shared(${ENDPOINTS_LOCK})`;
+        const endpoints = [
+          ...new Set([...given, ...(await tx<{ id: string }[]>`select id from webhook_endpoints`).map((row) => row.id)]),
+        ];
+        // Every endpoint's cursor is a lookup by its key: as a join, Postgres planned it (in the
+        // statement's generic plan, made while few cursors existed) as a read of all of
+        // webhook_cursors per room.
+        const caughtUp = (room: string, lastChangeSeq: string) => tx`not exists (
+            select 1 from unnest(${endpoints}::text[]) e(id)
+            where coalesce((select w.delivered_change_seq from webhook_cursors w
+                            where w.endpoint_id = e.id and w.room_id = ${tx(room)}), 0) < ${tx(lastChangeSeq)})`;
+        // Only the rooms that look caught up in the statement's snapshot are locked, by key in id
+        // order (as a send batch locks rooms, so the two cannot deadlock), and checked again at
+        // their newest version once locked; a room locked by a change in flight is skipped, never
+        // waited for. A change after that raises the flag again through the trigger (migration 0004).
+        const [row] = await tx<{ settled: number; examined: number; last: string | null }[]>`
+          with slice as (
+            select id, last_change_seq from rooms
+            where webhook_pending and id > ${after}::uuid order by id limit ${options.limit}
+          ), done as (
+            select l.id from (select id from slice s where ${caughtUp('s.id', 's.last_change_seq')} order by id) c
+            cross join lateral (
+              select id from rooms
+              where rooms.id = c.id and rooms.webhook_pending and ${caughtUp('rooms.id', 'rooms.last_change_seq')}
+              for update skip locked) l
+          ), lowered as (
+            update rooms set webhook_pending = false where rooms.id = any(array(select id from done))
+            returning 1
+          )
+          select (select count(*)::int from lowered) as settled,
+                 (select count(*)::int from slice) as examined,
+                 (select id from slice order by id desc limit 1) as last`;
+        return { settled: row?.settled ?? 0, last: row && row.examined >= options.limit ? row.last : null };
+      });
     },
 
     /**

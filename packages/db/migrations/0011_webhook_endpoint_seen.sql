@@ -1,0 +1,12 @@
+-- Hand-written, as 0008. Each worker process records the endpoints of its own WEBHOOK_ENDPOINTS
+-- (docs/webhooks.md, "Changing the endpoints"), and used to delete every row it did not know, in
+-- the same statement. During a rolling update that changes the endpoints, old and new replicas
+-- run side by side: each deleted the other's endpoints, and each re-add started that endpoint's
+-- sync from the beginning again (flagging every room, batch after batch), poll after poll for the
+-- whole rollout; the old replica's settle pass lowered flags the new endpoint still needed.
+-- Now each process refreshes `seen_at` of the endpoints it is configured with (a heartbeat), and
+-- a row is deleted only once no process has named it for WEBHOOK_ENDPOINT_GRACE_MS
+-- (webhook-dispatch.job.ts): a row kept keeps its sync state (and its cursors).
+-- A row recorded before this migration counts as seen now: it goes after the grace unless a
+-- process still names it.
+ALTER TABLE "webhook_endpoints" ADD COLUMN "seen_at" timestamp (3) with time zone DEFAULT now() NOT NULL;

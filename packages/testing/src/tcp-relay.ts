@@ -6,13 +6,26 @@ import { freePort } from './ports.ts';
  * "one pod loses it") without touching the shared server: `cut()` drops every connection and
  * refuses new ones (as a stopped server does), `restore()` relays again on the same port.
  * `replyDelayMs` holds back what the server sends to its clients that long (in order), for "this
- * pod hears the bus late" (a slow path, a busy subscriber).
+ * pod hears the bus late" (a slow path, a busy subscriber). `freeze()` is a blackhole (a network
+ * partition, a server that vanished): no socket is closed and no reset sent, but nothing gets
+ * through any more, on the connections open and on new ones (accepted, never answered).
  */
 export interface TcpRelay {
   /** The server's URL with its host and port replaced by the relay's. */
   url: string;
   cut(): Promise<void>;
   restore(): Promise<void>;
+  /**
+   * From now on every byte either way is dropped, every socket kept open: its peer hears
+   * nothing, no FIN, no RST, whatever the other side does. New connections are accepted and
+   * likewise never answered, and never reach the server.
+   */
+  freeze(): void;
+  /**
+   * New connections are relayed again. The frozen ones stay frozen (their dropped bytes are
+   * gone, as a vanished server's connections never come back): only `cut()` or `close()` ends them.
+   */
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -24,25 +37,45 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
   const url = new URL(serverUrl);
   url.host = `127.0.0.1:${port}`;
   const open = new Set<Socket>();
+  /** Sockets whose bytes are dropped: every socket open at the last freeze(), and those accepted since. */
+  const frozen = new WeakSet<Socket>();
+  let freezing = false;
   let server: Server | null = null;
+
+  /** Stops relaying `socket`: what it receives is read and dropped; it is never ended or reset. */
+  const freezeSocket = (socket: Socket) => {
+    frozen.add(socket);
+    socket.unpipe();
+    socket.removeAllListeners('data');
+    socket.on('data', () => undefined);
+    socket.resume();
+  };
 
   const listen = async () => {
     if (server) return;
     const relay = createServer((client: Socket) => {
-      const upstream = connect(Number(target.port), target.hostname);
-      for (const socket of [client, upstream]) {
-        open.add(socket);
-        socket.once('close', () => open.delete(socket));
+      open.add(client);
+      client.once('close', () => open.delete(client));
+      if (freezing) {
+        // Accepted, never relayed: where an unreachable server would leave the connect itself
+        // unanswered; to a client either is a connection attempt that never completes.
+        client.on('error', () => undefined);
+        freezeSocket(client);
+        return;
       }
+      const upstream = connect(Number(target.port), target.hostname);
+      open.add(upstream);
+      upstream.once('close', () => open.delete(upstream));
       client.pipe(upstream);
       if (replyDelayMs <= 0) upstream.pipe(client);
       else {
         // Timers of one duration fire in the order they were set: the replies keep their order.
-        upstream.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || client.write(chunk), replyDelayMs));
-        upstream.once('end', () => setTimeout(() => client.end(), replyDelayMs));
+        upstream.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || frozen.has(client) || client.write(chunk), replyDelayMs));
+        upstream.once('end', () => setTimeout(() => frozen.has(client) || client.end(), replyDelayMs));
       }
-      client.on('error', () => upstream.destroy());
-      upstream.on('error', () => client.destroy());
+      // Frozen, one side's end or error is not passed on: nothing is, in a blackhole.
+      client.on('error', () => frozen.has(client) || upstream.destroy());
+      upstream.on('error', () => frozen.has(upstream) || client.destroy());
     });
     await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
     server = relay;
@@ -54,6 +87,14 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
     if (closing) await new Promise<void>((resolve) => closing.close(() => resolve()));
   };
 
+  const freeze = () => {
+    freezing = true;
+    for (const socket of open) freezeSocket(socket);
+  };
+  const thaw = () => {
+    freezing = false;
+  };
+
   if (options.listening !== false) await listen();
-  return { url: url.toString(), cut, restore: listen, close: cut };
+  return { url: url.toString(), cut, restore: listen, close: cut, freeze, thaw };
 }

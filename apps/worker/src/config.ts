@@ -51,6 +51,13 @@ const envSchema = z.object({
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(2000),
   SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).default(1000),
   PRESENCE_GC_INTERVAL_MS: z.coerce.number().int().min(100).default(5000),
+  /**
+   * A Postgres call (one statement or transaction) of a job not settled by then means its
+   * connection is dead (the server cancels a statement at its 5 s statement_timeout, but a
+   * Postgres gone without a reset never answers): the call and its job fail, and the worker's
+   * Postgres connections are replaced (stall-guarded-database.ts). Three statement timeouts.
+   */
+  DATABASE_STALL_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(9091),
@@ -71,6 +78,7 @@ const envSchema = z.object({
 
 export interface WorkerConfig extends RedisSettings {
   databaseUrl: string;
+  databaseStallTimeoutMs: number;
   expiringNoticeMs: number;
   tombstoneTtlMs: number;
   sweepIntervalMs: number;
@@ -99,6 +107,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined>): Reado
   const e = parseEnv(envSchema, env);
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
+    databaseStallTimeoutMs: e.DATABASE_STALL_TIMEOUT_MS,
     ...redisSettingsOf(e),
     expiringNoticeMs: e.ROOM_EXPIRING_NOTICE_SECONDS * 1000,
     tombstoneTtlMs: e.ROOM_TOMBSTONE_TTL_SECONDS * 1000,

@@ -23,6 +23,7 @@ import {
 } from '@chat/db';
 import { createOccupancyQueue, createPresenceStore, type OccupancyQueue, type PresenceStore } from '@chat/presence';
 import type { WorkerConfig } from './config.ts';
+import { StallGuardedDatabase } from './infrastructure/stall-guarded-database.ts';
 import { createChatEmitter, type ChatEmitter } from './infrastructure/chat-emitter.ts';
 import { createWorkerRedis, type WorkerRedis } from './infrastructure/redis-connections.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
@@ -53,7 +54,22 @@ export interface WorkerDeps {
 
 export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logger?: Logger }): WorkerDeps {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { pod: config.podName } });
-  const database = createDatabase({ url: config.databaseUrl, maxConnections: 4, applicationName: config.podName });
+  const metrics = createWorkerMetrics();
+  const stalledAfterMs = config.databaseStallTimeoutMs;
+  // Every job's Postgres calls bounded; the pool replaced when one stalls (a Postgres gone
+  // without a reset). Logged once per episode; the URL (its password) is never logged.
+  const database: Database = new StallGuardedDatabase(
+    () => createDatabase({ url: config.databaseUrl, maxConnections: 4, applicationName: config.podName }),
+    {
+      stalledAfterMs,
+      onReplaced(firstOfEpisode) {
+        metrics.postgresReplaced.inc();
+        if (firstOfEpisode) logger.error({ stalledAfterMs }, "Postgres call stalled: its job failed, the worker's Postgres connections replaced");
+        else logger.debug({ stalledAfterMs }, 'Postgres call stalled again: connections replaced again');
+      },
+      onAnswering: () => logger.info('Postgres answering again after a stall'),
+    },
+  );
   const redis = createWorkerRedis(config.state, config.bus, logger);
   // Announcements are at-most-once: a publish that fails during a bus outage is logged, and
   // the emit resolves false instead of rejecting.
@@ -64,7 +80,7 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
   });
   return {
     logger,
-    metrics: createWorkerMetrics(),
+    metrics,
     database,
     redis,
     emitter,

@@ -60,6 +60,11 @@ export function createWorkerMetrics() {
       buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
       registers: [registry],
     }),
+    postgresReplaced: new Counter({
+      name: 'chat_worker_postgres_replaced_total',
+      help: "Times a Postgres call stalled past DATABASE_STALL_TIMEOUT_MS and the worker's Postgres connections were replaced.",
+      registers: [registry],
+    }),
     deadPodResyncs: new Counter({
       name: 'chat_worker_dead_pod_resync_rooms_total',
       help: 'Rooms told to resync because a pod with one of their members died.',

@@ -59,8 +59,12 @@ export function createDatabase(options: DatabaseOptions): Database {
       },
     },
   });
-  const db = drizzle(sql, { schema });
-  return { db, sql, close: () => sql.end({ timeout: 5 }) };
+  return { db: drizzleOver(sql), sql, close: () => sql.end({ timeout: 5 }) };
+}
+
+/** The query builder over a postgres.js client (one wrapped by the caller, say). */
+export function drizzleOver(sql: Sql): Db {
+  return drizzle(sql, { schema });
 }
 
 /** True when the error means the database is unreachable, overloaded or timed out. */

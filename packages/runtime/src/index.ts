@@ -3,3 +3,4 @@ export { exitOnSignalsWhileStarting, loadConfigOrExit, stopOnSignals } from './p
 export { logErrorsThrottled, publishWithoutRejection } from './redis-errors.ts';
 export { readPemFile, withPemFiles } from './pem-file.ts';
 export { throttledWarning } from './throttled-warning.ts';
+export { withinDeadline } from './deadline.ts';

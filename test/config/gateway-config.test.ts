@@ -23,6 +23,14 @@ describe('gateway configuration', () => {
     expect(() => loadConfig({ ...base, SOCKET_MAX_QUEUED_BYTES: '1000' })).toThrow(ConfigError);
   });
 
+  it("bounds the general pool's calls past the statement timeout: the batch deadline by default, never at or below it", () => {
+    expect(loadConfig(base).databaseStallTimeoutMs).toBe(15_000);
+    expect(loadConfig({ ...base, DATABASE_STATEMENT_TIMEOUT_MS: '2000' }).databaseStallTimeoutMs).toBe(9000);
+    expect(loadConfig({ ...base, DATABASE_STALL_TIMEOUT_MS: '8000' }).databaseStallTimeoutMs).toBe(8000);
+    // At or below it, a statement Postgres may still be running would replace the whole pool.
+    expect(() => loadConfig({ ...base, DATABASE_STALL_TIMEOUT_MS: '5000' })).toThrow(/DATABASE_STALL_TIMEOUT_MS must exceed DATABASE_STATEMENT_TIMEOUT_MS/);
+  });
+
   it('requires an HS256 JWT_SECRET of at least 32 bytes (256 bits, as RFC 7518 asks of HS256 keys)', () => {
     expect(() => loadConfig({ JWT_SECRET: 'x'.repeat(31) })).toThrow(/JWT_SECRET/);
     expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }).jwt.secret).toBe('x'.repeat(32));

@@ -64,6 +64,16 @@ const envSchema = z
     DATABASE_URL: databaseUrlSchema,
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
+    /**
+     * A call on the general pool (one statement or transaction: REST, joins and leaves, the
+     * handshake's session read, the server API, /readyz) not settled by then answers UNAVAILABLE
+     * and the pool is replaced (packages/db/src/stall-guarded-database.ts): Postgres gone without
+     * a reset never sends its statement timeout. Unset: the group commit's batch deadline,
+     * 2 × DATABASE_STATEMENT_TIMEOUT_MS + 5 s (15 s by default), well past what Postgres itself
+     * allows a call plus its wait for a pool connection under load, since a stall replaces the
+     * pool and fails every call on it.
+     */
+    DATABASE_STALL_TIMEOUT_MS: z.coerce.number().int().min(1000).optional(),
     ...redisEnvShape,
     // HS256 wants a key as long as its hash (RFC 7518 §3.2): 32 bytes of UTF-8.
     JWT_SECRET: z
@@ -149,6 +159,11 @@ const envSchema = z
     path: ['AUTH_DEV_LOGIN'],
   })
   .superRefine(checkServerApiKeys)
+  .refine((env) => env.DATABASE_STALL_TIMEOUT_MS === undefined || env.DATABASE_STALL_TIMEOUT_MS > env.DATABASE_STATEMENT_TIMEOUT_MS, {
+    // At or below it, a statement the server is still entitled to run would replace the pool.
+    message: 'DATABASE_STALL_TIMEOUT_MS must exceed DATABASE_STATEMENT_TIMEOUT_MS',
+    path: ['DATABASE_STALL_TIMEOUT_MS'],
+  })
   .superRefine(checkRedisEnv);
 
 /**
@@ -188,6 +203,8 @@ export interface GatewayConfig extends RedisSettings {
   databaseUrl: string;
   databasePoolSize: number;
   databaseStatementTimeoutMs: number;
+  /** A general-pool call unsettled this long stalled: UNAVAILABLE, the pool replaced. */
+  databaseStallTimeoutMs: number;
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string; maxLifetimeSeconds?: number };
   /** Browser origins allowed to open a socket; `*` allows any. Clients with no Origin pass. */
   corsOrigins: readonly string[];
@@ -251,6 +268,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Ga
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    databaseStallTimeoutMs: e.DATABASE_STALL_TIMEOUT_MS ?? 2 * e.DATABASE_STATEMENT_TIMEOUT_MS + 5000,
     ...redisSettingsOf(e),
     jwt: Object.freeze({
       ...(e.JWT_SECRET ? { secret: e.JWT_SECRET } : {}),

@@ -3,6 +3,7 @@ import { createTokenVerifier, type TokenVerifier } from '@chat/auth';
 import { busReady } from '@chat/bus';
 import {
   createDatabase,
+  StallGuardedDatabase,
   createMembershipsRepository,
   createMessagesRepository,
   createRoomsRepository,
@@ -101,13 +102,30 @@ export interface Services {
 /** Connects to Postgres and Redis (waiting a bounded time for Redis) and builds the adapters. */
 export async function buildInfrastructure(config: Readonly<GatewayConfig>, options: GatewayOptions): Promise<Infrastructure> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, pod: config.podName });
-  const database = createDatabase({
-    url: config.databaseUrl,
-    maxConnections: config.databasePoolSize,
-    statementTimeoutMs: config.databaseStatementTimeoutMs,
-    applicationName: config.podName,
-  });
   const metrics = createGatewayMetrics();
+  const stalledAfterMs = config.databaseStallTimeoutMs;
+  // The general pool (everything but the group commit's writer, which has its own deadline):
+  // every call bounded, the pool replaced when one stalls (Postgres gone without a reset), so
+  // the pod serves again as soon as Postgres answers. A stalled call answers UNAVAILABLE
+  // (isDatabaseUnavailable). Logged once per episode; the URL (its password) is never logged.
+  const database: Database = new StallGuardedDatabase(
+    () =>
+      createDatabase({
+        url: config.databaseUrl,
+        maxConnections: config.databasePoolSize,
+        statementTimeoutMs: config.databaseStatementTimeoutMs,
+        applicationName: config.podName,
+      }),
+    {
+      stalledAfterMs,
+      onReplaced(firstOfEpisode) {
+        metrics.postgresReplaced.inc();
+        if (firstOfEpisode) logger.error({ stalledAfterMs }, "Postgres call stalled: answered UNAVAILABLE, the pod's Postgres connections replaced");
+        else logger.debug({ stalledAfterMs }, 'Postgres call stalled again: connections replaced again');
+      },
+      onAnswering: () => logger.info('Postgres answering again after a stall'),
+    },
+  );
   const redis = createRedisClients({
     state: config.state,
     bus: config.bus,

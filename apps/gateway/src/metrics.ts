@@ -98,6 +98,11 @@ export function createGatewayMetrics() {
       help: 'Postgres operations that failed because the database was unavailable or slow.',
       registers: [registry],
     }),
+    postgresReplaced: new Counter({
+      name: 'chat_postgres_replaced_total',
+      help: "Times a call on the pod's general Postgres pool stalled past DATABASE_STALL_TIMEOUT_MS and the pool was replaced.",
+      registers: [registry],
+    }),
     publishGapResyncs: new Counter({
       name: 'chat_publish_gap_resync_rooms_total',
       help: 'Rooms told to resync because this pod broadcast to them while it could not publish to Redis.',

@@ -55,7 +55,7 @@ const envSchema = z.object({
    * A Postgres call (one statement or transaction) of a job not settled by then means its
    * connection is dead (the server cancels a statement at its 5 s statement_timeout, but a
    * Postgres gone without a reset never answers): the call and its job fail, and the worker's
-   * Postgres connections are replaced (stall-guarded-database.ts). Three statement timeouts.
+   * Postgres connections are replaced (packages/db/src/stall-guarded-database.ts). Three statement timeouts.
    */
   DATABASE_STALL_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),

@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import { JOB_CATALOG, bullPrefix } from '@chat/jobs';
 import {
   createDatabase,
+  StallGuardedDatabase,
   createMessagePartitionsRepository,
   createMembershipsRepository,
   createMessagesRepository,
@@ -23,7 +24,6 @@ import {
 } from '@chat/db';
 import { createOccupancyQueue, createPresenceStore, type OccupancyQueue, type PresenceStore } from '@chat/presence';
 import type { WorkerConfig } from './config.ts';
-import { StallGuardedDatabase } from './infrastructure/stall-guarded-database.ts';
 import { createChatEmitter, type ChatEmitter } from './infrastructure/chat-emitter.ts';
 import { createWorkerRedis, type WorkerRedis } from './infrastructure/redis-connections.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';

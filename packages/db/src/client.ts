@@ -87,6 +87,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     code === 'ECONNREFUSED' ||
     code === 'ECONNRESET' ||
     code === 'ETIMEDOUT' ||
-    code === 'EPIPE'
+    code === 'EPIPE' ||
+    code === 'DATABASE_STALLED' // a call not answered in time (StallGuardedDatabase): Postgres gone without a reset
   );
 }

@@ -18,3 +18,4 @@ export * from './repositories/room-occupancy.repository.ts';
 export * from './repositories/server-idempotency.repository.ts';
 export * from './message-payloads.ts';
 export { uuidArrayLiteral } from './repositories/uuid-array.ts';
+export * from './stall-guarded-database.ts';

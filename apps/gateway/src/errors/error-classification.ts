@@ -17,7 +17,10 @@ export function toAppError(error: unknown): AppError {
   return new AppError('INTERNAL');
 }
 
-/** Postgres unreachable, overloaded or timed out: counted as chat_postgres_errors_total. */
+/**
+ * Postgres unreachable, overloaded or timed out: counted as chat_postgres_errors_total. A call
+ * of the general pool that stalled (DatabaseStalledError, Postgres gone without a reset) is one.
+ */
 export function isDatabaseUnavailable(error: unknown): boolean {
   return isPostgresUnavailable(error);
 }

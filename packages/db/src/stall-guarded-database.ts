@@ -1,13 +1,16 @@
-import { drizzleOver, type Database } from '@chat/db';
+import { drizzleOver, type Database } from './client.ts';
 import { withinDeadline } from '@chat/runtime';
 
 type Sql = Database['sql'];
 
-/** A Postgres call (one statement or one transaction) that did not settle in time. */
+/**
+ * A Postgres call (one statement or one transaction) that did not settle in time. Its `code` is
+ * one isDatabaseUnavailable knows: the gateway answers it UNAVAILABLE, as any Postgres outage.
+ */
 export class DatabaseStalledError extends Error {
   readonly code = 'DATABASE_STALLED';
   constructor(stalledAfterMs: number) {
-    super(`Postgres did not answer within ${stalledAfterMs} ms: the worker's connections were replaced`);
+    super(`Postgres did not answer within ${stalledAfterMs} ms: the connections were replaced`);
     this.name = 'DatabaseStalledError';
   }
 }
@@ -26,20 +29,22 @@ export interface StallGuardOptions {
 }
 
 /**
- * The worker's Postgres pool, every call bounded, replaced by a fresh one when a call stalls: the
- * worker's counterpart of the gateway's WriterConnection (apps/gateway/src/infrastructure/
- * writer-connection.ts) and its batch deadline (withinDeadline).
+ * A Postgres pool with every call bounded, replaced by a fresh one when a call stalls: the
+ * worker's pool and the gateway's general pool (REST reads and writes, joins and leaves, the
+ * handshake's session read, the server API). The gateway's group-commit writer has its own
+ * counterpart (apps/gateway/src/infrastructure/writer-connection.ts and its batch deadline).
  *
  * statement_timeout and lock_timeout are enforced by the server, and postgres.js has no query
  * timeout of its own: when Postgres goes away without a reset (a network partition, a node that
- * vanished: packets dropped, no RST) a query waits until the TCP stack gives up, many minutes.
- * Meanwhile BullMQ's lock renewal keeps the job alive, so it is never taken as stalled, and its
- * queue (room expiry, for one) stopped cluster-wide. Here each call the jobs make (a statement,
- * a `begin` transaction, a drizzle query) rejects with DatabaseStalledError once
- * `stalledAfterMs` pass unsettled, which fails the job (BullMQ retries it per its policy); and
- * the pool it ran on is ended without waiting (its other calls reject too) and a fresh one
- * opened for what comes next, so the next run succeeds as soon as Postgres is reachable again,
- * without a restart. A late stall of a call on a pool already replaced replaces nothing.
+ * vanished, a failover that moved the Service while the old connections hang: packets dropped,
+ * no RST) a query waits until the TCP stack gives up, many minutes, holding its connection, so
+ * the whole pool ends up waiting and the process stays useless after Postgres is back. Here each
+ * call (a statement, a `begin` transaction, a drizzle query) rejects with DatabaseStalledError
+ * once `stalledAfterMs` pass unsettled (a worker's job fails; a gateway request answers
+ * UNAVAILABLE); and the pool it ran on is ended without waiting (its other calls reject too) and
+ * a fresh one opened for what comes next, so the next call succeeds as soon as Postgres is
+ * reachable again, without a restart. A late stall of a call on a pool already replaced
+ * replaces nothing. The cost per call: the proxy and one timer.
  *
  * `sql` and `db` are stable: repositories built on them once use whichever pool is current.
  */

@@ -68,6 +68,26 @@ const READY_TIMEOUT_MS = 20_000;
 const POLL_MS = 100;
 
 async function startServer(dir: string, node: RedisClusterNode, tls: TlsFiles | undefined): Promise<void> {
+  // A restart right after a SIGKILL can be refused for a moment (the server exits non-zero
+  // before it forks): a child the killed server had forked (a replica's sync) may still hold the
+  // lock of its cluster config file. Seen once on a loaded machine; try again, bounded.
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await launchServer(dir, node, tls);
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        const stderr = (error as { stderr?: string }).stderr ?? '';
+        throw new Error(`redis-server on ${node.port} did not start: ${(error as Error).message}\n${stderr}`);
+      }
+      await pause();
+    }
+  }
+  await waitAnswers(dir, node);
+}
+
+async function launchServer(dir: string, node: RedisClusterNode, tls: TlsFiles | undefined): Promise<void> {
   await run('redis-server', [
     ...(tls ? [...tls.redisArgs(node.port), '--tls-cluster', 'yes'] : ['--port', String(node.port)]),
     '--cluster-port', String(node.busPort),
@@ -90,7 +110,6 @@ async function startServer(dir: string, node: RedisClusterNode, tls: TlsFiles | 
     '--daemonize', 'yes',
     ...(node.password ? ['--requirepass', node.password, '--masterauth', node.password] : []),
   ]);
-  await waitAnswers(dir, node);
 }
 
 /**

@@ -27,15 +27,19 @@ console.log(`Redis Cluster up: 3 masters${replicas > 0 ? ` with ${replicas} repl
 
 (the same value as REDIS_STATE_CLUSTER_NODES puts the state there too). Ctrl-C stops it.`);
 
+// `on`, not `once`: Ctrl-C often arrives twice (the terminal's, then tsx relaying its own when
+// the script is slow to acknowledge on a busy machine; or a second press). Without a listener
+// left, the second one ends the process halfway through close(), its directory left behind.
 let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
+  console.log('Stopping the Redis Cluster…');
   await cluster.close();
   console.log('Redis Cluster stopped.');
   process.exit(0);
 };
-process.once('SIGINT', () => void stop());
-process.once('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
 // Keeps the process alive until a signal arrives.
 setInterval(() => undefined, 1 << 30);

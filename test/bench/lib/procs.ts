@@ -78,8 +78,11 @@ export function cleanUpOnSignal(cleanup: () => Promise<void>, log: (line: string
     log('interrupted: cleaning up');
     void once().then(() => process.exit(130));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // `on`, not `once`: a second Ctrl-C (pressed again, or relayed by tsx when the run is slow to
+  // acknowledge the first) would otherwise find no listener and end the run mid-cleanup, its
+  // processes and database left behind.
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   return once;
 }
 

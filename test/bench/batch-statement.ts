@@ -35,8 +35,12 @@ import postgres from 'postgres';
 import { createDatabase, createMessagesRepository, type Database, type NewMessage } from '@chat/db';
 import { ADMIN_URL, BenchDatabase } from './lib/bench-database.ts';
 import { cleanUpOnSignal } from './lib/procs.ts';
+import { checkArgs } from './lib/args.ts';
 
-const argv = process.argv.slice(2);
+const USAGE = `usage: pnpm bench:batch [--sizes 1,4,24] [--batches 2000] [--rounds 3] [--rooms 60] [--one-query]
+                        [--forms plain,ids,repeat,bots] [--variant NAME=SQL]…
+  (see the header of test/bench/batch-statement.ts)`;
+const argv = checkArgs('bench:batch', USAGE, { values: { sizes: 'numbers', batches: 'number', rounds: 'number', rooms: 'number', forms: 'string', variant: 'string' }, flags: ['one-query'] });
 const option = (name: string, fallback: string) => {
   const at = argv.indexOf(`--${name}`);
   return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;

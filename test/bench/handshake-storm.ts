@@ -24,8 +24,11 @@ import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { cleanUpOnSignal, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { cpuMicros, fmt, fmtInt, median } from './lib/stats.ts';
 import type { LoadgenSpec } from './loadgen.ts';
+import { checkArgs } from './lib/args.ts';
 
-const argv = process.argv.slice(2);
+const USAGE = `usage: pnpm bench:storm [--sockets 3000] [--rooms-per-user 2] [--rounds 3] [--bundle dist/gateway.mjs] [--profile]
+  (see the header of test/bench/handshake-storm.ts)`;
+const argv = checkArgs('bench:storm', USAGE, { values: { sockets: 'number', 'rooms-per-user': 'number', rounds: 'number', bundle: 'string' }, flags: ['profile'] });
 const option = (name: string, fallback: string) => {
   const at = argv.indexOf(`--${name}`);
   return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;

@@ -25,8 +25,11 @@ import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
 import { cleanUpOnSignal, sleep, startRedis, startBenchGateway, startNode, stopAll, waitHttpOk, type BenchGateway } from './lib/procs.ts';
 import { fmt, rssBytes } from './lib/stats.ts';
 import type { LoadgenSpec } from './loadgen.ts';
+import { checkArgs } from './lib/args.ts';
 
-const argv = process.argv.slice(2);
+const USAGE = `usage: pnpm bench:idle [--sockets 5000] [--bare] [--bundle dist/gateway.mjs] [--snapshot] [--top 30]
+  (see the header of test/bench/idle-memory.ts)`;
+const argv = checkArgs('bench:idle', USAGE, { values: { sockets: 'number', top: 'number', bundle: 'string' }, flags: ['bare', 'snapshot'] });
 const option = (name: string, fallback: string) => {
   const at = argv.indexOf(`--${name}`);
   return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;

@@ -20,8 +20,11 @@ import { partitionName } from '@chat/db';
 import { BenchDatabase } from './lib/bench-database.ts';
 import { fillAndDropDay, fillExpiredDay, messagesSize, ROWS_PER_ROOM } from './lib/purge-day.ts';
 import { cleanUpOnSignal } from './lib/procs.ts';
+import { checkArgs } from './lib/args.ts';
 
-const argv = process.argv.slice(2);
+const USAGE = `usage: pnpm bench:purge [--rows 1000000] [--delete-seconds 120]
+  (see the header of test/bench/partition-purge.ts)`;
+const argv = checkArgs('bench:purge', USAGE, { values: { rows: 'number', 'delete-seconds': 'number' }, flags: [] });
 const option = (name: string, fallback: string) => {
   const at = argv.indexOf(`--${name}`);
   return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;

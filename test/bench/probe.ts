@@ -55,8 +55,13 @@ import { perfAvailable, recordPerf, summarisePerf } from './lib/perf-profile.ts'
 import { cpuPressureMicros, taskRunQueueMicros } from './lib/task-cpu.ts';
 import type { LoadgenSpec } from './loadgen.ts';
 import { LoadgenClient, type LoadgenCommand } from './lib/loadgen-client.ts';
+import { checkArgs } from './lib/args.ts';
 
-const argv = process.argv.slice(2);
+const USAGE = `usage: pnpm bench:probe [--fanout 10] [--rooms 60] [--rates 1000,2000] [--seconds 4] [--profile]
+                        [--history 100000] [--home-senders] [--bare | --adapter] [--pods 4]
+                        [--webhook] [--bundle dist/gateway.mjs] [--perf]
+  (see the header of test/bench/probe.ts)`;
+const argv = checkArgs('bench:probe', USAGE, { values: { fanout: 'number', rooms: 'number', rates: 'numbers', seconds: 'number', history: 'number', pods: 'number', bundle: 'string' }, flags: ['profile', 'perf', 'home-senders', 'bare', 'adapter', 'webhook'] });
 const option = (name: string, fallback: string) => {
   const at = argv.indexOf(`--${name}`);
   return at >= 0 && argv[at + 1] ? argv[at + 1]! : fallback;

@@ -35,10 +35,14 @@ import { startPod, type BusAdapter, type Pod } from './lib/scale-pods.ts';
 import { seedRooms, seedUsers } from './lib/scale-seed.ts';
 import { bytesRead, taskCpuMicros } from './lib/task-cpu.ts';
 import type { LoadgenSpec } from './loadgen.ts';
+import { checkArgs } from './lib/args.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-const argv = process.argv.slice(2);
+const USAGE = `usage: pnpm bench:scale [--quick] [--cluster-bus] [--out FILE] [--from-raw FILE]
+  writes docs/benchmarks-scale.md (about 8 min; --quick about 3, into the temporary directory)
+  (see the header of test/bench/scale.ts)`;
+const argv = checkArgs('bench:scale', USAGE, { values: { out: 'string', 'from-raw': 'string' }, flags: ['quick', 'cluster-bus'] });
 const quick = argv.includes('--quick');
 const outArg = argv.indexOf('--out');
 const outPath = outArg >= 0 && argv[outArg + 1] ? argv[outArg + 1]! : quick ? join(tmpdir(), 'benchmarks-scale.quick.md') : join(ROOT, 'docs/benchmarks-scale.md');

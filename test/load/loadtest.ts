@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ClientGroup, type ClientSpec } from '../bench/lib/driver.ts';
-import { pool, tokenSource, withTimeout } from './tokens.ts';
+import { describeError, pool, tokenSource, withTimeout } from './tokens.ts';
 import { fmt, fmtInt } from '../bench/lib/stats.ts';
 
 const LIMITS = { clients: 20_000, roomSize: 1000, rate: 50_000, duration: 3600, totalMessages: 20_000_000 };
@@ -41,6 +41,10 @@ function parseOptions(argv: string[]): Options {
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i]!;
     if (key === '--') continue;
+    if (key === '--help' || key === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
     if (!key.startsWith('--')) fail(`unexpected argument ${key}`);
     const [name, inline] = key.slice(2).split('=', 2) as [string, string | undefined];
     const value = inline ?? argv[++i];
@@ -199,6 +203,6 @@ async function main() {
 const round = (value: number) => (Number.isFinite(value) ? Math.round(value * 100) / 100 : null);
 
 main().catch((error: unknown) => {
-  process.stderr.write(`\nloadtest failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`\nloadtest failed: ${describeError(error)}\n`);
   process.exit(1);
 });

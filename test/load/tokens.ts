@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { signHs256 } from '../bench/lib/jwt.ts';
 
+/**
+ * An error as one line for the terminal: fetch's own message is only "fetch failed", its cause
+ * (ECONNREFUSED 127.0.0.1:3000, a DNS failure…) says what to fix. Messages here never hold a token.
+ */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? error.cause.message : null;
+  return cause && !error.message.includes(cause) ? `${error.message} (${cause})` : error.message;
+}
+
 export async function withTimeout<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   return run(AbortSignal.timeout(ms));
 }

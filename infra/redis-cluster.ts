@@ -13,7 +13,20 @@ import { parseArgs } from 'node:util';
 import { startRedisCluster } from '@chat/testing/redis-cluster';
 
 const MAX_REPLICAS = 2;
-const { values: args } = parseArgs({ options: { replicas: { type: 'string', default: '0' } } });
+const USAGE = `usage: pnpm redis:cluster [--replicas 0-${MAX_REPLICAS}]
+  three masters (with that many replicas each) on free loopback ports, up until Ctrl-C`;
+let args: { replicas: string; help?: boolean };
+try {
+  args = parseArgs({ options: { replicas: { type: 'string', default: '0' }, help: { type: 'boolean', short: 'h' } } }).values;
+} catch (error) {
+  // parseArgs throws on an unknown option: its message, not a stack trace.
+  console.error(`redis:cluster: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const replicas = Number(args.replicas);
 if (!Number.isInteger(replicas) || replicas < 0 || replicas > MAX_REPLICAS) {
   console.error(`--replicas takes 0 to ${MAX_REPLICAS} (replicas per master), not "${args.replicas}"`);

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { interruptAfter } from './interrupt.ts';
+import { interruptAfter, ROOT } from './interrupt.ts';
 
 /**
  * README: `pnpm redis:cluster` prints REDIS_BUS_CLUSTER_NODES and stays up "until Ctrl-C, which
@@ -32,5 +33,16 @@ describe('pnpm redis:cluster', () => {
       })
       .filter((cmd) => cmd.startsWith('redis-server') && ports.some((port) => cmd.includes(`:${port}`)));
     expect(running).toEqual([]);
+  }, 60_000);
+
+  it('prints its usage on --help, and a message (no stack trace) on an unknown option', () => {
+    const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'infra/redis-cluster.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    const help = run(['--help']);
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toContain('usage: pnpm redis:cluster');
+    const typo = run(['--replica', '1']);
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toContain("redis:cluster: Unknown option '--replica'");
+    expect(typo.stderr).not.toMatch(/\n\s+at /);
   }, 60_000);
 });

@@ -3,6 +3,7 @@ import type { Sql } from 'postgres';
 import { io, type Socket } from 'socket.io-client';
 import { describe, expect } from 'vitest';
 import { signToken } from '@chat/auth';
+import { ERRORS } from '@chat/protocol';
 import {
   TEST_JWT_SECRET,
   closeAllSockets,
@@ -448,7 +449,7 @@ describe('token expiry while connected', () => {
     release();
     await holder;
     for (const answer of await Promise.all(answers)) expect(answer).toMatchObject({ ok: true, data: { type: 'text' } });
-    expect(await late).toEqual({ ok: false, error: { message: '유효하지 않은 토큰입니다', code: 'TOKEN_EXPIRED' } });
+    expect(await late).toEqual({ ok: false, error: { message: ERRORS.TOKEN_EXPIRED.message, code: 'TOKEN_EXPIRED' } });
     expect(await disconnected).toBe('io server disconnect');
     const [stored] = await sql<{ n: number }[]>`select count(*)::int as n from messages where room_id = ${room.roomId}`;
     expect(stored?.n).toBe(20);

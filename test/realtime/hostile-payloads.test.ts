@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
 import { describe, expect } from 'vitest';
-import type { AckResponse, NewMessagePayload, ServerToClientEvents } from '@chat/protocol';
+import { ERRORS, type AckResponse, type NewMessagePayload, type ServerToClientEvents } from '@chat/protocol';
 import {
   connect,
   countMessageRows,
@@ -213,7 +213,7 @@ describe('hostile payloads', () => {
   it('an event the protocol does not name is answered INVALID_REQUEST (ack and error event), not left hanging', async () => {
     const socket = await connect(podA, attacker.token);
     const raw = socket as unknown as { emit(event: string, ...args: unknown[]): void };
-    const refused = { message: '잘못된 요청입니다', code: 'INVALID_REQUEST' };
+    const refused = { message: ERRORS.INVALID_REQUEST.message, code: 'INVALID_REQUEST' };
     // Deleting is REST (§8); a socket `delete-message` is not an event of the protocol.
     for (const event of ['delete-message', 'JOIN-ROOM', 'sendMessage', '__proto__', 'hasOwnProperty']) {
       const error = nextEvent(socket, 'error');

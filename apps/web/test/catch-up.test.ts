@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, type RoomView } from '../client/api.ts';
+import { ERRORS } from '@chat/protocol';
+import { ApiError, NETWORK_ERROR_MESSAGE, type RoomView } from '../client/api.ts';
 import { CATCH_UP_BACKOFF, CHANGES_PAGES_PER_RUN, catchUpFailed, catchUpRoom, type CatchUpIo } from '../client/catch-up.ts';
 import { createStore, type OpenRoom, type Session } from '../client/store.ts';
 
@@ -16,9 +17,9 @@ const roomView: RoomView = {
   messageCount: 0,
   lastMessageAt: null,
 };
-const unavailable = () => new ApiError('일시적인 오류입니다. 잠시 후 다시 시도해주세요', 503, 'UNAVAILABLE');
+const unavailable = () => new ApiError(ERRORS.UNAVAILABLE.message, 503, 'UNAVAILABLE');
 const badGateway = () => new ApiError('HTTP 502', 502, 'HTTP');
-const offline = () => new ApiError('서버에 연결할 수 없습니다', 0, 'NETWORK');
+const offline = () => new ApiError(NETWORK_ERROR_MESSAGE, 0, 'NETWORK');
 
 /**
  * A room's feed of `total` changes served `limit` at a time, failing the requests `failures`
@@ -147,7 +148,7 @@ describe('catching the open room up', () => {
   });
 
   it('does not repeat what will not change (404, a 500 bug), and ends a room whose feed is gone (410)', async () => {
-    for (const error of [new ApiError('방을 찾을 수 없습니다', 404, 'ROOM_NOT_FOUND'), new ApiError('서버 오류가 발생했습니다', 500, 'INTERNAL')]) {
+    for (const error of [new ApiError(ERRORS.ROOM_NOT_FOUND.message, 404, 'ROOM_NOT_FOUND'), new ApiError(ERRORS.INTERNAL.message, 500, 'INTERNAL')]) {
       const room = feed(10, { failures: new Map([[1, error]]) });
       room.store.advanceChangeSeq(room.room, 0);
       await catchUpRoom(room.store, room.room, room.io);
@@ -155,7 +156,7 @@ describe('catching the open room up', () => {
       expect(room.requests).toHaveLength(1);
       expect(room.reported).toEqual([error]);
     }
-    const gone = feed(10, { failures: new Map([[1, new ApiError('만료된 방입니다', 410, 'ROOM_EXPIRED')]]) });
+    const gone = feed(10, { failures: new Map([[1, new ApiError(ERRORS.ROOM_EXPIRED.message, 410, 'ROOM_EXPIRED')]]) });
     gone.store.advanceChangeSeq(gone.room, 0);
     await catchUpRoom(gone.store, gone.room, gone.io);
     await vi.advanceTimersByTimeAsync(CATCH_UP_BACKOFF.maxMs * 3);

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, isNotAMember, type RoomView } from '../client/api.ts';
+import { ApiError, NETWORK_ERROR_MESSAGE, isNotAMember, type RoomView } from '../client/api.ts';
+import { ERRORS } from '@chat/protocol';
 import { SendQueue, type QueuedSend } from '../client/pending-send.ts';
 import { createStore, type Session } from '../client/store.ts';
 
@@ -49,9 +50,9 @@ describe('a room the user left on another device, or was removed from (room-left
   });
 
   it('reads a 403 NOT_A_MEMBER from the members route (a resync after being removed) as not being in the room', () => {
-    expect(isNotAMember(new ApiError('방에 참여 중이 아닙니다', 403, 'NOT_A_MEMBER'))).toBe(true);
-    expect(isNotAMember(new ApiError('방을 찾을 수 없습니다', 404, 'ROOM_NOT_FOUND'))).toBe(false);
-    expect(isNotAMember(new ApiError('서버에 연결할 수 없습니다', 0, 'NETWORK'))).toBe(false);
+    expect(isNotAMember(new ApiError(ERRORS.NOT_A_MEMBER.message, 403, 'NOT_A_MEMBER'))).toBe(true);
+    expect(isNotAMember(new ApiError(ERRORS.ROOM_NOT_FOUND.message, 404, 'ROOM_NOT_FOUND'))).toBe(false);
+    expect(isNotAMember(new ApiError(NETWORK_ERROR_MESSAGE, 0, 'NETWORK'))).toBe(false);
     expect(isNotAMember(new Error('NOT_A_MEMBER'))).toBe(false);
   });
 

@@ -1,8 +1,19 @@
 import type { Logger } from 'pino';
+import { inject } from 'vitest';
 import { loadWorkerConfig, startWorker, type WorkerApp } from '@chat/worker';
-import { testWorkerEnv, type ClusterServices } from '@chat/testing';
+import { testWorkerEnv, uniquePrefix, type ClusterServices } from '@chat/testing';
 
 const started = new Set<WorkerApp>();
+
+/** What a worker test without gateways runs on: its own database, the suite's Redis (and bus), a key prefix of its own. */
+export function workerServices(databaseUrl: string, prefixName: string): ClusterServices {
+  return {
+    databaseUrl,
+    redisUrl: inject('redisUrl'),
+    redisPrefix: uniquePrefix(prefixName),
+    busClusterNodes: inject('busClusterNodes') || null,
+  };
+}
 
 /**
  * The worker app in this process, on the cluster's database, Redis and key prefix, with a

@@ -1,7 +1,7 @@
 import postgres, { type Sql } from 'postgres';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { createTestDatabase, freePort, sleep, uniquePrefix, type ClusterServices, type TestDatabase } from '@chat/testing';
-import { closeAllWorkers, startTestWorker } from '../support/index.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createTestDatabase, freePort, sleep, type ClusterServices, type TestDatabase } from '@chat/testing';
+import { closeAllWorkers, startTestWorker, workerServices } from '../support/index.ts';
 
 /**
  * ChatRoomSweepStalled (k8s/base/prometheusrule.yaml) fires when no sweep has completed in 5
@@ -19,12 +19,7 @@ let services: ClusterServices;
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 1, onnotice: () => {} });
-  services = {
-    databaseUrl: database.url,
-    redisUrl: inject('redisUrl'),
-    redisPrefix: uniquePrefix('job-metrics'),
-    busClusterNodes: inject('busClusterNodes') || null,
-  };
+  services = workerServices(database.url, 'job-metrics');
 });
 afterAll(async () => {
   await closeAllWorkers();

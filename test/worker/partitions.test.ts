@@ -17,7 +17,7 @@ import {
 import { CHAT_NAMESPACE, type ServerToClientEvents } from '@chat/protocol';
 import { runPartitionMaintenance, runRoomSweep } from '@chat/worker';
 import { createTestDatabase, createTestDatabaseUpTo, uniquePrefix, type TestDatabase } from '@chat/testing';
-import { closeAllWorkers, startTestWorker } from '../support/index.ts';
+import { closeAllWorkers, startTestWorker, workerServices } from '../support/index.ts';
 
 import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '../support/partitions.ts';
 
@@ -276,7 +276,7 @@ describe('day partitions', () => {
     // A worker runs the job as it starts: a day missing ahead is there once startWorker returns.
     await sql.unsafe(`drop table ${partitionOf(inTwoDays)}`);
     const worker = await startTestWorker(
-      { databaseUrl: database.url, redisUrl: inject('redisUrl'), redisPrefix: uniquePrefix('partw'), busClusterNodes: inject('busClusterNodes') || null },
+      workerServices(database.url, 'partw'),
       { ROOM_EXPIRING_NOTICE_SECONDS: '0' },
     );
     try {

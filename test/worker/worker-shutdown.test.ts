@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import postgres, { type Sql } from 'postgres';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOB_CATALOG, bullPrefix } from '@chat/jobs';
-import { createTestDatabase, sleep, uniquePrefix, type ClusterServices, type TestDatabase } from '@chat/testing';
-import { closeAllWorkers, startTestWorker } from '../support/index.ts';
+import { createTestDatabase, sleep, type ClusterServices, type TestDatabase } from '@chat/testing';
+import { closeAllWorkers, startTestWorker, workerServices } from '../support/index.ts';
 import { dayFromToday, messagePlacement, seedUser } from '../support/partitions.ts';
 
 /**
@@ -26,12 +26,7 @@ let services: ClusterServices;
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  services = {
-    databaseUrl: database.url,
-    redisUrl: inject('redisUrl'),
-    redisPrefix: uniquePrefix('shutdown'),
-    busClusterNodes: inject('busClusterNodes') || null,
-  };
+  services = workerServices(database.url, 'shutdown');
 });
 afterAll(async () => {
   await closeAllWorkers();

@@ -2,6 +2,7 @@ import type { FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyBaseLogger } from 'fastify';
 import type { StateClient } from '@chat/bus';
 import { throttledWarning } from '@chat/runtime';
+import { RedisPause } from '../lib/redis-pause.ts';
 
 /** A window's count and how long it has left, as @fastify/rate-limit reads a store's answer. */
 interface WindowCount {
@@ -31,12 +32,6 @@ return {current, ttl}`;
 /** Keys a pod counts by itself while Redis does not answer, at most (the least recently used go first). */
 const LOCAL_KEYS = 20_000;
 
-/**
- * After Redis failed to answer, how long requests are counted in memory without asking it: a
- * frozen Redis answers nothing until the client's command timeout (500 ms), which every request
- * would otherwise wait out. One request asks again after this.
- */
-const LOCAL_ONLY_MS = 1000;
 
 /**
  * The same windows in this process's memory. Not rate-limiter-flexible's RateLimiterMemory, which
@@ -76,31 +71,23 @@ export function redisStoreWithLocalFallback(redis: StateClient, keyPrefix: strin
   const local = new LocalWindows();
   const warnLocal = throttledWarning(logger, 'http rate limit: Redis did not answer, this pod counts by itself', 'requests');
   /** Redis failed and has not answered since: requests count in memory, one at a time asks again. */
-  let degraded = false;
-  let probing = false;
-  let localUntil = 0;
-  const countLocally = (key: string, windowMs: number, error: unknown): WindowCount => {
-    degraded = true;
-    localUntil = Date.now() + LOCAL_ONLY_MS;
-    warnLocal(error);
-    return local.incr(key, windowMs);
-  };
+  const pause = new RedisPause();
   return class RedisWithLocalFallback implements FastifyRateLimitStore {
     incr(key: string, callback: (error: Error | null, result?: WindowCount) => void, timeWindow: number): void {
-      if (degraded && (probing || Date.now() < localUntil)) {
+      const attempt = pause.start();
+      if (attempt === 'local') {
         callback(null, local.incr(key, timeWindow));
         return;
       }
-      const probe = degraded;
-      if (probe) probing = true;
       commands.httpRateIncr(keyPrefix + key, timeWindow).then(
         ([current, ttl]) => {
-          if (probe) probing = degraded = false;
+          pause.answered(attempt);
           callback(null, { current, ttl });
         },
         (error: unknown) => {
-          if (probe) probing = false;
-          callback(null, countLocally(key, timeWindow, error));
+          pause.unanswered(attempt);
+          warnLocal(error);
+          callback(null, local.incr(key, timeWindow));
         },
       );
     }

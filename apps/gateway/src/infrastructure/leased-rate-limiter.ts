@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { StateClient } from '@chat/bus';
 import { AppError } from '@chat/protocol';
+import { RedisPause } from '../lib/redis-pause.ts';
 
 /**
  * A unit taken for one send: the id of the window it came from, in Redis or, while Redis does
@@ -20,9 +21,6 @@ const MEMORY_WINDOW = 'mem:';
 
 /** Whether the in-memory budget gave this unit (Redis windows are named by Redis's TIME). */
 export const isMemoryUnit = (unit: SendUnit): boolean => unit.startsWith(MEMORY_WINDOW);
-
-/** After Redis failed to answer, how long sends are decided in memory before one asks it again (as the HTTP limit's store). */
-const MEMORY_ONLY_MS = 1000;
 
 /**
  * The budget that stands in while Redis does not answer: the same fixed windows, per user on
@@ -268,14 +266,8 @@ export class LeasedRateLimiter implements SendRateLimiter {
   /** This limiter's name in a window's records of who holds units (`h:<pod>`). */
   private readonly pod = randomUUID();
   private readonly sweeper: NodeJS.Timeout;
-  /**
-   * After Redis failed to answer, until when (monotonic) sends are decided by the in-memory
-   * budget without asking it: a frozen Redis answers nothing until the client's command timeout
-   * (500 ms), which every user's next send would otherwise wait out, one after another. One
-   * call at a time (`probing`) asks again after that. 0: Redis answers.
-   */
-  private memoryOnlyUntil = 0;
-  private probing = false;
+  /** After Redis failed to answer, the in-memory budget decides for a while without asking it (lib/redis-pause.ts). */
+  private readonly pause = new RedisPause();
 
   constructor(private readonly options: LeasedRateLimiterOptions) {
     this.leaseMs = options.leaseMs ?? 3000;
@@ -369,12 +361,11 @@ export class LeasedRateLimiter implements SendRateLimiter {
     else if (sinceLast > 10 * this.leaseMs) lease.spare = 0;
     // Otherwise the size the last lease's use set (see sweep).
     lease.lastAskedAt = askedAt;
-    if (this.memoryOnlyUntil > 0 && (this.probing || askedAt < this.memoryOnlyUntil)) {
+    const attempt = this.pause.start();
+    if (attempt === 'local') {
       this.serveFromMemory(userId, lease);
       return;
     }
-    const probe = this.memoryOnlyUntil > 0;
-    if (probe) this.probing = true;
     lease.asking = true;
     const need = lease.waiting.length;
     // Units left over here go back at the first sweep after the lease: other pods are told that.
@@ -384,8 +375,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
     this.commands.chatRateLease(this.key(userId), this.options.perMinute, this.windowMs, need, lease.spare, holdMs, this.pod, held, lease.windowId, debt?.units ?? 0).then(
       ([granted, ttl, windowId, heldElsewhereMs]) => {
         lease.asking = false;
-        if (probe) this.probing = false;
-        this.memoryOnlyUntil = 0;
+        this.pause.answered(attempt);
         if (debt) this.insurance.charged(userId, debt);
         // What the script counted as held: nothing when the window is another one.
         const counted = windowId === lease.windowId ? held : 0;
@@ -411,8 +401,7 @@ export class LeasedRateLimiter implements SendRateLimiter {
       },
       () => {
         lease.asking = false;
-        if (probe) this.probing = false;
-        this.memoryOnlyUntil = monotonicNow() + MEMORY_ONLY_MS;
+        this.pause.unanswered(attempt);
         this.serveFromMemory(userId, lease);
       },
     );

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, request, sleep, uniquePrefix, type TestSocket, type TestUser } from '@chat/testing';
+import { roomChannel } from '@chat/protocol';
 import { startCluster, type TestCluster } from '../support/index.ts';
 
 /**
@@ -15,6 +16,9 @@ const SUBSCRIBE_DELAY_MS = 600;
 /** How long a message sent from pod A may take to show up on pod B (it needs only a few ms). */
 const DELIVERY_BOUND_MS = 3 * SUBSCRIBE_DELAY_MS;
 
+/** Pod B's cap on a user's rooms: a join past it is refused after the pod began to hear the room. */
+const MAX_ROOMS = 2;
+
 let podA: TestCluster;
 let podB: TestCluster;
 let A: string;
@@ -29,6 +33,7 @@ beforeAll(async () => {
     POD_NAME: 'barrier-pod-b',
     FAULT_BUS_SUBSCRIBE_DELAY_MS: String(SUBSCRIBE_DELAY_MS),
     MESSAGE_RATE_LIMIT_PER_MINUTE: '100000',
+    MAX_ROOMS_PER_USER: String(MAX_ROOMS),
   });
   A = podA.pods[0]!.url;
   B = podB.pods[0]!.url;
@@ -76,6 +81,40 @@ describe('a pod whose subscriptions reach Redis late', () => {
     expect((await emitAck(bobOnB, 'join-room', { roomId })).ok).toBe(true);
     await send(aliceOnA, roomId, 'right after the join');
     expect(await reached(bobOnB, bob, roomId, 'right after the join', seen)).toBe('live');
+  });
+
+  it('hears the room before it writes the join: a message sent the moment the room hears of the member arrives', async () => {
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const { roomId } = await createRoom(A, alice);
+    const aliceOnA = await connect(A, alice.token);
+    expect((await emitAck(aliceOnA, 'join-room', { roomId })).ok).toBe(true);
+    const joinsHeard = record(aliceOnA, 'user-joined');
+    const bobOnB = await connect(B, bob.token);
+    const seen = watch(bobOnB);
+    // Alice answers Bob's user-joined at once, while his join may still be waiting for its ack:
+    // the membership is committed, so the message is a change after the one his ack names.
+    const joined = emitAck(bobOnB, 'join-room', { roomId });
+    await expect.poll(() => joinsHeard.length, { timeout: 3000, interval: 5 }).toBe(1);
+    await send(aliceOnA, roomId, 'as soon as the room heard of the member');
+    const ack = await joined;
+    expect(ack).toMatchObject({ ok: true, data: { lastChangeSeq: joinsHeard[0]!.changeSeq } });
+    expect(await reached(bobOnB, bob, roomId, 'as soon as the room heard of the member', seen)).toBe('live');
+  });
+
+  it('stops hearing a room whose join was refused after it began to', async () => {
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const bobOnB = await connect(B, bob.token);
+    for (let joined = 0; joined < MAX_ROOMS; joined++) {
+      const { roomId } = await createRoom(A, alice);
+      expect((await emitAck(bobOnB, 'join-room', { roomId })).ok).toBe(true);
+    }
+    const { roomId } = await createRoom(A, alice);
+    expect(await emitAck(bobOnB, 'join-room', { roomId })).toMatchObject({ ok: false, error: { code: 'TOO_MANY_ROOMS' } });
+    const adapter = podB.pods[0]!.gateway.nsp.adapter;
+    expect(adapter.rooms.has(roomChannel(roomId))).toBe(false);
+    expect([...adapter.sids.keys()].filter((id) => !podB.pods[0]!.gateway.nsp.sockets.has(id))).toEqual([]);
   });
 
   it('completes a handshake only once it hears the socket\'s rooms: a message sent right after connect arrives', async () => {

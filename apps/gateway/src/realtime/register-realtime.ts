@@ -104,7 +104,7 @@ export function createRealtime(
     io,
     nsp,
     barrier,
-    events: createRoomEventsAdapter(nsp, metrics, publishGaps, (roomId) => markOccupancy({ roomId })),
+    events: createRoomEventsAdapter(nsp, metrics, publishGaps, barrier, (roomId) => markOccupancy({ roomId })),
     presence: createPresenceTracker({
       store: deps.presenceStore,
       nsp,

@@ -11,6 +11,7 @@ import {
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
 import type { PublishGaps } from './publish-gaps.ts';
+import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import type { ChatNamespace } from './types.ts';
 
 /**
@@ -21,6 +22,7 @@ export function createRoomEventsAdapter(
   nsp: ChatNamespace,
   metrics: GatewayMetrics,
   gaps: PublishGaps,
+  barrier: SubscriptionBarrier,
   /** A membership changed: the room's occupancy may have (webhooks' room-occupied / room-vacated). */
   membershipChanged: (roomId: string) => void = () => undefined,
 ): RoomEvents {
@@ -33,6 +35,7 @@ export function createRoomEventsAdapter(
     };
   };
   return {
+    hearRoomBeforeJoin: (roomId) => barrier.hold(roomChannel(roomId)),
     addUserToRoom: (userId, roomId) => {
       nsp.in(userChannel(userId)).socketsJoin(roomChannel(roomId));
       gaps.membershipMoved(userId, roomId, true);

@@ -27,6 +27,14 @@ export interface SubscriptionBarrier {
    * resynced for those rooms when they are).
    */
   settle(socketId: string, rooms: readonly string[]): Promise<boolean>;
+  /**
+   * Before a membership is written: makes this pod hear `room` (a placeholder member in the
+   * adapter's room, which subscribes it) and resolves once the subscription is confirmed, or
+   * after the bound. Between the write's commit and the member's socket entering the room, a
+   * change would otherwise pass this pod by, and nothing would tell the member: its join answer
+   * names the feed as of the commit. `release()` once the socket is in the room (or the write failed).
+   */
+  hold(room: string): Promise<() => void>;
 }
 
 export function createSubscriptionBarrier(options: {
@@ -53,9 +61,12 @@ export function createSubscriptionBarrier(options: {
   let lastGaveUpLog = 0;
 
   const isSocketRoom = (room: string, socketId: string) => room === socketId;
+  /** Placeholder members of `hold()`: never a socket id (Socket.IO's have no colon). */
+  const holders = new Set<string>();
+  let lastHolder = 0;
 
   adapter.on('join-room', (room: string, socketId: string) => {
-    if (isSocketRoom(room, socketId) || tracker.isConfirmed(channelOf(room))) return;
+    if (isSocketRoom(room, socketId) || holders.has(socketId) || tracker.isConfirmed(channelOf(room))) return;
     let sockets = pending.get(room);
     if (!sockets) pending.set(room, (sockets = new Set()));
     sockets.add(socketId);
@@ -125,6 +136,24 @@ export function createSubscriptionBarrier(options: {
       }
       return all;
     },
+
+    async hold(room) {
+      const holder = `hold:${++lastHolder}`;
+      holders.add(holder);
+      // In-memory: the room (and with it the SSUBSCRIBE) exists when this returns.
+      void adapter.addAll(holder, new Set([room]));
+      const release = () => {
+        if (!holders.delete(holder)) return;
+        adapter.delAll(holder);
+      };
+      try {
+        await tracker.whenConfirmed(channelOf(room), options.timeoutMs);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      return release;
+    },
   };
 }
 
@@ -132,4 +161,7 @@ export function createSubscriptionBarrier(options: {
  * The classic adapter (BUS_ADAPTER=classic, benchmarks only) subscribes once, at boot, to one
  * pattern covering every room: a pod hears a room before any socket enters it.
  */
-export const CLASSIC_ADAPTER_BARRIER: SubscriptionBarrier = { settle: () => Promise.resolve(true) };
+export const CLASSIC_ADAPTER_BARRIER: SubscriptionBarrier = {
+  settle: () => Promise.resolve(true),
+  hold: () => Promise.resolve(() => undefined),
+};

@@ -12,6 +12,12 @@ import type {
  * the realtime layer decides how it reaches sockets on every pod.
  */
 export interface RoomEvents {
+  /**
+   * Before the user is written a member: this pod hears the room from the moment it resolves,
+   * so every change committed after the write reaches the user's sockets here live. Call the
+   * release once `addUserToRoom` has run, or when the write did not happen.
+   */
+  hearRoomBeforeJoin(roomId: string): Promise<() => void>;
   /** Puts every socket of the user, on every pod, into the room. */
   addUserToRoom(userId: string, roomId: string): void;
   /** Takes every socket of the user, on every pod, out of the room. */

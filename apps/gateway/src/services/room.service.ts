@@ -15,6 +15,7 @@ import {
 } from '@chat/protocol';
 import type { RoomCache, RoomMeta } from '../infrastructure/room-cache.ts';
 import type { RoomEvents } from './room-events.ts';
+import type { MembershipHint } from './message.service.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
 import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 
@@ -170,17 +171,17 @@ export function createRoomService(deps: RoomServiceDeps) {
     },
 
     /**
-     * PROTOCOL §2. Idempotent: only a newly added member is announced. `isInRoom`: whether the
-     * caller's socket is in the room already (sockets mirror membership). `repeat`: it was, and
+     * PROTOCOL §2. Idempotent: only a newly added member is announced. `caller`: the caller's
+     * socket, in the room already or not (sockets mirror membership). `repeat`: it was, and
      * nothing was written or published; the user's other devices need not hear of it.
      */
     async join(
       user: AuthenticatedUser,
       payload: unknown,
-      isInRoom: (roomId: string) => boolean,
+      caller: MembershipHint,
     ): Promise<{ answer: RoomJoinedPayload; repeat: boolean }> {
       const roomId = readRoomId(payload);
-      if (isInRoom(roomId)) {
+      if (caller.isInRoom(roomId)) {
         // A re-join from a socket already in the room changes nothing, so it costs nothing: a
         // client may repeat its joins after every reconnect. No budget, no write, no bus
         // publish (every socket of the user is in the room already): the room's liveness from
@@ -196,11 +197,21 @@ export function createRoomService(deps: RoomServiceDeps) {
       }
       await deps.membershipLimiter.consume(user.id);
       await requireActiveRoom(roomId);
-      const change = await memberships.add(roomId, user.id, deps.maxRoomsPerUser);
-      if (!change) throw new AppError('ROOM_EXPIRED');
-      // Refused before anything is written: no row, no move, no announcement.
-      if (change === ROOM_CAP_REACHED) throw new AppError('TOO_MANY_ROOMS');
-      events.addUserToRoom(user.id, roomId);
+      // Heard before written: a change committed right after the join reaches this socket live.
+      const release = await events.hearRoomBeforeJoin(roomId);
+      let change: Awaited<ReturnType<typeof memberships.add>>;
+      try {
+        change = await memberships.add(roomId, user.id, deps.maxRoomsPerUser);
+        if (!change) throw new AppError('ROOM_EXPIRED');
+        // Refused before anything is written: no row, no move, no announcement.
+        if (change === ROOM_CAP_REACHED) throw new AppError('TOO_MANY_ROOMS');
+        events.addUserToRoom(user.id, roomId);
+        // The move above reaches this pod's sockets after a bus round trip; the caller's goes in
+        // now, so releasing the hold leaves the room, and the subscription, in place.
+        caller.enterRoom(roomId);
+      } finally {
+        release();
+      }
       if (change.changed) {
         events.userJoined({
           roomId,

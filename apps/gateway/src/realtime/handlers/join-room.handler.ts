@@ -1,6 +1,6 @@
 import { roomChannel } from '@chat/protocol';
 import type { RoomService } from '../../services/room.service.ts';
-import { isInRoom } from '../socket-rooms.ts';
+import { SocketMembership } from '../socket-rooms.ts';
 import type { SubscriptionBarrier } from '../subscription-barrier.ts';
 import { membershipChangeHandler } from './membership-change.ts';
 
@@ -13,12 +13,12 @@ export function joinRoomHandler(roomService: RoomService, barrier: SubscriptionB
   return membershipChangeHandler(
     'room-joined',
     async (socket, payload) => {
-      const { answer, repeat } = await roomService.join(socket.data.user, payload, (roomId) => isInRoom(socket, roomId));
+      const { answer, repeat } = await roomService.join(socket.data.user, payload, new SocketMembership(socket));
       // A repeat join moved nobody: the user's other devices are in the room already.
       return { answer, toOtherDevices: !repeat };
     },
-    // The adapter has already put this pod's sockets in; make sure of the caller's own. For a
-    // repeat join both are no-ops unless the room's subscription is still being confirmed.
+    // The service has put the caller's socket in, the pod hearing the room already; for a
+    // repeat join the room's subscription may still be being confirmed (a mirrored join).
     async (socket, roomId) => {
       const room = roomChannel(roomId);
       await socket.join(room);

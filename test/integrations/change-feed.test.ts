@@ -180,7 +180,8 @@ describe('change feed [ext]', () => {
     await sleep(Math.max(0, Date.parse(room.expiresAt) - Date.now() + 50));
     // What the worker's sweep does to an expired room: room-expired into the feed, members out.
     const expiry = createRoomExpiryRepository(sql);
-    expect(await expiry.recordExpired(room.roomId, 30_000)).toEqual({ changeSeq: 3, announce: true });
+    expect(await expiry.recordExpired(room.roomId, 30_000)).toEqual({ changeSeq: 3, next: 'announce' });
+    await expiry.markAnnounced(room.roomId);
     await expiry.purgeMembers(room.roomId, 100);
     expect(await expiry.markExpired(room.roomId)).toBe(true);
 

@@ -232,6 +232,8 @@ describe('an extend that straddles the expiry, next to the sweep', () => {
     // members are gone (the mark's: it marks only an empty room).
     const room = await makeRoom(sql, EXPIRES_IN_MS);
     const emptyRoom = await makeRoom(sql, EXPIRES_IN_MS, { empty: true });
+    // The mark comes only after the sweep's announcement was taken: as if it had been.
+    await sql`update rooms set expiry_announced_at = now() where id = ${emptyRoom.id}`;
     const extendDb = client(testDb.url, 'race-extend-2');
     const sweepDb = client(testDb.url, 'race-sweep-2', 4);
     const holder = holdLock(testDb.url, (tx) => tx`select 1 from messages where room_id in ${tx([room.id, emptyRoom.id])} for update`);

@@ -60,6 +60,11 @@ export const rooms = pgTable(
     expiredAt: timestamps('expired_at'),
     /** Set once `room-expiring` has been announced. */
     expiringNotifiedAt: timestamps('expiring_notified_at'),
+    /**
+     * Set once the sweep's `room-expired` has been taken by the bus: only then is the room marked
+     * expired (a record whose publish failed is announced again, migration 0012).
+     */
+    expiryAnnouncedAt: timestamps('expiry_announced_at'),
     /** Advanced with `last_seq` in the message transaction: no extra write per message. */
     lastMessageAt: timestamps('last_message_at'),
     /**

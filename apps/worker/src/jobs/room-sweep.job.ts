@@ -19,6 +19,8 @@ export interface RoomSweepDeps {
    * any replica, finishes it).
    */
   stopping?: AbortSignal;
+  /** How old an unannounced `room-expired` record is before any sweep announces it (default ANNOUNCED_WITHIN_MS). */
+  announcedWithinMs?: number;
 }
 
 export interface RoomSweepResult {
@@ -26,6 +28,8 @@ export interface RoomSweepResult {
   expired: number;
   membersPurged: number;
   tombstonesDeleted: number;
+  /** Rooms whose `room-expired` the bus did not take: left due, announced by a later sweep. */
+  unannounced: number;
   /** How late the most overdue room was when this sweep reached it. */
   maxLagMs: number;
 }
@@ -44,14 +48,38 @@ const ROOMS_AT_ONCE = 4;
 /** Default for `budgetMs` (the job gives three quarters of SWEEP_INTERVAL_MS). */
 const SWEEP_BUDGET_MS = 1500;
 /**
- * A `room-expired` recorded longer ago than this and the room still not marked expired: the sweep
- * that recorded it died before announcing it (it announces right after the record's commit, in
- * milliseconds), and the next sweep to reach the room announces it. Within it, the recorder may
- * still be at it (a replica's overlapping sweep): the room is not announced twice.
+ * A `room-expired` recorded longer ago than this and still not announced: the sweep that recorded
+ * it died, or the bus refused it, before the announcement was taken (it announces right after
+ * the record's commit, in milliseconds), and the next sweep to reach the room announces it.
+ * Within it, the recorder may still be at it (a replica's overlapping sweep): the room is not
+ * announced twice.
  */
 const ANNOUNCED_WITHIN_MS = 30_000;
 /** Bounds one room's share of a sweep; a bigger room is simply continued by the next sweep. */
 const MAX_BATCHES_PER_ROOM = 10_000;
+
+/** Tries to publish a room's `room-expired` this many times, this far apart, before leaving it to a later sweep. */
+const ANNOUNCE_ATTEMPTS = 3;
+const ANNOUNCE_RETRY_MS = 250;
+
+/**
+ * Publishes `room-expired` to the room and then makes its sockets leave; true once the bus took
+ * the announcement. The announcement goes on the room's channel and the leave on the main
+ * channel, which on a cluster bus may live on another master: the leave only once Redis has
+ * taken the announcement, or it could overtake it and the members would never hear it. A leave
+ * that fails is not retried: the room is expired, its members' sends are refused, and their
+ * sockets leave it when they reconnect.
+ */
+async function announceExpired(nsp: ChatEmitter, roomId: string, changeSeq: number): Promise<boolean> {
+  for (let attempt = 1; attempt <= ANNOUNCE_ATTEMPTS; attempt++) {
+    if (await nsp.to(roomChannel(roomId)).emit('room-expired', { roomId, changeSeq })) {
+      await nsp.in(roomChannel(roomId)).socketsLeave(roomChannel(roomId));
+      return true;
+    }
+    if (attempt < ANNOUNCE_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, ANNOUNCE_RETRY_MS * attempt));
+  }
+  return false;
+}
 
 /** Runs `each` over `items`, at most `atOnce` at a time; after a failure, or once `stop()`, it starts no more. */
 async function forEachAtOnce<T>(items: readonly T[], atOnce: number, stop: () => boolean, each: (item: T) => Promise<void>): Promise<void> {
@@ -73,7 +101,8 @@ async function forEachAtOnce<T>(items: readonly T[], atOnce: number, stop: () =>
 /**
  * One pass of PROTOCOL §10. Each room is announced, emptied on every pod, its memberships
  * purged in bounded batches, and only then marked expired, so a sweep that dies midway is
- * simply redone by the next (the rows cannot come back; `room-expired` is announced once).
+ * simply redone by the next (the rows cannot come back; `room-expired` is announced once, and
+ * nothing is purged before the bus has taken it).
  * Messages are not deleted per room: a room's messages sit in the partition of its expiry
  * day, unreadable from `expires_at` on, and the partition job drops the whole day once every
  * room of it is marked expired here (partition-maintenance.job.ts).
@@ -86,10 +115,12 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
     expired: 0,
     membersPurged: 0,
     tombstonesDeleted: 0,
+    unannounced: 0,
     maxLagMs: 0,
   };
 
   const budgetMs = deps.budgetMs ?? SWEEP_BUDGET_MS;
+  let busRefused = false;
   const started = Date.now();
   const stopping = () => deps.stopping?.aborted === true;
   /** Picks due rooms until none are left, MAX_PICKS_PER_SWEEP, the budget or the worker's stop: true to go on. */
@@ -124,18 +155,21 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
       // it after this pick (an extend that held the room's lock across the old expiry commits
       // after it). Either way nothing of it is touched: no announcement, no leave, no purge, no
       // mark; a room that is due again is picked again.
-      const recorded = await expiry.recordExpired(room.id, ANNOUNCED_WITHIN_MS);
-      if (recorded === null) return;
+      const recorded = await expiry.recordExpired(room.id, deps.announcedWithinMs ?? ANNOUNCED_WITHIN_MS);
+      if (recorded === null || recorded.next === 'wait') return;
       result.maxLagMs = Math.max(result.maxLagMs, lagMs);
       // Announced once (PROTOCOL §10): by the sweep that recorded it, or by a later one when that
-      // sweep died before announcing. Another sweep at the room now (a replica's sweep overlapping
-      // a long one) leaves both steps to the recorder and only helps with the purge.
-      if (recorded.announce) {
-        // The announcement goes on the room's channel and the leave on the main channel, which
-        // on a cluster bus may live on another master: the leave only once Redis has taken the
-        // announcement, or it could overtake it and the members would never hear it.
-        await nsp.to(roomChannel(room.id)).emit('room-expired', { roomId: room.id, changeSeq: recorded.changeSeq });
-        await nsp.in(roomChannel(room.id)).socketsLeave(roomChannel(room.id));
+      // sweep died, or the bus refused it, before the announcement was taken.
+      if (recorded.next === 'announce') {
+        // After one room the bus refused, this sweep tries no other: each would wait its retries out.
+        if (busRefused || !(await announceExpired(nsp, room.id, recorded.changeSeq))) {
+          busRefused = true;
+          // Nothing purged or marked: the room stays due, its record ages, and a sweep announces
+          // it once the record is ANNOUNCED_WITHIN_MS old. Its members are not left untold.
+          result.unannounced += 1;
+          return;
+        }
+        await expiry.markAnnounced(room.id);
       }
       // Until a batch finds nothing: a short batch does not mean "empty" when another sweep is
       // purging the same room. markExpired re-checks emptiness, so stopping early is only late.
@@ -150,7 +184,8 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
   }
 
   if (!stopping()) result.tombstonesDeleted = await expiry.deleteTombstones(deps.tombstoneTtlMs, ROOMS_PER_PICK);
-  if (result.expired > 0 || result.warned > 0 || result.tombstonesDeleted > 0) {
+  if (result.unannounced > 0) logger.warn(result, 'room sweep: the bus did not take some room-expired announcements; a later sweep repeats them');
+  else if (result.expired > 0 || result.warned > 0 || result.tombstonesDeleted > 0) {
     logger.info(result, 'room sweep');
   }
   return result;

@@ -52,24 +52,31 @@ export function createRoomExpiryRepository(sql: Sql) {
 
     /**
      * Records `room-expired` in the room's change feed once (a sweep that repeats the room gets
-     * the same number back); null if the room is gone or not expired. `announce` says whether
-     * this sweep is the one to announce it and make the room's sockets leave: the sweep that
-     * recorded it, or any sweep once the record is older than `announcedWithinMs` (the sweep that
-     * recorded it died before announcing: it announces right after this commit). A sweep that
-     * finds it recorded a moment ago is running beside the recorder (two worker replicas) and
-     * says nothing: its announcement would repeat the recorder's, and its leave could overtake
-     * the recorder's announcement, taking the members out before they hear it.
+     * the same number back); null if the room is gone or not expired. What this sweep does next:
+     * - `announce`: it tells the room and makes its sockets leave, then `markAnnounced`. The
+     *   sweep that recorded it, or any sweep once an unannounced record is older than
+     *   `announcedWithinMs` (its recorder died, or its publish failed, before the announcement
+     *   was taken: it announces right after this commit).
+     * - `purge`: announced already; it helps empty the room and mark it.
+     * - `wait`: recorded a moment ago and not announced yet: a sweep is running beside the
+     *   recorder (two worker replicas) and leaves the room alone. Its announcement would repeat
+     *   the recorder's, its leave could overtake it, and its purge and mark would end the room
+     *   before the recorder knows the announcement went out.
      */
-    async recordExpired(roomId: string, announcedWithinMs: number): Promise<{ changeSeq: number; announce: boolean } | null> {
+    async recordExpired(roomId: string, announcedWithinMs: number): Promise<{ changeSeq: number; next: 'announce' | 'purge' | 'wait' } | null> {
       return sql.begin(async (tx) => {
-        const [room] = await tx<{ id: string }[]>`
-          select id from rooms where id = ${roomId} and expires_at <= now() for update`;
+        const [room] = await tx<{ id: string; announced: boolean }[]>`
+          select id, expiry_announced_at is not null as announced
+          from rooms where id = ${roomId} and expires_at <= now() for update`;
         if (!room) return null;
         const [existing] = await tx<{ change_seq: number; stale: boolean }[]>`
           select change_seq, created_at <= now() - ${announcedWithinMs}::bigint * interval '1 millisecond' as stale
           from room_events where room_id = ${roomId} and kind = 'room-expired'
           order by change_seq desc limit 1`;
-        if (existing) return { changeSeq: Number(existing.change_seq), announce: existing.stale };
+        if (existing) {
+          const next = room.announced ? 'purge' : existing.stale ? 'announce' : 'wait';
+          return { changeSeq: Number(existing.change_seq), next };
+        }
         const [row] = await tx<{ change_seq: number }[]>`
           with bumped as (
             update rooms set last_change_seq = last_change_seq + 1 where id = ${roomId}
@@ -79,8 +86,13 @@ export function createRoomExpiryRepository(sql: Sql) {
             select id, last_change_seq, 'room-expired' from bumped
           )
           select last_change_seq as change_seq from bumped`;
-        return row ? { changeSeq: Number(row.change_seq), announce: true } : null;
+        return row ? { changeSeq: Number(row.change_seq), next: 'announce' as const } : null;
       });
+    },
+
+    /** The bus took the room's `room-expired`: from now on the room may be purged and marked. */
+    async markAnnounced(roomId: string): Promise<void> {
+      await sql`update rooms set expiry_announced_at = now() where id = ${roomId} and expiry_announced_at is null`;
     },
 
     /** Rooms past `expires_at` whose rows are not purged yet, oldest first. */
@@ -110,7 +122,8 @@ export function createRoomExpiryRepository(sql: Sql) {
     },
 
     /**
-     * The last step: the room becomes a tombstone — only once no membership row is left
+     * The last step: the room becomes a tombstone — only once its `room-expired` was announced
+     * and no membership row is left
      * (another sweep may still hold some in an open batch, or a killed one may have rolled its
      * batch back). False if rows remain or another sweep got there first: the room stays due,
      * and the next sweep finishes it. Its messages are not touched: they stay in their day's
@@ -122,7 +135,7 @@ export function createRoomExpiryRepository(sql: Sql) {
     async markExpired(roomId: string): Promise<boolean> {
       const result = await sql`
         update rooms set expired_at = now(), member_count = 0
-        where id = ${roomId} and expired_at is null and expires_at <= now()
+        where id = ${roomId} and expired_at is null and expires_at <= now() and expiry_announced_at is not null
           and not exists (select 1 from room_members where room_id = ${roomId})`;
       return result.count > 0;
     },

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import type { Sql } from 'postgres';
+import { afterEach, describe, expect, inject } from 'vitest';
+import { busChannelPrefix, createShardedEmitter, roomBusChannel } from '@chat/bus';
+import { createMembershipsRepository, createRoomExpiryRepository } from '@chat/db';
+import { CHAT_NAMESPACE, roomChannel, type ServerToClientEvents } from '@chat/protocol';
+import { startTcpRelay, uniquePrefix, type TcpRelay } from '@chat/testing';
+import { runRoomSweep } from '@chat/worker';
+import { databaseTest } from '../support/index.ts';
+
+/**
+ * PROTOCOL §10: `room-expired` is announced once, and a room is emptied only after the bus has
+ * taken the announcement. The sweep's bus goes through a relay that is cut for the first sweep
+ * (Redis away for a moment): that sweep records the change but must leave the room as it is, and
+ * a later sweep announces it, with the same number, and only then empties it. A subscriber on
+ * the room's bus channel (as a gateway holding a member) hears what reaches Redis. Its own
+ * database: a sweep reads every due room of it.
+ */
+
+const it = databaseTest({ maxConnections: 4 });
+/**
+ * The age at which an unannounced record is announced again (30 s in production); longer than
+ * the refused sweep's retries, so the sweep right after it still finds the record young.
+ */
+const ANNOUNCED_WITHIN_MS = 4000;
+
+const opened: { close(): unknown }[] = [];
+afterEach(async () => {
+  for (const item of opened.splice(0).reverse()) await item.close();
+});
+
+/** A room that expired a moment ago, with two members. */
+async function expiredRoom(sql: Sql): Promise<string> {
+  const [owner, guest, id] = [randomUUID(), randomUUID(), randomUUID()];
+  await sql`insert into users (id, nickname) values (${owner}, '방장'), (${guest}, '손님')`;
+  await sql`insert into rooms (id, name, created_by, created_at, expires_at)
+    values (${id}, 'announce', ${owner}, now(), clock_timestamp() + interval '200 milliseconds')`;
+  const memberships = createMembershipsRepository(sql);
+  for (const user of [owner, guest]) expect(await memberships.add(id, user, 500)).toMatchObject({ changed: true });
+  await sql`select pg_sleep(0.3)`;
+  return id;
+}
+
+async function roomState(sql: Sql, roomId: string) {
+  const [row] = await sql<{ expired: boolean; members: number; records: number }[]>`
+    select (select expired_at is not null from rooms where id = ${roomId}) as expired,
+           (select count(*)::int from room_members where room_id = ${roomId}) as members,
+           (select count(*)::int from room_events where room_id = ${roomId} and kind = 'room-expired') as records`;
+  return row!;
+}
+
+/** The room's bus channel, heard as a gateway holding a member hears it: the events Redis took. */
+async function listen(prefix: string, roomId: string): Promise<string[]> {
+  const heard: string[] = [];
+  const subscriber = new Redis(inject('redisUrl'), { lazyConnect: true });
+  opened.push({ close: () => subscriber.disconnect() });
+  await subscriber.connect();
+  subscriber.on('smessage', (_channel: string, message: string) => {
+    const { data } = JSON.parse(message) as { data: { packet: { data: [string, { changeSeq: number }] } } };
+    heard.push(`${data.packet.data[0]} ${data.packet.data[1].changeSeq}`);
+  });
+  await subscriber.ssubscribe(roomBusChannel(busChannelPrefix(prefix), CHAT_NAMESPACE, roomChannel(roomId)));
+  return heard;
+}
+
+async function busThrough(relay: TcpRelay) {
+  // As the worker's bus publisher: one retry per command, then the emit is refused.
+  const client = new Redis(relay.url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+  client.on('error', () => undefined);
+  opened.push({ close: () => client.disconnect() });
+  await client.ping();
+  return client;
+}
+
+describe('room-expired while the bus refuses it', () => {
+  it('leaves the room as it is, and a later sweep announces it with the same number and then empties it', { timeout: 30_000 }, async ({ sql }) => {
+    const prefix = uniquePrefix('announce');
+    const relay = await startTcpRelay(inject('redisUrl'));
+    opened.push(relay);
+    const client = await busThrough(relay);
+    const sweep = () =>
+      runRoomSweep({
+        expiry: createRoomExpiryRepository(sql),
+        emitter: createShardedEmitter<ServerToClientEvents>(client, { channelPrefix: busChannelPrefix(prefix), nsp: CHAT_NAMESPACE }),
+        logger: pino({ level: 'silent' }),
+        expiringNoticeMs: 0,
+        tombstoneTtlMs: 7 * 86_400_000,
+        batchSize: 1000,
+        budgetMs: 10_000,
+        announcedWithinMs: ANNOUNCED_WITHIN_MS,
+      });
+    const roomId = await expiredRoom(sql);
+    const heard = await listen(prefix, roomId);
+
+    await relay.cut();
+    expect(await sweep()).toMatchObject({ expired: 0, unannounced: 1, membersPurged: 0 });
+    expect(await roomState(sql, roomId)).toEqual({ expired: false, members: 2, records: 1 });
+
+    await relay.restore();
+    // A sweep while the record is young: its recorder may still be at it, so it waits.
+    expect(await sweep()).toMatchObject({ expired: 0, unannounced: 0, membersPurged: 0 });
+    expect(heard).toEqual([]);
+
+    await sql`select pg_sleep(${ANNOUNCED_WITHIN_MS / 1000})`;
+    expect(await sweep()).toMatchObject({ expired: 1, unannounced: 0, membersPurged: 2 });
+    const [{ changeSeq } = { changeSeq: 0 }] = await sql<{ changeSeq: number }[]>`
+      select change_seq::int as "changeSeq" from room_events where room_id = ${roomId} and kind = 'room-expired'`;
+    await expect.poll(() => heard).toEqual([`room-expired ${changeSeq}`]);
+    expect(await roomState(sql, roomId)).toEqual({ expired: true, members: 0, records: 1 });
+
+    // Done once: a further sweep has nothing of the room to do.
+    expect(await sweep()).toMatchObject({ expired: 0, unannounced: 0 });
+    expect(heard).toHaveLength(1);
+  });
+});

@@ -150,3 +150,38 @@ describe('a pod whose subscriptions reach Redis late', () => {
     expect(seen.resyncs).toEqual([{ roomId }]);
   });
 });
+
+/**
+ * A bus that confirms nothing within the barrier's bound (3 s, register-realtime.ts): a join
+ * goes ahead after one bound, not two (the pod waits before it writes the membership, and the
+ * answer does not wait again), and the socket is resynced once the subscription comes.
+ */
+describe('a pod whose subscriptions take longer than the bound', () => {
+  const SLOW_SUBSCRIBE_MS = 6000;
+  let slow: TestCluster;
+
+  beforeAll(async () => {
+    slow = await startCluster(1, {
+      REDIS_PREFIX: uniquePrefix('barrier-slow'),
+      POD_NAME: 'barrier-pod-slow',
+      FAULT_BUS_SUBSCRIBE_DELAY_MS: String(SLOW_SUBSCRIBE_MS),
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await slow?.close();
+  });
+
+  it('answers the join after one bound and resyncs the socket when the subscription comes', { timeout: 20_000 }, async () => {
+    const url = slow.pods[0]!.url;
+    const alice = await makeUser('김철수');
+    const { roomId } = await createRoom(url, alice);
+    const socket = await connect(url, alice.token);
+    const resyncs = record(socket, 'resync');
+    const started = Date.now();
+    expect((await emitAck(socket, 'join-room', { roomId }, 15_000)).ok).toBe(true);
+    // One bound is 3 s; two would be 6 s (here the subscription itself, confirmed at 6 s).
+    expect(Date.now() - started).toBeLessThan(4500);
+    // (The connect's own rooms, its user's channel, were resynced as `{}`: that handshake gave up too.)
+    await expect.poll(() => resyncs.filter((resync) => 'roomId' in resync), { timeout: 8000, interval: 100 }).toEqual([{ roomId }]);
+  });
+});

@@ -61,6 +61,11 @@ export function createSubscriptionBarrier(options: {
   let lastGaveUpLog = 0;
 
   const isSocketRoom = (room: string, socketId: string) => room === socketId;
+  /**
+   * Rooms whose `hold()` gave up, and when: the join's `settle()` right after it does not wait
+   * the bound a second time (the socket is resynced when the subscription comes).
+   */
+  const holdsGaveUp = new Map<string, number>();
   /** Placeholder members of `hold()`: never a socket id (Socket.IO's have no colon). */
   const holders = new Set<string>();
   let lastHolder = 0;
@@ -76,6 +81,7 @@ export function createSubscriptionBarrier(options: {
   });
   adapter.on('delete-room', (room: string) => {
     pending.delete(room);
+    holdsGaveUp.delete(room);
   });
 
   function resync(socketIds: Iterable<string>, room: string): number {
@@ -104,6 +110,7 @@ export function createSubscriptionBarrier(options: {
     }
     const room = options.roomOf(channel);
     if (room === null) return;
+    holdsGaveUp.delete(room);
     const waiting = pending.get(room);
     pending.delete(room);
     let told = 0;
@@ -119,7 +126,11 @@ export function createSubscriptionBarrier(options: {
     async settle(socketId, rooms) {
       // This caller tells the client itself once settled: no resync for these, unless it gives up.
       for (const room of rooms) pending.get(room)?.delete(socketId);
-      const confirmed = await Promise.all(rooms.map((room) => tracker.whenConfirmed(channelOf(room), options.timeoutMs)));
+      const boundFor = (room: string) => {
+        const gaveUpAt = holdsGaveUp.get(room);
+        return gaveUpAt !== undefined && Date.now() - gaveUpAt < options.timeoutMs ? 0 : options.timeoutMs;
+      };
+      const confirmed = await Promise.all(rooms.map((room) => tracker.whenConfirmed(channelOf(room), boundFor(room))));
       let all = true;
       rooms.forEach((room, index) => {
         if (confirmed[index] || tracker.isConfirmed(channelOf(room))) return;
@@ -146,12 +157,7 @@ export function createSubscriptionBarrier(options: {
         if (!holders.delete(holder)) return;
         adapter.delAll(holder);
       };
-      try {
-        await tracker.whenConfirmed(channelOf(room), options.timeoutMs);
-      } catch (error) {
-        release();
-        throw error;
-      }
+      if (!(await tracker.whenConfirmed(channelOf(room), options.timeoutMs))) holdsGaveUp.set(room, Date.now());
       return release;
     },
   };

@@ -12,6 +12,7 @@ import type { TokenVerifier } from '@chat/auth';
 import type { GatewayConfig } from '../config.ts';
 import type { Services } from '../deps.ts';
 import { createRequestAuth } from './authenticate.ts';
+import { registerBodyParsers } from './body-parsers.ts';
 import { devLoginRoutes } from './dev-login.routes.ts';
 import { registerApiDocs } from './docs.routes.ts';
 import { createPathErrors, registerErrorHandling } from './error-handler.ts';
@@ -46,6 +47,7 @@ export function createHttpServer(config: Readonly<GatewayConfig>, logger: Logger
   http.setValidatorCompiler(validatorCompiler);
   http.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(http, pathErrors);
+  registerBodyParsers(http);
   return http;
 }
 

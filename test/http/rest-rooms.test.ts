@@ -25,6 +25,10 @@ const it = clusterTest({ pods: 2, env: budget }).extend('noDevLogin', { scope: '
   const noDevLogin = await startCluster(1, { ...budget, AUTH_DEV_LOGIN: 'false' });
   onCleanup(() => noDevLogin.close());
   return noDevLogin;
+}).extend('shortTokens', { scope: 'file' }, async ({}, { onCleanup }) => {
+  const shortTokens = await startCluster(1, { ...budget, JWT_MAX_LIFETIME_SECONDS: '600' });
+  onCleanup(() => shortTokens.close());
+  return shortTokens;
 });
 it.beforeAll(async ({ cluster: started }) => {
   cluster = started;
@@ -317,6 +321,20 @@ describe('POST /api/auth/token (dev login)', () => {
     // The rest of that pod works.
     const created = await request(noDevLogin.pods[0]!.url, 'POST', '/api/rooms', { token: owner.token, body: { name: '다른 클러스터' } });
     expect(created.status).toBe(201);
+  });
+
+  it('signs tokens the gateway accepts: never longer than JWT_MAX_LIFETIME_SECONDS', async ({ shortTokens }) => {
+    const shortUrl = shortTokens.pods[0]!.url;
+    const login = await request(shortUrl, 'POST', '/api/auth/token', { body: { nickname: '짧은토큰' } });
+    expect(login.status).toBe(200);
+    // A 24 h token was signed here and every route refused it: 401 인증이 필요합니다.
+    expect(Date.parse(login.body.expiresAt) - Date.now()).toBeLessThanOrEqual(600_000);
+    expect(Date.parse(login.body.expiresAt) - Date.now()).toBeGreaterThan(590_000);
+    const created = await request(shortUrl, 'POST', '/api/rooms', { token: login.body.accessToken, body: { name: '짧은 토큰의 방' } });
+    expect(created.status).toBe(201);
+    const socket = await connect(shortUrl, login.body.accessToken);
+    expect(socket.connected).toBe(true);
+    socket.close();
   });
 });
 

@@ -6,7 +6,15 @@ import { devLoginBodySchema, devLoginResponseSchema, errorBodySchema } from '@ch
 const DEV_TOKEN_SECONDS = 24 * 3600;
 
 /** A development login (PROTOCOL §9): registered only when AUTH_DEV_LOGIN is on. */
-export function devLoginRoutes(jwt: { secret: string; issuer?: string; audience?: string }): FastifyPluginAsyncZod {
+export function devLoginRoutes(jwt: {
+  secret: string;
+  issuer?: string;
+  audience?: string;
+  maxLifetimeSeconds?: number;
+}): FastifyPluginAsyncZod {
+  // Never longer than the verifier accepts (JWT_MAX_LIFETIME_SECONDS): a longer token would be
+  // refused by every route and the handshake as INVALID_TOKEN.
+  const lifetimeSeconds = Math.min(DEV_TOKEN_SECONDS, jwt.maxLifetimeSeconds ?? DEV_TOKEN_SECONDS);
   return async (app) => {
     app.post(
       '/api/auth/token',
@@ -23,7 +31,7 @@ export function devLoginRoutes(jwt: { secret: string; issuer?: string; audience?
           secret: jwt.secret,
           userId,
           nickname: request.body.nickname,
-          expiresInSeconds: DEV_TOKEN_SECONDS,
+          expiresInSeconds: lifetimeSeconds,
           ...(jwt.issuer ? { issuer: jwt.issuer } : {}),
           ...(jwt.audience ? { audience: jwt.audience } : {}),
         });

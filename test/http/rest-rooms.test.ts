@@ -350,6 +350,24 @@ describe('REST error bodies: always { statusCode, error, message, code }', () =>
     expect(await request(url, 'DELETE', '/api/rooms/x/y/z', { token: owner.token })).toEqual({ status: 404, body: notFound });
   });
 
+  it('HEAD answers as GET without a body; OPTIONS and trailing slashes are other paths (PROTOCOL §13)', async () => {
+    const room = await createRoom(url, owner, { name: 'HEAD 방' });
+    const head = await fetch(`${url}/api/rooms/${room.roomId}/messages`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await head.text()).toBe('');
+    expect((await fetch(`${url}/api/rooms/${randomUUID()}`, { method: 'HEAD' })).status).toBe(404);
+    // No CORS: not even for an origin the socket accepts.
+    const preflight = await fetch(`${url}/api/rooms`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://allowed.example', 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.status).toBe(404);
+    expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
+    expect(await request(url, 'GET', `/api/rooms/${room.roomId}/`)).toEqual({ status: 404, body: notFound });
+    expect(await request(url, 'GET', '/api/rooms/')).toEqual({ status: 404, body: ROOM_NOT_FOUND });
+  });
+
   it('malformed JSON → 400 INVALID_REQUEST, with or without a token', async () => {
     for (const body of ['{"name": ', '{name: "x"}', 'null', '"string"', '[1,2]', '']) {
       const result = await rawRequest(url, 'POST', '/api/rooms', {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import { createDatabase, createRoomsRepository, createSessionsRepository, type Database, type RoomsRepository } from '@chat/db';
 import { RoomCache } from '../../apps/gateway/src/infrastructure/room-cache.ts';
+import { sleep } from '@chat/testing';
 import { databaseTest } from '../support/index.ts';
 
 const it = databaseTest({ maxConnections: 4 });
@@ -136,5 +137,20 @@ describe('RoomCache', () => {
     fresh.seed(again!.rooms, before);
     await fresh.get(second);
     expect(calls).toEqual([second]);
+  });
+
+  it('reads a room again once its entry is older than maxAgeMs: a lifetime notice the bus lost heals', async () => {
+    const id = await room();
+    const { repository, calls } = counted(() => rooms);
+    const cache = new RoomCache(repository, { maxAgeMs: 300 });
+    const before = (await cache.get(id))!.expiresAt;
+    // The server API closed the room, and this pod never heard (no `forget`).
+    await database.sql`update rooms set expires_at = now() where id = ${id}`;
+    expect(cache.peek(id)?.expiresAt).toEqual(before);
+    await sleep(400);
+    expect(cache.peek(id)).toBeUndefined();
+    const after = (await cache.get(id))!.expiresAt;
+    expect(after.getTime()).toBeLessThan(before.getTime());
+    expect(calls).toEqual([id, id]);
   });
 });

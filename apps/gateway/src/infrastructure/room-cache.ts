@@ -4,6 +4,14 @@ export type RoomMeta = Pick<StoredRoom, 'id' | 'name' | 'createdBy' | 'createdAt
 
 /** How long "no such room" is remembered. */
 const MISSING_TTL_MS = 5000;
+/**
+ * How long a room is kept before it is read again. Its lifetime changes only through the
+ * server API, whose pod tells the others over the bus (`forget`); a notice the bus lost (a
+ * Redis blip on either side) would otherwise leave this pod serving the room by its old
+ * expiry for good: history of a closed room, 410 for an extended one. Sends and joins are
+ * re-checked by the database either way.
+ */
+const MAX_AGE_MS = 30_000;
 
 const metaOf = (room: StoredRoom | RoomMeta): RoomMeta => ({
   id: room.id,
@@ -19,8 +27,8 @@ interface Lookup {
 }
 
 /**
- * A room's id, name, creator and lifetime never change, so the hot path reads them from this
- * bounded in-process map instead of the database. "No such room" is remembered for a few
+ * A room's id, name and creator never change, and its lifetime only through the server API,
+ * so the hot path reads them from this bounded in-process map instead of the database. "No such room" is remembered for a few
  * seconds too, so the same made-up id costs one query, not one per event. That cannot hide a
  * room created meanwhile on another pod: a room's id is a UUIDv7 made when the room is (74
  * random bits), so no client can have asked for it before it existed.
@@ -31,7 +39,8 @@ interface Lookup {
  * rooms over two pods made ~700 lookups where 120 were needed).
  */
 export class RoomCache {
-  private readonly entries = new Map<string, RoomMeta>();
+  /** The room, and when it was read (ms). */
+  private readonly entries = new Map<string, { room: RoomMeta; readAt: number }>();
   private readonly inFlight = new Map<string, Lookup>();
   /** roomId → when the miss is forgotten (ms); in insertion order, so the oldest is first. */
   private readonly missing = new Map<string, number>();
@@ -40,7 +49,7 @@ export class RoomCache {
 
   constructor(
     private readonly rooms: RoomsRepository,
-    private readonly options: { capacity?: number; onLookup?: (found: boolean) => void } = {},
+    private readonly options: { capacity?: number; maxAgeMs?: number; onLookup?: (found: boolean) => void } = {},
   ) {}
 
   private get capacity(): number {
@@ -49,11 +58,15 @@ export class RoomCache {
 
   /** The cached room, without a lookup: the send path's check when it is known (most sends). */
   peek(roomId: string): RoomMeta | undefined {
-    return this.entries.get(roomId);
+    const entry = this.entries.get(roomId);
+    if (!entry) return undefined;
+    if (Date.now() - entry.readAt <= (this.options.maxAgeMs ?? MAX_AGE_MS)) return entry.room;
+    this.entries.delete(roomId);
+    return undefined;
   }
 
   async get(roomId: string): Promise<RoomMeta | null> {
-    const cached = this.entries.get(roomId);
+    const cached = this.peek(roomId);
     if (cached) return cached;
     if (this.isKnownMissing(roomId)) return null;
     const pending = this.inFlight.get(roomId);
@@ -79,7 +92,7 @@ export class RoomCache {
         return null;
       }
       this.remember(room);
-      return this.entries.get(roomId) ?? null;
+      return this.entries.get(roomId)?.room ?? null;
     } finally {
       if (this.inFlight.get(roomId) === lookup) this.inFlight.delete(roomId);
     }
@@ -87,11 +100,13 @@ export class RoomCache {
 
   remember(room: StoredRoom | RoomMeta): void {
     this.missing.delete(room.id);
+    // Re-inserted: the map's order stays the order of reading, the oldest evicted first.
+    this.entries.delete(room.id);
     if (this.entries.size >= this.capacity) {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
     }
-    this.entries.set(room.id, metaOf(room));
+    this.entries.set(room.id, { room: metaOf(room), readAt: Date.now() });
   }
 
   forget(roomId: string): void {

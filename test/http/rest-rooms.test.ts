@@ -350,17 +350,17 @@ describe('REST error bodies: always { statusCode, error, message, code }', () =>
     expect(await request(url, 'DELETE', '/api/rooms/x/y/z', { token: owner.token })).toEqual({ status: 404, body: notFound });
   });
 
-  it('HEAD answers as GET without a body; OPTIONS and trailing slashes are other paths (PROTOCOL §13)', async () => {
+  it('HEAD answers as GET without a body; OPTIONS from another origin and trailing slashes are other paths (PROTOCOL §13)', async () => {
     const room = await createRoom(url, owner, { name: 'HEAD 방' });
     const head = await fetch(`${url}/api/rooms/${room.roomId}/messages`, { method: 'HEAD' });
     expect(head.status).toBe(200);
     expect(head.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await head.text()).toBe('');
     expect((await fetch(`${url}/api/rooms/${randomUUID()}`, { method: 'HEAD' })).status).toBe(404);
-    // No CORS: not even for an origin the socket accepts.
+    // No CORS for an origin outside CORS_ORIGINS (test/http/cors.test.ts has the allowed ones).
     const preflight = await fetch(`${url}/api/rooms`, {
       method: 'OPTIONS',
-      headers: { origin: 'http://allowed.example', 'access-control-request-method': 'POST' },
+      headers: { origin: 'http://elsewhere.example', 'access-control-request-method': 'POST' },
     });
     expect(preflight.status).toBe(404);
     expect(preflight.headers.get('access-control-allow-origin')).toBeNull();

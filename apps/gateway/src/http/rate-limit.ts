@@ -5,29 +5,7 @@ import { AppError } from '@chat/protocol';
 import { clientAddressKey } from './address-key.ts';
 import { redisStoreWithLocalFallback } from './rate-limit-store.ts';
 import type { RequestTokens } from './request-token.ts';
-
-/**
- * Only the API is limited: probes, `/metrics`, the docs and the web page's files must answer
- * exactly when traffic is heavy (issue 5). The server API (`/api/server/`) has its own budget
- * per API key (server-api-auth.ts): a backend must not spend its address's user budget.
- */
-function isLimited(request: FastifyRequest): boolean {
-  // Decided on the route that answers, not on the URL as spelled: the router decodes the path,
-  // so `/%61pi/rooms` reaches `/api/rooms` while its raw URL does not start with `/api/`.
-  const route = request.routeOptions.url;
-  const path = route?.startsWith('/api/') ? route : decodedPath(request.url);
-  return path.startsWith('/api/') && !path.startsWith('/api/server/');
-}
-
-/** The URL's path with its percent-escapes decoded (as it is, when they are malformed). */
-function decodedPath(url: string): string {
-  const path = url.split('?', 1)[0]!;
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    return path;
-  }
-}
+import { isUserApiRequest } from './user-api-paths.ts';
 
 /**
  * Whose budget a request spends: a request with a valid token spends its user's (users behind
@@ -69,7 +47,10 @@ export async function registerHttpRateLimit(
     store: redisStoreWithLocalFallback(options.redis, `${options.keyPrefix}:http-rate:`, app.log),
     // The store answers from memory when Redis does not; anything else failing serves the request.
     skipOnError: true,
-    allowList: (request) => !isLimited(request),
+    // Only the users' API: probes, `/metrics`, the docs and the web page's files must answer
+    // exactly when traffic is heavy (issue 5). The server API (`/api/server/`) has its own
+    // budget per API key (server-api-auth.ts): a backend must not spend its address's user budget.
+    allowList: (request) => !isUserApiRequest(request),
     keyGenerator: budgetKeyOf(options.tokens),
     errorResponseBuilder: () => new AppError('TOO_MANY_REQUESTS'),
   });

@@ -13,6 +13,7 @@ import type { GatewayConfig } from '../config.ts';
 import type { Services } from '../deps.ts';
 import { createRequestAuth } from './authenticate.ts';
 import { registerBodyParsers } from './body-parsers.ts';
+import { registerCors } from './cors.ts';
 import { devLoginRoutes } from './dev-login.routes.ts';
 import { registerApiDocs } from './docs.routes.ts';
 import { createPathErrors, registerErrorHandling } from './error-handler.ts';
@@ -76,6 +77,7 @@ export async function registerHttp(
     perMinute: config.httpRateLimitPerMinute,
   });
   await registerApiDocs(http);
+  await registerCors(http, config.corsOrigins);
 
   const auth = createRequestAuth(services.userAuth, requestTokens);
   await http.register(healthRoutes(services.health));

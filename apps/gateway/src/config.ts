@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { checkRedisEnv, redisEnvShape, redisSettingsOf, type RedisSettings } from '@chat/bus';
 import { databaseUrlSchema } from '@chat/db';
-import { isPlaceholderSecret, parseEnv } from '@chat/runtime';
+import { envDefaultsOf, isPlaceholderSecret, parseEnv } from '@chat/runtime';
 import { parseFaultCrashAfterCommit, type FaultCrashAfterCommit } from './lib/fault-hooks.ts';
 
 /**
@@ -258,6 +258,9 @@ export interface GatewayConfig extends RedisSettings {
 
 /** Every variable the schema reads (the infra lint checks deployments set no other). */
 export const ENV_VARIABLES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
+
+/** Each variable's value when unset (undefined: none, or derived below); test/config/env-docs.test.ts holds the docs to it. */
+export const envDefaults = (): Readonly<Record<string, unknown>> => envDefaultsOf(envSchema.shape);
 
 export function loadConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
   const e = parseEnv(envSchema, env);

@@ -2,7 +2,7 @@ import { checkRedisEnv, redisEnvShape, redisSettingsOf, type RedisSettings } fro
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
 import { databaseUrlSchema } from '@chat/db';
-import { isPlaceholderSecret, parseEnv } from '@chat/runtime';
+import { envDefaultsOf, isPlaceholderSecret, parseEnv } from '@chat/runtime';
 
 /**
  * Webhook endpoints (docs/webhooks.md), as JSON: `[{ "id", "url", "secret", "kinds"? }]`. The
@@ -102,6 +102,9 @@ export interface WorkerConfig extends RedisSettings {
 
 /** Every variable the schema reads (the infra lint checks deployments set no other). */
 export const ENV_VARIABLES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
+
+/** Each variable's value when unset (undefined: none, or derived below); test/config/env-docs.test.ts holds the docs to it. */
+export const envDefaults = (): Readonly<Record<string, unknown>> => envDefaultsOf(envSchema.shape);
 
 export function loadWorkerConfig(env: Record<string, string | undefined>): Readonly<WorkerConfig> {
   const e = parseEnv(envSchema, env);

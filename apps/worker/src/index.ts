@@ -1,4 +1,4 @@
-export { ENV_VARIABLES as WORKER_ENV_VARIABLES, loadWorkerConfig, type WorkerConfig } from './config.ts';
+export { ENV_VARIABLES as WORKER_ENV_VARIABLES, envDefaults as workerEnvDefaults, loadWorkerConfig, type WorkerConfig } from './config.ts';
 export { startWorker, type WorkerApp } from './app.ts';
 export { runRoomSweep } from './jobs/room-sweep.job.ts';
 export { runPresenceGc, PRESENCE_STALE_AFTER_MS } from './jobs/presence-gc.job.ts';

@@ -24,3 +24,20 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, str
   }
   return parsed.data;
 }
+
+/**
+ * What each variable of an env schema's shape becomes when it is unset: its default, or
+ * undefined / null when it has none (optional, or derived from others in the app's loadConfig).
+ * The docs tests compare README's defaults with these, so that a default changed in code and
+ * not in the docs (or the other way) fails a test instead of misleading an operator.
+ */
+export function envDefaultsOf(shape: Readonly<Record<string, z.ZodType>>): Readonly<Record<string, unknown>> {
+  return Object.freeze(
+    Object.fromEntries(
+      Object.entries(shape).map(([name, schema]) => {
+        const parsed = schema.safeParse(undefined);
+        return [name, parsed.success ? parsed.data : undefined];
+      }),
+    ),
+  );
+}

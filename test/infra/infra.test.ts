@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { ENV_VARIABLES } from '@chat/gateway';
+import { SERVER_BATCH_MAX_BODY_BYTES } from '@chat/protocol';
 import { WORKER_ENV_VARIABLES } from '@chat/worker';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -160,6 +161,13 @@ describe('infra/nginx.conf', () => {
     expect(directives).toMatch(/listen 8080;/);
     expect(conf).toMatch(/No stickiness/);
     expect(conf).toMatch(/websocket transport only/);
+  });
+
+  it('takes a body as large as the gateways accept, so that a too large one gets their 413', () => {
+    // nginx's own 413 is an HTML page; a full server API batch (PROTOCOL §17) is up to 1.6 MiB.
+    const [, amount, unit] = /client_max_body_size (\d+)([kKmM]?);/.exec(directives)!;
+    const bytes = Number(amount) * ({ '': 1, k: 1024, m: 1024 * 1024 } as Record<string, number>)[unit!.toLowerCase()]!;
+    expect(bytes).toBeGreaterThanOrEqual(SERVER_BATCH_MAX_BODY_BYTES);
   });
 
   it('passes websocket upgrades and allows an hour between frames', () => {

@@ -21,6 +21,7 @@ import * as networking from 'kubernetes-models/networking.k8s.io/v1';
 import * as policy from 'kubernetes-models/policy/v1';
 import * as monitoring from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { parser as promql } from '@prometheus-io/lezer-promql';
+import { SERVER_BATCH_MAX_BODY_BYTES } from '@chat/protocol';
 import { createGatewayMetrics } from '../../apps/gateway/src/metrics.ts';
 import { createWorkerMetrics } from '../../apps/worker/src/metrics.ts';
 import { kustomize, kustomizeWith, objectId, type K8sObject } from './kustomize.ts';
@@ -385,6 +386,11 @@ describe.each(overlays)('overlay %s', (overlay) => {
     expect(annotations['nginx.ingress.kubernetes.io/affinity']).toBeUndefined();
     // ingress-nginx's default format logs the query string, where a handshake may carry its token.
     expect(annotations['nginx.ingress.kubernetes.io/enable-access-log']).toBe('false');
+    // A body the gateways accept passes (a server API batch is up to 1.6 MiB): a too large one
+    // gets the gateway's 413 in the protocol's shape, not ingress-nginx's HTML page.
+    const [, amount, unit] = /^(\d+)([kKmM]?)$/.exec(annotations['nginx.ingress.kubernetes.io/proxy-body-size'])!;
+    const bodyBytes = Number(amount) * ({ '': 1, k: 1024, m: 1024 * 1024 } as Record<string, number>)[unit!.toLowerCase()]!;
+    expect(bodyBytes).toBeGreaterThanOrEqual(SERVER_BATCH_MAX_BODY_BYTES);
     const paths = ingress.spec.rules.flatMap((rule: Any) => rule.http.paths);
     // The API docs are public only where an overlay lists them: dev does, prod does not.
     const docs = overlay === 'dev' ? ['Prefix /docs'] : [];

@@ -100,8 +100,8 @@ describe('webhook delivery lanes', () => {
     expect(posts.length).toBeLessThanOrEqual(Math.ceil(total / BATCH) + lanes.length);
     // Each acknowledged POST is observed once in the lag histogram: the age of its oldest change.
     const lag = await deps.metrics.webhookLag.get();
-    const count = lag.values.find((value) => value.metricName === 'chat_worker_webhook_lag_seconds_count' && value.labels.endpoint === 'lanes');
-    const sum = lag.values.find((value) => value.metricName === 'chat_worker_webhook_lag_seconds_sum' && value.labels.endpoint === 'lanes');
+    const count = lag.values.find((value) => value.metricName === 'chat_worker_webhook_lag_seconds_count' && value.labels.webhook === 'lanes');
+    const sum = lag.values.find((value) => value.metricName === 'chat_worker_webhook_lag_seconds_sum' && value.labels.webhook === 'lanes');
     expect(count?.value).toBe(posts.length);
     expect(sum?.value).toBeGreaterThan(0);
     // Every cursor at its room's last change; nothing left to read or to send.

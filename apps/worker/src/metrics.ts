@@ -41,22 +41,25 @@ export function createWorkerMetrics() {
       help: 'Users taken offline because their pod stopped heartbeating.',
       registers: [registry],
     }),
+    // The endpoint's id is the label `webhook`, not `endpoint`: the Prometheus Operator sets
+    // `endpoint` on every series (the scraped port's name), which renamed this one
+    // `exported_endpoint` and left the alerts grouping every endpoint under `metrics`.
     webhookPosts: new Counter({
       name: 'chat_worker_webhook_posts_total',
       help: 'Webhook POSTs, by endpoint id and outcome (delivered: a 2xx; failed: retried later).',
-      labelNames: ['endpoint', 'outcome'] as const,
+      labelNames: ['webhook', 'outcome'] as const,
       registers: [registry],
     }),
     webhookEvents: new Counter({
       name: 'chat_worker_webhook_events_total',
       help: 'Change-feed events acknowledged by webhook endpoints, by endpoint id.',
-      labelNames: ['endpoint'] as const,
+      labelNames: ['webhook'] as const,
       registers: [registry],
     }),
     webhookLag: new Histogram({
       name: 'chat_worker_webhook_lag_seconds',
       help: 'Age of the oldest change in each acknowledged webhook POST (acknowledged minus committed), by endpoint id.',
-      labelNames: ['endpoint'] as const,
+      labelNames: ['webhook'] as const,
       buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
       registers: [registry],
     }),

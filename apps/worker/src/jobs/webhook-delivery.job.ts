@@ -149,14 +149,14 @@ async function deliverLane(deps: WebhookDeliveryDeps, endpoint: WebhookEndpoint,
       try {
         await post(endpoint, events, deps.timeoutMs);
       } catch (error) {
-        deps.metrics.webhookPosts.inc({ endpoint: endpoint.id, outcome: 'failed' });
+        deps.metrics.webhookPosts.inc({ webhook: endpoint.id, outcome: 'failed' });
         throw error;
       }
       posts += 1;
       delivered += events.length;
-      deps.metrics.webhookPosts.inc({ endpoint: endpoint.id, outcome: 'delivered' });
-      deps.metrics.webhookEvents.inc({ endpoint: endpoint.id }, events.length);
-      if (Number.isFinite(oldestAt)) deps.metrics.webhookLag.observe({ endpoint: endpoint.id }, Math.max(0, Date.now() - oldestAt) / 1000);
+      deps.metrics.webhookPosts.inc({ webhook: endpoint.id, outcome: 'delivered' });
+      deps.metrics.webhookEvents.inc({ webhook: endpoint.id }, events.length);
+      if (Number.isFinite(oldestAt)) deps.metrics.webhookLag.observe({ webhook: endpoint.id }, Math.max(0, Date.now() - oldestAt) / 1000);
     }
     await deps.cursors.advance(endpoint.id, [...moves].map(([roomId, changeSeq]) => ({ roomId, changeSeq })));
     events = [];

@@ -31,6 +31,14 @@ describe('gateway configuration', () => {
     expect(() => loadConfig({ ...base, DATABASE_STALL_TIMEOUT_MS: '5000' })).toThrow(/DATABASE_STALL_TIMEOUT_MS must exceed DATABASE_STATEMENT_TIMEOUT_MS/);
   });
 
+  it('refuses a drain window the shutdown timeout would cut short', () => {
+    expect(loadConfig({ ...base, DRAIN_WINDOW_MS: '20000', SHUTDOWN_TIMEOUT_MS: '40000' }).drainWindowMs).toBe(20_000);
+    // SHUTDOWN_TIMEOUT_MS alone lowered below the default 10 s window: the drain never finished.
+    for (const env of [{ SHUTDOWN_TIMEOUT_MS: '5000' }, { DRAIN_WINDOW_MS: '30000' }]) {
+      expect(() => loadConfig({ ...base, ...env }), JSON.stringify(env)).toThrow(/DRAIN_WINDOW_MS must be below SHUTDOWN_TIMEOUT_MS/);
+    }
+  });
+
   it('requires an HS256 JWT_SECRET of at least 32 bytes (256 bits, as RFC 7518 asks of HS256 keys)', () => {
     expect(() => loadConfig({ JWT_SECRET: 'x'.repeat(31) })).toThrow(/JWT_SECRET/);
     expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }).jwt.secret).toBe('x'.repeat(32));

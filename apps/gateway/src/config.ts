@@ -164,6 +164,12 @@ const envSchema = z
     message: 'DATABASE_STALL_TIMEOUT_MS must exceed DATABASE_STATEMENT_TIMEOUT_MS',
     path: ['DATABASE_STALL_TIMEOUT_MS'],
   })
+  .refine((env) => env.DRAIN_WINDOW_MS < env.SHUTDOWN_TIMEOUT_MS, {
+    // SHUTDOWN_TIMEOUT_MS bounds the drain too: at or past it the process exits 1 mid-drain,
+    // before the sends in flight are answered and with sockets never told (server-draining).
+    message: 'DRAIN_WINDOW_MS must be below SHUTDOWN_TIMEOUT_MS, which bounds the drain and the close after it',
+    path: ['DRAIN_WINDOW_MS'],
+  })
   .superRefine(checkRedisEnv);
 
 /**

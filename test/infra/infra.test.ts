@@ -11,9 +11,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { ENV_VARIABLES } from '@chat/gateway';
+import { ENV_VARIABLES, loadConfig } from '@chat/gateway';
 import { SERVER_BATCH_MAX_BODY_BYTES } from '@chat/protocol';
-import { WORKER_ENV_VARIABLES } from '@chat/worker';
+import { WORKER_ENV_VARIABLES, loadWorkerConfig } from '@chat/worker';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
@@ -135,6 +135,24 @@ describe('infra/docker-compose.yml', () => {
     expect(workerKeys).toContain('REDIS_PREFIX');
     expect(gatewayKeys.filter((v) => !known(gatewayVariables)(v))).toEqual([]);
     expect(workerKeys.filter((v) => !known(workerVariables)(v))).toEqual([]);
+  });
+
+  it('sets values the apps accept (compose interpolation as up.sh leaves it: defaults, a generated JWT_SECRET)', () => {
+    const interpolate = (env: Record<string, string>) =>
+      Object.fromEntries(
+        Object.entries(env).map(([name, value]) => [
+          name,
+          String(value)
+            .replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')
+            .replace(/\$\{JWT_SECRET:\?[^}]*\}/, 'f'.repeat(64)),
+        ]),
+      );
+    for (const name of ['gateway-a', 'gateway-b']) {
+      const env = interpolate(services[name].environment);
+      expect(JSON.stringify(env), name).not.toContain('${');
+      expect(() => loadConfig(env), name).not.toThrow();
+    }
+    expect(() => loadWorkerConfig(interpolate(services.worker.environment))).not.toThrow();
   });
 
   it('gives the gateways a stop grace period above SHUTDOWN_TIMEOUT_MS (and the drain window)', () => {

@@ -140,3 +140,29 @@ describe('base ConfigMaps', () => {
     }
   });
 });
+
+describe('k8s/README.md: the shutdown figures', () => {
+  it('are the ones the base and prod render', () => {
+    const readme = readFileSync(path.join(k8s, 'README.md'), 'utf8');
+    const figures = (objects: K8sObject[]) => {
+      const gateway = deployment(objects, 'chat-gateway').spec.template.spec;
+      const worker = deployment(objects, 'chat-worker').spec.template.spec;
+      const gatewayConfig = loadConfig(containerEnv(objects, 'chat-gateway'));
+      return {
+        grace: gateway.terminationGracePeriodSeconds as number,
+        preStop: Number(gateway.containers[0].lifecycle.preStop.exec.command[1]),
+        shutdown: gatewayConfig.shutdownTimeoutMs / 1000,
+        drain: gatewayConfig.drainWindowMs / 1000,
+        workerGrace: worker.terminationGracePeriodSeconds as number,
+        workerShutdown: loadWorkerConfig(containerEnv(objects, 'chat-worker')).shutdownTimeoutMs / 1000,
+      };
+    };
+    const [base, prod] = [figures(renderings.base), figures(renderings.prod)];
+    expect(readme).toContain(
+      `\`terminationGracePeriodSeconds\` ${base.grace} (prod ${prod.grace}) > preStop ${base.preStop} s + \`SHUTDOWN_TIMEOUT_MS\` ${base.shutdown} s (prod ${prod.shutdown} s), which bounds the \`DRAIN_WINDOW_MS\` ${base.drain} s (prod ${prod.drain} s) drain`,
+    );
+    expect(prod.preStop).toBe(base.preStop);
+    expect(readme).toContain(`(grace ${base.workerGrace} s > worker \`SHUTDOWN_TIMEOUT_MS\` ${base.workerShutdown} s:`);
+    expect([prod.workerGrace, prod.workerShutdown]).toEqual([base.workerGrace, base.workerShutdown]);
+  });
+});

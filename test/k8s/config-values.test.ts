@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { ENV_VARIABLES, loadConfig } from '@chat/gateway';
 import { WORKER_ENV_VARIABLES, loadWorkerConfig } from '@chat/worker';
-import { kustomize, type K8sObject } from './kustomize.ts';
+import { kustomize, kustomizeWith, type K8sObject } from './kustomize.ts';
 
 /**
  * The environment each rendered Deployment gives its container (the generated ConfigMap through
@@ -82,6 +82,23 @@ describe.each(Object.keys(renderings) as (keyof typeof renderings)[])('rendering
     const config = loadConfig(env);
     const batchDeadlineMs = loadConfig({ ...env, DATABASE_STALL_TIMEOUT_MS: undefined }).databaseStallTimeoutMs;
     expect(config.shutdownTimeoutMs).toBeGreaterThanOrEqual(config.drainWindowMs + batchDeadlineMs + 2000);
+  });
+});
+
+describe('ConfigMaps hold no secret', () => {
+  it('in any rendering, components included: no Secret key, no password in a URL, no private key', () => {
+    const components = ['hpa-connected-sockets', 'ingress-access-log', 'redis-tls', 'postgres-tls'].map((name) => path.join(k8s, 'components', name));
+    const all = [...Object.values(renderings), kustomizeWith([path.join(k8s, 'overlays/prod')], components)];
+    // What the Secret carries, and what only a Secret may: API key hashes are not secrets.
+    const secretNames = [...Object.keys(secret), 'JWT_SECRET', 'REDIS_SENTINEL_PASSWORD'];
+    for (const objects of all) {
+      for (const configMap of objects.filter((object) => object.kind === 'ConfigMap') as Any[]) {
+        for (const [key, value] of Object.entries(configMap.data ?? {}) as [string, string][]) {
+          expect(secretNames, `${configMap.metadata.name}: ${key}`).not.toContain(key);
+          expect(value, `${configMap.metadata.name}: ${key}`).not.toMatch(/:\/\/[^/@\s]*:[^/@\s]*@|PRIVATE KEY/);
+        }
+      }
+    }
   });
 });
 

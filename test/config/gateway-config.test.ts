@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfig } from '@chat/gateway';
+import { WEBHOOK_ENDPOINT_GRACE_MS } from '@chat/db';
 import { loadWorkerConfig } from '@chat/worker';
 
 const base = { JWT_SECRET: 'a-secret-of-at-least-sixteen-characters' };
@@ -68,6 +69,13 @@ describe('gateway configuration', () => {
     // The example Secret's own, applied as it is.
     const example = parseYaml(readFileSync(fileURLToPath(new URL('../../k8s/base/secret.example.yaml', import.meta.url)), 'utf8'));
     expect(() => loadWorkerConfig({ WEBHOOK_ENDPOINTS: example.stringData.WEBHOOK_ENDPOINTS })).toThrow(/CHANGE-ME placeholder/);
+  });
+
+  it('refuses a webhook poll interval past a tenth of the endpoints\' grace (worker)', () => {
+    // A replica names its endpoints only on the dispatch runs it takes: polled every 5 min, a
+    // replica configured without them deleted them between two runs during a rolling update.
+    expect(loadWorkerConfig({ WEBHOOK_POLL_INTERVAL_MS: String(WEBHOOK_ENDPOINT_GRACE_MS / 10) }).webhooks.pollIntervalMs).toBe(30_000);
+    expect(() => loadWorkerConfig({ WEBHOOK_POLL_INTERVAL_MS: String(WEBHOOK_ENDPOINT_GRACE_MS) })).toThrow(/WEBHOOK_POLL_INTERVAL_MS/);
   });
 
   it('refuses a webhook endpoint URL that is no URL with the configuration error, not a TypeError (worker)', () => {

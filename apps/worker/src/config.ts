@@ -1,7 +1,7 @@
 import { checkRedisEnv, redisEnvShape, redisSettingsOf, type RedisSettings } from '@chat/bus';
 import { z } from 'zod';
 import { CHANGE_EVENTS } from '@chat/protocol';
-import { databaseUrlSchema } from '@chat/db';
+import { databaseUrlSchema, WEBHOOK_ENDPOINT_GRACE_MS } from '@chat/db';
 import { envDefaultsOf, isPlaceholderSecret, parseEnv } from '@chat/runtime';
 
 /**
@@ -65,8 +65,13 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   POD_NAME: z.string().min(1).optional(),
   WEBHOOK_ENDPOINTS: webhookEndpoints.default([]),
-  /** How often rooms with undelivered changes are looked for. */
-  WEBHOOK_POLL_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
+  /**
+   * How often rooms with undelivered changes are looked for. At most a tenth of
+   * WEBHOOK_ENDPOINT_GRACE_MS (30 s): a replica names its endpoints only on the dispatch runs it
+   * takes, and one whose endpoints went unnamed that long has them deleted by a replica
+   * configured without them (a rolling update), which restarts their sync from the beginning.
+   */
+  WEBHOOK_POLL_INTERVAL_MS: z.coerce.number().int().min(100).max(WEBHOOK_ENDPOINT_GRACE_MS / 10).default(1000),
   /** One POST's time limit; past it the delivery counts as failed and is retried. */
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
   /** Events per POST (all of one room, in order). */

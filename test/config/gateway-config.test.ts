@@ -71,6 +71,14 @@ describe('gateway configuration', () => {
     expect(() => loadWorkerConfig({ WEBHOOK_ENDPOINTS: example.stringData.WEBHOOK_ENDPOINTS })).toThrow(/CHANGE-ME placeholder/);
   });
 
+  it("bounds the worker's Postgres calls past its statement timeout, never at or below it (worker)", () => {
+    expect(loadWorkerConfig({}).databaseStallTimeoutMs).toBe(15_000);
+    expect(loadWorkerConfig({ DATABASE_STALL_TIMEOUT_MS: '6000' }).databaseStallTimeoutMs).toBe(6000);
+    for (const value of ['3000', '5000']) {
+      expect(() => loadWorkerConfig({ DATABASE_STALL_TIMEOUT_MS: value }), value).toThrow(/DATABASE_STALL_TIMEOUT_MS: must exceed the worker's statement timeout/);
+    }
+  });
+
   it('refuses a webhook poll interval past a tenth of the endpoints\' grace (worker)', () => {
     // A replica names its endpoints only on the dispatch runs it takes: polled every 5 min, a
     // replica configured without them deleted them between two runs during a rolling update.

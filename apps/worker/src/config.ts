@@ -42,6 +42,9 @@ const webhookEndpoints = z
   })
   .pipe(z.array(webhookEndpoint).refine((list) => new Set(list.map((endpoint) => endpoint.id)).size === list.length, 'endpoint ids must be unique'));
 
+/** The worker's Postgres statement_timeout and lock_timeout (deps.ts), which the server enforces. */
+export const WORKER_STATEMENT_TIMEOUT_MS = 5000;
+
 /** The only reader of process.env for the worker; parsed once, frozen, fails loudly. */
 const envSchema = z.object({
   DATABASE_URL: databaseUrlSchema,
@@ -56,8 +59,14 @@ const envSchema = z.object({
    * connection is dead (the server cancels a statement at its 5 s statement_timeout, but a
    * Postgres gone without a reset never answers): the call and its job fail, and the worker's
    * Postgres connections are replaced (packages/db/src/stall-guarded-database.ts). Three statement timeouts.
+   * Above the statement timeout, as the gateway's: at or below it a statement the server is still
+   * entitled to run (a partition move's batch) failed its job and replaced the connections, run after run.
    */
-  DATABASE_STALL_TIMEOUT_MS: z.coerce.number().int().min(1000).default(15_000),
+  DATABASE_STALL_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .gt(WORKER_STATEMENT_TIMEOUT_MS, `must exceed the worker's statement timeout (${WORKER_STATEMENT_TIMEOUT_MS} ms)`)
+    .default(15_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(9091),

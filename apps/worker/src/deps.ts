@@ -23,7 +23,7 @@ import {
   type UsersRepository,
 } from '@chat/db';
 import { createOccupancyQueue, createPresenceStore, type OccupancyQueue, type PresenceStore } from '@chat/presence';
-import type { WorkerConfig } from './config.ts';
+import { WORKER_STATEMENT_TIMEOUT_MS, type WorkerConfig } from './config.ts';
 import { createChatEmitter, type ChatEmitter } from './infrastructure/chat-emitter.ts';
 import { createWorkerRedis, type WorkerRedis } from './infrastructure/redis-connections.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
@@ -59,7 +59,7 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
   // Every job's Postgres calls bounded; the pool replaced when one stalls (a Postgres gone
   // without a reset). Logged once per episode; the URL (its password) is never logged.
   const database: Database = new StallGuardedDatabase(
-    () => createDatabase({ url: config.databaseUrl, maxConnections: 4, applicationName: config.podName }),
+    () => createDatabase({ url: config.databaseUrl, maxConnections: 4, statementTimeoutMs: WORKER_STATEMENT_TIMEOUT_MS, applicationName: config.podName }),
     {
       stalledAfterMs,
       onReplaced(firstOfEpisode) {

@@ -61,6 +61,14 @@ describe('JWT_MAX_LIFETIME_SECONDS', () => {
     expect((await connect(url, token({ exp: now + 600 }))).connected).toBe(true);
   });
 
+  it('the development login issues tokens within it, which the gateway then accepts', async ({ url }) => {
+    const login = await request(url, 'POST', '/api/auth/token', { body: { nickname: '개발' } });
+    expect(login.status).toBe(200);
+    const { accessToken, expiresAt } = login.body as { accessToken: string; expiresAt: string };
+    expect(Date.parse(expiresAt)).toBeLessThanOrEqual((nowSeconds() + MAX_LIFETIME + 1) * 1000);
+    expect((await connect(url, accessToken)).connected).toBe(true);
+  });
+
   it('refuses a token whose iat is in the future, which would shorten exp − iat', async ({ url }) => {
     const now = nowSeconds();
     expect(await refusal(url, token({ iat: now + 86_400, exp: now + 86_400 + 60 }))).toEqual(INVALID_TOKEN);

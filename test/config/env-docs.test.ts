@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ENV_VARIABLES, envDefaults, loadConfig } from '@chat/gateway';
+import { SERVER_BATCH_MAX_BODY_BYTES } from '@chat/protocol';
 import { WORKER_ENV_VARIABLES, workerEnvDefaults } from '@chat/worker';
 
 /**
@@ -154,5 +155,16 @@ describe('defaults quoted elsewhere in the docs', () => {
     }
     // The scan finds the docs' mentions (a changed pattern would otherwise pass on nothing).
     expect(mentions.length).toBeGreaterThan(15);
+  });
+});
+
+describe("the server API batch's body limit as the docs quote it", () => {
+  it('is SERVER_BATCH_MAX_BODY_BYTES, in PROTOCOL §17, §13 and the OpenAPI description', () => {
+    // "1.6 MiB" was quoted for 1,638,400 bytes (1.5625 MiB): a client sizing to it got 413.
+    const quoted = `${(SERVER_BATCH_MAX_BODY_BYTES / 1024).toLocaleString('en-US')} KiB`;
+    const protocol = read('docs/PROTOCOL.md');
+    expect(protocol.split(quoted).length - 1).toBeGreaterThanOrEqual(2);
+    expect(protocol).not.toMatch(/\d MiB for\s+`POST \/api\/server\/messages\/batch`|batch`.{0,200}\d(\.\d)? MiB/);
+    expect(read('apps/gateway/src/http/server-api.routes.ts')).toContain(`The body may be up to ${quoted}`);
   });
 });

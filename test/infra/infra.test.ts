@@ -182,7 +182,7 @@ describe('infra/nginx.conf', () => {
   });
 
   it('takes a body as large as the gateways accept, so that a too large one gets their 413', () => {
-    // nginx's own 413 is an HTML page; a full server API batch (PROTOCOL §17) is up to 1.6 MiB.
+    // nginx's own 413 is an HTML page; a full server API batch (PROTOCOL §17) is up to 1,600 KiB.
     const [, amount, unit] = /client_max_body_size (\d+)([kKmM]?);/.exec(directives)!;
     const bytes = Number(amount) * ({ '': 1, k: 1024, m: 1024 * 1024 } as Record<string, number>)[unit!.toLowerCase()]!;
     expect(bytes).toBeGreaterThanOrEqual(SERVER_BATCH_MAX_BODY_BYTES);

@@ -386,7 +386,7 @@ describe.each(overlays)('overlay %s', (overlay) => {
     expect(annotations['nginx.ingress.kubernetes.io/affinity']).toBeUndefined();
     // ingress-nginx's default format logs the query string, where a handshake may carry its token.
     expect(annotations['nginx.ingress.kubernetes.io/enable-access-log']).toBe('false');
-    // A body the gateways accept passes (a server API batch is up to 1.6 MiB): a too large one
+    // A body the gateways accept passes (a server API batch is up to 1,600 KiB): a too large one
     // gets the gateway's 413 in the protocol's shape, not ingress-nginx's HTML page.
     const [, amount, unit] = /^(\d+)([kKmM]?)$/.exec(annotations['nginx.ingress.kubernetes.io/proxy-body-size'])!;
     const bodyBytes = Number(amount) * ({ '': 1, k: 1024, m: 1024 * 1024 } as Record<string, number>)[unit!.toLowerCase()]!;

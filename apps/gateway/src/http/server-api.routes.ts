@@ -78,7 +78,7 @@ export function serverApiRoutes(deps: {
         schema: {
           ...common,
           description:
-            'Up to 100 messages in one group commit (one transaction). Each item is answered on its own, in order. An item without `idempotencyKey` takes `<Idempotency-Key header>:<index>` when the header is sent; a header that is not 1–64 characters refuses the whole request (400 INVALID_CLIENT_MESSAGE_ID). The body may be up to 1.6 MiB (16 KiB per item).',
+            'Up to 100 messages in one group commit (one transaction). Each item is answered on its own, in order. An item without `idempotencyKey` takes `<Idempotency-Key header>:<index>` when the header is sent; a header that is not 1–64 characters refuses the whole request (400 INVALID_CLIENT_MESSAGE_ID). The body may be up to 1,600 KiB (16 KiB per item).',
           headers: idempotencyHeaders,
           body: serverBatchBodySchema,
           response: { 200: serverBatchResponseSchema, ...errors },

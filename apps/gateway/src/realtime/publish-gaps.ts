@@ -2,13 +2,14 @@ import type { Logger } from 'pino';
 import type { BusClient } from '@chat/bus';
 import { roomChannel, userChannel } from '@chat/protocol';
 import { onReconnected } from '../infrastructure/redis-clients.ts';
+import { announceMembershipMoved } from './membership-reconciler.ts';
 import type { ChatNamespace } from './types.ts';
 
 export interface PublishGaps {
   /** A broadcast to the room went out; noted if it may not have reached the other pods. */
   roomBroadcast(roomId: string): void;
-  /** The user's sockets on every pod were moved into (or out of) the room; noted likewise. */
-  membershipMoved(userId: string, roomId: string, joined: boolean): void;
+  /** The user's sockets on every pod were moved into or out of a room; noted likewise. */
+  membershipMoved(userId: string): void;
 }
 
 const ROOM_PREFIX = roomChannel('');
@@ -20,12 +21,6 @@ const BROADCAST = 3;
 /** While gaps wait for their channel's master to answer again: first retry, and the slowest. */
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 5000;
-
-interface Move {
-  userId: string;
-  roomId: string;
-  joined: boolean;
-}
 
 /** What a publish Redis did not take was for: a room's broadcast or a membership move. */
 function decodeFailed(message: string | Buffer): { type?: number; data?: { opts?: { rooms?: unknown }; rooms?: unknown } } | null {
@@ -51,8 +46,9 @@ const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filt
  *
  * So the pod notes the rooms it broadcast to and the memberships it moved while its publisher
  * was not ready, and every publish the bus reports as not taken; when it can publish again
- * (its publisher ready again, or the channel's master answering) it replays the moves (they are
- * idempotent) and tells those rooms, on every pod, to `resync { roomId }`. A publish that did
+ * (its publisher ready again, or the channel's master answering) it has the other pods check
+ * those users' sockets against the database (membership-reconciler.ts: a replayed move could
+ * undo a later one) and tells those rooms, on every pod, to `resync { roomId }`. A publish that did
  * arrive late costs its room one fetch that finds nothing new.
  */
 export function trackPublishGaps(options: {
@@ -68,22 +64,18 @@ export function trackPublishGaps(options: {
 }): PublishGaps {
   const { pub, nsp, logger } = options;
   let rooms = new Set<string>();
-  let moves = new Map<string, Move>();
+  /** Users whose sockets this pod moved without the move reaching the bus. */
+  let moves = new Set<string>();
   let retryTimer: NodeJS.Timeout | undefined;
   let retryDelay = RETRY_MIN_MS;
 
-  const noteMove = (move: Move) => moves.set(`${move.userId} ${move.roomId}`, move);
   // The bus channel of a room, from the main channel's name (the adapter's scheme).
   const roomChannelOnBus = (roomId: string) => `${options.mainChannel}${roomChannel(roomId)}#`;
 
-  function flush(ready: { rooms: Set<string>; moves: Map<string, Move> }) {
+  function flush(ready: { rooms: Set<string>; moves: Set<string> }) {
     if (ready.rooms.size === 0 && ready.moves.size === 0) return;
     logger.warn({ rooms: ready.rooms.size, moves: ready.moves.size }, 'bus publishing back: resyncing rooms broadcast to while it was away');
-    for (const { userId, roomId, joined } of ready.moves.values()) {
-      const sockets = nsp.in(userChannel(userId));
-      if (joined) sockets.socketsJoin(roomChannel(roomId));
-      else sockets.socketsLeave(roomChannel(roomId));
-    }
+    for (const userId of ready.moves) announceMembershipMoved(nsp, userId);
     for (const roomId of ready.rooms) nsp.to(roomChannel(roomId)).emit('resync', { roomId });
     options.onResync?.(ready.rooms.size);
   }
@@ -95,7 +87,7 @@ export function trackPublishGaps(options: {
     setImmediate(() => {
       const ready = { rooms, moves };
       rooms = new Set();
-      moves = new Map();
+      moves = new Set();
       flush(ready);
     });
   });
@@ -114,7 +106,7 @@ export function trackPublishGaps(options: {
       if (!answer) answers.set(channel, (answer = pub.exists(channel).then(() => true, () => false)));
       return answer;
     };
-    const ready = { rooms: new Set<string>(), moves: new Map<string, Move>() };
+    const ready = { rooms: new Set<string>(), moves: new Set<string>() };
     const mainUp = moves.size > 0 && (await answering(options.mainChannel));
     for (const roomId of [...rooms]) {
       if (await answering(roomChannelOnBus(roomId))) {
@@ -124,7 +116,7 @@ export function trackPublishGaps(options: {
     }
     if (mainUp) {
       ready.moves = moves;
-      moves = new Map();
+      moves = new Set();
     }
     flush(ready);
     if (rooms.size > 0 || moves.size > 0) {
@@ -150,12 +142,7 @@ export function trackPublishGaps(options: {
       const targets = strings(failed?.data?.opts?.rooms);
       if (failed?.type === SOCKETS_JOIN || failed?.type === SOCKETS_LEAVE) {
         const [target] = targets;
-        const moved = strings(failed.data?.rooms);
-        if (targets.length === 1 && target?.startsWith(USER_PREFIX)) {
-          for (const name of moved.filter((name) => name.startsWith(ROOM_PREFIX))) {
-            noteMove({ userId: target.slice(USER_PREFIX.length), roomId: name.slice(ROOM_PREFIX.length), joined: failed.type === SOCKETS_JOIN });
-          }
-        }
+        if (targets.length === 1 && target?.startsWith(USER_PREFIX)) moves.add(target.slice(USER_PREFIX.length));
       } else if (failed?.type === BROADCAST) {
         for (const name of targets.filter((name) => name.startsWith(ROOM_PREFIX))) rooms.add(name.slice(ROOM_PREFIX.length));
       }
@@ -170,11 +157,10 @@ export function trackPublishGaps(options: {
     roomBroadcast(roomId) {
       if (away()) rooms.add(roomId);
     },
-    membershipMoved(userId, roomId, joined) {
-      const key = `${userId} ${roomId}`;
-      if (away()) moves.set(key, { userId, roomId, joined });
-      // A later move that went out supersedes one noted before: replaying that would undo it.
-      else moves.delete(key);
+    membershipMoved(userId) {
+      if (away()) moves.add(userId);
+      // A later move that went out was checked by the other pods: they read the latest state.
+      else moves.delete(userId);
     },
   };
 }

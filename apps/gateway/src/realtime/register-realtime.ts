@@ -12,6 +12,7 @@ import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
 import { createConnectionHandler } from './connection.ts';
 import { createHandshakeMiddleware } from './handshake.ts';
+import { createMembershipReconciler } from './membership-reconciler.ts';
 import { createPresenceTracker, type PresenceTracker } from './presence-tracker.ts';
 import { trackPublishGaps } from './publish-gaps.ts';
 import { createRoomEventsAdapter } from './room-events.adapter.ts';
@@ -38,6 +39,8 @@ export interface Realtime {
   presence: PresenceTracker;
   /** The users' socket places across the cluster; null when MAX_SOCKETS_PER_USER is 0 (no bound). */
   leases: SocketLeases | null;
+  /** Calls `listener` whenever the bus's main channel was lost and is subscribed again. */
+  onMainChannelBack(listener: () => void): void;
 }
 
 interface RealtimeDeps {
@@ -65,6 +68,7 @@ export function createRealtime(
     isDraining: deps.isDraining,
   });
   const channelPrefix = busChannelPrefix(config.redisPrefix);
+  const mainChannelBack: (() => void)[] = [];
   const barrier = config.busAdapter === 'classic' ? CLASSIC_ADAPTER_BARRIER : createSubscriptionBarrier({
     nsp,
     tracker: redis.subscriptions,
@@ -74,6 +78,9 @@ export function createRealtime(
     timeoutMs: SUBSCRIBE_BARRIER_TIMEOUT_MS,
     logger,
     onResync: (sockets) => metrics.busResyncs.inc(sockets),
+    onMainChannelBack: () => {
+      for (const listener of mainChannelBack) listener();
+    },
   });
   const publishGaps = trackPublishGaps({
     pub: redis.pub,
@@ -113,6 +120,7 @@ export function createRealtime(
       onTransition: (userId) => markOccupancy({ userId }),
     }),
     leases,
+    onMainChannelBack: (listener) => mainChannelBack.push(listener),
   };
 }
 
@@ -129,6 +137,8 @@ export function registerRealtime(
   const { nsp, presence, leases, barrier } = realtime;
   presence.start();
   nsp.on('room-lifetime', (roomId) => services.roomService.forgetCached(roomId));
+  const memberships = createMembershipReconciler({ nsp, membershipsOf: (userIds) => services.roomService.membershipsOf(userIds), logger });
+  realtime.onMainChannelBack(() => memberships.checkAll());
   leases?.start();
   nsp.use(
     createHandshakeMiddleware({

@@ -10,13 +10,15 @@ import {
 } from '@chat/protocol';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
+import { announceMembershipMoved } from './membership-reconciler.ts';
 import type { PublishGaps } from './publish-gaps.ts';
 import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import type { ChatNamespace } from './types.ts';
 
 /**
  * RoomEvents over Socket.IO: every call goes through the Redis adapter, so it reaches the
- * sockets of every pod. Membership moves all of a user's sockets via their `user:<id>` room.
+ * sockets of every pod. Membership moves all of a user's sockets via their `user:<id>` room, and
+ * the pods holding them check the move against the database (membership-reconciler.ts).
  */
 export function createRoomEventsAdapter(
   nsp: ChatNamespace,
@@ -38,11 +40,13 @@ export function createRoomEventsAdapter(
     hearRoomBeforeJoin: (roomId) => barrier.hold(roomChannel(roomId)),
     addUserToRoom: (userId, roomId) => {
       nsp.in(userChannel(userId)).socketsJoin(roomChannel(roomId));
-      gaps.membershipMoved(userId, roomId, true);
+      announceMembershipMoved(nsp, userId);
+      gaps.membershipMoved(userId);
     },
     removeUserFromRoom: (userId, roomId) => {
       nsp.in(userChannel(userId)).socketsLeave(roomChannel(roomId));
-      gaps.membershipMoved(userId, roomId, false);
+      announceMembershipMoved(nsp, userId);
+      gaps.membershipMoved(userId);
     },
     userJoined: counted('user-joined', (payload: UserJoinedPayload) => {
       nsp.to(roomChannel(payload.roomId)).except(userChannel(payload.userId)).emit('user-joined', payload);

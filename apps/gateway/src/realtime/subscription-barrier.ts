@@ -48,6 +48,8 @@ export function createSubscriptionBarrier(options: {
   timeoutMs: number;
   logger: Logger;
   onResync?: (sockets: number) => void;
+  /** The main channel was lost and is subscribed again: the membership moves on it meanwhile are gone. */
+  onMainChannelBack?: () => void;
 }): SubscriptionBarrier {
   const { nsp, tracker, channelOf } = options;
   const adapter = nsp.adapter;
@@ -106,6 +108,7 @@ export function createSubscriptionBarrier(options: {
       options.logger.warn({ sockets: nsp.sockets.size }, 'bus main channel re-subscribed: asking local sockets to resync');
       nsp.local.emit('resync', {});
       options.onResync?.(nsp.sockets.size);
+      options.onMainChannelBack?.();
       return;
     }
     const room = options.roomOf(channel);

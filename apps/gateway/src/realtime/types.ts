@@ -8,6 +8,8 @@ import type { TypingRooms } from './handlers/typing.handler.ts';
 export interface InterServerEvents {
   /** The server API changed this room's expiry: drop it from the RoomCache. */
   'room-lifetime': (roomId: string) => void;
+  /** A membership of this user moved on another pod: a pod holding the user's sockets checks them (membership-reconciler.ts). */
+  'membership-check': (userId: string) => void;
 }
 
 /**

@@ -252,6 +252,14 @@ export function createRoomService(deps: RoomServiceDeps) {
       return { removed: true, changeSeq: change.changeSeq };
     },
 
+    /**
+     * Where the database puts these users: each one's rooms, `true` for a live one, `false` for
+     * one past its expiry that the sweep has not emptied yet (for the realtime layer's mirror).
+     */
+    membershipsOf(userIds: readonly string[]): Promise<Map<string, Map<string, boolean>>> {
+      return memberships.membershipsOfUsers(userIds);
+    },
+
     forgetCached(roomId: string): void {
       roomCache.forget(roomId);
     },

@@ -62,7 +62,32 @@ export function createMembershipsRepository(sql: Sql) {
     return byUser;
   }
 
+  /**
+   * Every membership row of many users, live or in a room past its expiry that the sweep has
+   * not purged yet: userId → roomId → live (users without any are absent). The realtime layer
+   * puts a user's sockets where these say (membership-reconciler.ts); an expired room's members
+   * stay in it until the sweep has told them. Each user's rows by room_members' user index, as
+   * `activeRoomIdsOfUsers`.
+   */
+  async function membershipsOfUsers(userIds: readonly string[]): Promise<Map<string, Map<string, boolean>>> {
+    const byUser = new Map<string, Map<string, boolean>>();
+    if (userIds.length === 0) return byUser;
+    const rows = await sql<{ user_id: string; room_id: string; live: boolean }[]>`
+      select u.id as user_id, m.room_id, m.live from unnest(${uuidArrayLiteral(userIds)}::text::uuid[]) as u(id)
+      cross join lateral (
+        select m.room_id, r.expires_at > now() as live from room_members m join rooms r on r.id = m.room_id
+        where m.user_id = u.id
+        offset 0) m`;
+    for (const row of rows) {
+      let rooms = byUser.get(row.user_id);
+      if (!rooms) byUser.set(row.user_id, (rooms = new Map()));
+      rooms.set(row.room_id, row.live);
+    }
+    return byUser;
+  }
+
   return {
+    membershipsOfUsers,
     /**
      * Adds the member unless the room is gone or expired (then `null`), or unless the user
      * already holds `maxRooms` memberships in live rooms (then `ROOM_CAP_REACHED`, and nothing

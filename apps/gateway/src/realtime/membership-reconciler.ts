@@ -1,0 +1,139 @@
+import type { Logger } from 'pino';
+import { roomChannel, userChannel } from '@chat/protocol';
+import { roomIdOfChannel, roomIdsOf } from './socket-rooms.ts';
+import type { ChatNamespace } from './types.ts';
+
+/** Users read in one query. */
+const USERS_PER_READ = 500;
+/** A user whose sockets moved while their rooms were read is read again, this many times at most. */
+const MAX_ATTEMPTS = 3;
+
+export interface MembershipReconciler {
+  /** Every local user's sockets are checked (the main channel, and the moves on it, were lost). */
+  checkAll(): void;
+}
+
+/**
+ * After a move of the user's sockets went out on the bus: every other pod holding sockets of the
+ * user checks them. On the main channel, as the move, and after it.
+ */
+export function announceMembershipMoved(nsp: ChatNamespace, userId: string): void {
+  nsp.serverSideEmit('membership-check', userId);
+}
+
+/**
+ * Sockets mirror database membership (docs/ARCHITECTURE.md), moved by messages on the bus: a
+ * join's socketsJoin, a leave's socketsLeave, each published after its commit. Two changes of
+ * one user's membership of one room made at once on two pods (two devices) commit in one order
+ * and may be published in the other; a move the bus lost (this pod's subscriber away) never
+ * arrives; one replayed after a publisher's outage (publish-gaps.ts) arrives late. Each left the
+ * user's sockets here in a room the database says they left, hearing its broadcasts, or out of
+ * one they joined. So each move is followed on the same channel by `membership-check`, and a pod
+ * holding sockets of that user reads the user's rooms and puts its sockets where they say; after
+ * the main channel was lost, every local user is checked. A room past its expiry is left only by
+ * the sweep (its members hear `room-expired` first), and joined by no one.
+ */
+export function createMembershipReconciler(options: {
+  nsp: ChatNamespace;
+  membershipsOf(userIds: readonly string[]): Promise<Map<string, Map<string, boolean>>>;
+  logger: Logger;
+}): MembershipReconciler {
+  const { nsp, logger } = options;
+  /** Users to check at the next turn, with the attempts made so far. */
+  let due = new Map<string, number>();
+  let scheduled = false;
+  /**
+   * Users being read, and whether their sockets moved meanwhile (a join answered here, a move
+   * from the bus, a handshake): what was read may predate that move, so they are read again.
+   */
+  const reading = new Map<string, boolean>();
+
+  const userOf = (socketId: string) => nsp.sockets.get(socketId)?.data.user?.id;
+  const noteMoved = (room: string, socketId: string) => {
+    if (reading.size === 0 || roomIdOfChannel(room) === null) return;
+    const userId = userOf(socketId);
+    if (userId !== undefined && reading.has(userId)) reading.set(userId, true);
+  };
+  nsp.adapter.on('join-room', noteMoved);
+  nsp.adapter.on('leave-room', noteMoved);
+
+  const hasLocalSockets = (userId: string) => (nsp.adapter.rooms.get(userChannel(userId))?.size ?? 0) > 0;
+
+  function check(userId: string, attempts = 0): void {
+    if (!hasLocalSockets(userId) || due.has(userId)) return;
+    due.set(userId, attempts);
+    if (scheduled) return;
+    scheduled = true;
+    // One read for the checks of a turn (a main channel back checks every local user at once).
+    setImmediate(() => {
+      scheduled = false;
+      const batch = due;
+      due = new Map();
+      const users = [...batch.keys()];
+      for (let start = 0; start < users.length; start += USERS_PER_READ) {
+        void read(users.slice(start, start + USERS_PER_READ), batch);
+      }
+    });
+  }
+
+  async function read(users: string[], attempts: Map<string, number>): Promise<void> {
+    for (const userId of users) reading.set(userId, false);
+    let memberships: Map<string, Map<string, boolean>>;
+    try {
+      memberships = await options.membershipsOf(users);
+    } catch (error) {
+      // The moves stand as the bus carried them; the next move or bus loss checks again.
+      logger.warn({ err: error, users: users.length }, 'membership check failed: sockets stay as the bus moved them');
+      for (const userId of users) reading.delete(userId);
+      return;
+    }
+    for (const userId of users) {
+      const movedMeanwhile = reading.get(userId) === true;
+      reading.delete(userId);
+      if (movedMeanwhile) {
+        const made = (attempts.get(userId) ?? 0) + 1;
+        if (made < MAX_ATTEMPTS) check(userId, made);
+        continue;
+      }
+      place(userId, memberships.get(userId) ?? new Map());
+    }
+  }
+
+  /** Puts every local socket of the user into its live rooms and out of the rooms it has no membership of. */
+  function place(userId: string, rooms: Map<string, boolean>): void {
+    let joined = 0;
+    let left = 0;
+    for (const socketId of nsp.adapter.rooms.get(userChannel(userId)) ?? []) {
+      const socket = nsp.sockets.get(socketId);
+      if (!socket) continue;
+      const current = new Set(roomIdsOf(socket));
+      for (const [roomId, live] of rooms) {
+        if (live && !current.has(roomId)) {
+          void socket.join(roomChannel(roomId));
+          joined += 1;
+        }
+      }
+      for (const roomId of current) {
+        if (!rooms.has(roomId)) {
+          void socket.leave(roomChannel(roomId));
+          left += 1;
+        }
+      }
+    }
+    if (joined > 0 || left > 0) logger.info({ userId, joined, left }, 'membership check moved sockets to where the database puts them');
+  }
+
+  nsp.on('membership-check', (userId) => {
+    if (typeof userId === 'string') check(userId);
+  });
+
+  return {
+    checkAll() {
+      for (const room of nsp.adapter.rooms.keys()) {
+        if (room.startsWith(USER_CHANNEL_PREFIX)) check(room.slice(USER_CHANNEL_PREFIX.length));
+      }
+    },
+  };
+}
+
+const USER_CHANNEL_PREFIX = userChannel('');

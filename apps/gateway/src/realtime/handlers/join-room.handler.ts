@@ -18,11 +18,14 @@ export function joinRoomHandler(roomService: RoomService, barrier: SubscriptionB
       return { answer, toOtherDevices: !repeat };
     },
     // The service has put the caller's socket in, the pod hearing the room already; for a
-    // repeat join the room's subscription may still be being confirmed (a mirrored join).
+    // repeat join the room's subscription may still be being confirmed (a mirrored join). Not
+    // put in again here: a socket out of the room by now was taken out by a leave of another
+    // device committed during the repeat join's read (moved at once on this pod, from the bus
+    // on another), and joining it again would leave it hearing a room its user is not in, on a
+    // pod that does not check its own moves (membership-reconciler.ts), until the next move.
     async (socket, roomId) => {
       const room = roomChannel(roomId);
-      await socket.join(room);
-      await barrier.settle(socket.id, [room]);
+      if (socket.rooms.has(room)) await barrier.settle(socket.id, [room]);
     },
   );
 }

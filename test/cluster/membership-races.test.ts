@@ -1,0 +1,202 @@
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { roomChannel } from '@chat/protocol';
+import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, sleep, uniquePrefix, type TestSocket, type TestUser } from '@chat/testing';
+import { startCluster, type TestCluster } from '../support/index.ts';
+
+/**
+ * Sockets mirror database membership (docs/ARCHITECTURE.md, PROTOCOL §14): every socket of a
+ * user is in `room:<id>` on its pod exactly when room_members says the user is a member. One
+ * user, three devices over two pods, one room; each round fires `join-room` and `leave-room`
+ * from two devices at once (no waiting between them; the order, the pods and a small offset
+ * varied), then waits (bounded) until every socket
+ * is where the database says and checks it stays there. The moves travel the bus and each is
+ * followed by a `membership-check` (realtime/membership-reconciler.ts); neither may leave a
+ * socket hearing a room its user left, or deaf to one it joined. Runs on the run's bus
+ * (TEST_BUS).
+ *
+ * What it found: a repeat join (a socket already in the room) racing a leave from a device on
+ * the same pod put its socket back into the room after the leave had taken it out (rounds with
+ * "join ×3 d3@A, leave d1@A, leave first").
+ */
+
+/** How long the mirror may take to agree with the database after a round (a bus hop or two). */
+const CONVERGE_MS = 3000;
+/** And how long it must then keep agreeing. */
+const STABLE_MS = 200;
+/**
+ * Pod B's SSUBSCRIBEs reach Redis this late (as over a slow link to a bus shard): a socket
+ * entering a room B does not hear yet waits that long for the bus (subscription-barrier.ts).
+ */
+const SUBSCRIBE_DELAY_MS = 300;
+
+let podA: TestCluster;
+let podB: TestCluster;
+let sql: postgres.Sql;
+
+beforeAll(async () => {
+  const prefix = uniquePrefix('races');
+  // Budgets out of the way: the rounds make many moves and handshakes for one user.
+  const env = {
+    REDIS_PREFIX: prefix,
+    MEMBERSHIP_RATE_LIMIT_PER_MINUTE: '100000',
+    HANDSHAKE_RATE_LIMIT_PER_MINUTE: '100000',
+  };
+  podA = await startCluster(1, { ...env, POD_NAME: 'races-pod-a' });
+  podB = await startCluster(1, {
+    ...env,
+    DATABASE_URL: inject('databaseUrl'),
+    POD_NAME: 'races-pod-b',
+    FAULT_BUS_SUBSCRIBE_DELAY_MS: String(SUBSCRIBE_DELAY_MS),
+  });
+  sql = postgres(podA.databaseUrl, { max: 1, onnotice: () => {} });
+});
+afterAll(async () => {
+  closeAllSockets();
+  await podA?.close();
+  await podB?.close();
+  await sql?.end();
+});
+
+interface Device {
+  name: string;
+  pod: TestCluster;
+  socket: TestSocket;
+  heard: { content: string | null }[];
+}
+
+const podName = (pod: TestCluster) => (pod === podA ? 'A' : 'B');
+
+async function device(name: string, pod: TestCluster, user: TestUser): Promise<Device> {
+  const socket = await connect(pod.pods[0]!.url, user.token);
+  return { name, pod, socket, heard: record(socket, 'new-message') };
+}
+
+async function isMember(roomId: string, user: TestUser): Promise<boolean> {
+  const [row] = await sql<{ member: boolean }[]>`
+    select exists(select 1 from room_members where room_id = ${roomId} and user_id = ${user.userId}) as member`;
+  return row!.member;
+}
+
+/** Where each device's socket is on its pod, and what the database says; null when they agree. */
+async function divergence(devices: Device[], roomId: string, user: TestUser): Promise<string | null> {
+  const member = await isMember(roomId, user);
+  const wrong = devices.filter((d) => {
+    const nsp = d.pod.pods[0]!.gateway.nsp;
+    const inRoom = nsp.adapter.rooms.get(roomChannel(roomId))?.has(d.socket.id!) ?? false;
+    return !nsp.sockets.has(d.socket.id!) || inRoom !== member;
+  });
+  return wrong.length === 0 ? null : `database: ${member ? 'member' : 'not a member'}; wrong: ${wrong.map((d) => `${d.name}@${podName(d.pod)}`).join(', ')}`;
+}
+
+/** Waits until the mirror agrees with the database and keeps agreeing; the disagreement otherwise. */
+async function settled(devices: Device[], roomId: string, user: TestUser): Promise<string | null> {
+  const deadline = Date.now() + CONVERGE_MS;
+  let last = await divergence(devices, roomId, user);
+  while (last !== null && Date.now() < deadline) {
+    await sleep(25);
+    last = await divergence(devices, roomId, user);
+  }
+  if (last !== null) return `did not converge in ${CONVERGE_MS} ms: ${last}`;
+  const stableUntil = Date.now() + STABLE_MS;
+  while (Date.now() < stableUntil) {
+    await sleep(25);
+    const now = await divergence(devices, roomId, user);
+    if (now !== null) return `converged, then diverged: ${now}`;
+  }
+  return null;
+}
+
+type Ack = { ok: boolean; error?: { code: string } };
+const acceptable = (ack: Ack, refusals: string[]) => ack.ok || refusals.includes(ack.error?.code ?? '');
+
+describe('join-room, leave-room and handshakes of one user racing on two pods', () => {
+  it('leaves every socket of the user where the database puts the user', { timeout: 40_000 }, async () => {
+    const A = podA.pods[0]!.url;
+    const owner = await makeUser('방장');
+    const user = await makeUser('이영희');
+    const { roomId } = await createRoom(A, owner);
+    const ownerSocket = await connect(A, owner.token);
+    expect((await emitAck(ownerSocket, 'join-room', { roomId })).ok).toBe(true);
+    const devices = [await device('d1', podA, user), await device('d2', podB, user), await device('d3', podA, user)];
+    const failures: string[] = [];
+    let rounds = 0;
+
+    const prepare = async (member: boolean, by: Device) => {
+      if ((await isMember(roomId, user)) !== member) {
+        const ack = (await emitAck(by.socket, member ? 'join-room' : 'leave-room', { roomId })) as Ack;
+        if (!ack.ok) throw new Error(`preparing the round: ${JSON.stringify(ack)}`);
+      }
+      const off = await settled(devices, roomId, user);
+      if (off !== null) failures.push(`before round ${rounds + 1} (sequential ${member ? 'join' : 'leave'}): ${off}`);
+    };
+
+    // Join and leave from two devices at once: every pairing of devices (the same pod, or two),
+    // from both starting states, either emitted first, the other at once or a ms or two after.
+    // The joiner sends three joins back to back (its socket handles them one after the other),
+    // so that for most of the round one of them is on its way through its pod as the leave lands.
+    const pairs: [number, number][] = [[0, 1], [1, 0], [0, 2], [2, 0], [1, 2], [2, 1]];
+    for (let round = 0; round < 2 * pairs.length; round++) {
+      const [j, l] = pairs[round % pairs.length]!;
+      const joiner = devices[j]!;
+      const leaver = devices[l]!;
+      const startMember = (round + Math.floor(round / pairs.length)) % 2 === 0;
+      const leaveFirst = Math.floor(round / 2) % 2 === 0;
+      const offsetMs = [0, 1, 2][round % 3]!;
+      await prepare(startMember, devices[round % devices.length]!);
+      rounds += 1;
+      const label = `round ${rounds} (${startMember ? 'member' : 'not a member'}; join ×3 ${joiner.name}@${podName(joiner.pod)}, leave ${leaver.name}@${podName(leaver.pod)}, ${leaveFirst ? 'leave' : 'join'} first, the other +${offsetMs} ms)`;
+      const join = async () => {
+        const answers = await Promise.all([1, 2, 3].map(() => emitAck(joiner.socket, 'join-room', { roomId }) as Promise<Ack>));
+        return answers.find((answer) => !answer.ok) ?? answers[0]!;
+      };
+      const leave = () => emitAck(leaver.socket, 'leave-room', { roomId }) as Promise<Ack>;
+      // The second is emitted without waiting for the first's answer.
+      const later = (emit: () => Promise<Ack>) => (offsetMs === 0 ? emit() : sleep(offsetMs).then(emit));
+      let joinAck: Promise<Ack>;
+      let leaveAck: Promise<Ack>;
+      if (leaveFirst) {
+        leaveAck = leave();
+        joinAck = later(join);
+      } else {
+        joinAck = join();
+        leaveAck = later(leave);
+      }
+      const acks = [await joinAck, await leaveAck] as const;
+      if (!acceptable(acks[0], []) || !acceptable(acks[1], ['NOT_A_MEMBER_LEAVE'])) {
+        failures.push(`${label}: unexpected answers ${JSON.stringify(acks)}`);
+      }
+      const off = await settled(devices, roomId, user);
+      if (off !== null) failures.push(`${label}: ${off}`);
+    }
+
+    // After a last race, the owner's message reaches exactly the member devices.
+    await prepare(false, devices[1]!);
+    rounds += 1;
+    const [joined, left] = await Promise.all([
+      emitAck(devices[2]!.socket, 'join-room', { roomId }) as Promise<Ack>,
+      emitAck(devices[1]!.socket, 'leave-room', { roomId }) as Promise<Ack>,
+    ]);
+    if (!acceptable(joined, []) || !acceptable(left, ['NOT_A_MEMBER_LEAVE'])) failures.push(`round ${rounds} (join d3@A, leave d2@B): unexpected answers ${JSON.stringify([joined, left])}`);
+    const off = await settled(devices, roomId, user);
+    if (off !== null) failures.push(`round ${rounds} (join d3@A, leave d2@B): ${off}`);
+    const member = await isMember(roomId, user);
+    // A socket put into the room on pod B by a move from A is heard there once B's subscription
+    // is confirmed (it is told `resync` then): give that its time before the probe.
+    await sleep(2 * SUBSCRIBE_DELAY_MS);
+    for (const d of devices) d.heard.length = 0;
+    const content = `round ${rounds} probe`;
+    expect((await emitAck(ownerSocket, 'send-message', { roomId, type: 'text', content })).ok).toBe(true);
+    // Members hear it within a bus hop; the others must not hear it at all.
+    const heard = () => devices.map((d) => d.heard.some((message) => message.content === content));
+    const deadline = Date.now() + 2000;
+    while (member && heard().includes(false) && Date.now() < deadline) await sleep(20);
+    if (!member) await sleep(300);
+    if (heard().some((got) => got !== member)) {
+      failures.push(`round ${rounds} (the owner's message, the user ${member ? 'a member' : 'not a member'}): heard by ${JSON.stringify(heard())}`);
+    }
+
+    expect(failures).toEqual([]);
+    expect(rounds).toBe(13);
+  });
+});

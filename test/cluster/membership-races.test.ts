@@ -1,7 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { roomChannel } from '@chat/protocol';
-import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, sleep, uniquePrefix, type TestSocket, type TestUser } from '@chat/testing';
+import { roomChannel, userChannel } from '@chat/protocol';
+import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, request, sleep, uniquePrefix, type TestSocket, type TestUser } from '@chat/testing';
 import { startCluster, type TestCluster } from '../support/index.ts';
 
 /**
@@ -9,7 +10,7 @@ import { startCluster, type TestCluster } from '../support/index.ts';
  * user is in `room:<id>` on its pod exactly when room_members says the user is a member. One
  * user, three devices over two pods, one room; each round fires `join-room` and `leave-room`
  * from two devices at once (no waiting between them; the order, the pods and a small offset
- * varied), then waits (bounded) until every socket
+ * varied), or a device's reconnection against a leave, then waits (bounded) until every socket
  * is where the database says and checks it stays there. The moves travel the bus and each is
  * followed by a `membership-check` (realtime/membership-reconciler.ts); neither may leave a
  * socket hearing a room its user left, or deaf to one it joined. Runs on the run's bus
@@ -17,7 +18,9 @@ import { startCluster, type TestCluster } from '../support/index.ts';
  *
  * What it found: a repeat join (a socket already in the room) racing a leave from a device on
  * the same pod put its socket back into the room after the leave had taken it out (rounds with
- * "join ×3 d3@A, leave d1@A, leave first").
+ * "join ×3 d3@A, leave d1@A, leave first"), and a handshake that read the user's rooms before a
+ * leave (or a join) kept its socket in the room (or out of it), out of reach of the move and of
+ * the check (the reconnection rounds).
  */
 
 /** How long the mirror may take to agree with the database after a round (a bus hop or two). */
@@ -30,6 +33,9 @@ const STABLE_MS = 200;
  */
 const SUBSCRIBE_DELAY_MS = 300;
 
+/** The server API's key (PROTOCOL §17): it takes the user out of the room in one round. */
+const SERVER_KEY = `sk_${randomBytes(24).toString('hex')}`;
+
 let podA: TestCluster;
 let podB: TestCluster;
 let sql: postgres.Sql;
@@ -41,6 +47,7 @@ beforeAll(async () => {
     REDIS_PREFIX: prefix,
     MEMBERSHIP_RATE_LIMIT_PER_MINUTE: '100000',
     HANDSHAKE_RATE_LIMIT_PER_MINUTE: '100000',
+    SERVER_API_KEYS: `backend:${createHash('sha256').update(SERVER_KEY).digest('hex')}`,
   };
   podA = await startCluster(1, { ...env, POD_NAME: 'races-pod-a' });
   podB = await startCluster(1, {
@@ -170,6 +177,54 @@ describe('join-room, leave-room and handshakes of one user racing on two pods', 
       if (off !== null) failures.push(`${label}: ${off}`);
     }
 
+    // A device reconnecting (its handshake reads the user's rooms, puts the socket into them and
+    // waits for its pod to hear them) against a move: a leave from d1 on A while the user's only
+    // device on pod B reconnects there, or while d3 reconnects on A; the server API taking the
+    // user out on B (a move B makes itself) while B's device reconnects; a join from d1 on A, the
+    // user not a member before. The move goes either a few ms after the reconnection starts, or
+    // at the moment the handshake has read the rooms (its pod's adapter shows the new socket in
+    // its user's channel, not yet connected).
+    const handshakeRounds: [index: number, when: number | 'read', by: 'leave' | 'server' | 'join'][] = [
+      [1, 'read', 'leave'],
+      [1, 2, 'leave'],
+      [1, 'read', 'server'],
+      [1, 'read', 'join'],
+      [2, 'read', 'leave'],
+    ];
+    for (const [index, when, by] of handshakeRounds) {
+      await prepare(by !== 'join', devices[0]!);
+      rounds += 1;
+      const old = devices[index]!;
+      const { nsp } = old.pod.pods[0]!.gateway;
+      const label = `round ${rounds} (${old.name} reconnecting on ${podName(old.pod)} against ${by === 'server' ? `the server API's removal on ${podName(old.pod)}` : `a ${by} by d1@A`} ${when === 'read' ? 'once its rooms are read' : `+${when} ms`})`;
+      old.socket.close();
+      await expect.poll(() => nsp.sockets.has(old.socket.id ?? ''), { timeout: 2000 }).toBe(false);
+      const move = async (): Promise<Ack> => {
+        if (by !== 'server') return (await emitAck(devices[0]!.socket, `${by}-room`, { roomId })) as Ack;
+        const result = await request(old.pod.pods[0]!.url, 'DELETE', `/api/server/rooms/${roomId}/members/${user.userId}`, { headers: { 'x-api-key': SERVER_KEY } });
+        return result.status === 200 ? { ok: true } : { ok: false, error: { code: `HTTP ${result.status}` } };
+      };
+      let moving: Promise<Ack> | undefined;
+      if (when === 'read') {
+        moving = new Promise((resolve) => {
+          const onJoin = (room: string, socketId: string) => {
+            // A handshake's socket: in its user's channel, not yet connected.
+            if (room !== userChannel(user.userId) || nsp.sockets.has(socketId)) return;
+            nsp.adapter.off('join-room', onJoin);
+            resolve(move());
+          };
+          nsp.adapter.on('join-room', onJoin);
+        });
+      }
+      const arriving = device(old.name, old.pod, user);
+      if (when !== 'read') moving = sleep(when).then(move);
+      const moveAck = await moving!;
+      devices[index] = await arriving;
+      if (!moveAck.ok) failures.push(`${label}: unexpected answer ${JSON.stringify(moveAck)}`);
+      const off = await settled(devices, roomId, user);
+      if (off !== null) failures.push(`${label}: ${off}`);
+    }
+
     // After a last race, the owner's message reaches exactly the member devices.
     await prepare(false, devices[1]!);
     rounds += 1;
@@ -197,6 +252,6 @@ describe('join-room, leave-room and handshakes of one user racing on two pods', 
     }
 
     expect(failures).toEqual([]);
-    expect(rounds).toBe(13);
+    expect(rounds).toBe(18);
   });
 });

@@ -6,6 +6,7 @@ import type { UserAuthService } from '../services/user-auth.service.ts';
 import type { SocketLeases } from '../infrastructure/socket-leases.ts';
 import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 import { toAppError } from '../errors/error-classification.ts';
+import type { MembershipReconciler } from './membership-reconciler.ts';
 import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import type { ChatSocket } from './types.ts';
 
@@ -76,6 +77,8 @@ export function createHandshakeMiddleware(deps: {
    */
   handshakes?: UserRateLimiter;
   barrier: SubscriptionBarrier;
+  /** Sockets mirror membership: moves during the handshake are caught up with (membership-reconciler.ts). */
+  memberships: Pick<MembershipReconciler, 'watchHandshake'>;
 }) {
   const { leases } = deps;
   return (socket: ChatSocket, next: (error?: Error) => void) => {
@@ -95,14 +98,23 @@ export function createHandshakeMiddleware(deps: {
         if (reservation === 'full') throw new AppError('TOO_MANY_REQUESTS');
         reservedFor = verified.userId;
       }
-      const { user, roomIds } = await deps.auth.connect(verified);
-      socket.data.user = user;
-      socket.data.inFlight = 0;
-      // Joined before `connect` (a socket whose client leaves meanwhile is cleaned up by
-      // Socket.IO); the handshake completes once this pod hears those rooms.
-      const rooms = [userChannel(user.id), ...roomIds.map(roomChannel)];
-      await socket.join(rooms);
-      await deps.barrier.settle(socket.id, rooms);
+      // A move of the user's membership from the read on misses this socket until it is
+      // connected: the reconciler checks the user's sockets once it is, if one came.
+      const watched = deps.memberships.watchHandshake(verified.userId);
+      try {
+        const { user, roomIds } = await deps.auth.connect(verified);
+        socket.data.user = user;
+        socket.data.inFlight = 0;
+        // Joined before `connect` (a socket whose client leaves meanwhile is cleaned up by
+        // Socket.IO); the handshake completes once this pod hears those rooms.
+        const rooms = [userChannel(user.id), ...roomIds.map(roomChannel)];
+        await socket.join(rooms);
+        await deps.barrier.settle(socket.id, rooms);
+      } finally {
+        // Nothing but microtasks from here to the socket's connection (`next`, then Socket.IO's
+        // nextTick): no move can come in between.
+        watched();
+      }
     })().then(
       () => {
         // A client that hung up while this ran gets neither `connection` nor `disconnecting`:

@@ -11,14 +11,25 @@ const MAX_ATTEMPTS = 3;
 export interface MembershipReconciler {
   /** Every local user's sockets are checked (the main channel, and the moves on it, were lost). */
   checkAll(): void;
+  /**
+   * A handshake of the user is about to read the user's rooms (handshake.ts). Call the function
+   * returned once its socket is connected or about to be (nothing but `next()` left), or the
+   * handshake failed: if the user's membership moved meanwhile, the user's sockets are checked.
+   */
+  watchHandshake(userId: string): () => void;
 }
+
+/** Each namespace's reconciler, told of the moves its own pod makes (see `watchHandshake`). */
+const ownMoves = new WeakMap<ChatNamespace, (userId: string) => void>();
 
 /**
  * After a move of the user's sockets went out on the bus: every other pod holding sockets of the
- * user checks them. On the main channel, as the move, and after it.
+ * user checks them. On the main channel, as the move, and after it. This pod's reconciler hears
+ * of it too, for the handshakes of the user it is running.
  */
 export function announceMembershipMoved(nsp: ChatNamespace, userId: string): void {
   nsp.serverSideEmit('membership-check', userId);
+  ownMoves.get(nsp)?.(userId);
 }
 
 /**
@@ -123,8 +134,25 @@ export function createMembershipReconciler(options: {
     if (joined > 0 || left > 0) logger.info({ userId, joined, left }, 'membership check moved sockets to where the database puts them');
   }
 
+  /**
+   * Users with handshakes running here, and how many moves of theirs this pod heard of so far.
+   * A handshake reads the user's rooms, puts its socket into them, and waits for the bus; the
+   * socket joins `nsp.sockets` only as the handshake ends. Until then no move reaches it (the
+   * adapter moves connected sockets, `place` too): a leave committed after the read, whether its
+   * move and check came from another pod or from this one (its own moves are not checked here),
+   * left the new socket in the room, hearing it, for as long as it stayed connected.
+   */
+  const handshakes = new Map<string, { running: number; moves: number }>();
+  const noteUserMoved = (userId: string) => {
+    const watched = handshakes.get(userId);
+    if (watched) watched.moves += 1;
+  };
+  ownMoves.set(nsp, noteUserMoved);
+
   nsp.on('membership-check', (userId) => {
-    if (typeof userId === 'string') check(userId);
+    if (typeof userId !== 'string') return;
+    noteUserMoved(userId);
+    check(userId);
   });
 
   return {
@@ -132,6 +160,22 @@ export function createMembershipReconciler(options: {
       for (const room of nsp.adapter.rooms.keys()) {
         if (room.startsWith(USER_CHANNEL_PREFIX)) check(room.slice(USER_CHANNEL_PREFIX.length));
       }
+    },
+    watchHandshake(userId) {
+      let watched = handshakes.get(userId);
+      if (!watched) handshakes.set(userId, (watched = { running: 0, moves: 0 }));
+      watched.running += 1;
+      const seen = watched.moves;
+      let ended = false;
+      return () => {
+        if (ended) return;
+        ended = true;
+        watched.running -= 1;
+        if (watched.running === 0) handshakes.delete(userId);
+        // Read after the socket is connected (the check waits a turn, then the database), so
+        // `place` reaches it; the read is as recent as every move heard so far.
+        if (watched.moves !== seen) check(userId);
+      };
     },
   };
 }

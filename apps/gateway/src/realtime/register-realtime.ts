@@ -148,6 +148,7 @@ export function registerRealtime(
       ...(leases ? { leases } : {}),
       ...(services.handshakes ? { handshakes: services.handshakes } : {}),
       barrier,
+      memberships,
     }),
   );
   nsp.on(

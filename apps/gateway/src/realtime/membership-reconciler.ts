@@ -54,16 +54,20 @@ export function createMembershipReconciler(options: {
   let due = new Map<string, number>();
   let scheduled = false;
   /**
-   * Users being read, and whether their sockets moved meanwhile (a join answered here, a move
-   * from the bus, a handshake): what was read may predate that move, so they are read again.
+   * Users being read: by which read (the latest one decides: an older one may finish last, behind
+   * a slow query, with what it read before the newer one), and whether their sockets moved
+   * meanwhile (a join answered here, a move from the bus, a handshake): what was read may predate
+   * that move, so they are read again.
    */
-  const reading = new Map<string, boolean>();
+  const reading = new Map<string, { read: number; moved: boolean }>();
+  let reads = 0;
 
   const userOf = (socketId: string) => nsp.sockets.get(socketId)?.data.user?.id;
   const noteMoved = (room: string, socketId: string) => {
     if (reading.size === 0 || roomIdOfChannel(room) === null) return;
     const userId = userOf(socketId);
-    if (userId !== undefined && reading.has(userId)) reading.set(userId, true);
+    const entry = userId === undefined ? undefined : reading.get(userId);
+    if (entry) entry.moved = true;
   };
   nsp.adapter.on('join-room', noteMoved);
   nsp.adapter.on('leave-room', noteMoved);
@@ -88,20 +92,27 @@ export function createMembershipReconciler(options: {
   }
 
   async function read(users: string[], attempts: Map<string, number>): Promise<void> {
-    for (const userId of users) reading.set(userId, false);
+    const readId = ++reads;
+    for (const userId of users) reading.set(userId, { read: readId, moved: false });
+    const ownEntry = (userId: string) => {
+      const entry = reading.get(userId);
+      return entry?.read === readId ? entry : undefined;
+    };
     let memberships: Map<string, Map<string, boolean>>;
     try {
       memberships = await options.membershipsOf(users);
     } catch (error) {
       // The moves stand as the bus carried them; the next move or bus loss checks again.
       logger.warn({ err: error, users: users.length }, 'membership check failed: sockets stay as the bus moved them');
-      for (const userId of users) reading.delete(userId);
+      for (const userId of users) if (ownEntry(userId)) reading.delete(userId);
       return;
     }
     for (const userId of users) {
-      const movedMeanwhile = reading.get(userId) === true;
+      const entry = ownEntry(userId);
+      // A newer read of the user is under way: it decides.
+      if (!entry) continue;
       reading.delete(userId);
-      if (movedMeanwhile) {
+      if (entry.moved) {
         const made = (attempts.get(userId) ?? 0) + 1;
         if (made < MAX_ATTEMPTS) check(userId, made);
         continue;

@@ -70,4 +70,26 @@ describe('readiness', () => {
     await relay.restore();
     await expect.poll(async () => (await request(url, 'GET', '/readyz')).status, { timeout: 15_000, interval: 200 }).toBe(200);
   });
+
+  it('answers 503 within the probe\'s timeout while Postgres is silent, and ready again once it answers', { timeout: 60_000 }, async () => {
+    const relay = await startTcpRelay(inject('databaseUrl'));
+    cleanup.push(() => relay.close());
+    // The stall bound well past the probe's 2 s timeout (as in production: 15 s against 2 s).
+    const cluster = await startCluster(1, { DATABASE_URL: relay.url, DATABASE_STALL_TIMEOUT_MS: '8000' });
+    cleanup.push(() => cluster.close());
+    const url = cluster.pods[0]!.url;
+    expect((await request(url, 'GET', '/readyz')).status).toBe(200);
+
+    relay.freeze();
+    // Probes at once (kubelet, balancer) all get their answer, a 503, after the 1.5 s bound (under
+    // a 2 s probe's timeout; a loaded machine's slack allowed), not at the 8 s stall bound.
+    const started = Date.now();
+    const probes = await Promise.all(Array.from({ length: 5 }, () => request(url, 'GET', '/readyz')));
+    expect(probes.map((probe) => probe.status)).toEqual([503, 503, 503, 503, 503]);
+    expect(Date.now() - started, 'answered at the readiness bound').toBeLessThan(3000);
+
+    relay.thaw();
+    // Once the stall bound has replaced the frozen connections, ready again.
+    await expect.poll(async () => (await request(url, 'GET', '/readyz')).status, { timeout: 20_000, interval: 250 }).toBe(200);
+  });
 });

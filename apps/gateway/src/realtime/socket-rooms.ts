@@ -1,5 +1,5 @@
 import { roomChannel } from '@chat/protocol';
-import type { MembershipHint } from '../services/membership-hint.ts';
+import type { MembershipHint } from '../services/message.service.ts';
 import type { ChatSocket } from './types.ts';
 
 /** What `roomChannel` puts before a room id: the channels of rooms, among a socket's others. */

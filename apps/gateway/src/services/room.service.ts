@@ -15,7 +15,7 @@ import {
 } from '@chat/protocol';
 import type { RoomCache, RoomMeta } from '../infrastructure/room-cache.ts';
 import type { RoomEvents } from './room-events.ts';
-import type { MembershipHint } from './membership-hint.ts';
+import type { MembershipHint } from './message.service.ts';
 import type { AuthenticatedUser } from './user-auth.service.ts';
 import type { UserRateLimiter } from '../infrastructure/user-rate-limiter.ts';
 

@@ -15,16 +15,29 @@ export type CreatedRoom = Infer<typeof createdRoomSchema>;
 export type RoomMembers = Infer<typeof roomMembersSchema>;
 export type { HistoryMessage, RoomChange, RoomView };
 
-/** A failed REST call: `message` is the server's (Korean) message from the error body. */
+/**
+ * A failed REST call: `message` is the server's (Korean) message from the error body;
+ * `retryAfterMs` how long the server asked to wait (its `Retry-After`, on 429 and 503).
+ */
 export class ApiError extends Error {
   constructor(
     message: string,
     readonly status: number,
     readonly code: string,
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
     this.name = 'ApiError';
   }
+}
+
+/** A `Retry-After` header (seconds, or an HTTP date) in milliseconds from `now`; null when absent or unreadable. */
+export function parseRetryAfter(header: string | null, now: number): number | null {
+  if (header === null || header.trim() === '') return null;
+  const value = header.trim();
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
 /**
@@ -62,7 +75,7 @@ export function createApi(base: string, token: () => string | null) {
       const record = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
       const message = typeof record.message === 'string' ? record.message : `HTTP ${response.status}`;
       const code = typeof record.code === 'string' ? record.code : 'HTTP';
-      throw new ApiError(message, response.status, code);
+      throw new ApiError(message, response.status, code, parseRetryAfter(response.headers.get('retry-after'), Date.now()));
     }
     return data as T;
   }

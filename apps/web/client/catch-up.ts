@@ -17,6 +17,8 @@ export const CHANGES_PAGE = 100;
 export const CHANGES_PAGES_PER_RUN = 50;
 /** Waits between attempts of a failing catch-up or first page: 1 s, 2 s, 4 s, … up to 30 s, with jitter. */
 export const CATCH_UP_BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
+/** The longest `Retry-After` waited (the REST budget is per minute). */
+const RETRY_AFTER_MAX_MS = 60_000;
 
 /** What a catch-up does to the page, for one room. */
 export interface CatchUpIo<Change extends { readonly changeSeq: number }> {
@@ -115,8 +117,18 @@ export function catchUpFailed<Change extends { readonly changeSeq: number }>(sto
   const next = setTimeout(() => {
     store.setCatchUpRetry(room, attempt, undefined);
     if (store.isCurrent(room) && !room.left) io.again();
-  }, backoffMs(attempt, io.random(), CATCH_UP_BACKOFF));
+  }, retryDelayMs(error, attempt, io.random()));
   store.setCatchUpRetry(room, attempt, next);
+}
+
+/**
+ * The backoff, but never before the server's `Retry-After` (a 429 past the REST budget, a 503):
+ * a retry sooner would only be refused again, and spend the budget of the minute.
+ */
+function retryDelayMs(error: unknown, attempt: number, random: number): number {
+  const backoff = backoffMs(attempt, random, CATCH_UP_BACKOFF);
+  const told = error instanceof ApiError ? (error.retryAfterMs ?? 0) : 0;
+  return Math.max(backoff, Math.min(told, RETRY_AFTER_MAX_MS));
 }
 
 /** No retry of this room's catch-up any more (it is complete, or the room closed). */

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ERRORS } from '@chat/protocol';
-import { ApiError, NETWORK_ERROR_MESSAGE, type RoomView } from '../client/api.ts';
+import { ApiError, NETWORK_ERROR_MESSAGE, parseRetryAfter, type RoomView } from '../client/api.ts';
 import { CATCH_UP_BACKOFF, CHANGES_PAGES_PER_RUN, catchUpFailed, catchUpRoom, type CatchUpIo } from '../client/catch-up.ts';
 import { createStore, type OpenRoom, type Session } from '../client/store.ts';
 
@@ -109,6 +109,29 @@ describe('catching the open room up', () => {
     expect(waits[2]).toBeGreaterThan(waits[1]!);
     // Through: the next failure starts from the shortest wait again.
     expect(room.room.catchUpRetry).toEqual({ attempts: 0, timer: undefined });
+  });
+
+  it("waits out a 429's Retry-After before trying the catch-up again", async () => {
+    // Past the REST budget (HTTP_RATE_LIMIT_PER_MINUTE): the server says when it comes back.
+    const tooMany = new ApiError(ERRORS.TOO_MANY_REQUESTS.message, 429, 'TOO_MANY_REQUESTS', 40_000);
+    const room = feed(3, { failures: new Map([[1, tooMany]]) });
+    room.store.advanceChangeSeq(room.room, 0);
+    await catchUpRoom(room.store, room.room, room.io);
+    // The backoff alone would have tried again after a second, to be refused again.
+    await vi.advanceTimersByTimeAsync(39_000);
+    expect(room.requests).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(room.requests).toHaveLength(2);
+    expect(room.room.changeSeq).toBe(3);
+  });
+
+  it('reads Retry-After in seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00.000Z');
+    expect(parseRetryAfter('40', now)).toBe(40_000);
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:05 GMT', now)).toBe(5_000);
+    expect(parseRetryAfter('Wed, 31 Dec 2025 23:59:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter(null, now)).toBeNull();
+    expect(parseRetryAfter('soon', now)).toBeNull();
   });
 
   it('retries a first page that failed, then follows the feed from the cursor it set', async () => {

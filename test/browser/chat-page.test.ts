@@ -2,7 +2,7 @@
  * The chat page (apps/web) in a real browser: Debian's Chromium driven by playwright-core,
  * against real gateway processes and a worker on a fresh database.
  *
- * Each user's page is opened through a "load balancer" of its own (a TCP proxy in this file,
+ * Each user's page is opened through a "load balancer" of its own (a TCP proxy, harness.ts,
  * as a Service would be in Kubernetes): Alice's prefers pod A, Bob's pod B, and both fall
  * back to the other pod when theirs refuses connections. So the page only ever talks to its
  * own origin, and when pod B is SIGKILLed Bob's page reconnects — to pod A — and catches up.
@@ -11,125 +11,31 @@
  * Screenshots of the key moments go to test/artifacts/.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket as NetSocket } from 'node:net';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CHAT_NAMESPACE, ERRORS } from '@chat/protocol';
+import { spawnGateway, spawnWorker, uniquePrefix, WORKSPACE_ROOT, type GatewayProcess, type TestProcess } from '@chat/testing';
 import {
-  freePort,
-  spawnGateway,
-  spawnWorker,
-  uniquePrefix,
-  WORKSPACE_ROOT,
-  type GatewayProcess,
-  type TestProcess,
-} from '@chat/testing';
+  browserSkipReason,
+  createRoom,
+  devLogin,
+  launchChromium,
+  message,
+  messageIds,
+  pageSet,
+  send,
+  sessionToken,
+  signIn,
+  startBalancer,
+  type Balancer,
+} from './harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(WORKSPACE_ROOT, 'test', 'artifacts');
 
-const requested = process.env.CHAT_BROWSER_TEST === '1';
-const skipReason = !requested
-  ? 'not requested (run `pnpm test:browser`)'
-  : !existsSync(CHROMIUM)
-    ? `${CHROMIUM} is missing; install it with \`apt-get install -y chromium\``
-    : null;
-if (requested && skipReason) console.warn(`chat page browser test skipped: ${skipReason}`);
-
-interface Balancer {
-  url: string;
-  /** The pod port the last connection went to. */
-  lastPod: number | null;
-  /** While true, new connections are refused (a balancer that has not noticed yet). */
-  refusing: boolean;
-  /** Cuts every connection open now and refuses new ones: the page is offline until `refusing` is cleared. */
-  cut(): void;
-  close(): Promise<void>;
-}
-
-/**
- * A TCP proxy on 127.0.0.1 that sends each connection to the first pod (port) of `pods` that
- * accepts it; `pods` is read per connection, so it may be filled in once the pods are up.
- */
-async function startBalancer(pods: readonly number[]): Promise<Balancer> {
-  const port = await freePort();
-  const open = new Set<NetSocket>();
-  const track = (socket: NetSocket) => {
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
-  };
-  const server = createServer((client) => {
-    track(client);
-    client.on('error', () => client.destroy());
-    if (balancer.refusing) {
-      client.destroy();
-      return;
-    }
-    const attempt = (index: number) => {
-      const pod = pods[index];
-      if (pod === undefined) {
-        client.destroy();
-        return;
-      }
-      const upstream = connect(pod, '127.0.0.1');
-      let connected = false;
-      upstream.once('connect', () => {
-        connected = true;
-        track(upstream);
-        balancer.lastPod = pod;
-        client.pipe(upstream);
-        upstream.pipe(client);
-        client.once('close', () => upstream.destroy());
-        upstream.once('close', () => client.destroy());
-      });
-      upstream.on('error', () => {
-        if (connected) client.destroy();
-        else attempt(index + 1);
-      });
-    };
-    attempt(0);
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const balancer: Balancer = {
-    url: `http://127.0.0.1:${port}`,
-    lastPod: null,
-    refusing: false,
-    cut() {
-      balancer.refusing = true;
-      for (const socket of open) socket.destroy();
-    },
-    async close() {
-      for (const socket of open) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-  return balancer;
-}
-
-async function devLogin(base: string, nickname: string): Promise<{ accessToken: string }> {
-  const response = await fetch(`${base}/api/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ nickname }),
-  });
-  expect(response.status).toBe(200);
-  return (await response.json()) as { accessToken: string };
-}
-
-async function createRoom(base: string, token: string, name: string, ttlSeconds?: number): Promise<{ roomId: string }> {
-  const response = await fetch(`${base}/api/rooms`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify(ttlSeconds ? { name, ttlSeconds } : { name }),
-  });
-  expect(response.status).toBe(201);
-  return (await response.json()) as { roomId: string };
-}
-
-describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
+describe.skipIf(browserSkipReason !== null)('chat page in Chromium', () => {
   let podA: GatewayProcess;
   let podB: GatewayProcess;
   let worker: TestProcess;
@@ -138,8 +44,9 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
   let browser: Browser;
   let alice: Page;
   let bob: Page;
-  const contexts: BrowserContext[] = [];
-  const pageErrors: string[] = [];
+  const pages = pageSet(() => browser);
+  const pageErrors = pages.errors;
+  const openPage = pages.open;
   let shot = 0;
 
   const port = (pod: GatewayProcess) => Number(new URL(pod.url).port);
@@ -147,42 +54,6 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     shot += 1;
     await page.screenshot({ path: path.join(ARTIFACTS, `${String(shot).padStart(2, '0')}-${name}.png`) });
   };
-  const messageIds = (page: Page) =>
-    page.locator('#message-list li.message').evaluateAll((items) =>
-      items.map((item) => (item as unknown as { dataset: { messageId: string } }).dataset.messageId),
-    );
-  const message = (page: Page, text: string) =>
-    page.locator('#message-list li.message').filter({ has: page.getByText(text, { exact: true }) });
-
-  async function openPage(url: string, name: string): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1180, height: 720 }, locale: 'ko-KR' });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
-    await page.goto(url);
-    return page;
-  }
-
-  async function signIn(page: Page, nickname: string): Promise<void> {
-    await page.fill('#nickname', nickname);
-    await page.click('#sign-in-form button[type=submit]');
-    await page.locator('#status[data-state=online]').waitFor();
-    await expect.poll(() => page.textContent('#me')).toBe(nickname);
-  }
-
-  /** The token the signed-in page keeps for its session (what its socket's handshake sends). */
-  async function sessionToken(page: Page): Promise<string> {
-    const stored = await page.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('chat.session'));
-    const { token } = JSON.parse(stored ?? '{}') as { token?: string };
-    expect(token).toBeTruthy();
-    return token!;
-  }
-
-  async function send(page: Page, text: string): Promise<void> {
-    await page.fill('#message-input', text);
-    await page.click('#send');
-    await message(page, text).waitFor();
-  }
 
   beforeAll(async () => {
     rmSync(ARTIFACTS, { recursive: true, force: true });
@@ -210,24 +81,13 @@ describe.skipIf(skipReason !== null)('chat page in Chromium', () => {
     preferB.push(port(podB), port(podA));
     worker = spawnWorker(cluster, { METRICS_PORT: '0', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     alice = await openPage(`${balancerA.url}/`, 'alice');
     bob = await openPage(`${balancerB.url}/`, 'bob');
   });
 
   afterAll(async () => {
-    await Promise.allSettled(contexts.map((context) => context.close()));
+    await pages.closeAll();
     await browser?.close().catch(() => undefined);
     await Promise.allSettled([podA?.kill('SIGKILL'), podB?.kill('SIGKILL'), worker?.kill('SIGTERM', 5000)]);
     await Promise.allSettled([balancerA?.close(), balancerB?.close()]);

@@ -15,7 +15,7 @@ import {
   catchUp,
 } from './room-changes.ts';
 import { refusedRetryDelayMs } from './refused-retry.ts';
-import { roomLeft, showLeft } from './room-view.ts';
+import { roomLeft, showLeft, showRejoined } from './room-view.ts';
 import type { ChatSocket, Page, Session } from './store.ts';
 
 /**
@@ -107,6 +107,15 @@ export function connect(page: Page, session: Session, signOut: (message: string)
   s.on(SERVER_EVENTS.roomLeft, ({ roomId }) => {
     const room = store.currentIf(roomId);
     if (room) roomLeft(page, room);
+  });
+  // The user joined the room shown left again on another device: this socket was moved in with
+  // it (PROTOCOL §2) and hears the room again, unaware of what happened while it was out. (This
+  // page's own joins open a fresh room, never shown left: their `room-joined` is nothing here.)
+  s.on(SERVER_EVENTS.roomJoined, ({ roomId, memberCount }) => {
+    const room = store.currentIf(roomId);
+    if (!room?.left) return;
+    showRejoined(page, room, memberCount);
+    void resync(page);
   });
   s.on(SERVER_EVENTS.presence, ({ roomId, userId, nicknameMask, online }) => {
     const room = store.currentIf(roomId);

@@ -1,5 +1,6 @@
 import { CLIENT_EVENTS, ERRORS, type RoomJoinedPayload, type RoomLeftPayload } from '@chat/protocol';
 import { ask } from './ack.ts';
+import { ApiError } from './api.ts';
 import { forgetTyping, stopTyping } from './composer.ts';
 import { $, $input, timeLeft } from './dom.ts';
 import { cancelCatchUpRetry } from './catch-up.ts';
@@ -8,7 +9,7 @@ import { showError, toast } from './notices.ts';
 import { openTimeline } from './room-changes.ts';
 import { renderRoomHead } from './room-head.ts';
 import { refreshRooms, renderRooms, updateRoomListEntry } from './room-list.ts';
-import { forgetRoomId, saveRoomId } from './saved-session.ts';
+import { forgetRoomId, savedRoomId, saveRoomId } from './saved-session.ts';
 import type { OpenRoom, Page } from './store.ts';
 import { clearMessages } from './timeline-view.ts';
 
@@ -30,12 +31,15 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
     try {
       info = await page.api.room(roomId);
     } catch (error) {
-      forgetRoomId();
+      // Only a room that is gone is forgotten: after no answer or a 503 (a reload during a
+      // failover) the next reload opens it again.
+      if (error instanceof ApiError && error.status === 404) forgetSavedRoom(roomId);
       showError(page, error);
       return;
     }
   }
   if (info.expired) {
+    forgetSavedRoom(roomId);
     toast(page, ERRORS.ROOM_EXPIRED.message);
     return;
   }
@@ -62,6 +66,11 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
   // Left again at once (another device): its `room-left` may have come before the join's answer.
   if (members === 'not-member') showLeft(page, room);
   if (store.isCurrent(room) && !room.left) $input('message-input').focus();
+}
+
+/** A reload no longer reopens `roomId` (if it is the one it would). */
+function forgetSavedRoom(roomId: string): void {
+  if (savedRoomId() === roomId) forgetRoomId();
 }
 
 export async function leaveRoom(page: Page): Promise<void> {
@@ -123,6 +132,21 @@ export function showLeft(page: Page, room: OpenRoom): void {
   renderMembers(page, room);
   // A reload does not join it again on its own.
   forgetRoomId();
+  renderRoomHead(room);
+}
+
+/**
+ * `room-joined` for the room shown left: the user joined it again on another device, and this
+ * page's socket was moved in with it (PROTOCOL §2), so its events arrive again. It opens to
+ * sending again; what changed while it was left is the caller's to catch up on.
+ */
+export function showRejoined(page: Page, room: OpenRoom, memberCount: number): void {
+  const { store } = page;
+  if (!store.isCurrent(room) || !room.left) return;
+  store.markRejoined(room);
+  store.setMemberCount(room, memberCount);
+  updateRoomListEntry(page, room.roomId, { memberCount });
+  saveRoomId(room.roomId);
   renderRoomHead(room);
 }
 

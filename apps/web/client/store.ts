@@ -47,7 +47,8 @@ export interface OpenRoom {
   readonly expired: boolean;
   /**
    * The user is no longer a member (`room-left`: left on another device, or removed by a
-   * backend): the room stays on screen, closed to sending, until it is picked again (a join).
+   * backend): the room stays on screen, closed to sending, until it is picked again (a join)
+   * or the user joins it again on another device.
    */
   readonly left: boolean;
   /** A `leave-room` of this page is on its way (its `room-left` then closes the room). */
@@ -189,6 +190,10 @@ export function createStore(session: Session | null) {
     },
     markLeft(room: OpenRoom): void {
       write(room).left = true;
+    },
+    /** Joined again on another device (`room-joined`): the room shown left is open to sending again. */
+    markRejoined(room: OpenRoom): void {
+      write(room).left = false;
     },
     setLeaving(room: OpenRoom, leaving: boolean): void {
       write(room).leaving = leaving;

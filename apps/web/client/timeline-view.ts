@@ -126,7 +126,8 @@ export async function loadOlder(page: Page, room: OpenRoom): Promise<void> {
     showError(page, error);
   } finally {
     page.store.setLoadingOlder(room, false);
-    renderOlderButton(room);
+    // Another room may be on screen by now: the button is that room's.
+    if (page.store.isCurrent(room)) renderOlderButton(room);
   }
 }
 

@@ -1,3 +1,4 @@
+import { clockOffsetMs } from './server-clock.ts';
 import type {
   createdRoomSchema,
   devLoginResponseSchema,
@@ -53,14 +54,18 @@ export const NETWORK_ERROR_MESSAGE = '서버에 연결할 수 없습니다';
 /** The member list shows at most this many pages of 100 (a room's count is shown whole). */
 const MEMBER_PAGES = 20;
 
-/** The REST API of PROTOCOL §7–9 on `base` (the page's own origin). */
-export function createApi(base: string, token: () => string | null) {
+/**
+ * The REST API of PROTOCOL §7–9 on `base` (the page's own origin). `onClockOffset` hears the
+ * server's clock minus the page's after every answer (server-clock.ts).
+ */
+export function createApi(base: string, token: () => string | null, onClockOffset: (offsetMs: number) => void = () => undefined) {
   async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     const bearer = token();
     if (bearer) headers.authorization = `Bearer ${bearer}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
+    const sentAt = Date.now();
     try {
       response = await fetch(base + path, {
         method,
@@ -70,6 +75,8 @@ export function createApi(base: string, token: () => string | null) {
     } catch {
       throw new ApiError(NETWORK_ERROR_MESSAGE, 0, 'NETWORK');
     }
+    const offset = clockOffsetMs(response.headers.get('date'), sentAt, Date.now());
+    if (offset !== null) onClockOffset(offset);
     const data: unknown = await response.json().catch(() => null);
     if (!response.ok) {
       const record = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};

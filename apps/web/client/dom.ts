@@ -42,7 +42,7 @@ export function safeHttpUrl(value: string | null): string | null {
 }
 
 /** `2시간 5분`, `4분 3초`, `12초`, `만료됨`. */
-export function timeLeft(expiresAt: string, now = Date.now()): string {
+export function timeLeft(expiresAt: string, now: number): string {
   const seconds = Math.floor((Date.parse(expiresAt) - now) / 1000);
   if (!(seconds > 0)) return '만료됨';
   const h = Math.floor(seconds / 3600);

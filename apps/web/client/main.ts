@@ -23,7 +23,11 @@ const ROOM_LIST_REFRESH_MS = 20_000;
 const store = createStore(loadSession());
 const page: Page = {
   store,
-  api: createApi(location.origin, () => store.state.session?.token ?? null),
+  api: createApi(
+    location.origin,
+    () => store.state.session?.token ?? null,
+    (offsetMs) => store.setClockOffset(offsetMs),
+  ),
   sends: createSendQueue(() => store.state.socket),
 };
 

@@ -70,13 +70,13 @@ function applyMemberCount(page: Page, room: OpenRoom, memberCount: number): void
 /** `room-expiring`, and `room-lifetime-changed` (the server API moved the expiry): the countdown follows. */
 export function applyRoomExpiring(page: Page, room: OpenRoom, expiresAt: string): void {
   page.store.setExpiresAt(room, expiresAt);
-  renderRoomHead(room);
+  renderRoomHead(page, room);
 }
 
 export function applyRoomExpired(page: Page, room: OpenRoom): void {
   removeFromRoomList(page, room.roomId);
   page.store.markExpired(room);
-  renderRoomHead(room);
+  renderRoomHead(page, room);
 }
 
 /** One change read from the feed; its `payload` is the live event's (PROTOCOL §16). */

@@ -34,7 +34,7 @@ export function renderRooms(page: Page): void {
           'span',
           { className: 'room-info' },
           document.createTextNode(`${room.memberCount}명 · `),
-          el('span', { className: 'time-left', text: timeLeft(room.expiresAt), dataset: { expiresAt: room.expiresAt } }),
+          el('span', { className: 'time-left', text: timeLeft(room.expiresAt, page.store.now()), dataset: { expiresAt: room.expiresAt } }),
         ),
       );
       button.type = 'button';

@@ -47,7 +47,7 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
   const room = store.openRoom({ ...info, roomId });
   $('room-empty').hidden = true;
   $('room-view').hidden = false;
-  renderRoomHead(room);
+  renderRoomHead(page, room);
   renderRooms(page);
 
   // Join first, then read: whatever is sent after the join arrives live, the rest is in the page.
@@ -61,7 +61,7 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
   store.setJoinedChangeSeq(room, joined.data.lastChangeSeq);
   saveRoomId(roomId);
   updateRoomListEntry(page, roomId, { memberCount: room.memberCount });
-  renderRoomHead(room);
+  renderRoomHead(page, room);
   const [, members] = await Promise.all([openTimeline(page, room), reloadMembers(page, room)]);
   // Left again at once (another device): its `room-left` may have come before the join's answer.
   if (members === 'not-member') showLeft(page, room);
@@ -132,7 +132,7 @@ export function showLeft(page: Page, room: OpenRoom): void {
   renderMembers(page, room);
   // A reload does not join it again on its own.
   forgetRoomId();
-  renderRoomHead(room);
+  renderRoomHead(page, room);
 }
 
 /**
@@ -147,7 +147,7 @@ export function showRejoined(page: Page, room: OpenRoom, memberCount: number): v
   store.setMemberCount(room, memberCount);
   updateRoomListEntry(page, room.roomId, { memberCount });
   saveRoomId(room.roomId);
-  renderRoomHead(room);
+  renderRoomHead(page, room);
 }
 
 export function closeRoom(page: Page): void {
@@ -168,8 +168,8 @@ export function closeRoom(page: Page): void {
 /** Time left, every second, wherever it is shown. */
 export function tick(page: Page): void {
   for (const element of document.querySelectorAll<HTMLElement>('[data-expires-at]')) {
-    element.textContent = timeLeft(element.dataset.expiresAt ?? '');
+    element.textContent = timeLeft(element.dataset.expiresAt ?? '', page.store.now());
   }
   const room = page.store.state.current;
-  if (room) renderRoomHead(room);
+  if (room) renderRoomHead(page, room);
 }

@@ -82,6 +82,8 @@ export interface PageState {
   /** Whether `isTyping: true` went out on this connection, and the timer that takes it back. */
   readonly ownTyping: { readonly sent: boolean; readonly timer: number };
   readonly toastTimer: number;
+  /** The server's clock minus the page's (server-clock.ts): expiry is counted on the server's. */
+  readonly clockOffsetMs: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -102,6 +104,7 @@ export function createStore(session: Session | null) {
     current: null,
     ownTyping: { sent: false, timer: 0 },
     toastTimer: 0,
+    clockOffsetMs: 0,
   };
   // Rooms are only ever made below, so an OpenRoom handed out is always a RoomState.
   const write = (room: OpenRoom) => room as RoomState;
@@ -253,6 +256,14 @@ export function createStore(session: Session | null) {
     },
     setToastTimer(timer: number): void {
       state.toastTimer = timer;
+    },
+
+    setClockOffset(offsetMs: number): void {
+      state.clockOffsetMs = offsetMs;
+    },
+    /** Now on the server's clock. */
+    now(): number {
+      return Date.now() + state.clockOffsetMs;
     },
   };
 }

@@ -12,7 +12,12 @@ import { clusterTest } from '../support/index.ts';
 
 const it = clusterTest({ pods: 2 });
 
-type Page = { members: { userId: string; nicknameMask: string; joinedAt: string; online: boolean }[]; memberCount: number; hasMore: boolean };
+type Page = {
+  members: { userId: string; nicknameMask: string; joinedAt: string; online: boolean }[];
+  memberCount: number;
+  hasMore: boolean;
+  nextCursor: string | null;
+};
 
 const UNAUTHORIZED = { statusCode: 401, error: 'Unauthorized', message: '인증이 필요합니다', code: 'UNAUTHORIZED' };
 const NOT_A_MEMBER = { statusCode: 403, error: 'Forbidden', message: '방에 참여 중이 아닙니다', code: 'NOT_A_MEMBER' };
@@ -108,6 +113,58 @@ describe('GET /api/rooms/:roomId/members', () => {
     for (const after of [stranger.userId, 'not-a-uuid']) {
       expect(await page(url, roomId, owner, `?after=${after}`), after).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
     }
+  });
+
+  it('[ext] `cursor` = the previous page\'s nextCursor continues after its last member has left, or left and rejoined', async ({ url, sql, connect }) => {
+    const { roomId, owner, members } = await roomWithMembers(url, sql, 7);
+    const ids = members.map((member) => member.userId);
+    // The fixture's members joined seconds after now; a rejoin must land after all of them.
+    await sql`update room_members set joined_at = joined_at - interval '1 minute' where room_id = ${roomId}`;
+
+    const first = await page(url, roomId, owner, '?limit=3');
+    expect(first.body.members.map((member) => member.userId)).toEqual(ids.slice(0, 3));
+    expect(first.body.hasMore).toBe(true);
+    expect(typeof first.body.nextCursor).toBe('string');
+
+    // The last member of page 1 leaves before page 2 is asked for: `after` names nobody in the
+    // room now (400, as documented), and the cursor still knows where page 1 ended.
+    const leaver = members[2]!;
+    const socket = await connect(url, leaver.token);
+    expect((await emitAck(socket, 'leave-room', { roomId })).ok).toBe(true);
+    expect(await page(url, roomId, owner, `?limit=3&after=${leaver.userId}`)).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    const second = await page(url, roomId, owner, `?limit=3&cursor=${first.body.nextCursor}`);
+    expect(second.status).toBe(200);
+    expect(second.body.members.map((member) => member.userId)).toEqual(ids.slice(3, 6));
+    expect(second.body).toMatchObject({ hasMore: true, memberCount: 6 });
+
+    // The last member of page 2 leaves and joins again: `after` would now jump to the end of the
+    // list (their new place); the cursor continues where page 2 ended, and they are met again there.
+    const rejoiner = members[5]!;
+    const again = await connect(url, rejoiner.token);
+    expect((await emitAck(again, 'leave-room', { roomId })).ok).toBe(true);
+    expect((await emitAck(again, 'join-room', { roomId })).ok).toBe(true);
+    const third = await page(url, roomId, owner, `?limit=3&cursor=${second.body.nextCursor}`);
+    expect(third.body.members.map((member) => member.userId)).toEqual([ids[6], rejoiner.userId]);
+    expect(third.body).toMatchObject({ hasMore: false, nextCursor: null });
+  });
+
+  it('[ext] refuses a cursor that is not one this server gave, and `after` with `cursor` together', async ({ url, sql }) => {
+    const { roomId, owner, members } = await roomWithMembers(url, sql, 3);
+    const first = await page(url, roomId, owner, '?limit=1');
+    const cursor = first.body.nextCursor!;
+    const forged = [
+      'x',
+      '12',
+      `12:${'0'.repeat(36)}`,
+      `-12:${owner.userId}`,
+      `1.5:${owner.userId}`,
+      `99999999999999999:${owner.userId}`,
+      `${cursor}=`,
+    ];
+    for (const bad of forged) {
+      expect(await page(url, roomId, owner, `?cursor=${encodeURIComponent(bad)}`), bad).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    }
+    expect(await page(url, roomId, owner, `?cursor=${cursor}&after=${members[0]!.userId}`)).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
   });
 
   it('asks Redis for a page\'s live status in one call, not one look-up per member', async ({ cluster, sql }) => {

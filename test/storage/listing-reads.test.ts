@@ -71,13 +71,13 @@ it('a member list page reads about a page of memberships, not the whole room', a
   await sql`insert into room_members (room_id, user_id, joined_at)
     select ${roomId}, id, now() - row_number() over (order by id) * interval '1 millisecond' from users`;
   await sql`analyze users, rooms, room_members`;
-  let facts: { total: number; viewerIsMember: boolean } | undefined;
+  let facts: Awaited<ReturnType<ReturnType<typeof createMembershipsRepository>['memberListFacts']>> | undefined;
   let page: { userId: string }[] = [];
   const read = await readsOf(testDb.url, 'room_members', async (db) => {
     const memberships = createMembershipsRepository(db.sql);
-    facts = await memberships.memberListFacts(roomId, viewer, null);
-    const first = await memberships.listMembers(roomId, { limit: PAGE + 1, afterUserId: null });
-    page = await memberships.listMembers(roomId, { limit: PAGE + 1, afterUserId: first[PAGE - 1]!.userId });
+    const first = await memberships.listMembers(roomId, { limit: PAGE + 1, after: null });
+    facts = await memberships.memberListFacts(roomId, viewer, first[PAGE - 1]!.userId);
+    page = await memberships.listMembers(roomId, { limit: PAGE + 1, after: facts.after });
   });
   expect(facts).toMatchObject({ total: MEMBERS, viewerIsMember: true });
   expect(page).toHaveLength(PAGE + 1);

@@ -144,18 +144,57 @@ export const roomMemberSchema = z.object({
 /** [ext] The member list is paged like history: `after` is the last userId of the previous page. */
 export const MEMBER_LIST_DEFAULT_LIMIT = 50;
 
-export const memberListQuerySchema = z.object({
-  limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
-  // Any UUID a token's `sub` may be (isUuid), not only the versions z.uuid() knows.
-  after: z.string({ error: 'INVALID_REQUEST' }).refine(isUuid, { error: 'INVALID_REQUEST' }).optional(),
+/** A place in a room's joining order: the member list is sorted by `joinedAt`, then `userId`. */
+export interface MemberListPosition {
+  joinedAt: Date;
+  userId: string;
+}
+
+/**
+ * [ext] The member list's `nextCursor` (PROTOCOL §9): the position of a page's last member, so a
+ * pager can continue after that member has left the room (which `after` cannot: it names a
+ * member, and looks their position up). Opaque to clients; `joined_at` is stored to the
+ * millisecond, so the epoch milliseconds are exact.
+ */
+export function memberListCursor(position: MemberListPosition): string {
+  return `${position.joinedAt.getTime()}:${position.userId}`;
+}
+
+const MEMBER_CURSOR = /^(\d{1,16}):(.+)$/;
+/** The largest time a Date holds. */
+const MAX_DATE_MS = 8.64e15;
+
+const memberCursorSchema = z.string({ error: 'INVALID_REQUEST' }).transform((text, context): MemberListPosition => {
+  const match = MEMBER_CURSOR.exec(text);
+  const ms = Number(match?.[1]);
+  const userId = match?.[2];
+  if (!match || ms > MAX_DATE_MS || !isUuid(userId)) {
+    context.addIssue({ code: 'custom', message: 'INVALID_REQUEST' });
+    return z.NEVER;
+  }
+  return { joinedAt: new Date(ms), userId: userId.toLowerCase() };
 });
+
+export const memberListQuerySchema = z
+  .object({
+    limit: integerString('LIMIT_TOO_LARGE', 'INVALID_LIMIT', HISTORY_MAX_LIMIT).optional(),
+    // Any UUID a token's `sub` may be (isUuid), not only the versions z.uuid() knows.
+    after: z.string({ error: 'INVALID_REQUEST' }).refine(isUuid, { error: 'INVALID_REQUEST' }).optional(),
+    cursor: memberCursorSchema.optional(),
+  })
+  // Two places to start from would be one too many.
+  .refine((query) => query.after === undefined || query.cursor === undefined, { error: 'INVALID_REQUEST' });
 export type MemberListQuery = z.infer<typeof memberListQuerySchema>;
 
-/** `memberCount`: the whole room's; `hasMore`: another page follows this one. */
+/**
+ * `memberCount`: the whole room's; `hasMore`: another page follows this one; [ext] `nextCursor`:
+ * the `cursor` of the next page while `hasMore`, else null.
+ */
 export const roomMembersSchema = z.object({
   members: z.array(roomMemberSchema),
   memberCount: z.number(),
   hasMore: z.boolean(),
+  nextCursor: z.string().nullable(),
 });
 
 /** [ext] The change feed (PROTOCOL §16). */

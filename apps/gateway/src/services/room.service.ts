@@ -4,6 +4,7 @@ import {
   AppError,
   isUuid,
   MEMBER_LIST_DEFAULT_LIMIT,
+  memberListCursor,
   nicknameMask,
   readRoomId,
   type CreateRoomBody,
@@ -152,9 +153,9 @@ export function createRoomService(deps: RoomServiceDeps) {
       const facts = await memberships.memberListFacts(room, viewer.id, after);
       if (!facts.viewerIsMember) throw new AppError('NOT_A_MEMBER');
       // A cursor naming nobody in the room must not restart the list from the top.
-      if (after !== null && !facts.afterIsMember) throw new AppError('INVALID_REQUEST');
+      if (after !== null && facts.after === null) throw new AppError('INVALID_REQUEST');
       const limit = query.limit ?? MEMBER_LIST_DEFAULT_LIMIT;
-      const rows = await memberships.listMembers(room, { limit: limit + 1, afterUserId: after });
+      const rows = await memberships.listMembers(room, { limit: limit + 1, after: query.cursor ?? facts.after });
       const page = rows.slice(0, limit);
       // One Redis call for the page, whatever its size.
       const online = await deps.onlineUsers(page.map((member) => member.userId)).catch(() => new Set<string>());
@@ -167,6 +168,7 @@ export function createRoomService(deps: RoomServiceDeps) {
         })),
         memberCount: facts.total,
         hasMore: rows.length > limit,
+        nextCursor: rows.length > limit ? memberListCursor(page.at(-1)!) : null,
       };
     },
 

@@ -1,4 +1,6 @@
+import type { MemberListPosition } from '@chat/protocol';
 import type { Sql } from 'postgres';
+import { asDate } from './messages.repository.ts';
 import { uuidArrayLiteral } from './uuid-array.ts';
 
 /** `add`'s answer when the user already holds the most live memberships allowed (MAX_ROOMS_PER_USER). */
@@ -220,38 +222,40 @@ export function createMembershipsRepository(sql: Sql) {
 
     /**
      * What a page of the member list needs to know first, in one read: how many members the
-     * room has, whether `viewerId` is one of them, and whether `afterUserId` (the cursor) is.
+     * room has, whether `viewerId` is one of them, and where `afterUserId` (the cursor) stands
+     * in the joining order — null when it names nobody in the room.
      */
     async memberListFacts(roomId: string, viewerId: string, afterUserId: string | null) {
       // The count the membership statements keep, and two primary-key probes: reading every
       // member of a large room for them cost each page tens of milliseconds.
-      const [row] = await sql<{ total: number; viewer_is_member: boolean; after_is_member: boolean }[]>`
+      const [row] = await sql<{ total: number; viewer_is_member: boolean; after_joined_at: Date | string | null }[]>`
         select coalesce((select member_count from rooms where id = ${roomId}), 0)::int as total,
                exists (select 1 from room_members where room_id = ${roomId} and user_id = ${viewerId}::uuid) as viewer_is_member,
-               exists (select 1 from room_members where room_id = ${roomId} and user_id = ${afterUserId}::uuid) as after_is_member`;
-      return { total: row!.total, viewerIsMember: row!.viewer_is_member, afterIsMember: row!.after_is_member };
+               (select joined_at from room_members where room_id = ${roomId} and user_id = ${afterUserId}::uuid) as after_joined_at`;
+      const after: MemberListPosition | null =
+        afterUserId !== null && row!.after_joined_at !== null
+          ? { joinedAt: asDate(row!.after_joined_at), userId: afterUserId }
+          : null;
+      return { total: row!.total, viewerIsMember: row!.viewer_is_member, after };
     },
 
     /**
      * Up to `limit` members of a room in joining order (ties by user id), with their current
-     * nickname; after the member `afterUserId` when given (a cursor that must name a member).
+     * nickname; those after the position `after` when given (which need not be a member's any
+     * more: the member list's cursor outlives the member it was taken from).
      */
     async listMembers(
       roomId: string,
-      page: { limit: number; afterUserId: string | null },
+      page: { limit: number; after: MemberListPosition | null },
     ): Promise<{ userId: string; nickname: string; joinedAt: Date }[]> {
+      const after = page.after;
       const rows = await sql<{ user_id: string; nickname: string; joined_at: Date | string }[]>`
         select m.user_id, u.nickname, m.joined_at from room_members m join users u on u.id = m.user_id
         where m.room_id = ${roomId}
-          and (${page.afterUserId}::uuid is null or (m.joined_at, m.user_id) > (
-            select a.joined_at, a.user_id from room_members a where a.room_id = ${roomId} and a.user_id = ${page.afterUserId}::uuid))
+          ${after ? sql`and (m.joined_at, m.user_id) > (${after.joinedAt.toISOString()}::timestamptz, ${after.userId}::uuid)` : sql``}
         order by m.joined_at, m.user_id
         limit ${page.limit}`;
-      return rows.map((row) => ({
-        userId: row.user_id,
-        nickname: row.nickname,
-        joinedAt: row.joined_at instanceof Date ? row.joined_at : new Date(row.joined_at),
-      }));
+      return rows.map((row) => ({ userId: row.user_id, nickname: row.nickname, joinedAt: asDate(row.joined_at) }));
     },
 
     activeRoomIdsOfUsers,

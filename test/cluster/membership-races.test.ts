@@ -2,7 +2,21 @@ import { createHash, randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { roomChannel, userChannel } from '@chat/protocol';
-import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, request, sleep, uniquePrefix, type TestSocket, type TestUser } from '@chat/testing';
+import {
+  closeAllSockets,
+  connect,
+  createRoom,
+  emitAck,
+  makeUser,
+  record,
+  request,
+  sleep,
+  startTcpRelay,
+  uniquePrefix,
+  type TcpRelay,
+  type TestSocket,
+  type TestUser,
+} from '@chat/testing';
 import { startCluster, type TestCluster } from '../support/index.ts';
 
 /**
@@ -38,6 +52,8 @@ const SERVER_KEY = `sk_${randomBytes(24).toString('hex')}`;
 
 let podA: TestCluster;
 let podB: TestCluster;
+/** Pod A's way to Postgres: its replies can be held back (a query run, its answer not yet home). */
+let podADatabase: TcpRelay;
 let sql: postgres.Sql;
 
 beforeAll(async () => {
@@ -49,19 +65,21 @@ beforeAll(async () => {
     HANDSHAKE_RATE_LIMIT_PER_MINUTE: '100000',
     SERVER_API_KEYS: `backend:${createHash('sha256').update(SERVER_KEY).digest('hex')}`,
   };
-  podA = await startCluster(1, { ...env, POD_NAME: 'races-pod-a' });
+  podADatabase = await startTcpRelay(inject('databaseUrl'));
+  podA = await startCluster(1, { ...env, DATABASE_URL: podADatabase.url, POD_NAME: 'races-pod-a' });
   podB = await startCluster(1, {
     ...env,
     DATABASE_URL: inject('databaseUrl'),
     POD_NAME: 'races-pod-b',
     FAULT_BUS_SUBSCRIBE_DELAY_MS: String(SUBSCRIBE_DELAY_MS),
   });
-  sql = postgres(podA.databaseUrl, { max: 1, onnotice: () => {} });
+  sql = postgres(inject('databaseUrl'), { max: 1, onnotice: () => {} });
 });
 afterAll(async () => {
   closeAllSockets();
   await podA?.close();
   await podB?.close();
+  await podADatabase?.close();
   await sql?.end();
 });
 
@@ -253,5 +271,71 @@ describe('join-room, leave-room and handshakes of one user racing on two pods', 
 
     expect(failures).toEqual([]);
     expect(rounds).toBe(18);
+  });
+});
+
+/** The room-joined / room-left events a socket heard, in order. */
+function membershipEvents(socket: TestSocket, roomId: string): string[] {
+  const heard: string[] = [];
+  for (const event of ['room-joined', 'room-left'] as const) {
+    socket.on(event, (payload: { roomId: string }) => {
+      if (payload.roomId === roomId) heard.push(event);
+    });
+  }
+  return heard;
+}
+
+describe('a repeat join-room racing a leave-room of the same user', () => {
+  // PROTOCOL §2: a repeat join answered while a leave on another device takes the sockets out
+  // is answered all the same, "and the room-left follows". The user is then not a member, so
+  // the last word the socket hears must be room-left.
+  it('follows its answer with room-left when the leave\'s room-left reached the socket first', { timeout: 20_000 }, async () => {
+    const A = podA.pods[0]!.url;
+    const owner = await makeUser('방장');
+    const user = await makeUser('최지우');
+    const { roomId } = await createRoom(A, owner);
+    const d1 = await device('d1', podA, user);
+    const d2 = await device('d2', podB, user);
+    expect((await emitAck(d1.socket, 'join-room', { roomId })).ok).toBe(true);
+    expect(await settled([d1, d2], roomId, user)).toBeNull();
+    const heard = membershipEvents(d1.socket, roomId);
+
+    // d1's repeat join reads the room (its socket is in it) and its answer is held on the way
+    // back from Postgres; meanwhile d2 leaves on pod B and the leave's room-left reaches d1.
+    // (The read is the only query of pod A that names this room meanwhile.)
+    const hold = podADatabase.holdRepliesTo(roomId);
+    let joinAck: Promise<Ack>;
+    try {
+      joinAck = emitAck(d1.socket, 'join-room', { roomId }) as Promise<Ack>;
+      const readFailed = sleep(5000).then(() => Promise.reject(new Error('the repeat join never read the room')));
+      await Promise.race([hold.held(), readFailed]);
+      expect((await emitAck(d2.socket, 'leave-room', { roomId })).ok).toBe(true);
+      await expect.poll(() => heard, { timeout: 5000 }).toEqual(['room-left']);
+    } finally {
+      hold.release();
+    }
+    expect((await joinAck).ok).toBe(true);
+
+    expect(await settled([d1, d2], roomId, user)).toBeNull();
+    expect(await isMember(roomId, user)).toBe(false);
+    // Sent before the answer's ack, so heard by the time the ack is.
+    expect(heard).toEqual(['room-left', 'room-joined', 'room-left']);
+  });
+
+  it('follows its answer with room-left when the read finds the user no longer a member', async () => {
+    const A = podA.pods[0]!.url;
+    const owner = await makeUser('방장');
+    const user = await makeUser('한가람');
+    const { roomId } = await createRoom(A, owner);
+    const d1 = await device('d1', podA, user);
+    expect((await emitAck(d1.socket, 'join-room', { roomId })).ok).toBe(true);
+    const heard = membershipEvents(d1.socket, roomId);
+    // A leave whose room-left reached this socket before its repeat join was sent (on a sharded
+    // bus, the user's channel and the move's need not keep their order) and whose move has not
+    // reached pod A yet: the membership is gone, the socket still in the room.
+    await sql`with gone as (delete from room_members where room_id = ${roomId} and user_id = ${user.userId} returning room_id)
+      update rooms set member_count = member_count - 1 where id in (select room_id from gone)`;
+    expect((await emitAck(d1.socket, 'join-room', { roomId })).ok).toBe(true);
+    expect(heard).toEqual(['room-joined', 'room-left']);
   });
 });

@@ -26,7 +26,28 @@ export interface TcpRelay {
    * gone, as a vanished server's connections never come back): only `cut()` or `close()` ends them.
    */
   thaw(): void;
+  /**
+   * Holds back what the server sends on the connection whose requests, from now on, carry every
+   * one of `texts` (a Postgres Bind carries its parameters as text): from that request on, in
+   * order, nothing dropped, until `release()` — "this query has run on the server, and its answer
+   * has not reached the client yet". Every other connection goes on as before.
+   */
+  holdRepliesTo(...texts: string[]): HeldReplies;
   close(): Promise<void>;
+}
+
+export interface HeldReplies {
+  /** Resolves once a reply is held: the query has run. */
+  held(): Promise<void>;
+  release(): void;
+}
+
+interface Hold {
+  texts: string[];
+  asked: Map<Socket, string>;
+  held: Set<Socket>;
+  sends: (() => void)[];
+  onHeld: () => void;
 }
 
 export async function startTcpRelay(serverUrl: string, options: { listening?: boolean; replyDelayMs?: number } = {}): Promise<TcpRelay> {
@@ -41,7 +62,6 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
   const frozen = new WeakSet<Socket>();
   let freezing = false;
   let server: Server | null = null;
-
   /** Stops relaying `socket`: what it receives is read and dropped; it is never ended or reset. */
   const freezeSocket = (socket: Socket) => {
     frozen.add(socket);
@@ -49,6 +69,20 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
     socket.removeAllListeners('data');
     socket.on('data', () => undefined);
     socket.resume();
+  };
+  /** While a hold is on: what each connection asked since, the connections held, and what to send on release. */
+  let holding: Hold | null = null;
+  const noteRequest = (client: Socket, chunk: Buffer) => {
+    if (!holding || holding.held.has(client)) return;
+    const asked = (holding.asked.get(client) ?? '') + chunk.toString('latin1');
+    holding.asked.set(client, asked);
+    if (holding.texts.every((text) => asked.includes(text))) holding.held.add(client);
+  };
+  /** Sends a reply to `client` now, or on release when its connection is held. */
+  const reply = (client: Socket, send: () => void) => {
+    if (!holding?.held.has(client)) return send();
+    holding.sends.push(send);
+    holding.onHeld();
   };
 
   const listen = async () => {
@@ -67,12 +101,13 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
       open.add(upstream);
       upstream.once('close', () => open.delete(upstream));
       client.pipe(upstream);
-      if (replyDelayMs <= 0) upstream.pipe(client);
-      else {
-        // Timers of one duration fire in the order they were set: the replies keep their order.
-        upstream.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || frozen.has(client) || client.write(chunk), replyDelayMs));
-        upstream.once('end', () => setTimeout(() => frozen.has(client) || client.end(), replyDelayMs));
-      }
+      client.on('data', (chunk: Buffer) => noteRequest(client, chunk));
+      // Timers of one duration fire in the order they were set: the replies keep their order.
+      const later = (send: () => void) => (replyDelayMs <= 0 ? send() : setTimeout(send, replyDelayMs));
+      upstream.on('data', (chunk: Buffer) =>
+        later(() => reply(client, () => client.destroyed || frozen.has(client) || client.write(chunk))),
+      );
+      upstream.once('end', () => later(() => reply(client, () => frozen.has(client) || client.end())));
       // Frozen, one side's end or error is not passed on: nothing is, in a blackhole.
       client.on('error', () => frozen.has(client) || upstream.destroy());
       upstream.on('error', () => frozen.has(upstream) || client.destroy());
@@ -95,6 +130,22 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
     freezing = false;
   };
 
+  const holdRepliesTo = (...texts: string[]): HeldReplies => {
+    if (holding) throw new Error('one hold at a time');
+    let onHeld: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (onHeld = resolve));
+    const hold: Hold = { texts, asked: new Map(), held: new Set(), sends: [], onHeld };
+    holding = hold;
+    return {
+      held: () => held,
+      release: () => {
+        if (holding !== hold) return;
+        holding = null;
+        for (const send of hold.sends) send();
+      },
+    };
+  };
+
   if (options.listening !== false) await listen();
-  return { url: url.toString(), cut, restore: listen, close: cut, freeze, thaw };
+  return { url: url.toString(), cut, restore: listen, close: cut, freeze, thaw, holdRepliesTo };
 }

@@ -176,12 +176,14 @@ export function createRoomService(deps: RoomServiceDeps) {
      * PROTOCOL §2. Idempotent: only a newly added member is announced. `caller`: the caller's
      * socket, in the room already or not (sockets mirror membership). `repeat`: it was, and
      * nothing was written or published; the user's other devices need not hear of it.
+     * `member`: whether the user is a member as the join is answered — false only for a repeat
+     * join that a leave on another device overtook (see below).
      */
     async join(
       user: AuthenticatedUser,
       payload: unknown,
       caller: MembershipHint,
-    ): Promise<{ answer: RoomJoinedPayload; repeat: boolean }> {
+    ): Promise<{ answer: RoomJoinedPayload; repeat: boolean; member: boolean }> {
       const roomId = readRoomId(payload);
       if (caller.isInRoom(roomId)) {
         // A re-join from a socket already in the room changes nothing, so it costs nothing: a
@@ -191,11 +193,16 @@ export function createRoomService(deps: RoomServiceDeps) {
         // is a member, except that the mirror trails a leave made on another pod by a Redis hop:
         // a repeat join in that gap is answered from the read (the count without the user) and
         // the leave's move takes the socket out just after; the membership's truth stays the
-        // database's. A leave always costs one, so a join/leave toggle still pays for each round.
+        // database's, and `member` says what it was, for the caller to hear `room-left` last.
+        // A leave always costs one, so a join/leave toggle still pays for each round.
         await requireActiveRoom(roomId);
-        const facts = await memberships.joinFacts(roomId);
+        const facts = await memberships.joinFacts(roomId, user.id);
         if (facts === null) throw new AppError('ROOM_EXPIRED');
-        return { answer: { roomId, memberCount: facts.memberCount, lastChangeSeq: facts.lastChangeSeq }, repeat: true };
+        return {
+          answer: { roomId, memberCount: facts.memberCount, lastChangeSeq: facts.lastChangeSeq },
+          repeat: true,
+          member: facts.isMember,
+        };
       }
       await deps.membershipLimiter.consume(user.id);
       await requireActiveRoom(roomId);
@@ -223,7 +230,7 @@ export function createRoomService(deps: RoomServiceDeps) {
           changeSeq: change.changeSeq ?? 0,
         });
       }
-      return { answer: { roomId, memberCount: change.memberCount, lastChangeSeq: change.lastChangeSeq }, repeat: false };
+      return { answer: { roomId, memberCount: change.memberCount, lastChangeSeq: change.lastChangeSeq }, repeat: false, member: true };
     },
 
     /** PROTOCOL §3. Leaving needs no live room: a member may leave an expired one. */

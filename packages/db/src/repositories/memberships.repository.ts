@@ -27,6 +27,8 @@ export interface JoinChange extends MembershipChange {
 export interface RoomJoinFacts {
   memberCount: number;
   lastChangeSeq: number;
+  /** Whether the user is a member as of the read (a leave on another device may have overtaken the socket's move). */
+  isMember: boolean;
 }
 
 /**
@@ -179,13 +181,15 @@ export function createMembershipsRepository(sql: Sql) {
 
     /**
      * What a repeat join answers (a socket already in the room, PROTOCOL §2): the room's member
-     * count and last change number, one read by key and no write; null when the room is gone or
-     * expired.
+     * count and last change number, and whether `userId` is still a member, one read by key and
+     * no write; null when the room is gone or expired.
      */
-    async joinFacts(roomId: string): Promise<RoomJoinFacts | null> {
-      const [row] = await sql<{ member_count: number; last_change_seq: number }[]>`
-        select member_count, last_change_seq from rooms where id = ${roomId} and expires_at > now()`;
-      return row ? { memberCount: row.member_count, lastChangeSeq: row.last_change_seq } : null;
+    async joinFacts(roomId: string, userId: string): Promise<RoomJoinFacts | null> {
+      const [row] = await sql<{ member_count: number; last_change_seq: number; is_member: boolean }[]>`
+        select member_count, last_change_seq,
+               exists (select 1 from room_members where room_id = ${roomId} and user_id = ${userId}::uuid) as is_member
+        from rooms where id = ${roomId} and expires_at > now()`;
+      return row ? { memberCount: row.member_count, lastChangeSeq: row.last_change_seq, isMember: row.is_member } : null;
     },
 
     /**

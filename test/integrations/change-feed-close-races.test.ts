@@ -143,7 +143,7 @@ describe('worker notices queued behind a close [ext]', () => {
     const held = await holdRoom(sql, room.roomId);
     const closed = request(url, 'POST', `/api/server/rooms/${room.roomId}/close`, asBackend);
     await lockWaiters(sql, 1);
-    const warned = workerSql(cluster, (db) => createRoomExpiryRepository(db).markWarned([room.roomId]));
+    const warned = workerSql(cluster, (db) => createRoomExpiryRepository(db).recordExpiring([room.roomId], 30_000));
     await lockWaiters(sql, 2);
     await held.release();
 

@@ -115,3 +115,60 @@ describe('room-expired while the bus refuses it', () => {
     expect(heard).toHaveLength(1);
   });
 });
+
+describe('room-expiring while the bus refuses it [ext]', () => {
+  it('is announced by a later sweep, with the number it was recorded with, and once', { timeout: 30_000 }, async ({ sql }) => {
+    const prefix = uniquePrefix('expiring');
+    const relay = await startTcpRelay(inject('redisUrl'));
+    opened.push(relay);
+    const client = await busThrough(relay);
+    /** Publishes the bus refused (after its client's retry): those are gone. */
+    const refused: string[] = [];
+    const sweep = () =>
+      runRoomSweep({
+        expiry: createRoomExpiryRepository(sql),
+        emitter: createShardedEmitter<ServerToClientEvents>(client, {
+          channelPrefix: busChannelPrefix(prefix),
+          nsp: CHAT_NAMESPACE,
+          onError: (_error, channel) => refused.push(channel),
+        }),
+        logger: pino({ level: 'silent' }),
+        expiringNoticeMs: 600_000,
+        tombstoneTtlMs: 7 * 86_400_000,
+        batchSize: 1000,
+        budgetMs: 10_000,
+        announcedWithinMs: ANNOUNCED_WITHIN_MS,
+      });
+    // Inside the notice window, far from its expiry.
+    const [owner, roomId] = [randomUUID(), randomUUID()];
+    await sql`insert into users (id, nickname) values (${owner}, '방장')`;
+    await sql`insert into rooms (id, name, created_by, created_at, expires_at)
+      values (${roomId}, 'expiring', ${owner}, now(), now() + interval '5 minutes')`;
+    const heard = await listen(prefix, roomId);
+    const records = () => sql<{ changeSeq: number }[]>`
+      select change_seq::int as "changeSeq" from room_events where room_id = ${roomId} and kind = 'room-expiring'`;
+
+    await relay.cut();
+    expect(await sweep()).toMatchObject({ warned: 0, unwarned: 1 });
+    // Recorded in the room's feed all the same (a client catching up finds it there).
+    const [record, ...more] = await records();
+    expect(record).toBeDefined();
+    expect(more).toEqual([]);
+    // Restored only once the publish has failed for good.
+    await expect.poll(() => refused, { timeout: 5000 }).toHaveLength(1);
+    await relay.restore();
+    // A sweep while the record is young: its recorder may still be at it, so it waits.
+    expect(await sweep()).toMatchObject({ warned: 0, unwarned: 0 });
+    expect(heard).toEqual([]);
+
+    await sql`select pg_sleep(${ANNOUNCED_WITHIN_MS / 1000})`;
+    expect(await sweep()).toMatchObject({ warned: 1, unwarned: 0 });
+    await expect.poll(() => heard).toEqual([`room-expiring ${record!.changeSeq}`]);
+    expect(await records()).toEqual([record]);
+
+    // Announced once: later sweeps leave the room alone until it expires.
+    await sql`select pg_sleep(${ANNOUNCED_WITHIN_MS / 1000})`;
+    expect(await sweep()).toMatchObject({ warned: 0, unwarned: 0 });
+    expect(heard).toHaveLength(1);
+  });
+});

@@ -19,12 +19,15 @@ export interface RoomSweepDeps {
    * any replica, finishes it).
    */
   stopping?: AbortSignal;
-  /** How old an unannounced `room-expired` record is before any sweep announces it (default ANNOUNCED_WITHIN_MS). */
+  /** How old an unannounced `room-expiring` or `room-expired` record is before any sweep announces it (default ANNOUNCED_WITHIN_MS). */
   announcedWithinMs?: number;
 }
 
 export interface RoomSweepResult {
+  /** Rooms whose `room-expiring` the bus took. */
   warned: number;
+  /** Rooms whose `room-expiring` the bus did not take: recorded, announced by a later sweep. */
+  unwarned: number;
   expired: number;
   membersPurged: number;
   tombstonesDeleted: number;
@@ -48,11 +51,11 @@ const ROOMS_AT_ONCE = 4;
 /** Default for `budgetMs` (the job gives three quarters of SWEEP_INTERVAL_MS). */
 const SWEEP_BUDGET_MS = 1500;
 /**
- * A `room-expired` recorded longer ago than this and still not announced: the sweep that recorded
- * it died, or the bus refused it, before the announcement was taken (it announces right after
- * the record's commit, in milliseconds), and the next sweep to reach the room announces it.
- * Within it, the recorder may still be at it (a replica's overlapping sweep): the room is not
- * announced twice.
+ * A `room-expired` (or `room-expiring`) recorded longer ago than this and still not announced:
+ * the sweep that recorded it died, or the bus refused it, before the announcement was taken (it
+ * announces right after the record's commit, in milliseconds), and the next sweep to reach the
+ * room announces it. Within it, the recorder may still be at it (a replica's overlapping sweep):
+ * the room is not announced twice.
  */
 const ANNOUNCED_WITHIN_MS = 30_000;
 /** Bounds one room's share of a sweep; a bigger room is simply continued by the next sweep. */
@@ -112,6 +115,7 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
   const nsp = deps.emitter;
   const result: RoomSweepResult = {
     warned: 0,
+    unwarned: 0,
     expired: 0,
     membersPurged: 0,
     tombstonesDeleted: 0,
@@ -127,21 +131,33 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
   const goOn = (picks: number, picked: number) =>
     picked === ROOMS_PER_PICK && picks < MAX_PICKS_PER_SWEEP && Date.now() - started < budgetMs && !stopping();
 
+  const announcedWithinMs = deps.announcedWithinMs ?? ANNOUNCED_WITHIN_MS;
   if (deps.expiringNoticeMs > 0) {
     for (let picks = 1; ; picks++) {
-      const expiring = await expiry.dueForWarning(deps.expiringNoticeMs, ROOMS_PER_PICK);
+      const expiring = await expiry.dueForWarning(deps.expiringNoticeMs, announcedWithinMs, ROOMS_PER_PICK);
       // Recorded in each room's change feed first, announced after: the live event carries the
-      // change's number, and a room another sweep warned meanwhile is not announced twice.
-      const warned = await expiry.markWarned(expiring.map((room) => room.id));
-      for (const room of warned) {
-        void nsp.to(roomChannel(room.id)).emit('room-expiring', {
-          roomId: room.id,
-          expiresAt: room.expiresAt.toISOString(),
-          changeSeq: room.changeSeq,
-        });
-      }
-      result.warned += warned.length;
-      if (!goOn(picks, expiring.length)) break;
+      // change's number. Marked announced only once the bus took it: a room whose announcement
+      // was refused (or whose sweep died first) keeps its record unannounced, and a sweep
+      // announces it again, with the same number, once the record is `announcedWithinMs` old.
+      const warned = await expiry.recordExpiring(
+        expiring.map((room) => room.id),
+        announcedWithinMs,
+      );
+      const taken = await Promise.all(
+        warned.map((room) =>
+          nsp
+            .to(roomChannel(room.id))
+            .emit('room-expiring', { roomId: room.id, expiresAt: room.expiresAt.toISOString(), changeSeq: room.changeSeq })
+            // The emitter reports a refused publish and resolves false; anything it throws is one too.
+            .catch(() => false),
+        ),
+      );
+      const announced = warned.filter((_room, index) => taken[index]);
+      await expiry.markExpiringAnnounced(announced);
+      result.warned += announced.length;
+      result.unwarned += warned.length - announced.length;
+      // The bus refusing: the next pick's rooms would be refused too.
+      if (announced.length < warned.length || !goOn(picks, expiring.length)) break;
     }
   }
 
@@ -155,7 +171,7 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
       // it after this pick (an extend that held the room's lock across the old expiry commits
       // after it). Either way nothing of it is touched: no announcement, no leave, no purge, no
       // mark; a room that is due again is picked again.
-      const recorded = await expiry.recordExpired(room.id, deps.announcedWithinMs ?? ANNOUNCED_WITHIN_MS);
+      const recorded = await expiry.recordExpired(room.id, announcedWithinMs);
       if (recorded === null || recorded.next === 'wait') return;
       result.maxLagMs = Math.max(result.maxLagMs, lagMs);
       // Announced once (PROTOCOL §10): by the sweep that recorded it, or by a later one when that
@@ -184,7 +200,9 @@ export async function runRoomSweep(deps: RoomSweepDeps): Promise<RoomSweepResult
   }
 
   if (!stopping()) result.tombstonesDeleted = await expiry.deleteTombstones(deps.tombstoneTtlMs, ROOMS_PER_PICK);
-  if (result.unannounced > 0) logger.warn(result, 'room sweep: the bus did not take some room-expired announcements; a later sweep repeats them');
+  if (result.unannounced > 0 || result.unwarned > 0) {
+    logger.warn(result, 'room sweep: the bus did not take some room-expiring / room-expired announcements; a later sweep repeats them');
+  }
   else if (result.expired > 0 || result.warned > 0 || result.tombstonesDeleted > 0) {
     logger.info(result, 'room sweep');
   }

@@ -13,41 +13,80 @@ export interface ExpiringRoom {
  */
 export function createRoomExpiryRepository(sql: Sql) {
   return {
-    /** Rooms inside the warning window that were not announced yet. */
-    async dueForWarning(windowMs: number, limit: number): Promise<ExpiringRoom[]> {
+    /**
+     * Rooms inside the warning window whose `room-expiring` was not announced yet, except those
+     * whose record is younger than `announcedWithinMs`: its recorder is announcing it.
+     */
+    async dueForWarning(windowMs: number, announcedWithinMs: number, limit: number): Promise<ExpiringRoom[]> {
       const rows = await sql<{ id: string; expires_at: Date | string }[]>`
-        select id, expires_at from rooms
-        where expired_at is null and expiring_notified_at is null
-          and expires_at > now() and expires_at <= now() + ${windowMs}::bigint * interval '1 millisecond'
-        order by expires_at limit ${limit}`;
+        select r.id, r.expires_at from rooms r
+        where r.expired_at is null and r.expiring_notified_at is null
+          and r.expires_at > now() and r.expires_at <= now() + ${windowMs}::bigint * interval '1 millisecond'
+          and not exists (
+            select 1 from room_events e
+            where e.room_id = r.id and e.kind = 'room-expiring' and e.expires_at = r.expires_at
+              and e.created_at > now() - ${announcedWithinMs}::bigint * interval '1 millisecond')
+        order by r.expires_at limit ${limit}`;
       return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at) }));
     },
 
     /**
-     * Marks the rooms warned and records `room-expiring` in each one's change feed, in one
-     * statement; returns the rooms this call warned, with the change's number (a room another
-     * sweep warned meanwhile is not returned: the `expiring_notified_at is null` condition is
-     * re-checked on the locked row). Rows are locked in id order, as the message batch does.
-     * Live is judged by the clock on the locked row (`clock_timestamp()`, not the statement's
-     * `now()`): a room the server API closed while this waited for its lock is not warned after
-     * its `room-lifetime-changed`.
+     * What the sweep announces as `room-expiring`: each room's record in its change feed, made
+     * now when the room has none for its current expiry, else the one a sweep made earlier and
+     * never announced (it died, or the bus refused it) once that record is `announcedWithinMs`
+     * old — with the same number, so the feed holds one `room-expiring` per expiry. A room with a
+     * younger unannounced record is not returned: its recorder is at it. `expiring_notified_at`
+     * is only set by `markExpiringAnnounced`, once the bus has taken the announcement.
+     *
+     * The rooms are locked first, in id order as the message batch locks them, and only then are
+     * their records read, by a statement of its own: it sees a record another sweep committed
+     * while this one waited for the lock (one statement would read the feed as of its start and
+     * record the room twice). Live is judged by the clock on the locked row (`clock_timestamp()`,
+     * not `now()`): a room the server API closed while this waited for its lock is not warned
+     * after its `room-lifetime-changed`.
      */
-    async markWarned(roomIds: string[]): Promise<(ExpiringRoom & { changeSeq: number })[]> {
+    async recordExpiring(roomIds: string[], announcedWithinMs: number): Promise<(ExpiringRoom & { changeSeq: number })[]> {
       if (roomIds.length === 0) return [];
-      const rows = await sql<{ id: string; expires_at: Date | string; change_seq: number }[]>`
-        with locked as (
-          select id from rooms where id in ${sql(roomIds)} order by id for update
-        ), warned as (
-          update rooms set expiring_notified_at = now(), last_change_seq = last_change_seq + 1
-          where id in (select id from locked) and expiring_notified_at is null and expired_at is null
-            and expires_at > clock_timestamp()
-          returning id, expires_at, last_change_seq
-        ), recorded as (
-          insert into room_events (room_id, change_seq, kind, expires_at)
-          select id, last_change_seq, 'room-expiring', expires_at from warned
-        )
-        select id, expires_at, last_change_seq as change_seq from warned order by id`;
-      return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at), changeSeq: row.change_seq }));
+      return sql.begin(async (tx) => {
+        const locked = await tx<{ id: string }[]>`
+          select id from rooms
+          where id in ${tx(roomIds)} and expiring_notified_at is null and expired_at is null and expires_at > clock_timestamp()
+          order by id for update`;
+        if (locked.length === 0) return [];
+        const rows = await tx<{ id: string; expires_at: Date | string; change_seq: number }[]>`
+          with existing as (
+            select distinct on (e.room_id) e.room_id, e.change_seq,
+                   e.created_at <= now() - ${announcedWithinMs}::bigint * interval '1 millisecond' as stale
+            from room_events e join rooms r on r.id = e.room_id
+            where e.room_id in ${tx(locked.map((room) => room.id))} and e.kind = 'room-expiring' and e.expires_at = r.expires_at
+            order by e.room_id, e.change_seq desc
+          ), warned as (
+            update rooms set last_change_seq = last_change_seq + 1
+            where id in ${tx(locked.map((room) => room.id))} and id not in (select room_id from existing)
+            returning id, expires_at, last_change_seq
+          ), recorded as (
+            insert into room_events (room_id, change_seq, kind, expires_at)
+            select id, last_change_seq, 'room-expiring', expires_at from warned
+          )
+          select id, expires_at, last_change_seq as change_seq from warned
+          union all
+          select r.id, r.expires_at, x.change_seq from existing x join rooms r on r.id = x.room_id where x.stale
+          order by id`;
+        return rows.map((row) => ({ id: row.id, expiresAt: asDate(row.expires_at), changeSeq: Number(row.change_seq) }));
+      });
+    },
+
+    /**
+     * The bus took these rooms' `room-expiring`: no sweep announces it again. Only for the expiry
+     * announced: a room the server API extended meanwhile is warned again before its new one.
+     */
+    async markExpiringAnnounced(rooms: ExpiringRoom[]): Promise<void> {
+      if (rooms.length === 0) return;
+      await sql`
+        update rooms r set expiring_notified_at = now()
+        from jsonb_to_recordset(${JSON.stringify(rooms.map((room) => ({ id: room.id, expires_at: room.expiresAt.toISOString() })))}::jsonb)
+          as a(id uuid, expires_at timestamptz)
+        where r.id = a.id and r.expires_at = a.expires_at and r.expiring_notified_at is null`;
     },
 
     /**

@@ -7,6 +7,7 @@ import { io as connectClient } from 'socket.io-client';
 import { afterAll, describe, expect } from 'vitest';
 import { createMembershipsRepository } from '@chat/db';
 import { CHAT_NAMESPACE, roomChannel, userChannel } from '@chat/protocol';
+import { createMembershipMoves } from '../../apps/gateway/src/realtime/membership-moves.ts';
 import { createMembershipReconciler } from '../../apps/gateway/src/realtime/membership-reconciler.ts';
 import type { ChatNamespace, SocketData } from '../../apps/gateway/src/realtime/types.ts';
 import { databaseTest } from '../support/index.ts';
@@ -56,6 +57,7 @@ describe('membership reconciler', () => {
     let calls = 0;
     const reconciler = createMembershipReconciler({
       nsp,
+      moves: createMembershipMoves(nsp),
       logger: pino({ level: 'silent' }),
       async membershipsOf(userIds) {
         const first = ++calls === 1;

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { roomChannel, userChannel } from '@chat/protocol';
+import type { MembershipMoves } from './membership-moves.ts';
 import { roomIdOfChannel, roomIdsOf } from './socket-rooms.ts';
 import type { ChatNamespace } from './types.ts';
 
@@ -19,19 +20,6 @@ export interface MembershipReconciler {
   watchHandshake(userId: string): () => void;
 }
 
-/** Each namespace's reconciler, told of the moves its own pod makes (see `watchHandshake`). */
-const ownMoves = new WeakMap<ChatNamespace, (userId: string) => void>();
-
-/**
- * After a move of the user's sockets went out on the bus: every other pod holding sockets of the
- * user checks them. On the main channel, as the move, and after it. This pod's reconciler hears
- * of it too, for the handshakes of the user it is running.
- */
-export function announceMembershipMoved(nsp: ChatNamespace, userId: string): void {
-  nsp.serverSideEmit('membership-check', userId);
-  ownMoves.get(nsp)?.(userId);
-}
-
 /**
  * Sockets mirror database membership (docs/ARCHITECTURE.md), moved by messages on the bus: a
  * join's socketsJoin, a leave's socketsLeave, each published after its commit. Two changes of
@@ -46,6 +34,8 @@ export function announceMembershipMoved(nsp: ChatNamespace, userId: string): voi
  */
 export function createMembershipReconciler(options: {
   nsp: ChatNamespace;
+  /** This pod's own moves, told here for the handshakes of their users (membership-moves.ts). */
+  moves: MembershipMoves;
   membershipsOf(userIds: readonly string[]): Promise<Map<string, Map<string, boolean>>>;
   logger: Logger;
 }): MembershipReconciler {
@@ -158,7 +148,7 @@ export function createMembershipReconciler(options: {
     const watched = handshakes.get(userId);
     if (watched) watched.moves += 1;
   };
-  ownMoves.set(nsp, noteUserMoved);
+  options.moves.onOwnMove(noteUserMoved);
 
   nsp.on('membership-check', (userId) => {
     if (typeof userId !== 'string') return;

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { BusClient } from '@chat/bus';
 import { roomChannel, userChannel } from '@chat/protocol';
 import { onReconnected } from '../infrastructure/redis-clients.ts';
-import { announceMembershipMoved } from './membership-reconciler.ts';
+import type { MembershipMoves } from './membership-moves.ts';
 import type { ChatNamespace } from './types.ts';
 
 export interface PublishGaps {
@@ -59,6 +59,8 @@ export function trackPublishGaps(options: {
   roomOfChannel(channel: string): string | null;
   mainChannel: string;
   nsp: ChatNamespace;
+  /** Where a move that missed the bus is announced again once it can go. */
+  moves: MembershipMoves;
   logger: Logger;
   onResync?: (rooms: number) => void;
 }): PublishGaps {
@@ -75,7 +77,7 @@ export function trackPublishGaps(options: {
   function flush(ready: { rooms: Set<string>; moves: Set<string> }) {
     if (ready.rooms.size === 0 && ready.moves.size === 0) return;
     logger.warn({ rooms: ready.rooms.size, moves: ready.moves.size }, 'bus publishing back: resyncing rooms broadcast to while it was away');
-    for (const userId of ready.moves) announceMembershipMoved(nsp, userId);
+    for (const userId of ready.moves) options.moves.announce(userId);
     for (const roomId of ready.rooms) nsp.to(roomChannel(roomId)).emit('resync', { roomId });
     options.onResync?.(ready.rooms.size);
   }

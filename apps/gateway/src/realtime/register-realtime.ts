@@ -12,6 +12,7 @@ import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
 import { createConnectionHandler } from './connection.ts';
 import { createHandshakeMiddleware } from './handshake.ts';
+import { createMembershipMoves, type MembershipMoves } from './membership-moves.ts';
 import { createMembershipReconciler } from './membership-reconciler.ts';
 import { createPresenceTracker, type PresenceTracker } from './presence-tracker.ts';
 import { trackPublishGaps } from './publish-gaps.ts';
@@ -41,6 +42,8 @@ export interface Realtime {
   leases: SocketLeases | null;
   /** Calls `listener` whenever the bus's main channel was lost and is subscribed again. */
   onMainChannelBack(listener: () => void): void;
+  /** This pod's announcements of membership moves; the reconciler hears its own pod's here. */
+  moves: MembershipMoves;
 }
 
 interface RealtimeDeps {
@@ -82,12 +85,14 @@ export function createRealtime(
       for (const listener of mainChannelBack) listener();
     },
   });
+  const moves = createMembershipMoves(nsp);
   const publishGaps = trackPublishGaps({
     pub: redis.pub,
     onPublishFailed: redis.onPublishFailed,
     roomOfChannel: (channel) => roomOfBusChannel(channelPrefix, CHAT_NAMESPACE, channel),
     mainChannel: mainChannel(channelPrefix, CHAT_NAMESPACE),
     nsp,
+    moves,
     logger,
     onResync: (rooms) => metrics.publishGapResyncs.inc(rooms),
   });
@@ -111,7 +116,7 @@ export function createRealtime(
     io,
     nsp,
     barrier,
-    events: createRoomEventsAdapter(nsp, metrics, publishGaps, barrier, (roomId) => markOccupancy({ roomId })),
+    events: createRoomEventsAdapter(nsp, metrics, publishGaps, barrier, moves, (roomId) => markOccupancy({ roomId })),
     presence: createPresenceTracker({
       store: deps.presenceStore,
       nsp,
@@ -121,6 +126,7 @@ export function createRealtime(
     }),
     leases,
     onMainChannelBack: (listener) => mainChannelBack.push(listener),
+    moves,
   };
 }
 
@@ -134,10 +140,10 @@ export function registerRealtime(
   deps: RealtimeDeps & { services: Services; tokenExpiryMaxStepMs?: number | undefined },
 ): { stop(): void } {
   const { config, logger, metrics, services } = deps;
-  const { nsp, presence, leases, barrier } = realtime;
+  const { nsp, presence, leases, barrier, moves } = realtime;
   presence.start();
   nsp.on('room-lifetime', (roomId) => services.roomService.forgetCached(roomId));
-  const memberships = createMembershipReconciler({ nsp, membershipsOf: (userIds) => services.roomService.membershipsOf(userIds), logger });
+  const memberships = createMembershipReconciler({ nsp, moves, membershipsOf: (userIds) => services.roomService.membershipsOf(userIds), logger });
   realtime.onMainChannelBack(() => memberships.checkAll());
   leases?.start();
   nsp.use(

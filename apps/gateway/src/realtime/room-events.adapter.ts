@@ -10,7 +10,7 @@ import {
 } from '@chat/protocol';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RoomEvents } from '../services/room-events.ts';
-import { announceMembershipMoved } from './membership-reconciler.ts';
+import type { MembershipMoves } from './membership-moves.ts';
 import type { PublishGaps } from './publish-gaps.ts';
 import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import type { ChatNamespace } from './types.ts';
@@ -25,6 +25,7 @@ export function createRoomEventsAdapter(
   metrics: GatewayMetrics,
   gaps: PublishGaps,
   barrier: SubscriptionBarrier,
+  moves: MembershipMoves,
   /** A membership changed: the room's occupancy may have (webhooks' room-occupied / room-vacated). */
   membershipChanged: (roomId: string) => void = () => undefined,
 ): RoomEvents {
@@ -40,12 +41,12 @@ export function createRoomEventsAdapter(
     hearRoomBeforeJoin: (roomId) => barrier.hold(roomChannel(roomId)),
     addUserToRoom: (userId, roomId) => {
       nsp.in(userChannel(userId)).socketsJoin(roomChannel(roomId));
-      announceMembershipMoved(nsp, userId);
+      moves.announce(userId);
       gaps.membershipMoved(userId);
     },
     removeUserFromRoom: (userId, roomId) => {
       nsp.in(userChannel(userId)).socketsLeave(roomChannel(roomId));
-      announceMembershipMoved(nsp, userId);
+      moves.announce(userId);
       gaps.membershipMoved(userId);
     },
     userJoined: counted('user-joined', (payload: UserJoinedPayload) => {

@@ -74,23 +74,39 @@ async function busThrough(relay: TcpRelay) {
   return client;
 }
 
+/**
+ * A sweep whose bus goes through a relay to Redis (cut it to refuse the sweep's publishes), on
+ * the key prefix `prefix`; `refused` lists the channels of the publishes the bus refused (after
+ * its client's retry): those are gone.
+ */
+async function sweeperThroughRelay(sql: Sql, prefix: string, expiringNoticeMs: number) {
+  const relay = await startTcpRelay(inject('redisUrl'));
+  opened.push(relay);
+  const client = await busThrough(relay);
+  const refused: string[] = [];
+  const emitter = createShardedEmitter<ServerToClientEvents>(client, {
+    channelPrefix: busChannelPrefix(prefix),
+    nsp: CHAT_NAMESPACE,
+    onError: (_error, channel) => refused.push(channel),
+  });
+  const sweep = () =>
+    runRoomSweep({
+      expiry: createRoomExpiryRepository(sql),
+      emitter,
+      logger: pino({ level: 'silent' }),
+      expiringNoticeMs,
+      tombstoneTtlMs: 7 * 86_400_000,
+      batchSize: 1000,
+      budgetMs: 10_000,
+      announcedWithinMs: ANNOUNCED_WITHIN_MS,
+    });
+  return { relay, sweep, refused };
+}
+
 describe('room-expired while the bus refuses it', () => {
   it('leaves the room as it is, and a later sweep announces it with the same number and then empties it', { timeout: 30_000 }, async ({ sql }) => {
     const prefix = uniquePrefix('announce');
-    const relay = await startTcpRelay(inject('redisUrl'));
-    opened.push(relay);
-    const client = await busThrough(relay);
-    const sweep = () =>
-      runRoomSweep({
-        expiry: createRoomExpiryRepository(sql),
-        emitter: createShardedEmitter<ServerToClientEvents>(client, { channelPrefix: busChannelPrefix(prefix), nsp: CHAT_NAMESPACE }),
-        logger: pino({ level: 'silent' }),
-        expiringNoticeMs: 0,
-        tombstoneTtlMs: 7 * 86_400_000,
-        batchSize: 1000,
-        budgetMs: 10_000,
-        announcedWithinMs: ANNOUNCED_WITHIN_MS,
-      });
+    const { relay, sweep } = await sweeperThroughRelay(sql, prefix, 0);
     const roomId = await expiredRoom(sql);
     const heard = await listen(prefix, roomId);
 
@@ -119,26 +135,7 @@ describe('room-expired while the bus refuses it', () => {
 describe('room-expiring while the bus refuses it [ext]', () => {
   it('is announced by a later sweep, with the number it was recorded with, and once', { timeout: 30_000 }, async ({ sql }) => {
     const prefix = uniquePrefix('expiring');
-    const relay = await startTcpRelay(inject('redisUrl'));
-    opened.push(relay);
-    const client = await busThrough(relay);
-    /** Publishes the bus refused (after its client's retry): those are gone. */
-    const refused: string[] = [];
-    const sweep = () =>
-      runRoomSweep({
-        expiry: createRoomExpiryRepository(sql),
-        emitter: createShardedEmitter<ServerToClientEvents>(client, {
-          channelPrefix: busChannelPrefix(prefix),
-          nsp: CHAT_NAMESPACE,
-          onError: (_error, channel) => refused.push(channel),
-        }),
-        logger: pino({ level: 'silent' }),
-        expiringNoticeMs: 600_000,
-        tombstoneTtlMs: 7 * 86_400_000,
-        batchSize: 1000,
-        budgetMs: 10_000,
-        announcedWithinMs: ANNOUNCED_WITHIN_MS,
-      });
+    const { relay, sweep, refused } = await sweeperThroughRelay(sql, prefix, 600_000);
     // Inside the notice window, far from its expiry.
     const [owner, roomId] = [randomUUID(), randomUUID()];
     await sql`insert into users (id, nickname) values (${owner}, '방장')`;

@@ -3,11 +3,11 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import type { Sql } from 'postgres';
 import { afterEach, describe, expect, inject } from 'vitest';
-import { busChannelPrefix, createShardedEmitter, roomBusChannel } from '@chat/bus';
+import { busChannelPrefix, busReady, createShardedEmitter, roomBusChannel } from '@chat/bus';
 import { createMembershipsRepository, createRoomExpiryRepository } from '@chat/db';
 import { CHAT_NAMESPACE, roomChannel, type ServerToClientEvents } from '@chat/protocol';
 import { startTcpRelay, uniquePrefix, type TcpRelay } from '@chat/testing';
-import { runRoomSweep } from '@chat/worker';
+import { createChatEmitter, createWorkerRedis, loadWorkerConfig, runRoomSweep } from '@chat/worker';
 import { databaseTest } from '../support/index.ts';
 
 /**
@@ -89,7 +89,12 @@ async function sweeperThroughRelay(sql: Sql, prefix: string, expiringNoticeMs: n
     nsp: CHAT_NAMESPACE,
     onError: (_error, channel) => refused.push(channel),
   });
-  const sweep = () =>
+  return { relay, sweep: sweeper(sql, emitter, expiringNoticeMs), refused };
+}
+
+/** The sweep on `emitter`, announcing again what is ANNOUNCED_WITHIN_MS old and still unannounced. */
+function sweeper(sql: Sql, emitter: Parameters<typeof runRoomSweep>[0]['emitter'], expiringNoticeMs: number) {
+  return () =>
     runRoomSweep({
       expiry: createRoomExpiryRepository(sql),
       emitter,
@@ -100,7 +105,6 @@ async function sweeperThroughRelay(sql: Sql, prefix: string, expiringNoticeMs: n
       budgetMs: 10_000,
       announcedWithinMs: ANNOUNCED_WITHIN_MS,
     });
-  return { relay, sweep, refused };
 }
 
 describe('room-expired while the bus refuses it', () => {
@@ -167,5 +171,36 @@ describe('room-expiring while the bus refuses it [ext]', () => {
     await sql`select pg_sleep(${ANNOUNCED_WITHIN_MS / 1000})`;
     expect(await sweep()).toMatchObject({ warned: 0, unwarned: 0 });
     expect(heard).toHaveLength(1);
+  });
+});
+
+describe('room-expired while the bus is silent', () => {
+  it('does not hold the sweep, and once Redis answers again a later sweep announces it on a new connection', { timeout: 60_000 }, async ({ sql }) => {
+    const prefix = uniquePrefix('blackhole');
+    const relay = await startTcpRelay(inject('redisUrl'));
+    opened.push(relay);
+    // The worker's own bus connection and emitter, as deps.ts builds them.
+    const config = loadWorkerConfig({ DATABASE_URL: 'postgres://unused@127.0.0.1:5432/unused', REDIS_URL: relay.url, REDIS_PREFIX: prefix });
+    const redis = createWorkerRedis(config.state, config.bus, pino({ level: 'silent' }));
+    opened.push({ close: () => [redis.worker, redis.producer, redis.emitter, redis.bus].forEach((client) => client.disconnect()) });
+    expect(await busReady(redis.bus, 10_000)).toBe(true);
+    const sweep = sweeper(sql, createChatEmitter(redis.bus, { redisPrefix: prefix, adapter: 'sharded', onError: () => undefined }), 0);
+    const roomId = await expiredRoom(sql);
+    const heard = await listen(prefix, roomId);
+
+    // A blackhole (a network partition, a Redis that vanished): the connection stays open and
+    // nothing answers. The sweep must come back, the room left as it is, not wait for Redis.
+    relay.freeze();
+    expect(await sweep()).toMatchObject({ expired: 0, unannounced: 1, membersPurged: 0 });
+    expect(await roomState(sql, roomId)).toEqual({ expired: false, members: 2, records: 1 });
+
+    // Redis reachable again, on new connections only (the frozen one never comes back).
+    relay.thaw();
+    await sql`select pg_sleep(${ANNOUNCED_WITHIN_MS / 1000})`;
+    await expect.poll(async () => (await sweep()).expired, { timeout: 20_000, interval: 200 }).toBe(1);
+    const [{ changeSeq } = { changeSeq: 0 }] = await sql<{ changeSeq: number }[]>`
+      select change_seq::int as "changeSeq" from room_events where room_id = ${roomId} and kind = 'room-expired'`;
+    await expect.poll(() => heard).toEqual([`room-expired ${changeSeq}`]);
+    expect(await roomState(sql, roomId)).toEqual({ expired: true, members: 0, records: 1 });
   });
 });

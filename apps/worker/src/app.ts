@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
+import { busReady } from '@chat/bus';
 import { JOB_CATALOG, JOB_KEYS } from '@chat/jobs';
 import type { WorkerConfig } from './config.ts';
 import { buildWorkerDeps } from './deps.ts';
 import { serveWorkerMetrics } from './http/metrics-server.ts';
+import { BUS_COMMAND_TIMEOUT_MS } from './infrastructure/redis-connections.ts';
 import { defineJobs } from './jobs/job-definitions.ts';
 import { watchJobHealth } from './jobs/job-health.ts';
 import { readQueueDepths, startJobRunner } from './jobs/job-runner.ts';
@@ -24,6 +26,9 @@ export async function startWorker(config: Readonly<WorkerConfig>, options: { log
   const jobs = defineJobs(config, deps);
   // Once before any schedule: the day partitions of `messages` exist as soon as a worker runs.
   await jobs.partitionMaintenance.run({}).catch((error: unknown) => logger.warn({ err: error }, 'partition maintenance at start failed'));
+  // The bus publisher sends now or never (redis-connections.ts): the first sweeps' announcements
+  // would fail on a connection still being made. Bounded: a bus that is down must not block the start.
+  await busReady(deps.redis.bus, BUS_COMMAND_TIMEOUT_MS);
   const runner = await startJobRunner({
     jobs,
     producer: deps.redis.producer,

@@ -7,3 +7,5 @@ export { runRoomOccupancy } from './jobs/room-occupancy.job.ts';
 export { runWebhookDelivery } from './jobs/webhook-delivery.job.ts';
 export { runWebhookDispatch, type SettlePass } from './jobs/webhook-dispatch.job.ts';
 export { createWorkerMetrics } from './metrics.ts';
+export { createWorkerRedis } from './infrastructure/redis-connections.ts';
+export { createChatEmitter } from './infrastructure/chat-emitter.ts';

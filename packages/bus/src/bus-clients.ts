@@ -12,6 +12,15 @@ export interface BusClientOptions {
   connectTimeout?: number;
   /** ioredis's per-command retry bound across reconnections (default: ioredis's 20). */
   maxRetriesPerRequest?: number | null;
+  /** A command unanswered this long is rejected (ioredis `commandTimeout`); default: never. */
+  commandTimeout?: number;
+  /**
+   * False: a command is sent at once or fails, and one in flight when the connection drops fails
+   * instead of being sent again on the next (ioredis `enableOfflineQueue` and
+   * `autoResendUnfulfilledCommands` of a standalone client; a cluster's node connections always
+   * queue until they connect). Default true, ioredis's.
+   */
+  sendLater?: boolean;
 }
 
 /**
@@ -98,6 +107,8 @@ function redisOptions(options: BusClientOptions) {
     connectTimeout: options.connectTimeout ?? 2000,
     ...(options.retryStrategy ? { retryStrategy: options.retryStrategy } : {}),
     ...(options.maxRetriesPerRequest !== undefined ? { maxRetriesPerRequest: options.maxRetriesPerRequest } : {}),
+    ...(options.commandTimeout !== undefined ? { commandTimeout: options.commandTimeout } : {}),
+    ...(options.sendLater === false ? { enableOfflineQueue: false, autoResendUnfulfilledCommands: false } : {}),
   };
 }
 

@@ -9,10 +9,24 @@ export interface WorkerRedis {
   producer: StateClient;
   /** The presence store (state, on REDIS_URL): fails fast. */
   emitter: StateClient;
-  /** The Socket.IO bus (REDIS_URL's Redis or the bus cluster), for the emitter: fails fast. */
+  /** The Socket.IO bus (REDIS_URL's Redis or the bus cluster), for the emitter: fails fast, a silent one too. */
   bus: BusClient;
   close(): Promise<void>;
 }
+
+/**
+ * A bus publish unanswered this long fails (a healthy Redis answers in well under a
+ * millisecond), and its connection is taken for dead and replaced. A blackholed bus (a network
+ * partition, a Redis pod gone without a reset) keeps the TCP connection open and answers
+ * nothing: without a bound the sweep's `room-expired`, which awaits the bus before emptying the
+ * room, held the sweep, and every sweep after it, for as long as the kernel took to give up on
+ * the connection; and with only the bound, every publish after the bus came back went on the
+ * same dead connection and timed out too. And a publish given up on is never sent afterwards
+ * (`sendLater: false`): ioredis would otherwise send it from its offline queue, or again on the
+ * next connection, after the sweep had already left the room to be announced by a later sweep,
+ * which then announced it a second time.
+ */
+export const BUS_COMMAND_TIMEOUT_MS = 2000;
 
 /** `state`: the state Redis (REDIS_URL, the master of a Sentinel group, or a Redis Cluster). */
 export function createWorkerRedis(state: RedisTarget, bus: BusTarget, logger: Logger): WorkerRedis {
@@ -21,7 +35,7 @@ export function createWorkerRedis(state: RedisTarget, bus: BusTarget, logger: Lo
     worker: connectState(state, { maxRetriesPerRequest: null, retryStrategy }),
     producer: connectState(state, { maxRetriesPerRequest: 1, retryStrategy }),
     emitter: connectState(state, { maxRetriesPerRequest: 1, retryStrategy }),
-    bus: createBusPublisher(bus, { maxRetriesPerRequest: 1, retryStrategy }),
+    bus: reconnectWhenSilent(createBusPublisher(bus, { maxRetriesPerRequest: 1, retryStrategy, commandTimeout: BUS_COMMAND_TIMEOUT_MS, sendLater: false }), logger),
   };
   for (const [name, client] of Object.entries(clients)) logErrorsThrottled(client, `${name}Connection`, logger);
   return {
@@ -30,4 +44,27 @@ export function createWorkerRedis(state: RedisTarget, bus: BusTarget, logger: Lo
       await Promise.allSettled([clients.worker.quit(), clients.producer.quit(), clients.emitter.quit(), clients.bus.quit()]);
     },
   };
+}
+
+/**
+ * Replaces the bus connection when a publish times out (ioredis only rejects the command and
+ * keeps the connection). At most once per BUS_COMMAND_TIMEOUT_MS, and only a connection that is
+ * up: the publishes that timed out together, or one sent on the connection just replaced, do
+ * not replace the new one again and again.
+ */
+function reconnectWhenSilent(bus: BusClient, logger: Logger): BusClient {
+  let lastReconnect = 0;
+  for (const command of ['spublish', 'publish'] as const) {
+    const send = bus[command].bind(bus) as (channel: string, message: string | Buffer) => Promise<number>;
+    (bus as Record<typeof command, unknown>)[command] = (channel: string, message: string | Buffer) =>
+      send(channel, message).catch((error: unknown) => {
+        if (error instanceof Error && error.message === 'Command timed out' && bus.status === 'ready' && Date.now() - lastReconnect >= BUS_COMMAND_TIMEOUT_MS) {
+          lastReconnect = Date.now();
+          logger.warn({ timeoutMs: BUS_COMMAND_TIMEOUT_MS }, 'bus publish unanswered: the bus connection replaced');
+          bus.disconnect(true);
+        }
+        throw error;
+      });
+  }
+  return bus;
 }

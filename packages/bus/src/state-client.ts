@@ -12,6 +12,12 @@ export interface StateClientOptions {
   /** ioredis's per-command retry bound across reconnections; null: unbounded (BullMQ workers). */
   maxRetriesPerRequest?: number | null;
   commandTimeout?: number;
+  /**
+   * A connection with a command out that hears nothing from Redis this long is taken for dead,
+   * destroyed and made again (ioredis `socketTimeout`): a silent Redis keeps it open otherwise.
+   * Longer than the longest blocking read sent on it.
+   */
+  socketTimeout?: number;
   enableOfflineQueue?: boolean;
   enableAutoPipelining?: boolean;
 }

@@ -28,13 +28,23 @@ export interface WorkerRedis {
  */
 export const BUS_COMMAND_TIMEOUT_MS = 2000;
 
+/**
+ * A state connection with a command out that hears nothing for this long is replaced
+ * (`socketTimeout`). A state Redis gone silent (a partition, a pod replaced behind its Service,
+ * no reset) left every connection of the worker waiting on it for good, BullMQ's (locks, taking
+ * runs) and the job health check's alike, and no job ran again after Redis was back until the
+ * kernel gave up on those connections (hours for an idle one). Past BullMQ's longest blocking
+ * read (10 s), which the workers' blocking connections inherit from `worker`.
+ */
+export const STATE_SOCKET_TIMEOUT_MS = 15_000;
+
 /** `state`: the state Redis (REDIS_URL, the master of a Sentinel group, or a Redis Cluster). */
 export function createWorkerRedis(state: RedisTarget, bus: BusTarget, logger: Logger): WorkerRedis {
   const retryStrategy = (attempt: number) => Math.min(200 * attempt, 2000);
   const clients = {
-    worker: connectState(state, { maxRetriesPerRequest: null, retryStrategy }),
-    producer: connectState(state, { maxRetriesPerRequest: 1, retryStrategy }),
-    emitter: connectState(state, { maxRetriesPerRequest: 1, retryStrategy }),
+    worker: connectState(state, { maxRetriesPerRequest: null, retryStrategy, socketTimeout: STATE_SOCKET_TIMEOUT_MS }),
+    producer: connectState(state, { maxRetriesPerRequest: 1, retryStrategy, socketTimeout: STATE_SOCKET_TIMEOUT_MS }),
+    emitter: connectState(state, { maxRetriesPerRequest: 1, retryStrategy, socketTimeout: STATE_SOCKET_TIMEOUT_MS }),
     bus: reconnectWhenSilent(createBusPublisher(bus, { maxRetriesPerRequest: 1, retryStrategy, commandTimeout: BUS_COMMAND_TIMEOUT_MS, sendLater: false }), logger),
   };
   for (const [name, client] of Object.entries(clients)) logErrorsThrottled(client, `${name}Connection`, logger);

@@ -25,9 +25,18 @@ export type OccupancySubject = { userId: string } | { roomId: string };
  */
 export function createOccupancyQueue(redis: Redis | Cluster, prefix: string) {
   const key = `${prefix}:occupancy:pending`;
+  const member = (subject: OccupancySubject) => ('userId' in subject ? `u:${subject.userId}` : `r:${subject.roomId}`);
   return {
     async mark(subject: OccupancySubject, graceMs: number): Promise<void> {
-      await redis.zadd(key, Date.now() + graceMs, 'userId' in subject ? `u:${subject.userId}` : `r:${subject.roomId}`);
+      await redis.zadd(key, Date.now() + graceMs, member(subject));
+    },
+
+    /** `mark` for many subjects: one ZADD per SETTLE_CHUNK of them (a dead pod's thousands of users). */
+    async markMany(subjects: readonly OccupancySubject[], graceMs: number): Promise<void> {
+      const due = Date.now() + graceMs;
+      for (let start = 0; start < subjects.length; start += SETTLE_CHUNK) {
+        await redis.zadd(key, ...subjects.slice(start, start + SETTLE_CHUNK).flatMap((subject) => [due, member(subject)]));
+      }
     },
 
     /** Subjects due now, oldest first, with the score each was read at (for `settle`). */

@@ -110,6 +110,12 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod, lease: Announ
   // slow and has beaten since, re-announcing them) must not be announced offline after that.
   const backOnline = await deps.presence.onlineUsers(pod.offlineUserIds);
   const gone = pod.offlineUserIds.filter((userId) => !backOnline.has(userId));
+  // Offline since the pod died, longer than any grace: their rooms' occupancy is looked at at
+  // once (room-vacated). Before the emits, and not ignored when it fails: a pod is settled only
+  // once announced, so a failed mark leaves it, announced to nobody yet, for the next run. Marks
+  // swallowed after the emits settled the pod with its rooms never looked at: a room whose last
+  // online member it held stayed occupied, its room-vacated never recorded.
+  await deps.occupancy?.markMany(gone.map((userId) => ({ userId })), 0);
   // The emits below are issued synchronously (their answers are not awaited): a lease still
   // held here is held while they go out.
   if (!(await lease.renew())) throw new LeaseLostError();
@@ -126,9 +132,6 @@ async function announceDeadPod(deps: PresenceGcDeps, pod: DeadPod, lease: Announ
     offline += 1;
   }
   for (const roomId of resyncRooms) void nsp.to(roomChannel(roomId)).emit('resync', { roomId });
-  // After the emits: offline since the pod died, longer than any grace, so their rooms'
-  // occupancy is looked at at once (room-vacated).
-  for (const userId of gone) await deps.occupancy?.mark({ userId }, 0).catch(() => undefined);
   return { offline, resyncedRooms: resyncRooms.length };
 }
 

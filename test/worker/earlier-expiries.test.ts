@@ -10,12 +10,11 @@ import {
   createRoomLifetimeRepository,
   runMigrations,
   type Database,
-  type NewMessage,
 } from '@chat/db';
 import { runPartitionMaintenance } from '@chat/worker';
 import { createTestDatabase, createTestDatabaseUpTo, type TestDatabase } from '@chat/testing';
 
-import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '../support/partitions.ts';
+import { DAY_MS, dayFromToday, messagePlacement, newMessage, partitionOf, seedRoomWithMessages, seedUser } from '../support/partitions.ts';
 
 /**
  * Extending or closing a room leaves its messages where they are, under the expiry it had
@@ -46,31 +45,9 @@ describe('a room extended or closed with its messages where they were', () => {
     await database?.drop();
   });
 
-  const message = (roomId: string, clientMessageId: string | null): NewMessage => ({
-    id: randomUUID(),
-    roomId,
-    userId: user,
-    type: 'text',
-    content: `m ${clientMessageId ?? ''}`,
-    imageUrl: null,
-    clientMessageId,
-    createdAt: new Date(),
-    requireMember: false,
-  });
+  const message = (roomId: string, clientMessageId: string | null) => newMessage(roomId, user, clientMessageId);
 
-  /** A room expiring at `expiresAt` with `count` messages (seq and change_seq 1..count, client ids `<room>-<seq>`). */
-  async function makeRoom(expiresAt: Date, count: number): Promise<string> {
-    const id = randomUUID();
-    await sql.begin(async (tx) => {
-      await tx`insert into rooms (id, name, created_by, created_at, expires_at, last_seq, last_change_seq, member_count)
-               values (${id}, 'e', ${user}, now(), ${expiresAt}, ${count}, ${count}, 1)`;
-      await tx`insert into room_members (room_id, user_id) values (${id}, ${user})`;
-      await tx`insert into messages (id, room_id, user_id, type, content, client_message_id, seq, change_seq, created_at, expires_at)
-               select gen_random_uuid(), ${id}, ${user}, 'text', 'm ' || g, ${id}::text || '-' || g, g, g, now(), ${expiresAt}
-               from generate_series(1, ${count}::int) g`;
-    });
-    return id;
-  }
+  const makeRoom = (expiresAt: Date, count: number) => seedRoomWithMessages(sql, user, expiresAt, count);
 
   const earlier = async (roomId: string) =>
     (await sql<{ n: number }[]>`select cardinality(earlier_expiries)::int as n from rooms where id = ${roomId}`)[0]!.n;

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import pino from 'pino';
 import postgres, { type Sql } from 'postgres';
@@ -10,12 +9,11 @@ import {
   createRoomLifetimeRepository,
   type Database,
   type MessagePartitionsRepository,
-  type NewMessage,
 } from '@chat/db';
 import { createWorkerMetrics, partitionMaintenanceJob, PartitionMaintenanceError, runPartitionMaintenance } from '@chat/worker';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 
-import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '../support/partitions.ts';
+import { DAY_MS, dayFromToday, messagePlacement, newMessage, partitionOf, seedRoomWithMessages, seedUser } from '../support/partitions.ts';
 
 /**
  * Rows that piled up in messages_default (the worker down longer than its look-ahead) are moved
@@ -28,18 +26,7 @@ import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '.
 
 const logger = pino({ level: 'silent' });
 /** A room expiring at `expiresAt` with `count` messages (seq 1..count, every tenth soft-deleted). */
-async function makeRoom(sql: Sql, userId: string, expiresAt: Date, count: number): Promise<string> {
-  const id = randomUUID();
-  await sql.begin(async (tx) => {
-    await tx`insert into rooms (id, name, created_by, created_at, expires_at, last_seq, last_change_seq, member_count)
-             values (${id}, 'm', ${userId}, ${new Date(expiresAt.getTime() - DAY_MS)}, ${expiresAt}, ${count}, ${count}, 1)`;
-    await tx`insert into room_members (room_id, user_id) values (${id}, ${userId})`;
-    await tx`insert into messages (id, room_id, user_id, type, content, client_message_id, seq, change_seq, created_at, expires_at, is_deleted)
-             select gen_random_uuid(), ${id}, ${userId}, 'text', 'm ' || g, ${id}::text || '-' || g, g, g, now(), ${expiresAt}, g % 10 = 0
-             from generate_series(1, ${count}::int) g`;
-  });
-  return id;
-}
+const makeRoom = (sql: Sql, userId: string, expiresAt: Date, count: number) => seedRoomWithMessages(sql, userId, expiresAt, count, 10);
 
 /** Every row of `messages`, every column: equal before and after means nothing lost, added or changed. */
 async function fingerprint(sql: Sql): Promise<{ n: number; ids: number; digest: string }> {
@@ -132,18 +119,8 @@ describe('moving messages_default into its days', () => {
     await database?.drop();
   });
 
-  const message = (roomId: string, clientMessageId: string | null): NewMessage => ({
-    id: randomUUID(),
-    roomId,
-    userId: user,
-    type: 'text',
-    content: '늦게',
-    imageUrl: null,
-    clientMessageId,
-    createdAt: new Date(),
-    // A user's send, checked for membership (makeRoom made the user a member).
-    requireMember: true,
-  });
+  // A user's send, checked for membership (makeRoom made the user a member).
+  const message = (roomId: string, clientMessageId: string | null) => newMessage(roomId, user, clientMessageId, { content: '늦게', requireMember: true });
 
   it('copies them in batches, attaches each day, and every row comes out as it was, once', { timeout: 30_000 }, async () => {
     // Farther than the job ever looks ahead (40 days): no partition waits for these days.

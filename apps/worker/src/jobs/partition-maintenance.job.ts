@@ -102,6 +102,12 @@ export class PartitionMaintenanceError extends Error {
   }
 }
 
+/** Whether a step of the run is to stop: its budget spent, or the worker stopping. */
+function budget(deps: PartitionMaintenanceDeps, ms: number): () => boolean {
+  const deadline = Date.now() + ms;
+  return () => Date.now() >= deadline || deps.stopping?.aborted === true;
+}
+
 /**
  * Empties messages_default into its days (migration 0010, docs/partitions.md): bulk copy, then
  * the changes made meanwhile, then the short locked end. Returns whether messages_default is
@@ -110,9 +116,8 @@ export class PartitionMaintenanceError extends Error {
 async function moveDefault(deps: PartitionMaintenanceDeps, result: PartitionMaintenanceResult): Promise<boolean> {
   const { partitions } = deps;
   const batchRows = deps.moveBatchRows ?? MOVE_BATCH_ROWS;
-  const deadline = Date.now() + (deps.moveBudgetMs ?? MOVE_BUDGET_MS);
+  const timeUp = budget(deps, deps.moveBudgetMs ?? MOVE_BUDGET_MS);
   const pause = deps.moveBatchPauseMs ?? 0;
-  const timeUp = () => Date.now() >= deadline || deps.stopping?.aborted === true;
   if (!(await partitions.beginMove())) return true;
   for (;;) {
     const copied = await partitions.copyBatch(batchRows);
@@ -154,9 +159,8 @@ async function moveDefault(deps: PartitionMaintenanceDeps, result: PartitionMain
 async function relocateEarlier(deps: PartitionMaintenanceDeps, result: PartitionMaintenanceResult): Promise<boolean> {
   const { partitions } = deps;
   const batchRows = deps.relocateBatchRows ?? RELOCATE_BATCH_ROWS;
-  const deadline = Date.now() + (deps.relocateBudgetMs ?? RELOCATE_BUDGET_MS);
+  const timeUp = budget(deps, deps.relocateBudgetMs ?? RELOCATE_BUDGET_MS);
   const pause = deps.moveBatchPauseMs ?? 0;
-  const timeUp = () => Date.now() >= deadline || deps.stopping?.aborted === true;
   for (;;) {
     const rooms = await partitions.roomsWithEarlierExpiries(RELOCATE_ROOMS);
     if (rooms.length === 0) return true;

@@ -339,3 +339,53 @@ describe('a repeat join-room racing a leave-room of the same user', () => {
     expect(heard).toEqual(['room-joined', 'room-left']);
   });
 });
+
+describe('a first join-room racing a leave-room of the same user', () => {
+  // The join on pod A writes the membership and the leave on pod B deletes it right after; the
+  // database numbers the two changes in that order. Each pod answers the user's devices, the
+  // leave's room-left going out as soon as it commits, the join's room-joined once its commit is
+  // answered: every device must end hearing room-left, the database's last word.
+  async function joinOvertakenByLeave(name: string) {
+    const A = podA.pods[0]!.url;
+    const owner = await makeUser('방장');
+    const user = await makeUser(name);
+    const { roomId } = await createRoom(A, owner);
+    const d1 = await device('d1', podA, user);
+    const d2 = await device('d2', podB, user);
+    const heard1 = membershipEvents(d1.socket, roomId);
+    const heard2 = membershipEvents(d2.socket, roomId);
+
+    // d1's join commits on pod A (the statement after the one naming the room and the user is
+    // its COMMIT) and the commit's answer is held on its way back from Postgres;
+    // meanwhile d2 leaves on pod B, and the leave's room-left reaches both devices.
+    const hold = podADatabase.holdRepliesAfter(roomId, user.userId);
+    let joinAck: Promise<Ack>;
+    try {
+      joinAck = emitAck(d1.socket, 'join-room', { roomId }) as Promise<Ack>;
+      const commitFailed = sleep(5000).then(() => Promise.reject(new Error('the join never committed')));
+      await Promise.race([hold.held(), commitFailed]);
+      expect((await emitAck(d2.socket, 'leave-room', { roomId })).ok).toBe(true);
+      await expect.poll(() => [heard1.join(), heard2.join()], { timeout: 5000 }).toEqual(['room-left', 'room-left']);
+    } finally {
+      hold.release();
+    }
+    expect((await joinAck).ok).toBe(true);
+    expect(await isMember(roomId, user)).toBe(false);
+    return { roomId, user, d1, d2, heard1, heard2 };
+  }
+
+  it('ends every device of the user with room-left when the join\'s answer comes after the leave\'s', { timeout: 20_000 }, async () => {
+    const { heard1, heard2 } = await joinOvertakenByLeave('윤서진');
+    // The caller: room-left again before its ack. The other device: after the join's room-joined.
+    expect(heard1).toEqual(['room-left', 'room-joined', 'room-left']);
+    await expect.poll(() => heard2, { timeout: 5000 }).toEqual(['room-left', 'room-joined', 'room-left']);
+  });
+
+  // Known, not fixed yet: the leave's move (and its membership-check) reached pod A before the
+  // join put its caller in, and pod A does not check its own moves (membership-reconciler.ts),
+  // so d1's socket stays in the room, hearing it. Remove `.fails` once fixed.
+  it.fails('leaves the caller\'s socket out of the room', { timeout: 20_000 }, async () => {
+    const { roomId, user, d1, d2 } = await joinOvertakenByLeave('윤서아');
+    expect(await settled([d1, d2], roomId, user)).toBeNull();
+  });
+});

@@ -47,7 +47,7 @@ export type ServerPayloadOf<D extends ServerPayloadShape> = keyof D extends neve
 export const SERVER_PAYLOADS = {
   'room-joined': { roomId: uuid, memberCount: count, lastChangeSeq: shape<number>('integer ([ext] the room\'s last change number as of the join: every later change has a higher one, §16)') },
   'user-joined': { roomId: uuid, userId: uuid, nicknameMask: text, memberCount: count, changeSeq },
-  'room-left': { roomId: uuid },
+  'room-left': { roomId: uuid, changeSeq: shape<number>('integer ([ext] the room\'s change number as of which the user is out of it: the leave\'s, or a later one; §3)') },
   'user-left': { roomId: uuid, userId: uuid, memberCount: count, changeSeq },
   'new-message': {
     messageId: uuid,

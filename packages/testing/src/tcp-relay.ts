@@ -33,6 +33,12 @@ export interface TcpRelay {
    * has not reached the client yet". Every other connection goes on as before.
    */
   holdRepliesTo(...texts: string[]): HeldReplies;
+  /**
+   * The same, from the request that follows the one completing `texts` on: the next statement of
+   * a transaction, typically its COMMIT (whose text a prepared statement no longer carries) —
+   * "this transaction has committed, and the client does not know yet", no lock held meanwhile.
+   */
+  holdRepliesAfter(...texts: string[]): HeldReplies;
   close(): Promise<void>;
 }
 
@@ -44,6 +50,9 @@ export interface HeldReplies {
 
 interface Hold {
   texts: string[];
+  /** Held from the request after the one completing `texts`, once that one is seen (`armed`). */
+  next: boolean;
+  armed: Set<Socket>;
   asked: Map<Socket, string>;
   held: Set<Socket>;
   sends: (() => void)[];
@@ -74,9 +83,13 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
   let holding: Hold | null = null;
   const noteRequest = (client: Socket, chunk: Buffer) => {
     if (!holding || holding.held.has(client)) return;
+    if (holding.armed.has(client)) {
+      holding.held.add(client);
+      return;
+    }
     const asked = (holding.asked.get(client) ?? '') + chunk.toString('latin1');
     holding.asked.set(client, asked);
-    if (holding.texts.every((text) => asked.includes(text))) holding.held.add(client);
+    if (holding.texts.every((text) => asked.includes(text))) (holding.next ? holding.armed : holding.held).add(client);
   };
   /** Sends a reply to `client` now, or on release when its connection is held. */
   const reply = (client: Socket, send: () => void) => {
@@ -130,22 +143,24 @@ export async function startTcpRelay(serverUrl: string, options: { listening?: bo
     freezing = false;
   };
 
-  const holdRepliesTo = (...texts: string[]): HeldReplies => {
+  const hold = (next: boolean, texts: string[]): HeldReplies => {
     if (holding) throw new Error('one hold at a time');
     let onHeld: () => void = () => undefined;
     const held = new Promise<void>((resolve) => (onHeld = resolve));
-    const hold: Hold = { texts, asked: new Map(), held: new Set(), sends: [], onHeld };
-    holding = hold;
+    const current: Hold = { texts, next, armed: new Set(), asked: new Map(), held: new Set(), sends: [], onHeld };
+    holding = current;
     return {
       held: () => held,
       release: () => {
-        if (holding !== hold) return;
+        if (holding !== current) return;
         holding = null;
-        for (const send of hold.sends) send();
+        for (const send of current.sends) send();
       },
     };
   };
+  const holdRepliesTo = (...texts: string[]) => hold(false, texts);
+  const holdRepliesAfter = (...texts: string[]) => hold(true, texts);
 
   if (options.listening !== false) await listen();
-  return { url: url.toString(), cut, restore: listen, close: cut, freeze, thaw, holdRepliesTo };
+  return { url: url.toString(), cut, restore: listen, close: cut, freeze, thaw, holdRepliesTo, holdRepliesAfter };
 }

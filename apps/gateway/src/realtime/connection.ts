@@ -5,6 +5,7 @@ import type { RoomService } from '../services/room.service.ts';
 import { setReading } from './engine-socket.ts';
 import { EventSlots } from './event-slots.ts';
 import { guardedHandler, unknownEventHandler, type HandlerContext } from './guarded-handler.ts';
+import { keepMembershipOrder } from './membership-order.ts';
 import { joinRoomHandler } from './handlers/join-room.handler.ts';
 import { leaveRoomHandler } from './handlers/leave-room.handler.ts';
 import { sendMessageHandler } from './handlers/send-message.handler.ts';
@@ -85,6 +86,7 @@ export function createConnectionHandler(deps: ConnectionDeps): (socket: ChatSock
     socket.on('send-message', onSendMessage);
     socket.on('typing', onTyping);
     socket.onAny(onUnknownEvent);
+    socket.onAnyOutgoing(keepMembershipOrder);
     socket.on('error', onError);
     expiry.watch(socket);
   };

@@ -241,8 +241,9 @@ export function createRoomService(deps: RoomServiceDeps) {
       const change = await memberships.remove(roomId, user.id);
       if (!change.changed) throw new AppError('NOT_A_MEMBER_LEAVE');
       events.removeUserFromRoom(user.id, roomId);
-      events.userLeft({ roomId, userId: user.id, memberCount: change.memberCount, changeSeq: change.changeSeq ?? 0 });
-      return { roomId };
+      const changeSeq = change.changeSeq ?? 0;
+      events.userLeft({ roomId, userId: user.id, memberCount: change.memberCount, changeSeq });
+      return { roomId, changeSeq };
     },
 
     /**
@@ -256,8 +257,9 @@ export function createRoomService(deps: RoomServiceDeps) {
       const change = await memberships.remove(room, user);
       if (!change.changed) return { removed: false, changeSeq: null };
       events.removeUserFromRoom(user, room);
-      events.roomLeftToUser(user, { roomId: room });
-      events.userLeft({ roomId: room, userId: user, memberCount: change.memberCount, changeSeq: change.changeSeq ?? 0 });
+      const changeSeq = change.changeSeq ?? 0;
+      events.roomLeftToUser(user, { roomId: room, changeSeq });
+      events.userLeft({ roomId: room, userId: user, memberCount: change.memberCount, changeSeq });
       return { removed: true, changeSeq: change.changeSeq };
     },
 

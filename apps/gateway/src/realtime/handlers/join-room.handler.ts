@@ -1,6 +1,5 @@
 import { roomChannel } from '@chat/protocol';
 import type { RoomService } from '../../services/room.service.ts';
-import { watchMembershipAnswers } from '../membership-answers.ts';
 import { SocketMembership } from '../socket-rooms.ts';
 import type { SubscriptionBarrier } from '../subscription-barrier.ts';
 import { membershipChangeHandler } from './membership-change.ts';
@@ -14,33 +13,17 @@ export function joinRoomHandler(roomService: RoomService, barrier: SubscriptionB
   return membershipChangeHandler(
     'room-joined',
     async (socket, payload) => {
-      // A repeat join writes nothing, so a leave of the user on another device may commit while
-      // it reads, and that leave's `room-left` (sent to all the user's devices from the leave's
-      // pod) may reach this socket before the answer does: the client would then believe itself
-      // a member of a room it is not in. Watched from before the read, so that whatever went out
-      // last is known when the answer goes.
-      const watch = watchMembershipAnswers(socket);
-      try {
-        const { answer, repeat, member } = await roomService.join(socket.data.user, payload, new SocketMembership(socket));
-        return {
-          answer,
-          // A repeat join moved nobody: the user's other devices are in the room already.
-          toOtherDevices: !repeat,
-          followWithRoomLeft: () => {
-            watch.stop();
-            if (!repeat) return false;
-            // The last word the socket heard while the join ran decides (a later join's
-            // room-joined, or the leave's room-left); when it heard none, the read does: a
-            // leave committed before it whose room-left came earlier still, or is on its way
-            // (then heard twice, which changes nothing).
-            const heard = watch.last(answer.roomId);
-            return heard === undefined ? !member : heard === 'room-left';
-          },
-        };
-      } catch (error) {
-        watch.stop();
-        throw error;
-      }
+      const { answer, repeat, member } = await roomService.join(socket.data.user, payload, new SocketMembership(socket));
+      return {
+        answer,
+        // A repeat join moved nobody: the user's other devices are in the room already.
+        toOtherDevices: !repeat,
+        // A repeat join whose read found the user gone (a leave on another device committed
+        // first; its room-left may have reached this socket already): the answer is not the
+        // truth, room-left is, as of the same change number. A leave committed after the join
+        // is ordered by its own number (membership-order.ts).
+        followWith: member ? undefined : { roomId: answer.roomId, changeSeq: answer.lastChangeSeq },
+      };
     },
     // The service has put the caller's socket in, the pod hearing the room already; for a
     // repeat join the room's subscription may still be being confirmed (a mirrored join). Not

@@ -9,12 +9,8 @@ export interface MembershipOutcome<T> {
   answer: T;
   /** False when nothing moved (a repeat join-room): only the caller is answered, nothing is published. */
   toOtherDevices: boolean;
-  /**
-   * Asked once, when the caller's socket has been moved and is about to be answered: true when
-   * the answer must be followed by `room-left` to the caller (a repeat join that a leave on
-   * another device overtook, join-room.handler.ts).
-   */
-  followWithRoomLeft?: () => boolean;
+  /** A `room-left` the caller hears right after the answer (a repeat join that a leave overtook, join-room.handler.ts). */
+  followWith?: RoomLeftPayload | undefined;
 }
 
 /**
@@ -28,20 +24,14 @@ export function membershipChangeHandler<E extends keyof MembershipAnswers>(
   moveSocket: (socket: ChatSocket, roomId: string) => Promise<void> | void,
 ): SocketEventHandler<MembershipAnswers[E]> {
   return async (socket, payload) => {
-    const { answer: result, toOtherDevices, followWithRoomLeft } = await change(socket, payload);
-    let roomLeftFollows = false;
-    try {
-      await moveSocket(socket, result.roomId);
-    } finally {
-      // Decided with nothing awaited before the answer goes out.
-      roomLeftFollows = followWithRoomLeft?.() ?? false;
-    }
+    const { answer: result, toOtherDevices, followWith } = await change(socket, payload);
+    await moveSocket(socket, result.roomId);
     const emit = (target: { emit: ChatSocket['emit'] }) =>
       (target.emit as (event: E, payload: MembershipAnswers[E]) => void)(answer, result);
     emit(socket);
     if (toOtherDevices) emit(socket.to(userChannel(socket.data.user.id)));
     // Before the ack, so a client has heard it by the time it reads the answer.
-    if (roomLeftFollows) socket.emit('room-left', { roomId: result.roomId });
+    if (followWith) socket.emit('room-left', followWith);
     return result;
   };
 }

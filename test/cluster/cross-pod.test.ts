@@ -163,7 +163,7 @@ describe('membership follows the user to every pod', () => {
     const bobBSaw = record(bobB, 'new-message');
     const bobBUserLeft = record(bobB, 'user-left');
     const aliceSaw = nextEvent(aliceA, 'user-left');
-    expect(await emitAck(bobA, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId } });
+    expect(await emitAck(bobA, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId, changeSeq: expect.any(Number) } });
     expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, memberCount: 1, changeSeq: expect.any(Number) });
     await sleep(100);
     await send(aliceA, roomId, '이제 없어요');
@@ -188,11 +188,12 @@ describe('membership follows the user to every pod', () => {
     const callerJoins = record(aliceA, 'room-joined');
     const leftOnB = nextEvent(aliceB, 'room-left');
     const callerLefts = record(aliceA, 'room-left');
-    expect(await emitAck(aliceA, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId } });
-    expect(await leftOnB).toEqual({ roomId });
+    expect(await emitAck(aliceA, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId, changeSeq: expect.any(Number) } });
+    const left = await leftOnB;
+    expect(left).toEqual({ roomId, changeSeq: expect.any(Number) });
     await sleep(QUIET_MS);
     // The caller hears its own answer once, not a second copy through its user channel.
-    expect(callerLefts).toEqual([{ roomId }]);
+    expect(callerLefts).toEqual([left]);
     expect(callerJoins).toEqual([]);
   });
 
@@ -286,7 +287,7 @@ describe('room announcements and typing across pods', () => {
   it('user-left from pod B reaches pod A', async () => {
     const { bob, roomId, aliceA, bobB } = await twoPodRoom();
     const aliceSaw = nextEvent(aliceA, 'user-left');
-    expect(await emitAck(bobB, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId } });
+    expect(await emitAck(bobB, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId, changeSeq: expect.any(Number) } });
     expect(await aliceSaw).toEqual({ roomId, userId: bob.userId, memberCount: 1, changeSeq: expect.any(Number) });
   });
 

@@ -276,8 +276,8 @@ describe('server API [ext]', () => {
     const result = await request(a!.url, 'DELETE', `/api/server/rooms/${room.roomId}/members/${member.userId}`, asBackend());
     expect(result).toEqual({ status: 200, body: { success: true, changeSeq: expect.any(Number) } });
     expect(await userLeft).toEqual({ roomId: room.roomId, userId: member.userId, memberCount: 1, changeSeq: result.body.changeSeq });
-    expect(await leftB).toEqual({ roomId: room.roomId });
-    expect(await leftA).toEqual({ roomId: room.roomId });
+    expect(await leftB).toEqual({ roomId: room.roomId, changeSeq: result.body.changeSeq });
+    expect(await leftA).toEqual({ roomId: room.roomId, changeSeq: result.body.changeSeq });
     expect(await sql`select 1 from room_members where room_id = ${room.roomId} and user_id = ${member.userId}`).toHaveLength(0);
 
     // Its sockets are out of the room: the next message does not reach them.

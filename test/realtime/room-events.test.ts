@@ -79,7 +79,7 @@ describe('join-room (§2)', () => {
     const sent = await emitAck(alice, 'send-message', { roomId: upper, type: 'text', content: '대문자' });
     expect(sent).toMatchObject({ ok: true, data: { roomId, seq: 1 } });
     const left = nextEvent(bob, 'user-left');
-    expect(await emitAck(alice, 'leave-room', { roomId: upper })).toEqual({ ok: true, data: { roomId } });
+    expect(await emitAck(alice, 'leave-room', { roomId: upper })).toEqual({ ok: true, data: { roomId, changeSeq: expect.any(Number) } });
     expect(await left).toMatchObject({ roomId, userId: users[0]!.userId, memberCount: 1 });
   });
 
@@ -191,9 +191,9 @@ describe('leave-room (§3)', () => {
     const bobUserLeft = record(bob, 'user-left');
     const phoneSaw = recordFor(bobPhone, OTHERS_ONLY_EVENTS, QUIET_MS + 100);
 
-    expect(await emitAck(bob, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId } });
+    expect(await emitAck(bob, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId, changeSeq: expect.any(Number) } });
     await sleep(QUIET_MS);
-    expect(bobSaw).toEqual([{ roomId }]);
+    expect(bobSaw).toEqual([{ roomId, changeSeq: aliceSaw[0]!.changeSeq }]);
     expect(bobUserLeft).toEqual([]);
     expect(aliceSaw).toEqual([{ roomId, userId: users[1]!.userId, memberCount: 1, changeSeq: expect.any(Number) }]);
     expect(aliceRoomLeft).toEqual([]);
@@ -234,7 +234,7 @@ describe('leave-room (§3)', () => {
     const { sockets, roomId } = await scene(['김철수']);
     const [alice] = sockets as [TestSocket];
     await join(alice, roomId);
-    expect(await emitAck(alice, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId } });
+    expect(await emitAck(alice, 'leave-room', { roomId })).toEqual({ ok: true, data: { roomId, changeSeq: expect.any(Number) } });
     expect(await memberCountOverRest(roomId)).toBe(0);
   });
 });

@@ -164,7 +164,7 @@ describe('GET /api/rooms/:roomId', () => {
     bob1.close();
     await sleep(100);
     expect(await countOn(a!.url)).toBe(2);
-    expect(await emitAck(alice1, 'leave-room', { roomId: room.roomId })).toEqual({ ok: true, data: { roomId: room.roomId } });
+    expect(await emitAck(alice1, 'leave-room', { roomId: room.roomId })).toEqual({ ok: true, data: { roomId: room.roomId, changeSeq: expect.any(Number) } });
     expect(await countOn(b!.url)).toBe(1);
     // Leaving twice changes nothing.
     expect(await emitAck(alice2, 'leave-room', { roomId: room.roomId })).toMatchObject({ ok: false, error: { code: 'NOT_A_MEMBER_LEAVE' } });

@@ -563,9 +563,9 @@ describe('socket errors (§6)', () => {
     const leftSeen = nextEvent(fx.senderSocket, 'room-left');
     expect(await emitAck(fx.senderSocket, 'leave-room', { roomId: fx.expiredRoomId })).toEqual({
       ok: true,
-      data: { roomId: fx.expiredRoomId },
+      data: { roomId: fx.expiredRoomId, changeSeq: expect.any(Number) },
     });
-    expect(await leftSeen).toEqual({ roomId: fx.expiredRoomId });
+    expect(await leftSeen).toEqual({ roomId: fx.expiredRoomId, changeSeq: expect.any(Number) });
   });
 
   it('a user who left can no longer send: 방에 참여 중이 아닙니다', async () => {

@@ -12,6 +12,7 @@ import { sendMessageHandler } from './handlers/send-message.handler.ts';
 import { endTyping, typingHandler } from './handlers/typing.handler.ts';
 import type { SocketLeases } from '../infrastructure/socket-leases.ts';
 import type { FailedEventBudget } from './failed-event-budget.ts';
+import type { MembershipReconciler } from './membership-reconciler.ts';
 import type { PresenceTracker } from './presence-tracker.ts';
 import type { SubscriptionBarrier } from './subscription-barrier.ts';
 import { createTokenExpiry } from './token-expiry.ts';
@@ -29,6 +30,8 @@ export interface ConnectionDeps {
   messageService: MessageService;
   presence: PresenceTracker;
   barrier: SubscriptionBarrier;
+  /** Checks a user's sockets when another pod moved them while a join or leave of theirs ran here. */
+  memberships: Pick<MembershipReconciler, 'watchChange'>;
   logger: Logger;
   metrics: GatewayMetrics;
 }
@@ -53,8 +56,8 @@ export function createConnectionHandler(deps: ConnectionDeps): (socket: ChatSock
     slots: new EventSlots<ChatSocket>(CONCURRENT_EVENTS, EVENT_BACKLOG, setReading),
     failures: deps.failures,
   };
-  const onJoinRoom = guardedHandler('join-room', context, joinRoomHandler(deps.roomService, deps.barrier), { ordered: true });
-  const onLeaveRoom = guardedHandler('leave-room', context, leaveRoomHandler(deps.roomService), { ordered: true });
+  const onJoinRoom = guardedHandler('join-room', context, joinRoomHandler(deps.roomService, deps.barrier, deps.memberships), { ordered: true });
+  const onLeaveRoom = guardedHandler('leave-room', context, leaveRoomHandler(deps.roomService, deps.memberships), { ordered: true });
   const onSendMessage = guardedHandler('send-message', context, sendMessageHandler(deps.messageService));
   // Typing budgets per (user, room) on this pod, shared by the user's sockets (typing-throttle.ts).
   const typing = new TypingThrottle();

@@ -18,7 +18,37 @@ export interface MembershipReconciler {
    * handshake failed: if the user's membership moved meanwhile, the user's sockets are checked.
    */
   watchHandshake(userId: string): () => void;
+  /**
+   * A join-room or leave-room of the user is about to change the membership here. Call the
+   * function returned once the caller's socket is moved: if another pod's move of the user was
+   * heard meanwhile, the user's sockets are checked.
+   */
+  watchChange(userId: string): () => void;
 }
+
+/** Users with something of theirs running here, and how many moves of theirs this pod heard meanwhile. */
+type Watched = Map<string, { running: number; moves: number }>;
+
+/** Marks `userId` watched in `watched`; the function returned ends the watch and says whether a move was heard during it. */
+function watch(watched: Watched, userId: string): () => boolean {
+  let entry = watched.get(userId);
+  if (!entry) watched.set(userId, (entry = { running: 0, moves: 0 }));
+  entry.running += 1;
+  const seen = entry.moves;
+  let ended = false;
+  return () => {
+    if (ended) return false;
+    ended = true;
+    entry.running -= 1;
+    if (entry.running === 0) watched.delete(userId);
+    return entry.moves !== seen;
+  };
+}
+
+const noteMove = (watched: Watched, userId: string) => {
+  const entry = watched.get(userId);
+  if (entry) entry.moves += 1;
+};
 
 /**
  * Sockets mirror database membership (docs/ARCHITECTURE.md), moved by messages on the bus: a
@@ -143,16 +173,22 @@ export function createMembershipReconciler(options: {
    * move and check came from another pod or from this one (its own moves are not checked here),
    * left the new socket in the room, hearing it, for as long as it stayed connected.
    */
-  const handshakes = new Map<string, { running: number; moves: number }>();
-  const noteUserMoved = (userId: string) => {
-    const watched = handshakes.get(userId);
-    if (watched) watched.moves += 1;
-  };
-  options.moves.onOwnMove(noteUserMoved);
+  const handshakes: Watched = new Map();
+  options.moves.onOwnMove((userId) => noteMove(handshakes, userId));
+  /**
+   * Users with a join or leave running here, and the moves of theirs other pods made meanwhile.
+   * Two changes of one user on two pods (two devices): the one committed last may be answered
+   * first, its move and check reaching this pod before this pod's own change moves its sockets
+   * — the check then finds them right, and this pod's move, made after, puts them where the
+   * database no longer says (this pod does not check its own moves). Only then, rarely, is the
+   * user read again; this pod's own moves do not count.
+   */
+  const changes: Watched = new Map();
 
   nsp.on('membership-check', (userId) => {
     if (typeof userId !== 'string') return;
-    noteUserMoved(userId);
+    noteMove(handshakes, userId);
+    noteMove(changes, userId);
     check(userId);
   });
 
@@ -163,19 +199,17 @@ export function createMembershipReconciler(options: {
       }
     },
     watchHandshake(userId) {
-      let watched = handshakes.get(userId);
-      if (!watched) handshakes.set(userId, (watched = { running: 0, moves: 0 }));
-      watched.running += 1;
-      const seen = watched.moves;
-      let ended = false;
+      const end = watch(handshakes, userId);
+      // Read after the socket is connected (the check waits a turn, then the database), so
+      // `place` reaches it; the read is as recent as every move heard so far.
       return () => {
-        if (ended) return;
-        ended = true;
-        watched.running -= 1;
-        if (watched.running === 0) handshakes.delete(userId);
-        // Read after the socket is connected (the check waits a turn, then the database), so
-        // `place` reaches it; the read is as recent as every move heard so far.
-        if (watched.moves !== seen) check(userId);
+        if (end()) check(userId);
+      };
+    },
+    watchChange(userId) {
+      const end = watch(changes, userId);
+      return () => {
+        if (end()) check(userId);
       };
     },
   };

@@ -167,6 +167,7 @@ export function registerRealtime(
       ...(deps.tokenExpiryMaxStepMs === undefined ? {} : { tokenExpiryMaxStepMs: deps.tokenExpiryMaxStepMs }),
       presence,
       barrier,
+      memberships,
       logger,
       metrics,
     }),

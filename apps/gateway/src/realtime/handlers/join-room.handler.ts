@@ -1,5 +1,6 @@
 import { roomChannel } from '@chat/protocol';
 import type { RoomService } from '../../services/room.service.ts';
+import type { MembershipReconciler } from '../membership-reconciler.ts';
 import { SocketMembership } from '../socket-rooms.ts';
 import type { SubscriptionBarrier } from '../subscription-barrier.ts';
 import { membershipChangeHandler } from './membership-change.ts';
@@ -9,7 +10,7 @@ import { membershipChangeHandler } from './membership-change.ts';
  * this pod's subscription to the room is confirmed (subscription-barrier.ts): the ack promises
  * that what is sent to the room from now on arrives.
  */
-export function joinRoomHandler(roomService: RoomService, barrier: SubscriptionBarrier) {
+export function joinRoomHandler(roomService: RoomService, barrier: SubscriptionBarrier, memberships: Pick<MembershipReconciler, 'watchChange'>) {
   return membershipChangeHandler(
     'room-joined',
     async (socket, payload) => {
@@ -35,5 +36,6 @@ export function joinRoomHandler(roomService: RoomService, barrier: SubscriptionB
       const room = roomChannel(roomId);
       if (socket.rooms.has(room)) await barrier.settle(socket.id, [room]);
     },
+    memberships,
   );
 }

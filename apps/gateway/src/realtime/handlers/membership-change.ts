@@ -1,5 +1,6 @@
 import { userChannel, type RoomJoinedPayload, type RoomLeftPayload } from '@chat/protocol';
 import type { SocketEventHandler } from '../guarded-handler.ts';
+import type { MembershipReconciler } from '../membership-reconciler.ts';
 import type { ChatSocket } from '../types.ts';
 
 type MembershipAnswers = { 'room-joined': RoomJoinedPayload; 'room-left': RoomLeftPayload };
@@ -22,10 +23,18 @@ export function membershipChangeHandler<E extends keyof MembershipAnswers>(
   answer: E,
   change: (socket: ChatSocket, payload: unknown) => Promise<MembershipOutcome<MembershipAnswers[E]>>,
   moveSocket: (socket: ChatSocket, roomId: string) => Promise<void> | void,
+  memberships: Pick<MembershipReconciler, 'watchChange'>,
 ): SocketEventHandler<MembershipAnswers[E]> {
   return async (socket, payload) => {
-    const { answer: result, toOtherDevices, followWith } = await change(socket, payload);
-    await moveSocket(socket, result.roomId);
+    const moved = memberships.watchChange(socket.data.user.id);
+    let outcome: MembershipOutcome<MembershipAnswers[E]>;
+    try {
+      outcome = await change(socket, payload);
+      await moveSocket(socket, outcome.answer.roomId);
+    } finally {
+      moved();
+    }
+    const { answer: result, toOtherDevices, followWith } = outcome;
     const emit = (target: { emit: ChatSocket['emit'] }) =>
       (target.emit as (event: E, payload: MembershipAnswers[E]) => void)(answer, result);
     emit(socket);

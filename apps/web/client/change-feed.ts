@@ -42,3 +42,13 @@ export function freshChanges<Change extends { readonly changeSeq: number }>(curs
 export function startingCursor(newestSeq: number | null, joinedChangeSeq: number | null): number {
   return Math.max(newestSeq ?? 0, joinedChangeSeq ?? 0);
 }
+
+/**
+ * Whether a `room-left` is older than this page's own join of the room (PROTOCOL §2, §3): its
+ * `changeSeq` (the leave's number) is below the join's `lastChangeSeq`, so the join came after
+ * the leave and the user is a member. Such a `room-left` (the leave's pod answered the user's
+ * devices late) is nothing here; the server follows it with `room-joined` again all the same.
+ */
+export function leftBeforeJoin(joinedChangeSeq: number | null, changeSeq: number): boolean {
+  return joinedChangeSeq !== null && changeSeq < joinedChangeSeq;
+}

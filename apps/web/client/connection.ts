@@ -14,6 +14,7 @@ import {
   applyUserLeft,
   catchUp,
 } from './room-changes.ts';
+import { leftBeforeJoin } from './change-feed.ts';
 import { refusedRetryDelayMs } from './refused-retry.ts';
 import { roomLeft, showLeft, showRejoined } from './room-view.ts';
 import type { ChatSocket, Page, Session } from './store.ts';
@@ -116,9 +117,9 @@ export function connect(page: Page, session: Session, end: SessionEnd): void {
   });
   // The user left the room on another device, or a backend removed them (PROTOCOL §3, §17):
   // the socket is out of the room, so nothing more of it comes and sends would be refused.
-  s.on(SERVER_EVENTS.roomLeft, ({ roomId }) => {
+  s.on(SERVER_EVENTS.roomLeft, ({ roomId, changeSeq }) => {
     const room = store.currentIf(roomId);
-    if (room) roomLeft(page, room);
+    if (room && !leftBeforeJoin(room.joinedChangeSeq, changeSeq)) roomLeft(page, room);
   });
   // The user joined the room shown left again on another device: this socket was moved in with
   // it (PROTOCOL §2) and hears the room again, unaware of what happened while it was out. (This

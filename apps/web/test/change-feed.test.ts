@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { freshChanges, liveStep, startingCursor } from '../client/change-feed.ts';
+import { freshChanges, leftBeforeJoin, liveStep, startingCursor } from '../client/change-feed.ts';
 import { Timeline, type TimelineMessage } from '../client/timeline.ts';
 
 const change = (changeSeq: number, event = 'new-message') => ({ changeSeq, event });
@@ -54,5 +54,18 @@ describe('following a room change feed', () => {
     expect(timeline.remove('m2')).toBe(true);
     expect(timeline.add([message(2)])).toEqual([]);
     expect(timeline.list().map((m) => m.messageId)).toEqual(['m1']);
+  });
+});
+
+describe("a room-left against this page's own join (PROTOCOL §2)", () => {
+  it('is older than the join only when its changeSeq is below the join\'s lastChangeSeq', () => {
+    // The leave was change 7, the join found the feed at 9: the join came after, the user is in.
+    expect(leftBeforeJoin(9, 7)).toBe(true);
+    // A leave after the join, or the room-left that follows a repeat join answered as of the
+    // same number (the read found the user gone): it holds.
+    expect(leftBeforeJoin(9, 10)).toBe(false);
+    expect(leftBeforeJoin(9, 9)).toBe(false);
+    // Before this page's join was answered, nothing to compare with: it holds.
+    expect(leftBeforeJoin(null, 3)).toBe(false);
   });
 });

@@ -13,6 +13,7 @@ import {
   sleep,
   startTcpRelay,
   uniquePrefix,
+  type HeldReplies,
   type TcpRelay,
   type TestSocket,
   type TestUser,
@@ -285,6 +286,25 @@ function membershipEvents(socket: TestSocket, roomId: string): string[] {
   return heard;
 }
 
+/**
+ * `joiner`'s join-room on pod A, whose Postgres replies `hold` holds back, with `leaver`'s
+ * leave-room landing meanwhile (the join has run on the server, its answer not yet home); the
+ * hold is released once `leaveHeard` resolves. Resolves with the join's answer.
+ */
+async function joinAcrossLeave(hold: HeldReplies, joiner: Device, leaver: Device, roomId: string, neverHeld: string, leaveHeard: () => Promise<void>): Promise<Ack> {
+  let joinAck: Promise<Ack>;
+  try {
+    joinAck = emitAck(joiner.socket, 'join-room', { roomId }) as Promise<Ack>;
+    const failed = sleep(5000).then(() => Promise.reject(new Error(neverHeld)));
+    await Promise.race([hold.held(), failed]);
+    expect((await emitAck(leaver.socket, 'leave-room', { roomId })).ok).toBe(true);
+    await leaveHeard();
+  } finally {
+    hold.release();
+  }
+  return joinAck;
+}
+
 describe('a repeat join-room racing a leave-room of the same user', () => {
   // PROTOCOL §2: a repeat join answered while a leave on another device takes the sockets out
   // is answered all the same, "and the room-left follows". The user is then not a member, so
@@ -303,18 +323,10 @@ describe('a repeat join-room racing a leave-room of the same user', () => {
     // d1's repeat join reads the room (its socket is in it) and its answer is held on the way
     // back from Postgres; meanwhile d2 leaves on pod B and the leave's room-left reaches d1.
     // (The read is the only query of pod A that names this room meanwhile.)
-    const hold = podADatabase.holdRepliesTo(roomId);
-    let joinAck: Promise<Ack>;
-    try {
-      joinAck = emitAck(d1.socket, 'join-room', { roomId }) as Promise<Ack>;
-      const readFailed = sleep(5000).then(() => Promise.reject(new Error('the repeat join never read the room')));
-      await Promise.race([hold.held(), readFailed]);
-      expect((await emitAck(d2.socket, 'leave-room', { roomId })).ok).toBe(true);
+    const joinAck = await joinAcrossLeave(podADatabase.holdRepliesTo(roomId), d1, d2, roomId, 'the repeat join never read the room', async () => {
       await expect.poll(() => heard, { timeout: 5000 }).toEqual(['room-left']);
-    } finally {
-      hold.release();
-    }
-    expect((await joinAck).ok).toBe(true);
+    });
+    expect(joinAck.ok).toBe(true);
 
     expect(await settled([d1, d2], roomId, user)).toBeNull();
     expect(await isMember(roomId, user)).toBe(false);
@@ -358,18 +370,10 @@ describe('a first join-room racing a leave-room of the same user', () => {
     // d1's join commits on pod A (the statement after the one naming the room and the user is
     // its COMMIT) and the commit's answer is held on its way back from Postgres;
     // meanwhile d2 leaves on pod B, and the leave's room-left reaches both devices.
-    const hold = podADatabase.holdRepliesAfter(roomId, user.userId);
-    let joinAck: Promise<Ack>;
-    try {
-      joinAck = emitAck(d1.socket, 'join-room', { roomId }) as Promise<Ack>;
-      const commitFailed = sleep(5000).then(() => Promise.reject(new Error('the join never committed')));
-      await Promise.race([hold.held(), commitFailed]);
-      expect((await emitAck(d2.socket, 'leave-room', { roomId })).ok).toBe(true);
+    const joinAck = await joinAcrossLeave(podADatabase.holdRepliesAfter(roomId, user.userId), d1, d2, roomId, 'the join never committed', async () => {
       await expect.poll(() => [heard1.join(), heard2.join()], { timeout: 5000 }).toEqual(['room-left', 'room-left']);
-    } finally {
-      hold.release();
-    }
-    expect((await joinAck).ok).toBe(true);
+    });
+    expect(joinAck.ok).toBe(true);
     expect(await isMember(roomId, user)).toBe(false);
     return { roomId, user, d1, d2, heard1, heard2 };
   }

@@ -393,3 +393,48 @@ describe('a first join-room racing a leave-room of the same user', () => {
     expect(await settled([d1, d2], roomId, user)).toBeNull();
   });
 });
+
+describe('a leave-room answered after a later first join-room of the same user', () => {
+  // The leave on pod A commits and its answer is held on the way back from Postgres; meanwhile a
+  // device of the user connecting on pod B (out of the room: the user is not a member) joins,
+  // and the join commits after the leave. The leave's room-left then goes out last, older than
+  // the join: every device must end hearing room-joined, every socket in the room.
+  it('ends every device of the user with room-joined, every socket in the room', { timeout: 20_000 }, async () => {
+    const A = podA.pods[0]!.url;
+    const owner = await makeUser('방장');
+    const user = await makeUser('배수아');
+    const { roomId } = await createRoom(A, owner);
+    const d1 = await device('d1', podA, user);
+    expect((await emitAck(d1.socket, 'join-room', { roomId })).ok).toBe(true);
+    const d2 = await device('d2', podB, user);
+    expect(await settled([d1, d2], roomId, user)).toBeNull();
+    const heard1 = membershipEvents(d1.socket, roomId);
+    const heard2 = membershipEvents(d2.socket, roomId);
+
+    const hold = podADatabase.holdRepliesTo(roomId, user.userId);
+    let leaveAck: Promise<Ack>;
+    let d3: Device;
+    let heard3: string[];
+    try {
+      leaveAck = emitAck(d1.socket, 'leave-room', { roomId }) as Promise<Ack>;
+      const failed = sleep(5000).then(() => Promise.reject(new Error('the leave never ran')));
+      await Promise.race([hold.held(), failed]);
+      expect(await isMember(roomId, user)).toBe(false);
+      d3 = await device('d3', podB, user);
+      heard3 = membershipEvents(d3.socket, roomId);
+      expect((await emitAck(d3.socket, 'join-room', { roomId })).ok).toBe(true);
+      // The join's room-joined has reached every device (d1's through the bus, not Postgres).
+      await expect.poll(() => [heard1.join(), heard2.join(), heard3.join()], { timeout: 5000 }).toEqual(['room-joined', 'room-joined', 'room-joined']);
+    } finally {
+      hold.release();
+    }
+    expect((await leaveAck).ok).toBe(true);
+
+    expect(await isMember(roomId, user)).toBe(true);
+    // The leave's room-left, older than the join, is followed by room-joined again.
+    for (const heard of [heard1, heard2, heard3]) {
+      await expect.poll(() => heard, { timeout: 5000 }).toEqual(['room-joined', 'room-left', 'room-joined']);
+    }
+    expect(await settled([d1, d2, d3], roomId, user)).toBeNull();
+  });
+});

@@ -286,23 +286,42 @@ function membershipEvents(socket: TestSocket, roomId: string): string[] {
   return heard;
 }
 
+/** A new user, member of a new room, with a device on each pod (d1 on A joined it), all in the room. */
+async function memberOnTwoPods(name: string) {
+  const owner = await makeUser('방장');
+  const user = await makeUser(name);
+  const { roomId } = await createRoom(podA.pods[0]!.url, owner);
+  const d1 = await device('d1', podA, user);
+  const d2 = await device('d2', podB, user);
+  expect((await emitAck(d1.socket, 'join-room', { roomId })).ok).toBe(true);
+  expect(await settled([d1, d2], roomId, user)).toBeNull();
+  return { roomId, user, d1, d2 };
+}
+
 /**
- * `joiner`'s join-room on pod A, whose Postgres replies `hold` holds back, with `leaver`'s
- * leave-room landing meanwhile (the join has run on the server, its answer not yet home); the
- * hold is released once `leaveHeard` resolves. Resolves with the join's answer.
+ * Sends `first` from a device on pod A, whose Postgres replies `hold` holds back; once one is
+ * held (the query has run on the server, its answer not yet home), runs `meanwhile`, then lets
+ * the replies through. Resolves with `first`'s answer.
  */
-async function joinAcrossLeave(hold: HeldReplies, joiner: Device, leaver: Device, roomId: string, neverHeld: string, leaveHeard: () => Promise<void>): Promise<Ack> {
-  let joinAck: Promise<Ack>;
+async function whileHeld(hold: HeldReplies, neverHeld: string, first: () => Promise<Ack>, meanwhile: () => Promise<void>): Promise<Ack> {
+  let answer: Promise<Ack>;
   try {
-    joinAck = emitAck(joiner.socket, 'join-room', { roomId }) as Promise<Ack>;
+    answer = first();
     const failed = sleep(5000).then(() => Promise.reject(new Error(neverHeld)));
     await Promise.race([hold.held(), failed]);
-    expect((await emitAck(leaver.socket, 'leave-room', { roomId })).ok).toBe(true);
-    await leaveHeard();
+    await meanwhile();
   } finally {
     hold.release();
   }
-  return joinAck;
+  return answer;
+}
+
+/** `joiner`'s join-room on pod A held (whileHeld) while `leaver` leaves; `leaveHeard` says when to let it go on. */
+function joinAcrossLeave(hold: HeldReplies, joiner: Device, leaver: Device, roomId: string, neverHeld: string, leaveHeard: () => Promise<void>): Promise<Ack> {
+  return whileHeld(hold, neverHeld, () => emitAck(joiner.socket, 'join-room', { roomId }) as Promise<Ack>, async () => {
+    expect((await emitAck(leaver.socket, 'leave-room', { roomId })).ok).toBe(true);
+    await leaveHeard();
+  });
 }
 
 describe('a repeat join-room racing a leave-room of the same user', () => {
@@ -310,14 +329,7 @@ describe('a repeat join-room racing a leave-room of the same user', () => {
   // is answered all the same, "and the room-left follows". The user is then not a member, so
   // the last word the socket hears must be room-left.
   it('follows its answer with room-left when the leave\'s room-left reached the socket first', { timeout: 20_000 }, async () => {
-    const A = podA.pods[0]!.url;
-    const owner = await makeUser('방장');
-    const user = await makeUser('최지우');
-    const { roomId } = await createRoom(A, owner);
-    const d1 = await device('d1', podA, user);
-    const d2 = await device('d2', podB, user);
-    expect((await emitAck(d1.socket, 'join-room', { roomId })).ok).toBe(true);
-    expect(await settled([d1, d2], roomId, user)).toBeNull();
+    const { roomId, user, d1, d2 } = await memberOnTwoPods('최지우');
     const heard = membershipEvents(d1.socket, roomId);
 
     // d1's repeat join reads the room (its socket is in it) and its answer is held on the way
@@ -400,41 +412,27 @@ describe('a leave-room answered after a later first join-room of the same user',
   // and the join commits after the leave. The leave's room-left then goes out last, older than
   // the join: every device must end hearing room-joined, every socket in the room.
   it('ends every device of the user with room-joined, every socket in the room', { timeout: 20_000 }, async () => {
-    const A = podA.pods[0]!.url;
-    const owner = await makeUser('방장');
-    const user = await makeUser('배수아');
-    const { roomId } = await createRoom(A, owner);
-    const d1 = await device('d1', podA, user);
-    expect((await emitAck(d1.socket, 'join-room', { roomId })).ok).toBe(true);
-    const d2 = await device('d2', podB, user);
-    expect(await settled([d1, d2], roomId, user)).toBeNull();
+    const { roomId, user, d1, d2 } = await memberOnTwoPods('배수아');
     const heard1 = membershipEvents(d1.socket, roomId);
     const heard2 = membershipEvents(d2.socket, roomId);
 
-    const hold = podADatabase.holdRepliesTo(roomId, user.userId);
-    let leaveAck: Promise<Ack>;
-    let d3: Device;
-    let heard3: string[];
-    try {
-      leaveAck = emitAck(d1.socket, 'leave-room', { roomId }) as Promise<Ack>;
-      const failed = sleep(5000).then(() => Promise.reject(new Error('the leave never ran')));
-      await Promise.race([hold.held(), failed]);
+    let d3: Device | undefined;
+    let heard3: string[] = [];
+    const leaveAck = await whileHeld(podADatabase.holdRepliesTo(roomId, user.userId), 'the leave never ran', () => emitAck(d1.socket, 'leave-room', { roomId }) as Promise<Ack>, async () => {
       expect(await isMember(roomId, user)).toBe(false);
       d3 = await device('d3', podB, user);
       heard3 = membershipEvents(d3.socket, roomId);
       expect((await emitAck(d3.socket, 'join-room', { roomId })).ok).toBe(true);
       // The join's room-joined has reached every device (d1's through the bus, not Postgres).
       await expect.poll(() => [heard1.join(), heard2.join(), heard3.join()], { timeout: 5000 }).toEqual(['room-joined', 'room-joined', 'room-joined']);
-    } finally {
-      hold.release();
-    }
-    expect((await leaveAck).ok).toBe(true);
+    });
+    expect(leaveAck.ok).toBe(true);
 
     expect(await isMember(roomId, user)).toBe(true);
     // The leave's room-left, older than the join, is followed by room-joined again.
     for (const heard of [heard1, heard2, heard3]) {
       await expect.poll(() => heard, { timeout: 5000 }).toEqual(['room-joined', 'room-left', 'room-joined']);
     }
-    expect(await settled([d1, d2, d3], roomId, user)).toBeNull();
+    expect(await settled([d1, d2, d3!], roomId, user)).toBeNull();
   });
 });

@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { createDatabase, createMembershipsRepository, createMessagesRepository, isDatabaseUnavailable, type Database } from '@chat/db';
@@ -183,6 +183,68 @@ describe('postgres driver: id arrays on a new client', () => {
       await database?.close();
       database = null;
       await testDatabase.drop();
+    }
+  });
+});
+
+/**
+ * postgres.js 3.4.9 is patched for this too: the pool's cancel() of a query parked on a
+ * connection still opening only marks it, the opened connection skipped it, and with nothing
+ * sent no answer ever moved the connection on: it stayed in the pool's connecting list, out of
+ * use for good (the pool one connection short). StallGuardedDatabase cancels a call that waited
+ * past its bound on a busy pool, which may be parked so. A relay that holds new connections
+ * opens the second connection slowly.
+ */
+describe('postgres driver: a query cancelled while its connection opens', () => {
+  it('leaves the connection usable: two transactions then run side by side', async () => {
+    testDb = await createTestDatabase();
+    const target = new URL(testDb.url);
+    let holding = false;
+    const held: (() => void)[] = [];
+    server = createServer((client: Socket) => {
+      client.on('error', () => undefined);
+      const forward = () => {
+        const upstream = connect(Number(target.port || 5432), target.hostname);
+        upstream.on('error', () => client.destroy());
+        client.pipe(upstream).pipe(client);
+      };
+      client.pause();
+      if (holding) held.push(forward);
+      else forward();
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    const url = new URL(testDb.url);
+    url.port = String(address.port);
+    const application = `cancel-${randomUUID().slice(0, 8)}`;
+    database = createDatabase({ url: url.toString(), maxConnections: 2, applicationName: application });
+    const admin = createDatabase({ url: testDb.url, maxConnections: 1 });
+    try {
+      await database.sql`select 1`;
+      // The first connection busy, the next query opens the second, held at the relay.
+      const busy = database.sql`select pg_sleep(0.3)`.then(() => 'done');
+      holding = true;
+      const parked = database.sql`select 1`;
+      const outcome = parked.then(
+        () => 'ran',
+        (error: unknown) => (error as { code?: string }).code,
+      );
+      await expect.poll(() => held.length).toBe(1);
+      parked.cancel();
+      expect(await outcome).toBe('57014');
+      holding = false;
+      held.splice(0).forEach((forward) => forward());
+      expect(await busy).toBe('done');
+      await expect
+        .poll(async () => (await admin.sql`select count(*)::int as count from pg_stat_activity where application_name = ${application}`)[0]?.count)
+        .toBe(2);
+
+      const pidInTransaction = () => database!.sql.begin(async (tx) => (await tx<{ pid: number }[]>`select pg_backend_pid() as pid, pg_sleep(0.2)`)[0]?.pid);
+      const [first, second] = await Promise.all([pidInTransaction(), pidInTransaction()]);
+      expect(first).not.toBe(second);
+    } finally {
+      await admin.close();
     }
   });
 });

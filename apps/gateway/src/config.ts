@@ -66,12 +66,12 @@ const envSchema = z
     DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
     /**
      * A call on the general pool (one statement or transaction: REST, joins and leaves, the
-     * handshake's session read, the server API, /readyz) not settled by then answers UNAVAILABLE
-     * and the pool is replaced (packages/db/src/stall-guarded-database.ts): Postgres gone without
-     * a reset never sends its statement timeout. Unset: the group commit's batch deadline,
-     * 2 × DATABASE_STATEMENT_TIMEOUT_MS + 5 s (15 s by default), well past what Postgres itself
-     * allows a call plus its wait for a pool connection under load, since a stall replaces the
-     * pool and fails every call on it.
+     * handshake's session read, the server API, /readyz) not settled by then answers UNAVAILABLE,
+     * and if Postgres answered nothing it waited behind meanwhile the pool is replaced
+     * (packages/db/src/stall-guarded-database.ts): Postgres gone without a reset never sends its
+     * statement timeout; a call that only waited behind a busy pool replaces nothing. Unset: the
+     * group commit's batch deadline, 2 × DATABASE_STATEMENT_TIMEOUT_MS + 5 s (15 s by default),
+     * well past what Postgres itself allows a call plus its wait for a pool connection under load.
      */
     DATABASE_STALL_TIMEOUT_MS: z.coerce.number().int().min(1000).optional(),
     ...redisEnvShape,

@@ -106,8 +106,8 @@ export async function buildInfrastructure(config: Readonly<GatewayConfig>, optio
   const stalledAfterMs = config.databaseStallTimeoutMs;
   // The general pool (everything but the group commit's writer, which has its own deadline):
   // every call bounded, the pool replaced when one stalls (Postgres gone without a reset), so
-  // the pod serves again as soon as Postgres answers. A stalled call answers UNAVAILABLE
-  // (isDatabaseUnavailable). Logged once per episode; the URL (its password) is never logged.
+  // the pod serves again as soon as Postgres answers; one that only waited behind a busy pool
+  // replaces nothing. Either answers UNAVAILABLE (isDatabaseUnavailable). Logged once per episode; the URL (its password) is never logged.
   const database: Database = new StallGuardedDatabase(
     () =>
       createDatabase({

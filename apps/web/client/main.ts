@@ -10,12 +10,10 @@ import { createApi } from './api.ts';
 import { createSendQueue, onComposerInput, send, type OutgoingMessage } from './composer.ts';
 import { $, $input, $select } from './dom.ts';
 import { showError } from './notices.ts';
-import { OutageNotice } from './outage.ts';
-import { catchUp } from './room-changes.ts';
-import { loadMoreRooms, onRoomPicked, refreshRooms } from './room-list.ts';
+import { onRoomPicked, refreshRooms } from './room-list.ts';
 import { createRoom, leaveRoom, openRoom, showLeft, tick } from './room-view.ts';
 import { loadSession } from './saved-session.ts';
-import { renderSessionExpiry, signIn, signOut, start } from './session.ts';
+import { signIn, signOut, startApp } from './session.ts';
 import { createStore, type Page } from './store.ts';
 import { loadOlder } from './timeline-view.ts';
 import './style.css';
@@ -31,7 +29,6 @@ const page: Page = {
     (offsetMs) => store.setClockOffset(offsetMs),
   ),
   sends: createSendQueue(() => store.state.socket),
-  roomListOutage: new OutageNotice(),
 };
 
 $('sign-in-form').addEventListener('submit', (event) => {
@@ -56,7 +53,6 @@ $('create-room').addEventListener('submit', (event) => {
     .catch((error: unknown) => showError(page, error));
 });
 $('refresh-rooms').addEventListener('click', () => void refreshRooms(page));
-$('more-rooms').addEventListener('click', () => void loadMoreRooms(page));
 onRoomPicked((roomId) => void openRoom(page, roomId));
 $('leave-room').addEventListener('click', () => void leaveRoom(page));
 
@@ -96,15 +92,10 @@ for (const button of $('emoji-bar').querySelectorAll('button')) {
   button.addEventListener('click', () => void submit({ type: 'emoji', content: button.textContent ?? '' }));
 }
 
+setInterval(() => tick(page), 1000);
 setInterval(() => {
-  tick(page);
-  renderSessionExpiry(page);
-}, 1000);
-setInterval(() => {
-  void refreshRooms(page);
-  // A guest hears nothing live (no socket): the room being read follows its change feed.
-  const room = store.state.current;
-  if (room?.guest) void catchUp(page, room);
+  if (store.state.session) void refreshRooms(page);
 }, ROOM_LIST_REFRESH_MS);
 
-start(page);
+if (store.state.session) startApp(page);
+else signOut(page);

@@ -44,26 +44,14 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
     return;
   }
   closeRoom(page);
-  const guest = store.state.session === null;
-  const room = store.openRoom({ ...info, roomId }, { guest });
+  const room = store.openRoom({ ...info, roomId });
   $('room-empty').hidden = true;
   $('room-view').hidden = false;
   renderRoomHead(page, room);
   renderRooms(page);
 
-  if (guest) {
-    // Read only, over REST: signing in (or a reload) opens this room again.
-    saveRoomId(roomId);
-    await openTimeline(page, room);
-    return;
-  }
   // Join first, then read: whatever is sent after the join arrives live, the rest is in the page.
-  // A blip during the join asks again once connected (a join is idempotent, PROTOCOL §2).
-  const joined = await ask<RoomJoinedPayload>(
-    page,
-    (socket) => socket.emitWithAck(CLIENT_EVENTS.joinRoom, { roomId }),
-    () => store.isCurrent(room),
-  );
+  const joined = await ask<RoomJoinedPayload>(page, (socket) => socket.emitWithAck(CLIENT_EVENTS.joinRoom, { roomId }));
   if (!store.isCurrent(room)) return;
   if (!joined?.ok) {
     closeRoom(page);

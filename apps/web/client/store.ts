@@ -1,7 +1,6 @@
 import type { Socket } from 'socket.io-client';
 import type { ClientEmits, NewMessagePayload, ServerToClientEvents } from '@chat/protocol';
 import type { Api, RoomView } from './api.ts';
-import type { OutageNotice } from './outage.ts';
 import type { SendQueue } from './pending-send.ts';
 import { Timeline } from './timeline.ts';
 
@@ -54,11 +53,6 @@ export interface OpenRoom {
   readonly left: boolean;
   /** A `leave-room` of this page is on its way (its `room-left` then closes the room). */
   readonly leaving: boolean;
-  /**
-   * Opened without a session (a guest): read over REST only (PROTOCOL §7, §16 let guests read;
-   * the socket needs a token), never joined, nothing to send. Signing in joins it.
-   */
-  readonly guest: boolean;
   /** Messages held (its own methods are its updates: it is the timeline's model). */
   readonly timeline: Timeline;
   /** The element shown for each messageId, to remove it on delete. */
@@ -84,8 +78,6 @@ export interface PageState {
   readonly session: Session | null;
   readonly socket: ChatSocket | null;
   readonly rooms: readonly RoomView[];
-  /** The server has rooms after the last one listed (`hasMore`): the list pages on. */
-  readonly roomsHasMore: boolean;
   readonly current: OpenRoom | null;
   /** Whether `isTyping: true` went out on this connection, and the timer that takes it back. */
   readonly ownTyping: { readonly sent: boolean; readonly timer: number };
@@ -109,7 +101,6 @@ export function createStore(session: Session | null) {
     session,
     socket: null,
     rooms: [],
-    roomsHasMore: false,
     current: null,
     ownTyping: { sent: false, timer: 0 },
     toastTimer: 0,
@@ -130,9 +121,8 @@ export function createStore(session: Session | null) {
       state.socket = next;
     },
 
-    setRooms(rooms: readonly RoomView[], hasMore: boolean): void {
+    setRooms(rooms: readonly RoomView[]): void {
       state.rooms = rooms;
-      state.roomsHasMore = hasMore;
     },
     /** False when the room is not in the list (nothing to show then). */
     patchRoom(roomId: string, change: RoomListChange): boolean {
@@ -145,7 +135,7 @@ export function createStore(session: Session | null) {
     },
 
     /** Puts a new room on screen (the caller has closed the previous one). */
-    openRoom(info: Pick<RoomView, 'roomId' | 'name' | 'expiresAt' | 'memberCount'>, { guest = false } = {}): OpenRoom {
+    openRoom(info: Pick<RoomView, 'roomId' | 'name' | 'expiresAt' | 'memberCount'>): OpenRoom {
       const room: RoomState = {
         roomId: info.roomId,
         name: info.name,
@@ -154,7 +144,6 @@ export function createStore(session: Session | null) {
         expired: false,
         left: false,
         leaving: false,
-        guest,
         timeline: new Timeline(),
         elements: new Map(),
         members: new Map(),
@@ -183,13 +172,11 @@ export function createStore(session: Session | null) {
       return state.current?.roomId === roomId ? state.current : null;
     },
     /**
-     * Whether `roomId` is on screen as it would be opened now: picking it in the list then does
-     * nothing. A room shown as left is picked to join it again, and one a guest was reading is
-     * joined once signed in.
+     * Whether `roomId` is on screen and joined: picking it in the list then does nothing. A
+     * room shown as left is picked to join it again.
      */
     openAndJoined(roomId: string): boolean {
-      const room = state.current;
-      return room?.roomId === roomId && !room.left && room.guest === (state.session === null);
+      return state.current?.roomId === roomId && !state.current.left;
     },
 
     setMemberCount(room: OpenRoom, memberCount: number): void {
@@ -284,13 +271,11 @@ export function createStore(session: Session | null) {
 export type Store = ReturnType<typeof createStore>;
 
 /**
- * What every module of the page is handed: the state, the REST API, the sends not yet
- * known to be stored and the room list's outage notice (explicit wiring).
+ * What every module of the page is handed: the state, the REST API and the sends not yet
+ * known to be stored (explicit wiring).
  */
 export interface Page {
   readonly store: Store;
   readonly api: Api;
   readonly sends: SendQueue<NewMessagePayload>;
-  /** Whether the room list's refresh has said already that the server cannot be reached. */
-  readonly roomListOutage: OutageNotice;
 }

@@ -55,10 +55,11 @@ const envSchema = z.object({
   SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).default(1000),
   PRESENCE_GC_INTERVAL_MS: z.coerce.number().int().min(100).default(5000),
   /**
-   * A Postgres call (one statement or transaction) of a job not settled by then means its
-   * connection is dead (the server cancels a statement at its 5 s statement_timeout, but a
-   * Postgres gone without a reset never answers): the call and its job fail, and the worker's
-   * Postgres connections are replaced (packages/db/src/stall-guarded-database.ts). Three statement timeouts.
+   * A Postgres call (one statement or transaction) of a job not settled by then fails, and its
+   * job. If Postgres answered nothing it waited behind meanwhile its connection is dead (the
+   * server cancels a statement at its 5 s statement_timeout, but a Postgres gone without a reset
+   * never answers) and the worker's Postgres connections are replaced; a call that only waited
+   * behind the pool's other work replaces nothing (packages/db/src/stall-guarded-database.ts). Three statement timeouts.
    * Above the statement timeout, as the gateway's: at or below it a statement the server is still
    * entitled to run (a partition move's batch) failed its job and replaced the connections, run after run.
    */

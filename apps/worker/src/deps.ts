@@ -57,7 +57,7 @@ export function buildWorkerDeps(config: Readonly<WorkerConfig>, options: { logge
   const metrics = createWorkerMetrics();
   const stalledAfterMs = config.databaseStallTimeoutMs;
   // Every job's Postgres calls bounded; the pool replaced when one stalls (a Postgres gone
-  // without a reset). Logged once per episode; the URL (its password) is never logged.
+  // without a reset), not when one only waited behind the pool's other work. Logged once per episode; the URL (its password) is never logged.
   const database: Database = new StallGuardedDatabase(
     () => createDatabase({ url: config.databaseUrl, maxConnections: 4, statementTimeoutMs: WORKER_STATEMENT_TIMEOUT_MS, applicationName: config.podName }),
     {

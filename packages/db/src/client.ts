@@ -88,6 +88,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     code === 'ECONNRESET' ||
     code === 'ETIMEDOUT' ||
     code === 'EPIPE' ||
-    code === 'DATABASE_STALLED' // a call not answered in time (StallGuardedDatabase): Postgres gone without a reset
+    code === 'DATABASE_STALLED' || // a call not answered in time (StallGuardedDatabase): Postgres gone without a reset
+    code === 'DATABASE_BUSY' // a call not answered in time, waiting behind the pool's other work (StallGuardedDatabase)
   );
 }

@@ -19,7 +19,8 @@ export function toAppError(error: unknown): AppError {
 
 /**
  * Postgres unreachable, overloaded or timed out: counted as chat_postgres_errors_total. A call
- * of the general pool that stalled (DatabaseStalledError, Postgres gone without a reset) is one.
+ * of the general pool that stalled (DatabaseStalledError, Postgres gone without a reset) or
+ * waited past its bound behind a busy pool (DatabaseBusyError) is one.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   return isPostgresUnavailable(error);

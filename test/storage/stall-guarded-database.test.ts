@@ -35,13 +35,14 @@ afterEach(async () => {
   guarded = relay = testDb = null;
 });
 
-/** A guarded pool of one connection to `url`, that connection open. */
-async function guard(url: string): Promise<StallGuardedDatabase> {
-  guarded = new StallGuardedDatabase(() => createDatabase({ url, maxConnections: 1, statementTimeoutMs: 5000 }), {
+/** A guarded pool of `connections` to `url`, each open. */
+async function guard(url: string, connections = 1): Promise<StallGuardedDatabase> {
+  guarded = new StallGuardedDatabase(() => createDatabase({ url, maxConnections: connections, statementTimeoutMs: 5000 }), {
     stalledAfterMs: BOUND_MS,
     onReplaced: (first) => replacements.push(first),
   });
-  expect(await probeRows(guarded)).toBe(0);
+  const opened = await Promise.all(Array.from({ length: connections }, () => probeRows(guarded!)));
+  expect(opened).toEqual(opened.map(() => 0));
   return guarded;
 }
 
@@ -133,6 +134,37 @@ describe('StallGuardedDatabase on a busy pool', () => {
     expect(begun).toEqual([]);
     expect(await busy.first).toEqual({ value: [{ first: '' }] });
     expect(replacements).toEqual([]);
+  });
+});
+
+describe('StallGuardedDatabase on a busy pool of two connections', () => {
+  it('rolls back a transaction that began late and ran across the bound, rather than commit what its caller was told failed', async () => {
+    const database = await guard(testDb!.url, 2);
+    // One connection busy past the transaction's start, the other till after it began: it
+    // begins after an answer and Postgres answers again while it runs, so it waited, not stalled.
+    const first = outcome(database.sql`select pg_sleep(${1}) as first`);
+    const other = outcome(database.sql`select pg_sleep(${1.2}) as other`);
+    const transaction = outcome(
+      database.sql.begin(async (tx) => {
+        await tx`insert into stall_probe (id) values (${1})`;
+        await tx`select pg_sleep(1.5)`;
+      }),
+    );
+
+    expect(await transaction).toEqual({ error: expect.any(DatabaseBusyError) });
+    expect(await first).toEqual({ value: [{ first: '' }] });
+    expect(await other).toEqual({ value: [{ other: '' }] });
+    expect(replacements).toEqual([]);
+    // Its statements ran to their end, then it rolled back: once no other session of this
+    // test's database is busy or in a transaction, its row is not there.
+    const othersBusy = async () => {
+      const [row] = await database.sql<{ count: number }[]>`
+        select count(*)::int as count from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'`;
+      return row?.count;
+    };
+    await expect.poll(othersBusy, { timeout: 5000 }).toBe(0);
+    expect(await probeRows(database)).toBe(0);
   });
 });
 

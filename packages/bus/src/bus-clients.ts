@@ -15,6 +15,12 @@ export interface BusClientOptions {
   /** A command unanswered this long is rejected (ioredis `commandTimeout`); default: never. */
   commandTimeout?: number;
   /**
+   * A connection with a command out that hears nothing from Redis this long is destroyed and
+   * made again (ioredis `socketTimeout`); default: never. A silent Redis (a partition, a pod
+   * replaced behind its Service: no reset) keeps it open otherwise.
+   */
+  socketTimeout?: number;
+  /**
    * False: a command is sent at once or fails, and one in flight when the connection drops fails
    * instead of being sent again on the next (ioredis `enableOfflineQueue` and
    * `autoResendUnfulfilledCommands` of a standalone client; a cluster's node connections always
@@ -108,6 +114,7 @@ function redisOptions(options: BusClientOptions) {
     ...(options.retryStrategy ? { retryStrategy: options.retryStrategy } : {}),
     ...(options.maxRetriesPerRequest !== undefined ? { maxRetriesPerRequest: options.maxRetriesPerRequest } : {}),
     ...(options.commandTimeout !== undefined ? { commandTimeout: options.commandTimeout } : {}),
+    ...(options.socketTimeout !== undefined ? { socketTimeout: options.socketTimeout } : {}),
     ...(options.sendLater === false ? { enableOfflineQueue: false, autoResendUnfulfilledCommands: false } : {}),
   };
 }

@@ -18,6 +18,12 @@ export interface StateClientOptions {
    * Longer than the longest blocking read sent on it.
    */
   socketTimeout?: number;
+  /**
+   * False: a command out when its connection was lost is not sent again on the next one (ioredis
+   * `autoResendUnfulfilledCommands`, default true). For commands with a `commandTimeout`, whose
+   * callers were told they failed.
+   */
+  autoResendUnfulfilledCommands?: boolean;
   enableOfflineQueue?: boolean;
   enableAutoPipelining?: boolean;
 }

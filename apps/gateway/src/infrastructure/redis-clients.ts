@@ -4,6 +4,7 @@ import {
   connectState,
   createBusPublisher,
   createBusSubscriber,
+  isClusterClient,
   trackSubscriptions,
   type BusClient,
   type BusTarget,
@@ -56,6 +57,32 @@ function watch<C extends Connection>(client: C, name: string, logger: Logger, on
 /** Rate limits and readiness answer in well under a millisecond on a healthy Redis. */
 const COMMAND_TIMEOUT_MS = 500;
 
+/**
+ * A bus publish unanswered this long fails, and goes to the publish gaps (realtime/publish-gaps.ts)
+ * like one Redis refused: without a bound, a silent bus (a partition, a Redis pod replaced behind
+ * its Service IP: no reset) held every broadcast's promise, and its bytes, for as long as the
+ * kernel kept the connection, and nothing told the rooms to resync.
+ */
+export const PUBLISH_TIMEOUT_MS = 2000;
+
+/**
+ * A connection with a command out that hears nothing for this long is destroyed and made again
+ * (ioredis `socketTimeout`). ioredis keeps a connection whose commands time out, so after a
+ * blackhole every state command (presence, rate limits, socket places) and every publish went on
+ * the dead connection and timed out, for good, while Redis answered new connections. Also bounds
+ * a reconnection to a Redis still silent (its handshake unanswered). None of these connections
+ * sends a blocking command.
+ */
+export const SILENT_CONNECTION_MS = 3000;
+
+/**
+ * How often the standalone bus subscriber PINGs Redis. It sends nothing otherwise: without a
+ * command out, a silent subscriber connection went unnoticed for good, the pod hearing no other
+ * pod's broadcasts. A PING unanswered for SILENT_CONNECTION_MS replaces the connection; ioredis
+ * subscribes again on the new one and subscription-tracker.ts resyncs the rooms concerned.
+ */
+const SUBSCRIBER_PING_MS = 1000;
+
 export function createRedisClients(options: {
   /** The state Redis (REDIS_URL, the master of a Sentinel group, or a Redis Cluster). */
   state: RedisTarget;
@@ -77,6 +104,11 @@ export function createRedisClients(options: {
       retryStrategy,
       connectTimeout: 2000,
       commandTimeout: COMMAND_TIMEOUT_MS,
+      socketTimeout: SILENT_CONNECTION_MS,
+      // A command that timed out was given up on by its caller (the rate limit fell back to
+      // memory, a presence change left for the next rewrite): sent again later on the new
+      // connection, it would apply out of order with what came after it.
+      autoResendUnfulfilledCommands: false,
       // Every send-message runs one rate-limit script: pipelined, the scripts of all sends
       // handled in one event-loop turn share one write and one read instead of one each.
       enableAutoPipelining: true,
@@ -85,10 +117,25 @@ export function createRedisClients(options: {
     logger,
     onError,
   );
-  const pub = watch(createBusPublisher(options.bus, { retryStrategy, connectTimeout: 2000 }), 'pub', logger, onError);
+  // sendLater: false, a publish goes now or fails (no offline queue, no resend on the next
+  // connection): what a silent or reconnecting bus holds is bounded by PUBLISH_TIMEOUT_MS of
+  // broadcasts, and every publish that fails is resynced (publish-gaps.ts) rather than also
+  // delivered seconds late.
+  const pub = watch(
+    createBusPublisher(options.bus, {
+      retryStrategy,
+      connectTimeout: 2000,
+      commandTimeout: PUBLISH_TIMEOUT_MS,
+      socketTimeout: SILENT_CONNECTION_MS,
+      sendLater: false,
+    }),
+    'pub',
+    logger,
+    onError,
+  );
   // The Socket.IO adapter fires its SPUBLISHes and drops the promises: each one ioredis gives up
-  // on (Redis or the channel's master away) would be an unhandled rejection, one error log per
-  // broadcast. Counted here; realtime/publish-gaps.ts resyncs what they carried.
+  // on (Redis or the channel's master away, or silent) would be an unhandled rejection, one
+  // error log per broadcast. Counted here; realtime/publish-gaps.ts resyncs what they carried.
   // (PUBLISH too: the classic adapter's, BUS_ADAPTER=classic.)
   const failureListeners: ((channel: string, message: string | Buffer) => void)[] = [];
   for (const command of ['spublish', 'publish'] as const) {
@@ -100,7 +147,8 @@ export function createRedisClients(options: {
         return 0;
       });
   }
-  const sub = watch(createBusSubscriber(options.bus, { retryStrategy, connectTimeout: 2000 }), 'sub', logger, onError);
+  const sub = watch(createBusSubscriber(options.bus, { retryStrategy, connectTimeout: 2000, socketTimeout: SILENT_CONNECTION_MS }), 'sub', logger, onError);
+  const stopPinging = pingWhileReady(sub, SUBSCRIBER_PING_MS);
   // Before the tracker, so that it waits for the delayed command's real answer.
   if (options.subscribeDelayMs) delayBusSubscribes(sub, options.subscribeDelayMs);
   // Before the adapter exists: the tracker must see its first SSUBSCRIBEs (the main channel).
@@ -114,6 +162,7 @@ export function createRedisClients(options: {
       failureListeners.push(listener);
     },
     async close() {
+      stopPinging();
       subscriptions.close();
       // Auto-pipelined commands are written on a setImmediate, but QUIT is never pipelined and
       // goes at once: sent first, it strands what this turn queued (the last sockets' presence
@@ -128,4 +177,19 @@ export function createRedisClients(options: {
       sub.disconnect();
     },
   };
+}
+
+/**
+ * PINGs a standalone client every `everyMs` while it is connected, so that a silent connection
+ * has a command out for its `socketTimeout` to notice. A cluster's sharded subscribers are
+ * connections of their own that this cannot reach: not done there.
+ */
+function pingWhileReady(client: BusClient, everyMs: number): () => void {
+  if (isClusterClient(client)) return () => undefined;
+  const timer = setInterval(() => {
+    // One out when its connection is replaced is sent again on the next (the subscriber resends).
+    if (client.status === 'ready') client.ping().catch(() => undefined);
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

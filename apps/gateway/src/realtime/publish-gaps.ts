@@ -37,11 +37,11 @@ const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filt
 
 /**
  * While this pod cannot publish to the bus, its broadcasts reach only its own sockets: its own
- * connection cut (Redis itself fine), or on a cluster bus the master of a room's channel (or of
- * the main channel) down. ioredis holds the SPUBLISHes and sends them on reconnect, but gives
- * them up after `maxRetriesPerRequest` reconnection attempts (about 20 s with our retry
- * strategy), and a cluster rejects those for a dead master; the other pods never noticed
- * anything, so nothing else tells their sockets. Membership moves (socketsJoin / socketsLeave on
+ * connection cut or silent (Redis itself fine), or on a cluster bus the master of a room's
+ * channel (or of the main channel) down. The publisher does not hold a publish for later: one
+ * that cannot go at once, or that Redis does not answer within PUBLISH_TIMEOUT_MS, fails
+ * (infrastructure/redis-clients.ts), and a cluster rejects those for a dead master; the other
+ * pods never noticed anything, so nothing else tells their sockets. Membership moves (socketsJoin / socketsLeave on
  * the user's sockets on every pod) travel the same way, on the main channel.
  *
  * So the pod notes the rooms it broadcast to and the memberships it moved while its publisher
@@ -84,8 +84,9 @@ export function trackPublishGaps(options: {
 
   /** The whole publisher came back (standalone bus): everything noted goes now. */
   onReconnected(pub, () => {
-    // After ioredis has written what it still holds from the outage (it does so as it turns
-    // ready): a late SPUBLISH reaches the room before the resync that would fetch it.
+    // After ioredis has written what it still holds from the outage (a cluster bus's client
+    // queues while it reconnects; it writes them as it turns ready): a late SPUBLISH reaches the
+    // room before the resync that would fetch it.
     setImmediate(() => {
       const ready = { rooms, moves };
       rooms = new Set();

@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  closeAllSockets,
+  connect,
+  createRoom,
+  emitAck,
+  makeUser,
+  record,
+  request,
+  startTcpRelay,
+  uniquePrefix,
+  type TcpRelay,
+} from '@chat/testing';
+import { startCluster, type TestCluster } from '../support/index.ts';
+
+/**
+ * One pod's Redis goes silent (a network partition, a Redis pod replaced behind its Service IP:
+ * no reset, the old connections hear nothing) and then answers again on new connections. The pod
+ * must serve again by itself, without a restart: its state commands (presence, rate limits), its
+ * bus publisher and its bus subscriber each on a new connection, and what went missing meanwhile
+ * resynced. Pod A reaches Redis (state and bus, the sharded adapter on REDIS_URL) through a relay
+ * the test freezes; pod B directly; both share the database and the key prefix.
+ */
+
+let relay: TcpRelay;
+let podA: TestCluster;
+let podB: TestCluster;
+
+beforeAll(async () => {
+  const redisUrl = inject('redisUrl');
+  const prefix = uniquePrefix('blackhole');
+  relay = await startTcpRelay(redisUrl);
+  podA = await startCluster(1, { REDIS_URL: relay.url, REDIS_PREFIX: prefix, POD_NAME: 'silent-pod-a', REDIS_BUS_CLUSTER_NODES: '' });
+  podB = await startCluster(1, { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, POD_NAME: 'silent-pod-b', REDIS_BUS_CLUSTER_NODES: '' });
+});
+afterAll(async () => {
+  closeAllSockets();
+  // The frozen connections end only with the relay: closed first, pod A's quit() is not held.
+  await relay?.close();
+  await podA?.close();
+  await podB?.close();
+});
+
+/** Pod A's count of bus publish failures and bus connection errors. */
+async function busErrors(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return [...text.matchAll(/^chat_redis_errors_total\{client="pub"\} (\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
+}
+
+describe('a pod whose Redis goes silent, then answers on new connections', () => {
+  it('fails its publishes meanwhile, then publishes, hears the bus, and keeps state again; the rooms concerned resync', { timeout: 90_000 }, async () => {
+    const A = podA.pods[0]!.url;
+    const B = podB.pods[0]!.url;
+    const alice = await makeUser('김철수');
+    const bob = await makeUser('이영희');
+    const carol = await makeUser('박민수');
+    const room = await createRoom(A, alice);
+    const onA = await connect(A, alice.token);
+    const onB = await connect(B, bob.token);
+    expect((await emitAck(onA, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    expect((await emitAck(onB, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    // Carol is a member too, offline: her presence is what pod A writes once Redis is back.
+    const carolFirst = await connect(A, carol.token);
+    expect((await emitAck(carolFirst, 'join-room', { roomId: room.roomId })).ok).toBe(true);
+    carolFirst.disconnect();
+    const carolOnline = async () => {
+      const members = await request(A, 'GET', `/api/rooms/${room.roomId}/members`, { token: alice.token });
+      return (members.body.members as { userId: string; online: boolean }[]).find((member) => member.userId === carol.userId)?.online;
+    };
+    await expect.poll(carolOnline, { timeout: 5000, interval: 100 }).toBe(false);
+    const heardOnA = record(onA, 'new-message');
+    const heardOnB = record(onB, 'new-message');
+    const resyncOnA = record(onA, 'resync');
+    const resyncOnB = record(onB, 'resync');
+
+    relay.freeze();
+    // Sending on pod A still works (Postgres is there; the rate limit falls back to memory), and
+    // its publish to the bus fails in a bounded time instead of waiting on the dead connection.
+    const before = await busErrors(A);
+    const sentWhileSilent = await emitAck(onA, 'send-message', { roomId: room.roomId, type: 'text', content: '조용한 동안' });
+    expect(sentWhileSilent.ok, JSON.stringify(sentWhileSilent)).toBe(true);
+    await expect.poll(() => busErrors(A), { timeout: 10_000, interval: 200 }).toBeGreaterThan(before);
+    expect(heardOnB).toEqual([]);
+
+    relay.thaw();
+    // Pod A publishes again: the room it broadcast to while silent is told to resync, on pod B too.
+    await expect.poll(() => resyncOnB, { timeout: 30_000, interval: 200 }).toContainEqual({ roomId: room.roomId });
+    // Pod A hears the bus again: its subscription to the room, lost with the old connection, is
+    // made again on a new one, and its sockets in the room resync for what they missed.
+    await expect.poll(() => resyncOnA, { timeout: 30_000, interval: 200 }).toContainEqual({ roomId: room.roomId });
+    expect((await emitAck(onB, 'send-message', { roomId: room.roomId, type: 'text', content: 'B에서' })).ok).toBe(true);
+    await expect.poll(() => heardOnA.map((message) => message.content), { timeout: 10_000, interval: 100 }).toContain('B에서');
+    expect((await emitAck(onA, 'send-message', { roomId: room.roomId, type: 'text', content: 'A에서' })).ok).toBe(true);
+    await expect.poll(() => heardOnB.map((message) => message.content), { timeout: 10_000, interval: 100 }).toContain('A에서');
+
+    // Pod A's state commands work again: carol, connecting to it now, is online (her presence
+    // written by pod A, read back by pod A for the member list).
+    await connect(A, carol.token);
+    await expect.poll(carolOnline, { timeout: 30_000, interval: 250 }).toBe(true);
+  });
+});

@@ -33,7 +33,7 @@ const CONNECTION_GRACE_MS = 2000;
 /**
  * The shutdown order, in one place. `drain`: SIGTERM's first step (readiness off, no new
  * sockets, clients told and closed over the window, in-flight writes finished). `close`:
- * sockets, then HTTP, presence, the last writes, Redis and Postgres, each after what uses it.
+ * sockets, then HTTP, presence, occupancy marks, the last writes, Redis and Postgres, each after what uses it.
  */
 export function createShutdown(parts: {
   state: DrainState;
@@ -94,6 +94,8 @@ export function createShutdown(parts: {
       closed ??= (async () => {
         await http.close();
         await presence.stop();
+        // After presence: the last sockets' transitions have marked their users.
+        await realtime.occupancy.close();
         await writer.idle();
         await parts.sendLimiter.close();
         await parts.redis.close();

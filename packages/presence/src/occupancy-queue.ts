@@ -39,6 +39,16 @@ export function createOccupancyQueue(redis: Redis | Cluster, prefix: string) {
       }
     },
 
+    /**
+     * Marks made earlier that Redis did not take, each with the due time it had then. Never
+     * pulls a look earlier than a mark taken since (ZADD GT): a retry lands after it.
+     */
+    async markLate(marks: readonly { subject: OccupancySubject; due: number }[]): Promise<void> {
+      for (let start = 0; start < marks.length; start += SETTLE_CHUNK) {
+        await redis.zadd(key, 'GT', ...marks.slice(start, start + SETTLE_CHUNK).flatMap((mark) => [mark.due, member(mark.subject)]));
+      }
+    },
+
     /** Subjects due now, oldest first, with the score each was read at (for `settle`). */
     async due(max: number): Promise<{ member: string; subject: OccupancySubject; score: number }[]> {
       const flat = await redis.zrangebyscore(key, '-inf', Date.now(), 'WITHSCORES', 'LIMIT', 0, max);

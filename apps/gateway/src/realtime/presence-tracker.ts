@@ -27,7 +27,10 @@ export function createPresenceTracker(deps: {
   nsp: ChatNamespace;
   logger: Logger;
   podName: string;
-  /** A user's first socket connected or last one closed (for the rooms' occupancy, webhooks). */
+  /**
+   * A user's first socket connected or last one closed (for the rooms' occupancy, webhooks);
+   * also, once the counts are rewritten, a user whose connect or disconnect failed in Redis.
+   */
   onTransition?(userId: string): void;
 }) {
   const { store, nsp, logger } = deps;
@@ -68,18 +71,30 @@ export function createPresenceTracker(deps: {
   let beatsSinceRewrite = 0;
   /** Redis forgot this pod's users: say they are online again once the counts are back. */
   let reannounceDue = false;
+  /**
+   * Users whose connect or disconnect script failed: whether that made their first socket or
+   * took their last is unknown, so no transition was reported, and a user's last disconnect
+   * during a Redis blip left their rooms `occupied` (no room-vacated) until their next change.
+   * Each is reported once a rewrite has put the counts right (the rooms are looked at again).
+   */
+  let unsure = new Set<string>();
 
   async function beat(): Promise<void> {
     const rewrite = rewriteDue || beatsSinceRewrite >= BEATS_PER_REWRITE;
     if (rewrite) rewriteDue = false;
+    // Those whose script fails from now on wait for the next rewrite (the failure asks for one).
+    const settling = rewrite ? unsure : new Set<string>();
+    if (rewrite) unsure = new Set();
     let answer: { podWasMissing: boolean; generation: string };
     try {
       answer = await store.heartbeat(podId, rewrite ? localCounts : null);
     } catch (error) {
       if (rewrite) rewriteDue = true;
+      for (const userId of settling) unsure.add(userId);
       logger.warn({ err: error }, 'presence heartbeat failed');
       return;
     }
+    for (const userId of settling) deps.onTransition?.(userId);
     beatsSinceRewrite = rewrite ? 0 : beatsSinceRewrite + 1;
     // Redis lost its data, or the worker took this pod for dead (missed heartbeats) and
     // announced its users offline: they are online, so say so again (once per user), once a
@@ -137,6 +152,7 @@ export function createPresenceTracker(deps: {
           (error: unknown) => {
             // The script may not have run: Redis may lack this socket's count until a rewrite.
             rewriteDue = true;
+            unsure.add(userId);
             logger.warn({ err: error, userId }, 'presence connect failed');
           },
         ),
@@ -160,6 +176,7 @@ export function createPresenceTracker(deps: {
           },
           (error: unknown) => {
             rewriteDue = true;
+            unsure.add(userId);
             logger.warn({ err: error, userId }, 'presence disconnect failed');
           },
         ),

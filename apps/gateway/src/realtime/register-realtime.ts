@@ -2,10 +2,11 @@ import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { Server } from 'socket.io';
 import { busChannelPrefix, mainChannel, roomBusChannel, roomOfBusChannel } from '@chat/bus';
-import { createOccupancyQueue, type OccupancySubject, type PresenceStore } from '@chat/presence';
+import { createOccupancyQueue, type PresenceStore } from '@chat/presence';
 import { CHAT_NAMESPACE } from '@chat/protocol';
 import type { GatewayConfig } from '../config.ts';
 import type { Services } from '../deps.ts';
+import { createOccupancyMarks, type OccupancyMarks } from '../infrastructure/occupancy-marks.ts';
 import type { RedisClients } from '../infrastructure/redis-clients.ts';
 import { createSocketLeases, type SocketLeases } from '../infrastructure/socket-leases.ts';
 import type { GatewayMetrics } from '../metrics.ts';
@@ -40,6 +41,8 @@ export interface Realtime {
   presence: PresenceTracker;
   /** The users' socket places across the cluster; null when MAX_SOCKETS_PER_USER is 0 (no bound). */
   leases: SocketLeases | null;
+  /** The marks that have the worker look at rooms' occupancy; what Redis did not take is retried. */
+  occupancy: OccupancyMarks;
   /** Calls `listener` whenever the bus's main channel was lost and is subscribed again. */
   onMainChannelBack(listener: () => void): void;
   /** This pod's announcements of membership moves; the reconciler hears its own pod's here. */
@@ -97,10 +100,10 @@ export function createRealtime(
     onResync: (rooms) => metrics.publishGapResyncs.inc(rooms),
   });
   // The worker looks at the user's rooms once the grace has passed (room-occupied / room-vacated).
-  const occupancy = createOccupancyQueue(redis.commands, config.stateKeyPrefix);
-  const markOccupancy = (subject: OccupancySubject) => {
-    occupancy.mark(subject, config.roomOccupancyGraceMs).catch((error: unknown) => logger.warn({ err: error }, 'occupancy mark failed'));
-  };
+  const occupancy = createOccupancyMarks(createOccupancyQueue(redis.commands, config.stateKeyPrefix), {
+    graceMs: config.roomOccupancyGraceMs,
+    logger,
+  });
   const leases =
     config.maxSocketsPerUser > 0
       ? createSocketLeases({
@@ -116,15 +119,16 @@ export function createRealtime(
     io,
     nsp,
     barrier,
-    events: createRoomEventsAdapter(nsp, metrics, publishGaps, barrier, moves, (roomId) => markOccupancy({ roomId })),
+    events: createRoomEventsAdapter(nsp, metrics, publishGaps, barrier, moves, (roomId) => occupancy.mark({ roomId })),
     presence: createPresenceTracker({
       store: deps.presenceStore,
       nsp,
       logger,
       podName: config.podName,
-      onTransition: (userId) => markOccupancy({ userId }),
+      onTransition: (userId) => occupancy.mark({ userId }),
     }),
     leases,
+    occupancy,
     onMainChannelBack: (listener) => mainChannelBack.push(listener),
     moves,
   };

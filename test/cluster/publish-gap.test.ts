@@ -1,46 +1,27 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  closeAllSockets,
-  connect,
-  createRoom,
-  emitAck,
-  makeUser,
-  record,
-  request,
-  sleep,
-  startTcpRelay,
-  uniquePrefix,
-  type TcpRelay,
-} from '@chat/testing';
-import { startCluster, type TestCluster } from '../support/index.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, request, sleep, type TcpRelay } from '@chat/testing';
+import { redisErrors, startRelayedPair, type TestCluster } from '../support/index.ts';
 
 /**
  * One pod loses its connection to Redis while the others keep theirs. Its broadcasts reach
- * only its own sockets meanwhile; ioredis sends them late if the connection comes back soon
- * enough and drops them after ~20 s of reconnection attempts, and no other pod has any reason
- * to tell its sockets to catch up. Pod A reaches Redis through a relay the test cuts; pod B
- * directly; both share the database and the key prefix.
+ * only its own sockets meanwhile; its publisher does not hold them for later (each publish
+ * fails), and no other pod has any reason to tell its sockets to catch up. Pod A reaches Redis through a relay the test cuts; pod B
+ * directly; both share the database and the key prefix (startRelayedPair). The bus is on
+ * REDIS_URL whatever the run's TEST_BUS: the relay is what cuts pod A off it (a cluster bus's
+ * master going away is the fault suite's scenario 7).
  */
 
 let relay: TcpRelay;
 let podA: TestCluster;
 let podB: TestCluster;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const redisUrl = inject('redisUrl');
-  const prefix = uniquePrefix('gap');
-  relay = await startTcpRelay(redisUrl);
-  // The bus on REDIS_URL whatever the run's TEST_BUS: the relay is what cuts pod A off it (a
-  // cluster bus's master going away is the fault suite's scenario 7).
-  podA = await startCluster(1, { REDIS_URL: relay.url, REDIS_PREFIX: prefix, POD_NAME: 'gap-pod-a', REDIS_BUS_CLUSTER_NODES: '' });
-  podB = await startCluster(1, { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, POD_NAME: 'gap-pod-b', REDIS_BUS_CLUSTER_NODES: '' });
+  ({ relay, podA, podB, close } = await startRelayedPair('gap'));
 });
 afterAll(async () => {
   closeAllSockets();
-  await relay?.restore();
-  await podA?.close();
-  await podB?.close();
-  await relay?.close();
+  await close?.();
 });
 
 describe('a pod cut off from Redis, the others not', () => {
@@ -60,10 +41,7 @@ describe('a pod cut off from Redis, the others not', () => {
     const resyncs = record(onB, 'resync');
 
     // Until pod A itself sees Redis gone: its bus clients' reconnection attempts fail.
-    const busErrors = async () => {
-      const text = await (await fetch(`${A}/metrics`)).text();
-      return [...text.matchAll(/^chat_redis_errors_total\{client="(?:pub|sub)"\} (\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
-    };
+    const busErrors = () => redisErrors(A, ['pub', 'sub']);
     const before = await busErrors();
     await relay.cut();
     await expect.poll(busErrors, { timeout: 5000, interval: 50 }).toBeGreaterThan(before);

@@ -1,17 +1,6 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  closeAllSockets,
-  connect,
-  createRoom,
-  emitAck,
-  makeUser,
-  record,
-  request,
-  startTcpRelay,
-  uniquePrefix,
-  type TcpRelay,
-} from '@chat/testing';
-import { startCluster, type TestCluster } from '../support/index.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeAllSockets, connect, createRoom, emitAck, makeUser, record, request, type TcpRelay } from '@chat/testing';
+import { redisErrors, startRelayedPair, type TestCluster } from '../support/index.ts';
 
 /**
  * One pod's Redis goes silent (a network partition, a Redis pod replaced behind its Service IP:
@@ -19,33 +8,21 @@ import { startCluster, type TestCluster } from '../support/index.ts';
  * must serve again by itself, without a restart: its state commands (presence, rate limits), its
  * bus publisher and its bus subscriber each on a new connection, and what went missing meanwhile
  * resynced. Pod A reaches Redis (state and bus, the sharded adapter on REDIS_URL) through a relay
- * the test freezes; pod B directly; both share the database and the key prefix.
+ * the test freezes; pod B directly; both share the database and the key prefix (startRelayedPair).
  */
 
 let relay: TcpRelay;
 let podA: TestCluster;
 let podB: TestCluster;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  const redisUrl = inject('redisUrl');
-  const prefix = uniquePrefix('blackhole');
-  relay = await startTcpRelay(redisUrl);
-  podA = await startCluster(1, { REDIS_URL: relay.url, REDIS_PREFIX: prefix, POD_NAME: 'silent-pod-a', REDIS_BUS_CLUSTER_NODES: '' });
-  podB = await startCluster(1, { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, POD_NAME: 'silent-pod-b', REDIS_BUS_CLUSTER_NODES: '' });
+  ({ relay, podA, podB, close } = await startRelayedPair('silent'));
 });
 afterAll(async () => {
   closeAllSockets();
-  // The frozen connections end only with the relay: closed first, pod A's quit() is not held.
-  await relay?.close();
-  await podA?.close();
-  await podB?.close();
+  await close?.();
 });
-
-/** Pod A's count of bus publish failures and bus connection errors. */
-async function busErrors(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return [...text.matchAll(/^chat_redis_errors_total\{client="pub"\} (\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
-}
 
 describe('a pod whose Redis goes silent, then answers on new connections', () => {
   it('fails its publishes meanwhile, then publishes, hears the bus, and keeps state again; the rooms concerned resync', { timeout: 90_000 }, async () => {
@@ -76,10 +53,10 @@ describe('a pod whose Redis goes silent, then answers on new connections', () =>
     relay.freeze();
     // Sending on pod A still works (Postgres is there; the rate limit falls back to memory), and
     // its publish to the bus fails in a bounded time instead of waiting on the dead connection.
-    const before = await busErrors(A);
+    const before = await redisErrors(A, ['pub']);
     const sentWhileSilent = await emitAck(onA, 'send-message', { roomId: room.roomId, type: 'text', content: '조용한 동안' });
     expect(sentWhileSilent.ok, JSON.stringify(sentWhileSilent)).toBe(true);
-    await expect.poll(() => busErrors(A), { timeout: 10_000, interval: 200 }).toBeGreaterThan(before);
+    await expect.poll(() => redisErrors(A, ['pub']), { timeout: 10_000, interval: 200 }).toBeGreaterThan(before);
     expect(heardOnB).toEqual([]);
 
     relay.thaw();

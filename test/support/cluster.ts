@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { inject } from 'vitest';
 import { buildGateway, loadConfig, type Gateway } from '@chat/gateway';
-import { TEST_JWT_SECRET, busEnv, uniquePrefix, type ClusterServices } from '@chat/testing';
+import { TEST_JWT_SECRET, busEnv, startTcpRelay, uniquePrefix, type ClusterServices, type TcpRelay } from '@chat/testing';
 
 export interface TestPod {
   gateway: Gateway;
@@ -61,6 +61,28 @@ export async function startCluster(
     busClusterNodes,
     async close() {
       await Promise.all(started.map((pod) => pod.gateway.close()));
+    },
+  };
+}
+
+/**
+ * Two one-pod clusters on one key prefix: pod A reaches Redis (state and bus, the bus on
+ * REDIS_URL whatever the run's TEST_BUS) through a relay the test can cut or freeze, pod B
+ * directly. `close` closes the relay first: a frozen connection would hold pod A's QUIT.
+ */
+export async function startRelayedPair(name: string): Promise<{ relay: TcpRelay; podA: TestCluster; podB: TestCluster; close(): Promise<void> }> {
+  const redisUrl = inject('redisUrl');
+  const prefix = uniquePrefix(name);
+  const relay = await startTcpRelay(redisUrl);
+  const podA = await startCluster(1, { REDIS_URL: relay.url, REDIS_PREFIX: prefix, POD_NAME: `${name}-pod-a`, REDIS_BUS_CLUSTER_NODES: '' });
+  const podB = await startCluster(1, { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, POD_NAME: `${name}-pod-b`, REDIS_BUS_CLUSTER_NODES: '' });
+  return {
+    relay,
+    podA,
+    podB,
+    async close() {
+      await relay.close();
+      await Promise.all([podA.close(), podB.close()]);
     },
   };
 }

@@ -14,6 +14,11 @@ const SETTLE_CHUNK = 500;
 /** What to look at: a user's rooms (their presence changed) or one room (its membership did). */
 export type OccupancySubject = { userId: string } | { roomId: string };
 
+/** A subject's member in the queue: one per user and per room. */
+export function occupancyMember(subject: OccupancySubject): string {
+  return 'userId' in subject ? `u:${subject.userId}` : `r:${subject.roomId}`;
+}
+
 /**
  * Rooms whose occupancy may have changed (webhooks' `room-occupied` / `room-vacated`,
  * docs/webhooks.md), in a sorted set scored by when to look: a presence transition marks the
@@ -25,17 +30,16 @@ export type OccupancySubject = { userId: string } | { roomId: string };
  */
 export function createOccupancyQueue(redis: Redis | Cluster, prefix: string) {
   const key = `${prefix}:occupancy:pending`;
-  const member = (subject: OccupancySubject) => ('userId' in subject ? `u:${subject.userId}` : `r:${subject.roomId}`);
   return {
     async mark(subject: OccupancySubject, graceMs: number): Promise<void> {
-      await redis.zadd(key, Date.now() + graceMs, member(subject));
+      await redis.zadd(key, Date.now() + graceMs, occupancyMember(subject));
     },
 
     /** `mark` for many subjects: one ZADD per SETTLE_CHUNK of them (a dead pod's thousands of users). */
     async markMany(subjects: readonly OccupancySubject[], graceMs: number): Promise<void> {
       const due = Date.now() + graceMs;
       for (let start = 0; start < subjects.length; start += SETTLE_CHUNK) {
-        await redis.zadd(key, ...subjects.slice(start, start + SETTLE_CHUNK).flatMap((subject) => [due, member(subject)]));
+        await redis.zadd(key, ...subjects.slice(start, start + SETTLE_CHUNK).flatMap((subject) => [due, occupancyMember(subject)]));
       }
     },
 
@@ -45,7 +49,7 @@ export function createOccupancyQueue(redis: Redis | Cluster, prefix: string) {
      */
     async markLate(marks: readonly { subject: OccupancySubject; due: number }[]): Promise<void> {
       for (let start = 0; start < marks.length; start += SETTLE_CHUNK) {
-        await redis.zadd(key, 'GT', ...marks.slice(start, start + SETTLE_CHUNK).flatMap((mark) => [mark.due, member(mark.subject)]));
+        await redis.zadd(key, 'GT', ...marks.slice(start, start + SETTLE_CHUNK).flatMap((mark) => [mark.due, occupancyMember(mark.subject)]));
       }
     },
 

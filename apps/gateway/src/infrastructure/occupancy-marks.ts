@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { OccupancyQueue, OccupancySubject } from '@chat/presence';
+import { occupancyMember as keyOf, type OccupancyQueue, type OccupancySubject } from '@chat/presence';
 
 /** While marks wait for Redis: first retry, and the slowest. */
 const RETRY_MIN_MS = 500;
@@ -13,8 +13,6 @@ export interface OccupancyMarks {
   /** One last try for what is pending (the pod is stopping), then no more retries. */
   close(): Promise<void>;
 }
-
-const keyOf = (subject: OccupancySubject) => ('userId' in subject ? `u:${subject.userId}` : `r:${subject.roomId}`);
 
 /**
  * The pod's marks for the occupancy job (room-occupied / room-vacated): a mark Redis does not

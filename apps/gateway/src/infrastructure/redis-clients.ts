@@ -63,7 +63,7 @@ const COMMAND_TIMEOUT_MS = 500;
  * its Service IP: no reset) held every broadcast's promise, and its bytes, for as long as the
  * kernel kept the connection, and nothing told the rooms to resync.
  */
-export const PUBLISH_TIMEOUT_MS = 2000;
+const PUBLISH_TIMEOUT_MS = 2000;
 
 /**
  * A connection with a command out that hears nothing for this long is destroyed and made again
@@ -73,7 +73,7 @@ export const PUBLISH_TIMEOUT_MS = 2000;
  * a reconnection to a Redis still silent (its handshake unanswered). None of these connections
  * sends a blocking command.
  */
-export const SILENT_CONNECTION_MS = 3000;
+const SILENT_CONNECTION_MS = 3000;
 
 /**
  * How often the standalone bus subscriber PINGs Redis. It sends nothing otherwise: without a
@@ -118,9 +118,9 @@ export function createRedisClients(options: {
     onError,
   );
   // sendLater: false, a publish goes now or fails (no offline queue, no resend on the next
-  // connection): what a silent or reconnecting bus holds is bounded by PUBLISH_TIMEOUT_MS of
-  // broadcasts, and every publish that fails is resynced (publish-gaps.ts) rather than also
-  // delivered seconds late.
+  // connection): a silent or reconnecting bus holds at most the SILENT_CONNECTION_MS of
+  // broadcasts sent on the dead connection, and every publish that fails is resynced
+  // (publish-gaps.ts) rather than also delivered seconds late.
   const pub = watch(
     createBusPublisher(options.bus, {
       retryStrategy,

@@ -17,6 +17,7 @@ import {
   browserSkipReason,
   createRoom,
   devLogin,
+  holdRequests,
   launchChromium,
   message,
   messageIds,
@@ -135,19 +136,7 @@ describe.skipIf(browserSkipReason !== null)('chat page in Chromium, recovering',
     expect(await bob.locator('#load-older').isVisible()).toBe(true);
 
     // The page of older messages is slow to come; meanwhile Bob picks another room.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let asked!: () => void;
-    const requested = new Promise<void>((resolve) => {
-      asked = resolve;
-    });
-    await bob.route(/\/messages\?.*before=/, async (route) => {
-      asked();
-      await held;
-      await route.continue();
-    });
+    const { requested, release } = await holdRequests(bob, /\/messages\?.*before=/, (route) => route.continue());
     await bob.click('#load-older');
     await requested;
     await pickRoom(bob, '짧은 방');

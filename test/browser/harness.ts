@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { connect, createServer, type Socket as NetSocket } from 'node:net';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page, type Route } from 'playwright-core';
 import { expect } from 'vitest';
 import { freePort } from '@chat/testing';
 
@@ -166,4 +166,25 @@ export async function send(page: Page, text: string): Promise<void> {
   await page.fill('#message-input', text);
   await page.click('#send');
   await message(page, text).waitFor();
+}
+
+/**
+ * Holds the page's requests matching `pattern` until `release()`, then lets each go on as
+ * `then` says (continue, abort…). `requested` resolves once the first one has come.
+ */
+export async function holdRequests(page: Page, pattern: RegExp, then: (route: Route) => Promise<void>): Promise<{ requested: Promise<void>; release(): void }> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let asked!: () => void;
+  const requested = new Promise<void>((resolve) => {
+    asked = resolve;
+  });
+  await page.route(pattern, async (route) => {
+    asked();
+    await held;
+    await then(route);
+  });
+  return { requested, release };
 }

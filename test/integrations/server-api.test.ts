@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { createMessagePartitionsRepository } from '@chat/db';
 import { buildGateway, loadConfig } from '@chat/gateway';
 import { describe, expect } from 'vitest';
 import { ERRORS, type NewMessagePayload } from '@chat/protocol';
@@ -335,7 +336,7 @@ describe('server API [ext]', () => {
     }
   });
 
-  it('extends a room: its members on every pod hear the new expiry, its messages move to the new expiry day and stay readable', async ({ cluster, sql, connect }) => {
+  it('extends a room: its members on every pod hear the new expiry, its messages stay readable and deletable, and the worker moves them to the new day', async ({ cluster, sql, connect }) => {
     const [a, b] = cluster.pods;
     const owner = await makeUser();
     const room = await createRoom(a!.url, owner, { ttlSeconds: 3 });
@@ -360,18 +361,29 @@ describe('server API [ext]', () => {
     const feed = await request(a!.url, 'GET', `/api/rooms/${roomId}/changes`);
     expect(feed.body.changes.map((change: { changeSeq: number }) => change.changeSeq)).toEqual([1, 2, 3, 4]);
     expect(feed.body.changes.at(-1)).toEqual({ roomId, changeSeq: moved.changeSeq, event: 'room-lifetime-changed', payload: moved });
-    const [row] = await sql<{ expires_at: Date; part: string }[]>`
-      select expires_at, tableoid::regclass::text as part from messages where room_id = ${room.roomId}`;
-    expect(row!.expires_at.toISOString()).toBe(newExpiry);
-    expect(row!.part).toBe(`messages_p${newExpiry.slice(0, 10).replaceAll('-', '')}`);
+    // The extend moved no message (migration 0013): it stays under the room's old expiry, which
+    // the room lists, until the worker's partition job moves it.
+    const placement = async () =>
+      (await sql<{ expires_at: Date; part: string }[]>`
+        select expires_at, tableoid::regclass::text as part from messages where room_id = ${room.roomId}`)[0]!;
+    expect((await placement()).expires_at.toISOString()).toBe(room.expiresAt);
 
+    // Past the old expiry, it is read and deleted as any message of the live room.
     await sleep(Date.parse(room.expiresAt) - Date.now() + 200);
     for (const pod of [a!, b!]) {
       const history = await request(pod.url, 'GET', `/api/rooms/${roomId}/messages`);
       expect(history.status).toBe(200);
       expect(history.body.messages.map((message: { content: string }) => message.content)).toEqual(['오래 남을 메시지']);
     }
-    expect((await emitAck(socket, 'send-message', { roomId, type: 'text', content: '아직 살아있어요' })).ok).toBe(true);
+    const later = await emitAck<NewMessagePayload>(socket, 'send-message', { roomId, type: 'text', content: '아직 살아있어요' });
+    expect(later.ok).toBe(true);
+    expect((await request(b!.url, 'DELETE', `/api/messages/${sent.data.messageId}`, { token: owner.token })).body).toEqual({ success: true });
+
+    // The worker's batch (its partition job's step) moves it into the new expiry's day.
+    expect(await createMessagePartitionsRepository(sql).relocateBatch(roomId, 100)).toEqual({ moved: 1, deleted: 0, remaining: 0 });
+    expect(await placement()).toEqual({ expires_at: new Date(newExpiry), part: `messages_p${newExpiry.slice(0, 10).replaceAll('-', '')}` });
+    const history = await request(a!.url, 'GET', `/api/rooms/${roomId}/messages`);
+    expect(history.body.messages.map((message: { content: string }) => message.content)).toEqual(['아직 살아있어요']);
     expect((await request(a!.url, 'POST', `/api/server/rooms/${roomId}/extend`, { ...asBackend(), body: { ttlSeconds: 0 } })).body.code).toBe('INVALID_TTL');
   });
 

@@ -44,8 +44,9 @@ describe('migration 0007 on a database that already has room events', () => {
     await sql`update rooms set last_change_seq = 2 where id = ${roomId}`;
     const lifetime = createRoomLifetimeRepository(sql);
     const refused = { code: '23514', constraint_name: 'room_events_kind_valid' };
-    // Before 0007 the move cannot be recorded, so it is not made either.
-    await expect(lifetime.setExpiry(roomId, new Date(Date.now() + 2 * HOUR_MS))).rejects.toMatchObject(refused);
+    // Before 0007 the move cannot be recorded. (Written by hand: today's setExpiry needs 0013's column.)
+    await expect(sql`insert into room_events (room_id, change_seq, kind, expires_at)
+      values (${roomId}, 3, 'room-lifetime-changed', now())`).rejects.toMatchObject(refused);
 
     await runMigrations(old.url);
 

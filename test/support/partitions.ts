@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
+import type { NewMessage } from '@chat/db';
 
 /** What the partition tests share (docs/partitions.md): days, partition names, rows' places. */
 
@@ -26,4 +27,28 @@ export async function messagePlacement(sql: Sql, roomId: string): Promise<Record
   const rows = await sql<{ part: string; n: number }[]>`
     select tableoid::regclass::text as part, count(*)::int as n from messages where room_id = ${roomId} group by 1`;
   return Object.fromEntries(rows.map((row) => [row.part, row.n]));
+}
+
+/**
+ * A room expiring at `expiresAt` with one member, `userId`, and `count` messages of theirs
+ * written straight into the table: seq and change_seq 1..count, clientMessageId `<room>-<seq>`,
+ * every `deletedEvery`th soft-deleted (none when 0).
+ */
+export async function seedRoomWithMessages(sql: Sql, userId: string, expiresAt: Date, count: number, deletedEvery = 0): Promise<string> {
+  const id = randomUUID();
+  await sql.begin(async (tx) => {
+    await tx`insert into rooms (id, name, created_by, created_at, expires_at, last_seq, last_change_seq, member_count)
+             values (${id}, 'm', ${userId}, ${new Date(expiresAt.getTime() - DAY_MS)}, ${expiresAt}, ${count}, ${count}, 1)`;
+    await tx`insert into room_members (room_id, user_id) values (${id}, ${userId})`;
+    await tx`insert into messages (id, room_id, user_id, type, content, client_message_id, seq, change_seq, created_at, expires_at, is_deleted)
+             select gen_random_uuid(), ${id}, ${userId}, 'text', 'm ' || g, ${id}::text || '-' || g, g, g, now(), ${expiresAt},
+                    ${deletedEvery}::int > 0 and g % greatest(${deletedEvery}::int, 1) = 0
+             from generate_series(1, ${count}::int) g`;
+  });
+  return id;
+}
+
+/** A message for the batch insert, from `userId` (a user's send checked for membership when `requireMember`). */
+export function newMessage(roomId: string, userId: string, clientMessageId: string | null, { content = '안녕', requireMember = false } = {}): NewMessage {
+  return { id: randomUUID(), roomId, userId, type: 'text', content, imageUrl: null, clientMessageId, createdAt: new Date(), requireMember };
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import pino from 'pino';
 import postgres, { type Sql } from 'postgres';
@@ -10,12 +9,11 @@ import {
   createRoomLifetimeRepository,
   type Database,
   type MessagePartitionsRepository,
-  type NewMessage,
 } from '@chat/db';
 import { createWorkerMetrics, partitionMaintenanceJob, PartitionMaintenanceError, runPartitionMaintenance } from '@chat/worker';
 import { createTestDatabase, type TestDatabase } from '@chat/testing';
 
-import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '../support/partitions.ts';
+import { DAY_MS, dayFromToday, messagePlacement, newMessage, partitionOf, seedRoomWithMessages, seedUser } from '../support/partitions.ts';
 
 /**
  * Rows that piled up in messages_default (the worker down longer than its look-ahead) are moved
@@ -28,18 +26,7 @@ import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '.
 
 const logger = pino({ level: 'silent' });
 /** A room expiring at `expiresAt` with `count` messages (seq 1..count, every tenth soft-deleted). */
-async function makeRoom(sql: Sql, userId: string, expiresAt: Date, count: number): Promise<string> {
-  const id = randomUUID();
-  await sql.begin(async (tx) => {
-    await tx`insert into rooms (id, name, created_by, created_at, expires_at, last_seq, last_change_seq, member_count)
-             values (${id}, 'm', ${userId}, ${new Date(expiresAt.getTime() - DAY_MS)}, ${expiresAt}, ${count}, ${count}, 1)`;
-    await tx`insert into room_members (room_id, user_id) values (${id}, ${userId})`;
-    await tx`insert into messages (id, room_id, user_id, type, content, client_message_id, seq, change_seq, created_at, expires_at, is_deleted)
-             select gen_random_uuid(), ${id}, ${userId}, 'text', 'm ' || g, ${id}::text || '-' || g, g, g, now(), ${expiresAt}, g % 10 = 0
-             from generate_series(1, ${count}::int) g`;
-  });
-  return id;
-}
+const makeRoom = (sql: Sql, userId: string, expiresAt: Date, count: number) => seedRoomWithMessages(sql, userId, expiresAt, count, 10);
 
 /** Every row of `messages`, every column: equal before and after means nothing lost, added or changed. */
 async function fingerprint(sql: Sql): Promise<{ n: number; ids: number; digest: string }> {
@@ -90,6 +77,14 @@ async function untilCopying(sql: Sql, job: { settled: boolean }): Promise<void> 
 
 const moveUnderWay = async (sql: Sql) => (await sql<{ n: number }[]>`select count(*)::int as n from messages_default_move`)[0]!.n === 1;
 
+/** What the partition job's relocation does for a room after an extend or close, all of it. */
+async function relocateAll(partitions: MessagePartitionsRepository, roomId: string): Promise<void> {
+  for (let batch = 0; batch < 100; batch++) {
+    if ((await partitions.relocateBatch(roomId, 20)).remaining === 0) return;
+  }
+  throw new Error('relocation never ended');
+}
+
 /** A partitions repository that counts the move's bulk-copy batches. */
 function countingBatches(partitions: MessagePartitionsRepository): { partitions: MessagePartitionsRepository; copies: number[] } {
   const copies: number[] = [];
@@ -124,18 +119,8 @@ describe('moving messages_default into its days', () => {
     await database?.drop();
   });
 
-  const message = (roomId: string, clientMessageId: string | null): NewMessage => ({
-    id: randomUUID(),
-    roomId,
-    userId: user,
-    type: 'text',
-    content: '늦게',
-    imageUrl: null,
-    clientMessageId,
-    createdAt: new Date(),
-    // A user's send, checked for membership (makeRoom made the user a member).
-    requireMember: true,
-  });
+  // A user's send, checked for membership (makeRoom made the user a member).
+  const message = (roomId: string, clientMessageId: string | null) => newMessage(roomId, user, clientMessageId, { content: '늦게', requireMember: true });
 
   it('copies them in batches, attaches each day, and every row comes out as it was, once', { timeout: 30_000 }, async () => {
     // Farther than the job ever looks ahead (40 days): no partition waits for these days.
@@ -218,12 +203,16 @@ describe('moving messages_default into its days', () => {
     const page = await messages.page(a, { afterId: null, beforeId: null, order: 'newest', limit: 100 });
     expect(page.rows.length).toBeGreaterThan(0);
     expect(page.rows[0]).toMatchObject({ seq: 201 });
-    // One room's expiry moved to another day without a partition, another's closed now (into
-    // today's partition): their rows leave the days they were copied to.
+    // One room's expiry moved to another day without a partition, another's closed now, a third
+    // extended into the day being moved; the worker's relocation of their messages (made here by
+    // hand, as another worker's run would) moves the rows out of the days they were copied to,
+    // deletes the closed room's, and brings the third's into messages_default.
     expect(await lifetime.setExpiry(b, new Date(`${laterDay}T06:00:00.000Z`))).toMatchObject({ status: 'changed' });
     expect(await lifetime.setExpiry(closing, 'now')).toMatchObject({ status: 'changed' });
     expect(await lifetime.setExpiry(extended, new Date(`${day}T20:00:00.000Z`))).toMatchObject({ status: 'changed' });
+    for (const room of [b, closing, extended]) await relocateAll(partitions, room);
     expect(await messagePlacement(sql, extended)).toEqual({ messages_default: 30 });
+    expect(await messagePlacement(sql, closing)).toEqual({});
 
     // All of it happened while the move was under way; what `messages` shows now is what it must
     // show once the days are attached.
@@ -241,10 +230,9 @@ describe('moving messages_default into its days', () => {
     expect(await sql`select is_deleted from messages where id = ${early!.id}`).toEqual([{ is_deleted: true }]);
     expect(await sql`select count(*)::int as n from messages where user_id = ${user} and client_message_id = ${retried!.client_message_id}`).toEqual([{ n: 1 }]);
     expect(await messagePlacement(sql, b)).toEqual({ [partitionOf(laterDay)]: 100 });
-    const today = await dayFromToday(sql, 0);
-    expect(await messagePlacement(sql, closing)).toEqual({ [partitionOf(today)]: 50 });
+    expect(await messagePlacement(sql, closing)).toEqual({});
     expect(await messagePlacement(sql, extended)).toEqual({ [partitionOf(day)]: 30 });
-    for (const room of [a, b, closing, extended]) {
+    for (const room of [a, b, extended]) {
       // Every message still carries its room's expiry: one partition per room.
       expect(await sql`select count(*)::int as n from messages m join rooms r on r.id = m.room_id
                        where m.room_id = ${room} and m.expires_at <> r.expires_at`).toEqual([{ n: 0 }]);

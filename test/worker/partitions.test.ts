@@ -12,14 +12,13 @@ import {
   createRoomExpiryRepository,
   runMigrations,
   type Database,
-  type NewMessage,
 } from '@chat/db';
 import { CHAT_NAMESPACE, type ServerToClientEvents } from '@chat/protocol';
 import { runPartitionMaintenance, runRoomSweep } from '@chat/worker';
 import { createTestDatabase, createTestDatabaseUpTo, uniquePrefix, type TestDatabase } from '@chat/testing';
 import { closeAllWorkers, startTestWorker, workerServices } from '../support/index.ts';
 
-import { DAY_MS, dayFromToday, messagePlacement, partitionOf, seedUser } from '../support/partitions.ts';
+import { DAY_MS, dayFromToday, messagePlacement, newMessage, partitionOf, seedUser } from '../support/partitions.ts';
 
 /**
  * Issue 17 §3: `messages` partitioned by expiry day (migration 0002, docs/partitions.md), on
@@ -153,17 +152,7 @@ describe('day partitions', () => {
     await database?.drop();
   });
 
-  const message = (roomId: string, clientMessageId: string | null): NewMessage => ({
-    id: randomUUID(),
-    roomId,
-    userId: user,
-    type: 'text',
-    content: '안녕',
-    imageUrl: null,
-    clientMessageId,
-    createdAt: new Date(),
-    requireMember: false,
-  });
+  const message = (roomId: string, clientMessageId: string | null) => newMessage(roomId, user, clientMessageId);
 
   it('the batch insert lands in the room’s day; retries dedupe and seq stays gap-free across days', async () => {
     const messages = createMessagesRepository(db.sql);

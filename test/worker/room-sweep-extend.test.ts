@@ -17,15 +17,17 @@ import { databaseTest } from '../support/index.ts';
 
 /**
  * PROTOCOL §10 / §17: the sweep and the server API's extend meeting at the room's expiry. An
- * extend holds the room's row lock for as long as it moves the room's messages (seconds for a
- * big room), so it can decide "live" before the expiry and commit after it, while the sweep has
+ * extend holds the room's row lock from its "live" decision to its commit (a few statements
+ * now; until migration 0013 also the move of every message of the room, seconds for a big
+ * room), so it can decide "live" before the expiry and commit after it, while the sweep has
  * already picked the room as due. The room must end either extended and whole (memberships,
  * no `expired_at`, no `room-expired`) or expired the usual way (`room-expired` recorded and
  * announced, memberships purged, `expired_at`), never a mix of both.
  *
  * Each race is made deterministic with a third connection holding a lock across the expiry
- * instant: a message row (the extend then waits inside its transaction, the room already
- * locked) or the room row itself (the extend then waits for the room's lock). Every waiter is
+ * instant: an advisory lock that a trigger of this test makes the extend's record of its change
+ * wait for (the extend then waits inside its transaction, the room already locked and found
+ * live) or the room row itself (the extend then waits for the room's lock). Every waiter is
  * seen queued in pg_stat_activity before the holder lets go. Its own database: a sweep reads
  * every due room of it.
  */
@@ -48,6 +50,7 @@ afterAll(async () => {
  */
 const releases: (() => void)[] = [];
 const inFlight: Promise<unknown>[] = [];
+const cleanups: (() => PromiseLike<unknown>)[] = [];
 function track<T>(promise: Promise<T>): Promise<T> {
   inFlight.push(promise.catch(() => undefined));
   return promise;
@@ -55,6 +58,7 @@ function track<T>(promise: Promise<T>): Promise<T> {
 afterEach(async () => {
   for (const release of releases.splice(0)) release();
   await Promise.allSettled(inFlight.splice(0));
+  for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
 /**
@@ -136,6 +140,26 @@ function holdLock(url: string, lock: (tx: TransactionSql) => PromiseLike<unknown
   return { locked: lockTaken, release, done };
 }
 
+/** The advisory lock `holdLifetimeRecords` holds. */
+const LIFETIME_HOLD = 4_242_013;
+
+/**
+ * Holds every lifetime change (extend, close) inside its transaction, once it has locked its room
+ * and found it live, at the record of its `room-lifetime-changed` in the feed, until `release()`:
+ * a trigger of this test's on that record waits for an advisory lock a third connection keeps.
+ * Nothing else (the sweep's records, a join's) waits. The trigger is dropped after the test.
+ */
+async function holdLifetimeRecords(sql: Sql, url: string): Promise<ReturnType<typeof holdLock>> {
+  await sql.unsafe(`create or replace function test_hold_lifetime() returns trigger language plpgsql
+                    as $$ begin perform pg_advisory_xact_lock_shared(${LIFETIME_HOLD}); return new; end $$`);
+  await sql`create trigger test_hold_lifetime before insert on room_events
+            for each row when (new.kind = 'room-lifetime-changed') execute function test_hold_lifetime()`;
+  cleanups.push(() => sql`drop trigger if exists test_hold_lifetime on room_events`);
+  const holder = holdLock(url, (tx) => tx`select pg_advisory_xact_lock(${LIFETIME_HOLD})`);
+  await holder.locked;
+  return holder;
+}
+
 /** What a sweep told the room (a recorder in place of the bus). */
 function recordingEmitter(sent: string[]) {
   const emitter = {
@@ -185,15 +209,14 @@ describe('an extend that straddles the expiry, next to the sweep', () => {
     const room = await makeRoom(sql, EXPIRES_IN_MS);
     const extendDb = client(testDb.url, 'race-extend');
     const sweepDb = client(testDb.url, 'race-sweep', 4);
-    // The extend locks the room, finds it live, and then waits on the message it moves.
-    const holder = holdLock(testDb.url, (tx) => tx`select 1 from messages where room_id = ${room.id} for update`);
-    await holder.locked;
+    // The extend locks the room, finds it live, and then waits before recording its change.
+    const holder = await holdLifetimeRecords(sql, testDb.url);
     const target = new Date(Date.now() + HOUR_MS);
     const extend = track(createRoomLifetimeRepository(extendDb.sql).setExpiry(room.id, target));
     await untilLockWaiters(sql, 'race-extend', (waiting) => waiting === 1);
     expect(await msUntil(sql, room.expiresAt), 'the extend must hold the room before it expires').toBeGreaterThan(0);
 
-    // The room is past its (old) expiry while the extend is still moving its messages: the
+    // The room is past its (old) expiry while the extend is still in its transaction: the
     // sweep picks it and waits for the room to record `room-expired`.
     await untilPast(sql, room.expiresAt);
     const sent: string[] = [];
@@ -236,8 +259,7 @@ describe('an extend that straddles the expiry, next to the sweep', () => {
     await sql`update rooms set expiry_announced_at = now() where id = ${emptyRoom.id}`;
     const extendDb = client(testDb.url, 'race-extend-2');
     const sweepDb = client(testDb.url, 'race-sweep-2', 4);
-    const holder = holdLock(testDb.url, (tx) => tx`select 1 from messages where room_id in ${tx([room.id, emptyRoom.id])} for update`);
-    await holder.locked;
+    const holder = await holdLifetimeRecords(sql, testDb.url);
     const target = new Date(Date.now() + HOUR_MS);
     const lifetime = createRoomLifetimeRepository(extendDb.sql);
     const extensions = [room, emptyRoom].map((extended) => track(lifetime.setExpiry(extended.id, target)));

@@ -91,7 +91,12 @@ export function createApi(base: string, token: () => string | null, onClockOffse
 
   return {
     login: (nickname: string) => request<DevLogin>('POST', '/api/auth/token', { nickname }),
-    rooms: () => request<{ rooms: RoomView[]; hasMore: boolean }>('GET', '/api/rooms?limit=50'),
+    /** A page of the open rooms, newest first: the first, or the one after the room `before` (PROTOCOL §9). */
+    rooms: (limit: number, before?: string) => {
+      const params = new URLSearchParams({ limit: String(limit) });
+      if (before) params.set('before', before);
+      return request<{ rooms: RoomView[]; hasMore: boolean }>('GET', `/api/rooms?${params}`);
+    },
     createRoom: (name: string, ttlSeconds?: number) =>
       request<CreatedRoom>('POST', '/api/rooms', ttlSeconds ? { name, ttlSeconds } : { name }),
     room: (roomId: string) => request<RoomView>('GET', room(roomId)),

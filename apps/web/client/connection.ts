@@ -1,5 +1,5 @@
 import { io } from 'socket.io-client';
-import { CHAT_NAMESPACE, ERRORS, SERVER_EVENTS, type RoomExpiringPayload, type RoomLifetimeChangedPayload } from '@chat/protocol';
+import { CHAT_NAMESPACE, SERVER_EVENTS, type RoomExpiringPayload, type RoomLifetimeChangedPayload } from '@chat/protocol';
 import { forgetTyping } from './composer.ts';
 import { renderMembers, reloadMembers, setTyping } from './members.ts';
 import { setStatus, toast } from './notices.ts';
@@ -24,11 +24,17 @@ import type { ChatSocket, Page, Session } from './store.ts';
  * may land on any pod): its lifecycle, refused handshakes, and catching up after a reconnect.
  */
 
-const AUTH_CODES = new Set(['AUTH_REQUIRED', 'INVALID_TOKEN', 'TOKEN_EXPIRED']);
+const AUTH_CODES = new Set(['AUTH_REQUIRED', 'INVALID_TOKEN']);
+
+/** What ends the session: the server refused its token (`message`, the protocol's), or the token expired. */
+export interface SessionEnd {
+  refused(message: string): void;
+  expired(): void;
+}
 const LIVE = { live: true };
 
-/** `signOut` is called when the server will not take this session any more. */
-export function connect(page: Page, session: Session, signOut: (message: string) => void): void {
+/** `end` is told when the server will not take this session any more. */
+export function connect(page: Page, session: Session, end: SessionEnd): void {
   const { store } = page;
   setStatus('connecting', '연결 중…');
   const s: ChatSocket = io(`${location.origin}${CHAT_NAMESPACE}`, {
@@ -61,8 +67,14 @@ export function connect(page: Page, session: Session, signOut: (message: string)
     if (!mine()) return;
     const data = (error as Error & { data?: { code?: unknown } }).data;
     const code = data?.code;
+    // An expired token is refused with the message of an invalid one (PROTOCOL §1): the page
+    // says what happened instead.
+    if (code === 'TOKEN_EXPIRED') {
+      end.expired();
+      return;
+    }
     if (typeof code === 'string' && AUTH_CODES.has(code)) {
-      signOut(error.message);
+      end.refused(error.message);
       return;
     }
     setStatus('connecting', '재연결 중…');
@@ -150,7 +162,7 @@ export function connect(page: Page, session: Session, signOut: (message: string)
     const room = store.currentIf(roomId);
     if (room && !room.left) void catchUp(page, room);
   });
-  s.on(SERVER_EVENTS.tokenExpired, () => signOut(ERRORS.TOKEN_EXPIRED.message));
+  s.on(SERVER_EVENTS.tokenExpired, () => end.expired());
   // Every failed event answers with `error` { message, code, event }: the Korean message is shown.
   s.on(SERVER_EVENTS.error, ({ message }) => toast(page, message));
 }
@@ -166,7 +178,8 @@ export function disconnect(page: Page): void {
 async function resync(page: Page): Promise<void> {
   void refreshRooms(page);
   const room = page.store.state.current;
-  if (!room || room.left) return;
+  // A room whose join is not answered yet is read once it is (room-view.ts asks again after a blip).
+  if (!room || room.left || room.joinedChangeSeq === null) return;
   // Members first: the changes after the cursor then replay joins and leaves over that list
   // in order, so a snapshot older than the feed's last change cannot win.
   if ((await reloadMembers(page, room)) === 'not-member') {

@@ -10,10 +10,12 @@ import { createApi } from './api.ts';
 import { createSendQueue, onComposerInput, send, type OutgoingMessage } from './composer.ts';
 import { $, $input, $select } from './dom.ts';
 import { showError } from './notices.ts';
-import { onRoomPicked, refreshRooms } from './room-list.ts';
+import { OutageNotice } from './outage.ts';
+import { catchUp } from './room-changes.ts';
+import { loadMoreRooms, onRoomPicked, refreshRooms } from './room-list.ts';
 import { createRoom, leaveRoom, openRoom, showLeft, tick } from './room-view.ts';
 import { loadSession } from './saved-session.ts';
-import { signIn, signOut, startApp } from './session.ts';
+import { renderSessionExpiry, signIn, signOut, start } from './session.ts';
 import { createStore, type Page } from './store.ts';
 import { loadOlder } from './timeline-view.ts';
 import './style.css';
@@ -29,6 +31,7 @@ const page: Page = {
     (offsetMs) => store.setClockOffset(offsetMs),
   ),
   sends: createSendQueue(() => store.state.socket),
+  roomListOutage: new OutageNotice(),
 };
 
 $('sign-in-form').addEventListener('submit', (event) => {
@@ -53,6 +56,7 @@ $('create-room').addEventListener('submit', (event) => {
     .catch((error: unknown) => showError(page, error));
 });
 $('refresh-rooms').addEventListener('click', () => void refreshRooms(page));
+$('more-rooms').addEventListener('click', () => void loadMoreRooms(page));
 onRoomPicked((roomId) => void openRoom(page, roomId));
 $('leave-room').addEventListener('click', () => void leaveRoom(page));
 
@@ -92,10 +96,15 @@ for (const button of $('emoji-bar').querySelectorAll('button')) {
   button.addEventListener('click', () => void submit({ type: 'emoji', content: button.textContent ?? '' }));
 }
 
-setInterval(() => tick(page), 1000);
 setInterval(() => {
-  if (store.state.session) void refreshRooms(page);
+  tick(page);
+  renderSessionExpiry(page);
+}, 1000);
+setInterval(() => {
+  void refreshRooms(page);
+  // A guest hears nothing live (no socket): the room being read follows its change feed.
+  const room = store.state.current;
+  if (room?.guest) void catchUp(page, room);
 }, ROOM_LIST_REFRESH_MS);
 
-if (store.state.session) startApp(page);
-else signOut(page);
+start(page);

@@ -7,6 +7,7 @@ import type { OpenRoom, Page } from './store.ts';
 
 const BANNER_TEXT: Record<RoomBanner, (room: OpenRoom, now: number) => string> = {
   expired: () => ERRORS.ROOM_EXPIRED.message,
+  guest: () => '읽기 전용입니다. 위에서 닉네임으로 입장하면 이 방에 참여해 대화할 수 있습니다',
   left: () => '이 방에서 나갔습니다. 목록에서 방을 누르면 다시 참여합니다',
   expiring: (room, now) => `이 방은 ${timeLeft(room.expiresAt, now)} 후 만료됩니다`,
 };

@@ -1,15 +1,41 @@
 import { $, el, timeLeft } from './dom.ts';
 import { showError } from './notices.ts';
+import { appendRoomPage, refreshRoomPage, ROOMS_PAGE } from './room-pages.ts';
 import type { Page, RoomListChange } from './store.ts';
 
-/** The list of open rooms on the left. */
+/** The list of open rooms on the left, page after page (room-pages.ts). */
 
+/** Reads the first page again (every 20 s, after a reconnect, on ↻); the pages below it stay. */
 export async function refreshRooms(page: Page): Promise<void> {
+  const { store } = page;
   try {
-    page.store.setRooms((await page.api.rooms()).rooms);
+    const fresh = await page.api.rooms(ROOMS_PAGE);
+    page.roomListOutage.succeeded();
+    const list = refreshRoomPage({ rooms: store.state.rooms, hasMore: store.state.roomsHasMore }, fresh, store.now());
+    store.setRooms(list.rooms, list.hasMore);
+    renderRooms(page);
+  } catch (error) {
+    // Unreachable: said once, not at every refresh while it lasts.
+    if (page.roomListOutage.failed(error)) showError(page, error);
+  }
+}
+
+/** The next page, after the last room listed. */
+export async function loadMoreRooms(page: Page): Promise<void> {
+  const { store } = page;
+  const last = store.state.rooms[store.state.rooms.length - 1];
+  const button = $('more-rooms') as HTMLButtonElement;
+  if (!last || !store.state.roomsHasMore || button.disabled) return;
+  button.disabled = true;
+  try {
+    const next = await page.api.rooms(ROOMS_PAGE, last.roomId);
+    const list = appendRoomPage(store.state.rooms, next);
+    store.setRooms(list.rooms, list.hasMore);
     renderRooms(page);
   } catch (error) {
     showError(page, error);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -42,6 +68,7 @@ export function renderRooms(page: Page): void {
     }),
   );
   if (rooms.length === 0) $('room-list').append(el('li', { className: 'muted', text: '열린 방이 없습니다' }));
+  $('more-rooms').hidden = !page.store.state.roomsHasMore;
 }
 
 /**

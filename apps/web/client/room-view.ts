@@ -44,14 +44,26 @@ export async function openRoom(page: Page, roomId: string): Promise<void> {
     return;
   }
   closeRoom(page);
-  const room = store.openRoom({ ...info, roomId });
+  const guest = store.state.session === null;
+  const room = store.openRoom({ ...info, roomId }, { guest });
   $('room-empty').hidden = true;
   $('room-view').hidden = false;
   renderRoomHead(page, room);
   renderRooms(page);
 
+  if (guest) {
+    // Read only, over REST: signing in (or a reload) opens this room again.
+    saveRoomId(roomId);
+    await openTimeline(page, room);
+    return;
+  }
   // Join first, then read: whatever is sent after the join arrives live, the rest is in the page.
-  const joined = await ask<RoomJoinedPayload>(page, (socket) => socket.emitWithAck(CLIENT_EVENTS.joinRoom, { roomId }));
+  // A blip during the join asks again once connected (a join is idempotent, PROTOCOL §2).
+  const joined = await ask<RoomJoinedPayload>(
+    page,
+    (socket) => socket.emitWithAck(CLIENT_EVENTS.joinRoom, { roomId }),
+    () => store.isCurrent(room),
+  );
   if (!store.isCurrent(room)) return;
   if (!joined?.ok) {
     closeRoom(page);

@@ -1,6 +1,7 @@
 import type { Socket } from 'socket.io-client';
 import type { ClientEmits, NewMessagePayload, ServerToClientEvents } from '@chat/protocol';
 import type { Api, RoomView } from './api.ts';
+import type { OutageNotice } from './outage.ts';
 import type { SendQueue } from './pending-send.ts';
 import { Timeline } from './timeline.ts';
 
@@ -53,6 +54,11 @@ export interface OpenRoom {
   readonly left: boolean;
   /** A `leave-room` of this page is on its way (its `room-left` then closes the room). */
   readonly leaving: boolean;
+  /**
+   * Opened without a session (a guest): read over REST only (PROTOCOL §7, §16 let guests read;
+   * the socket needs a token), never joined, nothing to send. Signing in joins it.
+   */
+  readonly guest: boolean;
   /** Messages held (its own methods are its updates: it is the timeline's model). */
   readonly timeline: Timeline;
   /** The element shown for each messageId, to remove it on delete. */
@@ -78,6 +84,8 @@ export interface PageState {
   readonly session: Session | null;
   readonly socket: ChatSocket | null;
   readonly rooms: readonly RoomView[];
+  /** The server has rooms after the last one listed (`hasMore`): the list pages on. */
+  readonly roomsHasMore: boolean;
   readonly current: OpenRoom | null;
   /** Whether `isTyping: true` went out on this connection, and the timer that takes it back. */
   readonly ownTyping: { readonly sent: boolean; readonly timer: number };
@@ -101,6 +109,7 @@ export function createStore(session: Session | null) {
     session,
     socket: null,
     rooms: [],
+    roomsHasMore: false,
     current: null,
     ownTyping: { sent: false, timer: 0 },
     toastTimer: 0,
@@ -121,8 +130,9 @@ export function createStore(session: Session | null) {
       state.socket = next;
     },
 
-    setRooms(rooms: readonly RoomView[]): void {
+    setRooms(rooms: readonly RoomView[], hasMore: boolean): void {
       state.rooms = rooms;
+      state.roomsHasMore = hasMore;
     },
     /** False when the room is not in the list (nothing to show then). */
     patchRoom(roomId: string, change: RoomListChange): boolean {
@@ -135,7 +145,7 @@ export function createStore(session: Session | null) {
     },
 
     /** Puts a new room on screen (the caller has closed the previous one). */
-    openRoom(info: Pick<RoomView, 'roomId' | 'name' | 'expiresAt' | 'memberCount'>): OpenRoom {
+    openRoom(info: Pick<RoomView, 'roomId' | 'name' | 'expiresAt' | 'memberCount'>, { guest = false } = {}): OpenRoom {
       const room: RoomState = {
         roomId: info.roomId,
         name: info.name,
@@ -144,6 +154,7 @@ export function createStore(session: Session | null) {
         expired: false,
         left: false,
         leaving: false,
+        guest,
         timeline: new Timeline(),
         elements: new Map(),
         members: new Map(),
@@ -172,11 +183,13 @@ export function createStore(session: Session | null) {
       return state.current?.roomId === roomId ? state.current : null;
     },
     /**
-     * Whether `roomId` is on screen and joined: picking it in the list then does nothing. A
-     * room shown as left is picked to join it again.
+     * Whether `roomId` is on screen as it would be opened now: picking it in the list then does
+     * nothing. A room shown as left is picked to join it again, and one a guest was reading is
+     * joined once signed in.
      */
     openAndJoined(roomId: string): boolean {
-      return state.current?.roomId === roomId && !state.current.left;
+      const room = state.current;
+      return room?.roomId === roomId && !room.left && room.guest === (state.session === null);
     },
 
     setMemberCount(room: OpenRoom, memberCount: number): void {
@@ -271,11 +284,13 @@ export function createStore(session: Session | null) {
 export type Store = ReturnType<typeof createStore>;
 
 /**
- * What every module of the page is handed: the state, the REST API and the sends not yet
- * known to be stored (explicit wiring).
+ * What every module of the page is handed: the state, the REST API, the sends not yet
+ * known to be stored and the room list's outage notice (explicit wiring).
  */
 export interface Page {
   readonly store: Store;
   readonly api: Api;
   readonly sends: SendQueue<NewMessagePayload>;
+  /** Whether the room list's refresh has said already that the server cannot be reached. */
+  readonly roomListOutage: OutageNotice;
 }

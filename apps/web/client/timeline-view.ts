@@ -123,7 +123,8 @@ export async function loadOlder(page: Page, room: OpenRoom): Promise<void> {
     box.scrollTop = box.scrollHeight - fromBottom;
     room.timeline.hasOlder = history.hasMore;
   } catch (error) {
-    showError(page, error);
+    // Another room is on screen by now: this one's failure is nothing to it.
+    if (page.store.isCurrent(room)) showError(page, error);
   } finally {
     page.store.setLoadingOlder(room, false);
     // Another room may be on screen by now: the button is that room's.

@@ -28,7 +28,7 @@ describe("the server's clock", () => {
     vi.setSystemTime(local);
     const store = createStore(null);
     // The room expires in two minutes on the server, whose clock is five minutes behind the page's.
-    const room = { expiresAt: new Date(local - 5 * 60_000 + 2 * 60_000).toISOString(), expired: false, left: false };
+    const room = { expiresAt: new Date(local - 5 * 60_000 + 2 * 60_000).toISOString(), expired: false, left: false, guest: false };
     store.setClockOffset(clockOffsetMs(new Date(local - 5 * 60_000).toUTCString(), local, local)!);
     expect(roomHeadState(room, store.now())).toEqual({ banner: 'expiring', closed: false });
     vi.setSystemTime(local + 2 * 60_000 + 1000);

@@ -24,7 +24,7 @@ describe('the page store', () => {
 
   it('patches a listed room without touching the list it replaced, and ignores unknown rooms', () => {
     const store = createStore(session);
-    store.setRooms([roomView('a'), roomView('b')]);
+    store.setRooms([roomView('a'), roomView('b')], false);
     const before = store.state.rooms;
     expect(store.patchRoom('b', { memberCount: 5 })).toBe(true);
     expect(store.state.rooms.map((room) => room.memberCount)).toEqual([1, 5]);

@@ -73,6 +73,15 @@ export const rooms = pgTable(
      * endpoint is caught up: the dispatch reads pending rooms by index, not every room.
      */
     webhookPending: boolean('webhook_pending').notNull().default(false),
+    /**
+     * Expiries the room had before `expires_at` under which some of its messages are still
+     * stored (their partition key, docs/partitions.md): an extend or close only appends the old
+     * expiry here (migration 0013), and the worker's partition job moves those messages to the
+     * room's expiry (or deletes them once the room is expired) in short batches, removing an
+     * expiry once it holds none. Never holds `expires_at` itself. Reads look in every expiry
+     * listed, each pruned to its partition; a day listed by a room not yet swept is not dropped.
+     */
+    earlierExpiries: timestamps('earlier_expiries').array().notNull().default(sql`'{}'`),
   },
   (table) => [
     // Room listing (active rooms, newest first) is a keyset read on this index, which leaves
@@ -84,6 +93,9 @@ export const rooms = pgTable(
     // A room's expiry by its id, read by every history page and feed read (to prune messages to
     // the room's day) without visiting the row. Once also the target of messages' foreign key.
     uniqueIndex('rooms_id_expires_at_key').on(table.id, table.expiresAt),
+    // Rooms whose messages still sit under an earlier expiry: the partition job's worklist and
+    // its check before dropping a day, read without visiting every room (migration 0013).
+    index('rooms_earlier_expiries_idx').on(table.id).where(sql`${table.earlierExpiries} <> '{}'`),
     index('rooms_webhook_pending_idx').on(table.id).where(sql`${table.webhookPending}`),
     // A webhook delivery lane's pending rooms (migration 0006; the 16 lanes of webhook-cursors.repository.ts).
     index('rooms_webhook_lane_idx').using('btree', sql`(get_byte(uuid_send(${table.id}), 15) % 16)`, table.id).where(sql`${table.webhookPending}`),

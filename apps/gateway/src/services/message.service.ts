@@ -199,7 +199,7 @@ export function createMessageService(deps: MessageServiceDeps) {
     /** PROTOCOL §8: soft delete by the author, announced to the room. */
     async deleteOwn(userId: string, messageId: string) {
       const message = isUuid(messageId) ? await messages.find(messageId.toLowerCase()) : null;
-      if (!message || message.isDeleted || message.expiresAt.getTime() <= Date.now()) {
+      if (!message || message.isDeleted || message.roomExpiresAt.getTime() <= Date.now()) {
         throw new AppError('MESSAGE_NOT_FOUND');
       }
       if (message.userId !== userId) throw new AppError('NOT_MESSAGE_OWNER');

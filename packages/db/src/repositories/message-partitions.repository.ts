@@ -11,12 +11,25 @@ export type DropOutcome =
   | { status: 'dropped'; estimatedRows: number }
   /** The day is not over (plus the grace) by the database's clock. */
   | { status: 'not-due' }
-  /** A room of that day is not marked expired by the sweep yet: it has not been announced. */
+  /**
+   * A room of that day is not marked expired by the sweep yet (it has not been announced), or a
+   * room not yet marked lists an earlier expiry in that day (its messages not yet moved out).
+   */
   | { status: 'rooms-pending' }
   /** No partition of that day (a table staged by a move out of messages_default is not one yet). */
   | { status: 'missing' };
 
 /** The name messages_ensure_partition (migration 0002) gives a day's partition. */
+/** One batch of `relocateBatch`. */
+export interface RelocationBatch {
+  /** Rows moved to the room's expiry (the room is live). */
+  moved: number;
+  /** Rows deleted (the room is expired: closed, or extended and then expired). */
+  deleted: number;
+  /** Earlier expiries the room still lists after this batch (0: done). */
+  remaining: number;
+}
+
 export function partitionName(day: string): string {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new Error(`not a day: ${day}`);
   return `messages_p${day.replaceAll('-', '')}`;
@@ -110,8 +123,62 @@ export function createMessagePartitionsRepository(sql: Sql) {
     },
 
     /**
+     * Rooms whose messages are still stored under an earlier expiry (an extend or close listed
+     * it, room-lifetime.repository.ts), up to `limit`, by id: the worklist of `relocateBatch`,
+     * read through its partial index.
+     */
+    async roomsWithEarlierExpiries(limit: number): Promise<string[]> {
+      const rows = await sql<{ id: string }[]>`
+        select id from rooms where earlier_expiries <> '{}' order by id limit ${limit}`;
+      return rows.map((row) => row.id);
+    },
+
+    /**
+     * Up to `rows` of the room's messages stored under the first of its earlier expiries: moved
+     * to the room's expiry while the room lives (Postgres moves each row into that day's
+     * partition), deleted once it has expired — a closed room's messages are unreadable from the
+     * close on, and the people in it expect them gone (docs/partitions.md). A batch that takes
+     * fewer than `rows` has emptied that expiry, which leaves the list in the same transaction:
+     * from then on reads do not look there, and its day may be dropped.
+     *
+     * One short transaction. The room row is locked first, as a send locks it, so the room's
+     * sends, deletes and lifetime changes wait for one batch, never for the whole move, and
+     * nothing else writes the room's messages meanwhile: none is stored under a listed expiry
+     * (a send stores under `expires_at`, which the list never holds), so "fewer than `rows`"
+     * stays true until the commit. The batch is read by a second statement, in a snapshot taken
+     * once the lock is held: a soft delete that committed while this waited is moved as it is
+     * now, not as it was. Each row moves whole (`UPDATE` of the partition key: deleted from one
+     * partition, inserted into the other, in this transaction), so a read sees it in exactly one
+     * of the room's expiries, both listed until the last row has left.
+     */
+    async relocateBatch(roomId: string, rows: number): Promise<RelocationBatch> {
+      return sql.begin(async (tx) => {
+        const [room] = await tx<{ expires_at: string; source: string; live: boolean; listed: number }[]>`
+          select expires_at::text, earlier_expiries[1]::text as source, expires_at > clock_timestamp() as live,
+                 cardinality(earlier_expiries) as listed
+          from rooms where id = ${roomId} and earlier_expiries <> '{}' for no key update`;
+        if (!room) return { moved: 0, deleted: 0, remaining: 0 };
+        // The same expiry in both the inner and the outer filter: each prunes to its partition.
+        const batch = tx`
+          select id, expires_at from messages where room_id = ${roomId} and expires_at = ${room.source}::timestamptz
+          order by seq limit ${rows}`;
+        const result = room.live
+          ? await tx`update messages set expires_at = ${room.expires_at}::timestamptz
+                     where expires_at = ${room.source}::timestamptz and (id, expires_at) in (${batch})`
+          : await tx`delete from messages where expires_at = ${room.source}::timestamptz and (id, expires_at) in (${batch})`;
+        let remaining = room.listed;
+        if (result.count < rows) {
+          await tx`update rooms set earlier_expiries = array_remove(earlier_expiries, ${room.source}::timestamptz) where id = ${roomId}`;
+          remaining -= 1;
+        }
+        return { moved: room.live ? result.count : 0, deleted: room.live ? 0 : result.count, remaining };
+      });
+    },
+
+    /**
      * Drops the day's partition once the day is over by `graceMs` and every room expiring that
-     * day has been marked expired by the sweep (announced, memberships gone). Dropping a
+     * day has been marked expired by the sweep (announced, memberships gone), and no room not
+     * yet marked lists an earlier expiry in that day (its messages would still be readable). Dropping a
      * partition takes an ACCESS EXCLUSIVE lock on `messages` for the length of a catalog change;
      * the connection's lock_timeout bounds the wait behind running statements, and a run that
      * times out is retried by the next. Unlike creating a day (messages_ensure_partition locks
@@ -133,7 +200,13 @@ export function createMessagePartitionsRepository(sql: Sql) {
                  exists (select 1 from rooms
                          where expired_at is null
                            and expires_at >= ${day}::date::timestamp at time zone 'UTC'
-                           and expires_at < (${day}::date + 1)::timestamp at time zone 'UTC') as pending,
+                           and expires_at < (${day}::date + 1)::timestamp at time zone 'UTC')
+                   -- a room extended out of that day whose messages the job has not moved yet
+                   -- (read through the partial index of rooms listing an earlier expiry)
+                   or exists (select 1 from rooms, unnest(earlier_expiries) e
+                              where earlier_expiries <> '{}' and expired_at is null
+                                and e >= ${day}::date::timestamp at time zone 'UTC'
+                                and e < (${day}::date + 1)::timestamp at time zone 'UTC') as pending,
                  coalesce((select greatest(reltuples, 0)::float8 from pg_class
                            where oid = to_regclass(${`public.${name}`})), 0) as rows`;
         if (!state?.present) return { status: 'missing' } as const;

@@ -2,6 +2,7 @@ import type { Sql } from 'postgres';
 import type { MessageType } from '@chat/protocol';
 import type { SenderKind } from '../schema.ts';
 import { SEND_AT_ONCE_PADDING, durabilityBarrier } from './durability-barrier.ts';
+import { storedExpiries } from './room-expiries.ts';
 import { uuidArrayLiteral } from './uuid-array.ts';
 
 export interface NewMessage {
@@ -26,8 +27,14 @@ export interface StoredMessage extends Omit<NewMessage, 'requireMember'> {
   seq: number;
   /** The `message-stored` change's number in the room's change feed. */
   changeSeq: number;
+  /** The expiry it is stored under: its room's when it was sent (the room's may have moved since). */
   expiresAt: Date;
   isDeleted: boolean;
+}
+
+/** A message read by id, with its room's expiry as it is now (extended or closed since the send, or not). */
+export interface FoundMessage extends StoredMessage {
+  roomExpiresAt: Date;
 }
 
 export type BatchOutcome =
@@ -522,9 +529,11 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
       return rows[0] ? toStored(rows[0]) : null;
     },
 
-    async find(id: string): Promise<StoredMessage | null> {
-      const rows = await sql<MessageRecord[]>`select * from messages where id = ${id}`;
-      return rows[0] ? toStored(rows[0]) : null;
+    /** Null too when its room is gone (a deleted tombstone). */
+    async find(id: string): Promise<FoundMessage | null> {
+      const rows = await sql<(MessageRecord & { room_expires_at: Date | string })[]>`
+        select m.*, r.expires_at as room_expires_at from messages m join rooms r on r.id = m.room_id where m.id = ${id}`;
+      return rows[0] ? { ...toStored(rows[0]), roomExpiresAt: asDate(rows[0].room_expires_at) } : null;
     },
 
     /**
@@ -563,9 +572,12 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
      * A page of live messages as a keyset range read on (room_id, seq), strictly between the
      * messages `afterId` and `beforeId` when given (history cursors are message ids):
      * `order: 'newest'` reads downwards from the top, `'oldest'` upwards from the bottom. Ask for
-     * one more row than shown to learn `hasMore`. The room's `expires_at` names its day
-     * partition: the other days are pruned when the statement runs, instead of one empty index
-     * probe each. `missingAnchor` names a cursor that is no message of the room (`before` first).
+     * one more row than shown to learn `hasMore`. The expiries the room's messages are stored
+     * under (`storedExpiries`: the room's, and an earlier one the partition job has not emptied
+     * after an extend) name their day partitions: the range is read on each of those, the other
+     * days pruned when the statement runs instead of one empty index probe each, and the rows
+     * merged. A message moved by the job meanwhile is in one of them in any one snapshot, never
+     * in two, and its expiry is listed until the last row has left it. `missingAnchor` names a cursor that is no message of the room (`before` first).
      *
      * A cursor is looked up in the same statement as the page (a one-row select whose `seq`
      * bounds a lateral page read), not by a query before it: one round trip for every page a
@@ -605,15 +617,23 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
         before_seq?: number | null;
         after_seq?: number | null;
       };
-      const roomDay = sql`(select expires_at from rooms where id = ${roomId})`;
-      const anchorSeq = (id: string) => sql`(select seq from messages where id = ${id} and room_id = ${roomId} and expires_at = ${roomDay})`;
+      const roomExpiries = sql`(select ${storedExpiries(sql, 'r')} as expires_at from rooms r where r.id = ${roomId}) d`;
+      const anchorSeq = (id: string) => sql`
+        (select found.seq from ${roomExpiries}
+         cross join lateral (select seq from messages where id = ${id} and room_id = ${roomId} and expires_at = d.expires_at limit 1) found
+         limit 1)`;
+      const direction = order === 'newest' ? sql`desc` : sql`asc`;
+      const fetch = sql.unsafe(`limit ${pageFetchSize(limit)}`);
+      // Per expiry the room's messages are stored under (usually one), the page's range read on
+      // that partition alone; then the best of those.
       const pageRead = (bounds: ReturnType<typeof sql>) => sql`
-        select m.id, m.room_id, m.seq, m.user_id, u.nickname, u.kind as sender_kind,
-               u.external_id as sender_id, m.type, m.content, m.image_url, m.created_at
-        from messages m join users u on u.id = m.user_id
-        where m.room_id = (select ${roomId}::uuid) and m.is_deleted = false and m.expires_at = ${roomDay} ${bounds}
-        order by m.seq ${order === 'newest' ? sql`desc` : sql`asc`}
-        ${sql.unsafe(`limit ${pageFetchSize(limit)}`)}`;
+        select part.* from ${roomExpiries} cross join lateral (
+          select m.id, m.room_id, m.seq, m.user_id, u.nickname, u.kind as sender_kind,
+                 u.external_id as sender_id, m.type, m.content, m.image_url, m.created_at
+          from messages m join users u on u.id = m.user_id
+          where m.room_id = (select ${roomId}::uuid) and m.is_deleted = false and m.expires_at = d.expires_at ${bounds}
+          order by m.seq ${direction} ${fetch}) part
+        order by part.seq ${direction} ${fetch}`;
       const records =
         afterId === null && beforeId === null
           ? await sql<PageRecord[]>`${pageRead(sql``)}`
@@ -652,8 +672,8 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
     /**
      * Of `roomIds`, those whose newest message (deleted or not) was sent by one of `userIds`
      * no later than `notAfter`: a room with a newer message than that has been broadcast to
-     * since, so its members have seen the `seq` move on. One index probe per room: the room's
-     * `expires_at` prunes the other day partitions on each probe.
+     * since, so its members have seen the `seq` move on. One index probe per room and expiry its
+     * messages are stored under (`storedExpiries`), each pruned to that expiry's day partition.
      */
     async roomsLastWrittenBy(roomIds: readonly string[], userIds: readonly string[], notAfter: Date): Promise<string[]> {
       if (roomIds.length === 0 || userIds.length === 0) return [];
@@ -661,9 +681,13 @@ export function createMessagesRepository(sql: Sql, options: MessagesRepositoryOp
         select r.room_id from unnest(${uuidArrayLiteral(roomIds)}::text::uuid[]) as r(room_id)
         join rooms on rooms.id = r.room_id
         cross join lateral (
-          select m.user_id, m.created_at from messages m
-          where m.room_id = r.room_id and m.expires_at = rooms.expires_at
-          order by m.seq desc limit 1
+          select n.user_id, n.created_at from ${storedExpiries(sql, 'rooms')} as d(expires_at)
+          cross join lateral (
+            select m.seq, m.user_id, m.created_at from messages m
+            where m.room_id = r.room_id and m.expires_at = d.expires_at
+            order by m.seq desc limit 1
+          ) n
+          order by n.seq desc limit 1
         ) newest
         where newest.user_id in (select unnest(${uuidArrayLiteral(userIds)}::text::uuid[]))
           and newest.created_at <= ${notAfter.toISOString()}::timestamptz`;

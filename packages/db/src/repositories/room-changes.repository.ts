@@ -3,6 +3,7 @@ import type { MessageType } from '@chat/protocol';
 import type { RoomEventKind, SenderKind } from '../schema.ts';
 import { durabilityBarrier } from './durability-barrier.ts';
 import { asDate, type HistoryRow } from './messages.repository.ts';
+import { storedExpiries } from './room-expiries.ts';
 
 /** The live event each change of the feed was announced with (PROTOCOL §16). */
 export type ChangeEvent = 'new-message' | 'message-deleted' | RoomEventKind;
@@ -100,26 +101,32 @@ export function createRoomChangesRepository(sql: Sql) {
   };
 
   /**
-   * Up to `limit` changes of the room `t.room_id` after `t.after_seq`, oldest first: three
-   * index range reads (each bounded by `limit`) merged. A room's messages all sit in the
-   * partition of the room's `expires_at` (`t.expires_at`), which prunes the other days. A
-   * lateral sub-query of whatever names those three columns `t`.
+   * Up to `limit` changes of the room `t.room_id` after `t.after_seq`, oldest first: index range
+   * reads (each bounded by `limit`) merged — the room's messages by change number, stored and
+   * deleted, on each expiry they are stored under (`storedExpiries` of `t.expires_at` and
+   * `t.earlier_expiries`: the room's, and one an extend listed until the partition job has
+   * emptied it), each pruned to its day partition, and the room's events. A lateral sub-query of
+   * whatever names those four columns `t`.
    */
   const changesAfter = (limit: number) => sql`
-    (select m.change_seq, 'new-message' as event, m.id as message_id, m.seq, m.user_id,
-            u.nickname, u.kind as sender_kind, u.external_id as sender_id, m.type,
-            m.content, m.image_url, m.client_message_id, m.created_at, m.is_deleted,
-            null::int as member_count, null::timestamptz as expires_at
-     from messages m join users u on u.id = m.user_id
-     where m.room_id = t.room_id and m.expires_at = t.expires_at and m.change_seq > t.after_seq
-     order by m.change_seq limit ${limit})
+    (select x.* from ${storedExpiries(sql, 't')} as d(expires_at) cross join lateral (
+       select m.change_seq, 'new-message' as event, m.id as message_id, m.seq, m.user_id,
+              u.nickname, u.kind as sender_kind, u.external_id as sender_id, m.type,
+              m.content, m.image_url, m.client_message_id, m.created_at, m.is_deleted,
+              null::int as member_count, null::timestamptz as expires_at
+       from messages m join users u on u.id = m.user_id
+       where m.room_id = t.room_id and m.expires_at = d.expires_at and m.change_seq > t.after_seq
+       order by m.change_seq limit ${limit}) x
+     order by x.change_seq limit ${limit})
     union all
-    (select m.deleted_change_seq, 'message-deleted', m.id, m.seq, m.user_id,
-            u.nickname, u.kind, u.external_id, m.type, m.content, m.image_url,
-            m.client_message_id, m.created_at, m.is_deleted, null, null
-     from messages m join users u on u.id = m.user_id
-     where m.room_id = t.room_id and m.expires_at = t.expires_at and m.deleted_change_seq > t.after_seq
-     order by m.deleted_change_seq limit ${limit})
+    (select x.* from ${storedExpiries(sql, 't')} as d(expires_at) cross join lateral (
+       select m.deleted_change_seq, 'message-deleted', m.id, m.seq, m.user_id,
+              u.nickname, u.kind, u.external_id, m.type, m.content, m.image_url,
+              m.client_message_id, m.created_at, m.is_deleted, null::int, null::timestamptz
+       from messages m join users u on u.id = m.user_id
+       where m.room_id = t.room_id and m.expires_at = d.expires_at and m.deleted_change_seq > t.after_seq
+       order by m.deleted_change_seq limit ${limit}) x
+     order by x.deleted_change_seq limit ${limit})
     union all
     (select e.change_seq, e.kind, null, null, e.user_id, u.nickname, null, null, null,
             null, null, null, e.created_at, null, e.member_count, e.expires_at
@@ -132,7 +139,7 @@ export function createRoomChangesRepository(sql: Sql) {
     /** Up to `limit` changes after `afterChangeSeq`, oldest first; none when there is no such room. */
     async page(roomId: string, afterChangeSeq: number, limit: number): Promise<ChangeRow[]> {
       const rows = await sql<ChangeRecord[]>`
-        with t as (select id as room_id, expires_at, ${afterChangeSeq}::int8 as after_seq from rooms where id = ${roomId})
+        with t as (select id as room_id, expires_at, earlier_expiries, ${afterChangeSeq}::int8 as after_seq from rooms where id = ${roomId})
         select c.* from t cross join lateral (${changesAfter(limit)}) c
         order by c.change_seq`;
       await durableOnce(rows.length);
@@ -148,7 +155,7 @@ export function createRoomChangesRepository(sql: Sql) {
     async backlog(endpointId: string, lane: number, limits: { rooms: number; perRoom: number }): Promise<RoomBacklog[]> {
       const rows = await sql<(Partial<ChangeRecord> & { room_id: string; after_seq: number })[]>`
         with t as (
-          select r.id as room_id, r.expires_at, coalesce(c.delivered_change_seq, 0) as after_seq,
+          select r.id as room_id, r.expires_at, r.earlier_expiries, coalesce(c.delivered_change_seq, 0) as after_seq,
                  coalesce(c.updated_at, r.created_at) as since
           from rooms r
           left join webhook_cursors c on c.endpoint_id = ${endpointId} and c.room_id = r.id
@@ -180,8 +187,10 @@ export function createRoomChangesRepository(sql: Sql) {
         select r.last_change_seq from rooms r
         where r.id = ${roomId} and r.last_change_seq > ${afterChangeSeq}
           and not exists (select 1 from room_events e where e.room_id = r.id and e.change_seq > ${afterChangeSeq})
-          and not exists (select 1 from messages m where m.room_id = r.id and m.expires_at = r.expires_at
-                          and (m.change_seq > ${afterChangeSeq} or m.deleted_change_seq > ${afterChangeSeq}))`;
+          and not exists (select 1 from ${storedExpiries(sql, 'r')} as d(expires_at) cross join lateral (
+                            select 1 from messages m where m.room_id = r.id and m.expires_at = d.expires_at
+                              and (m.change_seq > ${afterChangeSeq} or m.deleted_change_seq > ${afterChangeSeq})
+                            limit 1) m)`;
       return row ? row.last_change_seq : null;
     },
 

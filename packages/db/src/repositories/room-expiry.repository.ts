@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres';
 import { asDate } from './messages.repository.ts';
+import { storedExpiries } from './room-expiries.ts';
 
 export interface ExpiringRoom {
   id: string;
@@ -182,8 +183,9 @@ export function createRoomExpiryRepository(sql: Sql) {
     /**
      * Removes tombstones older than `keepMs`; returns how many. A room's messages go with it in
      * the same statement if its day partition is still there, which happens only when `keepMs`
-     * is shorter than the rest of the room's expiry day (the default keeps tombstones 7 days);
-     * the room's `expires_at` prunes the delete to that day.
+     * is shorter than the rest of the room's expiry day (the default keeps tombstones 7 days),
+     * or the partition job has not yet deleted what an earlier expiry of the room still holds;
+     * the delete looks under each expiry the room's messages are stored under.
      */
     async deleteTombstones(keepMs: number, limit: number): Promise<number> {
       const [row] = await sql<{ count: number }[]>`
@@ -192,9 +194,10 @@ export function createRoomExpiryRepository(sql: Sql) {
             select id from rooms
             where expired_at is not null and expired_at < now() - ${keepMs}::bigint * interval '1 millisecond'
             limit ${limit})
-          returning id, expires_at
+          returning id, expires_at, earlier_expiries
         ), purged as (
-          delete from messages m using gone g where m.room_id = g.id and m.expires_at = g.expires_at
+          delete from messages m using gone g, ${storedExpiries(sql, 'g')} as d(expires_at)
+          where m.room_id = g.id and m.expires_at = d.expires_at
         )
         select count(*)::int as count from gone`;
       return row?.count ?? 0;
